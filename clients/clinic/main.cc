@@ -1,0 +1,320 @@
+// rdg-clinic: a clinic's command line — upload exams, list them, download them back.
+#include <google/protobuf/util/json_util.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+
+#include "clients/clinic/uploader.h"
+#include "clients/common/connection.h"
+#include "clients/common/output.h"
+#include "rdg/v1/ingest.grpc.pb.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using rdg::clients::HumanBytes;
+
+constexpr int kExitRejected = 1;  // some input was refused: fix it and run again
+constexpr int kExitFailure = 2;   // usage, connection or gateway failure
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  static_cast<void>(google::protobuf::util::MessageToJsonString(m, &out, options));
+  return out;
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& t) {
+  std::time_t secs = t.seconds();
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", std::localtime(&secs));
+  return buf;
+}
+
+std::string Sha256Hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+std::string Hex(const std::string& raw) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  }
+  return out;
+}
+
+int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std::string>& paths,
+              const rdg::clients::UploadOptions& options, bool as_json) {
+  auto discovery = rdg::clients::DiscoverFiles(paths);
+  for (const auto& m : discovery.missing) std::cerr << "error: no such file or folder: " << m << "\n";
+  if (!discovery.missing.empty()) return kExitFailure;
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  int64_t total_bytes = 0;
+  for (const auto& f : discovery.files) {
+    std::error_code ec;
+    total_bytes += static_cast<int64_t>(fs::file_size(f, ec));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<rdg::clients::FileResult> results;
+  {
+    rdg::clients::Progress progress("uploading", static_cast<int64_t>(discovery.files.size()),
+                                    total_bytes);
+    results = rdg::clients::UploadFiles(channel, discovery.files, options, &progress);
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  struct ExamLine {
+    int instances = 0;
+    int duplicates = 0;
+    int64_t bytes = 0;
+    int exam_total = 0;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, ExamLine> exams;
+  int failed = 0, rejected = 0;
+  int64_t bytes_sent = 0;
+  for (const auto& r : results) {
+    bytes_sent += r.bytes_sent;
+    if (!r.ok) {
+      ++(r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED
+             ? failed
+             : rejected);
+      continue;
+    }
+    auto [it, fresh] = exams.try_emplace(r.committed.exam_id());
+    if (fresh) order.push_back(r.committed.exam_id());
+    it->second.instances++;
+    it->second.duplicates += r.committed.duplicate() ? 1 : 0;
+    it->second.bytes += r.size;
+    it->second.exam_total = std::max(it->second.exam_total, r.committed.exam_instance_count());
+  }
+
+  if (as_json) {
+    json out = {{"exams", json::array()}, {"files", json::array()}, {"skipped", discovery.skipped},
+                {"seconds", seconds}, {"bytes_sent", bytes_sent}};
+    for (const auto& id : order) {
+      const auto& e = exams[id];
+      out["exams"].push_back({{"exam_id", id}, {"instances", e.instances},
+                              {"duplicates", e.duplicates}, {"bytes", e.bytes},
+                              {"exam_instance_count", e.exam_total}});
+    }
+    for (const auto& r : results) {
+      json f = {{"path", r.path}, {"size", r.size}, {"ok", r.ok}, {"attempts", r.attempts},
+                {"bytes_sent", r.bytes_sent}, {"resumed_from", r.resumed_from}};
+      if (r.ok) {
+        f["exam_id"] = r.committed.exam_id();
+        f["sop_instance_uid"] = r.committed.sop_instance_uid();
+        f["duplicate"] = r.committed.duplicate();
+      } else {
+        f["code"] = rdg::clients::StatusCodeName(r.code);
+        f["error"] = r.message;
+      }
+      out["files"].push_back(std::move(f));
+    }
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const auto& id : order) {
+      const auto& e = exams[id];
+      std::cout << "exam " << id << "  " << e.instances << " instances"
+                << (e.duplicates ? " (" + std::to_string(e.duplicates) + " already stored)" : "")
+                << "  " << HumanBytes(double(e.bytes)) << "  (exam now holds " << e.exam_total
+                << ")\n";
+    }
+    for (const auto& r : results) {
+      if (r.ok) continue;
+      const bool transient = r.code == grpc::StatusCode::UNAVAILABLE ||
+                             r.code == grpc::StatusCode::DEADLINE_EXCEEDED;
+      std::cout << (transient ? "not uploaded " : "rejected ") << r.path << ": "
+                << (transient ? rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message)) +
+                                    "; run the same command again to resume"
+                              : r.message)
+                << "\n";
+    }
+    if (!discovery.skipped.empty()) {
+      std::cout << "skipped " << discovery.skipped.size()
+                << " files in folders that are not DICOM (e.g. " << discovery.skipped.front()
+                << ")\n";
+    }
+    std::cout << results.size() - failed - rejected << " of " << results.size() << " files stored, "
+              << HumanBytes(double(bytes_sent)) << " sent in " << seconds << " s\n";
+  }
+  if (failed > 0) return kExitFailure;
+  return rejected > 0 ? kExitRejected : 0;
+}
+
+int RunExams(const rdg::clients::ConnectionOptions& conn, int limit, bool as_json) {
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  auto stub = rdg::v1::ExamService::NewStub(channel);
+  rdg::v1::ListExamsResponse all;
+  std::string token;
+  do {
+    rdg::v1::ListExamsRequest req;
+    req.set_page_size(std::min(limit - all.exams_size(), 1000));
+    req.set_page_token(token);
+    rdg::v1::ListExamsResponse page;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status s = stub->ListExams(&ctx, req, &page);
+    if (!s.ok()) {
+      std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+      return kExitFailure;
+    }
+    for (auto& e : *page.mutable_exams()) *all.add_exams() = std::move(e);
+    token = page.next_page_token();
+  } while (!token.empty() && all.exams_size() < limit);
+  if (as_json) {
+    std::cout << ToJson(all) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"EXAM", "RECEIVED", "TYPE", "PRIORITY", "STATE", "INSTANCES", "SIZE", "PATIENT ID", "STUDY DATE"}};
+  for (const auto& e : all.exams()) {
+    rows.push_back({e.exam_id(), FormatTime(e.received_at()), e.exam_type(),
+                    rdg::v1::Priority_Name(e.priority()), rdg::v1::ExamState_Name(e.state()),
+                    std::to_string(e.instance_count()), HumanBytes(double(e.total_bytes())),
+                    e.patient().patient_id(), e.study_date()});
+  }
+  rdg::clients::PrintTable(rows);
+  return 0;
+}
+
+int RunDownload(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id,
+                const std::string& out_dir, bool as_json) {
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) {
+    std::cerr << "error: cannot create " << out_dir << ": " << ec.message() << "\n";
+    return kExitFailure;
+  }
+  auto stub = rdg::v1::ExamService::NewStub(channel);
+  grpc::ClientContext ctx;
+  rdg::v1::DownloadExamRequest req;
+  req.set_exam_id(exam_id);
+  auto reader = stub->DownloadExam(&ctx, req);
+  rdg::v1::ObjectChunk chunk;
+  std::ofstream file;
+  rdg::v1::StoredObject current;
+  std::string tmp_path, final_path;
+  json files = json::array();
+  int64_t total = 0;
+  rdg::clients::Progress progress("downloading", 0, 0);
+  auto finish_file = [&]() -> bool {
+    if (!file.is_open()) return true;
+    file.close();
+    if (Sha256Hex(tmp_path) != Hex(current.sha256())) {
+      std::cerr << "error: " << current.sop_instance_uid() << " arrived damaged (SHA-256 mismatch)\n";
+      fs::remove(tmp_path, ec);
+      return false;
+    }
+    fs::rename(tmp_path, final_path, ec);
+    files.push_back({{"path", final_path}, {"sop_instance_uid", current.sop_instance_uid()},
+                     {"size", current.size()}});
+    return !ec;
+  };
+  while (reader->Read(&chunk)) {
+    if (chunk.has_object()) {
+      if (!finish_file()) return kExitFailure;
+      current = chunk.object();
+      final_path = (fs::path(out_dir) / (current.sop_instance_uid() + ".dcm")).string();
+      tmp_path = final_path + ".part";
+      file.open(tmp_path, std::ios::binary | std::ios::trunc);
+    }
+    file.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    total += static_cast<int64_t>(chunk.data().size());
+    progress.AddBytes(static_cast<int64_t>(chunk.data().size()));
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) {
+    if (file.is_open()) {
+      file.close();
+      fs::remove(tmp_path, ec);
+    }
+    std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+    return s.error_code() == grpc::StatusCode::NOT_FOUND ? kExitRejected : kExitFailure;
+  }
+  if (!finish_file()) return kExitFailure;
+  if (as_json) {
+    std::cout << json({{"exam_id", exam_id}, {"files", files}, {"bytes", total}}).dump(2) << "\n";
+  } else {
+    std::cout << "downloaded " << files.size() << " instances (" << HumanBytes(double(total))
+              << ") of exam " << exam_id << " to " << out_dir << ", SHA-256 verified\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rdg-clinic: upload exams to the Remote Diagnosis Gateway and get them back"};
+  app.require_subcommand(1);
+  rdg::clients::ConnectionOptions conn;
+  conn.AddTo(app);
+  bool as_json = false;
+  app.add_flag("--json", as_json, "machine-readable output");
+
+  auto* upload = app.add_subcommand("upload", "upload DICOM files and folders (resumable)");
+  std::vector<std::string> paths;
+  rdg::clients::UploadOptions options;
+  std::string priority = "ROUTINE";
+  double max_rate_mb = 0;
+  upload->add_option("paths", paths, "files and folders")->required();
+  upload->add_option("--parallel", options.parallel, "files in flight at once")->capture_default_str();
+  upload->add_option("--priority", priority, "STAT, URGENT or ROUTINE")
+      ->check(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}))->capture_default_str();
+  upload->add_option("--max-rate", max_rate_mb, "cap the upload rate, MB/s (0: no cap)");
+  upload->add_flag("--json", as_json, "machine-readable output");
+
+  auto* exams = app.add_subcommand("exams", "list your institution's exams, newest first");
+  int limit = 100;
+  exams->add_option("--limit", limit, "at most this many")->capture_default_str();
+  exams->add_flag("--json", as_json, "machine-readable output");
+
+  auto* download = app.add_subcommand("download", "write an exam's stored instances to a folder");
+  std::string exam_id, out_dir;
+  download->add_option("exam", exam_id, "exam id (see `rdg-clinic exams`)")->required();
+  download->add_option("--out", out_dir, "output folder")->required();
+  download->add_flag("--json", as_json, "machine-readable output");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*upload) {
+    rdg::v1::Priority_Parse(priority, &options.priority);
+    options.max_bytes_per_second = max_rate_mb * 1e6;
+    return RunUpload(conn, paths, options, as_json);
+  }
+  if (*exams) return RunExams(conn, std::max(1, limit), as_json);
+  return RunDownload(conn, exam_id, out_dir, as_json);
+}

@@ -1,0 +1,258 @@
+#include "clients/clinic/uploader.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace rdg::clients {
+namespace {
+
+namespace fs = std::filesystem;
+using rdg::v1::IngestService;
+
+bool HasDicomMarker(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  in.seekg(128);
+  return in.read(magic, 4) && std::string(magic, 4) == "DICM";
+}
+
+bool LooksLikeDicom(const fs::path& path) {
+  std::string name = path.filename().string();
+  if (name.rfind("DICOMDIR", 0) == 0) return false;
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext == ".dcm" || ext == ".dicom" || HasDicomMarker(path);
+}
+
+//! SHA-256 of a file (raw 32 bytes), read in 1 MiB pieces.
+bool HashFile(const std::string& path, std::string* digest) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  digest->assign(reinterpret_cast<char*>(md), len);
+  return true;
+}
+
+bool Retryable(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::ABORTED || code == grpc::StatusCode::CANCELLED ||
+         code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNKNOWN;
+}
+
+//! Shared token bucket: caps the payload rate of all upload threads together.
+class RateLimiter {
+ public:
+  explicit RateLimiter(double bytes_per_second) : rate_(bytes_per_second) {}
+  void Take(int64_t bytes) {
+    if (rate_ <= 0) return;
+    std::chrono::steady_clock::time_point until;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = std::chrono::steady_clock::now();
+      next_ = std::max(next_, now);
+      until = next_;
+      next_ += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(double(bytes) / rate_));
+    }
+    std::this_thread::sleep_until(until);  // pacing the sender is this object's purpose
+  }
+
+ private:
+  const double rate_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point next_{};
+};
+
+class FileUploader {
+ public:
+  FileUploader(IngestService::Stub& stub, const UploadOptions& options, RateLimiter& limiter,
+               Progress* progress)
+      : stub_(stub), options_(options), limiter_(limiter), progress_(progress) {}
+
+  FileResult Run(const std::string& path) {
+    FileResult r;
+    r.path = path;
+    std::error_code ec;
+    r.size = static_cast<int64_t>(fs::file_size(path, ec));
+    if (ec || !HashFile(path, &digest_)) {
+      r.code = grpc::StatusCode::NOT_FOUND;
+      r.message = "cannot read the file";
+      return r;
+    }
+    std::mt19937 rng{std::random_device{}()};
+    auto backoff = std::chrono::milliseconds(100);
+    for (r.attempts = 1; r.attempts <= options_.max_attempts; ++r.attempts) {
+      grpc::Status status = Attempt(r);
+      if (status.ok()) {
+        r.ok = true;
+        r.code = grpc::StatusCode::OK;
+        r.message.clear();
+        return r;
+      }
+      r.code = status.error_code();
+      r.message = status.error_message();
+      if (!Retryable(r.code) || r.attempts == options_.max_attempts) break;
+      // Exponential backoff with full jitter, capped at 5 s.
+      std::uniform_int_distribution<int64_t> jitter(0, backoff.count());
+      std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng)));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
+    r.attempts = std::min(r.attempts, options_.max_attempts);
+    return r;
+  }
+
+ private:
+  rdg::v1::OpenUploadRequest OpenRequest(int64_t size) const {
+    rdg::v1::OpenUploadRequest open;
+    open.set_kind(rdg::v1::DICOM);
+    open.set_size(size);
+    open.set_sha256(digest_);
+    open.set_priority(options_.priority);
+    return open;
+  }
+
+  grpc::Status Attempt(FileResult& r) {
+    int64_t offset = 0;
+    rdg::v1::UploadRequest first;
+    if (r.size > options_.chunk_bytes) {
+      // Large object: a persisted session the gateway keeps if the connection breaks.
+      rdg::v1::UploadStatus st;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      if (session_id_.empty()) {
+        grpc::Status s = stub_.OpenUpload(&ctx, OpenRequest(r.size), &st);
+        if (!s.ok()) return s;
+      } else {
+        rdg::v1::GetUploadRequest get;
+        get.set_session_id(session_id_);
+        grpc::Status s = stub_.GetUpload(&ctx, get, &st);
+        if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+          session_id_.clear();  // expired or aborted: open afresh on the next attempt
+          return grpc::Status(grpc::StatusCode::ABORTED, s.error_message());
+        }
+        if (!s.ok()) return s;
+      }
+      if (st.state() == rdg::v1::COMMITTED) {
+        r.committed = st.committed();
+        return grpc::Status::OK;
+      }
+      session_id_ = st.session_id();
+      offset = st.committed_offset();
+      if (r.attempts == 1) r.resumed_from = offset;
+      first.set_session_id(session_id_);
+    } else {
+      *first.mutable_open() = OpenRequest(r.size);
+    }
+    return Stream(r, offset, std::move(first));
+  }
+
+  grpc::Status Stream(FileResult& r, int64_t offset, rdg::v1::UploadRequest first) {
+    std::ifstream in(r.path, std::ios::binary);
+    in.seekg(offset);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
+    rdg::v1::UploadStatus status;
+    auto writer = stub_.Upload(&ctx, &status);
+    rdg::v1::UploadRequest msg = std::move(first);
+    std::string buf;
+    bool sent_all = true;
+    do {
+      const int64_t n = std::min<int64_t>(options_.chunk_bytes, r.size - offset);
+      buf.resize(static_cast<size_t>(n));
+      if (!in.read(buf.data(), n)) return grpc::Status(grpc::StatusCode::DATA_LOSS, "file changed while uploading");
+      limiter_.Take(n);
+      msg.set_offset(offset);
+      msg.set_data(buf);
+      offset += n;
+      msg.set_commit(offset == r.size);
+      if (!writer->Write(msg)) {
+        sent_all = false;  // the gateway ended the call early (error or already stored)
+        break;
+      }
+      r.bytes_sent += n;
+      if (progress_) progress_->AddBytes(n);
+      msg.Clear();
+    } while (offset < r.size);
+    if (sent_all) writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (!s.ok()) return s;
+    if (status.state() != rdg::v1::COMMITTED) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "upload interrupted before commit");
+    }
+    r.committed = status.committed();
+    return grpc::Status::OK;
+  }
+
+  IngestService::Stub& stub_;
+  const UploadOptions& options_;
+  RateLimiter& limiter_;
+  Progress* progress_;
+  std::string digest_;
+  std::string session_id_;
+};
+
+}  // namespace
+
+Discovery DiscoverFiles(const std::vector<std::string>& paths) {
+  Discovery d;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec)) {
+      d.files.push_back(p);
+    } else if (fs::is_directory(p, ec)) {
+      for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+           it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (ec) break;
+        if (!it->is_regular_file(ec)) continue;
+        (LooksLikeDicom(it->path()) ? d.files : d.skipped).push_back(it->path().string());
+      }
+    } else {
+      d.missing.push_back(p);
+    }
+  }
+  std::sort(d.files.begin(), d.files.end());
+  d.files.erase(std::unique(d.files.begin(), d.files.end()), d.files.end());
+  std::sort(d.skipped.begin(), d.skipped.end());
+  return d;
+}
+
+std::vector<FileResult> UploadFiles(const std::shared_ptr<grpc::Channel>& channel,
+                                    const std::vector<std::string>& files,
+                                    const UploadOptions& options, Progress* progress) {
+  std::vector<FileResult> results(files.size());
+  auto stub = IngestService::NewStub(channel);
+  RateLimiter limiter(options.max_bytes_per_second);
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < files.size(); i = next++) {
+      FileUploader uploader(*stub, options, limiter, progress);
+      results[i] = uploader.Run(files[i]);
+      if (progress) progress->Add(1, 0);
+    }
+  };
+  std::vector<std::thread> threads;
+  const int n = std::clamp<int>(options.parallel, 1, 64);
+  for (int i = 0; i < n; ++i) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  return results;
+}
+
+}  // namespace rdg::clients

@@ -1,0 +1,84 @@
+#include "clients/common/connection.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace rdg::clients {
+namespace {
+
+std::string FromEnv(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+bool ReadPem(const std::string& path, const char* what, std::string* out) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "error: cannot read " << what << " " << path << "\n";
+    return false;
+  }
+  std::stringstream s;
+  s << in.rdbuf();
+  *out = s.str();
+  return true;
+}
+
+}  // namespace
+
+void ConnectionOptions::AddTo(CLI::App& app) {
+  gateway = FromEnv("RDG_GATEWAY");
+  ca = FromEnv("RDG_CA");
+  cert = FromEnv("RDG_CERT");
+  key = FromEnv("RDG_KEY");
+  app.add_option("--gateway", gateway, "gateway HOST:PORT [env RDG_GATEWAY]");
+  app.add_option("--ca", ca, "platform CA certificate, PEM [env RDG_CA]");
+  app.add_option("--cert", cert, "your certificate, PEM [env RDG_CERT]");
+  app.add_option("--key", key, "your private key, PEM [env RDG_KEY]");
+}
+
+std::shared_ptr<grpc::Channel> ConnectionOptions::Connect() const {
+  if (gateway.empty() || ca.empty() || cert.empty() || key.empty()) {
+    std::cerr << "error: set --gateway, --ca, --cert and --key (or RDG_GATEWAY, RDG_CA, RDG_CERT, "
+                 "RDG_KEY)\n";
+    return nullptr;
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!ReadPem(ca, "CA certificate", &ssl.pem_root_certs) ||
+      !ReadPem(cert, "certificate", &ssl.pem_cert_chain) ||
+      !ReadPem(key, "private key", &ssl.pem_private_key)) {
+    return nullptr;
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(32 << 20);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  return grpc::CreateCustomChannel(gateway, grpc::SslCredentials(ssl), args);
+}
+
+std::string DescribeRpcError(const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      return "gateway unreachable (" + status.error_message() + ")";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "the gateway did not answer in time";
+    default:
+      return status.error_message();
+  }
+}
+
+}  // namespace rdg::clients
+
+namespace rdg::clients {
+
+std::string StatusCodeName(grpc::StatusCode code) {
+  static const char* kNames[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+                                 "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  int i = static_cast<int>(code);
+  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
+}
+
+}  // namespace rdg::clients

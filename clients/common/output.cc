@@ -1,0 +1,73 @@
+#include "clients/common/output.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+namespace rdg::clients {
+
+std::string HumanBytes(double bytes) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  int u = 0;
+  while (bytes >= 1000 && u < 4) {
+    bytes /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()), 0);
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
+
+Progress::Progress(std::string what, int64_t total_items, int64_t total_bytes)
+    : what_(std::move(what)),
+      total_items_(total_items),
+      total_bytes_(total_bytes),
+      enabled_(isatty(STDERR_FILENO) == 1) {
+  if (enabled_) {
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        Draw();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // redraw rate, not a wait
+      }
+    });
+  }
+}
+
+Progress::~Progress() {
+  stop_ = true;
+  if (thread_.joinable()) {
+    thread_.join();
+    std::fprintf(stderr, "\r\033[K");
+  }
+}
+
+void Progress::Draw() {
+  const double share = total_bytes_ > 0 ? double(bytes_) / double(total_bytes_) : 0;
+  const int filled = static_cast<int>(share * 30);
+  std::string bar(static_cast<size_t>(std::clamp(filled, 0, 30)), '#');
+  bar.resize(30, '.');
+  std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%%  %lld/%lld  %s", what_.c_str(), bar.c_str(),
+               share * 100, static_cast<long long>(items_.load()),
+               static_cast<long long>(total_items_), HumanBytes(double(bytes_)).c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace rdg::clients

@@ -1,0 +1,41 @@
+// Terminal output shared by the clients: aligned tables, byte sizes, a progress line on a TTY.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace rdg::clients {
+
+//! "12.3 MB", "512 B" (decimal units, as operators read network rates).
+std::string HumanBytes(double bytes);
+
+//! Prints rows with columns padded to their widest cell (the first row is the header).
+void PrintTable(const std::vector<std::vector<std::string>>& rows);
+
+//! A progress line redrawn on stderr while work runs, only when stderr is a terminal.
+class Progress {
+ public:
+  Progress(std::string what, int64_t total_items, int64_t total_bytes);
+  ~Progress();  //!< erases the line
+  void Add(int64_t items, int64_t bytes) {
+    items_ += items;
+    bytes_ += bytes;
+  }
+  void AddBytes(int64_t bytes) { bytes_ += bytes; }
+
+ private:
+  void Draw();
+  const std::string what_;
+  const int64_t total_items_;
+  const int64_t total_bytes_;
+  std::atomic<int64_t> items_{0};
+  std::atomic<int64_t> bytes_{0};
+  std::atomic<bool> stop_{false};
+  const bool enabled_;
+  std::thread thread_;
+};
+
+}  // namespace rdg::clients

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs the Debian packages RDG needs (idempotent) and builds everything into build/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash deploy/install-deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build

@@ -1,0 +1,43 @@
+// rdg.v1.ExamService: a clinic's listing of its exams and byte-identical download. Every access
+// to patient data is written to the audit log.
+#pragma once
+
+#include "gateway/common/clock.h"
+#include "gateway/common/worker_pool.h"
+#include "gateway/config/institution_directory.h"
+#include "rdg/v1/ingest.grpc.pb.h"
+#include "storage/blob_store.h"
+#include "storage/index_store.h"
+
+namespace rdg::api {
+
+class ExamServiceImpl final : public rdg::v1::ExamService::CallbackService {
+ public:
+  ExamServiceImpl(storage::IndexStore& index, storage::BlobStore& blobs, WorkerPool& pool,
+                  const config::InstitutionDirectory& directory, const Clock& clock)
+      : index_(index), blobs_(blobs), pool_(pool), directory_(directory), clock_(clock) {}
+
+  grpc::ServerUnaryReactor* ListExams(grpc::CallbackServerContext* ctx,
+                                      const rdg::v1::ListExamsRequest* request,
+                                      rdg::v1::ListExamsResponse* response) override;
+  grpc::ServerUnaryReactor* GetExam(grpc::CallbackServerContext* ctx,
+                                    const rdg::v1::GetExamRequest* request,
+                                    rdg::v1::GetExamResponse* response) override;
+  grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* DownloadExam(
+      grpc::CallbackServerContext* ctx, const rdg::v1::DownloadExamRequest* request) override;
+
+ private:
+  friend class DownloadReactor;
+  //! Authenticates, authorises and loads the exam the caller may see; audits the access.
+  absl::StatusOr<storage::ExamRecord> OpenExam(grpc::CallbackServerContext* ctx,
+                                               const std::string& exam_id,
+                                               absl::string_view action);
+
+  storage::IndexStore& index_;
+  storage::BlobStore& blobs_;
+  WorkerPool& pool_;
+  const config::InstitutionDirectory& directory_;
+  const Clock& clock_;
+};
+
+}  // namespace rdg::api

@@ -1,0 +1,144 @@
+#include "gateway/api/gateway.h"
+
+#include <glog/logging.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/api/exam_service.h"
+#include "gateway/api/ingest_service.h"
+#include "gateway/common/worker_pool.h"
+#include "gateway/config/institution_directory.h"
+#include "gateway/ingest/index_committer.h"
+#include "gateway/ingest/ingestor.h"
+#include "rdg/v1/admin.grpc.pb.h"
+#include "rdg/v1/delivery.grpc.pb.h"
+#include "rdg/v1/reading.grpc.pb.h"
+#include "storage/file_blob_store.h"
+#include "storage/sqlite_index_store.h"
+#include "storage/status_macros.h"
+
+namespace rdg::api {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
+    const rdg::v1::TlsConfig& tls) {
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  RDG_ASSIGN_OR_RETURN(options.pem_root_certs, ReadFile(tls.ca_file(), "tls.ca_file"));
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  RDG_ASSIGN_OR_RETURN(pair.private_key, ReadFile(tls.key_file(), "tls.key_file"));
+  RDG_ASSIGN_OR_RETURN(pair.cert_chain, ReadFile(tls.cert_file(), "tls.cert_file"));
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(options);
+}
+
+}  // namespace
+
+//! Everything the gateway owns, in construction order (destroyed in reverse).
+struct Gateway::Parts {
+  rdg::v1::GatewayConfig config;
+  const Clock* clock = nullptr;
+  std::unique_ptr<config::InstitutionDirectory> directory;
+  std::unique_ptr<storage::IndexStore> index;
+  std::unique_ptr<storage::BlobStore> blobs;
+  std::unique_ptr<ingest::IndexCommitter> committer;
+  std::unique_ptr<ingest::Ingestor> ingestor;
+  std::unique_ptr<WorkerPool> pool;  //!< after the objects its tasks use: drained first
+  std::unique_ptr<IngestServiceImpl> ingest_service;
+  std::unique_ptr<ExamServiceImpl> exam_service;
+  rdg::v1::ReadingService::CallbackService reading_service;    //!< UNIMPLEMENTED until its issue
+  rdg::v1::DeliveryService::CallbackService delivery_service;  //!< UNIMPLEMENTED until its issue
+  rdg::v1::AdminService::CallbackService admin_service;        //!< UNIMPLEMENTED until its issue
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+};
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayConfig& config,
+                                                        const Clock& clock) {
+  auto p = std::make_unique<Parts>();
+  p->config = config;
+  p->clock = &clock;
+  p->directory = std::make_unique<config::InstitutionDirectory>(config);
+  const std::string& data_dir = config.data_dir();
+  RDG_RETURN_IF_ERROR(storage::MakeDirectories(data_dir));
+  if (config.index().has_postgres()) {
+    return absl::UnimplementedError("index.postgres is not available in this build; use sqlite");
+  }
+  RDG_ASSIGN_OR_RETURN(p->index, storage::SqliteIndexStore::Open(config.index().sqlite().path()));
+  RDG_ASSIGN_OR_RETURN(p->blobs, storage::FileBlobStore::Create(data_dir + "/blobs"));
+  RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(data_dir + "/uploads"));
+  p->committer = std::make_unique<ingest::IndexCommitter>(*p->index, /*max_batch=*/256);
+  p->ingestor = std::make_unique<ingest::Ingestor>(ingest::Ingestor::Options{config.limits()},
+                                                   *p->index, *p->blobs, std::move(staging),
+                                                   *p->committer, clock);
+  RDG_RETURN_IF_ERROR(p->ingestor->Recover());
+  p->pool = std::make_unique<WorkerPool>(config.worker_threads());
+  p->ingest_service = std::make_unique<IngestServiceImpl>(*p->ingestor, *p->pool, *p->directory,
+                                                          config.limits());
+  p->exam_service =
+      std::make_unique<ExamServiceImpl>(*p->index, *p->blobs, *p->pool, *p->directory, clock);
+
+  RDG_ASSIGN_OR_RETURN(auto credentials, MutualTlsCredentials(config.tls()));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen(), credentials, &p->port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_chunk_bytes()) + (1 << 20));
+  builder.RegisterService(p->ingest_service.get());
+  builder.RegisterService(p->exam_service.get());
+  builder.RegisterService(&p->reading_service);
+  builder.RegisterService(&p->delivery_service);
+  builder.RegisterService(&p->admin_service);
+  p->server = builder.BuildAndStart();
+  if (p->server == nullptr || p->port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen(),
+                                               " (address in use or not local?)"));
+  }
+  return std::unique_ptr<Gateway>(new Gateway(std::move(p)));
+}
+
+Gateway::Gateway(std::unique_ptr<Parts> parts)
+    : parts_(std::move(parts)), housekeeper_([this] { HousekeepingLoop(); }) {}
+
+Gateway::~Gateway() { Shutdown(absl::Seconds(30)); }
+
+int Gateway::port() const { return parts_->port; }
+
+void Gateway::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  housekeeper_.join();
+  parts_->server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  parts_->server->Wait();
+  parts_->pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)
+}
+
+void Gateway::HousekeepingLoop() {
+  // Expired upload sessions are removed hourly (and at start-up by Recover).
+  for (;;) {
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Hours(1))) return;
+    mu_.Unlock();
+    auto expired = parts_->ingestor->ExpireSessions();
+    if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();
+    mu_.Lock();
+  }
+}
+
+}  // namespace rdg::api

@@ -1,0 +1,250 @@
+#include "gateway/config/gateway_config.h"
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace rdg::config {
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::TextFormat;
+using rdg::v1::GatewayConfig;
+
+class CollectingErrors final : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit CollectingErrors(absl::string_view source) : source_(source) {}
+  void AddError(int line, int column, const std::string& message) override {
+    errors_.push_back(absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+  void AddWarning(int line, int column, const std::string& message) override {}
+  std::string Joined() const { return absl::StrJoin(errors_, "\n"); }
+
+ private:
+  std::string source_;
+  std::vector<std::string> errors_;
+};
+
+//! Validation with positions: each check names the element by its location in the file.
+class Validator {
+ public:
+  Validator(const GatewayConfig& config, const TextFormat::ParseInfoTree& tree,
+            absl::string_view source)
+      : config_(config), tree_(tree), source_(source) {}
+
+  absl::Status Run();
+
+ private:
+  //! "FILE:LINE:COL: " of the index-th value of a top-level field (or just "FILE: ").
+  std::string Where(absl::string_view field, int index = -1) const {
+    const FieldDescriptor* fd = GatewayConfig::descriptor()->FindFieldByName(std::string(field));
+    auto loc = tree_.GetLocation(fd, index);
+    if (loc.line < 0) return absl::StrCat(source_, ": ");
+    return absl::StrCat(source_, ":", loc.line + 1, ":", loc.column + 1, ": ");
+  }
+  void Fail(std::string message) { errors_.push_back(std::move(message)); }
+
+  void CheckTopLevel();
+  void CheckInstitutions();
+  void CheckQueues();
+  void CheckRoutingRules();
+  void CheckSlaPolicies();
+
+  const GatewayConfig& config_;
+  const TextFormat::ParseInfoTree& tree_;
+  std::string source_;
+  std::vector<std::string> errors_;
+  absl::flat_hash_set<std::string> institutions_;
+  absl::flat_hash_set<std::string> communities_;
+  absl::flat_hash_set<std::string> queues_;
+};
+
+bool IsValidId(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsHostPort(absl::string_view hp) {
+  size_t colon = hp.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0) return false;
+  int port = 0;
+  return absl::SimpleAtoi(hp.substr(colon + 1), &port) && port >= 0 && port <= 65535;
+}
+
+absl::Status Validator::Run() {
+  CheckTopLevel();
+  CheckInstitutions();
+  CheckQueues();
+  CheckRoutingRules();
+  CheckSlaPolicies();
+  if (errors_.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrJoin(errors_, "\n"));
+}
+
+void Validator::CheckTopLevel() {
+  if (!IsHostPort(config_.listen())) {
+    Fail(absl::StrCat(Where("listen"), "listen must be HOST:PORT (port 0 picks a free port), got \"",
+                      config_.listen(), "\""));
+  }
+  if (config_.data_dir().empty()) Fail(absl::StrCat(Where("data_dir"), "data_dir is required"));
+  const auto& tls = config_.tls();
+  if (tls.ca_file().empty() || tls.cert_file().empty() || tls.key_file().empty()) {
+    Fail(absl::StrCat(Where("tls"),
+                      "tls needs ca_file, cert_file and key_file: mTLS is required on every call"));
+  }
+  const auto& l = config_.limits();
+  if (l.max_chunk_bytes() > 16 << 20) {
+    Fail(absl::StrCat(Where("limits"), "limits.max_chunk_bytes must be at most 16 MiB"));
+  }
+  if (l.max_object_bytes() < l.max_chunk_bytes()) {
+    Fail(absl::StrCat(Where("limits"), "limits.max_object_bytes is smaller than max_chunk_bytes"));
+  }
+  if (config_.index().has_postgres() && config_.index().postgres().conninfo().empty()) {
+    Fail(absl::StrCat(Where("index"), "index.postgres.conninfo is required"));
+  }
+}
+
+void Validator::CheckInstitutions() {
+  for (const auto& inst : config_.institutions()) {
+    if (!inst.community().empty()) communities_.insert(inst.community());
+  }
+  for (int i = 0; i < config_.institutions_size(); ++i) {
+    const auto& inst = config_.institutions(i);
+    if (!IsValidId(inst.id())) {
+      Fail(absl::StrCat(Where("institutions", i), "institution id \"", inst.id(),
+                        "\" must be 1-64 characters of a-z 0-9 - _ ."));
+    } else if (!institutions_.insert(inst.id()).second) {
+      Fail(absl::StrCat(Where("institutions", i), "institution id \"", inst.id(), "\" is repeated"));
+    }
+    if (inst.level() == rdg::v1::INSTITUTION_LEVEL_UNSPECIFIED) {
+      Fail(absl::StrCat(Where("institutions", i), "institution \"", inst.id(), "\" needs a level"));
+    }
+  }
+  for (int i = 0; i < config_.institutions_size(); ++i) {
+    const auto& inst = config_.institutions(i);
+    if (!inst.parent().empty() && !institutions_.contains(inst.parent())) {
+      Fail(absl::StrCat(Where("institutions", i), "institution \"", inst.id(),
+                        "\" names unknown parent \"", inst.parent(), "\""));
+    }
+    if (inst.parent() == inst.id() && !inst.id().empty()) {
+      Fail(absl::StrCat(Where("institutions", i), "institution \"", inst.id(),
+                        "\" is its own parent"));
+    }
+  }
+}
+
+void Validator::CheckQueues() {
+  for (int i = 0; i < config_.queues_size(); ++i) {
+    const auto& q = config_.queues(i);
+    if (q.name().empty()) {
+      Fail(absl::StrCat(Where("queues", i), "queue needs a name"));
+    } else if (!queues_.insert(q.name()).second) {
+      Fail(absl::StrCat(Where("queues", i), "queue \"", q.name(), "\" is repeated"));
+    }
+    if (!institutions_.contains(q.institution())) {
+      Fail(absl::StrCat(Where("queues", i), "queue \"", q.name(), "\" names unknown institution \"",
+                        q.institution(), "\""));
+    }
+  }
+  if (!config_.fallback_queue().empty() && !queues_.contains(config_.fallback_queue())) {
+    Fail(absl::StrCat(Where("fallback_queue"), "fallback_queue \"", config_.fallback_queue(),
+                      "\" is not a configured queue"));
+  }
+  if (config_.fallback_queue().empty() && config_.routing_rules_size() > 0) {
+    Fail(absl::StrCat(source_, ": ",
+                      "routing rules need a fallback_queue: an exam no rule matches is never dropped"));
+  }
+}
+
+void Validator::CheckRoutingRules() {
+  for (int i = 0; i < config_.routing_rules_size(); ++i) {
+    const auto& r = config_.routing_rules(i);
+    std::string at = Where("routing_rules", i);
+    if (!queues_.contains(r.queue())) {
+      Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown queue \"", r.queue(), "\""));
+    }
+    for (const auto& o : r.origin_institutions()) {
+      if (!institutions_.contains(o)) {
+        Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown institution \"", o, "\""));
+      }
+    }
+    for (const auto& c : r.origin_communities()) {
+      if (!communities_.contains(c)) {
+        Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown community \"", c, "\""));
+      }
+    }
+  }
+}
+
+void Validator::CheckSlaPolicies() {
+  for (int i = 0; i < config_.sla_policies_size(); ++i) {
+    const auto& p = config_.sla_policies(i);
+    if (p.received_to_claimed_minutes() < 0 || p.received_to_final_minutes() < 0 ||
+        p.final_to_acknowledged_minutes() < 0 || p.critical_acknowledgement_minutes() < 0) {
+      Fail(absl::StrCat(Where("sla_policies", i), "SLA targets must not be negative"));
+    }
+    if (p.exam_type().empty()) {
+      Fail(absl::StrCat(Where("sla_policies", i), "SLA policy needs an exam_type (or \"*\")"));
+    }
+  }
+}
+
+void ApplyDefaults(GatewayConfig* c) {
+  auto* l = c->mutable_limits();
+  if (l->max_object_bytes() <= 0) l->set_max_object_bytes(int64_t{2} << 30);
+  if (l->max_chunk_bytes() <= 0) l->set_max_chunk_bytes(4 << 20);
+  if (l->max_open_uploads() <= 0) l->set_max_open_uploads(1000);
+  if (l->upload_ttl_seconds() <= 0) l->set_upload_ttl_seconds(7 * 24 * 3600);
+  if (l->max_concurrent_uploads() <= 0) l->set_max_concurrent_uploads(256);
+  if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
+  if (c->worker_threads() <= 0) c->set_worker_threads(16);
+  if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);
+  if (!c->index().has_postgres() && c->index().sqlite().path().empty()) {
+    c->mutable_index()->mutable_sqlite()->set_path(c->data_dir() + "/index.sqlite");
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view text, absl::string_view source,
+                                          const ConfigOverrides& overrides) {
+  GatewayConfig config;
+  TextFormat::Parser parser;
+  CollectingErrors errors(source);
+  TextFormat::ParseInfoTree tree;
+  parser.RecordErrorsTo(&errors);
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    return absl::InvalidArgumentError(errors.Joined());
+  }
+  if (!overrides.listen.empty()) config.set_listen(overrides.listen);
+  if (!overrides.data_dir.empty()) config.set_data_dir(overrides.data_dir);
+  if (auto s = Validator(config, tree, source).Run(); !s.ok()) return s;
+  ApplyDefaults(&config);
+  return config;
+}
+
+absl::StatusOr<GatewayConfig> LoadConfigFile(const std::string& path,
+                                             const ConfigOverrides& overrides) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return ParseConfig(buffer.str(), path, overrides);
+}
+
+}  // namespace rdg::config

@@ -1,0 +1,28 @@
+// Loading and validating the gateway's typed configuration (rdg.v1.GatewayConfig, text format).
+// Everything is checked once at start-up; errors name FILE:LINE:COLUMN and the problem.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "rdg/v1/config.pb.h"
+
+namespace rdg::config {
+
+//! Command-line overrides applied on top of the file before validation.
+struct ConfigOverrides {
+  std::string listen;    //!< --listen HOST:PORT
+  std::string data_dir;  //!< --data-dir DIR
+};
+
+//! Parses and validates configuration text; `source` names it in error messages. Fills defaults
+//! (limits, worker threads, lease length, index path).
+absl::StatusOr<rdg::v1::GatewayConfig> ParseConfig(absl::string_view text, absl::string_view source,
+                                                   const ConfigOverrides& overrides = {});
+
+//! Reads `path` and calls ParseConfig.
+absl::StatusOr<rdg::v1::GatewayConfig> LoadConfigFile(const std::string& path,
+                                                      const ConfigOverrides& overrides = {});
+
+}  // namespace rdg::config

@@ -1,0 +1,117 @@
+#include "gateway/formats/dicom_parser.h"
+
+#include <dcmtk/config/osconfig.h>  // must come first
+#include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include "absl/strings/string_view.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace rdg::formats {
+namespace {
+
+std::string GetString(DcmItem& item, const DcmTagKey& tag) {
+  OFString value;
+  if (item.findAndGetOFStringArray(tag, value).good()) {
+    return std::string(absl::StripAsciiWhitespace(absl::string_view(value.c_str(), value.size())));
+  }
+  return {};
+}
+
+//! A DICOM UID: 1..64 characters of digits and dots, no empty components.
+bool IsValidUid(absl::string_view uid) {
+  if (uid.empty() || uid.size() > 64 || uid.front() == '.' || uid.back() == '.') return false;
+  char prev = 0;
+  for (char c : uid) {
+    if (!(c == '.' || (c >= '0' && c <= '9'))) return false;
+    if (c == '.' && prev == '.') return false;
+    prev = c;
+  }
+  return true;
+}
+
+absl::Status RequireUid(const std::string& value, absl::string_view name, absl::string_view tag) {
+  if (value.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the file has no ", name, " ", tag,
+                     "; it cannot be filed into an exam. Re-export it from the modality"));
+  }
+  if (!IsValidUid(value)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the file's ", name, " ", tag, " is not a valid DICOM UID (digits and dots, at most 64)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status InitDicomToolkit() {
+  // DCMTK reports parse problems through oflog; the gateway reports them itself.
+  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+  if (!dcmDataDict.isDictionaryLoaded()) {
+    return absl::FailedPreconditionError(
+        "DCMTK's data dictionary is not loaded: install Debian's libdcmtk17 (dicom.dic) or set "
+        "DCMDICTPATH");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
+                                            const DicomParseOptions& options) {
+  DcmFileFormat file;
+  OFCondition cond = file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange,
+                                   options.max_value_bytes_in_memory, ERM_autoDetect);
+  if (cond.bad()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "not a readable DICOM file (", cond.text(),
+        "); check that the file is complete and was exported as DICOM"));
+  }
+  DcmDataset* ds = file.getDataset();
+  DcmMetaInfo* meta = file.getMetaInfo();
+  if (ds == nullptr || ds->card() == 0) {
+    return absl::InvalidArgumentError("not a DICOM file: it contains no DICOM data elements");
+  }
+
+  DicomSummary s;
+  s.has_meta_header = meta != nullptr && meta->card() > 0;
+  s.sop_instance_uid = GetString(*ds, DCM_SOPInstanceUID);
+  s.sop_class_uid = GetString(*ds, DCM_SOPClassUID);
+  s.study_instance_uid = GetString(*ds, DCM_StudyInstanceUID);
+  s.series_instance_uid = GetString(*ds, DCM_SeriesInstanceUID);
+  if (auto st = RequireUid(s.sop_instance_uid, "SOP Instance UID", "(0008,0018)"); !st.ok()) return st;
+  if (auto st = RequireUid(s.study_instance_uid, "Study Instance UID", "(0020,000D)"); !st.ok()) return st;
+  if (auto st = RequireUid(s.series_instance_uid, "Series Instance UID", "(0020,000E)"); !st.ok()) return st;
+  if (s.sop_class_uid == UID_MediaStorageDirectoryStorage) {
+    return absl::InvalidArgumentError("a DICOMDIR is a media index, not an exam object");
+  }
+
+  if (s.has_meta_header) s.transfer_syntax_uid = GetString(*meta, DCM_TransferSyntaxUID);
+  if (s.transfer_syntax_uid.empty()) {
+    // Bare dataset (no meta header): report the syntax DCMTK detected while reading.
+    s.transfer_syntax_uid = DcmXfer(ds->getOriginalXfer()).getXferID();
+  }
+  s.patient_id = GetString(*ds, DCM_PatientID);
+  s.patient_name = GetString(*ds, DCM_PatientName);
+  s.patient_sex = GetString(*ds, DCM_PatientSex);
+  s.patient_birth_date = GetString(*ds, DCM_PatientBirthDate);
+  s.other_patient_ids = GetString(*ds, DCM_RETIRED_OtherPatientIDs);
+  s.accession_number = GetString(*ds, DCM_AccessionNumber);
+  s.study_date = GetString(*ds, DCM_StudyDate);
+  s.study_time = GetString(*ds, DCM_StudyTime);
+  s.study_description = GetString(*ds, DCM_StudyDescription);
+  s.modality = GetString(*ds, DCM_Modality);
+  s.body_part = GetString(*ds, DCM_BodyPartExamined);
+  Sint32 number = 0;
+  if (ds->findAndGetSint32(DCM_InstanceNumber, number).good()) s.instance_number = number;
+  return s;
+}
+
+}  // namespace rdg::formats

@@ -1,0 +1,52 @@
+// DICOM parsing for ingest. DCMTK stays behind this header: callers see plain structs and
+// absl::Status errors whose messages a clinic operator can act on (and that carry no PHI).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace rdg::formats {
+
+//! What ingest needs from one DICOM object. PHI fields are never logged.
+struct DicomSummary {
+  // Patient (PHI).
+  std::string patient_id;
+  std::string patient_name;
+  std::string patient_sex;
+  std::string patient_birth_date;
+  std::string other_patient_ids;  //!< (0010,1000), often the national ID
+  // Study.
+  std::string study_instance_uid;
+  std::string accession_number;
+  std::string study_date;
+  std::string study_time;
+  std::string study_description;
+  // Series / instance.
+  std::string series_instance_uid;
+  std::string modality;
+  std::string body_part;
+  std::string sop_instance_uid;
+  std::string sop_class_uid;
+  std::string transfer_syntax_uid;
+  int32_t instance_number = 0;
+  bool has_meta_header = false;  //!< a DICOM Part 10 file (preamble + "DICM" + meta group)
+};
+
+struct DicomParseOptions {
+  //! Values longer than this are left on disk, not read into memory (bounded memory).
+  uint32_t max_value_bytes_in_memory = 4096;
+};
+
+//! Loads DCMTK's data dictionary and quietens its logger. Call once at start-up; fails clearly if
+//! the dictionary (Debian package dcmtk-data / libdcmtk17's dicom.dic) is missing.
+absl::Status InitDicomToolkit();
+
+//! Parses the DICOM object in `path` (Part 10 file, or a bare dataset) and extracts what ingest
+//! needs. INVALID_ARGUMENT for anything that is not a complete, identifiable DICOM object.
+absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
+                                            const DicomParseOptions& options = {});
+
+}  // namespace rdg::formats

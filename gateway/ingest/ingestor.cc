@@ -1,0 +1,447 @@
+#include "gateway/ingest/ingestor.h"
+
+#include <glog/logging.h>
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gateway/formats/dicom_parser.h"
+#include "google/protobuf/util/time_util.h"
+#include "storage/status_macros.h"
+
+namespace rdg::ingest {
+namespace {
+
+using rdg::v1::UploadStatus;
+using storage::UploadSessionRecord;
+
+std::string NewSessionId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrFormat("up-%016x%016x", rng(), rng());
+}
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+}
+
+std::string HumanBytes(int64_t n) {
+  if (n >= (int64_t{1} << 30)) return absl::StrFormat("%.1f GiB", n / double(int64_t{1} << 30));
+  if (n >= (1 << 20)) return absl::StrFormat("%.1f MiB", n / double(1 << 20));
+  return absl::StrCat(n, " bytes");
+}
+
+//! Study-level and instance-level rows from a parsed DICOM object.
+storage::NewObject ToNewObject(const formats::DicomSummary& d, const UploadSessionRecord& session,
+                               const storage::Digest& digest, absl::Time now, bool persisted) {
+  storage::NewObject n;
+  auto& e = n.exam;
+  e.origin_institution = session.institution;
+  e.study_instance_uid = d.study_instance_uid;
+  e.patient = {d.patient_id, d.patient_name, d.patient_sex, d.patient_birth_date, ""};
+  e.accession_number = d.accession_number;
+  e.exam_type = d.modality.empty() ? "OT" : d.modality;
+  if (!d.modality.empty()) e.modalities.push_back(d.modality);
+  e.body_part = d.body_part;
+  e.study_date = d.study_date;
+  e.study_time = d.study_time;
+  e.study_description = d.study_description;
+  e.priority = session.priority == rdg::v1::PRIORITY_UNSPECIFIED ? rdg::v1::ROUTINE
+                                                                  : session.priority;
+  e.state = rdg::v1::RECEIVED;
+  auto& o = n.object;
+  o.origin_institution = session.institution;
+  o.sop_instance_uid = d.sop_instance_uid;
+  o.series_instance_uid = d.series_instance_uid;
+  o.sop_class_uid = d.sop_class_uid;
+  o.transfer_syntax_uid = d.transfer_syntax_uid;
+  o.modality = d.modality;
+  o.instance_number = d.instance_number;
+  o.kind = session.kind;
+  o.size = session.size;
+  o.sha256_hex = storage::ToHex(digest);
+  o.received_at = now;
+  if (persisted) n.session_id = session.session_id;
+  n.actor = session.user;
+  return n;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// UploadHandle
+
+UploadHandle::UploadHandle(Ingestor& owner, UploadSessionRecord record, bool persisted)
+    : owner_(owner), record_(std::move(record)), persisted_(persisted) {}
+
+UploadHandle::~UploadHandle() {
+  if (attached_) Detach();
+}
+
+absl::Status UploadHandle::OpenStaging() {
+  RDG_ASSIGN_OR_RETURN(int64_t staged, owner_.staging_.StagedBytes(record_.session_id));
+  if (staged > record_.size) {
+    // Cannot happen through this API; repair rather than trust a corrupted staging file.
+    staged = 0;
+    RDG_RETURN_IF_ERROR(owner_.staging_.Remove(record_.session_id));
+  }
+  RDG_ASSIGN_OR_RETURN(file_, owner_.staging_.OpenForAppend(record_.session_id, true));
+  offset_ = staged;
+  if (staged > 0) {
+    // Resuming: rebuild the running digest from the bytes already staged.
+    RDG_ASSIGN_OR_RETURN(auto reader, storage::File::OpenForRead(file_->path()));
+    std::string buf(1 << 20, '\0');
+    for (int64_t pos = 0; pos < staged;) {
+      RDG_ASSIGN_OR_RETURN(size_t n, reader.ReadAt(pos, buf.data(),
+                                                   std::min<int64_t>(buf.size(), staged - pos)));
+      if (n == 0) break;
+      hasher_.Update(absl::string_view(buf.data(), n));
+      pos += static_cast<int64_t>(n);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status UploadHandle::Append(int64_t offset, absl::string_view data) {
+  if (offset < 0) return absl::InvalidArgumentError("chunk offset must not be negative");
+  if (offset > offset_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "chunk starts at byte ", offset, " but the session has ", offset_,
+        " bytes; resume from the committed offset ", offset_));
+  }
+  const int64_t skip = std::min<int64_t>(offset_ - offset, static_cast<int64_t>(data.size()));
+  data.remove_prefix(static_cast<size_t>(skip));
+  if (data.empty()) return absl::OkStatus();
+  if (offset_ + static_cast<int64_t>(data.size()) > record_.size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chunk runs past the declared object size of ", record_.size, " bytes"));
+  }
+  RDG_RETURN_IF_ERROR(file_->Append(data));
+  hasher_.Update(data);
+  offset_ += static_cast<int64_t>(data.size());
+  return absl::OkStatus();
+}
+
+UploadStatus UploadHandle::Detach() {
+  attached_ = false;
+  if (file_.has_value()) {
+    absl::Status s = file_->Sync();
+    if (s.ok() && !persisted_) {
+      record_.updated_at = owner_.clock_.Now();
+      s = owner_.index_.CreateSession(record_);
+      persisted_ = s.ok();
+    } else if (s.ok()) {
+      s = owner_.index_.TouchSession(record_.session_id, owner_.clock_.Now());
+    }
+    if (!s.ok()) LOG(WARNING) << "upload " << record_.session_id << " not kept for resume: " << s;
+    file_.reset();
+  }
+  owner_.Release(record_.session_id);
+  return owner_.StatusOf(record_, persisted_ ? offset_ : 0);
+}
+
+void UploadHandle::Discard() {
+  attached_ = false;
+  file_.reset();
+  if (auto s = owner_.staging_.Remove(record_.session_id); !s.ok()) LOG(WARNING) << s;
+  if (persisted_) {
+    if (auto s = owner_.index_.DeleteSession(record_.session_id); !s.ok()) LOG(WARNING) << s;
+  }
+  owner_.Release(record_.session_id);
+}
+
+absl::StatusOr<UploadStatus> UploadHandle::Commit() {
+  if (offset_ != record_.size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot commit: ", offset_, " of ", record_.size, " bytes received; send the rest first"));
+  }
+  const storage::Digest digest = hasher_.Finish();
+  if (storage::ToHex(digest) != record_.sha256_hex) {
+    Discard();
+    return absl::InvalidArgumentError(
+        "the bytes received do not match the SHA-256 declared when the upload was opened; the "
+        "upload was discarded, send the file again");
+  }
+  absl::StatusOr<UploadStatus> result = owner_.CommitStaged(*this, digest);
+  if (attached_) Discard();  // rejected: leave no trace
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ingestor
+
+Ingestor::Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
+                   storage::StagingArea staging, IndexCommitter& committer, const Clock& clock)
+    : options_(options),
+      index_(index),
+      blobs_(blobs),
+      staging_(std::move(staging)),
+      committer_(committer),
+      clock_(clock) {}
+
+absl::Status Ingestor::Recover() {
+  RDG_ASSIGN_OR_RETURN(int stray, staging_.RemoveStrayFiles());
+  RDG_ASSIGN_OR_RETURN(auto sessions, index_.ListSessions());
+  RDG_ASSIGN_OR_RETURN(auto staged, staging_.ListSessions());
+  absl::flat_hash_set<std::string> known;
+  for (const auto& s : sessions) known.insert(s.session_id);
+  int orphans = 0;
+  for (const auto& id : staged) {
+    if (!known.contains(id)) {
+      RDG_RETURN_IF_ERROR(staging_.Remove(id));
+      ++orphans;
+    }
+  }
+  RDG_ASSIGN_OR_RETURN(int expired, ExpireSessions());
+  LOG(INFO) << "ingest recovery: " << sessions.size() << " resumable upload sessions, removed "
+            << orphans << " orphaned part files, " << stray << " stray files, " << expired
+            << " expired sessions";
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Ingestor::ExpireSessions() {
+  RDG_ASSIGN_OR_RETURN(auto sessions, index_.ListSessions());
+  int expired = 0;
+  const absl::Time now = clock_.Now();
+  for (const auto& s : sessions) {
+    if (ExpiresAt(s) > now) continue;
+    {
+      absl::MutexLock lock(&mu_);
+      if (attached_.contains(s.session_id)) continue;
+    }
+    RDG_RETURN_IF_ERROR(staging_.Remove(s.session_id));
+    RDG_RETURN_IF_ERROR(index_.DeleteSession(s.session_id));
+    ++expired;
+  }
+  return expired;
+}
+
+absl::Time Ingestor::ExpiresAt(const UploadSessionRecord& record) const {
+  return record.updated_at + absl::Seconds(options_.limits.upload_ttl_seconds());
+}
+
+UploadStatus Ingestor::StatusOf(const UploadSessionRecord& record, int64_t offset) const {
+  UploadStatus st;
+  st.set_session_id(record.session_id);
+  st.set_state(rdg::v1::OPEN);
+  st.set_committed_offset(offset);
+  st.set_size(record.size);
+  *st.mutable_expires_at() = ToProto(ExpiresAt(record));
+  return st;
+}
+
+absl::Status Ingestor::ValidateOpen(const rdg::v1::OpenUploadRequest& r) const {
+  if (r.kind() != rdg::v1::DICOM) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "object kind ", rdg::v1::ObjectKind_Name(r.kind()),
+        " is not accepted by this gateway; upload DICOM files (kind DICOM)"));
+  }
+  if (r.size() <= 0) return absl::InvalidArgumentError("the object is empty: nothing to upload");
+  if (r.size() > options_.limits.max_object_bytes()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the object is ", HumanBytes(r.size()), "; this gateway accepts at most ",
+        HumanBytes(options_.limits.max_object_bytes()),
+        " per object (limits.max_object_bytes). Ask the platform administrator"));
+  }
+  if (r.sha256().size() != 32) {
+    return absl::InvalidArgumentError("sha256 must be the 32-byte SHA-256 of the whole object");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& principal,
+                                                       const rdg::v1::OpenUploadRequest& request) {
+  RDG_RETURN_IF_ERROR(ValidateOpen(request));
+  RDG_ASSIGN_OR_RETURN(storage::Digest digest, storage::DigestFromHexOrRaw(request.sha256()));
+  const std::string hex = storage::ToHex(digest);
+  Found found;
+  RDG_ASSIGN_OR_RETURN(auto stored, index_.FindObjectByContent(principal.institution, hex));
+  if (stored.has_value() && stored->size == request.size()) {
+    UploadStatus st;
+    st.set_state(rdg::v1::COMMITTED);
+    st.set_committed_offset(request.size());
+    st.set_size(request.size());
+    auto* c = st.mutable_committed();
+    c->set_exam_id(stored->exam_id);
+    c->set_sop_instance_uid(stored->sop_instance_uid);
+    c->set_duplicate(true);
+    RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(stored->exam_id));
+    if (exam.has_value()) {
+      c->set_study_instance_uid(exam->study_instance_uid);
+      c->set_exam_instance_count(exam->instance_count);
+    }
+    found.already_stored = std::move(st);
+    return found;
+  }
+  RDG_ASSIGN_OR_RETURN(auto existing, index_.FindSession(principal.institution, hex, request.size()));
+  if (existing.has_value()) {
+    found.record = *std::move(existing);
+    found.persisted = true;
+    return found;
+  }
+  RDG_ASSIGN_OR_RETURN(int open, index_.CountSessions(principal.institution));
+  if (open >= options_.limits.max_open_uploads()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "your institution has ", open, " unfinished uploads (limit ",
+        options_.limits.max_open_uploads(), "); finish or abort some before starting new ones"));
+  }
+  auto& r = found.record;
+  r.session_id = NewSessionId();
+  r.institution = principal.institution;
+  r.user = principal.user;
+  r.kind = request.kind();
+  r.size = request.size();
+  r.sha256_hex = hex;
+  r.priority = request.priority();
+  r.client_ref = request.client_ref().substr(0, 256);
+  r.created_at = r.updated_at = clock_.Now();
+  return found;
+}
+
+absl::StatusOr<UploadStatus> Ingestor::Open(const auth::Principal& principal,
+                                            const rdg::v1::OpenUploadRequest& request,
+                                            bool persist) {
+  RDG_ASSIGN_OR_RETURN(Found found, FindOrCreate(principal, request));
+  if (found.already_stored) return *found.already_stored;
+  if (!found.persisted && persist) RDG_RETURN_IF_ERROR(index_.CreateSession(found.record));
+  RDG_ASSIGN_OR_RETURN(int64_t staged, staging_.StagedBytes(found.record.session_id));
+  return StatusOf(found.record, staged);
+}
+
+absl::StatusOr<Ingestor::Attachment> Ingestor::Attach(const auth::Principal& principal,
+                                                      const rdg::v1::UploadRequest& first) {
+  Attachment attachment;
+  if (first.has_open()) {
+    RDG_ASSIGN_OR_RETURN(Found found, FindOrCreate(principal, first.open()));
+    if (found.already_stored) {
+      attachment.already_stored = std::move(found.already_stored);
+      return attachment;
+    }
+    RDG_ASSIGN_OR_RETURN(attachment.handle, Hold(std::move(found.record), found.persisted));
+    return attachment;
+  }
+  if (first.session_id().empty()) {
+    return absl::InvalidArgumentError(
+        "the first message of an upload must carry `open` or `session_id`");
+  }
+  RDG_ASSIGN_OR_RETURN(auto record, LoadSession(principal, first.session_id()));
+  RDG_ASSIGN_OR_RETURN(attachment.handle, Hold(std::move(record), true));
+  return attachment;
+}
+
+absl::StatusOr<std::unique_ptr<UploadHandle>> Ingestor::Hold(UploadSessionRecord record,
+                                                             bool persisted) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!attached_.insert(record.session_id).second) {
+      return absl::AbortedError(
+          "this upload is in use by another connection; retry in a few seconds");
+    }
+  }
+  auto handle = std::unique_ptr<UploadHandle>(new UploadHandle(*this, std::move(record), persisted));
+  if (auto s = handle->OpenStaging(); !s.ok()) {
+    handle->attached_ = false;
+    Release(handle->session_id());
+    return s;
+  }
+  return handle;
+}
+
+void Ingestor::Release(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  attached_.erase(session_id);
+}
+
+absl::StatusOr<UploadSessionRecord> Ingestor::LoadSession(const auth::Principal& principal,
+                                                          const std::string& session_id) {
+  RDG_ASSIGN_OR_RETURN(auto record, index_.GetSession(session_id));
+  // A session of another institution is reported exactly like a missing one.
+  if (!record.has_value() || record->institution != principal.institution) {
+    return absl::NotFoundError(absl::StrCat(
+        "no open upload ", session_id, " for your institution (it was committed, aborted or "
+        "expired); start the upload again"));
+  }
+  return *std::move(record);
+}
+
+absl::StatusOr<UploadStatus> Ingestor::Status(const auth::Principal& principal,
+                                              const std::string& session_id) {
+  RDG_ASSIGN_OR_RETURN(auto record, LoadSession(principal, session_id));
+  RDG_ASSIGN_OR_RETURN(int64_t staged, staging_.StagedBytes(session_id));
+  return StatusOf(record, staged);
+}
+
+absl::StatusOr<UploadStatus> Ingestor::Abort(const auth::Principal& principal,
+                                             const std::string& session_id) {
+  RDG_ASSIGN_OR_RETURN(auto record, LoadSession(principal, session_id));
+  RDG_ASSIGN_OR_RETURN(auto handle, Hold(std::move(record), true));
+  UploadStatus st = StatusOf(handle->record_, 0);
+  st.set_state(rdg::v1::ABORTED);
+  handle->Discard();
+  return st;
+}
+
+absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
+                                                    const storage::Digest& digest) {
+  const UploadSessionRecord& session = handle.record_;
+  RDG_RETURN_IF_ERROR(handle.file_->Sync());
+  const std::string path = staging_.PathOf(session.session_id);
+  RDG_ASSIGN_OR_RETURN(formats::DicomSummary dicom, formats::ParseDicomFile(path));
+
+  // Fast answers before touching the blob store: duplicate or conflicting SOP Instance UID.
+  RDG_ASSIGN_OR_RETURN(auto existing, index_.FindObject(session.institution, dicom.sop_instance_uid));
+  storage::NewObject item = ToNewObject(dicom, session, digest, clock_.Now(), handle.persisted_);
+  absl::StatusOr<storage::CommitOutcome> outcome;
+  if (existing.has_value() && existing->sha256_hex != session.sha256_hex) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "SOP Instance UID ", dicom.sop_instance_uid,
+        " is already stored with different content; the stored object was kept. Give the "
+        "corrected image a new SOP Instance UID (e.g. re-export it from the modality)"));
+  }
+  if (existing.has_value()) {
+    outcome = committer_.Commit(std::move(item));  // duplicate: only removes the session row
+  } else {
+    Pin(session.sha256_hex);
+    absl::Status adopted = blobs_.Adopt(path, digest);
+    outcome = adopted.ok() ? committer_.Commit(std::move(item)) : adopted;
+    UnpinAndCollect(session.sha256_hex, digest, !outcome.ok());
+  }
+  if (!outcome.ok()) return outcome.status();
+
+  handle.attached_ = false;
+  handle.file_.reset();
+  if (auto s = staging_.Remove(session.session_id); !s.ok()) LOG(WARNING) << s;  // duplicate path
+  Release(session.session_id);
+
+  UploadStatus st;
+  st.set_session_id(session.session_id);
+  st.set_state(rdg::v1::COMMITTED);
+  st.set_committed_offset(session.size);
+  st.set_size(session.size);
+  auto* c = st.mutable_committed();
+  c->set_exam_id(outcome->exam_id);
+  c->set_sop_instance_uid(dicom.sop_instance_uid);
+  c->set_study_instance_uid(dicom.study_instance_uid);
+  c->set_duplicate(outcome->duplicate);
+  c->set_exam_instance_count(outcome->exam_instance_count);
+  return st;
+}
+
+void Ingestor::Pin(const std::string& sha256_hex) {
+  absl::MutexLock lock(&pins_mu_);
+  ++pins_[sha256_hex];
+}
+
+void Ingestor::UnpinAndCollect(const std::string& sha256_hex, const storage::Digest& digest,
+                               bool maybe_unreferenced) {
+  absl::MutexLock lock(&pins_mu_);
+  if (--pins_[sha256_hex] == 0) pins_.erase(sha256_hex);
+  if (!maybe_unreferenced || pins_.contains(sha256_hex)) return;
+  // The index refused the object: drop its blob unless another object uses the same bytes.
+  auto referenced = index_.IsBlobReferenced(sha256_hex);
+  if (referenced.ok() && !*referenced) {
+    if (auto s = blobs_.Remove(digest); !s.ok() && !absl::IsNotFound(s)) LOG(WARNING) << s;
+  }
+}
+
+}  // namespace rdg::ingest

@@ -1,0 +1,138 @@
+// Ingest: resumable upload sessions whose bytes go to disk as they arrive, and the commit that
+// verifies, parses, stores and indexes an object before the client is told it is safe.
+//
+// Session life: Open (optionally persisted, so it survives a gateway restart) → Attach by one
+// stream at a time → Append chunks at offsets → Commit, or Detach (bytes fsynced, session
+// persisted: the client resumes from the committed offset later). Any rejection leaves no trace.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/auth/principal.h"
+#include "gateway/common/clock.h"
+#include "gateway/ingest/index_committer.h"
+#include "rdg/v1/config.pb.h"
+#include "rdg/v1/ingest.pb.h"
+#include "storage/blob_store.h"
+#include "storage/index_store.h"
+#include "storage/staging_area.h"
+
+namespace rdg::ingest {
+
+class Ingestor;
+
+//! One stream's exclusive hold on a session. Not thread-safe: one stream uses it at a time.
+class UploadHandle {
+ public:
+  ~UploadHandle();  //!< detaches if still attached
+  UploadHandle(const UploadHandle&) = delete;
+  UploadHandle& operator=(const UploadHandle&) = delete;
+
+  const std::string& session_id() const { return record_.session_id; }
+  int64_t committed_offset() const { return offset_; }
+
+  //! Appends `data` found at `offset` of the object. Bytes before the committed offset are
+  //! skipped (a resent overlap); a gap is FAILED_PRECONDITION naming the committed offset.
+  absl::Status Append(int64_t offset, absl::string_view data);
+  //! Verifies, parses, stores and indexes the object; durable when this returns OK.
+  absl::StatusOr<rdg::v1::UploadStatus> Commit();
+  //! Ends this stream's hold: fsyncs staged bytes and persists the session for a later resume.
+  rdg::v1::UploadStatus Detach();
+
+ private:
+  friend class Ingestor;
+  UploadHandle(Ingestor& owner, storage::UploadSessionRecord record, bool persisted);
+  absl::Status OpenStaging();
+  //! Removes the session and its bytes (after a rejection or a commit).
+  void Discard();
+
+  Ingestor& owner_;
+  storage::UploadSessionRecord record_;
+  bool persisted_;          //!< the session row exists in the index
+  bool attached_ = true;
+  std::optional<storage::File> file_;
+  storage::Sha256 hasher_;
+  int64_t offset_ = 0;
+};
+
+class Ingestor {
+ public:
+  struct Options {
+    rdg::v1::Limits limits;
+  };
+  Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
+           storage::StagingArea staging, IndexCommitter& committer, const Clock& clock);
+
+  //! Start-up: removes staged files without a session, sessions without files, expired sessions.
+  absl::Status Recover();
+
+  //! Opens a session (or finds the caller's open session for the same content). With `persist`
+  //! the session is written to the index at once (a client that plans to resume); otherwise it
+  //! is persisted only if a stream ends before committing.
+  absl::StatusOr<rdg::v1::UploadStatus> Open(const auth::Principal& principal,
+                                             const rdg::v1::OpenUploadRequest& request,
+                                             bool persist);
+  //! What a stream gets for its first message: a held session, or (content already stored for
+  //! the institution) the final status at once.
+  struct Attachment {
+    std::unique_ptr<UploadHandle> handle;
+    std::optional<rdg::v1::UploadStatus> already_stored;
+  };
+  //! Opens or continues the session named by the stream's first message and holds it.
+  absl::StatusOr<Attachment> Attach(const auth::Principal& principal,
+                                    const rdg::v1::UploadRequest& first);
+  absl::StatusOr<rdg::v1::UploadStatus> Status(const auth::Principal& principal,
+                                               const std::string& session_id);
+  absl::StatusOr<rdg::v1::UploadStatus> Abort(const auth::Principal& principal,
+                                              const std::string& session_id);
+  //! Removes sessions idle for longer than limits.upload_ttl_seconds; returns how many.
+  absl::StatusOr<int> ExpireSessions();
+
+ private:
+  friend class UploadHandle;
+  absl::Status ValidateOpen(const rdg::v1::OpenUploadRequest& request) const;
+  //! The caller's stored object or open session for this content, or a new session record.
+  struct Found {
+    std::optional<rdg::v1::UploadStatus> already_stored;
+    storage::UploadSessionRecord record;
+    bool persisted = false;
+  };
+  absl::StatusOr<Found> FindOrCreate(const auth::Principal& principal,
+                                     const rdg::v1::OpenUploadRequest& request);
+  absl::StatusOr<storage::UploadSessionRecord> LoadSession(const auth::Principal& principal,
+                                                           const std::string& session_id);
+  absl::StatusOr<std::unique_ptr<UploadHandle>> Hold(storage::UploadSessionRecord record,
+                                                     bool persisted);
+  void Release(const std::string& session_id);
+  absl::Time ExpiresAt(const storage::UploadSessionRecord& record) const;
+  rdg::v1::UploadStatus StatusOf(const storage::UploadSessionRecord& record, int64_t offset) const;
+  //! Commit path shared by handles.
+  absl::StatusOr<rdg::v1::UploadStatus> CommitStaged(UploadHandle& handle,
+                                                     const storage::Digest& digest);
+  //! Blob pins keep a blob that an in-flight commit relies on from being removed.
+  void Pin(const std::string& sha256_hex);
+  void UnpinAndCollect(const std::string& sha256_hex, const storage::Digest& digest,
+                       bool maybe_unreferenced);
+
+  const Options options_;
+  storage::IndexStore& index_;
+  storage::BlobStore& blobs_;
+  const storage::StagingArea staging_;
+  IndexCommitter& committer_;
+  const Clock& clock_;
+
+  absl::Mutex mu_;
+  //! Sessions currently held by a stream (at most one stream per session).
+  absl::flat_hash_set<std::string> attached_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex pins_mu_;
+  absl::flat_hash_map<std::string, int> pins_ ABSL_GUARDED_BY(pins_mu_);
+};
+
+}  // namespace rdg::ingest

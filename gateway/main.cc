@@ -1,0 +1,77 @@
+// rdg-gateway: parses flags and config, starts the gateway, waits for SIGTERM/SIGINT.
+#include <glog/logging.h>
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "gateway/api/gateway.h"
+#include "gateway/config/gateway_config.h"
+#include "gateway/formats/dicom_parser.h"
+
+namespace {
+
+//! Writes the bound port to `path` atomically (temp file + rename), for scripts and tests.
+bool WriteReadyFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out.flush()) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rdg-gateway: the Remote Diagnosis Gateway server"};
+  std::string config_path, listen, data_dir, ready_file;
+  app.add_option("--config", config_path, "gateway configuration (protobuf text format)")
+      ->required();
+  app.add_option("--listen", listen, "override listen HOST:PORT (port 0 picks a free port)");
+  app.add_option("--data-dir", data_dir, "override the data directory");
+  app.add_option("--ready-file", ready_file, "write the bound port here once serving");
+  CLI11_PARSE(app, argc, argv);
+
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+
+  // Block the stop signals before any thread starts so that only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto config = rdg::config::LoadConfigFile(config_path, {listen, data_dir});
+  if (!config.ok()) {
+    std::cerr << "rdg-gateway: invalid configuration:\n" << config.status().message() << "\n";
+    return 2;
+  }
+  if (auto s = rdg::formats::InitDicomToolkit(); !s.ok()) {
+    std::cerr << "rdg-gateway: " << s.message() << "\n";
+    return 1;
+  }
+  rdg::RealClock clock;
+  auto gateway = rdg::api::Gateway::Start(*config, clock);
+  if (!gateway.ok()) {
+    std::cerr << "rdg-gateway: cannot start: " << gateway.status().message() << "\n";
+    return 1;
+  }
+  LOG(INFO) << "rdg-gateway serving mTLS on port " << (*gateway)->port() << ", data dir "
+            << config->data_dir();
+  if (!ready_file.empty() && !WriteReadyFile(ready_file, (*gateway)->port())) {
+    std::cerr << "rdg-gateway: cannot write ready file " << ready_file << "\n";
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  LOG(INFO) << "received " << strsignal(signal_number) << ", shutting down";
+  (*gateway)->Shutdown(absl::Seconds(config->shutdown_grace_seconds()));
+  gateway->reset();
+  LOG(INFO) << "stopped";
+  return 0;
+}

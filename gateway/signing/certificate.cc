@@ -1,0 +1,58 @@
+#include "gateway/signing/certificate.h"
+
+#include <openssl/bio.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+
+namespace rdg::signing {
+namespace {
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+
+//! The single value of attribute `nid`, "" if absent, or an error if repeated.
+absl::StatusOr<std::string> SingleEntry(X509_NAME* name, int nid, absl::string_view label) {
+  int idx = X509_NAME_get_index_by_NID(name, nid, -1);
+  if (idx < 0) return std::string();
+  if (X509_NAME_get_index_by_NID(name, nid, idx) >= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("certificate subject has more than one ", label));
+  }
+  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+  unsigned char* utf8 = nullptr;
+  int len = ASN1_STRING_to_UTF8(&utf8, data);
+  if (len < 0) return absl::InvalidArgumentError(absl::StrCat("certificate ", label, " unreadable"));
+  std::string out(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
+  OPENSSL_free(utf8);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<CertificateSubject> ParseCertificateSubject(absl::string_view pem) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!cert) return absl::InvalidArgumentError("not a PEM certificate");
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  CertificateSubject subject;
+  auto o = SingleEntry(name, NID_organizationName, "O");
+  if (!o.ok()) return o.status();
+  auto ou = SingleEntry(name, NID_organizationalUnitName, "OU");
+  if (!ou.ok()) return ou.status();
+  auto cn = SingleEntry(name, NID_commonName, "CN");
+  if (!cn.ok()) return cn.status();
+  subject.organization = *std::move(o);
+  subject.organizational_unit = *std::move(ou);
+  subject.common_name = *std::move(cn);
+  return subject;
+}
+
+}  // namespace rdg::signing

@@ -1,0 +1,21 @@
+// X.509 certificate inspection (OpenSSL stays in gateway/signing/).
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+
+namespace rdg::signing {
+
+//! The subject fields RDG's certificate profile uses (see README "Certificate profile").
+struct CertificateSubject {
+  std::string organization;         //!< O:  institution id
+  std::string organizational_unit;  //!< OU: role (clinic, reader, admin)
+  std::string common_name;          //!< CN: user
+};
+
+//! Reads the subject of the first certificate in `pem`. Each field must occur at most once.
+absl::StatusOr<CertificateSubject> ParseCertificateSubject(absl::string_view pem);
+
+}  // namespace rdg::signing

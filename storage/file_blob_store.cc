@@ -1,0 +1,73 @@
+#include "storage/file_blob_store.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "storage/posix_file.h"
+
+namespace rdg::storage {
+namespace {
+
+class FileBlobReader final : public BlobReader {
+ public:
+  FileBlobReader(File file, int64_t size) : file_(std::move(file)), size_(size) {}
+  int64_t Size() const override { return size_; }
+  absl::StatusOr<size_t> ReadAt(int64_t offset, char* buf, size_t n) const override {
+    return file_.ReadAt(offset, buf, n);
+  }
+
+ private:
+  File file_;
+  int64_t size_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileBlobStore>> FileBlobStore::Create(const std::string& root) {
+  if (auto s = MakeDirectories(root); !s.ok()) return s;
+  for (int i = 0; i < 256; ++i) {
+    if (auto s = MakeDirectories(absl::StrFormat("%s/%02x", root, i)); !s.ok()) return s;
+  }
+  if (auto s = SyncDirectory(root); !s.ok()) return s;
+  return std::unique_ptr<FileBlobStore>(new FileBlobStore(root));
+}
+
+std::string FileBlobStore::DirOf(const Digest& digest) const {
+  return absl::StrFormat("%s/%02x", root_, digest[0]);
+}
+
+std::string FileBlobStore::PathOf(const Digest& digest) const {
+  return absl::StrCat(DirOf(digest), "/", ToHex(digest));
+}
+
+absl::Status FileBlobStore::Adopt(const std::string& path, const Digest& digest) {
+  const std::string target = PathOf(digest);
+  if (Exists(digest)) return RemoveFile(path);  // content-addressed: same bytes already durable
+  {
+    auto file = File::OpenForRead(path);
+    if (!file.ok()) return file.status();
+    if (auto s = file->Sync(); !s.ok()) return s;
+  }
+  if (auto s = RenameFile(path, target); !s.ok()) return s;
+  return SyncDirectory(DirOf(digest));
+}
+
+absl::StatusOr<std::unique_ptr<BlobReader>> FileBlobStore::Open(const Digest& digest) const {
+  auto file = File::OpenForRead(PathOf(digest));
+  if (!file.ok()) return file.status();
+  auto size = file->Size();
+  if (!size.ok()) return size.status();
+  return std::make_unique<FileBlobReader>(*std::move(file), *size);
+}
+
+bool FileBlobStore::Exists(const Digest& digest) const {
+  return ::access(PathOf(digest).c_str(), F_OK) == 0;
+}
+
+absl::Status FileBlobStore::Remove(const Digest& digest) {
+  if (auto s = RemoveFile(PathOf(digest)); !s.ok()) return s;
+  return SyncDirectory(DirOf(digest));
+}
+
+}  // namespace rdg::storage

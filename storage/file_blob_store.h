@@ -1,0 +1,31 @@
+// BlobStore on a local (or shared) directory: ROOT/ab/abcdef… (first byte of the digest as fan-out).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "storage/blob_store.h"
+
+namespace rdg::storage {
+
+class FileBlobStore final : public BlobStore {
+ public:
+  //! Creates ROOT and its fan-out directories if needed.
+  static absl::StatusOr<std::unique_ptr<FileBlobStore>> Create(const std::string& root);
+
+  absl::Status Adopt(const std::string& path, const Digest& digest) override;
+  absl::StatusOr<std::unique_ptr<BlobReader>> Open(const Digest& digest) const override;
+  bool Exists(const Digest& digest) const override;
+  absl::Status Remove(const Digest& digest) override;
+
+  //! Where a blob lives (for tests and tools).
+  std::string PathOf(const Digest& digest) const;
+
+ private:
+  explicit FileBlobStore(std::string root) : root_(std::move(root)) {}
+  std::string DirOf(const Digest& digest) const;
+
+  const std::string root_;  //!< fan-out directories live directly below
+};
+
+}  // namespace rdg::storage

@@ -1,0 +1,56 @@
+// IndexStore: the transactional index of exams, objects, upload sessions, state events and audit.
+// SQLite is the embedded default; PostgreSQL the shared index for several gateways.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "storage/records.h"
+
+namespace rdg::storage {
+
+class IndexStore {
+ public:
+  virtual ~IndexStore() = default;
+
+  // --- Upload sessions (persisted so that uploads resume across restarts) ---
+  //! Inserts a new session.
+  virtual absl::Status CreateSession(const UploadSessionRecord& session) = 0;
+  virtual absl::StatusOr<std::optional<UploadSessionRecord>> GetSession(
+      const std::string& session_id) = 0;
+  //! The open session of `institution` for the same content, if any.
+  virtual absl::StatusOr<std::optional<UploadSessionRecord>> FindSession(
+      const std::string& institution, const std::string& sha256_hex, int64_t size) = 0;
+  virtual absl::StatusOr<int> CountSessions(const std::string& institution) = 0;
+  virtual absl::Status TouchSession(const std::string& session_id, absl::Time at) = 0;
+  virtual absl::Status DeleteSession(const std::string& session_id) = 0;
+  virtual absl::StatusOr<std::vector<UploadSessionRecord>> ListSessions() = 0;
+
+  // --- Objects and exams ---
+  virtual absl::StatusOr<std::optional<ObjectRecord>> FindObject(
+      const std::string& institution, const std::string& sop_instance_uid) = 0;
+  //! An object of `institution` with these bytes, if any (resuming a finished upload).
+  virtual absl::StatusOr<std::optional<ObjectRecord>> FindObjectByContent(
+      const std::string& institution, const std::string& sha256_hex) = 0;
+  //! Whether any object references the blob.
+  virtual absl::StatusOr<bool> IsBlobReferenced(const std::string& sha256_hex) = 0;
+  //! Commits a batch in ONE durable transaction (group commit). Per item: the outcome, or
+  //! ALREADY_EXISTS if the SOP Instance UID is stored with other bytes (that item adds nothing).
+  //! If the transaction itself fails, every item gets that error and nothing is visible.
+  virtual std::vector<absl::StatusOr<CommitOutcome>> CommitObjects(
+      absl::Span<const NewObject> batch) = 0;
+  virtual absl::StatusOr<ExamPage> ListExams(const ExamQuery& query) = 0;
+  virtual absl::StatusOr<std::optional<ExamRecord>> GetExam(const std::string& exam_id) = 0;
+  virtual absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) = 0;
+  virtual absl::StatusOr<std::vector<ExamEventRecord>> ListEvents(const std::string& exam_id) = 0;
+
+  // --- Audit (append-only) ---
+  virtual absl::Status AppendAudit(const AuditRecord& entry) = 0;
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
+};
+
+}  // namespace rdg::storage

@@ -1,0 +1,57 @@
+// Thin RAII wrappers over POSIX file calls, returning absl::Status. Used by the blob store and the
+// upload staging area; nothing here knows about DICOM or the index.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace rdg::storage {
+
+//! An open file descriptor, closed on destruction.
+class File {
+ public:
+  //! Opens for appending, creating the file when `create` is set.
+  static absl::StatusOr<File> OpenForAppend(const std::string& path, bool create);
+  static absl::StatusOr<File> OpenForRead(const std::string& path);
+
+  File() = default;
+  File(File&& other) noexcept;
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
+
+  absl::Status Append(absl::string_view data);
+  //! Reads up to `n` bytes at `offset`; returns the number read (0 at end of file).
+  absl::StatusOr<size_t> ReadAt(int64_t offset, char* buf, size_t n) const;
+  absl::Status Sync();
+  absl::StatusOr<int64_t> Size() const;
+  //! Shrinks the file to `size` bytes (drops a torn tail after a crash).
+  absl::Status Truncate(int64_t size);
+  const std::string& path() const { return path_; }
+
+ private:
+  File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_ = -1;
+  std::string path_;
+};
+
+//! fsyncs a directory so that renames and creations in it are durable.
+absl::Status SyncDirectory(const std::string& dir);
+//! Creates a directory (and parents); succeeds if it exists.
+absl::Status MakeDirectories(const std::string& dir);
+//! Renames atomically within one filesystem.
+absl::Status RenameFile(const std::string& from, const std::string& to);
+//! Removes a file; succeeds if it does not exist.
+absl::Status RemoveFile(const std::string& path);
+//! Names (not paths) of the regular files in `dir`.
+absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir);
+//! Size of a file, or NotFound.
+absl::StatusOr<int64_t> FileSize(const std::string& path);
+
+}  // namespace rdg::storage

@@ -1,0 +1,129 @@
+// Plain records exchanged with the IndexStore. Enumerations are the API's own (rdg/v1/common.proto)
+// so that the index speaks the product's vocabulary; no gRPC types appear here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "rdg/v1/common.pb.h"
+
+namespace rdg::storage {
+
+struct PatientRecord {
+  std::string patient_id;
+  std::string name;
+  std::string sex;
+  std::string birth_date;
+  std::string national_id;
+};
+
+//! Study-level attributes of an exam.
+struct ExamRecord {
+  std::string exam_id;
+  std::string origin_institution;
+  std::string study_instance_uid;
+  PatientRecord patient;
+  std::string accession_number;
+  std::string exam_type;
+  std::vector<std::string> modalities;
+  std::string body_part;
+  std::string study_date;
+  std::string study_time;
+  std::string study_description;
+  rdg::v1::Priority priority = rdg::v1::ROUTINE;
+  rdg::v1::ExamState state = rdg::v1::RECEIVED;
+  std::string queue;
+  int32_t instance_count = 0;
+  int64_t total_bytes = 0;
+  absl::Time received_at;
+  absl::Time updated_at;
+};
+
+//! One stored object (instance) of an exam.
+struct ObjectRecord {
+  std::string origin_institution;
+  std::string exam_id;
+  std::string sop_instance_uid;
+  std::string series_instance_uid;
+  std::string sop_class_uid;
+  std::string transfer_syntax_uid;
+  std::string modality;
+  int32_t instance_number = 0;
+  rdg::v1::ObjectKind kind = rdg::v1::DICOM;
+  int64_t size = 0;
+  std::string sha256_hex;
+  absl::Time received_at;
+};
+
+struct ExamEventRecord {
+  std::string exam_id;
+  rdg::v1::ExamState state = rdg::v1::EXAM_STATE_UNSPECIFIED;
+  absl::Time at;
+  std::string actor;
+  std::string detail;
+};
+
+//! A persisted upload session; its committed offset is the size of its staged part file.
+struct UploadSessionRecord {
+  std::string session_id;
+  std::string institution;
+  std::string user;
+  rdg::v1::ObjectKind kind = rdg::v1::DICOM;
+  int64_t size = 0;
+  std::string sha256_hex;
+  rdg::v1::Priority priority = rdg::v1::PRIORITY_UNSPECIFIED;
+  std::string client_ref;
+  absl::Time created_at;
+  absl::Time updated_at;
+};
+
+//! One object to make visible: the object row, the exam it joins (created from `exam` when the
+//! origin institution has no exam for that Study Instance UID yet), a RECEIVED event for a new
+//! exam, and removal of the upload session — all in one transaction.
+struct NewObject {
+  ExamRecord exam;        //!< study-level attributes taken from this object; exam_id ignored
+  ObjectRecord object;    //!< exam_id filled in by the store
+  std::string session_id; //!< upload session to delete (may be empty)
+  std::string actor;      //!< user recorded on the RECEIVED event
+};
+
+struct CommitOutcome {
+  std::string exam_id;
+  bool duplicate = false;      //!< same SOP Instance UID and bytes already stored: nothing added
+  bool new_exam = false;
+  int32_t exam_instance_count = 0;
+};
+
+struct ExamQuery {
+  std::string origin_institution;  //!< required: RBAC scopes every listing
+  std::optional<rdg::v1::ExamState> state;
+  int32_t limit = 100;
+  int64_t before_seq = 0;          //!< keyset paging: 0 = from the newest
+};
+
+struct ExamPage {
+  std::vector<ExamRecord> exams;
+  int64_t next_before_seq = 0;     //!< 0 when there is no further page
+};
+
+struct AuditRecord {
+  int64_t seq = 0;
+  absl::Time at;
+  std::string institution;
+  std::string user;
+  rdg::v1::Role role = rdg::v1::ROLE_UNSPECIFIED;
+  std::string action;
+  std::string exam_id;
+  std::string detail;  //!< never patient data
+};
+
+struct AuditQuery {
+  std::string exam_id;
+  std::string user;
+  int32_t limit = 100;
+};
+
+}  // namespace rdg::storage

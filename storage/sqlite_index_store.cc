@@ -1,0 +1,624 @@
+#include "storage/sqlite_index_store.h"
+
+#include <sqlite3.h>
+
+#include <random>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "storage/migrations.h"
+#include "storage/status_macros.h"
+
+namespace rdg::storage {
+namespace sqlite_internal {
+
+//! A prepared statement borrowed from a connection's cache; reset (not finalised) when done.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Stmt& Bind(int i, absl::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, absl::Time t) { return Bind(i, absl::ToUnixMicros(t)); }
+
+  //! Steps once: true while a row is available, false when done.
+  absl::StatusOr<bool> Step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return absl::InternalError(absl::StrCat("index: ", sqlite3_errmsg(db_)));
+  }
+  absl::Status Run() {
+    auto r = Step();
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  std::string Text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  absl::Time Time(int col) const { return absl::FromUnixMicros(Int(col)); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+};
+
+class Connection {
+ public:
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    auto conn = std::unique_ptr<Connection>(new Connection(db));
+    if (rc != SQLITE_OK) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot open index ", path, ": ", sqlite3_errstr(rc)));
+    }
+    sqlite3_busy_timeout(db, 10000);
+    for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                               "PRAGMA foreign_keys=ON", "PRAGMA temp_store=MEMORY"}) {
+      if (auto s = conn->Exec(pragma); !s.ok()) return s;
+    }
+    return conn;
+  }
+
+  ~Connection() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+
+  absl::Status Exec(absl::string_view sql) {
+    char* err = nullptr;
+    std::string text(sql);
+    if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      return absl::InternalError(absl::StrCat("index: ", msg));
+    }
+    return absl::OkStatus();
+  }
+
+  //! Statements are cached per connection, keyed by the (static) SQL text's address.
+  absl::StatusOr<std::unique_ptr<Stmt>> Prepare(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+          SQLITE_OK) {
+        return absl::InternalError(absl::StrCat("index: ", sqlite3_errmsg(db_)));
+      }
+      it = cache_.emplace(sql, stmt).first;
+    }
+    return std::make_unique<Stmt>(db_, it->second);
+  }
+
+  int64_t Changes() const { return sqlite3_changes64(db_); }
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  std::unordered_map<const char*, sqlite3_stmt*> cache_;
+};
+
+}  // namespace sqlite_internal
+
+using sqlite_internal::Connection;
+using sqlite_internal::Stmt;
+
+namespace {
+
+
+constexpr char kSessionColumns[] =
+    "session_id, institution, user, kind, size, sha256, priority, client_ref, created_at, "
+    "updated_at";
+
+UploadSessionRecord ReadSession(const Stmt& s) {
+  UploadSessionRecord r;
+  r.session_id = s.Text(0);
+  r.institution = s.Text(1);
+  r.user = s.Text(2);
+  r.kind = static_cast<rdg::v1::ObjectKind>(s.Int(3));
+  r.size = s.Int(4);
+  r.sha256_hex = s.Text(5);
+  r.priority = static_cast<rdg::v1::Priority>(s.Int(6));
+  r.client_ref = s.Text(7);
+  r.created_at = s.Time(8);
+  r.updated_at = s.Time(9);
+  return r;
+}
+
+#define RDG_OBJECT_COLUMNS                                                                   \
+  "origin_institution, exam_id, sop_instance_uid, series_instance_uid, sop_class_uid, "     \
+  "transfer_syntax_uid, modality, instance_number, kind, size, sha256, received_at"
+
+ObjectRecord ReadObject(const Stmt& s) {
+  ObjectRecord r;
+  r.origin_institution = s.Text(0);
+  r.exam_id = s.Text(1);
+  r.sop_instance_uid = s.Text(2);
+  r.series_instance_uid = s.Text(3);
+  r.sop_class_uid = s.Text(4);
+  r.transfer_syntax_uid = s.Text(5);
+  r.modality = s.Text(6);
+  r.instance_number = static_cast<int32_t>(s.Int(7));
+  r.kind = static_cast<rdg::v1::ObjectKind>(s.Int(8));
+  r.size = s.Int(9);
+  r.sha256_hex = s.Text(10);
+  r.received_at = s.Time(11);
+  return r;
+}
+
+#define RDG_EXAM_COLUMNS                                                                       \
+  "seq, exam_id, origin_institution, study_instance_uid, patient_id, patient_name, "          \
+  "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "       \
+  "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
+  "instance_count, total_bytes, received_at, updated_at"
+
+ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
+  ExamRecord r;
+  if (seq) *seq = s.Int(0);
+  r.exam_id = s.Text(1);
+  r.origin_institution = s.Text(2);
+  r.study_instance_uid = s.Text(3);
+  r.patient = {s.Text(4), s.Text(5), s.Text(6), s.Text(7), s.Text(8)};
+  r.accession_number = s.Text(9);
+  r.exam_type = s.Text(10);
+  std::string modalities = s.Text(11);
+  if (!modalities.empty()) r.modalities = absl::StrSplit(modalities, '\\');
+  r.body_part = s.Text(12);
+  r.study_date = s.Text(13);
+  r.study_time = s.Text(14);
+  r.study_description = s.Text(15);
+  r.priority = static_cast<rdg::v1::Priority>(s.Int(16));
+  r.state = static_cast<rdg::v1::ExamState>(s.Int(17));
+  r.queue = s.Text(18);
+  r.instance_count = static_cast<int32_t>(s.Int(19));
+  r.total_bytes = s.Int(20);
+  r.received_at = s.Time(21);
+  r.updated_at = s.Time(22);
+  return r;
+}
+
+//! Exam ids are random (not guessable, not derived from patient data): "ex-" + 16 hex digits.
+std::string NewExamId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrFormat("ex-%016x", rng());
+}
+
+//! The more urgent of two priorities (STAT < URGENT < ROUTINE; unspecified loses).
+rdg::v1::Priority MoreUrgent(rdg::v1::Priority a, rdg::v1::Priority b) {
+  if (a == rdg::v1::PRIORITY_UNSPECIFIED) return b;
+  if (b == rdg::v1::PRIORITY_UNSPECIFIED) return a;
+  return a < b ? a : b;
+}
+
+}  // namespace
+
+//! Borrowed reader connection, returned to the pool on destruction.
+class SqliteIndexStore::ReaderLease {
+ public:
+  ReaderLease(SqliteIndexStore* store, Connection* conn) : store_(store), conn_(conn) {}
+  ReaderLease(const ReaderLease&) = delete;
+  ~ReaderLease() { store_->ReleaseReader(conn_); }
+  Connection* operator->() const { return conn_; }
+
+ private:
+  SqliteIndexStore* store_;
+  Connection* conn_;
+};
+
+SqliteIndexStore::SqliteIndexStore() = default;
+SqliteIndexStore::~SqliteIndexStore() = default;
+
+absl::StatusOr<std::unique_ptr<SqliteIndexStore>> SqliteIndexStore::Open(const std::string& path,
+                                                                         const Options& options) {
+  auto store = std::unique_ptr<SqliteIndexStore>(new SqliteIndexStore());
+  {
+    absl::MutexLock lock(&store->writer_mu_);
+    RDG_ASSIGN_OR_RETURN(store->writer_, Connection::Open(path));
+  }
+  RDG_RETURN_IF_ERROR(store->Migrate());
+  absl::MutexLock lock(&store->readers_mu_);
+  for (int i = 0; i < std::max(1, options.reader_connections); ++i) {
+    RDG_ASSIGN_OR_RETURN(auto conn, Connection::Open(path));
+    store->free_readers_.push_back(conn.get());
+    store->readers_.push_back(std::move(conn));
+  }
+  return store;
+}
+
+absl::Status SqliteIndexStore::Migrate() {
+  absl::MutexLock lock(&writer_mu_);
+  RDG_RETURN_IF_ERROR(writer_->Exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+      "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
+  int64_t current = 0;
+  {
+    RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (row) current = q->Int(0);
+  }
+  for (const Migration& m : SqliteMigrations()) {
+    if (m.version <= current) continue;
+    RDG_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
+    absl::Status s = writer_->Exec(m.sql);
+    if (s.ok()) {
+      RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
+          "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"));
+      ins->Bind(1, static_cast<int64_t>(m.version)).Bind(2, m.name).Bind(3, absl::Now());
+      s = ins->Run();
+    }
+    if (!s.ok()) {
+      writer_->Exec("ROLLBACK").IgnoreError();
+      return absl::InternalError(absl::StrCat("migration ", m.name, " failed: ", s.message()));
+    }
+    RDG_RETURN_IF_ERROR(writer_->Exec("COMMIT"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> SqliteIndexStore::SchemaVersion() {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  return row ? static_cast<int>(q->Int(0)) : 0;
+}
+
+SqliteIndexStore::ReaderLease SqliteIndexStore::AcquireReader() {
+  absl::MutexLock lock(&readers_mu_);
+  readers_mu_.Await(absl::Condition(
+      +[](std::vector<Connection*>* free) { return !free->empty(); }, &free_readers_));
+  Connection* conn = free_readers_.back();
+  free_readers_.pop_back();
+  return ReaderLease(this, conn);
+}
+
+void SqliteIndexStore::ReleaseReader(Connection* conn) {
+  absl::MutexLock lock(&readers_mu_);
+  free_readers_.push_back(conn);
+}
+
+// --- Upload sessions ---
+
+absl::Status SqliteIndexStore::CreateSession(const UploadSessionRecord& r) {
+  absl::MutexLock lock(&writer_mu_);
+  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+      "INSERT INTO upload_sessions (session_id, institution, user, kind, size, sha256, priority, "
+      "client_ref, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  q->Bind(1, r.session_id).Bind(2, r.institution).Bind(3, r.user).Bind(4, int64_t{r.kind})
+      .Bind(5, r.size).Bind(6, r.sha256_hex).Bind(7, int64_t{r.priority}).Bind(8, r.client_ref)
+      .Bind(9, r.created_at).Bind(10, r.updated_at);
+  return q->Run();
+}
+
+absl::StatusOr<std::optional<UploadSessionRecord>> SqliteIndexStore::GetSession(
+    const std::string& session_id) {
+  static const std::string sql =
+      absl::StrCat("SELECT ", kSessionColumns, " FROM upload_sessions WHERE session_id = ?");
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(sql.c_str()));
+  q->Bind(1, session_id);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return std::nullopt;
+  return ReadSession(*q);
+}
+
+absl::StatusOr<std::optional<UploadSessionRecord>> SqliteIndexStore::FindSession(
+    const std::string& institution, const std::string& sha256_hex, int64_t size) {
+  static const std::string sql = absl::StrCat(
+      "SELECT ", kSessionColumns,
+      " FROM upload_sessions WHERE institution = ? AND sha256 = ? AND size = ? LIMIT 1");
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(sql.c_str()));
+  q->Bind(1, institution).Bind(2, sha256_hex).Bind(3, size);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return std::nullopt;
+  return ReadSession(*q);
+}
+
+absl::StatusOr<int> SqliteIndexStore::CountSessions(const std::string& institution) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q,
+                   conn->Prepare("SELECT COUNT(*) FROM upload_sessions WHERE institution = ?"));
+  q->Bind(1, institution);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  return row ? static_cast<int>(q->Int(0)) : 0;
+}
+
+absl::Status SqliteIndexStore::TouchSession(const std::string& session_id, absl::Time at) {
+  absl::MutexLock lock(&writer_mu_);
+  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+      "UPDATE upload_sessions SET updated_at = ? WHERE session_id = ?"));
+  q->Bind(1, at).Bind(2, session_id);
+  return q->Run();
+}
+
+absl::Status SqliteIndexStore::DeleteSession(const std::string& session_id) {
+  absl::MutexLock lock(&writer_mu_);
+  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("DELETE FROM upload_sessions WHERE session_id = ?"));
+  q->Bind(1, session_id);
+  return q->Run();
+}
+
+absl::StatusOr<std::vector<UploadSessionRecord>> SqliteIndexStore::ListSessions() {
+  static const std::string sql =
+      absl::StrCat("SELECT ", kSessionColumns, " FROM upload_sessions ORDER BY created_at");
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(sql.c_str()));
+  std::vector<UploadSessionRecord> out;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(ReadSession(*q));
+  }
+  return out;
+}
+
+// --- Objects and exams ---
+
+absl::StatusOr<std::optional<ObjectRecord>> SqliteIndexStore::FindObject(
+    const std::string& institution, const std::string& sop_instance_uid) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_OBJECT_COLUMNS " FROM objects "
+                                         "WHERE origin_institution = ? AND sop_instance_uid = ?"));
+  q->Bind(1, institution).Bind(2, sop_instance_uid);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return std::nullopt;
+  return ReadObject(*q);
+}
+
+absl::StatusOr<std::optional<ObjectRecord>> SqliteIndexStore::FindObjectByContent(
+    const std::string& institution, const std::string& sha256_hex) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_OBJECT_COLUMNS " FROM objects "
+                                         "WHERE sha256 = ? AND origin_institution = ? LIMIT 1"));
+  q->Bind(1, sha256_hex).Bind(2, institution);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return std::nullopt;
+  return ReadObject(*q);
+}
+
+absl::StatusOr<bool> SqliteIndexStore::IsBlobReferenced(const std::string& sha256_hex) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT 1 FROM objects WHERE sha256 = ? LIMIT 1"));
+  q->Bind(1, sha256_hex);
+  return q->Step();
+}
+
+std::vector<absl::StatusOr<CommitOutcome>> SqliteIndexStore::CommitObjects(
+    absl::Span<const NewObject> batch) {
+  std::vector<absl::StatusOr<CommitOutcome>> results;
+  results.reserve(batch.size());
+  absl::MutexLock lock(&writer_mu_);
+  absl::Status txn = writer_->Exec("BEGIN IMMEDIATE");
+  for (const NewObject& item : batch) {
+    if (!txn.ok()) break;
+    writer_->Exec("SAVEPOINT item").IgnoreError();
+    absl::StatusOr<CommitOutcome> outcome = CommitOne(item);
+    if (outcome.ok() || absl::IsAlreadyExists(outcome.status())) {
+      txn = writer_->Exec("RELEASE item");
+    } else {
+      // An unexpected failure of one item fails the whole batch: nothing half-visible.
+      txn = outcome.status();
+    }
+    results.push_back(std::move(outcome));
+  }
+  if (txn.ok()) txn = writer_->Exec("COMMIT");
+  if (!txn.ok()) {
+    writer_->Exec("ROLLBACK").IgnoreError();
+    results.assign(batch.size(), txn);
+  }
+  return results;
+}
+
+absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item) {
+  const ObjectRecord& obj = item.object;
+  const ExamRecord& exam = item.exam;
+  CommitOutcome outcome;
+  {
+    RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+        "SELECT o.sha256, o.exam_id, e.instance_count FROM objects o JOIN exams e USING (exam_id) "
+        "WHERE o.origin_institution = ? AND o.sop_instance_uid = ?"));
+    q->Bind(1, obj.origin_institution).Bind(2, obj.sop_instance_uid);
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (row) {
+      if (q->Text(0) != obj.sha256_hex) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "SOP Instance UID ", obj.sop_instance_uid,
+            " is already stored with different content; the stored object was kept. Give the "
+            "corrected image a new SOP Instance UID (e.g. re-export it from the modality)"));
+      }
+      outcome.exam_id = q->Text(1);
+      outcome.exam_instance_count = static_cast<int32_t>(q->Int(2));
+      outcome.duplicate = true;
+    }
+  }
+  if (!outcome.duplicate) {
+    {
+      RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+          "SELECT exam_id, priority, modalities FROM exams "
+          "WHERE origin_institution = ? AND study_instance_uid = ?"));
+      q->Bind(1, exam.origin_institution).Bind(2, exam.study_instance_uid);
+      RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (row) {
+        outcome.exam_id = q->Text(0);
+        auto priority = MoreUrgent(static_cast<rdg::v1::Priority>(q->Int(1)), exam.priority);
+        std::vector<std::string> modalities = absl::StrSplit(q->Text(2), '\\', absl::SkipEmpty());
+        for (const auto& m : exam.modalities) {
+          if (std::find(modalities.begin(), modalities.end(), m) == modalities.end()) {
+            modalities.push_back(m);
+          }
+        }
+        q.reset();
+        RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+            "UPDATE exams SET instance_count = instance_count + 1, total_bytes = total_bytes + ?, "
+            "priority = ?, modalities = ?, updated_at = ? WHERE exam_id = ?"));
+        u->Bind(1, obj.size).Bind(2, int64_t{priority}).Bind(3, absl::StrJoin(modalities, "\\"))
+            .Bind(4, obj.received_at).Bind(5, outcome.exam_id);
+        RDG_RETURN_IF_ERROR(u->Run());
+      }
+    }
+    if (outcome.exam_id.empty()) {
+      outcome.exam_id = NewExamId();
+      outcome.new_exam = true;
+      RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+          "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, "
+          "patient_name, patient_sex, patient_birth_date, patient_national_id, accession_number, "
+          "exam_type, modalities, body_part, study_date, study_time, study_description, priority, "
+          "state, queue, instance_count, total_bytes, received_at, updated_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"));
+      q->Bind(1, outcome.exam_id).Bind(2, exam.origin_institution)
+          .Bind(3, exam.study_instance_uid).Bind(4, exam.patient.patient_id)
+          .Bind(5, exam.patient.name).Bind(6, exam.patient.sex).Bind(7, exam.patient.birth_date)
+          .Bind(8, exam.patient.national_id).Bind(9, exam.accession_number)
+          .Bind(10, exam.exam_type).Bind(11, absl::StrJoin(exam.modalities, "\\"))
+          .Bind(12, exam.body_part).Bind(13, exam.study_date).Bind(14, exam.study_time)
+          .Bind(15, exam.study_description).Bind(16, int64_t{exam.priority})
+          .Bind(17, int64_t{exam.state}).Bind(18, exam.queue).Bind(19, obj.size)
+          .Bind(20, obj.received_at).Bind(21, obj.received_at);
+      RDG_RETURN_IF_ERROR(q->Run());
+      RDG_ASSIGN_OR_RETURN(auto ev, writer_->Prepare(
+          "INSERT INTO exam_events (exam_id, state, at, actor, detail) VALUES (?, ?, ?, ?, '')"));
+      ev->Bind(1, outcome.exam_id).Bind(2, int64_t{rdg::v1::RECEIVED}).Bind(3, obj.received_at)
+          .Bind(4, item.actor);
+      RDG_RETURN_IF_ERROR(ev->Run());
+    }
+    RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
+        "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, series_instance_uid, "
+        "sop_class_uid, transfer_syntax_uid, modality, instance_number, kind, size, sha256, "
+        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    ins->Bind(1, obj.origin_institution).Bind(2, outcome.exam_id).Bind(3, obj.sop_instance_uid)
+        .Bind(4, obj.series_instance_uid).Bind(5, obj.sop_class_uid)
+        .Bind(6, obj.transfer_syntax_uid).Bind(7, obj.modality)
+        .Bind(8, int64_t{obj.instance_number}).Bind(9, int64_t{obj.kind}).Bind(10, obj.size)
+        .Bind(11, obj.sha256_hex).Bind(12, obj.received_at);
+    RDG_RETURN_IF_ERROR(ins->Run());
+    {
+      RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("SELECT instance_count FROM exams WHERE exam_id = ?"));
+      q->Bind(1, outcome.exam_id);
+      RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (row) outcome.exam_instance_count = static_cast<int32_t>(q->Int(0));
+    }
+  }
+  if (!item.session_id.empty()) {
+    RDG_ASSIGN_OR_RETURN(auto del, writer_->Prepare("DELETE FROM upload_sessions WHERE session_id = ?"));
+    del->Bind(1, item.session_id);
+    RDG_RETURN_IF_ERROR(del->Run());
+  }
+  return outcome;
+}
+
+absl::StatusOr<ExamPage> SqliteIndexStore::ListExams(const ExamQuery& query) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE origin_institution = ?1 "
+      "AND (?2 = 0 OR seq < ?2) AND (?3 = 0 OR state = ?3) ORDER BY seq DESC LIMIT ?4"));
+  const int64_t limit = std::clamp<int64_t>(query.limit, 1, 1000);
+  q->Bind(1, query.origin_institution).Bind(2, query.before_seq)
+      .Bind(3, int64_t{query.state.value_or(rdg::v1::EXAM_STATE_UNSPECIFIED)})
+      .Bind(4, limit + 1);
+  ExamPage page;
+  int64_t last_seq = 0;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    if (static_cast<int64_t>(page.exams.size()) == limit) {
+      page.next_before_seq = last_seq;
+      break;
+    }
+    page.exams.push_back(ReadExam(*q, &last_seq));
+  }
+  return page;
+}
+
+absl::StatusOr<std::optional<ExamRecord>> SqliteIndexStore::GetExam(const std::string& exam_id) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE exam_id = ?"));
+  q->Bind(1, exam_id);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return std::nullopt;
+  return ReadExam(*q, nullptr);
+}
+
+absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjects(
+    const std::string& exam_id) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_OBJECT_COLUMNS " FROM objects WHERE exam_id = ? "
+      "ORDER BY series_instance_uid, instance_number, sop_instance_uid"));
+  q->Bind(1, exam_id);
+  std::vector<ObjectRecord> out;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(ReadObject(*q));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<ExamEventRecord>> SqliteIndexStore::ListEvents(
+    const std::string& exam_id) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT exam_id, state, at, actor, detail FROM exam_events WHERE exam_id = ? ORDER BY seq"));
+  q->Bind(1, exam_id);
+  std::vector<ExamEventRecord> out;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back({q->Text(0), static_cast<rdg::v1::ExamState>(q->Int(1)), q->Time(2), q->Text(3),
+                   q->Text(4)});
+  }
+  return out;
+}
+
+// --- Audit ---
+
+absl::Status SqliteIndexStore::AppendAudit(const AuditRecord& e) {
+  absl::MutexLock lock(&writer_mu_);
+  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+      "INSERT INTO audit_log (at, institution, user, role, action, exam_id, detail) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+  q->Bind(1, e.at).Bind(2, e.institution).Bind(3, e.user).Bind(4, int64_t{e.role})
+      .Bind(5, e.action).Bind(6, e.exam_id).Bind(7, e.detail);
+  return q->Run();
+}
+
+absl::StatusOr<std::vector<AuditRecord>> SqliteIndexStore::ListAudit(const AuditQuery& query) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT seq, at, institution, user, role, action, exam_id, detail FROM audit_log "
+      "WHERE (?1 = '' OR exam_id = ?1) AND (?2 = '' OR user = ?2) ORDER BY seq DESC LIMIT ?3"));
+  q->Bind(1, query.exam_id).Bind(2, query.user)
+      .Bind(3, std::clamp<int64_t>(query.limit, 1, 10000));
+  std::vector<AuditRecord> out;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back({q->Int(0), q->Time(1), q->Text(2), q->Text(3),
+                   static_cast<rdg::v1::Role>(q->Int(4)), q->Text(5), q->Text(6), q->Text(7)});
+  }
+  return out;
+}
+
+}  // namespace rdg::storage

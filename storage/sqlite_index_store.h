@@ -1,0 +1,78 @@
+// IndexStore on SQLite: WAL journal, synchronous=FULL (a commit is durable when it returns), one
+// writer connection and a small pool of reader connections; migrations applied on Open.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "storage/index_store.h"
+
+namespace rdg::storage {
+
+namespace sqlite_internal {
+class Connection;
+}  // namespace sqlite_internal
+
+class SqliteIndexStore final : public IndexStore {
+ public:
+  struct Options {
+    int reader_connections = 4;
+  };
+  //! Opens (creating if needed) the database at `path` and applies pending migrations.
+  static absl::StatusOr<std::unique_ptr<SqliteIndexStore>> Open(const std::string& path,
+                                                                const Options& options);
+  static absl::StatusOr<std::unique_ptr<SqliteIndexStore>> Open(const std::string& path) {
+    return Open(path, Options{});
+  }
+  ~SqliteIndexStore() override;
+
+  //! Highest applied schema version.
+  absl::StatusOr<int> SchemaVersion();
+
+  absl::Status CreateSession(const UploadSessionRecord& session) override;
+  absl::StatusOr<std::optional<UploadSessionRecord>> GetSession(
+      const std::string& session_id) override;
+  absl::StatusOr<std::optional<UploadSessionRecord>> FindSession(const std::string& institution,
+                                                                 const std::string& sha256_hex,
+                                                                 int64_t size) override;
+  absl::StatusOr<int> CountSessions(const std::string& institution) override;
+  absl::Status TouchSession(const std::string& session_id, absl::Time at) override;
+  absl::Status DeleteSession(const std::string& session_id) override;
+  absl::StatusOr<std::vector<UploadSessionRecord>> ListSessions() override;
+
+  absl::StatusOr<std::optional<ObjectRecord>> FindObject(
+      const std::string& institution, const std::string& sop_instance_uid) override;
+  absl::StatusOr<std::optional<ObjectRecord>> FindObjectByContent(
+      const std::string& institution, const std::string& sha256_hex) override;
+  absl::StatusOr<bool> IsBlobReferenced(const std::string& sha256_hex) override;
+  std::vector<absl::StatusOr<CommitOutcome>> CommitObjects(
+      absl::Span<const NewObject> batch) override;
+  absl::StatusOr<ExamPage> ListExams(const ExamQuery& query) override;
+  absl::StatusOr<std::optional<ExamRecord>> GetExam(const std::string& exam_id) override;
+  absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) override;
+  absl::StatusOr<std::vector<ExamEventRecord>> ListEvents(const std::string& exam_id) override;
+
+  absl::Status AppendAudit(const AuditRecord& entry) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
+
+ private:
+  class ReaderLease;
+  SqliteIndexStore();
+  absl::Status Migrate();
+  ReaderLease AcquireReader();
+  void ReleaseReader(sqlite_internal::Connection* conn);
+  absl::StatusOr<CommitOutcome> CommitOne(const NewObject& item)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+
+  absl::Mutex writer_mu_;  //!< SQLite allows one writer; this serialises transactions
+  std::unique_ptr<sqlite_internal::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
+
+  std::vector<std::unique_ptr<sqlite_internal::Connection>> readers_;  //!< owned, fixed set
+  absl::Mutex readers_mu_;  //!< guards the free list below
+  std::vector<sqlite_internal::Connection*> free_readers_ ABSL_GUARDED_BY(readers_mu_);
+};
+
+}  // namespace rdg::storage

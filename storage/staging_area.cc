@@ -1,0 +1,56 @@
+#include "storage/staging_area.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace rdg::storage {
+namespace {
+constexpr absl::string_view kSuffix = ".part";
+}  // namespace
+
+absl::StatusOr<StagingArea> StagingArea::Create(const std::string& dir) {
+  if (auto s = MakeDirectories(dir); !s.ok()) return s;
+  return StagingArea(dir);
+}
+
+std::string StagingArea::PathOf(const std::string& session_id) const {
+  return absl::StrCat(dir_, "/", session_id, kSuffix);
+}
+
+absl::StatusOr<File> StagingArea::OpenForAppend(const std::string& session_id, bool create) const {
+  return File::OpenForAppend(PathOf(session_id), create);
+}
+
+absl::StatusOr<int64_t> StagingArea::StagedBytes(const std::string& session_id) const {
+  auto size = FileSize(PathOf(session_id));
+  if (absl::IsNotFound(size.status())) return 0;
+  return size;
+}
+
+absl::Status StagingArea::Remove(const std::string& session_id) const {
+  return RemoveFile(PathOf(session_id));
+}
+
+absl::StatusOr<std::vector<std::string>> StagingArea::ListSessions() const {
+  auto names = ListFiles(dir_);
+  if (!names.ok()) return names.status();
+  std::vector<std::string> ids;
+  for (const auto& name : *names) {
+    if (absl::EndsWith(name, kSuffix)) ids.push_back(name.substr(0, name.size() - kSuffix.size()));
+  }
+  return ids;
+}
+
+absl::StatusOr<int> StagingArea::RemoveStrayFiles() const {
+  auto names = ListFiles(dir_);
+  if (!names.ok()) return names.status();
+  int removed = 0;
+  for (const auto& name : *names) {
+    if (absl::EndsWith(name, kSuffix)) continue;
+    if (auto s = RemoveFile(absl::StrCat(dir_, "/", name)); !s.ok()) return s;
+    ++removed;
+  }
+  return removed;
+}
+
+}  // namespace rdg::storage

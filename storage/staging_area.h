@@ -1,0 +1,32 @@
+// StagingArea: the part files of open upload sessions (DATA/uploads/<session>.part). Bytes land
+// here as they arrive; on commit the file is adopted by the BlobStore (same filesystem, a rename).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "storage/posix_file.h"
+
+namespace rdg::storage {
+
+class StagingArea {
+ public:
+  static absl::StatusOr<StagingArea> Create(const std::string& dir);
+
+  std::string PathOf(const std::string& session_id) const;
+  absl::StatusOr<File> OpenForAppend(const std::string& session_id, bool create) const;
+  //! Bytes staged so far (0 if the file does not exist).
+  absl::StatusOr<int64_t> StagedBytes(const std::string& session_id) const;
+  absl::Status Remove(const std::string& session_id) const;
+  //! Session ids that have a part file.
+  absl::StatusOr<std::vector<std::string>> ListSessions() const;
+  //! Removes files that are not part files (e.g. left by other tools); returns how many.
+  absl::StatusOr<int> RemoveStrayFiles() const;
+
+ private:
+  explicit StagingArea(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
+};
+
+}  // namespace rdg::storage

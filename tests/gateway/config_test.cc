@@ -1,0 +1,91 @@
+#include "gateway/config/gateway_config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace rdg::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kMinimal[] = R"pb(
+  listen: "127.0.0.1:0"
+  data_dir: "/tmp/x"
+  tls { ca_file: "ca.pem" cert_file: "gw.pem" key_file: "gw.key" }
+  institutions { id: "county-a" level: COUNTY community: "a" }
+  institutions { id: "clinic-a1" level: TOWNSHIP community: "a" parent: "county-a" }
+  queues { name: "county-a/imaging" institution: "county-a" }
+  fallback_queue: "county-a/imaging"
+  routing_rules { name: "r" origin_communities: "a" queue: "county-a/imaging" }
+)pb";
+
+TEST(ConfigTest, DemoConfigIsValid) {
+  auto c = LoadConfigFile(std::string(RDG_SOURCE_DIR) + "/deploy/config/demo.textproto");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_GE(c->institutions_size(), 8);
+  EXPECT_FALSE(c->queues().empty());
+}
+
+TEST(ConfigTest, DefaultsAndOverrides) {
+  auto c = ParseConfig(kMinimal, "t", {"0.0.0.0:5000", "/data"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen(), "0.0.0.0:5000");
+  EXPECT_EQ(c->data_dir(), "/data");
+  EXPECT_EQ(c->index().sqlite().path(), "/data/index.sqlite");
+  EXPECT_EQ(c->limits().max_object_bytes(), int64_t{2} << 30);
+  EXPECT_EQ(c->limits().max_chunk_bytes(), 4 << 20);
+  EXPECT_EQ(c->claims().lease_seconds(), 900);
+  EXPECT_EQ(c->shutdown_grace_seconds(), 20);
+}
+
+TEST(ConfigTest, SyntaxErrorNamesLineAndColumn) {
+  auto c = ParseConfig("listen: \"a:1\"\n\nbogus_field: 3\n", "gw.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("gw.textproto:3:"));
+  EXPECT_THAT(c.status().message(), HasSubstr("bogus_field"));
+}
+
+TEST(ConfigTest, SemanticErrorsNameTheLine) {
+  std::string text = std::string(kMinimal) + "\nqueues { name: \"q2\" institution: \"nowhere\" }\n";
+  auto c = ParseConfig(text, "gw.textproto");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("gw.textproto:11:"));
+  EXPECT_THAT(c.status().message(), HasSubstr("unknown institution \"nowhere\""));
+}
+
+TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
+  struct Case {
+    std::string extra;
+    std::string expected;
+  } cases[] = {
+      {"institutions { id: \"clinic-a1\" level: VILLAGE }", "is repeated"},
+      {"institutions { id: \"x\" level: VILLAGE parent: \"nope\" }", "unknown parent"},
+      {"institutions { id: \"Bad Id\" level: VILLAGE }", "must be 1-64 characters"},
+      {"institutions { id: \"y\" }", "needs a level"},
+      {"routing_rules { name: \"r2\" queue: \"missing\" }", "unknown queue"},
+      {"routing_rules { name: \"r3\" origin_communities: \"z\" queue: \"county-a/imaging\" }",
+       "unknown community"},
+      {"sla_policies { exam_type: \"CT\" received_to_final_minutes: -1 }", "must not be negative"},
+      {"limits { max_chunk_bytes: 100000000 }", "at most 16 MiB"},
+  };
+  for (const auto& c : cases) {
+    auto parsed = ParseConfig(std::string(kMinimal) + c.extra, "t");
+    ASSERT_FALSE(parsed.ok()) << c.extra;
+    EXPECT_THAT(parsed.status().message(), HasSubstr(c.expected)) << c.extra;
+  }
+}
+
+TEST(ConfigTest, BadListenOverride) {
+  auto c = ParseConfig(kMinimal, "t", {"nonsense", ""});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("HOST:PORT"));
+}
+
+TEST(ConfigTest, TlsIsMandatory) {
+  auto c = ParseConfig("listen: \"127.0.0.1:0\" data_dir: \"d\"", "t");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(c.status().message(), HasSubstr("mTLS is required"));
+}
+
+}  // namespace
+}  // namespace rdg::config

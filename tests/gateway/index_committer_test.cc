@@ -1,0 +1,61 @@
+#include "gateway/ingest/index_committer.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "storage/sqlite_index_store.h"
+#include "tests/mocks/mock_index_store.h"
+#include "tests/mocks/temp_dir.h"
+
+namespace rdg::ingest {
+namespace {
+
+using ::testing::_;
+using ::testing::Return;
+
+storage::NewObject Object(int i) {
+  storage::NewObject n;
+  n.exam.origin_institution = n.object.origin_institution = "c1";
+  n.exam.study_instance_uid = "1.2." + std::to_string(i % 7);
+  n.object.sop_instance_uid = "1.2.3." + std::to_string(i);
+  n.object.sha256_hex = "h" + std::to_string(i);
+  n.object.size = 10;
+  return n;
+}
+
+TEST(IndexCommitterTest, ConcurrentCommitsShareTransactions) {
+  testing::TempDir dir;
+  auto index = *storage::SqliteIndexStore::Open(dir.Join("i.sqlite"));
+  IndexCommitter committer(*index, 256);
+  constexpr int kThreads = 16, kPerThread = 40;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) ok += committer.Commit(Object(t * kPerThread + i)).ok();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok, kThreads * kPerThread);
+  // Every object is visible, and batching really happened (far fewer transactions than objects).
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    ASSERT_TRUE(index->FindObject("c1", "1.2.3." + std::to_string(i))->has_value());
+  }
+  EXPECT_LT(committer.batches(), kThreads * kPerThread);
+  EXPECT_GT(committer.batches(), 0);
+}
+
+TEST(IndexCommitterTest, TransactionFailureReachesEveryCaller) {
+  storage::MockIndexStore index;
+  EXPECT_CALL(index, CommitObjects(_)).WillRepeatedly([](absl::Span<const storage::NewObject> b) {
+    return std::vector<absl::StatusOr<storage::CommitOutcome>>(
+        b.size(), absl::InternalError("disk I/O error"));
+  });
+  IndexCommitter committer(index, 8);
+  auto r = committer.Commit(Object(1));
+  EXPECT_TRUE(absl::IsInternal(r.status()));
+}
+
+}  // namespace
+}  // namespace rdg::ingest

@@ -1,0 +1,255 @@
+#include "gateway/ingest/ingestor.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "gateway/formats/dicom_parser.h"
+#include "storage/file_blob_store.h"
+#include "storage/sqlite_index_store.h"
+#include "tests/mocks/fake_clock.h"
+#include "tests/mocks/mock_blob_store.h"
+#include "tests/mocks/mock_index_store.h"
+#include "tests/mocks/temp_dir.h"
+
+namespace rdg::ingest {
+namespace {
+
+using ::testing::_;
+using ::testing::HasSubstr;
+using ::testing::NiceMock;
+using ::testing::Return;
+
+const auth::Principal kClinicA{"clinic-a1", rdg::v1::CLINIC, "clinic-a1"};
+const auth::Principal kClinicB{"clinic-b1", rdg::v1::CLINIC, "clinic-b1"};
+
+std::string Sha(const std::string& bytes) {
+  storage::Sha256 h;
+  h.Update(bytes);
+  return storage::ToRaw(h.Finish());
+}
+
+rdg::v1::UploadRequest OpenMessage(const std::string& bytes) {
+  rdg::v1::UploadRequest r;
+  r.mutable_open()->set_kind(rdg::v1::DICOM);
+  r.mutable_open()->set_size(static_cast<int64_t>(bytes.size()));
+  r.mutable_open()->set_sha256(Sha(bytes));
+  r.mutable_open()->set_priority(rdg::v1::STAT);
+  return r;
+}
+
+size_t FilesUnder(const std::string& dir) {
+  size_t n = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) n += e.is_regular_file();
+  return n;
+}
+
+rdg::v1::Limits DefaultLimits() {
+  rdg::v1::Limits l;
+  l.set_max_object_bytes(10 << 20);
+  l.set_max_chunk_bytes(1 << 20);
+  l.set_max_open_uploads(10);
+  l.set_upload_ttl_seconds(3600);
+  return l;
+}
+
+//! An Ingestor over a real SQLite index and blob store in a temporary directory.
+class IngestorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ASSERT_TRUE(formats::InitDicomToolkit().ok()); }
+  void SetUp() override {
+    ct_ = testing::ReadFileBytes(std::string(RDG_PYDICOM_FILES) + "/CT_small.dcm");
+    index_ = *storage::SqliteIndexStore::Open(dir_.Join("index.sqlite"));
+    blobs_ = *storage::FileBlobStore::Create(dir_.Join("blobs"));
+    committer_ = std::make_unique<IndexCommitter>(*index_, 64);
+    ingestor_ = std::make_unique<Ingestor>(Ingestor::Options{DefaultLimits()}, *index_, *blobs_,
+                                           *storage::StagingArea::Create(dir_.Join("uploads")),
+                                           *committer_, clock_);
+  }
+  //! Nothing of a rejected upload may remain: no blob, no staged bytes, no session, no exam.
+  void ExpectNoTrace() {
+    EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 0u);
+    EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
+    EXPECT_TRUE(index_->ListSessions()->empty());
+    storage::ExamQuery q;
+    q.origin_institution = kClinicA.institution;
+    EXPECT_TRUE(index_->ListExams(q)->exams.empty());
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_;
+  std::string ct_;
+  std::unique_ptr<storage::SqliteIndexStore> index_;
+  std::unique_ptr<storage::FileBlobStore> blobs_;
+  std::unique_ptr<IndexCommitter> committer_;
+  std::unique_ptr<Ingestor> ingestor_;
+};
+
+TEST_F(IngestorTest, OneShotUploadIsStoredAndIndexed) {
+  auto a = ingestor_->Attach(kClinicA, OpenMessage(ct_));
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(a->handle->Append(0, ct_).ok());
+  auto st = a->handle->Commit();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->state(), rdg::v1::COMMITTED);
+  EXPECT_FALSE(st->committed().duplicate());
+  auto exam = *index_->GetExam(st->committed().exam_id());
+  ASSERT_TRUE(exam.has_value());
+  EXPECT_EQ(exam->priority, rdg::v1::STAT);
+  EXPECT_EQ(exam->exam_type, "CT");
+  EXPECT_EQ(exam->patient.patient_id, "1CT1");
+  EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
+  storage::Sha256 h;
+  h.Update(ct_);
+  EXPECT_EQ(testing::ReadFileBytes(blobs_->PathOf(h.Finish())), ct_);
+}
+
+TEST_F(IngestorTest, SameContentAgainIsAnsweredWithoutUpload) {
+  auto a = *ingestor_->Attach(kClinicA, OpenMessage(ct_));
+  ASSERT_TRUE(a.handle->Append(0, ct_).ok());
+  auto first = *a.handle->Commit();
+  auto again = ingestor_->Attach(kClinicA, OpenMessage(ct_));
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(again->already_stored.has_value());
+  EXPECT_TRUE(again->already_stored->committed().duplicate());
+  EXPECT_EQ(again->already_stored->committed().exam_id(), first.committed().exam_id());
+  // Another clinic uploading the same bytes gets its own exam (and learns nothing of the first).
+  auto other = *ingestor_->Attach(kClinicB, OpenMessage(ct_));
+  ASSERT_NE(other.handle, nullptr);
+  ASSERT_TRUE(other.handle->Append(0, ct_).ok());
+  auto b = *other.handle->Commit();
+  EXPECT_NE(b.committed().exam_id(), first.committed().exam_id());
+  EXPECT_FALSE(b.committed().duplicate());
+}
+
+TEST_F(IngestorTest, ResumesFromCommittedOffsetAfterDetach) {
+  rdg::v1::OpenUploadRequest open = OpenMessage(ct_).open();
+  auto opened = ingestor_->Open(kClinicA, open, /*persist=*/true);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  rdg::v1::UploadRequest first;
+  first.set_session_id(opened->session_id());
+  const size_t half = ct_.size() / 2;
+  {
+    auto a = *ingestor_->Attach(kClinicA, first);
+    ASSERT_TRUE(a.handle->Append(0, ct_.substr(0, half)).ok());
+    EXPECT_EQ(a.handle->Detach().committed_offset(), static_cast<int64_t>(half));
+  }
+  EXPECT_EQ(ingestor_->Status(kClinicA, opened->session_id())->committed_offset(),
+            static_cast<int64_t>(half));
+  EXPECT_TRUE(absl::IsNotFound(ingestor_->Status(kClinicB, opened->session_id()).status()));
+  // Opening the same content again finds the same session and its offset.
+  EXPECT_EQ(ingestor_->Open(kClinicA, open, true)->session_id(), opened->session_id());
+
+  auto a = *ingestor_->Attach(kClinicA, first);
+  EXPECT_EQ(a.handle->committed_offset(), static_cast<int64_t>(half));
+  // A gap is refused with the offset to resume from; an overlap is skipped.
+  auto gap = a.handle->Append(static_cast<int64_t>(half) + 10, "x");
+  EXPECT_TRUE(absl::IsFailedPrecondition(gap));
+  EXPECT_THAT(gap.message(), HasSubstr(std::to_string(half)));
+  ASSERT_TRUE(a.handle->Append(static_cast<int64_t>(half) - 100, ct_.substr(half - 100)).ok());
+  auto st = a.handle->Commit();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_TRUE(index_->ListSessions()->empty());
+}
+
+TEST_F(IngestorTest, OneStreamPerSession) {
+  auto opened = *ingestor_->Open(kClinicA, OpenMessage(ct_).open(), true);
+  rdg::v1::UploadRequest first;
+  first.set_session_id(opened.session_id());
+  auto held = *ingestor_->Attach(kClinicA, first);
+  EXPECT_TRUE(absl::IsAborted(ingestor_->Attach(kClinicA, first).status()));
+  held.handle->Detach();
+  EXPECT_TRUE(ingestor_->Attach(kClinicA, first).ok());
+}
+
+TEST_F(IngestorTest, DigestMismatchLeavesNoTrace) {
+  rdg::v1::UploadRequest open = OpenMessage(ct_);
+  std::string corrupted = ct_;
+  corrupted[corrupted.size() - 1] ^= 1;
+  auto a = *ingestor_->Attach(kClinicA, open);
+  ASSERT_TRUE(a.handle->Append(0, corrupted).ok());
+  auto st = a.handle->Commit();
+  EXPECT_TRUE(absl::IsInvalidArgument(st.status()));
+  EXPECT_THAT(st.status().message(), HasSubstr("SHA-256"));
+  ExpectNoTrace();
+}
+
+TEST_F(IngestorTest, NonDicomLeavesNoTrace) {
+  const std::string garbage(5000, 'g');
+  auto a = *ingestor_->Attach(kClinicA, OpenMessage(garbage));
+  ASSERT_TRUE(a.handle->Append(0, garbage).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(a.handle->Commit().status()));
+  ExpectNoTrace();
+}
+
+TEST_F(IngestorTest, LimitsAndBadOpens) {
+  std::string big(11 << 20, 'x');
+  auto r = ingestor_->Attach(kClinicA, OpenMessage(big));
+  EXPECT_TRUE(absl::IsResourceExhausted(r.status()));
+  EXPECT_THAT(r.status().message(), HasSubstr("limits.max_object_bytes"));
+  rdg::v1::UploadRequest bad = OpenMessage(ct_);
+  bad.mutable_open()->set_sha256("short");
+  EXPECT_TRUE(absl::IsInvalidArgument(ingestor_->Attach(kClinicA, bad).status()));
+  bad = OpenMessage(ct_);
+  bad.mutable_open()->set_kind(rdg::v1::HL7V2_LAB);
+  EXPECT_TRUE(absl::IsInvalidArgument(ingestor_->Attach(kClinicA, bad).status()));
+  auto a = *ingestor_->Attach(kClinicA, OpenMessage(ct_));
+  EXPECT_TRUE(absl::IsInvalidArgument(a.handle->Append(0, ct_ + "tail")));
+  EXPECT_TRUE(absl::IsFailedPrecondition(a.handle->Commit().status()));  // incomplete
+}
+
+TEST_F(IngestorTest, TooManyOpenSessions) {
+  for (int i = 0; i < 10; ++i) {
+    std::string bytes = ct_ + std::string(static_cast<size_t>(i + 1), ' ');
+    ASSERT_TRUE(ingestor_->Open(kClinicA, OpenMessage(bytes).open(), true).ok());
+  }
+  auto r = ingestor_->Open(kClinicA, OpenMessage(ct_).open(), true);
+  EXPECT_TRUE(absl::IsResourceExhausted(r.status()));
+}
+
+TEST_F(IngestorTest, RecoverRemovesOrphansAndExpiredSessions) {
+  std::ofstream(dir_.Join("uploads/up-orphan.part")) << "half an object";
+  auto opened = *ingestor_->Open(kClinicA, OpenMessage(ct_).open(), true);
+  ASSERT_TRUE(ingestor_->Recover().ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("uploads/up-orphan.part")));
+  EXPECT_EQ(index_->ListSessions()->size(), 1u);
+  clock_.Advance(absl::Hours(2));  // past upload_ttl_seconds
+  EXPECT_EQ(*ingestor_->ExpireSessions(), 1);
+  EXPECT_TRUE(absl::IsNotFound(ingestor_->Status(kClinicA, opened.session_id()).status()));
+}
+
+TEST_F(IngestorTest, FailingBlobStoreIndexesNothing) {
+  NiceMock<storage::MockBlobStore> blobs;
+  EXPECT_CALL(blobs, Adopt(_, _)).WillOnce(Return(absl::InternalError("fsync: I/O error")));
+  Ingestor ingestor(Ingestor::Options{DefaultLimits()}, *index_, blobs,
+                    *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
+  auto a = *ingestor.Attach(kClinicA, OpenMessage(ct_));
+  ASSERT_TRUE(a.handle->Append(0, ct_).ok());
+  EXPECT_TRUE(absl::IsInternal(a.handle->Commit().status()));
+  ExpectNoTrace();
+}
+
+TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlob) {
+  NiceMock<storage::MockIndexStore> index;
+  ON_CALL(index, FindObjectByContent(_, _)).WillByDefault(Return(std::nullopt));
+  ON_CALL(index, FindSession(_, _, _)).WillByDefault(Return(std::nullopt));
+  ON_CALL(index, CountSessions(_)).WillByDefault(Return(0));
+  ON_CALL(index, FindObject(_, _)).WillByDefault(Return(std::nullopt));
+  ON_CALL(index, IsBlobReferenced(_)).WillByDefault(Return(false));
+  EXPECT_CALL(index, CommitObjects(_)).WillOnce([](absl::Span<const storage::NewObject> b) {
+    return std::vector<absl::StatusOr<storage::CommitOutcome>>(
+        b.size(), absl::InternalError("database is locked"));
+  });
+  IndexCommitter committer(index, 8);
+  Ingestor ingestor(Ingestor::Options{DefaultLimits()}, index, *blobs_,
+                    *storage::StagingArea::Create(dir_.Join("uploads")), committer, clock_);
+  auto a = *ingestor.Attach(kClinicA, OpenMessage(ct_));
+  ASSERT_TRUE(a.handle->Append(0, ct_).ok());
+  EXPECT_TRUE(absl::IsInternal(a.handle->Commit().status()));
+  EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 0u);
+  EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
+}
+
+}  // namespace
+}  // namespace rdg::ingest

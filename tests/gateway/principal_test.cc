@@ -1,0 +1,92 @@
+#include "gateway/auth/principal.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "gateway/auth/rbac.h"
+#include "gateway/config/gateway_config.h"
+#include "tests/mocks/temp_dir.h"
+
+namespace rdg::auth {
+namespace {
+
+//! Certificates from the real dev PKI script, made once for the suite.
+class PrincipalTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_ = new testing::TempDir();
+    std::string cmd = "bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-pki.sh " +
+                      pki_->path() + " >/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    auto config = config::LoadConfigFile(std::string(RDG_SOURCE_DIR) +
+                                         "/deploy/config/demo.textproto");
+    ASSERT_TRUE(config.ok()) << config.status();
+    directory_ = new config::InstitutionDirectory(*config);
+  }
+  static void TearDownTestSuite() {
+    delete directory_;
+    delete pki_;
+  }
+  static std::string Pem(const std::string& name) {
+    return testing::ReadFileBytes(pki_->Join(name + ".pem"));
+  }
+  static testing::TempDir* pki_;
+  static config::InstitutionDirectory* directory_;
+};
+testing::TempDir* PrincipalTest::pki_ = nullptr;
+config::InstitutionDirectory* PrincipalTest::directory_ = nullptr;
+
+TEST_F(PrincipalTest, ClinicCertificate) {
+  auto p = PrincipalFromCertificate(Pem("clinic-a1"), *directory_);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->institution, "clinic-a1");
+  EXPECT_EQ(p->role, rdg::v1::CLINIC);
+  EXPECT_EQ(p->user, "clinic-a1");
+  EXPECT_TRUE(Authorize(*p, Permission::kUpload).ok());
+  EXPECT_TRUE(AuthorizeExamAccess(*p, "ex-1", "clinic-a1").ok());
+  EXPECT_TRUE(absl::IsNotFound(AuthorizeExamAccess(*p, "ex-1", "clinic-b1")));
+}
+
+TEST_F(PrincipalTest, ReaderAndAdminCertificates) {
+  auto reader = PrincipalFromCertificate(Pem("reader-a-rad"), *directory_);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(reader->institution, "county-a");
+  EXPECT_EQ(reader->role, rdg::v1::READER);
+  EXPECT_EQ(reader->user, "reader-a-rad");
+  EXPECT_TRUE(absl::IsPermissionDenied(Authorize(*reader, Permission::kUpload)));
+  auto admin = PrincipalFromCertificate(Pem("admin"), *directory_);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  EXPECT_EQ(admin->role, rdg::v1::ADMIN);
+  EXPECT_TRUE(absl::IsPermissionDenied(Authorize(*admin, Permission::kListOwnExams)));
+  // The SM2 signing certificate carries the same identity as its TLS twin.
+  auto sm2 = PrincipalFromCertificate(Pem("reader-a-ecg"), *directory_);
+  ASSERT_TRUE(sm2.ok()) << sm2.status();
+  EXPECT_EQ(sm2->user, "reader-a-ecg");
+}
+
+TEST_F(PrincipalTest, UnknownInstitutionOrBadProfileIsRefused) {
+  rdg::v1::GatewayConfig other;
+  auto* inst = other.add_institutions();
+  inst->set_id("somewhere-else");
+  inst->set_level(rdg::v1::TOWNSHIP);
+  config::InstitutionDirectory foreign(other);
+  EXPECT_TRUE(absl::IsUnauthenticated(PrincipalFromCertificate(Pem("clinic-a1"), foreign).status()));
+  EXPECT_TRUE(absl::IsUnauthenticated(PrincipalFromCertificate("not a cert", *directory_).status()));
+  // The gateway's own server certificate has OU=gateway: not a client role.
+  EXPECT_TRUE(absl::IsUnauthenticated(PrincipalFromCertificate(Pem("gateway"), *directory_).status()));
+}
+
+TEST_F(PrincipalTest, RoleMustFitInstitutionLevel) {
+  rdg::v1::GatewayConfig config;
+  auto* inst = config.add_institutions();
+  inst->set_id("clinic-a1");
+  inst->set_level(rdg::v1::COUNTY);  // a "clinic" certificate for a county hospital
+  config::InstitutionDirectory directory(config);
+  EXPECT_TRUE(absl::IsPermissionDenied(
+      PrincipalFromCertificate(Pem("clinic-a1"), directory).status()));
+}
+
+}  // namespace
+}  // namespace rdg::auth

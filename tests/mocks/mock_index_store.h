@@ -1,0 +1,39 @@
+// gMock of storage::IndexStore, for fault injection in ingest tests.
+#pragma once
+
+#include <gmock/gmock.h>
+
+#include "storage/index_store.h"
+
+namespace rdg::storage {
+
+class MockIndexStore : public IndexStore {
+ public:
+  MOCK_METHOD(absl::Status, CreateSession, (const UploadSessionRecord&), (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<UploadSessionRecord>>, GetSession,
+              (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<UploadSessionRecord>>, FindSession,
+              (const std::string&, const std::string&, int64_t), (override));
+  MOCK_METHOD(absl::StatusOr<int>, CountSessions, (const std::string&), (override));
+  MOCK_METHOD(absl::Status, TouchSession, (const std::string&, absl::Time), (override));
+  MOCK_METHOD(absl::Status, DeleteSession, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<UploadSessionRecord>>, ListSessions, (), (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<ObjectRecord>>, FindObject,
+              (const std::string&, const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<ObjectRecord>>, FindObjectByContent,
+              (const std::string&, const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<bool>, IsBlobReferenced, (const std::string&), (override));
+  MOCK_METHOD(std::vector<absl::StatusOr<CommitOutcome>>, CommitObjects,
+              (absl::Span<const NewObject>), (override));
+  MOCK_METHOD(absl::StatusOr<ExamPage>, ListExams, (const ExamQuery&), (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<ExamRecord>>, GetExam, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ObjectRecord>>, ListObjects, (const std::string&),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ExamEventRecord>>, ListEvents, (const std::string&),
+              (override));
+  MOCK_METHOD(absl::Status, AppendAudit, (const AuditRecord&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&),
+              (override));
+};
+
+}  // namespace rdg::storage

@@ -1,0 +1,81 @@
+#include "storage/file_blob_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "storage/staging_area.h"
+#include "tests/mocks/temp_dir.h"
+
+namespace rdg::storage {
+namespace {
+
+Digest DigestOf(const std::string& s) {
+  Sha256 h;
+  h.Update(s);
+  return h.Finish();
+}
+
+std::string ReadAll(const BlobReader& r) {
+  std::string out(static_cast<size_t>(r.Size()), '\0');
+  size_t n = *r.ReadAt(0, out.data(), out.size());
+  out.resize(n);
+  return out;
+}
+
+TEST(FileBlobStoreTest, AdoptMovesFileUnderItsDigest) {
+  testing::TempDir dir;
+  auto store = *FileBlobStore::Create(dir.Join("blobs"));
+  const std::string bytes = "DICM-ish payload";
+  const std::string staged = dir.Write("upload.part", bytes);
+  ASSERT_TRUE(store->Adopt(staged, DigestOf(bytes)).ok());
+  EXPECT_FALSE(std::filesystem::exists(staged));
+  EXPECT_TRUE(store->Exists(DigestOf(bytes)));
+  auto reader = store->Open(DigestOf(bytes));
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ(ReadAll(**reader), bytes);
+  EXPECT_EQ(testing::ReadFileBytes(store->PathOf(DigestOf(bytes))), bytes);
+}
+
+TEST(FileBlobStoreTest, AdoptOfExistingContentDropsTheCopy) {
+  testing::TempDir dir;
+  auto store = *FileBlobStore::Create(dir.Join("blobs"));
+  ASSERT_TRUE(store->Adopt(dir.Write("a", "same"), DigestOf("same")).ok());
+  const std::string second = dir.Write("b", "same");
+  ASSERT_TRUE(store->Adopt(second, DigestOf("same")).ok());
+  EXPECT_FALSE(std::filesystem::exists(second));
+}
+
+TEST(FileBlobStoreTest, ReadRangeAndRemove) {
+  testing::TempDir dir;
+  auto store = *FileBlobStore::Create(dir.Join("blobs"));
+  ASSERT_TRUE(store->Adopt(dir.Write("a", "0123456789"), DigestOf("0123456789")).ok());
+  auto reader = *store->Open(DigestOf("0123456789"));
+  char buf[4];
+  ASSERT_EQ(*reader->ReadAt(3, buf, 4), 4u);
+  EXPECT_EQ(std::string(buf, 4), "3456");
+  EXPECT_EQ(*reader->ReadAt(10, buf, 4), 0u);
+  ASSERT_TRUE(store->Remove(DigestOf("0123456789")).ok());
+  EXPECT_FALSE(store->Exists(DigestOf("0123456789")));
+  EXPECT_TRUE(absl::IsNotFound(store->Open(DigestOf("0123456789")).status()));
+}
+
+TEST(StagingAreaTest, TracksPartFilesAndRemovesStrays) {
+  testing::TempDir dir;
+  auto staging = *StagingArea::Create(dir.Join("uploads"));
+  {
+    auto f = *staging.OpenForAppend("up-1", true);
+    ASSERT_TRUE(f.Append("abc").ok());
+  }
+  EXPECT_EQ(*staging.StagedBytes("up-1"), 3);
+  EXPECT_EQ(*staging.StagedBytes("up-2"), 0);
+  testing::TempDir unused;
+  std::ofstream(dir.Join("uploads/leftover.tmp")) << "x";
+  EXPECT_EQ(*staging.RemoveStrayFiles(), 1);
+  EXPECT_EQ(*staging.ListSessions(), std::vector<std::string>{"up-1"});
+  ASSERT_TRUE(staging.Remove("up-1").ok());
+  EXPECT_TRUE(staging.ListSessions()->empty());
+}
+
+}  // namespace
+}  // namespace rdg::storage

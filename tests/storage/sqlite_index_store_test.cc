@@ -1,0 +1,142 @@
+#include "storage/sqlite_index_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "tests/mocks/temp_dir.h"
+
+namespace rdg::storage {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
+
+NewObject MakeObject(const std::string& institution, const std::string& study,
+                     const std::string& sop, const std::string& sha, int64_t size = 100) {
+  NewObject n;
+  n.exam.origin_institution = institution;
+  n.exam.study_instance_uid = study;
+  n.exam.patient.patient_id = "P1";
+  n.exam.exam_type = "CT";
+  n.exam.modalities = {"CT"};
+  n.exam.priority = rdg::v1::ROUTINE;
+  n.object.origin_institution = institution;
+  n.object.sop_instance_uid = sop;
+  n.object.series_instance_uid = study + ".1";
+  n.object.modality = "CT";
+  n.object.size = size;
+  n.object.sha256_hex = sha;
+  n.object.received_at = kT0;
+  n.actor = "tester";
+  return n;
+}
+
+class SqliteIndexStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = *SqliteIndexStore::Open(dir_.Join("index.sqlite")); }
+  testing::TempDir dir_;
+  std::unique_ptr<SqliteIndexStore> store_;
+};
+
+TEST_F(SqliteIndexStoreTest, MigrationsApplyOnceAndSurviveReopen) {
+  EXPECT_GE(*store_->SchemaVersion(), 1);
+  ASSERT_EQ(store_->CommitObjects({MakeObject("c1", "1.2.3", "1.2.3.4", "aa")})[0].status(),
+            absl::OkStatus());
+  store_.reset();
+  store_ = *SqliteIndexStore::Open(dir_.Join("index.sqlite"));
+  EXPECT_GE(*store_->SchemaVersion(), 1);
+  EXPECT_TRUE(store_->FindObject("c1", "1.2.3.4")->has_value());
+}
+
+TEST_F(SqliteIndexStoreTest, GroupsInstancesByStudyPerInstitution) {
+  auto r = store_->CommitObjects({MakeObject("c1", "1.2.3", "1.2.3.1", "a1"),
+                                  MakeObject("c1", "1.2.3", "1.2.3.2", "a2"),
+                                  MakeObject("c2", "1.2.3", "1.2.3.1", "a1")});
+  ASSERT_EQ(r.size(), 3u);
+  ASSERT_TRUE(r[0].ok() && r[1].ok() && r[2].ok());
+  EXPECT_EQ(r[0]->exam_id, r[1]->exam_id);
+  EXPECT_TRUE(r[0]->new_exam);
+  EXPECT_FALSE(r[1]->new_exam);
+  EXPECT_EQ(r[1]->exam_instance_count, 2);
+  EXPECT_NE(r[0]->exam_id, r[2]->exam_id);  // same study UID at another clinic: its own exam
+  auto exam = *store_->GetExam(r[0]->exam_id);
+  ASSERT_TRUE(exam.has_value());
+  EXPECT_EQ(exam->instance_count, 2);
+  EXPECT_EQ(exam->total_bytes, 200);
+  EXPECT_EQ(exam->state, rdg::v1::RECEIVED);
+  auto events = *store_->ListEvents(r[0]->exam_id);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].state, rdg::v1::RECEIVED);
+  EXPECT_EQ(events[0].actor, "tester");
+  EXPECT_EQ(store_->ListObjects(r[0]->exam_id)->size(), 2u);
+}
+
+TEST_F(SqliteIndexStoreTest, DuplicateAndConflictInOneBatch) {
+  ASSERT_TRUE(store_->CommitObjects({MakeObject("c1", "1.2", "1.2.9", "same")})[0].ok());
+  auto r = store_->CommitObjects({MakeObject("c1", "1.2", "1.2.9", "same"),
+                                  MakeObject("c1", "1.2", "1.2.9", "other"),
+                                  MakeObject("c1", "1.2", "1.2.10", "new")});
+  ASSERT_TRUE(r[0].ok());
+  EXPECT_TRUE(r[0]->duplicate);
+  EXPECT_TRUE(absl::IsAlreadyExists(r[1].status()));
+  EXPECT_NE(r[1].status().message().find("1.2.9"), absl::string_view::npos);
+  ASSERT_TRUE(r[2].ok());  // the conflict does not spoil the rest of the batch
+  EXPECT_EQ(r[2]->exam_instance_count, 2);
+  EXPECT_EQ((*store_->FindObject("c1", "1.2.9"))->sha256_hex, "same");
+}
+
+TEST_F(SqliteIndexStoreTest, CommitDeletesTheUploadSession) {
+  UploadSessionRecord s{"up-1", "c1", "u", rdg::v1::DICOM, 100, "ab", rdg::v1::STAT, "", kT0, kT0};
+  ASSERT_TRUE(store_->CreateSession(s).ok());
+  EXPECT_TRUE(store_->FindSession("c1", "ab", 100)->has_value());
+  EXPECT_FALSE(store_->FindSession("c2", "ab", 100)->has_value());
+  EXPECT_EQ(*store_->CountSessions("c1"), 1);
+  NewObject n = MakeObject("c1", "1.2", "1.2.1", "ab");
+  n.session_id = "up-1";
+  ASSERT_TRUE(store_->CommitObjects({n})[0].ok());
+  EXPECT_FALSE(store_->GetSession("up-1")->has_value());
+}
+
+TEST_F(SqliteIndexStoreTest, ListExamsPagesNewestFirstAndScopesByInstitution) {
+  for (int i = 0; i < 5; ++i) {
+    std::string study = "1.9." + std::to_string(i);
+    ASSERT_TRUE(store_->CommitObjects({MakeObject("c1", study, study + ".1", "s" + study)})[0].ok());
+  }
+  ASSERT_TRUE(store_->CommitObjects({MakeObject("c2", "2.1", "2.1.1", "x")})[0].ok());
+  ExamQuery q;
+  q.origin_institution = "c1";
+  q.limit = 2;
+  std::vector<std::string> studies;
+  do {
+    auto page = *store_->ListExams(q);
+    for (const auto& e : page.exams) studies.push_back(e.study_instance_uid);
+    q.before_seq = page.next_before_seq;
+  } while (q.before_seq != 0);
+  EXPECT_EQ(studies, (std::vector<std::string>{"1.9.4", "1.9.3", "1.9.2", "1.9.1", "1.9.0"}));
+}
+
+TEST_F(SqliteIndexStoreTest, AuditLogIsAppendOnly) {
+  ASSERT_TRUE(store_->AppendAudit({0, kT0, "c1", "u1", rdg::v1::CLINIC, "download_exam", "ex-1", ""}).ok());
+  ASSERT_TRUE(store_->AppendAudit({0, kT0, "c1", "u2", rdg::v1::CLINIC, "list_exams", "", ""}).ok());
+  AuditQuery q;
+  q.user = "u1";
+  auto rows = *store_->ListAudit(q);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].action, "download_exam");
+  // A direct attempt to rewrite history is refused by the schema itself.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("index.sqlite").c_str(), &db), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "DELETE FROM audit_log", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "UPDATE audit_log SET user = 'x'", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteIndexStoreTest, BlobReferences) {
+  EXPECT_FALSE(*store_->IsBlobReferenced("cafe"));
+  ASSERT_TRUE(store_->CommitObjects({MakeObject("c1", "1.2", "1.2.1", "cafe")})[0].ok());
+  EXPECT_TRUE(*store_->IsBlobReferenced("cafe"));
+  EXPECT_TRUE(store_->FindObjectByContent("c1", "cafe")->has_value());
+  EXPECT_FALSE(store_->FindObjectByContent("c2", "cafe")->has_value());
+}
+
+}  // namespace
+}  // namespace rdg::storage
