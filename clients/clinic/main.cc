@@ -9,10 +9,10 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
 
 #include "clients/clinic/uploader.h"
 #include "clients/common/connection.h"
+#include "clients/common/file_digest.h"
 #include "clients/common/output.h"
 #include "rdg/v1/ingest.grpc.pb.h"
 
@@ -38,38 +38,6 @@ std::string FormatTime(const google::protobuf::Timestamp& t) {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", std::localtime(&secs));
   return buf;
-}
-
-std::string Sha256Hex(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
-}
-
-std::string Hex(const std::string& raw) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += hex[c >> 4];
-    out += hex[c & 15];
-  }
-  return out;
 }
 
 int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std::string>& paths,
@@ -235,7 +203,7 @@ int RunDownload(const rdg::clients::ConnectionOptions& conn, const std::string& 
   auto finish_file = [&]() -> bool {
     if (!file.is_open()) return true;
     file.close();
-    if (Sha256Hex(tmp_path) != Hex(current.sha256())) {
+    if (rdg::clients::Sha256OfFile(tmp_path) != current.sha256()) {
       std::cerr << "error: " << current.sop_instance_uid() << " arrived damaged (SHA-256 mismatch)\n";
       fs::remove(tmp_path, ec);
       return false;

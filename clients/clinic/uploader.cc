@@ -1,6 +1,6 @@
 #include "clients/clinic/uploader.h"
 
-#include <openssl/evp.h>
+#include "clients/common/file_digest.h"
 
 #include <algorithm>
 #include <atomic>
@@ -30,25 +30,6 @@ bool LooksLikeDicom(const fs::path& path) {
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
   return ext == ".dcm" || ext == ".dicom" || HasDicomMarker(path);
-}
-
-//! SHA-256 of a file (raw 32 bytes), read in 1 MiB pieces.
-bool HashFile(const std::string& path, std::string* digest) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  digest->assign(reinterpret_cast<char*>(md), len);
-  return true;
 }
 
 bool Retryable(grpc::StatusCode code) {
@@ -92,11 +73,13 @@ class FileUploader {
     r.path = path;
     std::error_code ec;
     r.size = static_cast<int64_t>(fs::file_size(path, ec));
-    if (ec || !HashFile(path, &digest_)) {
+    auto digest = Sha256OfFile(path);
+    if (ec || !digest) {
       r.code = grpc::StatusCode::NOT_FOUND;
       r.message = "cannot read the file";
       return r;
     }
+    digest_ = *std::move(digest);
     std::mt19937 rng{std::random_device{}()};
     auto backoff = std::chrono::milliseconds(100);
     for (r.attempts = 1; r.attempts <= options_.max_attempts; ++r.attempts) {

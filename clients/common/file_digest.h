@@ -1,0 +1,15 @@
+// SHA-256 of local files, for upload sessions and for verifying downloads.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace rdg::clients {
+
+//! The 32-byte SHA-256 of a file, or nullopt if it cannot be read.
+std::optional<std::string> Sha256OfFile(const std::string& path);
+
+//! Lower-case hex of raw bytes.
+std::string ToHex(const std::string& raw);
+
+}  // namespace rdg::clients
