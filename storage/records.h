@@ -40,6 +40,15 @@ struct ExamRecord {
   int64_t total_bytes = 0;
   absl::Time received_at;
   absl::Time updated_at;
+  absl::Time sla_due_at = absl::InfiniteFuture();  //!< final report due (routing + SLA policy)
+};
+
+//! Where a new exam goes, decided by the router before the commit.
+struct RoutingRecord {
+  std::string queue;
+  rdg::v1::Priority priority = rdg::v1::ROUTINE;
+  absl::Time sla_due_at = absl::InfiniteFuture();
+  std::string detail;  //!< for the ROUTED event, e.g. "rule county-a-imaging" (no PHI)
 };
 
 //! One stored object (instance) of an exam.
@@ -81,10 +90,12 @@ struct UploadSessionRecord {
 };
 
 //! One object to make visible: the object row, the exam it joins (created from `exam` when the
-//! origin institution has no exam for that Study Instance UID yet), a RECEIVED event for a new
-//! exam, and removal of the upload session — all in one transaction.
+//! origin institution has no exam for that Study Instance UID yet, and then routed: state ROUTED,
+//! queue, priority and SLA due time from `routing`, RECEIVED and ROUTED events), and removal of
+//! the upload session — all in one transaction.
 struct NewObject {
   ExamRecord exam;        //!< study-level attributes taken from this object; exam_id ignored
+  RoutingRecord routing;  //!< applied only when this object creates the exam
   ObjectRecord object;    //!< exam_id filled in by the store
   std::string session_id; //!< upload session to delete (may be empty)
   std::string actor;      //!< user recorded on the RECEIVED event

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <limits>
 #include <random>
 #include <unordered_map>
 
@@ -172,7 +173,16 @@ ObjectRecord ReadObject(const Stmt& s) {
   "seq, exam_id, origin_institution, study_instance_uid, patient_id, patient_name, "          \
   "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "       \
   "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
-  "instance_count, total_bytes, received_at, updated_at"
+  "instance_count, total_bytes, received_at, updated_at, sla_due_at"
+
+absl::Time ReadDue(int64_t micros) {
+  return micros == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()
+                                                       : absl::FromUnixMicros(micros);
+}
+
+int64_t DueMicros(absl::Time t) {
+  return t == absl::InfiniteFuture() ? std::numeric_limits<int64_t>::max() : absl::ToUnixMicros(t);
+}
 
 ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
   ExamRecord r;
@@ -196,6 +206,7 @@ ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
   r.total_bytes = s.Int(20);
   r.received_at = s.Time(21);
   r.updated_at = s.Time(22);
+  r.sla_due_at = ReadDue(s.Int(23));
   return r;
 }
 
@@ -485,23 +496,27 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, "
           "patient_name, patient_sex, patient_birth_date, patient_national_id, accession_number, "
           "exam_type, modalities, body_part, study_date, study_time, study_description, priority, "
-          "state, queue, instance_count, total_bytes, received_at, updated_at) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)"));
+          "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"));
+      const bool routed = !item.routing.queue.empty();
       q->Bind(1, outcome.exam_id).Bind(2, exam.origin_institution)
           .Bind(3, exam.study_instance_uid).Bind(4, exam.patient.patient_id)
           .Bind(5, exam.patient.name).Bind(6, exam.patient.sex).Bind(7, exam.patient.birth_date)
           .Bind(8, exam.patient.national_id).Bind(9, exam.accession_number)
           .Bind(10, exam.exam_type).Bind(11, absl::StrJoin(exam.modalities, "\\"))
           .Bind(12, exam.body_part).Bind(13, exam.study_date).Bind(14, exam.study_time)
-          .Bind(15, exam.study_description).Bind(16, int64_t{exam.priority})
-          .Bind(17, int64_t{exam.state}).Bind(18, exam.queue).Bind(19, obj.size)
-          .Bind(20, obj.received_at).Bind(21, obj.received_at);
+          .Bind(15, exam.study_description)
+          .Bind(16, int64_t{routed ? item.routing.priority : exam.priority})
+          .Bind(17, int64_t{routed ? rdg::v1::ROUTED : exam.state}).Bind(18, item.routing.queue)
+          .Bind(19, obj.size).Bind(20, obj.received_at).Bind(21, obj.received_at)
+          .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()));
       RDG_RETURN_IF_ERROR(q->Run());
-      RDG_ASSIGN_OR_RETURN(auto ev, writer_->Prepare(
-          "INSERT INTO exam_events (exam_id, state, at, actor, detail) VALUES (?, ?, ?, ?, '')"));
-      ev->Bind(1, outcome.exam_id).Bind(2, int64_t{rdg::v1::RECEIVED}).Bind(3, obj.received_at)
-          .Bind(4, item.actor);
-      RDG_RETURN_IF_ERROR(ev->Run());
+      RDG_RETURN_IF_ERROR(
+          AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));
+      if (routed) {
+        RDG_RETURN_IF_ERROR(AddEvent(outcome.exam_id, rdg::v1::ROUTED, obj.received_at, "system",
+                                     item.routing.detail));
+      }
     }
     RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
         "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, series_instance_uid, "
@@ -526,6 +541,15 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
     RDG_RETURN_IF_ERROR(del->Run());
   }
   return outcome;
+}
+
+absl::Status SqliteIndexStore::AddEvent(const std::string& exam_id, rdg::v1::ExamState state,
+                                        absl::Time at, const std::string& actor,
+                                        const std::string& detail) {
+  RDG_ASSIGN_OR_RETURN(auto ev, writer_->Prepare(
+      "INSERT INTO exam_events (exam_id, state, at, actor, detail) VALUES (?, ?, ?, ?, ?)"));
+  ev->Bind(1, exam_id).Bind(2, int64_t{state}).Bind(3, at).Bind(4, actor).Bind(5, detail);
+  return ev->Run();
 }
 
 absl::StatusOr<ExamPage> SqliteIndexStore::ListExams(const ExamQuery& query) {

@@ -66,6 +66,10 @@ class SqliteIndexStore final : public IndexStore {
   void ReleaseReader(sqlite_internal::Connection* conn);
   absl::StatusOr<CommitOutcome> CommitOne(const NewObject& item)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! Records a state change of an exam (inside the caller's transaction).
+  absl::Status AddEvent(const std::string& exam_id, rdg::v1::ExamState state, absl::Time at,
+                        const std::string& actor, const std::string& detail)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
 
   absl::Mutex writer_mu_;  //!< SQLite allows one writer; this serialises transactions
   std::unique_ptr<sqlite_internal::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);

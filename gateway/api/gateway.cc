@@ -15,6 +15,7 @@
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/index_committer.h"
 #include "gateway/ingest/ingestor.h"
+#include "gateway/routing/router.h"
 #include "rdg/v1/admin.grpc.pb.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/reading.grpc.pb.h"
@@ -52,6 +53,8 @@ struct Gateway::Parts {
   rdg::v1::GatewayConfig config;
   const Clock* clock = nullptr;
   std::unique_ptr<config::InstitutionDirectory> directory;
+  std::unique_ptr<routing::Router> router;
+  std::unique_ptr<routing::SlaTable> sla;
   std::unique_ptr<storage::IndexStore> index;
   std::unique_ptr<storage::BlobStore> blobs;
   std::unique_ptr<ingest::IndexCommitter> committer;
@@ -81,7 +84,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   RDG_ASSIGN_OR_RETURN(p->blobs, storage::FileBlobStore::Create(data_dir + "/blobs"));
   RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(data_dir + "/uploads"));
   p->committer = std::make_unique<ingest::IndexCommitter>(*p->index, /*max_batch=*/256);
-  p->ingestor = std::make_unique<ingest::Ingestor>(ingest::Ingestor::Options{config.limits()},
+  p->router = std::make_unique<routing::Router>(config);
+  p->sla = std::make_unique<routing::SlaTable>(config);
+  p->ingestor = std::make_unique<ingest::Ingestor>(
+      ingest::Ingestor::Options{config.limits(), p->router.get(), p->sla.get()},
                                                    *p->index, *p->blobs, std::move(staging),
                                                    *p->committer, clock);
   RDG_RETURN_IF_ERROR(p->ingestor->Recover());

@@ -66,6 +66,21 @@ storage::NewObject ToNewObject(const formats::DicomSummary& d, const UploadSessi
   return n;
 }
 
+//! The routing decision for the exam this object would create.
+storage::RoutingRecord RouteExam(const Ingestor::Options& options, const storage::ExamRecord& exam,
+                                 rdg::v1::Priority requested, absl::Time received) {
+  storage::RoutingRecord r;
+  if (options.router == nullptr) return r;
+  routing::RoutingDecision d =
+      options.router->Route({exam.origin_institution, exam.exam_type, exam.body_part, requested});
+  r.queue = d.queue;
+  r.priority = d.priority;
+  r.detail = d.fallback ? "no routing rule matched: fallback queue " + d.queue
+                        : "rule " + d.rule + " -> " + d.queue;
+  if (options.sla != nullptr) r.sla_due_at = options.sla->FinalDue(exam.exam_type, d.priority, received);
+  return r;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -391,6 +406,7 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   // Fast answers before touching the blob store: duplicate or conflicting SOP Instance UID.
   RDG_ASSIGN_OR_RETURN(auto existing, index_.FindObject(session.institution, dicom.sop_instance_uid));
   storage::NewObject item = ToNewObject(dicom, session, digest, clock_.Now(), handle.persisted_);
+  item.routing = RouteExam(options_, item.exam, session.priority, item.object.received_at);
   absl::StatusOr<storage::CommitOutcome> outcome;
   if (existing.has_value() && existing->sha256_hex != session.sha256_hex) {
     return absl::AlreadyExistsError(absl::StrCat(

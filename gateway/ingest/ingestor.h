@@ -17,6 +17,7 @@
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
 #include "gateway/ingest/index_committer.h"
+#include "gateway/routing/router.h"
 #include "rdg/v1/config.pb.h"
 #include "rdg/v1/ingest.pb.h"
 #include "storage/blob_store.h"
@@ -65,6 +66,9 @@ class Ingestor {
  public:
   struct Options {
     rdg::v1::Limits limits;
+    //! Routes each new exam (queue, priority, SLA due time). Without one, exams stay RECEIVED.
+    const routing::Router* router = nullptr;
+    const routing::SlaTable* sla = nullptr;
   };
   Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
            storage::StagingArea staging, IndexCommitter& committer, const Clock& clock);

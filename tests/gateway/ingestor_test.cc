@@ -253,3 +253,46 @@ TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlob) {
 
 }  // namespace
 }  // namespace rdg::ingest
+
+namespace rdg::ingest {
+namespace {
+
+TEST_F(IngestorTest, NewExamIsRoutedInTheAcknowledgingTransaction) {
+  rdg::v1::GatewayConfig config;
+  auto* inst = config.add_institutions();
+  inst->set_id("clinic-a1");
+  inst->set_community("county-a");
+  config.set_fallback_queue("province/unrouted");
+  auto* rule = config.add_routing_rules();
+  rule->set_name("county-a-imaging");
+  rule->add_origin_communities("county-a");
+  rule->add_exam_types("CT");
+  rule->set_queue("county-a/imaging");
+  auto* sla = config.add_sla_policies();
+  sla->set_exam_type("*");
+  sla->set_priority(rdg::v1::STAT);
+  sla->set_received_to_final_minutes(30);
+  routing::Router router(config);
+  routing::SlaTable table(config);
+  Ingestor ingestor(Ingestor::Options{DefaultLimits(), &router, &table}, *index_, *blobs_,
+                    *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
+  auto a = *ingestor.Attach(kClinicA, OpenMessage(ct_));  // requested priority STAT
+  ASSERT_TRUE(a.handle->Append(0, ct_).ok());
+  auto st = a.handle->Commit();
+  ASSERT_TRUE(st.ok()) << st.status();
+  auto exam = **index_->GetExam(st->committed().exam_id());
+  EXPECT_EQ(exam.state, rdg::v1::ROUTED);
+  EXPECT_EQ(exam.queue, "county-a/imaging");
+  EXPECT_EQ(exam.priority, rdg::v1::STAT);
+  EXPECT_EQ(exam.sla_due_at, clock_.Now() + absl::Minutes(30));
+  auto events = *index_->ListEvents(exam.exam_id);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].state, rdg::v1::RECEIVED);
+  EXPECT_EQ(events[0].actor, "clinic-a1");
+  EXPECT_EQ(events[1].state, rdg::v1::ROUTED);
+  EXPECT_EQ(events[1].actor, "system");
+  EXPECT_EQ(events[1].detail, "rule county-a-imaging -> county-a/imaging");
+}
+
+}  // namespace
+}  // namespace rdg::ingest
