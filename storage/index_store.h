@@ -48,6 +48,24 @@ class IndexStore {
   virtual absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) = 0;
   virtual absl::StatusOr<std::vector<ExamEventRecord>> ListEvents(const std::string& exam_id) = 0;
 
+  // --- Worklists and claims (at most one live claim per exam, also under concurrency) ---
+  virtual absl::StatusOr<WorklistPage> ListWorklist(const WorklistQuery& query, absl::Time now) = 0;
+  virtual absl::StatusOr<std::optional<ClaimRecord>> GetLiveClaim(const std::string& exam_id,
+                                                                  absl::Time now) = 0;
+  //! kClaim takes (or, for the holder, renews) the lease; kRenew only renews the holder's live
+  //! lease. FAILED_PRECONDITION if another user holds a live claim or the exam is not claimable;
+  //! NOT_FOUND if the exam does not exist. A new claim records a CLAIMED event; taking over an
+  //! expired lease first records RELEASED for the previous holder.
+  virtual absl::StatusOr<ClaimRecord> ClaimExam(const std::string& exam_id,
+                                                const std::string& user,
+                                                const std::string& institution, absl::Time now,
+                                                absl::Duration lease, ClaimAction action) = 0;
+  //! Ends the caller's live claim: the exam returns to its queue (RELEASED event).
+  virtual absl::Status ReleaseClaim(const std::string& exam_id, const std::string& user,
+                                    absl::Time now) = 0;
+  //! Releases every lease that expired before `now` (RELEASED by "system"); returns how many.
+  virtual absl::StatusOr<int> ExpireClaims(absl::Time now) = 0;
+
   // --- Audit (append-only) ---
   virtual absl::Status AppendAudit(const AuditRecord& entry) = 0;
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;

@@ -120,6 +120,38 @@ struct ExamPage {
   int64_t next_before_seq = 0;     //!< 0 when there is no further page
 };
 
+//! A reader's lease on an exam.
+struct ClaimRecord {
+  std::string exam_id;
+  std::string holder_user;
+  std::string holder_institution;
+  absl::Time claimed_at;
+  absl::Time expires_at;
+};
+
+//! A reader's worklist: exams of the given queues, by SLA due time, then priority, then arrival.
+struct WorklistQuery {
+  std::vector<std::string> queues;                //!< required (the queues the caller serves)
+  std::vector<rdg::v1::ExamState> states;         //!< empty: ROUTED, CLAIMED, PRELIMINARY
+  std::vector<std::string> exam_types;            //!< empty: any
+  std::vector<rdg::v1::Priority> priorities;      //!< empty: any
+  int32_t limit = 100;
+  std::string after;                              //!< cursor from a previous page
+};
+
+struct WorklistEntry {
+  ExamRecord exam;
+  std::optional<ClaimRecord> claim;  //!< the live claim, if any
+};
+
+struct WorklistPage {
+  std::vector<WorklistEntry> entries;
+  std::string next_cursor;  //!< empty when there is no further page
+};
+
+//! What a claim operation should do.
+enum class ClaimAction { kClaim, kRenew };
+
 struct AuditRecord {
   int64_t seq = 0;
   absl::Time at;

@@ -55,11 +55,34 @@ class SqliteIndexStore final : public IndexStore {
   absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) override;
   absl::StatusOr<std::vector<ExamEventRecord>> ListEvents(const std::string& exam_id) override;
 
+  absl::StatusOr<WorklistPage> ListWorklist(const WorklistQuery& query, absl::Time now) override;
+  absl::StatusOr<std::optional<ClaimRecord>> GetLiveClaim(const std::string& exam_id,
+                                                          absl::Time now) override;
+  absl::StatusOr<ClaimRecord> ClaimExam(const std::string& exam_id, const std::string& user,
+                                        const std::string& institution, absl::Time now,
+                                        absl::Duration lease, ClaimAction action) override;
+  absl::Status ReleaseClaim(const std::string& exam_id, const std::string& user,
+                            absl::Time now) override;
+  absl::StatusOr<int> ExpireClaims(absl::Time now) override;
+
   absl::Status AppendAudit(const AuditRecord& entry) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
 
  private:
-  class ReaderLease;
+  //! A borrowed reader connection, returned to the pool on destruction.
+  class ReaderLease {
+   public:
+    ReaderLease(SqliteIndexStore* store, sqlite_internal::Connection* conn)
+        : store_(store), conn_(conn) {}
+    ReaderLease(const ReaderLease&) = delete;
+    ReaderLease& operator=(const ReaderLease&) = delete;
+    ~ReaderLease() { store_->ReleaseReader(conn_); }
+    sqlite_internal::Connection* operator->() const { return conn_; }
+
+   private:
+    SqliteIndexStore* store_;
+    sqlite_internal::Connection* conn_;
+  };
   SqliteIndexStore();
   absl::Status Migrate();
   ReaderLease AcquireReader();
@@ -70,6 +93,9 @@ class SqliteIndexStore final : public IndexStore {
   absl::Status AddEvent(const std::string& exam_id, rdg::v1::ExamState state, absl::Time at,
                         const std::string& actor, const std::string& detail)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! Deletes a claim, returns a CLAIMED exam to ROUTED and records RELEASED.
+  absl::Status EndClaim(const std::string& exam_id, absl::Time at, const std::string& actor,
+                        const std::string& detail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
 
   absl::Mutex writer_mu_;  //!< SQLite allows one writer; this serialises transactions
   std::unique_ptr<sqlite_internal::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);

@@ -1,18 +1,16 @@
 // rdg-clinic: a clinic's command line — upload exams, list them, download them back.
-#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "clients/clinic/uploader.h"
 #include "clients/common/connection.h"
-#include "clients/common/file_digest.h"
+#include "clients/common/object_files.h"
 #include "clients/common/output.h"
 #include "rdg/v1/ingest.grpc.pb.h"
 
@@ -24,21 +22,6 @@ using rdg::clients::HumanBytes;
 
 constexpr int kExitRejected = 1;  // some input was refused: fix it and run again
 constexpr int kExitFailure = 2;   // usage, connection or gateway failure
-
-std::string ToJson(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  static_cast<void>(google::protobuf::util::MessageToJsonString(m, &out, options));
-  return out;
-}
-
-std::string FormatTime(const google::protobuf::Timestamp& t) {
-  std::time_t secs = t.seconds();
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", std::localtime(&secs));
-  return buf;
-}
 
 int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std::string>& paths,
               const rdg::clients::UploadOptions& options, bool as_json) {
@@ -163,13 +146,13 @@ int RunExams(const rdg::clients::ConnectionOptions& conn, int limit, bool as_jso
     token = page.next_page_token();
   } while (!token.empty() && all.exams_size() < limit);
   if (as_json) {
-    std::cout << ToJson(all) << "\n";
+    std::cout << rdg::clients::ProtoToJson(all) << "\n";
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {
       {"EXAM", "RECEIVED", "TYPE", "PRIORITY", "STATE", "INSTANCES", "SIZE", "PATIENT ID", "STUDY DATE"}};
   for (const auto& e : all.exams()) {
-    rows.push_back({e.exam_id(), FormatTime(e.received_at()), e.exam_type(),
+    rows.push_back({e.exam_id(), rdg::clients::LocalTime(e.received_at()), e.exam_type(),
                     rdg::v1::Priority_Name(e.priority()), rdg::v1::ExamState_Name(e.state()),
                     std::to_string(e.instance_count()), HumanBytes(double(e.total_bytes())),
                     e.patient().patient_id(), e.study_date()});
@@ -182,64 +165,27 @@ int RunDownload(const rdg::clients::ConnectionOptions& conn, const std::string& 
                 const std::string& out_dir, bool as_json) {
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) {
-    std::cerr << "error: cannot create " << out_dir << ": " << ec.message() << "\n";
-    return kExitFailure;
-  }
   auto stub = rdg::v1::ExamService::NewStub(channel);
   grpc::ClientContext ctx;
   rdg::v1::DownloadExamRequest req;
   req.set_exam_id(exam_id);
   auto reader = stub->DownloadExam(&ctx, req);
-  rdg::v1::ObjectChunk chunk;
-  std::ofstream file;
-  rdg::v1::StoredObject current;
-  std::string tmp_path, final_path;
-  json files = json::array();
-  int64_t total = 0;
-  rdg::clients::Progress progress("downloading", 0, 0);
-  auto finish_file = [&]() -> bool {
-    if (!file.is_open()) return true;
-    file.close();
-    if (rdg::clients::Sha256OfFile(tmp_path) != current.sha256()) {
-      std::cerr << "error: " << current.sop_instance_uid() << " arrived damaged (SHA-256 mismatch)\n";
-      fs::remove(tmp_path, ec);
-      return false;
-    }
-    fs::rename(tmp_path, final_path, ec);
-    files.push_back({{"path", final_path}, {"sop_instance_uid", current.sop_instance_uid()},
-                     {"size", current.size()}});
-    return !ec;
-  };
-  while (reader->Read(&chunk)) {
-    if (chunk.has_object()) {
-      if (!finish_file()) return kExitFailure;
-      current = chunk.object();
-      final_path = (fs::path(out_dir) / (current.sop_instance_uid() + ".dcm")).string();
-      tmp_path = final_path + ".part";
-      file.open(tmp_path, std::ios::binary | std::ios::trunc);
-    }
-    file.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-    total += static_cast<int64_t>(chunk.data().size());
-    progress.AddBytes(static_cast<int64_t>(chunk.data().size()));
+  auto result = rdg::clients::WriteObjectStream(*reader, out_dir);
+  if (!result.status.ok()) {
+    std::cerr << "error: " << rdg::clients::DescribeRpcError(result.status) << "\n";
+    return result.status.error_code() == grpc::StatusCode::NOT_FOUND ? kExitRejected : kExitFailure;
   }
-  grpc::Status s = reader->Finish();
-  if (!s.ok()) {
-    if (file.is_open()) {
-      file.close();
-      fs::remove(tmp_path, ec);
-    }
-    std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
-    return s.error_code() == grpc::StatusCode::NOT_FOUND ? kExitRejected : kExitFailure;
-  }
-  if (!finish_file()) return kExitFailure;
   if (as_json) {
-    std::cout << json({{"exam_id", exam_id}, {"files", files}, {"bytes", total}}).dump(2) << "\n";
+    json files = json::array();
+    for (const auto& f : result.files) {
+      files.push_back({{"path", f.path}, {"sop_instance_uid", f.sop_instance_uid}, {"size", f.size}});
+    }
+    std::cout << json({{"exam_id", exam_id}, {"files", files}, {"bytes", result.bytes}}).dump(2)
+              << "\n";
   } else {
-    std::cout << "downloaded " << files.size() << " instances (" << HumanBytes(double(total))
-              << ") of exam " << exam_id << " to " << out_dir << ", SHA-256 verified\n";
+    std::cout << "downloaded " << result.files.size() << " instances ("
+              << HumanBytes(double(result.bytes)) << ") of exam " << exam_id << " to " << out_dir
+              << ", SHA-256 verified\n";
   }
   return 0;
 }

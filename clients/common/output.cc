@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
+
+#include <google/protobuf/util/json_util.h>
 
 namespace rdg::clients {
 
@@ -17,6 +20,24 @@ std::string HumanBytes(double bytes) {
   }
   char buf[32];
   std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+std::string ProtoToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  static_cast<void>(google::protobuf::util::MessageToJsonString(message, &out, options));
+  return out;
+}
+
+std::string LocalTime(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  std::time_t secs = t.seconds();
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
   return buf;
 }
 

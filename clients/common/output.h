@@ -7,10 +7,19 @@
 #include <thread>
 #include <vector>
 
+#include <google/protobuf/message.h>
+#include <google/protobuf/timestamp.pb.h>
+
 namespace rdg::clients {
 
 //! "12.3 MB", "512 B" (decimal units, as operators read network rates).
 std::string HumanBytes(double bytes);
+
+//! A message as JSON with the .proto field names (what `--json` prints for API objects).
+std::string ProtoToJson(const google::protobuf::Message& message);
+
+//! "2026-11-22 08:27" in the local time zone; "-" for an unset timestamp.
+std::string LocalTime(const google::protobuf::Timestamp& t);
 
 //! Prints rows with columns padded to their widest cell (the first row is the header).
 void PrintTable(const std::vector<std::vector<std::string>>& rows);

@@ -27,7 +27,6 @@ class ExamServiceImpl final : public rdg::v1::ExamService::CallbackService {
       grpc::CallbackServerContext* ctx, const rdg::v1::DownloadExamRequest* request) override;
 
  private:
-  friend class DownloadReactor;
   //! Authenticates, authorises and loads the exam the caller may see; audits the access.
   absl::StatusOr<storage::ExamRecord> OpenExam(grpc::CallbackServerContext* ctx,
                                                const std::string& exam_id,

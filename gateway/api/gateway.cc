@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/api/exam_service.h"
 #include "gateway/api/ingest_service.h"
+#include "gateway/api/reading_service.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/index_committer.h"
@@ -61,8 +62,9 @@ struct Gateway::Parts {
   std::unique_ptr<ingest::Ingestor> ingestor;
   std::unique_ptr<WorkerPool> pool;  //!< after the objects its tasks use: drained first
   std::unique_ptr<IngestServiceImpl> ingest_service;
+  std::unique_ptr<worklist::ReadingDesk> desk;
   std::unique_ptr<ExamServiceImpl> exam_service;
-  rdg::v1::ReadingService::CallbackService reading_service;    //!< UNIMPLEMENTED until its issue
+  std::unique_ptr<ReadingServiceImpl> reading_service;
   rdg::v1::DeliveryService::CallbackService delivery_service;  //!< UNIMPLEMENTED until its issue
   rdg::v1::AdminService::CallbackService admin_service;        //!< UNIMPLEMENTED until its issue
   std::unique_ptr<grpc::Server> server;
@@ -96,6 +98,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
                                                           config.limits());
   p->exam_service =
       std::make_unique<ExamServiceImpl>(*p->index, *p->blobs, *p->pool, *p->directory, clock);
+  p->desk = std::make_unique<worklist::ReadingDesk>(config, *p->index, clock);
+  p->reading_service =
+      std::make_unique<ReadingServiceImpl>(*p->desk, *p->blobs, *p->pool, *p->directory);
 
   RDG_ASSIGN_OR_RETURN(auto credentials, MutualTlsCredentials(config.tls()));
   grpc::EnableDefaultHealthCheckService(true);
@@ -105,7 +110,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_chunk_bytes()) + (1 << 20));
   builder.RegisterService(p->ingest_service.get());
   builder.RegisterService(p->exam_service.get());
-  builder.RegisterService(&p->reading_service);
+  builder.RegisterService(p->reading_service.get());
   builder.RegisterService(&p->delivery_service);
   builder.RegisterService(&p->admin_service);
   p->server = builder.BuildAndStart();
@@ -136,13 +141,18 @@ void Gateway::Shutdown(absl::Duration grace) {
 }
 
 void Gateway::HousekeepingLoop() {
-  // Expired upload sessions are removed hourly (and at start-up by Recover).
-  for (;;) {
+  // Every 10 s expired claim leases go back to their queues; hourly, expired upload sessions
+  // are removed (and at start-up by Recover). Deadlines come from the injected clock.
+  for (int tick = 0;; ++tick) {
     absl::MutexLock lock(&mu_);
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Hours(1))) return;
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(10))) return;
     mu_.Unlock();
-    auto expired = parts_->ingestor->ExpireSessions();
-    if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();
+    auto leases = parts_->desk->ExpireLeases();
+    if (!leases.ok()) LOG(WARNING) << "expiring claim leases: " << leases.status();
+    if (tick % 360 == 359) {
+      auto expired = parts_->ingestor->ExpireSessions();
+      if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();
+    }
     mu_.Lock();
   }
 }

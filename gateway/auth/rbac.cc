@@ -5,19 +5,21 @@
 namespace rdg::auth {
 
 absl::Status Authorize(const Principal& principal, Permission permission) {
-  static_cast<void>(permission);  // every permission so far is a clinic permission
-  // Clinics push exams in and see their own. Readers and administrators are granted their
-  // permissions by the reading-workflow and administration features; until then, refused.
-  switch (principal.role) {
-    case rdg::v1::CLINIC:
-      return absl::OkStatus();
-    case rdg::v1::READER:
-    case rdg::v1::ADMIN:
-    default:
-      return absl::PermissionDeniedError(absl::StrCat(
-          "role ", rdg::v1::Role_Name(principal.role),
-          " may not use this operation: uploads and exam downloads are for clinic certificates"));
+  bool granted = false;
+  switch (permission) {
+    case Permission::kUpload:
+    case Permission::kListOwnExams:
+    case Permission::kDownloadExam:
+      granted = principal.role == rdg::v1::CLINIC;  // clinics push exams in and see their own
+      break;
+    case Permission::kReadQueues:
+      granted = principal.role == rdg::v1::READER;
+      break;
   }
+  if (granted) return absl::OkStatus();
+  // Administrators see figures, not images: their permissions come with the admin service.
+  return absl::PermissionDeniedError(absl::StrCat(
+      "role ", rdg::v1::Role_Name(principal.role), " may not use this operation"));
 }
 
 absl::Status AuthorizeExamAccess(const Principal& principal, const std::string& exam_id,

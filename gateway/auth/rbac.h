@@ -12,6 +12,7 @@ enum class Permission {
   kUpload,        //!< open sessions, stream bytes, commit objects
   kListOwnExams,  //!< list and inspect the caller institution's exams
   kDownloadExam,  //!< download an exam's stored objects
+  kReadQueues,    //!< worklists, claims and fetches in the queues the institution serves
 };
 
 //! PERMISSION_DENIED unless the principal's role holds the permission.

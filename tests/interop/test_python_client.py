@@ -90,10 +90,15 @@ class PythonClientTest(harness.GatewayTestCase):
         with self.assertRaises(grpc.RpcError) as err:
             reader.ListExams(ingest_pb2.ListExamsRequest(), timeout=30)
         self.assertEqual(err.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
-        worklist = reading_pb2_grpc.ReadingServiceStub(self.channel("reader-a-rad"))
-        with self.assertRaises(grpc.RpcError) as err:
-            worklist.GetWorklist(reading_pb2.WorklistRequest(), timeout=30)
+        reading = reading_pb2_grpc.ReadingServiceStub(self.channel("reader-a-rad"))
+        self.assertEqual(len(reading.GetWorklist(reading_pb2.WorklistRequest(), timeout=30).items), 0)
+        with self.assertRaises(grpc.RpcError) as err:  # a later part of the reading workflow
+            reading.GetPriors(reading_pb2.PriorsRequest(exam_id="ex-0"), timeout=30)
         self.assertEqual(err.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        clinic = reading_pb2_grpc.ReadingServiceStub(self.channel("clinic-a1"))
+        with self.assertRaises(grpc.RpcError) as err:
+            clinic.GetWorklist(reading_pb2.WorklistRequest(), timeout=30)
+        self.assertEqual(err.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
 
     def test_health_and_reflection(self):
         channel = self.channel("clinic-a1")

@@ -31,6 +31,17 @@ class MockIndexStore : public IndexStore {
               (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ExamEventRecord>>, ListEvents, (const std::string&),
               (override));
+  MOCK_METHOD(absl::StatusOr<WorklistPage>, ListWorklist, (const WorklistQuery&, absl::Time),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<ClaimRecord>>, GetLiveClaim,
+              (const std::string&, absl::Time), (override));
+  MOCK_METHOD(absl::StatusOr<ClaimRecord>, ClaimExam,
+              (const std::string&, const std::string&, const std::string&, absl::Time,
+               absl::Duration, ClaimAction),
+              (override));
+  MOCK_METHOD(absl::Status, ReleaseClaim, (const std::string&, const std::string&, absl::Time),
+              (override));
+  MOCK_METHOD(absl::StatusOr<int>, ExpireClaims, (absl::Time), (override));
   MOCK_METHOD(absl::Status, AppendAudit, (const AuditRecord&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&),
               (override));

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <thread>
+
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::storage {
@@ -136,6 +139,119 @@ TEST_F(SqliteIndexStoreTest, BlobReferences) {
   EXPECT_TRUE(*store_->IsBlobReferenced("cafe"));
   EXPECT_TRUE(store_->FindObjectByContent("c1", "cafe")->has_value());
   EXPECT_FALSE(store_->FindObjectByContent("c2", "cafe")->has_value());
+}
+
+//! An exam routed to `queue` with the given due time and priority; returns its id.
+std::string AddRoutedExam(SqliteIndexStore& store, const std::string& study, const std::string& queue,
+                          absl::Time due, rdg::v1::Priority priority, const std::string& type = "CT") {
+  NewObject n = MakeObject("c1", study, study + ".1", "sha" + study);
+  n.exam.exam_type = type;
+  n.routing = {queue, priority, due, "rule test"};
+  auto r = store.CommitObjects({n});
+  EXPECT_TRUE(r[0].ok()) << r[0].status();
+  return r[0]->exam_id;
+}
+
+TEST_F(SqliteIndexStoreTest, ExactlyOneOf32ConcurrentClaimsWins) {
+  const std::string exam = AddRoutedExam(*store_, "5.1", "q", kT0 + absl::Hours(1), rdg::v1::STAT);
+  std::atomic<int> won{0}, refused{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 32; ++i) {
+    readers.emplace_back([&, i] {
+      auto c = store_->ClaimExam(exam, "reader-" + std::to_string(i), "county-a", kT0,
+                                 absl::Minutes(15), ClaimAction::kClaim);
+      if (c.ok()) {
+        ++won;
+      } else if (absl::IsFailedPrecondition(c.status())) {
+        ++refused;
+      }
+    });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(refused, 31);
+  EXPECT_EQ((*store_->GetExam(exam))->state, rdg::v1::CLAIMED);
+}
+
+TEST_F(SqliteIndexStoreTest, LeaseRenewalExpiryAndRelease) {
+  const std::string exam = AddRoutedExam(*store_, "5.2", "q", kT0 + absl::Hours(1), rdg::v1::ROUTINE);
+  const absl::Duration lease = absl::Minutes(15);
+  auto c = store_->ClaimExam(exam, "alice", "county-a", kT0, lease, ClaimAction::kClaim);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->expires_at, kT0 + lease);
+  // Bob is refused while the lease lives; Alice renews it.
+  auto bob = store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(10), lease, ClaimAction::kClaim);
+  EXPECT_TRUE(absl::IsFailedPrecondition(bob.status()));
+  EXPECT_NE(bob.status().message().find("alice"), absl::string_view::npos);
+  auto renewed = store_->ClaimExam(exam, "alice", "county-a", kT0 + absl::Minutes(10), lease, ClaimAction::kRenew);
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_EQ(renewed->expires_at, kT0 + absl::Minutes(25));
+  EXPECT_EQ(renewed->claimed_at, kT0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(20), lease, ClaimAction::kRenew).status()));
+  // After expiry Bob takes over; Alice's lease is recorded as expired.
+  auto takeover = store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(26), lease, ClaimAction::kClaim);
+  ASSERT_TRUE(takeover.ok()) << takeover.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->ReleaseClaim(exam, "alice", kT0 + absl::Minutes(27))));
+  ASSERT_TRUE(store_->ReleaseClaim(exam, "bob", kT0 + absl::Minutes(27)).ok());
+  EXPECT_EQ((*store_->GetExam(exam))->state, rdg::v1::ROUTED);
+  EXPECT_FALSE(store_->GetLiveClaim(exam, kT0 + absl::Minutes(27))->has_value());
+  std::vector<std::string> history;
+  for (const auto& e : *store_->ListEvents(exam)) {
+    history.push_back(rdg::v1::ExamState_Name(e.state) + "/" + e.actor);
+  }
+  EXPECT_EQ(history, (std::vector<std::string>{"RECEIVED/tester", "ROUTED/system", "CLAIMED/alice",
+                                               "RELEASED/system", "CLAIMED/bob", "RELEASED/bob"}));
+}
+
+TEST_F(SqliteIndexStoreTest, ExpiredLeasesAreSwept) {
+  const std::string a = AddRoutedExam(*store_, "5.3", "q", kT0, rdg::v1::ROUTINE);
+  const std::string b = AddRoutedExam(*store_, "5.4", "q", kT0, rdg::v1::ROUTINE);
+  ASSERT_TRUE(store_->ClaimExam(a, "alice", "x", kT0, absl::Minutes(5), ClaimAction::kClaim).ok());
+  ASSERT_TRUE(store_->ClaimExam(b, "bob", "x", kT0, absl::Minutes(30), ClaimAction::kClaim).ok());
+  EXPECT_EQ(*store_->ExpireClaims(kT0 + absl::Minutes(10)), 1);
+  EXPECT_EQ((*store_->GetExam(a))->state, rdg::v1::ROUTED);
+  EXPECT_EQ((*store_->GetExam(b))->state, rdg::v1::CLAIMED);
+  EXPECT_EQ(store_->ListEvents(a)->back().detail, "lease of alice expired");
+  EXPECT_EQ(*store_->ExpireClaims(kT0 + absl::Minutes(10)), 0);
+}
+
+TEST_F(SqliteIndexStoreTest, WorklistOrderFiltersAndPages) {
+  const std::string late = AddRoutedExam(*store_, "6.1", "county-a/imaging", kT0 + absl::Hours(24), rdg::v1::ROUTINE);
+  const std::string stat = AddRoutedExam(*store_, "6.2", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::STAT);
+  const std::string urgent = AddRoutedExam(*store_, "6.3", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::URGENT);
+  const std::string ecg = AddRoutedExam(*store_, "6.4", "county-a/ecg", kT0 + absl::Minutes(15), rdg::v1::STAT, "ECG");
+  AddRoutedExam(*store_, "6.5", "county-b/imaging", kT0, rdg::v1::STAT);  // another county's queue
+  ASSERT_TRUE(store_->ClaimExam(urgent, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
+
+  WorklistQuery q;
+  q.queues = {"county-a/imaging", "county-a/ecg"};
+  auto ids = [&](const WorklistQuery& query) {
+    std::vector<std::string> out;
+    WorklistQuery page = query;
+    do {
+      auto p = *store_->ListWorklist(page, kT0);
+      for (const auto& e : p.entries) out.push_back(e.exam.exam_id);
+      page.after = p.next_cursor;
+    } while (!page.after.empty());
+    return out;
+  };
+  EXPECT_EQ(ids(q), (std::vector<std::string>{ecg, stat, urgent, late}));
+  q.limit = 1;  // the same order across pages
+  EXPECT_EQ(ids(q), (std::vector<std::string>{ecg, stat, urgent, late}));
+  q.limit = 100;
+  q.exam_types = {"CT"};
+  q.priorities = {rdg::v1::STAT, rdg::v1::URGENT};
+  EXPECT_EQ(ids(q), (std::vector<std::string>{stat, urgent}));
+  q.exam_types.clear();
+  q.priorities.clear();
+  q.states = {rdg::v1::CLAIMED};
+  auto claimed = *store_->ListWorklist(q, kT0);
+  ASSERT_EQ(claimed.entries.size(), 1u);
+  ASSERT_TRUE(claimed.entries[0].claim.has_value());
+  EXPECT_EQ(claimed.entries[0].claim->holder_user, "alice");
+  q.after = "garbage";
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->ListWorklist(q, kT0).status()));
 }
 
 }  // namespace

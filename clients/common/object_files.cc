@@ -1,0 +1,66 @@
+#include "clients/common/object_files.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "clients/common/file_digest.h"
+#include "clients/common/output.h"
+
+namespace rdg::clients {
+namespace {
+namespace fs = std::filesystem;
+}  // namespace
+
+StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>& reader,
+                               const std::string& out_dir) {
+  StreamResult result;
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) {
+    result.status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "cannot create " + out_dir + ": " + ec.message());
+    return result;
+  }
+  Progress progress("receiving", 0, 0);
+  std::ofstream file;
+  rdg::v1::StoredObject current;
+  std::string tmp_path, final_path;
+  auto finish_file = [&]() -> bool {
+    if (!file.is_open()) return true;
+    file.close();
+    if (Sha256OfFile(tmp_path) != current.sha256()) {
+      fs::remove(tmp_path, ec);
+      result.status = grpc::Status(grpc::StatusCode::DATA_LOSS,
+                                   current.sop_instance_uid() + " arrived damaged (SHA-256 mismatch)");
+      return false;
+    }
+    fs::rename(tmp_path, final_path, ec);
+    result.files.push_back({final_path, current.sop_instance_uid(), current.size()});
+    return true;
+  };
+  rdg::v1::ObjectChunk chunk;
+  while (reader.Read(&chunk)) {
+    if (chunk.has_object()) {
+      if (!finish_file()) return result;
+      current = chunk.object();
+      final_path = (fs::path(out_dir) / (current.sop_instance_uid() + ".dcm")).string();
+      tmp_path = final_path + ".part";
+      file.open(tmp_path, std::ios::binary | std::ios::trunc);
+    }
+    file.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    result.bytes += static_cast<int64_t>(chunk.data().size());
+    progress.AddBytes(static_cast<int64_t>(chunk.data().size()));
+  }
+  result.status = reader.Finish();
+  if (!result.status.ok()) {
+    if (file.is_open()) {
+      file.close();
+      fs::remove(tmp_path, ec);
+    }
+    return result;
+  }
+  finish_file();
+  return result;
+}
+
+}  // namespace rdg::clients

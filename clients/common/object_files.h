@@ -1,0 +1,30 @@
+// Writes a server stream of ObjectChunk (exam download, reader fetch) to DIR/<SOP UID>.dcm, each
+// file verified against its SHA-256 before it is renamed into place.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/sync_stream.h>
+
+#include <string>
+#include <vector>
+
+#include "rdg/v1/common.pb.h"
+
+namespace rdg::clients {
+
+struct WrittenObject {
+  std::string path;
+  std::string sop_instance_uid;
+  int64_t size = 0;
+};
+
+struct StreamResult {
+  grpc::Status status;                 //!< the call's status, or DATA_LOSS for a damaged file
+  std::vector<WrittenObject> files;
+  int64_t bytes = 0;
+};
+
+StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>& reader,
+                               const std::string& out_dir);
+
+}  // namespace rdg::clients

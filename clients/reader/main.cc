@@ -1,0 +1,169 @@
+// rdg-reader: a county or city reader's command line — worklist, claims, fetch.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "clients/common/connection.h"
+#include "clients/common/object_files.h"
+#include "clients/common/output.h"
+#include "rdg/v1/reading.grpc.pb.h"
+
+namespace {
+
+using nlohmann::json;
+using rdg::v1::ReadingService;
+
+constexpr int kExitRefused = 1;  // the gateway refused the request (not found, claimed, …)
+constexpr int kExitFailure = 2;  // usage or connection failure
+
+int Fail(const grpc::Status& s) {
+  std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                 s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+             ? kExitFailure
+             : kExitRefused;
+}
+
+void Deadline(grpc::ClientContext& ctx) {
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+}
+
+struct WorklistFilter {
+  std::vector<std::string> modalities;
+  std::vector<std::string> priorities;
+  std::vector<std::string> states;
+  int limit = 100;
+};
+
+int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_json) {
+  rdg::v1::WorklistRequest req;
+  for (const auto& m : f.modalities) req.add_modalities(m);
+  for (const auto& p : f.priorities) {
+    rdg::v1::Priority v = rdg::v1::PRIORITY_UNSPECIFIED;
+    rdg::v1::Priority_Parse(p, &v);
+    req.add_priorities(v);
+  }
+  for (const auto& s : f.states) {
+    rdg::v1::ExamState v = rdg::v1::EXAM_STATE_UNSPECIFIED;
+    rdg::v1::ExamState_Parse(s, &v);
+    req.add_states(v);
+  }
+  rdg::v1::WorklistResponse all;
+  do {
+    req.set_page_size(std::min(f.limit - all.items_size(), 1000));
+    rdg::v1::WorklistResponse page;
+    grpc::ClientContext ctx;
+    Deadline(ctx);
+    if (auto s = stub.GetWorklist(&ctx, req, &page); !s.ok()) return Fail(s);
+    for (auto& item : *page.mutable_items()) *all.add_items() = std::move(item);
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty() && all.items_size() < f.limit);
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(all) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"EXAM", "DUE", "PRIORITY", "TYPE", "QUEUE", "FROM", "STATE", "CLAIMED BY", "INSTANCES"}};
+  for (const auto& item : all.items()) {
+    const auto& e = item.exam();
+    rows.push_back({e.exam_id(), rdg::clients::LocalTime(item.sla_due_at()),
+                    rdg::v1::Priority_Name(e.priority()), e.exam_type(), e.queue(),
+                    e.origin_institution(), rdg::v1::ExamState_Name(e.state()),
+                    item.has_claim() ? item.claim().holder_user() : "",
+                    std::to_string(e.instance_count())});
+  }
+  rdg::clients::PrintTable(rows);
+  return 0;
+}
+
+using ClaimCall = grpc::Status (ReadingService::Stub::*)(grpc::ClientContext*,
+                                                         const rdg::v1::ClaimRequest&,
+                                                         rdg::v1::Claim*);
+
+int RunClaimCall(ReadingService::Stub& stub, ClaimCall call, const std::string& verb,
+                 const std::string& exam_id, bool as_json) {
+  rdg::v1::ClaimRequest req;
+  req.set_exam_id(exam_id);
+  rdg::v1::Claim claim;
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  if (auto s = (stub.*call)(&ctx, req, &claim); !s.ok()) return Fail(s);
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(claim) << "\n";
+  } else if (claim.has_expires_at()) {
+    std::cout << verb << " " << exam_id << " until "
+              << rdg::clients::LocalTime(claim.expires_at()) << "\n";
+  } else {
+    std::cout << verb << " " << exam_id << "\n";
+  }
+  return 0;
+}
+
+int RunFetch(ReadingService::Stub& stub, const std::string& exam_id, const std::string& out_dir,
+             bool as_json) {
+  grpc::ClientContext ctx;
+  rdg::v1::FetchExamRequest req;
+  req.set_exam_id(exam_id);
+  auto reader = stub.FetchExam(&ctx, req);
+  auto result = rdg::clients::WriteObjectStream(*reader, out_dir);
+  if (!result.status.ok()) return Fail(result.status);
+  if (as_json) {
+    json files = json::array();
+    for (const auto& f : result.files) {
+      files.push_back({{"path", f.path}, {"sop_instance_uid", f.sop_instance_uid}, {"size", f.size}});
+    }
+    std::cout << json({{"exam_id", exam_id}, {"files", files}, {"bytes", result.bytes}}).dump(2)
+              << "\n";
+  } else {
+    std::cout << "fetched " << result.files.size() << " objects ("
+              << rdg::clients::HumanBytes(double(result.bytes)) << ") of exam " << exam_id
+              << " to " << out_dir << ", SHA-256 verified\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rdg-reader: read exams of your institution's queues on the Remote Diagnosis Gateway"};
+  app.require_subcommand(1);
+  rdg::clients::ConnectionOptions conn;
+  conn.AddTo(app);
+  bool as_json = false;
+  app.add_flag("--json", as_json, "machine-readable output");
+  std::string exam_id, out_dir;
+  auto add_exam = [&](CLI::App* cmd) {
+    cmd->add_option("exam", exam_id, "exam id (see `rdg-reader worklist`)")->required();
+    cmd->add_flag("--json", as_json, "machine-readable output");
+  };
+
+  auto* worklist = app.add_subcommand("worklist", "exams of your queues, most urgent first");
+  WorklistFilter filter;
+  worklist->add_option("--modality", filter.modalities, "only these exam types (CT, DX, ECG, …)");
+  worklist->add_option("--priority", filter.priorities, "only these priorities")
+      ->check(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}));
+  worklist->add_option("--state", filter.states, "only these states (default ROUTED CLAIMED PRELIMINARY)")
+      ->check(CLI::IsMember({"ROUTED", "CLAIMED", "PRELIMINARY", "FINAL", "ESCALATED"}));
+  worklist->add_option("--limit", filter.limit, "at most this many")->capture_default_str();
+  worklist->add_flag("--json", as_json, "machine-readable output");
+  auto* claim = app.add_subcommand("claim", "take an exam (a lease you renew while working)");
+  add_exam(claim);
+  auto* renew = app.add_subcommand("renew", "extend your lease on an exam");
+  add_exam(renew);
+  auto* release = app.add_subcommand("release", "give an exam back to its queue");
+  add_exam(release);
+  auto* fetch = app.add_subcommand("fetch", "download a claimed exam's objects");
+  add_exam(fetch);
+  fetch->add_option("--out", out_dir, "output folder")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  auto stub = ReadingService::NewStub(channel);
+  if (*worklist) return RunWorklist(*stub, filter, as_json);
+  if (*claim) return RunClaimCall(*stub, &ReadingService::Stub::ClaimExam, "claimed", exam_id, as_json);
+  if (*renew) return RunClaimCall(*stub, &ReadingService::Stub::RenewClaim, "renewed", exam_id, as_json);
+  if (*release) return RunClaimCall(*stub, &ReadingService::Stub::ReleaseClaim, "released", exam_id, as_json);
+  return RunFetch(*stub, exam_id, out_dir, as_json);
+}

@@ -1,0 +1,45 @@
+// Server-streaming of an exam's stored objects (clinic download, reader fetch): one reactor per
+// call, one chunk in memory at a time, blob reads on the worker pool.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gateway/common/worker_pool.h"
+#include "rdg/v1/common.pb.h"
+#include "storage/blob_store.h"
+#include "storage/records.h"
+
+namespace rdg::api {
+
+class ObjectStreamReactor final : public grpc::ServerWriteReactor<rdg::v1::ObjectChunk> {
+ public:
+  //! `load` runs on the pool: it authorises the call and lists the objects to send.
+  using Loader = std::function<absl::StatusOr<std::vector<storage::ObjectRecord>>()>;
+  ObjectStreamReactor(WorkerPool& pool, const storage::BlobStore& blobs, Loader load);
+
+  void OnWriteDone(bool ok) override;
+  void OnDone() override { delete this; }
+
+ private:
+  void Start();
+  void Next();
+  //! Fills chunk_ with the next piece of the current object, or sets done_.
+  absl::Status Fill();
+
+  WorkerPool& pool_;
+  const storage::BlobStore& blobs_;
+  Loader load_;
+  std::vector<storage::ObjectRecord> objects_;
+  size_t index_ = 0;
+  std::unique_ptr<storage::BlobReader> reader_;
+  int64_t offset_ = 0;
+  bool done_ = false;
+  rdg::v1::ObjectChunk chunk_;
+};
+
+}  // namespace rdg::api

@@ -1,0 +1,91 @@
+#include "gateway/api/reading_service.h"
+
+#include "gateway/api/call_support.h"
+#include "gateway/api/convert.h"
+#include "gateway/api/object_stream.h"
+#include "storage/status_macros.h"
+
+namespace rdg::api {
+namespace {
+
+rdg::v1::Claim ToProto(const storage::ClaimRecord& c) {
+  rdg::v1::Claim out;
+  out.set_exam_id(c.exam_id);
+  out.set_holder_user(c.holder_user);
+  out.set_holder_institution(c.holder_institution);
+  *out.mutable_claimed_at() = ToTimestamp(c.claimed_at);
+  *out.mutable_expires_at() = ToTimestamp(c.expires_at);
+  return out;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ReadingServiceImpl::GetWorklist(grpc::CallbackServerContext* ctx,
+                                                          const rdg::v1::WorklistRequest* request,
+                                                          rdg::v1::WorklistResponse* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    storage::WorklistQuery query;
+    query.exam_types.assign(request->modalities().begin(), request->modalities().end());
+    for (int p : request->priorities()) query.priorities.push_back(static_cast<rdg::v1::Priority>(p));
+    for (int s : request->states()) query.states.push_back(static_cast<rdg::v1::ExamState>(s));
+    query.limit = request->page_size() > 0 ? request->page_size() : 100;
+    query.after = request->page_token();
+    RDG_ASSIGN_OR_RETURN(auto page, desk_.Worklist(reader, query));
+    for (const auto& entry : page.entries) {
+      auto* item = response->add_items();
+      *item->mutable_exam() = api::ToProto(entry.exam);
+      if (entry.exam.sla_due_at != absl::InfiniteFuture()) {
+        *item->mutable_sla_due_at() = ToTimestamp(entry.exam.sla_due_at);
+      }
+      if (entry.claim) *item->mutable_claim() = ToProto(*entry.claim);
+    }
+    response->set_next_page_token(page.next_cursor);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ReadingServiceImpl::ClaimExam(grpc::CallbackServerContext* ctx,
+                                                        const rdg::v1::ClaimRequest* request,
+                                                        rdg::v1::Claim* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id()));
+    *response = ToProto(claim);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ReadingServiceImpl::RenewClaim(grpc::CallbackServerContext* ctx,
+                                                         const rdg::v1::ClaimRequest* request,
+                                                         rdg::v1::Claim* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto claim, desk_.Renew(reader, request->exam_id()));
+    *response = ToProto(claim);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ReadingServiceImpl::ReleaseClaim(grpc::CallbackServerContext* ctx,
+                                                           const rdg::v1::ClaimRequest* request,
+                                                           rdg::v1::Claim* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_RETURN_IF_ERROR(desk_.Release(reader, request->exam_id()));
+    response->set_exam_id(request->exam_id());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ReadingServiceImpl::FetchExam(
+    grpc::CallbackServerContext* ctx, const rdg::v1::FetchExamRequest* request) {
+  std::string exam_id = request->exam_id();
+  return new ObjectStreamReactor(pool_, blobs_, [this, ctx, exam_id]()
+      -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    return desk_.OpenForFetch(reader, exam_id);
+  });
+}
+
+}  // namespace rdg::api

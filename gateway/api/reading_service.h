@@ -1,0 +1,41 @@
+// rdg.v1.ReadingService: worklists, claims and fetch. Priors, reports and escalation answer
+// UNIMPLEMENTED until their part of the reading-workflow issue lands.
+#pragma once
+
+#include "gateway/common/worker_pool.h"
+#include "gateway/config/institution_directory.h"
+#include "gateway/worklist/reading_desk.h"
+#include "rdg/v1/reading.grpc.pb.h"
+#include "storage/blob_store.h"
+
+namespace rdg::api {
+
+class ReadingServiceImpl final : public rdg::v1::ReadingService::CallbackService {
+ public:
+  ReadingServiceImpl(worklist::ReadingDesk& desk, const storage::BlobStore& blobs,
+                     WorkerPool& pool, const config::InstitutionDirectory& directory)
+      : desk_(desk), blobs_(blobs), pool_(pool), directory_(directory) {}
+
+  grpc::ServerUnaryReactor* GetWorklist(grpc::CallbackServerContext* ctx,
+                                        const rdg::v1::WorklistRequest* request,
+                                        rdg::v1::WorklistResponse* response) override;
+  grpc::ServerUnaryReactor* ClaimExam(grpc::CallbackServerContext* ctx,
+                                      const rdg::v1::ClaimRequest* request,
+                                      rdg::v1::Claim* response) override;
+  grpc::ServerUnaryReactor* RenewClaim(grpc::CallbackServerContext* ctx,
+                                       const rdg::v1::ClaimRequest* request,
+                                       rdg::v1::Claim* response) override;
+  grpc::ServerUnaryReactor* ReleaseClaim(grpc::CallbackServerContext* ctx,
+                                         const rdg::v1::ClaimRequest* request,
+                                         rdg::v1::Claim* response) override;
+  grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* FetchExam(
+      grpc::CallbackServerContext* ctx, const rdg::v1::FetchExamRequest* request) override;
+
+ private:
+  worklist::ReadingDesk& desk_;
+  const storage::BlobStore& blobs_;
+  WorkerPool& pool_;
+  const config::InstitutionDirectory& directory_;
+};
+
+}  // namespace rdg::api

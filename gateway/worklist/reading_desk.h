@@ -1,0 +1,52 @@
+// The reader's side of the workflow: worklists of the queues the reader's institution serves,
+// claims with leases, and access checks for fetching. Every access to patient data is audited.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "gateway/auth/principal.h"
+#include "gateway/common/clock.h"
+#include "rdg/v1/config.pb.h"
+#include "storage/index_store.h"
+
+namespace rdg::worklist {
+
+class ReadingDesk {
+ public:
+  ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index, const Clock& clock);
+
+  //! The caller's worklist; `filter.queues` is ignored (the caller's queues are used).
+  absl::StatusOr<storage::WorklistPage> Worklist(const auth::Principal& reader,
+                                                 storage::WorklistQuery filter);
+  absl::StatusOr<storage::ClaimRecord> Claim(const auth::Principal& reader,
+                                             const std::string& exam_id);
+  absl::StatusOr<storage::ClaimRecord> Renew(const auth::Principal& reader,
+                                             const std::string& exam_id);
+  absl::Status Release(const auth::Principal& reader, const std::string& exam_id);
+  //! The exam's objects, for the holder of its live claim only.
+  absl::StatusOr<std::vector<storage::ObjectRecord>> OpenForFetch(const auth::Principal& reader,
+                                                                   const std::string& exam_id);
+  //! Returns expired leases' exams to their queues; returns how many.
+  absl::StatusOr<int> ExpireLeases();
+
+  absl::Duration lease() const { return lease_; }
+  //! Queues served by an institution (empty if none).
+  const std::vector<std::string>& QueuesOf(const std::string& institution) const;
+
+ private:
+  //! The exam if it sits in one of the reader's queues; NOT_FOUND otherwise (no existence leak).
+  absl::StatusOr<storage::ExamRecord> ExamInReadersQueues(const auth::Principal& reader,
+                                                          const std::string& exam_id);
+  absl::Status Audit(const auth::Principal& who, const std::string& action,
+                     const std::string& exam_id, const std::string& detail);
+
+  storage::IndexStore& index_;
+  const Clock& clock_;
+  const absl::Duration lease_;
+  absl::flat_hash_map<std::string, std::vector<std::string>> queues_of_;  //!< institution → queues
+};
+
+}  // namespace rdg::worklist

@@ -1,0 +1,229 @@
+// Internal to storage/: the SQLite connection and statement wrappers and the row readers shared
+// by the SqliteIndexStore source files. Not part of the storage interface.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <limits>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "storage/records.h"
+
+namespace rdg::storage {
+namespace sqlite_internal {
+
+//! A prepared statement borrowed from a connection's cache; reset (not finalised) when done.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  Stmt& Bind(int i, absl::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, absl::Time t) { return Bind(i, absl::ToUnixMicros(t)); }
+
+  //! Steps once: true while a row is available, false when done.
+  absl::StatusOr<bool> Step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return absl::InternalError(absl::StrCat("index: ", sqlite3_errmsg(db_)));
+  }
+  absl::Status Run() {
+    auto r = Step();
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  std::string Text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  absl::Time Time(int col) const { return absl::FromUnixMicros(Int(col)); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+};
+
+class Connection {
+ public:
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    auto conn = std::unique_ptr<Connection>(new Connection(db));
+    if (rc != SQLITE_OK) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot open index ", path, ": ", sqlite3_errstr(rc)));
+    }
+    sqlite3_busy_timeout(db, 10000);
+    for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                               "PRAGMA foreign_keys=ON", "PRAGMA temp_store=MEMORY"}) {
+      if (auto s = conn->Exec(pragma); !s.ok()) return s;
+    }
+    return conn;
+  }
+
+  ~Connection() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+
+  absl::Status Exec(absl::string_view sql) {
+    char* err = nullptr;
+    std::string text(sql);
+    if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      return absl::InternalError(absl::StrCat("index: ", msg));
+    }
+    return absl::OkStatus();
+  }
+
+  //! Statements are cached per connection, keyed by the (static) SQL text's address.
+  absl::StatusOr<std::unique_ptr<Stmt>> Prepare(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+          SQLITE_OK) {
+        return absl::InternalError(absl::StrCat("index: ", sqlite3_errmsg(db_)));
+      }
+      it = cache_.emplace(sql, stmt).first;
+    }
+    return std::make_unique<Stmt>(db_, it->second);
+  }
+
+  int64_t Changes() const { return sqlite3_changes64(db_); }
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  std::unordered_map<const char*, sqlite3_stmt*> cache_;
+};
+
+}  // namespace sqlite_internal
+
+namespace sqlite_internal {
+
+constexpr char kSessionColumns[] =
+    "session_id, institution, user, kind, size, sha256, priority, client_ref, created_at, "
+    "updated_at";
+
+inline UploadSessionRecord ReadSession(const Stmt& s) {
+  UploadSessionRecord r;
+  r.session_id = s.Text(0);
+  r.institution = s.Text(1);
+  r.user = s.Text(2);
+  r.kind = static_cast<rdg::v1::ObjectKind>(s.Int(3));
+  r.size = s.Int(4);
+  r.sha256_hex = s.Text(5);
+  r.priority = static_cast<rdg::v1::Priority>(s.Int(6));
+  r.client_ref = s.Text(7);
+  r.created_at = s.Time(8);
+  r.updated_at = s.Time(9);
+  return r;
+}
+
+#define RDG_OBJECT_COLUMNS                                                                   \
+  "origin_institution, exam_id, sop_instance_uid, series_instance_uid, sop_class_uid, "     \
+  "transfer_syntax_uid, modality, instance_number, kind, size, sha256, received_at"
+
+inline ObjectRecord ReadObject(const Stmt& s) {
+  ObjectRecord r;
+  r.origin_institution = s.Text(0);
+  r.exam_id = s.Text(1);
+  r.sop_instance_uid = s.Text(2);
+  r.series_instance_uid = s.Text(3);
+  r.sop_class_uid = s.Text(4);
+  r.transfer_syntax_uid = s.Text(5);
+  r.modality = s.Text(6);
+  r.instance_number = static_cast<int32_t>(s.Int(7));
+  r.kind = static_cast<rdg::v1::ObjectKind>(s.Int(8));
+  r.size = s.Int(9);
+  r.sha256_hex = s.Text(10);
+  r.received_at = s.Time(11);
+  return r;
+}
+
+#define RDG_EXAM_COLUMNS                                                                       \
+  "seq, exam_id, origin_institution, study_instance_uid, patient_id, patient_name, "          \
+  "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "       \
+  "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
+  "instance_count, total_bytes, received_at, updated_at, sla_due_at"
+
+inline absl::Time ReadDue(int64_t micros) {
+  return micros == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()
+                                                       : absl::FromUnixMicros(micros);
+}
+
+inline int64_t DueMicros(absl::Time t) {
+  return t == absl::InfiniteFuture() ? std::numeric_limits<int64_t>::max() : absl::ToUnixMicros(t);
+}
+
+inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
+  ExamRecord r;
+  if (seq) *seq = s.Int(0);
+  r.exam_id = s.Text(1);
+  r.origin_institution = s.Text(2);
+  r.study_instance_uid = s.Text(3);
+  r.patient = {s.Text(4), s.Text(5), s.Text(6), s.Text(7), s.Text(8)};
+  r.accession_number = s.Text(9);
+  r.exam_type = s.Text(10);
+  std::string modalities = s.Text(11);
+  if (!modalities.empty()) r.modalities = absl::StrSplit(modalities, '\\');
+  r.body_part = s.Text(12);
+  r.study_date = s.Text(13);
+  r.study_time = s.Text(14);
+  r.study_description = s.Text(15);
+  r.priority = static_cast<rdg::v1::Priority>(s.Int(16));
+  r.state = static_cast<rdg::v1::ExamState>(s.Int(17));
+  r.queue = s.Text(18);
+  r.instance_count = static_cast<int32_t>(s.Int(19));
+  r.total_bytes = s.Int(20);
+  r.received_at = s.Time(21);
+  r.updated_at = s.Time(22);
+  r.sla_due_at = ReadDue(s.Int(23));
+  return r;
+}
+
+}  // namespace sqlite_internal
+}  // namespace rdg::storage
+
+namespace rdg::storage::sqlite_internal {
+
+//! Runs `fn` (returning absl::Status or absl::StatusOr) inside BEGIN IMMEDIATE … COMMIT on `conn`,
+//! rolling back on any error. The caller holds the writer lock.
+template <typename Fn>
+auto InWriteTransaction(Connection& conn, Fn fn) -> decltype(fn()) {
+  if (auto s = conn.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto result = fn();
+  absl::Status s = result.ok() ? conn.Exec("COMMIT") : absl::OkStatus();
+  if (!result.ok() || !s.ok()) {
+    conn.Exec("ROLLBACK").IgnoreError();
+    if (!s.ok()) return s;
+  }
+  return result;
+}
+
+}  // namespace rdg::storage::sqlite_internal

@@ -1,0 +1,232 @@
+// SqliteIndexStore: reading worklists and claims. Claims are serialised by the single writer
+// connection (BEGIN IMMEDIATE), so at most one live claim per exam holds under any concurrency.
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "storage/sqlite_index_store.h"
+#include "storage/sqlite_internal.h"
+#include "storage/status_macros.h"
+
+namespace rdg::storage {
+namespace {
+
+using sqlite_internal::Connection;
+using sqlite_internal::InWriteTransaction;
+using sqlite_internal::Stmt;
+
+//! A JSON array of strings for `IN (SELECT value FROM json_each(?))` (one static statement for
+//! any filter). Values are escaped; they are queue names and modality codes.
+std::string JsonArray(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ",";
+    out += "\"";
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      if (static_cast<unsigned char>(c) >= 0x20) out += c;
+    }
+    out += "\"";
+  }
+  return out + "]";
+}
+
+template <typename Enum>
+std::string JsonIntArray(const std::vector<Enum>& values) {
+  std::vector<std::string> parts;
+  for (Enum v : values) parts.push_back(std::to_string(static_cast<int>(v)));
+  return "[" + absl::StrJoin(parts, ",") + "]";
+}
+
+bool Claimable(rdg::v1::ExamState s) {
+  return s == rdg::v1::ROUTED || s == rdg::v1::CLAIMED || s == rdg::v1::PRELIMINARY;
+}
+
+std::string Utc(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
+}
+
+}  // namespace
+
+absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery& query,
+                                                            absl::Time now) {
+  int64_t after_due = std::numeric_limits<int64_t>::min(), after_priority = 0, after_seq = 0;
+  if (!query.after.empty()) {
+    std::vector<std::string> parts = absl::StrSplit(query.after, ':');
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &after_due) ||
+        !absl::SimpleAtoi(parts[1], &after_priority) || !absl::SimpleAtoi(parts[2], &after_seq)) {
+      return absl::InvalidArgumentError("page_token is not one this gateway issued");
+    }
+  }
+  std::vector<rdg::v1::ExamState> states = query.states;
+  if (states.empty()) states = {rdg::v1::ROUTED, rdg::v1::CLAIMED, rdg::v1::PRELIMINARY};
+  const int64_t limit = std::clamp<int64_t>(query.limit, 1, 1000);
+
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_EXAM_COLUMNS ", holder_user, holder_institution, claimed_at, expires_at "
+      "FROM exams LEFT JOIN claims USING (exam_id) "
+      "WHERE queue IN (SELECT value FROM json_each(?1)) "
+      "AND state IN (SELECT value FROM json_each(?2)) "
+      "AND (?3 IS NULL OR exam_type IN (SELECT value FROM json_each(?3))) "
+      "AND (?4 IS NULL OR priority IN (SELECT value FROM json_each(?4))) "
+      "AND (sla_due_at, priority, seq) > (?5, ?6, ?7) "
+      "ORDER BY sla_due_at, priority, seq LIMIT ?8"));
+  q->Bind(1, JsonArray(query.queues)).Bind(2, JsonIntArray(states));
+  if (!query.exam_types.empty()) q->Bind(3, JsonArray(query.exam_types));
+  if (!query.priorities.empty()) q->Bind(4, JsonIntArray(query.priorities));
+  q->Bind(5, after_due).Bind(6, after_priority).Bind(7, after_seq).Bind(8, limit + 1);
+  WorklistPage page;
+  int64_t last_seq = 0;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    if (static_cast<int64_t>(page.entries.size()) == limit) {
+      const ExamRecord& last = page.entries.back().exam;
+      page.next_cursor = absl::StrCat(sqlite_internal::DueMicros(last.sla_due_at), ":",
+                                      static_cast<int>(last.priority), ":", last_seq);
+      break;
+    }
+    WorklistEntry entry;
+    entry.exam = sqlite_internal::ReadExam(*q, &last_seq);
+    if (!q->Text(24).empty() && q->Time(27) > now) {
+      entry.claim = ClaimRecord{entry.exam.exam_id, q->Text(24), q->Text(25), q->Time(26),
+                                q->Time(27)};
+    }
+    page.entries.push_back(std::move(entry));
+  }
+  return page;
+}
+
+absl::StatusOr<std::optional<ClaimRecord>> SqliteIndexStore::GetLiveClaim(
+    const std::string& exam_id, absl::Time now) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT holder_user, holder_institution, claimed_at, expires_at FROM claims "
+      "WHERE exam_id = ? AND expires_at > ?"));
+  q->Bind(1, exam_id).Bind(2, now);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return std::nullopt;
+  return ClaimRecord{exam_id, q->Text(0), q->Text(1), q->Time(2), q->Time(3)};
+}
+
+absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_id,
+                                                        const std::string& user,
+                                                        const std::string& institution,
+                                                        absl::Time now, absl::Duration lease,
+                                                        ClaimAction action) {
+  absl::MutexLock lock(&writer_mu_);
+  return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ClaimRecord> {
+    RDG_ASSIGN_OR_RETURN(auto e, writer_->Prepare("SELECT state FROM exams WHERE exam_id = ?"));
+    e->Bind(1, exam_id);
+    RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
+    if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", exam_id));
+    const auto state = static_cast<rdg::v1::ExamState>(e->Int(0));
+    e.reset();
+
+    RDG_ASSIGN_OR_RETURN(auto c, writer_->Prepare(
+        "SELECT holder_user, claimed_at, expires_at FROM claims WHERE exam_id = ?"));
+    c->Bind(1, exam_id);
+    RDG_ASSIGN_OR_RETURN(bool claimed, c->Step());
+    ClaimRecord claim{exam_id, user, institution, now, now + lease};
+    if (claimed && c->Time(2) > now) {
+      if (c->Text(0) != user) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "exam ", exam_id, " is claimed by ", c->Text(0), " until ", Utc(c->Time(2))));
+      }
+      claim.claimed_at = c->Time(1);  // the holder renews: same claim, later expiry
+      c.reset();
+      RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+          "UPDATE claims SET expires_at = ? WHERE exam_id = ?"));
+      u->Bind(1, claim.expires_at).Bind(2, exam_id);
+      RDG_RETURN_IF_ERROR(u->Run());
+      return claim;
+    }
+    if (claimed) {  // an expired lease nobody swept yet: release it on the record first
+      const std::string previous = c->Text(0);
+      const absl::Time expired_at = c->Time(2);
+      c.reset();
+      RDG_RETURN_IF_ERROR(AddEvent(exam_id, rdg::v1::RELEASED, expired_at, "system",
+                                   absl::StrCat("lease of ", previous, " expired")));
+      RDG_ASSIGN_OR_RETURN(auto d, writer_->Prepare("DELETE FROM claims WHERE exam_id = ?"));
+      d->Bind(1, exam_id);
+      RDG_RETURN_IF_ERROR(d->Run());
+    }
+    if (action == ClaimAction::kRenew) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "you hold no live claim on exam ", exam_id, " (it expired or was released); claim it again"));
+    }
+    if (!Claimable(state)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state), " and cannot be claimed"));
+    }
+    RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
+        "INSERT INTO claims (exam_id, holder_user, holder_institution, claimed_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?)"));
+    ins->Bind(1, exam_id).Bind(2, user).Bind(3, institution).Bind(4, now).Bind(5, claim.expires_at);
+    RDG_RETURN_IF_ERROR(ins->Run());
+    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+        "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
+    u->Bind(1, int64_t{rdg::v1::CLAIMED}).Bind(2, now).Bind(3, exam_id);
+    RDG_RETURN_IF_ERROR(u->Run());
+    RDG_RETURN_IF_ERROR(AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
+                                 absl::StrCat("lease until ", Utc(claim.expires_at))));
+    return claim;
+  });
+}
+
+absl::Status SqliteIndexStore::EndClaim(const std::string& exam_id, absl::Time at,
+                                        const std::string& actor, const std::string& detail) {
+  RDG_ASSIGN_OR_RETURN(auto d, writer_->Prepare("DELETE FROM claims WHERE exam_id = ?"));
+  d->Bind(1, exam_id);
+  RDG_RETURN_IF_ERROR(d->Run());
+  d.reset();
+  RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+      "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ? AND state = ?"));
+  u->Bind(1, int64_t{rdg::v1::ROUTED}).Bind(2, at).Bind(3, exam_id)
+      .Bind(4, int64_t{rdg::v1::CLAIMED});
+  RDG_RETURN_IF_ERROR(u->Run());
+  return AddEvent(exam_id, rdg::v1::RELEASED, at, actor, detail);
+}
+
+absl::Status SqliteIndexStore::ReleaseClaim(const std::string& exam_id, const std::string& user,
+                                            absl::Time now) {
+  absl::MutexLock lock(&writer_mu_);
+  return InWriteTransaction(*writer_, [&]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto c, writer_->Prepare(
+        "SELECT 1 FROM claims WHERE exam_id = ? AND holder_user = ? AND expires_at > ?"));
+    c->Bind(1, exam_id).Bind(2, user).Bind(3, now);
+    RDG_ASSIGN_OR_RETURN(bool held, c->Step());
+    c.reset();
+    if (!held) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("you hold no live claim on exam ", exam_id));
+    }
+    return EndClaim(exam_id, now, user, "released");
+  });
+}
+
+absl::StatusOr<int> SqliteIndexStore::ExpireClaims(absl::Time now) {
+  absl::MutexLock lock(&writer_mu_);
+  return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<int> {
+    std::vector<std::pair<std::string, std::string>> expired;
+    std::vector<absl::Time> at;
+    {
+      RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+          "SELECT exam_id, holder_user, expires_at FROM claims WHERE expires_at <= ?"));
+      q->Bind(1, now);
+      for (;;) {
+        RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+        if (!row) break;
+        expired.emplace_back(q->Text(0), q->Text(1));
+        at.push_back(q->Time(2));
+      }
+    }
+    for (size_t i = 0; i < expired.size(); ++i) {
+      RDG_RETURN_IF_ERROR(EndClaim(expired[i].first, at[i], "system",
+                                   absl::StrCat("lease of ", expired[i].second, " expired")));
+    }
+    return static_cast<int>(expired.size());
+  });
+}
+
+}  // namespace rdg::storage
