@@ -197,7 +197,9 @@ TEST_F(SqliteIndexStoreTest, LeaseRenewalExpiryAndRelease) {
   EXPECT_EQ((*store_->GetExam(exam))->state, rdg::v1::ROUTED);
   EXPECT_FALSE(store_->GetLiveClaim(exam, kT0 + absl::Minutes(27))->has_value());
   std::vector<std::string> history;
-  for (const auto& e : *store_->ListEvents(exam)) {
+  auto events = store_->ListEvents(exam);
+  ASSERT_TRUE(events.ok());
+  for (const auto& e : *events) {
     history.push_back(rdg::v1::ExamState_Name(e.state) + "/" + e.actor);
   }
   EXPECT_EQ(history, (std::vector<std::string>{"RECEIVED/tester", "ROUTED/system", "CLAIMED/alice",
