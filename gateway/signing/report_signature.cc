@@ -1,0 +1,151 @@
+#include "gateway/signing/report_signature.h"
+
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace rdg::signing {
+namespace {
+
+template <typename T, void (*F)(T*)>
+struct Deleter {
+  void operator()(T* p) const { F(p); }
+};
+using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
+using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
+using CmsPtr = std::unique_ptr<CMS_ContentInfo, Deleter<CMS_ContentInfo, CMS_ContentInfo_free>>;
+using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
+using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
+
+BioPtr MemBio(absl::string_view data) {
+  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+}
+
+//! The first error on OpenSSL's queue as text (then cleared), for error messages.
+std::string OpenSslError() {
+  unsigned long e = ERR_get_error();
+  char buf[256] = "unknown error";
+  if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
+  ERR_clear_error();
+  return buf;
+}
+
+bool SameCertificate(X509* a, X509* b) { return X509_cmp(a, b) == 0; }
+
+}  // namespace
+
+struct SignatureVerifier::Impl {
+  X509_STORE* store = X509_STORE_new();
+  ~Impl() { X509_STORE_free(store); }
+
+  absl::Status VerifyChain(X509* cert) const {
+    StoreCtxPtr ctx(X509_STORE_CTX_new());
+    X509_STORE_CTX_init(ctx.get(), store, cert, nullptr);
+    if (X509_verify_cert(ctx.get()) != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the signer certificate is not issued by the platform CA (",
+          X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())), ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status VerifyCms(absl::string_view content, absl::string_view der, X509* signer) const {
+    BioPtr in = MemBio(der);
+    CmsPtr cms(d2i_CMS_bio(in.get(), nullptr));
+    if (!cms) return absl::InvalidArgumentError("the signature is not a DER CMS SignedData");
+    BioPtr data = MemBio(content);
+    if (CMS_verify(cms.get(), nullptr, store, data.get(), nullptr, CMS_BINARY) != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the CMS signature does not verify (", OpenSslError(), ")"));
+    }
+    STACK_OF(X509)* signers = CMS_get0_signers(cms.get());
+    const bool matches = signers != nullptr && sk_X509_num(signers) == 1 &&
+                         SameCertificate(sk_X509_value(signers, 0), signer);
+    sk_X509_free(signers);
+    if (!matches) {
+      return absl::InvalidArgumentError(
+          "the CMS signature was not made by the submitted signer certificate");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status VerifySm2(absl::string_view content, absl::string_view signature,
+                         X509* signer) const {
+    EVP_PKEY* key = X509_get0_pubkey(signer);
+    if (key == nullptr || !EVP_PKEY_is_a(key, "SM2")) {
+      return absl::InvalidArgumentError("format SM2_SM3_RAW needs a signer certificate with an SM2 key");
+    }
+    MdCtxPtr md(EVP_MD_CTX_new());
+    PkeyCtxPtr pctx(EVP_PKEY_CTX_new(key, nullptr));
+    if (EVP_PKEY_CTX_set1_id(pctx.get(), kSm2DistinguishingId.data(),
+                             kSm2DistinguishingId.size()) != 1) {
+      return absl::InternalError(absl::StrCat("SM2 set id: ", OpenSslError()));
+    }
+    EVP_MD_CTX_set_pkey_ctx(md.get(), pctx.get());
+    const bool ok =
+        EVP_DigestVerifyInit(md.get(), nullptr, EVP_sm3(), nullptr, key) == 1 &&
+        EVP_DigestVerify(md.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                         signature.size(), reinterpret_cast<const unsigned char*>(content.data()),
+                         content.size()) == 1;
+    ERR_clear_error();
+    if (!ok) return absl::InvalidArgumentError("the SM2 signature does not verify");
+    return absl::OkStatus();
+  }
+};
+
+SignatureVerifier::SignatureVerifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SignatureVerifier::~SignatureVerifier() = default;
+
+absl::StatusOr<std::unique_ptr<SignatureVerifier>> SignatureVerifier::Create(
+    absl::string_view ca_pem) {
+  auto impl = std::make_unique<Impl>();
+  BioPtr bio = MemBio(ca_pem);
+  int added = 0;
+  while (X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    X509_STORE_add_cert(impl->store, ca);
+    X509_free(ca);
+    ++added;
+  }
+  ERR_clear_error();
+  if (added == 0) return absl::InvalidArgumentError("no CA certificate in the platform CA file");
+  // Reader certificates carry clientAuth and emailProtection; signing is checked by the chain to
+  // the platform CA and by the certificate profile, not by an extended-key-usage purpose.
+  X509_STORE_set_purpose(impl->store, X509_PURPOSE_ANY);
+  return std::unique_ptr<SignatureVerifier>(new SignatureVerifier(std::move(impl)));
+}
+
+absl::StatusOr<CertificateSubject> SignatureVerifier::Verify(rdg::v1::SignatureFormat format,
+                                                             absl::string_view content,
+                                                             absl::string_view signature,
+                                                             absl::string_view signer_cert_pem) const {
+  BioPtr bio = MemBio(signer_cert_pem);
+  X509Ptr signer(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  if (!signer) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("signer_certificate_pem is not a PEM certificate");
+  }
+  if (auto s = impl_->VerifyChain(signer.get()); !s.ok()) return s;
+  absl::Status verified;
+  switch (format) {
+    case rdg::v1::CMS_DETACHED_ECDSA_SHA256:
+      verified = impl_->VerifyCms(content, signature, signer.get());
+      break;
+    case rdg::v1::SM2_SM3_RAW:
+      verified = impl_->VerifySm2(content, signature, signer.get());
+      break;
+    default:
+      verified = absl::InvalidArgumentError(
+          "signature format must be CMS_DETACHED_ECDSA_SHA256 or SM2_SM3_RAW");
+  }
+  if (!verified.ok()) return verified;
+  return ParseCertificateSubject(signer_cert_pem);
+}
+
+}  // namespace rdg::signing

@@ -1,0 +1,47 @@
+#include "rdg/v1/report_canonical.h"
+
+#include <ctime>
+
+namespace rdg::v1 {
+namespace {
+
+void Line(std::string& out, const char* key, const std::string& value) {
+  out += key;
+  out += ": ";
+  for (char c : value) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
+    }
+  }
+  out += '\n';
+}
+
+std::string Rfc3339(const google::protobuf::Timestamp& t) {
+  std::time_t secs = t.seconds();
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::string CanonicalReportBytes(const ReportContent& c) {
+  std::string out = "RDG-REPORT-V1\n";
+  Line(out, "exam_id", c.exam_id());
+  Line(out, "status", ReportStatus_Name(c.status()));
+  Line(out, "reader_user", c.reader_user());
+  Line(out, "reader_institution", c.reader_institution());
+  Line(out, "signed_at", Rfc3339(c.signed_at()));
+  Line(out, "critical", c.critical() ? "true" : "false");
+  Line(out, "supersedes", c.supersedes_report_id());
+  Line(out, "findings", c.findings());
+  Line(out, "impression", c.impression());
+  return out;
+}
+
+}  // namespace rdg::v1

@@ -1,0 +1,144 @@
+#include "gateway/signing/report_signature.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "rdg/v1/report_canonical.h"
+#include "tests/mocks/temp_dir.h"
+
+namespace rdg::signing {
+namespace {
+
+using ::testing::HasSubstr;
+
+int Shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+//! Two dev PKIs (the platform's and a rogue one) and signatures made with the openssl CLI — the
+//! tool any third party has — over a canonical report.
+class ReportSignatureTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    const std::string script = std::string(RDG_SOURCE_DIR) + "/deploy/dev-pki.sh ";
+    ASSERT_EQ(Shell("bash " + script + dir_->Join("pki")), 0);
+    ASSERT_EQ(Shell("bash " + script + dir_->Join("rogue")), 0);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  void SetUp() override {
+    verifier_ = *SignatureVerifier::Create(testing::ReadFileBytes(dir_->Join("pki/ca.pem")));
+    rdg::v1::ReportContent c;
+    c.set_exam_id("ex-0123456789abcdef");
+    c.set_status(rdg::v1::FINAL_REPORT);
+    c.set_reader_user("reader-a-rad");
+    c.set_reader_institution("county-a");
+    c.mutable_signed_at()->set_seconds(1'800'000'000);
+    c.set_findings("No focal consolidation.\nHeart size normal.");
+    c.set_impression("Normal chest radiograph.");
+    content_ = rdg::v1::CanonicalReportBytes(c);
+    content_path_ = dir_->Write("report.txt", content_);
+  }
+
+  std::string CmsSign(const std::string& pki, const std::string& name) {
+    const std::string out = dir_->Join(name + ".p7s");
+    EXPECT_EQ(Shell("openssl cms -sign -binary -md sha256 -outform DER -in " + content_path_ +
+                  " -signer " + dir_->Join(pki + "/" + name + ".pem") + " -inkey " +
+                  dir_->Join(pki + "/" + name + ".key") + " -out " + out),
+              0);
+    return testing::ReadFileBytes(out);
+  }
+  std::string Sm2Sign(const std::string& name) {
+    const std::string out = dir_->Join(name + ".sm2");
+    EXPECT_EQ(Shell("openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:1234567812345678 "
+                  "-inkey " + dir_->Join("pki/" + name + ".key") + " -in " + content_path_ +
+                  " -out " + out),
+              0);
+    return testing::ReadFileBytes(out);
+  }
+  std::string Pem(const std::string& pki, const std::string& name) {
+    return testing::ReadFileBytes(dir_->Join(pki + "/" + name + ".pem"));
+  }
+
+  static testing::TempDir* dir_;
+  std::unique_ptr<SignatureVerifier> verifier_;
+  std::string content_, content_path_;
+};
+testing::TempDir* ReportSignatureTest::dir_ = nullptr;
+
+TEST_F(ReportSignatureTest, EcdsaCmsFromOpensslVerifies) {
+  auto who = verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+                               CmsSign("pki", "reader-a-rad"), Pem("pki", "reader-a-rad"));
+  ASSERT_TRUE(who.ok()) << who.status();
+  EXPECT_EQ(who->common_name, "reader-a-rad");
+  EXPECT_EQ(who->organization, "county-a");
+  EXPECT_EQ(who->organizational_unit, "reader");
+}
+
+TEST_F(ReportSignatureTest, Sm2FromOpensslVerifies) {
+  auto who = verifier_->Verify(rdg::v1::SM2_SM3_RAW, content_, Sm2Sign("reader-a-ecg"),
+                               Pem("pki", "reader-a-ecg"));
+  ASSERT_TRUE(who.ok()) << who.status();
+  EXPECT_EQ(who->common_name, "reader-a-ecg");
+}
+
+TEST_F(ReportSignatureTest, OneChangedByteFails) {
+  std::string tampered = content_;
+  tampered[tampered.size() - 3] ^= 0x01;
+  EXPECT_TRUE(absl::IsInvalidArgument(verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256,
+      tampered, CmsSign("pki", "reader-a-rad"), Pem("pki", "reader-a-rad")).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(verifier_->Verify(rdg::v1::SM2_SM3_RAW, tampered,
+      Sm2Sign("reader-a-ecg"), Pem("pki", "reader-a-ecg")).status()));
+}
+
+TEST_F(ReportSignatureTest, ForeignCaIsRefused) {
+  auto r = verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+                             CmsSign("rogue", "reader-a-rad"), Pem("rogue", "reader-a-rad"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("platform CA"));
+}
+
+TEST_F(ReportSignatureTest, SignerMustBeTheSubmittedCertificate) {
+  auto r = verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+                             CmsSign("pki", "reader-a-lab"), Pem("pki", "reader-a-rad"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("submitted signer certificate"));
+}
+
+TEST_F(ReportSignatureTest, FormatMustFitTheKey) {
+  EXPECT_FALSE(verifier_->Verify(rdg::v1::SM2_SM3_RAW, content_, CmsSign("pki", "reader-a-rad"),
+                                 Pem("pki", "reader-a-rad")).ok());
+  EXPECT_FALSE(verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+                                 Sm2Sign("reader-a-ecg"), Pem("pki", "reader-a-ecg")).ok());
+  EXPECT_FALSE(verifier_->Verify(rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED, content_, "x",
+                                 Pem("pki", "reader-a-rad")).ok());
+  EXPECT_FALSE(verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, "x", "no pem").ok());
+}
+
+TEST(CanonicalReportTest, FixedOrderAndEscaping) {
+  rdg::v1::ReportContent c;
+  c.set_exam_id("ex-1");
+  c.set_status(rdg::v1::AMENDED_REPORT);
+  c.set_reader_user("u");
+  c.set_reader_institution("county-a");
+  c.mutable_signed_at()->set_seconds(1'800'000'000);
+  c.set_critical(true);
+  c.set_supersedes_report_id("rp-9");
+  c.set_findings("line1\nline2\\end\r");
+  c.set_impression("危急值: 血钾 6.8");
+  EXPECT_EQ(rdg::v1::CanonicalReportBytes(c),
+            "RDG-REPORT-V1\n"
+            "exam_id: ex-1\n"
+            "status: AMENDED_REPORT\n"
+            "reader_user: u\n"
+            "reader_institution: county-a\n"
+            "signed_at: 2027-01-15T08:00:00Z\n"
+            "critical: true\n"
+            "supersedes: rp-9\n"
+            "findings: line1\\nline2\\\\end\\r\n"
+            "impression: 危急值: 血钾 6.8\n");
+}
+
+}  // namespace
+}  // namespace rdg::signing
