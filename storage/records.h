@@ -9,6 +9,7 @@
 
 #include "absl/time/time.h"
 #include "rdg/v1/common.pb.h"
+#include "rdg/v1/reading.pb.h"
 
 namespace rdg::storage {
 
@@ -151,6 +152,30 @@ struct WorklistPage {
 
 //! What a claim operation should do.
 enum class ClaimAction { kClaim, kRenew };
+
+//! One stored report version.
+struct ReportRecord {
+  int64_t seq = 0;                  //!< feed cursor
+  std::string report_id;
+  std::string exam_id;
+  std::string origin_institution;
+  int32_t version = 0;
+  rdg::v1::ReportStatus status = rdg::v1::REPORT_STATUS_UNSPECIFIED;
+  bool critical = false;
+  std::string reader_user;
+  std::string reader_institution;
+  std::string supersedes;
+  std::string content;              //!< serialized rdg.v1.ReportContent
+  std::string canonical;            //!< the signed bytes
+  rdg::v1::SignatureFormat signature_format = rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED;
+  std::string signature;
+  std::string signer_cert_pem;
+  absl::Time accepted_at;
+  std::optional<absl::Time> acknowledge_by;
+  std::optional<absl::Time> delivered_at;
+  std::optional<absl::Time> acknowledged_at;
+  std::string acknowledged_by;
+};
 
 struct AuditRecord {
   int64_t seq = 0;

@@ -65,6 +65,15 @@ class SqliteIndexStore final : public IndexStore {
                             absl::Time now) override;
   absl::StatusOr<int> ExpireClaims(absl::Time now) override;
 
+  absl::StatusOr<ReportRecord> AddReport(ReportRecord report, absl::Time now) override;
+  absl::StatusOr<std::vector<ReportRecord>> ListReports(const std::string& exam_id) override;
+  absl::StatusOr<std::vector<ReportRecord>> ReportFeed(const std::string& institution,
+                                                       int64_t after_seq, int32_t limit) override;
+  absl::Status MarkDelivered(const std::vector<std::string>& report_ids, absl::Time now) override;
+  absl::StatusOr<ReportRecord> AcknowledgeReport(const std::string& report_id,
+                                                 const std::string& institution,
+                                                 const std::string& user, absl::Time now) override;
+
   absl::Status AppendAudit(const AuditRecord& entry) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
 

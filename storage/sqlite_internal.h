@@ -37,6 +37,10 @@ class Stmt {
     return *this;
   }
   Stmt& Bind(int i, absl::Time t) { return Bind(i, absl::ToUnixMicros(t)); }
+  Stmt& BindBlob(int i, absl::string_view v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
 
   //! Steps once: true while a row is available, false when done.
   absl::StatusOr<bool> Step() {
@@ -56,6 +60,13 @@ class Stmt {
                            static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
              : std::string();
   }
+  std::string Blob(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
   absl::Time Time(int col) const { return absl::FromUnixMicros(Int(col)); }
 
@@ -115,6 +126,7 @@ class Connection {
   }
 
   int64_t Changes() const { return sqlite3_changes64(db_); }
+  int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
 
  private:
   explicit Connection(sqlite3* db) : db_(db) {}

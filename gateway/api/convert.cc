@@ -34,6 +34,7 @@ rdg::v1::Exam ToProto(const storage::ExamRecord& r) {
   *e.mutable_received_at() = ToTimestamp(r.received_at);
   *e.mutable_updated_at() = ToTimestamp(r.updated_at);
   e.set_queue(r.queue);
+  if (r.sla_due_at != absl::InfiniteFuture()) *e.mutable_sla_due_at() = ToTimestamp(r.sla_due_at);
   return e;
 }
 
@@ -59,6 +60,35 @@ rdg::v1::ExamEvent ToProto(const storage::ExamEventRecord& r) {
   e.set_actor(r.actor);
   e.set_detail(r.detail);
   return e;
+}
+
+}  // namespace rdg::api
+
+namespace rdg::api {
+
+rdg::v1::ReportVersion ToProto(const storage::ReportRecord& r) {
+  rdg::v1::ReportVersion v;
+  v.set_report_id(r.report_id);
+  v.set_version(r.version);
+  v.mutable_content()->ParseFromString(r.content);
+  v.set_canonical_bytes(r.canonical);
+  if (!r.signature.empty()) {
+    v.mutable_signature()->set_format(r.signature_format);
+    v.mutable_signature()->set_signature(r.signature);
+    v.mutable_signature()->set_signer_certificate_pem(r.signer_cert_pem);
+  }
+  *v.mutable_accepted_at() = ToTimestamp(r.accepted_at);
+  return v;
+}
+
+rdg::v1::DeliveredReport ToDelivered(const storage::ReportRecord& r) {
+  rdg::v1::DeliveredReport d;
+  d.set_cursor(std::to_string(r.seq));
+  *d.mutable_report() = ToProto(r);
+  d.set_urgent(r.critical);
+  if (r.acknowledge_by) *d.mutable_acknowledge_by() = ToTimestamp(*r.acknowledge_by);
+  d.set_acknowledged(r.acknowledged_at.has_value());
+  return d;
 }
 
 }  // namespace rdg::api

@@ -2,6 +2,8 @@
 #pragma once
 
 #include "rdg/v1/common.pb.h"
+#include "rdg/v1/delivery.pb.h"
+#include "rdg/v1/reading.pb.h"
 #include "storage/records.h"
 
 namespace rdg::api {
@@ -10,5 +12,7 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t);
 rdg::v1::Exam ToProto(const storage::ExamRecord& record);
 rdg::v1::StoredObject ToProto(const storage::ObjectRecord& record);
 rdg::v1::ExamEvent ToProto(const storage::ExamEventRecord& record);
+rdg::v1::ReportVersion ToProto(const storage::ReportRecord& record);
+rdg::v1::DeliveredReport ToDelivered(const storage::ReportRecord& record);
 
 }  // namespace rdg::api

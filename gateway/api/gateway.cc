@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/api/delivery_service.h"
 #include "gateway/api/exam_service.h"
 #include "gateway/api/ingest_service.h"
 #include "gateway/api/reading_service.h"
@@ -17,6 +18,8 @@
 #include "gateway/ingest/index_committer.h"
 #include "gateway/ingest/ingestor.h"
 #include "gateway/routing/router.h"
+#include "gateway/signing/report_signature.h"
+#include "gateway/worklist/report_desk.h"
 #include "rdg/v1/admin.grpc.pb.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/reading.grpc.pb.h"
@@ -62,10 +65,12 @@ struct Gateway::Parts {
   std::unique_ptr<ingest::Ingestor> ingestor;
   std::unique_ptr<WorkerPool> pool;  //!< after the objects its tasks use: drained first
   std::unique_ptr<IngestServiceImpl> ingest_service;
+  std::unique_ptr<signing::SignatureVerifier> verifier;
   std::unique_ptr<worklist::ReadingDesk> desk;
+  std::unique_ptr<worklist::ReportDesk> reports;
   std::unique_ptr<ExamServiceImpl> exam_service;
   std::unique_ptr<ReadingServiceImpl> reading_service;
-  rdg::v1::DeliveryService::CallbackService delivery_service;  //!< UNIMPLEMENTED until its issue
+  std::unique_ptr<DeliveryServiceImpl> delivery_service;
   rdg::v1::AdminService::CallbackService admin_service;        //!< UNIMPLEMENTED until its issue
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -98,9 +103,15 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
                                                           config.limits());
   p->exam_service =
       std::make_unique<ExamServiceImpl>(*p->index, *p->blobs, *p->pool, *p->directory, clock);
+  RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(config.tls().ca_file(), "tls.ca_file"));
+  RDG_ASSIGN_OR_RETURN(p->verifier, signing::SignatureVerifier::Create(ca_pem));
   p->desk = std::make_unique<worklist::ReadingDesk>(config, *p->index, clock);
-  p->reading_service =
-      std::make_unique<ReadingServiceImpl>(*p->desk, *p->blobs, *p->pool, *p->directory);
+  p->reports = std::make_unique<worklist::ReportDesk>(*p->index, *p->desk, *p->verifier, *p->sla,
+                                                      clock);
+  p->reading_service = std::make_unique<ReadingServiceImpl>(*p->desk, *p->reports, *p->blobs,
+                                                            *p->pool, *p->directory);
+  p->delivery_service =
+      std::make_unique<DeliveryServiceImpl>(*p->reports, *p->pool, *p->directory);
 
   RDG_ASSIGN_OR_RETURN(auto credentials, MutualTlsCredentials(config.tls()));
   grpc::EnableDefaultHealthCheckService(true);
@@ -111,7 +122,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   builder.RegisterService(p->ingest_service.get());
   builder.RegisterService(p->exam_service.get());
   builder.RegisterService(p->reading_service.get());
-  builder.RegisterService(&p->delivery_service);
+  builder.RegisterService(p->delivery_service.get());
   builder.RegisterService(&p->admin_service);
   p->server = builder.BuildAndStart();
   if (p->server == nullptr || p->port == 0) {

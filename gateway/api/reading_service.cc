@@ -88,4 +88,15 @@ grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ReadingServiceImpl::FetchExam(
   });
 }
 
+grpc::ServerUnaryReactor* ReadingServiceImpl::SubmitReport(
+    grpc::CallbackServerContext* ctx, const rdg::v1::SubmitReportRequest* request,
+    rdg::v1::ReportVersion* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto report, reports_.Submit(reader, *request));
+    *response = api::ToProto(report);
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace rdg::api

@@ -1,10 +1,11 @@
-// rdg.v1.ReadingService: worklists, claims and fetch. Priors, reports and escalation answer
-// UNIMPLEMENTED until their part of the reading-workflow issue lands.
+// rdg.v1.ReadingService: worklists, claims, fetch and report submission. Priors and escalation
+// answer UNIMPLEMENTED until their part of the reading-workflow issue lands.
 #pragma once
 
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/worklist/reading_desk.h"
+#include "gateway/worklist/report_desk.h"
 #include "rdg/v1/reading.grpc.pb.h"
 #include "storage/blob_store.h"
 
@@ -12,9 +13,10 @@ namespace rdg::api {
 
 class ReadingServiceImpl final : public rdg::v1::ReadingService::CallbackService {
  public:
-  ReadingServiceImpl(worklist::ReadingDesk& desk, const storage::BlobStore& blobs,
-                     WorkerPool& pool, const config::InstitutionDirectory& directory)
-      : desk_(desk), blobs_(blobs), pool_(pool), directory_(directory) {}
+  ReadingServiceImpl(worklist::ReadingDesk& desk, worklist::ReportDesk& reports,
+                     const storage::BlobStore& blobs, WorkerPool& pool,
+                     const config::InstitutionDirectory& directory)
+      : desk_(desk), reports_(reports), blobs_(blobs), pool_(pool), directory_(directory) {}
 
   grpc::ServerUnaryReactor* GetWorklist(grpc::CallbackServerContext* ctx,
                                         const rdg::v1::WorklistRequest* request,
@@ -30,9 +32,13 @@ class ReadingServiceImpl final : public rdg::v1::ReadingService::CallbackService
                                          rdg::v1::Claim* response) override;
   grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* FetchExam(
       grpc::CallbackServerContext* ctx, const rdg::v1::FetchExamRequest* request) override;
+  grpc::ServerUnaryReactor* SubmitReport(grpc::CallbackServerContext* ctx,
+                                         const rdg::v1::SubmitReportRequest* request,
+                                         rdg::v1::ReportVersion* response) override;
 
  private:
   worklist::ReadingDesk& desk_;
+  worklist::ReportDesk& reports_;
   const storage::BlobStore& blobs_;
   WorkerPool& pool_;
   const config::InstitutionDirectory& directory_;

@@ -10,6 +10,7 @@ absl::Status Authorize(const Principal& principal, Permission permission) {
     case Permission::kUpload:
     case Permission::kListOwnExams:
     case Permission::kDownloadExam:
+    case Permission::kReceiveReports:
       granted = principal.role == rdg::v1::CLINIC;  // clinics push exams in and see their own
       break;
     case Permission::kReadQueues:

@@ -12,7 +12,8 @@ enum class Permission {
   kUpload,        //!< open sessions, stream bytes, commit objects
   kListOwnExams,  //!< list and inspect the caller institution's exams
   kDownloadExam,  //!< download an exam's stored objects
-  kReadQueues,    //!< worklists, claims and fetches in the queues the institution serves
+  kReadQueues,      //!< worklists, claims, fetches and reports in the institution's queues
+  kReceiveReports,  //!< the origin clinic's report feed and acknowledgements
 };
 
 //! PERMISSION_DENIED unless the principal's role holds the permission.

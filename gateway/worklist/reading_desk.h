@@ -35,11 +35,11 @@ class ReadingDesk {
   absl::Duration lease() const { return lease_; }
   //! Queues served by an institution (empty if none).
   const std::vector<std::string>& QueuesOf(const std::string& institution) const;
-
- private:
   //! The exam if it sits in one of the reader's queues; NOT_FOUND otherwise (no existence leak).
   absl::StatusOr<storage::ExamRecord> ExamInReadersQueues(const auth::Principal& reader,
                                                           const std::string& exam_id);
+
+ private:
   absl::Status Audit(const auth::Principal& who, const std::string& action,
                      const std::string& exam_id, const std::string& detail);
 

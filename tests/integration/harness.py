@@ -3,9 +3,13 @@ and runs the real rdg-clinic against it. Used by every integration and interop t
 
 Environment (set by CTest): RDG_BIN_DIR (build/bin), RDG_SOURCE_DIR (repository root).
 """
+import glob
+import hashlib
 import json
 import os
+import re
 import shutil
+import sqlite3
 import signal
 import subprocess
 import tempfile
@@ -40,6 +44,98 @@ def wait_for(predicate, timeout=30.0, interval=0.02, what="condition"):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def _top_level_fields(text):
+    """(name, start, end) of each top-level field of a text-format message, comments skipped."""
+    fields, i, n = [], 0, len(text)
+    while i < n:
+        m = re.compile(r"\s*(#[^\n]*\n?)?").match(text, i)
+        if m.end() > i:
+            i = m.end()
+            continue
+        m = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(:?)\s*").match(text, i)
+        if not m:
+            raise ValueError(f"cannot split config text at: {text[i:i + 40]!r}")
+        name, start, i = m.group(1), m.start(), m.end()
+        if i < n and text[i] in "{<":
+            depth, quote = 0, None
+            while i < n:
+                c = text[i]
+                if quote:
+                    if c == "\\":
+                        i += 1
+                    elif c == quote:
+                        quote = None
+                elif c in "\"'":
+                    quote = c
+                elif c == "#":
+                    i = text.find("\n", i)
+                    i = n if i < 0 else i
+                    continue
+                elif c in "{<[":
+                    depth += 1
+                elif c in "}>]":
+                    depth -= 1
+                    if depth == 0:
+                        i += 1
+                        break
+                i += 1
+        else:
+            m = re.compile(r"(\[[^\]]*\]|\"(\\.|[^\"\\])*\"|'(\\.|[^'\\])*'|[^\s#]+)[ \t]*;?").match(text, i)
+            i = m.end()
+        fields.append((name, start, i))
+    return fields
+
+
+def _repeated_config_fields():
+    """Names of the repeated fields of rdg.v1.GatewayConfig, read from proto/rdg/v1/config.proto."""
+    with open(os.path.join(SOURCE_DIR, "proto/rdg/v1/config.proto")) as f:
+        proto = f.read()
+    body = re.search(r"message GatewayConfig\s*\{(.*?)\n\}", proto, re.S).group(1)
+    return set(re.findall(r"^\s*repeated\s+\S+\s+(\w+)\s*=", body, re.M))
+
+
+def merge_config(base, extra):
+    """`base` with the text-format fields of `extra` merged in, the way a later value overrides an
+    earlier one (the gateway's parser rejects a singular field given twice): a singular top-level
+    scalar replaces the base's; a singular top-level message (`limits { ... }`) merges into the
+    base's block, its fields replacing the base's fields of the same name (one level deep);
+    repeated fields (institutions, queues, ...) and fields the base lacks are appended. Text the
+    splitter cannot parse is appended verbatim (a test may feed a deliberately broken config)."""
+    if not extra.strip():
+        return base
+    try:
+        repeated = _repeated_config_fields()
+        base_fields = _top_level_fields(base)
+        extra_fields = _top_level_fields(extra)
+    except (ValueError, AttributeError, OSError):
+        return base + "\n" + extra
+    appended = []
+    for name, start, end in extra_fields:
+        piece = extra[start:end].rstrip()
+        same = [f for f in base_fields if f[0] == name]
+        if name in repeated or not same:
+            appended.append(piece)
+            continue
+        _, bstart, bend = same[-1]
+        old = base[bstart:bend]
+        if "{" in piece and "{" in old:
+            inner_new = piece[piece.index("{") + 1:piece.rindex("}")]
+            inner_old = old[old.index("{") + 1:old.rindex("}")]
+            try:
+                new_names = {f[0] for f in _top_level_fields(inner_new)}
+                kept = [inner_old[s:e] for n, s, e in _top_level_fields(inner_old) if n not in new_names]
+            except ValueError:
+                appended.append(piece)
+                continue
+            body = "".join("\n  " + k.strip() for k in kept) + "\n  " + inner_new.strip() + "\n"
+            merged = old[:old.index("{") + 1] + body + "}"
+        else:
+            merged = piece
+        base = base[:bstart] + merged + base[bend:]
+        base_fields = _top_level_fields(base)
+    return base + ("\n" + "\n".join(appended) + "\n" if appended else "")
+
+
 class Gateway:
     """One rdg-gateway process with its own data dir; restartable on the same data."""
 
@@ -52,20 +148,26 @@ class Gateway:
             demo = f.read()
         demo = demo.replace("var/pki/", pki + "/")
         with open(self.config_path, "w") as f:
-            f.write(demo + "\n" + extra_config)
+            f.write(merge_config(demo, extra_config))
         self.proc = None
         self.port = None
         self.log_path = os.path.join(workdir, "gateway.log")
 
-    def start(self, timeout=30.0):
+    def start(self, timeout=30.0, port=None):
+        """Starts (or restarts) the gateway. A restart listens on the port of the previous run, so
+        Clinic objects made earlier and clients still retrying reach the new process; pass port=0
+        for a fresh port."""
+        if port is None:
+            port = self.port or 0
         ready = os.path.join(self.workdir, "ready")
         if os.path.exists(ready):
             os.remove(ready)
-        log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN_DIR, "rdg-gateway"), "--config", self.config_path,
-             "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, "--ready-file", ready],
-            stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                [os.path.join(BIN_DIR, "rdg-gateway"), "--config", self.config_path,
+                 "--listen", f"127.0.0.1:{port}", "--data-dir", self.data_dir,
+                 "--ready-file", ready],
+                stdout=log, stderr=subprocess.STDOUT)
 
         def is_ready():
             if self.proc.poll() is not None:
@@ -77,15 +179,33 @@ class Gateway:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        """Sends `sig` and waits for the exit; returns the exit code (negative: killed by a signal).
+        A gateway that outlives `timeout` is killed and TimeoutExpired raised."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(timeout)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.proc = None
+                raise
         code = self.proc.returncode if self.proc else None
         self.proc = None
         return code
 
     def kill(self):
         return self.stop(signal.SIGKILL)
+
+    def crash_report(self):
+        """None while the gateway runs (or was stopped by the test); otherwise how it ended on
+        its own (e.g. killed by SIGABRT/SIGSEGV) and the end of its log."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        code = self.proc.returncode
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return f"rdg-gateway (pid {self.proc.pid}) died on its own with {how}; log tail:\n" \
+               f"{self.log()[-3000:]}"
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
@@ -94,6 +214,26 @@ class Gateway:
     @property
     def address(self):
         return f"127.0.0.1:{self.port}"
+
+    # Inspection of the data dir (read-only; safe while the gateway runs).
+
+    def query(self, sql, *params):
+        """Rows of a read-only query against DATA_DIR/index.sqlite."""
+        db = sqlite3.connect(f"file:{os.path.join(self.data_dir, 'index.sqlite')}?mode=ro",
+                             uri=True, timeout=10)
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
+    def blob_files(self):
+        """Paths of every file under DATA_DIR/blobs."""
+        return sorted(os.path.join(d, n) for d, _, names in os.walk(os.path.join(self.data_dir, "blobs"))
+                      for n in names)
+
+    def upload_files(self):
+        """Paths of every file under DATA_DIR/uploads (staged bytes of upload sessions)."""
+        return sorted(glob.glob(os.path.join(self.data_dir, "uploads", "*")))
 
 
 class Clinic:
@@ -141,16 +281,65 @@ class GatewayTestCase(unittest.TestCase):
         self.gateway = Gateway(self.workdir, self.pki, self.extra_config).start()
 
     def tearDown(self):
+        crash = self.gateway.crash_report()
         self.gateway.stop()
-        if self._outcome_ok():
+        if self._outcome_ok() and not crash:
             shutil.rmtree(self.workdir, ignore_errors=True)
         else:
             print(f"\nkept {self.workdir} for inspection; gateway log:\n{self.gateway.log()[-4000:]}")
+        if crash:  # a gateway crash fails the test even if its assertions happened to pass
+            self.fail(crash)
+
+    def assert_gateway_alive(self, gateway=None):
+        crash = (gateway or self.gateway).crash_report()
+        if crash:
+            self.fail(crash)
 
     def _outcome_ok(self):
+        """Whether this test has passed so far (failures and errors alike, Python 3.4 to 3.12+)."""
         outcome = getattr(self, "_outcome", None)
-        errors = getattr(outcome, "errors", None) or getattr(getattr(outcome, "result", None), "errors", [])
-        return not any(e for _, e in errors if e) if isinstance(errors, list) else True
+        if outcome is None:
+            return True
+        if hasattr(outcome, "errors"):  # Python < 3.11: (test, exc_info or None) per test/cleanup
+            return not any(exc for test, exc in outcome.errors if exc)
+        if not getattr(outcome, "success", True):
+            return False
+        result = getattr(outcome, "result", None)
+        for kind in ("errors", "failures", "unexpectedSuccesses"):
+            for entry in getattr(result, kind, []) or []:
+                test = entry[0] if isinstance(entry, tuple) else entry
+                if test is self or getattr(test, "test_case", None) is self:
+                    return False
+        return True
 
     def clinic(self, name="clinic-a1", **kw):
         return Clinic(self.gateway, name, **kw)
+
+    def reader(self, name="reader-a-rad", **kw):
+        return Reader(self.gateway, name, **kw)
+
+
+class Reader(Clinic):
+    """Runs rdg-reader as one certificate holder (NAME.pem/.key of `pki`, default the gateway's);
+    the same environment as Clinic (RDG_GATEWAY, RDG_CA, RDG_CERT, RDG_KEY)."""
+
+    program = "rdg-reader"
+
+    def run(self, *args, timeout=300, check=False):
+        proc = subprocess.run([os.path.join(BIN_DIR, self.program), *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{self.program} {args} failed ({proc.returncode}): "
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def popen(self, *args):
+        return subprocess.Popen([os.path.join(BIN_DIR, self.program), *args], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def json(self, *args, expect_code=0, timeout=300):
+        proc = self.run("--json", *args, timeout=timeout)
+        if proc.returncode != expect_code:
+            raise AssertionError(f"{self.program} {args}: exit {proc.returncode}, wanted "
+                                 f"{expect_code}:\n{proc.stdout}\n{proc.stderr}")
+        return json.loads(proc.stdout)

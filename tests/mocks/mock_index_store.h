@@ -42,6 +42,16 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::Status, ReleaseClaim, (const std::string&, const std::string&, absl::Time),
               (override));
   MOCK_METHOD(absl::StatusOr<int>, ExpireClaims, (absl::Time), (override));
+  MOCK_METHOD(absl::StatusOr<ReportRecord>, AddReport, (ReportRecord, absl::Time), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ReportRecord>>, ListReports, (const std::string&),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ReportRecord>>, ReportFeed,
+              (const std::string&, int64_t, int32_t), (override));
+  MOCK_METHOD(absl::Status, MarkDelivered, (const std::vector<std::string>&, absl::Time),
+              (override));
+  MOCK_METHOD(absl::StatusOr<ReportRecord>, AcknowledgeReport,
+              (const std::string&, const std::string&, const std::string&, absl::Time),
+              (override));
   MOCK_METHOD(absl::Status, AppendAudit, (const AuditRecord&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&),
               (override));

@@ -1,0 +1,37 @@
+// rdg.v1.DeliveryService: the origin clinic's report feed (server-streaming watch resumable from a
+// cursor, and polling), acknowledgement, and the latest report of one exam.
+#pragma once
+
+#include "gateway/common/worker_pool.h"
+#include "gateway/config/institution_directory.h"
+#include "gateway/worklist/report_desk.h"
+#include "rdg/v1/delivery.grpc.pb.h"
+
+namespace rdg::api {
+
+class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackService {
+ public:
+  DeliveryServiceImpl(worklist::ReportDesk& reports, WorkerPool& pool,
+                      const config::InstitutionDirectory& directory)
+      : reports_(reports), pool_(pool), directory_(directory) {}
+
+  grpc::ServerWriteReactor<rdg::v1::DeliveredReport>* WatchReports(
+      grpc::CallbackServerContext* ctx, const rdg::v1::WatchReportsRequest* request) override;
+  grpc::ServerUnaryReactor* PollReports(grpc::CallbackServerContext* ctx,
+                                        const rdg::v1::WatchReportsRequest* request,
+                                        rdg::v1::PollReportsResponse* response) override;
+  grpc::ServerUnaryReactor* AcknowledgeReport(grpc::CallbackServerContext* ctx,
+                                              const rdg::v1::AcknowledgeRequest* request,
+                                              rdg::v1::AcknowledgeResponse* response) override;
+  grpc::ServerUnaryReactor* GetReport(grpc::CallbackServerContext* ctx,
+                                      const rdg::v1::GetReportRequest* request,
+                                      rdg::v1::DeliveredReport* response) override;
+
+ private:
+  friend class WatchReactor;
+  worklist::ReportDesk& reports_;
+  WorkerPool& pool_;
+  const config::InstitutionDirectory& directory_;
+};
+
+}  // namespace rdg::api

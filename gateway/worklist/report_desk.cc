@@ -1,0 +1,155 @@
+#include "gateway/worklist/report_desk.h"
+
+#include "absl/strings/str_cat.h"
+#include "gateway/auth/rbac.h"
+#include "rdg/v1/report_canonical.h"
+#include "storage/status_macros.h"
+
+namespace rdg::worklist {
+namespace {
+
+constexpr size_t kMaxTextBytes = 64 << 10;
+
+}  // namespace
+
+ReportDesk::ReportDesk(storage::IndexStore& index, ReadingDesk& reading,
+                       const signing::SignatureVerifier& verifier, const routing::SlaTable& sla,
+                       const Clock& clock)
+    : index_(index), reading_(reading), verifier_(verifier), sla_(sla), clock_(clock) {}
+
+absl::Status ReportDesk::CheckContent(const auth::Principal& reader,
+                                      const rdg::v1::SubmitReportRequest& request) const {
+  const auto& c = request.content();
+  if (c.reader_user() != reader.user || c.reader_institution() != reader.institution) {
+    return absl::InvalidArgumentError(
+        "content.reader_user and reader_institution must be those of your certificate");
+  }
+  if (c.status() != rdg::v1::PRELIMINARY_REPORT && c.status() != rdg::v1::FINAL_REPORT &&
+      c.status() != rdg::v1::AMENDED_REPORT) {
+    return absl::InvalidArgumentError("status must be PRELIMINARY_REPORT, FINAL_REPORT or AMENDED_REPORT");
+  }
+  if ((c.status() == rdg::v1::AMENDED_REPORT) == c.supersedes_report_id().empty()) {
+    return absl::InvalidArgumentError(
+        "an addendum (AMENDED_REPORT) names the version it amends in supersedes_report_id; "
+        "other reports must not");
+  }
+  if (c.findings().size() > kMaxTextBytes || c.impression().size() > kMaxTextBytes) {
+    return absl::InvalidArgumentError("findings and impression are limited to 64 KiB each");
+  }
+  if (c.impression().empty()) return absl::InvalidArgumentError("a report needs an impression");
+  if (request.canonical_bytes() != rdg::v1::CanonicalReportBytes(c)) {
+    return absl::InvalidArgumentError(
+        "canonical_bytes do not match the report content (see README \"Canonical report bytes\")");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
+    const auth::Principal& reader, const rdg::v1::SubmitReportRequest& request) {
+  const auto& c = request.content();
+  RDG_ASSIGN_OR_RETURN(auto exam, reading_.ExamInReadersQueues(reader, c.exam_id()));
+  RDG_RETURN_IF_ERROR(CheckContent(reader, request));
+  const bool must_sign = c.status() != rdg::v1::PRELIMINARY_REPORT;
+  const auto& sig = request.signature();
+  if (must_sign && sig.signature().empty()) {
+    return absl::InvalidArgumentError("a FINAL report or addendum must be signed");
+  }
+  if (!sig.signature().empty()) {
+    RDG_ASSIGN_OR_RETURN(auto signer, verifier_.Verify(sig.format(), request.canonical_bytes(),
+                                                       sig.signature(), sig.signer_certificate_pem()));
+    // The signer certificate may differ from the TLS one (an SM2 signing key), but it must name
+    // the same reader: the authenticated caller signs, nobody else.
+    if (signer.organization != reader.institution || signer.organizational_unit != "reader" ||
+        signer.common_name != reader.user) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "the report is signed by ", signer.common_name, " (", signer.organizational_unit, ", ",
+          signer.organization, "), not by you"));
+    }
+  }
+  storage::ReportRecord r;
+  r.exam_id = c.exam_id();
+  r.status = c.status();
+  r.critical = c.critical();
+  r.reader_user = reader.user;
+  r.reader_institution = reader.institution;
+  r.supersedes = c.supersedes_report_id();
+  r.content = c.SerializeAsString();
+  r.canonical = request.canonical_bytes();
+  r.signature_format = sig.signature().empty() ? rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED : sig.format();
+  r.signature = sig.signature();
+  r.signer_cert_pem = sig.signature().empty() ? "" : sig.signer_certificate_pem();
+  const absl::Time now = clock_.Now();
+  if (must_sign && c.critical()) {
+    const auto* policy = sla_.Find(exam.exam_type, exam.priority);
+    const int minutes = policy && policy->critical_acknowledgement_minutes() > 0
+                            ? policy->critical_acknowledgement_minutes()
+                            : 60;
+    r.acknowledge_by = now + absl::Minutes(minutes);
+  }
+  RDG_ASSIGN_OR_RETURN(auto stored, index_.AddReport(std::move(r), now));
+  RDG_RETURN_IF_ERROR(index_.AppendAudit({0, now, reader.institution, reader.user, reader.role,
+                                          "submit_report", stored.exam_id, stored.report_id}));
+  if (must_sign) Notify(stored.origin_institution);
+  return stored;
+}
+
+absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Feed(const auth::Principal& clinic,
+                                                                    int64_t after_seq,
+                                                                    int32_t limit) {
+  RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
+  RDG_ASSIGN_OR_RETURN(auto reports, index_.ReportFeed(clinic.institution, after_seq, limit));
+  std::vector<std::string> ids;
+  for (const auto& r : reports) {
+    if (!r.delivered_at) ids.push_back(r.report_id);
+  }
+  RDG_RETURN_IF_ERROR(index_.MarkDelivered(ids, clock_.Now()));
+  if (!reports.empty()) {
+    RDG_RETURN_IF_ERROR(index_.AppendAudit({0, clock_.Now(), clinic.institution, clinic.user,
+                                            clinic.role, "receive_reports", "",
+                                            absl::StrCat(reports.size(), " reports")}));
+  }
+  return reports;
+}
+
+absl::StatusOr<storage::ReportRecord> ReportDesk::Acknowledge(const auth::Principal& clinic,
+                                                              const std::string& report_id) {
+  RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
+  return index_.AcknowledgeReport(report_id, clinic.institution, clinic.user, clock_.Now());
+}
+
+absl::StatusOr<storage::ReportRecord> ReportDesk::Latest(const auth::Principal& clinic,
+                                                         const std::string& exam_id) {
+  RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
+  RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
+  RDG_RETURN_IF_ERROR(auth::AuthorizeExamAccess(clinic, exam_id, exam ? exam->origin_institution : ""));
+  RDG_ASSIGN_OR_RETURN(auto versions, index_.ListReports(exam_id));
+  for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
+    if (it->status != rdg::v1::PRELIMINARY_REPORT) {
+      RDG_RETURN_IF_ERROR(index_.AppendAudit({0, clock_.Now(), clinic.institution, clinic.user,
+                                              clinic.role, "get_report", exam_id, it->report_id}));
+      return *it;
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("exam ", exam_id, " has no final report yet"));
+}
+
+int64_t ReportDesk::Subscribe(const std::string& institution, std::function<void()> wake) {
+  absl::MutexLock lock(&mu_);
+  const int64_t token = next_token_++;
+  subscribers_.emplace(token, Subscriber{institution, std::move(wake)});
+  return token;
+}
+
+void ReportDesk::Unsubscribe(int64_t token) {
+  absl::MutexLock lock(&mu_);
+  subscribers_.erase(token);
+}
+
+void ReportDesk::Notify(const std::string& institution) {
+  absl::MutexLock lock(&mu_);
+  for (auto& [token, s] : subscribers_) {
+    if (s.institution == institution) s.wake();
+  }
+}
+
+}  // namespace rdg::worklist

@@ -1,0 +1,67 @@
+// Reports: a reader submits PRELIMINARY, FINAL or AMENDED versions (signed unless preliminary);
+// the origin clinic receives final versions through a resumable feed and acknowledges them.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/auth/principal.h"
+#include "gateway/common/clock.h"
+#include "gateway/routing/router.h"
+#include "gateway/signing/report_signature.h"
+#include "gateway/worklist/reading_desk.h"
+#include "rdg/v1/reading.pb.h"
+#include "storage/index_store.h"
+
+namespace rdg::worklist {
+
+class ReportDesk {
+ public:
+  ReportDesk(storage::IndexStore& index, ReadingDesk& reading, const signing::SignatureVerifier& verifier,
+             const routing::SlaTable& sla, const Clock& clock);
+
+  //! Accepts a report version after checking the caller, the claim, the canonical bytes and —
+  //! for FINAL and AMENDED — the signature and that the signer is the caller.
+  absl::StatusOr<storage::ReportRecord> Submit(const auth::Principal& reader,
+                                               const rdg::v1::SubmitReportRequest& request);
+
+  //! Final and amended reports for the clinic after `after_seq` (marked delivered).
+  absl::StatusOr<std::vector<storage::ReportRecord>> Feed(const auth::Principal& clinic,
+                                                          int64_t after_seq, int32_t limit);
+  absl::StatusOr<storage::ReportRecord> Acknowledge(const auth::Principal& clinic,
+                                                    const std::string& report_id);
+  //! The latest final/amended version of one of the clinic's exams.
+  absl::StatusOr<storage::ReportRecord> Latest(const auth::Principal& clinic,
+                                               const std::string& exam_id);
+
+  //! Calls `wake` (from any thread) whenever a report for `institution` becomes deliverable,
+  //! until Unsubscribe(token).
+  int64_t Subscribe(const std::string& institution, std::function<void()> wake);
+  void Unsubscribe(int64_t token);
+
+ private:
+  absl::Status CheckContent(const auth::Principal& reader,
+                            const rdg::v1::SubmitReportRequest& request) const;
+  void Notify(const std::string& institution);
+
+  storage::IndexStore& index_;
+  ReadingDesk& reading_;
+  const signing::SignatureVerifier& verifier_;
+  const routing::SlaTable& sla_;
+  const Clock& clock_;
+
+  struct Subscriber {
+    std::string institution;
+    std::function<void()> wake;
+  };
+  absl::Mutex mu_;
+  int64_t next_token_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<int64_t, Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace rdg::worklist

@@ -1,0 +1,222 @@
+// SqliteIndexStore: report versions, the origin clinic's report feed, delivery and
+// acknowledgement. Report rows are only ever inserted; delivery and acknowledgement fill in
+// their own columns once.
+#include <random>
+
+#include "absl/strings/str_format.h"
+#include "storage/sqlite_index_store.h"
+#include "storage/sqlite_internal.h"
+#include "storage/status_macros.h"
+
+namespace rdg::storage {
+namespace {
+
+using sqlite_internal::InWriteTransaction;
+using sqlite_internal::Stmt;
+
+#define RDG_REPORT_COLUMNS                                                                     \
+  "seq, report_id, exam_id, origin_institution, version, status, critical, reader_user, "     \
+  "reader_institution, supersedes, content, canonical, signature_format, signature, "         \
+  "signer_cert, accepted_at, acknowledge_by, delivered_at, acknowledged_at, acknowledged_by"
+
+std::optional<absl::Time> OptionalTime(const Stmt& s, int col) {
+  if (s.IsNull(col)) return std::nullopt;
+  return s.Time(col);
+}
+
+ReportRecord ReadReport(const Stmt& s) {
+  ReportRecord r;
+  r.seq = s.Int(0);
+  r.report_id = s.Text(1);
+  r.exam_id = s.Text(2);
+  r.origin_institution = s.Text(3);
+  r.version = static_cast<int32_t>(s.Int(4));
+  r.status = static_cast<rdg::v1::ReportStatus>(s.Int(5));
+  r.critical = s.Int(6) != 0;
+  r.reader_user = s.Text(7);
+  r.reader_institution = s.Text(8);
+  r.supersedes = s.Text(9);
+  r.content = s.Blob(10);
+  r.canonical = s.Blob(11);
+  r.signature_format = static_cast<rdg::v1::SignatureFormat>(s.Int(12));
+  r.signature = s.Blob(13);
+  r.signer_cert_pem = s.Text(14);
+  r.accepted_at = s.Time(15);
+  r.acknowledge_by = OptionalTime(s, 16);
+  r.delivered_at = OptionalTime(s, 17);
+  r.acknowledged_at = OptionalTime(s, 18);
+  r.acknowledged_by = s.Text(19);
+  return r;
+}
+
+std::string NewReportId() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrFormat("rp-%016x", rng());
+}
+
+rdg::v1::ExamState StateAfter(rdg::v1::ReportStatus s) {
+  return s == rdg::v1::PRELIMINARY_REPORT ? rdg::v1::PRELIMINARY : rdg::v1::FINAL;
+}
+
+}  // namespace
+
+absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, absl::Time now) {
+  absl::MutexLock lock(&writer_mu_);
+  return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ReportRecord> {
+    RDG_ASSIGN_OR_RETURN(auto e, writer_->Prepare(
+        "SELECT state, origin_institution, "
+        "(SELECT holder_user FROM claims c WHERE c.exam_id = exams.exam_id AND c.expires_at > ?2), "
+        "(SELECT report_id FROM reports r WHERE r.exam_id = exams.exam_id AND r.status != ?3 "
+        " ORDER BY version DESC LIMIT 1), "
+        "(SELECT COALESCE(MAX(version), 0) FROM reports r WHERE r.exam_id = exams.exam_id) "
+        "FROM exams WHERE exam_id = ?1"));
+    e->Bind(1, report.exam_id).Bind(2, now).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT});
+    RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
+    if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", report.exam_id));
+    const auto state = static_cast<rdg::v1::ExamState>(e->Int(0));
+    report.origin_institution = e->Text(1);
+    const std::string holder = e->Text(2), latest_signed = e->Text(3);
+    report.version = static_cast<int32_t>(e->Int(4)) + 1;
+    e.reset();
+
+    if (report.status == rdg::v1::AMENDED_REPORT) {
+      if (state != rdg::v1::FINAL || latest_signed.empty()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("exam ", report.exam_id, " has no final report to amend yet"));
+      }
+      if (report.supersedes != latest_signed) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "an addendum must name the latest signed version ", latest_signed, " in supersedes"));
+      }
+    } else {
+      if (state == rdg::v1::FINAL) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "exam ", report.exam_id, " already has a final report; write an addendum instead"));
+      }
+      if (holder != report.reader_user) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "only the holder of a live claim on exam ", report.exam_id,
+            " may report on it; claim it first"));
+      }
+    }
+    report.report_id = NewReportId();
+    report.accepted_at = now;
+    RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
+        "INSERT INTO reports (report_id, exam_id, origin_institution, version, status, critical, "
+        "reader_user, reader_institution, supersedes, content, canonical, signature_format, "
+        "signature, signer_cert, accepted_at, acknowledge_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    ins->Bind(1, report.report_id).Bind(2, report.exam_id).Bind(3, report.origin_institution)
+        .Bind(4, int64_t{report.version}).Bind(5, int64_t{report.status})
+        .Bind(6, int64_t{report.critical}).Bind(7, report.reader_user)
+        .Bind(8, report.reader_institution).Bind(9, report.supersedes)
+        .BindBlob(10, report.content).BindBlob(11, report.canonical)
+        .Bind(12, int64_t{report.signature_format}).BindBlob(13, report.signature)
+        .Bind(14, report.signer_cert_pem).Bind(15, now);
+    if (report.acknowledge_by) ins->Bind(16, *report.acknowledge_by);
+    RDG_RETURN_IF_ERROR(ins->Run());
+    report.seq = writer_->LastInsertRowid();
+    ins.reset();
+
+    const rdg::v1::ExamState next = StateAfter(report.status);
+    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+        "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
+    u->Bind(1, int64_t{next}).Bind(2, now).Bind(3, report.exam_id);
+    RDG_RETURN_IF_ERROR(u->Run());
+    u.reset();
+    if (next == rdg::v1::FINAL) {  // the reading is done: the lease ends with it
+      RDG_ASSIGN_OR_RETURN(auto d, writer_->Prepare("DELETE FROM claims WHERE exam_id = ?"));
+      d->Bind(1, report.exam_id);
+      RDG_RETURN_IF_ERROR(d->Run());
+    }
+    RDG_RETURN_IF_ERROR(AddEvent(report.exam_id, next, now, report.reader_user,
+                                 absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ",
+                                              report.report_id, " v", report.version,
+                                              report.critical ? " critical" : "")));
+    return report;
+  });
+}
+
+absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ListReports(
+    const std::string& exam_id) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_REPORT_COLUMNS " FROM reports WHERE exam_id = ? ORDER BY version"));
+  q->Bind(1, exam_id);
+  std::vector<ReportRecord> out;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(ReadReport(*q));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ReportFeed(
+    const std::string& institution, int64_t after_seq, int32_t limit) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_REPORT_COLUMNS " FROM reports WHERE origin_institution = ? AND seq > ? "
+      "AND status != ? ORDER BY seq LIMIT ?"));
+  q->Bind(1, institution).Bind(2, after_seq).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
+      .Bind(4, int64_t{std::clamp(limit, 1, 1000)});
+  std::vector<ReportRecord> out;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(ReadReport(*q));
+  }
+  return out;
+}
+
+absl::Status SqliteIndexStore::MarkDelivered(const std::vector<std::string>& report_ids,
+                                             absl::Time now) {
+  if (report_ids.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&writer_mu_);
+  return InWriteTransaction(*writer_, [&]() -> absl::Status {
+    for (const auto& id : report_ids) {
+      RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+          "UPDATE reports SET delivered_at = ? WHERE report_id = ? AND delivered_at IS NULL "
+          "RETURNING exam_id"));
+      u->Bind(1, now).Bind(2, id);
+      RDG_ASSIGN_OR_RETURN(bool first, u->Step());
+      if (!first) continue;
+      const std::string exam_id = u->Text(0);
+      u.reset();
+      RDG_RETURN_IF_ERROR(AddEvent(exam_id, rdg::v1::DELIVERED, now, "system", id));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::string& report_id,
+                                                                 const std::string& institution,
+                                                                 const std::string& user,
+                                                                 absl::Time now) {
+  absl::MutexLock lock(&writer_mu_);
+  return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ReportRecord> {
+    RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+        "SELECT " RDG_REPORT_COLUMNS " FROM reports WHERE report_id = ? AND origin_institution = ? "
+        "AND status != ?"));
+    q->Bind(1, report_id).Bind(2, institution).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT});
+    RDG_ASSIGN_OR_RETURN(bool found, q->Step());
+    if (!found) {
+      return absl::NotFoundError(absl::StrCat("no report ", report_id, " for ", institution));
+    }
+    ReportRecord r = ReadReport(*q);
+    q.reset();
+    if (r.acknowledged_at) return r;  // acknowledging twice changes nothing
+    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+        "UPDATE reports SET acknowledged_at = ?, acknowledged_by = ?, "
+        "delivered_at = COALESCE(delivered_at, ?) WHERE report_id = ?"));
+    u->Bind(1, now).Bind(2, user).Bind(3, now).Bind(4, report_id);
+    RDG_RETURN_IF_ERROR(u->Run());
+    RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::ACKNOWLEDGED, now, user, report_id));
+    r.acknowledged_at = now;
+    r.acknowledged_by = user;
+    if (!r.delivered_at) r.delivered_at = now;
+    return r;
+  });
+}
+
+}  // namespace rdg::storage
