@@ -1,9 +1,12 @@
-// rdg-clinic: a clinic's command line — upload exams, list them, download them back.
+// rdg-clinic: a clinic's command line — upload exams, list and download them, receive, verify
+// and acknowledge their signed reports.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <thread>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -12,6 +15,8 @@
 #include "clients/common/connection.h"
 #include "clients/common/object_files.h"
 #include "clients/common/output.h"
+#include "clients/common/report_crypto.h"
+#include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/ingest.grpc.pb.h"
 
 namespace {
@@ -190,6 +195,160 @@ int RunDownload(const rdg::clients::ConnectionOptions& conn, const std::string& 
   return 0;
 }
 
+void PrintDelivered(const rdg::v1::DeliveredReport& d, bool as_json) {
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(d) << std::endl;  // one JSON object per line
+    return;
+  }
+  const auto& c = d.report().content();
+  std::cout << d.report().report_id() << "  exam " << c.exam_id() << "  "
+            << rdg::v1::ReportStatus_Name(c.status()) << " v" << d.report().version() << "  by "
+            << c.reader_user() << " (" << c.reader_institution() << ")";
+  if (d.urgent()) {
+    std::cout << "  CRITICAL RESULT: acknowledge by " << rdg::clients::LocalTime(d.acknowledge_by());
+  }
+  if (d.acknowledged()) std::cout << "  acknowledged";
+  std::cout << "  cursor " << d.cursor() << std::endl;
+}
+
+//! Polls once, or with `watch` streams until `max` reports arrived (0: forever), reconnecting
+//! from the last cursor whenever the stream breaks, so that nothing is missed.
+int RunReports(const rdg::clients::ConnectionOptions& conn, std::string cursor, bool watch,
+               int max, bool as_json) {
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  auto stub = rdg::v1::DeliveryService::NewStub(channel);
+  if (!watch) {
+    for (;;) {
+      rdg::v1::WatchReportsRequest req;
+      req.set_cursor(cursor);
+      rdg::v1::PollReportsResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      grpc::Status s = stub->PollReports(&ctx, req, &resp);
+      if (!s.ok()) {
+        std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+        return kExitFailure;
+      }
+      for (const auto& d : resp.reports()) PrintDelivered(d, as_json);
+      if (resp.reports().empty()) return 0;
+      cursor = resp.next_cursor();
+    }
+  }
+  int received = 0;
+  auto backoff = std::chrono::milliseconds(200);
+  for (;;) {
+    rdg::v1::WatchReportsRequest req;
+    req.set_cursor(cursor);
+    grpc::ClientContext ctx;
+    auto reader = stub->WatchReports(&ctx, req);
+    rdg::v1::DeliveredReport d;
+    while (reader->Read(&d)) {
+      PrintDelivered(d, as_json);
+      cursor = d.cursor();
+      backoff = std::chrono::milliseconds(200);
+      if (max > 0 && ++received >= max) {
+        ctx.TryCancel();
+        reader->Finish().ok();
+        return 0;
+      }
+    }
+    grpc::Status s = reader->Finish();
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE && s.error_code() != grpc::StatusCode::CANCELLED) {
+      std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+      return kExitFailure;
+    }
+    std::cerr << "watch interrupted (" << rdg::clients::DescribeRpcError(s)
+              << "); resuming from cursor " << (cursor.empty() ? "start" : cursor) << "\n";
+    std::this_thread::sleep_for(backoff);  // reconnect backoff
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+grpc::Status GetLatestReport(rdg::v1::DeliveryService::Stub& stub, const std::string& exam_id,
+                             rdg::v1::DeliveredReport* out) {
+  rdg::v1::GetReportRequest req;
+  req.set_exam_id(exam_id);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  return stub.GetReport(&ctx, req, out);
+}
+
+//! Writes the report as signed (canonical text, signature, signer certificate) and verifies it.
+int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id,
+              const std::string& out_dir, bool as_json) {
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  auto stub = rdg::v1::DeliveryService::NewStub(channel);
+  rdg::v1::DeliveredReport d;
+  if (auto s = GetLatestReport(*stub, exam_id, &d); !s.ok()) {
+    std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+    return s.error_code() == grpc::StatusCode::NOT_FOUND ? kExitRejected : kExitFailure;
+  }
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  const auto& r = d.report();
+  const bool sm2 = r.signature().format() == rdg::v1::SM2_SM3_RAW;
+  const std::string text = (fs::path(out_dir) / "report.txt").string();
+  const std::string sig = (fs::path(out_dir) / (sm2 ? "report.sm2.sig" : "report.p7s")).string();
+  const std::string cert = (fs::path(out_dir) / "signer.pem").string();
+  std::ofstream(text, std::ios::binary) << r.canonical_bytes();
+  std::ofstream(sig, std::ios::binary) << r.signature().signature();
+  std::ofstream(cert, std::ios::binary) << r.signature().signer_certificate_pem();
+  std::string detail;
+  const bool verified = rdg::clients::VerifyReport(r, conn.ca, &detail);
+  if (as_json) {
+    json out = {{"report_id", r.report_id()}, {"exam_id", exam_id}, {"text", text},
+                {"signature", sig}, {"signer_certificate", cert}, {"verified", verified},
+                {"detail", detail}, {"critical", d.urgent()}};
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << r.canonical_bytes() << "\n"
+              << "written: " << text << ", " << sig << ", " << cert << "\n"
+              << "signature " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << detail << "\n";
+    std::cout << "verify it yourself:\n";
+    if (sm2) {
+      std::cout << "  openssl verify -CAfile CA.pem " << cert << "\n"
+                << "  openssl x509 -in " << cert << " -pubkey -noout > signer.pub\n"
+                << "  openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678"
+                << " -pubin -inkey signer.pub -in " << text << " -sigfile " << sig << "\n";
+    } else {
+      std::cout << "  openssl cms -verify -binary -inform DER -in " << sig << " -content " << text
+                << " -CAfile CA.pem -purpose any -out /dev/null\n";
+    }
+  }
+  return verified ? 0 : kExitRejected;
+}
+
+int RunAck(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id, bool as_json) {
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  auto stub = rdg::v1::DeliveryService::NewStub(channel);
+  rdg::v1::DeliveredReport d;
+  grpc::Status s = GetLatestReport(*stub, exam_id, &d);
+  rdg::v1::AcknowledgeResponse ack;
+  if (s.ok()) {
+    rdg::v1::AcknowledgeRequest req;
+    req.set_report_id(d.report().report_id());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    s = stub->AcknowledgeReport(&ctx, req, &ack);
+  }
+  if (!s.ok()) {
+    std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+    return s.error_code() == grpc::StatusCode::NOT_FOUND ? kExitRejected : kExitFailure;
+  }
+  if (as_json) {
+    std::cout << json({{"report_id", d.report().report_id()}, {"exam_id", exam_id},
+                       {"acknowledged_at", rdg::clients::LocalTime(ack.acknowledged_at())}}).dump(2)
+              << "\n";
+  } else {
+    std::cout << "acknowledged report " << d.report().report_id() << " of exam " << exam_id
+              << " at " << rdg::clients::LocalTime(ack.acknowledged_at()) << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -217,13 +376,32 @@ int main(int argc, char** argv) {
   exams->add_option("--limit", limit, "at most this many")->capture_default_str();
   exams->add_flag("--json", as_json, "machine-readable output");
 
-  auto* download = app.add_subcommand("download", "write an exam's stored instances to a folder");
   std::string exam_id, out_dir;
+  auto* download = app.add_subcommand("download", "write an exam's stored instances to a folder");
   download->add_option("exam", exam_id, "exam id (see `rdg-clinic exams`)")->required();
   download->add_option("--out", out_dir, "output folder")->required();
   download->add_flag("--json", as_json, "machine-readable output");
 
+  auto* reports = app.add_subcommand("reports", "reports delivered to your institution");
+  bool watch = false;
+  std::string cursor;
+  int max_reports = 0;
+  reports->add_flag("--watch", watch, "keep watching (resumes from its cursor after a break)");
+  reports->add_option("--cursor", cursor, "start after this cursor (from an earlier run)");
+  reports->add_option("--max", max_reports, "with --watch: stop after this many reports");
+  reports->add_flag("--json", as_json, "machine-readable output (one JSON object per line)");
+  auto* report = app.add_subcommand("report", "write an exam's signed report to a folder and verify it");
+  report->add_option("exam", exam_id, "exam id")->required();
+  report->add_option("--out", out_dir, "output folder")->required();
+  report->add_flag("--json", as_json, "machine-readable output");
+  auto* ack = app.add_subcommand("ack", "acknowledge receipt of an exam's report");
+  ack->add_option("exam", exam_id, "exam id")->required();
+  ack->add_flag("--json", as_json, "machine-readable output");
+
   CLI11_PARSE(app, argc, argv);
+  if (*reports) return RunReports(conn, cursor, watch, max_reports, as_json);
+  if (*report) return RunReport(conn, exam_id, out_dir, as_json);
+  if (*ack) return RunAck(conn, exam_id, as_json);
   if (*upload) {
     rdg::v1::Priority_Parse(priority, &options.priority);
     options.max_bytes_per_second = max_rate_mb * 1e6;

@@ -1,4 +1,4 @@
-// rdg-reader: a county or city reader's command line — worklist, claims, fetch.
+// rdg-reader: a county or city reader's command line — worklist, claims, fetch, signed reports.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
@@ -7,6 +7,8 @@
 #include "clients/common/connection.h"
 #include "clients/common/object_files.h"
 #include "clients/common/output.h"
+#include "clients/common/report_crypto.h"
+#include "rdg/v1/report_canonical.h"
 #include "rdg/v1/reading.grpc.pb.h"
 
 namespace {
@@ -123,6 +125,112 @@ int RunFetch(ReadingService::Stub& stub, const std::string& exam_id, const std::
   return 0;
 }
 
+struct ReportOptions {
+  std::string findings;
+  std::string impression;
+  bool critical = false;
+  bool final = false;
+  std::string sign_key;   //!< default: --key
+  std::string sign_cert;  //!< default: --cert
+};
+
+//! The latest signed version's id (what an addendum supersedes), or "" if none.
+std::string LatestSigned(ReadingService::Stub& stub, const std::string& exam_id, grpc::Status* s) {
+  rdg::v1::GetReportsRequest req;
+  req.set_exam_id(exam_id);
+  rdg::v1::GetReportsResponse resp;
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  *s = stub.GetReports(&ctx, req, &resp);
+  std::string latest;
+  for (const auto& v : resp.versions()) {
+    if (v.content().status() != rdg::v1::PRELIMINARY_REPORT) latest = v.report_id();
+  }
+  return latest;
+}
+
+int RunReport(ReadingService::Stub& stub, const rdg::clients::ConnectionOptions& conn,
+              const std::string& exam_id, ReportOptions o, bool addendum, bool as_json) {
+  rdg::v1::SubmitReportRequest req;
+  auto* c = req.mutable_content();
+  std::string error;
+  std::string institution, user;
+  if (!rdg::clients::CertificateIdentity(conn.cert, &institution, &user, &error)) {
+    std::cerr << "error: " << error << "\n";
+    return kExitFailure;
+  }
+  c->set_exam_id(exam_id);
+  c->set_findings(o.findings);
+  c->set_impression(o.impression);
+  c->set_critical(o.critical);
+  c->set_reader_user(user);
+  c->set_reader_institution(institution);
+  c->mutable_signed_at()->set_seconds(
+      std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::system_clock::now().time_since_epoch()).count());
+  c->set_status(addendum ? rdg::v1::AMENDED_REPORT
+                         : o.final ? rdg::v1::FINAL_REPORT : rdg::v1::PRELIMINARY_REPORT);
+  if (addendum) {
+    grpc::Status s;
+    c->set_supersedes_report_id(LatestSigned(stub, exam_id, &s));
+    if (!s.ok()) return Fail(s);
+    if (c->supersedes_report_id().empty()) {
+      std::cerr << "error: exam " << exam_id << " has no signed report to amend\n";
+      return kExitRefused;
+    }
+  }
+  req.set_canonical_bytes(rdg::v1::CanonicalReportBytes(*c));
+  if (addendum || o.final) {
+    // The private key stays here: only the signature travels.
+    if (!rdg::clients::SignReport(req.canonical_bytes(),
+                                  o.sign_key.empty() ? conn.key : o.sign_key,
+                                  o.sign_cert.empty() ? conn.cert : o.sign_cert,
+                                  req.mutable_signature(), &error)) {
+      std::cerr << "error: " << error << "\n";
+      return kExitFailure;
+    }
+  }
+  rdg::v1::ReportVersion accepted;
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  if (auto s = stub.SubmitReport(&ctx, req, &accepted); !s.ok()) return Fail(s);
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(accepted) << "\n";
+  } else {
+    std::cout << rdg::v1::ReportStatus_Name(accepted.content().status()) << " report "
+              << accepted.report_id() << " (version " << accepted.version() << ") accepted for "
+              << exam_id
+              << (accepted.has_signature()
+                      ? ", signed " + rdg::v1::SignatureFormat_Name(accepted.signature().format())
+                      : std::string(", unsigned"))
+              << "\n";
+  }
+  return 0;
+}
+
+int RunReports(ReadingService::Stub& stub, const std::string& exam_id, bool as_json) {
+  rdg::v1::GetReportsRequest req;
+  req.set_exam_id(exam_id);
+  rdg::v1::GetReportsResponse resp;
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  if (auto s = stub.GetReports(&ctx, req, &resp); !s.ok()) return Fail(s);
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(resp) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"REPORT", "VERSION", "STATUS", "READER", "ACCEPTED", "SIGNATURE", "IMPRESSION"}};
+  for (const auto& v : resp.versions()) {
+    rows.push_back({v.report_id(), std::to_string(v.version()),
+                    rdg::v1::ReportStatus_Name(v.content().status()), v.content().reader_user(),
+                    rdg::clients::LocalTime(v.accepted_at()),
+                    v.has_signature() ? rdg::v1::SignatureFormat_Name(v.signature().format()) : "-",
+                    v.content().impression().substr(0, 60)});
+  }
+  rdg::clients::PrintTable(rows);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,6 +264,23 @@ int main(int argc, char** argv) {
   auto* fetch = app.add_subcommand("fetch", "download a claimed exam's objects");
   add_exam(fetch);
   fetch->add_option("--out", out_dir, "output folder")->required();
+  ReportOptions report_options;
+  auto add_report_options = [&](CLI::App* cmd) {
+    cmd->add_option("--findings", report_options.findings, "findings (free text)");
+    cmd->add_option("--impression", report_options.impression, "impression / conclusion")->required();
+    cmd->add_flag("--critical", report_options.critical, "critical result: urgent delivery, acknowledgement deadline");
+    cmd->add_option("--sign-key", report_options.sign_key, "your signing key, PEM (default: --key)");
+    cmd->add_option("--sign-cert", report_options.sign_cert, "your signing certificate, PEM (default: --cert)");
+  };
+  auto* report = app.add_subcommand("report", "submit a report (PRELIMINARY, or signed FINAL with --final)");
+  add_exam(report);
+  add_report_options(report);
+  report->add_flag("--final", report_options.final, "sign and submit the FINAL report");
+  auto* addendum = app.add_subcommand("addendum", "add a signed amendment to a final report");
+  add_exam(addendum);
+  add_report_options(addendum);
+  auto* reports = app.add_subcommand("reports", "list the report versions of an exam");
+  add_exam(reports);
   CLI11_PARSE(app, argc, argv);
 
   auto channel = conn.Connect();
@@ -165,5 +290,8 @@ int main(int argc, char** argv) {
   if (*claim) return RunClaimCall(*stub, &ReadingService::Stub::ClaimExam, "claimed", exam_id, as_json);
   if (*renew) return RunClaimCall(*stub, &ReadingService::Stub::RenewClaim, "renewed", exam_id, as_json);
   if (*release) return RunClaimCall(*stub, &ReadingService::Stub::ReleaseClaim, "released", exam_id, as_json);
+  if (*report) return RunReport(*stub, conn, exam_id, report_options, false, as_json);
+  if (*addendum) return RunReport(*stub, conn, exam_id, report_options, true, as_json);
+  if (*reports) return RunReports(*stub, exam_id, as_json);
   return RunFetch(*stub, exam_id, out_dir, as_json);
 }

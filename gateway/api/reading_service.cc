@@ -99,4 +99,15 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::SubmitReport(
   });
 }
 
+grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(
+    grpc::CallbackServerContext* ctx, const rdg::v1::GetReportsRequest* request,
+    rdg::v1::GetReportsResponse* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto versions, reports_.Versions(reader, request->exam_id()));
+    for (const auto& v : versions) *response->add_versions() = api::ToProto(v);
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace rdg::api

@@ -35,6 +35,9 @@ class ReadingServiceImpl final : public rdg::v1::ReadingService::CallbackService
   grpc::ServerUnaryReactor* SubmitReport(grpc::CallbackServerContext* ctx,
                                          const rdg::v1::SubmitReportRequest* request,
                                          rdg::v1::ReportVersion* response) override;
+  grpc::ServerUnaryReactor* GetReports(grpc::CallbackServerContext* ctx,
+                                       const rdg::v1::GetReportsRequest* request,
+                                       rdg::v1::GetReportsResponse* response) override;
 
  private:
   worklist::ReadingDesk& desk_;

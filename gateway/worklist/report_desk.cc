@@ -93,6 +93,12 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   return stored;
 }
 
+absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Versions(
+    const auth::Principal& reader, const std::string& exam_id) {
+  RDG_RETURN_IF_ERROR(reading_.ExamInReadersQueues(reader, exam_id).status());
+  return index_.ListReports(exam_id);
+}
+
 absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Feed(const auth::Principal& clinic,
                                                                     int64_t after_seq,
                                                                     int32_t limit) {

@@ -30,6 +30,10 @@ class ReportDesk {
   absl::StatusOr<storage::ReportRecord> Submit(const auth::Principal& reader,
                                                const rdg::v1::SubmitReportRequest& request);
 
+  //! Every version of a report on an exam in the reader's queues.
+  absl::StatusOr<std::vector<storage::ReportRecord>> Versions(const auth::Principal& reader,
+                                                              const std::string& exam_id);
+
   //! Final and amended reports for the clinic after `after_seq` (marked delivered).
   absl::StatusOr<std::vector<storage::ReportRecord>> Feed(const auth::Principal& clinic,
                                                           int64_t after_seq, int32_t limit);
