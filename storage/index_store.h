@@ -66,6 +66,19 @@ class IndexStore {
   //! Releases every lease that expired before `now` (RELEASED by "system"); returns how many.
   virtual absl::StatusOr<int> ExpireClaims(absl::Time now) = 0;
 
+  // --- Escalation and priors ---
+  //! Moves the exam to `to_queue` (state ROUTED, claim ended, ESCALATED event with the reason).
+  virtual absl::StatusOr<ExamRecord> EscalateExam(const Escalation& escalation, absl::Time now) = 0;
+  //! ROUTED exams whose claim target passed before `now`, most overdue first.
+  virtual absl::StatusOr<std::vector<ExamRecord>> ListClaimOverdue(absl::Time now,
+                                                                   int32_t limit) = 0;
+  //! Stops automatic escalation of an exam (no queue above its current one).
+  virtual absl::Status ClearClaimDue(const std::string& exam_id) = 0;
+  //! The same patient's other exams on the platform: same national ID (any institution), or same
+  //! patient ID at the same origin institution. Newest first.
+  virtual absl::StatusOr<std::vector<ExamRecord>> FindPriors(const ExamRecord& exam,
+                                                             int32_t limit) = 0;
+
   // --- Reports (versions are only ever added) ---
   //! Adds `report` as the exam's next version (report_id, version and seq are assigned). The
   //! caller must still hold `holder` 's live claim for PRELIMINARY/FINAL (checked in the same

@@ -42,6 +42,7 @@ struct ExamRecord {
   absl::Time received_at;
   absl::Time updated_at;
   absl::Time sla_due_at = absl::InfiniteFuture();  //!< final report due (routing + SLA policy)
+  absl::Time claim_due_at = absl::InfiniteFuture();  //!< claim target in the current queue
 };
 
 //! Where a new exam goes, decided by the router before the commit.
@@ -49,6 +50,7 @@ struct RoutingRecord {
   std::string queue;
   rdg::v1::Priority priority = rdg::v1::ROUTINE;
   absl::Time sla_due_at = absl::InfiniteFuture();
+  absl::Time claim_due_at = absl::InfiniteFuture();  //!< SLA claim target: auto-escalation after
   std::string detail;  //!< for the ROUTED event, e.g. "rule county-a-imaging" (no PHI)
 };
 
@@ -148,6 +150,16 @@ struct WorklistEntry {
 struct WorklistPage {
   std::vector<WorklistEntry> entries;
   std::string next_cursor;  //!< empty when there is no further page
+};
+
+//! Moving an exam to another queue (a consultation at the next level).
+struct Escalation {
+  std::string exam_id;
+  std::string to_queue;
+  absl::Time claim_due_at = absl::InfiniteFuture();  //!< in the new queue
+  std::string actor;          //!< the reader, or "system" for an automatic escalation
+  std::string reason;
+  bool require_claim = true;  //!< a reader escalates an exam they hold; the system need not
 };
 
 //! What a claim operation should do.

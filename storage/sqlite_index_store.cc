@@ -301,8 +301,9 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, "
           "patient_name, patient_sex, patient_birth_date, patient_national_id, accession_number, "
           "exam_type, modalities, body_part, study_date, study_time, study_description, priority, "
-          "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)"));
+          "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
+          "claim_due_at) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"));
       const bool routed = !item.routing.queue.empty();
       q->Bind(1, outcome.exam_id).Bind(2, exam.origin_institution)
           .Bind(3, exam.study_instance_uid).Bind(4, exam.patient.patient_id)
@@ -314,7 +315,8 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           .Bind(16, int64_t{routed ? item.routing.priority : exam.priority})
           .Bind(17, int64_t{routed ? rdg::v1::ROUTED : exam.state}).Bind(18, item.routing.queue)
           .Bind(19, obj.size).Bind(20, obj.received_at).Bind(21, obj.received_at)
-          .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()));
+          .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()))
+          .Bind(23, DueMicros(routed ? item.routing.claim_due_at : absl::InfiniteFuture()));
       RDG_RETURN_IF_ERROR(q->Run());
       RDG_RETURN_IF_ERROR(
           AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));

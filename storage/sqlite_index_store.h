@@ -65,6 +65,11 @@ class SqliteIndexStore final : public IndexStore {
                             absl::Time now) override;
   absl::StatusOr<int> ExpireClaims(absl::Time now) override;
 
+  absl::StatusOr<ExamRecord> EscalateExam(const Escalation& escalation, absl::Time now) override;
+  absl::StatusOr<std::vector<ExamRecord>> ListClaimOverdue(absl::Time now, int32_t limit) override;
+  absl::Status ClearClaimDue(const std::string& exam_id) override;
+  absl::StatusOr<std::vector<ExamRecord>> FindPriors(const ExamRecord& exam, int32_t limit) override;
+
   absl::StatusOr<ReportRecord> AddReport(ReportRecord report, absl::Time now) override;
   absl::StatusOr<std::vector<ReportRecord>> ListReports(const std::string& exam_id) override;
   absl::StatusOr<std::vector<ReportRecord>> ReportFeed(const std::string& institution,

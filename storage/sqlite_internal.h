@@ -182,7 +182,7 @@ inline ObjectRecord ReadObject(const Stmt& s) {
   "seq, exam_id, origin_institution, study_instance_uid, patient_id, patient_name, "          \
   "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "       \
   "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
-  "instance_count, total_bytes, received_at, updated_at, sla_due_at"
+  "instance_count, total_bytes, received_at, updated_at, sla_due_at, claim_due_at"
 
 inline absl::Time ReadDue(int64_t micros) {
   return micros == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()
@@ -216,6 +216,7 @@ inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
   r.received_at = s.Time(21);
   r.updated_at = s.Time(22);
   r.sla_due_at = ReadDue(s.Int(23));
+  r.claim_due_at = ReadDue(s.Int(24));
   return r;
 }
 

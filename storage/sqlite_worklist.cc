@@ -88,9 +88,9 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
     }
     WorklistEntry entry;
     entry.exam = sqlite_internal::ReadExam(*q, &last_seq);
-    if (!q->Text(24).empty() && q->Time(27) > now) {
-      entry.claim = ClaimRecord{entry.exam.exam_id, q->Text(24), q->Text(25), q->Time(26),
-                                q->Time(27)};
+    if (!q->Text(25).empty() && q->Time(28) > now) {
+      entry.claim = ClaimRecord{entry.exam.exam_id, q->Text(25), q->Text(26), q->Time(27),
+                                q->Time(28)};
     }
     page.entries.push_back(std::move(entry));
   }
@@ -227,6 +227,88 @@ absl::StatusOr<int> SqliteIndexStore::ExpireClaims(absl::Time now) {
     }
     return static_cast<int>(expired.size());
   });
+}
+
+absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc, absl::Time now) {
+  absl::MutexLock lock(&writer_mu_);
+  return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ExamRecord> {
+    RDG_ASSIGN_OR_RETURN(auto e, writer_->Prepare(
+        "SELECT " RDG_EXAM_COLUMNS ", (SELECT holder_user FROM claims c "
+        "WHERE c.exam_id = exams.exam_id AND c.expires_at > ?2) FROM exams WHERE exam_id = ?1"));
+    e->Bind(1, esc.exam_id).Bind(2, now);
+    RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
+    if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", esc.exam_id));
+    ExamRecord exam = sqlite_internal::ReadExam(*e, nullptr);
+    const std::string holder = e->Text(25);
+    e.reset();
+    if (!Claimable(exam.state)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "exam ", esc.exam_id, " is ", rdg::v1::ExamState_Name(exam.state), " and cannot be escalated"));
+    }
+    if (esc.require_claim && holder != esc.actor) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("claim exam ", esc.exam_id, " before escalating it"));
+    }
+    RDG_ASSIGN_OR_RETURN(auto d, writer_->Prepare("DELETE FROM claims WHERE exam_id = ?"));
+    d->Bind(1, esc.exam_id);
+    RDG_RETURN_IF_ERROR(d->Run());
+    d.reset();
+    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+        "UPDATE exams SET queue = ?, state = ?, claim_due_at = ?, updated_at = ? WHERE exam_id = ?"));
+    u->Bind(1, esc.to_queue).Bind(2, int64_t{rdg::v1::ROUTED})
+        .Bind(3, sqlite_internal::DueMicros(esc.claim_due_at)).Bind(4, now).Bind(5, esc.exam_id);
+    RDG_RETURN_IF_ERROR(u->Run());
+    u.reset();
+    RDG_RETURN_IF_ERROR(AddEvent(esc.exam_id, rdg::v1::ESCALATED, now, esc.actor,
+                                 absl::StrCat(exam.queue, " -> ", esc.to_queue, ": ", esc.reason)));
+    exam.queue = esc.to_queue;
+    exam.state = rdg::v1::ROUTED;
+    exam.claim_due_at = esc.claim_due_at;
+    return exam;
+  });
+}
+
+absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::ListClaimOverdue(absl::Time now,
+                                                                          int32_t limit) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE state = ? AND claim_due_at <= ? "
+      "ORDER BY claim_due_at LIMIT ?"));
+  q->Bind(1, int64_t{rdg::v1::ROUTED}).Bind(2, now).Bind(3, int64_t{std::clamp(limit, 1, 1000)});
+  std::vector<ExamRecord> out;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(sqlite_internal::ReadExam(*q, nullptr));
+  }
+  return out;
+}
+
+absl::Status SqliteIndexStore::ClearClaimDue(const std::string& exam_id) {
+  absl::MutexLock lock(&writer_mu_);
+  RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
+      "UPDATE exams SET claim_due_at = ? WHERE exam_id = ?"));
+  u->Bind(1, std::numeric_limits<int64_t>::max()).Bind(2, exam_id);
+  return u->Run();
+}
+
+absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::FindPriors(const ExamRecord& exam,
+                                                                    int32_t limit) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE exam_id != ?1 AND ("
+      "(?2 != '' AND patient_national_id = ?2) OR "
+      "(?4 != '' AND origin_institution = ?3 AND patient_id = ?4)) "
+      "ORDER BY received_at DESC LIMIT ?5"));
+  q->Bind(1, exam.exam_id).Bind(2, exam.patient.national_id).Bind(3, exam.origin_institution)
+      .Bind(4, exam.patient.patient_id).Bind(5, int64_t{std::clamp(limit, 1, 1000)});
+  std::vector<ExamRecord> out;
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    out.push_back(sqlite_internal::ReadExam(*q, nullptr));
+  }
+  return out;
 }
 
 }  // namespace rdg::storage

@@ -231,6 +231,47 @@ int RunReports(ReadingService::Stub& stub, const std::string& exam_id, bool as_j
   return 0;
 }
 
+int RunPriors(ReadingService::Stub& stub, const std::string& exam_id, bool as_json) {
+  rdg::v1::PriorsRequest req;
+  req.set_exam_id(exam_id);
+  rdg::v1::PriorsResponse resp;
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  if (auto s = stub.GetPriors(&ctx, req, &resp); !s.ok()) return Fail(s);
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(resp) << "\n";
+    return 0;
+  }
+  if (resp.priors().empty()) {
+    std::cout << "no prior exams of this patient on the platform\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"EXAM", "STUDY DATE", "TYPE", "FROM", "STATE", "DESCRIPTION"}};
+  for (const auto& e : resp.priors()) {
+    rows.push_back({e.exam_id(), e.study_date(), e.exam_type(), e.origin_institution(),
+                    rdg::v1::ExamState_Name(e.state()), e.study_description()});
+  }
+  rdg::clients::PrintTable(rows);
+  return 0;
+}
+
+int RunEscalate(ReadingService::Stub& stub, const std::string& exam_id, const std::string& reason,
+                bool as_json) {
+  rdg::v1::EscalateRequest req;
+  req.set_exam_id(exam_id);
+  req.set_reason(reason);
+  rdg::v1::Exam exam;
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  if (auto s = stub.EscalateExam(&ctx, req, &exam); !s.ok()) return Fail(s);
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(exam) << "\n";
+  } else {
+    std::cout << "escalated " << exam_id << " to " << exam.queue() << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -281,6 +322,12 @@ int main(int argc, char** argv) {
   add_report_options(addendum);
   auto* reports = app.add_subcommand("reports", "list the report versions of an exam");
   add_exam(reports);
+  auto* priors = app.add_subcommand("priors", "the patient's other exams on the platform (audited)");
+  add_exam(priors);
+  auto* escalate = app.add_subcommand("escalate", "send a claimed exam to the next level's consultation queue");
+  add_exam(escalate);
+  std::string reason;
+  escalate->add_option("--reason", reason, "why a consultation is needed")->required();
   CLI11_PARSE(app, argc, argv);
 
   auto channel = conn.Connect();
@@ -293,5 +340,7 @@ int main(int argc, char** argv) {
   if (*report) return RunReport(*stub, conn, exam_id, report_options, false, as_json);
   if (*addendum) return RunReport(*stub, conn, exam_id, report_options, true, as_json);
   if (*reports) return RunReports(*stub, exam_id, as_json);
+  if (*priors) return RunPriors(*stub, exam_id, as_json);
+  if (*escalate) return RunEscalate(*stub, exam_id, reason, as_json);
   return RunFetch(*stub, exam_id, out_dir, as_json);
 }

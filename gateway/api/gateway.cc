@@ -105,7 +105,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
       std::make_unique<ExamServiceImpl>(*p->index, *p->blobs, *p->pool, *p->directory, clock);
   RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(config.tls().ca_file(), "tls.ca_file"));
   RDG_ASSIGN_OR_RETURN(p->verifier, signing::SignatureVerifier::Create(ca_pem));
-  p->desk = std::make_unique<worklist::ReadingDesk>(config, *p->index, clock);
+  p->desk = std::make_unique<worklist::ReadingDesk>(config, *p->index, *p->sla, clock);
   p->reports = std::make_unique<worklist::ReportDesk>(*p->index, *p->desk, *p->verifier, *p->sla,
                                                       clock);
   p->reading_service = std::make_unique<ReadingServiceImpl>(*p->desk, *p->reports, *p->blobs,
@@ -152,7 +152,8 @@ void Gateway::Shutdown(absl::Duration grace) {
 }
 
 void Gateway::HousekeepingLoop() {
-  // Every 10 s expired claim leases go back to their queues; hourly, expired upload sessions
+  // Every 10 s expired claim leases go back to their queues and exams unclaimed past their SLA
+  // claim target are escalated to the next level; hourly, expired upload sessions
   // are removed (and at start-up by Recover). Deadlines come from the injected clock.
   for (int tick = 0;; ++tick) {
     absl::MutexLock lock(&mu_);
@@ -160,6 +161,12 @@ void Gateway::HousekeepingLoop() {
     mu_.Unlock();
     auto leases = parts_->desk->ExpireLeases();
     if (!leases.ok()) LOG(WARNING) << "expiring claim leases: " << leases.status();
+    auto escalated = parts_->desk->EscalateOverdue();
+    if (!escalated.ok()) {
+      LOG(WARNING) << "escalating unclaimed exams: " << escalated.status();
+    } else if (*escalated > 0) {
+      LOG(INFO) << "escalated " << *escalated << " exams unclaimed past their SLA claim target";
+    }
     if (tick % 360 == 359) {
       auto expired = parts_->ingestor->ExpireSessions();
       if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();

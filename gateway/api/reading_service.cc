@@ -110,4 +110,26 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(
   });
 }
 
+grpc::ServerUnaryReactor* ReadingServiceImpl::GetPriors(grpc::CallbackServerContext* ctx,
+                                                        const rdg::v1::PriorsRequest* request,
+                                                        rdg::v1::PriorsResponse* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto priors, desk_.Priors(reader, request->exam_id()));
+    for (const auto& p : priors) *response->add_priors() = api::ToProto(p);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ReadingServiceImpl::EscalateExam(grpc::CallbackServerContext* ctx,
+                                                           const rdg::v1::EscalateRequest* request,
+                                                           rdg::v1::Exam* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto exam, desk_.Escalate(reader, request->exam_id(), request->reason()));
+    *response = api::ToProto(exam);
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace rdg::api

@@ -1,5 +1,4 @@
-// rdg.v1.ReadingService: worklists, claims, fetch and report submission. Priors and escalation
-// answer UNIMPLEMENTED until their part of the reading-workflow issue lands.
+// rdg.v1.ReadingService: worklists, claims, fetch, priors, reports and escalation.
 #pragma once
 
 #include "gateway/common/worker_pool.h"
@@ -35,6 +34,12 @@ class ReadingServiceImpl final : public rdg::v1::ReadingService::CallbackService
   grpc::ServerUnaryReactor* SubmitReport(grpc::CallbackServerContext* ctx,
                                          const rdg::v1::SubmitReportRequest* request,
                                          rdg::v1::ReportVersion* response) override;
+  grpc::ServerUnaryReactor* GetPriors(grpc::CallbackServerContext* ctx,
+                                      const rdg::v1::PriorsRequest* request,
+                                      rdg::v1::PriorsResponse* response) override;
+  grpc::ServerUnaryReactor* EscalateExam(grpc::CallbackServerContext* ctx,
+                                         const rdg::v1::EscalateRequest* request,
+                                         rdg::v1::Exam* response) override;
   grpc::ServerUnaryReactor* GetReports(grpc::CallbackServerContext* ctx,
                                        const rdg::v1::GetReportsRequest* request,
                                        rdg::v1::GetReportsResponse* response) override;

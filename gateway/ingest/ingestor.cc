@@ -4,7 +4,9 @@
 
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "gateway/formats/dicom_parser.h"
 #include "google/protobuf/util/time_util.h"
@@ -31,6 +33,22 @@ std::string HumanBytes(int64_t n) {
   return absl::StrCat(n, " bytes");
 }
 
+//! A Chinese resident identity number (18 characters: 17 digits and a digit or X) found among
+//! Other Patient IDs (0010,1000) — what links a patient's exams across institutions. Anything
+//! else is not trusted as a platform-wide identity.
+std::string NationalIdOf(const std::string& other_patient_ids) {
+  for (absl::string_view id : absl::StrSplit(other_patient_ids, '\\')) {
+    id = absl::StripAsciiWhitespace(id);
+    if (id.size() != 18) continue;
+    bool ok = true;
+    for (size_t i = 0; i < 18; ++i) {
+      ok = ok && (absl::ascii_isdigit(id[i]) || (i == 17 && (id[i] == 'X' || id[i] == 'x')));
+    }
+    if (ok) return absl::AsciiStrToUpper(id);
+  }
+  return "";
+}
+
 //! Study-level and instance-level rows from a parsed DICOM object.
 storage::NewObject ToNewObject(const formats::DicomSummary& d, const UploadSessionRecord& session,
                                const storage::Digest& digest, absl::Time now, bool persisted) {
@@ -38,7 +56,8 @@ storage::NewObject ToNewObject(const formats::DicomSummary& d, const UploadSessi
   auto& e = n.exam;
   e.origin_institution = session.institution;
   e.study_instance_uid = d.study_instance_uid;
-  e.patient = {d.patient_id, d.patient_name, d.patient_sex, d.patient_birth_date, ""};
+  e.patient = {d.patient_id, d.patient_name, d.patient_sex, d.patient_birth_date,
+               NationalIdOf(d.other_patient_ids)};
   e.accession_number = d.accession_number;
   e.exam_type = d.modality.empty() ? "OT" : d.modality;
   if (!d.modality.empty()) e.modalities.push_back(d.modality);
@@ -77,7 +96,10 @@ storage::RoutingRecord RouteExam(const Ingestor::Options& options, const storage
   r.priority = d.priority;
   r.detail = d.fallback ? "no routing rule matched: fallback queue " + d.queue
                         : "rule " + d.rule + " -> " + d.queue;
-  if (options.sla != nullptr) r.sla_due_at = options.sla->FinalDue(exam.exam_type, d.priority, received);
+  if (options.sla != nullptr) {
+    r.sla_due_at = options.sla->FinalDue(exam.exam_type, d.priority, received);
+    r.claim_due_at = options.sla->ClaimDue(exam.exam_type, d.priority, received);
+  }
   return r;
 }
 

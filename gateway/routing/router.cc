@@ -79,4 +79,11 @@ absl::Time SlaTable::FinalDue(const std::string& exam_type, rdg::v1::Priority pr
   return received + absl::Minutes(p->received_to_final_minutes());
 }
 
+absl::Time SlaTable::ClaimDue(const std::string& exam_type, rdg::v1::Priority priority,
+                              absl::Time from) const {
+  const auto* p = Find(exam_type, priority);
+  if (p == nullptr || p->received_to_claimed_minutes() <= 0) return absl::InfiniteFuture();
+  return from + absl::Minutes(p->received_to_claimed_minutes());
+}
+
 }  // namespace rdg::routing

@@ -60,6 +60,9 @@ class SlaTable {
   //! When the final report is due (received + received_to_final), or InfiniteFuture.
   absl::Time FinalDue(const std::string& exam_type, rdg::v1::Priority priority,
                       absl::Time received) const;
+  //! When the exam must be claimed (since `from`: receipt or escalation), or InfiniteFuture.
+  absl::Time ClaimDue(const std::string& exam_type, rdg::v1::Priority priority,
+                      absl::Time from) const;
 
  private:
   std::vector<rdg::v1::SlaPolicy> policies_;

@@ -9,9 +9,14 @@
 namespace rdg::worklist {
 
 ReadingDesk::ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index,
-                         const Clock& clock)
-    : index_(index), clock_(clock), lease_(absl::Seconds(config.claims().lease_seconds())) {
-  for (const auto& q : config.queues()) queues_of_[q.institution()].push_back(q.name());
+                         const routing::SlaTable& sla, const Clock& clock)
+    : index_(index), sla_(sla), clock_(clock),
+      lease_(absl::Seconds(config.claims().lease_seconds())) {
+  for (const auto& q : config.queues()) {
+    queues_of_[q.institution()].push_back(q.name());
+    queue_by_name_[q.name()] = q;
+  }
+  for (const auto& i : config.institutions()) parent_of_[i.id()] = i.parent();
 }
 
 const std::vector<std::string>& ReadingDesk::QueuesOf(const std::string& institution) const {
@@ -83,5 +88,79 @@ absl::StatusOr<std::vector<storage::ObjectRecord>> ReadingDesk::OpenForFetch(
 }
 
 absl::StatusOr<int> ReadingDesk::ExpireLeases() { return index_.ExpireClaims(clock_.Now()); }
+
+std::string ReadingDesk::NextLevelQueue(const std::string& queue,
+                                        const std::string& exam_type) const {
+  auto q = queue_by_name_.find(queue);
+  if (q == queue_by_name_.end()) return "";
+  auto parent = parent_of_.find(q->second.institution());
+  if (parent == parent_of_.end() || parent->second.empty()) return "";
+  for (const auto& name : QueuesOf(parent->second)) {
+    const auto& types = queue_by_name_.at(name).exam_types();
+    if (types.empty() || std::find(types.begin(), types.end(), exam_type) != types.end()) {
+      return name;
+    }
+  }
+  return "";
+}
+
+absl::StatusOr<storage::ExamRecord> ReadingDesk::Escalate(const auth::Principal& reader,
+                                                          const std::string& exam_id,
+                                                          const std::string& reason) {
+  RDG_ASSIGN_OR_RETURN(auto exam, ExamInReadersQueues(reader, exam_id));
+  if (reason.empty()) {
+    return absl::InvalidArgumentError("say why the exam needs a consultation (--reason)");
+  }
+  const std::string target = NextLevelQueue(exam.queue, exam.exam_type);
+  if (target.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "there is no consultation queue above ", exam.queue, " for ", exam.exam_type));
+  }
+  const absl::Time now = clock_.Now();
+  storage::Escalation esc{exam_id, target, sla_.ClaimDue(exam.exam_type, exam.priority, now),
+                          reader.user, reason, /*require_claim=*/true};
+  RDG_ASSIGN_OR_RETURN(auto moved, index_.EscalateExam(esc, now));
+  RDG_RETURN_IF_ERROR(Audit(reader, "escalate_exam", exam_id, target));
+  return moved;
+}
+
+absl::StatusOr<int> ReadingDesk::EscalateOverdue() {
+  const absl::Time now = clock_.Now();
+  RDG_ASSIGN_OR_RETURN(auto overdue, index_.ListClaimOverdue(now, 1000));
+  int moved = 0;
+  for (const auto& exam : overdue) {
+    const std::string target = NextLevelQueue(exam.queue, exam.exam_type);
+    if (target.empty()) {  // nowhere higher to go: keep it where it is, stop re-checking
+      RDG_RETURN_IF_ERROR(index_.ClearClaimDue(exam.exam_id));
+      continue;
+    }
+    const std::string reason = absl::StrCat(
+        "unclaimed past its SLA claim target (due ",
+        absl::FormatTime("%Y-%m-%d %H:%M UTC", exam.claim_due_at, absl::UTCTimeZone()), ")");
+    storage::Escalation esc{exam.exam_id, target,
+                            sla_.ClaimDue(exam.exam_type, exam.priority, now), "system", reason,
+                            /*require_claim=*/false};
+    auto r = index_.EscalateExam(esc, now);
+    if (r.ok()) {
+      ++moved;
+    } else if (!absl::IsFailedPrecondition(r.status())) {  // claimed meanwhile: nothing to do
+      return r.status();
+    }
+  }
+  return moved;
+}
+
+absl::StatusOr<std::vector<storage::ExamRecord>> ReadingDesk::Priors(
+    const auth::Principal& reader, const std::string& exam_id) {
+  RDG_ASSIGN_OR_RETURN(auto exam, ExamInReadersQueues(reader, exam_id));
+  RDG_ASSIGN_OR_RETURN(auto priors, index_.FindPriors(exam, 100));
+  // Mutual recognition crosses institutions: every prior shown is an access of its own.
+  for (const auto& p : priors) {
+    RDG_RETURN_IF_ERROR(Audit(reader, "view_prior", p.exam_id,
+                              absl::StrCat("prior of ", exam_id, " from ", p.origin_institution)));
+  }
+  RDG_RETURN_IF_ERROR(Audit(reader, "priors", exam_id, absl::StrCat(priors.size(), " priors")));
+  return priors;
+}
 
 }  // namespace rdg::worklist

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
+#include "gateway/routing/router.h"
 #include "rdg/v1/config.pb.h"
 #include "storage/index_store.h"
 
@@ -16,7 +17,8 @@ namespace rdg::worklist {
 
 class ReadingDesk {
  public:
-  ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index, const Clock& clock);
+  ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index,
+              const routing::SlaTable& sla, const Clock& clock);
 
   //! The caller's worklist; `filter.queues` is ignored (the caller's queues are used).
   absl::StatusOr<storage::WorklistPage> Worklist(const auth::Principal& reader,
@@ -32,6 +34,16 @@ class ReadingDesk {
   //! Returns expired leases' exams to their queues; returns how many.
   absl::StatusOr<int> ExpireLeases();
 
+  //! The claim holder moves the exam to the consultation queue of the next level up.
+  absl::StatusOr<storage::ExamRecord> Escalate(const auth::Principal& reader,
+                                               const std::string& exam_id,
+                                               const std::string& reason);
+  //! Escalates every exam left unclaimed past its SLA claim target; returns how many moved.
+  absl::StatusOr<int> EscalateOverdue();
+  //! The same patient's other exams on the platform (mutual recognition); every access audited.
+  absl::StatusOr<std::vector<storage::ExamRecord>> Priors(const auth::Principal& reader,
+                                                          const std::string& exam_id);
+
   absl::Duration lease() const { return lease_; }
   //! Queues served by an institution (empty if none).
   const std::vector<std::string>& QueuesOf(const std::string& institution) const;
@@ -40,13 +52,19 @@ class ReadingDesk {
                                                           const std::string& exam_id);
 
  private:
+  //! The consultation queue above `queue` for `exam_type`: a queue of the parent institution of
+  //! the queue's institution that reads that exam type. Empty if there is none.
+  std::string NextLevelQueue(const std::string& queue, const std::string& exam_type) const;
   absl::Status Audit(const auth::Principal& who, const std::string& action,
                      const std::string& exam_id, const std::string& detail);
 
   storage::IndexStore& index_;
+  const routing::SlaTable& sla_;
   const Clock& clock_;
   const absl::Duration lease_;
   absl::flat_hash_map<std::string, std::vector<std::string>> queues_of_;  //!< institution → queues
+  absl::flat_hash_map<std::string, rdg::v1::Queue> queue_by_name_;
+  absl::flat_hash_map<std::string, std::string> parent_of_;  //!< institution → parent
 };
 
 }  // namespace rdg::worklist

@@ -22,24 +22,42 @@ class ReadingDeskTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (auto [name, inst] : {std::pair{"county-a/imaging", "county-a"},
-                              std::pair{"county-b/imaging", "county-b"}}) {
+                              std::pair{"county-b/imaging", "county-b"},
+                              std::pair{"city/ecg-consult", "city"},
+                              std::pair{"city/radiology-consult", "city"}}) {
       auto* q = config_.add_queues();
       q->set_name(name);
       q->set_institution(inst);
+      q->add_exam_types(std::string(name).find("ecg") != std::string::npos ? "ECG" : "CT");
     }
+    for (auto [id, parent] : {std::pair{"county-a", "city"}, std::pair{"county-b", "city"},
+                              std::pair{"city", ""}}) {
+      auto* i = config_.add_institutions();
+      i->set_id(id);
+      i->set_parent(parent);
+    }
+    auto* sla = config_.add_sla_policies();
+    sla->set_exam_type("*");
+    sla->set_priority(rdg::v1::STAT);
+    sla->set_received_to_claimed_minutes(10);
+    sla_ = std::make_unique<routing::SlaTable>(config_);
     config_.mutable_claims()->set_lease_seconds(600);
     index_ = *storage::SqliteIndexStore::Open(dir_.Join("index.sqlite"));
-    desk_ = std::make_unique<ReadingDesk>(config_, *index_, clock_);
+    desk_ = std::make_unique<ReadingDesk>(config_, *index_, *sla_, clock_);
     exam_ = AddExam("1.1", "county-a/imaging");
   }
-  std::string AddExam(const std::string& study, const std::string& queue) {
+  std::string AddExam(const std::string& study, const std::string& queue,
+                      const std::string& patient_id = "P-1", const std::string& national_id = "") {
     storage::NewObject n;
+    n.exam.exam_type = "CT";
+    n.exam.patient.patient_id = patient_id;
+    n.exam.patient.national_id = national_id;
     n.exam.origin_institution = n.object.origin_institution = "clinic-a1";
     n.exam.study_instance_uid = study;
     n.object.sop_instance_uid = study + ".1";
     n.object.sha256_hex = "sha" + study;
     n.object.received_at = clock_.Now();
-    n.routing = {queue, rdg::v1::STAT, clock_.Now() + absl::Minutes(30), "rule"};
+    n.routing = {queue, rdg::v1::STAT, clock_.Now() + absl::Minutes(30), clock_.Now() + absl::Minutes(10), "rule"};
     return index_->CommitObjects({n})[0]->exam_id;
   }
 
@@ -47,9 +65,82 @@ class ReadingDeskTest : public ::testing::Test {
   FakeClock clock_;
   rdg::v1::GatewayConfig config_;
   std::unique_ptr<storage::SqliteIndexStore> index_;
+  std::unique_ptr<routing::SlaTable> sla_;
   std::unique_ptr<ReadingDesk> desk_;
   std::string exam_;
 };
+
+const auth::Principal kCityReader{"city", rdg::v1::READER, "reader-city-rad"};
+
+TEST_F(ReadingDeskTest, ReaderEscalatesToTheNextLevel) {
+  EXPECT_TRUE(absl::IsFailedPrecondition(desk_->Escalate(kReaderA, exam_, "hard case").status()));
+  ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(desk_->Escalate(kReaderA, exam_, "").status()));
+  auto moved = desk_->Escalate(kReaderA, exam_, "suspected mass, needs a thoracic radiologist");
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(moved->queue, "city/radiology-consult");
+  EXPECT_EQ(moved->state, rdg::v1::ROUTED);
+  EXPECT_FALSE(index_->GetLiveClaim(exam_, clock_.Now())->has_value());
+  // Now the city reads it; county A no longer sees it.
+  EXPECT_TRUE(absl::IsNotFound(desk_->Claim(kReaderA, exam_).status()));
+  EXPECT_TRUE(desk_->Claim(kCityReader, exam_).ok());
+  auto events = *index_->ListEvents(exam_);
+  bool found = false;
+  for (const auto& e : events) {
+    if (e.state == rdg::v1::ESCALATED) {
+      found = true;
+      EXPECT_EQ(e.actor, "reader-a-rad");
+      EXPECT_EQ(e.detail, "county-a/imaging -> city/radiology-consult: suspected mass, needs a "
+                          "thoracic radiologist");
+    }
+  }
+  EXPECT_TRUE(found);
+  // The city has no level above it for this exam.
+  EXPECT_TRUE(absl::IsFailedPrecondition(desk_->Escalate(kCityReader, exam_, "more").status()));
+}
+
+TEST_F(ReadingDeskTest, UnclaimedPastTheClaimTargetIsEscalatedAutomatically) {
+  clock_.Advance(absl::Minutes(9));
+  EXPECT_EQ(*desk_->EscalateOverdue(), 0);
+  clock_.Advance(absl::Minutes(2));  // past the 10-minute STAT claim target
+  EXPECT_EQ(*desk_->EscalateOverdue(), 1);
+  auto exam = **index_->GetExam(exam_);
+  EXPECT_EQ(exam.queue, "city/radiology-consult");
+  EXPECT_EQ(exam.claim_due_at, clock_.Now() + absl::Minutes(10));  // a new target up there
+  EXPECT_EQ(index_->ListEvents(exam_)->back().actor, "system");
+  // Unclaimed at the city too: there is nowhere higher, so it stays and is not re-checked.
+  clock_.Advance(absl::Minutes(11));
+  EXPECT_EQ(*desk_->EscalateOverdue(), 0);
+  EXPECT_EQ((*index_->GetExam(exam_))->queue, "city/radiology-consult");
+  EXPECT_EQ((*index_->GetExam(exam_))->claim_due_at, absl::InfiniteFuture());
+}
+
+TEST_F(ReadingDeskTest, ClaimedExamsAreNotEscalated) {
+  ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
+  clock_.Advance(absl::Minutes(11));
+  EXPECT_EQ(*desk_->EscalateOverdue(), 0);
+}
+
+TEST_F(ReadingDeskTest, PriorsFollowNationalIdAcrossInstitutionsAndAreAudited) {
+  const std::string id = "110101199003074514";
+  const std::string current = AddExam("2.1", "county-a/imaging", "A-77", id);
+  const std::string same_person_elsewhere = AddExam("2.2", "county-b/imaging", "B-12", id);
+  const std::string same_clinic_same_id = AddExam("2.3", "county-a/imaging", "A-77");
+  AddExam("2.4", "county-a/imaging", "A-78");  // someone else
+  auto priors = desk_->Priors(kReaderA, current);
+  ASSERT_TRUE(priors.ok()) << priors.status();
+  std::vector<std::string> ids;
+  for (const auto& p : *priors) ids.push_back(p.exam_id);
+  EXPECT_THAT(ids, ::testing::UnorderedElementsAre(same_person_elsewhere, same_clinic_same_id));
+  storage::AuditQuery q;
+  q.exam_id = same_person_elsewhere;
+  auto audit = index_->ListAudit(q);
+  ASSERT_TRUE(audit.ok());
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].action, "view_prior");
+  EXPECT_EQ((*audit)[0].user, "reader-a-rad");
+  EXPECT_TRUE(absl::IsNotFound(desk_->Priors(kReaderB, current).status()));
+}
 
 TEST_F(ReadingDeskTest, LeaseExpiresWithTheInjectedClock) {
   auto claim = desk_->Claim(kReaderA, exam_);

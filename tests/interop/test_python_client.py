@@ -32,6 +32,8 @@ ingest_pb2_grpc = importlib.import_module("rdg.v1.ingest_pb2_grpc")
 common_pb2 = importlib.import_module("rdg.v1.common_pb2")
 reading_pb2 = importlib.import_module("rdg.v1.reading_pb2")
 reading_pb2_grpc = importlib.import_module("rdg.v1.reading_pb2_grpc")
+admin_pb2 = importlib.import_module("rdg.v1.admin_pb2")
+admin_pb2_grpc = importlib.import_module("rdg.v1.admin_pb2_grpc")
 
 
 class PythonClientTest(harness.GatewayTestCase):
@@ -92,8 +94,12 @@ class PythonClientTest(harness.GatewayTestCase):
         self.assertEqual(err.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
         reading = reading_pb2_grpc.ReadingServiceStub(self.channel("reader-a-rad"))
         self.assertEqual(len(reading.GetWorklist(reading_pb2.WorklistRequest(), timeout=30).items), 0)
-        with self.assertRaises(grpc.RpcError) as err:  # a later part of the reading workflow
+        with self.assertRaises(grpc.RpcError) as err:
             reading.GetPriors(reading_pb2.PriorsRequest(exam_id="ex-0"), timeout=30)
+        self.assertEqual(err.exception.code(), grpc.StatusCode.NOT_FOUND)
+        admin = admin_pb2_grpc.AdminServiceStub(self.channel("admin"))
+        with self.assertRaises(grpc.RpcError) as err:  # the administration issue implements it
+            admin.GetQueues(admin_pb2.QueuesRequest(), timeout=30)
         self.assertEqual(err.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
         clinic = reading_pb2_grpc.ReadingServiceStub(self.channel("clinic-a1"))
         with self.assertRaises(grpc.RpcError) as err:

@@ -42,6 +42,13 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::Status, ReleaseClaim, (const std::string&, const std::string&, absl::Time),
               (override));
   MOCK_METHOD(absl::StatusOr<int>, ExpireClaims, (absl::Time), (override));
+  MOCK_METHOD(absl::StatusOr<ExamRecord>, EscalateExam, (const Escalation&, absl::Time),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ExamRecord>>, ListClaimOverdue, (absl::Time, int32_t),
+              (override));
+  MOCK_METHOD(absl::Status, ClearClaimDue, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ExamRecord>>, FindPriors, (const ExamRecord&, int32_t),
+              (override));
   MOCK_METHOD(absl::StatusOr<ReportRecord>, AddReport, (ReportRecord, absl::Time), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ReportRecord>>, ListReports, (const std::string&),
               (override));

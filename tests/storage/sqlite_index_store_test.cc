@@ -146,7 +146,7 @@ std::string AddRoutedExam(SqliteIndexStore& store, const std::string& study, con
                           absl::Time due, rdg::v1::Priority priority, const std::string& type = "CT") {
   NewObject n = MakeObject("c1", study, study + ".1", "sha" + study);
   n.exam.exam_type = type;
-  n.routing = {queue, priority, due, "rule test"};
+  n.routing = {queue, priority, due, absl::InfiniteFuture(), "rule test"};
   auto r = store.CommitObjects({n});
   EXPECT_TRUE(r[0].ok()) << r[0].status();
   return r[0]->exam_id;
