@@ -37,6 +37,10 @@ std::string JsonIntArray(const std::vector<Enum>& values) {
   return "[" + absl::StrJoin(parts, ",") + "]";
 }
 
+// Migration 0006's partial index and the worklist query spell the open states as numbers.
+static_assert(rdg::v1::ROUTED == 2 && rdg::v1::CLAIMED == 3 && rdg::v1::PRELIMINARY == 4,
+              "exams_open_worklist (0006_open_worklist_index.sql) hard-codes the open states");
+
 bool Claimable(rdg::v1::ExamState s) {
   return s == rdg::v1::ROUTED || s == rdg::v1::CLAIMED || s == rdg::v1::PRELIMINARY;
 }
@@ -61,16 +65,28 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
   if (states.empty()) states = {rdg::v1::ROUTED, rdg::v1::CLAIMED, rdg::v1::PRELIMINARY};
   const int64_t limit = std::clamp<int64_t>(query.limit, 1, 1000);
 
+  // Open states only (the usual case): walk the partial index of open exams in worklist order
+  // and stop after a page. Other states (e.g. FINAL) take the general path.
+  const bool open_only = std::all_of(states.begin(), states.end(), [](rdg::v1::ExamState s) {
+    return s == rdg::v1::ROUTED || s == rdg::v1::CLAIMED || s == rdg::v1::PRELIMINARY;
+  });
+#define RDG_WORKLIST_SELECT                                                                   \
+  "SELECT " RDG_EXAM_COLUMNS ", holder_user, holder_institution, claimed_at, expires_at "    \
+  "FROM exams LEFT JOIN claims USING (exam_id) WHERE "
+#define RDG_WORKLIST_FILTERS                                                                  \
+  "queue IN (SELECT value FROM json_each(?1)) "                                               \
+  "AND state IN (SELECT value FROM json_each(?2)) "                                           \
+  "AND (?3 IS NULL OR exam_type IN (SELECT value FROM json_each(?3))) "                       \
+  "AND (?4 IS NULL OR priority IN (SELECT value FROM json_each(?4))) "                        \
+  "AND (sla_due_at, priority, seq) > (?5, ?6, ?7) "                                           \
+  "ORDER BY sla_due_at, priority, seq LIMIT ?8"
+  static constexpr char kOpenSql[] =
+      RDG_WORKLIST_SELECT "state IN (2, 3, 4) AND " RDG_WORKLIST_FILTERS;
+  static constexpr char kAnySql[] = RDG_WORKLIST_SELECT RDG_WORKLIST_FILTERS;
+#undef RDG_WORKLIST_SELECT
+#undef RDG_WORKLIST_FILTERS
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_EXAM_COLUMNS ", holder_user, holder_institution, claimed_at, expires_at "
-      "FROM exams LEFT JOIN claims USING (exam_id) "
-      "WHERE queue IN (SELECT value FROM json_each(?1)) "
-      "AND state IN (SELECT value FROM json_each(?2)) "
-      "AND (?3 IS NULL OR exam_type IN (SELECT value FROM json_each(?3))) "
-      "AND (?4 IS NULL OR priority IN (SELECT value FROM json_each(?4))) "
-      "AND (sla_due_at, priority, seq) > (?5, ?6, ?7) "
-      "ORDER BY sla_due_at, priority, seq LIMIT ?8"));
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(open_only ? kOpenSql : kAnySql));
   q->Bind(1, JsonArray(query.queues)).Bind(2, JsonIntArray(states));
   if (!query.exam_types.empty()) q->Bind(3, JsonArray(query.exam_types));
   if (!query.priorities.empty()) q->Bind(4, JsonIntArray(query.priorities));
