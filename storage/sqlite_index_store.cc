@@ -205,9 +205,11 @@ absl::StatusOr<std::optional<ObjectRecord>> SqliteIndexStore::FindObject(
 
 absl::StatusOr<std::optional<ObjectRecord>> SqliteIndexStore::FindObjectByContent(
     const std::string& institution, const std::string& sha256_hex) {
+  // The unary "+" keeps SQLite from preferring the primary key (origin_institution, …), which
+  // would scan all of the institution's objects; objects_by_content seeks on the digest.
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_OBJECT_COLUMNS " FROM objects "
-                                         "WHERE sha256 = ? AND origin_institution = ? LIMIT 1"));
+                                         "WHERE sha256 = ? AND +origin_institution = ? LIMIT 1"));
   q->Bind(1, sha256_hex).Bind(2, institution);
   RDG_ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return std::nullopt;

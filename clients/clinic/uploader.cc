@@ -65,8 +65,12 @@ class RateLimiter {
 class FileUploader {
  public:
   FileUploader(IngestService::Stub& stub, const UploadOptions& options, RateLimiter& limiter,
-               Progress* progress)
-      : stub_(stub), options_(options), limiter_(limiter), progress_(progress) {}
+               Progress* progress, std::atomic<bool>& gateway_down)
+      : stub_(stub),
+        options_(options),
+        limiter_(limiter),
+        progress_(progress),
+        gateway_down_(gateway_down) {}
 
   FileResult Run(const std::string& path) {
     FileResult r;
@@ -83,6 +87,12 @@ class FileUploader {
     std::mt19937 rng{std::random_device{}()};
     auto backoff = std::chrono::milliseconds(100);
     for (r.attempts = 1; r.attempts <= options_.max_attempts; ++r.attempts) {
+      if (gateway_down_) {  // another file already exhausted its retries: do not wait again
+        r.code = grpc::StatusCode::UNAVAILABLE;
+        r.message = "not attempted: the gateway is unreachable";
+        r.attempts = 0;
+        return r;
+      }
       grpc::Status status = Attempt(r);
       if (status.ok()) {
         r.ok = true;
@@ -99,6 +109,9 @@ class FileUploader {
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
     r.attempts = std::min(r.attempts, options_.max_attempts);
+    if (r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      gateway_down_ = true;
+    }
     return r;
   }
 
@@ -188,6 +201,7 @@ class FileUploader {
   const UploadOptions& options_;
   RateLimiter& limiter_;
   Progress* progress_;
+  std::atomic<bool>& gateway_down_;  //!< shared: one file's exhausted retries stop the rest
   std::string digest_;
   std::string session_id_;
 };
@@ -224,9 +238,10 @@ std::vector<FileResult> UploadFiles(const std::shared_ptr<grpc::Channel>& channe
   auto stub = IngestService::NewStub(channel);
   RateLimiter limiter(options.max_bytes_per_second);
   std::atomic<size_t> next{0};
+  std::atomic<bool> gateway_down{false};
   auto worker = [&] {
     for (size_t i = next++; i < files.size(); i = next++) {
-      FileUploader uploader(*stub, options, limiter, progress);
+      FileUploader uploader(*stub, options, limiter, progress, gateway_down);
       results[i] = uploader.Run(files[i]);
       if (progress) progress->Add(1, 0);
     }

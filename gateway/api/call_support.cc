@@ -1,5 +1,8 @@
 #include "gateway/api/call_support.h"
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+
 namespace rdg::api {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

@@ -27,7 +27,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   WatchReactor(DeliveryServiceImpl& service, grpc::CallbackServerContext* ctx,
                rdg::v1::WatchReportsRequest request)
       : service_(service), ctx_(ctx), request_(std::move(request)) {
-    service_.pool_.Post([this] { Start(); });
+    Post(&WatchReactor::Start);
   }
 
   void OnWriteDone(bool ok) override {
@@ -36,10 +36,25 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
     writing_ = false;
     MaybeWriteLocked();
   }
+  // Finish() may let gRPC delete this reactor at once (OnDone on another thread), so it is
+  // always called after mu_ is released, and nothing touches a member afterwards.
   void OnCancel() override { Stop(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled")); }
   void OnDone() override {
-    if (token_ != 0) service_.reports_.Unsubscribe(token_);
-    delete this;
+    // After Unsubscribe returns no new wake-up can be posted; tasks already queued still hold
+    // the reactor, and the last of them deletes it.
+    int64_t token;
+    {
+      absl::MutexLock lock(&mu_);
+      token = token_;
+      done_ = true;
+    }
+    if (token != 0) service_.reports_.Unsubscribe(token);
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      last = pending_ == 0;
+    }
+    if (last) delete this;
   }
 
  private:
@@ -54,11 +69,38 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
       absl::MutexLock lock(&mu_);
       cursor_ = *cursor;
     }
-    // Subscribe before the first read so that nothing submitted in between is missed.
-    token_ = service_.reports_.Subscribe(principal_.institution, [this] {
-      service_.pool_.Post([this] { Fetch(); });
-    });
+    // Subscribe before the first read so that nothing submitted in between is missed. (Never
+    // with mu_ held: the desk calls the wake-up under its own lock, and the wake-up takes mu_.)
+    const int64_t token = service_.reports_.Subscribe(principal_.institution,
+                                                      [this] { Post(&WatchReactor::Fetch); });
+    bool ended;
+    {
+      absl::MutexLock lock(&mu_);
+      ended = done_;
+      if (!ended) token_ = token;
+    }
+    if (ended) {  // the call ended while we subscribed: OnDone could not see the token
+      service_.reports_.Unsubscribe(token);
+      return;
+    }
     Fetch();
+  }
+
+  //! Runs a member on the pool; the reactor outlives every task it posted.
+  void Post(void (WatchReactor::*task)()) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++pending_;
+    }
+    service_.pool_.Post([this, task] {
+      (this->*task)();
+      bool last;
+      {
+        absl::MutexLock lock(&mu_);
+        last = --pending_ == 0 && done_;
+      }
+      if (last) delete this;
+    });
   }
 
   //! Reads the feed after the cursor into the outbox (on the pool).
@@ -70,15 +112,17 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
       after = fetched_through_ > cursor_ ? fetched_through_ : cursor_;
     }
     auto reports = service_.reports_.Feed(principal_, after, 100);
-    absl::MutexLock lock(&mu_);
-    if (!reports.ok()) return StopLocked(ToGrpcStatus(reports.status()));
-    for (const auto& r : *reports) {
-      if (r.seq <= fetched_through_) continue;
-      outbox_.push_back(ToDelivered(r));
-      fetched_through_ = r.seq;
+    if (!reports.ok()) return Stop(ToGrpcStatus(reports.status()));
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& r : *reports) {
+        if (r.seq <= fetched_through_) continue;
+        outbox_.push_back(ToDelivered(r));
+        fetched_through_ = r.seq;
+      }
+      MaybeWriteLocked();
     }
-    MaybeWriteLocked();
-    if (reports->size() == 100) service_.pool_.Post([this] { Fetch(); });  // more to catch up
+    if (reports->size() == 100) Post(&WatchReactor::Fetch);  // more to catch up
   }
 
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -90,12 +134,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   }
 
   void Stop(grpc::Status status) {
-    absl::MutexLock lock(&mu_);
-    StopLocked(std::move(status));
-  }
-  void StopLocked(grpc::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (stopped_) return;
-    stopped_ = true;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
     Finish(std::move(status));
   }
 
@@ -103,14 +146,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   grpc::CallbackServerContext* ctx_;
   const rdg::v1::WatchReportsRequest request_;
   auth::Principal principal_;
-  int64_t token_ = 0;
   absl::Mutex mu_;
+  int64_t token_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t fetched_through_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<rdg::v1::DeliveredReport> outbox_ ABSL_GUARDED_BY(mu_);
   rdg::v1::DeliveredReport current_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  int pending_ ABSL_GUARDED_BY(mu_) = 0;  //!< pool tasks not yet finished
+  bool done_ ABSL_GUARDED_BY(mu_) = false;  //!< OnDone ran
 };
 
 grpc::ServerWriteReactor<rdg::v1::DeliveredReport>* DeliveryServiceImpl::WatchReports(

@@ -38,24 +38,28 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
 
  private:
   void Process() {
-    absl::Status status = Step();
+    // Once Finish() is called gRPC may run OnDone() and delete this reactor on another thread:
+    // after that point nothing here may touch a member, so Step reports it through a local.
+    bool finished = false;
+    absl::Status status = Step(finished);
     if (!status.ok()) {
       handle_.reset();  // keeps the bytes received so far resumable (or discarded if rejected)
       Finish(ToGrpcStatus(status));
       return;
     }
-    if (!finished_) StartRead(&request_);
+    if (!finished) StartRead(&request_);
   }
 
-  //! Handles one message; sets finished_ once the call has been finished.
-  absl::Status Step() {
+  //! Handles one message; sets `finished` when it has finished the call (the last thing it does).
+  absl::Status Step(bool& finished) {
     if (!attached_) {
       RDG_ASSIGN_OR_RETURN(principal_, service_.Admit(ctx_));
       RDG_ASSIGN_OR_RETURN(auto attachment, service_.ingestor_.Attach(principal_, request_));
       attached_ = true;
       if (attachment.already_stored) {
         *response_ = *attachment.already_stored;
-        FinishOk();
+        finished = true;
+        Finish(grpc::Status::OK);
         return absl::OkStatus();
       }
       handle_ = std::move(attachment.handle);
@@ -73,7 +77,8 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
       handle_.reset();
       RDG_RETURN_IF_ERROR(committed.status());
       *response_ = *std::move(committed);
-      FinishOk();
+      finished = true;
+      Finish(grpc::Status::OK);
     }
     return absl::OkStatus();
   }
@@ -86,11 +91,6 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
     }
     *response_ = handle_->Detach();
     handle_.reset();
-    FinishOk();
-  }
-
-  void FinishOk() {
-    finished_ = true;
     Finish(grpc::Status::OK);
   }
 
@@ -100,7 +100,6 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
   rdg::v1::UploadRequest request_;
   auth::Principal principal_;
   bool attached_ = false;
-  bool finished_ = false;
   std::unique_ptr<ingest::UploadHandle> handle_;
 };
 

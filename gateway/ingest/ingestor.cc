@@ -421,7 +421,6 @@ absl::StatusOr<UploadStatus> Ingestor::Abort(const auth::Principal& principal,
 absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
                                                     const storage::Digest& digest) {
   const UploadSessionRecord& session = handle.record_;
-  RDG_RETURN_IF_ERROR(handle.file_->Sync());
   const std::string path = staging_.PathOf(session.session_id);
   RDG_ASSIGN_OR_RETURN(formats::DicomSummary dicom, formats::ParseDicomFile(path));
 
