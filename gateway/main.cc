@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "gateway/api/gateway.h"
+#include "gateway/common/offset_clock.h"
 #include "gateway/config/gateway_config.h"
 #include "gateway/formats/dicom_parser.h"
 
@@ -28,12 +29,14 @@ bool WriteReadyFile(const std::string& path, int port) {
 
 int main(int argc, char** argv) {
   CLI::App app{"rdg-gateway: the Remote Diagnosis Gateway server"};
-  std::string config_path, listen, data_dir, ready_file;
+  std::string config_path, listen, data_dir, ready_file, clock_offset_file;
   app.add_option("--config", config_path, "gateway configuration (protobuf text format)")
       ->required();
   app.add_option("--listen", listen, "override listen HOST:PORT (port 0 picks a free port)");
   app.add_option("--data-dir", data_dir, "override the data directory");
   app.add_option("--ready-file", ready_file, "write the bound port here once serving");
+  app.add_option("--clock-offset-file", clock_offset_file,
+                 "testing only: shift the gateway's clock by the seconds written in this file");
   CLI11_PARSE(app, argc, argv);
 
   FLAGS_logtostderr = true;
@@ -55,7 +58,13 @@ int main(int argc, char** argv) {
     std::cerr << "rdg-gateway: " << s.message() << "\n";
     return 1;
   }
-  rdg::RealClock clock;
+  rdg::RealClock real_clock;
+  rdg::OffsetFileClock offset_clock(clock_offset_file);
+  const rdg::Clock& clock = clock_offset_file.empty() ? static_cast<const rdg::Clock&>(real_clock)
+                                                      : offset_clock;
+  if (!clock_offset_file.empty()) {
+    LOG(WARNING) << "test clock: time is shifted by the seconds in " << clock_offset_file;
+  }
   auto gateway = rdg::api::Gateway::Start(*config, clock);
   if (!gateway.ok()) {
     std::cerr << "rdg-gateway: cannot start: " << gateway.status().message() << "\n";

@@ -166,7 +166,7 @@ class Gateway:
             self.proc = subprocess.Popen(
                 [os.path.join(BIN_DIR, "rdg-gateway"), "--config", self.config_path,
                  "--listen", f"127.0.0.1:{port}", "--data-dir", self.data_dir,
-                 "--ready-file", ready],
+                 "--ready-file", ready, *getattr(self, "extra_args", [])],
                 stdout=log, stderr=subprocess.STDOUT)
 
         def is_ready():
