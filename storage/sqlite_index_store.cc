@@ -181,13 +181,7 @@ absl::StatusOr<std::vector<UploadSessionRecord>> SqliteIndexStore::ListSessions(
       absl::StrCat("SELECT ", kSessionColumns, " FROM upload_sessions ORDER BY created_at");
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(sql.c_str()));
-  std::vector<UploadSessionRecord> out;
-  for (;;) {
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    out.push_back(ReadSession(*q));
-  }
-  return out;
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadSession(s); });
 }
 
 // --- Objects and exams ---
@@ -400,13 +394,7 @@ absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjects(
       "SELECT " RDG_OBJECT_COLUMNS " FROM objects WHERE exam_id = ? "
       "ORDER BY series_instance_uid, instance_number, sop_instance_uid"));
   q->Bind(1, exam_id);
-  std::vector<ObjectRecord> out;
-  for (;;) {
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    out.push_back(ReadObject(*q));
-  }
-  return out;
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadObject(s); });
 }
 
 absl::StatusOr<std::vector<ExamEventRecord>> SqliteIndexStore::ListEvents(
@@ -415,14 +403,10 @@ absl::StatusOr<std::vector<ExamEventRecord>> SqliteIndexStore::ListEvents(
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
       "SELECT exam_id, state, at, actor, detail FROM exam_events WHERE exam_id = ? ORDER BY seq"));
   q->Bind(1, exam_id);
-  std::vector<ExamEventRecord> out;
-  for (;;) {
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    out.push_back({q->Text(0), static_cast<rdg::v1::ExamState>(q->Int(1)), q->Time(2), q->Text(3),
-                   q->Text(4)});
-  }
-  return out;
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
+    return ExamEventRecord{s.Text(0), static_cast<rdg::v1::ExamState>(s.Int(1)), s.Time(2),
+                           s.Text(3), s.Text(4)};
+  });
 }
 
 // --- Audit ---
@@ -444,14 +428,10 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteIndexStore::ListAudit(const Audit
       "WHERE (?1 = '' OR exam_id = ?1) AND (?2 = '' OR user = ?2) ORDER BY seq DESC LIMIT ?3"));
   q->Bind(1, query.exam_id).Bind(2, query.user)
       .Bind(3, std::clamp<int64_t>(query.limit, 1, 10000));
-  std::vector<AuditRecord> out;
-  for (;;) {
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    out.push_back({q->Int(0), q->Time(1), q->Text(2), q->Text(3),
-                   static_cast<rdg::v1::Role>(q->Int(4)), q->Text(5), q->Text(6), q->Text(7)});
-  }
-  return out;
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
+    return AuditRecord{s.Int(0), s.Time(1), s.Text(2), s.Text(3),
+                       static_cast<rdg::v1::Role>(s.Int(4)), s.Text(5), s.Text(6), s.Text(7)};
+  });
 }
 
 }  // namespace rdg::storage

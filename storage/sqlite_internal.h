@@ -225,6 +225,18 @@ inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
 
 namespace rdg::storage::sqlite_internal {
 
+//! Steps `stmt` to the end and returns read(row) for every row.
+template <typename Read>
+auto CollectRows(Stmt& stmt, Read read) -> absl::StatusOr<std::vector<decltype(read(stmt))>> {
+  std::vector<decltype(read(stmt))> rows;
+  for (;;) {
+    auto more = stmt.Step();
+    if (!more.ok()) return more.status();
+    if (!*more) return rows;
+    rows.push_back(read(stmt));
+  }
+}
+
 //! Runs `fn` (returning absl::Status or absl::StatusOr) inside BEGIN IMMEDIATE … COMMIT on `conn`,
 //! rolling back on any error. The caller holds the writer lock.
 template <typename Fn>

@@ -143,13 +143,7 @@ absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ListReports(
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
       "SELECT " RDG_REPORT_COLUMNS " FROM reports WHERE exam_id = ? ORDER BY version"));
   q->Bind(1, exam_id);
-  std::vector<ReportRecord> out;
-  for (;;) {
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    out.push_back(ReadReport(*q));
-  }
-  return out;
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadReport(s); });
 }
 
 absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ReportFeed(
@@ -160,13 +154,7 @@ absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ReportFeed(
       "AND status != ? ORDER BY seq LIMIT ?"));
   q->Bind(1, institution).Bind(2, after_seq).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
       .Bind(4, int64_t{std::clamp(limit, 1, 1000)});
-  std::vector<ReportRecord> out;
-  for (;;) {
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    out.push_back(ReadReport(*q));
-  }
-  return out;
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadReport(s); });
 }
 
 absl::Status SqliteIndexStore::MarkDelivered(const std::vector<std::string>& report_ids,

@@ -291,13 +291,7 @@ absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::ListClaimOverdue(absl:
       "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE state = ? AND claim_due_at <= ? "
       "ORDER BY claim_due_at LIMIT ?"));
   q->Bind(1, int64_t{rdg::v1::ROUTED}).Bind(2, now).Bind(3, int64_t{std::clamp(limit, 1, 1000)});
-  std::vector<ExamRecord> out;
-  for (;;) {
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    out.push_back(sqlite_internal::ReadExam(*q, nullptr));
-  }
-  return out;
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
 }
 
 absl::Status SqliteIndexStore::ClearClaimDue(const std::string& exam_id) {
@@ -318,13 +312,7 @@ absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::FindPriors(const ExamR
       "ORDER BY received_at DESC LIMIT ?5"));
   q->Bind(1, exam.exam_id).Bind(2, exam.patient.national_id).Bind(3, exam.origin_institution)
       .Bind(4, exam.patient.patient_id).Bind(5, int64_t{std::clamp(limit, 1, 1000)});
-  std::vector<ExamRecord> out;
-  for (;;) {
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (!row) break;
-    out.push_back(sqlite_internal::ReadExam(*q, nullptr));
-  }
-  return out;
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
 }
 
 }  // namespace rdg::storage

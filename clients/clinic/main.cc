@@ -180,18 +180,7 @@ int RunDownload(const rdg::clients::ConnectionOptions& conn, const std::string& 
     std::cerr << "error: " << rdg::clients::DescribeRpcError(result.status) << "\n";
     return result.status.error_code() == grpc::StatusCode::NOT_FOUND ? kExitRejected : kExitFailure;
   }
-  if (as_json) {
-    json files = json::array();
-    for (const auto& f : result.files) {
-      files.push_back({{"path", f.path}, {"sop_instance_uid", f.sop_instance_uid}, {"size", f.size}});
-    }
-    std::cout << json({{"exam_id", exam_id}, {"files", files}, {"bytes", result.bytes}}).dump(2)
-              << "\n";
-  } else {
-    std::cout << "downloaded " << result.files.size() << " instances ("
-              << HumanBytes(double(result.bytes)) << ") of exam " << exam_id << " to " << out_dir
-              << ", SHA-256 verified\n";
-  }
+  rdg::clients::PrintStreamResult(result, exam_id, out_dir, "downloaded", as_json);
   return 0;
 }
 

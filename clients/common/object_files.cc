@@ -2,6 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "clients/common/file_digest.h"
 #include "clients/common/output.h"
@@ -61,6 +63,23 @@ StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>
   }
   finish_file();
   return result;
+}
+
+void PrintStreamResult(const StreamResult& result, const std::string& exam_id,
+                       const std::string& out_dir, const std::string& verb, bool as_json) {
+  if (as_json) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : result.files) {
+      files.push_back({{"path", f.path}, {"sop_instance_uid", f.sop_instance_uid}, {"size", f.size}});
+    }
+    std::cout << nlohmann::json({{"exam_id", exam_id}, {"files", files}, {"bytes", result.bytes}})
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << verb << " " << result.files.size() << " objects ("
+              << HumanBytes(double(result.bytes)) << ") of exam " << exam_id << " to " << out_dir
+              << ", SHA-256 verified\n";
+  }
 }
 
 }  // namespace rdg::clients

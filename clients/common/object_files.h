@@ -27,4 +27,8 @@ struct StreamResult {
 StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>& reader,
                                const std::string& out_dir);
 
+//! Prints what was written: JSON (exam id, files, bytes) or one line "<verb> N objects … to DIR".
+void PrintStreamResult(const StreamResult& result, const std::string& exam_id,
+                       const std::string& out_dir, const std::string& verb, bool as_json);
+
 }  // namespace rdg::clients

@@ -110,18 +110,7 @@ int RunFetch(ReadingService::Stub& stub, const std::string& exam_id, const std::
   auto reader = stub.FetchExam(&ctx, req);
   auto result = rdg::clients::WriteObjectStream(*reader, out_dir);
   if (!result.status.ok()) return Fail(result.status);
-  if (as_json) {
-    json files = json::array();
-    for (const auto& f : result.files) {
-      files.push_back({{"path", f.path}, {"sop_instance_uid", f.sop_instance_uid}, {"size", f.size}});
-    }
-    std::cout << json({{"exam_id", exam_id}, {"files", files}, {"bytes", result.bytes}}).dump(2)
-              << "\n";
-  } else {
-    std::cout << "fetched " << result.files.size() << " objects ("
-              << rdg::clients::HumanBytes(double(result.bytes)) << ") of exam " << exam_id
-              << " to " << out_dir << ", SHA-256 verified\n";
-  }
+  rdg::clients::PrintStreamResult(result, exam_id, out_dir, "fetched", as_json);
   return 0;
 }
 
