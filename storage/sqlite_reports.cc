@@ -199,6 +199,9 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::stri
         "delivered_at = COALESCE(delivered_at, ?) WHERE report_id = ?"));
     u->Bind(1, now).Bind(2, user).Bind(3, now).Bind(4, report_id);
     RDG_RETURN_IF_ERROR(u->Run());
+    if (!r.delivered_at) {  // acknowledged before any delivery was recorded: it was delivered
+      RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::DELIVERED, now, "system", report_id));
+    }
     RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::ACKNOWLEDGED, now, user, report_id));
     r.acknowledged_at = now;
     r.acknowledged_by = user;

@@ -131,6 +131,9 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Latest(const auth::Principal& 
   RDG_ASSIGN_OR_RETURN(auto versions, index_.ListReports(exam_id));
   for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
     if (it->status != rdg::v1::PRELIMINARY_REPORT) {
+      if (!it->delivered_at) {  // handing the report to its clinic is a delivery
+        RDG_RETURN_IF_ERROR(index_.MarkDelivered({it->report_id}, clock_.Now()));
+      }
       RDG_RETURN_IF_ERROR(index_.AppendAudit({0, clock_.Now(), clinic.institution, clinic.user,
                                               clinic.role, "get_report", exam_id, it->report_id}));
       return *it;

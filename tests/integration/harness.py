@@ -343,3 +343,23 @@ class Reader(Clinic):
             raise AssertionError(f"{self.program} {args}: exit {proc.returncode}, wanted "
                                  f"{expect_code}:\n{proc.stdout}\n{proc.stderr}")
         return json.loads(proc.stdout)
+
+
+_stubs_dir = None
+
+
+def python_stubs():
+    """Generates Python gRPC stubs from proto/ (Debian's protoc and gRPC Python plugin) once per
+    process and puts them on sys.path; import them as rdg.v1.*_pb2 / *_pb2_grpc."""
+    global _stubs_dir
+    if _stubs_dir is None:
+        import glob
+        import sys
+        out = tempfile.mkdtemp(prefix="rdg-pystubs-")
+        proto = os.path.join(SOURCE_DIR, "proto")
+        files = sorted(os.path.relpath(p, proto) for p in glob.glob(os.path.join(proto, "rdg/v1/*.proto")))
+        subprocess.run(["protoc", f"--proto_path={proto}", f"--python_out={out}", f"--grpc_out={out}",
+                        "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin", *files], check=True)
+        sys.path.insert(0, out)
+        _stubs_dir = out
+    return _stubs_dir

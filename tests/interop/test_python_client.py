@@ -1,12 +1,8 @@
 """An independent client: Python stubs generated from proto/ with Debian's protoc and gRPC Python
 plugin upload and list over mTLS, and check health checking, reflection and UNIMPLEMENTED RPCs."""
-import glob
 import hashlib
 import importlib
 import os
-import subprocess
-import sys
-import tempfile
 import unittest
 
 import grpc
@@ -14,19 +10,7 @@ import grpc
 import harness
 
 
-def generate_stubs():
-    out = tempfile.mkdtemp(prefix="rdg-pystubs-")
-    protos = sorted(glob.glob(os.path.join(harness.SOURCE_DIR, "proto/rdg/v1/*.proto")))
-    subprocess.run(["protoc", f"--proto_path={os.path.join(harness.SOURCE_DIR, 'proto')}",
-                    f"--python_out={out}", f"--grpc_out={out}",
-                    "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
-                    *[os.path.relpath(p, os.path.join(harness.SOURCE_DIR, "proto")) for p in protos]],
-                   check=True)
-    sys.path.insert(0, out)
-    return out
-
-
-STUBS = generate_stubs()
+STUBS = harness.python_stubs()
 ingest_pb2 = importlib.import_module("rdg.v1.ingest_pb2")
 ingest_pb2_grpc = importlib.import_module("rdg.v1.ingest_pb2_grpc")
 common_pb2 = importlib.import_module("rdg.v1.common_pb2")
