@@ -363,3 +363,18 @@ def python_stubs():
         sys.path.insert(0, out)
         _stubs_dir = out
     return _stubs_dir
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_dicom(ds, path):
+    """Writes a conformant DICOM file (preamble, DICM, file meta) with any pydicom version."""
+    import pydicom
+    if int(pydicom.__version__.split(".")[0]) >= 3:
+        ds.save_as(path, enforce_file_format=True)
+    else:
+        ds.save_as(path, write_like_original=False)
+    return path

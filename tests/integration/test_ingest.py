@@ -23,6 +23,7 @@ import pydicom
 from pydicom.uid import generate_uid
 
 import harness
+from harness import read_bytes, write_dicom
 
 CT_SMALL = os.path.join(harness.PYDICOM_FILES, "CT_small.dcm")
 MB = 1000 * 1000
@@ -39,20 +40,6 @@ def sha256_file(path):
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def read_bytes(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def write_dicom(ds, path):
-    """Writes a conformant DICOM file (preamble, DICM, file meta) with any pydicom version."""
-    if int(pydicom.__version__.split(".")[0]) >= 3:
-        ds.save_as(path, enforce_file_format=True)
-    else:
-        ds.save_as(path, write_like_original=False)
-    return path
 
 
 def ct_variant(rows=None, columns=None, study_uid=None, series_uid=None, pixel_data=None):

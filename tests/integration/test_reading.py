@@ -22,6 +22,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from pydicom.uid import generate_uid
 
 import harness
+from harness import read_bytes, write_dicom
 
 PYDICOM = harness.PYDICOM_FILES
 RECEIVED, ROUTED, CLAIMED, RELEASED = 1, 2, 3, 9  # rdg.v1.ExamState numbers in exam_events
@@ -55,20 +56,6 @@ def micros(timestamp):
         raise ValueError(f"not an RFC 3339 UTC timestamp: {timestamp!r}")
     seconds = calendar.timegm(tuple(int(x) for x in m.groups()[:6]))
     return seconds * 1000000 + int((m.group(7) or "").ljust(9, "0")) // 1000
-
-
-def read_bytes(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def write_dicom(ds, path):
-    """Writes a conformant DICOM file (preamble, DICM, file meta) with any pydicom version."""
-    if int(pydicom.__version__.split(".")[0]) >= 3:
-        ds.save_as(path, enforce_file_format=True)
-    else:
-        ds.save_as(path, write_like_original=False)
-    return path
 
 
 def raw_stub(channel, method, streaming=False):
