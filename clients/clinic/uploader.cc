@@ -64,9 +64,10 @@ class RateLimiter {
 
 class FileUploader {
  public:
-  FileUploader(IngestService::Stub& stub, const UploadOptions& options, RateLimiter& limiter,
-               Progress* progress, std::atomic<bool>& gateway_down)
-      : stub_(stub),
+  FileUploader(grpc::Channel& channel, IngestService::Stub& stub, const UploadOptions& options,
+               RateLimiter& limiter, Progress* progress, std::atomic<bool>& gateway_down)
+      : channel_(channel),
+        stub_(stub),
         options_(options),
         limiter_(limiter),
         progress_(progress),
@@ -107,6 +108,9 @@ class FileUploader {
       std::uniform_int_distribution<int64_t> jitter(0, backoff.count());
       std::this_thread::sleep_for(std::chrono::milliseconds(jitter(rng)));
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+      // After a broken connection gRPC keeps the channel in backoff for up to ~15 s and fails
+      // calls at once; ask it to reconnect now and give it a bounded time to do so.
+      channel_.WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
     }
     r.attempts = std::min(r.attempts, options_.max_attempts);
     if (r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED) {
@@ -197,6 +201,7 @@ class FileUploader {
     return grpc::Status::OK;
   }
 
+  grpc::Channel& channel_;
   IngestService::Stub& stub_;
   const UploadOptions& options_;
   RateLimiter& limiter_;
@@ -241,7 +246,7 @@ std::vector<FileResult> UploadFiles(const std::shared_ptr<grpc::Channel>& channe
   std::atomic<bool> gateway_down{false};
   auto worker = [&] {
     for (size_t i = next++; i < files.size(); i = next++) {
-      FileUploader uploader(*stub, options, limiter, progress, gateway_down);
+      FileUploader uploader(*channel, *stub, options, limiter, progress, gateway_down);
       results[i] = uploader.Run(files[i]);
       if (progress) progress->Add(1, 0);
     }

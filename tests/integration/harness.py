@@ -4,7 +4,6 @@ and runs the real rdg-clinic against it. Used by every integration and interop t
 Environment (set by CTest): RDG_BIN_DIR (build/bin), RDG_SOURCE_DIR (repository root).
 """
 import glob
-import hashlib
 import json
 import os
 import re
@@ -251,8 +250,25 @@ class Clinic:
         })
 
     def run(self, *args, timeout=300, check=False):
-        proc = subprocess.run([os.path.join(BIN_DIR, "rdg-clinic"), *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        """Runs rdg-clinic to completion. If the gateway dies on its own meanwhile, the client
+        (which would retry for a long time) is killed and AssertionError raised at once."""
+        argv = [os.path.join(BIN_DIR, "rdg-clinic"), *args]
+        child = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                stdout, stderr = child.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                crash = self.gateway.crash_report()
+                if crash or time.monotonic() > deadline:
+                    child.kill()
+                    stdout, stderr = child.communicate()
+                    if crash:
+                        raise AssertionError(f"rdg-clinic {args[:4]}... abandoned: {crash}")
+                    raise subprocess.TimeoutExpired(argv, timeout, stdout, stderr)
+        proc = subprocess.CompletedProcess(argv, child.returncode, stdout, stderr)
         if check and proc.returncode != 0:
             raise AssertionError(f"rdg-clinic {args} failed ({proc.returncode}): "
                                  f"{proc.stdout}\n{proc.stderr}")

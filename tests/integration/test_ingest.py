@@ -11,12 +11,12 @@ import glob
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
 import time
 import unittest
+import warnings
 
 import grpc
 import pydicom
@@ -81,7 +81,9 @@ def looks_like_dicom(path):
 def dicom_uids(path):
     """(study, series, sop) UIDs as pydicom reads them (force=True); None where absent."""
     try:
-        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's notes on the deliberately odd files
+            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
     except Exception:  # noqa: BLE001 - unreadable files simply have no UIDs
         return None, None, None
 
@@ -114,7 +116,7 @@ class IngestTestCase(harness.GatewayTestCase):
         os.makedirs(path, exist_ok=True)
         return path
 
-    def exams(self, clinic, gateway_desc=""):
+    def exams(self, clinic):
         listed = clinic.json("exams", "--limit", "100000", timeout=60)
         return listed.get("exams", [])
 
@@ -601,9 +603,10 @@ class IngestTest(IngestTestCase):
         for number, code, stdout, _ in state["completed"]:
             failed = collections.Counter(f"{f['code']} after {f['attempts']} attempts"
                                          for f in json.loads(stdout)["files"] if not f["ok"])
-            if failed:
-                print(f"  batch {number} (in flight at the kill): not stored {dict(failed)}")
-        self.assertGreaterEqual(len(acknowledged), 75)
+            # The in-flight batch rides out the crash: its retries reconnect to the restarted
+            # gateway (a client that gave up on a gateway back within 0.1 s was a bug).
+            self.assertFalse(failed, f"batch {number} (in flight at the kill): not stored {dict(failed)}")
+        self.assertGreaterEqual(len(acknowledged), 100)
 
         # Every acknowledged upload survived, byte for byte.
         downloaded = self.download_all(clinic, self.tmp("out-after-kill"))
