@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package RDG's build, tests, benchmarks and interop tools need.
 # Idempotent: does nothing (and touches no network) when everything is already installed.
+# Extra package names given as arguments are installed too (deploy/fuzz.sh adds clang).
 set -euo pipefail
 
 packages=(
@@ -9,11 +10,12 @@ packages=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libdcmtk-dev libssl-dev libsqlite3-dev libpq-dev libgoogle-glog-dev
-  libcli11-dev nlohmann-json3-dev
+  libcli11-dev nlohmann-json3-dev librsvg2-dev fonts-dejavu-core
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime and interop tools
   openssl dcmtk python3 python3-pydicom python3-grpcio python3-protobuf python3-hl7
+  "$@"
 )
 
 missing=()

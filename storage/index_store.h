@@ -78,6 +78,10 @@ class IndexStore {
   //! patient ID at the same origin institution. Newest first.
   virtual absl::StatusOr<std::vector<ExamRecord>> FindPriors(const ExamRecord& exam,
                                                              int32_t limit) = 0;
+  //! Lab observations of the given exams, restricted to `codes` when not empty; ordered by code,
+  //! then observation time, then arrival.
+  virtual absl::StatusOr<std::vector<LabResultRecord>> ListLabResults(
+      const std::vector<std::string>& exam_ids, const std::vector<std::string>& codes) = 0;
 
   // --- Reports (versions are only ever added) ---
   //! Adds `report` as the exam's next version (report_id, version and seq are assigned). The

@@ -43,6 +43,25 @@ struct ExamRecord {
   absl::Time updated_at;
   absl::Time sla_due_at = absl::InfiniteFuture();  //!< final report due (routing + SLA policy)
   absl::Time claim_due_at = absl::InfiniteFuture();  //!< claim target in the current queue
+  bool critical = false;  //!< a critical value was found on ingest (lab 危急值)
+};
+
+//! One lab observation (HL7 v2 OBX) of a LAB exam.
+struct LabResultRecord {
+  std::string exam_id;             //!< filled in by the store on commit
+  std::string origin_institution;
+  std::string code;
+  std::string coding_system;
+  std::string name;
+  std::string value;
+  std::optional<double> numeric;
+  std::string units;
+  std::string reference_range;
+  std::vector<std::string> abnormal_flags;
+  std::string observed_at;         //!< HL7 TS as received
+  bool critical = false;
+  std::string order_service;
+  std::string result_status;
 };
 
 //! Where a new exam goes, decided by the router before the commit.
@@ -102,6 +121,8 @@ struct NewObject {
   ObjectRecord object;    //!< exam_id filled in by the store
   std::string session_id; //!< upload session to delete (may be empty)
   std::string actor;      //!< user recorded on the RECEIVED event
+  //! LAB objects: the message's observations, indexed with the object (not for a duplicate).
+  std::vector<LabResultRecord> lab_results;
 };
 
 struct CommitOutcome {

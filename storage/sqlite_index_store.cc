@@ -284,9 +284,10 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
         q.reset();
         RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
             "UPDATE exams SET instance_count = instance_count + 1, total_bytes = total_bytes + ?, "
-            "priority = ?, modalities = ?, updated_at = ? WHERE exam_id = ?"));
+            "priority = ?, modalities = ?, updated_at = ?, critical = MAX(critical, ?) "
+            "WHERE exam_id = ?"));
         u->Bind(1, obj.size).Bind(2, int64_t{priority}).Bind(3, absl::StrJoin(modalities, "\\"))
-            .Bind(4, obj.received_at).Bind(5, outcome.exam_id);
+            .Bind(4, obj.received_at).Bind(5, int64_t{exam.critical}).Bind(6, outcome.exam_id);
         RDG_RETURN_IF_ERROR(u->Run());
       }
     }
@@ -298,8 +299,8 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           "patient_name, patient_sex, patient_birth_date, patient_national_id, accession_number, "
           "exam_type, modalities, body_part, study_date, study_time, study_description, priority, "
           "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
-          "claim_due_at) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"));
+          "claim_due_at, critical) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)"));
       const bool routed = !item.routing.queue.empty();
       q->Bind(1, outcome.exam_id).Bind(2, exam.origin_institution)
           .Bind(3, exam.study_instance_uid).Bind(4, exam.patient.patient_id)
@@ -312,7 +313,8 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           .Bind(17, int64_t{routed ? rdg::v1::ROUTED : exam.state}).Bind(18, item.routing.queue)
           .Bind(19, obj.size).Bind(20, obj.received_at).Bind(21, obj.received_at)
           .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()))
-          .Bind(23, DueMicros(routed ? item.routing.claim_due_at : absl::InfiniteFuture()));
+          .Bind(23, DueMicros(routed ? item.routing.claim_due_at : absl::InfiniteFuture()))
+          .Bind(24, int64_t{exam.critical});
       RDG_RETURN_IF_ERROR(q->Run());
       RDG_RETURN_IF_ERROR(
           AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));
@@ -331,6 +333,7 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
         .Bind(8, int64_t{obj.instance_number}).Bind(9, int64_t{obj.kind}).Bind(10, obj.size)
         .Bind(11, obj.sha256_hex).Bind(12, obj.received_at);
     RDG_RETURN_IF_ERROR(ins->Run());
+    RDG_RETURN_IF_ERROR(InsertLabResults(outcome.exam_id, item.lab_results));
     {
       RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("SELECT instance_count FROM exams WHERE exam_id = ?"));
       q->Bind(1, outcome.exam_id);

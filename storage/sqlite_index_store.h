@@ -69,6 +69,8 @@ class SqliteIndexStore final : public IndexStore {
   absl::StatusOr<std::vector<ExamRecord>> ListClaimOverdue(absl::Time now, int32_t limit) override;
   absl::Status ClearClaimDue(const std::string& exam_id) override;
   absl::StatusOr<std::vector<ExamRecord>> FindPriors(const ExamRecord& exam, int32_t limit) override;
+  absl::StatusOr<std::vector<LabResultRecord>> ListLabResults(
+      const std::vector<std::string>& exam_ids, const std::vector<std::string>& codes) override;
 
   absl::StatusOr<ReportRecord> AddReport(ReportRecord report, absl::Time now) override;
   absl::StatusOr<std::vector<ReportRecord>> ListReports(const std::string& exam_id) override;
@@ -106,6 +108,10 @@ class SqliteIndexStore final : public IndexStore {
   //! Records a state change of an exam (inside the caller's transaction).
   absl::Status AddEvent(const std::string& exam_id, rdg::v1::ExamState state, absl::Time at,
                         const std::string& actor, const std::string& detail)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! Indexes a LAB object's observations (inside the caller's transaction).
+  absl::Status InsertLabResults(const std::string& exam_id,
+                                const std::vector<LabResultRecord>& results)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Deletes a claim, returns a CLAIMED exam to ROUTED and records RELEASED.
   absl::Status EndClaim(const std::string& exam_id, absl::Time at, const std::string& actor,

@@ -37,6 +37,10 @@ class Stmt {
     return *this;
   }
   Stmt& Bind(int i, absl::Time t) { return Bind(i, absl::ToUnixMicros(t)); }
+  Stmt& Bind(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
   Stmt& BindBlob(int i, absl::string_view v) {
     sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
@@ -68,6 +72,7 @@ class Stmt {
   }
   bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
   absl::Time Time(int col) const { return absl::FromUnixMicros(Int(col)); }
 
  private:
@@ -182,7 +187,10 @@ inline ObjectRecord ReadObject(const Stmt& s) {
   "seq, exam_id, origin_institution, study_instance_uid, patient_id, patient_name, "          \
   "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "       \
   "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
-  "instance_count, total_bytes, received_at, updated_at, sla_due_at, claim_due_at"
+  "instance_count, total_bytes, received_at, updated_at, sla_due_at, claim_due_at, critical"
+
+//! Number of RDG_EXAM_COLUMNS: columns selected after them start at this index.
+inline constexpr int kExamColumnCount = 26;
 
 inline absl::Time ReadDue(int64_t micros) {
   return micros == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()
@@ -217,6 +225,7 @@ inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
   r.updated_at = s.Time(22);
   r.sla_due_at = ReadDue(s.Int(23));
   r.claim_due_at = ReadDue(s.Int(24));
+  r.critical = s.Int(25) != 0;
   return r;
 }
 
@@ -224,6 +233,22 @@ inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
 }  // namespace rdg::storage
 
 namespace rdg::storage::sqlite_internal {
+
+//! A JSON array of strings for `IN (SELECT value FROM json_each(?))` (one static statement for
+//! any filter). Values are escaped; they are ids, queue names, modality and test codes.
+inline std::string JsonArray(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ",";
+    out += "\"";
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      if (static_cast<unsigned char>(c) >= 0x20) out += c;
+    }
+    out += "\"";
+  }
+  return out + "]";
+}
 
 //! Steps `stmt` to the end and returns read(row) for every row.
 template <typename Read>

@@ -14,21 +14,7 @@ using sqlite_internal::Connection;
 using sqlite_internal::InWriteTransaction;
 using sqlite_internal::Stmt;
 
-//! A JSON array of strings for `IN (SELECT value FROM json_each(?))` (one static statement for
-//! any filter). Values are escaped; they are queue names and modality codes.
-std::string JsonArray(const std::vector<std::string>& values) {
-  std::string out = "[";
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i) out += ",";
-    out += "\"";
-    for (char c : values[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      if (static_cast<unsigned char>(c) >= 0x20) out += c;
-    }
-    out += "\"";
-  }
-  return out + "]";
-}
+using sqlite_internal::JsonArray;
 
 template <typename Enum>
 std::string JsonIntArray(const std::vector<Enum>& values) {
@@ -104,9 +90,10 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
     }
     WorklistEntry entry;
     entry.exam = sqlite_internal::ReadExam(*q, &last_seq);
-    if (!q->Text(25).empty() && q->Time(28) > now) {
-      entry.claim = ClaimRecord{entry.exam.exam_id, q->Text(25), q->Text(26), q->Time(27),
-                                q->Time(28)};
+    constexpr int c = sqlite_internal::kExamColumnCount;  // the claim columns follow
+    if (!q->Text(c).empty() && q->Time(c + 3) > now) {
+      entry.claim = ClaimRecord{entry.exam.exam_id, q->Text(c), q->Text(c + 1), q->Time(c + 2),
+                                q->Time(c + 3)};
     }
     page.entries.push_back(std::move(entry));
   }
@@ -255,7 +242,7 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
     RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
     if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", esc.exam_id));
     ExamRecord exam = sqlite_internal::ReadExam(*e, nullptr);
-    const std::string holder = e->Text(25);
+    const std::string holder = e->Text(sqlite_internal::kExamColumnCount);
     e.reset();
     if (!Claimable(exam.state)) {
       return absl::FailedPreconditionError(absl::StrCat(

@@ -40,12 +40,14 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
     std::error_code ec;
     total_bytes += static_cast<int64_t>(fs::file_size(f, ec));
   }
+  std::vector<std::string> empty_hl7;
+  const auto items = rdg::clients::ItemsFromFiles(discovery.files, &empty_hl7);
+  for (const auto& f : empty_hl7) std::cerr << "warning: no HL7 message found in " << f << "\n";
   const auto start = std::chrono::steady_clock::now();
   std::vector<rdg::clients::FileResult> results;
   {
-    rdg::clients::Progress progress("uploading", static_cast<int64_t>(discovery.files.size()),
-                                    total_bytes);
-    results = rdg::clients::UploadFiles(channel, discovery.files, options, &progress);
+    rdg::clients::Progress progress("uploading", static_cast<int64_t>(items.size()), total_bytes);
+    results = rdg::clients::UploadFiles(channel, items, options, &progress);
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -86,8 +88,15 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
                               {"exam_instance_count", e.exam_total}});
     }
     for (const auto& r : results) {
-      json f = {{"path", r.path}, {"size", r.size}, {"ok", r.ok}, {"attempts", r.attempts},
-                {"bytes_sent", r.bytes_sent}, {"resumed_from", r.resumed_from}};
+      json f = {{"path", r.path}, {"label", r.label},
+                {"kind", rdg::v1::ObjectKind_Name(r.kind)}, {"size", r.size}, {"ok", r.ok},
+                {"attempts", r.attempts}, {"bytes_sent", r.bytes_sent},
+                {"resumed_from", r.resumed_from}};
+      if (r.hl7_ack) {
+        f["hl7_ack_code"] = r.hl7_ack->code();
+        f["hl7_ack"] = r.hl7_ack->message();
+        if (!r.hl7_ack->reason().empty()) f["hl7_ack_reason"] = r.hl7_ack->reason();
+      }
       if (r.ok) {
         f["exam_id"] = r.committed.exam_id();
         f["sop_instance_uid"] = r.committed.sop_instance_uid();
@@ -108,10 +117,17 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
                 << ")\n";
     }
     for (const auto& r : results) {
+      if (!r.hl7_ack) continue;  // lab systems think in ACK codes: one line per message
+      std::cout << "lab message " << r.label << ": ACK " << r.hl7_ack->code()
+                << (r.ok ? "  exam " + r.committed.exam_id() : "")
+                << (r.ok && r.committed.duplicate() ? " (already stored)" : "")
+                << (r.hl7_ack->reason().empty() ? "" : "  " + r.hl7_ack->reason()) << "\n";
+    }
+    for (const auto& r : results) {
       if (r.ok) continue;
       const bool transient = r.code == grpc::StatusCode::UNAVAILABLE ||
                              r.code == grpc::StatusCode::DEADLINE_EXCEEDED;
-      std::cout << (transient ? "not uploaded " : "rejected ") << r.path << ": "
+      std::cout << (transient ? "not uploaded " : "rejected ") << r.label << ": "
                 << (transient ? rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message)) +
                                     "; run the same command again to resume"
                               : r.message)
@@ -119,10 +135,11 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
     }
     if (!discovery.skipped.empty()) {
       std::cout << "skipped " << discovery.skipped.size()
-                << " files in folders that are not DICOM (e.g. " << discovery.skipped.front()
+                << " files in folders that are not DICOM or HL7 (e.g. " << discovery.skipped.front()
                 << ")\n";
     }
-    std::cout << results.size() - failed - rejected << " of " << results.size() << " files stored, "
+    std::cout << results.size() - failed - rejected << " of " << results.size()
+              << " objects stored, "
               << HumanBytes(double(bytes_sent)) << " sent in " << seconds << " s\n";
   }
   if (failed > 0) return kExitFailure;
@@ -348,7 +365,8 @@ int main(int argc, char** argv) {
   bool as_json = false;
   app.add_flag("--json", as_json, "machine-readable output");
 
-  auto* upload = app.add_subcommand("upload", "upload DICOM files and folders (resumable)");
+  auto* upload = app.add_subcommand(
+      "upload", "upload DICOM files, HL7 lab message files (.hl7) and folders (resumable)");
   std::vector<std::string> paths;
   rdg::clients::UploadOptions options;
   std::string priority = "ROUTINE";

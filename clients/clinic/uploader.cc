@@ -1,6 +1,7 @@
 #include "clients/clinic/uploader.h"
 
 #include "clients/common/file_digest.h"
+#include "gateway/formats/hl7_lab.h"
 
 #include <algorithm>
 #include <atomic>
@@ -24,12 +25,42 @@ bool HasDicomMarker(const fs::path& path) {
   return in.read(magic, 4) && std::string(magic, 4) == "DICM";
 }
 
-bool LooksLikeDicom(const fs::path& path) {
-  std::string name = path.filename().string();
-  if (name.rfind("DICOMDIR", 0) == 0) return false;
+std::string LowerExtension(const fs::path& path) {
   std::string ext = path.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-  return ext == ".dcm" || ext == ".dicom" || HasDicomMarker(path);
+  return ext;
+}
+
+bool LooksLikeExamFile(const fs::path& path) {
+  std::string name = path.filename().string();
+  if (name.rfind("DICOMDIR", 0) == 0) return false;
+  const std::string ext = LowerExtension(path);
+  return ext == ".dcm" || ext == ".dicom" || ext == ".hl7" || HasDicomMarker(path);
+}
+
+//! An HL7 v2 file: named .hl7, or starting with an MLLP frame (0x0B) or an MSH segment.
+bool IsHl7File(const fs::path& path, const std::string& head) {
+  return LowerExtension(path) == ".hl7" || (!head.empty() && head[0] == '\x0b') ||
+         head.rfind("MSH", 0) == 0;
+}
+
+std::optional<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+//! The HL7 ACK of a rejected lab message, from the gRPC rich error details (an RpcStatus,
+//! wire-compatible with google.rpc.Status, holding an Any with an Hl7Acknowledgement).
+std::optional<rdg::v1::Hl7Acknowledgement> AckInErrorDetails(const grpc::Status& status) {
+  if (status.error_details().empty()) return std::nullopt;
+  rdg::v1::RpcStatus details;
+  if (!details.ParseFromString(status.error_details())) return std::nullopt;
+  for (const auto& any : details.details()) {
+    rdg::v1::Hl7Acknowledgement ack;
+    if (any.Is<rdg::v1::Hl7Acknowledgement>() && any.UnpackTo(&ack)) return ack;
+  }
+  return std::nullopt;
 }
 
 bool Retryable(grpc::StatusCode code) {
@@ -73,12 +104,21 @@ class FileUploader {
         progress_(progress),
         gateway_down_(gateway_down) {}
 
-  FileResult Run(const std::string& path) {
+  FileResult Run(const UploadItem& item) {
+    item_ = &item;
     FileResult r;
-    r.path = path;
+    r.path = item.path;
+    r.label = item.label;
+    r.kind = item.kind;
     std::error_code ec;
-    r.size = static_cast<int64_t>(fs::file_size(path, ec));
-    auto digest = Sha256OfFile(path);
+    std::optional<std::string> digest;
+    if (item.data.has_value()) {
+      r.size = static_cast<int64_t>(item.data->size());
+      digest = Sha256OfBytes(*item.data);
+    } else {
+      r.size = static_cast<int64_t>(fs::file_size(item.path, ec));
+      digest = Sha256OfFile(item.path);
+    }
     if (ec || !digest) {
       r.code = grpc::StatusCode::NOT_FOUND;
       r.message = "cannot read the file";
@@ -95,6 +135,7 @@ class FileUploader {
         return r;
       }
       grpc::Status status = Attempt(r);
+      if (!status.ok()) r.hl7_ack = AckInErrorDetails(status);
       if (status.ok()) {
         r.ok = true;
         r.code = grpc::StatusCode::OK;
@@ -122,7 +163,7 @@ class FileUploader {
  private:
   rdg::v1::OpenUploadRequest OpenRequest(int64_t size) const {
     rdg::v1::OpenUploadRequest open;
-    open.set_kind(rdg::v1::DICOM);
+    open.set_kind(item_->kind);
     open.set_size(size);
     open.set_sha256(digest_);
     open.set_priority(options_.priority);
@@ -152,6 +193,7 @@ class FileUploader {
       }
       if (st.state() == rdg::v1::COMMITTED) {
         r.committed = st.committed();
+        if (st.has_hl7_ack()) r.hl7_ack = st.hl7_ack();
         return grpc::Status::OK;
       }
       session_id_ = st.session_id();
@@ -165,8 +207,11 @@ class FileUploader {
   }
 
   grpc::Status Stream(FileResult& r, int64_t offset, rdg::v1::UploadRequest first) {
-    std::ifstream in(r.path, std::ios::binary);
-    in.seekg(offset);
+    std::optional<std::ifstream> file;
+    if (!item_->data.has_value()) {
+      file.emplace(r.path, std::ios::binary);
+      file->seekg(offset);
+    }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
     rdg::v1::UploadStatus status;
@@ -177,7 +222,11 @@ class FileUploader {
     do {
       const int64_t n = std::min<int64_t>(options_.chunk_bytes, r.size - offset);
       buf.resize(static_cast<size_t>(n));
-      if (!in.read(buf.data(), n)) return grpc::Status(grpc::StatusCode::DATA_LOSS, "file changed while uploading");
+      if (item_->data.has_value()) {
+        buf.assign(*item_->data, static_cast<size_t>(offset), static_cast<size_t>(n));
+      } else if (!file->read(buf.data(), n)) {
+        return grpc::Status(grpc::StatusCode::DATA_LOSS, "file changed while uploading");
+      }
       limiter_.Take(n);
       msg.set_offset(offset);
       msg.set_data(buf);
@@ -198,6 +247,7 @@ class FileUploader {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "upload interrupted before commit");
     }
     r.committed = status.committed();
+    if (status.has_hl7_ack()) r.hl7_ack = status.hl7_ack();
     return grpc::Status::OK;
   }
 
@@ -207,6 +257,7 @@ class FileUploader {
   RateLimiter& limiter_;
   Progress* progress_;
   std::atomic<bool>& gateway_down_;  //!< shared: one file's exhausted retries stop the rest
+  const UploadItem* item_ = nullptr;  //!< what Run() is uploading
   std::string digest_;
   std::string session_id_;
 };
@@ -224,7 +275,7 @@ Discovery DiscoverFiles(const std::vector<std::string>& paths) {
            it != fs::recursive_directory_iterator(); it.increment(ec)) {
         if (ec) break;
         if (!it->is_regular_file(ec)) continue;
-        (LooksLikeDicom(it->path()) ? d.files : d.skipped).push_back(it->path().string());
+        (LooksLikeExamFile(it->path()) ? d.files : d.skipped).push_back(it->path().string());
       }
     } else {
       d.missing.push_back(p);
@@ -236,9 +287,34 @@ Discovery DiscoverFiles(const std::vector<std::string>& paths) {
   return d;
 }
 
+std::vector<UploadItem> ItemsFromFiles(const std::vector<std::string>& files,
+                                       std::vector<std::string>* empty) {
+  std::vector<UploadItem> items;
+  for (const auto& path : files) {
+    std::string head(3, '\0');
+    std::ifstream in(path, std::ios::binary);
+    head.resize(in.read(head.data(), 3) ? 3 : static_cast<size_t>(in.gcount()));
+    if (!IsHl7File(path, head)) {
+      items.push_back({path, path, rdg::v1::DICOM, std::nullopt});
+      continue;
+    }
+    auto contents = ReadWholeFile(path);
+    // An unreadable file still becomes one item, so that its failure is reported like any other.
+    std::vector<std::string> messages =
+        contents ? formats::SplitHl7Messages(*contents) : std::vector<std::string>{""};
+    if (messages.empty() && empty != nullptr) empty->push_back(path);
+    for (size_t i = 0; i < messages.size(); ++i) {
+      std::string label = messages.size() == 1 ? path : path + "#" + std::to_string(i + 1);
+      items.push_back({path, std::move(label), rdg::v1::HL7V2_LAB, std::move(messages[i])});
+    }
+  }
+  return items;
+}
+
 std::vector<FileResult> UploadFiles(const std::shared_ptr<grpc::Channel>& channel,
-                                    const std::vector<std::string>& files,
+                                    const std::vector<UploadItem>& items,
                                     const UploadOptions& options, Progress* progress) {
+  const auto& files = items;
   std::vector<FileResult> results(files.size());
   auto stub = IngestService::NewStub(channel);
   RateLimiter limiter(options.max_bytes_per_second);

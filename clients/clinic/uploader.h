@@ -1,11 +1,13 @@
-// The upload engine of rdg-clinic: finds DICOM files, uploads them in parallel through resumable
-// sessions, retries transient failures with backoff, and reports one result per file.
+// The upload engine of rdg-clinic: finds DICOM files and HL7 lab message files, uploads them in
+// parallel through resumable sessions, retries transient failures with backoff, and reports one
+// result per object (a DICOM file, or one message of an HL7 file).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,8 +24,19 @@ struct UploadOptions {
   double max_bytes_per_second = 0;   //!< 0: unlimited (vans on mobile data set a cap)
 };
 
+//! One object to upload: a DICOM file, or one message of an HL7 file (held in memory; lab
+//! messages are small and an HL7 file may hold several, MLLP-framed or not).
+struct UploadItem {
+  std::string path;
+  std::string label;                  //!< path, or "path#N" for the N-th message of an HL7 file
+  rdg::v1::ObjectKind kind = rdg::v1::DICOM;
+  std::optional<std::string> data;    //!< the message bytes; DICOM files are read from disk
+};
+
 struct FileResult {
   std::string path;
+  std::string label;                 //!< the item's label
+  rdg::v1::ObjectKind kind = rdg::v1::DICOM;
   int64_t size = 0;
   bool ok = false;
   grpc::StatusCode code = grpc::StatusCode::OK;
@@ -32,6 +45,9 @@ struct FileResult {
   int64_t resumed_from = 0;          //!< committed offset found at the gateway before sending
   int64_t bytes_sent = 0;            //!< payload bytes this run sent for the file
   int attempts = 0;
+  //! Lab messages: the gateway's HL7 acknowledgement (AA, or AE/AR with the reason), also when
+  //! the message was rejected.
+  std::optional<rdg::v1::Hl7Acknowledgement> hl7_ack;
 };
 
 struct Discovery {
@@ -41,12 +57,19 @@ struct Discovery {
 };
 
 //! Walks `paths`: named files are always taken; files inside folders are taken when they carry
-//! the DICOM Part 10 marker ("DICM" at byte 128) or a .dcm/.dicom extension; DICOMDIRs skipped.
+//! the DICOM Part 10 marker ("DICM" at byte 128), a .dcm/.dicom extension, or a .hl7 extension;
+//! DICOMDIRs skipped.
 Discovery DiscoverFiles(const std::vector<std::string>& paths);
 
-//! Uploads every file; never throws; results are in the order of `files`.
+//! Turns files into upload items: a file named *.hl7, or starting with "MSH" or an MLLP frame,
+//! is an HL7 file and gives one item per message; anything else is one DICOM item. An HL7 file
+//! with no message in it is reported in `empty`.
+std::vector<UploadItem> ItemsFromFiles(const std::vector<std::string>& files,
+                                       std::vector<std::string>* empty);
+
+//! Uploads every item; never throws; results are in the order of `items`.
 std::vector<FileResult> UploadFiles(const std::shared_ptr<grpc::Channel>& channel,
-                                    const std::vector<std::string>& files,
+                                    const std::vector<UploadItem>& items,
                                     const UploadOptions& options, Progress* progress);
 
 }  // namespace rdg::clients

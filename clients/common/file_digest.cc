@@ -25,6 +25,13 @@ std::optional<std::string> Sha256OfFile(const std::string& path) {
   return std::string(reinterpret_cast<char*>(md), len);
 }
 
+std::string Sha256OfBytes(const std::string& bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
 std::string ToHex(const std::string& raw) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;

@@ -37,7 +37,7 @@ StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>
       return false;
     }
     fs::rename(tmp_path, final_path, ec);
-    result.files.push_back({final_path, current.sop_instance_uid(), current.size()});
+    result.files.push_back({final_path, current.sop_instance_uid(), current.size(), current});
     return true;
   };
   rdg::v1::ObjectChunk chunk;
@@ -45,7 +45,8 @@ StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>
     if (chunk.has_object()) {
       if (!finish_file()) return result;
       current = chunk.object();
-      final_path = (fs::path(out_dir) / (current.sop_instance_uid() + ".dcm")).string();
+      const char* extension = current.kind() == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm";
+      final_path = (fs::path(out_dir) / (current.sop_instance_uid() + extension)).string();
       tmp_path = final_path + ".part";
       file.open(tmp_path, std::ios::binary | std::ios::trunc);
     }
@@ -72,13 +73,15 @@ void PrintStreamResult(const StreamResult& result, const std::string& exam_id,
     for (const auto& f : result.files) {
       files.push_back({{"path", f.path}, {"sop_instance_uid", f.sop_instance_uid}, {"size", f.size}});
     }
-    std::cout << nlohmann::json({{"exam_id", exam_id}, {"files", files}, {"bytes", result.bytes}})
+    std::cout << nlohmann::json({{"exam_id", exam_id}, {"files", files}, {"bytes", result.bytes},
+                                 {"rendered", result.rendered}})
                      .dump(2)
               << "\n";
   } else {
     std::cout << verb << " " << result.files.size() << " objects ("
               << HumanBytes(double(result.bytes)) << ") of exam " << exam_id << " to " << out_dir
               << ", SHA-256 verified\n";
+    for (const auto& path : result.rendered) std::cout << "rendered " << path << "\n";
   }
 }
 

@@ -1,5 +1,6 @@
-// Writes a server stream of ObjectChunk (exam download, reader fetch) to DIR/<SOP UID>.dcm, each
-// file verified against its SHA-256 before it is renamed into place.
+// Writes a server stream of ObjectChunk (exam download, reader fetch) to DIR/<SOP UID>.dcm (HL7
+// lab messages: DIR/<object id>.hl7), each file verified against its SHA-256 before it is renamed
+// into place.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -16,12 +17,14 @@ struct WrittenObject {
   std::string path;
   std::string sop_instance_uid;
   int64_t size = 0;
+  rdg::v1::StoredObject object;  //!< what the gateway said of it (kind, SOP class, ...)
 };
 
 struct StreamResult {
   grpc::Status status;                 //!< the call's status, or DATA_LOSS for a damaged file
   std::vector<WrittenObject> files;
   int64_t bytes = 0;
+  std::vector<std::string> rendered;   //!< pictures made from the objects (ECG tracings)
 };
 
 StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>& reader,

@@ -1,4 +1,5 @@
-// rdg-reader: a county or city reader's command line — worklist, claims, fetch, signed reports.
+// rdg-reader: a county or city reader's command line — worklist, claims, fetch (with ECG
+// tracings), priors and lab trends, signed reports; and `render` for a local ECG file.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
@@ -8,6 +9,8 @@
 #include "clients/common/object_files.h"
 #include "clients/common/output.h"
 #include "clients/common/report_crypto.h"
+#include "clients/reader/ecg_tracing.h"
+#include "gateway/formats/ecg_waveform.h"
 #include "rdg/v1/report_canonical.h"
 #include "rdg/v1/reading.grpc.pb.h"
 
@@ -70,7 +73,8 @@ int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_jso
   for (const auto& item : all.items()) {
     const auto& e = item.exam();
     rows.push_back({e.exam_id(), rdg::clients::LocalTime(item.sla_due_at()),
-                    rdg::v1::Priority_Name(e.priority()), e.exam_type(), e.queue(),
+                    rdg::v1::Priority_Name(e.priority()) + (e.critical() ? " CRITICAL" : ""),
+                    e.exam_type(), e.queue(),
                     e.origin_institution(), rdg::v1::ExamState_Name(e.state()),
                     item.has_claim() ? item.claim().holder_user() : "",
                     std::to_string(e.instance_count())});
@@ -110,7 +114,31 @@ int RunFetch(ReadingService::Stub& stub, const std::string& exam_id, const std::
   auto reader = stub.FetchExam(&ctx, req);
   auto result = rdg::clients::WriteObjectStream(*reader, out_dir);
   if (!result.status.ok()) return Fail(result.status);
+  // ECG waveforms come with the tracing a cardiologist reads: BASE.ecg.svg and BASE.ecg.png.
+  for (const auto& f : result.files) {
+    if (!rdg::formats::IsEcgSopClass(f.object.sop_class_uid())) continue;
+    const std::string base = f.path.substr(0, f.path.size() - 4) + ".ecg";
+    auto written = rdg::clients::WriteEcgTracings(f.path, base);
+    if (!written.ok()) {
+      std::cerr << "warning: cannot render " << f.path << ": " << written.status().message() << "\n";
+      continue;
+    }
+    result.rendered.insert(result.rendered.end(), written->begin(), written->end());
+  }
   rdg::clients::PrintStreamResult(result, exam_id, out_dir, "fetched", as_json);
+  return 0;
+}
+
+int RunRender(const std::string& file, const std::string& out, bool as_json) {
+  if (auto s = rdg::clients::RenderEcgFile(file, out); !s.ok()) {
+    std::cerr << "error: " << file << ": " << s.message() << "\n";
+    return kExitRefused;
+  }
+  if (as_json) {
+    std::cout << json({{"input", file}, {"output", out}}).dump(2) << "\n";
+  } else {
+    std::cout << "rendered " << out << "\n";
+  }
   return 0;
 }
 
@@ -233,14 +261,30 @@ int RunPriors(ReadingService::Stub& stub, const std::string& exam_id, bool as_js
   }
   if (resp.priors().empty()) {
     std::cout << "no prior exams of this patient on the platform\n";
-    return 0;
+  } else {
+    std::vector<std::vector<std::string>> rows = {
+        {"EXAM", "STUDY DATE", "TYPE", "FROM", "STATE", "DESCRIPTION"}};
+    for (const auto& e : resp.priors()) {
+      rows.push_back({e.exam_id(), e.study_date(), e.exam_type(), e.origin_institution(),
+                      rdg::v1::ExamState_Name(e.state()), e.study_description()});
+    }
+    rdg::clients::PrintTable(rows);
   }
-  std::vector<std::vector<std::string>> rows = {{"EXAM", "STUDY DATE", "TYPE", "FROM", "STATE", "DESCRIPTION"}};
-  for (const auto& e : resp.priors()) {
-    rows.push_back({e.exam_id(), e.study_date(), e.exam_type(), e.origin_institution(),
-                    rdg::v1::ExamState_Name(e.state()), e.study_description()});
+  if (!resp.lab_results().empty()) {
+    // A trend per test: the gateway orders by code, then observation time.
+    std::cout << "\nlab results (this exam and earlier values of the same tests):\n";
+    std::vector<std::vector<std::string>> rows = {
+        {"TEST", "NAME", "OBSERVED", "VALUE", "UNITS", "RANGE", "FLAGS", "FROM", "EXAM"}};
+    for (const auto& l : resp.lab_results()) {
+      std::string flags;
+      for (const auto& f : l.abnormal_flags()) flags += (flags.empty() ? "" : ",") + f;
+      if (l.critical()) flags += flags.empty() ? "CRITICAL" : " CRITICAL";
+      rows.push_back({l.code(), l.name(), l.observed_at(), l.value(), l.units(),
+                      l.reference_range(), flags, l.origin_institution(),
+                      l.exam_id() == exam_id ? "(this exam)" : l.exam_id()});
+    }
+    rdg::clients::PrintTable(rows);
   }
-  rdg::clients::PrintTable(rows);
   return 0;
 }
 
@@ -317,7 +361,14 @@ int main(int argc, char** argv) {
   add_exam(escalate);
   std::string reason;
   escalate->add_option("--reason", reason, "why a consultation is needed")->required();
+  auto* render = app.add_subcommand("render", "draw a local ECG file as the 12-lead printout (no gateway)");
+  std::string render_file, render_out;
+  render->add_option("file", render_file, "a DICOM 12-lead or general ECG waveform file")
+      ->required()->check(CLI::ExistingFile);
+  render->add_option("--out", render_out, "picture to write: NAME.svg or NAME.png")->required();
+  render->add_flag("--json", as_json, "machine-readable output");
   CLI11_PARSE(app, argc, argv);
+  if (*render) return RunRender(render_file, render_out, as_json);
 
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;

@@ -1,14 +1,29 @@
 #include "gateway/api/call_support.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/cord.h"
 #include "absl/synchronization/mutex.h"
+#include "rdg/v1/ingest.pb.h"
 
 namespace rdg::api {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl and gRPC share the canonical code numbering.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  std::string message(status.message());
+  // Payloads (e.g. the HL7 ACK of a rejected lab message) travel as gRPC rich error details:
+  // a google.rpc.Status-compatible RpcStatus whose details are Any messages.
+  rdg::v1::RpcStatus details;
+  status.ForEachPayload([&](absl::string_view type_url, const absl::Cord& payload) {
+    auto* any = details.add_details();
+    any->set_type_url(std::string(type_url));
+    any->set_value(std::string(payload));
+  });
+  if (details.details_size() == 0) return grpc::Status(code, message);
+  details.set_code(static_cast<int>(code));
+  details.set_message(message);
+  return grpc::Status(code, message, details.SerializeAsString());
 }
 
 absl::StatusOr<auth::Principal> Authenticate(const grpc::CallbackServerContext* ctx,

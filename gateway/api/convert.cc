@@ -35,7 +35,28 @@ rdg::v1::Exam ToProto(const storage::ExamRecord& r) {
   *e.mutable_updated_at() = ToTimestamp(r.updated_at);
   e.set_queue(r.queue);
   if (r.sla_due_at != absl::InfiniteFuture()) *e.mutable_sla_due_at() = ToTimestamp(r.sla_due_at);
+  e.set_critical(r.critical);
   return e;
+}
+
+rdg::v1::LabResult ToProto(const storage::LabResultRecord& r) {
+  rdg::v1::LabResult l;
+  l.set_exam_id(r.exam_id);
+  l.set_origin_institution(r.origin_institution);
+  l.set_code(r.code);
+  l.set_coding_system(r.coding_system);
+  l.set_name(r.name);
+  l.set_value(r.value);
+  l.set_has_numeric(r.numeric.has_value());
+  if (r.numeric) l.set_numeric(*r.numeric);
+  l.set_units(r.units);
+  l.set_reference_range(r.reference_range);
+  for (const auto& f : r.abnormal_flags) l.add_abnormal_flags(f);
+  l.set_observed_at(r.observed_at);
+  l.set_critical(r.critical);
+  l.set_order_service(r.order_service);
+  l.set_result_status(r.result_status);
+  return l;
 }
 
 rdg::v1::StoredObject ToProto(const storage::ObjectRecord& r) {
@@ -85,7 +106,7 @@ rdg::v1::DeliveredReport ToDelivered(const storage::ReportRecord& r) {
   rdg::v1::DeliveredReport d;
   d.set_cursor(std::to_string(r.seq));
   *d.mutable_report() = ToProto(r);
-  d.set_urgent(r.critical);
+  d.set_urgent(r.critical || r.acknowledge_by.has_value());  // critical: a deadline is set
   if (r.acknowledge_by) *d.mutable_acknowledge_by() = ToTimestamp(*r.acknowledge_by);
   d.set_acknowledged(r.acknowledged_at.has_value());
   return d;

@@ -12,6 +12,7 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t);
 rdg::v1::Exam ToProto(const storage::ExamRecord& record);
 rdg::v1::StoredObject ToProto(const storage::ObjectRecord& record);
 rdg::v1::ExamEvent ToProto(const storage::ExamEventRecord& record);
+rdg::v1::LabResult ToProto(const storage::LabResultRecord& record);
 rdg::v1::ReportVersion ToProto(const storage::ReportRecord& record);
 rdg::v1::DeliveredReport ToDelivered(const storage::ReportRecord& record);
 

@@ -94,7 +94,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   p->router = std::make_unique<routing::Router>(config);
   p->sla = std::make_unique<routing::SlaTable>(config);
   p->ingestor = std::make_unique<ingest::Ingestor>(
-      ingest::Ingestor::Options{config.limits(), p->router.get(), p->sla.get()},
+      ingest::Ingestor::Options{config.limits(), p->router.get(), p->sla.get(),
+                                ingest::CriticalValueTable(config.critical_values())},
                                                    *p->index, *p->blobs, std::move(staging),
                                                    *p->committer, clock);
   RDG_RETURN_IF_ERROR(p->ingestor->Recover());

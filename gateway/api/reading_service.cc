@@ -115,8 +115,9 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetPriors(grpc::CallbackServerCont
                                                         rdg::v1::PriorsResponse* response) {
   return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto priors, desk_.Priors(reader, request->exam_id()));
-    for (const auto& p : priors) *response->add_priors() = api::ToProto(p);
+    RDG_ASSIGN_OR_RETURN(auto view, desk_.Priors(reader, request->exam_id()));
+    for (const auto& p : view.priors) *response->add_priors() = api::ToProto(p);
+    for (const auto& r : view.lab_results) *response->add_lab_results() = api::ToProto(r);
     return absl::OkStatus();
   });
 }

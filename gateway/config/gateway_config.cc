@@ -58,6 +58,7 @@ class Validator {
   void CheckQueues();
   void CheckRoutingRules();
   void CheckSlaPolicies();
+  void CheckCriticalValues();
 
   const GatewayConfig& config_;
   const TextFormat::ParseInfoTree& tree_;
@@ -91,6 +92,7 @@ absl::Status Validator::Run() {
   CheckQueues();
   CheckRoutingRules();
   CheckSlaPolicies();
+  CheckCriticalValues();
   if (errors_.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errors_, "\n"));
 }
@@ -203,6 +205,24 @@ void Validator::CheckSlaPolicies() {
   }
 }
 
+void Validator::CheckCriticalValues() {
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < config_.critical_values_size(); ++i) {
+    const auto& r = config_.critical_values(i);
+    const std::string at = Where("critical_values", i);
+    if (r.code().empty()) Fail(absl::StrCat(at, "a critical value rule needs a test code"));
+    if (!r.has_below() && !r.has_above()) {
+      Fail(absl::StrCat(at, "critical value rule \"", r.code(), "\" needs below and/or above"));
+    }
+    if (r.has_below() && r.has_above() && r.below() >= r.above()) {
+      Fail(absl::StrCat(at, "critical value rule \"", r.code(), "\": below must be less than above"));
+    }
+    if (!seen.insert(absl::StrCat(r.code(), "^", r.coding_system())).second) {
+      Fail(absl::StrCat(at, "critical value rule for \"", r.code(), "\" is repeated"));
+    }
+  }
+}
+
 void ApplyDefaults(GatewayConfig* c) {
   auto* l = c->mutable_limits();
   if (l->max_object_bytes() <= 0) l->set_max_object_bytes(int64_t{2} << 30);
@@ -210,6 +230,7 @@ void ApplyDefaults(GatewayConfig* c) {
   if (l->max_open_uploads() <= 0) l->set_max_open_uploads(1000);
   if (l->upload_ttl_seconds() <= 0) l->set_upload_ttl_seconds(7 * 24 * 3600);
   if (l->max_concurrent_uploads() <= 0) l->set_max_concurrent_uploads(256);
+  if (l->max_lab_message_bytes() <= 0) l->set_max_lab_message_bytes(1 << 20);
   if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
   if (c->worker_threads() <= 0) c->set_worker_threads(16);
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);

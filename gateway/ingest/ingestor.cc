@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
-#include "gateway/formats/dicom_parser.h"
+#include "gateway/ingest/parsed_object.h"
 #include "google/protobuf/util/time_util.h"
 #include "storage/status_macros.h"
 
@@ -33,57 +33,32 @@ std::string HumanBytes(int64_t n) {
   return absl::StrCat(n, " bytes");
 }
 
-//! A Chinese resident identity number (18 characters: 17 digits and a digit or X) found among
-//! Other Patient IDs (0010,1000) — what links a patient's exams across institutions. Anything
-//! else is not trusted as a platform-wide identity.
-std::string NationalIdOf(const std::string& other_patient_ids) {
-  for (absl::string_view id : absl::StrSplit(other_patient_ids, '\\')) {
-    id = absl::StripAsciiWhitespace(id);
-    if (id.size() != 18) continue;
-    bool ok = true;
-    for (size_t i = 0; i < 18; ++i) {
-      ok = ok && (absl::ascii_isdigit(id[i]) || (i == 17 && (id[i] == 'X' || id[i] == 'x')));
-    }
-    if (ok) return absl::AsciiStrToUpper(id);
-  }
-  return "";
-}
-
-//! Study-level and instance-level rows from a parsed DICOM object.
-storage::NewObject ToNewObject(const formats::DicomSummary& d, const UploadSessionRecord& session,
+//! Index rows of a parsed object from an upload session.
+storage::NewObject ToNewObject(ParsedObject parsed, const UploadSessionRecord& session,
                                const storage::Digest& digest, absl::Time now, bool persisted) {
   storage::NewObject n;
-  auto& e = n.exam;
-  e.origin_institution = session.institution;
-  e.study_instance_uid = d.study_instance_uid;
-  e.patient = {d.patient_id, d.patient_name, d.patient_sex, d.patient_birth_date,
-               NationalIdOf(d.other_patient_ids)};
-  e.accession_number = d.accession_number;
-  e.exam_type = d.modality.empty() ? "OT" : d.modality;
-  if (!d.modality.empty()) e.modalities.push_back(d.modality);
-  e.body_part = d.body_part;
-  e.study_date = d.study_date;
-  e.study_time = d.study_time;
-  e.study_description = d.study_description;
-  e.priority = session.priority == rdg::v1::PRIORITY_UNSPECIFIED ? rdg::v1::ROUTINE
-                                                                  : session.priority;
-  e.state = rdg::v1::RECEIVED;
-  auto& o = n.object;
-  o.origin_institution = session.institution;
-  o.sop_instance_uid = d.sop_instance_uid;
-  o.series_instance_uid = d.series_instance_uid;
-  o.sop_class_uid = d.sop_class_uid;
-  o.transfer_syntax_uid = d.transfer_syntax_uid;
-  o.modality = d.modality;
-  o.instance_number = d.instance_number;
-  o.kind = session.kind;
-  o.size = session.size;
-  o.sha256_hex = storage::ToHex(digest);
-  o.received_at = now;
+  n.exam = std::move(parsed.exam);
+  n.exam.origin_institution = session.institution;
+  n.exam.priority = session.priority == rdg::v1::PRIORITY_UNSPECIFIED ? rdg::v1::ROUTINE
+                                                                       : session.priority;
+  if (n.exam.critical) n.exam.priority = rdg::v1::STAT;  // a critical value is read first
+  n.exam.state = rdg::v1::RECEIVED;
+  n.object = std::move(parsed.object);
+  n.object.origin_institution = session.institution;
+  n.object.kind = session.kind;
+  n.object.size = session.size;
+  n.object.sha256_hex = storage::ToHex(digest);
+  n.object.received_at = now;
+  n.lab_results = std::move(parsed.lab_results);
+  for (auto& r : n.lab_results) r.origin_institution = session.institution;
   if (persisted) n.session_id = session.session_id;
   n.actor = session.user;
   return n;
 }
+
+//! The HL7 ACK's own control id (MSH-10, at most 20 characters in HL7 2.3/2.4) from a random
+//! hex string (an upload session id's, or the message's digest).
+std::string AckControlId(absl::string_view hex) { return absl::StrCat("RDG", hex.substr(0, 17)); }
 
 //! The routing decision for the exam this object would create.
 storage::RoutingRecord RouteExam(const Ingestor::Options& options, const storage::ExamRecord& exam,
@@ -268,10 +243,17 @@ UploadStatus Ingestor::StatusOf(const UploadSessionRecord& record, int64_t offse
 }
 
 absl::Status Ingestor::ValidateOpen(const rdg::v1::OpenUploadRequest& r) const {
-  if (r.kind() != rdg::v1::DICOM) {
+  if (r.kind() != rdg::v1::DICOM && r.kind() != rdg::v1::HL7V2_LAB) {
     return absl::InvalidArgumentError(absl::StrCat(
         "object kind ", rdg::v1::ObjectKind_Name(r.kind()),
-        " is not accepted by this gateway; upload DICOM files (kind DICOM)"));
+        " is not accepted by this gateway; upload DICOM files (kind DICOM) or HL7 v2 lab "
+        "messages (kind HL7V2_LAB)"));
+  }
+  if (r.kind() == rdg::v1::HL7V2_LAB && r.size() > options_.limits.max_lab_message_bytes()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the lab message is ", HumanBytes(r.size()), "; this gateway accepts HL7 messages of at "
+        "most ", HumanBytes(options_.limits.max_lab_message_bytes()),
+        ". Send one ORU^R01 message per upload"));
   }
   if (r.size() <= 0) return absl::InvalidArgumentError("the object is empty: nothing to upload");
   if (r.size() > options_.limits.max_object_bytes()) {
@@ -306,6 +288,10 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
     if (exam.has_value()) {
       c->set_study_instance_uid(exam->study_instance_uid);
       c->set_exam_instance_count(exam->instance_count);
+    }
+    if (request.kind() == rdg::v1::HL7V2_LAB) {
+      // The lab system still expects its ACK for a message it sends again.
+      RDG_ASSIGN_OR_RETURN(*st.mutable_hl7_ack(), AckForStored(digest, stored->size));
     }
     found.already_stored = std::move(st);
     return found;
@@ -418,20 +404,61 @@ absl::StatusOr<UploadStatus> Ingestor::Abort(const auth::Principal& principal,
   return st;
 }
 
+absl::StatusOr<rdg::v1::Hl7Acknowledgement> Ingestor::AckForStored(const storage::Digest& digest,
+                                                                    int64_t size) const {
+  RDG_ASSIGN_OR_RETURN(auto reader, blobs_.Open(digest));
+  std::string bytes(static_cast<size_t>(size), '\0');
+  for (int64_t pos = 0; pos < size;) {
+    RDG_ASSIGN_OR_RETURN(size_t n, reader->ReadAt(pos, bytes.data() + pos, size - pos));
+    if (n == 0) return absl::DataLossError("a stored lab message is shorter than indexed");
+    pos += static_cast<int64_t>(n);
+  }
+  formats::LabParseOutcome parsed = formats::ParseLabMessage(bytes);
+  return MakeAck(parsed.header, formats::Hl7AckCode::kAccept, nullptr, clock_.Now(),
+                 AckControlId(storage::ToHex(digest)));
+}
+
+absl::StatusOr<ParsedObject> Ingestor::ParseStaged(const UploadSessionRecord& session,
+                                                    const std::string& path) const {
+  if (session.kind == rdg::v1::HL7V2_LAB) {
+    return ParseLabObject(path, session.size, critical_, clock_.Now(),
+                          AckControlId(absl::string_view(session.session_id).substr(3)));
+  }
+  return ParseDicomObject(path);
+}
+
 absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
                                                     const storage::Digest& digest) {
   const UploadSessionRecord& session = handle.record_;
   const std::string path = staging_.PathOf(session.session_id);
-  RDG_ASSIGN_OR_RETURN(formats::DicomSummary dicom, formats::ParseDicomFile(path));
+  RDG_ASSIGN_OR_RETURN(ParsedObject parsed, ParseStaged(session, path));
+  const std::optional<formats::Hl7Header> hl7 = parsed.hl7_header;
+  auto ack = [&](formats::Hl7AckCode code, const formats::Hl7Rejection* why) {
+    return MakeAck(hl7, code, why, clock_.Now(), AckControlId(absl::string_view(session.session_id).substr(3)));
+  };
 
-  // Fast answers before touching the blob store: duplicate or conflicting SOP Instance UID.
-  RDG_ASSIGN_OR_RETURN(auto existing, index_.FindObject(session.institution, dicom.sop_instance_uid));
-  storage::NewObject item = ToNewObject(dicom, session, digest, clock_.Now(), handle.persisted_);
-  item.routing = RouteExam(options_, item.exam, session.priority, item.object.received_at);
+  // Fast answers before touching the blob store: duplicate or conflicting object identity.
+  const std::string uid = parsed.object.sop_instance_uid;
+  const std::string study_uid = parsed.exam.study_instance_uid;
+  RDG_ASSIGN_OR_RETURN(auto existing, index_.FindObject(session.institution, uid));
+  storage::NewObject item =
+      ToNewObject(std::move(parsed), session, digest, clock_.Now(), handle.persisted_);
+  // The clinic's priority, else the rule's default; a critical value is always STAT.
+  const rdg::v1::Priority requested = item.exam.critical ? rdg::v1::STAT : session.priority;
+  item.routing = RouteExam(options_, item.exam, requested, item.object.received_at);
   absl::StatusOr<storage::CommitOutcome> outcome;
   if (existing.has_value() && existing->sha256_hex != session.sha256_hex) {
+    if (hl7.has_value()) {
+      formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "MSH^1^10",
+                                "message control ID already used for a different message"};
+      return AttachAck(absl::AlreadyExistsError(absl::StrCat(
+                           "HL7 message control ID ", hl7->control_id,
+                           " is already stored with different content; the stored message was "
+                           "kept. Send corrected results with a new control ID")),
+                       ack(formats::Hl7AckCode::kError, &why));
+    }
     return absl::AlreadyExistsError(absl::StrCat(
-        "SOP Instance UID ", dicom.sop_instance_uid,
+        "SOP Instance UID ", uid,
         " is already stored with different content; the stored object was kept. Give the "
         "corrected image a new SOP Instance UID (e.g. re-export it from the modality)"));
   }
@@ -457,10 +484,11 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   st.set_size(session.size);
   auto* c = st.mutable_committed();
   c->set_exam_id(outcome->exam_id);
-  c->set_sop_instance_uid(dicom.sop_instance_uid);
-  c->set_study_instance_uid(dicom.study_instance_uid);
+  c->set_sop_instance_uid(uid);
+  c->set_study_instance_uid(study_uid);
   c->set_duplicate(outcome->duplicate);
   c->set_exam_instance_count(outcome->exam_instance_count);
+  if (hl7.has_value()) *st.mutable_hl7_ack() = ack(formats::Hl7AckCode::kAccept, nullptr);
   return st;
 }
 

@@ -17,6 +17,7 @@
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
 #include "gateway/ingest/index_committer.h"
+#include "gateway/ingest/parsed_object.h"
 #include "gateway/routing/router.h"
 #include "rdg/v1/config.pb.h"
 #include "rdg/v1/ingest.pb.h"
@@ -69,6 +70,8 @@ class Ingestor {
     //! Routes each new exam (queue, priority, SLA due time). Without one, exams stay RECEIVED.
     const routing::Router* router = nullptr;
     const routing::SlaTable* sla = nullptr;
+    //! Lab critical values beyond the lab's own flags (config critical_values).
+    CriticalValueTable critical;
   };
   Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
            storage::StagingArea staging, IndexCommitter& committer, const Clock& clock);
@@ -116,6 +119,12 @@ class Ingestor {
   void Release(const std::string& session_id);
   absl::Time ExpiresAt(const storage::UploadSessionRecord& record) const;
   rdg::v1::UploadStatus StatusOf(const storage::UploadSessionRecord& record, int64_t offset) const;
+  //! Lab messages: the parsed object, or a rejection carrying its AE/AR ACK; DICOM otherwise.
+  absl::StatusOr<ParsedObject> ParseStaged(const storage::UploadSessionRecord& session,
+                                           const std::string& path) const;
+  //! The AA acknowledgement of a lab message that is already stored.
+  absl::StatusOr<rdg::v1::Hl7Acknowledgement> AckForStored(const storage::Digest& digest,
+                                                           int64_t size) const;
   //! Commit path shared by handles.
   absl::StatusOr<rdg::v1::UploadStatus> CommitStaged(UploadHandle& handle,
                                                      const storage::Digest& digest);
@@ -125,6 +134,7 @@ class Ingestor {
                        bool maybe_unreferenced);
 
   const Options options_;
+  const CriticalValueTable& critical_ = options_.critical;
   storage::IndexStore& index_;
   storage::BlobStore& blobs_;
   const storage::StagingArea staging_;

@@ -1,6 +1,7 @@
 #include "gateway/worklist/reading_desk.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "gateway/auth/rbac.h"
@@ -150,17 +151,41 @@ absl::StatusOr<int> ReadingDesk::EscalateOverdue() {
   return moved;
 }
 
-absl::StatusOr<std::vector<storage::ExamRecord>> ReadingDesk::Priors(
-    const auth::Principal& reader, const std::string& exam_id) {
+absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(const auth::Principal& reader,
+                                                            const std::string& exam_id) {
   RDG_ASSIGN_OR_RETURN(auto exam, ExamInReadersQueues(reader, exam_id));
-  RDG_ASSIGN_OR_RETURN(auto priors, index_.FindPriors(exam, 100));
+  RDG_ASSIGN_OR_RETURN(auto all, index_.FindPriors(exam, 100));
+  PriorsView view;
+  // An ECG is compared with earlier ECGs and lab values with earlier values; imaging readers
+  // see every prior (a CT is read against the chest film).
+  const bool same_type_only = exam.exam_type == "ECG" || exam.exam_type == "LAB";
+  for (auto& p : all) {
+    if (!same_type_only || p.exam_type == exam.exam_type) view.priors.push_back(std::move(p));
+  }
+  if (exam.exam_type == "LAB") {
+    RDG_ASSIGN_OR_RETURN(view.lab_results, index_.ListLabResults({exam.exam_id}, {}));
+    std::vector<std::string> codes, prior_ids;
+    for (const auto& r : view.lab_results) codes.push_back(r.code);
+    for (const auto& p : view.priors) prior_ids.push_back(p.exam_id);
+    if (!codes.empty()) {
+      RDG_ASSIGN_OR_RETURN(auto earlier, index_.ListLabResults(prior_ids, codes));
+      view.lab_results.insert(view.lab_results.end(), earlier.begin(), earlier.end());
+      // A trend per test code, oldest first (HL7 timestamps sort as text).
+      std::stable_sort(view.lab_results.begin(), view.lab_results.end(),
+                       [](const storage::LabResultRecord& a, const storage::LabResultRecord& b) {
+                         return std::tie(a.code, a.observed_at) < std::tie(b.code, b.observed_at);
+                       });
+    }
+  }
   // Mutual recognition crosses institutions: every prior shown is an access of its own.
-  for (const auto& p : priors) {
+  for (const auto& p : view.priors) {
     RDG_RETURN_IF_ERROR(Audit(reader, "view_prior", p.exam_id,
                               absl::StrCat("prior of ", exam_id, " from ", p.origin_institution)));
   }
-  RDG_RETURN_IF_ERROR(Audit(reader, "priors", exam_id, absl::StrCat(priors.size(), " priors")));
-  return priors;
+  RDG_RETURN_IF_ERROR(Audit(reader, "priors", exam_id,
+                            absl::StrCat(view.priors.size(), " priors, ", view.lab_results.size(),
+                                         " lab results")));
+  return view;
 }
 
 }  // namespace rdg::worklist

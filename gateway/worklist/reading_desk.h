@@ -40,9 +40,14 @@ class ReadingDesk {
                                                const std::string& reason);
   //! Escalates every exam left unclaimed past its SLA claim target; returns how many moved.
   absl::StatusOr<int> EscalateOverdue();
-  //! The same patient's other exams on the platform (mutual recognition); every access audited.
-  absl::StatusOr<std::vector<storage::ExamRecord>> Priors(const auth::Principal& reader,
-                                                          const std::string& exam_id);
+  //! What a reader sees of a patient's history (mutual recognition of results).
+  struct PriorsView {
+    std::vector<storage::ExamRecord> priors;  //!< newest first; ECG/LAB exams: same type only
+    //! LAB exams: this exam's results and earlier values of the same test codes (a trend).
+    std::vector<storage::LabResultRecord> lab_results;
+  };
+  //! The same patient's other exams on the platform; every prior shown is audited.
+  absl::StatusOr<PriorsView> Priors(const auth::Principal& reader, const std::string& exam_id);
 
   absl::Duration lease() const { return lease_; }
   //! Queues served by an institution (empty if none).

@@ -79,7 +79,9 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   r.signature = sig.signature();
   r.signer_cert_pem = sig.signature().empty() ? "" : sig.signer_certificate_pem();
   const absl::Time now = clock_.Now();
-  if (must_sign && c.critical()) {
+  // A critical result — flagged by the reader, or a critical value found on ingest (a lab 危急值)
+  // — must be acknowledged by the clinic within the policy's critical target.
+  if (must_sign && (c.critical() || exam.critical)) {
     const auto* policy = sla_.Find(exam.exam_type, exam.priority);
     const int minutes = policy && policy->critical_acknowledgement_minutes() > 0
                             ? policy->critical_acknowledgement_minutes()

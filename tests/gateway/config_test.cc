@@ -24,6 +24,7 @@ TEST(ConfigTest, DemoConfigIsValid) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_GE(c->institutions_size(), 8);
   EXPECT_FALSE(c->queues().empty());
+  EXPECT_FALSE(c->critical_values().empty());
 }
 
 TEST(ConfigTest, DefaultsAndOverrides) {
@@ -67,6 +68,11 @@ TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
        "unknown community"},
       {"sla_policies { exam_type: \"CT\" received_to_final_minutes: -1 }", "must not be negative"},
       {"limits { max_chunk_bytes: 100000000 }", "at most 16 MiB"},
+      {"critical_values { below: 1 }", "needs a test code"},
+      {"critical_values { code: \"K\" }", "needs below and/or above"},
+      {"critical_values { code: \"K\" below: 7 above: 3 }", "below must be less than above"},
+      {"critical_values { code: \"K\" above: 6 } critical_values { code: \"K\" above: 7 }",
+       "is repeated"},
   };
   for (const auto& c : cases) {
     auto parsed = ParseConfig(std::string(kMinimal) + c.extra, "t");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "gateway/formats/dicom_parser.h"
 #include "storage/file_blob_store.h"
@@ -30,9 +31,10 @@ std::string Sha(const std::string& bytes) {
   return storage::ToRaw(h.Finish());
 }
 
-rdg::v1::UploadRequest OpenMessage(const std::string& bytes) {
+rdg::v1::UploadRequest OpenMessage(const std::string& bytes,
+                                   rdg::v1::ObjectKind kind = rdg::v1::DICOM) {
   rdg::v1::UploadRequest r;
-  r.mutable_open()->set_kind(rdg::v1::DICOM);
+  r.mutable_open()->set_kind(kind);
   r.mutable_open()->set_size(static_cast<int64_t>(bytes.size()));
   r.mutable_open()->set_sha256(Sha(bytes));
   r.mutable_open()->set_priority(rdg::v1::STAT);
@@ -192,7 +194,7 @@ TEST_F(IngestorTest, LimitsAndBadOpens) {
   bad.mutable_open()->set_sha256("short");
   EXPECT_TRUE(absl::IsInvalidArgument(ingestor_->Attach(kClinicA, bad).status()));
   bad = OpenMessage(ct_);
-  bad.mutable_open()->set_kind(rdg::v1::HL7V2_LAB);
+  bad.mutable_open()->set_kind(rdg::v1::OBJECT_KIND_UNSPECIFIED);
   EXPECT_TRUE(absl::IsInvalidArgument(ingestor_->Attach(kClinicA, bad).status()));
   auto a = *ingestor_->Attach(kClinicA, OpenMessage(ct_));
   EXPECT_TRUE(absl::IsInvalidArgument(a.handle->Append(0, ct_ + "tail")));
@@ -292,6 +294,111 @@ TEST_F(IngestorTest, NewExamIsRoutedInTheAcknowledgingTransaction) {
   EXPECT_EQ(events[1].state, rdg::v1::ROUTED);
   EXPECT_EQ(events[1].actor, "system");
   EXPECT_EQ(events[1].detail, "rule county-a-imaging -> county-a/imaging");
+}
+
+// --- ECG waveforms and HL7 lab messages ---------------------------------------------------------
+
+//! An ORU^R01 with one potassium result; `obx_first` puts the OBX before its OBR (invalid).
+std::string LabMessage(const std::string& control_id, const std::string& potassium,
+                       const std::string& flag, bool obx_first = false) {
+  const std::string obr = "OBR|1|PL-1|F-" + control_id + "|LYTES^Electrolytes|||20261122083000\r";
+  const std::string obx = "OBX|1|NM|2823-3^Potassium^LN||" + potassium +
+                          "|mmol/L|3.5-5.3|" + flag + "|||F\r";
+  return "MSH|^~\\&|LIS|CLINIC-A1|RDG|COUNTY-A|20261122083000||ORU^R01|" + control_id +
+         "|P|2.5.1\rPID|1||PAT-1^^^CLINIC^MR||Wang^Fang||19900307|F\r" +
+         (obx_first ? obx + obr : obr + obx);
+}
+
+class LabIngestTest : public IngestorTest {
+ protected:
+  void SetUp() override {
+    IngestorTest::SetUp();
+    rdg::v1::GatewayConfig config;
+    auto* rule = config.add_critical_values();
+    rule->set_code("2823-3");
+    rule->set_above(6.2);
+    Ingestor::Options options{DefaultLimits()};
+    options.limits.set_max_lab_message_bytes(4096);
+    options.critical = CriticalValueTable(config.critical_values());
+    ingestor_ = std::make_unique<Ingestor>(options, *index_, *blobs_,
+                                           *storage::StagingArea::Create(dir_.Join("uploads")),
+                                           *committer_, clock_);
+  }
+  absl::StatusOr<rdg::v1::UploadStatus> Upload(const std::string& bytes,
+                                               rdg::v1::ObjectKind kind) {
+    auto request = OpenMessage(bytes, kind);
+    request.mutable_open()->set_priority(rdg::v1::ROUTINE);
+    auto a = ingestor_->Attach(kClinicA, request);
+    if (!a.ok()) return a.status();
+    if (a->already_stored) return *a->already_stored;
+    if (auto s = a->handle->Append(0, bytes); !s.ok()) return s;
+    return a->handle->Commit();
+  }
+};
+
+TEST_F(LabIngestTest, LabMessageIsIndexedWithItsResultsAndAcknowledged) {
+  const std::string msg = LabMessage("MSG-1", "4.1", "N");
+  auto st = Upload(msg, rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->hl7_ack().code(), "AA");
+  EXPECT_THAT(st->hl7_ack().message(), HasSubstr("\rMSA|AA|MSG-1"));
+  auto exam = **index_->GetExam(st->committed().exam_id());
+  EXPECT_EQ(exam.exam_type, "LAB");
+  EXPECT_EQ(exam.priority, rdg::v1::ROUTINE);
+  EXPECT_FALSE(exam.critical);
+  EXPECT_EQ(exam.patient.name, "Wang^Fang");
+  auto results = *index_->ListLabResults({exam.exam_id}, {});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].code, "2823-3");
+  EXPECT_EQ(results[0].numeric, 4.1);
+  EXPECT_EQ(results[0].units, "mmol/L");
+  EXPECT_EQ(results[0].origin_institution, "clinic-a1");
+  // Sent again: the lab still gets its AA, nothing is added.
+  auto again = Upload(msg, rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->committed().duplicate());
+  EXPECT_EQ(again->hl7_ack().code(), "AA");
+  EXPECT_EQ(index_->ListLabResults({exam.exam_id}, {})->size(), 1u);
+}
+
+TEST_F(LabIngestTest, CriticalByFlagOrByThresholdMakesTheExamStat) {
+  for (const auto& [id, value, flag] : {std::tuple{"MSG-HH", "6.8", "HH"},
+                                        std::tuple{"MSG-RULE", "6.5", "H"}}) {
+    auto st = Upload(LabMessage(id, value, flag), rdg::v1::HL7V2_LAB);
+    ASSERT_TRUE(st.ok()) << st.status();
+    auto exam = **index_->GetExam(st->committed().exam_id());
+    EXPECT_TRUE(exam.critical) << id;
+    EXPECT_EQ(exam.priority, rdg::v1::STAT) << id;
+    EXPECT_TRUE((*index_->ListLabResults({exam.exam_id}, {"2823-3"}))[0].critical) << id;
+  }
+}
+
+TEST_F(LabIngestTest, RejectedLabMessageCarriesItsAckAndLeavesNoTrace) {
+  auto st = Upload(LabMessage("MSG-BAD", "4.1", "N", /*obx_first=*/true), rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(absl::IsInvalidArgument(st.status())) << st.status();
+  auto payload = st.status().GetPayload(kHl7AckTypeUrl);
+  ASSERT_TRUE(payload.has_value());
+  rdg::v1::Hl7Acknowledgement ack;
+  ASSERT_TRUE(ack.ParseFromString(std::string(*payload)));
+  EXPECT_EQ(ack.code(), "AE");
+  EXPECT_THAT(ack.message(), HasSubstr("\rMSA|AE|MSG-BAD"));
+  EXPECT_THAT(ack.message(), HasSubstr("\rERR|"));
+  EXPECT_FALSE(ack.reason().empty());
+  ExpectNoTrace();
+}
+
+TEST_F(LabIngestTest, OversizedLabMessageIsRefusedBeforeUpload) {
+  auto st = Upload(std::string(5000, 'x'), rdg::v1::HL7V2_LAB);
+  EXPECT_TRUE(absl::IsResourceExhausted(st.status())) << st.status();
+  ExpectNoTrace();
+}
+
+TEST_F(LabIngestTest, EcgWaveformIsExamTypeEcg) {
+  const std::string ecg = testing::ReadFileBytes(std::string(RDG_PYDICOM_FILES) + "/waveform_ecg.dcm");
+  auto st = Upload(ecg, rdg::v1::DICOM);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_FALSE(st->has_hl7_ack());
+  EXPECT_EQ((*index_->GetExam(st->committed().exam_id()))->exam_type, "ECG");
 }
 
 }  // namespace

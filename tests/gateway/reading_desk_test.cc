@@ -23,6 +23,7 @@ class ReadingDeskTest : public ::testing::Test {
   void SetUp() override {
     for (auto [name, inst] : {std::pair{"county-a/imaging", "county-a"},
                               std::pair{"county-b/imaging", "county-b"},
+                              std::pair{"county-a/lab", "county-a"},
                               std::pair{"city/ecg-consult", "city"},
                               std::pair{"city/radiology-consult", "city"}}) {
       auto* q = config_.add_queues();
@@ -47,9 +48,12 @@ class ReadingDeskTest : public ::testing::Test {
     exam_ = AddExam("1.1", "county-a/imaging");
   }
   std::string AddExam(const std::string& study, const std::string& queue,
-                      const std::string& patient_id = "P-1", const std::string& national_id = "") {
+                      const std::string& patient_id = "P-1", const std::string& national_id = "",
+                      const std::string& exam_type = "CT",
+                      std::vector<storage::LabResultRecord> lab_results = {}) {
     storage::NewObject n;
-    n.exam.exam_type = "CT";
+    n.exam.exam_type = exam_type;
+    n.lab_results = std::move(lab_results);
     n.exam.patient.patient_id = patient_id;
     n.exam.patient.national_id = national_id;
     n.exam.origin_institution = n.object.origin_institution = "clinic-a1";
@@ -130,7 +134,7 @@ TEST_F(ReadingDeskTest, PriorsFollowNationalIdAcrossInstitutionsAndAreAudited) {
   auto priors = desk_->Priors(kReaderA, current);
   ASSERT_TRUE(priors.ok()) << priors.status();
   std::vector<std::string> ids;
-  for (const auto& p : *priors) ids.push_back(p.exam_id);
+  for (const auto& p : priors->priors) ids.push_back(p.exam_id);
   EXPECT_THAT(ids, ::testing::UnorderedElementsAre(same_person_elsewhere, same_clinic_same_id));
   storage::AuditQuery q;
   q.exam_id = same_person_elsewhere;
@@ -140,6 +144,40 @@ TEST_F(ReadingDeskTest, PriorsFollowNationalIdAcrossInstitutionsAndAreAudited) {
   EXPECT_EQ((*audit)[0].action, "view_prior");
   EXPECT_EQ((*audit)[0].user, "reader-a-rad");
   EXPECT_TRUE(absl::IsNotFound(desk_->Priors(kReaderB, current).status()));
+}
+
+storage::LabResultRecord Lab(const std::string& code, const std::string& value,
+                             const std::string& observed_at) {
+  storage::LabResultRecord r;
+  r.origin_institution = "clinic-a1";
+  r.code = code;
+  r.value = value;
+  r.observed_at = observed_at;
+  return r;
+}
+
+TEST_F(ReadingDeskTest, LabPriorsShowATrendOfTheSameTestsOnlyAndEcgsOnlyEcgs) {
+  const std::string id = "110101199003074514";
+  const std::string old_lab = AddExam("3.1", "county-b/imaging", "B-1", id, "LAB",
+                                      {Lab("K", "4.0", "20261101"), Lab("GLU", "5.0", "20261101")});
+  AddExam("3.2", "county-a/imaging", "A-1", id, "CT");
+  const std::string ecg = AddExam("3.4", "county-a/imaging", "A-1", id, "ECG");
+  AddExam("3.3", "county-a/lab", "A-2", "", "LAB", {Lab("K", "9.9", "20261105")});  // another patient
+  const std::string current = AddExam("3.5", "county-a/lab", "A-1", id, "LAB",
+                                      {Lab("K", "5.1", "20261120"), Lab("NA", "140", "20261120")});
+  auto view = desk_->Priors(kReaderA, current);
+  ASSERT_TRUE(view.ok()) << view.status();
+  ASSERT_EQ(view->priors.size(), 1u);  // not the CT nor the ECG
+  EXPECT_EQ(view->priors[0].exam_id, old_lab);
+  std::vector<std::string> trend;
+  for (const auto& r : view->lab_results) trend.push_back(r.code + "=" + r.value + "@" + r.exam_id);
+  // GLU is not a test of this exam; K is, oldest first; the other patient's 9.9 never shows.
+  EXPECT_THAT(trend, ::testing::ElementsAre("K=4.0@" + old_lab, "K=5.1@" + current,
+                                            "NA=140@" + current));
+  auto ecg_view = desk_->Priors(kReaderA, ecg);
+  ASSERT_TRUE(ecg_view.ok());
+  EXPECT_TRUE(ecg_view->priors.empty());  // no earlier ECG; the CT and labs are not shown
+  EXPECT_TRUE(ecg_view->lab_results.empty());
 }
 
 TEST_F(ReadingDeskTest, LeaseExpiresWithTheInjectedClock) {

@@ -49,6 +49,8 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::Status, ClearClaimDue, (const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ExamRecord>>, FindPriors, (const ExamRecord&, int32_t),
               (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<LabResultRecord>>, ListLabResults,
+              (const std::vector<std::string>&, const std::vector<std::string>&), (override));
   MOCK_METHOD(absl::StatusOr<ReportRecord>, AddReport, (ReportRecord, absl::Time), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ReportRecord>>, ListReports, (const std::string&),
               (override));

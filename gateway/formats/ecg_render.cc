@@ -1,0 +1,387 @@
+#include "gateway/formats/ecg_render.h"
+
+#include <cairo.h>
+#include <librsvg/rsvg.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+
+namespace rdg::formats {
+namespace {
+
+// Paper layout, all in millimetres. The grid spans the calibration column and the traces.
+constexpr double kMarginMm = 5;        //!< white border left, right and below the grid
+constexpr double kHeaderMm = 10;       //!< caption line above the grid
+constexpr double kCalibrationMm = 10;  //!< room left of the traces for the 1 mV pulse
+constexpr double kPaperSpeedMmPerS = 25;
+constexpr double kGainMmPerMv = 10;
+constexpr double kColumnSeconds = 2.5;
+constexpr int kColumns = 4;
+constexpr int kLeadRows = 3;
+constexpr double kRowMm = 40;  //!< ±2 mV around the row's baseline
+constexpr double kColumnMm = kColumnSeconds * kPaperSpeedMmPerS;  // 62.5
+constexpr double kTracesMm = kColumns * kColumnMm;                // 250
+constexpr double kGridLeft = kMarginMm;
+constexpr double kGridTop = kHeaderMm;
+constexpr double kGridWidth = kCalibrationMm + kTracesMm;  // 260 = 52 large squares
+constexpr double kGridHeight = (kLeadRows + 1) * kRowMm;   // 160 = 32 large squares
+constexpr double kTraceLeft = kGridLeft + kCalibrationMm;
+//! Horizontal bucket for min/max decimation: well under one pixel at 8 px/mm.
+constexpr double kBucketMm = 0.1;
+constexpr double kMaxPixelsPerMm = 40;  //!< ~1000 dpi; bounds the PNG surface (~11000 px wide)
+
+constexpr absl::string_view kFont = "DejaVu Sans, sans-serif";
+
+//! Standard 12-lead layout: kLayout[column][row].
+constexpr std::array<std::array<absl::string_view, kLeadRows>, kColumns> kLayout = {
+    {{"I", "II", "III"}, {"aVR", "aVL", "aVF"}, {"V1", "V2", "V3"}, {"V4", "V5", "V6"}}};
+constexpr absl::string_view kRhythmLead = "II";
+
+//! Appends one code point as UTF-8.
+void AppendUtf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+//! Decodes the UTF-8 sequence at text[i], advancing i; -1 for an invalid or overlong sequence.
+int64_t NextCodePoint(absl::string_view text, size_t& i) {
+  const auto lead = static_cast<unsigned char>(text[i++]);
+  if (lead < 0x80) return lead;
+  int extra = lead >= 0xF0 && lead <= 0xF4 ? 3 : lead >= 0xE0 ? 2 : lead >= 0xC2 ? 1 : -1;
+  if (extra < 0 || lead > 0xF4) return -1;
+  int64_t cp = lead & (0x3F >> extra);
+  for (int k = 0; k < extra; ++k) {
+    if (i >= text.size() || (static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) return -1;
+    cp = (cp << 6) | (static_cast<unsigned char>(text[i++]) & 0x3F);
+  }
+  static constexpr std::array<int64_t, 4> kMinimum = {0, 0x80, 0x800, 0x10000};
+  if (cp < kMinimum[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
+  return cp;
+}
+
+//! Text safe inside an XML element or attribute: markup escaped, invalid UTF-8 replaced by '?'
+//! and characters XML 1.0 forbids (controls, U+FFFE/U+FFFF) replaced by a space.
+std::string XmlEscape(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const int64_t cp = NextCodePoint(text, i);
+    switch (cp) {
+      case -1:
+        out += '?';
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (cp < 0x20 || cp == 0xFFFE || cp == 0xFFFF) {
+          out += ' ';
+        } else {
+          AppendUtf8(out, static_cast<uint32_t>(cp));
+        }
+    }
+  }
+  return out;
+}
+
+void AppendLine(std::string& out, absl::string_view cls, absl::string_view stroke, double width,
+                double x1, double y1, double x2, double y2) {
+  absl::StrAppendFormat(&out,
+                        "<line class=\"%s\" x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" "
+                        "stroke=\"%s\" stroke-width=\"%.2f\"/>\n",
+                        cls, x1, y1, x2, y2, stroke, width);
+}
+
+//! The millimetre grid: minor lines every 1 mm, major lines every 5 mm drawn over them.
+void AppendGrid(std::string& out) {
+  out += "<g id=\"grid\">\n";
+  for (bool major : {false, true}) {
+    const absl::string_view cls = major ? "grid-major" : "grid-minor";
+    const absl::string_view stroke = major ? "#e08a8a" : "#f4c7c7";
+    const double width = major ? 0.25 : 0.1;
+    for (int mm = 0; mm <= static_cast<int>(kGridWidth); ++mm) {
+      if ((mm % 5 == 0) != major) continue;
+      AppendLine(out, cls, stroke, width, kGridLeft + mm, kGridTop, kGridLeft + mm,
+                 kGridTop + kGridHeight);
+    }
+    for (int mm = 0; mm <= static_cast<int>(kGridHeight); ++mm) {
+      if ((mm % 5 == 0) != major) continue;
+      AppendLine(out, cls, stroke, width, kGridLeft, kGridTop + mm, kGridLeft + kGridWidth,
+                 kGridTop + mm);
+    }
+  }
+  out += "</g>\n";
+}
+
+//! The 1 mV × 0.2 s calibration pulse in the margin left of a row's traces.
+void AppendCalibration(std::string& out, double baseline) {
+  const double x = kGridLeft + 1;
+  const double top = baseline - kGainMmPerMv;
+  absl::StrAppendFormat(&out,
+                        "<path class=\"calibration\" d=\"M%.2f %.2f H%.2f V%.2f H%.2f V%.2f "
+                        "H%.2f\" fill=\"none\" stroke=\"#000000\" stroke-width=\"0.3\" "
+                        "stroke-linejoin=\"miter\"/>\n",
+                        x, baseline, x + 2, top, x + 2 + 0.2 * kPaperSpeedMmPerS, baseline,
+                        kTraceLeft);
+}
+
+//! Where one trace goes on the paper.
+struct TraceBox {
+  double left_mm;   //!< x of the first sample drawn
+  double baseline;  //!< y of 0 mV
+  double top;       //!< trace is clipped to [top, bottom]
+  double bottom;
+  double start_s;  //!< recording time drawn at left_mm
+  double end_s;
+};
+
+//! Appends the trace path of `uv` within `box`. Each kBucketMm slice of paper keeps at most its
+//! minimum and maximum sample (in time order), which bounds the SVG size at any sampling rate
+//! without losing peaks. Non-finite values break the line.
+//! The sample index at time t (seconds), rounded up or down, clamped to [0, n].
+size_t SampleAt(double t, double hz, size_t n, bool round_up) {
+  const double v = round_up ? std::ceil(t * hz) : std::floor(t * hz);
+  if (!(v > 0)) return 0;
+  return v >= static_cast<double>(n) ? n : static_cast<size_t>(v);
+}
+
+//! Appends the trace path of `uv` within `box`. Each kBucketMm slice of paper keeps at most its
+//! minimum and maximum sample (in time order), which bounds the SVG size at any sampling rate
+//! without losing peaks. Non-finite values break the line.
+void AppendTrace(std::string& out, const std::vector<float>& uv, double hz, const TraceBox& box) {
+  const size_t first = SampleAt(box.start_s, hz, uv.size(), true);
+  const size_t end = SampleAt(box.end_s, hz, uv.size(), false);
+  std::string d;
+  bool pen_down = false;
+  auto point = [&](size_t s) {
+    if (!std::isfinite(uv[s])) {
+      pen_down = false;
+      return;
+    }
+    const double x = box.left_mm + (s / hz - box.start_s) * kPaperSpeedMmPerS;
+    const double y = std::clamp(box.baseline - uv[s] / 1000.0 * kGainMmPerMv, box.top, box.bottom);
+    absl::StrAppendFormat(&d, "%s%.2f %.2f", pen_down ? " " : (d.empty() ? "M" : " M"), x, y);
+    pen_down = true;
+  };
+  const double per_bucket = hz * kBucketMm / kPaperSpeedMmPerS;
+  if (per_bucket <= 2) {
+    for (size_t s = first; s < end; ++s) point(s);
+  }
+  for (double b = 0; per_bucket > 2 && first + b * per_bucket < end; ++b) {
+    const auto lo = static_cast<size_t>(first + b * per_bucket);
+    const auto hi = static_cast<size_t>(std::min<double>(end, first + (b + 1) * per_bucket));
+    size_t min_i = lo, max_i = lo;
+    for (size_t s = lo + 1; s < hi; ++s) {  // a non-finite extreme gives way to any finite value
+      if (uv[s] < uv[min_i] || !std::isfinite(uv[min_i])) min_i = s;
+      if (uv[s] > uv[max_i] || !std::isfinite(uv[max_i])) max_i = s;
+    }
+    point(std::min(min_i, max_i));
+    if (min_i != max_i) point(std::max(min_i, max_i));
+  }
+  if (d.empty()) return;
+  absl::StrAppend(&out, "<path class=\"trace\" d=\"", d,
+                  "\" fill=\"none\" stroke=\"#000000\" stroke-width=\"0.3\" "
+                  "stroke-linejoin=\"round\" stroke-linecap=\"round\"/>\n");
+}
+
+void AppendLabel(std::string& out, absl::string_view text, double x, double y) {
+  absl::StrAppendFormat(&out,
+                        "<text class=\"lead-label\" x=\"%.2f\" y=\"%.2f\" font-family=\"%s\" "
+                        "font-size=\"3.5\" fill=\"#000000\">%s</text>\n",
+                        x, y, kFont, XmlEscape(text));
+}
+
+const EcgLead* FindLead(const EcgGroup* group, absl::string_view label) {
+  if (group == nullptr) return nullptr;
+  for (const EcgLead& lead : group->leads) {
+    if (lead.label == label) return &lead;
+  }
+  return nullptr;
+}
+
+//! The drawable group, or nullptr when the recording has none (then panels stay empty).
+const EcgGroup* DrawnGroup(const EcgRecording& recording) {
+  if (recording.rhythm_group >= recording.groups.size()) return nullptr;
+  const EcgGroup& group = recording.groups[recording.rhythm_group];
+  const double hz = group.sampling_frequency_hz;
+  return std::isfinite(hz) && hz > 0 ? &group : nullptr;
+}
+
+double RowTop(int row) { return kGridTop + row * kRowMm; }
+
+TraceBox RowBox(int row, double left_mm, double start_s, double seconds) {
+  const double top = RowTop(row);
+  return TraceBox{left_mm, top + kRowMm / 2, top + 0.5, top + kRowMm - 0.5,
+                  start_s, start_s + seconds};
+}
+
+//! One 2.5 s panel of the 3×4 layout. Each column shows its own time slice; a recording shorter
+//! than 10 s shows its last 2.5 s in the columns past its end.
+void AppendLeadPanel(std::string& out, const EcgGroup* group, int column, int row) {
+  const absl::string_view name = kLayout[column][row];
+  const double left = kTraceLeft + column * kColumnMm;
+  absl::StrAppend(&out, "<g class=\"lead\" id=\"lead-", name, "\">\n");
+  AppendLabel(out, name, left + 1.5, RowTop(row) + 5);
+  if (const EcgLead* lead = FindLead(group, name)) {
+    const double hz = group->sampling_frequency_hz;
+    const double duration = lead->microvolts.size() / hz;
+    double start = column * kColumnSeconds;
+    if (start + kColumnSeconds > duration) start = std::max(0.0, duration - kColumnSeconds);
+    AppendTrace(out, lead->microvolts, hz, RowBox(row, left, start, kColumnSeconds));
+  }
+  out += "</g>\n";
+  if (column > 0) {  // short bar marking the change of lead, as on printed ECGs
+    const double baseline = RowTop(row) + kRowMm / 2;
+    AppendLine(out, "lead-separator", "#000000", 0.3, left, baseline - 3, left, baseline + 3);
+  }
+}
+
+void AppendRhythmStrip(std::string& out, const EcgGroup* group) {
+  const int row = kLeadRows;
+  absl::StrAppend(&out, "<g class=\"rhythm\" id=\"rhythm-", kRhythmLead, "\">\n");
+  AppendLabel(out, kRhythmLead, kTraceLeft + 1.5, RowTop(row) + 5);
+  if (const EcgLead* lead = FindLead(group, kRhythmLead)) {
+    AppendTrace(out, lead->microvolts, group->sampling_frequency_hz,
+                RowBox(row, kTraceLeft, 0, kColumns * kColumnSeconds));
+  }
+  out += "</g>\n";
+}
+
+void AppendHeader(std::string& out, const EcgRenderOptions& options) {
+  const EcgPaperSize paper = EcgPaper();
+  absl::StrAppendFormat(&out,
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                        "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" "
+                        "width=\"%.0fmm\" height=\"%.0fmm\" viewBox=\"0 0 %.0f %.0f\">\n"
+                        "<rect id=\"background\" x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" "
+                        "fill=\"#ffffff\"/>\n",
+                        paper.width_mm, paper.height_mm, paper.width_mm, paper.height_mm,
+                        paper.width_mm, paper.height_mm);
+  const double y = kGridTop - 3;
+  absl::StrAppendFormat(&out,
+                        "<text class=\"caption\" x=\"%.2f\" y=\"%.2f\" font-family=\"%s\" "
+                        "font-size=\"3.5\" fill=\"#000000\">%s</text>\n",
+                        kGridLeft, y, kFont, XmlEscape(options.caption));
+  absl::StrAppendFormat(&out,
+                        "<text class=\"legend\" x=\"%.2f\" y=\"%.2f\" font-family=\"%s\" "
+                        "font-size=\"3\" fill=\"#000000\" text-anchor=\"end\" "
+                        "xml:space=\"preserve\">25 mm/s  10 mm/mV</text>\n",
+                        kGridLeft + kGridWidth, y, kFont);
+}
+
+//! cairo PNG stream sink appending to a std::string.
+cairo_status_t AppendPngBytes(void* closure, const unsigned char* data, unsigned int length) {
+  static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(data), length);
+  return CAIRO_STATUS_SUCCESS;
+}
+
+struct GObjectUnref {
+  void operator()(gpointer p) const { g_object_unref(p); }
+};
+struct SurfaceDestroy {
+  void operator()(cairo_surface_t* s) const { cairo_surface_destroy(s); }
+};
+struct CairoDestroy {
+  void operator()(cairo_t* c) const { cairo_destroy(c); }
+};
+
+//! An INTERNAL status for a librsvg failure. The GError text is left out: it may quote the SVG,
+//! which carries the caller's caption.
+absl::Status RsvgFailure(absl::string_view step, GError* error) {
+  const int code = error != nullptr ? error->code : 0;
+  if (error != nullptr) g_error_free(error);
+  return absl::InternalError(absl::StrCat("rasterising the ECG tracing failed while ", step,
+                                          " (librsvg code ", code, ")"));
+}
+
+}  // namespace
+
+EcgPaperSize EcgPaper() {
+  return EcgPaperSize{kGridLeft + kGridWidth + kMarginMm, kGridTop + kGridHeight + kMarginMm};
+}
+
+std::string RenderEcgSvg(const EcgRecording& recording, const EcgRenderOptions& options) {
+  std::string out;
+  out.reserve(512 * 1024);
+  AppendHeader(out, options);
+  AppendGrid(out);
+  const EcgGroup* group = DrawnGroup(recording);
+  for (int row = 0; row <= kLeadRows; ++row) AppendCalibration(out, RowTop(row) + kRowMm / 2);
+  for (int column = 0; column < kColumns; ++column) {
+    for (int row = 0; row < kLeadRows; ++row) AppendLeadPanel(out, group, column, row);
+  }
+  AppendRhythmStrip(out, group);
+  out += "</svg>\n";
+  return out;
+}
+
+absl::StatusOr<std::string> RenderEcgPng(const EcgRecording& recording,
+                                         const EcgRenderOptions& options) {
+  const double ppm = options.png_pixels_per_mm;
+  if (!std::isfinite(ppm) || ppm <= 0 || ppm > kMaxPixelsPerMm) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ECG PNG resolution must be above 0 and at most ", kMaxPixelsPerMm,
+                     " pixels per millimetre"));
+  }
+  const EcgPaperSize paper = EcgPaper();
+  const int width = std::max(1, static_cast<int>(std::lround(paper.width_mm * ppm)));
+  const int height = std::max(1, static_cast<int>(std::lround(paper.height_mm * ppm)));
+  const std::string svg = RenderEcgSvg(recording, options);
+
+  GError* error = nullptr;
+  std::unique_ptr<RsvgHandle, GObjectUnref> handle(
+      rsvg_handle_new_from_data(reinterpret_cast<const guint8*>(svg.data()), svg.size(), &error));
+  if (handle == nullptr) return RsvgFailure("loading the SVG", error);
+  std::unique_ptr<cairo_surface_t, SurfaceDestroy> surface(
+      cairo_image_surface_create(CAIRO_FORMAT_ARGB32, width, height));
+  if (cairo_surface_status(surface.get()) != CAIRO_STATUS_SUCCESS) {
+    return absl::InternalError("rasterising the ECG tracing failed: no cairo image surface");
+  }
+  std::unique_ptr<cairo_t, CairoDestroy> cr(cairo_create(surface.get()));
+  const RsvgRectangle viewport{0, 0, static_cast<double>(width), static_cast<double>(height)};
+  if (!rsvg_handle_render_document(handle.get(), cr.get(), &viewport, &error)) {
+    return RsvgFailure("drawing", error);
+  }
+  cairo_surface_flush(surface.get());
+  std::string png;
+  if (cairo_surface_write_to_png_stream(surface.get(), AppendPngBytes, &png) !=
+      CAIRO_STATUS_SUCCESS) {
+    return absl::InternalError("rasterising the ECG tracing failed while encoding the PNG");
+  }
+  return png;
+}
+
+}  // namespace rdg::formats

@@ -1,0 +1,202 @@
+#include "gateway/ingest/parsed_object.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "gateway/formats/dicom_parser.h"
+#include "gateway/formats/ecg_waveform.h"
+#include "storage/status_macros.h"
+
+namespace rdg::ingest {
+namespace {
+
+using formats::Hl7AckCode;
+
+//! Keeps ids usable as index keys and file names: [A-Za-z0-9._-], anything else becomes '_'.
+std::string SafeKey(absl::string_view s) {
+  std::string out(s.substr(0, 64));
+  for (char& c : out) {
+    if (!(absl::ascii_isalnum(c) || c == '.' || c == '-' || c == '_')) c = '_';
+  }
+  return out;
+}
+
+std::string FirstComponent(absl::string_view s) {
+  return std::string(s.substr(0, std::min(s.find('^'), s.size())));
+}
+
+//! The order that groups a lab message into an exam: the filler order number (the lab's own),
+//! else the placer's, else the message itself.
+std::string OrderKey(const formats::LabMessage& m) {
+  const formats::LabOrder& first = m.orders.front();
+  if (!first.filler_order_number.empty()) {
+    return "hl7-order-" + SafeKey(FirstComponent(first.filler_order_number));
+  }
+  if (!first.placer_order_number.empty()) {
+    return "hl7-placer-" + SafeKey(FirstComponent(first.placer_order_number));
+  }
+  return "hl7-msg-" + SafeKey(m.header.control_id);
+}
+
+storage::LabResultRecord ToLabResult(const formats::LabOrder& order,
+                                     const formats::LabObservation& o, bool critical) {
+  storage::LabResultRecord r;
+  r.code = o.code;
+  r.coding_system = o.coding_system;
+  r.name = o.code_text;
+  r.value = o.value;
+  r.numeric = o.numeric;
+  r.units = o.units;
+  r.reference_range = o.reference_range;
+  r.abnormal_flags = o.abnormal_flags;
+  r.observed_at = o.observed_at.empty() ? order.observed_at : o.observed_at;
+  r.critical = critical;
+  r.order_service = order.service_text.empty() ? order.service_code : order.service_text;
+  r.result_status = o.result_status;
+  return r;
+}
+
+ParsedObject FromLabMessage(const formats::LabMessage& m, const CriticalValueTable& critical) {
+  ParsedObject p;
+  storage::ExamRecord& e = p.exam;
+  e.study_instance_uid = OrderKey(m);
+  e.patient = {m.patient_id, m.patient_name, m.sex, m.birth_date,
+               NationalIdAmong(m.patient_identifiers)};
+  const formats::LabOrder& first = m.orders.front();
+  e.accession_number = FirstComponent(first.filler_order_number.empty()
+                                          ? first.placer_order_number
+                                          : first.filler_order_number);
+  e.exam_type = "LAB";
+  e.modalities = {"LAB"};
+  e.study_date = first.observed_at.substr(0, 8);
+  if (first.observed_at.size() > 8) e.study_time = first.observed_at.substr(8, 6);
+  std::vector<std::string> services;
+  for (const formats::LabOrder& order : m.orders) {
+    services.push_back(order.service_text.empty() ? order.service_code : order.service_text);
+    for (const formats::LabObservation& o : order.observations) {
+      const bool is_critical = critical.IsCritical(o);
+      e.critical = e.critical || is_critical;
+      p.lab_results.push_back(ToLabResult(order, o, is_critical));
+    }
+  }
+  e.study_description = absl::StrJoin(services, ", ");
+  storage::ObjectRecord& obj = p.object;
+  obj.sop_instance_uid = absl::StrCat("hl7-", SafeKey(FirstComponent(m.header.sending_application)),
+                                      "-", SafeKey(m.header.control_id));
+  obj.series_instance_uid = e.study_instance_uid;
+  obj.sop_class_uid = "HL7v2 ORU^R01";
+  obj.transfer_syntax_uid = absl::StrCat("HL7 ", m.header.version,
+                                         m.header.charset.empty() ? "" : " ", m.header.charset);
+  obj.modality = "LAB";
+  p.hl7_header = m.header;
+  return p;
+}
+
+bool HasCriticalFlag(const formats::LabObservation& o) {
+  return std::any_of(o.abnormal_flags.begin(), o.abnormal_flags.end(), [](const std::string& f) {
+    return f == "HH" || f == "LL" || f == "AA";
+  });
+}
+
+}  // namespace
+
+CriticalValueTable::CriticalValueTable(
+    const google::protobuf::RepeatedPtrField<rdg::v1::CriticalValueRule>& rules)
+    : rules_(rules.begin(), rules.end()) {}
+
+bool CriticalValueTable::IsCritical(const formats::LabObservation& o) const {
+  if (HasCriticalFlag(o)) return true;
+  if (!o.numeric.has_value()) return false;
+  for (const auto& rule : rules_) {
+    if (rule.code() != o.code) continue;
+    if (!rule.coding_system().empty() && rule.coding_system() != o.coding_system) continue;
+    if (rule.has_below() && *o.numeric < rule.below()) return true;
+    if (rule.has_above() && *o.numeric > rule.above()) return true;
+  }
+  return false;
+}
+
+std::string NationalIdAmong(const std::vector<std::string>& identifiers) {
+  for (absl::string_view id : identifiers) {
+    id = absl::StripAsciiWhitespace(id);
+    if (id.size() != 18) continue;
+    bool ok = true;
+    for (size_t i = 0; i < 18; ++i) {
+      ok = ok && (absl::ascii_isdigit(id[i]) || (i == 17 && (id[i] == 'X' || id[i] == 'x')));
+    }
+    if (ok) return absl::AsciiStrToUpper(id);
+  }
+  return "";
+}
+
+absl::StatusOr<ParsedObject> ParseDicomObject(const std::string& path) {
+  RDG_ASSIGN_OR_RETURN(formats::DicomSummary d, formats::ParseDicomFile(path));
+  const bool ecg = formats::IsEcgSopClass(d.sop_class_uid);
+  if (ecg) {
+    // The reader gets a rendered tracing: refuse a waveform that cannot be drawn now, while the
+    // clinic can still resend it, rather than when a cardiologist opens it.
+    auto recording = formats::ParseEcgWaveformFile(path);
+    if (!recording.ok()) return recording.status();
+    if (d.modality.empty()) d.modality = "ECG";
+  }
+  ParsedObject p;
+  storage::ExamRecord& e = p.exam;
+  e.study_instance_uid = d.study_instance_uid;
+  e.patient = {d.patient_id, d.patient_name, d.patient_sex, d.patient_birth_date,
+               NationalIdAmong(absl::StrSplit(d.other_patient_ids, '\\'))};
+  e.accession_number = d.accession_number;
+  e.exam_type = ecg ? "ECG" : (d.modality.empty() ? "OT" : d.modality);
+  if (!d.modality.empty()) e.modalities.push_back(d.modality);
+  e.body_part = d.body_part;
+  e.study_date = d.study_date;
+  e.study_time = d.study_time;
+  e.study_description = d.study_description;
+  storage::ObjectRecord& o = p.object;
+  o.sop_instance_uid = d.sop_instance_uid;
+  o.series_instance_uid = d.series_instance_uid;
+  o.sop_class_uid = d.sop_class_uid;
+  o.transfer_syntax_uid = d.transfer_syntax_uid;
+  o.modality = d.modality;
+  o.instance_number = d.instance_number;
+  return p;
+}
+
+absl::StatusOr<ParsedObject> ParseLabObject(const std::string& path, int64_t size,
+                                            const CriticalValueTable& critical, absl::Time now,
+                                            absl::string_view ack_control_id) {
+  std::string bytes(static_cast<size_t>(size), '\0');
+  std::ifstream in(path, std::ios::binary);
+  if (!in.read(bytes.data(), size)) {
+    return absl::InternalError("cannot read the staged lab message");
+  }
+  formats::LabParseOutcome parsed = formats::ParseLabMessage(bytes);
+  if (!parsed.message.has_value()) {
+    const formats::Hl7Rejection& r = *parsed.rejection;
+    return AttachAck(
+        absl::InvalidArgumentError(absl::StrCat("HL7 message rejected (", Hl7AckCodeName(r.code),
+                                                "): ", r.reason)),
+        MakeAck(parsed.header, r.code, &r, now, ack_control_id));
+  }
+  return FromLabMessage(*parsed.message, critical);
+}
+
+rdg::v1::Hl7Acknowledgement MakeAck(const std::optional<formats::Hl7Header>& header,
+                                    Hl7AckCode code, const formats::Hl7Rejection* rejection,
+                                    absl::Time now, absl::string_view ack_control_id) {
+  rdg::v1::Hl7Acknowledgement ack;
+  ack.set_code(std::string(formats::Hl7AckCodeName(code)));
+  ack.set_message(formats::BuildHl7Ack(header, code, rejection, now, ack_control_id));
+  if (rejection != nullptr) ack.set_reason(rejection->reason);
+  return ack;
+}
+
+absl::Status AttachAck(absl::Status status, const rdg::v1::Hl7Acknowledgement& ack) {
+  status.SetPayload(kHl7AckTypeUrl, absl::Cord(ack.SerializeAsString()));
+  return status;
+}
+
+}  // namespace rdg::ingest
