@@ -3,6 +3,7 @@ and runs the real rdg-clinic against it. Used by every integration and interop t
 
 Environment (set by CTest): RDG_BIN_DIR (build/bin), RDG_SOURCE_DIR (repository root).
 """
+import atexit
 import glob
 import json
 import os
@@ -28,6 +29,7 @@ def make_pki(name="platform"):
         out = tempfile.mkdtemp(prefix=f"rdg-pki-{name}-")
         subprocess.run(["bash", os.path.join(SOURCE_DIR, "deploy/dev-pki.sh"), out],
                        check=True, stdout=subprocess.DEVNULL)
+        atexit.register(shutil.rmtree, out, ignore_errors=True)
         _pki_cache[name] = out
     return _pki_cache[name]
 
@@ -376,6 +378,7 @@ def python_stubs():
         files = sorted(os.path.relpath(p, proto) for p in glob.glob(os.path.join(proto, "rdg/v1/*.proto")))
         subprocess.run(["protoc", f"--proto_path={proto}", f"--python_out={out}", f"--grpc_out={out}",
                         "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin", *files], check=True)
+        atexit.register(shutil.rmtree, out, ignore_errors=True)
         sys.path.insert(0, out)
         _stubs_dir = out
     return _stubs_dir
