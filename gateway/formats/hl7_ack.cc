@@ -149,6 +149,34 @@ std::string EncodeAck(const std::string& text, const std::optional<Hl7Header>& h
   }
   return AsciiOnly(text, false);  // an unknown charset: ASCII is the safest guess
 }
+//! Whether the line at the start of `rest` is the segment `name` (not a longer name).
+bool LineIsSegment(absl::string_view rest, absl::string_view name) {
+  return absl::StartsWith(rest, name) &&
+         (rest.size() == name.size() || !absl::ascii_isalnum(rest[name.size()]));
+}
+
+//! Appends to `out` the messages of `data`: each starts at a line that is an MSH segment. The
+//! batch envelope (FHS, BHS, BTS, FTS lines) is not part of any message and is dropped.
+void SplitAtMsh(absl::string_view data, std::vector<std::string>& out) {
+  auto add = [&out](absl::string_view piece) {
+    if (!absl::StripAsciiWhitespace(piece).empty()) out.emplace_back(piece);
+  };
+  size_t piece_start = 0;
+  for (size_t line = 0; line < data.size();) {
+    const absl::string_view rest = data.substr(line);
+    const bool envelope = LineIsSegment(rest, "FHS") || LineIsSegment(rest, "BHS") ||
+                          LineIsSegment(rest, "BTS") || LineIsSegment(rest, "FTS");
+    if ((envelope || LineIsSegment(rest, "MSH")) && line > piece_start) {
+      add(data.substr(piece_start, line - piece_start));
+      piece_start = line;
+    }
+    const size_t end = data.find_first_of("\r\n", line);
+    line = end == data.npos ? data.size() : end + 1;
+    if (envelope) piece_start = line;
+  }
+  add(data.substr(piece_start));
+}
+
 }  // namespace
 
 absl::string_view Hl7AckCodeName(Hl7AckCode code) {
@@ -179,29 +207,15 @@ std::string BuildHl7Ack(const std::optional<Hl7Header>& original, Hl7AckCode cod
 
 std::vector<std::string> SplitHl7Messages(absl::string_view data) {
   std::vector<std::string> out;
-  auto add = [&out](absl::string_view piece) {
-    if (!absl::StripAsciiWhitespace(piece).empty()) out.emplace_back(piece);
-  };
-  if (data.find(kStartBlock) != data.npos) {  // MLLP: what is inside each frame
-    for (size_t start = data.find(kStartBlock); start != data.npos;) {
-      const size_t end = data.find_first_of("\x0b\x1c", start + 1);
-      add(data.substr(start + 1, end == data.npos ? data.npos : end - start - 1));
-      start = end == data.npos ? end : data.find(kStartBlock, end);
-    }
+  if (data.find(kStartBlock) == data.npos) {
+    SplitAtMsh(data, out);
     return out;
   }
-  size_t piece_start = 0;
-  for (size_t line = 0; line < data.size();) {
-    const bool msh = absl::StartsWith(data.substr(line), "MSH") &&
-                     (line + 3 == data.size() || !absl::ascii_isalnum(data[line + 3]));
-    if (msh && line > piece_start) {
-      add(data.substr(piece_start, line - piece_start));
-      piece_start = line;
-    }
-    const size_t end = data.find_first_of("\r\n", line);
-    line = end == data.npos ? data.npos : end + 1;
+  for (size_t start = data.find(kStartBlock); start != data.npos;) {  // MLLP: inside each frame
+    const size_t end = data.find_first_of("\x0b\x1c", start + 1);
+    SplitAtMsh(data.substr(start + 1, end == data.npos ? data.npos : end - start - 1), out);
+    start = end == data.npos ? end : data.find(kStartBlock, end);
   }
-  add(data.substr(piece_start));
   return out;
 }
 

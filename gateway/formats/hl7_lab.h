@@ -115,8 +115,9 @@ std::string BuildHl7Ack(const std::optional<Hl7Header>& original, Hl7AckCode cod
                         const Hl7Rejection* rejection, absl::Time now,
                         absl::string_view ack_control_id);
 
-//! Splits a file's contents into messages: MLLP frames if the data has any, otherwise at each
-//! segment that starts with "MSH" at the start of a line. Empty pieces are dropped.
+//! Splits a file's contents into messages: into MLLP frames if the data has any, and (inside each
+//! frame, or in unframed data) at each line that is an MSH segment. Batch envelope lines (FHS,
+//! BHS, BTS, FTS) are dropped, as are empty pieces.
 std::vector<std::string> SplitHl7Messages(absl::string_view data);
 
 }  // namespace rdg::formats

@@ -668,5 +668,17 @@ TEST(Hl7SplitTest, TextBeforeTheFirstMshIsItsOwnPieceAndBlanksAreDropped) {
   EXPECT_THAT(SplitHl7Messages(inner), ElementsAre(inner));
 }
 
+TEST(Hl7SplitTest, BatchEnvelopeIsDroppedFramedOrNot) {
+  const std::vector<std::string> three = ThreeMessages();
+  const std::string batch =
+      absl::StrCat("FHS|^~\\&|LIS\rBHS|^~\\&|LIS\r", three[0], three[1], "BTS|2\r",
+                   "BHS|^~\\&|LIS\r", three[2], "BTS|1\rFTS|2\r");
+  EXPECT_EQ(SplitHl7Messages(batch), three);
+  EXPECT_EQ(SplitHl7Messages(absl::StrCat("\x0b", batch, "\x1c\r")), three);
+  // A segment whose name only starts with an envelope name stays in its message.
+  const std::string z = absl::StrCat(three[0], "BTSX|1\r");
+  EXPECT_THAT(SplitHl7Messages(z), ElementsAre(z));
+}
+
 }  // namespace
 }  // namespace rdg::formats
