@@ -71,7 +71,7 @@ class Ingestor {
     const routing::Router* router = nullptr;
     const routing::SlaTable* sla = nullptr;
     //! Lab critical values beyond the lab's own flags (config critical_values).
-    CriticalValueTable critical;
+    CriticalValueTable critical = {};
   };
   Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
            storage::StagingArea staging, IndexCommitter& committer, const Clock& clock);
