@@ -12,9 +12,9 @@
 
 namespace rdg::storage {
 
-namespace sqlite_internal {
+namespace sqlite_db {
 class Connection;
-}  // namespace sqlite_internal
+}  // namespace sqlite_db
 
 class SqliteIndexStore final : public IndexStore {
  public:
@@ -88,21 +88,21 @@ class SqliteIndexStore final : public IndexStore {
   //! A borrowed reader connection, returned to the pool on destruction.
   class ReaderLease {
    public:
-    ReaderLease(SqliteIndexStore* store, sqlite_internal::Connection* conn)
+    ReaderLease(SqliteIndexStore* store, sqlite_db::Connection* conn)
         : store_(store), conn_(conn) {}
     ReaderLease(const ReaderLease&) = delete;
     ReaderLease& operator=(const ReaderLease&) = delete;
     ~ReaderLease() { store_->ReleaseReader(conn_); }
-    sqlite_internal::Connection* operator->() const { return conn_; }
+    sqlite_db::Connection* operator->() const { return conn_; }
 
    private:
     SqliteIndexStore* store_;
-    sqlite_internal::Connection* conn_;
+    sqlite_db::Connection* conn_;
   };
   SqliteIndexStore();
   absl::Status Migrate();
   ReaderLease AcquireReader();
-  void ReleaseReader(sqlite_internal::Connection* conn);
+  void ReleaseReader(sqlite_db::Connection* conn);
   absl::StatusOr<CommitOutcome> CommitOne(const NewObject& item)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Records a state change of an exam (inside the caller's transaction).
@@ -118,11 +118,11 @@ class SqliteIndexStore final : public IndexStore {
                         const std::string& detail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
 
   absl::Mutex writer_mu_;  //!< SQLite allows one writer; this serialises transactions
-  std::unique_ptr<sqlite_internal::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
+  std::unique_ptr<sqlite_db::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
 
-  std::vector<std::unique_ptr<sqlite_internal::Connection>> readers_;  //!< owned, fixed set
+  std::vector<std::unique_ptr<sqlite_db::Connection>> readers_;  //!< owned, fixed set
   absl::Mutex readers_mu_;  //!< guards the free list below
-  std::vector<sqlite_internal::Connection*> free_readers_ ABSL_GUARDED_BY(readers_mu_);
+  std::vector<sqlite_db::Connection*> free_readers_ ABSL_GUARDED_BY(readers_mu_);
 };
 
 }  // namespace rdg::storage

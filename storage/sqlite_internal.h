@@ -2,8 +2,6 @@
 // by the SqliteIndexStore source files. Not part of the storage interface.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <limits>
 #include <memory>
 #include <string>
@@ -13,131 +11,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "storage/records.h"
+#include "storage/sqlite_db.h"
 
 namespace rdg::storage {
 namespace sqlite_internal {
 
-//! A prepared statement borrowed from a connection's cache; reset (not finalised) when done.
-class Stmt {
- public:
-  Stmt(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  ~Stmt() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
-  Stmt& Bind(int i, absl::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Stmt& Bind(int i, absl::Time t) { return Bind(i, absl::ToUnixMicros(t)); }
-  Stmt& Bind(int i, double v) {
-    sqlite3_bind_double(stmt_, i, v);
-    return *this;
-  }
-  Stmt& BindBlob(int i, absl::string_view v) {
-    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-
-  //! Steps once: true while a row is available, false when done.
-  absl::StatusOr<bool> Step() {
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return absl::InternalError(absl::StrCat("index: ", sqlite3_errmsg(db_)));
-  }
-  absl::Status Run() {
-    auto r = Step();
-    return r.ok() ? absl::OkStatus() : r.status();
-  }
-
-  std::string Text(int col) const {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
-             : std::string();
-  }
-  std::string Blob(int col) const {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    return p ? std::string(static_cast<const char*>(p),
-                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
-             : std::string();
-  }
-  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  double Real(int col) const { return sqlite3_column_double(stmt_, col); }
-  absl::Time Time(int col) const { return absl::FromUnixMicros(Int(col)); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_;
-};
-
-class Connection {
- public:
-  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path) {
-    sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
-    auto conn = std::unique_ptr<Connection>(new Connection(db));
-    if (rc != SQLITE_OK) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot open index ", path, ": ", sqlite3_errstr(rc)));
-    }
-    sqlite3_busy_timeout(db, 10000);
-    for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                               "PRAGMA foreign_keys=ON", "PRAGMA temp_store=MEMORY"}) {
-      if (auto s = conn->Exec(pragma); !s.ok()) return s;
-    }
-    return conn;
-  }
-
-  ~Connection() {
-    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
-    sqlite3_close_v2(db_);
-  }
-
-  absl::Status Exec(absl::string_view sql) {
-    char* err = nullptr;
-    std::string text(sql);
-    if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : sqlite3_errmsg(db_);
-      sqlite3_free(err);
-      return absl::InternalError(absl::StrCat("index: ", msg));
-    }
-    return absl::OkStatus();
-  }
-
-  //! Statements are cached per connection, keyed by the (static) SQL text's address.
-  absl::StatusOr<std::unique_ptr<Stmt>> Prepare(const char* sql) {
-    auto it = cache_.find(sql);
-    if (it == cache_.end()) {
-      sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
-          SQLITE_OK) {
-        return absl::InternalError(absl::StrCat("index: ", sqlite3_errmsg(db_)));
-      }
-      it = cache_.emplace(sql, stmt).first;
-    }
-    return std::make_unique<Stmt>(db_, it->second);
-  }
-
-  int64_t Changes() const { return sqlite3_changes64(db_); }
-  int64_t LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
-
- private:
-  explicit Connection(sqlite3* db) : db_(db) {}
-  sqlite3* db_;
-  std::unordered_map<const char*, sqlite3_stmt*> cache_;
-};
+using sqlite_db::Connection;
+using sqlite_db::Stmt;
 
 }  // namespace sqlite_internal
 
