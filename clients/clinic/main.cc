@@ -11,6 +11,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "clients/agent/agent.h"
+#include "clients/clinic/report_folder.h"
 #include "clients/clinic/uploader.h"
 #include "clients/common/connection.h"
 #include "clients/common/object_files.h"
@@ -291,18 +293,19 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
     std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
     return s.error_code() == grpc::StatusCode::NOT_FOUND ? kExitRejected : kExitFailure;
   }
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
   const auto& r = d.report();
-  const bool sm2 = r.signature().format() == rdg::v1::SM2_SM3_RAW;
-  const std::string text = (fs::path(out_dir) / "report.txt").string();
-  const std::string sig = (fs::path(out_dir) / (sm2 ? "report.sm2.sig" : "report.p7s")).string();
-  const std::string cert = (fs::path(out_dir) / "signer.pem").string();
-  std::ofstream(text, std::ios::binary) << r.canonical_bytes();
-  std::ofstream(sig, std::ios::binary) << r.signature().signature();
-  std::ofstream(cert, std::ios::binary) << r.signature().signer_certificate_pem();
-  std::string detail;
-  const bool verified = rdg::clients::VerifyReport(r, conn.ca, &detail);
+  rdg::clients::ReportFolder folder;
+  std::string error;
+  if (!rdg::clients::WriteReportFolder(d, out_dir, conn.ca, &folder, &error)) {
+    std::cerr << "error: " << error << "\n";
+    return kExitFailure;
+  }
+  const bool sm2 = folder.sm2;
+  const std::string& text = folder.text;
+  const std::string& sig = folder.signature;
+  const std::string& cert = folder.certificate;
+  const bool verified = folder.verified;
+  const std::string& detail = folder.detail;
   if (as_json) {
     json out = {{"report_id", r.report_id()}, {"exam_id", exam_id}, {"text", text},
                 {"signature", sig}, {"signer_certificate", cert}, {"verified", verified},
@@ -405,7 +408,23 @@ int main(int argc, char** argv) {
   ack->add_option("exam", exam_id, "exam id")->required();
   ack->add_flag("--json", as_json, "machine-readable output");
 
+  auto* agent = app.add_subcommand(
+      "agent", "run the clinic edge agent: DICOM C-STORE and HL7 MLLP receivers, a durable "
+               "outbox forwarding to the gateway, an inbox for reports");
+  std::string agent_config, ready_file;
+  agent->add_option("--config", agent_config, "agent configuration (text proto)")->required();
+  agent->add_option("--ready-file", ready_file,
+                    "write {pid, dicom_port, hl7_port} as JSON here once listening");
+  agent->fallthrough();  // `agent status --config X` reads the option of `agent`
+  auto* agent_status = agent->add_subcommand(
+      "status", "outbox depth and bytes, oldest item, forwarding rate, last error");
+  agent_status->add_flag("--json", as_json, "machine-readable output");
+
   CLI11_PARSE(app, argc, argv);
+  if (*agent) {
+    if (*agent_status) return rdg::agent::RunAgentStatus(agent_config, as_json);
+    return rdg::agent::RunAgent(agent_config, ready_file);
+  }
   if (*reports) return RunReports(conn, cursor, watch, max_reports, as_json);
   if (*report) return RunReport(conn, exam_id, out_dir, as_json);
   if (*ack) return RunAck(conn, exam_id, as_json);

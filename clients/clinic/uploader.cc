@@ -1,6 +1,7 @@
 #include "clients/clinic/uploader.h"
 
 #include "clients/common/file_digest.h"
+#include "clients/common/object_upload.h"
 #include "gateway/formats/hl7_lab.h"
 
 #include <algorithm>
@@ -50,83 +51,42 @@ std::optional<std::string> ReadWholeFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-//! The HL7 ACK of a rejected lab message, from the gRPC rich error details (an RpcStatus,
-//! wire-compatible with google.rpc.Status, holding an Any with an Hl7Acknowledgement).
-std::optional<rdg::v1::Hl7Acknowledgement> AckInErrorDetails(const grpc::Status& status) {
-  if (status.error_details().empty()) return std::nullopt;
-  rdg::v1::RpcStatus details;
-  if (!details.ParseFromString(status.error_details())) return std::nullopt;
-  for (const auto& any : details.details()) {
-    rdg::v1::Hl7Acknowledgement ack;
-    if (any.Is<rdg::v1::Hl7Acknowledgement>() && any.UnpackTo(&ack)) return ack;
-  }
-  return std::nullopt;
-}
-
-bool Retryable(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::ABORTED || code == grpc::StatusCode::CANCELLED ||
-         code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNKNOWN;
-}
-
-//! Shared token bucket: caps the payload rate of all upload threads together.
-class RateLimiter {
- public:
-  explicit RateLimiter(double bytes_per_second) : rate_(bytes_per_second) {}
-  void Take(int64_t bytes) {
-    if (rate_ <= 0) return;
-    std::chrono::steady_clock::time_point until;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto now = std::chrono::steady_clock::now();
-      next_ = std::max(next_, now);
-      until = next_;
-      next_ += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          std::chrono::duration<double>(double(bytes) / rate_));
-    }
-    std::this_thread::sleep_until(until);  // pacing the sender is this object's purpose
-  }
-
- private:
-  const double rate_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point next_{};
-};
-
 class FileUploader {
  public:
   FileUploader(grpc::Channel& channel, IngestService::Stub& stub, const UploadOptions& options,
                RateLimiter& limiter, Progress* progress, std::atomic<bool>& gateway_down)
       : channel_(channel),
-        stub_(stub),
         options_(options),
-        limiter_(limiter),
-        progress_(progress),
-        gateway_down_(gateway_down) {}
+        gateway_down_(gateway_down),
+        upload_(stub, limiter, options.chunk_bytes) {
+    if (progress != nullptr) upload_.on_bytes = [progress](int64_t n) { progress->AddBytes(n); };
+  }
 
   FileResult Run(const UploadItem& item) {
-    item_ = &item;
     FileResult r;
     r.path = item.path;
     r.label = item.label;
     r.kind = item.kind;
+    ObjectSource source{item.kind, item.path, item.data, 0, "", options_.priority};
     std::error_code ec;
     std::optional<std::string> digest;
     if (item.data.has_value()) {
-      r.size = static_cast<int64_t>(item.data->size());
+      source.size = static_cast<int64_t>(item.data->size());
       digest = Sha256OfBytes(*item.data);
     } else {
-      r.size = static_cast<int64_t>(fs::file_size(item.path, ec));
+      source.size = static_cast<int64_t>(fs::file_size(item.path, ec));
       digest = Sha256OfFile(item.path);
     }
+    r.size = source.size;
     if (ec || !digest) {
       r.code = grpc::StatusCode::NOT_FOUND;
       r.message = "cannot read the file";
       return r;
     }
-    digest_ = *std::move(digest);
+    source.sha256 = *std::move(digest);
     std::mt19937 rng{std::random_device{}()};
     auto backoff = std::chrono::milliseconds(100);
+    UploadOutcome outcome;
     for (r.attempts = 1; r.attempts <= options_.max_attempts; ++r.attempts) {
       if (gateway_down_) {  // another file already exhausted its retries: do not wait again
         r.code = grpc::StatusCode::UNAVAILABLE;
@@ -134,8 +94,11 @@ class FileUploader {
         r.attempts = 0;
         return r;
       }
-      grpc::Status status = Attempt(r);
-      if (!status.ok()) r.hl7_ack = AckInErrorDetails(status);
+      grpc::Status status = upload_.Attempt(source, outcome);
+      Collect(outcome, r);
+      if (!status.ok()) {
+        if (auto ack = AckInErrorDetails(status)) r.hl7_ack = *std::move(ack);
+      }
       if (status.ok()) {
         r.ok = true;
         r.code = grpc::StatusCode::OK;
@@ -161,105 +124,17 @@ class FileUploader {
   }
 
  private:
-  rdg::v1::OpenUploadRequest OpenRequest(int64_t size) const {
-    rdg::v1::OpenUploadRequest open;
-    open.set_kind(item_->kind);
-    open.set_size(size);
-    open.set_sha256(digest_);
-    open.set_priority(options_.priority);
-    return open;
-  }
-
-  grpc::Status Attempt(FileResult& r) {
-    int64_t offset = 0;
-    rdg::v1::UploadRequest first;
-    if (r.size > options_.chunk_bytes) {
-      // Large object: a persisted session the gateway keeps if the connection breaks.
-      rdg::v1::UploadStatus st;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-      if (session_id_.empty()) {
-        grpc::Status s = stub_.OpenUpload(&ctx, OpenRequest(r.size), &st);
-        if (!s.ok()) return s;
-      } else {
-        rdg::v1::GetUploadRequest get;
-        get.set_session_id(session_id_);
-        grpc::Status s = stub_.GetUpload(&ctx, get, &st);
-        if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
-          session_id_.clear();  // expired or aborted: open afresh on the next attempt
-          return grpc::Status(grpc::StatusCode::ABORTED, s.error_message());
-        }
-        if (!s.ok()) return s;
-      }
-      if (st.state() == rdg::v1::COMMITTED) {
-        r.committed = st.committed();
-        if (st.has_hl7_ack()) r.hl7_ack = st.hl7_ack();
-        return grpc::Status::OK;
-      }
-      session_id_ = st.session_id();
-      offset = st.committed_offset();
-      if (r.attempts == 1) r.resumed_from = offset;
-      first.set_session_id(session_id_);
-    } else {
-      *first.mutable_open() = OpenRequest(r.size);
-    }
-    return Stream(r, offset, std::move(first));
-  }
-
-  grpc::Status Stream(FileResult& r, int64_t offset, rdg::v1::UploadRequest first) {
-    std::optional<std::ifstream> file;
-    if (!item_->data.has_value()) {
-      file.emplace(r.path, std::ios::binary);
-      file->seekg(offset);
-    }
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(30));
-    rdg::v1::UploadStatus status;
-    auto writer = stub_.Upload(&ctx, &status);
-    rdg::v1::UploadRequest msg = std::move(first);
-    std::string buf;
-    bool sent_all = true;
-    do {
-      const int64_t n = std::min<int64_t>(options_.chunk_bytes, r.size - offset);
-      buf.resize(static_cast<size_t>(n));
-      if (item_->data.has_value()) {
-        buf.assign(*item_->data, static_cast<size_t>(offset), static_cast<size_t>(n));
-      } else if (!file->read(buf.data(), n)) {
-        return grpc::Status(grpc::StatusCode::DATA_LOSS, "file changed while uploading");
-      }
-      limiter_.Take(n);
-      msg.set_offset(offset);
-      msg.set_data(buf);
-      offset += n;
-      msg.set_commit(offset == r.size);
-      if (!writer->Write(msg)) {
-        sent_all = false;  // the gateway ended the call early (error or already stored)
-        break;
-      }
-      r.bytes_sent += n;
-      if (progress_) progress_->AddBytes(n);
-      msg.Clear();
-    } while (offset < r.size);
-    if (sent_all) writer->WritesDone();
-    grpc::Status s = writer->Finish();
-    if (!s.ok()) return s;
-    if (status.state() != rdg::v1::COMMITTED) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "upload interrupted before commit");
-    }
-    r.committed = status.committed();
-    if (status.has_hl7_ack()) r.hl7_ack = status.hl7_ack();
-    return grpc::Status::OK;
+  static void Collect(const UploadOutcome& o, FileResult& r) {
+    r.committed = o.committed;
+    if (o.hl7_ack.has_value()) r.hl7_ack = o.hl7_ack;
+    r.resumed_from = o.resumed_from.value_or(0);
+    r.bytes_sent = o.bytes_sent;
   }
 
   grpc::Channel& channel_;
-  IngestService::Stub& stub_;
   const UploadOptions& options_;
-  RateLimiter& limiter_;
-  Progress* progress_;
   std::atomic<bool>& gateway_down_;  //!< shared: one file's exhausted retries stop the rest
-  const UploadItem* item_ = nullptr;  //!< what Run() is uploading
-  std::string digest_;
-  std::string session_id_;
+  ObjectUpload upload_;
 };
 
 }  // namespace

@@ -53,6 +53,9 @@ std::shared_ptr<grpc::Channel> ConnectionOptions::Connect() const {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(32 << 20);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  // Reconnect within seconds once the gateway or the network is back (gRPC's default backoff
+  // grows to two minutes); the callers pace their own retries.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   return grpc::CreateCustomChannel(gateway, grpc::SslCredentials(ssl), args);
 }
 

@@ -45,6 +45,24 @@ def wait_for(predicate, timeout=30.0, interval=0.02, what="condition"):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def start_process(argv, ready, log_path, what, timeout):
+    """Starts `argv` with its output appended to `log_path` and waits until it writes the file
+    `ready`; returns (process, ready file text). A process that exits first raises."""
+    if os.path.exists(ready):
+        os.remove(ready)
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def is_ready():
+        if proc.poll() is not None:
+            with open(log_path, errors="replace") as f:
+                raise RuntimeError(f"{what} exited with {proc.returncode}: {f.read()[-4000:]}")
+        return os.path.exists(ready)
+    wait_for(is_ready, timeout, what=f"{what} ready file")
+    with open(ready) as f:
+        return proc, f.read()
+
+
 def _top_level_fields(text):
     """(name, start, end) of each top-level field of a text-format message, comments skipped."""
     fields, i, n = [], 0, len(text)
@@ -160,23 +178,13 @@ class Gateway:
         for a fresh port."""
         if port is None:
             port = self.port or 0
-        ready = os.path.join(self.workdir, "ready")
-        if os.path.exists(ready):
-            os.remove(ready)
-        with open(self.log_path, "a") as log:
-            self.proc = subprocess.Popen(
-                [os.path.join(BIN_DIR, "rdg-gateway"), "--config", self.config_path,
-                 "--listen", f"127.0.0.1:{port}", "--data-dir", self.data_dir,
-                 "--ready-file", ready, *getattr(self, "extra_args", [])],
-                stdout=log, stderr=subprocess.STDOUT)
-
-        def is_ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}: {self.log()}")
-            return os.path.exists(ready)
-        wait_for(is_ready, timeout, what="gateway ready file")
-        with open(ready) as f:
-            self.port = int(f.read().strip())
+        self.proc, text = start_process(
+            [os.path.join(BIN_DIR, "rdg-gateway"), "--config", self.config_path,
+             "--listen", f"127.0.0.1:{port}", "--data-dir", self.data_dir,
+             "--ready-file", os.path.join(self.workdir, "ready"),
+             *getattr(self, "extra_args", [])],
+            os.path.join(self.workdir, "ready"), self.log_path, "gateway", timeout)
+        self.port = int(text.strip())
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
@@ -397,3 +405,140 @@ def write_dicom(ds, path):
     else:
         ds.save_as(path, write_like_original=False)
     return path
+
+
+class Agent:
+    """One `rdg-clinic agent` process (the clinic edge agent) with its own data dir and config,
+    forwarding to `gateway` as clinic `name`; restartable on the same data."""
+
+    def __init__(self, workdir, gateway, name="clinic-a1", ae_title="RDG-AGENT", extra=""):
+        self.workdir = os.path.join(workdir, f"agent-{name}")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.gateway = gateway
+        self.data_dir = os.path.join(self.workdir, "data")
+        self.inbox_dir = os.path.join(self.workdir, "inbox")
+        self.ae_title = ae_title
+        self.config_path = os.path.join(self.workdir, "agent.textproto")
+        self.log_path = os.path.join(self.workdir, "agent.log")
+        self.name = name
+        self.write_config(extra)
+        self.proc = None
+        self.dicom_port = self.hl7_port = None
+
+    def write_config(self, extra=""):
+        pki = self.gateway.pki
+        with open(self.config_path, "w") as f:
+            f.write(f"""
+data_dir: "data"
+gateway {{
+  address: "{self.gateway.address}"
+  ca: "{pki}/ca.pem"
+  certificate: "{pki}/{self.name}.pem"
+  private_key: "{pki}/{self.name}.key"
+}}
+dicom {{ listen: "127.0.0.1:0" ae_title: "{self.ae_title}" }}
+hl7 {{ listen: "127.0.0.1:0" }}
+inbox {{ dir: "inbox" poll_seconds: 1 }}
+shutdown_grace_seconds: 5
+""" + extra)
+            if "forwarder" not in extra:
+                f.write("forwarder { initial_backoff_ms: 50 max_backoff_ms: 1000 }\n")
+
+    def start(self, timeout=30.0):
+        ready = os.path.join(self.workdir, "ready.json")
+        self.proc, text = start_process(
+            [os.path.join(BIN_DIR, "rdg-clinic"), "agent", "--config", self.config_path,
+             "--ready-file", ready], ready, self.log_path, "agent", timeout)
+        info = json.loads(text)
+        self.dicom_port, self.hl7_port = info["dicom_port"], info["hl7_port"]
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=30.0):
+        code = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                code = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        elif self.proc:
+            code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def status(self):
+        proc = subprocess.run([os.path.join(BIN_DIR, "rdg-clinic"), "agent", "status", "--config",
+                               self.config_path, "--json"], capture_output=True, text=True,
+                              timeout=60)
+        if proc.returncode != 0:
+            raise AssertionError(f"agent status failed: {proc.stdout}\n{proc.stderr}")
+        return json.loads(proc.stdout)
+
+    def wait_drained(self, expect_sent, timeout=120.0):
+        """Polls `agent status` until the outbox is empty and `expect_sent` items went out."""
+        def drained():
+            s = self.status()
+            return s if s["pending"] == 0 and s["sent"] >= expect_sent else None
+        return wait_for(drained, timeout, interval=0.1, what=f"outbox drained ({expect_sent} sent)")
+
+    def rows(self, sql, *params):
+        """Rows of a read-only query against the agent's database (DATA/agent.db)."""
+        db = sqlite3.connect(f"file:{os.path.join(self.data_dir, 'agent.db')}?mode=ro", uri=True,
+                             timeout=10)
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
+    def storescu(self, *files, calling="MODALITY1", called=None, check=True, options=()):
+        """DCMTK's storescu sending `files` over one association (`options`: e.g. -xy to propose
+        JPEG baseline for compressed files)."""
+        env = dict(os.environ, TCP_NODELAY="1")
+        # -R: propose what the files need, in their own transfer syntaxes (as devices do).
+        proc = subprocess.run(["storescu", "-R", *options, "-aet", calling, "-aec", called or self.ae_title,
+                               "127.0.0.1", str(self.dicom_port), *files],
+                              capture_output=True, text=True, timeout=300, env=env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"storescu failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+        return proc
+
+    def mllp_send(self, path):
+        """python3-hl7's mllp_send with an MLLP-framed file; returns the ACKs it printed."""
+        proc = subprocess.run(["/usr/bin/mllp_send", "-p", str(self.hl7_port), "--file", path,
+                               "127.0.0.1"], capture_output=True, timeout=120)
+        if proc.returncode != 0:
+            raise AssertionError(f"mllp_send failed: {proc.stderr.decode(errors='replace')}")
+        return [a for a in proc.stdout.decode("utf-8", errors="replace").split("\n") if a.strip()]
+
+
+def dicom_dataset_bytes(data):
+    """The bytes of a Part 10 file after its File Meta Information (what travels in C-STORE)."""
+    if data[128:132] != b"DICM" or data[132:136] != b"\x02\x00\x00\x00":
+        raise ValueError("not a Part 10 file with a group length")
+    group_length = int.from_bytes(data[140:144], "little")
+    return data[144 + group_length:]
+
+
+def without_trailing_padding(dataset):
+    """`dataset` (explicit VR little endian) without a final Data Set Trailing Padding element
+    (FFFC,FFFC): padding without meaning, which PS3.10 lets any application drop — DCMTK's
+    storescu does."""
+    at = dataset.rfind(b"\xfc\xff\xfc\xffOB\x00\x00")
+    if at >= 0 and at + 12 + int.from_bytes(dataset[at + 8:at + 12], "little") == len(dataset):
+        return dataset[:at]
+    return dataset
+
+
+def transfer_syntax(data):
+    import io
+    import pydicom
+    return str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).file_meta.TransferSyntaxUID)

@@ -1,0 +1,194 @@
+#include "clients/agent/agent.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/oflog/oflog.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <glog/logging.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "clients/agent/agent_config.h"
+#include "clients/agent/dicom_receiver.h"
+#include "clients/agent/forwarder.h"
+#include "clients/agent/inbox.h"
+#include "clients/agent/mllp_listener.h"
+#include "clients/agent/outbox.h"
+#include "clients/common/connection.h"
+
+namespace rdg::agent {
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 2;
+
+bool WriteReadyFile(const std::string& path, const nlohmann::json& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content.dump() << "\n";
+    if (!out.flush()) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+std::string Age(absl::Duration d) {
+  if (d < absl::Minutes(1)) return absl::StrCat(absl::ToInt64Seconds(d), " s");
+  if (d < absl::Hours(1)) return absl::StrCat(absl::ToInt64Minutes(d), " min");
+  return absl::StrCat(absl::ToInt64Hours(d), " h ", absl::ToInt64Minutes(d) % 60, " min");
+}
+
+std::string Bytes(int64_t n) {
+  char buf[32];
+  if (n < 1024) return absl::StrCat(n, " B");
+  if (n < (1 << 20)) std::snprintf(buf, sizeof(buf), "%.1f kB", n / 1024.0);
+  else std::snprintf(buf, sizeof(buf), "%.1f MB", n / 1048576.0);
+  return buf;
+}
+
+}  // namespace
+
+int RunAgent(const std::string& config_path, const std::string& ready_file) {
+  auto config = LoadAgentConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "error: " << config.status().message() << "\n";
+    return kExitConfig;
+  }
+  const rdg::v1::AgentConfig& c = *config;
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging("rdg-clinic-agent");
+  OFLog::configure(OFLogger::WARN_LOG_LEVEL);  // DCMTK's own chatter stays out of our log
+  if (!dcmDataDict.isDictionaryLoaded()) {
+    std::cerr << "error: the DICOM data dictionary is not loaded (install the dcmtk package)\n";
+    return kExitFailure;
+  }
+  // Signals go to sigwait() below, never to a worker thread: block them before any starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto outbox = Outbox::Open(c.data_dir());
+  if (!outbox.ok()) {
+    std::cerr << "error: outbox in " << c.data_dir() << ": " << outbox.status().message() << "\n";
+    return kExitFailure;
+  }
+  clients::ConnectionOptions conn{c.gateway().address(), c.gateway().ca(),
+                                  c.gateway().certificate(), c.gateway().private_key()};
+  auto channel = conn.Connect();
+  if (!channel) return kExitConfig;
+
+  Forwarder forwarder(c.forwarder(), channel, **outbox);
+  (*outbox)->set_on_add([&forwarder] { forwarder.Wake(); });
+  std::unique_ptr<DicomReceiver> dicom;
+  std::unique_ptr<MllpListener> hl7;
+  std::unique_ptr<Inbox> inbox;
+  if (!c.dicom().listen().empty()) {
+    dicom = std::make_unique<DicomReceiver>(c.dicom(), **outbox);
+    if (auto s = dicom->Start(); !s.ok()) {
+      std::cerr << "error: " << s.message() << "\n";
+      return kExitFailure;
+    }
+  }
+  if (!c.hl7().listen().empty()) {
+    hl7 = std::make_unique<MllpListener>(c.hl7(), **outbox);
+    if (auto s = hl7->Start(); !s.ok()) {
+      std::cerr << "error: " << s.message() << "\n";
+      return kExitFailure;
+    }
+  }
+  forwarder.Start();
+  if (!c.inbox().dir().empty()) {
+    inbox = std::make_unique<Inbox>(c.inbox(), c.gateway().ca(), channel, **outbox);
+    inbox->Start();
+  }
+  LOG(INFO) << "agent: " << (*outbox)->PendingCount() << " items in the outbox"
+            << (dicom ? absl::StrCat(", DICOM ", c.dicom().ae_title(), " on port ", dicom->port())
+                      : "")
+            << (hl7 ? absl::StrCat(", HL7 MLLP on port ", hl7->port()) : "")
+            << ", forwarding to " << c.gateway().address();
+  if (!ready_file.empty()) {
+    nlohmann::json ready = {{"pid", getpid()},
+                            {"dicom_port", dicom ? dicom->port() : 0},
+                            {"hl7_port", hl7 ? hl7->port() : 0}};
+    if (!WriteReadyFile(ready_file, ready)) {
+      LOG(ERROR) << "agent: cannot write the ready file " << ready_file;
+    }
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LOG(INFO) << "agent: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", draining";
+  const absl::Duration grace = absl::Seconds(c.shutdown_grace_seconds());
+  if (hl7) hl7->Stop();
+  if (dicom) dicom->Stop();
+  if (inbox) inbox->Stop();
+  forwarder.Stop(grace);
+  LOG(INFO) << "agent: stopped; " << (*outbox)->PendingCount()
+            << " items stay in the outbox for the next start";
+  return 0;
+}
+
+int RunAgentStatus(const std::string& config_path, bool as_json) {
+  auto config = LoadAgentConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "error: " << config.status().message() << "\n";
+    return kExitConfig;
+  }
+  const absl::Time now = absl::Now();
+  auto stats = Outbox::ReadStats(config->data_dir(), now);
+  if (!stats.ok()) {
+    std::cerr << "error: " << stats.status().message() << "\n";
+    return kExitFailure;
+  }
+  const OutboxStats& s = *stats;
+  const double age_s =
+      s.oldest_pending ? absl::ToDoubleSeconds(now - *s.oldest_pending) : 0.0;
+  if (as_json) {
+    nlohmann::json out = {
+        {"pending", s.pending},
+        {"pending_bytes", s.pending_bytes},
+        {"oldest_pending_age_seconds", age_s},
+        {"sent", s.sent},
+        {"sent_bytes", s.sent_bytes},
+        {"dead_letter", s.dead},
+        {"sent_last_minute", s.sent_last_minute},
+        {"sent_bytes_last_minute", s.sent_bytes_last_minute},
+        {"last_error", s.last_error},
+        {"dead_letter_dir", config->data_dir() + "/dead-letter"}};
+    if (s.last_error_at) out["last_error_at"] = absl::FormatTime(*s.last_error_at);
+    if (s.last_sent_at) out["last_sent_at"] = absl::FormatTime(*s.last_sent_at);
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "outbox        " << s.pending << " items, " << Bytes(s.pending_bytes);
+  if (s.oldest_pending) std::cout << ", oldest waiting " << Age(now - *s.oldest_pending);
+  std::cout << "\nforwarded     " << s.sent << " items, " << Bytes(s.sent_bytes);
+  if (s.last_sent_at) std::cout << ", last " << Age(now - *s.last_sent_at) << " ago";
+  std::cout << "\nrate          " << s.sent_last_minute << " items/min, "
+            << Bytes(s.sent_bytes_last_minute) << "/min (last minute)"
+            << "\ndead-letter   " << s.dead << " items in " << config->data_dir()
+            << "/dead-letter\n";
+  if (!s.last_error.empty()) {
+    std::cout << "last error    " << s.last_error;
+    if (s.last_error_at) std::cout << " (" << Age(now - *s.last_error_at) << " ago)";
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace rdg::agent

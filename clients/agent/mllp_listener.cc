@@ -1,0 +1,247 @@
+#include "clients/agent/mllp_listener.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <glog/logging.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gateway/formats/hl7_lab.h"
+#include "storage/posix_file.h"
+
+namespace rdg::agent {
+namespace {
+
+constexpr char kStartBlock = '\x0b';
+constexpr char kEndBlock = '\x1c';
+constexpr char kCarriageReturn = '\r';
+constexpr int kPollMs = 200;
+constexpr absl::Duration kIdleTimeout = absl::Minutes(10);
+
+bool SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string Frame(const std::string& message) {
+  return absl::StrCat(std::string(1, kStartBlock), message, std::string(1, kEndBlock),
+                      std::string(1, kCarriageReturn));
+}
+
+std::string PeerName(const sockaddr_storage& addr) {
+  char host[NI_MAXHOST] = {};
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&addr), sizeof(addr), host, sizeof(host),
+                  nullptr, 0, NI_NUMERICHOST) != 0) {
+    return "?";
+  }
+  return host;
+}
+
+}  // namespace
+
+MllpListener::MllpListener(const rdg::v1::Hl7Listener& config, Outbox& outbox)
+    : config_(config), outbox_(outbox) {}
+
+MllpListener::~MllpListener() { Stop(); }
+
+absl::Status MllpListener::Start() {
+  const std::string& listen = config_.listen();
+  const size_t colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port = listen.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
+      rc != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("hl7.listen ", listen, ": ", gai_strerror(rc)));
+  }
+  int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const bool ok = fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) == 0 && ::listen(fd, 64) == 0;
+  const int err = errno;
+  freeaddrinfo(res);
+  if (!ok) {
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError(absl::StrCat("hl7: cannot listen on ", listen, ": ",
+                                               std::strerror(err)));
+  }
+  sockaddr_storage bound{};
+  socklen_t len = sizeof(bound);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  listen_fd_ = fd;
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+  return absl::OkStatus();
+}
+
+void MllpListener::Stop() {
+  stopping_ = true;
+  if (acceptor_.joinable()) acceptor_.join();
+  Reap(/*all=*/true);
+  if (listen_fd_ >= 0) close(listen_fd_);
+  listen_fd_ = -1;
+}
+
+void MllpListener::Reap(bool all) {
+  std::vector<Connection> finished;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      if (all || it->done->load()) {
+        finished.push_back(std::move(*it));
+        it = connections_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& c : finished) c.thread.join();
+}
+
+void MllpListener::AcceptLoop() {
+  while (!stopping_) {
+    Reap(/*all=*/false);
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, kPollMs) <= 0) continue;
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    if (open_connections_ >= config_.max_connections()) {
+      LOG(WARNING) << "hl7: connection refused, " << config_.max_connections()
+                   << " already open";
+      close(fd);
+      continue;
+    }
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ++open_connections_;
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::lock_guard<std::mutex> lock(mu_);
+    connections_.push_back({std::thread([this, fd, done, peer = PeerName(addr)] {
+                              Serve(fd, peer);
+                              close(fd);
+                              --open_connections_;
+                              *done = true;
+                            }),
+                            done});
+  }
+}
+
+void MllpListener::Serve(int fd, std::string peer) {
+  std::string buffer;
+  bool in_frame = false;
+  absl::Time last_activity = absl::Now();
+  char chunk[64 * 1024];
+  for (;;) {
+    // While stopping, a connection between messages closes; one inside a message finishes it.
+    if (stopping_ && !in_frame) return;
+    pollfd p{fd, POLLIN, 0};
+    const int ready = poll(&p, 1, kPollMs);
+    if (ready == 0) {
+      if (absl::Now() - last_activity > kIdleTimeout) return;
+      continue;
+    }
+    const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // closed (a partial message was never acknowledged: the sender resends)
+    last_activity = absl::Now();
+    for (ssize_t i = 0; i < n; ++i) {
+      const char c = chunk[i];
+      if (!in_frame) {
+        if (c == kStartBlock) {
+          in_frame = true;
+          buffer.clear();
+        }
+        continue;  // bytes between frames (e.g. the CR after 0x1C) are ignored
+      }
+      if (c == kEndBlock) {
+        in_frame = false;
+        if (!SendAll(fd, Handle(buffer, peer))) return;
+        continue;
+      }
+      if (c == kStartBlock) {  // a new frame before the end of the last: drop the torn one
+        buffer.clear();
+        continue;
+      }
+      buffer += c;
+      if (buffer.size() > static_cast<size_t>(config_.max_message_bytes())) {
+        LOG(WARNING) << "hl7: message from " << peer << " exceeds "
+                     << config_.max_message_bytes() << " bytes; connection closed";
+        formats::Hl7Rejection why{formats::Hl7AckCode::kReject, "207", "",
+                                  "message too large for this receiver"};
+        const std::string ack = formats::BuildHl7Ack(
+            formats::ParseLabMessage(buffer.substr(0, 4096)).header, formats::Hl7AckCode::kReject,
+            &why, absl::Now(), absl::StrCat("RDGA", ++ack_counter_));
+        SendAll(fd, Frame(ack));
+        return;
+      }
+    }
+  }
+}
+
+std::string MllpListener::Handle(const std::string& message, const std::string& peer) {
+  const absl::Time now = absl::Now();
+  const std::string ack_id = absl::StrCat("RDGA", absl::ToUnixMillis(now), "-", ++ack_counter_);
+  formats::LabParseOutcome outcome = formats::ParseLabMessage(message);
+  if (!outcome.message.has_value()) {
+    ++refused_;
+    const formats::Hl7Rejection& why = *outcome.rejection;
+    LOG(INFO) << "hl7: message from " << peer << " refused: "
+              << formats::Hl7AckCodeName(why.code) << " " << why.error_code << " " << why.reason;
+    return Frame(formats::BuildHl7Ack(outcome.header, why.code, &why, now, ack_id));
+  }
+  const std::string temp = outbox_.NewTempPath();
+  absl::Status stored;
+  {
+    auto f = storage::File::OpenForAppend(temp, /*create=*/true);
+    stored = f.ok() ? f->Append(message) : f.status();
+  }
+  absl::StatusOr<int64_t> id = absl::UnknownError("not stored");
+  if (stored.ok()) {
+    id = outbox_.Add(temp, rdg::v1::HL7V2_LAB, outcome.header->control_id,
+                     absl::StrCat("hl7 ", peer), now);
+  } else {
+    id = stored;
+    (void)storage::RemoveFile(temp);
+  }
+  if (!id.ok()) {
+    ++refused_;
+    LOG(ERROR) << "hl7: could not make a message durable: " << id.status();
+    formats::Hl7Rejection why{formats::Hl7AckCode::kError, "207", "",
+                              "the receiver could not store the message; send it again"};
+    return Frame(formats::BuildHl7Ack(outcome.header, formats::Hl7AckCode::kError, &why, now,
+                                      ack_id));
+  }
+  ++accepted_;
+  VLOG(1) << "hl7: outbox item " << *id << " from " << peer;
+  return Frame(formats::BuildHl7Ack(outcome.header, formats::Hl7AckCode::kAccept, nullptr, now,
+                                    ack_id));
+}
+
+}  // namespace rdg::agent

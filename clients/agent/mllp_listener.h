@@ -1,0 +1,61 @@
+// The edge agent's HL7 v2 listener: MLLP over TCP (0x0B message 0x1C 0x0D), several connections
+// at once, one ACK per message on the same connection. A message is checked with the gateway's
+// own parser first: one the gateway would refuse is answered AE/AR at once and not stored; a
+// good one is answered AA only after the outbox has made it durable.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "clients/agent/outbox.h"
+#include "rdg/v1/agent_config.pb.h"
+
+namespace rdg::agent {
+
+class MllpListener {
+ public:
+  MllpListener(const rdg::v1::Hl7Listener& config, Outbox& outbox);
+  ~MllpListener();
+
+  //! Binds the configured HOST:PORT (port 0: a free port, see port()) and starts accepting.
+  absl::Status Start();
+  int port() const { return port_; }
+  //! Stops accepting; connections finish the message they are receiving, then close.
+  void Stop();
+
+  int64_t accepted() const { return accepted_; }
+  int64_t refused() const { return refused_; }
+
+ private:
+  void AcceptLoop();
+  void Serve(int fd, std::string peer);
+  //! The ACK (framed) for one message, after storing it when it is acceptable.
+  std::string Handle(const std::string& message, const std::string& peer);
+
+  const rdg::v1::Hl7Listener config_;
+  Outbox& outbox_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  std::mutex mu_;
+  struct Connection {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  //! Joins the threads of closed connections (so a long-running agent does not pile them up).
+  void Reap(bool all);
+  std::vector<Connection> connections_;  //!< guarded by mu_
+  std::atomic<int> open_connections_{0};
+  std::atomic<int64_t> accepted_{0};
+  std::atomic<int64_t> refused_{0};
+  std::atomic<int64_t> ack_counter_{0};
+};
+
+}  // namespace rdg::agent

@@ -1,0 +1,385 @@
+#include "clients/agent/outbox.h"
+
+#include <cctype>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "clients/common/file_digest.h"
+#include "storage/posix_file.h"
+
+namespace rdg::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using storage::sqlite_db::Connection;
+using storage::sqlite_db::Stmt;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS outbox (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind         INTEGER NOT NULL,
+  file         TEXT NOT NULL,
+  size         INTEGER NOT NULL,
+  sha256       BLOB NOT NULL,
+  label        TEXT NOT NULL,
+  source       TEXT NOT NULL,
+  received_at  INTEGER NOT NULL,
+  state        TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'dead')),
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  session_id   TEXT NOT NULL DEFAULT '',
+  last_error   TEXT NOT NULL DEFAULT '',
+  error_at     INTEGER,
+  done_at      INTEGER,
+  exam_id      TEXT NOT NULL DEFAULT '',
+  bytes_sent   INTEGER NOT NULL DEFAULT 0,
+  resumed_from INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox (state, id);
+CREATE INDEX IF NOT EXISTS outbox_by_done ON outbox (done_at) WHERE done_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS agent_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+)sql";
+
+OutboxItem ReadItem(const Stmt& s) {
+  OutboxItem it;
+  it.id = s.Int(0);
+  it.kind = static_cast<rdg::v1::ObjectKind>(s.Int(1));
+  it.path = s.Text(2);
+  it.size = s.Int(3);
+  it.sha256 = s.Blob(4);
+  it.label = s.Text(5);
+  it.source = s.Text(6);
+  it.received_at = s.Time(7);
+  it.attempts = static_cast<int>(s.Int(8));
+  it.session_id = s.Text(9);
+  return it;
+}
+
+absl::StatusOr<OutboxStats> QueryStats(Connection& db, absl::Time now) {
+  OutboxStats st;
+  static constexpr char kCounts[] =
+      "SELECT state, count(*), coalesce(sum(size), 0), min(received_at) FROM outbox GROUP BY state";
+  auto q = db.Prepare(kCounts);
+  if (!q.ok()) return q.status();
+  for (;;) {
+    auto row = (*q)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    const std::string state = (*q)->Text(0);
+    if (state == "pending") {
+      st.pending = (*q)->Int(1);
+      st.pending_bytes = (*q)->Int(2);
+      if (st.pending > 0) st.oldest_pending = (*q)->Time(3);
+    } else if (state == "sent") {
+      st.sent = (*q)->Int(1);
+      st.sent_bytes = (*q)->Int(2);
+    } else {
+      st.dead = (*q)->Int(1);
+    }
+  }
+  static constexpr char kRecent[] =
+      "SELECT count(*), coalesce(sum(size), 0), max(done_at) FROM outbox "
+      "WHERE state = 'sent' AND done_at >= ?";
+  auto r = db.Prepare(kRecent);
+  if (!r.ok()) return r.status();
+  (*r)->Bind(1, now - absl::Minutes(1));
+  if (auto row = (*r)->Step(); !row.ok()) return row.status();
+  st.sent_last_minute = (*r)->Int(0);
+  st.sent_bytes_last_minute = (*r)->Int(1);
+  static constexpr char kLastSent[] = "SELECT max(done_at) FROM outbox WHERE state = 'sent'";
+  auto ls = db.Prepare(kLastSent);
+  if (!ls.ok()) return ls.status();
+  if (auto row = (*ls)->Step(); !row.ok()) return row.status();
+  if (!(*ls)->IsNull(0)) st.last_sent_at = (*ls)->Time(0);
+  static constexpr char kLastError[] =
+      "SELECT last_error, error_at FROM outbox WHERE error_at IS NOT NULL "
+      "ORDER BY error_at DESC LIMIT 1";
+  auto e = db.Prepare(kLastError);
+  if (!e.ok()) return e.status();
+  auto row = (*e)->Step();
+  if (!row.ok()) return row.status();
+  if (*row) {
+    st.last_error = (*e)->Text(0);
+    st.last_error_at = (*e)->Time(1);
+  }
+  return st;
+}
+
+//! A file name made of safe characters only (for dead letters named after their label).
+std::string SafeName(const std::string& s) {
+  std::string out;
+  for (char c : s.substr(0, 64)) {
+    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') ? c : '_';
+  }
+  return out;
+}
+
+}  // namespace
+
+Outbox::Outbox(std::string data_dir, std::unique_ptr<Connection> db)
+    : data_dir_(std::move(data_dir)),
+      objects_dir_(data_dir_ + "/outbox/objects"),
+      tmp_dir_(data_dir_ + "/outbox/tmp"),
+      dead_dir_(data_dir_ + "/dead-letter"),
+      db_(std::move(db)) {}
+
+absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& data_dir) {
+  for (const std::string& dir : {data_dir + "/outbox/objects", data_dir + "/outbox/tmp",
+                                 data_dir + "/dead-letter"}) {
+    if (auto s = storage::MakeDirectories(dir); !s.ok()) return s;
+  }
+  auto db = Connection::Open(data_dir + "/agent.db");
+  if (!db.ok()) return db.status();
+  if (auto s = (*db)->Exec(kSchema); !s.ok()) return s;
+  auto outbox = std::unique_ptr<Outbox>(new Outbox(data_dir, *std::move(db)));
+  if (auto s = outbox->Recover(); !s.ok()) return s;
+  return outbox;
+}
+
+absl::StatusOr<OutboxStats> Outbox::ReadStats(const std::string& data_dir, absl::Time now) {
+  const std::string path = data_dir + "/agent.db";
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("no agent outbox in ", data_dir, " (has the agent run with this config?)"));
+  }
+  auto db = Connection::Open(path);
+  if (!db.ok()) return db.status();
+  if (auto s = (*db)->Exec(kSchema); !s.ok()) return s;
+  return QueryStats(**db, now);
+}
+
+absl::Status Outbox::Recover() {
+  // Temporary files were never acknowledged to a device.
+  auto tmp = storage::ListFiles(tmp_dir_);
+  if (!tmp.ok()) return tmp.status();
+  for (const auto& name : *tmp) (void)storage::RemoveFile(tmp_dir_ + "/" + name);
+  // Object files without a pending row: renamed but not committed (not acknowledged either), or
+  // sent while the removal did not happen.
+  std::set<std::string> referenced;
+  static constexpr char kFiles[] = "SELECT file FROM outbox WHERE state = 'pending'";
+  auto q = db_->Prepare(kFiles);
+  if (!q.ok()) return q.status();
+  for (;;) {
+    auto row = (*q)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    referenced.insert((*q)->Text(0));
+  }
+  auto objects = storage::ListFiles(objects_dir_);
+  if (!objects.ok()) return objects.status();
+  for (const auto& name : *objects) {
+    const std::string path = objects_dir_ + "/" + name;
+    if (!referenced.count(path)) (void)storage::RemoveFile(path);
+  }
+  // Keep four weeks of history for status figures and audits of what was forwarded.
+  static constexpr char kPrune[] =
+      "DELETE FROM outbox WHERE state = 'sent' AND done_at < ?";
+  auto prune = db_->Prepare(kPrune);
+  if (!prune.ok()) return prune.status();
+  (*prune)->Bind(1, absl::Now() - absl::Hours(24 * 28));
+  return (*prune)->Run();
+}
+
+std::string Outbox::NewTempPath() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return absl::StrFormat("%s/%d-%d.part", tmp_dir_, absl::ToUnixMicros(absl::Now()), ++counter_);
+}
+
+absl::StatusOr<int64_t> Outbox::Add(const std::string& temp_path, rdg::v1::ObjectKind kind,
+                                    const std::string& label, const std::string& source,
+                                    absl::Time now) {
+  auto fail = [&temp_path](absl::Status s) {
+    (void)storage::RemoveFile(temp_path);
+    return s;
+  };
+  {
+    auto f = storage::File::OpenForRead(temp_path);
+    if (!f.ok()) return fail(f.status());
+    if (auto s = f->Sync(); !s.ok()) return fail(s);
+  }
+  auto size = storage::FileSize(temp_path);
+  if (!size.ok()) return fail(size.status());
+  auto digest = clients::Sha256OfFile(temp_path);
+  if (!digest) return fail(absl::DataLossError("cannot read the received object back"));
+  const std::string name = fs::path(temp_path).stem().string() +
+                           (kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm");
+  const std::string path = objects_dir_ + "/" + name;
+  if (auto s = storage::RenameFile(temp_path, path); !s.ok()) return fail(s);
+  if (auto s = storage::SyncDirectory(objects_dir_); !s.ok()) {
+    (void)storage::RemoveFile(path);
+    return s;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  static constexpr char kInsert[] =
+      "INSERT INTO outbox (kind, file, size, sha256, label, source, received_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?)";
+  auto ins = db_->Prepare(kInsert);
+  absl::Status s = ins.status();
+  if (s.ok()) {
+    (*ins)->Bind(1, static_cast<int64_t>(kind)).Bind(2, path).Bind(3, *size);
+    (*ins)->BindBlob(4, *digest).Bind(5, label).Bind(6, source).Bind(7, now);
+    s = (*ins)->Run();
+  }
+  if (!s.ok()) {
+    (void)storage::RemoveFile(path);
+    return s;
+  }
+  const int64_t id = db_->LastInsertRowid();
+  if (on_add_) on_add_();
+  return id;
+}
+
+std::optional<OutboxItem> Outbox::Take(absl::Time now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Among the first (taken + waiting + 1) pending rows there is one eligible, if any is.
+  static constexpr char kNext[] =
+      "SELECT id, kind, file, size, sha256, label, source, received_at, attempts, session_id "
+      "FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?";
+  auto q = db_->Prepare(kNext);
+  if (!q.ok()) return std::nullopt;
+  (*q)->Bind(1, static_cast<int64_t>(taken_.size() + waiting_.size() + 1));
+  for (;;) {
+    auto row = (*q)->Step();
+    if (!row.ok() || !*row) return std::nullopt;
+    const int64_t id = (*q)->Int(0);
+    if (taken_.count(id)) continue;
+    if (auto w = waiting_.find(id); w != waiting_.end()) {
+      if (w->second > now) continue;
+      waiting_.erase(w);
+    }
+    taken_.insert(id);
+    return ReadItem(**q);
+  }
+}
+
+void Outbox::Retry(int64_t id, const std::string& error, absl::Time not_before, absl::Time now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  taken_.erase(id);
+  waiting_[id] = not_before;
+  static constexpr char kRetry[] =
+      "UPDATE outbox SET attempts = attempts + 1, last_error = ?, error_at = ? WHERE id = ?";
+  if (auto u = db_->Prepare(kRetry); u.ok()) {
+    (void)(*u)->Bind(1, error).Bind(2, now).Bind(3, id).Run();
+  }
+}
+
+void Outbox::SetSession(int64_t id, const std::string& session_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  static constexpr char kSession[] = "UPDATE outbox SET session_id = ? WHERE id = ?";
+  if (auto u = db_->Prepare(kSession); u.ok()) (void)(*u)->Bind(1, session_id).Bind(2, id).Run();
+}
+
+absl::Status Outbox::SetItemState(int64_t id, const char* state, const std::string& error,
+                                  const SentInfo* info, absl::Time now) {
+  static constexpr char kDone[] =
+      "UPDATE outbox SET state = ?, attempts = attempts + 1, done_at = ?, exam_id = ?, "
+      "bytes_sent = ?, resumed_from = ?, last_error = CASE WHEN ? = '' THEN last_error ELSE ? "
+      "END, error_at = CASE WHEN ? = '' THEN error_at ELSE ? END WHERE id = ?";
+  auto u = db_->Prepare(kDone);
+  if (!u.ok()) return u.status();
+  (*u)->Bind(1, absl::string_view(state)).Bind(2, now);
+  (*u)->Bind(3, info ? info->exam_id : "").Bind(4, info ? info->bytes_sent : 0);
+  if (info && info->resumed_from) (*u)->Bind(5, *info->resumed_from);
+  (*u)->Bind(6, error).Bind(7, error).Bind(8, error).Bind(9, now).Bind(10, id);
+  return (*u)->Run();
+}
+
+absl::Status Outbox::Sent(int64_t id, const SentInfo& info, absl::Time now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  taken_.erase(id);
+  waiting_.erase(id);
+  static constexpr char kFile[] = "SELECT file FROM outbox WHERE id = ?";
+  auto q = db_->Prepare(kFile);
+  if (!q.ok()) return q.status();
+  (*q)->Bind(1, id);
+  auto row = (*q)->Step();
+  if (!row.ok()) return row.status();
+  const std::string file = *row ? (*q)->Text(0) : "";
+  q->reset();
+  // Row first: a crash before the removal leaves an unreferenced file, swept at start-up.
+  if (auto s = SetItemState(id, "sent", "", &info, now); !s.ok()) return s;
+  return file.empty() ? absl::OkStatus() : storage::RemoveFile(file);
+}
+
+absl::Status Outbox::Dead(int64_t id, const std::string& reason, absl::Time now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  taken_.erase(id);
+  waiting_.erase(id);
+  static constexpr char kItem[] =
+      "SELECT id, kind, file, size, sha256, label, source, received_at, attempts, session_id "
+      "FROM outbox WHERE id = ?";
+  auto q = db_->Prepare(kItem);
+  if (!q.ok()) return q.status();
+  (*q)->Bind(1, id);
+  auto row = (*q)->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::NotFoundError(absl::StrCat("outbox item ", id));
+  const OutboxItem item = ReadItem(**q);
+  q->reset();
+  // The dead letter first (file, then reason), then the row: nothing is lost on a crash.
+  const std::string base = absl::StrFormat("%s/%06d-%s", dead_dir_, id, SafeName(item.label));
+  const std::string ext = item.kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm";
+  if (auto s = storage::RenameFile(item.path, base + ext); !s.ok() && !absl::IsNotFound(s)) {
+    return s;
+  }
+  {
+    auto f = storage::File::OpenForAppend(base + ".reason.txt", /*create=*/true);
+    if (!f.ok()) return f.status();
+    if (auto s = f->Truncate(0); !s.ok()) return s;
+    const std::string text = absl::StrCat(
+        "outbox item ", id, " (", item.source, ", received ",
+        absl::FormatTime(absl::RFC3339_sec, item.received_at, absl::UTCTimeZone()), ")\n",
+        "refused by the gateway at ", absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()),
+        ":\n", reason, "\n");
+    if (auto s = f->Append(text); !s.ok()) return s;
+    if (auto s = f->Sync(); !s.ok()) return s;
+  }
+  if (auto s = storage::SyncDirectory(dead_dir_); !s.ok()) return s;
+  return SetItemState(id, "dead", reason, nullptr, now);
+}
+
+int64_t Outbox::PendingCount() {
+  std::lock_guard<std::mutex> lock(mu_);
+  static constexpr char kCount[] = "SELECT count(*) FROM outbox WHERE state = 'pending'";
+  auto q = db_->Prepare(kCount);
+  if (!q.ok()) return 0;
+  auto row = (*q)->Step();
+  return row.ok() && *row ? (*q)->Int(0) : 0;
+}
+
+std::optional<absl::Time> Outbox::NextDue() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<absl::Time> due;
+  for (const auto& [id, t] : waiting_) due = due ? std::min(*due, t) : t;
+  return due;
+}
+
+OutboxStats Outbox::Stats(absl::Time now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto st = QueryStats(*db_, now);
+  return st.ok() ? *st : OutboxStats{};
+}
+
+std::string Outbox::GetState(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  static constexpr char kGet[] = "SELECT value FROM agent_state WHERE key = ?";
+  auto q = db_->Prepare(kGet);
+  if (!q.ok()) return "";
+  (*q)->Bind(1, key);
+  auto row = (*q)->Step();
+  return row.ok() && *row ? (*q)->Text(0) : "";
+}
+
+absl::Status Outbox::SetState(const std::string& key, const std::string& value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  static constexpr char kSet[] =
+      "INSERT INTO agent_state (key, value) VALUES (?, ?) "
+      "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+  auto u = db_->Prepare(kSet);
+  if (!u.ok()) return u.status();
+  return (*u)->Bind(1, key).Bind(2, value).Run();
+}
+
+}  // namespace rdg::agent

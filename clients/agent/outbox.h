@@ -1,0 +1,119 @@
+// The edge agent's durable outbox: every object a device hands over (a DICOM instance, an HL7
+// message) is a file under DATA/outbox/objects plus a row in DATA/agent.db (SQLite, WAL,
+// synchronous=FULL). Add() returns only when both are on disk — the file fsynced, renamed and
+// its directory fsynced, the row committed — so a device is told "stored" only for what survives
+// a crash or power loss. The forwarder takes due items, and each ends Sent (file removed, row
+// kept as history) or Dead (file and a reason moved to DATA/dead-letter). Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rdg/v1/common.pb.h"
+#include "storage/sqlite_db.h"
+
+namespace rdg::agent {
+
+struct OutboxItem {
+  int64_t id = 0;
+  rdg::v1::ObjectKind kind = rdg::v1::DICOM;
+  std::string path;        //!< the object's file in the outbox
+  int64_t size = 0;
+  std::string sha256;      //!< raw 32 bytes
+  std::string label;       //!< SOP Instance UID or HL7 message control ID (not logged)
+  std::string source;      //!< "dicom CALLING_AE" or "hl7 PEER"
+  absl::Time received_at;
+  int attempts = 0;
+  std::string session_id;  //!< the gateway's upload session, once opened
+};
+
+struct OutboxStats {
+  int64_t pending = 0;
+  int64_t pending_bytes = 0;
+  std::optional<absl::Time> oldest_pending;
+  int64_t sent = 0;
+  int64_t sent_bytes = 0;
+  int64_t dead = 0;
+  int64_t sent_last_minute = 0;
+  int64_t sent_bytes_last_minute = 0;
+  std::string last_error;  //!< the newest failure of any item (no patient data)
+  std::optional<absl::Time> last_error_at;
+  std::optional<absl::Time> last_sent_at;
+};
+
+//! What the gateway said when an object was stored.
+struct SentInfo {
+  std::string exam_id;
+  int64_t bytes_sent = 0;
+  std::optional<int64_t> resumed_from;
+};
+
+class Outbox {
+ public:
+  //! Opens (creating) the outbox in `data_dir`. Removes half-written temporary files and object
+  //! files no row refers to (a crash between write and commit: the device was not told).
+  static absl::StatusOr<std::unique_ptr<Outbox>> Open(const std::string& data_dir);
+  //! Read-only view for `rdg-clinic agent status` (works while the agent runs).
+  static absl::StatusOr<OutboxStats> ReadStats(const std::string& data_dir, absl::Time now);
+
+  //! A fresh path under DATA/outbox/tmp for a receiver to write an object into.
+  std::string NewTempPath();
+  //! Makes the written temporary file durable and queues it; returns its id. On error the file
+  //! is removed and nothing is queued (the device must be told the store failed).
+  absl::StatusOr<int64_t> Add(const std::string& temp_path, rdg::v1::ObjectKind kind,
+                              const std::string& label, const std::string& source,
+                              absl::Time now);
+
+  //! The oldest pending item not already taken and not waiting for `not_before`; marks it taken.
+  std::optional<OutboxItem> Take(absl::Time now);
+  //! Returns a taken item to the queue, due again at `not_before`, recording the failure.
+  void Retry(int64_t id, const std::string& error, absl::Time not_before, absl::Time now);
+  //! Remembers the gateway's upload session of an item (so a restart resumes it).
+  void SetSession(int64_t id, const std::string& session_id);
+  //! The gateway stored the item: its file is removed, the row kept as history.
+  absl::Status Sent(int64_t id, const SentInfo& info, absl::Time now);
+  //! The gateway refused the item for good: file and reason go to DATA/dead-letter.
+  absl::Status Dead(int64_t id, const std::string& reason, absl::Time now);
+
+  //! Called after each successful Add (the forwarder's wake-up). Set before receivers start.
+  void set_on_add(std::function<void()> f) { on_add_ = std::move(f); }
+
+  //! Items neither sent nor dead (taken ones included).
+  int64_t PendingCount();
+  //! The earliest time a waiting item becomes due, if any item waits.
+  std::optional<absl::Time> NextDue();
+  OutboxStats Stats(absl::Time now);
+  const std::string& dead_letter_dir() const { return dead_dir_; }
+
+  //! A key/value pair of agent state (the inbox cursor).
+  std::string GetState(const std::string& key);
+  absl::Status SetState(const std::string& key, const std::string& value);
+
+ private:
+  Outbox(std::string data_dir, std::unique_ptr<storage::sqlite_db::Connection> db);
+  absl::Status Recover();
+  absl::Status SetItemState(int64_t id, const char* state, const std::string& error,
+                            const SentInfo* info, absl::Time now);
+
+  const std::string data_dir_;
+  const std::string objects_dir_;
+  const std::string tmp_dir_;
+  const std::string dead_dir_;
+  std::mutex mu_;
+  std::unique_ptr<storage::sqlite_db::Connection> db_;
+  std::set<int64_t> taken_;                      //!< guarded by mu_
+  std::map<int64_t, absl::Time> waiting_;        //!< id → not before; guarded by mu_
+  uint64_t counter_ = 0;                         //!< guarded by mu_
+  std::function<void()> on_add_;
+};
+
+}  // namespace rdg::agent

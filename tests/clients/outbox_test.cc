@@ -1,0 +1,218 @@
+// The edge agent's outbox: durability order, taking and backing off, sent and dead items, crash
+// recovery, figures for `agent status`; and how forwarding failures are classified.
+#include "clients/agent/outbox.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "clients/agent/agent_config.h"
+#include "clients/agent/forwarder.h"
+#include "clients/common/file_digest.h"
+#include "tests/mocks/temp_dir.h"
+
+namespace rdg::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1795400000);
+
+class OutboxTest : public ::testing::Test {
+ protected:
+  void SetUp() override { outbox_ = Open(); }
+
+  std::unique_ptr<Outbox> Open() {
+    auto o = Outbox::Open(dir_.path());
+    EXPECT_TRUE(o.ok()) << o.status();
+    return *std::move(o);
+  }
+
+  int64_t Put(const std::string& bytes, const std::string& label,
+              rdg::v1::ObjectKind kind = rdg::v1::DICOM, absl::Time at = kT0) {
+    const std::string temp = outbox_->NewTempPath();
+    std::ofstream(temp, std::ios::binary) << bytes;
+    auto id = outbox_->Add(temp, kind, label, "dicom TEST", at);
+    EXPECT_TRUE(id.ok()) << id.status();
+    EXPECT_FALSE(fs::exists(temp));
+    return *id;
+  }
+
+  std::vector<std::string> Files(const std::string& sub) {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(dir_.Join(sub))) {
+      names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<Outbox> outbox_;
+};
+
+TEST_F(OutboxTest, AddKeepsTheBytesWithTheirDigestAndTakeReturnsThemOldestFirst) {
+  const int64_t a = Put("first object", "1.2.3");
+  const int64_t b = Put("second", "MSG-1", rdg::v1::HL7V2_LAB);
+  EXPECT_LT(a, b);
+  auto first = outbox_->Take(kT0);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->id, a);
+  EXPECT_EQ(testing::ReadFileBytes(first->path), "first object");
+  EXPECT_EQ(first->sha256, clients::Sha256OfBytes("first object"));
+  EXPECT_EQ(first->size, 12);
+  EXPECT_EQ(first->label, "1.2.3");
+  EXPECT_EQ(first->kind, rdg::v1::DICOM);
+  auto second = outbox_->Take(kT0);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->id, b);
+  EXPECT_EQ(second->kind, rdg::v1::HL7V2_LAB);
+  EXPECT_THAT(second->path, ::testing::EndsWith(".hl7"));
+  EXPECT_FALSE(outbox_->Take(kT0).has_value()) << "both are taken";
+}
+
+TEST_F(OutboxTest, RetryWaitsUntilItsTimeAndCountsTheAttempt) {
+  const int64_t a = Put("a", "A");
+  const int64_t b = Put("b", "B");
+  ASSERT_EQ(outbox_->Take(kT0)->id, a);
+  outbox_->Retry(a, "UNAVAILABLE: down", kT0 + absl::Seconds(10), kT0);
+  EXPECT_EQ(outbox_->Take(kT0)->id, b);  // a waits, b is next
+  EXPECT_FALSE(outbox_->Take(kT0 + absl::Seconds(9)).has_value());
+  EXPECT_EQ(outbox_->NextDue(), kT0 + absl::Seconds(10));
+  auto again = outbox_->Take(kT0 + absl::Seconds(10));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->id, a);
+  EXPECT_EQ(again->attempts, 1);
+  const OutboxStats st = outbox_->Stats(kT0 + absl::Seconds(11));
+  EXPECT_EQ(st.last_error, "UNAVAILABLE: down");
+  EXPECT_EQ(st.pending, 2);
+}
+
+TEST_F(OutboxTest, SentRemovesTheFileAndKeepsTheHistory) {
+  const int64_t a = Put(std::string(1000, 'x'), "A");
+  auto item = outbox_->Take(kT0);
+  outbox_->SetSession(a, "session-1");
+  ASSERT_TRUE(outbox_->Sent(a, {"ex-1", 1000, 0}, kT0 + absl::Seconds(2)).ok());
+  EXPECT_FALSE(fs::exists(item->path));
+  EXPECT_THAT(Files("outbox/objects"), SizeIs(0));
+  const OutboxStats st = outbox_->Stats(kT0 + absl::Seconds(30));
+  EXPECT_EQ(st.pending, 0);
+  EXPECT_EQ(st.sent, 1);
+  EXPECT_EQ(st.sent_bytes, 1000);
+  EXPECT_EQ(st.sent_last_minute, 1);
+  EXPECT_EQ(st.last_sent_at, kT0 + absl::Seconds(2));
+  EXPECT_EQ(outbox_->PendingCount(), 0);
+}
+
+TEST_F(OutboxTest, DeadLetterKeepsTheObjectAndItsReason) {
+  const int64_t a = Put("refused bytes", "1.2.840.99");
+  ASSERT_TRUE(outbox_->Take(kT0).has_value());
+  ASSERT_TRUE(outbox_->Dead(a, "INVALID_ARGUMENT: Waveform Data too short", kT0).ok());
+  const auto dead = Files("dead-letter");
+  ASSERT_THAT(dead, SizeIs(2));
+  EXPECT_EQ(testing::ReadFileBytes(dir_.Join("dead-letter/" + dead[0])), "refused bytes");
+  EXPECT_THAT(dead[0], ::testing::EndsWith(".dcm"));
+  EXPECT_THAT(testing::ReadFileBytes(dir_.Join("dead-letter/" + dead[1])),
+              HasSubstr("INVALID_ARGUMENT: Waveform Data too short"));
+  const OutboxStats st = outbox_->Stats(kT0);
+  EXPECT_EQ(st.dead, 1);
+  EXPECT_EQ(st.pending, 0);
+  EXPECT_FALSE(outbox_->Take(kT0).has_value());
+}
+
+TEST_F(OutboxTest, ReopeningKeepsPendingItemsAndSessionsAndSweepsWhatNoRowNames) {
+  const int64_t a = Put("pending", "A");
+  outbox_->SetSession(a, "session-7");
+  ASSERT_TRUE(outbox_->Take(kT0).has_value());  // taken when the process "died"
+  // A crash between receiving and committing leaves a temporary file, one between rename and
+  // insert an unreferenced object file: neither was acknowledged to a device.
+  std::ofstream(outbox_->NewTempPath()) << "half";
+  std::ofstream(dir_.Join("outbox/objects/stray.dcm")) << "stray";
+  outbox_.reset();
+  outbox_ = Open();
+  EXPECT_THAT(Files("outbox/tmp"), SizeIs(0));
+  EXPECT_THAT(Files("outbox/objects"), SizeIs(1));
+  auto item = outbox_->Take(kT0);
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->id, a);
+  EXPECT_EQ(item->session_id, "session-7");
+  EXPECT_EQ(testing::ReadFileBytes(item->path), "pending");
+}
+
+TEST_F(OutboxTest, StatusReadsTheFiguresWithoutTheAgent) {
+  Put("abc", "A", rdg::v1::DICOM, kT0);
+  Put("defg", "B", rdg::v1::DICOM, kT0 + absl::Seconds(5));
+  auto st = Outbox::ReadStats(dir_.path(), kT0 + absl::Minutes(3));
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->pending, 2);
+  EXPECT_EQ(st->pending_bytes, 7);
+  EXPECT_EQ(st->oldest_pending, kT0);
+  EXPECT_FALSE(Outbox::ReadStats(dir_.Join("nothing-here"), kT0).ok());
+}
+
+TEST_F(OutboxTest, AgentStateSurvivesReopening) {
+  ASSERT_TRUE(outbox_->SetState("inbox_cursor", "42").ok());
+  ASSERT_TRUE(outbox_->SetState("inbox_cursor", "43").ok());
+  outbox_.reset();
+  outbox_ = Open();
+  EXPECT_EQ(outbox_->GetState("inbox_cursor"), "43");
+  EXPECT_EQ(outbox_->GetState("unknown"), "");
+}
+
+TEST(ForwarderTest, TheGatewaysVerdictIsFinalEverythingElseIsRetried) {
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::INVALID_ARGUMENT), FailureKind::kRefused);
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::ALREADY_EXISTS), FailureKind::kRefused);
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::RESOURCE_EXHAUSTED), FailureKind::kRefused);
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::ABORTED), FailureKind::kTransient);
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::INTERNAL), FailureKind::kTransient);
+  // A certificate the gateway does not (yet) accept is not the object's fault.
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::UNAVAILABLE), FailureKind::kConnectivity);
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::PERMISSION_DENIED), FailureKind::kConnectivity);
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::UNAUTHENTICATED), FailureKind::kConnectivity);
+  EXPECT_EQ(ClassifyFailure(grpc::StatusCode::CANCELLED), FailureKind::kConnectivity);
+}
+
+class AgentConfigTest : public ::testing::Test {
+ protected:
+  absl::StatusOr<rdg::v1::AgentConfig> Load(const std::string& text) {
+    return LoadAgentConfig(dir_.Write("agent.textproto", text));
+  }
+  const std::string kGateway =
+      "gateway { address: \"127.0.0.1:50051\" ca: \"pki/ca.pem\" certificate: \"c.pem\" "
+      "private_key: \"c.key\" }\n";
+  testing::TempDir dir_;
+};
+
+TEST_F(AgentConfigTest, DefaultsAndPathsRelativeToTheFile) {
+  auto c = Load("data_dir: \"data\"\n" + kGateway +
+                "dicom { listen: \"0.0.0.0:11112\" ae_title: \"CLINIC\" }\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_dir(), dir_.Join("data"));
+  EXPECT_EQ(c->gateway().ca(), dir_.Join("pki/ca.pem"));
+  EXPECT_EQ(c->dicom().max_associations(), 8);
+  EXPECT_EQ(c->forwarder().parallel(), 4);
+  EXPECT_EQ(c->forwarder().initial_backoff_ms(), 500);
+  EXPECT_EQ(c->dicom().sop_classes_size(), static_cast<int>(KnownStorageSopClasses().size()));
+  EXPECT_EQ(SopClassUid("ecg_12_lead"), "1.2.840.10008.5.1.4.1.1.9.1.1");
+  EXPECT_EQ(SopClassUid("1.2.3.4"), "1.2.3.4");
+  EXPECT_EQ(SopClassUid("XRAY"), "");
+}
+
+TEST_F(AgentConfigTest, MistakesAreNamed) {
+  auto syntax = Load("data_dir: \"d\"\n" + kGateway + "dicom { ae_titel: \"X\" }\n");
+  EXPECT_THAT(std::string(syntax.status().message()), HasSubstr("line 3"));
+  auto semantic = Load("data_dir: \"d\"\n" + kGateway +
+                       "dicom { listen: \"0.0.0.0:104\" ae_title: \"A-TITLE-LONGER-THAN-16\" "
+                       "sop_classes: \"XRAY\" }\n");
+  const std::string why(semantic.status().message());
+  EXPECT_THAT(why, HasSubstr("dicom.ae_title"));
+  EXPECT_THAT(why, HasSubstr("unknown SOP class 'XRAY'"));
+  auto nothing = Load("data_dir: \"d\"\n" + kGateway);
+  EXPECT_THAT(std::string(nothing.status().message()), HasSubstr("at least one of"));
+}
+
+}  // namespace
+}  // namespace rdg::agent

@@ -1,0 +1,304 @@
+"""The clinic edge agent (`rdg-clinic agent`) against the real gateway, driven by tools nobody here
+wrote: DCMTK's storescu and echoscu, python3-hl7's mllp_send. Everything a device was told is
+stored reaches the gateway exactly once and byte-identical, through a gateway outage and a
+SIGKILL of the agent; what the gateway refuses lands in dead-letter with the reason; reports come
+back into the inbox folder, verified."""
+import concurrent.futures
+import glob
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import unittest
+
+import pydicom
+from pydicom.uid import generate_uid
+
+import harness
+import lab_corpus
+
+FILES = harness.PYDICOM_FILES
+# Real files of several storage classes (CT, MR, 12-lead ECG, secondary capture), uncompressed
+# ones over one association, and compressed ones each in their own transfer syntax, as a device
+# proposes it (storescu offers one compressed syntax per run).
+DEVICE_FILES = ["CT_small.dcm", "MR_small.dcm", "waveform_ecg.dcm", "MR_small_bigendian.dcm"]
+COMPRESSED = [("-xy", "SC_rgb_jpeg_dcmtk.dcm"), ("-xr", "MR_small_RLE.dcm"),
+              ("-xv", "MR_small_jp2klossless.dcm"), ("-xw", "JPEG2000.dcm")]
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def run(*argv, **kw):
+    env = dict(os.environ, TCP_NODELAY="1")
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=120, env=env, **kw)
+
+
+class AgentTest(harness.GatewayTestCase):
+    def setUp(self):
+        super().setUp()
+        self.agent = harness.Agent(self.workdir, self.gateway)
+
+    def tearDown(self):
+        try:
+            if self.agent.proc is not None and self.agent.proc.poll() is not None:
+                print(f"\nagent died on its own ({self.agent.proc.returncode}):\n"
+                      f"{self.agent.log()[-3000:]}")
+            self.agent.stop()
+        finally:
+            super().tearDown()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def copies(self, n, source="CT_small.dcm"):
+        """`n` copies of a pydicom file as distinct instances (new UIDs), one study."""
+        study = generate_uid()
+        paths = []
+        for i in range(n):
+            ds = pydicom.dcmread(os.path.join(FILES, source))
+            ds.StudyInstanceUID = study
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.InstanceNumber = i + 1
+            paths.append(harness.write_dicom(ds, os.path.join(self.workdir, f"{ds.SOPInstanceUID}.dcm")))
+        return paths
+
+    def unique(self, name):
+        """pydicom's file `name`, or a copy with a SOP Instance UID of its own when another test
+        file shares its UID (the MR_small variants do); bytes otherwise as they are."""
+        path = os.path.join(FILES, name)
+        if not name.startswith("MR_small_"):
+            return path
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        return harness.write_dicom(ds, os.path.join(self.workdir, name))
+
+    def stored(self):
+        """SOP Instance UID → (sha256, kind) of every object the gateway stored for clinic-a1."""
+        rows = self.gateway.query("SELECT sop_instance_uid, sha256, kind FROM objects "
+                                  "WHERE origin_institution = 'clinic-a1'")
+        return {uid: (sha, kind) for uid, sha, kind in rows}
+
+    def blob(self, sha):
+        paths = [p for p in self.gateway.blob_files() if sha in os.path.basename(p)]
+        self.assertEqual(len(paths), 1, sha)
+        return read(paths[0])
+
+    def assert_arrived_identical(self, device_files):
+        """Each device file is stored once, and byte-identical to what the agent received (the
+        sha256 the agent recorded at C-STORE time is the gateway's). Against the device's file:
+        the same data set always, and the same bytes whenever storescu sent the file's own
+        encoding (it may re-encode sequence lengths and value representations). Returns the names
+        of the files storescu re-encoded."""
+        stored = self.stored()
+        received = {label: sha.hex() for label, sha in self.agent.rows(
+            "SELECT label, sha256 FROM outbox WHERE kind = 1 AND state = 'sent'")}
+        reencoded = []
+        for path in device_files:
+            original = read(path)
+            ds = pydicom.dcmread(path)
+            uid = str(ds.SOPInstanceUID)
+            self.assertIn(uid, stored, path)
+            got = self.blob(stored[uid][0])
+            self.assertEqual(hashlib.sha256(got).hexdigest(), stored[uid][0])
+            self.assertEqual(received.get(uid), stored[uid][0], path)
+            mine = pydicom.dcmread(io.BytesIO(got))
+            for elem in ds:  # the data set, element by element (trailing padding may go)
+                if elem.tag != 0xFFFCFFFC:
+                    self.assertEqual(mine[elem.tag].value, elem.value, f"{path} {elem.tag}")
+            if harness.dicom_dataset_bytes(got) != harness.without_trailing_padding(
+                    harness.dicom_dataset_bytes(original)):
+                reencoded.append(os.path.basename(path))
+        return reencoded
+
+    # --- tests -------------------------------------------------------------------------------
+
+    def test_devices_protocols_arrive_exactly_once_and_byte_identical(self):
+        self.agent.start()
+        port = str(self.agent.dicom_port)
+        self.assertEqual(run("echoscu", "-aec", "RDG-AGENT", "127.0.0.1", port).returncode, 0)
+        wrong_called = run("echoscu", "-aec", "SOMEONE-ELSE", "127.0.0.1", port)
+        self.assertNotEqual(wrong_called.returncode, 0)
+
+        # One association with several files, then three associations at once.
+        one = [self.unique(f) for f in DEVICE_FILES]
+        self.agent.storescu(*one)
+        compressed = []
+        for option, name in COMPRESSED:
+            compressed.append(self.unique(name))
+            self.agent.storescu(compressed[-1], options=[option])
+        copies = self.copies(12)
+        batches = [copies[i::3] for i in range(3)]
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            for proc in pool.map(lambda b: self.agent.storescu(*b), batches):
+                self.assertEqual(proc.returncode, 0)
+        # Lab messages over MLLP: one ACK each, AA after the agent stored them.
+        messages = [lab_corpus.message("AGT-1", lab_corpus.NORMAL_PANEL),
+                    lab_corpus.message("AGT-2", lab_corpus.CRITICAL_POTASSIUM, patient="PAT-2")]
+        framed = os.path.join(self.workdir, "lab.hl7")
+        with open(framed, "wb") as f:
+            f.write(lab_corpus.mllp(*messages))
+        acks = self.agent.mllp_send(framed)
+        self.assertEqual(len(acks), 2, acks)
+        for ack, control_id in zip(acks, ["AGT-1", "AGT-2"]):
+            self.assertIn(f"MSA|AA|{control_id}", ack)
+
+        device_files = one + compressed + [p for b in batches for p in b]
+        total = len(device_files) + len(messages)
+        status = self.agent.wait_drained(total)
+        self.assertEqual((status["sent"], status["dead_letter"]), (total, 0), status)
+        stored = self.stored()
+        self.assertEqual(len(stored), total)  # exactly once: one row per instance, no extras
+        reencoded = self.assert_arrived_identical(device_files)
+        # storescu re-encodes three on the way (the agent stores what it receives): pydicom's ECG
+        # (undefined-length sequences get explicit lengths) and the two JPEG 2000 files; every
+        # other file, JPEG baseline and RLE included, arrived in its own bytes.
+        self.assertEqual(sorted(reencoded),
+                         ["JPEG2000.dcm", "MR_small_jp2klossless.dcm", "waveform_ecg.dcm"])
+        # Lab messages byte-identical to what mllp_send sent (it strips the frame and final CR).
+        lab = sorted(sha for sha, kind in stored.values() if kind == 2)
+        self.assertEqual(lab, sorted(hashlib.sha256(m.strip(b"\r")).hexdigest() for m in messages))
+        # The forwarding history: one attempt per object, nothing sent twice.
+        self.assertEqual(self.agent.rows("SELECT count(*), max(attempts) FROM outbox "
+                                         "WHERE state = 'sent'"), [(total, 1)])
+
+    def test_calling_ae_not_allowed_is_refused(self):
+        text = read(self.agent.config_path).decode().replace(
+            'ae_title: "RDG-AGENT" }', 'ae_title: "RDG-AGENT" allowed_calling_ae_titles: "XRAY-1" }')
+        with open(self.agent.config_path, "w") as f:
+            f.write(text)
+        self.agent.start()
+        ct = os.path.join(FILES, "CT_small.dcm")
+        refused = self.agent.storescu(ct, calling="INTRUDER", check=False)
+        self.assertNotEqual(refused.returncode, 0)
+        self.agent.storescu(ct, calling="XRAY-1")
+        self.agent.wait_drained(1)
+        self.assertEqual(len(self.stored()), 1)
+
+    def test_gateway_down_devices_still_succeed_and_outbox_drains_when_it_returns(self):
+        self.agent.start()
+        self.gateway.stop()
+        files = self.copies(12)
+        self.agent.storescu(*files)
+        framed = os.path.join(self.workdir, "lab.hl7")
+        with open(framed, "wb") as f:
+            f.write(lab_corpus.mllp(lab_corpus.message("DOWN-1", lab_corpus.NORMAL_PANEL)))
+        self.assertIn("MSA|AA|DOWN-1", self.agent.mllp_send(framed)[0])
+        status = harness.wait_for(lambda: (lambda s: s if s["last_error"] else None)(
+            self.agent.status()), 30, what="a forwarding error")
+        self.assertEqual(status["pending"], 13, status)
+        self.assertIn("UNAVAILABLE", status["last_error"])
+        self.assertGreater(status["pending_bytes"], 12 * 39000)
+        self.gateway.start()  # same port
+        self.agent.wait_drained(13)
+        self.assertEqual(len(self.stored()), 13)
+        self.assert_arrived_identical(files)
+
+    def test_sigkill_mid_forwarding_loses_and_duplicates_nothing(self):
+        # A slow link (capped at 100 kB/s) so that the kill lands mid-way.
+        self.agent.write_config("forwarder { parallel: 2 max_bytes_per_second: 100000 "
+                                "initial_backoff_ms: 50 max_backoff_ms: 1000 }\n")
+        self.agent.start()
+        files = self.copies(30)
+        self.agent.storescu(*files)  # every one acknowledged: they are the agent's to deliver
+        harness.wait_for(lambda: self.agent.status()["sent"] >= 3, 60, what="some forwarded")
+        self.assertEqual(self.agent.kill(), -9)
+        before = self.agent.status()
+        self.assertGreater(before["pending"], 0, before)
+        self.agent.write_config()  # no cap after the restart
+        self.agent.start()
+        self.agent.wait_drained(30)
+        stored = self.stored()
+        self.assertEqual(len(stored), 30)
+        self.assert_arrived_identical(files)
+        self.assertEqual(self.agent.rows("SELECT count(*) FROM outbox WHERE state = 'sent'"),
+                         [(30,)])
+        self.assertEqual(os.listdir(os.path.join(self.agent.data_dir, "outbox", "objects")), [])
+
+    def test_refused_objects_land_in_dead_letter_with_the_reason(self):
+        self.agent.start()
+        # A 12-lead ECG whose waveform data is two bytes short: a fine C-STORE, refused by the
+        # gateway's validation.
+        ds = pydicom.dcmread(os.path.join(FILES, "waveform_ecg.dcm"))
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.WaveformSequence[0].WaveformData = ds.WaveformSequence[0].WaveformData[:-2]
+        bad = harness.write_dicom(ds, os.path.join(self.workdir, "short-ecg.dcm"))
+        good = self.copies(2)
+        self.agent.storescu(bad, *good)
+        # A lab message reusing a control ID with other content: ALREADY_EXISTS, ACK AE.
+        first = lab_corpus.message("DUP-1", lab_corpus.NORMAL_PANEL)
+        second = lab_corpus.message("DUP-1", lab_corpus.CRITICAL_POTASSIUM)
+        for i, m in enumerate([first, second]):
+            path = os.path.join(self.workdir, f"dup{i}.hl7")
+            with open(path, "wb") as f:
+                f.write(lab_corpus.mllp(m))
+            self.assertIn("MSA|AA|DUP-1", self.agent.mllp_send(path)[0])
+            if i == 0:
+                self.agent.wait_drained(1)
+        status = harness.wait_for(
+            lambda: (lambda s: s if s["pending"] == 0 and s["dead_letter"] == 2 else None)(
+                self.agent.status()), 60, what="two dead letters")
+        self.assertEqual(status["sent"], 3)
+        dead = sorted(os.listdir(status["dead_letter_dir"]))
+        self.assertEqual(len(dead), 4, dead)
+        reasons = {n: read(os.path.join(status["dead_letter_dir"], n)).decode()
+                   for n in dead if n.endswith(".reason.txt")}
+        texts = "\n".join(reasons.values())
+        self.assertIn("INVALID_ARGUMENT", texts)
+        self.assertIn("Waveform Data", texts)
+        self.assertIn("ALREADY_EXISTS", texts)
+        self.assertIn("MSA|AE|DUP-1", texts.replace("\r", "\n"))
+        # The refused objects are kept byte for byte, and tried once only.
+        ecg_letter = [n for n in dead if n.endswith(".dcm")][0]
+        kept = pydicom.dcmread(os.path.join(status["dead_letter_dir"], ecg_letter))
+        self.assertEqual(kept.SOPInstanceUID, ds.SOPInstanceUID)
+        self.assertEqual(kept.WaveformSequence[0].WaveformData, ds.WaveformSequence[0].WaveformData)
+        self.assertEqual(self.agent.rows("SELECT max(attempts) FROM outbox WHERE state = 'dead'"),
+                         [(1,)])
+
+    def test_reports_come_back_into_the_inbox_verified(self):
+        self.agent.start()
+        self.agent.storescu(os.path.join(FILES, "CT_small.dcm"))
+        self.agent.wait_drained(1)
+        reader = self.reader("reader-a-rad")
+        exam = reader.json("worklist")["items"][0]["exam"]["exam_id"]
+        reader.run("claim", exam, check=True)
+        reader.run("report", exam, "--final", "--impression", "No acute findings.", check=True)
+        folder = harness.wait_for(
+            lambda: glob.glob(os.path.join(self.agent.inbox_dir, exam, "*", "VERIFICATION.txt")),
+            30, what="the report in the inbox")
+        report_dir = os.path.dirname(folder[0])
+        self.assertTrue(read(folder[0]).decode().startswith("VERIFIED: "))
+        verify = run("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in",
+                     os.path.join(report_dir, "report.p7s"), "-content",
+                     os.path.join(report_dir, "report.txt"), "-CAfile",
+                     os.path.join(self.pki, "ca.pem"), "-purpose", "any", "-out", os.devnull)
+        self.assertEqual(verify.returncode, 0, verify.stderr)
+        # A restart resumes the stream after the last report: nothing is written twice.
+        self.agent.stop()
+        self.agent.start()
+        self.agent.storescu(*self.copies(1, "MR_small.dcm"))
+        self.agent.wait_drained(2)
+        self.assertEqual(len(glob.glob(os.path.join(self.agent.inbox_dir, "*", "*"))), 1)
+        self.assertIn("inbox: report", self.agent.log())
+
+    def test_sigterm_drains_and_exits_cleanly(self):
+        self.agent.start()
+        self.agent.storescu(*self.copies(3))
+        self.agent.wait_drained(3)
+        self.assertEqual(self.agent.stop(), 0)
+        self.assertIn("draining", self.agent.log())
+
+    def test_bad_config_is_refused_with_the_reason(self):
+        with open(self.agent.config_path, "a") as f:
+            f.write('dicom { ae_title: "A-TITLE-FAR-TOO-LONG-FOR-DICOM" }\n')
+        proc = subprocess.run([os.path.join(harness.BIN_DIR, "rdg-clinic"), "agent", "--config",
+                               self.agent.config_path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("line", proc.stderr)  # a singular block given twice: a syntax error
+
+
+if __name__ == "__main__":
+    unittest.main()
