@@ -12,6 +12,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -116,6 +117,9 @@ absl::Status DicomReceiver::Start() {
     return absl::InvalidArgumentError("dicom.listen: bad port");
   }
   if (port_ == 0) port_ = FreePort();
+  // Debian's DCMTK leaves Nagle's algorithm on unless TCP_NODELAY is set in the environment;
+  // with it on, every C-STORE response waits for a delayed ACK (~40 ms: 20 objects/s).
+  setenv("TCP_NODELAY", "1", /*overwrite=*/1);
   if (port_ == 0) return absl::UnavailableError("dicom: no free TCP port");
   pool_ = std::make_unique<Pool>();
   DcmSCPConfig& cfg = pool_->getConfig();

@@ -82,6 +82,10 @@ grpc::Status ObjectUpload::Attempt(const ObjectSource& source, UploadOutcome& ou
       return grpc::Status::OK;
     }
     SetSession(st.session_id());
+    if (st.in_use()) {  // the broken connection still holds it at the gateway: wait, send nothing
+      return grpc::Status(grpc::StatusCode::ABORTED,
+                          "the upload is still held by an earlier connection");
+    }
     offset = st.committed_offset();
     first.set_session_id(session_id_);
   } else {

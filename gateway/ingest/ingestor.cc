@@ -328,7 +328,9 @@ absl::StatusOr<UploadStatus> Ingestor::Open(const auth::Principal& principal,
   if (found.already_stored) return *found.already_stored;
   if (!found.persisted && persist) RDG_RETURN_IF_ERROR(index_.CreateSession(found.record));
   RDG_ASSIGN_OR_RETURN(int64_t staged, staging_.StagedBytes(found.record.session_id));
-  return StatusOf(found.record, staged);
+  UploadStatus st = StatusOf(found.record, staged);
+  st.set_in_use(InUse(found.record.session_id));
+  return st;
 }
 
 absl::StatusOr<Ingestor::Attachment> Ingestor::Attach(const auth::Principal& principal,
@@ -391,7 +393,14 @@ absl::StatusOr<UploadStatus> Ingestor::Status(const auth::Principal& principal,
                                               const std::string& session_id) {
   RDG_ASSIGN_OR_RETURN(auto record, LoadSession(principal, session_id));
   RDG_ASSIGN_OR_RETURN(int64_t staged, staging_.StagedBytes(session_id));
-  return StatusOf(record, staged);
+  UploadStatus st = StatusOf(record, staged);
+  st.set_in_use(InUse(session_id));
+  return st;
+}
+
+bool Ingestor::InUse(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  return attached_.contains(session_id);
 }
 
 absl::StatusOr<UploadStatus> Ingestor::Abort(const auth::Principal& principal,

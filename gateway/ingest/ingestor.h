@@ -119,6 +119,8 @@ class Ingestor {
   void Release(const std::string& session_id);
   absl::Time ExpiresAt(const storage::UploadSessionRecord& record) const;
   rdg::v1::UploadStatus StatusOf(const storage::UploadSessionRecord& record, int64_t offset) const;
+  //! Whether a connection is attached to (writing to) the session now.
+  bool InUse(const std::string& session_id);
   //! Lab messages: the parsed object, or a rejection carrying its AE/AR ACK; DICOM otherwise.
   absl::StatusOr<ParsedObject> ParseStaged(const storage::UploadSessionRecord& session,
                                            const std::string& path) const;

@@ -159,9 +159,14 @@ TEST_F(IngestorTest, OneStreamPerSession) {
   auto opened = *ingestor_->Open(kClinicA, OpenMessage(ct_).open(), true);
   rdg::v1::UploadRequest first;
   first.set_session_id(opened.session_id());
+  EXPECT_FALSE(ingestor_->Status(kClinicA, opened.session_id())->in_use());
   auto held = *ingestor_->Attach(kClinicA, first);
   EXPECT_TRUE(absl::IsAborted(ingestor_->Attach(kClinicA, first).status()));
+  // Status and Open say so, so that a resuming client waits instead of streaming in vain.
+  EXPECT_TRUE(ingestor_->Status(kClinicA, opened.session_id())->in_use());
+  EXPECT_TRUE(ingestor_->Open(kClinicA, OpenMessage(ct_).open(), true)->in_use());
   held.handle->Detach();
+  EXPECT_FALSE(ingestor_->Status(kClinicA, opened.session_id())->in_use());
   EXPECT_TRUE(ingestor_->Attach(kClinicA, first).ok());
 }
 

@@ -411,7 +411,9 @@ class Agent:
     """One `rdg-clinic agent` process (the clinic edge agent) with its own data dir and config,
     forwarding to `gateway` as clinic `name`; restartable on the same data."""
 
-    def __init__(self, workdir, gateway, name="clinic-a1", ae_title="RDG-AGENT", extra=""):
+    def __init__(self, workdir, gateway, name="clinic-a1", ae_title="RDG-AGENT", extra="",
+                 gateway_address=None):
+        self.gateway_address = gateway_address  # e.g. a FlakyProxy in front of the gateway
         self.workdir = os.path.join(workdir, f"agent-{name}")
         os.makedirs(self.workdir, exist_ok=True)
         self.gateway = gateway
@@ -431,7 +433,7 @@ class Agent:
             f.write(f"""
 data_dir: "data"
 gateway {{
-  address: "{self.gateway.address}"
+  address: "{self.gateway_address or self.gateway.address}"
   ca: "{pki}/ca.pem"
   certificate: "{pki}/{self.name}.pem"
   private_key: "{pki}/{self.name}.key"
@@ -542,3 +544,125 @@ def transfer_syntax(data):
     import io
     import pydicom
     return str(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).file_meta.TransferSyntaxUID)
+
+
+class FlakyProxy:
+    """A TCP proxy on 127.0.0.1:0 in front of `target_port`, for network faults on loopback.
+
+    Each accepted connection gets a budget of client→server bytes from `budget()` (None: no
+    limit); when it is spent the connection is cut (both sides reset). With `stall_every`, every
+    n-th connection first stalls for `stall_seconds`. `cut_next(n)` arms a one-off cut after n
+    more client→server bytes on the current connections. Counts bytes in each direction."""
+
+    def __init__(self, target_port, budget=lambda: None, stall_every=0, stall_seconds=0.0):
+        import socket
+        import threading
+        self._socket_mod = socket
+        self.target_port = target_port
+        self.budget = budget
+        self.stall_every = stall_every
+        self.stall_seconds = stall_seconds
+        self.lock = threading.Lock()
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.connections = 0
+        self.cuts = 0
+        self._armed = None
+        self._live = []
+        self._stop = threading.Event()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def cut_next(self, n):
+        with self.lock:
+            self._armed = n
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.listener.close()
+        with self.lock:
+            for pair in self._live:
+                self._reset(*pair)
+
+    def _reset(self, a, b):
+        import struct
+        for s in (a, b):
+            try:  # SO_LINGER 0: close with RST, as a broken mobile link looks to both sides
+                s.setsockopt(self._socket_mod.SOL_SOCKET, self._socket_mod.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+                s.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        import threading
+        import time as _time
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            with self.lock:
+                self.connections += 1
+                n = self.connections
+            if self.stall_every and n % self.stall_every == 0:
+                _time.sleep(self.stall_seconds)
+            try:
+                server = self._socket_mod.create_connection(("127.0.0.1", self.target_port), 5)
+            except OSError:
+                client.close()
+                continue
+            state = {"budget": self.budget(), "dead": False}
+            with self.lock:
+                self._live.append((client, server))
+            threading.Thread(target=self._pump, args=(client, server, True, state),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False, state),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, up, state):
+        while not state["dead"]:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            cut = False
+            with self.lock:
+                if up:
+                    if state["budget"] is not None:
+                        state["budget"] -= len(data)
+                        cut = state["budget"] <= 0
+                    if self._armed is not None:
+                        self._armed -= len(data)
+                        if self._armed <= 0:
+                            self._armed, cut = None, True
+                    self.bytes_up += len(data)
+                else:
+                    self.bytes_down += len(data)
+            if cut:
+                with self.lock:
+                    self.cuts += 1
+                break
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        state["dead"] = True
+        with self.lock:
+            if (src, dst) in self._live or (dst, src) in self._live:
+                pair = (src, dst) if (src, dst) in self._live else (dst, src)
+                self._live.remove(pair)
+                self._reset(*pair)

@@ -81,10 +81,9 @@ class AgentTest(harness.GatewayTestCase):
                                   "WHERE origin_institution = 'clinic-a1'")
         return {uid: (sha, kind) for uid, sha, kind in rows}
 
-    def blob(self, sha):
-        paths = [p for p in self.gateway.blob_files() if sha in os.path.basename(p)]
-        self.assertEqual(len(paths), 1, sha)
-        return read(paths[0])
+    def blobs(self):
+        """sha256 → path of every blob the gateway holds."""
+        return {os.path.basename(p).split(".")[0]: p for p in self.gateway.blob_files()}
 
     def assert_arrived_identical(self, device_files):
         """Each device file is stored once, and byte-identical to what the agent received (the
@@ -96,12 +95,13 @@ class AgentTest(harness.GatewayTestCase):
         received = {label: sha.hex() for label, sha in self.agent.rows(
             "SELECT label, sha256 FROM outbox WHERE kind = 1 AND state = 'sent'")}
         reencoded = []
+        blobs = self.blobs()
         for path in device_files:
             original = read(path)
             ds = pydicom.dcmread(path)
             uid = str(ds.SOPInstanceUID)
             self.assertIn(uid, stored, path)
-            got = self.blob(stored[uid][0])
+            got = read(blobs[stored[uid][0]])
             self.assertEqual(hashlib.sha256(got).hexdigest(), stored[uid][0])
             self.assertEqual(received.get(uid), stored[uid][0], path)
             mine = pydicom.dcmread(io.BytesIO(got))
@@ -216,6 +216,52 @@ class AgentTest(harness.GatewayTestCase):
         self.assertEqual(self.agent.rows("SELECT count(*) FROM outbox WHERE state = 'sent'"),
                          [(30,)])
         self.assertEqual(os.listdir(os.path.join(self.agent.data_dir, "outbox", "objects")), [])
+
+    def test_cut_connection_resumes_from_the_committed_offset(self):
+        proxy = harness.FlakyProxy(self.gateway.port)
+        self.addCleanup(proxy.close)
+        self.agent = harness.Agent(self.workdir, self.gateway, gateway_address=proxy.address)
+        self.agent.start()
+        ds = pydicom.dcmread(os.path.join(FILES, "CT_small.dcm"))
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.Rows = ds.Columns = 2048
+        ds.PixelData = os.urandom(2048 * 2048 * 2)
+        big = harness.write_dicom(ds, os.path.join(self.workdir, "big.dcm"))
+        proxy.cut_next(3 << 20)  # the link breaks 3 MiB into the upload
+        self.agent.storescu(big)
+        self.agent.wait_drained(1)
+        [(attempts, resumed_from, bytes_sent, size)] = self.agent.rows(
+            "SELECT attempts, resumed_from, bytes_sent, size FROM outbox")
+        print(f"\n  object {size} B, link cut after 3 MiB ({proxy.cuts} cut), resumed from "
+              f"{resumed_from}, sent again {bytes_sent} B; {proxy.bytes_up} B went up in all")
+        self.assertEqual(proxy.cuts, 1)
+        self.assertGreaterEqual(attempts, 2)  # more while the gateway still holds the old stream
+        self.assertGreater(resumed_from, 0)
+        self.assertEqual(bytes_sent, size - resumed_from)
+        # What went up: the 3 MiB before the cut, then only what was not committed (plus TLS and
+        # HTTP/2 framing) — never the object again from zero.
+        self.assertLess(proxy.bytes_up, (3 << 20) + size - resumed_from + (256 << 10))
+        self.assert_arrived_identical([big])
+
+    def test_flaky_network_500_instances_arrive_intact(self):
+        import random
+        rng = random.Random(20261123)
+        # Every connection dies after 0.3–3 MB up; every fourth first stalls for half a second.
+        proxy = harness.FlakyProxy(self.gateway.port,
+                                   budget=lambda: rng.randint(300_000, 3_000_000),
+                                   stall_every=4, stall_seconds=0.5)
+        self.addCleanup(proxy.close)
+        self.agent = harness.Agent(self.workdir, self.gateway, gateway_address=proxy.address)
+        self.agent.start()
+        files = self.copies(500)
+        self.agent.storescu(*files)
+        status = self.agent.wait_drained(500, timeout=400)
+        print(f"\n  500 instances through {proxy.connections} connections, {proxy.cuts} cut; "
+              f"{proxy.bytes_up} B up for {status['sent_bytes']} B of objects")
+        self.assertGreater(proxy.cuts, 3)
+        self.assertEqual((status["sent"], status["dead_letter"]), (500, 0))
+        self.assertEqual(len(self.stored()), 500)
+        self.assert_arrived_identical(files)
 
     def test_refused_objects_land_in_dead_letter_with_the_reason(self):
         self.agent.start()
