@@ -3,9 +3,13 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/diutil.h>
-#include <dcmtk/dcmnet/scppool.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/dcmnet/scpthrd.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,12 +17,17 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "clients/agent/agent_config.h"
+#include "clients/agent/tcp_server.h"
 #include "storage/posix_file.h"
 
 namespace rdg::agent {
@@ -80,26 +89,88 @@ class StoreWorker : public DcmThreadSCP {
   }
 };
 
-//! A free TCP port on this machine, for a configured port 0.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
+//! DCMTK reads an already accepted connection from this process-wide setting (its inetd mode)
+//! while it receives an association request: one request at a time, like DcmSCPPool's own loop.
+std::mutex g_external_socket_mu;
 
 }  // namespace
 
-class DicomReceiver::Pool : public DcmSCPPool<StoreWorker> {};
+//! Our own listener in place of DcmSCPPool (which can only bind every interface): it accepts
+//! connections on the configured address and runs each association on a thread of its own with
+//! DCMTK's DcmThreadSCP, at most `max_associations` at once (more are refused with "local limit
+//! exceeded", as DcmSCPPool does).
+class DicomReceiver::Pool {
+ public:
+  Pool(const DcmSCPConfig& config, int max_associations, int timeout_seconds)
+      : shared_(config), max_(max_associations), timeout_(timeout_seconds) {}
+
+  void Run(int listen_fd) {
+    while (!stopping_) {
+      threads_.Reap();
+      pollfd p{listen_fd, POLLIN, 0};
+      if (poll(&p, 1, 200) <= 0) continue;
+      const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      // Nagle's algorithm off (Debian's DCMTK leaves it on): with it, every C-STORE response
+      // waits for a delayed ACK, ~40 ms — 20 objects/s.
+      const int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      threads_.Spawn([this, fd] { Associate(fd); });
+    }
+    threads_.JoinAll();
+  }
+  void Stop() { stopping_ = true; }
+
+ private:
+  //! Runs the association arriving on the accepted socket `fd` (closed on return).
+  void Associate(int fd) {
+    // DCMTK gets a duplicate it closes itself; ours is shut down and closed at the end, so the
+    // connection ends on every path (and we never close a descriptor number DCMTK already freed
+    // and another thread reused).
+    const int dcmtk_fd = dup(fd);
+    T_ASC_Network* net = nullptr;
+    T_ASC_Association* assoc = nullptr;
+    OFCondition c;
+    {
+      std::lock_guard<std::mutex> lock(g_external_socket_mu);
+      dcmExternalSocketHandle.set(dcmtk_fd);
+      c = ASC_initializeNetwork(NET_ACCEPTOR, 0, timeout_, &net);
+      if (c.good()) {
+        c = ASC_receiveAssociation(net, &assoc, ASC_DEFAULTMAXPDU, nullptr, nullptr, OFFalse,
+                                   DUL_BLOCK, timeout_);
+      }
+      dcmExternalSocketHandle.set(-1);
+    }
+    if (c.good() && ++active_ > max_) {
+      LOG(WARNING) << "dicom: association refused, " << max_ << " already running";
+      T_ASC_RejectParameters why = {ASC_RESULT_REJECTEDTRANSIENT,
+                                    ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+                                    ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
+      ASC_rejectAssociation(assoc, &why);
+      c = EC_IllegalCall;
+    } else if (c.good()) {
+      StoreWorker worker;
+      worker.setSharedConfig(shared_);
+      worker.run(assoc);  // negotiates, serves, drops and destroys the association
+      assoc = nullptr;
+    }
+    if (c.good() || c == EC_IllegalCall) --active_;
+    if (assoc != nullptr) {
+      ASC_dropAssociation(assoc);
+      ASC_destroyAssociation(&assoc);
+    }
+    if (net != nullptr) ASC_dropNetwork(&net);
+    shutdown(fd, SHUT_RDWR);
+    close(fd);
+  }
+
+  const DcmSharedSCPConfig shared_;
+  const int max_;
+  const int timeout_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> active_{0};
+  ConnectionThreads threads_;
+};
 
 DicomReceiver::DicomReceiver(const rdg::v1::DicomListener& config, Outbox& outbox)
     : config_(config), outbox_(outbox) {}
@@ -112,23 +183,13 @@ absl::Status DicomReceiver::Start() {
                                    config_.allowed_calling_ae_titles().end()},
                                   config_.ae_title()};
   delete g_context.exchange(ctx);
-  const std::string& listen = config_.listen();
-  if (!absl::SimpleAtoi(listen.substr(listen.rfind(':') + 1), &port_)) {
-    return absl::InvalidArgumentError("dicom.listen: bad port");
-  }
-  if (port_ == 0) port_ = FreePort();
-  // Debian's DCMTK leaves Nagle's algorithm on unless TCP_NODELAY is set in the environment;
-  // with it on, every C-STORE response waits for a delayed ACK (~40 ms: 20 objects/s).
-  setenv("TCP_NODELAY", "1", /*overwrite=*/1);
-  if (port_ == 0) return absl::UnavailableError("dicom: no free TCP port");
-  pool_ = std::make_unique<Pool>();
-  DcmSCPConfig& cfg = pool_->getConfig();
+  auto fd = ListenTcp(config_.listen(), "dicom.listen", &port_);
+  if (!fd.ok()) return fd.status();
+  listen_fd_ = *fd;
+  DcmSCPConfig cfg;
   cfg.setAETitle(config_.ae_title().c_str());
   cfg.setRespondWithCalledAETitle(OFFalse);  // a wrong called AE title is refused
-  cfg.setPort(static_cast<Uint16>(port_));
   cfg.setHostLookupEnabled(OFFalse);
-  cfg.setConnectionBlockingMode(DUL_NOBLOCK);  // wake up every second to notice Stop()
-  cfg.setConnectionTimeout(1);
   cfg.setDIMSETimeout(static_cast<Uint32>(config_.timeout_seconds()));
   cfg.setACSETimeout(static_cast<Uint32>(config_.timeout_seconds()));
   // Uncompressed syntaxes for everything; compressed ones are accepted as they are (the agent
@@ -158,21 +219,18 @@ absl::Status DicomReceiver::Start() {
       return absl::InternalError(absl::StrCat("dicom: ", c.text()));
     }
   }
-  pool_->setMaxThreads(static_cast<Uint16>(config_.max_associations()));
-  listener_ = std::thread([this] {
-    OFCondition c = pool_->listen();
-    if (c.bad() && c != DUL_NOASSOCIATIONREQUEST) {
-      LOG(ERROR) << "dicom: listener stopped: " << c.text();
-    }
-  });
+  pool_ = std::make_unique<Pool>(cfg, config_.max_associations(), config_.timeout_seconds());
+  listener_ = std::thread([this] { pool_->Run(listen_fd_); });
   return absl::OkStatus();
 }
 
 void DicomReceiver::Stop() {
   if (!pool_) return;
-  pool_->stopAfterCurrentAssociations();
+  pool_->Stop();  // no new connections; running associations finish
   if (listener_.joinable()) listener_.join();
   pool_.reset();
+  if (listen_fd_ >= 0) close(listen_fd_);
+  listen_fd_ = -1;
 }
 
 }  // namespace rdg::agent

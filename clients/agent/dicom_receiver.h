@@ -1,4 +1,4 @@
-// The edge agent's DICOM C-STORE SCP (DCMTK dcmnet, a pool of association threads): accepts the
+// The edge agent's DICOM C-STORE SCP (DCMTK dcmnet, one thread per association): accepts the
 // configured storage SOP classes in their common transfer syntaxes and C-ECHO, checks the called
 // and calling AE titles, streams each received dataset straight to a file (bounded memory, the
 // bytes exactly as sent) and answers C-STORE success only after the outbox has made it durable.
@@ -21,8 +21,7 @@ class DicomReceiver {
   DicomReceiver(const rdg::v1::DicomListener& config, Outbox& outbox);
   ~DicomReceiver();
 
-  //! Starts listening on the configured port (0: a free port, see port()). The listener binds
-  //! every interface: DCMTK 3.6.7 offers no bind address.
+  //! Starts listening on the configured HOST:PORT (port 0: a free port, see port()).
   absl::Status Start();
   int port() const { return port_; }
   //! Stops accepting associations, lets the running ones finish (up to `grace`), and returns.
@@ -38,6 +37,7 @@ class DicomReceiver {
   std::unique_ptr<Pool> pool_;
   std::thread listener_;
   int port_ = 0;
+  int listen_fd_ = -1;
   std::atomic<int64_t> received_{0};
 };
 

@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "clients/agent/tcp_server.h"
 #include "gateway/formats/hl7_lab.h"
 #include "storage/posix_file.h"
 
@@ -62,39 +63,9 @@ MllpListener::MllpListener(const rdg::v1::Hl7Listener& config, Outbox& outbox)
 MllpListener::~MllpListener() { Stop(); }
 
 absl::Status MllpListener::Start() {
-  const std::string& listen = config_.listen();
-  const size_t colon = listen.rfind(':');
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const std::string port = listen.substr(colon + 1);
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &res);
-      rc != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("hl7.listen ", listen, ": ", gai_strerror(rc)));
-  }
-  int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  const bool ok = fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) == 0 && ::listen(fd, 64) == 0;
-  const int err = errno;
-  freeaddrinfo(res);
-  if (!ok) {
-    if (fd >= 0) close(fd);
-    return absl::UnavailableError(absl::StrCat("hl7: cannot listen on ", listen, ": ",
-                                               std::strerror(err)));
-  }
-  sockaddr_storage bound{};
-  socklen_t len = sizeof(bound);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
-  port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                            : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  listen_fd_ = fd;
+  auto fd = ListenTcp(config_.listen(), "hl7.listen", &port_);
+  if (!fd.ok()) return fd.status();
+  listen_fd_ = *fd;
   acceptor_ = std::thread([this] { AcceptLoop(); });
   return absl::OkStatus();
 }
@@ -102,30 +73,14 @@ absl::Status MllpListener::Start() {
 void MllpListener::Stop() {
   stopping_ = true;
   if (acceptor_.joinable()) acceptor_.join();
-  Reap(/*all=*/true);
+  connections_.JoinAll();
   if (listen_fd_ >= 0) close(listen_fd_);
   listen_fd_ = -1;
 }
 
-void MllpListener::Reap(bool all) {
-  std::vector<Connection> finished;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = connections_.begin(); it != connections_.end();) {
-      if (all || it->done->load()) {
-        finished.push_back(std::move(*it));
-        it = connections_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (auto& c : finished) c.thread.join();
-}
-
 void MllpListener::AcceptLoop() {
   while (!stopping_) {
-    Reap(/*all=*/false);
+    connections_.Reap();
     pollfd p{listen_fd_, POLLIN, 0};
     if (poll(&p, 1, kPollMs) <= 0) continue;
     sockaddr_storage addr{};
@@ -141,15 +96,11 @@ void MllpListener::AcceptLoop() {
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     ++open_connections_;
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    std::lock_guard<std::mutex> lock(mu_);
-    connections_.push_back({std::thread([this, fd, done, peer = PeerName(addr)] {
-                              Serve(fd, peer);
-                              close(fd);
-                              --open_connections_;
-                              *done = true;
-                            }),
-                            done});
+    connections_.Spawn([this, fd, peer = PeerName(addr)] {
+      Serve(fd, peer);
+      close(fd);
+      --open_connections_;
+    });
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "clients/agent/outbox.h"
+#include "clients/agent/tcp_server.h"
 #include "rdg/v1/agent_config.pb.h"
 
 namespace rdg::agent {
@@ -44,14 +45,7 @@ class MllpListener {
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;
-  std::mutex mu_;
-  struct Connection {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  //! Joins the threads of closed connections (so a long-running agent does not pile them up).
-  void Reap(bool all);
-  std::vector<Connection> connections_;  //!< guarded by mu_
+  ConnectionThreads connections_;
   std::atomic<int> open_connections_{0};
   std::atomic<int64_t> accepted_{0};
   std::atomic<int64_t> refused_{0};
