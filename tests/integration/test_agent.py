@@ -322,12 +322,23 @@ class AgentTest(harness.GatewayTestCase):
                      os.path.join(report_dir, "report.txt"), "-CAfile",
                      os.path.join(self.pki, "ca.pem"), "-purpose", "any", "-out", os.devnull)
         self.assertEqual(verify.returncode, 0, verify.stderr)
-        # A restart resumes the stream after the last report: nothing is written twice.
+        self.assertFalse(os.path.exists(os.path.join(report_dir, "CRITICAL.txt")))
+        # A restart resumes the stream after the last report: nothing is written twice; a
+        # critical result says so, with its deadline.
         self.agent.stop()
         self.agent.start()
         self.agent.storescu(*self.copies(1, "MR_small.dcm"))
         self.agent.wait_drained(2)
-        self.assertEqual(len(glob.glob(os.path.join(self.agent.inbox_dir, "*", "*"))), 1)
+        second = [i["exam"]["exam_id"] for i in reader.json("worklist")["items"]
+                  if i["exam"]["exam_id"] != exam][0]
+        reader.run("claim", second, check=True)
+        reader.run("report", second, "--final", "--critical", "--impression", "Large mass.",
+                   check=True)
+        critical = harness.wait_for(
+            lambda: glob.glob(os.path.join(self.agent.inbox_dir, second, "*", "CRITICAL.txt")),
+            30, what="the critical report in the inbox")
+        self.assertIn("acknowledge by", read(critical[0]).decode())
+        self.assertEqual(len(glob.glob(os.path.join(self.agent.inbox_dir, "*", "*"))), 2)
         self.assertIn("inbox: report", self.agent.log())
 
     def test_sigterm_drains_and_exits_cleanly(self):
