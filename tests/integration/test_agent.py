@@ -222,11 +222,7 @@ class AgentTest(harness.GatewayTestCase):
         self.addCleanup(proxy.close)
         self.agent = harness.Agent(self.workdir, self.gateway, gateway_address=proxy.address)
         self.agent.start()
-        ds = pydicom.dcmread(os.path.join(FILES, "CT_small.dcm"))
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.Rows = ds.Columns = 2048
-        ds.PixelData = os.urandom(2048 * 2048 * 2)
-        big = harness.write_dicom(ds, os.path.join(self.workdir, "big.dcm"))
+        big = self.big_ct()
         proxy.cut_next(3 << 20)  # the link breaks 3 MiB into the upload
         self.agent.storescu(big)
         self.agent.wait_drained(1)
@@ -241,6 +237,38 @@ class AgentTest(harness.GatewayTestCase):
         # What went up: the 3 MiB before the cut, then only what was not committed (plus TLS and
         # HTTP/2 framing) — never the object again from zero.
         self.assertLess(proxy.bytes_up, (3 << 20) + size - resumed_from + (256 << 10))
+        self.assert_arrived_identical([big])
+
+    def big_ct(self, side=2048):
+        ds = pydicom.dcmread(os.path.join(FILES, "CT_small.dcm"))
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.Rows = ds.Columns = side
+        ds.PixelData = os.urandom(side * side * 2)
+        return harness.write_dicom(ds, os.path.join(self.workdir, f"{ds.SOPInstanceUID}.dcm"))
+
+    def test_restart_resumes_a_partly_sent_object_from_the_committed_offset(self):
+        self.agent.write_config("forwarder { max_bytes_per_second: 2000000 "
+                                "initial_backoff_ms: 50 max_backoff_ms: 1000 }\n")
+        self.agent.start()
+        big = self.big_ct()
+        self.agent.storescu(big)
+
+        def part_file_grew():
+            sizes = [os.path.getsize(p) for p in self.gateway.upload_files()]
+            return sizes and max(sizes) >= 2 << 20
+        harness.wait_for(part_file_grew, 30, what="2 MiB staged at the gateway")
+        self.assertEqual(self.agent.kill(), -9)
+        [(session,)] = self.agent.rows("SELECT session_id FROM outbox")
+        self.assertTrue(session)  # kept durably: the restart knows where to resume
+        self.agent.write_config()
+        self.agent.start()
+        self.agent.wait_drained(1)
+        [(resumed_from, bytes_sent, size)] = self.agent.rows(
+            "SELECT resumed_from, bytes_sent, size FROM outbox")
+        print(f"\n  object {size} B, agent killed; after the restart resumed from {resumed_from}, "
+              f"sent {bytes_sent} B")
+        self.assertGreaterEqual(resumed_from, 1 << 20)
+        self.assertEqual(bytes_sent, size - resumed_from)
         self.assert_arrived_identical([big])
 
     def test_flaky_network_500_instances_arrive_intact(self):
