@@ -37,6 +37,31 @@ def run(*argv, **kw):
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=120, env=env, **kw)
 
 
+def open_association(port, called, calling):
+    """A socket holding an accepted DICOM association (Verification), made by hand: an
+    A-ASSOCIATE-RQ PDU (PS3.8 9.3.2), then the A-ASSOCIATE-AC read back."""
+    import socket
+    import struct
+
+    def item(kind, body):
+        return struct.pack(">BBH", kind, 0, len(body)) + body
+
+    uid = lambda u: u.encode()
+    pc = item(0x20, bytes([1, 0, 0, 0]) + item(0x30, uid("1.2.840.10008.1.1")) +
+              item(0x40, uid("1.2.840.10008.1.2")))
+    user = item(0x50, item(0x51, struct.pack(">I", 16384)) +
+                item(0x52, uid("1.2.826.0.1.3680043.2.1143")))
+    body = (struct.pack(">HH", 1, 0) + called.ljust(16).encode() + calling.ljust(16).encode() +
+            bytes(32) + item(0x10, uid("1.2.840.10008.3.1.1.1")) + pc + user)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(struct.pack(">BBI", 0x01, 0, len(body)) + body)
+    answer = sock.recv(6)
+    if not answer or answer[0] != 0x02:
+        sock.close()
+        raise AssertionError(f"association not accepted: {answer!r}")
+    return sock
+
+
 class AgentTest(harness.GatewayTestCase):
     def setUp(self):
         super().setUp()
@@ -176,6 +201,23 @@ class AgentTest(harness.GatewayTestCase):
         self.agent.storescu(ct, calling="XRAY-1")
         self.agent.wait_drained(1)
         self.assertEqual(len(self.stored()), 1)
+
+    def test_associations_beyond_the_limit_are_refused_not_queued(self):
+        text = read(self.agent.config_path).decode().replace(
+            'ae_title: "RDG-AGENT" }', 'ae_title: "RDG-AGENT" max_associations: 1 }')
+        with open(self.agent.config_path, "w") as f:
+            f.write(text)
+        self.agent.start()
+        held = open_association(self.agent.dicom_port, "RDG-AGENT", "HOLDER")
+        try:
+            busy = run("echoscu", "-aec", "RDG-AGENT", "127.0.0.1", str(self.agent.dicom_port))
+            self.assertNotEqual(busy.returncode, 0)
+            self.assertIn("Local Limit Exceeded", busy.stderr + busy.stdout)
+        finally:
+            held.close()
+        harness.wait_for(lambda: run("echoscu", "-aec", "RDG-AGENT", "127.0.0.1",
+                                     str(self.agent.dicom_port)).returncode == 0,
+                         30, what="the slot freed")
 
     def test_gateway_down_devices_still_succeed_and_outbox_drains_when_it_returns(self):
         self.agent.start()
