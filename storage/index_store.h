@@ -105,6 +105,10 @@ class IndexStore {
                                                          absl::Time now) = 0;
 
   // --- Audit (append-only) ---
+  //! Figures of every queue holding open exams, read from the partial index of open exams only
+  //! (cost follows the open work, not the history).
+  virtual absl::StatusOr<std::vector<QueueFigureRecord>> ListQueueFigures(absl::Time now) = 0;
+
   virtual absl::Status AppendAudit(const AuditRecord& entry) = 0;
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
 };

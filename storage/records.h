@@ -221,9 +221,19 @@ struct AuditRecord {
   std::string detail;  //!< never patient data
 };
 
+//! One reading queue as administrators watch it: its open exams (routed, claimed, preliminary).
+struct QueueFigureRecord {
+  std::string queue;
+  int64_t depth = 0;    //!< open exams
+  int64_t claimed = 0;  //!< of those, being read (claimed or with a preliminary report)
+  std::optional<absl::Time> oldest_waiting_since;  //!< the unclaimed exam waiting longest
+  int64_t overdue = 0;  //!< open exams past their SLA due time
+};
+
 struct AuditQuery {
   std::string exam_id;
   std::string user;
+  absl::Time since = absl::InfinitePast();
   int32_t limit = 100;
 };
 

@@ -428,12 +428,31 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteIndexStore::ListAudit(const Audit
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
       "SELECT seq, at, institution, user, role, action, exam_id, detail FROM audit_log "
-      "WHERE (?1 = '' OR exam_id = ?1) AND (?2 = '' OR user = ?2) ORDER BY seq DESC LIMIT ?3"));
+      "WHERE (?1 = '' OR exam_id = ?1) AND (?2 = '' OR user = ?2) AND at >= ?4 "
+      "ORDER BY seq DESC LIMIT ?3"));
   q->Bind(1, query.exam_id).Bind(2, query.user)
-      .Bind(3, std::clamp<int64_t>(query.limit, 1, 10000));
+      .Bind(3, std::clamp<int64_t>(query.limit, 1, 10000))
+      .Bind(4, query.since == absl::InfinitePast() ? std::numeric_limits<int64_t>::min()
+                                                   : absl::ToUnixMicros(query.since));
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
     return AuditRecord{s.Int(0), s.Time(1), s.Text(2), s.Text(3),
                        static_cast<rdg::v1::Role>(s.Int(4)), s.Text(5), s.Text(6), s.Text(7)};
+  });
+}
+
+absl::StatusOr<std::vector<QueueFigureRecord>> SqliteIndexStore::ListQueueFigures(absl::Time now) {
+  ReaderLease conn = AcquireReader();
+  // INDEXED BY: the partial index holds only open exams, so this reads the open work and never
+  // the history, however many exams the platform has read.
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT queue, count(*), sum(state IN (3, 4)), min(CASE WHEN state = 2 THEN updated_at END), "
+      "sum(sla_due_at < ?1) FROM exams INDEXED BY exams_open_worklist "
+      "WHERE state IN (2, 3, 4) GROUP BY queue ORDER BY queue"));
+  q->Bind(1, now);
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
+    QueueFigureRecord r{s.Text(0), s.Int(1), s.Int(2), std::nullopt, s.Int(4)};
+    if (!s.IsNull(3)) r.oldest_waiting_since = s.Time(3);
+    return r;
   });
 }
 

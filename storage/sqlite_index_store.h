@@ -81,6 +81,7 @@ class SqliteIndexStore final : public IndexStore {
                                                  const std::string& institution,
                                                  const std::string& user, absl::Time now) override;
 
+  absl::StatusOr<std::vector<QueueFigureRecord>> ListQueueFigures(absl::Time now) override;
   absl::Status AppendAudit(const AuditRecord& entry) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
 

@@ -9,6 +9,14 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
 
+google::protobuf::Duration ToDurationProto(absl::Duration d) {
+  return google::protobuf::util::TimeUtil::MicrosecondsToDuration(absl::ToInt64Microseconds(d));
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixMicros(google::protobuf::util::TimeUtil::TimestampToMicroseconds(t));
+}
+
 rdg::v1::Exam ToProto(const storage::ExamRecord& r) {
   rdg::v1::Exam e;
   e.set_exam_id(r.exam_id);

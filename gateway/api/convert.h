@@ -1,6 +1,8 @@
 // Index records → API messages.
 #pragma once
 
+#include <google/protobuf/duration.pb.h>
+
 #include "rdg/v1/common.pb.h"
 #include "rdg/v1/delivery.pb.h"
 #include "rdg/v1/reading.pb.h"
@@ -9,6 +11,8 @@
 namespace rdg::api {
 
 google::protobuf::Timestamp ToTimestamp(absl::Time t);
+google::protobuf::Duration ToDurationProto(absl::Duration d);
+absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
 rdg::v1::Exam ToProto(const storage::ExamRecord& record);
 rdg::v1::StoredObject ToProto(const storage::ObjectRecord& record);
 rdg::v1::ExamEvent ToProto(const storage::ExamEventRecord& record);

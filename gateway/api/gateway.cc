@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/api/admin_service.h"
 #include "gateway/api/delivery_service.h"
 #include "gateway/api/exam_service.h"
 #include "gateway/api/ingest_service.h"
@@ -71,7 +72,7 @@ struct Gateway::Parts {
   std::unique_ptr<ExamServiceImpl> exam_service;
   std::unique_ptr<ReadingServiceImpl> reading_service;
   std::unique_ptr<DeliveryServiceImpl> delivery_service;
-  rdg::v1::AdminService::CallbackService admin_service;        //!< UNIMPLEMENTED until its issue
+  std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -113,6 +114,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
                                                             *p->pool, *p->directory);
   p->delivery_service =
       std::make_unique<DeliveryServiceImpl>(*p->reports, *p->pool, *p->directory);
+  std::vector<std::string> queue_names;
+  for (const auto& q : config.queues()) queue_names.push_back(q.name());
+  p->admin_service = std::make_unique<AdminServiceImpl>(*p->index, *p->pool, *p->directory, clock,
+                                                        std::move(queue_names));
 
   RDG_ASSIGN_OR_RETURN(auto credentials, MutualTlsCredentials(config.tls()));
   grpc::EnableDefaultHealthCheckService(true);
@@ -124,7 +129,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   builder.RegisterService(p->exam_service.get());
   builder.RegisterService(p->reading_service.get());
   builder.RegisterService(p->delivery_service.get());
-  builder.RegisterService(&p->admin_service);
+  builder.RegisterService(p->admin_service.get());
   p->server = builder.BuildAndStart();
   if (p->server == nullptr || p->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen(),

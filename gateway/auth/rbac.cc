@@ -16,9 +16,12 @@ absl::Status Authorize(const Principal& principal, Permission permission) {
     case Permission::kReadQueues:
       granted = principal.role == rdg::v1::READER;
       break;
+    case Permission::kAdminister:
+      granted = principal.role == rdg::v1::ADMIN;
+      break;
   }
   if (granted) return absl::OkStatus();
-  // Administrators see figures, not images: their permissions come with the admin service.
+  // Administrators see figures, not images: kAdminister is all they hold.
   return absl::PermissionDeniedError(absl::StrCat(
       "role ", rdg::v1::Role_Name(principal.role), " may not use this operation"));
 }

@@ -14,6 +14,7 @@ enum class Permission {
   kDownloadExam,  //!< download an exam's stored objects
   kReadQueues,      //!< worklists, claims, fetches and reports in the institution's queues
   kReceiveReports,  //!< the origin clinic's report feed and acknowledgements
+  kAdminister,      //!< figures (queues, turnaround, breaches) and the audit log; no images
 };
 
 //! PERMISSION_DENIED unless the principal's role holds the permission.

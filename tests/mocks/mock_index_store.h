@@ -47,6 +47,8 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::StatusOr<std::vector<ExamRecord>>, ListClaimOverdue, (absl::Time, int32_t),
               (override));
   MOCK_METHOD(absl::Status, ClearClaimDue, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<QueueFigureRecord>>, ListQueueFigures, (absl::Time),
+              (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ExamRecord>>, FindPriors, (const ExamRecord&, int32_t),
               (override));
   MOCK_METHOD(absl::StatusOr<std::vector<LabResultRecord>>, ListLabResults,

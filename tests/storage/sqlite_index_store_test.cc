@@ -258,3 +258,53 @@ TEST_F(SqliteIndexStoreTest, WorklistOrderFiltersAndPages) {
 
 }  // namespace
 }  // namespace rdg::storage
+
+namespace rdg::storage {
+namespace {
+
+TEST_F(SqliteIndexStoreTest, QueueFiguresCountOpenWorkOnly) {
+  // Routed at kT0 (the commit's time); two due already at kT0 + 1 h, one later.
+  const std::string a = AddRoutedExam(*store_, "7.1", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::STAT);
+  AddRoutedExam(*store_, "7.2", "county-a/imaging", kT0 + absl::Hours(24), rdg::v1::ROUTINE);
+  const std::string c = AddRoutedExam(*store_, "7.3", "county-a/imaging", kT0 + absl::Minutes(45), rdg::v1::URGENT);
+  AddRoutedExam(*store_, "7.4", "county-a/ecg", kT0 + absl::Hours(2), rdg::v1::ROUTINE, "ECG");
+  ASSERT_TRUE(store_->ClaimExam(a, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
+  ASSERT_TRUE(store_->ClaimExam(c, "bob", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
+
+  auto figures = store_->ListQueueFigures(kT0 + absl::Hours(1));
+  ASSERT_TRUE(figures.ok()) << figures.status();
+  ASSERT_EQ(figures->size(), 2u);
+  const QueueFigureRecord& ecg = (*figures)[0];
+  const QueueFigureRecord& imaging = (*figures)[1];
+  EXPECT_EQ(ecg.queue, "county-a/ecg");
+  EXPECT_EQ(ecg.depth, 1);
+  EXPECT_EQ(ecg.claimed, 0);
+  EXPECT_EQ(ecg.overdue, 0);
+  EXPECT_TRUE(ecg.oldest_waiting_since.has_value());
+  EXPECT_EQ(imaging.queue, "county-a/imaging");
+  EXPECT_EQ(imaging.depth, 3);
+  EXPECT_EQ(imaging.claimed, 2);
+  EXPECT_EQ(imaging.overdue, 2);  // the STAT and the URGENT, due at +30 and +45 min
+  ASSERT_TRUE(imaging.oldest_waiting_since.has_value());  // the routine one, still unclaimed
+  // The query reads the partial index of open exams, never the whole table.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(dir_.Join("index.sqlite").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* plan = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "EXPLAIN QUERY PLAN SELECT queue, count(*) FROM exams INDEXED BY "
+                               "exams_open_worklist WHERE state IN (2, 3, 4) GROUP BY queue",
+                               -1, &plan, nullptr),
+            SQLITE_OK);
+  std::string detail;
+  while (sqlite3_step(plan) == SQLITE_ROW) {
+    detail += reinterpret_cast<const char*>(sqlite3_column_text(plan, 3));
+    detail += "; ";
+  }
+  sqlite3_finalize(plan);
+  sqlite3_close(db);
+  EXPECT_NE(detail.find("exams_open_worklist"), std::string::npos) << detail;
+}
+
+}  // namespace
+}  // namespace rdg::storage

@@ -1,0 +1,53 @@
+// rdg.v1.AdminService: figures for administrators (admin role only). Administrators see figures,
+// not images: nothing here returns patient data. Implemented: GetQueues (depth, being read,
+// oldest waiting, overdue per queue) and QueryAudit; GetTurnaround and ListBreaches answer
+// UNIMPLEMENTED (after the role check) until the turnaround work lands.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gateway/auth/principal.h"
+#include "gateway/common/clock.h"
+#include "gateway/common/worker_pool.h"
+#include "gateway/config/institution_directory.h"
+#include "rdg/v1/admin.grpc.pb.h"
+#include "storage/index_store.h"
+
+namespace rdg::api {
+
+class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
+ public:
+  //! `queues`: every configured queue, listed even while empty.
+  AdminServiceImpl(storage::IndexStore& index, WorkerPool& pool,
+                   const config::InstitutionDirectory& directory, const Clock& clock,
+                   std::vector<std::string> queues)
+      : index_(index), pool_(pool), directory_(directory), clock_(clock),
+        queues_(std::move(queues)) {}
+
+  grpc::ServerUnaryReactor* GetQueues(grpc::CallbackServerContext* ctx,
+                                      const rdg::v1::QueuesRequest* request,
+                                      rdg::v1::QueuesResponse* response) override;
+  grpc::ServerUnaryReactor* QueryAudit(grpc::CallbackServerContext* ctx,
+                                       const rdg::v1::AuditRequest* request,
+                                       rdg::v1::AuditResponse* response) override;
+  grpc::ServerUnaryReactor* GetTurnaround(grpc::CallbackServerContext* ctx,
+                                          const rdg::v1::TurnaroundRequest* request,
+                                          rdg::v1::TurnaroundResponse* response) override;
+  grpc::ServerUnaryReactor* ListBreaches(grpc::CallbackServerContext* ctx,
+                                         const rdg::v1::BreachesRequest* request,
+                                         rdg::v1::BreachesResponse* response) override;
+
+ private:
+  //! The caller, if an administrator; PERMISSION_DENIED otherwise.
+  absl::StatusOr<auth::Principal> Administrator(grpc::CallbackServerContext* ctx);
+
+  storage::IndexStore& index_;
+  WorkerPool& pool_;
+  const config::InstitutionDirectory& directory_;
+  const Clock& clock_;
+  const std::vector<std::string> queues_;
+};
+
+}  // namespace rdg::api
