@@ -16,13 +16,6 @@ namespace {
 
 constexpr int kExitFailure = 1;
 
-std::string Age(const google::protobuf::Duration& d) {
-  const int64_t s = d.seconds();
-  if (s < 60) return std::to_string(s) + " s";
-  if (s < 3600) return std::to_string(s / 60) + " min";
-  return std::to_string(s / 3600) + " h " + std::to_string(s / 60 % 60) + " min";
-}
-
 //! "24h", "90m", "7d" → seconds; -1 when not understood.
 int64_t ParseSpan(const std::string& text) {
   if (text.size() < 2) return -1;
@@ -60,7 +53,9 @@ int RunQueues(rdg::v1::AdminService::Stub& stub, bool as_json) {
   for (const auto& q : resp.queues()) {
     rows.push_back({q.queue(), std::to_string(q.depth()), std::to_string(q.claimed()),
                     std::to_string(q.depth() - q.claimed()),
-                    q.has_oldest_waiting() ? Age(q.oldest_waiting()) : "-",
+                    q.has_oldest_waiting()
+                        ? rdg::clients::HumanDuration(q.oldest_waiting().seconds())
+                        : "-",
                     std::to_string(q.overdue())});
   }
   rdg::clients::PrintTable(rows);

@@ -9,7 +9,6 @@
 
 #include <glog/logging.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -25,6 +24,7 @@
 #include "clients/agent/mllp_listener.h"
 #include "clients/agent/outbox.h"
 #include "clients/common/connection.h"
+#include "clients/common/output.h"
 
 namespace rdg::agent {
 namespace {
@@ -44,19 +44,8 @@ bool WriteReadyFile(const std::string& path, const nlohmann::json& content) {
   return !ec;
 }
 
-std::string Age(absl::Duration d) {
-  if (d < absl::Minutes(1)) return absl::StrCat(absl::ToInt64Seconds(d), " s");
-  if (d < absl::Hours(1)) return absl::StrCat(absl::ToInt64Minutes(d), " min");
-  return absl::StrCat(absl::ToInt64Hours(d), " h ", absl::ToInt64Minutes(d) % 60, " min");
-}
-
-std::string Bytes(int64_t n) {
-  char buf[32];
-  if (n < 1024) return absl::StrCat(n, " B");
-  if (n < (1 << 20)) std::snprintf(buf, sizeof(buf), "%.1f kB", n / 1024.0);
-  else std::snprintf(buf, sizeof(buf), "%.1f MB", n / 1048576.0);
-  return buf;
-}
+std::string Age(absl::Duration d) { return clients::HumanDuration(absl::ToInt64Seconds(d)); }
+std::string Bytes(int64_t n) { return clients::HumanBytes(static_cast<double>(n)); }
 
 }  // namespace
 

@@ -41,6 +41,10 @@ CREATE INDEX IF NOT EXISTS outbox_by_done ON outbox (done_at) WHERE done_at IS N
 CREATE TABLE IF NOT EXISTS agent_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 )sql";
 
+// The columns ReadItem() reads, in its order (a macro: statements are cached by their static text).
+#define OUTBOX_ITEM_COLUMNS \
+  "id, kind, file, size, sha256, label, source, received_at, attempts, session_id "
+
 OutboxItem ReadItem(const Stmt& s) {
   OutboxItem it;
   it.id = s.Int(0);
@@ -235,7 +239,7 @@ std::optional<OutboxItem> Outbox::Take(absl::Time now) {
   std::lock_guard<std::mutex> lock(mu_);
   // Among the first (taken + waiting + 1) pending rows there is one eligible, if any is.
   static constexpr char kNext[] =
-      "SELECT id, kind, file, size, sha256, label, source, received_at, attempts, session_id "
+      "SELECT " OUTBOX_ITEM_COLUMNS
       "FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?";
   auto q = db_->Prepare(kNext);
   if (!q.ok()) return std::nullopt;
@@ -308,7 +312,7 @@ absl::Status Outbox::Dead(int64_t id, const std::string& reason, absl::Time now)
   taken_.erase(id);
   waiting_.erase(id);
   static constexpr char kItem[] =
-      "SELECT id, kind, file, size, sha256, label, source, received_at, attempts, session_id "
+      "SELECT " OUTBOX_ITEM_COLUMNS
       "FROM outbox WHERE id = ?";
   auto q = db_->Prepare(kItem);
   if (!q.ok()) return q.status();

@@ -300,12 +300,7 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
     std::cerr << "error: " << error << "\n";
     return kExitFailure;
   }
-  const bool sm2 = folder.sm2;
-  const std::string& text = folder.text;
-  const std::string& sig = folder.signature;
-  const std::string& cert = folder.certificate;
-  const bool verified = folder.verified;
-  const std::string& detail = folder.detail;
+  const auto& [text, sig, cert, verified, detail, sm2] = folder;
   if (as_json) {
     json out = {{"report_id", r.report_id()}, {"exam_id", exam_id}, {"text", text},
                 {"signature", sig}, {"signer_certificate", cert}, {"verified", verified},

@@ -15,6 +15,9 @@ namespace rdg::clients {
 //! "12.3 MB", "512 B" (decimal units, as operators read network rates).
 std::string HumanBytes(double bytes);
 
+//! "45 s", "12 min", "3 h 5 min": an age or a wait, for people.
+std::string HumanDuration(int64_t seconds);
+
 //! A message as JSON with the .proto field names (what `--json` prints for API objects).
 std::string ProtoToJson(const google::protobuf::Message& message);
 

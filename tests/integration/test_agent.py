@@ -424,7 +424,8 @@ class AgentTest(harness.GatewayTestCase):
         proc = subprocess.run([os.path.join(harness.BIN_DIR, "rdg-clinic"), "agent", "--config",
                                self.agent.config_path], capture_output=True, text=True, timeout=30)
         self.assertEqual(proc.returncode, 2)
-        self.assertIn("line", proc.stderr)  # a singular block given twice: a syntax error
+        # A singular block given twice is a syntax error, named with its line and the field.
+        self.assertRegex(proc.stderr, r"line \d+:\d+: .*dicom")
 
 
 if __name__ == "__main__":
