@@ -104,7 +104,24 @@ class IndexStore {
                                                          const std::string& user,
                                                          absl::Time now) = 0;
 
-  // --- Audit (append-only) ---
+  // --- SLA stage clocks (started and ended by the transactions above) ---
+  //! Marks running stages whose due time passed before `now` as breached (at `now`) and returns
+  //! them, earliest due first. A stage that completes late without having been swept is marked
+  //! breached when it completes.
+  virtual absl::StatusOr<std::vector<StageRecord>> DetectBreaches(absl::Time now,
+                                                                  int32_t limit) = 0;
+  //! Stages completed in [since, until), read through the completion-time index only.
+  virtual absl::StatusOr<std::vector<StageRecord>> ListStagesEnded(absl::Time since,
+                                                                   absl::Time until) = 0;
+  //! Stages completed after `after_end_seq` in completion order (an incremental feed).
+  virtual absl::StatusOr<std::vector<StageRecord>> ListStagesEndedAfter(int64_t after_end_seq,
+                                                                        int32_t limit) = 0;
+  //! Breached stages: open ones most overdue first, else the most recently detected first.
+  virtual absl::StatusOr<std::vector<StageRecord>> ListBreaches(const BreachQuery& query) = 0;
+  //! Breach counts per stage (stages without breaches are left out).
+  virtual absl::StatusOr<std::vector<BreachCountRecord>> CountBreaches() = 0;
+
+  // --- Queues and audit (append-only) ---
   //! Figures of every queue holding open exams, read from the partial index of open exams only
   //! (cost follows the open work, not the history).
   virtual absl::StatusOr<std::vector<QueueFigureRecord>> ListQueueFigures(absl::Time now) = 0;

@@ -2,12 +2,14 @@
 // so that the index speaks the product's vocabulary; no gRPC types appear here.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "rdg/v1/admin.pb.h"
 #include "rdg/v1/common.pb.h"
 #include "rdg/v1/reading.pb.h"
 
@@ -205,6 +207,9 @@ struct ReportRecord {
   std::string signer_cert_pem;
   absl::Time accepted_at;
   std::optional<absl::Time> acknowledge_by;
+  //! SLA target for the clinic's acknowledgement of a FINAL report (starts the final→acknowledged
+  //! stage clock; not part of the report itself).
+  absl::Time acknowledge_due = absl::InfiniteFuture();
   std::optional<absl::Time> delivered_at;
   std::optional<absl::Time> acknowledged_at;
   std::string acknowledged_by;
@@ -228,6 +233,44 @@ struct QueueFigureRecord {
   int64_t claimed = 0;  //!< of those, being read (claimed or with a preliminary report)
   std::optional<absl::Time> oldest_waiting_since;  //!< the unclaimed exam waiting longest
   int64_t overdue = 0;  //!< open exams past their SLA due time
+};
+
+//! One SLA stage clock of an exam (rdg.v1.Stage), running or completed. Grouping attributes are
+//! those of the exam when the stage started (queue: where it was when it ended).
+struct StageRecord {
+  std::string exam_id;
+  rdg::v1::Stage stage = rdg::v1::STAGE_UNSPECIFIED;
+  std::string origin_institution;
+  std::string queue;
+  std::string exam_type;
+  rdg::v1::Priority priority = rdg::v1::ROUTINE;
+  std::string reviewing_institution;  //!< the reader's institution that completed it
+  absl::Time started_at;
+  absl::Time due_at = absl::InfiniteFuture();  //!< no SLA target: InfiniteFuture
+  std::optional<absl::Time> ended_at;          //!< unset while the stage runs
+  std::optional<absl::Time> breached_at;       //!< when a breach was detected
+  int64_t end_seq = 0;                         //!< completion order (0 while running)
+
+  //! Completed by its due time (a stage without a target always is).
+  bool WithinTarget() const { return ended_at && *ended_at <= due_at; }
+  //! How far past due it ended, or is at `now` while running (zero if not late).
+  absl::Duration Overrun(absl::Time now) const {
+    if (due_at == absl::InfiniteFuture()) return absl::ZeroDuration();
+    return std::max(absl::ZeroDuration(), ended_at.value_or(now) - due_at);
+  }
+};
+
+struct BreachQuery {
+  bool open_only = false;                 //!< only stages still running past due
+  absl::Time since = absl::InfinitePast();  //!< detected at or after (ignored for open_only)
+  int32_t limit = 1000;
+};
+
+//! Breaches of one stage: ever recorded, and still open.
+struct BreachCountRecord {
+  rdg::v1::Stage stage = rdg::v1::STAGE_UNSPECIFIED;
+  int64_t total = 0;
+  int64_t open = 0;
 };
 
 struct AuditQuery {

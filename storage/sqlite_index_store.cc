@@ -322,6 +322,12 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
         RDG_RETURN_IF_ERROR(AddEvent(outcome.exam_id, rdg::v1::ROUTED, obj.received_at, "system",
                                      item.routing.detail));
       }
+      // The SLA clocks run from receipt (targets from the routing decision).
+      RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_CLAIMED,
+                                     obj.received_at,
+                                     routed ? item.routing.claim_due_at : absl::InfiniteFuture()));
+      RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_FINAL, obj.received_at,
+                                     routed ? item.routing.sla_due_at : absl::InfiniteFuture()));
     }
     RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
         "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, series_instance_uid, "

@@ -81,6 +81,14 @@ class SqliteIndexStore final : public IndexStore {
                                                  const std::string& institution,
                                                  const std::string& user, absl::Time now) override;
 
+  absl::StatusOr<std::vector<StageRecord>> DetectBreaches(absl::Time now, int32_t limit) override;
+  absl::StatusOr<std::vector<StageRecord>> ListStagesEnded(absl::Time since,
+                                                           absl::Time until) override;
+  absl::StatusOr<std::vector<StageRecord>> ListStagesEndedAfter(int64_t after_end_seq,
+                                                                int32_t limit) override;
+  absl::StatusOr<std::vector<StageRecord>> ListBreaches(const BreachQuery& query) override;
+  absl::StatusOr<std::vector<BreachCountRecord>> CountBreaches() override;
+
   absl::StatusOr<std::vector<QueueFigureRecord>> ListQueueFigures(absl::Time now) override;
   absl::Status AppendAudit(const AuditRecord& entry) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
@@ -117,6 +125,18 @@ class SqliteIndexStore final : public IndexStore {
   //! Deletes a claim, returns a CLAIMED exam to ROUTED and records RELEASED.
   absl::Status EndClaim(const std::string& exam_id, absl::Time at, const std::string& actor,
                         const std::string& detail) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+
+  // SLA stage clocks (sqlite_sla_stages.cc), inside the caller's transaction.
+  //! Starts a stage of an exam with the exam's grouping attributes (once per exam and stage).
+  absl::Status StartStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time started_at,
+                          absl::Time due_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! Ends a running stage (no-op if it is not running); a late end is recorded as a breach.
+  absl::Status EndStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time at,
+                        const std::string& reviewing_institution)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! The exam's running stages follow it to another queue.
+  absl::Status MoveRunningStages(const std::string& exam_id, const std::string& queue)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
 
   absl::Mutex writer_mu_;  //!< SQLite allows one writer; this serialises transactions
   std::unique_ptr<sqlite_db::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);

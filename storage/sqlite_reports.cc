@@ -133,6 +133,16 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
                                  absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ",
                                               report.report_id, " v", report.version,
                                               report.critical ? " critical" : "")));
+    if (report.status == rdg::v1::FINAL_REPORT) {  // the reading is done; the clinic's turn
+      RDG_RETURN_IF_ERROR(EndStage(report.exam_id, rdg::v1::RECEIVED_TO_FINAL, now,
+                                   report.reader_institution));
+      RDG_RETURN_IF_ERROR(
+          StartStage(report.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now, report.acknowledge_due));
+      if (report.acknowledge_by) {
+        RDG_RETURN_IF_ERROR(StartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
+                                       *report.acknowledge_by));
+      }
+    }
     return report;
   });
 }
@@ -203,6 +213,9 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::stri
       RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::DELIVERED, now, "system", report_id));
     }
     RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::ACKNOWLEDGED, now, user, report_id));
+    for (auto stage : {rdg::v1::FINAL_TO_ACKNOWLEDGED, rdg::v1::CRITICAL_ACKNOWLEDGEMENT}) {
+      RDG_RETURN_IF_ERROR(EndStage(r.exam_id, stage, now, r.reader_institution));
+    }
     r.acknowledged_at = now;
     r.acknowledged_by = user;
     if (!r.delivered_at) r.delivered_at = now;

@@ -173,6 +173,7 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
     RDG_RETURN_IF_ERROR(u->Run());
     RDG_RETURN_IF_ERROR(AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
                                  absl::StrCat("lease until ", Utc(claim.expires_at))));
+    RDG_RETURN_IF_ERROR(EndStage(exam_id, rdg::v1::RECEIVED_TO_CLAIMED, now, institution));
     return claim;
   });
 }
@@ -264,6 +265,7 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
     u.reset();
     RDG_RETURN_IF_ERROR(AddEvent(esc.exam_id, rdg::v1::ESCALATED, now, esc.actor,
                                  absl::StrCat(exam.queue, " -> ", esc.to_queue, ": ", esc.reason)));
+    RDG_RETURN_IF_ERROR(MoveRunningStages(esc.exam_id, esc.to_queue));
     exam.queue = esc.to_queue;
     exam.state = rdg::v1::ROUTED;
     exam.claim_due_at = esc.claim_due_at;

@@ -1,11 +1,13 @@
 // rdg-admin: figures for administrators (county/province health commission, hospital IT) from
 // the gateway's AdminService, with an admin certificate. Aligned tables on a terminal, --json
-// for scripts. Turnaround (`tat`) and SLA breaches arrive with the gateway's turnaround work.
+// for scripts: turnaround times (`tat`), queue backlogs, SLA breaches and the audit log.
 #include <CLI/CLI.hpp>
 #include <google/protobuf/util/time_util.h>
 
 #include <chrono>
+#include <cstdio>
 #include <iostream>
+#include <map>
 #include <string>
 
 #include "clients/common/connection.h"
@@ -32,6 +34,25 @@ int64_t ParseSpan(const std::string& text) {
     case 'd': return n * 86400;
     default: return -1;
   }
+}
+
+constexpr int kExitUsage = 2;
+
+//! `span` ago ("24h") as a timestamp; false (with a message) when the span is not understood.
+bool SetSince(const std::string& span, google::protobuf::Timestamp* out) {
+  const int64_t seconds = ParseSpan(span);
+  if (seconds < 0) {
+    std::cerr << "error: --since takes a span such as 90m, 24h or 7d, not '" << span << "'\n";
+    return false;
+  }
+  *out = google::protobuf::util::TimeUtil::SecondsToTimestamp(
+      std::chrono::duration_cast<std::chrono::seconds>(
+          std::chrono::system_clock::now().time_since_epoch()).count() - seconds);
+  return true;
+}
+
+std::string Human(const google::protobuf::Duration& d) {
+  return rdg::clients::HumanDuration(d.seconds());
 }
 
 int Fail(const grpc::Status& s) {
@@ -68,16 +89,7 @@ int RunAudit(rdg::v1::AdminService::Stub& stub, const std::string& exam, const s
   req.set_exam_id(exam);
   req.set_user(user);
   req.set_limit(limit);
-  if (!since.empty()) {
-    const int64_t seconds = ParseSpan(since);
-    if (seconds < 0) {
-      std::cerr << "error: --since takes a span such as 90m, 24h or 7d\n";
-      return 2;
-    }
-    *req.mutable_since() = google::protobuf::util::TimeUtil::SecondsToTimestamp(
-        std::chrono::duration_cast<std::chrono::seconds>(
-            std::chrono::system_clock::now().time_since_epoch()).count() - seconds);
-  }
+  if (!since.empty() && !SetSince(since, req.mutable_since())) return kExitUsage;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   rdg::v1::AuditResponse resp;
@@ -96,18 +108,133 @@ int RunAudit(rdg::v1::AdminService::Stub& stub, const std::string& exam, const s
   return 0;
 }
 
+const std::map<std::string, rdg::v1::TurnaroundGrouping>& Groupings() {
+  static const auto* kGroupings = new std::map<std::string, rdg::v1::TurnaroundGrouping>{
+      {"institution", rdg::v1::BY_ORIGIN_INSTITUTION},
+      {"reviewer", rdg::v1::BY_REVIEWING_INSTITUTION},
+      {"queue", rdg::v1::BY_QUEUE},
+      {"modality", rdg::v1::BY_EXAM_TYPE},
+      {"priority", rdg::v1::BY_PRIORITY},
+      {"county", rdg::v1::BY_COUNTY}};
+  return *kGroupings;
+}
+
+std::string StageName(rdg::v1::Stage stage) {
+  switch (stage) {
+    case rdg::v1::RECEIVED_TO_CLAIMED: return "received->claimed";
+    case rdg::v1::RECEIVED_TO_FINAL: return "received->final";
+    case rdg::v1::FINAL_TO_ACKNOWLEDGED: return "final->acknowledged";
+    case rdg::v1::CRITICAL_ACKNOWLEDGEMENT: return "critical ack";
+    default: return rdg::v1::Stage_Name(stage);
+  }
+}
+
+std::string Percent(double share) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%.1f %%", share * 100);
+  return buf;
+}
+
+int RunTurnaround(rdg::v1::AdminService::Stub& stub, const std::string& since,
+                  const std::string& by, bool as_json) {
+  rdg::v1::TurnaroundRequest req;
+  if (!SetSince(since, req.mutable_since())) return kExitUsage;
+  if (!by.empty()) req.set_group_by(Groupings().at(by));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  rdg::v1::TurnaroundResponse resp;
+  if (auto s = stub.GetTurnaround(&ctx, req, &resp); !s.ok()) return Fail(s);
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(resp) << "\n";
+    return 0;
+  }
+  if (resp.groups().empty()) {
+    std::cout << "no stage completed in the last " << since << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{by.empty() ? "" : "GROUP", "STAGE", "COUNT", "P50",
+                                                 "P90", "P99", "MAX", "WITHIN SLA"}};
+  for (const auto& g : resp.groups()) {
+    for (const auto& f : g.stages()) {
+      rows.push_back({by.empty() ? "" : g.key(), StageName(f.stage()), std::to_string(f.count()),
+                      Human(f.p50()), Human(f.p90()), Human(f.p99()), Human(f.max()),
+                      f.with_target() > 0 ? Percent(f.within_sla_share()) : "no target"});
+    }
+  }
+  if (by.empty()) {
+    for (auto& r : rows) r.erase(r.begin());
+  }
+  rdg::clients::PrintTable(rows);
+  return 0;
+}
+
+int RunBreaches(rdg::v1::AdminService::Stub& stub, bool open_only, const std::string& since,
+                int limit, bool as_json) {
+  rdg::v1::BreachesRequest req;
+  req.set_open_only(open_only);
+  req.set_limit(limit);
+  if (!since.empty() && !SetSince(since, req.mutable_since())) return kExitUsage;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  rdg::v1::BreachesResponse resp;
+  if (auto s = stub.ListBreaches(&ctx, req, &resp); !s.ok()) return Fail(s);
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(resp) << "\n";
+    return 0;
+  }
+  if (resp.breaches().empty()) {
+    std::cout << (open_only ? "no open SLA breaches\n" : "no SLA breaches recorded\n");
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"EXAM", "STAGE", "PRIORITY", "TYPE", "QUEUE", "FROM", "DUE", "OVERRUN", "STATUS"}};
+  for (const auto& b : resp.breaches()) {
+    rows.push_back({b.exam_id(), StageName(b.stage()), rdg::v1::Priority_Name(b.priority()),
+                    b.exam_type(), b.queue(), b.origin_institution(),
+                    rdg::clients::LocalTime(b.due_at()), Human(b.overrun()),
+                    b.open() ? "OPEN" : "closed"});
+  }
+  rdg::clients::PrintTable(rows);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"rdg-admin: queue backlogs and the audit log of the Remote Diagnosis Gateway"};
+  CLI::App app{"rdg-admin: turnaround times, queue backlogs, SLA breaches and the audit log of "
+               "the Remote Diagnosis Gateway"};
   app.require_subcommand(1);
   rdg::clients::ConnectionOptions conn;
   conn.AddTo(app);
   bool as_json = false;
   app.add_flag("--json", as_json, "machine-readable output");
+
+  auto* tat = app.add_subcommand("tat", "turnaround per stage: count, p50/p90/p99/max, share "
+                                        "within SLA, of the stages completed in the window");
+  std::string tat_since = "24h", by;
+  tat->add_option("--since", tat_since, "the window: the last 90m, 24h, 7d, ...")
+      ->capture_default_str();
+  std::vector<std::string> grouping_names;
+  for (const auto& [name, value] : Groupings()) grouping_names.push_back(name);
+  tat->add_option("--by", by, "group by origin institution, reviewing institution, queue, "
+                              "modality (exam type), priority or county")
+      ->check(CLI::IsMember(grouping_names));
+  tat->add_flag("--json", as_json, "machine-readable output");
+
   auto* queues = app.add_subcommand("queues", "every reading queue: depth, being read, oldest "
                                                "waiting, overdue");
   queues->add_flag("--json", as_json, "machine-readable output");
+
+  auto* breaches = app.add_subcommand("breaches", "SLA breaches, most recently detected first");
+  bool open_only = false;
+  std::string breach_since;
+  int breach_limit = 1000;
+  breaches->add_flag("--open", open_only, "only stages still running past their target, most "
+                                          "overdue first");
+  breaches->add_option("--since", breach_since, "detected in the last span, e.g. 24h");
+  breaches->add_option("--limit", breach_limit, "at most this many")->capture_default_str();
+  breaches->add_flag("--json", as_json, "machine-readable output");
+
   auto* audit = app.add_subcommand("audit", "the audit log, newest first");
   std::string exam, user, since;
   int limit = 100;
@@ -116,10 +243,17 @@ int main(int argc, char** argv) {
   audit->add_option("--since", since, "only the last span, e.g. 24h, 90m, 7d");
   audit->add_option("--limit", limit, "at most this many")->capture_default_str();
   audit->add_flag("--json", as_json, "machine-readable output");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help or the reason
+    return code == 0 ? 0 : kExitUsage;
+  }
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
   auto stub = rdg::v1::AdminService::NewStub(channel);
+  if (*tat) return RunTurnaround(*stub, tat_since, by, as_json);
   if (*queues) return RunQueues(*stub, as_json);
+  if (*breaches) return RunBreaches(*stub, open_only, breach_since, breach_limit, as_json);
   return RunAudit(*stub, exam, user, since, limit, as_json);
 }

@@ -6,6 +6,7 @@
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
 #include "gateway/auth/rbac.h"
+#include "gateway/monitoring/turnaround.h"
 #include "storage/status_macros.h"
 
 namespace rdg::api {
@@ -71,20 +72,72 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QueryAudit(grpc::CallbackServerConte
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(
-    grpc::CallbackServerContext* ctx, const rdg::v1::TurnaroundRequest* /*request*/,
-    rdg::v1::TurnaroundResponse* /*response*/) {
-  return RunUnary(ctx, pool_, [this, ctx]() -> absl::Status {
-    RDG_RETURN_IF_ERROR(Administrator(ctx).status());
-    return absl::UnimplementedError("turnaround figures are not implemented by this gateway yet");
+    grpc::CallbackServerContext* ctx, const rdg::v1::TurnaroundRequest* request,
+    rdg::v1::TurnaroundResponse* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
+    const absl::Time now = clock_.Now();
+    const absl::Time until = request->has_until() ? FromTimestamp(request->until()) : now;
+    const absl::Time since =
+        request->has_since() ? FromTimestamp(request->since()) : until - absl::Hours(24);
+    if (since >= until) {
+      return absl::InvalidArgumentError("the window is empty: since must come before until");
+    }
+    RDG_ASSIGN_OR_RETURN(auto stages, index_.ListStagesEnded(since, until));
+    for (const auto& g : monitoring::ComputeTurnaround(stages, request->group_by(), directory_)) {
+      rdg::v1::TurnaroundGroup* out = response->add_groups();
+      out->set_key(g.key);
+      for (const auto& f : g.stages) {
+        rdg::v1::StageFigures* s = out->add_stages();
+        s->set_stage(f.stage);
+        s->set_count(f.count);
+        *s->mutable_p50() = ToDurationProto(f.p50);
+        *s->mutable_p90() = ToDurationProto(f.p90);
+        *s->mutable_p99() = ToDurationProto(f.p99);
+        *s->mutable_max() = ToDurationProto(f.max);
+        *s->mutable_sum() = ToDurationProto(f.sum);
+        s->set_within_sla_share(f.WithinShare());
+        s->set_with_target(f.with_target);
+      }
+    }
+    return index_.AppendAudit({0, now, principal.institution, principal.user, principal.role,
+                               "admin_turnaround", "",
+                               rdg::v1::TurnaroundGrouping_Name(request->group_by())});
   });
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::ListBreaches(
-    grpc::CallbackServerContext* ctx, const rdg::v1::BreachesRequest* /*request*/,
-    rdg::v1::BreachesResponse* /*response*/) {
-  return RunUnary(ctx, pool_, [this, ctx]() -> absl::Status {
-    RDG_RETURN_IF_ERROR(Administrator(ctx).status());
-    return absl::UnimplementedError("SLA breach records are not implemented by this gateway yet");
+namespace {
+
+void ToBreachProto(const storage::StageRecord& s, absl::Time now, rdg::v1::Breach* out) {
+  out->set_exam_id(s.exam_id);
+  out->set_stage(s.stage);
+  out->set_queue(s.queue);
+  out->set_priority(s.priority);
+  out->set_exam_type(s.exam_type);
+  out->set_origin_institution(s.origin_institution);
+  *out->mutable_started_at() = ToTimestamp(s.started_at);
+  *out->mutable_due_at() = ToTimestamp(s.due_at);
+  if (s.breached_at) *out->mutable_detected_at() = ToTimestamp(*s.breached_at);
+  *out->mutable_overrun() = ToDurationProto(s.Overrun(now));
+  out->set_open(!s.ended_at);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListBreaches(grpc::CallbackServerContext* ctx,
+                                                         const rdg::v1::BreachesRequest* request,
+                                                         rdg::v1::BreachesResponse* response) {
+  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
+    const absl::Time now = clock_.Now();
+    storage::BreachQuery query;
+    query.open_only = request->open_only();
+    if (request->has_since()) query.since = FromTimestamp(request->since());
+    query.limit = request->limit() > 0 ? std::min(request->limit(), 100000) : 1000;
+    RDG_ASSIGN_OR_RETURN(auto breaches, index_.ListBreaches(query));
+    for (const auto& b : breaches) ToBreachProto(b, now, response->add_breaches());
+    return index_.AppendAudit({0, now, principal.institution, principal.user, principal.role,
+                               "admin_breaches", "", query.open_only ? "open" : ""});
   });
 }
 

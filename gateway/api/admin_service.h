@@ -1,7 +1,7 @@
 // rdg.v1.AdminService: figures for administrators (admin role only). Administrators see figures,
 // not images: nothing here returns patient data. Implemented: GetQueues (depth, being read,
-// oldest waiting, overdue per queue) and QueryAudit; GetTurnaround and ListBreaches answer
-// UNIMPLEMENTED (after the role check) until the turnaround work lands.
+// oldest waiting, overdue per queue), GetTurnaround (completed SLA stages over a window, grouped),
+// ListBreaches (recorded SLA breaches) and QueryAudit.
 #pragma once
 
 #include <string>

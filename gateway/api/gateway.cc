@@ -18,6 +18,7 @@
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/index_committer.h"
 #include "gateway/ingest/ingestor.h"
+#include "gateway/monitoring/turnaround.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/report_signature.h"
 #include "gateway/worklist/report_desk.h"
@@ -157,14 +158,37 @@ void Gateway::Shutdown(absl::Duration grace) {
   parts_->pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)
 }
 
+void Gateway::SweepBreaches() {
+  // Breaches are recorded as their due time passes (the stage's own completion records a late
+  // one too); the log line is for operators and carries no patient data.
+  for (;;) {
+    auto breaches = parts_->index->DetectBreaches(parts_->clock->Now(), 1000);
+    if (!breaches.ok()) {
+      LOG(WARNING) << "detecting SLA breaches: " << breaches.status();
+      return;
+    }
+    for (const auto& b : *breaches) {
+      LOG(WARNING) << "SLA breach: exam " << b.exam_id << " " << monitoring::StageLabel(b.stage)
+                   << " due " << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", b.due_at, absl::UTCTimeZone())
+                   << " (" << rdg::v1::Priority_Name(b.priority) << " " << b.exam_type
+                   << ", queue " << b.queue << ", from " << b.origin_institution << ")";
+    }
+    if (breaches->size() < 1000) return;
+  }
+}
+
 void Gateway::HousekeepingLoop() {
-  // Every 10 s expired claim leases go back to their queues and exams unclaimed past their SLA
-  // claim target are escalated to the next level; hourly, expired upload sessions
-  // are removed (and at start-up by Recover). Deadlines come from the injected clock.
+  // Every tick (housekeeping_seconds, default 10) SLA breaches are recorded, expired claim leases
+  // go back to their queues and exams unclaimed past their SLA claim target are escalated to the
+  // next level; every 360th tick expired upload sessions are removed (and at start-up by
+  // Recover). Deadlines come from the injected clock.
+  const absl::Duration tick_interval = absl::Seconds(
+      parts_->config.housekeeping_seconds() > 0 ? parts_->config.housekeeping_seconds() : 10);
   for (int tick = 0;; ++tick) {
     absl::MutexLock lock(&mu_);
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(10))) return;
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick_interval)) return;
     mu_.Unlock();
+    SweepBreaches();
     auto leases = parts_->desk->ExpireLeases();
     if (!leases.ok()) LOG(WARNING) << "expiring claim leases: " << leases.status();
     auto escalated = parts_->desk->EscalateOverdue();

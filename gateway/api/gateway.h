@@ -30,6 +30,8 @@ class Gateway {
   struct Parts;
   explicit Gateway(std::unique_ptr<Parts> parts);
   void HousekeepingLoop();
+  //! Records SLA breaches that fell due since the last sweep.
+  void SweepBreaches();
 
   std::unique_ptr<Parts> parts_;
   absl::Mutex mu_;

@@ -170,12 +170,22 @@ absl::StatusOr<UploadStatus> UploadHandle::Commit() {
   const storage::Digest digest = hasher_.Finish();
   if (storage::ToHex(digest) != record_.sha256_hex) {
     Discard();
+    owner_.counters_.refused.fetch_add(1, std::memory_order_relaxed);
     return absl::InvalidArgumentError(
         "the bytes received do not match the SHA-256 declared when the upload was opened; the "
         "upload was discarded, send the file again");
   }
   absl::StatusOr<UploadStatus> result = owner_.CommitStaged(*this, digest);
   if (attached_) Discard();  // rejected: leave no trace
+  Ingestor::Counters& counters = owner_.counters_;
+  if (!result.ok()) {
+    counters.refused.fetch_add(1, std::memory_order_relaxed);
+  } else if (result->committed().duplicate()) {
+    counters.duplicates.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    counters.stored.fetch_add(1, std::memory_order_relaxed);
+    counters.bytes_stored.fetch_add(record_.size, std::memory_order_relaxed);
+  }
   return result;
 }
 

@@ -6,6 +6,7 @@
 // persisted: the client resumes from the committed offset later). Any rejection leaves no trace.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,6 +102,15 @@ class Ingestor {
   //! Removes sessions idle for longer than limits.upload_ttl_seconds; returns how many.
   absl::StatusOr<int> ExpireSessions();
 
+  //! Objects committed since start-up (for /metrics).
+  struct Counters {
+    std::atomic<int64_t> stored{0};      //!< new objects indexed
+    std::atomic<int64_t> duplicates{0};  //!< already stored with the same bytes
+    std::atomic<int64_t> refused{0};     //!< not parseable, conflicting identity, wrong digest
+    std::atomic<int64_t> bytes_stored{0};
+  };
+  const Counters& counters() const { return counters_; }
+
  private:
   friend class UploadHandle;
   absl::Status ValidateOpen(const rdg::v1::OpenUploadRequest& request) const;
@@ -149,6 +159,7 @@ class Ingestor {
 
   absl::Mutex pins_mu_;
   absl::flat_hash_map<std::string, int> pins_ ABSL_GUARDED_BY(pins_mu_);
+  Counters counters_;
 };
 
 }  // namespace rdg::ingest

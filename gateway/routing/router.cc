@@ -1,5 +1,7 @@
 #include "gateway/routing/router.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 
 namespace rdg::routing {
@@ -72,18 +74,38 @@ const rdg::v1::SlaPolicy* SlaTable::Find(const std::string& exam_type,
   return wildcard;
 }
 
+int32_t SlaTable::TargetMinutes(rdg::v1::Stage stage, const std::string& exam_type,
+                                rdg::v1::Priority priority) const {
+  const auto* p = Find(exam_type, priority);
+  switch (stage) {
+    case rdg::v1::RECEIVED_TO_CLAIMED:
+      return p ? std::max(0, p->received_to_claimed_minutes()) : 0;
+    case rdg::v1::RECEIVED_TO_FINAL:
+      return p ? std::max(0, p->received_to_final_minutes()) : 0;
+    case rdg::v1::FINAL_TO_ACKNOWLEDGED:
+      return p ? std::max(0, p->final_to_acknowledged_minutes()) : 0;
+    case rdg::v1::CRITICAL_ACKNOWLEDGEMENT:
+      return p && p->critical_acknowledgement_minutes() > 0 ? p->critical_acknowledgement_minutes()
+                                                            : 60;
+    default:
+      return 0;
+  }
+}
+
+absl::Time SlaTable::Due(rdg::v1::Stage stage, const std::string& exam_type,
+                         rdg::v1::Priority priority, absl::Time from) const {
+  const int32_t minutes = TargetMinutes(stage, exam_type, priority);
+  return minutes > 0 ? from + absl::Minutes(minutes) : absl::InfiniteFuture();
+}
+
 absl::Time SlaTable::FinalDue(const std::string& exam_type, rdg::v1::Priority priority,
                               absl::Time received) const {
-  const auto* p = Find(exam_type, priority);
-  if (p == nullptr || p->received_to_final_minutes() <= 0) return absl::InfiniteFuture();
-  return received + absl::Minutes(p->received_to_final_minutes());
+  return Due(rdg::v1::RECEIVED_TO_FINAL, exam_type, priority, received);
 }
 
 absl::Time SlaTable::ClaimDue(const std::string& exam_type, rdg::v1::Priority priority,
                               absl::Time from) const {
-  const auto* p = Find(exam_type, priority);
-  if (p == nullptr || p->received_to_claimed_minutes() <= 0) return absl::InfiniteFuture();
-  return from + absl::Minutes(p->received_to_claimed_minutes());
+  return Due(rdg::v1::RECEIVED_TO_CLAIMED, exam_type, priority, from);
 }
 
 }  // namespace rdg::routing

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
+#include "rdg/v1/admin.pb.h"
 #include "rdg/v1/config.pb.h"
 
 namespace rdg::routing {
@@ -57,6 +58,13 @@ class SlaTable {
   explicit SlaTable(const rdg::v1::GatewayConfig& config);
   //! The policy for an exam, or nullptr when none applies.
   const rdg::v1::SlaPolicy* Find(const std::string& exam_type, rdg::v1::Priority priority) const;
+  //! The stage's target in minutes (0: none). CRITICAL_ACKNOWLEDGEMENT defaults to 60 minutes:
+  //! a critical result is never left without a deadline.
+  int32_t TargetMinutes(rdg::v1::Stage stage, const std::string& exam_type,
+                        rdg::v1::Priority priority) const;
+  //! When a stage started at `from` is due, or InfiniteFuture when it has no target.
+  absl::Time Due(rdg::v1::Stage stage, const std::string& exam_type, rdg::v1::Priority priority,
+                 absl::Time from) const;
   //! When the final report is due (received + received_to_final), or InfiniteFuture.
   absl::Time FinalDue(const std::string& exam_type, rdg::v1::Priority priority,
                       absl::Time received) const;

@@ -82,11 +82,12 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   // A critical result — flagged by the reader, or a critical value found on ingest (a lab 危急值)
   // — must be acknowledged by the clinic within the policy's critical target.
   if (must_sign && (c.critical() || exam.critical)) {
-    const auto* policy = sla_.Find(exam.exam_type, exam.priority);
-    const int minutes = policy && policy->critical_acknowledgement_minutes() > 0
-                            ? policy->critical_acknowledgement_minutes()
-                            : 60;
-    r.acknowledge_by = now + absl::Minutes(minutes);
+    r.acknowledge_by =
+        sla_.Due(rdg::v1::CRITICAL_ACKNOWLEDGEMENT, exam.exam_type, exam.priority, now);
+  }
+  if (r.status == rdg::v1::FINAL_REPORT) {
+    r.acknowledge_due =
+        sla_.Due(rdg::v1::FINAL_TO_ACKNOWLEDGED, exam.exam_type, exam.priority, now);
   }
   RDG_ASSIGN_OR_RETURN(auto stored, index_.AddReport(std::move(r), now));
   RDG_RETURN_IF_ERROR(index_.AppendAudit({0, now, reader.institution, reader.user, reader.role,

@@ -300,11 +300,23 @@ class GatewayTestCase(unittest.TestCase):
     """Gives each test a fresh gateway (and a temporary directory) on the shared dev PKI."""
 
     extra_config = ""
+    injected_clock = False  # True: the gateway's clock is shifted by set_clock_offset()
 
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="rdg-test-")
         self.pki = make_pki()
-        self.gateway = Gateway(self.workdir, self.pki, self.extra_config).start()
+        self.gateway = Gateway(self.workdir, self.pki, self.extra_config)
+        if self.injected_clock:
+            self.offset_file = os.path.join(self.workdir, "clock-offset")
+            self.set_clock_offset(0)
+            self.gateway.extra_args = ["--clock-offset-file", self.offset_file]
+        self.gateway.start()
+
+    def set_clock_offset(self, seconds):
+        """Moves the gateway's clock to real time + `seconds` (atomically)."""
+        with open(self.offset_file + ".tmp", "w") as f:
+            f.write(str(seconds))
+        os.replace(self.offset_file + ".tmp", self.offset_file)
 
     def tearDown(self):
         crash = self.gateway.crash_report()

@@ -1,11 +1,12 @@
 """AdminService and rdg-admin against the real gateway: queue figures (depth, being read, oldest
-waiting, overdue) agree with what clinics and readers did; the audit log is readable by
-administrators only, and reading it is itself audited; every admin RPC is PERMISSION_DENIED to
-clinics and readers. (Turnaround and breaches are not implemented yet: UNIMPLEMENTED, after the
-role check.)"""
+waiting, overdue) agree with what clinics and readers did; turnaround figures and SLA breaches
+follow the gateway's injected clock (a STAT exam left unclaimed is recorded as breached and
+escalated); the audit log is readable by administrators only, and reading it is itself audited;
+every admin RPC is PERMISSION_DENIED to clinics and readers."""
 import importlib
 import json
 import os
+import sqlite3
 import subprocess
 import unittest
 
@@ -17,6 +18,7 @@ import harness
 
 STUBS = harness.python_stubs()
 admin_pb2 = importlib.import_module("rdg.v1.admin_pb2")
+common_pb2 = importlib.import_module("rdg.v1.common_pb2")
 admin_pb2_grpc = importlib.import_module("rdg.v1.admin_pb2_grpc")
 
 
@@ -95,10 +97,103 @@ class AdminTest(harness.GatewayTestCase):
         self.assertEqual(denied.returncode, 1)
         self.assertIn("may not use", denied.stderr)
         admin = admin_pb2_grpc.AdminServiceStub(self.channel("admin"))
-        for name, request in calls[2:]:
-            with self.assertRaises(grpc.RpcError) as err:
-                getattr(admin, name)(request, timeout=30)
-            self.assertEqual(err.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        for name, request in calls:
+            getattr(admin, name)(request, timeout=30)  # allowed
+
+
+def exam_states(gateway, exam):
+    db = sqlite3.connect(f"file:{gateway.data_dir}/index.sqlite?mode=ro", uri=True)
+    try:
+        names = {v.number: v.name for v in common_pb2.ExamState.DESCRIPTOR.values}
+        return [names[s] for (s,) in db.execute(
+            "SELECT state FROM exam_events WHERE exam_id = ? ORDER BY seq", (exam,))]
+    finally:
+        db.close()
+
+
+class SlaTest(harness.GatewayTestCase):
+    """Breaches and turnaround with the gateway's clock moved by the test (no sleeping for SLA
+    targets); housekeeping every second so a sweep follows each move quickly."""
+    injected_clock = True
+    extra_config = "housekeeping_seconds: 1\n"
+
+    def upload_ct(self, priority):
+        ds = pydicom.dcmread(os.path.join(harness.PYDICOM_FILES, "CT_small.dcm"))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        path = harness.write_dicom(ds, os.path.join(self.workdir, f"{ds.SOPInstanceUID}.dcm"))
+        out = self.clinic("clinic-a1").json("upload", "--priority", priority, path)
+        return out["exams"][0]["exam_id"]
+
+    def test_unclaimed_stat_exam_is_breached_and_escalated(self):
+        admin = Admin(self.gateway, "admin")
+        exam = self.upload_ct("STAT")  # demo policy: STAT CT claimed within 10 min
+        self.set_clock_offset(9 * 60)
+        self.assertEqual(admin.json("breaches", "--open"), {})
+        self.set_clock_offset(11 * 60)
+
+        def escalated_breach():
+            open_ = admin.json("breaches", "--open").get("breaches", [])
+            mine = [b for b in open_ if b["exam_id"] == exam and b["stage"] == "RECEIVED_TO_CLAIMED"]
+            return mine[0] if mine and mine[0]["queue"] != "county-a/imaging" else None
+        breach = harness.wait_for(escalated_breach, timeout=30, interval=0.2,
+                                  what="the breach recorded and the exam escalated")
+        self.assertEqual(breach["priority"], "STAT")
+        self.assertEqual(breach["queue"], "city/radiology-consult")
+        self.assertTrue(breach["open"])
+        overrun = float(breach["overrun"].rstrip("s"))
+        self.assertGreaterEqual(overrun, 60)
+        self.assertLess(overrun, 120)
+        self.assertIn("ESCALATED", exam_states(self.gateway, exam))
+        table = admin.run("breaches", "--open", check=True).stdout
+        self.assertRegex(table, exam + r"\s+received->claimed\s+STAT\s+CT\s+city/radiology-consult")
+        self.assertIn("OPEN", table)
+
+        # Claimed at the city: the breach closes and keeps its overrun.
+        self.set_clock_offset(13 * 60)
+        self.assertEqual(self.reader("reader-city-rad").run("claim", exam).returncode, 0)
+        self.assertNotIn(exam, json.dumps(admin.json("breaches", "--open")))
+        closed = [b for b in admin.json("breaches")["breaches"] if b["exam_id"] == exam]
+        self.assertEqual(len(closed), 1)
+        self.assertNotIn("open", closed[0])
+        self.assertGreaterEqual(float(closed[0]["overrun"].rstrip("s")), 180)
+
+    def test_turnaround_of_a_reading(self):
+        admin = Admin(self.gateway, "admin")
+        rad, a1 = self.reader("reader-a-rad"), self.clinic("clinic-a1")
+        exam = self.upload_ct("ROUTINE")
+        self.set_clock_offset(20 * 60)
+        self.assertEqual(rad.run("claim", exam).returncode, 0)
+        self.set_clock_offset(30 * 60)  # within the 15 min lease
+        proc = rad.run("report", exam, "--final", "--findings", "Lungs clear.",
+                       "--impression", "Normal chest CT.")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.set_clock_offset(40 * 60)
+        self.assertEqual(a1.run("ack", exam).returncode, 0)
+
+        figures = admin.json("tat", "--since", "24h", "--by", "county")["groups"]
+        self.assertEqual([g["key"] for g in figures], ["county-a"])
+        stages = {s["stage"]: s for s in figures[0]["stages"]}
+        self.assertEqual(set(stages), {"RECEIVED_TO_CLAIMED", "RECEIVED_TO_FINAL",
+                                       "FINAL_TO_ACKNOWLEDGED"})
+        for stage, minutes in (("RECEIVED_TO_CLAIMED", 20), ("RECEIVED_TO_FINAL", 30),
+                               ("FINAL_TO_ACKNOWLEDGED", 10)):
+            with self.subTest(stage=stage):
+                self.assertEqual(int(stages[stage]["count"]), 1)
+                seconds = float(stages[stage]["p50"].rstrip("s"))
+                # The offsets are exact; the real time between the steps adds a little.
+                self.assertGreaterEqual(seconds, minutes * 60)
+                self.assertLess(seconds, minutes * 60 + 30)
+                self.assertEqual(stages[stage]["p50"], stages[stage]["max"])
+        # Demo policy for routine CT: claimed within 60 min, final within 24 h: both met.
+        self.assertEqual(stages["RECEIVED_TO_FINAL"]["within_sla_share"], 1)
+        table = admin.run("tat", "--since", "2h", check=True).stdout
+        self.assertRegex(table, r"received->final\s+1\s+30 min")
+        by_reviewer = admin.json("tat", "--by", "reviewer")["groups"]
+        self.assertEqual([g["key"] for g in by_reviewer], ["county-a"])
+        bad = admin.run("tat", "--by", "weather")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--by", bad.stderr)
 
 
 def read_ca(pki):

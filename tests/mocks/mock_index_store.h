@@ -63,6 +63,15 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::StatusOr<ReportRecord>, AcknowledgeReport,
               (const std::string&, const std::string&, const std::string&, absl::Time),
               (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<StageRecord>>, DetectBreaches, (absl::Time, int32_t),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<StageRecord>>, ListStagesEnded, (absl::Time, absl::Time),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<StageRecord>>, ListStagesEndedAfter, (int64_t, int32_t),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<StageRecord>>, ListBreaches, (const BreachQuery&),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<BreachCountRecord>>, CountBreaches, (), (override));
   MOCK_METHOD(absl::Status, AppendAudit, (const AuditRecord&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&),
               (override));
