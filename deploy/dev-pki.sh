@@ -223,6 +223,15 @@ for row in "${users[@]}"; do
   issue "$name" "/O=$org/OU=$role/CN=$user" "$ext" "$alg"
 done
 
+# --- monitoring token (the HTTP monitoring port's bearer token; throw-away like the keys) ---------
+if [ -e "$out/monitoring.token" ]; then
+  note "already present" "monitoring.token"
+else
+  openssl rand -hex 32 >"$tmp/monitoring.token"
+  install_file "$tmp/monitoring.token" "$out/monitoring.token" 0600
+  note "created" "monitoring.token"
+fi
+
 echo "dev-pki: $out"
 printf '%s\n' "${summary[@]}"
 if [ "$failed" -ne 0 ]; then

@@ -14,12 +14,13 @@
 
 namespace {
 
-//! Writes the bound port to `path` atomically (temp file + rename), for scripts and tests.
-bool WriteReadyFile(const std::string& path, int port) {
+//! Writes the bound ports to `path` atomically (temp file + rename), for scripts and tests: the
+//! gRPC port on the first line, the monitoring port (0: disabled) on the second.
+bool WriteReadyFile(const std::string& path, int port, int monitoring_port) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
+    out << port << "\n" << monitoring_port << "\n";
     if (!out.flush()) return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
@@ -29,11 +30,13 @@ bool WriteReadyFile(const std::string& path, int port) {
 
 int main(int argc, char** argv) {
   CLI::App app{"rdg-gateway: the Remote Diagnosis Gateway server"};
-  std::string config_path, listen, data_dir, ready_file, clock_offset_file;
+  std::string config_path, listen, data_dir, ready_file, clock_offset_file, monitoring_listen;
   app.add_option("--config", config_path, "gateway configuration (protobuf text format)")
       ->required();
   app.add_option("--listen", listen, "override listen HOST:PORT (port 0 picks a free port)");
   app.add_option("--data-dir", data_dir, "override the data directory");
+  app.add_option("--monitoring-listen", monitoring_listen,
+                 "override monitoring.listen HOST:PORT (port 0 picks a free port)");
   app.add_option("--ready-file", ready_file, "write the bound port here once serving");
   app.add_option("--clock-offset-file", clock_offset_file,
                  "testing only: shift the gateway's clock by the seconds written in this file");
@@ -49,7 +52,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto config = rdg::config::LoadConfigFile(config_path, {listen, data_dir});
+  auto config = rdg::config::LoadConfigFile(config_path, {listen, data_dir, monitoring_listen});
   if (!config.ok()) {
     std::cerr << "rdg-gateway: invalid configuration:\n" << config.status().message() << "\n";
     return 2;
@@ -72,7 +75,12 @@ int main(int argc, char** argv) {
   }
   LOG(INFO) << "rdg-gateway serving mTLS on port " << (*gateway)->port() << ", data dir "
             << config->data_dir();
-  if (!ready_file.empty() && !WriteReadyFile(ready_file, (*gateway)->port())) {
+  if ((*gateway)->monitoring_port() > 0) {
+    LOG(INFO) << "monitoring (/metrics, /healthz, /readyz, /dashboard) on "
+              << (config->monitoring().tls() ? "https" : "http") << " port "
+              << (*gateway)->monitoring_port();
+  }
+  if (!ready_file.empty() && !WriteReadyFile(ready_file, (*gateway)->port(), (*gateway)->monitoring_port())) {
     std::cerr << "rdg-gateway: cannot write ready file " << ready_file << "\n";
     return 1;
   }

@@ -18,6 +18,9 @@
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/index_committer.h"
 #include "gateway/ingest/ingestor.h"
+#include "gateway/monitoring/dashboard.h"
+#include "gateway/monitoring/http_server.h"
+#include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/turnaround.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/report_signature.h"
@@ -74,7 +77,9 @@ struct Gateway::Parts {
   std::unique_ptr<ReadingServiceImpl> reading_service;
   std::unique_ptr<DeliveryServiceImpl> delivery_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
+  std::unique_ptr<monitoring::Metrics> metrics;
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<monitoring::MonitoringServer> monitoring;  //!< stopped before the rest
   int port = 0;
 };
 
@@ -136,6 +141,26 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen(),
                                                " (address in use or not local?)"));
   }
+  if (!config.monitoring().disabled()) {
+    p->metrics = std::make_unique<monitoring::Metrics>(
+        config, monitoring::Metrics::Sources{p->index.get(), p->directory.get(),
+                                             &p->ingestor->counters(), p->router.get(), &clock});
+    Parts* parts = p.get();
+    monitoring::MonitoringServer::Handlers handlers;
+    handlers.metrics = [parts] { return parts->metrics->Render(); };
+    handlers.ready = [parts]() -> absl::Status {
+      return parts->index->ListQueueFigures(parts->clock->Now()).status();
+    };
+    handlers.dashboard_data = [parts]() {
+      std::vector<std::string> queues;
+      for (const auto& q : parts->config.queues()) queues.push_back(q.name());
+      return monitoring::DashboardData(*parts->index, *parts->directory, queues,
+                                       parts->clock->Now());
+    };
+    RDG_ASSIGN_OR_RETURN(p->monitoring,
+                         monitoring::MonitoringServer::Start(config.monitoring(), config.tls(),
+                                                             *p->directory, std::move(handlers)));
+  }
   return std::unique_ptr<Gateway>(new Gateway(std::move(p)));
 }
 
@@ -146,6 +171,10 @@ Gateway::~Gateway() { Shutdown(absl::Seconds(30)); }
 
 int Gateway::port() const { return parts_->port; }
 
+int Gateway::monitoring_port() const {
+  return parts_->monitoring ? parts_->monitoring->port() : 0;
+}
+
 void Gateway::Shutdown(absl::Duration grace) {
   {
     absl::MutexLock lock(&mu_);
@@ -153,6 +182,7 @@ void Gateway::Shutdown(absl::Duration grace) {
     stopping_ = true;
   }
   housekeeper_.join();
+  parts_->monitoring.reset();
   parts_->server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
   parts_->server->Wait();
   parts_->pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)

@@ -22,6 +22,8 @@ class Gateway {
 
   //! The bound port (useful with port 0).
   int port() const;
+  //! The monitoring port (0 when monitoring is disabled).
+  int monitoring_port() const;
   //! Stops accepting calls, lets in-flight ones finish for up to `grace` (then cancels them;
   //! interrupted uploads stay resumable), and drains the worker pool.
   void Shutdown(absl::Duration grace);

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -54,6 +55,7 @@ class Validator {
   void Fail(std::string message) { errors_.push_back(std::move(message)); }
 
   void CheckTopLevel();
+  void CheckMonitoring();
   void CheckInstitutions();
   void CheckQueues();
   void CheckRoutingRules();
@@ -117,6 +119,28 @@ void Validator::CheckTopLevel() {
   }
   if (config_.index().has_postgres() && config_.index().postgres().conninfo().empty()) {
     Fail(absl::StrCat(Where("index"), "index.postgres.conninfo is required"));
+  }
+  if (config_.housekeeping_seconds() < 0) {
+    Fail(absl::StrCat(Where("housekeeping_seconds"), "housekeeping_seconds must not be negative"));
+  }
+  CheckMonitoring();
+}
+
+void Validator::CheckMonitoring() {
+  const auto& m = config_.monitoring();
+  if (m.disabled()) return;
+  const std::string at = Where("monitoring");
+  if (!m.listen().empty() && !IsHostPort(m.listen())) {
+    Fail(absl::StrCat(at, "monitoring.listen must be HOST:PORT (port 0 picks a free port), got \"",
+                      m.listen(), "\""));
+  }
+  const std::string host = m.listen().substr(0, m.listen().rfind(':'));
+  const bool loopback = m.listen().empty() || host == "127.0.0.1" || host == "[::1]" ||
+                        host == "localhost" || absl::StartsWith(host, "127.");
+  if (!loopback && !m.tls()) {
+    Fail(absl::StrCat(at, "monitoring.listen ", m.listen(),
+                      " is not loopback: set tls: true so tokens and figures are not sent in "
+                      "clear text"));
   }
 }
 
@@ -234,6 +258,12 @@ void ApplyDefaults(GatewayConfig* c) {
   if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
   if (c->worker_threads() <= 0) c->set_worker_threads(16);
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);
+  if (c->housekeeping_seconds() <= 0) c->set_housekeeping_seconds(10);
+  if (c->monitoring().listen().empty()) c->mutable_monitoring()->set_listen("127.0.0.1:9464");
+  // Never open to anyone: without TLS a token is required, made at start-up if the file is new.
+  if (c->monitoring().token_file().empty() && !c->monitoring().tls()) {
+    c->mutable_monitoring()->set_token_file(c->data_dir() + "/monitoring.token");
+  }
   if (!c->index().has_postgres() && c->index().sqlite().path().empty()) {
     c->mutable_index()->mutable_sqlite()->set_path(c->data_dir() + "/index.sqlite");
   }
@@ -254,6 +284,9 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view text, absl::string_v
   }
   if (!overrides.listen.empty()) config.set_listen(overrides.listen);
   if (!overrides.data_dir.empty()) config.set_data_dir(overrides.data_dir);
+  if (!overrides.monitoring_listen.empty()) {
+    config.mutable_monitoring()->set_listen(overrides.monitoring_listen);
+  }
   if (auto s = Validator(config, tree, source).Run(); !s.ok()) return s;
   ApplyDefaults(&config);
   return config;

@@ -14,6 +14,7 @@ namespace rdg::config {
 struct ConfigOverrides {
   std::string listen;    //!< --listen HOST:PORT
   std::string data_dir;  //!< --data-dir DIR
+  std::string monitoring_listen;  //!< --monitoring-listen HOST:PORT
 };
 
 //! Parses and validates configuration text; `source` names it in error messages. Fills defaults

@@ -167,7 +167,7 @@ class Gateway:
             demo = f.read()
         demo = demo.replace("var/pki/", pki + "/")
         with open(self.config_path, "w") as f:
-            f.write(merge_config(demo, extra_config))
+            f.write(merge_config(demo, extra_config.replace("var/pki/", pki + "/")))
         self.proc = None
         self.port = None
         self.log_path = os.path.join(workdir, "gateway.log")
@@ -182,9 +182,12 @@ class Gateway:
             [os.path.join(BIN_DIR, "rdg-gateway"), "--config", self.config_path,
              "--listen", f"127.0.0.1:{port}", "--data-dir", self.data_dir,
              "--ready-file", os.path.join(self.workdir, "ready"),
+             "--monitoring-listen", f"127.0.0.1:{getattr(self, 'monitoring_port', 0) or 0}",
              *getattr(self, "extra_args", [])],
             os.path.join(self.workdir, "ready"), self.log_path, "gateway", timeout)
-        self.port = int(text.strip())
+        ports = text.split()
+        self.port = int(ports[0])
+        self.monitoring_port = int(ports[1]) if len(ports) > 1 else 0
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
@@ -205,6 +208,15 @@ class Gateway:
 
     def kill(self):
         return self.stop(signal.SIGKILL)
+
+    @property
+    def monitoring_url(self):
+        return f"http://127.0.0.1:{self.monitoring_port}"
+
+    @property
+    def monitoring_token(self):
+        with open(os.path.join(self.pki, "monitoring.token")) as f:
+            return f.read().strip()
 
     def crash_report(self):
         """None while the gateway runs (or was stopped by the test); otherwise how it ended on

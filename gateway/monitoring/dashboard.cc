@@ -1,0 +1,115 @@
+#include "gateway/monitoring/dashboard.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "gateway/monitoring/turnaround.h"
+#include "storage/status_macros.h"
+
+namespace rdg::monitoring {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kHours = 24;
+
+std::string Iso(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+json Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+}  // namespace
+
+absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
+                                          const config::InstitutionDirectory& directory,
+                                          const std::vector<std::string>& queue_names,
+                                          absl::Time now) {
+  // Hour buckets aligned to the hour, the last one the current (partial) hour.
+  const absl::Time last_hour = absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 3600 * 3600);
+  const absl::Time since = last_hour - absl::Hours(kHours - 1);
+  RDG_ASSIGN_OR_RETURN(auto stages, index.ListStagesEnded(since, now + absl::Seconds(1)));
+  RDG_ASSIGN_OR_RETURN(auto queues, index.ListQueueFigures(now));
+  storage::BreachQuery open_breaches;
+  open_breaches.open_only = true;
+  open_breaches.limit = 100;
+  RDG_ASSIGN_OR_RETURN(auto breaches, index.ListBreaches(open_breaches));
+  RDG_ASSIGN_OR_RETURN(auto counts, index.CountBreaches());
+
+  json out;
+  out["generated_at"] = Iso(now);
+  out["window_hours"] = kHours;
+
+  // TAT over time: received→final per county and completion hour.
+  std::map<std::string, std::vector<std::vector<storage::StageRecord>>> by_county;
+  int64_t completed = 0;
+  for (const auto& s : stages) {
+    if (!s.ended_at) continue;
+    ++completed;
+    if (s.stage != rdg::v1::RECEIVED_TO_FINAL) continue;
+    auto& hours = by_county[CountyOf(s.origin_institution, directory)];
+    hours.resize(kHours);
+    const int64_t h = (absl::ToUnixSeconds(*s.ended_at) - absl::ToUnixSeconds(since)) / 3600;
+    if (h >= 0 && h < kHours) hours[h].push_back(s);
+  }
+  json labels = json::array();
+  for (int h = 0; h < kHours; ++h) labels.push_back(Iso(since + absl::Hours(h)));
+  json series = json::array();
+  for (const auto& [county, hours] : by_county) {
+    json p50 = json::array(), p90 = json::array(), count = json::array();
+    for (const auto& in_hour : hours) {
+      auto figures = ComputeTurnaround(in_hour, rdg::v1::TURNAROUND_GROUPING_UNSPECIFIED, directory);
+      if (figures.empty() || figures[0].stages.empty()) {
+        p50.push_back(nullptr);
+        p90.push_back(nullptr);
+        count.push_back(0);
+        continue;
+      }
+      const StageFigures& f = figures[0].stages[0];
+      p50.push_back(Seconds(f.p50));
+      p90.push_back(Seconds(f.p90));
+      count.push_back(f.count);
+    }
+    series.push_back({{"county", county}, {"p50", p50}, {"p90", p90}, {"count", count}});
+  }
+  out["tat"] = {{"stage", "final"}, {"hours", labels}, {"series", series}};
+
+  // SLA compliance per county and stage, over the whole window.
+  json compliance = json::array();
+  for (const auto& g : ComputeTurnaround(stages, rdg::v1::BY_COUNTY, directory)) {
+    for (const auto& f : g.stages) {
+      compliance.push_back({{"county", g.key}, {"stage", StageLabel(f.stage)}, {"count", f.count},
+                            {"with_target", f.with_target}, {"share", f.WithinShare()},
+                            {"p50_seconds", Seconds(f.p50)}, {"p90_seconds", Seconds(f.p90)}});
+    }
+  }
+  out["compliance"] = compliance;
+
+  std::map<std::string, storage::QueueFigureRecord> by_queue;
+  for (const auto& q : queue_names) by_queue[q].queue = q;
+  for (auto& q : queues) by_queue[q.queue] = std::move(q);
+  json qs = json::array();
+  for (const auto& [name, q] : by_queue) {
+    qs.push_back({{"queue", name}, {"depth", q.depth}, {"being_read", q.claimed},
+                  {"waiting", q.depth - q.claimed}, {"overdue", q.overdue},
+                  {"oldest_waiting_seconds",
+                   q.oldest_waiting_since ? Seconds(now - *q.oldest_waiting_since) : json(nullptr)}});
+  }
+  out["queues"] = qs;
+
+  json bs = json::array();
+  for (const auto& b : breaches) {
+    bs.push_back({{"exam_id", b.exam_id}, {"stage", StageLabel(b.stage)},
+                  {"priority", rdg::v1::Priority_Name(b.priority)}, {"exam_type", b.exam_type},
+                  {"queue", b.queue}, {"origin", b.origin_institution},
+                  {"county", CountyOf(b.origin_institution, directory)}, {"due_at", Iso(b.due_at)},
+                  {"overrun_seconds", Seconds(b.Overrun(now))}});
+  }
+  out["breaches"] = bs;
+  int64_t open_total = 0;
+  for (const auto& c : counts) open_total += c.open;
+  out["totals"] = {{"completed_stages", completed}, {"open_breaches", open_total}};
+  return out.dump();
+}
+
+}  // namespace rdg::monitoring

@@ -1,0 +1,29 @@
+// The administrators' dashboard served on the monitoring port: one HTML page, its script and
+// Chart.js (Debian libjs-chart.js), all compiled into the gateway (no internet access needed),
+// and the JSON the page draws, computed from the index on each request.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/config/institution_directory.h"
+#include "storage/index_store.h"
+
+namespace rdg::monitoring {
+
+//! The page's data for the 24 hours before `now` as JSON:
+//!   tat:        hourly p50/p90 of received→final per county (by completion hour)
+//!   compliance: share within target per county and stage
+//!   queues:     depth, being read, overdue, oldest waiting per configured queue
+//!   breaches:   open breaches, most overdue first (at most 100)
+absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
+                                          const config::InstitutionDirectory& directory,
+                                          const std::vector<std::string>& queues, absl::Time now);
+
+const std::string& DashboardHtml();
+const std::string& DashboardJs();
+const std::string& ChartJs();
+
+}  // namespace rdg::monitoring

@@ -1,0 +1,255 @@
+#include "gateway/monitoring/http_server.h"
+
+#include <glog/logging.h>
+#include <httplib.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gateway/auth/principal.h"
+#include "gateway/monitoring/dashboard.h"
+#include "storage/status_macros.h"
+
+namespace rdg::monitoring {
+namespace {
+
+constexpr char kCookie[] = "rdg_monitoring";
+
+bool IsLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "::1" || host == "[::1]" || host == "localhost" ||
+         absl::StartsWith(host, "127.");
+}
+
+//! Creates `path` (mode 0600, exclusively) holding a new random token.
+absl::Status CreateToken(const std::string& path) {
+  unsigned char random[32];
+  if (RAND_bytes(random, sizeof(random)) != 1) return absl::InternalError("RAND_bytes failed");
+  std::string hex;
+  for (unsigned char b : random) absl::StrAppend(&hex, absl::Hex(b, absl::kZeroPad2));
+  hex += "\n";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create monitoring.token_file ", path, ": ", strerror(errno)));
+  }
+  const bool written = ::write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size());
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written || !synced) return absl::DataLossError(absl::StrCat("cannot write ", path));
+  LOG(INFO) << "created the monitoring token in " << path;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+    RDG_RETURN_IF_ERROR(CreateToken(path));
+  }
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read monitoring.token_file ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string token(absl::StripAsciiWhitespace(buffer.str()));
+  if (token.size() < 16) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "monitoring.token_file ", path, " holds fewer than 16 characters; use a long random "
+        "token (e.g. openssl rand -hex 32)"));
+  }
+  return token;
+}
+
+bool SameToken(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+//! The value of cookie `name` in a Cookie header, or "".
+std::string CookieValue(const std::string& header, absl::string_view name) {
+  for (absl::string_view part : absl::StrSplit(header, ';')) {
+    part = absl::StripAsciiWhitespace(part);
+    if (absl::StartsWith(part, name) && part.size() > name.size() && part[name.size()] == '=') {
+      return std::string(part.substr(name.size() + 1));
+    }
+  }
+  return "";
+}
+
+//! PEM of the verified peer certificate of a TLS connection, or "".
+std::string PeerCertificatePem(const httplib::Request& req) {
+  if (req.ssl == nullptr) return "";
+  SSL* ssl = const_cast<SSL*>(req.ssl);
+  if (SSL_get_verify_result(ssl) != X509_V_OK) return "";
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return "";
+  std::string pem;
+  if (BIO* bio = BIO_new(BIO_s_mem())) {
+    if (PEM_write_bio_X509(bio, cert) == 1) {
+      char* data = nullptr;
+      const long n = BIO_get_mem_data(bio, &data);
+      pem.assign(data, static_cast<size_t>(n));
+    }
+    BIO_free(bio);
+  }
+  X509_free(cert);
+  return pem;
+}
+
+void Text(httplib::Response& res, int status, const std::string& body) {
+  res.status = status;
+  res.set_content(body, "text/plain; charset=utf-8");
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MonitoringServer>> MonitoringServer::Start(
+    const rdg::v1::MonitoringConfig& config, const rdg::v1::TlsConfig& tls,
+    const config::InstitutionDirectory& directory, Handlers handlers) {
+  std::unique_ptr<MonitoringServer> m(new MonitoringServer());
+  m->directory_ = &directory;
+  m->handlers_ = std::move(handlers);
+  m->tls_ = config.tls();
+  if (!config.token_file().empty()) {
+    RDG_ASSIGN_OR_RETURN(m->token_, ReadToken(config.token_file()));
+  }
+  if (m->tls_) {
+    const rdg::v1::TlsConfig t = tls;
+    std::string error;
+    auto server = std::make_unique<httplib::SSLServer>([&t, &error](SSL_CTX& ctx) {
+      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+      if (SSL_CTX_use_certificate_chain_file(&ctx, t.cert_file().c_str()) != 1 ||
+          SSL_CTX_use_PrivateKey_file(&ctx, t.key_file().c_str(), SSL_FILETYPE_PEM) != 1 ||
+          SSL_CTX_load_verify_locations(&ctx, t.ca_file().c_str(), nullptr) != 1) {
+        error = "cannot load tls.cert_file, tls.key_file or tls.ca_file for the monitoring port";
+        return false;
+      }
+      // A client certificate is optional (a token will do) but verified when presented.
+      SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+      return true;
+    });
+    if (!server->is_valid()) {
+      return absl::InvalidArgumentError(error.empty() ? "cannot set up TLS for monitoring" : error);
+    }
+    m->server_ = std::move(server);
+  } else {
+    m->server_ = std::make_unique<httplib::Server>();
+  }
+  std::pair<std::string, std::string> host_port = absl::StrSplit(config.listen(), absl::MaxSplits(':', 1));
+  if (host_port.first.size() > 2 && host_port.first.front() == '[') {  // [::1]:9464
+    const auto close = config.listen().find("]:");
+    host_port = {config.listen().substr(1, close - 1), config.listen().substr(close + 2)};
+  }
+  int port = 0;
+  if (!absl::SimpleAtoi(host_port.second, &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("monitoring.listen must be HOST:PORT, not \"", config.listen(), "\""));
+  }
+  m->Route();
+  m->port_ = port == 0 ? m->server_->bind_to_any_port(host_port.first)
+                       : (m->server_->bind_to_port(host_port.first, port) ? port : -1);
+  if (m->port_ <= 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen(),
+                                               " for monitoring (address in use or not local?)"));
+  }
+  httplib::Server* server = m->server_.get();
+  m->thread_ = std::thread([server] { server->listen_after_bind(); });
+  return m;
+}
+
+MonitoringServer::~MonitoringServer() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+MonitoringServer::Access MonitoringServer::Check(const httplib::Request& req) const {
+  if (tls_) {
+    const std::string pem = PeerCertificatePem(req);
+    if (!pem.empty()) {
+      auto who = auth::PrincipalFromCertificate(pem, *directory_);
+      return who.ok() && who->role == rdg::v1::ADMIN ? Access::kAllowed : Access::kForbidden;
+    }
+  }
+  std::string presented;
+  const std::string authorization = req.get_header_value("Authorization");
+  if (absl::StartsWithIgnoreCase(authorization, "Bearer ")) {
+    presented = std::string(absl::StripAsciiWhitespace(authorization.substr(7)));
+  } else {
+    presented = CookieValue(req.get_header_value("Cookie"), kCookie);
+  }
+  if (presented.empty()) return Access::kUnauthenticated;
+  return !token_.empty() && SameToken(presented, token_) ? Access::kAllowed : Access::kForbidden;
+}
+
+void MonitoringServer::Route() {
+  httplib::Server& s = *server_;
+  // Every protected handler goes through this: 401 without credentials, 403 with the wrong ones.
+  auto guarded = [this](std::function<void(const httplib::Request&, httplib::Response&)> body) {
+    return [this, body](const httplib::Request& req, httplib::Response& res) {
+      switch (Check(req)) {
+        case Access::kAllowed:
+          res.set_header("Cache-Control", "no-store");
+          return body(req, res);
+        case Access::kUnauthenticated:
+          res.set_header("WWW-Authenticate", "Bearer realm=\"rdg-monitoring\"");
+          return Text(res, 401, "credentials required: an administrator's certificate or the "
+                                "monitoring token (Authorization: Bearer ...)\n");
+        case Access::kForbidden:
+          return Text(res, 403, "forbidden: administrators only\n");
+      }
+    };
+  };
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { Text(res, 200, "ok\n"); });
+  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    const absl::Status ready = handlers_.ready();
+    Text(res, ready.ok() ? 200 : 503,
+         ready.ok() ? "ready\n" : absl::StrCat("not ready: ", ready.message(), "\n"));
+  });
+  s.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
+    auto text = handlers_.metrics();
+    if (!text.ok()) return Text(res, 500, absl::StrCat(text.status().message(), "\n"));
+    res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
+  }));
+  // /dashboard?token=T: a browser has no header to send; the token becomes a cookie (HttpOnly,
+  // same site, this port only) and the address bar loses it.
+  s.Get("/dashboard", [this, guarded](const httplib::Request& req, httplib::Response& res) {
+    if (req.has_param("token")) {
+      const std::string token = req.get_param_value("token");
+      if (token_.empty() || !SameToken(token, token_)) {
+        return Text(res, 403, "forbidden: administrators only\n");
+      }
+      res.set_header("Set-Cookie", absl::StrCat(kCookie, "=", token,
+                                                "; Path=/; HttpOnly; SameSite=Strict",
+                                                tls_ ? "; Secure" : ""));
+      res.set_redirect("/dashboard", 303);
+      return;
+    }
+    guarded([](const httplib::Request&, httplib::Response& r) {
+      r.set_content(DashboardHtml(), "text/html; charset=utf-8");
+    })(req, res);
+  });
+  s.Get("/dashboard/data.json", guarded([this](const httplib::Request&, httplib::Response& res) {
+    auto json = handlers_.dashboard_data();
+    if (!json.ok()) return Text(res, 500, absl::StrCat(json.status().message(), "\n"));
+    res.set_content(*json, "application/json");
+  }));
+  s.Get("/dashboard/dashboard.js", guarded([](const httplib::Request&, httplib::Response& res) {
+    res.set_content(DashboardJs(), "text/javascript; charset=utf-8");
+  }));
+  s.Get("/dashboard/chart.min.js", guarded([](const httplib::Request&, httplib::Response& res) {
+    res.set_content(ChartJs(), "text/javascript; charset=utf-8");
+  }));
+}
+
+}  // namespace rdg::monitoring

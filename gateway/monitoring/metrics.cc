@@ -1,0 +1,185 @@
+#include "gateway/monitoring/metrics.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gateway/monitoring/turnaround.h"
+#include "storage/status_macros.h"
+
+#ifndef RDG_VERSION
+#define RDG_VERSION "unknown"
+#endif
+
+namespace rdg::monitoring {
+namespace {
+
+//! A label value with \, " and newline escaped as the exposition format requires.
+std::string Escape(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string Number(double v) { return absl::StrFormat("%.17g", v); }
+
+void Header(std::string& out, const char* name, const char* type, const char* help) {
+  absl::StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n");
+}
+
+}  // namespace
+
+const std::vector<double>& TatBuckets() {
+  static const auto* kBuckets = new std::vector<double>{
+      60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800};
+  return *kBuckets;
+}
+
+Metrics::Metrics(const rdg::v1::GatewayConfig& config, Sources sources) : sources_(sources) {
+  for (const auto& q : config.queues()) {
+    queues_.push_back(q.name());
+    for (const auto& t : q.exam_types()) exam_types_.insert(t);
+  }
+  for (const auto& p : config.sla_policies()) {
+    if (p.exam_type() != "*") exam_types_.insert(p.exam_type());
+  }
+  std::sort(queues_.begin(), queues_.end());
+}
+
+std::string Metrics::ExamTypeLabel(const std::string& exam_type) const {
+  return exam_types_.contains(exam_type) ? exam_type : "other";
+}
+
+absl::Status Metrics::CatchUp() {
+  const size_t nbuckets = TatBuckets().size();
+  for (;;) {
+    RDG_ASSIGN_OR_RETURN(auto batch, sources_.index->ListStagesEndedAfter(last_end_seq_, 10000));
+    for (const auto& s : batch) {
+      last_end_seq_ = std::max(last_end_seq_, s.end_seq);
+      if (!s.ended_at) continue;
+      Histogram& h = tat_[{StageLabel(s.stage), CountyOf(s.origin_institution, *sources_.directory),
+                           ExamTypeLabel(s.exam_type), rdg::v1::Priority_Name(s.priority)}];
+      if (h.buckets.empty()) h.buckets.assign(nbuckets + 1, 0);
+      const double seconds = absl::ToDoubleSeconds(*s.ended_at - s.started_at);
+      const auto& bounds = TatBuckets();
+      const size_t i = std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin();
+      ++h.buckets[i];  // le is inclusive: the first bound >= the value
+      ++h.count;
+      h.sum += seconds;
+      if (s.WithinTarget()) ++h.within_target;
+    }
+    if (batch.size() < 10000) return absl::OkStatus();
+  }
+}
+
+absl::StatusOr<std::string> Metrics::Render() {
+  const absl::Time now = sources_.clock->Now();
+  RDG_ASSIGN_OR_RETURN(auto queues, sources_.index->ListQueueFigures(now));
+  RDG_ASSIGN_OR_RETURN(auto breaches, sources_.index->CountBreaches());
+  std::string out;
+  absl::MutexLock lock(&mu_);
+  RDG_RETURN_IF_ERROR(CatchUp());
+
+  Header(out, "rdg_build_info", "gauge", "Version of the running gateway.");
+  absl::StrAppend(&out, "rdg_build_info{version=\"", Escape(RDG_VERSION), "\"} 1\n");
+
+  Header(out, "rdg_tat_seconds", "histogram",
+         "Turnaround of completed SLA stages (claim: received to first claim; final: received to "
+         "final report; ack: final report to the clinic's acknowledgement; critical_ack: critical "
+         "result to acknowledgement), by the origin institution's county.");
+  for (const auto& [key, h] : tat_) {
+    const auto& [stage, county, type, priority] = key;
+    const std::string labels = absl::StrCat("stage=\"", Escape(stage), "\",county=\"",
+                                            Escape(county), "\",exam_type=\"", Escape(type),
+                                            "\",priority=\"", Escape(priority), "\"");
+    int64_t cumulative = 0;
+    for (size_t i = 0; i < TatBuckets().size(); ++i) {
+      cumulative += h.buckets[i];
+      absl::StrAppend(&out, "rdg_tat_seconds_bucket{", labels, ",le=\"", Number(TatBuckets()[i]),
+                      "\"} ", cumulative, "\n");
+    }
+    absl::StrAppend(&out, "rdg_tat_seconds_bucket{", labels, ",le=\"+Inf\"} ", h.count, "\n");
+    absl::StrAppend(&out, "rdg_tat_seconds_sum{", labels, "} ", Number(h.sum), "\n");
+    absl::StrAppend(&out, "rdg_tat_seconds_count{", labels, "} ", h.count, "\n");
+  }
+  Header(out, "rdg_tat_within_target_total", "counter",
+         "Completed SLA stages that met their target (a stage without a target always does).");
+  for (const auto& [key, h] : tat_) {
+    const auto& [stage, county, type, priority] = key;
+    absl::StrAppend(&out, "rdg_tat_within_target_total{stage=\"", Escape(stage), "\",county=\"",
+                    Escape(county), "\",exam_type=\"", Escape(type), "\",priority=\"",
+                    Escape(priority), "\"} ", h.within_target, "\n");
+  }
+
+  Header(out, "rdg_sla_breaches_total", "counter", "SLA breaches recorded, by stage.");
+  std::map<std::string, storage::BreachCountRecord> by_stage;
+  for (auto stage : {rdg::v1::RECEIVED_TO_CLAIMED, rdg::v1::RECEIVED_TO_FINAL,
+                     rdg::v1::FINAL_TO_ACKNOWLEDGED, rdg::v1::CRITICAL_ACKNOWLEDGEMENT}) {
+    by_stage[StageLabel(stage)].stage = stage;
+  }
+  for (const auto& b : breaches) by_stage[StageLabel(b.stage)] = b;
+  for (const auto& [stage, b] : by_stage) {
+    absl::StrAppend(&out, "rdg_sla_breaches_total{stage=\"", stage, "\"} ", b.total, "\n");
+  }
+  Header(out, "rdg_sla_breaches_open", "gauge",
+         "Stages running past their SLA target now, by stage.");
+  for (const auto& [stage, b] : by_stage) {
+    absl::StrAppend(&out, "rdg_sla_breaches_open{stage=\"", stage, "\"} ", b.open, "\n");
+  }
+
+  std::map<std::string, storage::QueueFigureRecord> by_queue;
+  for (const auto& q : queues_) by_queue[q].queue = q;
+  for (auto& q : queues) by_queue[q.queue] = std::move(q);
+  struct Gauge {
+    const char* name;
+    const char* help;
+    double (*value)(const storage::QueueFigureRecord&, absl::Time);
+  };
+  const Gauge gauges[] = {
+      {"rdg_queue_depth", "Open exams in a reading queue (routed, claimed, preliminary).",
+       [](const storage::QueueFigureRecord& q, absl::Time) { return double(q.depth); }},
+      {"rdg_queue_being_read", "Open exams being read (claimed or with a preliminary report).",
+       [](const storage::QueueFigureRecord& q, absl::Time) { return double(q.claimed); }},
+      {"rdg_queue_overdue", "Open exams past their SLA due time for the final report.",
+       [](const storage::QueueFigureRecord& q, absl::Time) { return double(q.overdue); }},
+      {"rdg_queue_oldest_waiting_seconds", "Age of the unclaimed exam waiting longest (0: none).",
+       [](const storage::QueueFigureRecord& q, absl::Time t) {
+         return q.oldest_waiting_since ? absl::ToDoubleSeconds(t - *q.oldest_waiting_since) : 0.0;
+       }},
+  };
+  for (const auto& g : gauges) {
+    Header(out, g.name, "gauge", g.help);
+    for (const auto& [name, q] : by_queue) {
+      absl::StrAppend(&out, g.name, "{queue=\"", Escape(name), "\"} ", Number(g.value(q, now)),
+                      "\n");
+    }
+  }
+
+  if (sources_.ingest != nullptr) {
+    Header(out, "rdg_ingest_objects_total", "counter",
+           "Uploaded objects since start-up, by outcome (stored, duplicate, refused).");
+    absl::StrAppend(&out, "rdg_ingest_objects_total{outcome=\"stored\"} ",
+                    sources_.ingest->stored.load(), "\n");
+    absl::StrAppend(&out, "rdg_ingest_objects_total{outcome=\"duplicate\"} ",
+                    sources_.ingest->duplicates.load(), "\n");
+    absl::StrAppend(&out, "rdg_ingest_objects_total{outcome=\"refused\"} ",
+                    sources_.ingest->refused.load(), "\n");
+    Header(out, "rdg_ingest_bytes_total", "counter", "Bytes of objects stored since start-up.");
+    absl::StrAppend(&out, "rdg_ingest_bytes_total ", sources_.ingest->bytes_stored.load(), "\n");
+  }
+  if (sources_.router != nullptr) {
+    Header(out, "rdg_routing_fallback_total", "counter",
+           "Exams no routing rule matched (sent to the fallback queue) since start-up.");
+    absl::StrAppend(&out, "rdg_routing_fallback_total ", sources_.router->fallback_count(), "\n");
+  }
+  return out;
+}
+
+}  // namespace rdg::monitoring

@@ -1,0 +1,68 @@
+// Prometheus text exposition (format 0.0.4) of the gateway's figures for /metrics:
+//   rdg_tat_seconds               histogram per stage × county × exam type × priority
+//   rdg_tat_within_target_total   completed stages that met their target (same labels)
+//   rdg_sla_breaches_total / rdg_sla_breaches_open   per stage
+//   rdg_queue_depth / _being_read / _overdue / _oldest_waiting_seconds   per configured queue
+//   rdg_ingest_objects_total{outcome}, rdg_ingest_bytes_total, rdg_routing_fallback_total
+//   rdg_build_info{version}
+// Turnaround series are fed from the index's stage-completion feed (end_seq order), so they are
+// exactly what `rdg-admin tat` computes from, survive restarts, and each scrape reads only the
+// completions since the previous one. Label values are bounded by the configuration: counties
+// and exam types not configured are reported as "(none)" / "other".
+#pragma once
+
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/common/clock.h"
+#include "gateway/config/institution_directory.h"
+#include "gateway/ingest/ingestor.h"
+#include "gateway/routing/router.h"
+#include "storage/index_store.h"
+
+namespace rdg::monitoring {
+
+//! Upper bounds (seconds) of the turnaround histogram buckets; +Inf is implied.
+const std::vector<double>& TatBuckets();
+
+class Metrics {
+ public:
+  struct Sources {
+    storage::IndexStore* index = nullptr;
+    const config::InstitutionDirectory* directory = nullptr;
+    const ingest::Ingestor::Counters* ingest = nullptr;  //!< may be null
+    const routing::Router* router = nullptr;             //!< may be null
+    const Clock* clock = nullptr;
+  };
+  //! `config` supplies the queues (listed even while empty) and the known exam types.
+  Metrics(const rdg::v1::GatewayConfig& config, Sources sources);
+
+  //! The whole exposition, figures as of now.
+  absl::StatusOr<std::string> Render();
+
+ private:
+  using SeriesKey = std::tuple<std::string, std::string, std::string, std::string>;  // stage, county, type, priority
+  struct Histogram {
+    std::vector<int64_t> buckets;  //!< non-cumulative counts per TatBuckets() bound, then +Inf
+    int64_t count = 0;
+    double sum = 0;
+    int64_t within_target = 0;
+  };
+  //! Adds the stage completions recorded since the last call.
+  absl::Status CatchUp() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string ExamTypeLabel(const std::string& exam_type) const;
+
+  const Sources sources_;
+  std::vector<std::string> queues_;
+  absl::flat_hash_set<std::string> exam_types_;
+  absl::Mutex mu_;
+  int64_t last_end_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<SeriesKey, Histogram> tat_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace rdg::monitoring

@@ -1,0 +1,217 @@
+"""The HTTP monitoring port against the real gateway: /metrics is valid Prometheus exposition
+(parsed with Debian's python3-prometheus-client) and agrees with `rdg-admin tat|queues|breaches
+--json`; /healthz and /readyz answer probes; everything else needs the token or an
+administrator's certificate (401 without, 403 for the wrong token or any other role)."""
+import http.client
+import json
+import os
+import ssl
+import unittest
+import urllib.error
+import urllib.request
+
+import pydicom
+from prometheus_client.parser import text_string_to_metric_families
+from pydicom.uid import generate_uid
+
+import harness
+
+STAGE_LABELS = {"RECEIVED_TO_CLAIMED": "claim", "RECEIVED_TO_FINAL": "final",
+                "FINAL_TO_ACKNOWLEDGED": "ack", "CRITICAL_ACKNOWLEDGEMENT": "critical_ack"}
+
+
+class Admin(harness.Reader):
+    program = "rdg-admin"
+
+
+def get(url, headers=None):
+    """(status, headers, body) of a GET, without following redirects."""
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=30) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def seconds(duration):
+    return float(duration.rstrip("s")) if duration else 0.0
+
+
+class MonitoringTest(harness.GatewayTestCase):
+    injected_clock = True
+    extra_config = "housekeeping_seconds: 1\n"
+
+    def upload_ct(self, priority="ROUTINE", clinic="clinic-a1"):
+        ds = pydicom.dcmread(os.path.join(harness.PYDICOM_FILES, "CT_small.dcm"))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        path = harness.write_dicom(ds, os.path.join(self.workdir, f"{ds.SOPInstanceUID}.dcm"))
+        return self.clinic(clinic).json("upload", "--priority", priority, path)["exams"][0]["exam_id"]
+
+    def metrics(self):
+        status, headers, body = get(self.gateway.monitoring_url + "/metrics",
+                                    {"Authorization": "Bearer " + self.gateway.monitoring_token})
+        self.assertEqual(status, 200, body)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        return {f.name: f for f in text_string_to_metric_families(body)}
+
+    def read(self, exam, claim_at, final_at, ack_at=None, clinic="clinic-a1"):
+        rad = self.reader("reader-a-rad")
+        self.set_clock_offset(claim_at * 60)
+        self.assertEqual(rad.run("claim", exam).returncode, 0)
+        self.set_clock_offset(final_at * 60)
+        proc = rad.run("report", exam, "--final", "--findings", "Lungs clear.",
+                       "--impression", "Normal chest CT.")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        if ack_at is not None:
+            self.set_clock_offset(ack_at * 60)
+            self.assertEqual(self.clinic(clinic).run("ack", exam).returncode, 0)
+
+    def test_metrics_are_valid_prometheus_and_agree_with_rdg_admin(self):
+        admin = Admin(self.gateway, "admin")
+        # Five readings with known offsets (minutes): claims 5..25, finals 10 min later,
+        # acknowledgements for three; one STAT exam left unclaimed past its 10 min target.
+        exams = [self.upload_ct() for _ in range(5)]
+        for i, exam in enumerate(exams):
+            self.read(exam, claim_at=5 * (i + 1), final_at=5 * (i + 1) + 10,
+                      ack_at=5 * (i + 1) + 12 if i < 3 else None)
+        stat = self.upload_ct("STAT")
+        self.set_clock_offset(60 * 60)  # the STAT exam is 25+ min past its claim target
+        harness.wait_for(lambda: admin.json("breaches", "--open").get("breaches"), timeout=30,
+                         interval=0.2, what="the STAT breach")
+        self.upload_ct(clinic="clinic-b1")  # another county, waiting
+
+        families = self.metrics()
+        for name, kind in (("rdg_tat_seconds", "histogram"), ("rdg_tat_within_target", "counter"),
+                           ("rdg_sla_breaches", "counter"), ("rdg_sla_breaches_open", "gauge"),
+                           ("rdg_queue_depth", "gauge"), ("rdg_queue_overdue", "gauge"),
+                           ("rdg_queue_oldest_waiting_seconds", "gauge"),
+                           ("rdg_ingest_objects", "counter"), ("rdg_ingest_bytes", "counter"),
+                           ("rdg_build_info", "gauge")):
+            with self.subTest(family=name):
+                self.assertIn(name, families)
+                self.assertEqual(families[name].type, kind)
+
+        # Turnaround: counts and sums per stage equal `rdg-admin tat`; each p50 lies in the
+        # bucket where the cumulative count first reaches half.
+        tat = admin.json("tat", "--since", "30d")["groups"]
+        self.assertEqual(len(tat), 1)
+        figures = {STAGE_LABELS[s["stage"]]: s for s in tat[0]["stages"]}
+        self.assertEqual({k: int(v["count"]) for k, v in figures.items()},
+                         {"claim": 5, "final": 5, "ack": 3})
+        samples = families["rdg_tat_seconds"].samples
+        for stage, f in figures.items():
+            with self.subTest(stage=stage):
+                mine = [s for s in samples if s.labels["stage"] == stage]
+                self.assertTrue(all(s.labels["county"] == "county-a" and
+                                    s.labels["exam_type"] == "CT" and
+                                    s.labels["priority"] == "ROUTINE" for s in mine))
+                count = sum(s.value for s in mine if s.name == "rdg_tat_seconds_count")
+                total = sum(s.value for s in mine if s.name == "rdg_tat_seconds_sum")
+                self.assertEqual(count, int(f["count"]))
+                self.assertAlmostEqual(total, seconds(f["sum"]), places=3)
+                buckets = sorted((float(s.labels["le"]), s.value) for s in mine
+                                 if s.name == "rdg_tat_seconds_bucket")
+                p50, half = seconds(f["p50"]), int(f["count"]) / 2
+                first = next(le for le, cumulative in buckets if cumulative >= half)
+                self.assertLessEqual(p50, first)
+                below = [le for le, _ in buckets if le < first]
+                if below:
+                    self.assertGreater(p50, below[-1])
+        within = {s.labels["stage"]: s.value
+                  for s in families["rdg_tat_within_target"].samples}
+        for stage, f in figures.items():
+            self.assertAlmostEqual(within[stage] / int(f["count"]), f["within_sla_share"])
+
+        # Queues and breaches agree with rdg-admin.
+        queues = {q["queue"]: q for q in admin.json("queues")["queues"]}
+        for family, field in (("rdg_queue_depth", "depth"), ("rdg_queue_overdue", "overdue"),
+                              ("rdg_queue_being_read", "claimed")):
+            for s in families[family].samples:
+                with self.subTest(family=family, queue=s.labels["queue"]):
+                    self.assertEqual(s.value, int(queues[s.labels["queue"]].get(field, 0)))
+        self.assertEqual(sum(s.value for s in families["rdg_queue_depth"].samples), 2)
+        breaches = admin.json("breaches")["breaches"]
+        totals = {s.labels["stage"]: s.value for s in families["rdg_sla_breaches"].samples}
+        for stage in STAGE_LABELS.values():
+            self.assertEqual(totals[stage], sum(1 for b in breaches
+                                                if STAGE_LABELS[b["stage"]] == stage), stage)
+        self.assertIn(stat, [b["exam_id"] for b in breaches])
+        ingest = {s.labels["outcome"]: s.value for s in families["rdg_ingest_objects"].samples}
+        self.assertEqual(ingest["stored"], 7)
+        self.assertGreater(families["rdg_ingest_bytes"].samples[0].value, 7 * 1000)
+
+        # A restarted gateway reads the same figures back from the index.
+        before = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in samples}
+        self.gateway.stop()
+        self.gateway.start()
+        after = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                 for s in self.metrics()["rdg_tat_seconds"].samples}
+        self.assertEqual(before, after)
+
+    def test_probes_and_access(self):
+        url, token = self.gateway.monitoring_url, self.gateway.monitoring_token
+        self.assertEqual(get(url + "/healthz")[0], 200)
+        self.assertEqual(get(url + "/readyz")[:3:2], (200, "ready\n"))
+        for path in ("/metrics", "/dashboard", "/dashboard/data.json", "/dashboard/chart.min.js"):
+            with self.subTest(path=path):
+                status, headers, _ = get(url + path)
+                self.assertEqual(status, 401)
+                self.assertIn("Bearer", headers["WWW-Authenticate"])
+                self.assertEqual(get(url + path, {"Authorization": "Bearer wrong" + token})[0], 403)
+                self.assertEqual(get(url + path, {"Authorization": "Bearer " + token})[0], 200)
+        self.assertEqual(get(url + "/dashboard?token=nope")[0], 403)
+        status, headers, _ = get(url + "/dashboard?token=" + token)
+        self.assertEqual(status, 303)
+        self.assertEqual(headers["Location"], "/dashboard")
+        cookie = headers["Set-Cookie"].split(";")[0]
+        self.assertIn("HttpOnly", headers["Set-Cookie"])
+        status, _, body = get(url + "/dashboard", {"Cookie": cookie})
+        self.assertEqual(status, 200)
+        self.assertIn("/dashboard/chart.min.js", body)  # served locally, no CDN
+        self.assertNotIn("https://", body)
+        data = json.loads(get(url + "/dashboard/data.json", {"Cookie": cookie})[2])
+        self.assertEqual({"tat", "compliance", "queues", "breaches", "totals"} - set(data), set())
+
+
+class MonitoringTlsTest(harness.GatewayTestCase):
+    """monitoring { tls: true }: an administrator's client certificate is enough; every other
+    role is refused with 403."""
+    extra_config = 'monitoring { tls: true token_file: "var/pki/monitoring.token" }\n'
+
+    def https(self, path, who=None, headers=None):
+        context = ssl.create_default_context(cafile=os.path.join(self.pki, "ca.pem"))
+        if who:
+            context.load_cert_chain(os.path.join(self.pki, who + ".pem"),
+                                    os.path.join(self.pki, who + ".key"))
+        conn = http.client.HTTPSConnection("127.0.0.1", self.gateway.monitoring_port,
+                                           context=context, timeout=30)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    def test_admin_certificate_or_token(self):
+        status, body = self.https("/metrics", "admin")
+        self.assertEqual(status, 200)
+        self.assertIn("rdg_build_info", body)
+        for who in ("clinic-a1", "reader-a-rad", "reader-city-rad"):
+            with self.subTest(who=who):
+                self.assertEqual(self.https("/metrics", who)[0], 403)
+                self.assertEqual(self.https("/dashboard", who)[0], 403)
+        self.assertEqual(self.https("/metrics")[0], 401)
+        token = self.gateway.monitoring_token
+        self.assertEqual(self.https("/metrics", headers={"Authorization": "Bearer " + token})[0], 200)
+        self.assertEqual(self.https("/healthz")[0], 200)
+        with self.assertRaises((OSError, http.client.HTTPException)):  # no plain HTTP here
+            get(f"http://127.0.0.1:{self.gateway.monitoring_port}/healthz")
+
+
+if __name__ == "__main__":
+    unittest.main()
