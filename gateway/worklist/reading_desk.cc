@@ -18,6 +18,7 @@ ReadingDesk::ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexSto
     queue_by_name_[q.name()] = q;
   }
   for (const auto& i : config.institutions()) parent_of_[i.id()] = i.parent();
+  fallback_queue_ = config.fallback_queue();
 }
 
 const std::vector<std::string>& ReadingDesk::QueuesOf(const std::string& institution) const {
@@ -97,6 +98,7 @@ std::string ReadingDesk::NextLevelQueue(const std::string& queue,
   auto parent = parent_of_.find(q->second.institution());
   if (parent == parent_of_.end() || parent->second.empty()) return "";
   for (const auto& name : QueuesOf(parent->second)) {
+    if (name == fallback_queue_) continue;  // manual triage of unroutable exams, not a reading queue
     const auto& types = queue_by_name_.at(name).exam_types();
     if (types.empty() || std::find(types.begin(), types.end(), exam_type) != types.end()) {
       return name;

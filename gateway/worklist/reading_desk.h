@@ -70,6 +70,7 @@ class ReadingDesk {
   absl::flat_hash_map<std::string, std::vector<std::string>> queues_of_;  //!< institution → queues
   absl::flat_hash_map<std::string, rdg::v1::Queue> queue_by_name_;
   absl::flat_hash_map<std::string, std::string> parent_of_;  //!< institution → parent
+  std::string fallback_queue_;  //!< never an escalation target
 };
 
 }  // namespace rdg::worklist

@@ -119,6 +119,23 @@ TEST_F(ReadingDeskTest, UnclaimedPastTheClaimTargetIsEscalatedAutomatically) {
   EXPECT_EQ((*index_->GetExam(exam_))->claim_due_at, absl::InfiniteFuture());
 }
 
+TEST_F(ReadingDeskTest, TheFallbackQueueIsNeverAnEscalationTarget) {
+  // A triage queue reading "anything" at the next level, listed first: it must not take the
+  // overdue exams of the level below.
+  rdg::v1::GatewayConfig config = config_;
+  auto* triage = config.add_queues();
+  triage->set_name("city/triage");
+  triage->set_institution("city");
+  config.mutable_queues()->SwapElements(0, config.queues_size() - 1);
+  config.set_fallback_queue("city/triage");
+  ReadingDesk desk(config, *index_, *sla_, clock_);
+  const std::string mammo = AddExam("9.1", "county-a/imaging", "P-9", "", "MG");
+  clock_.Advance(absl::Minutes(11));
+  EXPECT_EQ(*desk.EscalateOverdue(), 1);  // the CT: to the city's CT consultation queue
+  EXPECT_EQ((*index_->GetExam(exam_))->queue, "city/radiology-consult");
+  EXPECT_EQ((*index_->GetExam(mammo))->queue, "county-a/imaging") << "no consultation queue reads MG";
+}
+
 TEST_F(ReadingDeskTest, ClaimedExamsAreNotEscalated) {
   ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
   clock_.Advance(absl::Minutes(11));

@@ -1,0 +1,82 @@
+"""The dashboard in a real browser: rdg-sim fills a gateway with a compressed half day of a
+county medical community, headless Debian Chromium loads /dashboard (the token becomes a
+cookie, the page's script fetches its data and draws with the Chart.js the gateway serves), and
+the test reads the rendered DOM: every chart drew data points, the tiles and the breach table
+agree with /dashboard/data.json. A screenshot is kept in RDG_ARTIFACT_DIR (build/test-artifacts)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+import urllib.request
+
+import harness
+
+CHROMIUM = shutil.which("chromium")
+
+
+class DashboardTest(harness.GatewayTestCase):
+    injected_clock = True
+    extra_config = "housekeeping_seconds: 1\n"
+
+    def chromium(self, profile, *args):
+        url = (f"{self.gateway.monitoring_url}/dashboard?token={self.gateway.monitoring_token}")
+        # --virtual-time-budget: the page's fetch and drawing finish before the DOM is dumped.
+        proc = subprocess.run(
+            [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             f"--user-data-dir={profile}", "--window-size=1400,1100", "--hide-scrollbars",
+             "--virtual-time-budget=15000", *args, url],
+            capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        return proc.stdout
+
+    @unittest.skipIf(CHROMIUM is None, "chromium is not installed (deploy/install-deps.sh does)")
+    def test_dashboard_renders_a_simulated_day(self):
+        sim = subprocess.run(
+            [os.path.join(harness.BIN_DIR, "rdg-sim"), "--gateway", self.gateway.address,
+             "--pki", self.pki, "--clock-offset-file", self.offset_file, "--speed", "2880",
+             "--hours", "12", "--exams-per-day", "500", "--seed", "7"],
+            capture_output=True, text=True, timeout=300)
+        self.assertEqual(sim.returncode, 0, sim.stdout + sim.stderr)
+        uploaded = int(re.search(r"(\d+) exams uploaded", sim.stdout).group(1))
+        reported = int(re.search(r"(\d+) final reports", sim.stdout).group(1))
+        self.assertGreater(uploaded, 50, sim.stdout)
+        self.assertGreater(reported, 20, sim.stdout)
+
+        request = urllib.request.Request(
+            self.gateway.monitoring_url + "/dashboard/data.json",
+            headers={"Authorization": "Bearer " + self.gateway.monitoring_token})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            data = json.load(r)
+
+        profile = tempfile.mkdtemp(prefix="rdg-chromium-", dir=self.workdir)
+        dom = self.chromium(profile, "--dump-dom")
+        self.assertIn('data-state="ready"', dom, dom[-3000:])
+        for chart in ("tat-chart", "queue-chart", "sla-chart"):
+            with self.subTest(chart=chart):
+                m = re.search(rf'<canvas id="{chart}"[^>]*data-points="(\d+)"', dom)
+                self.assertIsNotNone(m, f"{chart} was not drawn")
+                self.assertGreater(int(m.group(1)), 0, f"{chart} drew no data")
+        completed = re.search(r'id="tile-completed">(\d+)<', dom)
+        self.assertIsNotNone(completed)
+        self.assertGreater(int(completed.group(1)), 0)
+        rows = re.findall(r"<td>(ex-[0-9a-f]+)</td>", dom)
+        self.assertEqual(rows, [b["exam_id"] for b in data["breaches"]][:len(rows)])
+        if not data["breaches"]:
+            self.assertIn("no open breaches", dom)
+
+        artifacts = os.environ.get("RDG_ARTIFACT_DIR", self.workdir)
+        os.makedirs(artifacts, exist_ok=True)
+        shot = os.path.join(artifacts, "dashboard.png")
+        self.chromium(profile, f"--screenshot={shot}")
+        with open(shot, "rb") as f:
+            png = f.read()
+        self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n")
+        self.assertGreater(len(png), 20000)  # a drawn page, not a blank one
+        print(f"\ndashboard screenshot: {shot}")
+
+
+if __name__ == "__main__":
+    unittest.main()
