@@ -118,8 +118,9 @@ class IndexStore {
                                                                         int32_t limit) = 0;
   //! Breached stages: open ones most overdue first, else the most recently detected first.
   virtual absl::StatusOr<std::vector<StageRecord>> ListBreaches(const BreachQuery& query) = 0;
-  //! Breach counts per stage (stages without breaches are left out).
-  virtual absl::StatusOr<std::vector<BreachCountRecord>> CountBreaches() = 0;
+  //! Open breaches per stage (stages without any are left out), from the partial index of open
+  //! breaches only. Closed breaches are completed stages with breached_at set (in the feed).
+  virtual absl::StatusOr<std::vector<OpenBreachCount>> CountOpenBreaches() = 0;
 
   // --- Queues and audit (append-only) ---
   //! Figures of every queue holding open exams, read from the partial index of open exams only

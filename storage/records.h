@@ -266,10 +266,9 @@ struct BreachQuery {
   int32_t limit = 1000;
 };
 
-//! Breaches of one stage: ever recorded, and still open.
-struct BreachCountRecord {
+//! Open breaches of one stage (stages still running past due).
+struct OpenBreachCount {
   rdg::v1::Stage stage = rdg::v1::STAGE_UNSPECIFIED;
-  int64_t total = 0;
   int64_t open = 0;
 };
 

@@ -448,11 +448,11 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteIndexStore::ListAudit(const Audit
 
 absl::StatusOr<std::vector<QueueFigureRecord>> SqliteIndexStore::ListQueueFigures(absl::Time now) {
   ReaderLease conn = AcquireReader();
-  // INDEXED BY: the partial index holds only open exams, so this reads the open work and never
-  // the history, however many exams the platform has read.
+  // INDEXED BY: a covering partial index of the open exams by queue (migration 0009), so this
+  // reads the open work's index entries and never a table row or the history.
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
       "SELECT queue, count(*), sum(state IN (3, 4)), min(CASE WHEN state = 2 THEN updated_at END), "
-      "sum(sla_due_at < ?1) FROM exams INDEXED BY exams_open_worklist "
+      "sum(sla_due_at < ?1) FROM exams INDEXED BY exams_open_by_queue "
       "WHERE state IN (2, 3, 4) GROUP BY queue ORDER BY queue"));
   q->Bind(1, now);
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {

@@ -87,7 +87,7 @@ class SqliteIndexStore final : public IndexStore {
   absl::StatusOr<std::vector<StageRecord>> ListStagesEndedAfter(int64_t after_end_seq,
                                                                 int32_t limit) override;
   absl::StatusOr<std::vector<StageRecord>> ListBreaches(const BreachQuery& query) override;
-  absl::StatusOr<std::vector<BreachCountRecord>> CountBreaches() override;
+  absl::StatusOr<std::vector<OpenBreachCount>> CountOpenBreaches() override;
 
   absl::StatusOr<std::vector<QueueFigureRecord>> ListQueueFigures(absl::Time now) override;
   absl::Status AppendAudit(const AuditRecord& entry) override;

@@ -127,13 +127,13 @@ absl::StatusOr<std::vector<StageRecord>> SqliteIndexStore::ListBreaches(const Br
   return sqlite_internal::CollectRows(*q, ReadStage);
 }
 
-absl::StatusOr<std::vector<BreachCountRecord>> SqliteIndexStore::CountBreaches() {
+absl::StatusOr<std::vector<OpenBreachCount>> SqliteIndexStore::CountOpenBreaches() {
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT stage, count(*), sum(ended_at IS NULL) FROM exam_stages "
-      "INDEXED BY exam_stages_breached WHERE breached_at IS NOT NULL GROUP BY stage ORDER BY stage"));
+      "SELECT stage, count(*) FROM exam_stages INDEXED BY exam_stages_open_breaches "
+      "WHERE breached_at IS NOT NULL AND ended_at IS NULL GROUP BY stage ORDER BY stage"));
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
-    return BreachCountRecord{static_cast<rdg::v1::Stage>(s.Int(0)), s.Int(1), s.Int(2)};
+    return OpenBreachCount{static_cast<rdg::v1::Stage>(s.Int(0)), s.Int(1)};
   });
 }
 

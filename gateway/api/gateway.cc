@@ -207,6 +207,11 @@ void Gateway::SweepBreaches() {
   }
 }
 
+void Gateway::RefreshMetrics() {
+  if (parts_->metrics == nullptr) return;
+  if (auto s = parts_->metrics->Refresh(); !s.ok()) LOG(WARNING) << "refreshing metrics: " << s;
+}
+
 void Gateway::HousekeepingLoop() {
   // Every tick (housekeeping_seconds, default 10) SLA breaches are recorded, expired claim leases
   // go back to their queues and exams unclaimed past their SLA claim target are escalated to the
@@ -214,11 +219,13 @@ void Gateway::HousekeepingLoop() {
   // Recover). Deadlines come from the injected clock.
   const absl::Duration tick_interval = absl::Seconds(
       parts_->config.housekeeping_seconds() > 0 ? parts_->config.housekeeping_seconds() : 10);
+  RefreshMetrics();  // so that the first scrape after a start does not read the whole history
   for (int tick = 0;; ++tick) {
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick_interval)) return;
     mu_.Unlock();
     SweepBreaches();
+    RefreshMetrics();
     auto leases = parts_->desk->ExpireLeases();
     if (!leases.ok()) LOG(WARNING) << "expiring claim leases: " << leases.status();
     auto escalated = parts_->desk->EscalateOverdue();

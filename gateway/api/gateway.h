@@ -34,6 +34,8 @@ class Gateway {
   void HousekeepingLoop();
   //! Records SLA breaches that fell due since the last sweep.
   void SweepBreaches();
+  //! Feeds /metrics the stage completions since the last call.
+  void RefreshMetrics();
 
   std::unique_ptr<Parts> parts_;
   absl::Mutex mu_;

@@ -34,7 +34,7 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   open_breaches.open_only = true;
   open_breaches.limit = 100;
   RDG_ASSIGN_OR_RETURN(auto breaches, index.ListBreaches(open_breaches));
-  RDG_ASSIGN_OR_RETURN(auto counts, index.CountBreaches());
+  RDG_ASSIGN_OR_RETURN(auto counts, index.CountOpenBreaches());
 
   json out;
   out["generated_at"] = Iso(now);

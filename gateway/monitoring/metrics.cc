@@ -74,15 +74,21 @@ absl::Status Metrics::CatchUp() {
       ++h.count;
       h.sum += seconds;
       if (s.WithinTarget()) ++h.within_target;
+      if (s.breached_at) ++closed_breaches_[StageLabel(s.stage)];
     }
     if (batch.size() < 10000) return absl::OkStatus();
   }
 }
 
+absl::Status Metrics::Refresh() {
+  absl::MutexLock lock(&mu_);
+  return CatchUp();
+}
+
 absl::StatusOr<std::string> Metrics::Render() {
   const absl::Time now = sources_.clock->Now();
   RDG_ASSIGN_OR_RETURN(auto queues, sources_.index->ListQueueFigures(now));
-  RDG_ASSIGN_OR_RETURN(auto breaches, sources_.index->CountBreaches());
+  RDG_ASSIGN_OR_RETURN(auto open_breaches, sources_.index->CountOpenBreaches());
   std::string out;
   absl::MutexLock lock(&mu_);
   RDG_RETURN_IF_ERROR(CatchUp());
@@ -118,20 +124,24 @@ absl::StatusOr<std::string> Metrics::Render() {
                     Escape(priority), "\"} ", h.within_target, "\n");
   }
 
-  Header(out, "rdg_sla_breaches_total", "counter", "SLA breaches recorded, by stage.");
-  std::map<std::string, storage::BreachCountRecord> by_stage;
+  // Every breach is either closed (a completed stage with breached_at, counted from the feed)
+  // or open (counted on the small partial index of open breaches).
+  std::map<std::string, int64_t> open_by_stage;
   for (auto stage : {rdg::v1::RECEIVED_TO_CLAIMED, rdg::v1::RECEIVED_TO_FINAL,
                      rdg::v1::FINAL_TO_ACKNOWLEDGED, rdg::v1::CRITICAL_ACKNOWLEDGEMENT}) {
-    by_stage[StageLabel(stage)].stage = stage;
+    open_by_stage[StageLabel(stage)] = 0;
   }
-  for (const auto& b : breaches) by_stage[StageLabel(b.stage)] = b;
-  for (const auto& [stage, b] : by_stage) {
-    absl::StrAppend(&out, "rdg_sla_breaches_total{stage=\"", stage, "\"} ", b.total, "\n");
+  for (const auto& b : open_breaches) open_by_stage[StageLabel(b.stage)] = b.open;
+  Header(out, "rdg_sla_breaches_total", "counter", "SLA breaches recorded, by stage.");
+  for (const auto& [stage, open] : open_by_stage) {
+    auto closed = closed_breaches_.find(stage);
+    absl::StrAppend(&out, "rdg_sla_breaches_total{stage=\"", stage, "\"} ",
+                    open + (closed == closed_breaches_.end() ? 0 : closed->second), "\n");
   }
   Header(out, "rdg_sla_breaches_open", "gauge",
          "Stages running past their SLA target now, by stage.");
-  for (const auto& [stage, b] : by_stage) {
-    absl::StrAppend(&out, "rdg_sla_breaches_open{stage=\"", stage, "\"} ", b.open, "\n");
+  for (const auto& [stage, open] : open_by_stage) {
+    absl::StrAppend(&out, "rdg_sla_breaches_open{stage=\"", stage, "\"} ", open, "\n");
   }
 
   std::map<std::string, storage::QueueFigureRecord> by_queue;

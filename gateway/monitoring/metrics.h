@@ -44,6 +44,9 @@ class Metrics {
 
   //! The whole exposition, figures as of now.
   absl::StatusOr<std::string> Render();
+  //! Reads the stage completions recorded since the last call (the gateway calls this from its
+  //! housekeeping, so that the first scrape after a start need not read the whole history).
+  absl::Status Refresh();
 
  private:
   using SeriesKey = std::tuple<std::string, std::string, std::string, std::string>;  // stage, county, type, priority
@@ -63,6 +66,7 @@ class Metrics {
   absl::Mutex mu_;
   int64_t last_end_seq_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<SeriesKey, Histogram> tat_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> closed_breaches_ ABSL_GUARDED_BY(mu_);  //!< by stage label
 };
 
 }  // namespace rdg::monitoring

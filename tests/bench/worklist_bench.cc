@@ -15,21 +15,18 @@
 #include <vector>
 
 #include "storage/sqlite_index_store.h"
+#include "tests/bench/bench_support.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using rdg::bench::Percentile;
 using rdg::storage::SqliteIndexStore;
 
 const std::vector<std::string> kQueues = {
     "county-a/imaging", "county-a/ecg", "county-a/lab", "county-b/imaging", "county-b/ecg",
     "county-b/lab",     "city/radiology-consult", "city/ecg-consult", "city/lab-consult"};
 const std::vector<std::string> kCountyA = {"county-a/imaging", "county-a/ecg", "county-a/lab"};
-
-double Percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
 
 void Fill(SqliteIndexStore& store, const std::string& db_path, int n) {
   std::mt19937 rng(42);
@@ -53,15 +50,7 @@ void Fill(SqliteIndexStore& store, const std::string& db_path, int n) {
                  t0 + absl::Seconds(i) + absl::Minutes(p == rdg::v1::STAT ? 30 : 1440),
                  absl::InfiniteFuture(), "bench"};
     batch.push_back(std::move(o));
-    if (batch.size() == 5000 || i == n - 1) {
-      for (const auto& r : store.CommitObjects(batch)) {
-        if (!r.ok()) {
-          std::fprintf(stderr, "fill failed: %s\n", std::string(r.status().message()).c_str());
-          std::exit(1);
-        }
-      }
-      batch.clear();
-    }
+    if (batch.size() == 5000 || i == n - 1) rdg::bench::CommitOrDie(store, batch);
   }
   // 98% of exams are already read (FINAL); only the rest sit in worklists.
   sqlite3* db = nullptr;
@@ -142,9 +131,6 @@ void Run(int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<int> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
-  if (sizes.empty()) sizes = {100000, 1000000};
-  for (int n : sizes) Run(n);
+  for (int n : rdg::bench::Sizes(argc, argv)) Run(n);
   return 0;
 }

@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "gateway/worklist/reading_desk.h"
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/fake_clock.h"
@@ -16,7 +18,7 @@ namespace rdg::monitoring {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::Field;
+using ::testing::Pair;
 using storage::StageRecord;
 
 TEST(PercentileTest, NearestRank) {
@@ -170,13 +172,18 @@ TEST_F(TurnaroundTest, KnownStageDurationsGiveExactPercentilesAndShares) {
 
   // Late completions were recorded as breaches when they completed: 70 claims, 40 finals, 55
   // acknowledgements, none open.
-  auto counts = index_->CountBreaches();
-  ASSERT_TRUE(counts.ok());
-  EXPECT_THAT(*counts,
-              ElementsAre(Field(&storage::BreachCountRecord::total, 70),
-                          Field(&storage::BreachCountRecord::total, 40),
-                          Field(&storage::BreachCountRecord::total, 55)));
-  for (const auto& c : *counts) EXPECT_EQ(c.open, 0);
+  auto breaches = index_->ListBreaches({});
+  ASSERT_TRUE(breaches.ok());
+  std::map<rdg::v1::Stage, int> by_stage;
+  for (const auto& b : *breaches) {
+    ++by_stage[b.stage];
+    EXPECT_TRUE(b.ended_at);
+    EXPECT_EQ(*b.breached_at, *b.ended_at);
+  }
+  EXPECT_THAT(by_stage, ElementsAre(Pair(rdg::v1::RECEIVED_TO_CLAIMED, 70),
+                                    Pair(rdg::v1::RECEIVED_TO_FINAL, 40),
+                                    Pair(rdg::v1::FINAL_TO_ACKNOWLEDGED, 55)));
+  EXPECT_TRUE(index_->CountOpenBreaches()->empty());
   // The feed hands out every completion once, in order.
   auto feed = index_->ListStagesEndedAfter(0, 1000);
   ASSERT_TRUE(feed.ok());
@@ -235,10 +242,11 @@ TEST_F(TurnaroundTest, UnclaimedStatExamIsReportedAsBreachedAndEscalated) {
   ASSERT_TRUE(late.ok());
   ASSERT_EQ(late->size(), 1u);
   EXPECT_EQ((*late)[0].stage, rdg::v1::RECEIVED_TO_FINAL);
-  auto counts = index_->CountBreaches();
-  ASSERT_TRUE(counts.ok());
-  ASSERT_EQ(counts->size(), 2u);
-  EXPECT_EQ((*counts)[1].open, 1);
+  auto open_counts = index_->CountOpenBreaches();
+  ASSERT_TRUE(open_counts.ok());
+  ASSERT_EQ(open_counts->size(), 1u);
+  EXPECT_EQ((*open_counts)[0].stage, rdg::v1::RECEIVED_TO_FINAL);
+  EXPECT_EQ((*open_counts)[0].open, 1);
 }
 
 TEST_F(TurnaroundTest, CriticalResultsRunTheirOwnAcknowledgementClock) {

@@ -5,6 +5,7 @@ administrator's certificate (401 without, 403 for the wrong token or any other r
 import http.client
 import json
 import os
+import re
 import ssl
 import unittest
 import urllib.error
@@ -152,6 +153,18 @@ class MonitoringTest(harness.GatewayTestCase):
         after = {(s.name, tuple(sorted(s.labels.items()))): s.value
                  for s in self.metrics()["rdg_tat_seconds"].samples}
         self.assertEqual(before, after)
+
+    def test_grafana_dashboard_reads_exported_series(self):
+        exam = self.upload_ct()
+        self.read(exam, claim_at=5, final_at=10, ack_at=20)
+        names = {s.name for f in self.metrics().values() for s in f.samples}
+        with open(os.path.join(harness.SOURCE_DIR, "deploy/grafana/rdg-dashboard.json")) as f:
+            dashboard = json.load(f)
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        exprs += [v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+        used = {m for e in exprs for m in re.findall(r"\brdg_[a-z_]+", e)}
+        self.assertGreater(len(used), 8)
+        self.assertEqual(used - names, set(), "series the Grafana dashboard reads but /metrics lacks")
 
     def test_probes_and_access(self):
         url, token = self.gateway.monitoring_url, self.gateway.monitoring_token

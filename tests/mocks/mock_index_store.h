@@ -71,7 +71,7 @@ class MockIndexStore : public IndexStore {
               (override));
   MOCK_METHOD(absl::StatusOr<std::vector<StageRecord>>, ListBreaches, (const BreachQuery&),
               (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<BreachCountRecord>>, CountBreaches, (), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<OpenBreachCount>>, CountOpenBreaches, (), (override));
   MOCK_METHOD(absl::Status, AppendAudit, (const AuditRecord&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&),
               (override));
