@@ -38,17 +38,30 @@ int64_t ParseSpan(const std::string& text) {
 
 constexpr int kExitUsage = 2;
 
-//! `span` ago ("24h") as a timestamp; false (with a message) when the span is not understood.
-bool SetSince(const std::string& span, google::protobuf::Timestamp* out) {
-  const int64_t seconds = ParseSpan(span);
-  if (seconds < 0) {
-    std::cerr << "error: --since takes a span such as 90m, 24h or 7d, not '" << span << "'\n";
-    return false;
+//! A moment for --since/--until: a span ago ("24h", "90m", "7d"), an RFC 3339 time
+//! ("2026-11-20T08:00:00+08:00") or a UTC date ("2026-11-20"). False, with a message naming
+//! `option`, when it is none of these.
+bool ParseWhen(const std::string& option, const std::string& text,
+               google::protobuf::Timestamp* out) {
+  const int64_t seconds = ParseSpan(text);
+  if (seconds >= 0) {
+    *out = google::protobuf::util::TimeUtil::SecondsToTimestamp(
+        std::chrono::duration_cast<std::chrono::seconds>(
+            std::chrono::system_clock::now().time_since_epoch()).count() - seconds);
+    return true;
   }
-  *out = google::protobuf::util::TimeUtil::SecondsToTimestamp(
-      std::chrono::duration_cast<std::chrono::seconds>(
-          std::chrono::system_clock::now().time_since_epoch()).count() - seconds);
-  return true;
+  if (google::protobuf::util::TimeUtil::FromString(text, out)) return true;
+  if (text.size() == 10 &&
+      google::protobuf::util::TimeUtil::FromString(text + "T00:00:00Z", out)) {
+    return true;
+  }
+  std::cerr << "error: " << option << " takes a span such as 90m, 24h or 7d, a time such as "
+            << "2026-11-20T08:00:00+08:00 or a date such as 2026-11-20, not '" << text << "'\n";
+  return false;
+}
+
+bool SetSince(const std::string& text, google::protobuf::Timestamp* out) {
+  return ParseWhen("--since", text, out);
 }
 
 std::string Human(const google::protobuf::Duration& d) {
@@ -136,9 +149,10 @@ std::string Percent(double share) {
 }
 
 int RunTurnaround(rdg::v1::AdminService::Stub& stub, const std::string& since,
-                  const std::string& by, bool as_json) {
+                  const std::string& until, const std::string& by, bool as_json) {
   rdg::v1::TurnaroundRequest req;
   if (!SetSince(since, req.mutable_since())) return kExitUsage;
+  if (!until.empty() && !ParseWhen("--until", until, req.mutable_until())) return kExitUsage;
   if (!by.empty()) req.set_group_by(Groupings().at(by));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -149,7 +163,7 @@ int RunTurnaround(rdg::v1::AdminService::Stub& stub, const std::string& since,
     return 0;
   }
   if (resp.groups().empty()) {
-    std::cout << "no stage completed in the last " << since << "\n";
+    std::cout << "no stage completed in the window\n";
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {{by.empty() ? "" : "GROUP", "STAGE", "COUNT", "P50",
@@ -211,9 +225,11 @@ int main(int argc, char** argv) {
 
   auto* tat = app.add_subcommand("tat", "turnaround per stage: count, p50/p90/p99/max, share "
                                         "within SLA, of the stages completed in the window");
-  std::string tat_since = "24h", by;
-  tat->add_option("--since", tat_since, "the window: the last 90m, 24h, 7d, ...")
+  std::string tat_since = "24h", tat_until, by;
+  tat->add_option("--since", tat_since, "start of the window: a span ago (90m, 24h, 7d), an RFC "
+                                        "3339 time or a UTC date")
       ->capture_default_str();
+  tat->add_option("--until", tat_until, "end of the window, as --since (default: now)");
   std::vector<std::string> grouping_names;
   for (const auto& [name, value] : Groupings()) grouping_names.push_back(name);
   tat->add_option("--by", by, "group by origin institution, reviewing institution, queue, "
@@ -231,7 +247,8 @@ int main(int argc, char** argv) {
   int breach_limit = 1000;
   breaches->add_flag("--open", open_only, "only stages still running past their target, most "
                                           "overdue first");
-  breaches->add_option("--since", breach_since, "detected in the last span, e.g. 24h");
+  breaches->add_option("--since", breach_since, "detected since then: a span ago (24h), a time "
+                                                "or a date");
   breaches->add_option("--limit", breach_limit, "at most this many")->capture_default_str();
   breaches->add_flag("--json", as_json, "machine-readable output");
 
@@ -240,7 +257,7 @@ int main(int argc, char** argv) {
   int limit = 100;
   audit->add_option("--exam", exam, "only this exam");
   audit->add_option("--user", user, "only this user");
-  audit->add_option("--since", since, "only the last span, e.g. 24h, 90m, 7d");
+  audit->add_option("--since", since, "only since then: a span ago (24h), a time or a date");
   audit->add_option("--limit", limit, "at most this many")->capture_default_str();
   audit->add_flag("--json", as_json, "machine-readable output");
   try {
@@ -252,7 +269,7 @@ int main(int argc, char** argv) {
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
   auto stub = rdg::v1::AdminService::NewStub(channel);
-  if (*tat) return RunTurnaround(*stub, tat_since, by, as_json);
+  if (*tat) return RunTurnaround(*stub, tat_since, tat_until, by, as_json);
   if (*queues) return RunQueues(*stub, as_json);
   if (*breaches) return RunBreaches(*stub, open_only, breach_since, breach_limit, as_json);
   return RunAudit(*stub, exam, user, since, limit, as_json);

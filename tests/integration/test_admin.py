@@ -191,6 +191,14 @@ class SlaTest(harness.GatewayTestCase):
         self.assertRegex(table, r"received->final\s+1\s+30 min")
         by_reviewer = admin.json("tat", "--by", "reviewer")["groups"]
         self.assertEqual([g["key"] for g in by_reviewer], ["county-a"])
+        # Any window: an explicit one around the stages, and one that ended before them.
+        self.assertEqual(len(admin.json("tat", "--since", "2020-01-01", "--until", "2099-01-01")
+                             ["groups"][0]["stages"]), 3)
+        self.assertEqual(admin.json("tat", "--since", "2d", "--until", "1d"), {})
+        self.assertIn("no stage completed", admin.run("tat", "--until", "1h", check=True).stdout)
+        bad = admin.run("tat", "--until", "yesterday")
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--until", bad.stderr)
         bad = admin.run("tat", "--by", "weather")
         self.assertEqual(bad.returncode, 2)
         self.assertIn("--by", bad.stderr)
