@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "clients/common/connection.h"
@@ -73,14 +74,27 @@ int Fail(const grpc::Status& s) {
   return kExitFailure;
 }
 
-int RunQueues(rdg::v1::AdminService::Stub& stub, bool as_json) {
+using Stub = rdg::v1::AdminService::Stub;
+
+//! Calls `rpc` with a deadline. Returns the exit code when the command is done here — the call
+//! failed (the reason printed) or --json printed the answer — and nullopt when the caller goes
+//! on to print a table.
+template <typename Request, typename Response>
+std::optional<int> Call(Stub& stub,
+                        grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
+                        const Request& req, Response* resp, bool as_json, int seconds = 30) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  if (auto s = (stub.*rpc)(&ctx, req, resp); !s.ok()) return Fail(s);
+  if (!as_json) return std::nullopt;
+  std::cout << rdg::clients::ProtoToJson(*resp) << "\n";
+  return 0;
+}
+
+int RunQueues(Stub& stub, bool as_json) {
   rdg::v1::QueuesResponse resp;
-  if (auto s = stub.GetQueues(&ctx, rdg::v1::QueuesRequest(), &resp); !s.ok()) return Fail(s);
-  if (as_json) {
-    std::cout << rdg::clients::ProtoToJson(resp) << "\n";
-    return 0;
+  if (auto done = Call(stub, &Stub::GetQueues, rdg::v1::QueuesRequest(), &resp, as_json)) {
+    return *done;
   }
   std::vector<std::vector<std::string>> rows = {
       {"QUEUE", "DEPTH", "BEING READ", "WAITING", "OLDEST WAITING", "OVERDUE"}};
@@ -96,21 +110,15 @@ int RunQueues(rdg::v1::AdminService::Stub& stub, bool as_json) {
   return 0;
 }
 
-int RunAudit(rdg::v1::AdminService::Stub& stub, const std::string& exam, const std::string& user,
+int RunAudit(Stub& stub, const std::string& exam, const std::string& user,
              const std::string& since, int limit, bool as_json) {
   rdg::v1::AuditRequest req;
   req.set_exam_id(exam);
   req.set_user(user);
   req.set_limit(limit);
   if (!since.empty() && !SetSince(since, req.mutable_since())) return kExitUsage;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   rdg::v1::AuditResponse resp;
-  if (auto s = stub.QueryAudit(&ctx, req, &resp); !s.ok()) return Fail(s);
-  if (as_json) {
-    std::cout << rdg::clients::ProtoToJson(resp) << "\n";
-    return 0;
-  }
+  if (auto done = Call(stub, &Stub::QueryAudit, req, &resp, as_json)) return *done;
   std::vector<std::vector<std::string>> rows = {
       {"SEQ", "AT", "INSTITUTION", "USER", "ROLE", "ACTION", "EXAM", "DETAIL"}};
   for (const auto& e : resp.entries()) {
@@ -148,20 +156,14 @@ std::string Percent(double share) {
   return buf;
 }
 
-int RunTurnaround(rdg::v1::AdminService::Stub& stub, const std::string& since,
+int RunTurnaround(Stub& stub, const std::string& since,
                   const std::string& until, const std::string& by, bool as_json) {
   rdg::v1::TurnaroundRequest req;
   if (!SetSince(since, req.mutable_since())) return kExitUsage;
   if (!until.empty() && !ParseWhen("--until", until, req.mutable_until())) return kExitUsage;
   if (!by.empty()) req.set_group_by(Groupings().at(by));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   rdg::v1::TurnaroundResponse resp;
-  if (auto s = stub.GetTurnaround(&ctx, req, &resp); !s.ok()) return Fail(s);
-  if (as_json) {
-    std::cout << rdg::clients::ProtoToJson(resp) << "\n";
-    return 0;
-  }
+  if (auto done = Call(stub, &Stub::GetTurnaround, req, &resp, as_json, 60)) return *done;
   if (resp.groups().empty()) {
     std::cout << "no stage completed in the window\n";
     return 0;
@@ -182,20 +184,14 @@ int RunTurnaround(rdg::v1::AdminService::Stub& stub, const std::string& since,
   return 0;
 }
 
-int RunBreaches(rdg::v1::AdminService::Stub& stub, bool open_only, const std::string& since,
+int RunBreaches(Stub& stub, bool open_only, const std::string& since,
                 int limit, bool as_json) {
   rdg::v1::BreachesRequest req;
   req.set_open_only(open_only);
   req.set_limit(limit);
   if (!since.empty() && !SetSince(since, req.mutable_since())) return kExitUsage;
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   rdg::v1::BreachesResponse resp;
-  if (auto s = stub.ListBreaches(&ctx, req, &resp); !s.ok()) return Fail(s);
-  if (as_json) {
-    std::cout << rdg::clients::ProtoToJson(resp) << "\n";
-    return 0;
-  }
+  if (auto done = Call(stub, &Stub::ListBreaches, req, &resp, as_json)) return *done;
   if (resp.breaches().empty()) {
     std::cout << (open_only ? "no open SLA breaches\n" : "no SLA breaches recorded\n");
     return 0;

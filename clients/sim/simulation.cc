@@ -59,7 +59,8 @@ void SimClock::Publish() const {
     std::ofstream out(tmp, std::ios::trunc);
     out << absl::StrFormat("%.3f\n", start_offset_ + elapsed * (speed_ - 1));
   }
-  std::filesystem::rename(tmp, path_);  // atomic: the gateway reads whole values only
+  std::error_code error;  // a failed write is retried on the next call, never fatal
+  std::filesystem::rename(tmp, path_, error);  // atomic: the gateway reads whole values only
 }
 
 void SimClock::SleepUntil(absl::Time t) const {

@@ -151,9 +151,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
     handlers.ready = [parts]() -> absl::Status {
       return parts->index->ListQueueFigures(parts->clock->Now()).status();
     };
-    handlers.dashboard_data = [parts]() {
-      std::vector<std::string> queues;
-      for (const auto& q : parts->config.queues()) queues.push_back(q.name());
+    std::vector<std::string> queues;
+    for (const auto& q : config.queues()) queues.push_back(q.name());
+    handlers.dashboard_data = [parts, queues = std::move(queues)]() {
       return monitoring::DashboardData(*parts->index, *parts->directory, queues,
                                        parts->clock->Now());
     };

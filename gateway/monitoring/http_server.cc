@@ -30,11 +30,6 @@ namespace {
 
 constexpr char kCookie[] = "rdg_monitoring";
 
-bool IsLoopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "::1" || host == "[::1]" || host == "localhost" ||
-         absl::StartsWith(host, "127.");
-}
-
 //! Creates `path` (mode 0600, exclusively) holding a new random token.
 absl::Status CreateToken(const std::string& path) {
   unsigned char random[32];
