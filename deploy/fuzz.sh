@@ -14,7 +14,7 @@ bash deploy/install-deps.sh clang libclang-rt-14-dev
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DRDG_BUILD_FUZZERS=ON -DRDG_BUILD_TESTS=OFF -DRDG_BUILD_BENCHMARKS=OFF >/dev/null
 # Only the fuzz targets (and the formats library they link), never the whole tree.
-fuzzers=(hl7_lab_fuzzer:hl7 ecg_waveform_fuzzer:ecg)
+fuzzers=(hl7_lab_fuzzer:hl7 ecg_waveform_fuzzer:ecg dicom_object_fuzzer:dicom)
 cmake --build build-fuzz --target "${fuzzers[@]%%:*}"
 
 work="$(mktemp -d)"

@@ -24,9 +24,11 @@ class BlobStore {
  public:
   virtual ~BlobStore() = default;
 
-  //! Moves a complete file (same filesystem as the store) in under `digest`, durably: the file is
-  //! fsynced, renamed into place and its directory fsynced before this returns. If the blob is
-  //! already stored, the file is removed instead. The caller has verified the digest.
+  //! Takes a complete file (same filesystem as the store) in under `digest`, durably: the file is
+  //! fsynced, hard-linked into place and its directory fsynced before this returns; nothing is
+  //! done if the blob is already stored. The file itself stays where it is, so a caller whose
+  //! later step fails transiently still has it; the caller removes it once it is no longer
+  //! needed. The caller has verified the digest.
   virtual absl::Status Adopt(const std::string& path, const Digest& digest) = 0;
   //! Opens a stored blob; NotFound if absent.
   virtual absl::StatusOr<std::unique_ptr<BlobReader>> Open(const Digest& digest) const = 0;

@@ -43,13 +43,13 @@ std::string FileBlobStore::PathOf(const Digest& digest) const {
 
 absl::Status FileBlobStore::Adopt(const std::string& path, const Digest& digest) {
   const std::string target = PathOf(digest);
-  if (Exists(digest)) return RemoveFile(path);  // content-addressed: same bytes already durable
+  if (Exists(digest)) return absl::OkStatus();  // content-addressed: same bytes already durable
   {
     auto file = File::OpenForRead(path);
     if (!file.ok()) return file.status();
     if (auto s = file->Sync(); !s.ok()) return s;
   }
-  if (auto s = RenameFile(path, target); !s.ok()) return s;
+  if (auto s = LinkFile(path, target); !s.ok()) return s;
   return SyncDirectory(DirOf(digest));
 }
 

@@ -16,7 +16,8 @@ namespace {
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err) {
   std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
   if (err == ENOENT) return absl::NotFoundError(msg);
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
+  // A full disk passes (space is freed, the volume grows): callers retry, nothing is final.
+  if (err == ENOSPC || err == EDQUOT) return absl::UnavailableError(msg);
   return absl::InternalError(msg);
 }
 
@@ -114,6 +115,11 @@ absl::Status MakeDirectories(const std::string& dir) {
 
 absl::Status RenameFile(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename", from, errno);
+  return absl::OkStatus();
+}
+
+absl::Status LinkFile(const std::string& from, const std::string& to) {
+  if (::link(from.c_str(), to.c_str()) != 0 && errno != EEXIST) return ErrnoStatus("link", from, errno);
   return absl::OkStatus();
 }
 

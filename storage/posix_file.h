@@ -47,6 +47,8 @@ absl::Status SyncDirectory(const std::string& dir);
 absl::Status MakeDirectories(const std::string& dir);
 //! Renames atomically within one filesystem.
 absl::Status RenameFile(const std::string& from, const std::string& to);
+//! Creates `to` as a second name of `from` (same filesystem); succeeds if `to` exists already.
+absl::Status LinkFile(const std::string& from, const std::string& to);
 //! Removes a file; succeeds if it does not exist.
 absl::Status RemoveFile(const std::string& path);
 //! Names (not paths) of the regular files in `dir`.

@@ -18,6 +18,22 @@
 
 namespace rdg::storage::sqlite_db {
 
+//! The status for a failed SQLite call: a busy or locked database, a full disk or an I/O error
+//! passes (UNAVAILABLE: callers retry and keep what they hold); anything else is INTERNAL.
+inline absl::Status Error(sqlite3* db, int rc, absl::string_view detail = {}) {
+  std::string msg = absl::StrCat("sqlite: ", detail.empty() ? sqlite3_errmsg(db) : detail);
+  switch (rc & 0xFF) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+      return absl::UnavailableError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
 //! A prepared statement borrowed from a connection's cache; reset (not finalised) when done.
 class Stmt {
  public:
@@ -52,7 +68,7 @@ class Stmt {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+    return Error(db_, rc);
   }
   absl::Status Run() {
     auto r = Step();
@@ -109,10 +125,10 @@ class Connection {
   absl::Status Exec(absl::string_view sql) {
     char* err = nullptr;
     std::string text(sql);
-    if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    if (int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err); rc != SQLITE_OK) {
       std::string msg = err ? err : sqlite3_errmsg(db_);
       sqlite3_free(err);
-      return absl::InternalError(absl::StrCat("sqlite: ", msg));
+      return Error(db_, rc, msg);
     }
     return absl::OkStatus();
   }
@@ -122,9 +138,9 @@ class Connection {
     auto it = cache_.find(sql);
     if (it == cache_.end()) {
       sqlite3_stmt* stmt = nullptr;
-      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
-          SQLITE_OK) {
-        return absl::InternalError(absl::StrCat("sqlite: ", sqlite3_errmsg(db_)));
+      if (int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+          rc != SQLITE_OK) {
+        return Error(db_, rc);
       }
       it = cache_.emplace(sql, stmt).first;
     }

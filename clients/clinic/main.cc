@@ -105,6 +105,7 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
         f["duplicate"] = r.committed.duplicate();
       } else {
         f["code"] = rdg::clients::StatusCodeName(r.code);
+        if (r.busy) f["gateway_busy"] = true;
         f["error"] = r.message;
       }
       out["files"].push_back(std::move(f));
@@ -129,10 +130,10 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
       if (r.ok) continue;
       const bool transient = r.code == grpc::StatusCode::UNAVAILABLE ||
                              r.code == grpc::StatusCode::DEADLINE_EXCEEDED;
+      const std::string why = r.busy ? "the gateway is busy (" + r.message + ")"
+                                      : rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message));
       std::cout << (transient ? "not uploaded " : "rejected ") << r.label << ": "
-                << (transient ? rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message)) +
-                                    "; run the same command again to resume"
-                              : r.message)
+                << (transient ? why + "; run the same command again to resume" : r.message)
                 << "\n";
     }
     if (!discovery.skipped.empty()) {

@@ -1,5 +1,6 @@
 #include "clients/clinic/uploader.h"
 
+#include "clients/common/connection.h"
 #include "clients/common/file_digest.h"
 #include "clients/common/object_upload.h"
 #include "gateway/formats/hl7_lab.h"
@@ -107,6 +108,7 @@ class FileUploader {
       }
       r.code = status.error_code();
       r.message = status.error_message();
+      r.busy = GatewayIsBusy(status);
       if (!Retryable(r.code) || r.attempts == options_.max_attempts) break;
       // Exponential backoff with full jitter, capped at 5 s.
       std::uniform_int_distribution<int64_t> jitter(0, backoff.count());
@@ -117,7 +119,9 @@ class FileUploader {
       channel_.WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
     }
     r.attempts = std::min(r.attempts, options_.max_attempts);
-    if (r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    // A busy gateway (a limit, a full disk) answered: other files may still get through.
+    if ((r.code == grpc::StatusCode::UNAVAILABLE && !r.busy) ||
+        r.code == grpc::StatusCode::DEADLINE_EXCEEDED) {
       gateway_down_ = true;
     }
     return r;

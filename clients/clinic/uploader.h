@@ -41,6 +41,7 @@ struct FileResult {
   bool ok = false;
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string message;               //!< why it was rejected or failed
+  bool busy = false;                 //!< failed because the gateway was busy, not unreachable
   rdg::v1::CommittedObject committed;
   int64_t resumed_from = 0;          //!< committed offset found at the gateway before sending
   int64_t bytes_sent = 0;            //!< payload bytes this run sent for the file

@@ -5,6 +5,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "rdg/v1/ingest.pb.h"
+
 namespace rdg::clients {
 namespace {
 
@@ -59,9 +61,22 @@ std::shared_ptr<grpc::Channel> ConnectionOptions::Connect() const {
   return grpc::CreateCustomChannel(gateway, grpc::SslCredentials(ssl), args);
 }
 
+bool GatewayIsBusy(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE || status.error_details().empty()) {
+    return false;
+  }
+  rdg::v1::RpcStatus details;
+  if (!details.ParseFromString(status.error_details())) return false;
+  for (const auto& any : details.details()) {
+    if (any.type_url() == "type.googleapis.com/google.rpc.RetryInfo") return true;
+  }
+  return false;
+}
+
 std::string DescribeRpcError(const grpc::Status& status) {
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
+      if (GatewayIsBusy(status)) return "the gateway is busy (" + status.error_message() + ")";
       return "gateway unreachable (" + status.error_message() + ")";
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return "the gateway did not answer in time";

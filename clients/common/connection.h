@@ -26,6 +26,10 @@ struct ConnectionOptions {
 //! "Connection failed" and friends, phrased for an operator (no stack of gRPC jargon).
 std::string DescribeRpcError(const grpc::Status& status);
 
+//! UNAVAILABLE answered by the gateway itself (it carries a RetryInfo detail): the gateway is
+//! reachable but busy or short of something that passes (a limit, disk space). Not "unreachable".
+bool GatewayIsBusy(const grpc::Status& status);
+
 }  // namespace rdg::clients
 
 namespace rdg::clients {

@@ -18,9 +18,9 @@ absl::StatusOr<auth::Principal> AdminServiceImpl::Administrator(grpc::CallbackSe
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::GetQueues(grpc::CallbackServerContext* ctx,
-                                                      const rdg::v1::QueuesRequest* /*request*/,
+                                                      const rdg::v1::QueuesRequest* request,
                                                       rdg::v1::QueuesResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
     const absl::Time now = clock_.Now();
     RDG_ASSIGN_OR_RETURN(auto figures, index_.ListQueueFigures(now));
@@ -45,7 +45,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetQueues(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AdminServiceImpl::QueryAudit(grpc::CallbackServerContext* ctx,
                                                        const rdg::v1::AuditRequest* request,
                                                        rdg::v1::AuditResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
     storage::AuditQuery query;
     query.exam_id = request->exam_id();
@@ -74,7 +74,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QueryAudit(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(
     grpc::CallbackServerContext* ctx, const rdg::v1::TurnaroundRequest* request,
     rdg::v1::TurnaroundResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
     const absl::Time now = clock_.Now();
     const absl::Time until = request->has_until() ? FromTimestamp(request->until()) : now;
@@ -127,7 +127,7 @@ void ToBreachProto(const storage::StageRecord& s, absl::Time now, rdg::v1::Breac
 grpc::ServerUnaryReactor* AdminServiceImpl::ListBreaches(grpc::CallbackServerContext* ctx,
                                                          const rdg::v1::BreachesRequest* request,
                                                          rdg::v1::BreachesResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
     const absl::Time now = clock_.Now();
     storage::BreachQuery query;

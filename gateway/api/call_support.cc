@@ -20,6 +20,14 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     any->set_type_url(std::string(type_url));
     any->set_value(std::string(payload));
   });
+  if (code == grpc::StatusCode::UNAVAILABLE) {
+    // The gateway answered, so it is reachable: it is busy or short of something that passes.
+    rdg::v1::RetryInfo retry;
+    retry.mutable_retry_delay()->set_seconds(kRetryDelaySeconds);
+    auto* any = details.add_details();
+    any->set_type_url(kRetryInfoTypeUrl);
+    any->set_value(retry.SerializeAsString());
+  }
   if (details.details_size() == 0) return grpc::Status(code, message);
   details.set_code(static_cast<int>(code));
   details.set_message(message);

@@ -9,22 +9,37 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gateway/api/request_limits.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 
 namespace rdg::api {
 
+//! Type URL of rdg.v1.RetryInfo (google.rpc.RetryInfo on the wire) in gRPC error details.
+inline constexpr char kRetryInfoTypeUrl[] = "type.googleapis.com/google.rpc.RetryInfo";
+//! The retry delay the gateway suggests with each UNAVAILABLE of its own.
+inline constexpr int kRetryDelaySeconds = 2;
+
+//! The gRPC status of `status`, its payloads as rich error details; every UNAVAILABLE carries a
+//! RetryInfo (the gateway is busy, not unreachable).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 //! The authenticated principal of the call (mTLS peer certificate).
 absl::StatusOr<auth::Principal> Authenticate(const grpc::CallbackServerContext* ctx,
                                              const config::InstitutionDirectory& directory);
 
-//! Runs `fn` (returning absl::Status) on the pool and finishes the unary call with its result.
+//! Checks `request` against the field length limits (request_limits.h), then runs `fn`
+//! (returning absl::Status) on the pool and finishes the unary call with its result. A request
+//! over the limits is answered at once, without queuing anything.
 template <typename Fn>
-grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* ctx, WorkerPool& pool, Fn fn) {
+grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* ctx, WorkerPool& pool,
+                                   const google::protobuf::Message& request, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (absl::Status limits = CheckRequestLimits(request); !limits.ok()) {
+    reactor->Finish(ToGrpcStatus(limits));
+    return reactor;
+  }
   pool.Post([reactor, fn = std::move(fn)]() mutable { reactor->Finish(ToGrpcStatus(fn())); });
   return reactor;
 }

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
+#include "gateway/common/live_streams.h"
 #include "storage/status_macros.h"
 
 namespace rdg::api {
@@ -22,11 +23,29 @@ absl::StatusOr<int64_t> ParseCursor(const std::string& cursor) {
 
 //! One clinic's live report feed: sends everything after the cursor, then waits (without holding
 //! a thread) until the report desk signals a new deliverable report for the institution.
+//!
+//! Lifetime: the reactor is reference-counted. gRPC holds one reference from construction until
+//! OnDone (released after the desk subscription is gone); every task posted to the pool holds one
+//! until it has run. The last release deletes the reactor, so neither a task that outlives the
+//! call nor OnDone racing a finishing task can free it twice or use it after it is freed. The
+//! call's context is read only here, on gRPC's thread, before anything is queued.
 class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredReport> {
  public:
   WatchReactor(DeliveryServiceImpl& service, grpc::CallbackServerContext* ctx,
-               rdg::v1::WatchReportsRequest request)
-      : service_(service), ctx_(ctx), request_(std::move(request)) {
+               const rdg::v1::WatchReportsRequest& request)
+      : service_(service) {
+    auto principal = Authenticate(ctx, service_.directory_);
+    if (auto limits = CheckRequestLimits(request); !limits.ok()) principal = limits;
+    auto cursor = ParseCursor(request.cursor());
+    if (!principal.ok() || !cursor.ok()) {
+      Stop(ToGrpcStatus(!principal.ok() ? principal.status() : cursor.status()));
+      return;
+    }
+    principal_ = *std::move(principal);
+    {
+      absl::MutexLock lock(&mu_);
+      cursor_ = *cursor;
+    }
     Post(&WatchReactor::Start);
   }
 
@@ -36,39 +55,24 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
     writing_ = false;
     MaybeWriteLocked();
   }
-  // Finish() may let gRPC delete this reactor at once (OnDone on another thread), so it is
-  // always called after mu_ is released, and nothing touches a member afterwards.
+  // Finish() may let gRPC run OnDone at once on another thread, so it is always called after
+  // mu_ is released; the caller's reference keeps the reactor alive until it returns.
   void OnCancel() override { Stop(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled")); }
   void OnDone() override {
-    // After Unsubscribe returns no new wake-up can be posted; tasks already queued still hold
-    // the reactor, and the last of them deletes it.
     int64_t token;
     {
       absl::MutexLock lock(&mu_);
       token = token_;
+      token_ = 0;
       done_ = true;
     }
+    // After Unsubscribe returns no new wake-up can arrive; tasks already queued hold references.
     if (token != 0) service_.reports_.Unsubscribe(token);
-    bool last;
-    {
-      absl::MutexLock lock(&mu_);
-      last = pending_ == 0;
-    }
-    if (last) delete this;
+    Unref();
   }
 
  private:
   void Start() {
-    auto principal = Authenticate(ctx_, service_.directory_);
-    auto cursor = ParseCursor(request_.cursor());
-    if (!principal.ok() || !cursor.ok()) {
-      return Stop(ToGrpcStatus(!principal.ok() ? principal.status() : cursor.status()));
-    }
-    principal_ = *principal;
-    {
-      absl::MutexLock lock(&mu_);
-      cursor_ = *cursor;
-    }
     // Subscribe before the first read so that nothing submitted in between is missed. (Never
     // with mu_ held: the desk calls the wake-up under its own lock, and the wake-up takes mu_.)
     const int64_t token = service_.reports_.Subscribe(principal_.institution,
@@ -76,7 +80,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
     bool ended;
     {
       absl::MutexLock lock(&mu_);
-      ended = done_;
+      ended = done_ || stopped_;
       if (!ended) token_ = token;
     }
     if (ended) {  // the call ended while we subscribed: OnDone could not see the token
@@ -86,21 +90,26 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
     Fetch();
   }
 
-  //! Runs a member on the pool; the reactor outlives every task it posted.
+  //! Runs a member on the pool with a reference held; nothing is queued for a call that ended.
   void Post(void (WatchReactor::*task)()) {
     {
       absl::MutexLock lock(&mu_);
-      ++pending_;
+      if (done_ || stopped_) return;
+      ++refs_;
     }
     service_.pool_.Post([this, task] {
       (this->*task)();
-      bool last;
-      {
-        absl::MutexLock lock(&mu_);
-        last = --pending_ == 0 && done_;
-      }
-      if (last) delete this;
+      Unref();
     });
+  }
+
+  void Unref() {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      last = --refs_ == 0;
+    }
+    if (last) delete this;
   }
 
   //! Reads the feed after the cursor into the outbox (on the pool).
@@ -143,10 +152,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   }
 
   DeliveryServiceImpl& service_;
-  grpc::CallbackServerContext* ctx_;
-  const rdg::v1::WatchReportsRequest request_;
-  auth::Principal principal_;
+  const LiveStream live_{LiveStreams().watches};
+  auth::Principal principal_;  //!< set in the constructor, read-only afterwards
   absl::Mutex mu_;
+  int refs_ ABSL_GUARDED_BY(mu_) = 1;  //!< gRPC's (until OnDone) plus one per queued task
   int64_t token_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t cursor_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t fetched_through_ ABSL_GUARDED_BY(mu_) = 0;
@@ -154,7 +163,6 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   rdg::v1::DeliveredReport current_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  int pending_ ABSL_GUARDED_BY(mu_) = 0;  //!< pool tasks not yet finished
   bool done_ ABSL_GUARDED_BY(mu_) = false;  //!< OnDone ran
 };
 
@@ -166,7 +174,7 @@ grpc::ServerWriteReactor<rdg::v1::DeliveredReport>* DeliveryServiceImpl::WatchRe
 grpc::ServerUnaryReactor* DeliveryServiceImpl::PollReports(
     grpc::CallbackServerContext* ctx, const rdg::v1::WatchReportsRequest* request,
     rdg::v1::PollReportsResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto clinic, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(int64_t after, ParseCursor(request->cursor()));
     const int32_t limit = request->max_reports() > 0 ? request->max_reports() : 100;
@@ -180,7 +188,7 @@ grpc::ServerUnaryReactor* DeliveryServiceImpl::PollReports(
 grpc::ServerUnaryReactor* DeliveryServiceImpl::AcknowledgeReport(
     grpc::CallbackServerContext* ctx, const rdg::v1::AcknowledgeRequest* request,
     rdg::v1::AcknowledgeResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto clinic, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto report, reports_.Acknowledge(clinic, request->report_id()));
     *response->mutable_acknowledged_at() = ToTimestamp(*report.acknowledged_at);
@@ -191,7 +199,7 @@ grpc::ServerUnaryReactor* DeliveryServiceImpl::AcknowledgeReport(
 grpc::ServerUnaryReactor* DeliveryServiceImpl::GetReport(grpc::CallbackServerContext* ctx,
                                                          const rdg::v1::GetReportRequest* request,
                                                          rdg::v1::DeliveredReport* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto clinic, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto report, reports_.Latest(clinic, request->exam_id()));
     *response = ToDelivered(report);

@@ -9,10 +9,9 @@
 #include "storage/status_macros.h"
 
 namespace rdg::api {
-absl::StatusOr<storage::ExamRecord> ExamServiceImpl::OpenExam(grpc::CallbackServerContext* ctx,
+absl::StatusOr<storage::ExamRecord> ExamServiceImpl::OpenExam(const auth::Principal& principal,
                                                               const std::string& exam_id,
                                                               absl::string_view action) {
-  RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
   RDG_RETURN_IF_ERROR(auth::Authorize(principal, auth::Permission::kDownloadExam));
   RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
   RDG_RETURN_IF_ERROR(auth::AuthorizeExamAccess(principal, exam_id,
@@ -25,7 +24,7 @@ absl::StatusOr<storage::ExamRecord> ExamServiceImpl::OpenExam(grpc::CallbackServ
 grpc::ServerUnaryReactor* ExamServiceImpl::ListExams(grpc::CallbackServerContext* ctx,
                                                      const rdg::v1::ListExamsRequest* request,
                                                      rdg::v1::ListExamsResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
     RDG_RETURN_IF_ERROR(auth::Authorize(principal, auth::Permission::kListOwnExams));
     storage::ExamQuery query;
@@ -48,8 +47,9 @@ grpc::ServerUnaryReactor* ExamServiceImpl::ListExams(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* ExamServiceImpl::GetExam(grpc::CallbackServerContext* ctx,
                                                    const rdg::v1::GetExamRequest* request,
                                                    rdg::v1::GetExamResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(ctx, request->exam_id(), "get_exam"));
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(principal, request->exam_id(), "get_exam"));
     *response->mutable_exam() = ToProto(exam);
     RDG_ASSIGN_OR_RETURN(auto objects, index_.ListObjects(exam.exam_id));
     for (const auto& o : objects) *response->add_objects() = ToProto(o);
@@ -61,10 +61,13 @@ grpc::ServerUnaryReactor* ExamServiceImpl::GetExam(grpc::CallbackServerContext* 
 
 grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ExamServiceImpl::DownloadExam(
     grpc::CallbackServerContext* ctx, const rdg::v1::DownloadExamRequest* request) {
-  std::string exam_id = request->exam_id();
-  return new ObjectStreamReactor(pool_, blobs_, [this, ctx, exam_id]()
+  // The context is read here, on gRPC's thread; the loader runs on the pool.
+  absl::StatusOr<auth::Principal> principal = Authenticate(ctx, directory_);
+  if (auto limits = CheckRequestLimits(*request); !limits.ok()) principal = limits;
+  return new ObjectStreamReactor(pool_, blobs_, [this, principal, exam_id = request->exam_id()]()
       -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
-    RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(ctx, exam_id, "download_exam"));
+    if (!principal.ok()) return principal.status();
+    RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(*principal, exam_id, "download_exam"));
     return index_.ListObjects(exam.exam_id);
   });
 }

@@ -2,6 +2,7 @@
 // to patient data is written to the audit log.
 #pragma once
 
+#include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
@@ -27,8 +28,8 @@ class ExamServiceImpl final : public rdg::v1::ExamService::CallbackService {
       grpc::CallbackServerContext* ctx, const rdg::v1::DownloadExamRequest* request) override;
 
  private:
-  //! Authenticates, authorises and loads the exam the caller may see; audits the access.
-  absl::StatusOr<storage::ExamRecord> OpenExam(grpc::CallbackServerContext* ctx,
+  //! Authorises and loads the exam the caller may see; audits the access.
+  absl::StatusOr<storage::ExamRecord> OpenExam(const auth::Principal& principal,
                                                const std::string& exam_id,
                                                absl::string_view action);
 

@@ -22,6 +22,7 @@
 #include "gateway/monitoring/http_server.h"
 #include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/turnaround.h"
+#include "gateway/parsing/isolated_parser.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/report_signature.h"
 #include "gateway/worklist/report_desk.h"
@@ -55,6 +56,19 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
   return grpc::SslServerCredentials(options);
 }
 
+//! The pool of parser processes every uploaded object goes through.
+absl::StatusOr<std::unique_ptr<parsing::IsolatedParser>> StartParser(
+    const rdg::v1::GatewayConfig& config) {
+  const rdg::v1::ParserConfig& c = config.parsing();
+  parsing::IsolatedParser::Options options;
+  options.program = c.program().empty() ? parsing::DefaultParserProgram() : c.program();
+  options.processes = c.processes();
+  options.timeout = absl::Seconds(c.timeout_seconds());
+  *options.setup.mutable_critical_values() = config.critical_values();
+  *options.setup.mutable_limits() = c;
+  return parsing::IsolatedParser::Start(std::move(options));
+}
+
 }  // namespace
 
 //! Everything the gateway owns, in construction order (destroyed in reverse).
@@ -67,6 +81,7 @@ struct Gateway::Parts {
   std::unique_ptr<storage::IndexStore> index;
   std::unique_ptr<storage::BlobStore> blobs;
   std::unique_ptr<ingest::IndexCommitter> committer;
+  std::unique_ptr<parsing::IsolatedParser> parser;
   std::unique_ptr<ingest::Ingestor> ingestor;
   std::unique_ptr<WorkerPool> pool;  //!< after the objects its tasks use: drained first
   std::unique_ptr<IngestServiceImpl> ingest_service;
@@ -100,11 +115,12 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   p->committer = std::make_unique<ingest::IndexCommitter>(*p->index, /*max_batch=*/256);
   p->router = std::make_unique<routing::Router>(config);
   p->sla = std::make_unique<routing::SlaTable>(config);
+  RDG_ASSIGN_OR_RETURN(p->parser, StartParser(config));
   p->ingestor = std::make_unique<ingest::Ingestor>(
       ingest::Ingestor::Options{config.limits(), p->router.get(), p->sla.get(),
-                                ingest::CriticalValueTable(config.critical_values())},
-                                                   *p->index, *p->blobs, std::move(staging),
-                                                   *p->committer, clock);
+                                ingest::CriticalValueTable(config.critical_values()),
+                                p->parser.get()},
+      *p->index, *p->blobs, std::move(staging), *p->committer, clock);
   RDG_RETURN_IF_ERROR(p->ingestor->Recover());
   p->pool = std::make_unique<WorkerPool>(config.worker_threads());
   p->ingest_service = std::make_unique<IngestServiceImpl>(*p->ingestor, *p->pool, *p->directory,
@@ -144,7 +160,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   if (!config.monitoring().disabled()) {
     p->metrics = std::make_unique<monitoring::Metrics>(
         config, monitoring::Metrics::Sources{p->index.get(), p->directory.get(),
-                                             &p->ingestor->counters(), p->router.get(), &clock});
+                                             &p->ingestor->counters(), p->router.get(), &clock,
+                                             &p->parser->counters()});
     Parts* parts = p.get();
     monitoring::MonitoringServer::Handlers handlers;
     handlers.metrics = [parts] { return parts->metrics->Render(); };

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/api/call_support.h"
 #include "gateway/auth/rbac.h"
+#include "gateway/common/live_streams.h"
 #include "storage/status_macros.h"
 
 namespace rdg::api {
@@ -13,13 +14,20 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
  public:
   UploadReactor(IngestServiceImpl& service, grpc::CallbackServerContext* ctx,
                 rdg::v1::UploadStatus* response)
-      : service_(service), ctx_(ctx), response_(response) {
+      : service_(service), response_(response) {
     if (service_.active_uploads_.fetch_add(1) >= service_.limits_.max_concurrent_uploads()) {
       // Transient overload: UNAVAILABLE tells clients to back off and retry.
       Finish(ToGrpcStatus(absl::UnavailableError(
-          "the gateway is handling its maximum number of uploads; retry shortly")));
+          "the gateway is busy: it is handling its maximum number of uploads; retry shortly")));
       return;
     }
+    // The call's context is read here, on gRPC's thread, and never again.
+    auto principal = service_.Admit(ctx);
+    if (!principal.ok()) {
+      Finish(ToGrpcStatus(principal.status()));
+      return;
+    }
+    principal_ = *std::move(principal);
     StartRead(&request_);
   }
 
@@ -52,8 +60,8 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
 
   //! Handles one message; sets `finished` when it has finished the call (the last thing it does).
   absl::Status Step(bool& finished) {
+    RDG_RETURN_IF_ERROR(CheckRequestLimits(request_));
     if (!attached_) {
-      RDG_ASSIGN_OR_RETURN(principal_, service_.Admit(ctx_));
       RDG_ASSIGN_OR_RETURN(auto attachment, service_.ingestor_.Attach(principal_, request_));
       attached_ = true;
       if (attachment.already_stored) {
@@ -95,7 +103,7 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
   }
 
   IngestServiceImpl& service_;
-  grpc::CallbackServerContext* ctx_;
+  const LiveStream live_{LiveStreams().uploads};
   rdg::v1::UploadStatus* response_;
   rdg::v1::UploadRequest request_;
   auth::Principal principal_;
@@ -112,7 +120,7 @@ absl::StatusOr<auth::Principal> IngestServiceImpl::Admit(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* IngestServiceImpl::OpenUpload(grpc::CallbackServerContext* ctx,
                                                         const rdg::v1::OpenUploadRequest* request,
                                                         rdg::v1::UploadStatus* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Admit(ctx));
     RDG_ASSIGN_OR_RETURN(*response, ingestor_.Open(principal, *request, /*persist=*/true));
     return absl::OkStatus();
@@ -127,7 +135,7 @@ grpc::ServerReadReactor<rdg::v1::UploadRequest>* IngestServiceImpl::Upload(
 grpc::ServerUnaryReactor* IngestServiceImpl::GetUpload(grpc::CallbackServerContext* ctx,
                                                        const rdg::v1::GetUploadRequest* request,
                                                        rdg::v1::UploadStatus* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Admit(ctx));
     RDG_ASSIGN_OR_RETURN(*response, ingestor_.Status(principal, request->session_id()));
     return absl::OkStatus();
@@ -137,7 +145,7 @@ grpc::ServerUnaryReactor* IngestServiceImpl::GetUpload(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* IngestServiceImpl::AbortUpload(grpc::CallbackServerContext* ctx,
                                                          const rdg::v1::GetUploadRequest* request,
                                                          rdg::v1::UploadStatus* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Admit(ctx));
     RDG_ASSIGN_OR_RETURN(*response, ingestor_.Abort(principal, request->session_id()));
     return absl::OkStatus();

@@ -24,7 +24,13 @@ void ObjectStreamReactor::OnWriteDone(bool ok) {
   pool_.Post([this] { Next(); });
 }
 
+// Lifetime: exactly one operation is in flight at a time (a pool task or a write), and only its
+// completion calls Finish, so gRPC cannot run OnDone (which deletes this) while a task runs.
 void ObjectStreamReactor::Start() {
+  if (cancelled_.load()) {
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "transfer cancelled"));
+    return;
+  }
   auto objects = load_();
   if (!objects.ok()) {
     Finish(ToGrpcStatus(objects.status()));
@@ -35,6 +41,10 @@ void ObjectStreamReactor::Start() {
 }
 
 void ObjectStreamReactor::Next() {
+  if (cancelled_.load()) {
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "transfer cancelled"));
+    return;
+  }
   absl::Status s = Fill();
   if (!s.ok()) {
     Finish(ToGrpcStatus(s));

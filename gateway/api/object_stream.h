@@ -4,11 +4,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gateway/common/live_streams.h"
 #include "gateway/common/worker_pool.h"
 #include "rdg/v1/common.pb.h"
 #include "storage/blob_store.h"
@@ -23,6 +25,8 @@ class ObjectStreamReactor final : public grpc::ServerWriteReactor<rdg::v1::Objec
   ObjectStreamReactor(WorkerPool& pool, const storage::BlobStore& blobs, Loader load);
 
   void OnWriteDone(bool ok) override;
+  //! No more blob reads for a call that is over; the task in flight finishes it.
+  void OnCancel() override { cancelled_.store(true); }
   void OnDone() override { delete this; }
 
  private:
@@ -31,6 +35,7 @@ class ObjectStreamReactor final : public grpc::ServerWriteReactor<rdg::v1::Objec
   //! Fills chunk_ with the next piece of the current object, or sets done_.
   absl::Status Fill();
 
+  const LiveStream live_{LiveStreams().object_streams};
   WorkerPool& pool_;
   const storage::BlobStore& blobs_;
   Loader load_;
@@ -39,6 +44,7 @@ class ObjectStreamReactor final : public grpc::ServerWriteReactor<rdg::v1::Objec
   std::unique_ptr<storage::BlobReader> reader_;
   int64_t offset_ = 0;
   bool done_ = false;
+  std::atomic<bool> cancelled_{false};
   rdg::v1::ObjectChunk chunk_;
 };
 

@@ -23,7 +23,7 @@ rdg::v1::Claim ToProto(const storage::ClaimRecord& c) {
 grpc::ServerUnaryReactor* ReadingServiceImpl::GetWorklist(grpc::CallbackServerContext* ctx,
                                                           const rdg::v1::WorklistRequest* request,
                                                           rdg::v1::WorklistResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     storage::WorklistQuery query;
     query.exam_types.assign(request->modalities().begin(), request->modalities().end());
@@ -48,7 +48,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetWorklist(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* ReadingServiceImpl::ClaimExam(grpc::CallbackServerContext* ctx,
                                                         const rdg::v1::ClaimRequest* request,
                                                         rdg::v1::Claim* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id()));
     *response = ToProto(claim);
@@ -59,7 +59,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::ClaimExam(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ReadingServiceImpl::RenewClaim(grpc::CallbackServerContext* ctx,
                                                          const rdg::v1::ClaimRequest* request,
                                                          rdg::v1::Claim* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto claim, desk_.Renew(reader, request->exam_id()));
     *response = ToProto(claim);
@@ -70,7 +70,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::RenewClaim(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* ReadingServiceImpl::ReleaseClaim(grpc::CallbackServerContext* ctx,
                                                            const rdg::v1::ClaimRequest* request,
                                                            rdg::v1::Claim* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_RETURN_IF_ERROR(desk_.Release(reader, request->exam_id()));
     response->set_exam_id(request->exam_id());
@@ -80,18 +80,20 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::ReleaseClaim(grpc::CallbackServerC
 
 grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ReadingServiceImpl::FetchExam(
     grpc::CallbackServerContext* ctx, const rdg::v1::FetchExamRequest* request) {
-  std::string exam_id = request->exam_id();
-  return new ObjectStreamReactor(pool_, blobs_, [this, ctx, exam_id]()
+  // The context is read here, on gRPC's thread; the loader runs on the pool.
+  absl::StatusOr<auth::Principal> reader = Authenticate(ctx, directory_);
+  if (auto limits = CheckRequestLimits(*request); !limits.ok()) reader = limits;
+  return new ObjectStreamReactor(pool_, blobs_, [this, reader, exam_id = request->exam_id()]()
       -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    return desk_.OpenForFetch(reader, exam_id);
+    if (!reader.ok()) return reader.status();
+    return desk_.OpenForFetch(*reader, exam_id);
   });
 }
 
 grpc::ServerUnaryReactor* ReadingServiceImpl::SubmitReport(
     grpc::CallbackServerContext* ctx, const rdg::v1::SubmitReportRequest* request,
     rdg::v1::ReportVersion* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto report, reports_.Submit(reader, *request));
     *response = api::ToProto(report);
@@ -102,7 +104,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::SubmitReport(
 grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(
     grpc::CallbackServerContext* ctx, const rdg::v1::GetReportsRequest* request,
     rdg::v1::GetReportsResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto versions, reports_.Versions(reader, request->exam_id()));
     for (const auto& v : versions) *response->add_versions() = api::ToProto(v);
@@ -113,7 +115,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(
 grpc::ServerUnaryReactor* ReadingServiceImpl::GetPriors(grpc::CallbackServerContext* ctx,
                                                         const rdg::v1::PriorsRequest* request,
                                                         rdg::v1::PriorsResponse* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto view, desk_.Priors(reader, request->exam_id()));
     for (const auto& p : view.priors) *response->add_priors() = api::ToProto(p);
@@ -125,7 +127,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetPriors(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* ReadingServiceImpl::EscalateExam(grpc::CallbackServerContext* ctx,
                                                            const rdg::v1::EscalateRequest* request,
                                                            rdg::v1::Exam* response) {
-  return RunUnary(ctx, pool_, [this, ctx, request, response]() -> absl::Status {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto exam, desk_.Escalate(reader, request->exam_id(), request->reason()));
     *response = api::ToProto(exam);

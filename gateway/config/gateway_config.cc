@@ -120,6 +120,17 @@ void Validator::CheckTopLevel() {
   if (config_.index().has_postgres() && config_.index().postgres().conninfo().empty()) {
     Fail(absl::StrCat(Where("index"), "index.postgres.conninfo is required"));
   }
+  const auto& parsing = config_.parsing();
+  if (parsing.processes() < 0 || parsing.processes() > 64) {
+    Fail(absl::StrCat(Where("parsing"), "parsing.processes must be between 1 and 64"));
+  }
+  if (parsing.timeout_seconds() < 0 || parsing.memory_bytes() < 0 ||
+      parsing.max_sequence_depth() < 0 || parsing.max_elements() < 0) {
+    Fail(absl::StrCat(Where("parsing"), "parsing limits must not be negative"));
+  }
+  if (parsing.memory_bytes() > 0 && parsing.memory_bytes() < (128 << 20)) {
+    Fail(absl::StrCat(Where("parsing"), "parsing.memory_bytes must be at least 128 MiB"));
+  }
   if (config_.housekeeping_seconds() < 0) {
     Fail(absl::StrCat(Where("housekeeping_seconds"), "housekeeping_seconds must not be negative"));
   }
@@ -255,6 +266,12 @@ void ApplyDefaults(GatewayConfig* c) {
   if (l->upload_ttl_seconds() <= 0) l->set_upload_ttl_seconds(7 * 24 * 3600);
   if (l->max_concurrent_uploads() <= 0) l->set_max_concurrent_uploads(256);
   if (l->max_lab_message_bytes() <= 0) l->set_max_lab_message_bytes(1 << 20);
+  auto* parsing = c->mutable_parsing();
+  if (parsing->processes() <= 0) parsing->set_processes(2);
+  if (parsing->timeout_seconds() <= 0) parsing->set_timeout_seconds(30);
+  if (parsing->memory_bytes() <= 0) parsing->set_memory_bytes(int64_t{1} << 30);
+  if (parsing->max_sequence_depth() <= 0) parsing->set_max_sequence_depth(64);
+  if (parsing->max_elements() <= 0) parsing->set_max_elements(500000);
   if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
   if (c->worker_threads() <= 0) c->set_worker_threads(16);
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);

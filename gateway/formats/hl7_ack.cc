@@ -213,7 +213,13 @@ std::vector<std::string> SplitHl7Messages(absl::string_view data) {
   }
   for (size_t start = data.find(kStartBlock); start != data.npos;) {  // MLLP: inside each frame
     const size_t end = data.find_first_of("\x0b\x1c", start + 1);
-    SplitAtMsh(data.substr(start + 1, end == data.npos ? data.npos : end - start - 1), out);
+    if (end == data.npos || data[end] != hl7_internal::kEndBlock) {
+      // A frame cut off before its end block: kept whole, start block included, so that the
+      // parser refuses it as incomplete rather than a truncated message passing for a whole one.
+      out.emplace_back(data.substr(start, end == data.npos ? data.npos : end - start));
+    } else {
+      SplitAtMsh(data.substr(start + 1, end - start - 1), out);
+    }
     start = end == data.npos ? end : data.find(kStartBlock, end);
   }
   return out;

@@ -135,6 +135,8 @@ using hl7_internal::MakeDelimiters;
 
 constexpr absl::string_view kUtf8Bom = "\xEF\xBB\xBF";
 constexpr std::array<absl::string_view, 5> kVersions = {"2.3", "2.3.1", "2.4", "2.5", "2.5.1"};
+//! A lab panel is tens of segments; a message of more is refused (AR) before it is read.
+constexpr size_t kMaxSegments = 10000;
 
 // --- Rejections ----------------------------------------------------------------------------------
 
@@ -420,6 +422,26 @@ std::optional<ObxValue> ReadValue(const Codec& c, absl::string_view type, absl::
 
 // --- Message structure ---------------------------------------------------------------------------
 
+//! A \X…\ escape whose body is not pairs of hex digits: the bytes it stands for are unknown, so
+//! the text cannot be read as sent. (Other unknown escapes are kept as received, as HL7 allows.)
+bool HasBrokenHexEscape(absl::string_view line, char escape) {
+  size_t open = line.find(escape);
+  while (open != line.npos) {
+    const size_t close = line.find(escape, open + 1);
+    if (close == line.npos) return false;
+    const absl::string_view body = line.substr(open + 1, close - open - 1);
+    if (!body.empty() && body[0] == 'X') {
+      const absl::string_view hex = body.substr(1);
+      if (hex.empty() || hex.size() % 2 != 0 ||
+          !std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) {
+        return true;
+      }
+    }
+    open = line.find(escape, close + 1);
+  }
+  return false;
+}
+
 //! Reads the segments after MSH into a LabMessage, checking order and required fields.
 class OruReader {
  public:
@@ -453,6 +475,9 @@ std::optional<Hl7Rejection> OruReader::Read(absl::string_view line, size_t index
   const Segment s = SplitSegment(line, sep, false);
   auto it = seen_.try_emplace(std::string(s.name()), 0).first;
   const std::string loc = absl::StrCat(s.name(), "^", ++it->second);
+  if (HasBrokenHexEscape(line, codec_.delimiters().escape)) {
+    return Ae("102", loc, "a broken escape sequence: \\X must be followed by pairs of hex digits");
+  }
   if (s.name() == "PID") return ReadPid(s, loc);
   if (s.name() == "OBR") return ReadObr(s, loc);
   if (s.name() == "OBX") return ReadObx(s, loc);
@@ -647,6 +672,11 @@ LabParseOutcome ParseConverted(absl::string_view text, const Charset& cs) {
   if (auto why = CheckSeparators(lines, d.field)) return Rejected(std::nullopt, *why);
   const Segment msh = SplitSegment(lines[0], d.field, true);
   Hl7Header header = HeaderFrom(msh, d);
+  if (lines.size() > kMaxSegments) {
+    return Rejected(header, Ar("207", "", absl::StrCat("the message has ", lines.size(),
+                                                       " segments; at most ", kMaxSegments,
+                                                       " are accepted in one ORU^R01")));
+  }
   if (LookupCharset(Before(msh.Field(18), d.repetition)) != cs) {
     return Rejected(header, Ae("102", "MSH^1^18", "MSH-18 reads differently after conversion"));
   }
@@ -676,6 +706,12 @@ LabParseOutcome ParseLabMessage(absl::string_view bytes) {
   auto delimiters = ReadDelimiters(raw_msh);
   if (const auto* why = std::get_if<Hl7Rejection>(&delimiters)) return Rejected(std::nullopt, *why);
   const Delimiters& d = std::get<Delimiters>(delimiters);
+  const size_t first = bytes.find_first_not_of(" \t\r\n");
+  if (first != bytes.npos && bytes[first] == kStartBlock && !absl::StrContains(bytes, kEndBlock)) {
+    return Rejected(AsciiHeader(raw_msh, d, false),
+                    Ar("100", "", "the MLLP frame has no end block (FS CR): the message may be "
+                                  "cut off; send it again"));
+  }
   const Charset cs = DetectCharset(raw_msh, d);
   if (cs.kind == CharsetKind::kUnknown) {
     const std::string name(Before(RawMshField(raw_msh, d.field, 18, false), d.repetition));
@@ -685,10 +721,12 @@ LabParseOutcome ParseLabMessage(absl::string_view bytes) {
   }
   const std::optional<std::string> text = ToUtf8(raw, cs);
   if (!text.has_value()) {
+    const bool declared = !RawMshField(raw_msh, d.field, 18, false).empty();
     return Rejected(AsciiHeader(raw_msh, d, cs.double_byte),
                     Ae("102", "MSH^1^18",
-                       "the text is not valid in the character set MSH-18 "
-                       "declares"));
+                       declared ? "the text is not valid in the character set MSH-18 declares"
+                                : "the text is not ASCII and MSH-18 declares no character set "
+                                  "(set MSH-18, e.g. UNICODE UTF-8 or GB 18030-2000)"));
   }
   return ParseConverted(*text, cs);
 }

@@ -105,7 +105,7 @@ struct LabParseOutcome {
 
 //! Parses and validates one ORU^R01 message. Segment ends may be "\r", "\n" or "\r\n"; an MLLP
 //! frame (0x0B … 0x1C 0x0D) around the message is removed. Accepts versions 2.3, 2.3.1, 2.4,
-//! 2.5 and 2.5.1.
+//! 2.5 and 2.5.1, and at most 10,000 segments.
 LabParseOutcome ParseLabMessage(absl::string_view bytes);
 
 //! The ACK (MSH, MSA, and ERR when rejected) answering `original` (may be nullopt when even MSH
@@ -116,7 +116,8 @@ std::string BuildHl7Ack(const std::optional<Hl7Header>& original, Hl7AckCode cod
                         absl::string_view ack_control_id);
 
 //! Splits a file's contents into messages: into MLLP frames if the data has any, and (inside each
-//! frame, or in unframed data) at each line that is an MSH segment. Batch envelope lines (FHS,
+//! frame, or in unframed data) at each line that is an MSH segment. A frame without its end block
+//! is one piece, start block included (ParseLabMessage refuses it as cut off). Batch envelope lines (FHS,
 //! BHS, BTS, FTS) are dropped, as are empty pieces.
 std::vector<std::string> SplitHl7Messages(absl::string_view data);
 

@@ -27,10 +27,25 @@ google::protobuf::Timestamp ToProto(absl::Time t) {
   return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
 
+//! Whether a failed commit may succeed later as it is (rather than being refused for its content
+//! or the caller's request).
+bool IsTransient(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsInternal(status) || absl::IsAborted(status) ||
+         absl::IsDeadlineExceeded(status) || absl::IsDataLoss(status);
+}
+
 std::string HumanBytes(int64_t n) {
   if (n >= (int64_t{1} << 30)) return absl::StrFormat("%.1f GiB", n / double(int64_t{1} << 30));
   if (n >= (1 << 20)) return absl::StrFormat("%.1f MiB", n / double(1 << 20));
   return absl::StrCat(n, " bytes");
+}
+
+//! A size and the limit it passed, in units people read, exact where rounding would make them
+//! look equal ("2.0 GiB; at most 2.0 GiB" says nothing).
+std::pair<std::string, std::string> SizeAndLimit(int64_t size, int64_t limit) {
+  std::string a = HumanBytes(size), b = HumanBytes(limit);
+  if (a == b) return {absl::StrCat(size, " bytes"), absl::StrCat(limit, " bytes (", b, ")")};
+  return {a, b};
 }
 
 //! Index rows of a parsed object from an upload session.
@@ -176,6 +191,14 @@ absl::StatusOr<UploadStatus> UploadHandle::Commit() {
         "upload was discarded, send the file again");
   }
   absl::StatusOr<UploadStatus> result = owner_.CommitStaged(*this, digest);
+  if (attached_ && !result.ok() && IsTransient(result.status())) {
+    // A full disk, a busy index, a parser restart: keep the bytes and the session so that the
+    // client resumes (from the complete offset) instead of sending everything again.
+    Detach();
+    return absl::UnavailableError(absl::StrCat(
+        result.status().message(),
+        "; the upload is kept: retry shortly to resume it (nothing needs to be sent again)"));
+  }
   if (attached_) Discard();  // rejected: leave no trace
   Ingestor::Counters& counters = owner_.counters_;
   if (!result.ok()) {
@@ -254,22 +277,23 @@ UploadStatus Ingestor::StatusOf(const UploadSessionRecord& record, int64_t offse
 
 absl::Status Ingestor::ValidateOpen(const rdg::v1::OpenUploadRequest& r) const {
   if (r.kind() != rdg::v1::DICOM && r.kind() != rdg::v1::HL7V2_LAB) {
+    const std::string name = rdg::v1::ObjectKind_Name(r.kind());
     return absl::InvalidArgumentError(absl::StrCat(
-        "object kind ", rdg::v1::ObjectKind_Name(r.kind()),
+        "object kind ", name.empty() ? absl::StrCat(static_cast<int>(r.kind())) : name,
         " is not accepted by this gateway; upload DICOM files (kind DICOM) or HL7 v2 lab "
         "messages (kind HL7V2_LAB)"));
   }
   if (r.kind() == rdg::v1::HL7V2_LAB && r.size() > options_.limits.max_lab_message_bytes()) {
+    const auto [size, limit] = SizeAndLimit(r.size(), options_.limits.max_lab_message_bytes());
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the lab message is ", HumanBytes(r.size()), "; this gateway accepts HL7 messages of at "
-        "most ", HumanBytes(options_.limits.max_lab_message_bytes()),
-        ". Send one ORU^R01 message per upload"));
+        "the lab message is ", size, "; this gateway accepts HL7 messages of at most ", limit,
+        " (limits.max_lab_message_bytes). Send one ORU^R01 message per upload"));
   }
   if (r.size() <= 0) return absl::InvalidArgumentError("the object is empty: nothing to upload");
   if (r.size() > options_.limits.max_object_bytes()) {
+    const auto [size, limit] = SizeAndLimit(r.size(), options_.limits.max_object_bytes());
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the object is ", HumanBytes(r.size()), "; this gateway accepts at most ",
-        HumanBytes(options_.limits.max_object_bytes()),
+        "the object is ", size, "; this gateway accepts at most ", limit,
         " per object (limits.max_object_bytes). Ask the platform administrator"));
   }
   if (r.sha256().size() != 32) {
@@ -314,9 +338,11 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
   }
   RDG_ASSIGN_OR_RETURN(int open, index_.CountSessions(principal.institution));
   if (open >= options_.limits.max_open_uploads()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
+    // Passes as uploads finish or expire: UNAVAILABLE, so clients retry rather than give up.
+    return absl::UnavailableError(absl::StrCat(
         "your institution has ", open, " unfinished uploads (limit ",
-        options_.limits.max_open_uploads(), "); finish or abort some before starting new ones"));
+        options_.limits.max_open_uploads(),
+        "); the gateway is busy with them: retry later, or finish or abort some"));
   }
   auto& r = found.record;
   r.session_id = NewSessionId();
@@ -439,11 +465,8 @@ absl::StatusOr<rdg::v1::Hl7Acknowledgement> Ingestor::AckForStored(const storage
 
 absl::StatusOr<ParsedObject> Ingestor::ParseStaged(const UploadSessionRecord& session,
                                                     const std::string& path) const {
-  if (session.kind == rdg::v1::HL7V2_LAB) {
-    return ParseLabObject(path, session.size, critical_, clock_.Now(),
-                          AckControlId(absl::string_view(session.session_id).substr(3)));
-  }
-  return ParseDicomObject(path);
+  return parser_.Parse({session.kind, path, session.size, clock_.Now(),
+                        AckControlId(absl::string_view(session.session_id).substr(3))});
 }
 
 absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
@@ -493,7 +516,8 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
 
   handle.attached_ = false;
   handle.file_.reset();
-  if (auto s = staging_.Remove(session.session_id); !s.ok()) LOG(WARNING) << s;  // duplicate path
+  // Indexed: the staged name goes (the blob store holds its own link to the bytes).
+  if (auto s = staging_.Remove(session.session_id); !s.ok()) LOG(WARNING) << s;
   Release(session.session_id);
 
   UploadStatus st;

@@ -18,6 +18,7 @@
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
 #include "gateway/ingest/index_committer.h"
+#include "gateway/ingest/object_parser.h"
 #include "gateway/ingest/parsed_object.h"
 #include "gateway/routing/router.h"
 #include "rdg/v1/config.pb.h"
@@ -73,6 +74,9 @@ class Ingestor {
     const routing::SlaTable* sla = nullptr;
     //! Lab critical values beyond the lab's own flags (config critical_values).
     CriticalValueTable critical = {};
+    //! Parses staged objects. The gateway passes its isolated parser processes; without one,
+    //! objects are parsed in this process (unit tests).
+    const ObjectParser* parser = nullptr;
   };
   Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
            storage::StagingArea staging, IndexCommitter& committer, const Clock& clock);
@@ -146,7 +150,10 @@ class Ingestor {
                        bool maybe_unreferenced);
 
   const Options options_;
-  const CriticalValueTable& critical_ = options_.critical;
+  //! Used when options_.parser is null.
+  const InProcessParser in_process_parser_{options_.critical, formats::DicomStructureLimits{}};
+  const ObjectParser& parser_ =
+      options_.parser != nullptr ? *options_.parser : in_process_parser_;
   storage::IndexStore& index_;
   storage::BlobStore& blobs_;
   const storage::StagingArea staging_;

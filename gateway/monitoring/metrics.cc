@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "gateway/common/live_streams.h"
 #include "gateway/monitoring/turnaround.h"
 #include "storage/status_macros.h"
 
@@ -183,6 +184,27 @@ absl::StatusOr<std::string> Metrics::Render() {
                     sources_.ingest->refused.load(), "\n");
     Header(out, "rdg_ingest_bytes_total", "counter", "Bytes of objects stored since start-up.");
     absl::StrAppend(&out, "rdg_ingest_bytes_total ", sources_.ingest->bytes_stored.load(), "\n");
+  }
+  Header(out, "rdg_grpc_streams_active", "gauge",
+         "Streaming calls in progress (uploads, report watches, downloads and fetches).");
+  absl::StrAppend(&out, "rdg_grpc_streams_active{kind=\"upload\"} ", LiveStreams().uploads.load(),
+                  "\n");
+  absl::StrAppend(&out, "rdg_grpc_streams_active{kind=\"watch\"} ", LiveStreams().watches.load(),
+                  "\n");
+  absl::StrAppend(&out, "rdg_grpc_streams_active{kind=\"objects\"} ",
+                  LiveStreams().object_streams.load(), "\n");
+  if (sources_.parser != nullptr) {
+    Header(out, "rdg_parser_failures_total", "counter",
+           "Objects refused because their parser process crashed, timed out or ran out of memory.");
+    absl::StrAppend(&out, "rdg_parser_failures_total{reason=\"crashed\"} ",
+                    sources_.parser->crashed.load(), "\n");
+    absl::StrAppend(&out, "rdg_parser_failures_total{reason=\"timeout\"} ",
+                    sources_.parser->timed_out.load(), "\n");
+    absl::StrAppend(&out, "rdg_parser_failures_total{reason=\"memory\"} ",
+                    sources_.parser->out_of_memory.load(), "\n");
+    Header(out, "rdg_parser_restarts_total", "counter",
+           "Parser processes started to replace one that failed or grew large.");
+    absl::StrAppend(&out, "rdg_parser_restarts_total ", sources_.parser->restarted.load(), "\n");
   }
   if (sources_.router != nullptr) {
     Header(out, "rdg_routing_fallback_total", "counter",

@@ -4,6 +4,7 @@
 //   rdg_sla_breaches_total / rdg_sla_breaches_open   per stage
 //   rdg_queue_depth / _being_read / _overdue / _oldest_waiting_seconds   per configured queue
 //   rdg_ingest_objects_total{outcome}, rdg_ingest_bytes_total, rdg_routing_fallback_total
+//   rdg_parser_failures_total{reason}, rdg_parser_restarts_total, rdg_grpc_streams_active{kind}
 //   rdg_build_info{version}
 // Turnaround series are fed from the index's stage-completion feed (end_seq order), so they are
 // exactly what `rdg-admin tat` computes from, survive restarts, and each scrape reads only the
@@ -22,6 +23,7 @@
 #include "gateway/common/clock.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/ingestor.h"
+#include "gateway/parsing/isolated_parser.h"
 #include "gateway/routing/router.h"
 #include "storage/index_store.h"
 
@@ -38,6 +40,7 @@ class Metrics {
     const ingest::Ingestor::Counters* ingest = nullptr;  //!< may be null
     const routing::Router* router = nullptr;             //!< may be null
     const Clock* clock = nullptr;
+    const parsing::IsolatedParser::Counters* parser = nullptr;  //!< may be null
   };
   //! `config` supplies the queues (listed even while empty) and the known exam types.
   Metrics(const rdg::v1::GatewayConfig& config, Sources sources);

@@ -28,7 +28,7 @@ TEST(ConfigTest, DemoConfigIsValid) {
 }
 
 TEST(ConfigTest, DefaultsAndOverrides) {
-  auto c = ParseConfig(kMinimal, "t", {"0.0.0.0:5000", "/data"});
+  auto c = ParseConfig(kMinimal, "t", {"0.0.0.0:5000", "/data", ""});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->listen(), "0.0.0.0:5000");
   EXPECT_EQ(c->data_dir(), "/data");
@@ -37,6 +37,11 @@ TEST(ConfigTest, DefaultsAndOverrides) {
   EXPECT_EQ(c->limits().max_chunk_bytes(), 4 << 20);
   EXPECT_EQ(c->claims().lease_seconds(), 900);
   EXPECT_EQ(c->shutdown_grace_seconds(), 20);
+  EXPECT_EQ(c->parsing().processes(), 2);
+  EXPECT_EQ(c->parsing().timeout_seconds(), 30);
+  EXPECT_EQ(c->parsing().memory_bytes(), int64_t{1} << 30);
+  EXPECT_EQ(c->parsing().max_sequence_depth(), 64);
+  EXPECT_EQ(c->parsing().max_elements(), 500000);
 }
 
 TEST(ConfigTest, SyntaxErrorNamesLineAndColumn) {
@@ -68,6 +73,9 @@ TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
        "unknown community"},
       {"sla_policies { exam_type: \"CT\" received_to_final_minutes: -1 }", "must not be negative"},
       {"limits { max_chunk_bytes: 100000000 }", "at most 16 MiB"},
+      {"parsing { memory_bytes: 1000000 }", "at least 128 MiB"},
+      {"parsing { processes: 100 }", "between 1 and 64"},
+      {"parsing { max_sequence_depth: -1 }", "must not be negative"},
       {"critical_values { below: 1 }", "needs a test code"},
       {"critical_values { code: \"K\" }", "needs below and/or above"},
       {"critical_values { code: \"K\" below: 7 above: 3 }", "below must be less than above"},
@@ -82,7 +90,7 @@ TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
 }
 
 TEST(ConfigTest, BadListenOverride) {
-  auto c = ParseConfig(kMinimal, "t", {"nonsense", ""});
+  auto c = ParseConfig(kMinimal, "t", {"nonsense", "", ""});
   ASSERT_FALSE(c.ok());
   EXPECT_THAT(c.status().message(), HasSubstr("HOST:PORT"));
 }

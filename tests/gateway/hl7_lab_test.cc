@@ -465,6 +465,9 @@ std::vector<RejectCase> RejectCases() {
        C::kError, "102", "MSH^1^18", true},
       {"bytes invalid in UTF-8", OneValue("ST", "\xC3\x28"), C::kError, "102", "MSH^1^18", true},
       {"NM not a number", OneValue("NM", "4,1"), C::kError, "102", "OBX^1^5", true},
+      {"MLLP frame without its end", "\x0b" + good, C::kReject, "100", "", true},
+      {"broken hex escape", OneValue("ST", "a \\X4\\ b"), C::kError, "102", "OBX^1", true},
+      {"non-hex escape", OneValue("ST", "\\Xzz\\"), C::kError, "102", "OBX^1", true},
       {"NM with exponent", OneValue("NM", "1e5"), C::kError, "102", "OBX^1^5", true},
       {"SN not a number", OneValue("SN", "<^five"), C::kError, "102", "OBX^1^5", true},
       {"missing PID", without("PID"), C::kError, "100", "PID", true},
@@ -483,6 +486,14 @@ std::vector<RejectCase> RejectCases() {
        "100", "MSH^2", true},
       {"lower-case segment", body(StandardMsh(MshOptions()), {Pid(), "obr|1|||C"}), C::kError,
        "100", "", true},
+      {"100,000 segments",
+       body(StandardMsh(MshOptions()),
+            [] {
+              std::vector<std::string> many = {Pid(), Obr(1, "C")};
+              many.resize(100000, "NTE|1||x");
+              return many;
+            }()),
+       C::kReject, "207", "", true},
   };
 }
 
@@ -518,6 +529,12 @@ TEST(Hl7LabRejectTest, ReasonsAreSpecificAndCarryNoPatientData) {
       HasSubstr("unsupported character set KLINGON"));
   EXPECT_THAT(ParseLabMessage(OneValue("NM", "1", MshOptions().Type("ADT^A01"))).rejection->reason,
               HasSubstr("ADT^A01"));
+}
+
+TEST(Hl7LabRejectTest, NonAsciiWithoutDeclaredCharsetSaysSo) {
+  const LabParseOutcome out = ParseLabMessage(OneValue("ST", "\xC3\x28"));
+  ASSERT_TRUE(out.rejection.has_value());
+  EXPECT_THAT(out.rejection->reason, HasSubstr("MSH-18 declares no character set"));
 }
 
 TEST(Hl7LabRejectTest, HeaderOfARejectedMessageIsKeptForTheAck) {
@@ -656,6 +673,19 @@ TEST(Hl7SplitTest, MllpFramesIncludingATruncatedOne) {
   EXPECT_EQ(parts[0], three[0]);
   EXPECT_EQ(parts[2], three[2]);
   EXPECT_THAT(ControlIds(parts), ElementsAre("M-1", "rejected", "M-3"));
+}
+
+// What was seen: a frame that never ends (a cut transmission) passed for a whole message.
+TEST(Hl7SplitTest, AFrameWithoutItsEndIsOnePieceTheParserRefuses) {
+  const std::vector<std::string> three = ThreeMessages();
+  const std::string data = absl::StrCat("\x0b", three[0], "\x1c\r", "\x0b", three[1],
+                                        "\x0b", three[2], "\x1c\r");
+  const std::vector<std::string> parts = SplitHl7Messages(data);
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[1], "\x0b" + three[1]);
+  EXPECT_THAT(ControlIds(parts), ElementsAre("M-1", "rejected", "M-3"));
+  EXPECT_THAT(ParseLabMessage(parts[1]).rejection->reason, HasSubstr("no end block"));
+  EXPECT_THAT(SplitHl7Messages("\x0b" + three[0]), ElementsAre("\x0b" + three[0]));
 }
 
 TEST(Hl7SplitTest, TextBeforeTheFirstMshIsItsOwnPieceAndBlanksAreDropped) {

@@ -9,6 +9,7 @@
 #include "gateway/formats/dicom_parser.h"
 #include "storage/file_blob_store.h"
 #include "storage/sqlite_index_store.h"
+#include "tests/mocks/dicom_builder.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/mock_blob_store.h"
 #include "tests/mocks/mock_index_store.h"
@@ -212,7 +213,8 @@ TEST_F(IngestorTest, TooManyOpenSessions) {
     ASSERT_TRUE(ingestor_->Open(kClinicA, OpenMessage(bytes).open(), true).ok());
   }
   auto r = ingestor_->Open(kClinicA, OpenMessage(ct_).open(), true);
-  EXPECT_TRUE(absl::IsResourceExhausted(r.status()));
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();  // passes: clients retry
+  EXPECT_THAT(r.status().message(), HasSubstr("retry later"));
 }
 
 TEST_F(IngestorTest, RecoverRemovesOrphansAndExpiredSessions) {
@@ -226,18 +228,38 @@ TEST_F(IngestorTest, RecoverRemovesOrphansAndExpiredSessions) {
   EXPECT_TRUE(absl::IsNotFound(ingestor_->Status(kClinicA, opened.session_id()).status()));
 }
 
-TEST_F(IngestorTest, FailingBlobStoreIndexesNothing) {
+// What was seen: a transient failure while committing threw the staged bytes away, so a van on a
+// slow link started over. Now the bytes and the session stay, and a resume commits them.
+TEST_F(IngestorTest, TransientCommitFailureKeepsTheUploadForAResume) {
   NiceMock<storage::MockBlobStore> blobs;
-  EXPECT_CALL(blobs, Adopt(_, _)).WillOnce(Return(absl::InternalError("fsync: I/O error")));
-  Ingestor ingestor(Ingestor::Options{DefaultLimits()}, *index_, blobs,
-                    *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
-  auto a = *ingestor.Attach(kClinicA, OpenMessage(ct_));
+  EXPECT_CALL(blobs, Adopt(_, _))
+      .WillOnce(Return(absl::UnavailableError("link: No space left on device")));
+  Ingestor failing(Ingestor::Options{DefaultLimits()}, *index_, blobs,
+                   *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
+  auto a = *failing.Attach(kClinicA, OpenMessage(ct_));
   ASSERT_TRUE(a.handle->Append(0, ct_).ok());
-  EXPECT_TRUE(absl::IsInternal(a.handle->Commit().status()));
-  ExpectNoTrace();
+  auto failed = a.handle->Commit();
+  EXPECT_TRUE(absl::IsUnavailable(failed.status())) << failed.status();
+  EXPECT_THAT(failed.status().message(), HasSubstr("retry shortly to resume"));
+  auto sessions = *index_->ListSessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 0u);
+
+  // Space is back: the resume needs no byte, only the commit.
+  rdg::v1::UploadRequest resume;
+  resume.set_session_id(sessions[0].session_id);
+  auto b = ingestor_->Attach(kClinicA, resume);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->handle->committed_offset(), static_cast<int64_t>(ct_.size()));
+  auto st = b->handle->Commit();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_FALSE(st->committed().duplicate());
+  EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
+  EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 1u);
+  EXPECT_TRUE(index_->ListSessions()->empty());
 }
 
-TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlob) {
+TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlobAndKeepsTheBytes) {
   NiceMock<storage::MockIndexStore> index;
   ON_CALL(index, FindObjectByContent(_, _)).WillByDefault(Return(std::nullopt));
   ON_CALL(index, FindSession(_, _, _)).WillByDefault(Return(std::nullopt));
@@ -246,16 +268,28 @@ TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlob) {
   ON_CALL(index, IsBlobReferenced(_)).WillByDefault(Return(false));
   EXPECT_CALL(index, CommitObjects(_)).WillOnce([](absl::Span<const storage::NewObject> b) {
     return std::vector<absl::StatusOr<storage::CommitOutcome>>(
-        b.size(), absl::InternalError("database is locked"));
+        b.size(), absl::UnavailableError("sqlite: database is locked"));
   });
+  EXPECT_CALL(index, CreateSession(_)).WillOnce(Return(absl::OkStatus()));  // kept for resume
   IndexCommitter committer(index, 8);
   Ingestor ingestor(Ingestor::Options{DefaultLimits()}, index, *blobs_,
                     *storage::StagingArea::Create(dir_.Join("uploads")), committer, clock_);
   auto a = *ingestor.Attach(kClinicA, OpenMessage(ct_));
   ASSERT_TRUE(a.handle->Append(0, ct_).ok());
-  EXPECT_TRUE(absl::IsInternal(a.handle->Commit().status()));
-  EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 0u);
-  EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
+  EXPECT_TRUE(absl::IsUnavailable(a.handle->Commit().status()));
+  EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 0u);    // nothing unindexed stays in the store
+  EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 1u);  // the bytes wait for the resume
+}
+
+TEST_F(IngestorTest, ContentRefusalsStillLeaveNoTrace) {
+  const std::string nested = testing::Part10(testing::MinimalDataset() +
+                                             testing::NestedSequences(20000, false));
+  auto a = *ingestor_->Attach(kClinicA, OpenMessage(nested));
+  ASSERT_TRUE(a.handle->Append(0, nested).ok());
+  auto st = a.handle->Commit();
+  EXPECT_TRUE(absl::IsInvalidArgument(st.status())) << st.status();
+  EXPECT_THAT(st.status().message(), HasSubstr("nests sequences"));
+  ExpectNoTrace();
 }
 
 }  // namespace

@@ -27,15 +27,6 @@ class Admin(harness.Reader):
 
 
 class AdminTest(harness.GatewayTestCase):
-    def channel(self, name):
-        def read(suffix):
-            with open(os.path.join(self.pki, name + suffix), "rb") as f:
-                return f.read()
-        creds = grpc.ssl_channel_credentials(root_certificates=read_ca(self.pki),
-                                             private_key=read(".key"),
-                                             certificate_chain=read(".pem"))
-        return grpc.secure_channel(self.gateway.address, creds)
-
     def ct(self, priority_study=None):
         ds = pydicom.dcmread(os.path.join(harness.PYDICOM_FILES, "CT_small.dcm"))
         ds.StudyInstanceUID = priority_study or generate_uid()
@@ -202,11 +193,6 @@ class SlaTest(harness.GatewayTestCase):
         bad = admin.run("tat", "--by", "weather")
         self.assertEqual(bad.returncode, 2)
         self.assertIn("--by", bad.stderr)
-
-
-def read_ca(pki):
-    with open(os.path.join(pki, "ca.pem"), "rb") as f:
-        return f.read()
 
 
 if __name__ == "__main__":

@@ -492,14 +492,6 @@ class IngestTest(IngestTestCase):
         self.assertEqual(self.gateway.query("SELECT exam_id FROM exams"), [(exam_id,)])
         self.assertEqual(len(self.gateway.blob_files()), 1)
 
-    def channel(self, name, pki=None):
-        pki = pki or self.pki
-        creds = grpc.ssl_channel_credentials(
-            root_certificates=read_bytes(os.path.join(self.pki, "ca.pem")),
-            private_key=read_bytes(os.path.join(pki, f"{name}.key")),
-            certificate_chain=read_bytes(os.path.join(pki, f"{name}.pem")))
-        return grpc.secure_channel(self.gateway.address, creds)
-
     # 7 ------------------------------------------------------------------------------------------
     def test_refused_connections(self):
         rogue = harness.make_pki("rogue")

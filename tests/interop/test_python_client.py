@@ -22,16 +22,6 @@ admin_pb2_grpc = importlib.import_module("rdg.v1.admin_pb2_grpc")
 
 class PythonClientTest(harness.GatewayTestCase):
 
-    def channel(self, name):
-        def read(suffix):
-            with open(os.path.join(self.pki, name + suffix), "rb") as f:
-                return f.read()
-        with open(os.path.join(self.pki, "ca.pem"), "rb") as f:
-            ca = f.read()
-        creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=read(".key"),
-                                             certificate_chain=read(".pem"))
-        return grpc.secure_channel(self.gateway.address, creds)
-
     def test_upload_and_list(self):
         with open(os.path.join(harness.PYDICOM_FILES, "CT_small.dcm"), "rb") as f:
             data = f.read()

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "storage/posix_file.h"
 #include "storage/staging_area.h"
 #include "tests/mocks/temp_dir.h"
 
@@ -23,13 +24,15 @@ std::string ReadAll(const BlobReader& r) {
   return out;
 }
 
-TEST(FileBlobStoreTest, AdoptMovesFileUnderItsDigest) {
+TEST(FileBlobStoreTest, AdoptLinksFileUnderItsDigest) {
   testing::TempDir dir;
   auto store = *FileBlobStore::Create(dir.Join("blobs"));
   const std::string bytes = "DICM-ish payload";
   const std::string staged = dir.Write("upload.part", bytes);
   ASSERT_TRUE(store->Adopt(staged, DigestOf(bytes)).ok());
-  EXPECT_FALSE(std::filesystem::exists(staged));
+  // The staged name stays until its owner removes it (a failed index commit keeps the bytes).
+  EXPECT_TRUE(std::filesystem::exists(staged));
+  ASSERT_TRUE(RemoveFile(staged).ok());
   EXPECT_TRUE(store->Exists(DigestOf(bytes)));
   auto reader = store->Open(DigestOf(bytes));
   ASSERT_TRUE(reader.ok());
@@ -37,13 +40,14 @@ TEST(FileBlobStoreTest, AdoptMovesFileUnderItsDigest) {
   EXPECT_EQ(testing::ReadFileBytes(store->PathOf(DigestOf(bytes))), bytes);
 }
 
-TEST(FileBlobStoreTest, AdoptOfExistingContentDropsTheCopy) {
+TEST(FileBlobStoreTest, AdoptOfExistingContentLeavesTheStoreAsItIs) {
   testing::TempDir dir;
   auto store = *FileBlobStore::Create(dir.Join("blobs"));
   ASSERT_TRUE(store->Adopt(dir.Write("a", "same"), DigestOf("same")).ok());
   const std::string second = dir.Write("b", "same");
   ASSERT_TRUE(store->Adopt(second, DigestOf("same")).ok());
-  EXPECT_FALSE(std::filesystem::exists(second));
+  EXPECT_TRUE(std::filesystem::exists(second));  // the caller's to remove
+  EXPECT_EQ(testing::ReadFileBytes(store->PathOf(DigestOf("same"))), "same");
 }
 
 TEST(FileBlobStoreTest, ReadRangeAndRemove) {

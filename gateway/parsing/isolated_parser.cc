@@ -1,0 +1,215 @@
+#include "gateway/parsing/isolated_parser.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+
+#include <glog/logging.h>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/parsing/parse_wire.h"
+
+extern char** environ;
+
+namespace rdg::parsing {
+namespace {
+
+//! rdg-parser's exit status when an allocation failed under its memory limit.
+constexpr int kExitOutOfMemory = 3;
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", sig);
+}
+
+absl::Status Unsafe(absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the file could not be parsed safely: ", why,
+      "; the object was not stored. Check the file with the modality's vendor"));
+}
+
+}  // namespace
+
+std::string DefaultParserProgram() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "rdg-parser";
+  return (self.parent_path() / "rdg-parser").string();
+}
+
+absl::StatusOr<std::unique_ptr<IsolatedParser>> IsolatedParser::Start(Options options) {
+  if (options.processes < 1) options.processes = 1;
+  std::unique_ptr<IsolatedParser> parser(new IsolatedParser(std::move(options)));
+  // Start them all now: a missing or broken program is a start-up error, not a failed upload.
+  std::vector<Process> started;
+  for (int i = 0; i < parser->options_.processes; ++i) {
+    auto process = parser->Spawn();
+    if (!process.ok()) {
+      for (const Process& p : started) parser->Retire(p);
+      return process.status();
+    }
+    started.push_back(*process);
+  }
+  absl::MutexLock lock(&parser->mu_);
+  parser->live_ = static_cast<int>(started.size());
+  parser->idle_ = std::move(started);
+  return parser;
+}
+
+IsolatedParser::~IsolatedParser() {
+  std::vector<Process> idle;
+  {
+    absl::MutexLock lock(&mu_);
+    idle.swap(idle_);
+  }
+  for (const Process& p : idle) Retire(p);
+}
+
+absl::StatusOr<IsolatedParser::Process> IsolatedParser::Spawn() const {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return absl::UnavailableError(absl::StrCat("socketpair: ", std::strerror(errno)));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, sv[1], 3);
+  // Children of the gateway start with default signal handling, whatever the gateway set.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t all;
+  sigfillset(&all);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  std::string program = options_.program;
+  char* argv[] = {program.data(), nullptr};
+  pid_t pid = -1;
+  const int err = ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(sv[1]);
+  if (err != 0) {
+    ::close(sv[0]);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot start the parser program ", program, ": ", std::strerror(err),
+        " (parsing.program; it is built beside rdg-gateway)"));
+  }
+  Process process{pid, sv[0]};
+  if (auto s = WriteFrame(process.fd, options_.setup); !s.ok()) {
+    Retire(process);
+    return absl::FailedPreconditionError(
+        absl::StrCat("the parser program ", program, " exited at start: ", s.message()));
+  }
+  return process;
+}
+
+absl::StatusOr<IsolatedParser::Process> IsolatedParser::Acquire() const {
+  {
+    absl::MutexLock lock(&mu_);
+    auto can_go = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || live_ < options_.processes;
+    };
+    mu_.Await(absl::Condition(&can_go));
+    if (!idle_.empty()) {
+      Process p = idle_.back();
+      idle_.pop_back();
+      return p;
+    }
+    ++live_;
+  }
+  counters_.restarted.fetch_add(1, std::memory_order_relaxed);
+  auto spawned = Spawn();
+  if (!spawned.ok()) {
+    absl::MutexLock lock(&mu_);
+    --live_;
+  }
+  return spawned;
+}
+
+void IsolatedParser::Return(Process process) const {
+  absl::MutexLock lock(&mu_);
+  idle_.push_back(process);
+}
+
+int IsolatedParser::Retire(Process process) const {
+  ::close(process.fd);
+  ::kill(process.pid, SIGKILL);
+  int status = 0;
+  while (::waitpid(process.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  absl::MutexLock lock(&mu_);
+  --live_;
+  return status;
+}
+
+absl::Status IsolatedParser::Failure(const Process& process, const absl::Status& io) const {
+  const bool deadline = absl::IsDeadlineExceeded(io);
+  const int status = Retire(process);
+  const std::string limit = absl::StrCat(absl::ToInt64Seconds(options_.timeout), " s");
+  if (deadline || (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)) {
+    counters_.timed_out.fetch_add(1, std::memory_order_relaxed);
+    LOG(WARNING) << "parser process " << process.pid << " gave no answer within " << limit;
+    return Unsafe(absl::StrCat("parsing it took longer than ", limit, " (parsing.timeout_seconds)"));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kExitOutOfMemory) {
+    counters_.out_of_memory.fetch_add(1, std::memory_order_relaxed);
+    LOG(WARNING) << "parser process " << process.pid << " reached its memory limit";
+    return Unsafe("parsing it needed more memory than allowed (parsing.memory_bytes)");
+  }
+  counters_.crashed.fetch_add(1, std::memory_order_relaxed);
+  const std::string how = WIFSIGNALED(status)
+                              ? absl::StrCat("the parser crashed (", SignalName(WTERMSIG(status)), ")")
+                              : absl::StrCat("the parser stopped (exit status ",
+                                             WIFEXITED(status) ? WEXITSTATUS(status) : -1, ")");
+  LOG(WARNING) << "parser process " << process.pid << ": " << how << " (" << io.message() << ")";
+  return Unsafe(how);
+}
+
+absl::StatusOr<ingest::ParsedObject> IsolatedParser::Parse(const ingest::ParseJob& job) const {
+  rdg::v1::ParseRequest request;
+  request.set_kind(job.kind);
+  request.set_path(job.path);
+  request.set_size(job.size);
+  request.set_now_unix_micros(absl::ToUnixMicros(job.now));
+  request.set_ack_control_id(job.ack_control_id);
+  // A process may have died while idle (killed by an operator, the OOM killer): that is not
+  // this object's fault, so one such failure is retried on a fresh process.
+  for (int attempt = 0;; ++attempt) {
+    auto acquired = Acquire();
+    if (!acquired.ok()) return acquired.status();
+    const Process process = *acquired;
+    if (auto s = WriteFrame(process.fd, request); !s.ok()) {
+      Retire(process);
+      if (attempt == 0) continue;
+      return absl::UnavailableError("the gateway's parser processes are failing; retry shortly");
+    }
+    rdg::v1::ParseResponse response;
+    if (auto s = ReadFrame(process.fd, response, absl::Now() + options_.timeout); !s.ok()) {
+      if (absl::IsDataLoss(s)) {  // alive but answering garbage: a bug, not the object's fault
+        Retire(process);
+        LOG(ERROR) << "parser process " << process.pid << " sent an unreadable answer: " << s;
+        return absl::InternalError("the gateway's parser answered something unreadable");
+      }
+      return Failure(process, s);
+    }
+    if (response.max_rss_bytes() > options_.retire_above_rss_bytes) {
+      Retire(process);  // give its memory back; the next object gets a fresh process
+    } else {
+      Return(process);
+    }
+    return FromResponse(response);
+  }
+}
+
+}  // namespace rdg::parsing

@@ -1,0 +1,139 @@
+"""No input can take the gateway down (issue 12): a generated hostile corpus uploaded by a clinic is
+refused with a clear reason, the gateway keeps its PID and stays under 100 MB resident, and nothing
+of any refused object is left in the blob store, the staging area or the index. A parser process
+that really crashes costs only its one object."""
+import os
+import re
+import urllib.request
+
+import harness
+import hostile_corpus
+
+RSS_LIMIT_BYTES = 100 << 20
+
+
+def peak_rss_bytes(pid):
+    """VmHWM (peak resident set) of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+class HostileInputTest(harness.GatewayTestCase):
+
+    def write_corpus(self, corpus, suffix):
+        folder = os.path.join(self.workdir, "hostile")
+        os.makedirs(folder, exist_ok=True)
+        paths = {}
+        for name, data in corpus.items():
+            paths[name] = os.path.join(folder, name + suffix)
+            with open(paths[name], "wb") as f:
+                f.write(data)
+        return paths
+
+    def assert_nothing_stored(self):
+        self.assertEqual(self.gateway.query("SELECT exam_id FROM exams"), [])
+        self.assertEqual(self.gateway.query("SELECT sop_instance_uid FROM objects"), [])
+        self.assertEqual(self.gateway.query("SELECT session_id FROM upload_sessions"), [])
+        self.assertEqual(self.gateway.blob_files(), [])
+        self.assertEqual(self.gateway.upload_files(), [])
+
+    def upload_each(self, paths):
+        """Uploads each file on its own; returns name -> (code, message) of the refusal."""
+        clinic = self.clinic("clinic-a1")
+        pid = self.gateway.proc.pid
+        refusals = {}
+        for name, path in paths.items():
+            out = clinic.json("upload", path, expect_code=1, timeout=120)
+            self.assertEqual(self.gateway.proc.pid, pid)
+            self.assert_gateway_alive()
+            failed = [f for f in out["files"] if not f["ok"]]
+            self.assertTrue(failed, f"{name}: nothing refused: {out}")
+            refusals[name] = (failed[0].get("code"), failed[0].get("error", ""))
+            print(f"  {name:45} {refusals[name][0]}: {refusals[name][1][:110]}")
+        return refusals
+
+    def test_hostile_dicom_corpus_is_refused_and_the_gateway_lives(self):
+        paths = self.write_corpus(hostile_corpus.dicom_corpus(), ".dcm")
+        print()
+        refusals = self.upload_each(paths)
+        for name, (code, message) in refusals.items():
+            self.assertEqual(code, "INVALID_ARGUMENT", f"{name}: {message}")
+            self.assertGreater(len(message), 20, f"{name}: too terse to act on")
+            self.assertNotIn("TEST^HOSTILE", message)
+        self.assertIn("nests sequences more than 64", refusals["nested_unclosed_20000"][1])
+        self.assertIn("nests sequences more than 64", refusals["nested_closed_12000"][1])
+        self.assertIn("declares 4294967280 bytes", refusals["declared_4gb_pixel_data"][1])
+        self.assertIn("more than 500000 data elements", refusals["one_million_elements"][1])
+        self.assert_nothing_stored()
+        rss = peak_rss_bytes(self.gateway.proc.pid)
+        print(f"  gateway peak RSS {rss / 2**20:.1f} MiB")
+        self.assertLess(rss, RSS_LIMIT_BYTES)
+        # ... and the gateway still takes a real object.
+        out = self.clinic("clinic-a1").json("upload", hostile_corpus.CT_SMALL, timeout=60)
+        self.assertTrue(out["files"][0]["ok"], out)
+
+    def test_hostile_hl7_corpus_is_refused_and_the_gateway_lives(self):
+        paths = self.write_corpus(hostile_corpus.hl7_corpus(), ".hl7")
+        print()
+        refusals = self.upload_each(paths)
+        expected = {
+            "hl7_100000_segments": "at most 10000 are accepted",
+            "hl7_1mb_field": "max_lab_message_bytes",
+            "hl7_broken_escapes": "broken escape sequence",
+            "hl7_frame_without_end": "no end block",
+            "hl7_no_segments": "",
+        }
+        for name, (code, message) in refusals.items():
+            self.assertIn(code, ("INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"), f"{name}: {message}")
+            self.assertIn(expected[name], message, name)
+            self.assertNotIn("TEST^HOSTILE", message)
+        self.assertEqual(self.gateway.query("SELECT exam_id FROM exams"), [])
+        self.assertEqual(self.gateway.blob_files(), [])
+        self.assertEqual(self.gateway.upload_files(), [])
+        self.assertLess(peak_rss_bytes(self.gateway.proc.pid), RSS_LIMIT_BYTES)
+
+
+class ParserCrashTest(harness.GatewayTestCase):
+    """With the structural depth limit lifted, DCMTK's recursion really overflows its stack: the
+    parser process dies, the gateway does not."""
+
+    extra_config = "parsing { max_sequence_depth: 1000000 }\n"
+
+    def test_a_crashing_parser_costs_only_its_object(self):
+        folder = os.path.join(self.workdir, "in")
+        os.makedirs(folder)
+        uid = "1.2.826.0.1.3680043.8.498.200.1"
+        bomb = os.path.join(folder, "bomb.dcm")
+        with open(bomb, "wb") as f:
+            f.write(hostile_corpus.part10(hostile_corpus.minimal_dataset(uid) +
+                                          hostile_corpus.nested(100000, True), uid))
+        pid = self.gateway.proc.pid
+        clinic = self.clinic("clinic-a1")
+        for _ in range(3):  # an agent re-sending it after every "restart" changes nothing
+            out = clinic.json("upload", bomb, expect_code=1, timeout=120)
+            refusal = out["files"][0]
+            self.assertEqual(refusal["code"], "INVALID_ARGUMENT", refusal)
+            self.assertIn("could not be parsed safely: the parser crashed (SIGSEGV)", refusal["error"])
+        self.assertEqual(self.gateway.proc.pid, pid)
+        self.assert_gateway_alive()
+        self.assertEqual(self.gateway.blob_files(), [])
+        self.assertEqual(self.gateway.upload_files(), [])
+        ok = clinic.json("upload", hostile_corpus.CT_SMALL, timeout=60)["files"][0]
+        self.assertTrue(ok["ok"], ok)
+        request = urllib.request.Request(
+            f"{self.gateway.monitoring_url}/metrics",
+            headers={"Authorization": f"Bearer {self.monitoring_token()}"})
+        metrics = urllib.request.urlopen(request, timeout=10).read().decode()
+        crashed = re.search(r'^rdg_parser_failures_total\{reason="crashed"\} (\d+)$', metrics, re.M)
+        self.assertIsNotNone(crashed, metrics[-2000:])
+        self.assertEqual(int(crashed.group(1)), 3)
+
+    def monitoring_token(self):
+        path = os.path.join(self.gateway.data_dir, "monitoring.token")
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().strip()
+        return self.gateway.monitoring_token
