@@ -1,5 +1,6 @@
 // rdg-gateway: parses flags and config, starts the gateway, waits for SIGTERM/SIGINT.
 #include <glog/logging.h>
+#include <malloc.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -26,6 +27,15 @@ bool WriteReadyFile(const std::string& path, int port, int monitoring_port) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
+//! Upload chunks of up to 4 MiB pass through many threads. By default glibc raises its mmap
+//! threshold after the first such buffer is freed, so later ones come from per-thread arenas and
+//! stay resident: a 2 GB upload peaked at 122 MB. A fixed threshold hands buffers of 256 KiB and
+//! more back to the system at once, and few arenas bound what small allocations keep.
+void BoundHeap() {
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mallopt(M_ARENA_MAX, 4);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,6 +54,7 @@ int main(int argc, char** argv) {
 
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  BoundHeap();
 
   // Block the stop signals before any thread starts so that only sigwait below receives them.
   sigset_t stop_signals;

@@ -16,8 +16,12 @@ namespace {
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err) {
   std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
   if (err == ENOENT) return absl::NotFoundError(msg);
-  // A full disk passes (space is freed, the volume grows): callers retry, nothing is final.
-  if (err == ENOSPC || err == EDQUOT) return absl::UnavailableError(msg);
+  // A full disk passes (space is freed, the volume grows): callers retry, nothing is final. The
+  // message goes to clients, so it names the condition, not the gateway's paths.
+  if (err == ENOSPC || err == EDQUOT) {
+    return absl::UnavailableError(
+        absl::StrCat("the gateway's storage is full (", strerror(err), "); retry later"));
+  }
   return absl::InternalError(msg);
 }
 

@@ -89,6 +89,9 @@ struct ObjectRecord {
   int64_t size = 0;
   std::string sha256_hex;
   absl::Time received_at;
+  //! HL7 messages: SHA-256 of the message's segments (formats::CanonicalHl7), so that a re-send
+  //! with other line ends or framing is the same message; empty for DICOM.
+  std::string content_key;
 };
 
 struct ExamEventRecord {

@@ -249,12 +249,13 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
   CommitOutcome outcome;
   {
     RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-        "SELECT o.sha256, o.exam_id, e.instance_count FROM objects o JOIN exams e USING (exam_id) "
-        "WHERE o.origin_institution = ? AND o.sop_instance_uid = ?"));
+        "SELECT o.sha256, o.exam_id, e.instance_count, o.content_key FROM objects o "
+        "JOIN exams e USING (exam_id) WHERE o.origin_institution = ? AND o.sop_instance_uid = ?"));
     q->Bind(1, obj.origin_institution).Bind(2, obj.sop_instance_uid);
     RDG_ASSIGN_OR_RETURN(bool row, q->Step());
     if (row) {
-      if (q->Text(0) != obj.sha256_hex) {
+      const bool same_content = !obj.content_key.empty() && q->Text(3) == obj.content_key;
+      if (q->Text(0) != obj.sha256_hex && !same_content) {
         return absl::AlreadyExistsError(absl::StrCat(
             "SOP Instance UID ", obj.sop_instance_uid,
             " is already stored with different content; the stored object was kept. Give the "
@@ -332,12 +333,12 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
     RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
         "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, series_instance_uid, "
         "sop_class_uid, transfer_syntax_uid, modality, instance_number, kind, size, sha256, "
-        "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        "received_at, content_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     ins->Bind(1, obj.origin_institution).Bind(2, outcome.exam_id).Bind(3, obj.sop_instance_uid)
         .Bind(4, obj.series_instance_uid).Bind(5, obj.sop_class_uid)
         .Bind(6, obj.transfer_syntax_uid).Bind(7, obj.modality)
         .Bind(8, int64_t{obj.instance_number}).Bind(9, int64_t{obj.kind}).Bind(10, obj.size)
-        .Bind(11, obj.sha256_hex).Bind(12, obj.received_at);
+        .Bind(11, obj.sha256_hex).Bind(12, obj.received_at).Bind(13, obj.content_key);
     RDG_RETURN_IF_ERROR(ins->Run());
     RDG_RETURN_IF_ERROR(InsertLabResults(outcome.exam_id, item.lab_results));
     {

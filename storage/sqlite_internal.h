@@ -44,7 +44,7 @@ inline UploadSessionRecord ReadSession(const Stmt& s) {
 
 #define RDG_OBJECT_COLUMNS                                                                   \
   "origin_institution, exam_id, sop_instance_uid, series_instance_uid, sop_class_uid, "     \
-  "transfer_syntax_uid, modality, instance_number, kind, size, sha256, received_at"
+  "transfer_syntax_uid, modality, instance_number, kind, size, sha256, received_at, content_key"
 
 inline ObjectRecord ReadObject(const Stmt& s) {
   ObjectRecord r;
@@ -60,6 +60,7 @@ inline ObjectRecord ReadObject(const Stmt& s) {
   r.size = s.Int(9);
   r.sha256_hex = s.Text(10);
   r.received_at = s.Time(11);
+  r.content_key = s.Text(12);
   return r;
 }
 

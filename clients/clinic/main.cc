@@ -35,6 +35,16 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
   auto discovery = rdg::clients::DiscoverFiles(paths);
   for (const auto& m : discovery.missing) std::cerr << "error: no such file or folder: " << m << "\n";
   if (!discovery.missing.empty()) return kExitFailure;
+  const auto items = rdg::clients::ItemsFromFiles(discovery.files);
+  if (items.empty()) {  // e.g. a folder of JPEG exports: nothing was stored, and that is a failure
+    std::cerr << "error: nothing to upload: no DICOM or HL7 file found";
+    if (!discovery.skipped.empty()) {
+      std::cerr << " (" << discovery.skipped.size() << " other files skipped, e.g. "
+                << discovery.skipped.front() << "; export the study from the modality as DICOM)";
+    }
+    std::cerr << "\n";
+    return kExitRejected;
+  }
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
   int64_t total_bytes = 0;
@@ -42,9 +52,6 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
     std::error_code ec;
     total_bytes += static_cast<int64_t>(fs::file_size(f, ec));
   }
-  std::vector<std::string> empty_hl7;
-  const auto items = rdg::clients::ItemsFromFiles(discovery.files, &empty_hl7);
-  for (const auto& f : empty_hl7) std::cerr << "warning: no HL7 message found in " << f << "\n";
   const auto start = std::chrono::steady_clock::now();
   std::vector<rdg::clients::FileResult> results;
   {

@@ -3,6 +3,7 @@
 #include "clients/common/connection.h"
 #include "clients/common/file_digest.h"
 #include "clients/common/object_upload.h"
+#include "gateway/formats/file_kind.h"
 #include "gateway/formats/hl7_lab.h"
 
 #include <algorithm>
@@ -68,6 +69,11 @@ class FileUploader {
     r.path = item.path;
     r.label = item.label;
     r.kind = item.kind;
+    if (!item.refusal.empty()) {  // refused here: nothing is sent
+      r.code = grpc::StatusCode::INVALID_ARGUMENT;
+      r.message = item.refusal;
+      return r;
+    }
     ObjectSource source{item.kind, item.path, item.data, 0, "", options_.priority};
     std::error_code ec;
     std::optional<std::string> digest;
@@ -166,25 +172,36 @@ Discovery DiscoverFiles(const std::vector<std::string>& paths) {
   return d;
 }
 
-std::vector<UploadItem> ItemsFromFiles(const std::vector<std::string>& files,
-                                       std::vector<std::string>* empty) {
+std::vector<UploadItem> ItemsFromFiles(const std::vector<std::string>& files) {
   std::vector<UploadItem> items;
   for (const auto& path : files) {
-    std::string head(3, '\0');
+    std::string head(512, '\0');
     std::ifstream in(path, std::ios::binary);
-    head.resize(in.read(head.data(), 3) ? 3 : static_cast<size_t>(in.gcount()));
+    head.resize(in.read(head.data(), 512) ? 512 : static_cast<size_t>(in.gcount()));
+    const bool readable = static_cast<bool>(in) || in.eof();
+    if (readable && head.empty()) {
+      items.push_back({path, path, rdg::v1::DICOM, std::nullopt, "the file is empty"});
+      continue;
+    }
     if (!IsHl7File(path, head)) {
-      items.push_back({path, path, rdg::v1::DICOM, std::nullopt});
+      // Obvious non-DICOM files are refused here: sending a 50 MB video to be told it is not
+      // DICOM costs a van its mobile data.
+      const std::string kind = formats::NonDicomKind(head);
+      items.push_back({path, path, rdg::v1::DICOM, std::nullopt,
+                       kind.empty() ? "" : formats::NotDicomMessage(kind)});
       continue;
     }
     auto contents = ReadWholeFile(path);
     // An unreadable file still becomes one item, so that its failure is reported like any other.
     std::vector<std::string> messages =
         contents ? formats::SplitHl7Messages(*contents) : std::vector<std::string>{""};
-    if (messages.empty() && empty != nullptr) empty->push_back(path);
+    if (messages.empty()) {
+      items.push_back({path, path, rdg::v1::HL7V2_LAB, std::nullopt,
+                       "no HL7 message in the file (no MSH segment found)"});
+    }
     for (size_t i = 0; i < messages.size(); ++i) {
       std::string label = messages.size() == 1 ? path : path + "#" + std::to_string(i + 1);
-      items.push_back({path, std::move(label), rdg::v1::HL7V2_LAB, std::move(messages[i])});
+      items.push_back({path, std::move(label), rdg::v1::HL7V2_LAB, std::move(messages[i]), ""});
     }
   }
   return items;

@@ -31,6 +31,9 @@ struct UploadItem {
   std::string label;                  //!< path, or "path#N" for the N-th message of an HL7 file
   rdg::v1::ObjectKind kind = rdg::v1::DICOM;
   std::optional<std::string> data;    //!< the message bytes; DICOM files are read from disk
+  //! Why the file is refused here, without sending it (a JPEG, an empty file, an .hl7 file
+  //! without a message); empty when it is to be uploaded.
+  std::string refusal;
 };
 
 struct FileResult {
@@ -63,10 +66,10 @@ struct Discovery {
 Discovery DiscoverFiles(const std::vector<std::string>& paths);
 
 //! Turns files into upload items: a file named *.hl7, or starting with "MSH" or an MLLP frame,
-//! is an HL7 file and gives one item per message; anything else is one DICOM item. An HL7 file
-//! with no message in it is reported in `empty`.
-std::vector<UploadItem> ItemsFromFiles(const std::vector<std::string>& files,
-                                       std::vector<std::string>* empty);
+//! is an HL7 file and gives one item per message; anything else is one DICOM item. Files that
+//! cannot be what they are sent as (empty, an HL7 file without a message, a JPEG/PNG/PDF/ZIP or
+//! text sent as DICOM) become items with a `refusal`, reported like the gateway's refusals.
+std::vector<UploadItem> ItemsFromFiles(const std::vector<std::string>& files);
 
 //! Uploads every item; never throws; results are in the order of `items`.
 std::vector<FileResult> UploadFiles(const std::shared_ptr<grpc::Channel>& channel,

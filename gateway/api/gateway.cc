@@ -1,6 +1,7 @@
 #include "gateway/api/gateway.h"
 
 #include <glog/logging.h>
+#include <malloc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -55,6 +56,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
   options.pem_key_cert_pairs.push_back(std::move(pair));
   return grpc::SslServerCredentials(options);
 }
+
+//! The HTTP/2 flow-control window of each stream (see the server builder below).
+constexpr int kStreamWindowBytes = 4 << 20;
 
 //! The pool of parser processes every uploaded object goes through.
 absl::StatusOr<std::unique_ptr<parsing::IsolatedParser>> StartParser(
@@ -123,8 +127,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
       *p->index, *p->blobs, std::move(staging), *p->committer, clock);
   RDG_RETURN_IF_ERROR(p->ingestor->Recover());
   p->pool = std::make_unique<WorkerPool>(config.worker_threads());
+  // Streams idle or stalled are a matter of the network, measured in real time: the platform's
+  // (injectable, SLA) clock may be moved ahead by tests and simulations.
+  static const RealClock real_clock;
   p->ingest_service = std::make_unique<IngestServiceImpl>(*p->ingestor, *p->pool, *p->directory,
-                                                          config.limits());
+                                                          config.limits(), real_clock);
   p->exam_service =
       std::make_unique<ExamServiceImpl>(*p->index, *p->blobs, *p->pool, *p->directory, clock);
   RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(config.tls().ca_file(), "tls.ca_file"));
@@ -147,6 +154,20 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen(), credentials, &p->port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_chunk_bytes()) + (1 << 20));
+  // Keepalive pings find connections that died silently (a van out of coverage) within ~30 s, so
+  // their upload sessions are released for the resume from a new connection. Clients ping every
+  // 30 s themselves; allow it.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Received data waits in gRPC's buffers until a reactor reads it; BDP probing grows the
+  // flow-control windows on fast links until a single 2 GB upload on loopback peaked at 65-129
+  // MB resident. A fixed window of 4 MiB per stream still covers a van's link (20 Mbit/s x
+  // 200 ms is 500 KB) and bounds what one stream can park in the gateway.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
   builder.RegisterService(p->ingest_service.get());
   builder.RegisterService(p->exam_service.get());
   builder.RegisterService(p->reading_service.get());
@@ -232,8 +253,9 @@ void Gateway::RefreshMetrics() {
 void Gateway::HousekeepingLoop() {
   // Every tick (housekeeping_seconds, default 10) SLA breaches are recorded, expired claim leases
   // go back to their queues and exams unclaimed past their SLA claim target are escalated to the
-  // next level; every 360th tick expired upload sessions are removed (and at start-up by
-  // Recover). Deadlines come from the injected clock.
+  // next level, stalled upload streams are ended and free heap memory is returned to the
+  // system; every 360th tick expired upload sessions are removed (and at start-up by Recover).
+  // Deadlines come from the injected clock.
   const absl::Duration tick_interval = absl::Seconds(
       parts_->config.housekeeping_seconds() > 0 ? parts_->config.housekeeping_seconds() : 10);
   RefreshMetrics();  // so that the first scrape after a start does not read the whole history
@@ -250,6 +272,12 @@ void Gateway::HousekeepingLoop() {
       LOG(WARNING) << "escalating unclaimed exams: " << escalated.status();
     } else if (*escalated > 0) {
       LOG(INFO) << "escalated " << *escalated << " exams unclaimed past their SLA claim target";
+    }
+    // Freed memory at the top of malloc's arenas stays resident until trimmed: after a burst of
+    // uploads, give it back.
+    malloc_trim(0);
+    if (int stalled = parts_->ingest_service->CancelStalledStreams(); stalled > 0) {
+      LOG(INFO) << "ended " << stalled << " stalled upload streams (their bytes stay resumable)";
     }
     if (tick % 360 == 359) {
       auto expired = parts_->ingestor->ExpireSessions();

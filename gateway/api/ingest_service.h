@@ -2,8 +2,14 @@
 // index work runs on the worker pool, never inside a reaction.
 #pragma once
 
-#include <atomic>
+#include <functional>
+#include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gateway/common/clock.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/ingestor.h"
@@ -13,9 +19,11 @@ namespace rdg::api {
 
 class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
  public:
+  //! `clock` times upload streams (idle, stalled): the real clock in the gateway.
   IngestServiceImpl(ingest::Ingestor& ingestor, WorkerPool& pool,
-                    const config::InstitutionDirectory& directory, const rdg::v1::Limits& limits)
-      : ingestor_(ingestor), pool_(pool), directory_(directory), limits_(limits) {}
+                    const config::InstitutionDirectory& directory, const rdg::v1::Limits& limits,
+                    const Clock& clock)
+      : ingestor_(ingestor), pool_(pool), directory_(directory), limits_(limits), clock_(clock) {}
 
   grpc::ServerUnaryReactor* OpenUpload(grpc::CallbackServerContext* ctx,
                                        const rdg::v1::OpenUploadRequest* request,
@@ -29,16 +37,50 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
                                         const rdg::v1::GetUploadRequest* request,
                                         rdg::v1::UploadStatus* response) override;
 
+  //! Cancels upload streams that waited for the client longer than limits.upload_idle_seconds
+  //! or have run longer than limits.max_upload_stream_seconds (their bytes stay resumable);
+  //! returns how many. Called by the gateway's housekeeping.
+  int CancelStalledStreams();
+
  private:
   friend class UploadReactor;
   //! Authenticates the call and checks the upload permission.
   absl::StatusOr<auth::Principal> Admit(grpc::CallbackServerContext* ctx) const;
 
+  //! One upload stream in flight.
+  struct Stream {
+    grpc::CallbackServerContext* ctx = nullptr;  //!< valid until OnDone (which unregisters)
+    std::string institution;
+    absl::Time started;
+    absl::Time waiting_since;  //!< when the stream began waiting for the client's next message
+    bool waiting = false;      //!< a read is pending (otherwise the gateway is working on it)
+    bool cancelling = false;   //!< the sweep is cancelling it: OnDone waits (ctx stays valid)
+    std::string session_id;    //!< the upload session it holds, once attached
+  };
+  //! Admits a new stream under the gateway-wide and the per-institution limits (UNAVAILABLE
+  //! with the reason when either is reached).
+  absl::Status Register(const void* reactor, grpc::CallbackServerContext* ctx,
+                        const std::string& institution);
+  void Unregister(const void* reactor);
+  //! The stream waits for the client's next message (`waiting`) or the gateway works on one.
+  void MarkWaiting(const void* reactor, bool waiting);
+  //! The stream holds `session_id` now.
+  void MarkAttached(const void* reactor, const std::string& session_id);
+  //! A new stream of `institution` wants `session_id`, held by another stream: if that one is
+  //! waiting for its client (a connection that died without a word), it is ended so that the
+  //! resume takes over. Returns whether one was ended.
+  bool CancelIdleHolder(const std::string& institution, const std::string& session_id);
+  //! Cancels the streams `pick` selects, outside the lock (see CancelStalledStreams).
+  int CancelWhere(const std::function<bool(const Stream&)>& pick);
+
   ingest::Ingestor& ingestor_;
   WorkerPool& pool_;
   const config::InstitutionDirectory& directory_;
   const rdg::v1::Limits limits_;
-  std::atomic<int> active_uploads_{0};  //!< upload streams in flight (limits.max_concurrent_uploads)
+  const Clock& clock_;
+  absl::Mutex streams_mu_;
+  absl::flat_hash_map<const void*, Stream> streams_ ABSL_GUARDED_BY(streams_mu_);
+  absl::flat_hash_map<std::string, int> streams_per_institution_ ABSL_GUARDED_BY(streams_mu_);
 };
 
 }  // namespace rdg::api

@@ -13,7 +13,9 @@ using google::protobuf::FieldDescriptor;
 size_t LimitOf(const FieldDescriptor& field) {
   const std::string& name = field.name();
   if (field.type() == FieldDescriptor::TYPE_BYTES) {
-    return name == "data" ? SIZE_MAX : kMaxSignatureBytes;  // chunks: limits.max_chunk_bytes
+    if (name == "data") return SIZE_MAX;  // upload chunks: limits.max_chunk_bytes
+    if (name == "canonical_bytes") return kMaxCanonicalReportBytes;
+    return kMaxSignatureBytes;
   }
   if (name == "findings" || name == "impression") return kMaxReportTextBytes;
   if (name == "reason") return kMaxReasonBytes;

@@ -18,6 +18,9 @@ namespace rdg::api {
 inline constexpr size_t kMaxIdBytes = 256;
 //! Report findings and impression.
 inline constexpr size_t kMaxReportTextBytes = 64 * 1024;
+//! A report's canonical bytes: findings and impression (escaped, so up to twice their size)
+//! and the header lines.
+inline constexpr size_t kMaxCanonicalReportBytes = 4 * kMaxReportTextBytes + 16 * 1024;
 //! An escalation reason.
 inline constexpr size_t kMaxReasonBytes = 4 * 1024;
 //! A detached signature or a signer's certificate chain (bytes fields; upload data is bounded by

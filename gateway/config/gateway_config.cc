@@ -266,6 +266,11 @@ void ApplyDefaults(GatewayConfig* c) {
   if (l->upload_ttl_seconds() <= 0) l->set_upload_ttl_seconds(7 * 24 * 3600);
   if (l->max_concurrent_uploads() <= 0) l->set_max_concurrent_uploads(256);
   if (l->max_lab_message_bytes() <= 0) l->set_max_lab_message_bytes(1 << 20);
+  if (l->max_concurrent_uploads_per_institution() <= 0) {
+    l->set_max_concurrent_uploads_per_institution(32);
+  }
+  if (l->upload_idle_seconds() <= 0) l->set_upload_idle_seconds(600);
+  if (l->max_upload_stream_seconds() <= 0) l->set_max_upload_stream_seconds(6 * 3600);
   auto* parsing = c->mutable_parsing();
   if (parsing->processes() <= 0) parsing->set_processes(2);
   if (parsing->timeout_seconds() <= 0) parsing->set_timeout_seconds(30);

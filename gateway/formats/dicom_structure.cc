@@ -172,7 +172,9 @@ class Walker {
       uint64_t length = U16(h, 6, false);
       if (HasLongLength(vr)) {
         if (pos + 12 > bytes_.size()) return Broken("the file meta information is truncated");
-        length = U32(bytes_.At(pos, 12), 8, false);
+        absl::string_view h12 = bytes_.At(pos, 12);
+        if (h12.size() < 12) return Broken("the file could not be read");
+        length = U32(h12, 8, false);
         header = 12;
       }
       if (length == kUndefinedLength || pos + header + static_cast<int64_t>(length) > bytes_.size()) {
@@ -180,7 +182,7 @@ class Walker {
                                    " runs past the end of the file"));
       }
       if (U16(h, 2, false) == 0x0010 && length <= 64) {
-        syntax = std::string(bytes_.At(pos + header, static_cast<size_t>(length)));
+        syntax = std::string(bytes_.At(pos + header, static_cast<size_t>(length)));  // "" on error
         while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
       }
       ++facts_.elements;
@@ -313,7 +315,9 @@ class Walker {
                                  top.limit - pos, " remain"));
     }
     // Implicit VR carries no type: a value that starts with an item tag is a sequence.
-    const bool sequence = vr == "SQ" || (vr.empty() && length >= 8 && StartsWithItem(pos, enc));
+    // (Pixel data is never a sequence: its first two pixels may well read FFFE,E000.)
+    const bool sequence = vr == "SQ" || (vr.empty() && group != 0x7FE0 && length >= 8 &&
+                                         StartsWithItem(pos, enc));
     if (sequence) return Push(Frame::kSequence, length, pos, enc, tag);
     return pos + static_cast<int64_t>(length);
   }

@@ -697,6 +697,10 @@ LabParseOutcome ParseConverted(absl::string_view text, const Charset& cs) {
 
 }  // namespace
 
+std::string CanonicalHl7(absl::string_view bytes) {
+  return absl::StrJoin(SplitSegments(StripFraming(bytes)), "\r");
+}
+
 LabParseOutcome ParseLabMessage(absl::string_view bytes) {
   const absl::string_view raw = StripFraming(bytes);
   const absl::string_view raw_msh = raw.substr(0, raw.find_first_of("\r\n"));

@@ -115,6 +115,10 @@ std::string BuildHl7Ack(const std::optional<Hl7Header>& original, Hl7AckCode cod
                         const Hl7Rejection* rejection, absl::Time now,
                         absl::string_view ack_control_id);
 
+//! The message as its segments joined by CR, MLLP framing, a BOM, the line-end style and blank
+//! lines removed: two sendings of one message compare equal in this form (idempotent re-sends).
+std::string CanonicalHl7(absl::string_view bytes);
+
 //! Splits a file's contents into messages: into MLLP frames if the data has any, and (inside each
 //! frame, or in unframed data) at each line that is an MSH segment. A frame without its end block
 //! is one piece, start block included (ParseLabMessage refuses it as cut off). Batch envelope lines (FHS,

@@ -195,9 +195,14 @@ absl::StatusOr<UploadStatus> UploadHandle::Commit() {
     // A full disk, a busy index, a parser restart: keep the bytes and the session so that the
     // client resumes (from the complete offset) instead of sending everything again.
     Detach();
-    return absl::UnavailableError(absl::StrCat(
-        result.status().message(),
-        "; the upload is kept: retry shortly to resume it (nothing needs to be sent again)"));
+    if (persisted_) {
+      return absl::UnavailableError(absl::StrCat(
+          result.status().message(),
+          "; the upload is kept: retry shortly to resume it (nothing needs to be sent again)"));
+    }
+    // The session could not be kept either (the same full disk): nothing of it stays.
+    if (auto s = owner_.staging_.Remove(record_.session_id); !s.ok()) LOG(WARNING) << s;
+    return absl::UnavailableError(absl::StrCat(result.status().message(), "; retry shortly"));
   }
   if (attached_) Discard();  // rejected: leave no trace
   Ingestor::Counters& counters = owner_.counters_;
@@ -251,11 +256,15 @@ absl::StatusOr<int> Ingestor::ExpireSessions() {
   for (const auto& s : sessions) {
     if (ExpiresAt(s) > now) continue;
     {
+      // Held like an attached session while it is removed, so that no stream attaches to it
+      // between the check and the delete.
       absl::MutexLock lock(&mu_);
-      if (attached_.contains(s.session_id)) continue;
+      if (!attached_.insert(s.session_id).second) continue;
     }
-    RDG_RETURN_IF_ERROR(staging_.Remove(s.session_id));
-    RDG_RETURN_IF_ERROR(index_.DeleteSession(s.session_id));
+    absl::Status removed = staging_.Remove(s.session_id);
+    if (removed.ok()) removed = index_.DeleteSession(s.session_id);
+    Release(s.session_id);
+    RDG_RETURN_IF_ERROR(removed);
     ++expired;
   }
   return expired;
@@ -489,7 +498,11 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   const rdg::v1::Priority requested = item.exam.critical ? rdg::v1::STAT : session.priority;
   item.routing = RouteExam(options_, item.exam, requested, item.object.received_at);
   absl::StatusOr<storage::CommitOutcome> outcome;
-  if (existing.has_value() && existing->sha256_hex != session.sha256_hex) {
+  // An HL7 message re-sent with other line ends or framing is the same message (same segments).
+  const bool same_message = hl7.has_value() && existing.has_value() &&
+                            !existing->content_key.empty() &&
+                            existing->content_key == item.object.content_key;
+  if (existing.has_value() && existing->sha256_hex != session.sha256_hex && !same_message) {
     if (hl7.has_value()) {
       formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "MSH^1^10",
                                 "message control ID already used for a different message"};
@@ -510,7 +523,8 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
     Pin(session.sha256_hex);
     absl::Status adopted = blobs_.Adopt(path, digest);
     outcome = adopted.ok() ? committer_.Commit(std::move(item)) : adopted;
-    UnpinAndCollect(session.sha256_hex, digest, !outcome.ok());
+    // Refused, or the same HL7 message stored meanwhile from other bytes: this blob is unused.
+    UnpinAndCollect(session.sha256_hex, digest, !outcome.ok() || outcome->duplicate);
   }
   if (!outcome.ok()) return outcome.status();
 

@@ -40,6 +40,8 @@ class UploadHandle {
 
   const std::string& session_id() const { return record_.session_id; }
   int64_t committed_offset() const { return offset_; }
+  //! The object's declared size.
+  int64_t size() const { return record_.size; }
 
   //! Appends `data` found at `offset` of the object. Bytes before the committed offset are
   //! skipped (a resent overlap); a gap is FAILED_PRECONDITION naming the committed offset.
@@ -48,6 +50,9 @@ class UploadHandle {
   absl::StatusOr<rdg::v1::UploadStatus> Commit();
   //! Ends this stream's hold: fsyncs staged bytes and persists the session for a later resume.
   rdg::v1::UploadStatus Detach();
+  //! Ends this stream's hold and removes the session and its bytes: the stream broke a rule
+  //! (data past the declared size, a bad offset, ...), so nothing of it is kept.
+  void Abandon() { Discard(); }
 
  private:
   friend class Ingestor;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "gateway/formats/dicom_parser.h"
 #include "gateway/formats/ecg_waveform.h"
+#include "storage/digest.h"
 #include "storage/status_macros.h"
 
 namespace rdg::ingest {
@@ -18,15 +19,30 @@ using formats::Hl7AckCode;
 
 //! Keeps ids usable as index keys and file names: [A-Za-z0-9._-], anything else becomes '_'.
 std::string SafeKey(absl::string_view s) {
-  std::string out(s.substr(0, 64));
+  std::string out(s.substr(0, 40));
   for (char& c : out) {
     if (!(absl::ascii_isalnum(c) || c == '.' || c == '-' || c == '_')) c = '_';
   }
   return out;
 }
 
+//! An id for exact text that is safe as a key and a file name: readable (SafeKey of `shown`),
+//! and distinct for distinct `exact` values (12 hex digits of their SHA-256), so that "2026/0001"
+//! and "2026_0001", or senders 检验科 and 化验室, never collide as squashed text would.
+std::string ExactKey(absl::string_view shown, absl::string_view exact) {
+  storage::Sha256 h;
+  h.Update(exact);
+  return absl::StrCat(SafeKey(shown), "-", storage::ToHex(h.Finish()).substr(0, 12));
+}
+
 std::string FirstComponent(absl::string_view s) {
   return std::string(s.substr(0, std::min(s.find('^'), s.size())));
+}
+
+//! What identifies a message in HL7: its sender (MSH-3 application, MSH-4 facility) and its
+//! control id (MSH-10), exactly as sent.
+std::string MessageIdentity(const formats::Hl7Header& h) {
+  return absl::StrCat(h.sending_application, "\x1F", h.sending_facility, "\x1F", h.control_id);
 }
 
 //! The order that groups a lab message into an exam: the filler order number (the lab's own),
@@ -34,12 +50,14 @@ std::string FirstComponent(absl::string_view s) {
 std::string OrderKey(const formats::LabMessage& m) {
   const formats::LabOrder& first = m.orders.front();
   if (!first.filler_order_number.empty()) {
-    return "hl7-order-" + SafeKey(FirstComponent(first.filler_order_number));
+    const std::string filler = FirstComponent(first.filler_order_number);
+    return "hl7-order-" + ExactKey(filler, filler);
   }
   if (!first.placer_order_number.empty()) {
-    return "hl7-placer-" + SafeKey(FirstComponent(first.placer_order_number));
+    const std::string placer = FirstComponent(first.placer_order_number);
+    return "hl7-placer-" + ExactKey(placer, placer);
   }
-  return "hl7-msg-" + SafeKey(m.header.control_id);
+  return "hl7-msg-" + ExactKey(m.header.control_id, MessageIdentity(m.header));
 }
 
 storage::LabResultRecord ToLabResult(const formats::LabOrder& order,
@@ -85,8 +103,9 @@ ParsedObject FromLabMessage(const formats::LabMessage& m, const CriticalValueTab
   }
   e.study_description = absl::StrJoin(services, ", ");
   storage::ObjectRecord& obj = p.object;
-  obj.sop_instance_uid = absl::StrCat("hl7-", SafeKey(FirstComponent(m.header.sending_application)),
-                                      "-", SafeKey(m.header.control_id));
+  obj.sop_instance_uid = absl::StrCat(
+      "hl7-", SafeKey(FirstComponent(m.header.sending_application)), "-",
+      ExactKey(m.header.control_id, MessageIdentity(m.header)));
   obj.series_instance_uid = e.study_instance_uid;
   obj.sop_class_uid = "HL7v2 ORU^R01";
   obj.transfer_syntax_uid = absl::StrCat("HL7 ", m.header.version,
@@ -174,14 +193,18 @@ absl::StatusOr<ParsedObject> ParseLabObject(const std::string& path, int64_t siz
     return absl::InternalError("cannot read the staged lab message");
   }
   formats::LabParseOutcome parsed = formats::ParseLabMessage(bytes);
-  if (!parsed.message.has_value()) {
-    const formats::Hl7Rejection& r = *parsed.rejection;
-    return AttachAck(
-        absl::InvalidArgumentError(absl::StrCat("HL7 message rejected (", Hl7AckCodeName(r.code),
-                                                "): ", r.reason)),
-        MakeAck(parsed.header, r.code, &r, now, ack_control_id));
+  if (parsed.message.has_value()) {
+    ParsedObject p = FromLabMessage(*parsed.message, critical);
+    storage::Sha256 h;
+    h.Update(formats::CanonicalHl7(bytes));
+    p.object.content_key = storage::ToHex(h.Finish());
+    return p;
   }
-  return FromLabMessage(*parsed.message, critical);
+  const formats::Hl7Rejection& r = *parsed.rejection;
+  return AttachAck(
+      absl::InvalidArgumentError(absl::StrCat("HL7 message rejected (", Hl7AckCodeName(r.code),
+                                              "): ", r.reason)),
+      MakeAck(parsed.header, r.code, &r, now, ack_control_id));
 }
 
 rdg::v1::Hl7Acknowledgement MakeAck(const std::optional<formats::Hl7Header>& header,

@@ -29,6 +29,8 @@ namespace rdg::monitoring {
 namespace {
 
 constexpr char kCookie[] = "rdg_monitoring";
+//! Threads serving monitoring connections (see Harden).
+constexpr size_t kMonitoringThreads = 64;
 
 //! Creates `path` (mode 0600, exclusively) holding a new random token.
 absl::Status CreateToken(const std::string& path) {
@@ -107,6 +109,26 @@ void Text(httplib::Response& res, int status, const std::string& body) {
   res.set_content(body, "text/plain; charset=utf-8");
 }
 
+//! cpp-httplib serves a connection on one pool thread until the client is idle for the keep-alive
+//! timeout or a read stalls for the read timeout; its default pool is 8 threads and 5 s, so 20
+//! slowloris clients took every thread. A larger pool and short timeouts keep slow and idle
+//! clients from starving /healthz; ranges (unneeded by any monitoring client, and amplifying
+//! when many are asked for) are refused.
+void Harden(httplib::Server& server) {
+  server.new_task_queue = [] { return new httplib::ThreadPool(kMonitoringThreads); };
+  server.set_read_timeout(2);
+  server.set_write_timeout(5);
+  server.set_keep_alive_timeout(2);
+  server.set_keep_alive_max_count(50);
+  server.set_payload_max_length(64 * 1024);
+  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_header("Range")) return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 416;
+    res.set_content("byte ranges are not served on the monitoring port\n", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MonitoringServer>> MonitoringServer::Start(
@@ -151,6 +173,7 @@ absl::StatusOr<std::unique_ptr<MonitoringServer>> MonitoringServer::Start(
     return absl::InvalidArgumentError(
         absl::StrCat("monitoring.listen must be HOST:PORT, not \"", config.listen(), "\""));
   }
+  Harden(*m->server_);
   m->Route();
   m->port_ = port == 0 ? m->server_->bind_to_any_port(host_port.first)
                        : (m->server_->bind_to_port(host_port.first, port) ? port : -1);

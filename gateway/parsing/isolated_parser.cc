@@ -29,6 +29,14 @@ std::string SignalName(int sig) {
   return abbrev != nullptr ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", sig);
 }
 
+//! Signals a parser dies of when the object's bytes drove it into a fault.
+bool IsCrashSignal(int sig) {
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGILL || sig == SIGFPE;
+}
+
+//! How long a new parser process may take to load the dictionary and say it is ready.
+constexpr absl::Duration kStartTimeout = absl::Seconds(10);
+
 absl::Status Unsafe(absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(
       "the file could not be parsed safely: ", why,
@@ -52,7 +60,7 @@ absl::StatusOr<std::unique_ptr<IsolatedParser>> IsolatedParser::Start(Options op
   for (int i = 0; i < parser->options_.processes; ++i) {
     auto process = parser->Spawn();
     if (!process.ok()) {
-      for (const Process& p : started) parser->Retire(p);
+      for (const Process& p : started) IsolatedParser::Reap(p);
       return process.status();
     }
     started.push_back(*process);
@@ -106,10 +114,18 @@ absl::StatusOr<IsolatedParser::Process> IsolatedParser::Spawn() const {
         " (parsing.program; it is built beside rdg-gateway)"));
   }
   Process process{pid, sv[0]};
-  if (auto s = WriteFrame(process.fd, options_.setup); !s.ok()) {
-    Retire(process);
-    return absl::FailedPreconditionError(
-        absl::StrCat("the parser program ", program, " exited at start: ", s.message()));
+  // The process answers its setup once it is ready (dictionary loaded, limits set): one that
+  // cannot start is found here, not blamed on the first object it is given.
+  rdg::v1::ParseResponse ready;
+  absl::Status s = WriteFrame(process.fd, options_.setup);
+  if (s.ok()) s = ReadFrame(process.fd, ready, absl::Now() + kStartTimeout);
+  if (!s.ok()) {
+    const int status = Reap(process);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the parser program ", program, " did not start (", s.message(), "; ",
+        WIFEXITED(status) ? absl::StrCat("exit status ", WEXITSTATUS(status))
+                          : absl::StrCat("signal ", WTERMSIG(status)),
+        "); see its messages in the gateway's log"));
   }
   return process;
 }
@@ -120,7 +136,11 @@ absl::StatusOr<IsolatedParser::Process> IsolatedParser::Acquire() const {
     auto can_go = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return !idle_.empty() || live_ < options_.processes;
     };
-    mu_.Await(absl::Condition(&can_go));
+    // Waits on a worker-pool thread: bounded, so that a burst of slow objects cannot hold the
+    // pool that worklists and deliveries need too.
+    if (!mu_.AwaitWithTimeout(absl::Condition(&can_go), options_.timeout)) {
+      return absl::UnavailableError("the gateway's parsers are all busy; retry shortly");
+    }
     if (!idle_.empty()) {
       Process p = idle_.back();
       idle_.pop_back();
@@ -131,8 +151,10 @@ absl::StatusOr<IsolatedParser::Process> IsolatedParser::Acquire() const {
   counters_.restarted.fetch_add(1, std::memory_order_relaxed);
   auto spawned = Spawn();
   if (!spawned.ok()) {
+    LOG(ERROR) << spawned.status();
     absl::MutexLock lock(&mu_);
     --live_;
+    return absl::UnavailableError("the gateway cannot start a parser process; retry later");
   }
   return spawned;
 }
@@ -142,12 +164,17 @@ void IsolatedParser::Return(Process process) const {
   idle_.push_back(process);
 }
 
-int IsolatedParser::Retire(Process process) const {
+int IsolatedParser::Reap(Process process) {
   ::close(process.fd);
   ::kill(process.pid, SIGKILL);
   int status = 0;
   while (::waitpid(process.pid, &status, 0) < 0 && errno == EINTR) {
   }
+  return status;
+}
+
+int IsolatedParser::Retire(Process process) const {
+  const int status = Reap(process);
   absl::MutexLock lock(&mu_);
   --live_;
   return status;
@@ -167,13 +194,19 @@ absl::Status IsolatedParser::Failure(const Process& process, const absl::Status&
     LOG(WARNING) << "parser process " << process.pid << " reached its memory limit";
     return Unsafe("parsing it needed more memory than allowed (parsing.memory_bytes)");
   }
-  counters_.crashed.fetch_add(1, std::memory_order_relaxed);
-  const std::string how = WIFSIGNALED(status)
-                              ? absl::StrCat("the parser crashed (", SignalName(WTERMSIG(status)), ")")
-                              : absl::StrCat("the parser stopped (exit status ",
-                                             WIFEXITED(status) ? WEXITSTATUS(status) : -1, ")");
-  LOG(WARNING) << "parser process " << process.pid << ": " << how << " (" << io.message() << ")";
-  return Unsafe(how);
+  if (WIFSIGNALED(status) && IsCrashSignal(WTERMSIG(status))) {
+    counters_.crashed.fetch_add(1, std::memory_order_relaxed);
+    const std::string how = absl::StrCat("the parser crashed (", SignalName(WTERMSIG(status)), ")");
+    LOG(WARNING) << "parser process " << process.pid << ": " << how;
+    return Unsafe(how);
+  }
+  // Killed from outside (an operator, the OOM killer) or ended without a crash: not this
+  // object's fault, so the upload is kept and the client retries.
+  LOG(ERROR) << "parser process " << process.pid << " ended unexpectedly ("
+             << (WIFSIGNALED(status) ? SignalName(WTERMSIG(status))
+                                     : absl::StrCat("exit status ", WEXITSTATUS(status)))
+             << ", " << io.message() << ")";
+  return absl::UnavailableError("the gateway's parser process ended unexpectedly; retry shortly");
 }
 
 absl::StatusOr<ingest::ParsedObject> IsolatedParser::Parse(const ingest::ParseJob& job) const {
@@ -183,15 +216,17 @@ absl::StatusOr<ingest::ParsedObject> IsolatedParser::Parse(const ingest::ParseJo
   request.set_size(job.size);
   request.set_now_unix_micros(absl::ToUnixMicros(job.now));
   request.set_ack_control_id(job.ack_control_id);
-  // A process may have died while idle (killed by an operator, the OOM killer): that is not
-  // this object's fault, so one such failure is retried on a fresh process.
-  for (int attempt = 0;; ++attempt) {
+  // A process may have died while idle or been killed meanwhile (by an operator, the OOM
+  // killer): that is not this object's fault, so the object goes to the next process, until
+  // every idle one was tried and a fresh one too.
+  const int attempts = options_.processes + 1;
+  for (int attempt = 1;; ++attempt) {
     auto acquired = Acquire();
     if (!acquired.ok()) return acquired.status();
     const Process process = *acquired;
     if (auto s = WriteFrame(process.fd, request); !s.ok()) {
       Retire(process);
-      if (attempt == 0) continue;
+      if (attempt < attempts) continue;
       return absl::UnavailableError("the gateway's parser processes are failing; retry shortly");
     }
     rdg::v1::ParseResponse response;
@@ -201,7 +236,11 @@ absl::StatusOr<ingest::ParsedObject> IsolatedParser::Parse(const ingest::ParseJo
         LOG(ERROR) << "parser process " << process.pid << " sent an unreadable answer: " << s;
         return absl::InternalError("the gateway's parser answered something unreadable");
       }
-      return Failure(process, s);
+      absl::Status failed = Failure(process, s);
+      // A process that ended without the object's doing (killed from outside) gets the
+      // object once more, on a fresh process.
+      if (absl::IsUnavailable(failed) && attempt < attempts) continue;
+      return failed;
     }
     if (response.max_rss_bytes() > options_.retire_above_rss_bytes) {
       Retire(process);  // give its memory back; the next object gets a fresh process

@@ -50,11 +50,14 @@ class IsolatedParser final : public ingest::ObjectParser {
     int fd = -1;
   };
   explicit IsolatedParser(Options options) : options_(std::move(options)) {}
+  //! Starts a process and waits until it says it is ready.
   absl::StatusOr<Process> Spawn() const;
   //! An idle process, or a new one while fewer than `processes` exist; waits otherwise.
   absl::StatusOr<Process> Acquire() const;
   void Return(Process process) const;
   //! Ends a process (SIGKILL) and reaps it; returns its wait status.
+  static int Reap(Process process);
+  //! Reaps a process the pool counted.
   int Retire(Process process) const;
   //! The reason given to the clinic when a process failed on an object (and counts it).
   absl::Status Failure(const Process& process, const absl::Status& io) const;

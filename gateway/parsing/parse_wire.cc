@@ -56,6 +56,7 @@ rdg::v1::ParsedInstance ToProto(const storage::ObjectRecord& o) {
   p.set_transfer_syntax_uid(o.transfer_syntax_uid);
   p.set_modality(o.modality);
   p.set_instance_number(o.instance_number);
+  p.set_content_key(o.content_key);
   return p;
 }
 
@@ -67,6 +68,7 @@ storage::ObjectRecord FromProto(const rdg::v1::ParsedInstance& p) {
   o.transfer_syntax_uid = p.transfer_syntax_uid();
   o.modality = p.modality();
   o.instance_number = p.instance_number();
+  o.content_key = p.content_key();
   return o;
 }
 

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <new>
 
+#include "absl/strings/str_cat.h"
+
 #include "gateway/formats/dicom_parser.h"
 #include "gateway/ingest/object_parser.h"
 #include "gateway/parsing/parse_wire.h"
@@ -36,6 +38,8 @@ constexpr int kChannel = 3;
 //! Exit status when an allocation fails under the address-space limit.
 constexpr int kExitOutOfMemory = 3;
 constexpr int kExitBadStart = 2;
+//! Largest answer sent to the gateway (index rows of one object; a lab panel is kilobytes).
+constexpr size_t kMaxAnswerBytes = 8u << 20;
 
 void OutOfMemory() {
   static const char kMessage[] = "rdg-parser: memory limit reached\n";
@@ -95,6 +99,7 @@ int main() {
   const rdg::ingest::InProcessParser parser(
       rdg::ingest::CriticalValueTable(setup.critical_values()),
       {limits.max_sequence_depth(), limits.max_elements()});
+  if (!rdg::parsing::WriteFrame(kChannel, rdg::v1::ParseResponse()).ok()) return kExitBadStart;
 
   for (;;) {
     rdg::v1::ParseRequest request;
@@ -104,6 +109,12 @@ int main() {
                               absl::FromUnixMicros(request.now_unix_micros()),
                               request.ack_control_id()};
     rdg::v1::ParseResponse response = rdg::parsing::ToResponse(parser.Parse(job));
+    if (response.ByteSizeLong() > kMaxAnswerBytes) {
+      // A small message that repeats a long field into every result: refused, not sent.
+      response = rdg::parsing::ToResponse(absl::InvalidArgumentError(absl::StrCat(
+          "the object yields ", response.ByteSizeLong() >> 20, " MiB of index data (at most ",
+          kMaxAnswerBytes >> 20, " MiB); shorten its text fields")));
+    }
     response.set_max_rss_bytes(PeakRssBytes());
     if (!rdg::parsing::WriteFrame(kChannel, response).ok()) return 0;
   }

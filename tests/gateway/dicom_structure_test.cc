@@ -117,7 +117,7 @@ TEST(DicomStructureTest, TruncationAtEveryByteOfARealObject) {
 TEST(DicomStructureTest, NonDicomFilesAreNamed) {
   EXPECT_THAT(Check("hello, this is a lab report in plain text\n").message(),
               HasSubstr("this is text, not a DICOM file"));
-  EXPECT_THAT(Check(std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00", 16) +
+  EXPECT_THAT(Check(std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00", 14) +
                     std::string(100, 'x')).message(),
               HasSubstr("this is a JPEG image, not a DICOM file: export the study"));
   EXPECT_THAT(Check("%PDF-1.4\n" + std::string(100, 'x')).message(), HasSubstr("a PDF document"));

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <tuple>
 
@@ -438,6 +439,64 @@ TEST_F(LabIngestTest, EcgWaveformIsExamTypeEcg) {
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_FALSE(st->has_hl7_ack());
   EXPECT_EQ((*index_->GetExam(st->committed().exam_id()))->exam_type, "ECG");
+}
+
+}  // namespace
+}  // namespace rdg::ingest
+
+namespace rdg::ingest {
+namespace {
+
+// What was seen: control ids that differ only in characters outside [A-Za-z0-9._-] collided and
+// the second message was refused AE 205 "control ID already used".
+TEST_F(LabIngestTest, ControlIdsAreComparedExactly) {
+  auto slash = Upload(LabMessage("2026/0001", "4.1", "N"), rdg::v1::HL7V2_LAB);
+  auto underscore = Upload(LabMessage("2026_0001", "4.2", "N"), rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(slash.ok()) << slash.status();
+  ASSERT_TRUE(underscore.ok()) << underscore.status();
+  EXPECT_FALSE(underscore->committed().duplicate());
+  EXPECT_NE(slash->committed().sop_instance_uid(), underscore->committed().sop_instance_uid());
+  // Object ids stay safe as file names.
+  EXPECT_THAT(slash->committed().sop_instance_uid(), ::testing::Not(HasSubstr("/")));
+}
+
+TEST_F(LabIngestTest, SendersAreComparedExactly) {
+  std::string lab1 = LabMessage("MSG-9", "4.1", "N");
+  std::string lab2 = LabMessage("MSG-9", "4.3", "N");
+  lab1.replace(lab1.find("|LIS|"), 5, "|LIS^\xE6\xA3\x80\xE9\xAA\x8C\xE7\xA7\x91|");   // 检验科
+  lab2.replace(lab2.find("|LIS|"), 5, "|LIS^\xE5\x8C\x96\xE9\xAA\x8C\xE5\xAE\xA4|");   // 化验室
+  lab1.replace(lab1.find("2.5.1\r"), 6, "2.5.1|||||||UNICODE UTF-8\r");
+  lab2.replace(lab2.find("2.5.1\r"), 6, "2.5.1|||||||UNICODE UTF-8\r");
+  auto a = Upload(lab1, rdg::v1::HL7V2_LAB);
+  auto b = Upload(lab2, rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->hl7_ack().code(), "AA");
+  EXPECT_NE(a->committed().sop_instance_uid(), b->committed().sop_instance_uid());
+}
+
+// What was seen: the same message with LF segment ends, or without the trailing CR (as
+// mllp_send sends it), was refused as a conflict. It is the same message: an idempotent AA.
+TEST_F(LabIngestTest, ASendingWithOtherLineEndsIsTheSameMessage) {
+  const std::string cr = LabMessage("MSG-LF", "4.1", "N");
+  auto first = Upload(cr, rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(first.ok()) << first.status();
+  std::string lf = cr;
+  std::replace(lf.begin(), lf.end(), '\r', '\n');
+  const std::string no_trailing_cr = cr.substr(0, cr.size() - 1);
+  const std::string framed = "\x0b" + cr + "\x1c\r";
+  for (const std::string& again : {lf, no_trailing_cr, framed}) {
+    auto st = Upload(again, rdg::v1::HL7V2_LAB);
+    ASSERT_TRUE(st.ok()) << st.status();
+    EXPECT_EQ(st->hl7_ack().code(), "AA");
+    EXPECT_TRUE(st->committed().duplicate());
+    EXPECT_EQ(st->committed().exam_id(), first->committed().exam_id());
+  }
+  // A different message under the same control id is still a conflict.
+  auto other = Upload(LabMessage("MSG-LF", "6.9", "HH"), rdg::v1::HL7V2_LAB);
+  EXPECT_TRUE(absl::IsAlreadyExists(other.status())) << other.status();
+  EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
+  EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 1u);  // only the first sending's bytes
 }
 
 }  // namespace

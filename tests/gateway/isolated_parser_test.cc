@@ -4,7 +4,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "tests/mocks/dicom_builder.h"
@@ -117,6 +123,36 @@ TEST_F(IsolatedParserTest, AParserThatNeedsTooMuchMemoryIsStopped) {
   EXPECT_THAT(s.status().message(), HasSubstr("needed more memory than allowed"));
   EXPECT_EQ(parser->counters().out_of_memory.load(), 1);
   ExpectHealthy(*parser);
+}
+
+//! Kills (SIGKILL) every rdg-parser process this test process started; returns how many.
+int KillOurParsers() {
+  int killed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos || line.find("(rdg-parser)") == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == ::getpid() && ::kill(std::stoi(name), SIGKILL) == 0) ++killed;
+  }
+  return killed;
+}
+
+// A parser killed from outside (an operator, the OOM killer) is not the next object's fault: the
+// object goes to a fresh process.
+TEST_F(IsolatedParserTest, AProcessKilledWhileIdleIsReplaced) {
+  auto parser = Start();
+  ASSERT_NE(parser, nullptr);
+  ASSERT_GT(KillOurParsers(), 0);
+  ExpectHealthy(*parser);
+  EXPECT_EQ(parser->counters().crashed.load(), 0);
 }
 
 TEST_F(IsolatedParserTest, AMissingProgramIsAStartError) {

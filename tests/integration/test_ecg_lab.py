@@ -213,13 +213,13 @@ class EcgLabTest(harness.GatewayTestCase):
         db = self.db()
         try:
             name = db.execute("SELECT patient_name FROM exams e JOIN objects o USING (exam_id) "
-                              "WHERE o.sop_instance_uid = 'hl7-LIS-MSG-GB'").fetchone()[0]
+                              "WHERE o.sop_instance_uid LIKE 'hl7-LIS-MSG-GB-%'").fetchone()[0]
             self.assertEqual(name, lab_corpus.GB18030_NAME)
             value = db.execute("SELECT value FROM lab_results WHERE code = '8251-1'").fetchone()[0]
             self.assertEqual(value, "A|B^C&D~E\\")
             orders = db.execute("SELECT COUNT(DISTINCT order_service) FROM lab_results r JOIN "
-                                "objects o USING (exam_id) WHERE o.sop_instance_uid = "
-                                "'hl7-LIS-MSG-MULTI'").fetchone()[0]
+                                "objects o USING (exam_id) WHERE o.sop_instance_uid LIKE "
+                                "'hl7-LIS-MSG-MULTI-%'").fetchone()[0]
             self.assertEqual(orders, 3)
         finally:
             db.close()

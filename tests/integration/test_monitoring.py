@@ -6,7 +6,10 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
+import threading
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -189,6 +192,48 @@ class MonitoringTest(harness.GatewayTestCase):
         self.assertNotIn("https://", body)
         data = json.loads(get(url + "/dashboard/data.json", {"Cookie": cookie})[2])
         self.assertEqual({"tat", "compliance", "queues", "breaches", "totals"} - set(data), set())
+
+
+    def test_slow_and_idle_clients_do_not_stop_healthz(self):
+        """What was seen: 20 slowloris connections made /healthz time out (cpp-httplib's 8
+        threads); 2,700 ranges on /healthz answered 338 KB."""
+        port = self.gateway.monitoring_port
+        stop = threading.Event()
+        sockets = []
+
+        def slowloris(sock):  # a header byte every half second, never the end of the headers
+            try:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                while not stop.is_set():
+                    sock.sendall(b"X")
+                    stop.wait(0.5)
+            except OSError:
+                pass
+        threads = []
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sockets.append(s)
+            threads.append(threading.Thread(target=slowloris, args=(s,), daemon=True))
+        sockets += [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(40)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(5):
+                started = time.monotonic()
+                with urllib.request.urlopen(self.gateway.monitoring_url + "/healthz", timeout=5) as r:
+                    self.assertEqual(r.status, 200)
+                print(f"\n  /healthz with 20 slowloris and 40 idle connections: "
+                      f"{(time.monotonic() - started) * 1000:.0f} ms", end="")
+        finally:
+            stop.set()
+            for s in sockets:
+                s.close()
+        for count, expected in ((2, 416), (1000, 416), (2700, 400)):  # 2,700: header too long
+            ranges = ",".join(f"{i}-{i}" for i in range(count))
+            status, _, body = get(self.gateway.monitoring_url + "/healthz",
+                                  {"Range": f"bytes={ranges}"})
+            self.assertEqual(status, expected, count)
+            self.assertLess(len(body), 1024)  # no amplification (338 KB before)
 
 
 class MonitoringTlsTest(harness.GatewayTestCase):

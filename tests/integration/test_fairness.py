@@ -1,0 +1,142 @@
+"""Fair limits (issue 12): one clinic holding 1,000 idle upload streams and flooding messages does
+not stop another clinic's upload; idle streams are ended and their bytes stay resumable; a flood of
+empty messages is cut off; a stream that breaks a rule leaves no session behind."""
+import asyncio
+import hashlib
+import importlib
+import os
+
+import grpc
+
+import harness
+
+harness.python_stubs()
+common_pb2 = importlib.import_module("rdg.v1.common_pb2")
+ingest_pb2 = importlib.import_module("rdg.v1.ingest_pb2")
+ingest_pb2_grpc = importlib.import_module("rdg.v1.ingest_pb2_grpc")
+
+CT_SMALL = os.path.join(harness.PYDICOM_FILES, "CT_small.dcm")
+IDLE_STREAMS = 1000
+
+
+class FairnessTest(harness.GatewayTestCase):
+
+    extra_config = ("housekeeping_seconds: 1\n"
+                    "limits { max_concurrent_uploads_per_institution: 16 upload_idle_seconds: 3 }\n")
+
+    def aio_channel(self, name):
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=harness.read_bytes(os.path.join(self.pki, "ca.pem")),
+            private_key=harness.read_bytes(os.path.join(self.pki, f"{name}.key")),
+            certificate_chain=harness.read_bytes(os.path.join(self.pki, f"{name}.pem")))
+        return grpc.aio.secure_channel(self.gateway.address, creds)
+
+    @staticmethod
+    def open_message(seed, size=1 << 20):
+        return ingest_pb2.UploadRequest(open=ingest_pb2.OpenUploadRequest(
+            kind=common_pb2.DICOM, size=size, sha256=hashlib.sha256(seed).digest()),
+            offset=0, data=b"x" * 100)
+
+    def test_idle_streams_and_floods_of_one_clinic_do_not_stop_another(self):
+        async def scenario():
+            async with self.aio_channel("clinic-a1") as channel:
+                stub = ingest_pb2_grpc.IngestServiceStub(channel)
+                # One stream that will flood empty messages...
+                flood = stub.Upload()
+                await flood.write(self.open_message(b"flood", size=4096))
+                # ... and 1,000 that open a session, send 100 bytes and then say nothing.
+                calls = [stub.Upload() for _ in range(IDLE_STREAMS)]
+                for i, call in enumerate(calls):
+                    try:
+                        await call.write(self.open_message(b"idle-%d" % i))
+                    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                        pass  # refused at once: the institution's limit
+                sent = 0
+                try:
+                    for _ in range(150000):
+                        await flood.write(ingest_pb2.UploadRequest(offset=100))
+                        sent += 1
+                except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                    pass
+                flood_error = None
+                try:
+                    await flood
+                except grpc.aio.AioRpcError as e:
+                    flood_error = e
+
+                # Meanwhile another clinic uploads through rdg-clinic.
+                other = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: self.clinic("clinic-b1").json("upload", CT_SMALL, timeout=120))
+
+                # The idle streams end on their own (idle limit 3 s, swept every second).
+                outcomes = {"refused_busy": 0, "ended_idle": 0, "other": 0}
+                for call in calls:
+                    try:
+                        await asyncio.wait_for(call, timeout=60)
+                        outcomes["other"] += 1
+                    except grpc.aio.AioRpcError as e:
+                        if e.code() == grpc.StatusCode.UNAVAILABLE and "per institution" in e.details():
+                            outcomes["refused_busy"] += 1
+                        elif e.code() == grpc.StatusCode.CANCELLED:
+                            outcomes["ended_idle"] += 1
+                        else:
+                            outcomes["other"] += 1
+                return other, flood_error, sent, outcomes
+
+        other, flood_error, sent, outcomes = asyncio.run(scenario())
+        print(f"\n  clinic-b1 upload: {other['files'][0].get('ok')}; flood cut after {sent} messages: "
+              f"{flood_error.code() if flood_error else None}; idle streams: {outcomes}")
+        self.assertTrue(other["files"][0]["ok"], other)
+        self.assertIsNotNone(flood_error)
+        self.assertEqual(flood_error.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("messages for an object of 4096 bytes", flood_error.details())
+        self.assertLess(sent, 150000)
+        self.assertEqual(outcomes["other"], 0, outcomes)
+        self.assertGreater(outcomes["refused_busy"], IDLE_STREAMS - 20)
+        self.assertGreater(outcomes["ended_idle"], 0)
+        self.assert_gateway_alive()
+        # The flood broke a rule: no session of it is left. The idle ones stay resumable.
+        sessions = self.gateway.query("SELECT size FROM upload_sessions")
+        self.assertNotIn((4096,), sessions)
+        self.assertEqual(len(sessions), outcomes["ended_idle"])
+
+    def test_a_resume_takes_over_from_a_silent_connection(self):
+        data = harness.read_bytes(CT_SMALL)
+        digest = hashlib.sha256(data).digest()
+
+        async def scenario():
+            async with self.aio_channel("clinic-a1") as first, self.aio_channel("clinic-a1") as second:
+                stub = ingest_pb2_grpc.IngestServiceStub(first)
+                opened = await stub.OpenUpload(ingest_pb2.OpenUploadRequest(
+                    kind=common_pb2.DICOM, size=len(data), sha256=digest), timeout=30)
+                silent = stub.Upload()  # a van that went out of coverage mid-upload
+                await silent.write(ingest_pb2.UploadRequest(session_id=opened.session_id, offset=0,
+                                                            data=data[:10000]))
+
+                # The resume from a new connection, retried as rdg-clinic does, takes over.
+                resumer = ingest_pb2_grpc.IngestServiceStub(second)
+                first_answer, attempts = None, 0
+                deadline = asyncio.get_running_loop().time() + 30
+                while True:
+                    attempts += 1
+                    call = resumer.Upload()
+                    try:
+                        await call.write(ingest_pb2.UploadRequest(
+                            session_id=opened.session_id, offset=0, data=data, commit=True))
+                        await call.done_writing()
+                        return first_answer, attempts, await call
+                    except grpc.aio.AioRpcError as e:
+                        first_answer = first_answer or e
+                        if e.code() != grpc.StatusCode.ABORTED:
+                            raise
+                        if asyncio.get_running_loop().time() > deadline:
+                            raise
+                        await asyncio.sleep(0.1)  # the client's retry pause, not a wait for state
+
+        first_answer, attempts, status = asyncio.run(scenario())
+        print(f"\n  first answer: {first_answer.details() if first_answer else None}; "
+              f"committed after {attempts} attempts")
+        self.assertIsNotNone(first_answer)
+        self.assertIn("held by a silent connection", first_answer.details())
+        self.assertEqual(status.state, ingest_pb2.COMMITTED)
+        self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM objects"), [(1,)])
