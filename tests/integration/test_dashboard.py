@@ -65,10 +65,10 @@ class DashboardTest(harness.GatewayTestCase):
         # Most overdue first: a breach detected between the two reads can only add rows at the end.
         rows = re.findall(r"<td>(ex-[0-9a-f]+)</td>", dom)
         expected = [b["exam_id"] for b in data["breaches"]]
-        self.assertEqual(bool(rows), bool(expected), "the table and data.json disagree")
-        n = min(len(rows), len(expected))
-        self.assertEqual(rows[:n], expected[:n])
-        if not expected:
+        # (data.json was read first, so the table may hold more rows, never fewer.)
+        self.assertGreaterEqual(len(rows), len(expected), "the table lost breaches of data.json")
+        self.assertEqual(rows[:len(expected)], expected, "the table and data.json disagree")
+        if not rows:
             self.assertIn("no open breaches", dom)
 
         artifacts = os.environ.get("RDG_ARTIFACT_DIR", self.workdir)
