@@ -408,6 +408,19 @@ absl::StatusOr<std::unique_ptr<UploadHandle>> Ingestor::Hold(UploadSessionRecord
           "this upload is in use by another connection; retry in a few seconds");
     }
   }
+  if (persisted) {
+    // Read again now that it is held: expiry (which holds a session while it removes it) may
+    // have removed it since the caller read it.
+    auto current = index_.GetSession(record.session_id);
+    if (!current.ok() || !current->has_value()) {
+      Release(record.session_id);
+      if (!current.ok()) return current.status();
+      return absl::NotFoundError(absl::StrCat(
+          "no open upload ", record.session_id, " for your institution (it expired); start the "
+          "upload again"));
+    }
+    record = **std::move(current);
+  }
   auto handle = std::unique_ptr<UploadHandle>(new UploadHandle(*this, std::move(record), persisted));
   if (auto s = handle->OpenStaging(); !s.ok()) {
     handle->attached_ = false;
