@@ -365,16 +365,20 @@ class GatewayTestCase(unittest.TestCase):
     def clinic(self, name="clinic-a1", **kw):
         return Clinic(self.gateway, name, **kw)
 
-    def channel(self, name, pki=None):
-        """A gRPC channel to the gateway with NAME's certificate (of `pki`, default the shared
-        PKI) and the platform CA, for tests that speak the API directly."""
+    def credentials(self, name, pki=None):
+        """gRPC channel credentials: NAME's certificate (of `pki`, default the shared PKI) and
+        the platform CA."""
         import grpc
         pki = pki or self.pki
-        creds = grpc.ssl_channel_credentials(
+        return grpc.ssl_channel_credentials(
             root_certificates=read_bytes(os.path.join(self.pki, "ca.pem")),
             private_key=read_bytes(os.path.join(pki, f"{name}.key")),
             certificate_chain=read_bytes(os.path.join(pki, f"{name}.pem")))
-        return grpc.secure_channel(self.gateway.address, creds)
+
+    def channel(self, name, pki=None):
+        """A gRPC channel to the gateway as NAME, for tests that speak the API directly."""
+        import grpc
+        return grpc.secure_channel(self.gateway.address, self.credentials(name, pki))
 
     def reader(self, name="reader-a-rad", **kw):
         return Reader(self.gateway, name, **kw)

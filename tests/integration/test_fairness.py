@@ -25,11 +25,7 @@ class FairnessTest(harness.GatewayTestCase):
                     "limits { max_concurrent_uploads_per_institution: 16 upload_idle_seconds: 3 }\n")
 
     def aio_channel(self, name):
-        creds = grpc.ssl_channel_credentials(
-            root_certificates=harness.read_bytes(os.path.join(self.pki, "ca.pem")),
-            private_key=harness.read_bytes(os.path.join(self.pki, f"{name}.key")),
-            certificate_chain=harness.read_bytes(os.path.join(self.pki, f"{name}.pem")))
-        return grpc.aio.secure_channel(self.gateway.address, creds)
+        return grpc.aio.secure_channel(self.gateway.address, self.credentials(name))
 
     @staticmethod
     def open_message(seed, size=1 << 20):

@@ -170,14 +170,6 @@ class ReadingTestCase(harness.GatewayTestCase):
         return self.gateway.query(
             "SELECT state, at, actor, detail FROM exam_events WHERE exam_id = ? ORDER BY seq", exam_id)
 
-    def channel(self, name, pki=None):
-        pki = pki or self.pki
-        creds = grpc.ssl_channel_credentials(
-            root_certificates=read_bytes(os.path.join(self.pki, "ca.pem")),
-            private_key=read_bytes(os.path.join(pki, f"{name}.key")),
-            certificate_chain=read_bytes(os.path.join(pki, f"{name}.pem")))
-        return grpc.secure_channel(self.gateway.address, creds)
-
     def grpc_code(self, name, method, request=b"", streaming=False):
         """Status code of one raw ReadingService call as certificate holder `name`."""
         with self.channel(name) as channel:
