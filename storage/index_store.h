@@ -18,8 +18,10 @@ class IndexStore {
   virtual ~IndexStore() = default;
 
   // --- Upload sessions (persisted so that uploads resume across restarts) ---
-  //! Inserts a new session.
-  virtual absl::Status CreateSession(const UploadSessionRecord& session) = 0;
+  //! Inserts a new session unless its institution already has `max_per_institution` sessions
+  //! (RESOURCE_EXHAUSTED then); the count and the insert are one atomic step.
+  virtual absl::Status CreateSession(const UploadSessionRecord& session,
+                                     int max_per_institution) = 0;
   virtual absl::StatusOr<std::optional<UploadSessionRecord>> GetSession(
       const std::string& session_id) = 0;
   //! The open session of `institution` for the same content, if any.
@@ -29,6 +31,9 @@ class IndexStore {
   virtual absl::Status TouchSession(const std::string& session_id, absl::Time at) = 0;
   virtual absl::Status DeleteSession(const std::string& session_id) = 0;
   virtual absl::StatusOr<std::vector<UploadSessionRecord>> ListSessions() = 0;
+  //! Up to `limit` sessions of `institution` after `after`, oldest first.
+  virtual absl::StatusOr<std::vector<UploadSessionRecord>> ListSessionsOf(
+      const std::string& institution, const std::optional<SessionCursor>& after, int limit) = 0;
 
   // --- Objects and exams ---
   virtual absl::StatusOr<std::optional<ObjectRecord>> FindObject(
@@ -46,6 +51,9 @@ class IndexStore {
   virtual absl::StatusOr<ExamPage> ListExams(const ExamQuery& query) = 0;
   virtual absl::StatusOr<std::optional<ExamRecord>> GetExam(const std::string& exam_id) = 0;
   virtual absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) = 0;
+  //! Up to `limit` objects of the exam after `after`, in the order of ListObjects.
+  virtual absl::StatusOr<std::vector<ObjectRecord>> ListObjectsPage(
+      const std::string& exam_id, const std::optional<ObjectCursor>& after, int limit) = 0;
   virtual absl::StatusOr<std::vector<ExamEventRecord>> ListEvents(const std::string& exam_id) = 0;
 
   // --- Worklists and claims (at most one live claim per exam, also under concurrency) ---

@@ -116,6 +116,19 @@ struct UploadSessionRecord {
   absl::Time updated_at;
 };
 
+//! Where a page of an institution's upload sessions ends (they are listed by creation time).
+struct SessionCursor {
+  absl::Time created_at;
+  std::string session_id;
+};
+
+//! Where a page of an exam's objects ends (they are listed by series, instance number, SOP UID).
+struct ObjectCursor {
+  std::string series_instance_uid;
+  int32_t instance_number = 0;
+  std::string sop_instance_uid;
+};
+
 //! One object to make visible: the object row, the exam it joins (created from `exam` when the
 //! origin institution has no exam for that Study Instance UID yet, and then routed: state ROUTED,
 //! queue, priority and SLA due time from `routing`, RECEIVED and ROUTED events), and removal of

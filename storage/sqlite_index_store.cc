@@ -116,15 +116,23 @@ void SqliteIndexStore::ReleaseReader(Connection* conn) {
 
 // --- Upload sessions ---
 
-absl::Status SqliteIndexStore::CreateSession(const UploadSessionRecord& r) {
+absl::Status SqliteIndexStore::CreateSession(const UploadSessionRecord& r,
+                                             int max_per_institution) {
   absl::MutexLock lock(&writer_mu_);
+  // One statement: the count and the insert cannot be split by another writer.
   RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
       "INSERT INTO upload_sessions (session_id, institution, user, kind, size, sha256, priority, "
-      "client_ref, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+      "client_ref, created_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+      "WHERE (SELECT COUNT(*) FROM upload_sessions WHERE institution = ?2) < ?11"));
   q->Bind(1, r.session_id).Bind(2, r.institution).Bind(3, r.user).Bind(4, int64_t{r.kind})
       .Bind(5, r.size).Bind(6, r.sha256_hex).Bind(7, int64_t{r.priority}).Bind(8, r.client_ref)
-      .Bind(9, r.created_at).Bind(10, r.updated_at);
-  return q->Run();
+      .Bind(9, r.created_at).Bind(10, r.updated_at).Bind(11, int64_t{max_per_institution});
+  RDG_RETURN_IF_ERROR(q->Run());
+  if (writer_->Changes() == 0) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "institution ", r.institution, " has ", max_per_institution, " upload sessions"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::optional<UploadSessionRecord>> SqliteIndexStore::GetSession(
@@ -181,6 +189,19 @@ absl::StatusOr<std::vector<UploadSessionRecord>> SqliteIndexStore::ListSessions(
       absl::StrCat("SELECT ", kSessionColumns, " FROM upload_sessions ORDER BY created_at");
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(sql.c_str()));
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadSession(s); });
+}
+
+absl::StatusOr<std::vector<UploadSessionRecord>> SqliteIndexStore::ListSessionsOf(
+    const std::string& institution, const std::optional<SessionCursor>& after, int limit) {
+  static const std::string sql = absl::StrCat(
+      "SELECT ", kSessionColumns, " FROM upload_sessions WHERE institution = ?1 "
+      "AND (?2 IS NULL OR (created_at, session_id) > (?2, ?3)) "
+      "ORDER BY created_at, session_id LIMIT ?4");
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(sql.c_str()));
+  q->Bind(1, institution).Bind(4, int64_t{limit});
+  if (after.has_value()) q->Bind(2, after->created_at).Bind(3, after->session_id);
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadSession(s); });
 }
 
@@ -404,6 +425,21 @@ absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjects(
       "SELECT " RDG_OBJECT_COLUMNS " FROM objects WHERE exam_id = ? "
       "ORDER BY series_instance_uid, instance_number, sop_instance_uid"));
   q->Bind(1, exam_id);
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadObject(s); });
+}
+
+absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjectsPage(
+    const std::string& exam_id, const std::optional<ObjectCursor>& after, int limit) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_OBJECT_COLUMNS " FROM objects WHERE exam_id = ?1 AND (?2 IS NULL OR "
+      "(series_instance_uid, instance_number, sop_instance_uid) > (?2, ?3, ?4)) "
+      "ORDER BY series_instance_uid, instance_number, sop_instance_uid LIMIT ?5"));
+  q->Bind(1, exam_id).Bind(5, int64_t{limit});
+  if (after.has_value()) {
+    q->Bind(2, after->series_instance_uid).Bind(3, int64_t{after->instance_number})
+        .Bind(4, after->sop_instance_uid);
+  }
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadObject(s); });
 }
 

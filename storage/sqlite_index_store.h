@@ -32,7 +32,8 @@ class SqliteIndexStore final : public IndexStore {
   //! Highest applied schema version.
   absl::StatusOr<int> SchemaVersion();
 
-  absl::Status CreateSession(const UploadSessionRecord& session) override;
+  absl::Status CreateSession(const UploadSessionRecord& session,
+                             int max_per_institution) override;
   absl::StatusOr<std::optional<UploadSessionRecord>> GetSession(
       const std::string& session_id) override;
   absl::StatusOr<std::optional<UploadSessionRecord>> FindSession(const std::string& institution,
@@ -42,6 +43,9 @@ class SqliteIndexStore final : public IndexStore {
   absl::Status TouchSession(const std::string& session_id, absl::Time at) override;
   absl::Status DeleteSession(const std::string& session_id) override;
   absl::StatusOr<std::vector<UploadSessionRecord>> ListSessions() override;
+  absl::StatusOr<std::vector<UploadSessionRecord>> ListSessionsOf(
+      const std::string& institution, const std::optional<SessionCursor>& after,
+      int limit) override;
 
   absl::StatusOr<std::optional<ObjectRecord>> FindObject(
       const std::string& institution, const std::string& sop_instance_uid) override;
@@ -53,6 +57,8 @@ class SqliteIndexStore final : public IndexStore {
   absl::StatusOr<ExamPage> ListExams(const ExamQuery& query) override;
   absl::StatusOr<std::optional<ExamRecord>> GetExam(const std::string& exam_id) override;
   absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) override;
+  absl::StatusOr<std::vector<ObjectRecord>> ListObjectsPage(
+      const std::string& exam_id, const std::optional<ObjectCursor>& after, int limit) override;
   absl::StatusOr<std::vector<ExamEventRecord>> ListEvents(const std::string& exam_id) override;
 
   absl::StatusOr<WorklistPage> ListWorklist(const WorklistQuery& query, absl::Time now) override;

@@ -63,6 +63,7 @@ rdg::v1::ExamState StateAfter(rdg::v1::ReportStatus s) {
 absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, absl::Time now) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ReportRecord> {
+    writer_mu_.AssertHeld();  // the caller holds it across the transaction
     RDG_ASSIGN_OR_RETURN(auto e, writer_->Prepare(
         "SELECT state, origin_institution, "
         "(SELECT holder_user FROM claims c WHERE c.exam_id = exams.exam_id AND c.expires_at > ?2), "
@@ -172,6 +173,7 @@ absl::Status SqliteIndexStore::MarkDelivered(const std::vector<std::string>& rep
   if (report_ids.empty()) return absl::OkStatus();
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::Status {
+    writer_mu_.AssertHeld();  // the caller holds it across the transaction
     for (const auto& id : report_ids) {
       RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
           "UPDATE reports SET delivered_at = ? WHERE report_id = ? AND delivered_at IS NULL "
@@ -193,6 +195,7 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::stri
                                                                  absl::Time now) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ReportRecord> {
+    writer_mu_.AssertHeld();  // the caller holds it across the transaction
     RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
         "SELECT " RDG_REPORT_COLUMNS " FROM reports WHERE report_id = ? AND origin_institution = ? "
         "AND status != ?"));

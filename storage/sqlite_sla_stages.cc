@@ -76,6 +76,7 @@ absl::StatusOr<std::vector<StageRecord>> SqliteIndexStore::DetectBreaches(absl::
                                                                           int32_t limit) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<std::vector<StageRecord>> {
+    writer_mu_.AssertHeld();  // the caller holds it across the transaction
     RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
         "UPDATE exam_stages SET breached_at = ?1 WHERE rowid IN ("
         "  SELECT rowid FROM exam_stages INDEXED BY exam_stages_running "

@@ -119,6 +119,7 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
                                                         ClaimAction action) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ClaimRecord> {
+    writer_mu_.AssertHeld();  // the caller holds it across the transaction
     RDG_ASSIGN_OR_RETURN(auto e, writer_->Prepare("SELECT state FROM exams WHERE exam_id = ?"));
     e->Bind(1, exam_id);
     RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
@@ -196,6 +197,7 @@ absl::Status SqliteIndexStore::ReleaseClaim(const std::string& exam_id, const st
                                             absl::Time now) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::Status {
+    writer_mu_.AssertHeld();  // the caller holds it across the transaction
     RDG_ASSIGN_OR_RETURN(auto c, writer_->Prepare(
         "SELECT 1 FROM claims WHERE exam_id = ? AND holder_user = ? AND expires_at > ?"));
     c->Bind(1, exam_id).Bind(2, user).Bind(3, now);
@@ -212,6 +214,7 @@ absl::Status SqliteIndexStore::ReleaseClaim(const std::string& exam_id, const st
 absl::StatusOr<int> SqliteIndexStore::ExpireClaims(absl::Time now) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<int> {
+    writer_mu_.AssertHeld();  // the caller holds it across the transaction
     std::vector<std::pair<std::string, std::string>> expired;
     std::vector<absl::Time> at;
     {
@@ -236,6 +239,7 @@ absl::StatusOr<int> SqliteIndexStore::ExpireClaims(absl::Time now) {
 absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc, absl::Time now) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ExamRecord> {
+    writer_mu_.AssertHeld();  // the caller holds it across the transaction
     RDG_ASSIGN_OR_RETURN(auto e, writer_->Prepare(
         "SELECT " RDG_EXAM_COLUMNS ", (SELECT holder_user FROM claims c "
         "WHERE c.exam_id = exams.exam_id AND c.expires_at > ?2) FROM exams WHERE exam_id = ?1"));

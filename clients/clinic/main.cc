@@ -193,6 +193,143 @@ int RunExams(const rdg::clients::ConnectionOptions& conn, int limit, bool as_jso
   return 0;
 }
 
+//! One exam with every stored object (GetExam pages them) and its history.
+int RunExam(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id, bool as_json) {
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  auto stub = rdg::v1::ExamService::NewStub(channel);
+  rdg::v1::GetExamResponse all;
+  std::string token;
+  do {
+    rdg::v1::GetExamRequest req;
+    req.set_exam_id(exam_id);
+    req.set_page_token(token);
+    rdg::v1::GetExamResponse page;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    grpc::Status s = stub->GetExam(&ctx, req, &page);
+    if (!s.ok()) {
+      std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+      return s.error_code() == grpc::StatusCode::NOT_FOUND ||
+                     s.error_code() == grpc::StatusCode::PERMISSION_DENIED
+                 ? kExitRejected
+                 : kExitFailure;
+    }
+    if (token.empty()) {
+      *all.mutable_exam() = page.exam();
+      *all.mutable_events() = page.events();
+    }
+    for (auto& o : *page.mutable_objects()) *all.add_objects() = std::move(o);
+    token = page.next_page_token();
+  } while (!token.empty());
+  if (as_json) {
+    std::cout << rdg::clients::ProtoToJson(all) << "\n";
+    return 0;
+  }
+  const auto& e = all.exam();
+  std::cout << "exam " << e.exam_id() << "  " << e.exam_type() << "  "
+            << rdg::v1::ExamState_Name(e.state()) << "  " << rdg::v1::Priority_Name(e.priority())
+            << "  patient " << e.patient().patient_id() << "  study " << e.study_instance_uid()
+            << "\n\n";
+  std::vector<std::vector<std::string>> objects = {
+      {"SERIES", "INSTANCE", "MODALITY", "SOP INSTANCE UID", "SIZE", "RECEIVED"}};
+  for (const auto& o : all.objects()) {
+    objects.push_back({o.series_instance_uid(), std::to_string(o.instance_number()), o.modality(),
+                       o.sop_instance_uid(), HumanBytes(double(o.size())),
+                       rdg::clients::LocalTime(o.received_at())});
+  }
+  rdg::clients::PrintTable(objects);
+  std::cout << "\n";
+  std::vector<std::vector<std::string>> events = {{"AT", "STATE", "BY", "DETAIL"}};
+  for (const auto& ev : all.events()) {
+    events.push_back({rdg::clients::LocalTime(ev.at()), rdg::v1::ExamState_Name(ev.state()),
+                      ev.actor(), ev.detail()});
+  }
+  rdg::clients::PrintTable(events);
+  return 0;
+}
+
+//! The institution's unfinished uploads; with `abort` ("all" or a session id) discards them.
+int RunUploads(const rdg::clients::ConnectionOptions& conn, const std::string& abort,
+               bool as_json) {
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  auto stub = rdg::v1::IngestService::NewStub(channel);
+  std::vector<rdg::v1::UploadSummary> uploads;
+  if (abort.empty() || abort == "all") {
+    std::string token;
+    do {
+      rdg::v1::ListUploadsRequest req;
+      req.set_page_size(1000);
+      req.set_page_token(token);
+      rdg::v1::ListUploadsResponse page;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      grpc::Status s = stub->ListUploads(&ctx, req, &page);
+      if (!s.ok()) {
+        std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+        return kExitFailure;
+      }
+      for (auto& u : *page.mutable_uploads()) uploads.push_back(std::move(u));
+      token = page.next_page_token();
+    } while (!token.empty());
+  }
+  if (!abort.empty()) {
+    std::vector<std::string> ids;
+    if (abort == "all") {
+      for (const auto& u : uploads) ids.push_back(u.status().session_id());
+    } else {
+      ids.push_back(abort);
+    }
+    int failed = 0;
+    json out = json::array();
+    for (const auto& id : ids) {
+      rdg::v1::GetUploadRequest req;
+      req.set_session_id(id);
+      rdg::v1::UploadStatus status;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      grpc::Status s = stub->AbortUpload(&ctx, req, &status);
+      if (!s.ok()) {
+        ++failed;
+        std::cerr << "error: upload " << id << ": " << rdg::clients::DescribeRpcError(s) << "\n";
+        continue;
+      }
+      if (as_json) {
+        out.push_back({{"session_id", id}, {"state", "ABORTED"}});
+      } else {
+        std::cout << "aborted upload " << id << "\n";
+      }
+    }
+    if (as_json) std::cout << out.dump() << "\n";
+    if (!as_json && ids.empty()) std::cout << "no unfinished uploads\n";
+    return failed > 0 ? kExitRejected : 0;
+  }
+  if (as_json) {
+    rdg::v1::ListUploadsResponse all;
+    for (auto& u : uploads) *all.add_uploads() = std::move(u);
+    std::cout << rdg::clients::ProtoToJson(all) << "\n";
+    return 0;
+  }
+  if (uploads.empty()) {
+    std::cout << "no unfinished uploads\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"UPLOAD", "KIND", "RECEIVED", "SIZE", "LAST BYTES", "EXPIRES", "IN USE", "BY", "CLIENT REF"}};
+  for (const auto& u : uploads) {
+    const auto& st = u.status();
+    rows.push_back({st.session_id(), rdg::v1::ObjectKind_Name(u.kind()),
+                    HumanBytes(double(st.committed_offset())), HumanBytes(double(st.size())),
+                    rdg::clients::LocalTime(u.updated_at()), rdg::clients::LocalTime(st.expires_at()),
+                    st.in_use() ? "yes" : "no", u.user(), u.client_ref()});
+  }
+  rdg::clients::PrintTable(rows);
+  std::cout << uploads.size() << " unfinished uploads; `rdg-clinic uploads --abort ID` (or all) "
+               "discards them\n";
+  return 0;
+}
+
 int RunDownload(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id,
                 const std::string& out_dir, bool as_json) {
   auto channel = conn.Connect();
@@ -390,6 +527,16 @@ int main(int argc, char** argv) {
   exams->add_flag("--json", as_json, "machine-readable output");
 
   std::string exam_id, out_dir;
+  auto* exam = app.add_subcommand("exam", "one exam: its stored objects and its history");
+  exam->add_option("exam", exam_id, "exam id (see `rdg-clinic exams`)")->required();
+  exam->add_flag("--json", as_json, "machine-readable output");
+
+  auto* uploads = app.add_subcommand(
+      "uploads", "your institution's unfinished uploads (kept for resume), and aborting them");
+  std::string abort_upload;
+  uploads->add_option("--abort", abort_upload, "discard this upload (session id), or `all`");
+  uploads->add_flag("--json", as_json, "machine-readable output");
+
   auto* download = app.add_subcommand("download", "write an exam's stored instances to a folder");
   download->add_option("exam", exam_id, "exam id (see `rdg-clinic exams`)")->required();
   download->add_option("--out", out_dir, "output folder")->required();
@@ -437,5 +584,7 @@ int main(int argc, char** argv) {
     return RunUpload(conn, paths, options, as_json);
   }
   if (*exams) return RunExams(conn, std::max(1, limit), as_json);
+  if (*exam) return RunExam(conn, exam_id, as_json);
+  if (*uploads) return RunUploads(conn, abort_upload, as_json);
   return RunDownload(conn, exam_id, out_dir, as_json);
 }

@@ -367,7 +367,14 @@ int main(int argc, char** argv) {
       ->required()->check(CLI::ExistingFile);
   render->add_option("--out", render_out, "picture to write: NAME.svg or NAME.png")->required();
   render->add_flag("--json", as_json, "machine-readable output");
+  // The isolated ECG renderer that `fetch` and `render` start (ecg_tracing.h); not for people.
+  auto* ecg_worker = app.add_subcommand(rdg::clients::kEcgWorkerCommand)->group("");
+  std::string worker_in;
+  std::vector<std::string> worker_out;
+  ecg_worker->add_option("file", worker_in)->required();
+  ecg_worker->add_option("out", worker_out)->required();
   CLI11_PARSE(app, argc, argv);
+  if (*ecg_worker) return rdg::clients::RunEcgWorker(worker_in, worker_out);
   if (*render) return RunRender(render_file, render_out, as_json);
 
   auto channel = conn.Connect();

@@ -1,7 +1,13 @@
 #include "gateway/api/exam_service.h"
 
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
 #include "gateway/api/object_stream.h"
@@ -9,6 +15,31 @@
 #include "storage/status_macros.h"
 
 namespace rdg::api {
+namespace {
+
+// A page of GetExam's objects ends at an object: its sort key, NUL-separated (UIDs hold no NUL),
+// web-safe base64.
+std::string ObjectPageToken(const storage::ObjectRecord& last) {
+  return absl::WebSafeBase64Escape(absl::StrCat(last.series_instance_uid, std::string(1, '\0'),
+                                                last.instance_number, std::string(1, '\0'),
+                                                last.sop_instance_uid));
+}
+
+absl::StatusOr<storage::ObjectCursor> ParseObjectPageToken(const std::string& token) {
+  std::string raw;
+  std::vector<std::string> parts;
+  if (absl::WebSafeBase64Unescape(token, &raw)) parts = absl::StrSplit(raw, '\0');
+  storage::ObjectCursor cursor;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &cursor.instance_number)) {
+    return absl::InvalidArgumentError("page_token is not one this gateway issued");
+  }
+  cursor.series_instance_uid = std::move(parts[0]);
+  cursor.sop_instance_uid = std::move(parts[2]);
+  return cursor;
+}
+
+}  // namespace
+
 absl::StatusOr<storage::ExamRecord> ExamServiceImpl::OpenExam(const auth::Principal& principal,
                                                               const std::string& exam_id,
                                                               absl::string_view action) {
@@ -51,10 +82,20 @@ grpc::ServerUnaryReactor* ExamServiceImpl::GetExam(grpc::CallbackServerContext* 
     RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(principal, request->exam_id(), "get_exam"));
     *response->mutable_exam() = ToProto(exam);
-    RDG_ASSIGN_OR_RETURN(auto objects, index_.ListObjects(exam.exam_id));
+    std::optional<storage::ObjectCursor> after;
+    if (!request->page_token().empty()) {
+      RDG_ASSIGN_OR_RETURN(after, ParseObjectPageToken(request->page_token()));
+    }
+    const int limit = request->page_size() > 0 ? std::min(request->page_size(), 5000) : 1000;
+    RDG_ASSIGN_OR_RETURN(auto objects, index_.ListObjectsPage(exam.exam_id, after, limit));
     for (const auto& o : objects) *response->add_objects() = ToProto(o);
-    RDG_ASSIGN_OR_RETURN(auto events, index_.ListEvents(exam.exam_id));
-    for (const auto& e : events) *response->add_events() = ToProto(e);
+    if (static_cast<int>(objects.size()) == limit) {
+      response->set_next_page_token(ObjectPageToken(objects.back()));
+    }
+    if (!after.has_value()) {
+      RDG_ASSIGN_OR_RETURN(auto events, index_.ListEvents(exam.exam_id));
+      for (const auto& e : events) *response->add_events() = ToProto(e);
+    }
     return absl::OkStatus();
   });
 }

@@ -15,6 +15,7 @@
 #include "gateway/api/exam_service.h"
 #include "gateway/api/ingest_service.h"
 #include "gateway/api/reading_service.h"
+#include "gateway/api/request_decoding.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/index_committer.h"
@@ -168,6 +169,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   // 200 ms is 500 KB) and bounds what one stream can park in the gateway.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
+  // Requests that do not decode: INVALID_ARGUMENT naming the field, not gRPC's bare UNIMPLEMENTED.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(NewRequestDecodingInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(p->ingest_service.get());
   builder.RegisterService(p->exam_service.get());
   builder.RegisterService(p->reading_service.get());

@@ -276,4 +276,15 @@ grpc::ServerUnaryReactor* IngestServiceImpl::AbortUpload(grpc::CallbackServerCon
   });
 }
 
+grpc::ServerUnaryReactor* IngestServiceImpl::ListUploads(
+    grpc::CallbackServerContext* ctx, const rdg::v1::ListUploadsRequest* request,
+    rdg::v1::ListUploadsResponse* response) {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Admit(ctx));
+    RDG_ASSIGN_OR_RETURN(*response,
+                         ingestor_.List(principal, request->page_size(), request->page_token()));
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace rdg::api

@@ -36,6 +36,9 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
   grpc::ServerUnaryReactor* AbortUpload(grpc::CallbackServerContext* ctx,
                                         const rdg::v1::GetUploadRequest* request,
                                         rdg::v1::UploadStatus* response) override;
+  grpc::ServerUnaryReactor* ListUploads(grpc::CallbackServerContext* ctx,
+                                        const rdg::v1::ListUploadsRequest* request,
+                                        rdg::v1::ListUploadsResponse* response) override;
 
   //! Cancels upload streams that waited for the client longer than limits.upload_idle_seconds
   //! or have run longer than limits.max_upload_stream_seconds (their bytes stay resumable);

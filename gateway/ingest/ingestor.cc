@@ -2,9 +2,11 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <random>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
@@ -155,8 +157,10 @@ UploadStatus UploadHandle::Detach() {
     absl::Status s = file_->Sync();
     if (s.ok() && !persisted_) {
       record_.updated_at = owner_.clock_.Now();
-      s = owner_.index_.CreateSession(record_);
+      s = owner_.PersistSession(record_);
       persisted_ = s.ok();
+      // Not kept for resume: its bytes go too.
+      if (!persisted_) s.Update(owner_.staging_.Remove(record_.session_id));
     } else if (s.ok()) {
       s = owner_.index_.TouchSession(record_.session_id, owner_.clock_.Now());
     }
@@ -270,6 +274,20 @@ absl::StatusOr<int> Ingestor::ExpireSessions() {
   return expired;
 }
 
+absl::Status Ingestor::TooManySessions() const {
+  // Passes as uploads finish or expire: UNAVAILABLE, so clients retry rather than give up.
+  return absl::UnavailableError(absl::StrCat(
+      "your institution has ", options_.limits.max_open_uploads(),
+      " unfinished uploads, the limit (limits.max_open_uploads): retry later, or finish them, or "
+      "list and abort them with `rdg-clinic uploads`"));
+}
+
+absl::Status Ingestor::PersistSession(const UploadSessionRecord& record) {
+  absl::Status s = index_.CreateSession(record, options_.limits.max_open_uploads());
+  if (absl::IsResourceExhausted(s)) return TooManySessions();
+  return s;
+}
+
 absl::Time Ingestor::ExpiresAt(const UploadSessionRecord& record) const {
   return record.updated_at + absl::Seconds(options_.limits.upload_ttl_seconds());
 }
@@ -345,14 +363,9 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
     found.persisted = true;
     return found;
   }
+  // An early, friendly refusal; PersistSession is the atomic check.
   RDG_ASSIGN_OR_RETURN(int open, index_.CountSessions(principal.institution));
-  if (open >= options_.limits.max_open_uploads()) {
-    // Passes as uploads finish or expire: UNAVAILABLE, so clients retry rather than give up.
-    return absl::UnavailableError(absl::StrCat(
-        "your institution has ", open, " unfinished uploads (limit ",
-        options_.limits.max_open_uploads(),
-        "); the gateway is busy with them: retry later, or finish or abort some"));
-  }
+  if (open >= options_.limits.max_open_uploads()) return TooManySessions();
   auto& r = found.record;
   r.session_id = NewSessionId();
   r.institution = principal.institution;
@@ -371,7 +384,7 @@ absl::StatusOr<UploadStatus> Ingestor::Open(const auth::Principal& principal,
                                             bool persist) {
   RDG_ASSIGN_OR_RETURN(Found found, FindOrCreate(principal, request));
   if (found.already_stored) return *found.already_stored;
-  if (!found.persisted && persist) RDG_RETURN_IF_ERROR(index_.CreateSession(found.record));
+  if (!found.persisted && persist) RDG_RETURN_IF_ERROR(PersistSession(found.record));
   RDG_ASSIGN_OR_RETURN(int64_t staged, staging_.StagedBytes(found.record.session_id));
   UploadStatus st = StatusOf(found.record, staged);
   st.set_in_use(InUse(found.record.session_id));
@@ -469,6 +482,40 @@ absl::StatusOr<UploadStatus> Ingestor::Abort(const auth::Principal& principal,
   st.set_state(rdg::v1::ABORTED);
   handle->Discard();
   return st;
+}
+
+absl::StatusOr<rdg::v1::ListUploadsResponse> Ingestor::List(const auth::Principal& principal,
+                                                            int page_size,
+                                                            const std::string& page_token) {
+  std::optional<storage::SessionCursor> after;
+  if (!page_token.empty()) {
+    // "<created_at in Unix µs>.<session id>"
+    const std::pair<std::string, std::string> parts = absl::StrSplit(page_token, absl::MaxSplits('.', 1));
+    int64_t micros = 0;
+    if (!absl::SimpleAtoi(parts.first, &micros) || parts.second.empty()) {
+      return absl::InvalidArgumentError("page_token is not one this gateway issued");
+    }
+    after = storage::SessionCursor{absl::FromUnixMicros(micros), parts.second};
+  }
+  const int limit = page_size > 0 ? std::min(page_size, 1000) : 100;
+  RDG_ASSIGN_OR_RETURN(auto sessions, index_.ListSessionsOf(principal.institution, after, limit));
+  rdg::v1::ListUploadsResponse response;
+  for (const auto& s : sessions) {
+    rdg::v1::UploadSummary* summary = response.add_uploads();
+    RDG_ASSIGN_OR_RETURN(int64_t staged, staging_.StagedBytes(s.session_id));
+    *summary->mutable_status() = StatusOf(s, staged);
+    summary->mutable_status()->set_in_use(InUse(s.session_id));
+    summary->set_kind(s.kind);
+    summary->set_client_ref(s.client_ref);
+    summary->set_user(s.user);
+    *summary->mutable_created_at() = ToProto(s.created_at);
+    *summary->mutable_updated_at() = ToProto(s.updated_at);
+  }
+  if (static_cast<int>(sessions.size()) == limit) {
+    response.set_next_page_token(
+        absl::StrCat(absl::ToUnixMicros(sessions.back().created_at), ".", sessions.back().session_id));
+  }
+  return response;
 }
 
 absl::StatusOr<rdg::v1::Hl7Acknowledgement> Ingestor::AckForStored(const storage::Digest& digest,

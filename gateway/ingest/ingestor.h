@@ -108,6 +108,9 @@ class Ingestor {
                                                const std::string& session_id);
   absl::StatusOr<rdg::v1::UploadStatus> Abort(const auth::Principal& principal,
                                               const std::string& session_id);
+  //! A page of the caller's institution's open sessions, oldest first.
+  absl::StatusOr<rdg::v1::ListUploadsResponse> List(const auth::Principal& principal,
+                                                    int page_size, const std::string& page_token);
   //! Removes sessions idle for longer than limits.upload_ttl_seconds; returns how many.
   absl::StatusOr<int> ExpireSessions();
 
@@ -137,6 +140,10 @@ class Ingestor {
                                                      bool persisted);
   void Release(const std::string& session_id);
   absl::Time ExpiresAt(const storage::UploadSessionRecord& record) const;
+  //! Writes a new session to the index within the institution's limit of open sessions
+  //! (atomically), UNAVAILABLE when the limit is reached.
+  absl::Status PersistSession(const storage::UploadSessionRecord& record);
+  absl::Status TooManySessions() const;
   rdg::v1::UploadStatus StatusOf(const storage::UploadSessionRecord& record, int64_t offset) const;
   //! Whether a connection is attached to (writing to) the session now.
   bool InUse(const std::string& session_id);

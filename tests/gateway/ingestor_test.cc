@@ -271,7 +271,7 @@ TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlobAndKeepsTheBytes) {
     return std::vector<absl::StatusOr<storage::CommitOutcome>>(
         b.size(), absl::UnavailableError("sqlite: database is locked"));
   });
-  EXPECT_CALL(index, CreateSession(_)).WillOnce(Return(absl::OkStatus()));  // kept for resume
+  EXPECT_CALL(index, CreateSession(_, _)).WillOnce(Return(absl::OkStatus()));  // kept for resume
   IndexCommitter committer(index, 8);
   Ingestor ingestor(Ingestor::Options{DefaultLimits()}, index, *blobs_,
                     *storage::StagingArea::Create(dir_.Join("uploads")), committer, clock_);

@@ -178,3 +178,23 @@ class ClientChecksTest(harness.GatewayTestCase):
         print(f"  empty.hl7: {out['files'][0]['error']}")
         self.assertIn("the file is empty", out["files"][0]["error"])
         self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM upload_sessions"), [(0,)])
+
+    def test_rdg_reader_render_draws_hostile_files_in_a_child(self):
+        # What was seen: `rdg-reader render` parsed ECG files in its own process, where a deeply
+        # nested file crashes DCMTK.
+        reader = self.reader("reader-a-ecg")
+        out = os.path.join(self.workdir, "tracing.svg")
+        for name, data in hostile_corpus.dicom_corpus().items():
+            path = os.path.join(self.workdir, f"{name}.dcm")
+            with open(path, "wb") as f:
+                f.write(data)
+            proc = reader.run("render", path, "--out", out, timeout=120)
+            reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+            print(f"\n  render {name}: exit {proc.returncode}: {reason}", end="")
+            self.assertEqual(proc.returncode, 1, name)
+            self.assertTrue(reason.startswith(f"error: {path}: "), reason)
+            self.assertFalse(os.path.exists(out), name)
+            if name.startswith("nested_"):
+                self.assertIn("the ECG could not be drawn safely: the renderer crashed (SIGSEGV)",
+                              reason)
+        print()

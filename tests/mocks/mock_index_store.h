@@ -9,7 +9,7 @@ namespace rdg::storage {
 
 class MockIndexStore : public IndexStore {
  public:
-  MOCK_METHOD(absl::Status, CreateSession, (const UploadSessionRecord&), (override));
+  MOCK_METHOD(absl::Status, CreateSession, (const UploadSessionRecord&, int), (override));
   MOCK_METHOD(absl::StatusOr<std::optional<UploadSessionRecord>>, GetSession,
               (const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<std::optional<UploadSessionRecord>>, FindSession,
@@ -18,6 +18,8 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::Status, TouchSession, (const std::string&, absl::Time), (override));
   MOCK_METHOD(absl::Status, DeleteSession, (const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<UploadSessionRecord>>, ListSessions, (), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<UploadSessionRecord>>, ListSessionsOf,
+              (const std::string&, const std::optional<SessionCursor>&, int), (override));
   MOCK_METHOD(absl::StatusOr<std::optional<ObjectRecord>>, FindObject,
               (const std::string&, const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<std::optional<ObjectRecord>>, FindObjectByContent,
@@ -29,6 +31,8 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::StatusOr<std::optional<ExamRecord>>, GetExam, (const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ObjectRecord>>, ListObjects, (const std::string&),
               (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ObjectRecord>>, ListObjectsPage,
+              (const std::string&, const std::optional<ObjectCursor>&, int), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ExamEventRecord>>, ListEvents, (const std::string&),
               (override));
   MOCK_METHOD(absl::StatusOr<WorklistPage>, ListWorklist, (const WorklistQuery&, absl::Time),

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::storage {
@@ -89,7 +91,7 @@ TEST_F(SqliteIndexStoreTest, DuplicateAndConflictInOneBatch) {
 
 TEST_F(SqliteIndexStoreTest, CommitDeletesTheUploadSession) {
   UploadSessionRecord s{"up-1", "c1", "u", rdg::v1::DICOM, 100, "ab", rdg::v1::STAT, "", kT0, kT0};
-  ASSERT_TRUE(store_->CreateSession(s).ok());
+  ASSERT_TRUE(store_->CreateSession(s, 10).ok());
   EXPECT_TRUE(store_->FindSession("c1", "ab", 100)->has_value());
   EXPECT_FALSE(store_->FindSession("c2", "ab", 100)->has_value());
   EXPECT_EQ(*store_->CountSessions("c1"), 1);
@@ -97,6 +99,80 @@ TEST_F(SqliteIndexStoreTest, CommitDeletesTheUploadSession) {
   n.session_id = "up-1";
   ASSERT_TRUE(store_->CommitObjects({n})[0].ok());
   EXPECT_FALSE(store_->GetSession("up-1")->has_value());
+}
+
+UploadSessionRecord Session(const std::string& id, const std::string& institution, absl::Time at) {
+  return UploadSessionRecord{id, institution, "u", rdg::v1::DICOM, 100, "sha-" + id,
+                             rdg::v1::ROUTINE, "", at, at};
+}
+
+// What was seen: a race let 1,003 sessions in under a limit of 1,000 (count, then insert).
+TEST_F(SqliteIndexStoreTest, OpenSessionQuotaIsAtomicUnderConcurrency) {
+  constexpr int kLimit = 100;
+  std::atomic<int> created{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        absl::Status s =
+            store_->CreateSession(Session(absl::StrCat("up-", t, "-", i), "c1", kT0), kLimit);
+        if (s.ok()) {
+          ++created;
+        } else if (absl::IsResourceExhausted(s)) {
+          ++refused;
+        } else {
+          ADD_FAILURE() << s;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), kLimit);
+  EXPECT_EQ(refused.load(), 8 * 40 - kLimit);
+  EXPECT_EQ(*store_->CountSessions("c1"), kLimit);
+  // Another institution has its own quota.
+  EXPECT_TRUE(store_->CreateSession(Session("other", "c2", kT0), kLimit).ok());
+}
+
+TEST_F(SqliteIndexStoreTest, ListSessionsOfPagesOldestFirstAndScopesByInstitution) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->CreateSession(Session(absl::StrCat("a", i), "c1", kT0 + absl::Seconds(5 - i)),
+                                      100).ok());
+  }
+  ASSERT_TRUE(store_->CreateSession(Session("b0", "c2", kT0), 100).ok());
+  std::vector<std::string> seen;
+  std::optional<SessionCursor> after;
+  for (;;) {
+    auto page = *store_->ListSessionsOf("c1", after, 2);
+    for (const auto& s : page) seen.push_back(s.session_id);
+    if (page.size() < 2) break;
+    after = SessionCursor{page.back().created_at, page.back().session_id};
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"a4", "a3", "a2", "a1", "a0"}));
+}
+
+TEST_F(SqliteIndexStoreTest, ListObjectsPageWalksEveryObjectOnceInOrder) {
+  std::vector<NewObject> batch;
+  for (int i = 0; i < 7; ++i) {
+    NewObject n = MakeObject("c1", "1.5", absl::StrCat("1.5.9.", i), absl::StrCat("h", i));
+    n.object.instance_number = 7 - i;
+    batch.push_back(n);
+  }
+  for (const auto& r : store_->CommitObjects(batch)) ASSERT_TRUE(r.ok()) << r.status();
+  const std::string exam = (*store_->FindObject("c1", "1.5.9.0"))->exam_id;
+  std::vector<ObjectRecord> all = *store_->ListObjects(exam);
+  std::vector<std::string> paged;
+  std::optional<ObjectCursor> after;
+  for (;;) {
+    auto page = *store_->ListObjectsPage(exam, after, 3);
+    for (const auto& o : page) paged.push_back(o.sop_instance_uid);
+    if (page.size() < 3) break;
+    after = ObjectCursor{page.back().series_instance_uid, page.back().instance_number,
+                         page.back().sop_instance_uid};
+  }
+  ASSERT_EQ(paged.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(paged[i], all[i].sop_instance_uid);
+  EXPECT_EQ(paged.front(), "1.5.9.6");  // instance number 1
 }
 
 TEST_F(SqliteIndexStoreTest, ListExamsPagesNewestFirstAndScopesByInstitution) {
