@@ -2,8 +2,10 @@
 #include <glog/logging.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -54,6 +56,15 @@ int main(int argc, char** argv) {
 
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  // Client connections, upload part files and monitoring connections are descriptors: use the
+  // hard limit (up to 65,536), not the 1,024 a login shell or a plain service starts with.
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    const rlim_t wanted = std::min<rlim_t>(files.rlim_max, 65536);
+    if (wanted > files.rlim_cur) {
+      files.rlim_cur = wanted;
+      setrlimit(RLIMIT_NOFILE, &files);
+    }
+  }
   BoundHeap();
 
   // Block the stop signals before any thread starts so that only sigwait below receives them.

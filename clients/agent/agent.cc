@@ -81,20 +81,26 @@ int RunAgent(const std::string& config_path, const std::string& ready_file) {
   auto channel = conn.Connect();
   if (!channel) return kExitConfig;
 
+  // Every received object is checked with the gateway's parser, in its own processes.
+  auto check = ObjectCheck::Start(c.checks());
+  if (!check.ok()) {
+    std::cerr << "error: " << check.status().message() << "\n";
+    return kExitFailure;
+  }
   Forwarder forwarder(c.forwarder(), channel, **outbox);
   (*outbox)->set_on_add([&forwarder] { forwarder.Wake(); });
   std::unique_ptr<DicomReceiver> dicom;
   std::unique_ptr<MllpListener> hl7;
   std::unique_ptr<Inbox> inbox;
   if (!c.dicom().listen().empty()) {
-    dicom = std::make_unique<DicomReceiver>(c.dicom(), **outbox);
+    dicom = std::make_unique<DicomReceiver>(c.dicom(), **outbox, **check);
     if (auto s = dicom->Start(); !s.ok()) {
       std::cerr << "error: " << s.message() << "\n";
       return kExitFailure;
     }
   }
   if (!c.hl7().listen().empty()) {
-    hl7 = std::make_unique<MllpListener>(c.hl7(), **outbox);
+    hl7 = std::make_unique<MllpListener>(c.hl7(), **outbox, **check);
     if (auto s = hl7->Start(); !s.ok()) {
       std::cerr << "error: " << s.message() << "\n";
       return kExitFailure;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "gateway/parsing/parser_defaults.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -154,6 +155,8 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   if (f.chunk_bytes() <= 0) f.set_chunk_bytes(1 << 20);
   if (c.inbox().poll_seconds() <= 0) c.mutable_inbox()->set_poll_seconds(10);
   if (c.shutdown_grace_seconds() <= 0) c.set_shutdown_grace_seconds(20);
+  parsing::ApplyParserDefaults(*c.mutable_checks()->mutable_parsing());
+  if (c.checks().max_object_bytes() <= 0) c.mutable_checks()->set_max_object_bytes(int64_t{2} << 30);
   const fs::path base = fs::absolute(path).parent_path();
   Resolve(c.mutable_data_dir(), base);
   Resolve(c.mutable_gateway()->mutable_ca(), base);

@@ -1,6 +1,8 @@
 #include "clients/agent/dicom_receiver.h"
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/assoc.h>
@@ -37,11 +39,43 @@ namespace {
 //! constructor), so they find it here; one receiver per process.
 struct ReceiverContext {
   Outbox* outbox = nullptr;
+  const ObjectCheck* check = nullptr;
   std::atomic<int64_t>* received = nullptr;
+  std::atomic<int64_t>* refused = nullptr;
   std::vector<std::string> allowed_calling;
   std::string ae_title;
 };
 std::atomic<ReceiverContext*> g_context{nullptr};
+
+//! A C-STORE's answer: STATUS_Success, or a refusal status and its reason.
+struct Refusal {
+  Uint16 status = STATUS_Success;
+  std::string reason;
+};
+
+//! Checks a received object as the gateway will (size, parser) and against the request that
+//! carried it (SOP class and instance).
+Refusal CheckReceived(const ObjectCheck& check, const std::string& path,
+                      const T_DIMSE_C_StoreRQ& rq) {
+  absl::StatusOr<ingest::ParsedObject> parsed = check.Check(rdg::v1::DICOM, path, absl::Now(), "");
+  if (absl::IsInvalidArgument(parsed.status())) {
+    return {STATUS_STORE_Error_CannotUnderstand, std::string(parsed.status().message())};
+  }
+  if (!parsed.ok()) {  // too large, or the check could not run now
+    return {STATUS_STORE_Refused_OutOfResources, std::string(parsed.status().message())};
+  }
+  if (parsed->object.sop_class_uid != rq.AffectedSOPClassUID) {
+    return {STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
+            absl::StrCat("the data set is SOP class ", parsed->object.sop_class_uid,
+                         ", the request said ", rq.AffectedSOPClassUID)};
+  }
+  if (parsed->object.sop_instance_uid != rq.AffectedSOPInstanceUID) {
+    return {STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
+            absl::StrCat("the data set is SOP instance ", parsed->object.sop_instance_uid,
+                         ", the request said ", rq.AffectedSOPInstanceUID)};
+  }
+  return {};
+}
 
 class StoreWorker : public DcmThreadSCP {
  protected:
@@ -61,17 +95,41 @@ class StoreWorker : public DcmThreadSCP {
                    << " failed: " << cond.text();
       return cond;
     }
-    Uint16 status = STATUS_Success;
+    const Refusal refusal = CheckReceived(*ctx->check, temp, rq);
+    if (refusal.status != STATUS_Success) {
+      (void)storage::RemoveFile(temp);
+      ++*ctx->refused;
+      LOG(INFO) << "dicom: refused " << rq.AffectedSOPInstanceUID << " from "
+                << getPeerAETitle().c_str() << " with status " << std::hex << refusal.status
+                << std::dec << ": " << refusal.reason;
+      return SendStoreResponse(info.presentationContextID, rq, refusal);
+    }
     auto id = ctx->outbox->Add(temp, rdg::v1::DICOM, rq.AffectedSOPInstanceUID,
                                absl::StrCat("dicom ", getPeerAETitle().c_str()), absl::Now());
     if (!id.ok()) {
-      status = STATUS_STORE_Refused_OutOfResources;
+      ++*ctx->refused;
       LOG(ERROR) << "dicom: could not make a received object durable: " << id.status();
-    } else {
-      ++*ctx->received;
-      VLOG(1) << "dicom: outbox item " << *id << " from " << getPeerAETitle().c_str();
+      return SendStoreResponse(
+          info.presentationContextID, rq,
+          {STATUS_STORE_Refused_OutOfResources, "the agent could not store it; send it again"});
     }
-    return sendSTOREResponse(info.presentationContextID, rq, status);
+    ++*ctx->received;
+    VLOG(1) << "dicom: outbox item " << *id << " from " << getPeerAETitle().c_str();
+    return SendStoreResponse(info.presentationContextID, rq, {STATUS_Success, ""});
+  }
+
+  //! The C-STORE response, with the reason as Error Comment (0000,0902) when it is a refusal.
+  OFCondition SendStoreResponse(T_ASC_PresentationContextID presentation,
+                                const T_DIMSE_C_StoreRQ& rq, const Refusal& refusal) {
+    DcmDataset detail;
+    const bool with_comment = refusal.status != STATUS_Success && !refusal.reason.empty();
+    if (with_comment) {
+      // Error Comment is LO: at most 64 characters (the reasons are ASCII).
+      detail.putAndInsertString(DCM_ErrorComment, refusal.reason.substr(0, 64).c_str());
+    }
+    return sendSTOREResponse(presentation, rq.MessageID, rq.AffectedSOPClassUID,
+                             rq.AffectedSOPInstanceUID, refusal.status,
+                             with_comment ? &detail : nullptr);
   }
 
   OFBool checkCalledAETitleAccepted(const OFString& called) override {
@@ -172,13 +230,14 @@ class DicomReceiver::Pool {
   ConnectionThreads threads_;
 };
 
-DicomReceiver::DicomReceiver(const rdg::v1::DicomListener& config, Outbox& outbox)
-    : config_(config), outbox_(outbox) {}
+DicomReceiver::DicomReceiver(const rdg::v1::DicomListener& config, Outbox& outbox,
+                             const ObjectCheck& check)
+    : config_(config), outbox_(outbox), check_(check) {}
 
 DicomReceiver::~DicomReceiver() { Stop(); }
 
 absl::Status DicomReceiver::Start() {
-  auto* ctx = new ReceiverContext{&outbox_, &received_,
+  auto* ctx = new ReceiverContext{&outbox_, &check_, &received_, &refused_,
                                   {config_.allowed_calling_ae_titles().begin(),
                                    config_.allowed_calling_ae_titles().end()},
                                   config_.ae_title()};

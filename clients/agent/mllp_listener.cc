@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "clients/agent/tcp_server.h"
 #include "gateway/formats/hl7_lab.h"
+#include "gateway/ingest/parsed_object.h"
 #include "storage/posix_file.h"
 
 namespace rdg::agent {
@@ -57,8 +58,9 @@ std::string PeerName(const sockaddr_storage& addr) {
 
 }  // namespace
 
-MllpListener::MllpListener(const rdg::v1::Hl7Listener& config, Outbox& outbox)
-    : config_(config), outbox_(outbox) {}
+MllpListener::MllpListener(const rdg::v1::Hl7Listener& config, Outbox& outbox,
+                           const ObjectCheck& check)
+    : config_(config), outbox_(outbox), check_(check) {}
 
 MllpListener::~MllpListener() { Stop(); }
 
@@ -159,40 +161,56 @@ void MllpListener::Serve(int fd, std::string peer) {
 std::string MllpListener::Handle(const std::string& message, const std::string& peer) {
   const absl::Time now = absl::Now();
   const std::string ack_id = absl::StrCat("RDGA", absl::ToUnixMillis(now), "-", ++ack_counter_);
-  formats::LabParseOutcome outcome = formats::ParseLabMessage(message);
-  if (!outcome.message.has_value()) {
-    ++refused_;
-    const formats::Hl7Rejection& why = *outcome.rejection;
-    LOG(INFO) << "hl7: message from " << peer << " refused: "
-              << formats::Hl7AckCodeName(why.code) << " " << why.error_code << " " << why.reason;
-    return Frame(formats::BuildHl7Ack(outcome.header, why.code, &why, now, ack_id));
-  }
+  // An ACK the agent writes itself (the message could not be stored or checked): MSH only, read
+  // from the first bytes, is enough to address it.
+  auto own_ack = [&](formats::Hl7AckCode code, const std::string& reason) {
+    formats::Hl7Rejection why{code, "207", "", reason};
+    return Frame(formats::BuildHl7Ack(formats::ParseLabMessage(message.substr(0, 4096)).header,
+                                      code, &why, now, ack_id));
+  };
+  // The message goes to a file first: the gateway's parser, in its own process, reads it there.
   const std::string temp = outbox_.NewTempPath();
-  absl::Status stored;
+  absl::Status written;
   {
     auto f = storage::File::OpenForAppend(temp, /*create=*/true);
-    stored = f.ok() ? f->Append(message) : f.status();
+    written = f.ok() ? f->Append(message) : f.status();
   }
-  absl::StatusOr<int64_t> id = absl::UnknownError("not stored");
-  if (stored.ok()) {
-    id = outbox_.Add(temp, rdg::v1::HL7V2_LAB, outcome.header->control_id,
-                     absl::StrCat("hl7 ", peer), now);
-  } else {
-    id = stored;
+  if (!written.ok()) {
     (void)storage::RemoveFile(temp);
+    ++refused_;
+    LOG(ERROR) << "hl7: could not store a message: " << written;
+    return own_ack(formats::Hl7AckCode::kError,
+                   "the receiver could not store the message; send it again");
   }
+  absl::StatusOr<ingest::ParsedObject> parsed =
+      check_.Check(rdg::v1::HL7V2_LAB, temp, now, ack_id);
+  if (!parsed.ok()) {
+    (void)storage::RemoveFile(temp);
+    ++refused_;
+    LOG(INFO) << "hl7: message from " << peer << " refused: " << parsed.status().message();
+    // The parser's own AE/AR, as the gateway would answer; otherwise (a parser crash, the
+    // checks busy) one of ours.
+    if (std::optional<rdg::v1::Hl7Acknowledgement> ack = ingest::AckOf(parsed.status())) {
+      return Frame(ack->message());
+    }
+    return own_ack(absl::IsInvalidArgument(parsed.status()) ? formats::Hl7AckCode::kReject
+                                                            : formats::Hl7AckCode::kError,
+                   std::string(parsed.status().message()));
+  }
+  const std::string control_id = parsed->hl7_header ? parsed->hl7_header->control_id : "";
+  absl::StatusOr<int64_t> id =
+      outbox_.Add(temp, rdg::v1::HL7V2_LAB, control_id, absl::StrCat("hl7 ", peer), now);
   if (!id.ok()) {
+    (void)storage::RemoveFile(temp);
     ++refused_;
     LOG(ERROR) << "hl7: could not make a message durable: " << id.status();
-    formats::Hl7Rejection why{formats::Hl7AckCode::kError, "207", "",
-                              "the receiver could not store the message; send it again"};
-    return Frame(formats::BuildHl7Ack(outcome.header, formats::Hl7AckCode::kError, &why, now,
-                                      ack_id));
+    return own_ack(formats::Hl7AckCode::kError,
+                   "the receiver could not store the message; send it again");
   }
   ++accepted_;
   VLOG(1) << "hl7: outbox item " << *id << " from " << peer;
-  return Frame(formats::BuildHl7Ack(outcome.header, formats::Hl7AckCode::kAccept, nullptr, now,
-                                    ack_id));
+  return Frame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept, nullptr,
+                                    now, ack_id));
 }
 
 }  // namespace rdg::agent

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "clients/agent/object_check.h"
 #include "clients/agent/outbox.h"
 #include "clients/agent/tcp_server.h"
 #include "rdg/v1/agent_config.pb.h"
@@ -21,7 +22,7 @@ namespace rdg::agent {
 
 class MllpListener {
  public:
-  MllpListener(const rdg::v1::Hl7Listener& config, Outbox& outbox);
+  MllpListener(const rdg::v1::Hl7Listener& config, Outbox& outbox, const ObjectCheck& check);
   ~MllpListener();
 
   //! Binds the configured HOST:PORT (port 0: a free port, see port()) and starts accepting.
@@ -41,6 +42,7 @@ class MllpListener {
 
   const rdg::v1::Hl7Listener config_;
   Outbox& outbox_;
+  const ObjectCheck& check_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};

@@ -36,7 +36,6 @@ namespace {
 
 // Limits of the child: a 12-lead ECG of a few minutes parses and draws in well under a second
 // and 100 MB (waveform samples are capped by the parser).
-constexpr rlim_t kWorkerMemoryBytes = rlim_t{1} << 30;
 constexpr rlim_t kWorkerCpuSeconds = 30;
 constexpr int kWorkerWallSeconds = 60;
 // The reason a worker gives is one line; more is not read.
@@ -190,6 +189,7 @@ int RunEcgWorker(const std::string& dicom_path, const std::vector<std::string>& 
   const rlimit no_core{0, 0};
   bool limited = setrlimit(RLIMIT_CPU, &cpu) == 0 && setrlimit(RLIMIT_CORE, &no_core) == 0;
 #if !defined(RDG_ASAN)  // ASan reserves terabytes of address space up front
+  constexpr rlim_t kWorkerMemoryBytes = rlim_t{1} << 30;
   const rlimit memory{kWorkerMemoryBytes, kWorkerMemoryBytes};
   limited = limited && setrlimit(RLIMIT_AS, &memory) == 0;
 #endif

@@ -62,18 +62,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
 constexpr int kStreamWindowBytes = 4 << 20;
 
 //! The pool of parser processes every uploaded object goes through.
-absl::StatusOr<std::unique_ptr<parsing::IsolatedParser>> StartParser(
-    const rdg::v1::GatewayConfig& config) {
-  const rdg::v1::ParserConfig& c = config.parsing();
-  parsing::IsolatedParser::Options options;
-  options.program = c.program().empty() ? parsing::DefaultParserProgram() : c.program();
-  options.processes = c.processes();
-  options.timeout = absl::Seconds(c.timeout_seconds());
-  *options.setup.mutable_critical_values() = config.critical_values();
-  *options.setup.mutable_limits() = c;
-  return parsing::IsolatedParser::Start(std::move(options));
-}
-
 }  // namespace
 
 //! Everything the gateway owns, in construction order (destroyed in reverse).
@@ -120,7 +108,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   p->committer = std::make_unique<ingest::IndexCommitter>(*p->index, /*max_batch=*/256);
   p->router = std::make_unique<routing::Router>(config);
   p->sla = std::make_unique<routing::SlaTable>(config);
-  RDG_ASSIGN_OR_RETURN(p->parser, StartParser(config));
+  RDG_ASSIGN_OR_RETURN(p->parser,
+                       parsing::StartParserPool(config.parsing(), config.critical_values()));
   p->ingestor = std::make_unique<ingest::Ingestor>(
       ingest::Ingestor::Options{config.limits(), p->router.get(), p->sla.get(),
                                 ingest::CriticalValueTable(config.critical_values()),

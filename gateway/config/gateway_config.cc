@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "gateway/parsing/parser_defaults.h"
 
 namespace rdg::config {
 namespace {
@@ -271,12 +272,7 @@ void ApplyDefaults(GatewayConfig* c) {
   }
   if (l->upload_idle_seconds() <= 0) l->set_upload_idle_seconds(600);
   if (l->max_upload_stream_seconds() <= 0) l->set_max_upload_stream_seconds(6 * 3600);
-  auto* parsing = c->mutable_parsing();
-  if (parsing->processes() <= 0) parsing->set_processes(2);
-  if (parsing->timeout_seconds() <= 0) parsing->set_timeout_seconds(30);
-  if (parsing->memory_bytes() <= 0) parsing->set_memory_bytes(int64_t{1} << 30);
-  if (parsing->max_sequence_depth() <= 0) parsing->set_max_sequence_depth(64);
-  if (parsing->max_elements() <= 0) parsing->set_max_elements(500000);
+  parsing::ApplyParserDefaults(*c->mutable_parsing());
   if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
   if (c->worker_threads() <= 0) c->set_worker_threads(16);
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);

@@ -222,4 +222,11 @@ absl::Status AttachAck(absl::Status status, const rdg::v1::Hl7Acknowledgement& a
   return status;
 }
 
+std::optional<rdg::v1::Hl7Acknowledgement> AckOf(const absl::Status& status) {
+  const auto payload = status.GetPayload(kHl7AckTypeUrl);  // absl::optional in Debian's Abseil
+  rdg::v1::Hl7Acknowledgement ack;
+  if (!payload.has_value() || !ack.ParseFromString(std::string(*payload))) return std::nullopt;
+  return ack;
+}
+
 }  // namespace rdg::ingest

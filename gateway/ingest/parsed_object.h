@@ -61,6 +61,8 @@ rdg::v1::Hl7Acknowledgement MakeAck(const std::optional<formats::Hl7Header>& hea
 //! service edge, as an Any in the gRPC error details.
 inline constexpr char kHl7AckTypeUrl[] = "type.googleapis.com/rdg.v1.Hl7Acknowledgement";
 absl::Status AttachAck(absl::Status status, const rdg::v1::Hl7Acknowledgement& ack);
+//! The acknowledgement AttachAck put on `status`, if any.
+std::optional<rdg::v1::Hl7Acknowledgement> AckOf(const absl::Status& status);
 
 //! A Chinese resident identity number (18 characters: 17 digits and a digit or X) among
 //! `identifiers` — what links a patient's exams across institutions; "" if none.

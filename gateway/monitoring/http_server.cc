@@ -14,13 +14,18 @@
 #include <openssl/x509.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/auth/principal.h"
 #include "gateway/monitoring/dashboard.h"
 #include "storage/status_macros.h"
@@ -31,6 +36,8 @@ namespace {
 constexpr char kCookie[] = "rdg_monitoring";
 //! Threads serving monitoring connections (see Harden).
 constexpr size_t kMonitoringThreads = 64;
+//! Accepted connections waiting for a thread; past this the accept loop waits.
+constexpr size_t kMaxPendingConnections = 4096;
 
 //! Creates `path` (mode 0600, exclusively) holding a new random token.
 absl::Status CreateToken(const std::string& path) {
@@ -109,13 +116,78 @@ void Text(httplib::Response& res, int status, const std::string& body) {
   res.set_content(body, "text/plain; charset=utf-8");
 }
 
+//! The monitoring port's connection queue. cpp-httplib serves a connection on one pool thread
+//! until it is idle for the keep-alive timeout or a read stalls for the read timeout (2 s), so a
+//! flood of idle connections queued first come, first served kept /healthz waiting for a minute
+//! (2,000 idle connections, 64 threads). Here waiting connections are served newest first: the
+//! accept loop never waits, and a probe that arrives after a flood gets the next free thread.
+//! At most kMaxPendingConnections wait (each is a descriptor, which gRPC needs too); past that
+//! the accept loop waits and the kernel's backlog holds the rest.
+class NewestFirstPool final : public httplib::TaskQueue {
+ public:
+  NewestFirstPool(size_t threads, size_t max_pending) : max_pending_(max_pending) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  }
+  ~NewestFirstPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &NewestFirstPool::HasRoom));
+      if (!stopping_) {
+        pending_.push_back(std::move(fn));
+        return;
+      }
+    }
+    fn();  // after shutdown: served (and closed) here
+  }
+
+  void shutdown() override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    for (auto& t : threads_) t.join();  // the workers serve what is pending first
+  }
+
+ private:
+  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || pending_.size() < max_pending_;
+  }
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !pending_.empty();
+  }
+  void Work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(this, &NewestFirstPool::HasWork));
+        if (pending_.empty()) return;  // stopping, nothing left
+        fn = std::move(pending_.back());
+        pending_.pop_back();
+      }
+      fn();
+    }
+  }
+
+  const size_t max_pending_;
+  absl::Mutex mu_;
+  std::vector<std::function<void()>> pending_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
 //! cpp-httplib serves a connection on one pool thread until the client is idle for the keep-alive
 //! timeout or a read stalls for the read timeout; its default pool is 8 threads and 5 s, so 20
-//! slowloris clients took every thread. A larger pool and short timeouts keep slow and idle
-//! clients from starving /healthz; ranges (unneeded by any monitoring client, and amplifying
-//! when many are asked for) are refused.
+//! slowloris clients took every thread. A larger pool, short timeouts and newest-first service
+//! keep slow and idle clients from starving /healthz; ranges (unneeded by any monitoring client,
+//! and amplifying when many are asked for) are refused.
 void Harden(httplib::Server& server) {
-  server.new_task_queue = [] { return new httplib::ThreadPool(kMonitoringThreads); };
+  server.new_task_queue = [] {
+    return new NewestFirstPool(kMonitoringThreads, kMaxPendingConnections);
+  };
   server.set_read_timeout(2);
   server.set_write_timeout(5);
   server.set_keep_alive_timeout(2);

@@ -52,6 +52,19 @@ std::string DefaultParserProgram() {
   return (self.parent_path() / "rdg-parser").string();
 }
 
+absl::StatusOr<std::unique_ptr<IsolatedParser>> StartParserPool(
+    rdg::v1::ParserConfig config,
+    const google::protobuf::RepeatedPtrField<rdg::v1::CriticalValueRule>& critical) {
+  ApplyParserDefaults(config);
+  IsolatedParser::Options options;
+  options.program = config.program().empty() ? DefaultParserProgram() : config.program();
+  options.processes = config.processes();
+  options.timeout = absl::Seconds(config.timeout_seconds());
+  *options.setup.mutable_critical_values() = critical;
+  *options.setup.mutable_limits() = std::move(config);
+  return IsolatedParser::Start(std::move(options));
+}
+
 absl::StatusOr<std::unique_ptr<IsolatedParser>> IsolatedParser::Start(Options options) {
   if (options.processes < 1) options.processes = 1;
   std::unique_ptr<IsolatedParser> parser(new IsolatedParser(std::move(options)));

@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/ingest/object_parser.h"
+#include "gateway/parsing/parser_defaults.h"
 #include "rdg/v1/parser.pb.h"
 
 namespace rdg::parsing {
@@ -71,5 +72,10 @@ class IsolatedParser final : public ingest::ObjectParser {
 
 //! The rdg-parser program beside the running executable (for the default configuration).
 std::string DefaultParserProgram();
+
+//! Starts the pool `config` describes (defaults applied); `critical` flags lab critical values.
+absl::StatusOr<std::unique_ptr<IsolatedParser>> StartParserPool(
+    rdg::v1::ParserConfig config,
+    const google::protobuf::RepeatedPtrField<rdg::v1::CriticalValueRule>& critical = {});
 
 }  // namespace rdg::parsing

@@ -175,9 +175,7 @@ rdg::v1::ParseResponse ToResponse(const absl::StatusOr<ingest::ParsedObject>& re
   if (!result.ok()) {
     r.set_status_code(static_cast<int32_t>(result.status().code()));
     r.set_status_message(std::string(result.status().message()));
-    if (auto ack = result.status().GetPayload(ingest::kHl7AckTypeUrl); ack.has_value()) {
-      r.mutable_rejection_ack()->ParseFromString(std::string(*ack));
-    }
+    if (auto ack = ingest::AckOf(result.status())) *r.mutable_rejection_ack() = *std::move(ack);
     return r;
   }
   *r.mutable_exam() = ToProto(result->exam);

@@ -282,6 +282,48 @@ TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlobAndKeepsTheBytes) {
   EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 1u);  // the bytes wait for the resume
 }
 
+// What was seen: the session expiry check and the delete were not done under one lock, so an
+// expiring session could be removed under a stream that had just resumed it.
+TEST_F(IngestorTest, ExpiryLeavesASessionAStreamHoldsAlone) {
+  auto opened = *ingestor_->Open(kClinicA, OpenMessage(ct_).open(), true);
+  rdg::v1::UploadRequest resume;
+  resume.set_session_id(opened.session_id());
+  auto held = ingestor_->Attach(kClinicA, resume);
+  ASSERT_TRUE(held.ok()) << held.status();
+  clock_.Advance(absl::Hours(2));  // past upload_ttl_seconds while the stream holds it
+  EXPECT_EQ(*ingestor_->ExpireSessions(), 0);
+  ASSERT_TRUE(held->handle->Append(0, ct_).ok());
+  auto st = held->handle->Commit();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_FALSE(st->committed().duplicate());
+  EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
+}
+
+// What was seen: "object kind  is not accepted" (an empty name) and "the object is 2.0 GiB; …
+// at most 2.0 GiB".
+TEST_F(IngestorTest, RefusalsNameTheKindAndTheExactSizes) {
+  rdg::v1::UploadRequest unnamed = OpenMessage(ct_);
+  unnamed.mutable_open()->set_kind(static_cast<rdg::v1::ObjectKind>(77));
+  auto r = ingestor_->Attach(kClinicA, unnamed);
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status()));
+  EXPECT_THAT(r.status().message(), HasSubstr("object kind 77 is not accepted"));
+  rdg::v1::UploadRequest unspecified = OpenMessage(ct_);
+  unspecified.mutable_open()->set_kind(rdg::v1::OBJECT_KIND_UNSPECIFIED);
+  r = ingestor_->Attach(kClinicA, unspecified);
+  EXPECT_THAT(r.status().message(), HasSubstr("object kind OBJECT_KIND_UNSPECIFIED"));
+
+  rdg::v1::Limits limits = DefaultLimits();
+  limits.set_max_object_bytes(int64_t{2} << 30);
+  Ingestor two_gib(Ingestor::Options{limits}, *index_, *blobs_,
+                   *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
+  rdg::v1::UploadRequest just_over = OpenMessage(ct_);
+  just_over.mutable_open()->set_size((int64_t{2} << 30) + 2);
+  r = two_gib.Attach(kClinicA, just_over);
+  EXPECT_TRUE(absl::IsResourceExhausted(r.status()));
+  EXPECT_THAT(r.status().message(), HasSubstr("2147483650 bytes"));
+  EXPECT_THAT(r.status().message(), HasSubstr("at most 2147483648 bytes (2.0 GiB)"));
+}
+
 TEST_F(IngestorTest, ContentRefusalsStillLeaveNoTrace) {
   const std::string nested = testing::Part10(testing::MinimalDataset() +
                                              testing::NestedSequences(20000, false));
@@ -458,6 +500,19 @@ TEST_F(LabIngestTest, ControlIdsAreComparedExactly) {
   EXPECT_NE(slash->committed().sop_instance_uid(), underscore->committed().sop_instance_uid());
   // Object ids stay safe as file names.
   EXPECT_THAT(slash->committed().sop_instance_uid(), ::testing::Not(HasSubstr("/")));
+}
+
+// What was seen: object ids of HL7 messages were cut at 64 characters, so long control ids
+// that differ only at the end collided.
+TEST_F(LabIngestTest, LongControlIdsAreNotCut) {
+  const std::string base(79, 'C');
+  auto a = Upload(LabMessage(base + "1", "4.1", "N"), rdg::v1::HL7V2_LAB);
+  auto b = Upload(LabMessage(base + "2", "4.2", "N"), rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->hl7_ack().code(), "AA");
+  EXPECT_FALSE(b->committed().duplicate());
+  EXPECT_NE(a->committed().sop_instance_uid(), b->committed().sop_instance_uid());
 }
 
 TEST_F(LabIngestTest, SendersAreComparedExactly) {

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import sqlite3
+import struct
 import signal
 import subprocess
 import tempfile
@@ -431,6 +432,15 @@ def python_stubs():
     return _stubs_dir
 
 
+def proc_status_kb(pid, field):
+    """A field of /proc/PID/status in KiB, e.g. VmRSS (resident) or VmHWM (peak resident)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()
@@ -705,3 +715,109 @@ class FlakyProxy:
                 pair = (src, dst) if (src, dst) in self._live else (dst, src)
                 self._live.remove(pair)
                 self._reset(*pair)
+
+
+def _ul_item(kind, body):
+    return struct.pack(">BBH", kind, 0, len(body)) + body
+
+
+def _read_pdu(sock):
+    """One DICOM UL PDU: (type, body)."""
+    header = b""
+    while len(header) < 6:
+        chunk = sock.recv(6 - len(header))
+        if not chunk:
+            raise ConnectionError("the peer closed the association")
+        header += chunk
+    kind, _, length = struct.unpack(">BBI", header)
+    body = bytearray()
+    while len(body) < length:
+        chunk = sock.recv(min(65536, length - len(body)))
+        if not chunk:
+            raise ConnectionError("the peer closed the association mid-PDU")
+        body += chunk
+    return kind, bytes(body)
+
+
+def _command_element(tag_element, value):
+    if isinstance(value, int):
+        data = struct.pack("<H", value)
+    else:
+        data = value.encode() + (b"\0" if len(value) % 2 else b"")
+    return struct.pack("<HHI", 0, tag_element, len(data)) + data
+
+
+def raw_cstore(port, called, calling, sop_class, sop_instance, dataset,
+               transfer_syntax="1.2.840.10008.1.2.1", timeout=60):
+    """A C-STORE made by hand (PS3.8 UL PDUs, PS3.7 command set): sends `dataset` (any bytes, as
+    a device or an attacker would) and returns (status, error_comment) of the C-STORE-RSP, or
+    (None, reason) when the association was refused or aborted. Needs no DICOM library, so it
+    can send what storescu refuses to read."""
+    import socket
+    uid = lambda u: u.encode() + (b"\0" if len(u) % 2 else b"")
+    pc = _ul_item(0x20, bytes([1, 0, 0, 0]) + _ul_item(0x30, uid(sop_class)) +
+                  _ul_item(0x40, uid(transfer_syntax)))
+    user = _ul_item(0x50, _ul_item(0x51, struct.pack(">I", 16384)) +
+                    _ul_item(0x52, uid("1.2.826.0.1.3680043.2.1143")))
+    body = (struct.pack(">HH", 1, 0) + called.ljust(16).encode() + calling.ljust(16).encode() +
+            bytes(32) + _ul_item(0x10, uid("1.2.840.10008.3.1.1.1")) + pc + user)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">BBI", 0x01, 0, len(body)) + body)
+        kind, answer = _read_pdu(sock)
+        if kind != 0x02:
+            return None, f"association not accepted (PDU type {kind})"
+        # Presentation context 1 must be accepted (result 0) in the A-ASSOCIATE-AC.
+        pos = 68
+        while pos + 4 <= len(answer):
+            item_type, item_len = answer[pos], struct.unpack(">H", answer[pos + 2:pos + 4])[0]
+            if item_type == 0x21 and answer[pos + 6] != 0:
+                return None, f"presentation context refused (result {answer[pos + 6]})"
+            pos += 4 + item_len
+        elements = [(0x0002, sop_class), (0x0100, 0x0001), (0x0110, 1), (0x0700, 0),
+                    (0x0800, 0x0000), (0x1000, sop_instance)]
+        command = b"".join(_command_element(t, v) for t, v in elements)
+        command = struct.pack("<HHII", 0, 0, 4, len(command)) + command
+
+        def pdata(control, fragment):
+            pdv = struct.pack(">IBB", len(fragment) + 2, 1, control) + fragment
+            sock.sendall(struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv)
+
+        try:
+            pdata(0x03, command)
+            step = 16000
+            for start in range(0, max(len(dataset), 1), step):
+                last = start + step >= len(dataset)
+                pdata(0x02 if last else 0x00, dataset[start:start + step])
+            response = b""
+            while True:
+                kind, pdu = _read_pdu(sock)
+                if kind == 0x07:
+                    return None, "the association was aborted"
+                if kind != 0x04:
+                    continue
+                pos, last = 0, False
+                while pos < len(pdu):
+                    length = struct.unpack(">I", pdu[pos:pos + 4])[0]
+                    control = pdu[pos + 5]
+                    response += pdu[pos + 6:pos + 4 + length]
+                    last = last or (control & 0x01 and control & 0x02)
+                    pos += 4 + length
+                if last:
+                    break
+        except (ConnectionError, OSError) as e:
+            return None, f"the association broke: {e}"
+        status, comment, pos = None, "", 0
+        while pos + 8 <= len(response):
+            _, element, length = struct.unpack("<HHI", response[pos:pos + 8])
+            value = response[pos + 8:pos + 8 + length]
+            if element == 0x0900:
+                status = struct.unpack("<H", value)[0]
+            elif element == 0x0902:
+                comment = value.rstrip(b"\0 ").decode(errors="replace")
+            pos += 8 + length
+        try:
+            sock.sendall(struct.pack(">BBI", 0x05, 0, 4) + bytes(4))
+            _read_pdu(sock)
+        except (ConnectionError, OSError):
+            pass
+        return status, comment

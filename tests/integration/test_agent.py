@@ -334,13 +334,16 @@ class AgentTest(harness.GatewayTestCase):
         self.assert_arrived_identical(files)
 
     def test_refused_objects_land_in_dead_letter_with_the_reason(self):
+        """What only the gateway can decide (an identity already taken by other bytes) ends in
+        the dead-letter folder with the reason; what the agent's own checks catch never gets
+        there (test_hostile_input.AgentHostileInputTest)."""
         self.agent.start()
-        # A 12-lead ECG whose waveform data is two bytes short: a fine C-STORE, refused by the
-        # gateway's validation.
-        ds = pydicom.dcmread(os.path.join(FILES, "waveform_ecg.dcm"))
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.WaveformSequence[0].WaveformData = ds.WaveformSequence[0].WaveformData[:-2]
-        bad = harness.write_dicom(ds, os.path.join(self.workdir, "short-ecg.dcm"))
+        # The clinic uploaded a CT directly; a device then sends other bytes under its SOP
+        # Instance UID: a fine object for the agent, ALREADY_EXISTS at the gateway.
+        self.clinic("clinic-a1").json("upload", os.path.join(FILES, "CT_small.dcm"))
+        ds = pydicom.dcmread(os.path.join(FILES, "CT_small.dcm"))
+        ds.StudyDescription = "changed after the first upload"
+        bad = harness.write_dicom(ds, os.path.join(self.workdir, "changed-ct.dcm"))
         good = self.copies(2)
         self.agent.storescu(bad, *good)
         # A lab message reusing a control ID with other content: ALREADY_EXISTS, ACK AE.
@@ -362,15 +365,14 @@ class AgentTest(harness.GatewayTestCase):
         reasons = {n: read(os.path.join(status["dead_letter_dir"], n)).decode()
                    for n in dead if n.endswith(".reason.txt")}
         texts = "\n".join(reasons.values())
-        self.assertIn("INVALID_ARGUMENT", texts)
-        self.assertIn("Waveform Data", texts)
         self.assertIn("ALREADY_EXISTS", texts)
+        self.assertIn(ds.SOPInstanceUID, texts)
         self.assertIn("MSA|AE|DUP-1", texts.replace("\r", "\n"))
         # The refused objects are kept byte for byte, and tried once only.
-        ecg_letter = [n for n in dead if n.endswith(".dcm")][0]
-        kept = pydicom.dcmread(os.path.join(status["dead_letter_dir"], ecg_letter))
+        ct_letter = [n for n in dead if n.endswith(".dcm")][0]
+        kept = pydicom.dcmread(os.path.join(status["dead_letter_dir"], ct_letter))
         self.assertEqual(kept.SOPInstanceUID, ds.SOPInstanceUID)
-        self.assertEqual(kept.WaveformSequence[0].WaveformData, ds.WaveformSequence[0].WaveformData)
+        self.assertEqual(kept.StudyDescription, "changed after the first upload")
         self.assertEqual(self.agent.rows("SELECT max(attempts) FROM outbox WHERE state = 'dead'"),
                          [(1,)])
 

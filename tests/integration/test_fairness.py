@@ -5,6 +5,9 @@ import asyncio
 import hashlib
 import importlib
 import os
+import re
+import threading
+import urllib.request
 
 import grpc
 
@@ -136,3 +139,91 @@ class FairnessTest(harness.GatewayTestCase):
         self.assertIn("held by a silent connection", first_answer.details())
         self.assertEqual(status.state, ingest_pb2.COMMITTED)
         self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM objects"), [(1,)])
+
+
+class RefusedAttemptsTest(harness.GatewayTestCase):
+
+    extra_config = "limits { max_chunk_bytes: 65536 max_open_uploads: 5 }\n"
+
+    def test_refused_upload_attempts_leave_no_session_or_part_file(self):
+        # What was seen: refused upload attempts (data past the declared size, an oversized chunk,
+        # a negative offset, a session renamed mid-stream) each left a session row and a part
+        # file for 7 days and counted toward the institution's quota.
+        def opening(seed, size=4096):
+            return ingest_pb2.UploadRequest(open=ingest_pb2.OpenUploadRequest(
+                kind=common_pb2.DICOM, size=size, sha256=hashlib.sha256(seed).digest()),
+                offset=0, data=b"x" * 100)
+        cases = {
+            "data past the declared size": [opening(b"past"),
+                                            ingest_pb2.UploadRequest(offset=100, data=b"y" * 4096)],
+            "an oversized chunk": [opening(b"chunk", size=1 << 20),
+                                   ingest_pb2.UploadRequest(offset=100, data=b"z" * 65537)],
+            "a negative offset": [opening(b"negative"),
+                                  ingest_pb2.UploadRequest(offset=-5, data=b"a")],
+            "a session renamed mid-stream": [opening(b"renamed"),
+                                             ingest_pb2.UploadRequest(session_id="up-other",
+                                                                      offset=100, data=b"b")],
+        }
+        print()
+        with self.channel("clinic-a1") as channel:
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            for _ in range(3):  # more attempts than the quota of 5 open uploads allows sessions
+                for name, messages in cases.items():
+                    with self.assertRaises(grpc.RpcError) as caught:
+                        stub.Upload(iter(messages), timeout=30)
+                    e = caught.exception
+                    if _ == 0:
+                        print(f"  {name}: {e.code().name}: {e.details()}")
+                    self.assertIn(e.code(), (grpc.StatusCode.INVALID_ARGUMENT,
+                                             grpc.StatusCode.FAILED_PRECONDITION,
+                                             grpc.StatusCode.RESOURCE_EXHAUSTED), name)
+                    self.assertEqual(self.gateway.query("SELECT session_id FROM upload_sessions"),
+                                     [], name)
+                    self.assertEqual(self.gateway.upload_files(), [], name)
+            # Nothing counted toward the quota: five sessions can still be opened.
+            for i in range(5):
+                stub.OpenUpload(opening(b"after-%d" % i).open, timeout=30)
+        self.assert_gateway_alive()
+
+
+class BusyIsNotUnreachableTest(harness.GatewayTestCase):
+
+    extra_config = "limits { max_concurrent_uploads_per_institution: 2 }\n"
+
+    def test_rdg_clinic_says_busy_at_the_upload_limit(self):
+        # What was seen: `rdg-clinic` said "gateway unreachable" when the gateway was only at its
+        # upload limit.
+        with self.channel("clinic-a1") as channel:
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            holders, release = [], threading.Event()
+
+            def holding(first):  # one message, then nothing until released
+                yield first
+                release.wait(120)
+            for i in range(2):
+                call = stub.Upload.future(holding(ingest_pb2.UploadRequest(
+                    open=ingest_pb2.OpenUploadRequest(
+                        kind=common_pb2.DICOM, size=1 << 20,
+                        sha256=hashlib.sha256(b"hold-%d" % i).digest()),
+                    offset=0, data=b"x" * 10)), timeout=120)
+                holders.append(call)
+            harness.wait_for(lambda: upload_streams(self.gateway) >= 2, 30,
+                             what="two upload streams")
+            proc = self.clinic("clinic-a1").run("upload", CT_SMALL, timeout=120)
+            for call in holders:
+                call.cancel()
+            release.set()
+        said = proc.stdout + proc.stderr
+        print(f"\n  rdg-clinic at the limit: exit {proc.returncode}: {said.strip()[-300:]}")
+        self.assertIn("busy", said)
+        self.assertNotIn("unreachable", said)
+        self.assert_gateway_alive()
+
+
+def upload_streams(gateway):
+    """rdg_grpc_streams_active{kind="upload"} from the gateway's /metrics."""
+    request = urllib.request.Request(f"{gateway.monitoring_url}/metrics", headers={
+        "Authorization": f"Bearer {gateway.monitoring_token}"})
+    text = urllib.request.urlopen(request, timeout=10).read().decode()
+    found = re.search(r'^rdg_grpc_streams_active\{kind="upload"\} (\d+)$', text, re.M)
+    return int(found.group(1)) if found else 0

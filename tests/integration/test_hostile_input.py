@@ -4,7 +4,11 @@ of any refused object is left in the blob store, the staging area or the index. 
 that really crashes costs only its one object."""
 import os
 import re
+import socket
+import struct
 import urllib.request
+
+import pydicom
 
 import harness
 import hostile_corpus
@@ -16,12 +20,7 @@ CHECK_RSS = not os.environ.get("RDG_SANITIZE")
 
 
 def peak_rss_bytes(pid):
-    """VmHWM (peak resident set) of a process, from /proc."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc status")
+    return harness.proc_status_kb(pid, "VmHWM") * 1024
 
 
 class HostileInputTest(harness.GatewayTestCase):
@@ -198,3 +197,117 @@ class ClientChecksTest(harness.GatewayTestCase):
                 self.assertIn("the ECG could not be drawn safely: the renderer crashed (SIGSEGV)",
                               reason)
         print()
+
+
+def dataset_of(data):
+    """What a device sends in a C-STORE: the data set of a Part 10 file (no preamble, no file
+    meta information); anything else as it is. Padded to an even length: DICOM fragments are
+    even, and DCMTK aborts the association on an odd one before the agent sees the data."""
+    if len(data) % 2:
+        data += b"\0"
+    if data[128:132] != b"DICM":
+        return data
+    pos = 132
+    try:
+        while data[pos:pos + 2] == b"\x02\x00":
+            if data[pos + 4:pos + 6] in (b"OB", b"OW", b"UN", b"SQ", b"UT"):
+                pos += 12 + struct.unpack("<I", data[pos + 8:pos + 12])[0]
+            else:
+                pos += 8 + struct.unpack("<H", data[pos + 6:pos + 8])[0]
+    except struct.error:
+        return data[132:]
+    return data[pos:]
+
+
+def mllp_exchange(port, framed, timeout=20):
+    """Sends MLLP-framed bytes; returns the ACK message (or b"" if none came before the peer
+    closed or `timeout` passed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(framed)
+        answer = b""
+        try:
+            while b"\x1c" not in answer:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except socket.timeout:
+            pass
+    return answer.strip(b"\x0b\x1c\r")
+
+
+class AgentHostileInputTest(harness.GatewayTestCase):
+    """The edge agent checks what devices send with the gateway's own parser, in its own limited
+    processes, before it answers: the hostile corpus sent over hand-made DICOM associations and
+    over MLLP is refused to the device with the reason, nothing is queued or dead-lettered, and
+    the agent and the gateway keep their PIDs."""
+
+    def setUp(self):
+        super().setUp()
+        self.agent = harness.Agent(self.workdir, self.gateway)
+        self.agent.start()
+
+    def tearDown(self):
+        try:
+            self.agent.stop()
+        finally:
+            super().tearDown()
+
+    def assert_nothing_queued(self, agent_pid):
+        self.assertEqual(self.agent.proc.pid, agent_pid)
+        self.assertIsNone(self.agent.proc.poll(), "the agent died")
+        status = self.agent.status()
+        self.assertEqual((status["pending"], status["dead_letter"]), (0, 0), status)
+        for folder in ("objects", "tmp"):  # no object kept, no temporary file left
+            self.assertEqual(os.listdir(os.path.join(self.agent.data_dir, "outbox", folder)), [])
+        self.assert_gateway_alive()
+        self.assertEqual(self.gateway.query("SELECT exam_id FROM exams"), [])
+
+    def test_hostile_dicom_corpus_is_refused_to_the_device(self):
+        # What was seen: "Stored" (0000) for what can never be stored; the deep-nesting file
+        # answered 0000 and re-sent after every gateway restart.
+        agent_pid = self.agent.proc.pid
+        print()
+        for i, (name, data) in enumerate(hostile_corpus.dicom_corpus().items()):
+            status, comment = harness.raw_cstore(
+                self.agent.dicom_port, self.agent.ae_title, "MODALITY1",
+                "1.2.840.10008.5.1.4.1.1.7", f"1.2.826.0.1.3680043.8.498.100.{i + 1}",
+                dataset_of(data))
+            print(f"  {name:45} {status if status is None else hex(status)}: {comment}")
+            self.assertIsNotNone(status, f"{name}: no C-STORE response: {comment}")
+            self.assertIn(status, (0xC000, 0xA900), f"{name}: {comment}")
+            self.assertGreater(len(comment), 15, f"{name}: too terse to act on")
+            if name.startswith("nested_"):
+                self.assertIn("nests sequences more than 64", comment)
+        self.assert_nothing_queued(agent_pid)
+        # A valid DICOM file that is not a valid ECG, sent by storescu: refused with the reason.
+        ds = pydicom.dcmread(os.path.join(harness.PYDICOM_FILES, "waveform_ecg.dcm"))
+        ds.WaveformSequence[0].WaveformData = ds.WaveformSequence[0].WaveformData[:-2]
+        short = harness.write_dicom(ds, os.path.join(self.workdir, "short-ecg.dcm"))
+        proc = self.agent.storescu(short, check=False, options=["-d"])  # -d dumps the response
+        said = proc.stdout + proc.stderr
+        shown = [line.strip() for line in said.splitlines()
+                 if "DIMSE Status" in line or "(0000,0902)" in line]
+        print(f"  storescu, an ECG with short waveform data: {shown}")
+        self.assertIn("DIMSE Status                  : 0xc000: Error: Cannot understand", said)
+        self.assertRegex(said, r"\(0000,0902\) LO \[.*Waveform")
+        self.assert_nothing_queued(agent_pid)
+        # ... and a good object is acknowledged and arrives.
+        self.agent.storescu(hostile_corpus.CT_SMALL)
+        self.agent.wait_drained(1)
+        self.assertEqual(len(self.gateway.query("SELECT exam_id FROM exams")), 1)
+
+    def test_hostile_hl7_corpus_is_refused_to_the_sender(self):
+        agent_pid = self.agent.proc.pid
+        print()
+        for name, data in hostile_corpus.hl7_corpus().items():
+            framed = data if data.startswith(b"\x0b") else b"\x0b" + data + b"\x1c\r"
+            ack = mllp_exchange(self.agent.hl7_port, framed, timeout=5 if name.endswith("end") else 30)
+            text = ack.decode(errors="replace").replace("\r", " | ")
+            print(f"  {name:25} {text[:160]}")
+            if name == "hl7_frame_without_end":
+                self.assertEqual(ack, b"", "a frame that never ends is never acknowledged")
+            else:
+                self.assertRegex(text, r"MSA\|A[ER]\|", name)
+            self.assertNotIn("MSA|AA", text)
+        self.assert_nothing_queued(agent_pid)

@@ -15,14 +15,6 @@ import hostile_corpus
 RSS_LIMIT_BYTES = 100 << 20
 
 
-def status_kb(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
 def big_ecg(path):
     """pydicom's 12-lead ECG with a rhythm group of 12 × 4,000,000 16-bit samples (96 MB)."""
     ds = pydicom.dcmread(os.path.join(harness.PYDICOM_FILES, "waveform_ecg.dcm"))
@@ -55,7 +47,7 @@ class MemoryTest(harness.GatewayTestCase):
 
     def test_peak_resident_memory_stays_under_100_mb(self):
         pid = self.gateway.proc.pid
-        start_rss = status_kb(pid, "VmRSS")
+        start_rss = harness.proc_status_kb(pid, "VmRSS")
         folder = os.path.join(self.workdir, "objects")
         os.makedirs(folder)
         cases = []
@@ -74,7 +66,7 @@ class MemoryTest(harness.GatewayTestCase):
             proc = clinic.run("--json", "upload", path, timeout=600)
             self.assert_gateway_alive()
             self.assertEqual(self.gateway.proc.pid, pid)
-            peak = status_kb(pid, "VmHWM") * 1024
+            peak = harness.proc_status_kb(pid, "VmHWM") * 1024
             print(f"  {name:16} {os.path.getsize(path) / 2**20:8.1f} MiB  exit {proc.returncode}  "
                   f"gateway peak RSS {peak / 2**20:.1f} MiB")
             self.assertLess(peak, RSS_LIMIT_BYTES, name)
@@ -82,11 +74,11 @@ class MemoryTest(harness.GatewayTestCase):
         self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM objects"), [(2,)])
         # Idle again: resident memory returns near where it started (within 16 MiB).
         def settled():
-            rss = status_kb(pid, "VmRSS")
+            rss = harness.proc_status_kb(pid, "VmRSS")
             return rss if rss - start_rss < 16 * 1024 else None
         try:
             end_rss = harness.wait_for(settled, timeout=30, interval=0.5, what="idle RSS")
         finally:
             print(f"  resident at start {start_rss / 1024:.1f} MiB, "
-                  f"idle after {status_kb(pid, 'VmRSS') / 1024:.1f} MiB")
+                  f"idle after {harness.proc_status_kb(pid, 'VmRSS') / 1024:.1f} MiB")
         self.assertLess(end_rss - start_rss, 16 * 1024)

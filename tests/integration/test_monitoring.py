@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import socket
 import ssl
 import threading
@@ -234,6 +235,35 @@ class MonitoringTest(harness.GatewayTestCase):
                                   {"Range": f"bytes={ranges}"})
             self.assertEqual(status, expected, count)
             self.assertLess(len(body), 1024)  # no amplification (338 KB before)
+
+    def test_two_thousand_idle_connections_do_not_stop_healthz(self):
+        """What was seen: 2,000 idle connections made /healthz time out (each held one of the
+        port's threads for its read timeout, first come first served)."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 2200:
+            self.skipTest(f"2,000 sockets need more descriptors than this host allows ({hard})")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2200) if hard == resource.RLIM_INFINITY
+                                                    else max(soft, min(hard, 4096)), hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        port = self.gateway.monitoring_port
+        sockets = []
+        try:
+            for _ in range(2000):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", port))  # the kernel completes it; nothing is sent
+                sockets.append(s)
+            for attempt in range(3):
+                started = time.monotonic()
+                with urllib.request.urlopen(self.gateway.monitoring_url + "/healthz",
+                                            timeout=20) as r:
+                    self.assertEqual(r.status, 200)
+                print(f"\n  /healthz with 2,000 idle connections open: "
+                      f"{(time.monotonic() - started) * 1000:.0f} ms", end="")
+        finally:
+            for s in sockets:
+                s.close()
+        self.assert_gateway_alive()
 
 
 class MonitoringTlsTest(harness.GatewayTestCase):

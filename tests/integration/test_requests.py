@@ -164,3 +164,48 @@ class UploadSessionsTest(harness.GatewayTestCase):
         with self.channel("clinic-a1") as a:
             self.open(ingest_pb2_grpc.IngestServiceStub(a), b"a4")
         self.assert_gateway_alive()
+
+
+class RequestLimitsTest(harness.GatewayTestCase):
+
+    def test_oversized_request_fields_are_refused_naming_the_field(self):
+        # What was seen: request ids of 4 MB echoed into error messages (the client could not read
+        # the error) with the gateway's RSS going 30 -> 329 MB and staying; a 4 MB escalation
+        # reason stored and returned by every later GetExam; a 4 MB audit filter written into the
+        # append-only log. (1 MB here: gRPC itself refuses requests over limits.max_chunk_bytes
+        # + 1 MiB.)
+        reading_pb2 = importlib.import_module("rdg.v1.reading_pb2")
+        reading_pb2_grpc = importlib.import_module("rdg.v1.reading_pb2_grpc")
+        admin_pb2 = importlib.import_module("rdg.v1.admin_pb2")
+        admin_pb2_grpc = importlib.import_module("rdg.v1.admin_pb2_grpc")
+        big = "E" * (1 << 20)
+        rss_before = harness.proc_status_kb(self.gateway.proc.pid, "VmRSS") * 1024
+        calls = [
+            ("clinic-a1", lambda ch: ingest_pb2_grpc.ExamServiceStub(ch).GetExam(
+                ingest_pb2.GetExamRequest(exam_id=big), timeout=30), "exam_id"),
+            ("reader-a-rad", lambda ch: reading_pb2_grpc.ReadingServiceStub(ch).EscalateExam(
+                reading_pb2.EscalateRequest(exam_id="ex-1", reason=big), timeout=30), "reason"),
+            ("admin", lambda ch: admin_pb2_grpc.AdminServiceStub(ch).QueryAudit(
+                admin_pb2.AuditRequest(user=big), timeout=30), "user"),
+        ]
+        print()
+        for round in range(10):
+            for who, call, field in calls:
+                with self.channel(who) as channel:
+                    with self.assertRaises(grpc.RpcError) as caught:
+                        call(channel)
+                e = caught.exception
+                if round == 0:
+                    print(f"  {who}, {field} of 1 MB: {e.code().name}: {e.details()}")
+                self.assertEqual(e.code(), grpc.StatusCode.INVALID_ARGUMENT, e.details())
+                self.assertIn(field, e.details())
+                self.assertLess(len(e.details()), 1024, "the value must not be echoed")
+        self.assertEqual(self.gateway.query(
+            "SELECT COUNT(*) FROM audit_log WHERE length(detail) > 4096 OR length(user) > 4096 "
+            "OR length(exam_id) > 4096"), [(0,)])
+        grown = harness.proc_status_kb(self.gateway.proc.pid, "VmRSS") * 1024 - rss_before
+        print(f"  gateway resident memory after 30 such requests: {grown / 2**20:+.1f} MiB")
+        if not os.environ.get("RDG_SANITIZE"):
+            self.assertLess(grown, 32 << 20)
+        self.assert_gateway_alive()
+

@@ -1,0 +1,38 @@
+#include "clients/agent/object_check.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "gateway/parsing/isolated_parser.h"
+
+namespace rdg::agent {
+
+absl::StatusOr<std::unique_ptr<ObjectCheck>> ObjectCheck::Start(
+    const rdg::v1::AgentChecks& config) {
+  auto parser = parsing::StartParserPool(config.parsing());
+  if (!parser.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot start the parser processes that check received objects: ",
+        parser.status().message(), " (checks.parsing.program names rdg-parser)"));
+  }
+  return std::make_unique<ObjectCheck>(*std::move(parser), config.max_object_bytes());
+}
+
+absl::StatusOr<ingest::ParsedObject> ObjectCheck::Check(rdg::v1::ObjectKind kind,
+                                                        const std::string& path, absl::Time now,
+                                                        const std::string& ack_control_id) const {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot read the received object: ", ec.message()));
+  }
+  if (size == 0) return absl::InvalidArgumentError("the object is empty");
+  if (static_cast<int64_t>(size) > max_object_bytes_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the object is ", size, " bytes; the gateway accepts at most ", max_object_bytes_));
+  }
+  return parser_->Parse({kind, path, static_cast<int64_t>(size), now, ack_control_id});
+}
+
+}  // namespace rdg::agent

@@ -1,0 +1,42 @@
+// What a received object must pass before the agent tells the device it is stored: the size the
+// gateway accepts and the gateway's own parser, run in rdg-parser processes with the same limits
+// as on the gateway (a file that crashes or hangs the parser costs only that file). A device
+// deletes what it was told is stored, so only an object the gateway's checks accept is
+// acknowledged; anything else is refused to the device with the reason, and nothing is queued.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gateway/ingest/object_parser.h"
+#include "rdg/v1/agent_config.pb.h"
+
+namespace rdg::agent {
+
+class ObjectCheck {
+ public:
+  //! Starts the parser processes `config.parsing` describes (rdg-parser beside rdg-clinic by
+  //! default); fails clearly if they cannot run.
+  static absl::StatusOr<std::unique_ptr<ObjectCheck>> Start(const rdg::v1::AgentChecks& config);
+  //! With any parser (unit tests: in-process).
+  ObjectCheck(std::unique_ptr<ingest::ObjectParser> parser, int64_t max_object_bytes)
+      : parser_(std::move(parser)), max_object_bytes_(max_object_bytes) {}
+
+  //! The parsed object in `path`, or why it cannot be accepted:
+  //! - INVALID_ARGUMENT: never acceptable (not DICOM, malformed, an invalid ECG, a parser crash);
+  //!   for a lab message it carries the AE/AR acknowledgement (ingest::AttachAck);
+  //! - RESOURCE_EXHAUSTED: larger than the gateway accepts;
+  //! - UNAVAILABLE: the check could not run now (parsers busy or restarting): try again.
+  absl::StatusOr<ingest::ParsedObject> Check(rdg::v1::ObjectKind kind, const std::string& path,
+                                             absl::Time now,
+                                             const std::string& ack_control_id) const;
+
+ private:
+  std::unique_ptr<ingest::ObjectParser> parser_;
+  const int64_t max_object_bytes_;
+};
+
+}  // namespace rdg::agent

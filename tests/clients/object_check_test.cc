@@ -1,0 +1,78 @@
+// The edge agent's check of received objects (clients/agent/object_check.h) with the gateway's
+// parser run in-process: what the gateway would refuse is refused, with the class of refusal
+// that decides the device's status.
+#include "clients/agent/object_check.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "tests/mocks/temp_dir.h"
+
+namespace rdg::agent {
+namespace {
+
+std::unique_ptr<ObjectCheck> InProcessCheck(int64_t max_bytes) {
+  return std::make_unique<ObjectCheck>(
+      std::make_unique<ingest::InProcessParser>(ingest::CriticalValueTable(),
+                                                formats::DicomStructureLimits{}),
+      max_bytes);
+}
+
+std::string Write(const testing::TempDir& dir, const std::string& name, const std::string& bytes) {
+  const std::string path = dir.Join(name);
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(ObjectCheckTest, AcceptsWhatTheGatewayAccepts) {
+  testing::TempDir dir;
+  auto check = InProcessCheck(int64_t{2} << 30);
+  auto parsed = check->Check(rdg::v1::DICOM, RDG_PYDICOM_FILES "/CT_small.dcm", absl::Now(), "");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->object.sop_class_uid, "1.2.840.10008.5.1.4.1.1.2");
+}
+
+TEST(ObjectCheckTest, RefusesBadContentForGood) {
+  testing::TempDir dir;
+  auto check = InProcessCheck(int64_t{2} << 30);
+  const std::string ct = ReadFile(RDG_PYDICOM_FILES "/CT_small.dcm");
+  for (const auto& [name, bytes] : std::vector<std::pair<std::string, std::string>>{
+           {"truncated.dcm", ct.substr(0, 900)},
+           {"jpeg.dcm", std::string("\xff\xd8\xff\xe0\x00\x10JFIF", 10) + std::string(500, '\0')},
+           {"empty.dcm", ""}}) {
+    auto parsed = check->Check(rdg::v1::DICOM, Write(dir, name, bytes), absl::Now(), "");
+    EXPECT_TRUE(absl::IsInvalidArgument(parsed.status())) << name << ": " << parsed.status();
+    EXPECT_GT(parsed.status().message().size(), 10u) << name;
+  }
+}
+
+TEST(ObjectCheckTest, ObjectsOverTheGatewayLimitAreOutOfResources) {
+  auto check = InProcessCheck(1000);
+  auto parsed = check->Check(rdg::v1::DICOM, RDG_PYDICOM_FILES "/CT_small.dcm", absl::Now(), "");
+  EXPECT_TRUE(absl::IsResourceExhausted(parsed.status())) << parsed.status();
+  EXPECT_NE(parsed.status().message().find("at most 1000"), std::string::npos);
+}
+
+TEST(ObjectCheckTest, RefusedLabMessagesCarryTheGatewaysAck) {
+  testing::TempDir dir;
+  auto check = InProcessCheck(int64_t{2} << 30);
+  const std::string msg =
+      "MSH|^~\\&|LIS|LAB|RDG|GW|20261129120000||ORU^R01|C-1|P|2.5.1\r"
+      "PID|1||H1^^^LAB||TEST^PATIENT||19700101|M\r";  // no OBR/OBX: nothing to store
+  auto parsed = check->Check(rdg::v1::HL7V2_LAB, Write(dir, "m.hl7", msg), absl::Now(), "A1");
+  ASSERT_TRUE(absl::IsInvalidArgument(parsed.status())) << parsed.status();
+  auto ack = ingest::AckOf(parsed.status());
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_NE(ack->message().find("MSA|A"), std::string::npos) << ack->message();
+  EXPECT_NE(ack->message().find("|C-1"), std::string::npos) << ack->message();
+}
+
+}  // namespace
+}  // namespace rdg::agent
