@@ -21,11 +21,13 @@
 #include <cstdlib>
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "clients/agent/agent_config.h"
@@ -53,8 +55,24 @@ struct Refusal {
   std::string reason;
 };
 
+//! The Error Comment (0000,0902) for a reason: LO, so at most 64 characters of the default
+//! repertoire without backslash. Long common openings are shortened so the point survives.
+std::string ErrorComment(std::string reason) {
+  for (const auto& [opening, shorter] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"the file could not be parsed safely: ", "unsafe to parse: "},
+           {"the DICOM file's structure is broken: ", "broken: "},
+           {"the DICOM file ", ""}}) {
+    if (absl::StartsWith(reason, opening)) reason = shorter + reason.substr(strlen(opening));
+  }
+  reason.resize(std::min<size_t>(reason.size(), 64));
+  for (char& c : reason) {
+    if (c < 0x20 || c > 0x7E || c == '\\') c = '?';
+  }
+  return reason;
+}
+
 //! Checks a received object as the gateway will (size, parser) and against the request that
-//! carried it (SOP class and instance).
+//! carried it (SOP class and instance, when the data set names them).
 Refusal CheckReceived(const ObjectCheck& check, const std::string& path,
                       const T_DIMSE_C_StoreRQ& rq) {
   absl::StatusOr<ingest::ParsedObject> parsed = check.Check(rdg::v1::DICOM, path, absl::Now(), "");
@@ -64,15 +82,14 @@ Refusal CheckReceived(const ObjectCheck& check, const std::string& path,
   if (!parsed.ok()) {  // too large, or the check could not run now
     return {STATUS_STORE_Refused_OutOfResources, std::string(parsed.status().message())};
   }
-  if (parsed->object.sop_class_uid != rq.AffectedSOPClassUID) {
+  const std::string& sop_class = parsed->object.sop_class_uid;
+  if (!sop_class.empty() && sop_class != rq.AffectedSOPClassUID) {
     return {STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
-            absl::StrCat("the data set is SOP class ", parsed->object.sop_class_uid,
-                         ", the request said ", rq.AffectedSOPClassUID)};
+            "the data set's SOP Class UID differs from the request's"};
   }
   if (parsed->object.sop_instance_uid != rq.AffectedSOPInstanceUID) {
     return {STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
-            absl::StrCat("the data set is SOP instance ", parsed->object.sop_instance_uid,
-                         ", the request said ", rq.AffectedSOPInstanceUID)};
+            "the data set's SOP Instance UID differs from the request's"};
   }
   return {};
 }
@@ -124,8 +141,7 @@ class StoreWorker : public DcmThreadSCP {
     DcmDataset detail;
     const bool with_comment = refusal.status != STATUS_Success && !refusal.reason.empty();
     if (with_comment) {
-      // Error Comment is LO: at most 64 characters (the reasons are ASCII).
-      detail.putAndInsertString(DCM_ErrorComment, refusal.reason.substr(0, 64).c_str());
+      detail.putAndInsertString(DCM_ErrorComment, ErrorComment(refusal.reason).c_str());
     }
     return sendSTOREResponse(presentation, rq.MessageID, rq.AffectedSOPClassUID,
                              rq.AffectedSOPInstanceUID, refusal.status,

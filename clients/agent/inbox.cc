@@ -15,7 +15,7 @@ namespace {
 
 constexpr char kCursorKey[] = "inbox_cursor";
 
-std::string SafeName(const std::string& s) {
+std::string FolderName(const std::string& s) {
   std::string out;
   for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-') ? c : '_';
   return out.empty() ? "_" : out;
@@ -79,8 +79,8 @@ void Inbox::Run() {
 void Inbox::Write(const rdg::v1::DeliveredReport& d) {
   namespace fs = std::filesystem;
   const auto& r = d.report();
-  const fs::path final_dir = fs::path(config_.dir()) / SafeName(r.content().exam_id()) /
-                             absl::StrCat(SafeName(r.report_id()), "-v", r.version());
+  const fs::path final_dir = fs::path(config_.dir()) / FolderName(r.content().exam_id()) /
+                             absl::StrCat(FolderName(r.report_id()), "-v", r.version());
   std::error_code ec;
   if (fs::exists(final_dir, ec)) return;  // written before the cursor was saved
   // Written beside, then renamed: staff never see half a report.

@@ -10,12 +10,17 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
+#include <optional>
+#include <vector>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "clients/agent/tcp_server.h"
 #include "gateway/formats/hl7_lab.h"
@@ -24,6 +29,31 @@
 
 namespace rdg::agent {
 namespace {
+
+//! What an ACK the agent writes itself needs from MSH, read by splitting the first segment on its
+//! field separator: no parser, since the message may be one that just made the parser fail.
+std::optional<formats::Hl7Header> PlainMsh(absl::string_view message) {
+  absl::string_view msh = message.substr(0, std::min(message.find_first_of("\r\n"), size_t{4096}));
+  if (msh.size() < 8 || !absl::StartsWith(msh, "MSH")) return std::nullopt;
+  formats::Hl7Header h;
+  h.field_separator = msh[3];
+  const std::vector<absl::string_view> f = absl::StrSplit(msh, msh[3]);
+  auto field = [&f](size_t n) {  // MSH-n; MSH-1 is the separator itself
+    return n - 1 < f.size() ? std::string(f[n - 1]) : std::string();
+  };
+  if (field(2).size() == 4) h.encoding_characters = field(2);
+  h.sending_application = field(3);
+  h.sending_facility = field(4);
+  h.receiving_application = field(5);
+  h.receiving_facility = field(6);
+  h.message_time = field(7);
+  h.message_type = field(9);
+  h.control_id = field(10);
+  h.processing_id = field(11);
+  h.version = field(12).substr(0, field(12).find(h.encoding_characters[0]));
+  h.charset = field(18);
+  return h;
+}
 
 constexpr char kStartBlock = '\x0b';
 constexpr char kEndBlock = '\x1c';
@@ -149,7 +179,7 @@ void MllpListener::Serve(int fd, std::string peer) {
         formats::Hl7Rejection why{formats::Hl7AckCode::kReject, "207", "",
                                   "message too large for this receiver"};
         const std::string ack = formats::BuildHl7Ack(
-            formats::ParseLabMessage(buffer.substr(0, 4096)).header, formats::Hl7AckCode::kReject,
+            PlainMsh(buffer), formats::Hl7AckCode::kReject,
             &why, absl::Now(), absl::StrCat("RDGA", ++ack_counter_));
         SendAll(fd, Frame(ack));
         return;
@@ -165,8 +195,7 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
   // from the first bytes, is enough to address it.
   auto own_ack = [&](formats::Hl7AckCode code, const std::string& reason) {
     formats::Hl7Rejection why{code, "207", "", reason};
-    return Frame(formats::BuildHl7Ack(formats::ParseLabMessage(message.substr(0, 4096)).header,
-                                      code, &why, now, ack_id));
+    return Frame(formats::BuildHl7Ack(PlainMsh(message), code, &why, now, ack_id));
   };
   // The message goes to a file first: the gateway's parser, in its own process, reads it there.
   const std::string temp = outbox_.NewTempPath();

@@ -32,7 +32,18 @@ absl::StatusOr<ingest::ParsedObject> ObjectCheck::Check(rdg::v1::ObjectKind kind
     return absl::ResourceExhaustedError(absl::StrCat(
         "the object is ", size, " bytes; the gateway accepts at most ", max_object_bytes_));
   }
-  return parser_->Parse({kind, path, static_cast<int64_t>(size), now, ack_control_id});
+  absl::StatusOr<ingest::ParsedObject> parsed =
+      parser_->Parse({kind, path, static_cast<int64_t>(size), now, ack_control_id});
+  // The parser pool speaks as the gateway's; here it is the agent's check that could not run.
+  if (absl::IsUnavailable(parsed.status())) {
+    return absl::UnavailableError("the agent could not check the object now; send it again");
+  }
+  // No answer in time although CPU time was left: a busy clinic computer, not the object.
+  if (parsing::OnlyOutOfWallClockTime(parsed.status())) {
+    return absl::UnavailableError(
+        "the agent's check took too long on this computer; send it again");
+  }
+  return parsed;
 }
 
 }  // namespace rdg::agent

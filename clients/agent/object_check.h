@@ -29,7 +29,8 @@ class ObjectCheck {
   //! - INVALID_ARGUMENT: never acceptable (not DICOM, malformed, an invalid ECG, a parser crash);
   //!   for a lab message it carries the AE/AR acknowledgement (ingest::AttachAck);
   //! - RESOURCE_EXHAUSTED: larger than the gateway accepts;
-  //! - UNAVAILABLE: the check could not run now (parsers busy or restarting): try again.
+  //! - UNAVAILABLE: the check could not run now (parsers busy or restarting, or no answer in
+  //!   time on a loaded machine although the CPU limit was not reached): try again.
   absl::StatusOr<ingest::ParsedObject> Check(rdg::v1::ObjectKind kind, const std::string& path,
                                              absl::Time now,
                                              const std::string& ack_control_id) const;

@@ -111,7 +111,7 @@ absl::StatusOr<OutboxStats> QueryStats(Connection& db, absl::Time now) {
 }
 
 //! A file name made of safe characters only (for dead letters named after their label).
-std::string SafeName(const std::string& s) {
+std::string DeadLetterName(const std::string& s) {
   std::string out;
   for (char c : s.substr(0, 64)) {
     out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-') ? c : '_';
@@ -323,7 +323,7 @@ absl::Status Outbox::Dead(int64_t id, const std::string& reason, absl::Time now)
   const OutboxItem item = ReadItem(**q);
   q->reset();
   // The dead letter first (file, then reason), then the row: nothing is lost on a crash.
-  const std::string base = absl::StrFormat("%s/%06d-%s", dead_dir_, id, SafeName(item.label));
+  const std::string base = absl::StrFormat("%s/%06d-%s", dead_dir_, id, DeadLetterName(item.label));
   const std::string ext = item.kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm";
   if (auto s = storage::RenameFile(item.path, base + ext); !s.ok() && !absl::IsNotFound(s)) {
     return s;

@@ -14,17 +14,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "gateway/formats/dcmtk_values.h"
 
 namespace rdg::formats {
 namespace {
-
-std::string GetString(DcmItem& item, const DcmTagKey& tag) {
-  OFString value;
-  if (item.findAndGetOFStringArray(tag, value).good()) {
-    return std::string(absl::StripAsciiWhitespace(absl::string_view(value.c_str(), value.size())));
-  }
-  return {};
-}
 
 //! A DICOM UID: 1..64 characters of digits and dots, no empty components.
 bool IsValidUid(absl::string_view uid) {
@@ -82,10 +75,10 @@ absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
 
   DicomSummary s;
   s.has_meta_header = meta != nullptr && meta->card() > 0;
-  s.sop_instance_uid = GetString(*ds, DCM_SOPInstanceUID);
-  s.sop_class_uid = GetString(*ds, DCM_SOPClassUID);
-  s.study_instance_uid = GetString(*ds, DCM_StudyInstanceUID);
-  s.series_instance_uid = GetString(*ds, DCM_SeriesInstanceUID);
+  s.sop_instance_uid = TrimmedString(*ds, DCM_SOPInstanceUID);
+  s.sop_class_uid = TrimmedString(*ds, DCM_SOPClassUID);
+  s.study_instance_uid = TrimmedString(*ds, DCM_StudyInstanceUID);
+  s.series_instance_uid = TrimmedString(*ds, DCM_SeriesInstanceUID);
   if (auto st = RequireUid(s.sop_instance_uid, "SOP Instance UID", "(0008,0018)"); !st.ok()) return st;
   if (auto st = RequireUid(s.study_instance_uid, "Study Instance UID", "(0020,000D)"); !st.ok()) return st;
   if (auto st = RequireUid(s.series_instance_uid, "Series Instance UID", "(0020,000E)"); !st.ok()) return st;
@@ -93,22 +86,22 @@ absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
     return absl::InvalidArgumentError("a DICOMDIR is a media index, not an exam object");
   }
 
-  if (s.has_meta_header) s.transfer_syntax_uid = GetString(*meta, DCM_TransferSyntaxUID);
+  if (s.has_meta_header) s.transfer_syntax_uid = TrimmedString(*meta, DCM_TransferSyntaxUID);
   if (s.transfer_syntax_uid.empty()) {
     // Bare dataset (no meta header): report the syntax DCMTK detected while reading.
     s.transfer_syntax_uid = DcmXfer(ds->getOriginalXfer()).getXferID();
   }
-  s.patient_id = GetString(*ds, DCM_PatientID);
-  s.patient_name = GetString(*ds, DCM_PatientName);
-  s.patient_sex = GetString(*ds, DCM_PatientSex);
-  s.patient_birth_date = GetString(*ds, DCM_PatientBirthDate);
-  s.other_patient_ids = GetString(*ds, DCM_RETIRED_OtherPatientIDs);
-  s.accession_number = GetString(*ds, DCM_AccessionNumber);
-  s.study_date = GetString(*ds, DCM_StudyDate);
-  s.study_time = GetString(*ds, DCM_StudyTime);
-  s.study_description = GetString(*ds, DCM_StudyDescription);
-  s.modality = GetString(*ds, DCM_Modality);
-  s.body_part = GetString(*ds, DCM_BodyPartExamined);
+  s.patient_id = TrimmedString(*ds, DCM_PatientID);
+  s.patient_name = TrimmedString(*ds, DCM_PatientName);
+  s.patient_sex = TrimmedString(*ds, DCM_PatientSex);
+  s.patient_birth_date = TrimmedString(*ds, DCM_PatientBirthDate);
+  s.other_patient_ids = TrimmedString(*ds, DCM_RETIRED_OtherPatientIDs);
+  s.accession_number = TrimmedString(*ds, DCM_AccessionNumber);
+  s.study_date = TrimmedString(*ds, DCM_StudyDate);
+  s.study_time = TrimmedString(*ds, DCM_StudyTime);
+  s.study_description = TrimmedString(*ds, DCM_StudyDescription);
+  s.modality = TrimmedString(*ds, DCM_Modality);
+  s.body_part = TrimmedString(*ds, DCM_BodyPartExamined);
   Sint32 number = 0;
   if (ds->findAndGetSint32(DCM_InstanceNumber, number).good()) s.instance_number = number;
   return s;

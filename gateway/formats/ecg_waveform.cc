@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "gateway/formats/dcmtk_values.h"
 
 namespace rdg::formats {
 namespace {
@@ -51,14 +52,6 @@ constexpr std::array<CodedLead, 12> kCodedLeads = {{
     {7, "V5"},
     {8, "V6"},
 }};
-
-std::string GetString(DcmItem& item, const DcmTagKey& tag) {
-  OFString value;
-  if (item.findAndGetOFStringArray(tag, value).good()) {
-    return std::string(absl::StripAsciiWhitespace(absl::string_view(value.c_str(), value.size())));
-  }
-  return {};
-}
 
 //! A decimal string (DS) value, or nullopt when absent or unreadable.
 std::optional<double> GetDecimal(DcmItem& item, const DcmTagKey& tag) {
@@ -109,10 +102,10 @@ std::string CodedLeadName(absl::string_view code) {
 absl::StatusOr<std::string> ChannelName(DcmItem& def, size_t group, size_t channel) {
   std::string meaning, code;
   if (DcmItem* source = FirstItem(def, DCM_ChannelSourceSequence)) {
-    meaning = GetString(*source, DCM_CodeMeaning);
-    code = GetString(*source, DCM_CodeValue);
+    meaning = TrimmedString(*source, DCM_CodeMeaning);
+    code = TrimmedString(*source, DCM_CodeValue);
   }
-  std::string label = GetString(def, DCM_ChannelLabel);
+  std::string label = TrimmedString(def, DCM_ChannelLabel);
   // The code meaning is authoritative; the code value only stands in when the meaning is absent.
   for (const std::string& name : {StandardLeadName(meaning), StandardLeadName(label),
                                   meaning.empty() ? CodedLeadName(code) : std::string()}) {
@@ -147,7 +140,7 @@ absl::StatusOr<ChannelScale> ChannelScaling(DcmItem& def, size_t group, size_t c
   const double correction = GetDecimal(def, DCM_ChannelSensitivityCorrectionFactor).value_or(1.0);
   std::string units;
   if (DcmItem* unit_item = FirstItem(def, DCM_ChannelSensitivityUnitsSequence)) {
-    units = GetString(*unit_item, DCM_CodeValue);
+    units = TrimmedString(*unit_item, DCM_CodeValue);
   }
   scale.factor = sensitivity * correction * UnitScale(units);
   // Any stored value must map to a finite float (the renderer and callers rely on it).
@@ -224,7 +217,7 @@ absl::StatusOr<GroupShape> ReadShape(DcmItem& item, size_t group) {
                                                    "Waveform Bits Allocated (5400,1004) is ",
                                                    shape.bits, "; only 8 and 16 are supported"));
   }
-  const std::string interpretation = GetString(item, DCM_WaveformSampleInterpretation);
+  const std::string interpretation = TrimmedString(item, DCM_WaveformSampleInterpretation);
   if (interpretation != "SS" && interpretation != "SB" && interpretation != "US" &&
       interpretation != "UB") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -289,7 +282,7 @@ absl::StatusOr<EcgGroup> DecodeGroup(DcmItem& item, size_t group, uint64_t& tota
   if (!source.ok()) return source.status();
 
   EcgGroup out;
-  out.label = GetString(item, DCM_MultiplexGroupLabel);
+  out.label = TrimmedString(item, DCM_MultiplexGroupLabel);
   out.sampling_frequency_hz = shape->frequency;
   out.leads.resize(shape->channels);
   for (uint32_t c = 0; c < shape->channels; ++c) {
@@ -334,9 +327,9 @@ absl::StatusOr<EcgRecording> DecodeFile(DcmFileFormat& file) {
     return absl::InvalidArgumentError("not a DICOM object: it contains no DICOM data elements");
   }
   EcgRecording recording;
-  recording.sop_class_uid = GetString(*ds, DCM_SOPClassUID);
+  recording.sop_class_uid = TrimmedString(*ds, DCM_SOPClassUID);
   if (recording.sop_class_uid.empty() && file.getMetaInfo() != nullptr) {
-    recording.sop_class_uid = GetString(*file.getMetaInfo(), DCM_MediaStorageSOPClassUID);
+    recording.sop_class_uid = TrimmedString(*file.getMetaInfo(), DCM_MediaStorageSOPClassUID);
   }
   if (!IsEcgSopClass(recording.sop_class_uid)) {
     return absl::InvalidArgumentError(

@@ -37,6 +37,8 @@ bool IsCrashSignal(int sig) {
 //! How long a new parser process may take to load the dictionary and say it is ready.
 constexpr absl::Duration kStartTimeout = absl::Seconds(10);
 
+constexpr char kWallClockTimeoutUrl[] = "rdg.parser/wall-clock-timeout";
+
 absl::Status Unsafe(absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(
       "the file could not be parsed safely: ", why,
@@ -44,6 +46,10 @@ absl::Status Unsafe(absl::string_view why) {
 }
 
 }  // namespace
+
+bool OnlyOutOfWallClockTime(const absl::Status& status) {
+  return status.GetPayload(kWallClockTimeoutUrl).has_value();
+}
 
 std::string DefaultParserProgram() {
   std::error_code ec;
@@ -197,10 +203,15 @@ absl::Status IsolatedParser::Failure(const Process& process, const absl::Status&
   const bool deadline = absl::IsDeadlineExceeded(io);
   const int status = Retire(process);
   const std::string limit = absl::StrCat(absl::ToInt64Seconds(options_.timeout), " s");
-  if (deadline || (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)) {
+  const bool out_of_cpu = WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU;
+  if (deadline || out_of_cpu) {
     counters_.timed_out.fetch_add(1, std::memory_order_relaxed);
     LOG(WARNING) << "parser process " << process.pid << " gave no answer within " << limit;
-    return Unsafe(absl::StrCat("parsing it took longer than ", limit, " (parsing.timeout_seconds)"));
+    absl::Status unsafe =
+        Unsafe(absl::StrCat("parsing it took longer than ", limit, " (parsing.timeout_seconds)"));
+    // Out of wall-clock time without using up its CPU time: maybe only a busy machine.
+    if (!out_of_cpu) unsafe.SetPayload(kWallClockTimeoutUrl, absl::Cord());
+    return unsafe;
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == kExitOutOfMemory) {
     counters_.out_of_memory.fetch_add(1, std::memory_order_relaxed);

@@ -70,6 +70,11 @@ class IsolatedParser final : public ingest::ObjectParser {
   mutable Counters counters_;
 };
 
+//! True for a refusal because a process gave no answer within the timeout although it had CPU
+//! time left: on a loaded machine (a clinic's small computer) that may pass, so the edge agent
+//! tells the device to try again rather than refusing the object for good.
+bool OnlyOutOfWallClockTime(const absl::Status& status);
+
 //! The rdg-parser program beside the running executable (for the default configuration).
 std::string DefaultParserProgram();
 

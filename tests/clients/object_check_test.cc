@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <string>
+
+#include "gateway/parsing/isolated_parser.h"
 
 #include "tests/mocks/temp_dir.h"
 
@@ -72,6 +76,41 @@ TEST(ObjectCheckTest, RefusedLabMessagesCarryTheGatewaysAck) {
   ASSERT_TRUE(ack.has_value());
   EXPECT_NE(ack->message().find("MSA|A"), std::string::npos) << ack->message();
   EXPECT_NE(ack->message().find("|C-1"), std::string::npos) << ack->message();
+}
+
+// A stand-in for a parser that gets no CPU on a loaded clinic computer: the real rdg-parser
+// processes, handed a FIFO without a writer whatever the job names (they wait without using CPU).
+class StuckParser final : public ingest::ObjectParser {
+ public:
+  StuckParser(std::unique_ptr<parsing::IsolatedParser> pool, std::string fifo)
+      : pool_(std::move(pool)), fifo_(std::move(fifo)) {}
+  absl::StatusOr<ingest::ParsedObject> Parse(const ingest::ParseJob& job) const override {
+    ingest::ParseJob stuck = job;
+    stuck.path = fifo_;
+    return pool_->Parse(stuck);
+  }
+
+ private:
+  std::unique_ptr<parsing::IsolatedParser> pool_;
+  std::string fifo_;
+};
+
+// What the review found: a parse that ran out of wall-clock time on a busy agent was answered
+// C000 (never send again) for an object the gateway accepts.
+TEST(ObjectCheckTest, NoAnswerInTimeWithoutUsingTheCpuMeansTryAgain) {
+  testing::TempDir dir;
+  const std::string fifo = dir.Join("stuck");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  rdg::v1::ParserConfig config;
+  config.set_program(RDG_BIN_DIR "/rdg-parser");
+  config.set_processes(1);
+  config.set_timeout_seconds(1);
+  auto pool = parsing::StartParserPool(config);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  ObjectCheck check(std::make_unique<StuckParser>(*std::move(pool), fifo), int64_t{2} << 30);
+  auto parsed = check.Check(rdg::v1::DICOM, RDG_PYDICOM_FILES "/CT_small.dcm", absl::Now(), "");
+  EXPECT_TRUE(absl::IsUnavailable(parsed.status())) << parsed.status();
+  EXPECT_NE(parsed.status().message().find("send it again"), std::string::npos);
 }
 
 }  // namespace

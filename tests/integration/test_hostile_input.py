@@ -280,6 +280,17 @@ class AgentHostileInputTest(harness.GatewayTestCase):
             if name.startswith("nested_"):
                 self.assertIn("nests sequences more than 64", comment)
         self.assert_nothing_queued(agent_pid)
+        # A good CT under another SOP Instance UID than its request names: A900, and the comment
+        # stays printable ASCII within LO's 64 characters.
+        ct = dataset_of(harness.read_bytes(hostile_corpus.CT_SMALL))
+        status, comment = harness.raw_cstore(
+            self.agent.dicom_port, self.agent.ae_title, "MODALITY1", "1.2.840.10008.5.1.4.1.1.2",
+            "1.2.3.4.6", ct)
+        print(f"  CT under another instance UID: {hex(status)}: {comment}")
+        self.assertEqual(status, 0xA900)
+        self.assertIn("SOP Instance UID differs", comment)
+        self.assertTrue(len(comment) <= 64 and comment.isascii() and "\\" not in comment)
+        self.assert_nothing_queued(agent_pid)
         # A valid DICOM file that is not a valid ECG, sent by storescu: refused with the reason.
         ds = pydicom.dcmread(os.path.join(harness.PYDICOM_FILES, "waveform_ecg.dcm"))
         ds.WaveformSequence[0].WaveformData = ds.WaveformSequence[0].WaveformData[:-2]
