@@ -126,6 +126,8 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
     }
     need(c.dicom().max_associations() >= 0 && c.dicom().max_associations() <= 64,
          "dicom.max_associations must be between 1 and 64");
+    need(c.dicom().max_connections() >= 0 && c.dicom().max_connections() <= 4096,
+         "dicom.max_connections must be between 1 and 4096");
   }
   if (!c.hl7().listen().empty()) {
     need(ValidHostPort(c.hl7().listen()), "hl7.listen must be HOST:PORT");
@@ -142,6 +144,8 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   auto& d = *c.mutable_dicom();
   if (d.max_associations() == 0) d.set_max_associations(8);
   if (d.timeout_seconds() <= 0) d.set_timeout_seconds(30);
+  if (d.associate_timeout_seconds() <= 0) d.set_associate_timeout_seconds(10);
+  if (d.max_connections() <= 0) d.set_max_connections(std::max(64, 2 * d.max_associations()));
   if (d.sop_classes().empty()) {
     for (const auto& [name, uid] : KnownStorageSopClasses()) d.add_sop_classes(name);
   }

@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstring>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -30,6 +31,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "clients/agent/agent_config.h"
 #include "clients/agent/tcp_server.h"
 #include "storage/posix_file.h"
@@ -172,11 +175,17 @@ std::mutex g_external_socket_mu;
 //! Our own listener in place of DcmSCPPool (which can only bind every interface): it accepts
 //! connections on the configured address and runs each association on a thread of its own with
 //! DCMTK's DcmThreadSCP, at most `max_associations` at once (more are refused with "local limit
-//! exceeded", as DcmSCPPool does).
+//! exceeded", as DcmSCPPool does). A connection holds DCMTK's process-wide socket handle only
+//! once its whole A-ASSOCIATE-RQ has arrived, and at most `max_connections` are open: idle or
+//! trickling connections cannot lock devices out.
 class DicomReceiver::Pool {
  public:
-  Pool(const DcmSCPConfig& config, int max_associations, int timeout_seconds)
-      : shared_(config), max_(max_associations), timeout_(timeout_seconds) {}
+  Pool(const DcmSCPConfig& config, const rdg::v1::DicomListener& listener)
+      : shared_(config),
+        max_(listener.max_associations()),
+        timeout_(listener.timeout_seconds()),
+        associate_timeout_(absl::Seconds(listener.associate_timeout_seconds())),
+        max_connections_(listener.max_connections()) {}
 
   void Run(int listen_fd) {
     while (!stopping_) {
@@ -185,6 +194,12 @@ class DicomReceiver::Pool {
       if (poll(&p, 1, 200) <= 0) continue;
       const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
+      if (!MakeRoom(fd)) {
+        LOG(WARNING) << "dicom: " << max_connections_
+                     << " connections open, every one in an association: connection refused";
+        close(fd);
+        continue;
+      }
       // Nagle's algorithm off (Debian's DCMTK leaves it on): with it, every C-STORE response
       // waits for a delayed ACK, ~40 ms — 20 objects/s.
       const int one = 1;
@@ -196,9 +211,77 @@ class DicomReceiver::Pool {
   void Stop() { stopping_ = true; }
 
  private:
+  //! Counts `fd` as open and waiting for its A-ASSOCIATE-RQ. At the cap, first closes the
+  //! connection that has waited longest without one (an idle probe, a scanner); false if every
+  //! open connection is in an association.
+  bool MakeRoom(int fd) {
+    absl::MutexLock lock(&connections_mu_);
+    if (open_ >= max_connections_) {
+      if (waiting_.empty()) return false;
+      auto oldest = std::min_element(waiting_.begin(), waiting_.end(),
+                                     [](const auto& a, const auto& b) { return a.second < b.second; });
+      // Its thread sees the end of the connection and closes it (and counts it gone).
+      LOG(INFO) << "dicom: " << max_connections_ << " connections open: closing one idle for "
+                << absl::FormatDuration(absl::Now() - oldest->second) << " to make room";
+      shutdown(oldest->first, SHUT_RDWR);
+      waiting_.erase(oldest);
+    }
+    ++open_;
+    waiting_.emplace(fd, absl::Now());
+    return true;
+  }
+
+  //! Waits, without any lock, until the connection's first PDU — an A-ASSOCIATE-RQ of at most
+  //! 64 KiB — is entirely in the socket's receive buffer (SO_RCVLOWAT: poll wakes only then), so
+  //! that DCMTK, which reads it holding the process-wide socket handle, never waits on the
+  //! network for it. False when it does not come within associate_timeout_seconds, is another
+  //! PDU or too large, or the connection ended (or was closed to make room).
+  bool AwaitAssociateRequest(int fd) {
+    const absl::Time deadline = absl::Now() + associate_timeout_;
+    auto until_buffered = [&](int bytes) {
+      setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof(bytes));
+      while (!stopping_) {
+        const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+        if (left <= 0) return false;
+        pollfd p{fd, POLLIN, 0};
+        const int ready = poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 500)));
+        if (ready < 0 && errno != EINTR) return false;
+        if (ready > 0) return (p.revents & POLLIN) != 0;
+      }
+      return false;
+    };
+    unsigned char header[6];
+    if (!until_buffered(6) || recv(fd, header, sizeof(header), MSG_PEEK) != 6 ||
+        header[0] != 0x01) {
+      return false;
+    }
+    const uint32_t length = (uint32_t{header[2]} << 24) | (uint32_t{header[3]} << 16) |
+                            (uint32_t{header[4]} << 8) | header[5];
+    if (length > 64 * 1024 || !until_buffered(static_cast<int>(6 + length))) return false;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+    return true;
+  }
+
   //! Runs the association arriving on the accepted socket `fd` (closed on return).
   void Associate(int fd) {
-    // DCMTK gets a duplicate it closes itself; ours is shut down and closed at the end, so the
+    const bool requested = AwaitAssociateRequest(fd);
+    {
+      absl::MutexLock lock(&connections_mu_);
+      waiting_.erase(fd);
+    }
+    if (requested) Serve(fd);
+    shutdown(fd, SHUT_RDWR);
+    {
+      absl::MutexLock lock(&connections_mu_);
+      --open_;
+    }
+    close(fd);
+  }
+
+  //! Receives the association (its request already buffered) and serves it.
+  void Serve(int fd) {
+    // DCMTK gets a duplicate it closes itself; ours is shut down and closed by Associate, so the
     // connection ends on every path (and we never close a descriptor number DCMTK already freed
     // and another thread reused).
     const int dcmtk_fd = dup(fd);
@@ -234,15 +317,19 @@ class DicomReceiver::Pool {
       ASC_destroyAssociation(&assoc);
     }
     if (net != nullptr) ASC_dropNetwork(&net);
-    shutdown(fd, SHUT_RDWR);
-    close(fd);
   }
 
   const DcmSharedSCPConfig shared_;
   const int max_;
   const int timeout_;
+  const absl::Duration associate_timeout_;
+  const int max_connections_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> active_{0};
+  absl::Mutex connections_mu_;
+  int open_ ABSL_GUARDED_BY(connections_mu_) = 0;
+  //! Connections without a complete A-ASSOCIATE-RQ yet: fd -> accepted at.
+  std::map<int, absl::Time> waiting_ ABSL_GUARDED_BY(connections_mu_);
   ConnectionThreads threads_;
 };
 
@@ -294,7 +381,7 @@ absl::Status DicomReceiver::Start() {
       return absl::InternalError(absl::StrCat("dicom: ", c.text()));
     }
   }
-  pool_ = std::make_unique<Pool>(cfg, config_.max_associations(), config_.timeout_seconds());
+  pool_ = std::make_unique<Pool>(cfg, config_);
   listener_ = std::thread([this] { pool_->Run(listen_fd_); });
   return absl::OkStatus();
 }

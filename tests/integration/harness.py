@@ -433,7 +433,8 @@ def python_stubs():
 
 
 def proc_status_kb(pid, field):
-    """A field of /proc/PID/status in KiB, e.g. VmRSS (resident) or VmHWM (peak resident)."""
+    """A numeric field of /proc/PID/status: VmRSS (resident) or VmHWM (peak resident) in KiB,
+    Threads as a count."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field + ":"):

@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 import subprocess
+import time
 import unittest
 
 import pydicom
@@ -218,6 +219,38 @@ class AgentTest(harness.GatewayTestCase):
         harness.wait_for(lambda: run("echoscu", "-aec", "RDG-AGENT", "127.0.0.1",
                                      str(self.agent.dicom_port)).returncode == 0,
                          30, what="the slot freed")
+
+    def test_idle_and_trickling_connections_do_not_lock_devices_out(self):
+        """What was seen (issue 13): the accept path held a global lock across DCMTK's 30 s wait
+        for the A-ASSOCIATE-RQ, so 3 idle TCP connections refused echoscu for ~91 s; 200 idle
+        connections made 214 threads."""
+        import socket
+        self.agent.start()
+        port = self.agent.dicom_port
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(200)]
+        # Trickling: the start of an A-ASSOCIATE-RQ, then nothing more.
+        trickling = []
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"\x01\x00\x00\x00\x00\xcd\x00\x01")
+            trickling.append(s)
+        try:
+            started = time.monotonic()
+            echo = run("echoscu", "-to", "10", "-ta", "10", "-aec", "RDG-AGENT", "127.0.0.1",
+                       str(port))
+            took = time.monotonic() - started
+            self.assertEqual(echo.returncode, 0, echo.stdout + echo.stderr)
+            ct = self.copies(1)
+            self.agent.storescu(*ct)
+            threads = harness.proc_status_kb(self.agent.proc.pid, "Threads")
+            print(f"\n  echoscu with 200 idle and 8 trickling connections open: {took:.2f} s; "
+                  f"agent threads {threads}")
+            # At most dicom.max_connections (64) connection threads, plus the agent's own.
+            self.assertLess(threads, 64 + 40)
+        finally:
+            for s in idle + trickling:
+                s.close()
+        self.agent.wait_drained(1)
 
     def test_gateway_down_devices_still_succeed_and_outbox_drains_when_it_returns(self):
         self.agent.start()
