@@ -152,6 +152,8 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   auto& h = *c.mutable_hl7();
   if (h.max_connections() == 0) h.set_max_connections(8);
   if (h.max_message_bytes() <= 0) h.set_max_message_bytes(1 << 20);
+  if (h.idle_timeout_seconds() <= 0) h.set_idle_timeout_seconds(600);
+  if (h.frame_timeout_seconds() <= 0) h.set_frame_timeout_seconds(30);
   auto& f = *c.mutable_forwarder();
   if (f.parallel() == 0) f.set_parallel(4);
   if (f.initial_backoff_ms() <= 0) f.set_initial_backoff_ms(500);

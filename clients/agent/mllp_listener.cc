@@ -59,7 +59,6 @@ constexpr char kStartBlock = '\x0b';
 constexpr char kEndBlock = '\x1c';
 constexpr char kCarriageReturn = '\r';
 constexpr int kPollMs = 200;
-constexpr absl::Duration kIdleTimeout = absl::Minutes(10);
 
 bool SendAll(int fd, const std::string& data) {
   size_t off = 0;
@@ -119,7 +118,7 @@ void MllpListener::AcceptLoop() {
     socklen_t len = sizeof(addr);
     const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    if (open_connections_ >= config_.max_connections()) {
+    if (!MakeRoom(fd)) {
       LOG(WARNING) << "hl7: connection refused, " << config_.max_connections()
                    << " already open";
       close(fd);
@@ -127,45 +126,81 @@ void MllpListener::AcceptLoop() {
     }
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    ++open_connections_;
     connections_.Spawn([this, fd, peer = PeerName(addr)] {
       Serve(fd, peer);
+      Forget(fd);
       close(fd);
-      --open_connections_;
     });
   }
+}
+
+bool MllpListener::MakeRoom(int fd) {
+  absl::MutexLock lock(&connections_mu_);
+  if (static_cast<int>(phase_started_.size()) >= config_.max_connections()) {
+    auto oldest = std::min_element(phase_started_.begin(), phase_started_.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (oldest == phase_started_.end()) return false;
+    LOG(INFO) << "hl7: " << config_.max_connections() << " connections open: ending one whose "
+              << "phase began " << absl::FormatDuration(absl::Now() - oldest->second)
+              << " ago to make room";
+    // Its thread sees the end of the connection, forgets and closes it.
+    shutdown(oldest->first, SHUT_RDWR);
+    phase_started_.erase(oldest);
+  }
+  phase_started_[fd] = absl::Now();
+  return true;
+}
+
+void MllpListener::PhaseStarted(int fd) {
+  absl::MutexLock lock(&connections_mu_);
+  if (auto it = phase_started_.find(fd); it != phase_started_.end()) it->second = absl::Now();
+}
+
+void MllpListener::Forget(int fd) {
+  absl::MutexLock lock(&connections_mu_);
+  phase_started_.erase(fd);
 }
 
 void MllpListener::Serve(int fd, std::string peer) {
   std::string buffer;
   bool in_frame = false;
-  absl::Time last_activity = absl::Now();
+  // The current phase's deadline: the end of the idle time between messages, or of the time a
+  // message has to arrive whole. Bytes never extend it; a completed message starts a new one.
+  const absl::Duration idle_timeout = absl::Seconds(config_.idle_timeout_seconds());
+  const absl::Duration frame_timeout = absl::Seconds(config_.frame_timeout_seconds());
+  absl::Time deadline = absl::Now() + idle_timeout;
   char chunk[64 * 1024];
   for (;;) {
     // While stopping, a connection between messages closes; one inside a message finishes it.
     if (stopping_ && !in_frame) return;
     pollfd p{fd, POLLIN, 0};
     const int ready = poll(&p, 1, kPollMs);
-    if (ready == 0) {
-      if (absl::Now() - last_activity > kIdleTimeout) return;
-      continue;
+    if (absl::Now() > deadline) {
+      LOG(INFO) << "hl7: connection from " << peer << " closed: "
+                << (in_frame ? "a message did not arrive whole within hl7.frame_timeout_seconds"
+                             : "silent for hl7.idle_timeout_seconds");
+      return;
     }
+    if (ready == 0) continue;
     const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // closed (a partial message was never acknowledged: the sender resends)
-    last_activity = absl::Now();
     for (ssize_t i = 0; i < n; ++i) {
       const char c = chunk[i];
       if (!in_frame) {
         if (c == kStartBlock) {
           in_frame = true;
           buffer.clear();
+          deadline = absl::Now() + frame_timeout;
+          PhaseStarted(fd);
         }
         continue;  // bytes between frames (e.g. the CR after 0x1C) are ignored
       }
       if (c == kEndBlock) {
         in_frame = false;
         if (!SendAll(fd, Handle(buffer, peer))) return;
+        deadline = absl::Now() + idle_timeout;
+        PhaseStarted(fd);
         continue;
       }
       if (c == kStartBlock) {  // a new frame before the end of the last: drop the torn one

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/time/time.h"
+#include "absl/synchronization/mutex.h"
 #include "clients/agent/object_check.h"
 #include "clients/agent/outbox.h"
 #include "clients/agent/tcp_server.h"
@@ -37,6 +41,14 @@ class MllpListener {
  private:
   void AcceptLoop();
   void Serve(int fd, std::string peer);
+  //! Counts `fd` as open. At max_connections, first ends the connection whose current phase
+  //! (silent between messages, or inside a message) began longest ago: a legitimate sender
+  //! delivers a message in milliseconds, a trickler or an idle probe does not. False when none
+  //! can be ended.
+  bool MakeRoom(int fd);
+  //! Records that `fd` entered a phase (between messages, or inside one) now.
+  void PhaseStarted(int fd);
+  void Forget(int fd);
   //! The ACK (framed) for one message, after storing it when it is acceptable.
   std::string Handle(const std::string& message, const std::string& peer);
 
@@ -48,7 +60,9 @@ class MllpListener {
   std::atomic<bool> stopping_{false};
   std::thread acceptor_;
   ConnectionThreads connections_;
-  std::atomic<int> open_connections_{0};
+  absl::Mutex connections_mu_;
+  //! Open connections: fd -> when their current phase began.
+  std::map<int, absl::Time> phase_started_ ABSL_GUARDED_BY(connections_mu_);
   std::atomic<int64_t> accepted_{0};
   std::atomic<int64_t> refused_{0};
   std::atomic<int64_t> ack_counter_{0};

@@ -252,6 +252,44 @@ class AgentTest(harness.GatewayTestCase):
                 s.close()
         self.agent.wait_drained(1)
 
+    def test_trickling_and_idle_mllp_connections_do_not_lock_lab_senders_out(self):
+        """What was seen (issue 13): 8 idle or byte-trickling MLLP connections (the idle timeout
+        was 10 minutes and reset by any byte) locked out every lab sender."""
+        import socket
+        import threading
+        self.agent.start()
+        port = self.agent.hl7_port
+        stop = threading.Event()
+        connections = []
+
+        def trickle(sock):  # a message that never ends: one byte every 0.2 s
+            try:
+                sock.sendall(b"\x0bMSH|")
+                while not stop.wait(0.2):
+                    sock.sendall(b"A")
+            except OSError:
+                pass
+        for _ in range(8):  # hl7.max_connections (8) of them
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            connections.append(s)
+            threading.Thread(target=trickle, args=(s,), daemon=True).start()
+        connections += [socket.create_connection(("127.0.0.1", port), timeout=10)
+                        for _ in range(8)]
+        try:
+            path = os.path.join(self.workdir, "lab.hl7")
+            with open(path, "wb") as f:
+                f.write(lab_corpus.mllp(lab_corpus.message("TRICKLE-1", lab_corpus.NORMAL_PANEL)))
+            started = time.monotonic()
+            acks = self.agent.mllp_send(path)
+            took = time.monotonic() - started
+            print(f"\n  mllp_send with 8 trickling and 8 idle connections open: {took:.2f} s")
+            self.assertIn("MSA|AA|TRICKLE-1", acks[0])
+        finally:
+            stop.set()
+            for s in connections:
+                s.close()
+        self.agent.wait_drained(1)
+
     def test_gateway_down_devices_still_succeed_and_outbox_drains_when_it_returns(self):
         self.agent.start()
         self.gateway.stop()
