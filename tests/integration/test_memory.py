@@ -15,10 +15,10 @@ import hostile_corpus
 RSS_LIMIT_BYTES = 100 << 20
 
 
-def big_ecg(path):
+def big_ecg(path, uid="1.2.826.0.1.3680043.8.498.700.1"):
     """pydicom's 12-lead ECG with a rhythm group of 12 × 4,000,000 16-bit samples (96 MB)."""
     ds = pydicom.dcmread(os.path.join(harness.PYDICOM_FILES, "waveform_ecg.dcm"))
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.700.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
     group = ds.WaveformSequence[0]
     group.NumberOfWaveformSamples = 4_000_000
     group.WaveformData = bytes(12 * 4_000_000 * 2)
@@ -82,3 +82,19 @@ class MemoryTest(harness.GatewayTestCase):
             print(f"  resident at start {start_rss / 1024:.1f} MiB, "
                   f"idle after {harness.proc_status_kb(pid, 'VmRSS') / 1024:.1f} MiB")
         self.assertLess(end_rss - start_rss, 16 * 1024)
+
+    def test_four_96_mb_ecgs_in_parallel(self):
+        # What was seen: a 96 MB ECG waveform peaked the gateway at 362 MB, four in parallel at
+        # 992 MB.
+        pid = self.gateway.proc.pid
+        folder = os.path.join(self.workdir, "ecgs")
+        os.makedirs(folder)
+        for i in range(4):
+            big_ecg(os.path.join(folder, f"ecg_{i}.dcm"), f"1.2.826.0.1.3680043.8.498.701.{i}")
+        out = self.clinic("clinic-a1").json("upload", folder, "--parallel", "4", timeout=600)
+        peak = harness.proc_status_kb(pid, "VmHWM") * 1024
+        print(f"\n  four 96 MB ECGs at once: {sum(f['ok'] for f in out['files'])} stored, "
+              f"gateway peak RSS {peak / 2**20:.1f} MiB")
+        self.assertTrue(all(f["ok"] for f in out["files"]), out)
+        self.assertEqual(self.gateway.proc.pid, pid)
+        self.assertLess(peak, RSS_LIMIT_BYTES)
