@@ -462,12 +462,12 @@ class Agent:
     forwarding to `gateway` as clinic `name`; restartable on the same data."""
 
     def __init__(self, workdir, gateway, name="clinic-a1", ae_title="RDG-AGENT", extra="",
-                 gateway_address=None):
+                 gateway_address=None, data_dir=None):
         self.gateway_address = gateway_address  # e.g. a FlakyProxy in front of the gateway
         self.workdir = os.path.join(workdir, f"agent-{name}")
         os.makedirs(self.workdir, exist_ok=True)
         self.gateway = gateway
-        self.data_dir = os.path.join(self.workdir, "data")
+        self.data_dir = data_dir or os.path.join(self.workdir, "data")
         self.inbox_dir = os.path.join(self.workdir, "inbox")
         self.ae_title = ae_title
         self.config_path = os.path.join(self.workdir, "agent.textproto")
@@ -481,7 +481,7 @@ class Agent:
         pki = self.gateway.pki
         with open(self.config_path, "w") as f:
             f.write(f"""
-data_dir: "data"
+data_dir: "{self.data_dir}"
 gateway {{
   address: "{self.gateway_address or self.gateway.address}"
   ca: "{pki}/ca.pem"
@@ -602,7 +602,9 @@ class FlakyProxy:
     Each accepted connection gets a budget of client→server bytes from `budget()` (None: no
     limit); when it is spent the connection is cut (both sides reset). With `stall_every`, every
     n-th connection first stalls for `stall_seconds`. `cut_next(n)` arms a one-off cut after n
-    more client→server bytes on the current connections. Counts bytes in each direction."""
+    more client→server bytes on the current connections. `blackhole()` makes every connection go
+    silent without closing (a van out of coverage): bytes are read and dropped both ways.
+    Counts bytes in each direction."""
 
     def __init__(self, target_port, budget=lambda: None, stall_every=0, stall_seconds=0.0):
         import socket
@@ -618,6 +620,7 @@ class FlakyProxy:
         self.connections = 0
         self.cuts = 0
         self._armed = None
+        self._blackhole = False
         self._live = []
         self._stop = threading.Event()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -636,6 +639,10 @@ class FlakyProxy:
     def cut_next(self, n):
         with self.lock:
             self._armed = n
+
+    def blackhole(self):
+        with self.lock:
+            self._blackhole = True
 
     def close(self):
         self._stop.set()
@@ -687,6 +694,14 @@ class FlakyProxy:
                 data = src.recv(65536)
             except OSError:
                 data = b""
+            with self.lock:
+                silent = self._blackhole
+            if silent:
+                # Swallowed, the end of a stream too: nothing reaches the other side, whose socket
+                # stays open (until close()), as when a link drops without FIN or RST.
+                if not data:
+                    return
+                continue
             if not data:
                 break
             cut = False

@@ -1,6 +1,6 @@
-"""Reactors cannot outlive their call (issue 12): thousands of report watches, uploads and
-downloads cancelled at random moments while the worker pool is saturated leave the gateway up and
-every stream reactor freed (rdg_grpc_streams_active back to zero in /metrics)."""
+"""Reactors cannot outlive their call (issue 12): thousands of report watches, uploads, downloads
+and a reader's fetches cancelled at random moments while the worker pool is saturated leave the
+gateway up and every stream reactor freed (rdg_grpc_streams_active back to zero in /metrics)."""
 import hashlib
 import importlib
 import random
@@ -19,10 +19,13 @@ delivery_pb2 = importlib.import_module("rdg.v1.delivery_pb2")
 delivery_pb2_grpc = importlib.import_module("rdg.v1.delivery_pb2_grpc")
 ingest_pb2 = importlib.import_module("rdg.v1.ingest_pb2")
 ingest_pb2_grpc = importlib.import_module("rdg.v1.ingest_pb2_grpc")
+reading_pb2 = importlib.import_module("rdg.v1.reading_pb2")
+reading_pb2_grpc = importlib.import_module("rdg.v1.reading_pb2_grpc")
 
 WATCHES = 3000
 UPLOADS = 600
 DOWNLOADS = 600
+FETCHES = 600
 
 
 class ReactorStressTest(harness.GatewayTestCase):
@@ -48,6 +51,10 @@ class ReactorStressTest(harness.GatewayTestCase):
         delivery = delivery_pb2_grpc.DeliveryServiceStub(channel)
         ingest = ingest_pb2_grpc.IngestServiceStub(channel)
         exams = ingest_pb2_grpc.ExamServiceStub(channel)
+        # The county radiologist claims the exam and fetches it (ReadingService.FetchExam).
+        reader_channel = self.channel("reader-a-rad")
+        reading = reading_pb2_grpc.ReadingServiceStub(reader_channel)
+        reading.ClaimExam(reading_pb2.ClaimRequest(exam_id=exam_id), timeout=30)
         stop = threading.Event()
 
         def saturate():  # keeps both pool threads busy with real index work
@@ -73,12 +80,14 @@ class ReactorStressTest(harness.GatewayTestCase):
                 elif kind == "upload":
                     sha = hashlib.sha256(b"%d-%d" % (seed, i)).digest()
                     call = ingest.Upload.future(upload_messages(sha))
-                else:
+                elif kind == "download":
                     call = exams.DownloadExam(ingest_pb2.DownloadExamRequest(exam_id=exam_id))
-                # Cancel at once, after the first chunk arrived (downloads), or a moment later
-                # (a watch with nothing to deliver sends nothing, so it is never read).
+                else:
+                    call = reading.FetchExam(reading_pb2.FetchExamRequest(exam_id=exam_id))
+                # Cancel at once, after the first chunk arrived (downloads and fetches), or a
+                # moment later (a watch with nothing to deliver sends nothing, so it is never read).
                 moment = rng.random()
-                if moment < 0.3 and kind == "download":
+                if moment < 0.3 and kind in ("download", "fetch"):
                     try:
                         next(call)
                     except (grpc.RpcError, StopIteration):
@@ -94,6 +103,7 @@ class ReactorStressTest(harness.GatewayTestCase):
         storms = [thread(storm, "watch", WATCHES // 4, s) for s in range(4)]
         storms += [thread(storm, "upload", UPLOADS // 2, 10 + s) for s in range(2)]
         storms += [thread(storm, "download", DOWNLOADS // 2, 20 + s) for s in range(2)]
+        storms += [thread(storm, "fetch", FETCHES // 2, 30 + s) for s in range(2)]
         peak = {}
 
         def sample():  # the most stream reactors alive at once: proof the storm reached them
@@ -110,6 +120,7 @@ class ReactorStressTest(harness.GatewayTestCase):
         for t in workers + [sampler]:
             t.join(timeout=60)
         channel.close()
+        reader_channel.close()
         self.assert_gateway_alive()
 
         # Every reactor is freed once its call is over; none twice (the count never goes below 0).
@@ -119,13 +130,20 @@ class ReactorStressTest(harness.GatewayTestCase):
             self.assertTrue(all(v >= 0 for v in counts.values()), counts)
             return counts if counts and not any(counts.values()) else None
         counts = harness.wait_for(all_freed, timeout=120, interval=0.2, what="stream reactors freed")
-        print(f"\n  {WATCHES} watches, {UPLOADS} uploads, {DOWNLOADS} downloads cancelled; most "
+        print(f"\n  {WATCHES} watches, {UPLOADS} uploads, {DOWNLOADS} downloads, {FETCHES} "
+              f"fetches cancelled; most "
               f"alive at once {peak}; alive after {counts}")
         self.assertGreater(peak.get("watch", 0), 0, "the watches never reached the gateway")
         self.assertGreater(peak.get("upload", 0), 0, "the uploads never reached the gateway")
+        self.assertGreater(peak.get("objects", 0), 0, "downloads/fetches never reached the gateway")
         # ... and the gateway still serves a watch end to end.
         with self.channel("clinic-a1") as fresh:
             listed = ingest_pb2_grpc.ExamServiceStub(fresh).ListExams(ingest_pb2.ListExamsRequest(),
                                                                        timeout=30)
             self.assertEqual(len(listed.exams), 1)
+        # ... and the reader still holds the claim and fetches the whole exam.
+        with self.channel("reader-a-rad") as fresh:
+            chunks = list(reading_pb2_grpc.ReadingServiceStub(fresh).FetchExam(
+                reading_pb2.FetchExamRequest(exam_id=exam_id), timeout=60))
+            self.assertEqual(b"".join(c.data for c in chunks), ct)
 
