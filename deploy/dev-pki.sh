@@ -77,6 +77,15 @@ subjectAltName         = DNS:localhost, IP:127.0.0.1, IP:::1
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid:always
 
+# The edge agent's DICOM TLS port (dicom.tls): a server certificate devices verify.
+[ agent_dicom_ext ]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature
+extendedKeyUsage       = serverAuth
+subjectAltName         = DNS:localhost, IP:127.0.0.1, IP:::1
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+
 [ clinic_ext ]
 basicConstraints       = critical, CA:FALSE
 keyUsage               = critical, digitalSignature
@@ -214,6 +223,8 @@ issue() {
 
 # --- gateway (server) ----------------------------------------------------------------------------
 issue gateway "/O=rdg/OU=gateway/CN=localhost" gateway_ext ec
+# --- clinic-a1's edge agent, DICOM TLS port (server) ---------------------------------------------
+issue agent-dicom-a1 "/O=clinic-a1/OU=agent-dicom/CN=localhost" agent_dicom_ext ec
 
 # --- users -----------------------------------------------------------------------------------
 for row in "${users[@]}"; do

@@ -18,8 +18,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "clients/agent/agent_config.h"
+#include "clients/agent/dead_letters.h"
 #include "clients/agent/dicom_receiver.h"
 #include "clients/agent/forwarder.h"
+#include "clients/agent/gateway_limits.h"
 #include "clients/agent/inbox.h"
 #include "clients/agent/mllp_listener.h"
 #include "clients/agent/outbox.h"
@@ -46,6 +48,31 @@ bool WriteReadyFile(const std::string& path, const nlohmann::json& content) {
 
 std::string Age(absl::Duration d) { return clients::HumanDuration(absl::ToInt64Seconds(d)); }
 std::string Bytes(int64_t n) { return clients::HumanBytes(static_cast<double>(n)); }
+std::string LocalTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", t, absl::LocalTimeZone());
+}
+
+//! A reason as people read it: an HL7 ACK's segments (ended by CR) on lines of their own, every
+//! line after the first indented by `indent` spaces, other control characters shown as '?'.
+std::string Readable(const std::string& reason, size_t indent) {
+  std::string out;
+  bool line_start = false;
+  for (size_t i = 0; i < reason.size(); ++i) {
+    const char c = reason[i];
+    if (c == '\r' || c == '\n') {
+      if (c == '\r' && i + 1 < reason.size() && reason[i + 1] == '\n') ++i;
+      if (i + 1 < reason.size()) line_start = true;
+      continue;
+    }
+    if (line_start) {
+      out += '\n';
+      out.append(indent, ' ');
+      line_start = false;
+    }
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) ? '?' : c;
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -87,6 +114,11 @@ int RunAgent(const std::string& config_path, const std::string& ready_file) {
     std::cerr << "error: " << check.status().message() << "\n";
     return kExitFailure;
   }
+  // ... with the gateway's limits: those it told last time now, fresh ones once it answers.
+  GatewayLimits limits(channel, **outbox, **check,
+                       absl::Seconds(c.checks().gateway_limits_refresh_seconds()));
+  limits.ApplyKept();
+  limits.Start();
   Forwarder forwarder(c.forwarder(), channel, **outbox);
   (*outbox)->set_on_add([&forwarder] { forwarder.Wake(); });
   std::unique_ptr<DicomReceiver> dicom;
@@ -114,11 +146,15 @@ int RunAgent(const std::string& config_path, const std::string& ready_file) {
   LOG(INFO) << "agent: " << (*outbox)->PendingCount() << " items in the outbox"
             << (dicom ? absl::StrCat(", DICOM ", c.dicom().ae_title(), " on port ", dicom->port())
                       : "")
+            << (dicom && dicom->tls_port() != 0
+                    ? absl::StrCat(", DICOM TLS on port ", dicom->tls_port())
+                    : "")
             << (hl7 ? absl::StrCat(", HL7 MLLP on port ", hl7->port()) : "")
             << ", forwarding to " << c.gateway().address();
   if (!ready_file.empty()) {
     nlohmann::json ready = {{"pid", getpid()},
                             {"dicom_port", dicom ? dicom->port() : 0},
+                            {"dicom_tls_port", dicom ? dicom->tls_port() : 0},
                             {"hl7_port", hl7 ? hl7->port() : 0}};
     if (!WriteReadyFile(ready_file, ready)) {
       LOG(ERROR) << "agent: cannot write the ready file " << ready_file;
@@ -133,6 +169,7 @@ int RunAgent(const std::string& config_path, const std::string& ready_file) {
   if (dicom) dicom->Stop();
   if (inbox) inbox->Stop();
   forwarder.Stop(grace);
+  limits.Stop();
   LOG(INFO) << "agent: stopped; " << (*outbox)->PendingCount()
             << " items stay in the outbox for the next start";
   return 0;
@@ -179,9 +216,85 @@ int RunAgentStatus(const std::string& config_path, bool as_json) {
             << "\ndead-letter   " << s.dead << " items in " << config->data_dir()
             << "/dead-letter\n";
   if (!s.last_error.empty()) {
-    std::cout << "last error    " << s.last_error;
+    std::cout << "last error    " << Readable(s.last_error, 14);
     if (s.last_error_at) std::cout << " (" << Age(now - *s.last_error_at) << " ago)";
     std::cout << "\n";
+  }
+  return 0;
+}
+
+int RunDeadLetters(const std::string& config_path, const DeadLetterCommand& command,
+                   bool as_json) {
+  auto config = LoadAgentConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "error: " << config.status().message() << "\n";
+    return kExitConfig;
+  }
+  const std::string& data_dir = config->data_dir();
+  const absl::Time now = absl::Now();
+  auto fail = [](const absl::Status& s) {
+    std::cerr << "error: " << s.message() << "\n";
+    return kExitFailure;
+  };
+  if (command.retry.has_value() || command.retry_all) {
+    auto queued = RetryDeadLetters(data_dir, command.retry, CurrentOperator(), now);
+    if (!queued.ok()) return fail(queued.status());
+    if (as_json) {
+      std::cout << nlohmann::json({{"queued", *queued}}).dump(2) << "\n";
+    } else {
+      std::cout << queued->size() << " dead letter" << (queued->size() == 1 ? "" : "s")
+                << " queued again" << (queued->empty() ? "" : ":");
+      for (int64_t id : *queued) std::cout << " " << id;
+      std::cout << "\n";
+    }
+    return 0;
+  }
+  if (command.purge.has_value()) {
+    if (auto s = PurgeDeadLetter(data_dir, *command.purge, CurrentOperator(), now); !s.ok()) {
+      return fail(s);
+    }
+    if (as_json) {
+      std::cout << nlohmann::json({{"purged", *command.purge}}).dump(2) << "\n";
+    } else {
+      std::cout << "dead letter " << *command.purge << " removed (recorded in the agent's "
+                << "operator log)\n";
+    }
+    return 0;
+  }
+  auto letters = ListDeadLetters(data_dir);
+  if (!letters.ok()) return fail(letters.status());
+  if (as_json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const DeadLetter& d : *letters) {
+      nlohmann::json j = {{"id", d.id},
+                          {"kind", rdg::v1::ObjectKind_Name(d.kind)},
+                          {"source", d.source},
+                          {"label", d.label},
+                          {"size", d.size},
+                          {"received_at", absl::FormatTime(d.received_at)},
+                          {"attempts", d.attempts},
+                          {"reason", d.reason},
+                          {"file", d.file}};
+      if (d.dead_at) j["dead_at"] = absl::FormatTime(*d.dead_at);
+      out.push_back(std::move(j));
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (letters->empty()) {
+    std::cout << "no dead letters in " << data_dir << "/dead-letter\n";
+    return 0;
+  }
+  std::cout << letters->size() << " dead letter" << (letters->size() == 1 ? "" : "s") << " in "
+            << data_dir << "/dead-letter (retry: --retry ID or --all; remove: --purge ID)\n";
+  for (const DeadLetter& d : *letters) {
+    std::cout << "\n#" << d.id << "  " << rdg::v1::ObjectKind_Name(d.kind) << " " << d.label
+              << "\n  from      " << d.source << ", received " << LocalTime(d.received_at)
+              << "\n  size      " << Bytes(d.size) << ", " << d.attempts << " attempt"
+              << (d.attempts == 1 ? "" : "s");
+    if (d.dead_at) std::cout << ", dead-lettered " << LocalTime(*d.dead_at);
+    std::cout << "\n  reason    " << Readable(d.reason, 12) << "\n  file      " << d.file
+              << "\n";
   }
   return 0;
 }

@@ -128,6 +128,12 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
          "dicom.max_associations must be between 1 and 64");
     need(c.dicom().max_connections() >= 0 && c.dicom().max_connections() <= 4096,
          "dicom.max_connections must be between 1 and 4096");
+    if (const auto& tls = c.dicom().tls(); !tls.listen().empty()) {
+      need(ValidHostPort(tls.listen()), "dicom.tls.listen must be HOST:PORT");
+      need(!tls.certificate().empty() && !tls.private_key().empty(),
+           "dicom.tls needs certificate and private_key: the agent's server certificate for "
+           "devices (EKU serverAuth; deploy/dev-pki.sh makes agent-dicom-a1.pem)");
+    }
   }
   if (!c.hl7().listen().empty()) {
     need(ValidHostPort(c.hl7().listen()), "hl7.listen must be HOST:PORT");
@@ -159,16 +165,25 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   if (f.initial_backoff_ms() <= 0) f.set_initial_backoff_ms(500);
   if (f.max_backoff_ms() <= 0) f.set_max_backoff_ms(60000);
   if (f.chunk_bytes() <= 0) f.set_chunk_bytes(1 << 20);
+  if (f.quarantine_after() <= 0) f.set_quarantine_after(3);
   if (c.inbox().poll_seconds() <= 0) c.mutable_inbox()->set_poll_seconds(10);
   if (c.shutdown_grace_seconds() <= 0) c.set_shutdown_grace_seconds(20);
   parsing::ApplyParserDefaults(*c.mutable_checks()->mutable_parsing());
   if (c.checks().max_object_bytes() <= 0) c.mutable_checks()->set_max_object_bytes(int64_t{2} << 30);
+  if (c.checks().gateway_limits_refresh_seconds() <= 0) {
+    c.mutable_checks()->set_gateway_limits_refresh_seconds(3600);
+  }
   const fs::path base = fs::absolute(path).parent_path();
   Resolve(c.mutable_data_dir(), base);
   Resolve(c.mutable_gateway()->mutable_ca(), base);
   Resolve(c.mutable_gateway()->mutable_certificate(), base);
   Resolve(c.mutable_gateway()->mutable_private_key(), base);
   Resolve(c.mutable_inbox()->mutable_dir(), base);
+  if (auto* tls = c.mutable_dicom()->mutable_tls(); !tls->listen().empty()) {
+    Resolve(tls->mutable_certificate(), base);
+    Resolve(tls->mutable_private_key(), base);
+    Resolve(tls->mutable_device_ca(), base);
+  }
   return c;
 }
 

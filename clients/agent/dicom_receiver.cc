@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <glog/logging.h>
@@ -35,6 +36,7 @@
 #include "absl/synchronization/mutex.h"
 #include "clients/agent/agent_config.h"
 #include "clients/agent/tcp_server.h"
+#include "clients/agent/tls_tunnel.h"
 #include "storage/posix_file.h"
 
 namespace rdg::agent {
@@ -97,6 +99,28 @@ Refusal CheckReceived(const ObjectCheck& check, const std::string& path,
   return {};
 }
 
+//! Whether a failed receive failed on this side's file (disk full, no permission) rather than
+//! on the network. DCMTK reports those as DIMSEC_OUTOFRESOURCES after reading the rest of the
+//! data set (DIMSE_ignoreDataSet), or as the file stream's own error when closing the file
+//! (everything was received by then); either way the association is still usable.
+bool LocalWriteFailure(const OFCondition& cond) {
+  return (cond.module() == OFM_dcmnet && cond.code() == DIMSEC_OUTOFRESOURCES) ||
+         cond.module() == OFM_dcmdata;
+}
+
+//! The Error Comment when the agent cannot keep what it received.
+constexpr char kCannotWrite[] = "agent cannot write to its disk; send again";
+
+//! Whether the filesystem holding `path` has (almost) no room left. DCMTK 3.6.7 does not check
+//! the final flush when it closes a received file, so on a full disk the file can lose its last
+//! few KiB without any error: what then fails the check is the disk, not the object.
+bool NearlyFull(const std::string& path) {
+  struct statvfs fs {};
+  const std::string dir = path.substr(0, path.find_last_of('/'));
+  return statvfs(dir.c_str(), &fs) == 0 &&
+         static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < (uint64_t{1} << 20);
+}
+
 class StoreWorker : public DcmThreadSCP {
  protected:
   OFCondition handleIncomingCommand(T_DIMSE_Message* msg,
@@ -111,11 +135,26 @@ class StoreWorker : public DcmThreadSCP {
     OFCondition cond = receiveSTORERequest(rq, info.presentationContextID, OFString(temp.c_str()));
     if (cond.bad()) {
       (void)storage::RemoveFile(temp);
+      if (LocalWriteFailure(cond)) {
+        // DCMTK read the rest of the data set and dropped it: the association is still in step,
+        // so the device hears "out of resources" for this object and may send the next.
+        ++*ctx->refused;
+        LOG(ERROR) << "dicom: cannot write a C-STORE from " << getPeerAETitle().c_str()
+                   << " to the outbox (disk full?): " << cond.text();
+        return SendStoreResponse(
+            info.presentationContextID, rq,
+            {STATUS_STORE_Refused_OutOfResources, kCannotWrite});
+      }
       LOG(WARNING) << "dicom: receiving a C-STORE from " << getPeerAETitle().c_str()
                    << " failed: " << cond.text();
       return cond;
     }
-    const Refusal refusal = CheckReceived(*ctx->check, temp, rq);
+    Refusal refusal = CheckReceived(*ctx->check, temp, rq);
+    if (refusal.status == STATUS_STORE_Error_CannotUnderstand && NearlyFull(temp)) {
+      LOG(ERROR) << "dicom: a C-STORE from " << getPeerAETitle().c_str()
+                 << " may have been cut short by a full disk; answered as out of resources";
+      refusal = {STATUS_STORE_Refused_OutOfResources, kCannotWrite};
+    }
     if (refusal.status != STATUS_Success) {
       (void)storage::RemoveFile(temp);
       ++*ctx->refused;
@@ -187,7 +226,8 @@ class DicomReceiver::Pool {
         associate_timeout_(absl::Seconds(listener.associate_timeout_seconds())),
         max_connections_(listener.max_connections()) {}
 
-  void Run(int listen_fd) {
+  //! Accepts on `listen_fd` until Stop(); with `tls`, every connection is DICOM over TLS.
+  void Run(int listen_fd, const TlsServerContext* tls = nullptr) {
     while (!stopping_) {
       threads_.Reap();
       pollfd p{listen_fd, POLLIN, 0};
@@ -204,7 +244,7 @@ class DicomReceiver::Pool {
       // waits for a delayed ACK, ~40 ms — 20 objects/s.
       const int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      threads_.Spawn([this, fd] { Associate(fd); });
+      threads_.Spawn([this, fd, tls] { Associate(fd, tls); });
     }
     threads_.JoinAll();
   }
@@ -263,14 +303,31 @@ class DicomReceiver::Pool {
     return true;
   }
 
-  //! Runs the association arriving on the accepted socket `fd` (closed on return).
-  void Associate(int fd) {
-    const bool requested = AwaitAssociateRequest(fd);
+  //! Runs the association arriving on the accepted socket `fd` (closed on return); with `tls`,
+  //! after the TLS handshake, through the tunnel's plaintext side.
+  void Associate(int fd, const TlsServerContext* tls) {
+    std::unique_ptr<TlsTunnel> tunnel;
+    bool requested = false;
+    if (tls == nullptr) {
+      requested = AwaitAssociateRequest(fd);
+    } else if (auto t = tls->Accept(fd, absl::Now() + associate_timeout_); !t.ok()) {
+      LOG(WARNING) << "dicom: TLS connection refused: " << t.status().message();
+    } else {
+      tunnel = *std::move(t);
+      VLOG(1) << "dicom: TLS connection from " << (tunnel->peer().empty() ? "a device" : tunnel->peer());
+      requested = AwaitAssociateRequest(tunnel->plain_fd());
+    }
     {
       absl::MutexLock lock(&connections_mu_);
       waiting_.erase(fd);
     }
-    if (requested) Serve(fd);
+    if (requested) Serve(tunnel ? tunnel->plain_fd() : fd);
+    if (tunnel) {
+      const int plain = tunnel->plain_fd();
+      shutdown(plain, SHUT_RDWR);  // the relay sees the end, sends close_notify and stops
+      tunnel.reset();
+      close(plain);
+    }
     shutdown(fd, SHUT_RDWR);
     {
       absl::MutexLock lock(&connections_mu_);
@@ -352,6 +409,10 @@ absl::Status DicomReceiver::Start() {
   cfg.setAETitle(config_.ae_title().c_str());
   cfg.setRespondWithCalledAETitle(OFFalse);  // a wrong called AE title is refused
   cfg.setHostLookupEnabled(OFFalse);
+  // Non-blocking DIMSE: only then does DCMTK apply the timeout to every read, so an association
+  // that falls silent (a device switched off mid-study, a probe) is aborted after
+  // timeout_seconds instead of holding one of the max_associations slots.
+  cfg.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
   cfg.setDIMSETimeout(static_cast<Uint32>(config_.timeout_seconds()));
   cfg.setACSETimeout(static_cast<Uint32>(config_.timeout_seconds()));
   // Uncompressed syntaxes for everything; compressed ones are accepted as they are (the agent
@@ -381,8 +442,19 @@ absl::Status DicomReceiver::Start() {
       return absl::InternalError(absl::StrCat("dicom: ", c.text()));
     }
   }
+  if (const auto& tls = config_.tls(); !tls.listen().empty()) {
+    auto context = TlsServerContext::Create(tls.certificate(), tls.private_key(), tls.device_ca());
+    if (!context.ok()) return context.status();
+    tls_context_ = *std::move(context);
+    auto tls_fd = ListenTcp(tls.listen(), "dicom.tls.listen", &tls_port_);
+    if (!tls_fd.ok()) return tls_fd.status();
+    tls_listen_fd_ = *tls_fd;
+  }
   pool_ = std::make_unique<Pool>(cfg, config_);
   listener_ = std::thread([this] { pool_->Run(listen_fd_); });
+  if (tls_context_) {
+    tls_listener_ = std::thread([this] { pool_->Run(tls_listen_fd_, tls_context_.get()); });
+  }
   return absl::OkStatus();
 }
 
@@ -390,9 +462,12 @@ void DicomReceiver::Stop() {
   if (!pool_) return;
   pool_->Stop();  // no new connections; running associations finish
   if (listener_.joinable()) listener_.join();
+  if (tls_listener_.joinable()) tls_listener_.join();
   pool_.reset();
-  if (listen_fd_ >= 0) close(listen_fd_);
-  listen_fd_ = -1;
+  for (int* fd : {&listen_fd_, &tls_listen_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
 }
 
 }  // namespace rdg::agent

@@ -6,7 +6,8 @@
 // the DICOM status that fits and an Error Comment with the reason: C000 (cannot understand:
 // not DICOM, malformed, an invalid ECG, a file that crashed the parser), A900 (the data set is
 // not the SOP class or instance the request named), A700 (out of resources: larger than the
-// gateway accepts, the agent's disk, the checks busy).
+// gateway accepts, the agent's disk, the checks busy). With dicom.tls, a second listener takes
+// DICOM over TLS (tls_tunnel.h) and serves it the same way.
 #pragma once
 
 #include <atomic>
@@ -22,6 +23,8 @@
 
 namespace rdg::agent {
 
+class TlsServerContext;
+
 class DicomReceiver {
  public:
   DicomReceiver(const rdg::v1::DicomListener& config, Outbox& outbox, const ObjectCheck& check);
@@ -30,6 +33,8 @@ class DicomReceiver {
   //! Starts listening on the configured HOST:PORT (port 0: a free port, see port()).
   absl::Status Start();
   int port() const { return port_; }
+  //! The DICOM TLS listener's port (dicom.tls.listen), 0 without one.
+  int tls_port() const { return tls_port_; }
   //! Stops accepting associations, lets the running ones finish (up to `grace`), and returns.
   void Stop();
 
@@ -45,8 +50,12 @@ class DicomReceiver {
   const ObjectCheck& check_;
   std::unique_ptr<Pool> pool_;
   std::thread listener_;
+  std::thread tls_listener_;
+  std::unique_ptr<TlsServerContext> tls_context_;
   int port_ = 0;
   int listen_fd_ = -1;
+  int tls_port_ = 0;
+  int tls_listen_fd_ = -1;
   std::atomic<int64_t> received_{0};
   std::atomic<int64_t> refused_{0};
 };

@@ -78,7 +78,19 @@ void Forwarder::Work() {
         wake_.wait_for(lock, absl::ToChronoMilliseconds(paused_until_ - now));
         continue;
       }
-      item = outbox_.Take(now);
+      if (suspect_in_flight_) {  // a suspect is being sent alone: wait for its outcome
+        wake_.wait_for(lock, std::chrono::seconds(1));
+        continue;
+      }
+      if (outbox_.HasDueSuspect(now)) {
+        if (in_flight_ > 0) {  // let the uploads in flight end first
+          wake_.wait_for(lock, std::chrono::seconds(1));
+          continue;
+        }
+        item = outbox_.TakeSuspect(now);
+        suspect_in_flight_ = item.has_value();
+      }
+      if (!item) item = outbox_.Take(now);
       if (!item) {
         // Nothing due: sleep until woken, the next backoff ends, or a second passes.
         absl::Duration wait = absl::Seconds(1);
@@ -91,6 +103,7 @@ void Forwarder::Work() {
     Forward(*item);
     std::lock_guard<std::mutex> lock(mu_);
     --in_flight_;
+    suspect_in_flight_ = false;
     wake_.notify_all();
   }
 }
@@ -117,6 +130,7 @@ void Forwarder::Forward(const OutboxItem& item) {
   }
   const std::string error = absl::StrCat(clients::StatusCodeName(status.error_code()), ": ",
                                          status.error_message());
+  if (Quarantined(item, outcome, error, now)) return;
   switch (ClassifyFailure(status.error_code())) {
     case FailureKind::kRefused: {
       std::string reason = error;
@@ -155,6 +169,30 @@ void Forwarder::Forward(const OutboxItem& item) {
       return;
     }
   }
+}
+
+bool Forwarder::Quarantined(const OutboxItem& item, const clients::UploadOutcome& outcome,
+                            const std::string& error, absl::Time now) {
+  // The whole object went out with `commit`, and the call ended without the gateway's answer:
+  // the gateway (or the link) went away while it processed the object. Our own shutdown is not
+  // the object's fault.
+  if (!outcome.commit_sent || outcome.answered_by_gateway || stopping_) return false;
+  const int losses = outbox_.RecordProcessingFailure(item.id);
+  LOG(WARNING) << "forwarder: item " << item.id << " lost the gateway while it was processed ("
+               << losses << " of " << config_.quarantine_after() << "): " << error;
+  if (losses < config_.quarantine_after()) return false;
+  const std::string reason = absl::StrCat(
+      "the gateway failed while processing this object: the connection was lost ", losses,
+      " times after the object was sent in full, the last times with nothing else in flight "
+      "(last: ", error, "). Quarantined so that the rest of the outbox can flow; once the "
+      "gateway is fixed: rdg-clinic agent dead-letters --retry ", item.id);
+  if (auto s = outbox_.Dead(item.id, reason, now); !s.ok()) {
+    LOG(ERROR) << "forwarder: cannot quarantine item " << item.id << ": " << s;
+    return false;
+  }
+  LOG(ERROR) << "forwarder: item " << item.id << " quarantined in dead-letter after " << losses
+             << " losses of the gateway while it was processed";
+  return true;
 }
 
 }  // namespace rdg::agent

@@ -3,7 +3,10 @@
 // (gateway down, network gone, certificate not accepted) pauses every worker with exponential
 // backoff and full jitter and charges no item; other transient failures back the item off alone.
 // The gateway's verdict on an object (invalid, conflicting, too large) sends it to dead-letter
-// with the reason: never retried forever, never dropped silently.
+// with the reason: never retried forever, never dropped silently. An object during whose commit
+// the gateway went away (it crashed, or the link broke) becomes a suspect: it is sent again
+// alone, and after forwarder.quarantine_after such losses it goes to dead-letter, so that an
+// object the gateway fails on cannot crash it in a loop or hold the rest of the outbox.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -47,6 +50,10 @@ class Forwarder {
  private:
   void Work();
   void Forward(const OutboxItem& item);
+  //! After a failed attempt: counts a loss of the gateway during the commit, and quarantines
+  //! the item when it reached the limit. True when the item went to dead-letter.
+  bool Quarantined(const OutboxItem& item, const clients::UploadOutcome& outcome,
+                   const std::string& error, absl::Time now);
   absl::Duration Backoff(int failures);
 
   const rdg::v1::Forwarder config_;
@@ -62,6 +69,7 @@ class Forwarder {
   absl::Time paused_until_;                //!< guarded by mu_: gateway unreachable until then
   int connectivity_failures_ = 0;          //!< guarded by mu_: consecutive
   int in_flight_ = 0;                      //!< guarded by mu_
+  bool suspect_in_flight_ = false;         //!< guarded by mu_: a suspect is being sent alone
   std::vector<std::thread> workers_;
 };
 

@@ -71,6 +71,32 @@ bool SendAll(int fd, const std::string& data) {
   return true;
 }
 
+//! Ends a connection so that what was sent (an ACK) reaches a sender that is still sending:
+//! closing a socket with unread input makes the kernel answer RST, which destroys the ACK in
+//! flight before a send-then-read client reads it. So: FIN after the queued bytes, then read
+//! and drop what the sender still sends until it closes too — at most kDrainBytes or kDrainTime,
+//! so a sender that never stops cannot hold the thread.
+void CloseGracefully(int fd) {
+  constexpr int64_t kDrainBytes = 16 << 20;
+  constexpr absl::Duration kDrainTime = absl::Seconds(5);
+  shutdown(fd, SHUT_WR);
+  const absl::Time until = absl::Now() + kDrainTime;
+  char sink[64 * 1024];
+  for (int64_t drained = 0; drained < kDrainBytes;) {
+    const absl::Duration left = until - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    pollfd p{fd, POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) break;
+    const ssize_t n = recv(fd, sink, sizeof(sink), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the sender closed its side (or the connection is gone)
+    drained += n;
+  }
+  close(fd);
+}
+
 std::string Frame(const std::string& message) {
   return absl::StrCat(std::string(1, kStartBlock), message, std::string(1, kEndBlock),
                       std::string(1, kCarriageReturn));
@@ -129,7 +155,7 @@ void MllpListener::AcceptLoop() {
     connections_.Spawn([this, fd, peer = PeerName(addr)] {
       Serve(fd, peer);
       Forget(fd);
-      close(fd);
+      CloseGracefully(fd);
     });
   }
 }
@@ -257,13 +283,34 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
     if (std::optional<rdg::v1::Hl7Acknowledgement> ack = ingest::AckOf(parsed.status())) {
       return Frame(ack->message());
     }
-    return own_ack(absl::IsInvalidArgument(parsed.status()) ? formats::Hl7AckCode::kReject
-                                                            : formats::Hl7AckCode::kError,
+    // Never acceptable (malformed, larger than the gateway takes): reject; otherwise an error
+    // the sender may retry.
+    const bool never = absl::IsInvalidArgument(parsed.status()) ||
+                       absl::IsResourceExhausted(parsed.status());
+    return own_ack(never ? formats::Hl7AckCode::kReject : formats::Hl7AckCode::kError,
                    std::string(parsed.status().message()));
   }
-  const std::string control_id = parsed->hl7_header ? parsed->hl7_header->control_id : "";
-  absl::StatusOr<int64_t> id =
-      outbox_.Add(temp, rdg::v1::HL7V2_LAB, control_id, absl::StrCat("hl7 ", peer), now);
+  // The gateway's identity rule, as far as the agent's four weeks of history know: a message
+  // under an identity (sender and control ID) already used by a different message is refused as
+  // the gateway would; the same message sent again is acknowledged and not queued twice.
+  const std::string identity = parsed->object.sop_instance_uid;
+  if (std::optional<std::string> known = outbox_.KnownContent(rdg::v1::HL7V2_LAB, identity)) {
+    (void)storage::RemoveFile(temp);
+    if (*known == parsed->object.content_key) {
+      VLOG(1) << "hl7: message from " << peer << " sent again; acknowledged, not queued twice";
+      return Frame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept,
+                                        nullptr, now, ack_id));
+    }
+    ++refused_;
+    LOG(INFO) << "hl7: message from " << peer << " refused: its control ID is already used";
+    formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "MSH^1^10",
+                              "message control ID already used for a different message"};
+    return Frame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kError, &why, now,
+                                      ack_id));
+  }
+  absl::StatusOr<int64_t> id = outbox_.Add(temp, rdg::v1::HL7V2_LAB, identity,
+                                           absl::StrCat("hl7 ", peer), now,
+                                           parsed->object.content_key);
   if (!id.ok()) {
     (void)storage::RemoveFile(temp);
     ++refused_;

@@ -5,14 +5,19 @@
 // acknowledged; anything else is refused to the device with the reason, and nothing is queued.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/ingest/object_parser.h"
 #include "rdg/v1/agent_config.pb.h"
+#include "rdg/v1/ingest.pb.h"
 
 namespace rdg::agent {
 
@@ -23,7 +28,16 @@ class ObjectCheck {
   static absl::StatusOr<std::unique_ptr<ObjectCheck>> Start(const rdg::v1::AgentChecks& config);
   //! With any parser (unit tests: in-process).
   ObjectCheck(std::unique_ptr<ingest::ObjectParser> parser, int64_t max_object_bytes)
-      : parser_(std::move(parser)), max_object_bytes_(max_object_bytes) {}
+      : configured_max_object_bytes_(max_object_bytes),
+        max_object_bytes_(max_object_bytes),
+        parser_(std::move(parser)) {}
+
+  //! Takes the gateway's own limits (IngestService.GetIngestLimits): the smaller object size
+  //! and the gateway's lab message size apply at once; when the gateway parses with another
+  //! nesting or element limit, new parser processes with the gateway's values replace the
+  //! running ones (checks in progress finish on the old ones). Returns what changed, for the
+  //! log ("" when nothing did).
+  absl::StatusOr<std::string> Adopt(const rdg::v1::IngestLimits& gateway);
 
   //! The parsed object in `path`, or why it cannot be accepted:
   //! - INVALID_ARGUMENT: never acceptable (not DICOM, malformed, an invalid ECG, a parser crash);
@@ -36,8 +50,13 @@ class ObjectCheck {
                                              const std::string& ack_control_id) const;
 
  private:
-  std::unique_ptr<ingest::ObjectParser> parser_;
-  const int64_t max_object_bytes_;
+  const int64_t configured_max_object_bytes_;
+  std::atomic<int64_t> max_object_bytes_;
+  std::atomic<int64_t> max_lab_message_bytes_{0};  //!< 0: the gateway has not said
+  mutable absl::Mutex mu_;
+  std::shared_ptr<ingest::ObjectParser> parser_ ABSL_GUARDED_BY(mu_);
+  //! The parser processes' settings, when Start() made them (Adopt restarts them).
+  std::optional<rdg::v1::ParserConfig> parsing_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rdg::agent

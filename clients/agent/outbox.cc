@@ -39,11 +39,56 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_by_state ON outbox (state, id);
 CREATE INDEX IF NOT EXISTS outbox_by_done ON outbox (done_at) WHERE done_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS agent_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS operator_actions (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at      INTEGER NOT NULL,
+  actor   TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  item    INTEGER NOT NULL,
+  detail  TEXT NOT NULL
+);
 )sql";
+
+// Columns added after the first release, for outboxes created before them.
+constexpr std::pair<const char*, const char*> kAddedColumns[] = {
+    {"processing_failures",
+     "ALTER TABLE outbox ADD COLUMN processing_failures INTEGER NOT NULL DEFAULT 0"},
+    {"content_key", "ALTER TABLE outbox ADD COLUMN content_key TEXT NOT NULL DEFAULT ''"},
+};
+
+//! Creates the tables (and the columns later versions added) if missing.
+absl::Status EnsureSchema(Connection& db) {
+  if (auto s = db.Exec(kSchema); !s.ok()) return s;
+  static constexpr char kColumn[] =
+      "SELECT count(*) FROM pragma_table_info('outbox') WHERE name = ?";
+  for (const auto& [name, add] : kAddedColumns) {
+    auto q = db.Prepare(kColumn);
+    if (!q.ok()) return q.status();
+    (*q)->Bind(1, absl::string_view(name));
+    auto row = (*q)->Step();
+    if (!row.ok()) return row.status();
+    const bool present = (*q)->Int(0) > 0;
+    q->reset();
+    if (!present) {
+      if (auto s = db.Exec(add); !s.ok()) return s;
+    }
+  }
+  // Suspects are looked for before every upload: only the few rows that are suspects. Labels
+  // are looked up for every lab message (KnownContent).
+  return db.Exec(
+      "CREATE INDEX IF NOT EXISTS outbox_suspects ON outbox (id) "
+      "WHERE state = 'pending' AND processing_failures > 0;"
+      "CREATE INDEX IF NOT EXISTS outbox_by_label ON outbox (label, kind)");
+}
 
 // The columns ReadItem() reads, in its order (a macro: statements are cached by their static text).
 #define OUTBOX_ITEM_COLUMNS \
   "id, kind, file, size, sha256, label, source, received_at, attempts, session_id "
+
+// The oldest pending suspects (Outbox::TakeSuspect); one text, so one cached statement.
+constexpr char kNextSuspect[] =
+    "SELECT " OUTBOX_ITEM_COLUMNS
+    "FROM outbox WHERE state = 'pending' AND processing_failures > 0 ORDER BY id LIMIT ?";
 
 OutboxItem ReadItem(const Stmt& s) {
   OutboxItem it;
@@ -133,24 +178,32 @@ absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& data_dir
                                  data_dir + "/dead-letter"}) {
     if (auto s = storage::MakeDirectories(dir); !s.ok()) return s;
   }
-  auto db = Connection::Open(data_dir + "/agent.db");
+  auto db = OpenDatabase(data_dir);
   if (!db.ok()) return db.status();
-  if (auto s = (*db)->Exec(kSchema); !s.ok()) return s;
   auto outbox = std::unique_ptr<Outbox>(new Outbox(data_dir, *std::move(db)));
   if (auto s = outbox->Recover(); !s.ok()) return s;
   return outbox;
 }
 
-absl::StatusOr<OutboxStats> Outbox::ReadStats(const std::string& data_dir, absl::Time now) {
-  const std::string path = data_dir + "/agent.db";
+absl::StatusOr<std::unique_ptr<Connection>> Outbox::OpenDatabase(const std::string& data_dir) {
+  auto db = Connection::Open(data_dir + "/agent.db");
+  if (!db.ok()) return db.status();
+  if (auto s = EnsureSchema(**db); !s.ok()) return s;
+  return db;
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Outbox::OpenExisting(const std::string& data_dir) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) {
+  if (!fs::exists(data_dir + "/agent.db", ec)) {
     return absl::NotFoundError(
         absl::StrCat("no agent outbox in ", data_dir, " (has the agent run with this config?)"));
   }
-  auto db = Connection::Open(path);
+  return OpenDatabase(data_dir);
+}
+
+absl::StatusOr<OutboxStats> Outbox::ReadStats(const std::string& data_dir, absl::Time now) {
+  auto db = OpenExisting(data_dir);
   if (!db.ok()) return db.status();
-  if (auto s = (*db)->Exec(kSchema); !s.ok()) return s;
   return QueryStats(**db, now);
 }
 
@@ -193,7 +246,7 @@ std::string Outbox::NewTempPath() {
 
 absl::StatusOr<int64_t> Outbox::Add(const std::string& temp_path, rdg::v1::ObjectKind kind,
                                     const std::string& label, const std::string& source,
-                                    absl::Time now) {
+                                    absl::Time now, const std::string& content_key) {
   auto fail = [&temp_path](absl::Status s) {
     (void)storage::RemoveFile(temp_path);
     return s;
@@ -217,13 +270,13 @@ absl::StatusOr<int64_t> Outbox::Add(const std::string& temp_path, rdg::v1::Objec
   }
   std::lock_guard<std::mutex> lock(mu_);
   static constexpr char kInsert[] =
-      "INSERT INTO outbox (kind, file, size, sha256, label, source, received_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?)";
+      "INSERT INTO outbox (kind, file, size, sha256, label, source, received_at, content_key) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
   auto ins = db_->Prepare(kInsert);
   absl::Status s = ins.status();
   if (s.ok()) {
     (*ins)->Bind(1, static_cast<int64_t>(kind)).Bind(2, path).Bind(3, *size);
-    (*ins)->BindBlob(4, *digest).Bind(5, label).Bind(6, source).Bind(7, now);
+    (*ins)->BindBlob(4, *digest).Bind(5, label).Bind(6, source).Bind(7, now).Bind(8, content_key);
     s = (*ins)->Run();
   }
   if (!s.ok()) {
@@ -236,12 +289,38 @@ absl::StatusOr<int64_t> Outbox::Add(const std::string& temp_path, rdg::v1::Objec
 }
 
 std::optional<OutboxItem> Outbox::Take(absl::Time now) {
-  std::lock_guard<std::mutex> lock(mu_);
   // Among the first (taken + waiting + 1) pending rows there is one eligible, if any is.
   static constexpr char kNext[] =
       "SELECT " OUTBOX_ITEM_COLUMNS
-      "FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?";
-  auto q = db_->Prepare(kNext);
+      "FROM outbox WHERE state = 'pending' AND processing_failures = 0 ORDER BY id LIMIT ?";
+  return TakeFirst(kNext, now, /*mark_taken=*/true);
+}
+
+std::optional<OutboxItem> Outbox::TakeSuspect(absl::Time now) {
+  return TakeFirst(kNextSuspect, now, /*mark_taken=*/true);
+}
+
+bool Outbox::HasDueSuspect(absl::Time now) {
+  return TakeFirst(kNextSuspect, now, /*mark_taken=*/false).has_value();
+}
+
+int Outbox::RecordProcessingFailure(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  static constexpr char kCount[] =
+      "UPDATE outbox SET processing_failures = processing_failures + 1 WHERE id = ? "
+      "RETURNING processing_failures";
+  auto u = db_->Prepare(kCount);
+  if (!u.ok()) return 0;
+  (*u)->Bind(1, id);
+  auto row = (*u)->Step();
+  const int count = row.ok() && *row ? static_cast<int>((*u)->Int(0)) : 0;
+  u->reset();
+  return count;
+}
+
+std::optional<OutboxItem> Outbox::TakeFirst(const char* sql, absl::Time now, bool mark_taken) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto q = db_->Prepare(sql);
   if (!q.ok()) return std::nullopt;
   (*q)->Bind(1, static_cast<int64_t>(taken_.size() + waiting_.size() + 1));
   for (;;) {
@@ -251,9 +330,9 @@ std::optional<OutboxItem> Outbox::Take(absl::Time now) {
     if (taken_.count(id)) continue;
     if (auto w = waiting_.find(id); w != waiting_.end()) {
       if (w->second > now) continue;
-      waiting_.erase(w);
+      if (mark_taken) waiting_.erase(w);
     }
-    taken_.insert(id);
+    if (mark_taken) taken_.insert(id);
     return ReadItem(**q);
   }
 }
@@ -335,13 +414,37 @@ absl::Status Outbox::Dead(int64_t id, const std::string& reason, absl::Time now)
     const std::string text = absl::StrCat(
         "outbox item ", id, " (", item.source, ", received ",
         absl::FormatTime(absl::RFC3339_sec, item.received_at, absl::UTCTimeZone()), ")\n",
-        "refused by the gateway at ", absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()),
+        "moved to dead-letter at ", absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()),
         ":\n", reason, "\n");
     if (auto s = f->Append(text); !s.ok()) return s;
     if (auto s = f->Sync(); !s.ok()) return s;
   }
   if (auto s = storage::SyncDirectory(dead_dir_); !s.ok()) return s;
-  return SetItemState(id, "dead", reason, nullptr, now);
+  // The row follows its file (a dead letter queued again is sent from where it lies), in the
+  // same transaction as its new state.
+  if (auto s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  static constexpr char kMoved[] = "UPDATE outbox SET file = ? WHERE id = ?";
+  auto moved = db_->Prepare(kMoved);
+  absl::Status s = moved.status();
+  if (s.ok()) s = (*moved)->Bind(1, base + ext).Bind(2, id).Run();
+  if (s.ok()) s = SetItemState(id, "dead", reason, nullptr, now);
+  if (s.ok()) s = db_->Exec("COMMIT");
+  if (!s.ok()) (void)db_->Exec("ROLLBACK");
+  return s;
+}
+
+std::optional<std::string> Outbox::KnownContent(rdg::v1::ObjectKind kind,
+                                               const std::string& label) {
+  std::lock_guard<std::mutex> lock(mu_);
+  static constexpr char kKnown[] =
+      "SELECT content_key FROM outbox WHERE kind = ? AND label = ? AND state <> 'dead' "
+      "ORDER BY id DESC LIMIT 1";
+  auto q = db_->Prepare(kKnown);
+  if (!q.ok()) return std::nullopt;
+  (*q)->Bind(1, static_cast<int64_t>(kind)).Bind(2, label);
+  auto row = (*q)->Step();
+  if (!row.ok() || !*row) return std::nullopt;
+  return (*q)->Text(0);
 }
 
 int64_t Outbox::PendingCount() {

@@ -64,17 +64,38 @@ class Outbox {
   static absl::StatusOr<std::unique_ptr<Outbox>> Open(const std::string& data_dir);
   //! Read-only view for `rdg-clinic agent status` (works while the agent runs).
   static absl::StatusOr<OutboxStats> ReadStats(const std::string& data_dir, absl::Time now);
+  //! The outbox database of `data_dir` (agent.db), created or brought to the current schema.
+  static absl::StatusOr<std::unique_ptr<storage::sqlite_db::Connection>> OpenDatabase(
+      const std::string& data_dir);
+  //! The same for operators' tools: NOT_FOUND when the agent never ran with this data dir.
+  static absl::StatusOr<std::unique_ptr<storage::sqlite_db::Connection>> OpenExisting(
+      const std::string& data_dir);
 
   //! A fresh path under DATA/outbox/tmp for a receiver to write an object into.
   std::string NewTempPath();
   //! Makes the written temporary file durable and queues it; returns its id. On error the file
   //! is removed and nothing is queued (the device must be told the store failed).
+  //! `content_key`: what makes two HL7 messages the same message whatever their line ends
+  //! (the gateway's parser computes it), empty for DICOM.
   absl::StatusOr<int64_t> Add(const std::string& temp_path, rdg::v1::ObjectKind kind,
                               const std::string& label, const std::string& source,
-                              absl::Time now);
+                              absl::Time now, const std::string& content_key = "");
 
-  //! The oldest pending item not already taken and not waiting for `not_before`; marks it taken.
+  //! The content key of the newest item of `kind` with `label` that is pending or sent (kept
+  //! for four weeks), if any: how the agent applies the gateway's identity rule to lab messages.
+  std::optional<std::string> KnownContent(rdg::v1::ObjectKind kind, const std::string& label);
+
+  //! The oldest pending item not already taken, not waiting for `not_before` and not a suspect
+  //! (below); marks it taken.
   std::optional<OutboxItem> Take(absl::Time now);
+  //! The same among suspects: items whose upload lost the gateway while it processed them. The
+  //! forwarder sends a suspect only while nothing else is in flight, so that a second loss is
+  //! the item's own.
+  std::optional<OutboxItem> TakeSuspect(absl::Time now);
+  //! Whether a suspect is pending, not taken and due.
+  bool HasDueSuspect(absl::Time now);
+  //! Counts a loss of the gateway while it processed item `id`; returns the item's count.
+  int RecordProcessingFailure(int64_t id);
   //! Returns a taken item to the queue, due again at `not_before`, recording the failure.
   void Retry(int64_t id, const std::string& error, absl::Time not_before, absl::Time now);
   //! Remembers the gateway's upload session of an item (so a restart resumes it).
@@ -101,6 +122,7 @@ class Outbox {
  private:
   Outbox(std::string data_dir, std::unique_ptr<storage::sqlite_db::Connection> db);
   absl::Status Recover();
+  std::optional<OutboxItem> TakeFirst(const char* sql, absl::Time now, bool mark_taken);
   absl::Status SetItemState(int64_t id, const char* state, const std::string& error,
                             const SentInfo* info, absl::Time now);
 

@@ -569,10 +569,25 @@ int main(int argc, char** argv) {
   auto* agent_status = agent->add_subcommand(
       "status", "outbox depth and bytes, oldest item, forwarding rate, last error");
   agent_status->add_flag("--json", as_json, "machine-readable output");
+  auto* dead_letters = agent->add_subcommand(
+      "dead-letters", "list the objects the agent gave up on, queue them again, or remove one");
+  dead_letters->add_flag("--json", as_json, "machine-readable output");
+  rdg::agent::DeadLetterCommand dead_letter_command;
+  auto* retry_one = dead_letters->add_option("--retry", dead_letter_command.retry,
+                                             "queue dead letter ID again (once the cause is fixed)");
+  auto* retry_all = dead_letters->add_flag("--all", dead_letter_command.retry_all,
+                                           "queue every dead letter again");
+  auto* purge = dead_letters->add_option("--purge", dead_letter_command.purge,
+                                         "remove dead letter ID for good (recorded)");
+  retry_one->excludes(retry_all)->excludes(purge);
+  retry_all->excludes(purge);
 
   CLI11_PARSE(app, argc, argv);
   if (*agent) {
     if (*agent_status) return rdg::agent::RunAgentStatus(agent_config, as_json);
+    if (*dead_letters) {
+      return rdg::agent::RunDeadLetters(agent_config, dead_letter_command, as_json);
+    }
     return rdg::agent::RunAgent(agent_config, ready_file);
   }
   if (*reports) return RunReports(conn, cursor, watch, max_reports, as_json);

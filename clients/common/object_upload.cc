@@ -5,6 +5,8 @@
 #include <thread>
 #include <utility>
 
+#include "rdg/v1/call_metadata.h"
+
 namespace rdg::clients {
 
 void RateLimiter::Take(int64_t bytes) {
@@ -127,16 +129,19 @@ grpc::Status ObjectUpload::Stream(const ObjectSource& source, int64_t offset,
     msg.set_data(buf);
     offset += n;
     msg.set_commit(offset == source.size);
+    out.commit_sent = false;
     if (!writer->Write(msg)) {
       sent_all = false;  // the gateway ended the call early (error or already stored)
       break;
     }
     out.bytes_sent += n;
+    out.commit_sent = msg.commit();
     if (on_bytes) on_bytes(n);
     msg.Clear();
   } while (offset < source.size);
   if (sent_all) writer->WritesDone();
   grpc::Status s = writer->Finish();
+  out.answered_by_gateway = ctx.GetServerTrailingMetadata().count(rdg::v1::kAnsweredByGatewayKey) > 0;
   if (!s.ok()) return s;
   if (status.state() != rdg::v1::COMMITTED) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "upload interrupted before commit");

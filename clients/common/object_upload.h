@@ -47,6 +47,11 @@ struct UploadOutcome {
   std::optional<rdg::v1::Hl7Acknowledgement> hl7_ack;  //!< lab messages, also when rejected
   std::optional<int64_t> resumed_from;  //!< committed offset found at the first resume
   int64_t bytes_sent = 0;               //!< payload bytes sent, over all attempts
+  //! The last attempt handed the gateway the whole object with `commit` ...
+  bool commit_sent = false;
+  //! ... and its end came from the gateway's upload handler (a verdict, "busy", …), not from a
+  //! broken connection or gRPC itself.
+  bool answered_by_gateway = false;
 };
 
 class ObjectUpload {

@@ -120,8 +120,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   // Streams idle or stalled are a matter of the network, measured in real time: the platform's
   // (injectable, SLA) clock may be moved ahead by tests and simulations.
   static const RealClock real_clock;
-  p->ingest_service = std::make_unique<IngestServiceImpl>(*p->ingestor, *p->pool, *p->directory,
-                                                          config.limits(), real_clock);
+  p->ingest_service = std::make_unique<IngestServiceImpl>(
+      *p->ingestor, *p->pool, *p->directory, config.limits(), config.parsing(), real_clock);
   p->exam_service =
       std::make_unique<ExamServiceImpl>(*p->index, *p->blobs, *p->pool, *p->directory, clock);
   RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(config.tls().ca_file(), "tls.ca_file"));

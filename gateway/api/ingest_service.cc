@@ -7,6 +7,7 @@
 #include "gateway/api/call_support.h"
 #include "gateway/auth/rbac.h"
 #include "gateway/common/live_streams.h"
+#include "rdg/v1/call_metadata.h"
 #include "storage/status_macros.h"
 
 namespace rdg::api {
@@ -18,6 +19,9 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
   UploadReactor(IngestServiceImpl& service, grpc::CallbackServerContext* ctx,
                 rdg::v1::UploadStatus* response)
       : service_(service), response_(response) {
+    // Whatever the outcome, the client can tell the gateway's answer from a connection that
+    // broke (the edge agent quarantines an object the gateway repeatedly fails on).
+    ctx->AddTrailingMetadata(rdg::v1::kAnsweredByGatewayKey, "1");
     // The call's context is read here, on gRPC's thread; later only the stall sweep cancels it.
     auto principal = service_.Admit(ctx);
     absl::Status admitted = principal.ok()
@@ -283,6 +287,20 @@ grpc::ServerUnaryReactor* IngestServiceImpl::ListUploads(
     RDG_ASSIGN_OR_RETURN(auto principal, Admit(ctx));
     RDG_ASSIGN_OR_RETURN(*response,
                          ingestor_.List(principal, request->page_size(), request->page_token()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* IngestServiceImpl::GetIngestLimits(
+    grpc::CallbackServerContext* ctx, const rdg::v1::GetIngestLimitsRequest* request,
+    rdg::v1::IngestLimits* response) {
+  return RunUnary(ctx, pool_, *request, [this, ctx, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Admit(ctx));
+    (void)principal;
+    response->set_max_object_bytes(limits_.max_object_bytes());
+    response->set_max_lab_message_bytes(limits_.max_lab_message_bytes());
+    response->set_max_sequence_depth(parsing_.max_sequence_depth());
+    response->set_max_elements(parsing_.max_elements());
     return absl::OkStatus();
   });
 }

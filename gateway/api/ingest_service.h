@@ -22,8 +22,9 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
   //! `clock` times upload streams (idle, stalled): the real clock in the gateway.
   IngestServiceImpl(ingest::Ingestor& ingestor, WorkerPool& pool,
                     const config::InstitutionDirectory& directory, const rdg::v1::Limits& limits,
-                    const Clock& clock)
-      : ingestor_(ingestor), pool_(pool), directory_(directory), limits_(limits), clock_(clock) {}
+                    const rdg::v1::ParserConfig& parsing, const Clock& clock)
+      : ingestor_(ingestor), pool_(pool), directory_(directory), limits_(limits),
+        parsing_(parsing), clock_(clock) {}
 
   grpc::ServerUnaryReactor* OpenUpload(grpc::CallbackServerContext* ctx,
                                        const rdg::v1::OpenUploadRequest* request,
@@ -39,6 +40,9 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
   grpc::ServerUnaryReactor* ListUploads(grpc::CallbackServerContext* ctx,
                                         const rdg::v1::ListUploadsRequest* request,
                                         rdg::v1::ListUploadsResponse* response) override;
+  grpc::ServerUnaryReactor* GetIngestLimits(grpc::CallbackServerContext* ctx,
+                                            const rdg::v1::GetIngestLimitsRequest* request,
+                                            rdg::v1::IngestLimits* response) override;
 
   //! Cancels upload streams that waited for the client longer than limits.upload_idle_seconds
   //! or have run longer than limits.max_upload_stream_seconds (their bytes stay resumable);
@@ -80,6 +84,7 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
   WorkerPool& pool_;
   const config::InstitutionDirectory& directory_;
   const rdg::v1::Limits limits_;
+  const rdg::v1::ParserConfig parsing_;
   const Clock& clock_;
   absl::Mutex streams_mu_;
   absl::flat_hash_map<const void*, Stream> streams_ ABSL_GUARDED_BY(streams_mu_);

@@ -1,13 +1,17 @@
 // The edge agent's outbox: durability order, taking and backing off, sent and dead items, crash
-// recovery, figures for `agent status`; and how forwarding failures are classified.
+// recovery, figures for `agent status`, suspects of a gateway failure, the operators' dead-letter
+// tools; and how forwarding failures are classified.
 #include "clients/agent/outbox.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
 #include <filesystem>
 
 #include "clients/agent/agent_config.h"
+#include "clients/agent/dead_letters.h"
 #include "clients/agent/forwarder.h"
 #include "clients/common/file_digest.h"
 #include "tests/mocks/temp_dir.h"
@@ -162,6 +166,151 @@ TEST_F(OutboxTest, AgentStateSurvivesReopening) {
   EXPECT_EQ(outbox_->GetState("unknown"), "");
 }
 
+TEST_F(OutboxTest, KnownContentIsTheNewestPendingOrSentItemsNotADeadOnes) {
+  auto add = [&](const std::string& label, const std::string& key) {
+    const std::string temp = outbox_->NewTempPath();
+    std::ofstream(temp, std::ios::binary) << key;
+    auto id = outbox_->Add(temp, rdg::v1::HL7V2_LAB, label, "hl7 LIS", kT0, key);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return *id;
+  };
+  EXPECT_FALSE(outbox_->KnownContent(rdg::v1::HL7V2_LAB, "hl7-LIS-1").has_value());
+  const int64_t a = add("hl7-LIS-1", "key-a");
+  EXPECT_EQ(outbox_->KnownContent(rdg::v1::HL7V2_LAB, "hl7-LIS-1"), "key-a");
+  EXPECT_FALSE(outbox_->KnownContent(rdg::v1::DICOM, "hl7-LIS-1").has_value());
+  ASSERT_TRUE(outbox_->Take(kT0).has_value());
+  ASSERT_TRUE(outbox_->Sent(a, {"ex-1", 5, 0}, kT0).ok());
+  EXPECT_EQ(outbox_->KnownContent(rdg::v1::HL7V2_LAB, "hl7-LIS-1"), "key-a");  // sent: still known
+  const int64_t b = add("hl7-LIS-2", "key-b");
+  ASSERT_TRUE(outbox_->Take(kT0).has_value());
+  ASSERT_TRUE(outbox_->Dead(b, "refused", kT0).ok());
+  // A dead letter was never accepted by the gateway: its identity is not taken by it.
+  EXPECT_FALSE(outbox_->KnownContent(rdg::v1::HL7V2_LAB, "hl7-LIS-2").has_value());
+}
+
+TEST_F(OutboxTest, SuspectsAreTakenOnlyOnTheirOwn) {
+  const int64_t a = Put("a", "A");
+  const int64_t b = Put("b", "B");
+  ASSERT_EQ(outbox_->Take(kT0)->id, a);
+  EXPECT_EQ(outbox_->RecordProcessingFailure(a), 1);
+  outbox_->Retry(a, "UNAVAILABLE: Socket closed", kT0 + absl::Seconds(1), kT0);
+  // Not due yet: nothing to send alone; the normal queue goes on without it.
+  EXPECT_FALSE(outbox_->HasDueSuspect(kT0));
+  EXPECT_EQ(outbox_->Take(kT0 + absl::Seconds(2))->id, b);
+  EXPECT_FALSE(outbox_->Take(kT0 + absl::Seconds(2)).has_value());
+  EXPECT_TRUE(outbox_->HasDueSuspect(kT0 + absl::Seconds(2)));
+  EXPECT_TRUE(outbox_->HasDueSuspect(kT0 + absl::Seconds(2)));  // looking does not take it
+  auto suspect = outbox_->TakeSuspect(kT0 + absl::Seconds(2));
+  ASSERT_TRUE(suspect.has_value());
+  EXPECT_EQ(suspect->id, a);
+  EXPECT_FALSE(outbox_->HasDueSuspect(kT0 + absl::Seconds(2)));
+  EXPECT_EQ(outbox_->RecordProcessingFailure(a), 2);
+}
+
+TEST_F(OutboxTest, ADeadLetterCanBeQueuedAgainAndIsSentFromTheDeadLetterFolder) {
+  const int64_t a = Put("quarantined bytes", "1.2.3");
+  ASSERT_TRUE(outbox_->Take(kT0).has_value());
+  EXPECT_EQ(outbox_->RecordProcessingFailure(a), 1);
+  ASSERT_TRUE(outbox_->Dead(a, "the gateway failed while processing this object", kT0).ok());
+
+  auto letters = ListDeadLetters(dir_.path());
+  ASSERT_TRUE(letters.ok()) << letters.status();
+  ASSERT_THAT(*letters, SizeIs(1));
+  const DeadLetter& d = (*letters)[0];
+  EXPECT_EQ(d.id, a);
+  EXPECT_EQ(d.label, "1.2.3");
+  EXPECT_EQ(d.source, "dicom TEST");
+  EXPECT_EQ(d.size, 17);
+  EXPECT_THAT(d.reason, HasSubstr("failed while processing"));
+  EXPECT_THAT(d.file, HasSubstr("/dead-letter/"));
+  EXPECT_EQ(testing::ReadFileBytes(d.file), "quarantined bytes");
+
+  auto queued = RetryDeadLetters(dir_.path(), a, "nurse", kT0 + absl::Minutes(5));
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  EXPECT_THAT(*queued, ::testing::ElementsAre(a));
+  EXPECT_THAT(*ListDeadLetters(dir_.path()), SizeIs(0));
+  EXPECT_THAT(Files("dead-letter"), ::testing::ElementsAre(fs::path(d.file).filename()));
+  // The running agent's outbox takes it (not as a suspect: the count starts over) ...
+  EXPECT_FALSE(outbox_->HasDueSuspect(kT0 + absl::Minutes(5)));
+  auto item = outbox_->Take(kT0 + absl::Minutes(5));
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->id, a);
+  EXPECT_EQ(item->path, d.file);
+  // ... and, once sent, nothing of it is left in the folder.
+  ASSERT_TRUE(outbox_->Sent(a, {"ex-1", 17, 0}, kT0 + absl::Minutes(6)).ok());
+  EXPECT_THAT(Files("dead-letter"), SizeIs(0));
+  auto actions = RecentOperatorActions(dir_.path(), 10);
+  ASSERT_TRUE(actions.ok()) << actions.status();
+  ASSERT_THAT(*actions, SizeIs(1));
+  EXPECT_EQ((*actions)[0].actor, "nurse");
+  EXPECT_EQ((*actions)[0].action, "retry");
+  EXPECT_EQ((*actions)[0].item, a);
+  EXPECT_EQ((*actions)[0].at, kT0 + absl::Minutes(5));
+}
+
+TEST_F(OutboxTest, RetryAllQueuesEveryDeadLetterAndUnknownIdsAreNamed) {
+  const int64_t a = Put("a", "A");
+  const int64_t b = Put("b", "B");
+  const int64_t c = Put("c", "C");
+  for (int64_t id : {a, b}) {
+    ASSERT_TRUE(outbox_->Take(kT0).has_value());
+    ASSERT_TRUE(outbox_->Dead(id, "refused", kT0).ok());
+  }
+  auto not_dead = RetryDeadLetters(dir_.path(), c, "nurse", kT0);
+  EXPECT_TRUE(absl::IsNotFound(not_dead.status())) << not_dead.status();
+  EXPECT_THAT(not_dead.status().message(), HasSubstr("item 3 is not a dead letter"));
+  EXPECT_TRUE(absl::IsNotFound(PurgeDeadLetter(dir_.path(), 99, "nurse", kT0)));
+  auto all = RetryDeadLetters(dir_.path(), std::nullopt, "nurse", kT0);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(*all, ::testing::ElementsAre(a, b));
+  EXPECT_EQ(outbox_->PendingCount(), 3);
+  EXPECT_FALSE(RetryDeadLetters(dir_.Join("no-agent-here"), std::nullopt, "nurse", kT0).ok());
+}
+
+TEST_F(OutboxTest, PurgeRemovesTheDeadLetterAndRecordsWhatItWas) {
+  const int64_t a = Put("unwanted", "1.2.840.5");
+  ASSERT_TRUE(outbox_->Take(kT0).has_value());
+  ASSERT_TRUE(outbox_->Dead(a, "INVALID_ARGUMENT: not a readable DICOM file", kT0).ok());
+  ASSERT_TRUE(PurgeDeadLetter(dir_.path(), a, "root (sudo by wang)", kT0).ok());
+  EXPECT_THAT(Files("dead-letter"), SizeIs(0));
+  EXPECT_THAT(*ListDeadLetters(dir_.path()), SizeIs(0));
+  EXPECT_EQ(outbox_->Stats(kT0).dead, 0);
+  auto actions = RecentOperatorActions(dir_.path(), 10);
+  ASSERT_THAT(*actions, SizeIs(1));
+  EXPECT_EQ((*actions)[0].action, "purge");
+  EXPECT_EQ((*actions)[0].actor, "root (sudo by wang)");
+  EXPECT_THAT((*actions)[0].detail, HasSubstr("1.2.840.5"));
+  EXPECT_THAT((*actions)[0].detail, HasSubstr(clients::ToHex(clients::Sha256OfBytes("unwanted"))));
+  EXPECT_THAT((*actions)[0].detail, HasSubstr("not a readable DICOM file"));
+}
+
+TEST_F(OutboxTest, AnOutboxOfTheFirstReleaseGainsTheNewColumns) {
+  outbox_.reset();
+  const std::string db_path = dir_.Join("old/agent.db");
+  fs::create_directories(dir_.Join("old"));
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  // The outbox table as the first release created it, with one pending item.
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER "
+                         "NOT NULL, file TEXT NOT NULL, size INTEGER NOT NULL, sha256 BLOB NOT "
+                         "NULL, label TEXT NOT NULL, source TEXT NOT NULL, received_at INTEGER NOT "
+                         "NULL, state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', "
+                         "'sent', 'dead')), attempts INTEGER NOT NULL DEFAULT 0, session_id TEXT "
+                         "NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '', error_at "
+                         "INTEGER, done_at INTEGER, exam_id TEXT NOT NULL DEFAULT '', bytes_sent "
+                         "INTEGER NOT NULL DEFAULT 0, resumed_from INTEGER);"
+                         "INSERT INTO outbox (kind, file, size, sha256, label, source, received_at)"
+                         " VALUES (1, 'x.dcm', 1, x'00', 'L', 'dicom OLD', 0);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto reopened = Outbox::Open(dir_.Join("old"));
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->PendingCount(), 1);               // the item is still there ...
+  EXPECT_EQ((*reopened)->RecordProcessingFailure(1), 1);  // ... and so is the new column
+}
+
 TEST(ForwarderTest, TheGatewaysVerdictIsFinalEverythingElseIsRetried) {
   EXPECT_EQ(ClassifyFailure(grpc::StatusCode::INVALID_ARGUMENT), FailureKind::kRefused);
   EXPECT_EQ(ClassifyFailure(grpc::StatusCode::ALREADY_EXISTS), FailureKind::kRefused);
@@ -212,6 +361,10 @@ TEST_F(AgentConfigTest, MistakesAreNamed) {
   EXPECT_THAT(why, HasSubstr("unknown SOP class 'XRAY'"));
   auto nothing = Load("data_dir: \"d\"\n" + kGateway);
   EXPECT_THAT(std::string(nothing.status().message()), HasSubstr("at least one of"));
+  auto tls = Load("data_dir: \"d\"\n" + kGateway +
+                  "dicom { listen: \"0.0.0.0:104\" ae_title: \"A\" tls { listen: \"x\" } }\n");
+  EXPECT_THAT(std::string(tls.status().message()), HasSubstr("dicom.tls.listen must be HOST:PORT"));
+  EXPECT_THAT(std::string(tls.status().message()), HasSubstr("certificate and private_key"));
 }
 
 }  // namespace

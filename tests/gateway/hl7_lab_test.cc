@@ -531,6 +531,7 @@ TEST(Hl7LabRejectTest, ReasonsAreSpecificAndCarryNoPatientData) {
               HasSubstr("ADT^A01"));
 }
 
+// What was seen: "not valid in the character set MSH-18 declares" when MSH-18 was empty.
 TEST(Hl7LabRejectTest, NonAsciiWithoutDeclaredCharsetSaysSo) {
   const LabParseOutcome out = ParseLabMessage(OneValue("ST", "\xC3\x28"));
   ASSERT_TRUE(out.rejection.has_value());

@@ -515,6 +515,8 @@ TEST_F(LabIngestTest, LongControlIdsAreNotCut) {
   EXPECT_NE(a->committed().sop_instance_uid(), b->committed().sop_instance_uid());
 }
 
+// What was seen: object ids squashed every character outside [A-Za-z0-9._-], so messages of
+// distinct senders (检验科 vs 化验室) collided and the second was refused "control ID already used".
 TEST_F(LabIngestTest, SendersAreComparedExactly) {
   std::string lab1 = LabMessage("MSG-9", "4.1", "N");
   std::string lab2 = LabMessage("MSG-9", "4.3", "N");

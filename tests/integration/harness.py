@@ -462,7 +462,7 @@ class Agent:
     forwarding to `gateway` as clinic `name`; restartable on the same data."""
 
     def __init__(self, workdir, gateway, name="clinic-a1", ae_title="RDG-AGENT", extra="",
-                 gateway_address=None, data_dir=None):
+                 gateway_address=None, data_dir=None, dicom_options=""):
         self.gateway_address = gateway_address  # e.g. a FlakyProxy in front of the gateway
         self.workdir = os.path.join(workdir, f"agent-{name}")
         os.makedirs(self.workdir, exist_ok=True)
@@ -470,15 +470,17 @@ class Agent:
         self.data_dir = data_dir or os.path.join(self.workdir, "data")
         self.inbox_dir = os.path.join(self.workdir, "inbox")
         self.ae_title = ae_title
+        self.dicom_options = dicom_options  # more fields of the dicom { … } block
         self.config_path = os.path.join(self.workdir, "agent.textproto")
         self.log_path = os.path.join(self.workdir, "agent.log")
         self.name = name
         self.write_config(extra)
         self.proc = None
-        self.dicom_port = self.hl7_port = None
+        self.dicom_port = self.hl7_port = self.dicom_tls_port = None
 
     def write_config(self, extra=""):
         pki = self.gateway.pki
+        dicom_options = f" {self.dicom_options}" if self.dicom_options else ""
         with open(self.config_path, "w") as f:
             f.write(f"""
 data_dir: "{self.data_dir}"
@@ -488,7 +490,7 @@ gateway {{
   certificate: "{pki}/{self.name}.pem"
   private_key: "{pki}/{self.name}.key"
 }}
-dicom {{ listen: "127.0.0.1:0" ae_title: "{self.ae_title}" }}
+dicom {{ listen: "127.0.0.1:0" ae_title: "{self.ae_title}"{dicom_options} }}
 hl7 {{ listen: "127.0.0.1:0" }}
 inbox {{ dir: "inbox" poll_seconds: 1 }}
 shutdown_grace_seconds: 5
@@ -503,6 +505,7 @@ shutdown_grace_seconds: 5
              "--ready-file", ready], ready, self.log_path, "agent", timeout)
         info = json.loads(text)
         self.dicom_port, self.hl7_port = info["dicom_port"], info["hl7_port"]
+        self.dicom_tls_port = info.get("dicom_tls_port", 0)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
@@ -570,6 +573,22 @@ shutdown_grace_seconds: 5
         if proc.returncode != 0:
             raise AssertionError(f"mllp_send failed: {proc.stderr.decode(errors='replace')}")
         return [a for a in proc.stdout.decode("utf-8", errors="replace").split("\n") if a.strip()]
+
+
+def distinct_cts(folder, count, first=900, description=None):
+    """`count` copies of pydicom's CT_small, each its own instance (a new SOP Instance UID ending
+    in `first`, `first`+1, …) as a modality writes them; `description` as Study Description."""
+    import pydicom
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i in range(count):
+        ds = pydicom.dcmread(os.path.join(PYDICOM_FILES, "CT_small.dcm"))
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{first + i}"
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        if description:
+            ds.StudyDescription = description
+        paths.append(write_dicom(ds, os.path.join(folder, f"ct{first + i}.dcm")))
+    return paths
 
 
 def dicom_dataset_bytes(data):

@@ -77,6 +77,8 @@ def dicom_corpus():
                                    item(1 << 30) + b"abcd", b"1.2.840.10008.1.2.4.50"),
         "one_million_elements": obj(8, many_elements(1000000)),
         "stray_item_delimiter": obj(9, ITEM_END),
+        "nested_unclosed_5000": obj(10, nested(5000, False)),
+        "nested_unclosed_10000": obj(11, nested(10000, False)),
         "jpeg_renamed": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00" + b"\x00" * 2000,
         "png_renamed": b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000,
         "pdf_renamed": b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n" * 20,

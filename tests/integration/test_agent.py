@@ -417,20 +417,21 @@ class AgentTest(harness.GatewayTestCase):
         bad = harness.write_dicom(ds, os.path.join(self.workdir, "changed-ct.dcm"))
         good = self.copies(2)
         self.agent.storescu(bad, *good)
-        # A lab message reusing a control ID with other content: ALREADY_EXISTS, ACK AE.
+        # A lab message the clinic uploaded directly, then another under its control ID through
+        # the agent (which has not seen the first): ALREADY_EXISTS at the gateway, ACK AE.
         first = lab_corpus.message("DUP-1", lab_corpus.NORMAL_PANEL)
         second = lab_corpus.message("DUP-1", lab_corpus.CRITICAL_POTASSIUM)
+        paths = []
         for i, m in enumerate([first, second]):
-            path = os.path.join(self.workdir, f"dup{i}.hl7")
-            with open(path, "wb") as f:
-                f.write(lab_corpus.mllp(m))
-            self.assertIn("MSA|AA|DUP-1", self.agent.mllp_send(path)[0])
-            if i == 0:
-                self.agent.wait_drained(1)
+            paths.append(os.path.join(self.workdir, f"dup{i}.hl7"))
+            with open(paths[-1], "wb") as f:
+                f.write(m if i == 0 else lab_corpus.mllp(m))
+        self.clinic("clinic-a1").json("upload", paths[0])
+        self.assertIn("MSA|AA|DUP-1", self.agent.mllp_send(paths[1])[0])
         status = harness.wait_for(
             lambda: (lambda s: s if s["pending"] == 0 and s["dead_letter"] == 2 else None)(
                 self.agent.status()), 60, what="two dead letters")
-        self.assertEqual(status["sent"], 3)
+        self.assertEqual(status["sent"], 2)
         dead = sorted(os.listdir(status["dead_letter_dir"]))
         self.assertEqual(len(dead), 4, dead)
         reasons = {n: read(os.path.join(status["dead_letter_dir"], n)).decode()
@@ -446,6 +447,30 @@ class AgentTest(harness.GatewayTestCase):
         self.assertEqual(kept.StudyDescription, "changed after the first upload")
         self.assertEqual(self.agent.rows("SELECT max(attempts) FROM outbox WHERE state = 'dead'"),
                          [(1,)])
+
+    def test_a_control_id_the_agent_has_seen_is_refused_for_other_content(self):
+        """What was seen: a lab message reusing a control ID with other content got AA from the
+        agent and then became a dead letter. The agent applies the gateway's identity rule with
+        what it has received: other content under a used identity gets AE at once, the same
+        message sent again (other line ends, no trailing CR) gets AA and is not queued twice."""
+        self.agent.start()
+        first = lab_corpus.message("DUP-2", lab_corpus.NORMAL_PANEL)
+        other = lab_corpus.message("DUP-2", lab_corpus.CRITICAL_POTASSIUM)
+        again = first.replace(b"\r", b"\n")
+        answers = []
+        for i, m in enumerate([first, other, again]):
+            path = os.path.join(self.workdir, f"dup2-{i}.hl7")
+            with open(path, "wb") as f:
+                f.write(lab_corpus.mllp(m))
+            answers.append(self.agent.mllp_send(path)[0])
+        print(f"\n  other content under DUP-2: {answers[1][:150]}")
+        self.assertIn("MSA|AA|DUP-2", answers[0])
+        self.assertIn("MSA|AE|DUP-2", answers[1])
+        self.assertIn("control ID already used", answers[1])
+        self.assertIn("MSA|AA|DUP-2", answers[2])
+        status = self.agent.wait_drained(1)
+        self.assertEqual((status["sent"], status["dead_letter"]), (1, 0))
+        self.assertEqual(self.agent.rows("SELECT count(*) FROM outbox"), [(1,)])
 
     def test_reports_come_back_into_the_inbox_verified(self):
         self.agent.start()

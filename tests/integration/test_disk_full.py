@@ -1,31 +1,17 @@
 """A gateway whose disk fills (issue 12): clinics are told the gateway is busy (UNAVAILABLE, not a
 refusal), the edge agent dead-letters nothing, and once space returns every upload completes
-without a restart. The data dir is a small tmpfs the test mounts (root only) and unmounts."""
+without a restart. An agent whose disk fills (issue 13) answers each C-STORE A700 and keeps the
+association; once space returns the same objects are stored without a restart. The data dir is
+a small tmpfs the test mounts (root only) and unmounts."""
 import os
 import shutil
 import subprocess
 import tempfile
 
-import pydicom
-
 import harness
 
-CT_SMALL = os.path.join(harness.PYDICOM_FILES, "CT_small.dcm")
 
-
-def distinct_cts(folder, count):
-    """`count` CT files, each its own instance (new SOP Instance UID), as the modality writes."""
-    os.makedirs(folder, exist_ok=True)
-    paths = []
-    for i in range(count):
-        ds = pydicom.dcmread(CT_SMALL)
-        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{900 + i}"
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        paths.append(harness.write_dicom(ds, os.path.join(folder, f"ct{i}.dcm")))
-    return paths
-
-
-class DiskFullTest(harness.GatewayTestCase):
+class TmpfsTestCase(harness.GatewayTestCase):
 
     def setUp(self):
         if os.geteuid() != 0:
@@ -39,13 +25,8 @@ class DiskFullTest(harness.GatewayTestCase):
         self.addCleanup(subprocess.run, ["umount", "-l", self.mount], check=False)
         super().setUp()
 
-    def start_gateway_on_tmpfs(self):
-        self.gateway.stop()
-        self.gateway.data_dir = os.path.join(self.mount, "var")
-        self.gateway.start(port=0)
-
     def fill(self):
-        """Leaves the data dir's filesystem with no free space (the filler file is returned)."""
+        """Leaves the mounted filesystem with no free space (the filler file is returned)."""
         filler = os.path.join(self.mount, "filler")
         fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
@@ -59,12 +40,20 @@ class DiskFullTest(harness.GatewayTestCase):
             os.close(fd)
         return filler
 
+
+class DiskFullTest(TmpfsTestCase):
+
+    def start_gateway_on_tmpfs(self):
+        self.gateway.stop()
+        self.gateway.data_dir = os.path.join(self.mount, "var")
+        self.gateway.start(port=0)
+
     def test_full_disk_is_busy_not_refused_and_uploads_complete_when_space_returns(self):
         self.start_gateway_on_tmpfs()
         pid = self.gateway.proc.pid
         agent = harness.Agent(self.workdir, self.gateway).start()
         self.addCleanup(agent.stop)
-        files = distinct_cts(os.path.join(self.workdir, "in"), 6)
+        files = harness.distinct_cts(os.path.join(self.workdir, "in"), 6)
         filler = self.fill()
 
         # A clinic uploading directly: "busy", exit 2 (try again), not a rejection.
@@ -96,3 +85,40 @@ class DiskFullTest(harness.GatewayTestCase):
         self.assertEqual(self.gateway.proc.pid, pid)
         self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM objects"), [(6,)])
         self.assert_gateway_alive()
+
+
+class AgentDiskFullTest(TmpfsTestCase):
+
+    def test_agent_disk_full_answers_a700_keeps_the_association_and_recovers(self):
+        agent = harness.Agent(self.workdir, self.gateway,
+                              data_dir=os.path.join(self.mount, "agent-data")).start()
+        self.addCleanup(agent.stop)
+        pid = agent.proc.pid
+        files = harness.distinct_cts(os.path.join(self.workdir, "in"), 4)
+        agent.storescu(files[0])
+        agent.wait_drained(expect_sent=1)
+        filler = self.fill()
+
+        # Three objects over one association: each is answered "out of resources", none aborts it.
+        # -nh: go on after a refusal, as a device sends the rest of its batch; -d: show the
+        # responses with their Error Comment.
+        full = agent.storescu(*files[1:], check=False, options=("-nh", "-d"))
+        said = full.stdout + full.stderr
+        a700 = "0xa700: Refused: Out of resources"
+        print(f"\n  agent disk full, storescu: exit {full.returncode}; "
+              f"{said.count(a700)} responses A700")
+        self.assertNotIn("Peer aborted", said)
+        self.assertNotIn("Association Abort", said)
+        self.assertIn("Releasing Association", said)
+        self.assertEqual(said.count(a700), 3, said)
+        self.assertIn("agent cannot write to its disk", said)
+        self.assertIsNone(agent.proc.poll(), "the agent died")
+        self.assertEqual(agent.status()["pending"], 0)
+
+        # Space returns: the device's next attempt is stored, by the same agent process.
+        os.remove(filler)
+        agent.storescu(*files[1:])
+        agent.wait_drained(expect_sent=4)
+        self.assertEqual(agent.proc.pid, pid)
+        self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM objects"), [(4,)])
+        self.assertEqual(agent.status()["dead_letter"], 0)

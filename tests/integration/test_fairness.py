@@ -24,8 +24,19 @@ IDLE_STREAMS = 1000
 
 class FairnessTest(harness.GatewayTestCase):
 
+    # 16 upload streams for the whole gateway, 8 per institution: without the per-institution
+    # limit clinic-a1's idle streams would take all 16 and lock clinic-b1 out, as 256 did.
     extra_config = ("housekeeping_seconds: 1\n"
-                    "limits { max_concurrent_uploads_per_institution: 16 upload_idle_seconds: 3 }\n")
+                    "limits { max_concurrent_uploads: 16 max_concurrent_uploads_per_institution: 8 "
+                    "upload_idle_seconds: 8 }\n")
+    HELD = 8  # clinic-a1's streams the gateway takes: the flood and 7 idle ones
+
+    def uploads_in_flight(self):
+        request = urllib.request.Request(
+            f"{self.gateway.monitoring_url}/metrics",
+            headers={"Authorization": f"Bearer {self.gateway.monitoring_token}"})
+        text = urllib.request.urlopen(request, timeout=10).read().decode()
+        return int(re.search(r'^rdg_grpc_streams_active\{kind="upload"\} (\d+)$', text, re.M)[1])
 
     def aio_channel(self, name):
         return grpc.aio.secure_channel(self.gateway.address, self.credentials(name))
@@ -37,6 +48,15 @@ class FairnessTest(harness.GatewayTestCase):
             offset=0, data=b"x" * 100)
 
     def test_idle_streams_and_floods_of_one_clinic_do_not_stop_another(self):
+        # What was seen: one clinic holding 256 idle streams blocked every other institution's
+        # uploads ("gateway unreachable (… maximum number of uploads …)", still after 93 s), and
+        # one stream could send 150,000 empty or overlapping messages.
+        def other_clinic_uploads():
+            # While clinic-a1 holds its streams and floods: clinic-b1's upload, and how many
+            # upload streams were still held the moment it was stored.
+            stored = self.clinic("clinic-b1").json("upload", CT_SMALL, timeout=120)
+            return stored, self.uploads_in_flight()
+
         async def scenario():
             async with self.aio_channel("clinic-a1") as channel:
                 stub = ingest_pb2_grpc.IngestServiceStub(channel)
@@ -50,6 +70,8 @@ class FairnessTest(harness.GatewayTestCase):
                         await call.write(self.open_message(b"idle-%d" % i))
                     except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
                         pass  # refused at once: the institution's limit
+                # Meanwhile another clinic uploads through rdg-clinic.
+                other_task = asyncio.get_running_loop().run_in_executor(None, other_clinic_uploads)
                 sent = 0
                 try:
                     for _ in range(150000):
@@ -63,11 +85,9 @@ class FairnessTest(harness.GatewayTestCase):
                 except grpc.aio.AioRpcError as e:
                     flood_error = e
 
-                # Meanwhile another clinic uploads through rdg-clinic.
-                other = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: self.clinic("clinic-b1").json("upload", CT_SMALL, timeout=120))
+                other, held = await other_task
 
-                # The idle streams end on their own (idle limit 3 s, swept every second).
+                # The idle streams end on their own (idle limit 8 s, swept every second).
                 outcomes = {"refused_busy": 0, "ended_idle": 0, "other": 0}
                 for call in calls:
                     try:
@@ -80,12 +100,15 @@ class FairnessTest(harness.GatewayTestCase):
                             outcomes["ended_idle"] += 1
                         else:
                             outcomes["other"] += 1
-                return other, flood_error, sent, outcomes
+                return other, held, flood_error, sent, outcomes
 
-        other, flood_error, sent, outcomes = asyncio.run(scenario())
-        print(f"\n  clinic-b1 upload: {other['files'][0].get('ok')}; flood cut after {sent} messages: "
+        other, held, flood_error, sent, outcomes = asyncio.run(scenario())
+        print(f"\n  clinic-b1 upload: {other['files'][0].get('ok')} with {held} upload streams "
+              f"in flight; flood cut after {sent} messages: "
               f"{flood_error.code() if flood_error else None}; idle streams: {outcomes}")
         self.assertTrue(other["files"][0]["ok"], other)
+        # clinic-a1's idle streams were still held when clinic-b1's upload went through.
+        self.assertGreaterEqual(held, self.HELD - 1)
         self.assertIsNotNone(flood_error)
         self.assertEqual(flood_error.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("messages for an object of 4096 bytes", flood_error.details())

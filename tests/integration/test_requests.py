@@ -61,6 +61,7 @@ class UndecodableRequestTest(harness.GatewayTestCase):
         self.assert_gateway_alive()
 
     def test_unparsable_request_bytes_are_invalid_argument(self):
+        # What was seen: unparsable request bytes were answered UNIMPLEMENTED with an empty message.
         e = self.call("/rdg.v1.ExamService/ListExams", b"\xff\xff\xff\xff")
         print(f"\n  ListExams with garbage: {e.code().name}: {e.details()}")
         self.assertEqual(e.code(), grpc.StatusCode.INVALID_ARGUMENT)
