@@ -1,6 +1,11 @@
 #include "gateway/monitoring/http_server.h"
 
 #include <glog/logging.h>
+// cpp-httplib listens with a backlog of 5: with more connections arriving at once than the accept
+// loop takes in the same instant (a burst of idle connections, then a /healthz probe), the
+// kernel drops SYNs and the probe waits out TCP's retransmission backoff (1, 3, 7, 15 s …). The
+// kernel caps this at net.core.somaxconn. This file is the only one that includes httplib.h.
+#define CPPHTTPLIB_LISTEN_BACKLOG 4096
 #include <httplib.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>

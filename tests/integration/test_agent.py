@@ -223,7 +223,8 @@ class AgentTest(harness.GatewayTestCase):
     def test_idle_and_trickling_connections_do_not_lock_devices_out(self):
         """What was seen (issue 13): the accept path held a global lock across DCMTK's 30 s wait
         for the A-ASSOCIATE-RQ, so 3 idle TCP connections refused echoscu for ~91 s; 200 idle
-        connections made 214 threads."""
+        connections made 214 threads. Now echoscu, storescu and a lab sender go through with
+        200 idle and 8 trickling DICOM and 8 trickling MLLP connections open."""
         import socket
         self.agent.start()
         port = self.agent.dicom_port
@@ -232,25 +233,45 @@ class AgentTest(harness.GatewayTestCase):
         trickling = []
         for _ in range(8):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(b"\x01\x00\x00\x00\x00\xcd\x00\x01")
+            s.sendall(b"\x01\x00\x00\x00\x00\xcd\x00\x01")  # 205 bytes announced, 2 sent
             trickling.append(s)
+        # ... and on the MLLP port, 8 connections inside a message that never ends.
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", self.agent.hl7_port), timeout=10)
+            s.sendall(b"\x0bMSH|^~\\&|")
+            trickling.append(s)
+        lab = os.path.join(self.workdir, "lab.hl7")
+        with open(lab, "wb") as f:
+            f.write(lab_corpus.mllp(lab_corpus.message("IDLE-1", lab_corpus.NORMAL_PANEL)))
+        ct = self.copies(1)
         try:
+            took = {}
             started = time.monotonic()
             echo = run("echoscu", "-to", "10", "-ta", "10", "-aec", "RDG-AGENT", "127.0.0.1",
                        str(port))
-            took = time.monotonic() - started
+            took["echoscu"] = time.monotonic() - started
             self.assertEqual(echo.returncode, 0, echo.stdout + echo.stderr)
-            ct = self.copies(1)
+            started = time.monotonic()
             self.agent.storescu(*ct)
+            took["storescu"] = time.monotonic() - started
+            started = time.monotonic()
+            ack = self.agent.mllp_send(lab)
+            took["mllp_send"] = time.monotonic() - started
+            self.assertIn("MSA|AA|IDLE-1", ack[0])
             threads = harness.proc_status_kb(self.agent.proc.pid, "Threads")
-            print(f"\n  echoscu with 200 idle and 8 trickling connections open: {took:.2f} s; "
-                  f"agent threads {threads}")
-            # At most dicom.max_connections (64) connection threads, plus the agent's own.
-            self.assertLess(threads, 64 + 40)
+            print(f"\n  with 200 idle and 8 trickling DICOM connections and 8 trickling MLLP "
+                  f"connections open: " + ", ".join(f"{k} {v:.2f} s" for k, v in took.items()) +
+                  f"; agent threads {threads}")
+            # None waited for the idle or trickling connections (each would cost the 10 s
+            # association deadline or more).
+            self.assertLess(max(took.values()), 10)
+            # At most dicom.max_connections (64) and hl7.max_connections (8) connection threads,
+            # plus the agent's own.
+            self.assertLess(threads, 64 + 8 + 40)
         finally:
             for s in idle + trickling:
                 s.close()
-        self.agent.wait_drained(1)
+        self.agent.wait_drained(2)
 
     def test_trickling_and_idle_mllp_connections_do_not_lock_lab_senders_out(self):
         """What was seen (issue 13): 8 idle or byte-trickling MLLP connections (the idle timeout

@@ -290,6 +290,24 @@ class AgentHostileInputTest(harness.GatewayTestCase):
             if name.startswith("nested_"):
                 self.assertIn("nests sequences more than 64", comment)
         self.assert_nothing_queued(agent_pid)
+        # What was seen: 0000 for an empty data set and for missing or invalid UIDs.
+        e = hostile_corpus.element
+        no_instance_uid = (e(0x0008, 0x0016, "UI", b"1.2.840.10008.5.1.4.1.1.7") +
+                           e(0x0008, 0x0060, "CS", b"OT") + e(0x0010, 0x0020, "LO", b"H1") +
+                           e(0x0020, 0x000D, "UI", b"1.2.826.0.1.3680043.8.498.2") +
+                           e(0x0020, 0x000E, "UI", b"1.2.826.0.1.3680043.8.498.3"))
+        for name, request_uid, data in (
+                ("empty data set", "1.2.826.0.1.3680043.8.498.300.1", b""),
+                ("SOP Instance UID ../../x", "../../x", hostile_corpus.minimal_dataset("../../x")),
+                ("no SOP Instance UID", "1.2.826.0.1.3680043.8.498.300.2", no_instance_uid)):
+            status, comment = harness.raw_cstore(
+                self.agent.dicom_port, self.agent.ae_title, "MODALITY1",
+                "1.2.840.10008.5.1.4.1.1.7", request_uid, data)
+            print(f"  {name:45} {status if status is None else hex(status)}: {comment}")
+            self.assertIsNotNone(status, f"{name}: no C-STORE response: {comment}")
+            self.assertIn(status, (0xC000, 0xA900), f"{name}: {comment}")
+            self.assertGreater(len(comment), 15, f"{name}: too terse to act on")
+        self.assert_nothing_queued(agent_pid)
         # A good CT under another SOP Instance UID than its request names: A900, and the comment
         # stays printable ASCII within LO's 64 characters.
         ct = dataset_of(harness.read_bytes(hostile_corpus.CT_SMALL))
