@@ -156,4 +156,19 @@ class Connection {
   std::unordered_map<const char*, sqlite3_stmt*> cache_;
 };
 
+//! Runs `fn` (returning absl::Status or absl::StatusOr) inside BEGIN IMMEDIATE … COMMIT on `conn`,
+//! rolling back on any error. The caller serialises writers on
+//! `conn` (the index store's writer lock, the outbox's mutex).
+template <typename Fn>
+auto InWriteTransaction(Connection& conn, Fn fn) -> decltype(fn()) {
+  if (auto s = conn.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  auto result = fn();
+  absl::Status s = result.ok() ? conn.Exec("COMMIT") : absl::OkStatus();
+  if (!result.ok() || !s.ok()) {
+    conn.Exec("ROLLBACK").IgnoreError();
+    if (!s.ok()) return s;
+  }
+  return result;
+}
+
 }  // namespace rdg::storage::sqlite_db

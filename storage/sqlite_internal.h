@@ -143,18 +143,6 @@ auto CollectRows(Stmt& stmt, Read read) -> absl::StatusOr<std::vector<decltype(r
   }
 }
 
-//! Runs `fn` (returning absl::Status or absl::StatusOr) inside BEGIN IMMEDIATE … COMMIT on `conn`,
-//! rolling back on any error. The caller holds the writer lock.
-template <typename Fn>
-auto InWriteTransaction(Connection& conn, Fn fn) -> decltype(fn()) {
-  if (auto s = conn.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  auto result = fn();
-  absl::Status s = result.ok() ? conn.Exec("COMMIT") : absl::OkStatus();
-  if (!result.ok() || !s.ok()) {
-    conn.Exec("ROLLBACK").IgnoreError();
-    if (!s.ok()) return s;
-  }
-  return result;
-}
+using sqlite_db::InWriteTransaction;
 
 }  // namespace rdg::storage::sqlite_internal

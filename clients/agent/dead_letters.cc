@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <utility>
 
@@ -17,6 +16,7 @@ namespace rdg::agent {
 namespace {
 
 using storage::sqlite_db::Connection;
+using storage::sqlite_db::InWriteTransaction;
 using storage::sqlite_db::Stmt;
 
 #define DEAD_LETTER_COLUMNS \
@@ -35,11 +35,6 @@ DeadLetter ReadDeadLetter(const Stmt& s) {
   d.reason = s.Text(8);
   d.file = s.Text(9);
   return d;
-}
-
-//! The reason file Outbox::Dead writes beside a dead letter's object.
-std::string ReasonFileOf(const std::string& file) {
-  return std::filesystem::path(file).replace_extension(".reason.txt").string();
 }
 
 absl::StatusOr<std::optional<DeadLetter>> FindDeadLetter(Connection& db, int64_t id,
@@ -64,16 +59,6 @@ absl::Status Record(Connection& db, absl::Time now, const std::string& actor,
   if (!ins.ok()) return ins.status();
   return (*ins)->Bind(1, now).Bind(2, actor).Bind(3, absl::string_view(action)).Bind(4, item)
       .Bind(5, detail).Run();
-}
-
-//! Runs `body` in one write transaction (committed when it returns OK, rolled back otherwise).
-template <typename Body>
-absl::Status InTransaction(Connection& db, Body body) {
-  if (auto s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  absl::Status s = body();
-  if (s.ok()) s = db.Exec("COMMIT");
-  if (!s.ok()) (void)db.Exec("ROLLBACK");
-  return s;
 }
 
 absl::Status NotADeadLetter(int64_t id) {
@@ -122,7 +107,7 @@ absl::StatusOr<std::vector<int64_t>> RetryDeadLetters(const std::string& data_di
     static constexpr char kRequeue[] =
         "UPDATE outbox SET state = 'pending', session_id = '', processing_failures = 0, "
         "done_at = NULL WHERE id = ? AND state = 'dead'";
-    absl::Status s = InTransaction(**db, [&]() -> absl::Status {
+    absl::Status s = InWriteTransaction(**db, [&]() -> absl::Status {
       auto u = (*db)->Prepare(kRequeue);
       if (!u.ok()) return u.status();
       if (auto r = (*u)->Bind(1, d.id).Run(); !r.ok()) return r;
@@ -134,7 +119,7 @@ absl::StatusOr<std::vector<int64_t>> RetryDeadLetters(const std::string& data_di
     if (!s.ok()) return s;
     // The reason stays in the row and in the operator's record; the file beside the object
     // would only mislead whoever looks into the folder later.
-    (void)storage::RemoveFile(ReasonFileOf(d.file));
+    (void)storage::RemoveFile(DeadLetterReasonFile(d.file));
     queued.push_back(d.id);
   }
   return queued;
@@ -152,7 +137,7 @@ absl::Status PurgeDeadLetter(const std::string& data_dir, int64_t id, const std:
   static constexpr char kDelete[] = "DELETE FROM outbox WHERE id = ? AND state = 'dead'";
   // The row and the record first: a crash before the files go leaves files no row names, which
   // an operator can see in the folder, never a row whose object is gone.
-  absl::Status s = InTransaction(**db, [&]() -> absl::Status {
+  absl::Status s = InWriteTransaction(**db, [&]() -> absl::Status {
     auto del = (*db)->Prepare(kDelete);
     if (!del.ok()) return del.status();
     if (auto r = (*del)->Bind(1, id).Run(); !r.ok()) return r;
@@ -163,7 +148,7 @@ absl::Status PurgeDeadLetter(const std::string& data_dir, int64_t id, const std:
   });
   if (!s.ok()) return s;
   if (auto r = storage::RemoveFile(d.file); !r.ok() && !absl::IsNotFound(r)) return r;
-  if (auto r = storage::RemoveFile(ReasonFileOf(d.file)); !r.ok() && !absl::IsNotFound(r)) {
+  if (auto r = storage::RemoveFile(DeadLetterReasonFile(d.file)); !r.ok() && !absl::IsNotFound(r)) {
     return r;
   }
   return absl::OkStatus();

@@ -166,6 +166,10 @@ std::string DeadLetterName(const std::string& s) {
 
 }  // namespace
 
+std::string DeadLetterReasonFile(const std::string& dead_letter_file) {
+  return std::filesystem::path(dead_letter_file).replace_extension(".reason.txt").string();
+}
+
 Outbox::Outbox(std::string data_dir, std::unique_ptr<Connection> db)
     : data_dir_(std::move(data_dir)),
       objects_dir_(data_dir_ + "/outbox/objects"),
@@ -403,12 +407,12 @@ absl::Status Outbox::Dead(int64_t id, const std::string& reason, absl::Time now)
   q->reset();
   // The dead letter first (file, then reason), then the row: nothing is lost on a crash.
   const std::string base = absl::StrFormat("%s/%06d-%s", dead_dir_, id, DeadLetterName(item.label));
-  const std::string ext = item.kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm";
-  if (auto s = storage::RenameFile(item.path, base + ext); !s.ok() && !absl::IsNotFound(s)) {
+  const std::string file = base + (item.kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm");
+  if (auto s = storage::RenameFile(item.path, file); !s.ok() && !absl::IsNotFound(s)) {
     return s;
   }
   {
-    auto f = storage::File::OpenForAppend(base + ".reason.txt", /*create=*/true);
+    auto f = storage::File::OpenForAppend(DeadLetterReasonFile(file), /*create=*/true);
     if (!f.ok()) return f.status();
     if (auto s = f->Truncate(0); !s.ok()) return s;
     const std::string text = absl::StrCat(
@@ -422,15 +426,13 @@ absl::Status Outbox::Dead(int64_t id, const std::string& reason, absl::Time now)
   if (auto s = storage::SyncDirectory(dead_dir_); !s.ok()) return s;
   // The row follows its file (a dead letter queued again is sent from where it lies), in the
   // same transaction as its new state.
-  if (auto s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   static constexpr char kMoved[] = "UPDATE outbox SET file = ? WHERE id = ?";
-  auto moved = db_->Prepare(kMoved);
-  absl::Status s = moved.status();
-  if (s.ok()) s = (*moved)->Bind(1, base + ext).Bind(2, id).Run();
-  if (s.ok()) s = SetItemState(id, "dead", reason, nullptr, now);
-  if (s.ok()) s = db_->Exec("COMMIT");
-  if (!s.ok()) (void)db_->Exec("ROLLBACK");
-  return s;
+  return storage::sqlite_db::InWriteTransaction(*db_, [&]() -> absl::Status {
+    auto moved = db_->Prepare(kMoved);
+    if (!moved.ok()) return moved.status();
+    if (auto s = (*moved)->Bind(1, file).Bind(2, id).Run(); !s.ok()) return s;
+    return SetItemState(id, "dead", reason, nullptr, now);
+  });
 }
 
 std::optional<std::string> Outbox::KnownContent(rdg::v1::ObjectKind kind,

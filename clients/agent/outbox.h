@@ -102,7 +102,8 @@ class Outbox {
   void SetSession(int64_t id, const std::string& session_id);
   //! The gateway stored the item: its file is removed, the row kept as history.
   absl::Status Sent(int64_t id, const SentInfo& info, absl::Time now);
-  //! The gateway refused the item for good: file and reason go to DATA/dead-letter.
+  //! The gateway refused the item for good: file and reason (DeadLetterReasonFile) go to
+  //! DATA/dead-letter.
   absl::Status Dead(int64_t id, const std::string& reason, absl::Time now);
 
   //! Called after each successful Add (the forwarder's wake-up). Set before receivers start.
@@ -137,5 +138,9 @@ class Outbox {
   uint64_t counter_ = 0;                         //!< guarded by mu_
   std::function<void()> on_add_;
 };
+
+//! The file beside a dead letter's object that says why it was given up
+//! (`000042-label.dcm` → `000042-label.reason.txt`).
+std::string DeadLetterReasonFile(const std::string& dead_letter_file);
 
 }  // namespace rdg::agent
