@@ -92,6 +92,9 @@ struct ObjectRecord {
   //! HL7 messages: SHA-256 of the message's segments (formats::CanonicalHl7), so that a re-send
   //! with other line ends or framing is the same message; empty for DICOM.
   std::string content_key;
+  //! DICOM text that was not as its Specific Character Set declared, and how it was read
+  //! (formats::DicomSummary::text_notes); empty when all was. No PHI.
+  std::string text_notes;
 };
 
 struct ExamEventRecord {
@@ -177,6 +180,9 @@ struct WorklistQuery {
   std::vector<rdg::v1::ExamState> states;         //!< empty: ROUTED, CLAIMED, PRELIMINARY
   std::vector<std::string> exam_types;            //!< empty: any
   std::vector<rdg::v1::Priority> priorities;      //!< empty: any
+  //! Empty: any patient; else part of the patient's name (with or without the DICOM '^' and
+  //! '=' separators, ASCII letters in any case) or the exact patient ID.
+  std::string patient;
   int32_t limit = 100;
   std::string after;                              //!< cursor from a previous page
 };

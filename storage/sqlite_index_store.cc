@@ -354,12 +354,13 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
     RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
         "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, series_instance_uid, "
         "sop_class_uid, transfer_syntax_uid, modality, instance_number, kind, size, sha256, "
-        "received_at, content_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        "received_at, content_key, text_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     ins->Bind(1, obj.origin_institution).Bind(2, outcome.exam_id).Bind(3, obj.sop_instance_uid)
         .Bind(4, obj.series_instance_uid).Bind(5, obj.sop_class_uid)
         .Bind(6, obj.transfer_syntax_uid).Bind(7, obj.modality)
         .Bind(8, int64_t{obj.instance_number}).Bind(9, int64_t{obj.kind}).Bind(10, obj.size)
-        .Bind(11, obj.sha256_hex).Bind(12, obj.received_at).Bind(13, obj.content_key);
+        .Bind(11, obj.sha256_hex).Bind(12, obj.received_at).Bind(13, obj.content_key)
+        .Bind(14, obj.text_notes);
     RDG_RETURN_IF_ERROR(ins->Run());
     RDG_RETURN_IF_ERROR(InsertLabResults(outcome.exam_id, item.lab_results));
     {

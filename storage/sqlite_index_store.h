@@ -8,6 +8,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "storage/exam_text_repairs.h"
 #include "storage/index_store.h"
 
 namespace rdg::storage {
@@ -16,7 +17,7 @@ namespace sqlite_db {
 class Connection;
 }  // namespace sqlite_db
 
-class SqliteIndexStore final : public IndexStore {
+class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
  public:
   struct Options {
     int reader_connections = 4;
@@ -98,6 +99,12 @@ class SqliteIndexStore final : public IndexStore {
   absl::StatusOr<std::vector<QueueFigureRecord>> ListQueueFigures(absl::Time now) override;
   absl::Status AppendAudit(const AuditRecord& entry) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
+
+  absl::StatusOr<bool> RepairPending(const std::string& name) override;
+  absl::StatusOr<std::vector<ExamText>> ListExamText(const std::string& after_exam_id,
+                                                     int limit) override;
+  absl::Status RewriteExamText(const std::string& exam_id, const ExamRecord& text) override;
+  absl::Status FinishRepair(const std::string& name) override;
 
  private:
   //! A borrowed reader connection, returned to the pool on destruction.

@@ -44,7 +44,8 @@ inline UploadSessionRecord ReadSession(const Stmt& s) {
 
 #define RDG_OBJECT_COLUMNS                                                                   \
   "origin_institution, exam_id, sop_instance_uid, series_instance_uid, sop_class_uid, "     \
-  "transfer_syntax_uid, modality, instance_number, kind, size, sha256, received_at, content_key"
+  "transfer_syntax_uid, modality, instance_number, kind, size, sha256, received_at, content_key, " \
+  "text_notes"
 
 inline ObjectRecord ReadObject(const Stmt& s) {
   ObjectRecord r;
@@ -61,6 +62,7 @@ inline ObjectRecord ReadObject(const Stmt& s) {
   r.sha256_hex = s.Text(10);
   r.received_at = s.Time(11);
   r.content_key = s.Text(12);
+  r.text_notes = s.Text(13);
   return r;
 }
 

@@ -64,6 +64,9 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
   "AND state IN (SELECT value FROM json_each(?2)) "                                           \
   "AND (?3 IS NULL OR exam_type IN (SELECT value FROM json_each(?3))) "                       \
   "AND (?4 IS NULL OR priority IN (SELECT value FROM json_each(?4))) "                        \
+  "AND (?9 IS NULL OR patient_id = ?9 OR instr(lower(patient_name), lower(?9)) > 0 "         \
+  "     OR instr(lower(replace(replace(patient_name, '^', ''), '=', '')), lower(?9)) > 0 "     \
+  "     OR instr(lower(replace(replace(patient_name, '^', ' '), '=', ' ')), lower(?9)) > 0) "  \
   "AND (sla_due_at, priority, seq) > (?5, ?6, ?7) "                                           \
   "ORDER BY sla_due_at, priority, seq LIMIT ?8"
   static constexpr char kOpenSql[] =
@@ -77,6 +80,7 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
   if (!query.exam_types.empty()) q->Bind(3, JsonArray(query.exam_types));
   if (!query.priorities.empty()) q->Bind(4, JsonIntArray(query.priorities));
   q->Bind(5, after_due).Bind(6, after_priority).Bind(7, after_seq).Bind(8, limit + 1);
+  if (!query.patient.empty()) q->Bind(9, query.patient);
   WorklistPage page;
   int64_t last_seq = 0;
   for (;;) {

@@ -182,12 +182,15 @@ int RunExams(const rdg::clients::ConnectionOptions& conn, int limit, bool as_jso
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"EXAM", "RECEIVED", "TYPE", "PRIORITY", "STATE", "INSTANCES", "SIZE", "PATIENT ID", "STUDY DATE"}};
+      {"EXAM", "RECEIVED", "PATIENT", "SEX/AGE", "PATIENT ID", "TYPE", "DESCRIPTION", "PRIORITY",
+       "STATE", "INSTANCES", "SIZE"}};
   for (const auto& e : all.exams()) {
-    rows.push_back({e.exam_id(), rdg::clients::LocalTime(e.received_at()), e.exam_type(),
-                    rdg::v1::Priority_Name(e.priority()), rdg::v1::ExamState_Name(e.state()),
-                    std::to_string(e.instance_count()), HumanBytes(double(e.total_bytes())),
-                    e.patient().patient_id(), e.study_date()});
+    const std::vector<std::string> patient = rdg::clients::PatientCells(e);
+    rows.push_back({e.exam_id(), rdg::clients::LocalTime(e.received_at()), patient[0], patient[1],
+                    rdg::clients::Cell(e.patient().patient_id(), 20), e.exam_type(), patient[2],
+                    rdg::v1::Priority_Name(e.priority()) + (e.critical() ? " CRITICAL" : ""),
+                    rdg::v1::ExamState_Name(e.state()), std::to_string(e.instance_count()),
+                    HumanBytes(double(e.total_bytes()))});
   }
   rdg::clients::PrintTable(rows);
   return 0;
@@ -517,7 +520,8 @@ int main(int argc, char** argv) {
   upload->add_option("paths", paths, "files and folders")->required();
   upload->add_option("--parallel", options.parallel, "files in flight at once")->capture_default_str();
   upload->add_option("--priority", priority, "STAT, URGENT or ROUTINE")
-      ->check(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}))->capture_default_str();
+      ->transform(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}, CLI::ignore_case))
+      ->capture_default_str();
   upload->add_option("--max-rate", max_rate_mb, "cap the upload rate, MB/s (0: no cap)");
   upload->add_flag("--json", as_json, "machine-readable output");
 

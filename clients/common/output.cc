@@ -9,6 +9,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "gateway/formats/text.h"
+
 namespace rdg::clients {
 
 std::string HumanBytes(double bytes) {
@@ -47,20 +49,54 @@ std::string LocalTime(const google::protobuf::Timestamp& t) {
   return buf;
 }
 
-void PrintTable(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
+void PrintTable(const std::vector<std::vector<std::string>>& table) {
+  // Cells hold what devices and people sent: never a control character on the terminal.
+  std::vector<std::vector<std::string>> rows = table;
+  for (auto& row : rows) {
+    for (auto& cell : row) cell = formats::WithoutControls(formats::ToValidUtf8(cell));
+  }
+  std::vector<int> width;
   for (const auto& row : rows) {
     width.resize(std::max(width.size(), row.size()), 0);
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    for (size_t i = 0; i < row.size(); ++i) {
+      width[i] = std::max(width[i], formats::DisplayWidth(row[i]));
+    }
   }
   for (const auto& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+      line += i + 1 < row.size() ? formats::PadToWidth(row[i], width[i] + 2) : row[i];
     }
     std::printf("%s\n", line.c_str());
   }
+}
+
+std::string HumanDateTime(const std::string& t) {
+  const bool digits = std::all_of(t.begin(), t.begin() + std::min<size_t>(t.size(), 14),
+                                  [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || t.size() < 8) return t;
+  std::string out = t.substr(0, 4) + "-" + t.substr(4, 2) + "-" + t.substr(6, 2);
+  if (t.size() >= 12) out += " " + t.substr(8, 2) + ":" + t.substr(10, 2);
+  if (t.size() >= 14) out += ":" + t.substr(12, 2);
+  return out;
+}
+
+std::string Cell(const std::string& text, int width) {
+  return formats::TruncateToWidth(formats::ToValidUtf8(text), width);
+}
+
+std::vector<std::string> PatientCells(const rdg::v1::Exam& exam) {
+  const rdg::v1::Patient& p = exam.patient();
+  std::string age = p.age();
+  while (age.size() > 2 && age[0] == '0') age.erase(0, 1);  // "045Y" → "45Y"
+  std::string sex_age = p.sex();
+  if (!age.empty()) sex_age += (sex_age.empty() ? "" : " ") + age;
+  std::string what = exam.study_description();
+  if (!exam.body_part().empty() && what.find(exam.body_part()) == std::string::npos) {
+    what += (what.empty() ? "" : " · ") + exam.body_part();
+  }
+  const std::string& name = p.display_name().empty() ? p.name() : p.display_name();
+  return {Cell(name, 24), sex_age, Cell(what, 28)};
 }
 
 Progress::Progress(std::string what, int64_t total_items, int64_t total_bytes)

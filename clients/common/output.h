@@ -10,6 +10,8 @@
 #include <google/protobuf/message.h>
 #include <google/protobuf/timestamp.pb.h>
 
+#include "rdg/v1/common.pb.h"
+
 namespace rdg::clients {
 
 //! "12.3 MB", "512 B" (decimal units, as operators read network rates).
@@ -24,8 +26,19 @@ std::string ProtoToJson(const google::protobuf::Message& message);
 //! "2026-11-22 08:27" in the local time zone; "-" for an unset timestamp.
 std::string LocalTime(const google::protobuf::Timestamp& t);
 
-//! Prints rows with columns padded to their widest cell (the first row is the header).
+//! Prints rows with columns padded to their widest cell (the first row is the header), by display
+//! width: a Chinese character takes two columns, so 钾 and K line up.
 void PrintTable(const std::vector<std::vector<std::string>>& rows);
+
+//! An HL7/DICOM date-time (YYYYMMDD[HHMM[SS…]], the sender's local time) for people:
+//! "2026-11-29 13:01:08"; anything else unchanged.
+std::string HumanDateTime(const std::string& hl7_time);
+
+//! `text` cut to `width` display columns (ending in "…"), never in the middle of a character.
+std::string Cell(const std::string& text, int width);
+
+//! The table cells of an exam's patient and content: {"张三", "M 45Y", "胸部 CT · CHEST"}.
+std::vector<std::string> PatientCells(const rdg::v1::Exam& exam);
 
 //! A progress line redrawn on stderr while work runs, only when stderr is a terminal.
 class Progress {

@@ -38,8 +38,16 @@ struct WorklistFilter {
   std::vector<std::string> modalities;
   std::vector<std::string> priorities;
   std::vector<std::string> states;
+  std::string patient;
   int limit = 100;
 };
+
+//! The origin institution as people know it (its configured name), else its id.
+std::string Origin(const rdg::v1::Exam& e) {
+  return rdg::clients::Cell(
+      e.origin_institution_name().empty() ? e.origin_institution() : e.origin_institution_name(),
+      32);
+}
 
 int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_json) {
   rdg::v1::WorklistRequest req;
@@ -54,6 +62,7 @@ int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_jso
     rdg::v1::ExamState_Parse(s, &v);
     req.add_states(v);
   }
+  req.set_patient(f.patient);
   rdg::v1::WorklistResponse all;
   do {
     req.set_page_size(std::min(f.limit - all.items_size(), 1000));
@@ -69,13 +78,15 @@ int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_jso
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"EXAM", "DUE", "PRIORITY", "TYPE", "QUEUE", "FROM", "STATE", "CLAIMED BY", "INSTANCES"}};
+      {"EXAM", "DUE", "PRIORITY", "PATIENT", "SEX/AGE", "TYPE", "DESCRIPTION", "FROM", "QUEUE", "STATE",
+       "CLAIMED BY", "INSTANCES"}};
   for (const auto& item : all.items()) {
     const auto& e = item.exam();
+    const std::vector<std::string> patient = rdg::clients::PatientCells(e);
     rows.push_back({e.exam_id(), rdg::clients::LocalTime(item.sla_due_at()),
                     rdg::v1::Priority_Name(e.priority()) + (e.critical() ? " CRITICAL" : ""),
-                    e.exam_type(), e.queue(),
-                    e.origin_institution(), rdg::v1::ExamState_Name(e.state()),
+                    patient[0], patient[1], e.exam_type(), patient[2], Origin(e), e.queue(),
+                    rdg::v1::ExamState_Name(e.state()),
                     item.has_claim() ? item.claim().holder_user() : "",
                     std::to_string(e.instance_count())});
   }
@@ -242,7 +253,7 @@ int RunReports(ReadingService::Stub& stub, const std::string& exam_id, bool as_j
                     rdg::v1::ReportStatus_Name(v.content().status()), v.content().reader_user(),
                     rdg::clients::LocalTime(v.accepted_at()),
                     v.has_signature() ? rdg::v1::SignatureFormat_Name(v.signature().format()) : "-",
-                    v.content().impression().substr(0, 60)});
+                    rdg::clients::Cell(v.content().impression(), 60)});
   }
   rdg::clients::PrintTable(rows);
   return 0;
@@ -263,10 +274,11 @@ int RunPriors(ReadingService::Stub& stub, const std::string& exam_id, bool as_js
     std::cout << "no prior exams of this patient on the platform\n";
   } else {
     std::vector<std::vector<std::string>> rows = {
-        {"EXAM", "STUDY DATE", "TYPE", "FROM", "STATE", "DESCRIPTION"}};
+        {"EXAM", "STUDY DATE", "PATIENT", "SEX/AGE", "TYPE", "DESCRIPTION", "FROM", "STATE"}};
     for (const auto& e : resp.priors()) {
-      rows.push_back({e.exam_id(), e.study_date(), e.exam_type(), e.origin_institution(),
-                      rdg::v1::ExamState_Name(e.state()), e.study_description()});
+      const std::vector<std::string> patient = rdg::clients::PatientCells(e);
+      rows.push_back({e.exam_id(), e.study_date(), patient[0], patient[1], e.exam_type(),
+                      patient[2], Origin(e), rdg::v1::ExamState_Name(e.state())});
     }
     rdg::clients::PrintTable(rows);
   }
@@ -279,7 +291,8 @@ int RunPriors(ReadingService::Stub& stub, const std::string& exam_id, bool as_js
       std::string flags;
       for (const auto& f : l.abnormal_flags()) flags += (flags.empty() ? "" : ",") + f;
       if (l.critical()) flags += flags.empty() ? "CRITICAL" : " CRITICAL";
-      rows.push_back({l.code(), l.name(), l.observed_at(), l.value(), l.units(),
+      rows.push_back({l.code(), l.name(), rdg::clients::HumanDateTime(l.observed_at()), l.value(),
+                      l.units(),
                       l.reference_range(), flags, l.origin_institution(),
                       l.exam_id() == exam_id ? "(this exam)" : l.exam_id()});
     }
@@ -324,9 +337,12 @@ int main(int argc, char** argv) {
   WorklistFilter filter;
   worklist->add_option("--modality", filter.modalities, "only these exam types (CT, DX, ECG, …)");
   worklist->add_option("--priority", filter.priorities, "only these priorities")
-      ->check(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}));
+      ->transform(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}, CLI::ignore_case));
   worklist->add_option("--state", filter.states, "only these states (default ROUTED CLAIMED PRELIMINARY)")
-      ->check(CLI::IsMember({"ROUTED", "CLAIMED", "PRELIMINARY", "FINAL", "ESCALATED"}));
+      ->transform(CLI::IsMember({"ROUTED", "CLAIMED", "PRELIMINARY", "FINAL", "ESCALATED"},
+                                CLI::ignore_case));
+  worklist->add_option("--patient", filter.patient,
+                       "only this patient: part of the name (张, 张三, ZHANG) or the patient ID");
   worklist->add_option("--limit", filter.limit, "at most this many")->capture_default_str();
   worklist->add_flag("--json", as_json, "machine-readable output");
   auto* claim = app.add_subcommand("claim", "take an exam (a lease you renew while working)");

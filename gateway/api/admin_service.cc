@@ -6,6 +6,7 @@
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
 #include "gateway/auth/rbac.h"
+#include "gateway/formats/text.h"
 #include "gateway/monitoring/turnaround.h"
 #include "storage/status_macros.h"
 
@@ -113,7 +114,7 @@ void ToBreachProto(const storage::StageRecord& s, absl::Time now, rdg::v1::Breac
   out->set_stage(s.stage);
   out->set_queue(s.queue);
   out->set_priority(s.priority);
-  out->set_exam_type(s.exam_type);
+  out->set_exam_type(formats::ToValidUtf8(s.exam_type));  // from a device: may predate UTF-8
   out->set_origin_institution(s.origin_institution);
   *out->mutable_started_at() = ToTimestamp(s.started_at);
   *out->mutable_due_at() = ToTimestamp(s.due_at);

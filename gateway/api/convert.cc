@@ -1,5 +1,13 @@
 #include "gateway/api/convert.h"
 
+#include <glog/logging.h>
+
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/civil_time.h"
+#include "gateway/formats/text.h"
 #include "google/protobuf/util/time_util.h"
 #include "storage/digest.h"
 
@@ -17,24 +25,72 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
   return absl::FromUnixMicros(google::protobuf::util::TimeUtil::TimestampToMicroseconds(t));
 }
 
-rdg::v1::Exam ToProto(const storage::ExamRecord& r) {
+namespace {
+
+//! Text for a protobuf `string` field: a value that is not valid UTF-8 (an index row no repair
+//! could fix) is shown with U+FFFD rather than failing the whole listing, and logged.
+std::string Shown(const std::string& value, absl::string_view exam_id) {
+  if (formats::IsValidUtf8(value)) return value;
+  LOG(WARNING) << "exam " << exam_id << ": stored text is not UTF-8; shown with U+FFFD";
+  return formats::ToValidUtf8(value);
+}
+
+//! A DICOM date (YYYYMMDD) that names a real day.
+std::optional<absl::CivilDay> DicomDate(absl::string_view text) {
+  int y = 0, m = 0, d = 0;
+  if (text.size() != 8 || !absl::SimpleAtoi(text.substr(0, 4), &y) ||
+      !absl::SimpleAtoi(text.substr(4, 2), &m) || !absl::SimpleAtoi(text.substr(6, 2), &d)) {
+    return std::nullopt;
+  }
+  const absl::CivilDay day(y, m, d);
+  if (day.year() != y || day.month() != m || day.day() != d) return std::nullopt;  // 20260230
+  return day;
+}
+
+}  // namespace
+
+std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date) {
+  const std::optional<absl::CivilDay> birth = DicomDate(birth_date);
+  const std::optional<absl::CivilDay> exam = DicomDate(exam_date.substr(0, 8));
+  if (!birth || !exam || *exam < *birth) return "";
+  int months = static_cast<int>((exam->year() - birth->year()) * 12 + exam->month() - birth->month());
+  if (exam->day() < birth->day()) --months;
+  const int64_t days = *exam - *birth;
+  if (months >= 24) return absl::StrFormat("%03dY", std::min(months / 12, 999));
+  if (days >= 60) return absl::StrFormat("%03dM", months);
+  return absl::StrFormat("%03dD", days);
+}
+
+rdg::v1::Exam ToProto(const storage::ExamRecord& r,
+                      const config::InstitutionDirectory& institutions) {
   rdg::v1::Exam e;
-  e.set_exam_id(r.exam_id);
-  e.set_origin_institution(r.origin_institution);
+  const std::string& id = r.exam_id;
+  e.set_exam_id(id);
+  e.set_origin_institution(Shown(r.origin_institution, id));
   auto* p = e.mutable_patient();
-  p->set_patient_id(r.patient.patient_id);
-  p->set_name(r.patient.name);
-  p->set_sex(r.patient.sex);
-  p->set_birth_date(r.patient.birth_date);
-  p->set_national_id(r.patient.national_id);
-  e.set_study_instance_uid(r.study_instance_uid);
-  e.set_accession_number(r.accession_number);
-  e.set_exam_type(r.exam_type);
-  for (const auto& m : r.modalities) e.add_modalities(m);
-  e.set_body_part(r.body_part);
-  e.set_study_date(r.study_date);
-  e.set_study_time(r.study_time);
-  e.set_study_description(r.study_description);
+  p->set_patient_id(Shown(r.patient.patient_id, id));
+  p->set_name(Shown(r.patient.name, id));
+  p->set_sex(Shown(r.patient.sex, id));
+  p->set_birth_date(Shown(r.patient.birth_date, id));
+  p->set_national_id(Shown(r.patient.national_id, id));
+  p->set_display_name(formats::PersonNameForDisplay(p->name()));
+  // The day the exam was made, else the day it arrived (China Standard Time's date is close
+  // enough for an age in years, months or days).
+  p->set_age(AgeAt(p->birth_date(),
+                   r.study_date.size() >= 8
+                       ? r.study_date
+                       : absl::FormatTime("%Y%m%d", r.received_at, absl::UTCTimeZone())));
+  if (const auto* origin = institutions.Find(r.origin_institution)) {
+    e.set_origin_institution_name(Shown(origin->name(), id));
+  }
+  e.set_study_instance_uid(Shown(r.study_instance_uid, id));
+  e.set_accession_number(Shown(r.accession_number, id));
+  e.set_exam_type(Shown(r.exam_type, id));
+  for (const auto& m : r.modalities) e.add_modalities(Shown(m, id));
+  e.set_body_part(Shown(r.body_part, id));
+  e.set_study_date(Shown(r.study_date, id));
+  e.set_study_time(Shown(r.study_time, id));
+  e.set_study_description(Shown(r.study_description, id));
   e.set_priority(r.priority);
   e.set_state(r.state);
   e.set_instance_count(r.instance_count);
@@ -69,16 +125,17 @@ rdg::v1::LabResult ToProto(const storage::LabResultRecord& r) {
 
 rdg::v1::StoredObject ToProto(const storage::ObjectRecord& r) {
   rdg::v1::StoredObject o;
-  o.set_sop_instance_uid(r.sop_instance_uid);
-  o.set_series_instance_uid(r.series_instance_uid);
-  o.set_sop_class_uid(r.sop_class_uid);
-  o.set_transfer_syntax_uid(r.transfer_syntax_uid);
-  o.set_modality(r.modality);
+  o.set_sop_instance_uid(Shown(r.sop_instance_uid, r.exam_id));
+  o.set_series_instance_uid(Shown(r.series_instance_uid, r.exam_id));
+  o.set_sop_class_uid(Shown(r.sop_class_uid, r.exam_id));
+  o.set_transfer_syntax_uid(Shown(r.transfer_syntax_uid, r.exam_id));
+  o.set_modality(Shown(r.modality, r.exam_id));
   o.set_instance_number(r.instance_number);
   o.set_size(r.size);
   if (auto d = storage::DigestFromHexOrRaw(r.sha256_hex); d.ok()) o.set_sha256(storage::ToRaw(*d));
   o.set_kind(r.kind);
   *o.mutable_received_at() = ToTimestamp(r.received_at);
+  o.set_text_notes(Shown(r.text_notes, r.exam_id));
   return o;
 }
 

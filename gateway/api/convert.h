@@ -3,6 +3,8 @@
 
 #include <google/protobuf/duration.pb.h>
 
+#include "absl/strings/string_view.h"
+#include "gateway/config/institution_directory.h"
 #include "rdg/v1/common.pb.h"
 #include "rdg/v1/delivery.pb.h"
 #include "rdg/v1/reading.pb.h"
@@ -13,7 +15,15 @@ namespace rdg::api {
 google::protobuf::Timestamp ToTimestamp(absl::Time t);
 google::protobuf::Duration ToDurationProto(absl::Duration d);
 absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
-rdg::v1::Exam ToProto(const storage::ExamRecord& record);
+//! The exam for the API: text as valid UTF-8, the patient's display name and age at the exam,
+//! and the origin institution's configured name.
+rdg::v1::Exam ToProto(const storage::ExamRecord& record,
+                      const config::InstitutionDirectory& institutions);
+
+//! Age in DICOM Age String form ("045Y", "011M", "020D") from two DICOM dates (YYYYMMDD) —
+//! years from two years on, months from two months, days below; "" if either date is unusable
+//! or the birth is after the exam.
+std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date);
 rdg::v1::StoredObject ToProto(const storage::ObjectRecord& record);
 rdg::v1::ExamEvent ToProto(const storage::ExamEventRecord& record);
 rdg::v1::LabResult ToProto(const storage::LabResultRecord& record);

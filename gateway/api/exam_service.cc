@@ -67,7 +67,7 @@ grpc::ServerUnaryReactor* ExamServiceImpl::ListExams(grpc::CallbackServerContext
       return absl::InvalidArgumentError("page_token is not one this gateway issued");
     }
     RDG_ASSIGN_OR_RETURN(auto page, index_.ListExams(query));
-    for (const auto& exam : page.exams) *response->add_exams() = ToProto(exam);
+    for (const auto& exam : page.exams) *response->add_exams() = ToProto(exam, directory_);
     if (page.next_before_seq > 0) response->set_next_page_token(absl::StrCat(page.next_before_seq));
     return index_.AppendAudit({0, clock_.Now(), principal.institution, principal.user,
                                principal.role, "list_exams", "",
@@ -81,7 +81,7 @@ grpc::ServerUnaryReactor* ExamServiceImpl::GetExam(grpc::CallbackServerContext* 
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(principal, request->exam_id(), "get_exam"));
-    *response->mutable_exam() = ToProto(exam);
+    *response->mutable_exam() = ToProto(exam, directory_);
     std::optional<storage::ObjectCursor> after;
     if (!request->page_token().empty()) {
       RDG_ASSIGN_OR_RETURN(after, ParseObjectPageToken(request->page_token()));

@@ -24,6 +24,7 @@
 #include "gateway/monitoring/http_server.h"
 #include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/turnaround.h"
+#include "gateway/ingest/text_repair.h"
 #include "gateway/parsing/isolated_parser.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/report_signature.h"
@@ -102,8 +103,12 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   if (config.index().has_postgres()) {
     return absl::UnimplementedError("index.postgres is not available in this build; use sqlite");
   }
-  RDG_ASSIGN_OR_RETURN(p->index, storage::SqliteIndexStore::Open(config.index().sqlite().path()));
-  RDG_ASSIGN_OR_RETURN(p->blobs, storage::FileBlobStore::Create(data_dir + "/blobs"));
+  RDG_ASSIGN_OR_RETURN(auto sqlite, storage::SqliteIndexStore::Open(config.index().sqlite().path()));
+  RDG_ASSIGN_OR_RETURN(auto files, storage::FileBlobStore::Create(data_dir + "/blobs"));
+  storage::ExamTextRepairs& repairs = *sqlite;
+  const storage::FileBlobStore& blob_files = *files;
+  p->index = std::move(sqlite);
+  p->blobs = std::move(files);
   RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(data_dir + "/uploads"));
   p->committer = std::make_unique<ingest::IndexCommitter>(*p->index, /*max_batch=*/256);
   p->router = std::make_unique<routing::Router>(config);
@@ -116,6 +121,19 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
                                 p->parser.get()},
       *p->index, *p->blobs, std::move(staging), *p->committer, clock);
   RDG_RETURN_IF_ERROR(p->ingestor->Recover());
+  {
+    RDG_ASSIGN_OR_RETURN(
+        ingest::TextRepairReport repaired,
+        ingest::RepairExamText(repairs, *p->parser, [&blob_files](const std::string& sha256_hex) {
+          auto digest = storage::DigestFromHexOrRaw(sha256_hex);
+          return digest.ok() ? blob_files.PathOf(*digest) : std::string();
+        }));
+    if (repaired.reparsed + repaired.unreadable > 0) {
+      LOG(INFO) << "index text made UTF-8: " << repaired.reparsed << " exams read again from "
+                << "their objects, " << repaired.unreadable << " whose object could not be read "
+                << "(shown with U+FFFD where invalid), of " << repaired.examined;
+    }
+  }
   p->pool = std::make_unique<WorkerPool>(config.worker_threads());
   // Streams idle or stalled are a matter of the network, measured in real time: the platform's
   // (injectable, SLA) clock may be moved ahead by tests and simulations.

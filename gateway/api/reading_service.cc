@@ -31,10 +31,11 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetWorklist(grpc::CallbackServerCo
     for (int s : request->states()) query.states.push_back(static_cast<rdg::v1::ExamState>(s));
     query.limit = request->page_size() > 0 ? request->page_size() : 100;
     query.after = request->page_token();
+    query.patient = request->patient();
     RDG_ASSIGN_OR_RETURN(auto page, desk_.Worklist(reader, query));
     for (const auto& entry : page.entries) {
       auto* item = response->add_items();
-      *item->mutable_exam() = api::ToProto(entry.exam);
+      *item->mutable_exam() = api::ToProto(entry.exam, directory_);
       if (entry.exam.sla_due_at != absl::InfiniteFuture()) {
         *item->mutable_sla_due_at() = ToTimestamp(entry.exam.sla_due_at);
       }
@@ -118,7 +119,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetPriors(grpc::CallbackServerCont
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto view, desk_.Priors(reader, request->exam_id()));
-    for (const auto& p : view.priors) *response->add_priors() = api::ToProto(p);
+    for (const auto& p : view.priors) *response->add_priors() = api::ToProto(p, directory_);
     for (const auto& r : view.lab_results) *response->add_lab_results() = api::ToProto(r);
     return absl::OkStatus();
   });
@@ -130,7 +131,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::EscalateExam(grpc::CallbackServerC
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto exam, desk_.Escalate(reader, request->exam_id(), request->reason()));
-    *response = api::ToProto(exam);
+    *response = api::ToProto(exam, directory_);
     return absl::OkStatus();
   });
 }

@@ -13,11 +13,17 @@
 namespace rdg::formats {
 
 //! The value of `tag` in `item` (every value of a multi-valued element, backslash-separated),
-//! without leading or trailing blanks; empty when absent.
+//! without leading or trailing blanks and NUL padding (UIDs); empty when absent.
 inline std::string TrimmedString(DcmItem& item, const DcmTagKey& tag) {
   OFString value;
-  if (item.findAndGetOFStringArray(tag, value).good()) {
-    return std::string(absl::StripAsciiWhitespace(absl::string_view(value.c_str(), value.size())));
+  DcmElement* element = nullptr;
+  // Not normalised: DCMTK would split the value at every 0x5C byte to trim each part, and 0x5C
+  // is also a trail byte of GB18030/GBK characters (淺 is 9C 5C).
+  if (item.findAndGetElement(tag, element).good() && element != nullptr &&
+      element->getOFStringArray(value, /*normalize=*/OFFalse).good()) {
+    absl::string_view v(value.c_str(), value.size());
+    while (!v.empty() && (v.back() == '\0' || absl::ascii_isspace(v.back()))) v.remove_suffix(1);
+    return std::string(absl::StripLeadingAsciiWhitespace(v));
   }
   return {};
 }

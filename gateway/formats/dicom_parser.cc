@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/formats/dcmtk_values.h"
+#include "gateway/formats/dicom_text.h"
 
 namespace rdg::formats {
 namespace {
@@ -91,17 +92,22 @@ absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
     // Bare dataset (no meta header): report the syntax DCMTK detected while reading.
     s.transfer_syntax_uid = DcmXfer(ds->getOriginalXfer()).getXferID();
   }
-  s.patient_id = TrimmedString(*ds, DCM_PatientID);
-  s.patient_name = TrimmedString(*ds, DCM_PatientName);
-  s.patient_sex = TrimmedString(*ds, DCM_PatientSex);
-  s.patient_birth_date = TrimmedString(*ds, DCM_PatientBirthDate);
-  s.other_patient_ids = TrimmedString(*ds, DCM_RETIRED_OtherPatientIDs);
-  s.accession_number = TrimmedString(*ds, DCM_AccessionNumber);
-  s.study_date = TrimmedString(*ds, DCM_StudyDate);
-  s.study_time = TrimmedString(*ds, DCM_StudyTime);
-  s.study_description = TrimmedString(*ds, DCM_StudyDescription);
-  s.modality = TrimmedString(*ds, DCM_Modality);
-  s.body_part = TrimmedString(*ds, DCM_BodyPartExamined);
+  DicomTextDecoder text(TrimmedString(*ds, DCM_SpecificCharacterSet));
+  auto read = [&](const DcmTagKey& tag, absl::string_view delimiters) {
+    return text.Decode(TrimmedString(*ds, tag), delimiters);
+  };
+  s.patient_id = read(DCM_PatientID, kStringDelimiters);
+  s.patient_name = read(DCM_PatientName, kPersonNameDelimiters);
+  s.patient_sex = read(DCM_PatientSex, kStringDelimiters);
+  s.patient_birth_date = read(DCM_PatientBirthDate, kStringDelimiters);
+  s.other_patient_ids = read(DCM_RETIRED_OtherPatientIDs, kStringDelimiters);
+  s.accession_number = read(DCM_AccessionNumber, kStringDelimiters);
+  s.study_date = read(DCM_StudyDate, kStringDelimiters);
+  s.study_time = read(DCM_StudyTime, kStringDelimiters);
+  s.study_description = read(DCM_StudyDescription, kStringDelimiters);
+  s.modality = read(DCM_Modality, kStringDelimiters);
+  s.body_part = read(DCM_BodyPartExamined, kStringDelimiters);
+  s.text_notes = text.Notes();
   Sint32 number = 0;
   if (ds->findAndGetSint32(DCM_InstanceNumber, number).good()) s.instance_number = number;
   return s;

@@ -33,6 +33,8 @@ struct DicomSummary {
   std::string transfer_syntax_uid;
   int32_t instance_number = 0;
   bool has_meta_header = false;  //!< a DICOM Part 10 file (preamble + "DICM" + meta group)
+  //! How text that was not as declared was read (see dicom_text.h); empty when all was. No PHI.
+  std::string text_notes;
 };
 
 struct DicomParseOptions {
@@ -45,7 +47,7 @@ struct DicomParseOptions {
 absl::Status InitDicomToolkit();
 
 //! Parses the DICOM object in `path` (Part 10 file, or a bare dataset) and extracts what ingest
-//! needs. INVALID_ARGUMENT for anything that is not a complete, identifiable DICOM object.
+//! needs, every text value as valid UTF-8 (converted from the object's Specific Character Set). INVALID_ARGUMENT for anything that is not a complete, identifiable DICOM object.
 absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
                                             const DicomParseOptions& options = {});
 

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "gateway/formats/hl7_internal.h"
 #include "gateway/formats/hl7_lab.h"
+#include "gateway/formats/text.h"
 
 namespace rdg::formats {
 namespace {
@@ -26,7 +27,6 @@ using hl7_internal::Before;
 using hl7_internal::Charset;
 using hl7_internal::CharsetKind;
 using hl7_internal::Delimiters;
-using hl7_internal::Iconv;
 using hl7_internal::kStartBlock;
 using hl7_internal::LookupCharset;
 using hl7_internal::MakeDelimiters;

@@ -21,9 +21,6 @@ Hl7Rejection Ae(absl::string_view error_code, absl::string_view location, std::s
 //! character (GB18030's four-byte forms are two such pairs).
 std::string AsciiOnly(absl::string_view s, bool double_byte);
 
-//! Converts with glibc iconv; nullopt on invalid input or a character the target cannot hold.
-std::optional<std::string> Iconv(absl::string_view in, const std::string& to, const char* from);
-
 enum class CharsetKind { kAscii, kUtf8, kIconv, kUnknown };
 
 struct Charset {

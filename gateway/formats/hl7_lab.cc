@@ -9,9 +9,6 @@
 // '^' (0x5E), '~' (0x7E) and '\' (0x5C): splitting first would cut characters in half.
 #include "gateway/formats/hl7_lab.h"
 
-#include <errno.h>
-#include <iconv.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -30,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gateway/formats/hl7_internal.h"
+#include "gateway/formats/text.h"
 
 namespace rdg::formats {
 namespace hl7_internal {
@@ -55,23 +53,6 @@ std::string AsciiOnly(absl::string_view s, bool double_byte) {
     out += '?';
     if (double_byte && c >= 0x81 && c <= 0xFE) ++i;
   }
-  return out;
-}
-
-//! Converts with glibc iconv; nullopt on invalid input or a character the target cannot hold.
-std::optional<std::string> Iconv(absl::string_view in, const std::string& to, const char* from) {
-  iconv_t cd = iconv_open(to.c_str(), from);
-  if (cd == reinterpret_cast<iconv_t>(-1)) return std::nullopt;
-  // Enough for every pair used here: no character grows more than fourfold.
-  std::string out(in.size() * 4 + 16, '\0');
-  char* src = const_cast<char*>(in.data());  // iconv's signature; the input is not written
-  size_t src_left = in.size();
-  char* dst = out.data();
-  size_t dst_left = out.size();
-  const bool ok = iconv(cd, &src, &src_left, &dst, &dst_left) != static_cast<size_t>(-1);
-  iconv_close(cd);
-  if (!ok) return std::nullopt;
-  out.resize(out.size() - dst_left);
   return out;
 }
 
@@ -126,7 +107,6 @@ using hl7_internal::Before;
 using hl7_internal::Charset;
 using hl7_internal::CharsetKind;
 using hl7_internal::Delimiters;
-using hl7_internal::Iconv;
 using hl7_internal::IsDelimiterChar;
 using hl7_internal::kEndBlock;
 using hl7_internal::kStartBlock;
@@ -153,24 +133,6 @@ std::string Printable(absl::string_view s, size_t max = 24) {
 }
 
 // --- Bytes and character sets --------------------------------------------------------------------
-
-bool IsValidUtf8(absl::string_view s) {
-  static constexpr std::array<uint32_t, 5> kMin = {0, 0, 0x80, 0x800, 0x10000};  // no overlongs
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const size_t len = c < 0x80 ? 1 : c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
-    if (len == 0 || len > s.size() - i) return false;
-    uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
-    for (size_t k = 1; k < len; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if ((b & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (b & 0x3F);
-    }
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
 
 std::string Stripped(absl::string_view s) { return std::string(absl::StripAsciiWhitespace(s)); }
 

@@ -551,6 +551,7 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   // Fast answers before touching the blob store: duplicate or conflicting object identity.
   const std::string uid = parsed.object.sop_instance_uid;
   const std::string study_uid = parsed.exam.study_instance_uid;
+  const std::string text_notes = parsed.object.text_notes;
   RDG_ASSIGN_OR_RETURN(auto existing, index_.FindObject(session.institution, uid));
   storage::NewObject item =
       ToNewObject(std::move(parsed), session, digest, clock_.Now(), handle.persisted_);
@@ -605,6 +606,10 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   c->set_study_instance_uid(study_uid);
   c->set_duplicate(outcome->duplicate);
   c->set_exam_instance_count(outcome->exam_instance_count);
+  c->set_text_notes(text_notes);
+  if (!text_notes.empty() && !outcome->duplicate) {
+    LOG(INFO) << "exam " << outcome->exam_id << ": " << text_notes;  // says how, never what
+  }
   if (hl7.has_value()) *st.mutable_hl7_ack() = ack(formats::Hl7AckCode::kAccept, nullptr);
   return st;
 }

@@ -181,6 +181,7 @@ absl::StatusOr<ParsedObject> ParseDicomObject(const std::string& path) {
   o.transfer_syntax_uid = d.transfer_syntax_uid;
   o.modality = d.modality;
   o.instance_number = d.instance_number;
+  o.text_notes = d.text_notes;
   return p;
 }
 

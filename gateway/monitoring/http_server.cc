@@ -1,13 +1,9 @@
 #include "gateway/monitoring/http_server.h"
 
 #include <glog/logging.h>
-// cpp-httplib listens with a backlog of 5: with more connections arriving at once than the accept
-// loop takes in the same instant (a burst of idle connections, then a /healthz probe), the
-// kernel drops SYNs and the probe waits out TCP's retransmission backoff (1, 3, 7, 15 s …). The
-// kernel caps this at net.core.somaxconn. This file is the only one that includes httplib.h.
-#define CPPHTTPLIB_LISTEN_BACKLOG 4096
-#include <httplib.h>
+#include <httplib.h>  // this file is the only one that includes it
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <unistd.h>
@@ -20,6 +16,7 @@
 
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -39,6 +36,11 @@ namespace rdg::monitoring {
 namespace {
 
 constexpr char kCookie[] = "rdg_monitoring";
+//! The accept queue of the monitoring port (the kernel caps it at net.core.somaxconn): with
+//! cpp-httplib's 5, more connections arriving at once than the accept loop takes in the same
+//! instant (a burst of idle connections, then a /healthz probe) overflow it, and the probe waits
+//! out TCP's retransmission backoff (1, 3, 7, 15 s …).
+constexpr int kListenBacklog = 4096;
 //! Threads serving monitoring connections (see Harden).
 constexpr size_t kMonitoringThreads = 64;
 //! Accepted connections waiting for a thread; past this the accept loop waits.
@@ -252,9 +254,20 @@ absl::StatusOr<std::unique_ptr<MonitoringServer>> MonitoringServer::Start(
   }
   Harden(*m->server_);
   m->Route();
+  // Debian's cpp-httplib is a compiled library: it listens with the backlog of 5 it was built
+  // with, whatever CPPHTTPLIB_LISTEN_BACKLOG says here. With 5, a burst of connections overflows
+  // the accept queue and a probe behind it waits for TCP retransmissions (seconds, doubling).
+  // The listening socket is caught as it is created, and listen() called again with a larger
+  // backlog (Linux changes the backlog of a listening socket in place).
+  auto listening_fd = std::make_shared<int>(-1);  // the server keeps the callback
+  m->server_->set_socket_options([listening_fd](int fd) {
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));  // not SO_REUSEPORT
+    *listening_fd = fd;
+  });
   m->port_ = port == 0 ? m->server_->bind_to_any_port(host_port.first)
                        : (m->server_->bind_to_port(host_port.first, port) ? port : -1);
-  if (m->port_ <= 0) {
+  if (m->port_ <= 0 || *listening_fd < 0 || ::listen(*listening_fd, kListenBacklog) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen(),
                                                " for monitoring (address in use or not local?)"));
   }

@@ -57,6 +57,7 @@ rdg::v1::ParsedInstance ToProto(const storage::ObjectRecord& o) {
   p.set_modality(o.modality);
   p.set_instance_number(o.instance_number);
   p.set_content_key(o.content_key);
+  p.set_text_notes(o.text_notes);
   return p;
 }
 
@@ -69,6 +70,7 @@ storage::ObjectRecord FromProto(const rdg::v1::ParsedInstance& p) {
   o.modality = p.modality();
   o.instance_number = p.instance_number();
   o.content_key = p.content_key();
+  o.text_notes = p.text_notes();
   return o;
 }
 

@@ -51,7 +51,9 @@ absl::StatusOr<storage::WorklistPage> ReadingDesk::Worklist(const auth::Principa
   filter.queues = QueuesOf(reader.institution);
   if (filter.queues.empty()) return storage::WorklistPage{};
   RDG_ASSIGN_OR_RETURN(auto page, index_.ListWorklist(filter, clock_.Now()));
-  RDG_RETURN_IF_ERROR(Audit(reader, "worklist", "", absl::StrCat(page.entries.size(), " exams")));
+  RDG_RETURN_IF_ERROR(Audit(reader, "worklist", "",
+                            absl::StrCat(page.entries.size(), " exams",
+                                         filter.patient.empty() ? "" : " (patient search)")));
   return page;
 }
 

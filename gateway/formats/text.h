@@ -1,0 +1,57 @@
+// Text as people read it: UTF-8 checks and repair, conversion with glibc iconv, the display width
+// of a string on a terminal, and DICOM person names written the way people write them. No DCMTK:
+// the gateway's services, the storage repair and the command-line clients all use it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace rdg::formats {
+
+//! Decodes the UTF-8 sequence at text[i] and advances i past it; -1 (having advanced one byte)
+//! for an invalid, overlong or surrogate sequence. Requires i < text.size().
+int64_t NextCodePoint(absl::string_view text, size_t& i);
+
+//! Appends code point `cp` (≤ U+10FFFF, not a surrogate) as UTF-8.
+void AppendUtf8(std::string& out, uint32_t cp);
+
+//! Whether `text` is well-formed UTF-8 (what protobuf requires of every `string` field).
+bool IsValidUtf8(absl::string_view text);
+
+//! `text` with every byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD
+//! (the replacement character �); `text` itself when it is valid.
+std::string ToValidUtf8(absl::string_view text);
+
+//! `text` (valid UTF-8) with every control character — C0 (tab, CR, LF included), DEL, C1 — and
+//! every bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069) replaced by U+FFFD:
+//! names from a device can then never move a terminal's cursor, set its title or reorder a row.
+std::string WithoutControls(absl::string_view text);
+
+//! Converts `in` from the iconv encoding `from` to `to` (glibc iconv names: "GB18030",
+//! "ISO-8859-1", "UTF-8"); nullopt on a byte sequence invalid in `from` or a character `to`
+//! cannot hold.
+std::optional<std::string> Iconv(absl::string_view in, const std::string& to, const char* from);
+
+//! Columns `text` (UTF-8) takes on a terminal: East Asian wide and fullwidth characters (CJK,
+//! Hangul, kana, fullwidth forms, most emoji) count two, combining marks and controls zero,
+//! everything else one; an invalid byte counts one (it is shown as �).
+int DisplayWidth(absl::string_view text);
+
+//! `text` padded with spaces to `width` display columns (unchanged when already as wide).
+std::string PadToWidth(absl::string_view text, int width);
+
+//! `text` cut to at most `width` display columns, ending in "…" when it was cut; never splits a
+//! character.
+std::string TruncateToWidth(absl::string_view text, int width);
+
+//! A DICOM Person Name (PS3.5 6.2, UTF-8) as people write it: components in their order
+//! (family, given, middle) joined by a space — without one between ideographic (CJK) parts, so
+//! `张^三` becomes `张三` and `Buc^Jérôme` becomes `Buc Jérôme`; prefix and suffix are kept
+//! around them. With an ideographic group beside an alphabetic one (`ZHANG^SAN=张^三`) the
+//! ideographic form leads and the alphabetic follows in parentheses: `张三 (ZHANG SAN)`.
+std::string PersonNameForDisplay(absl::string_view dicom_person_name);
+
+}  // namespace rdg::formats
