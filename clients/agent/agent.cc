@@ -140,7 +140,9 @@ int RunAgent(const std::string& config_path, const std::string& ready_file) {
   }
   forwarder.Start();
   if (!c.inbox().dir().empty()) {
-    inbox = std::make_unique<Inbox>(c.inbox(), c.gateway().ca(), channel, **outbox);
+    absl::TimeZone zone = absl::UTCTimeZone();
+    if (!absl::LoadTimeZone(c.time_zone(), &zone)) zone = absl::UTCTimeZone();  // validated before
+    inbox = std::make_unique<Inbox>(c.inbox(), c.gateway().ca(), channel, **outbox, zone);
     inbox->Start();
   }
   LOG(INFO) << "agent: " << (*outbox)->PendingCount() << " items in the outbox"

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "gateway/parsing/parser_defaults.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_join.h"
 
 namespace rdg::agent {
@@ -143,6 +144,9 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   need(c.forwarder().parallel() >= 0 && c.forwarder().parallel() <= 64,
        "forwarder.parallel must be between 1 and 64");
   need(c.forwarder().max_bytes_per_second() >= 0, "forwarder.max_bytes_per_second must be >= 0");
+  absl::TimeZone zone;
+  need(c.time_zone().empty() || absl::LoadTimeZone(c.time_zone(), &zone),
+       absl::StrCat("time_zone '", c.time_zone(), "' is not an IANA time zone (e.g. Asia/Shanghai)"));
   if (!problems.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", absl::StrJoin(problems, "; ")));
   }
@@ -168,6 +172,7 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   if (f.quarantine_after() <= 0) f.set_quarantine_after(3);
   if (c.inbox().poll_seconds() <= 0) c.mutable_inbox()->set_poll_seconds(10);
   if (c.shutdown_grace_seconds() <= 0) c.set_shutdown_grace_seconds(20);
+  if (c.time_zone().empty()) c.set_time_zone("Asia/Shanghai");
   parsing::ApplyParserDefaults(*c.mutable_checks()->mutable_parsing());
   if (c.checks().max_object_bytes() <= 0) c.mutable_checks()->set_max_object_bytes(int64_t{2} << 30);
   if (c.checks().gateway_limits_refresh_seconds() <= 0) {

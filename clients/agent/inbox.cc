@@ -24,11 +24,12 @@ std::string FolderName(const std::string& s) {
 }  // namespace
 
 Inbox::Inbox(const rdg::v1::Inbox& config, std::string ca_path,
-             std::shared_ptr<grpc::Channel> channel, Outbox& state)
+             std::shared_ptr<grpc::Channel> channel, Outbox& state, absl::TimeZone zone)
     : config_(config),
       ca_path_(std::move(ca_path)),
       stub_(rdg::v1::DeliveryService::NewStub(channel)),
-      state_(state) {}
+      state_(state),
+      zone_(zone) {}
 
 Inbox::~Inbox() { Stop(); }
 
@@ -112,7 +113,7 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
     c << "CRITICAL RESULT: acknowledge by "
       << absl::FormatTime("%Y-%m-%d %H:%M:%S %Z",
                           absl::FromUnixSeconds(d.acknowledge_by().seconds()),
-                          absl::LocalTimeZone())
+                          zone_)
       << "\n  rdg-clinic ack " << r.content().exam_id() << "\n";
   }
   fs::create_directories(final_dir.parent_path(), ec);

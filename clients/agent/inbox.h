@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/time/time.h"
 #include "clients/agent/outbox.h"
 #include "rdg/v1/agent_config.pb.h"
 #include "rdg/v1/delivery.grpc.pb.h"
@@ -23,8 +24,9 @@ namespace rdg::agent {
 
 class Inbox {
  public:
+  //! `zone`: the time zone of times written for people (CRITICAL.txt).
   Inbox(const rdg::v1::Inbox& config, std::string ca_path, std::shared_ptr<grpc::Channel> channel,
-        Outbox& state);
+        Outbox& state, absl::TimeZone zone);
   ~Inbox();
 
   void Start();
@@ -39,6 +41,7 @@ class Inbox {
   const std::string ca_path_;
   std::unique_ptr<rdg::v1::DeliveryService::Stub> stub_;
   Outbox& state_;
+  const absl::TimeZone zone_;
   std::atomic<bool> stopping_{false};
   std::mutex mu_;
   std::condition_variable wake_;

@@ -24,6 +24,7 @@
 #include "gateway/monitoring/http_server.h"
 #include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/turnaround.h"
+#include "gateway/config/gateway_config.h"
 #include "gateway/ingest/text_repair.h"
 #include "gateway/parsing/isolated_parser.h"
 #include "gateway/routing/router.h"
@@ -203,9 +204,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
     };
     std::vector<std::string> queues;
     for (const auto& q : config.queues()) queues.push_back(q.name());
-    handlers.dashboard_data = [parts, queues = std::move(queues)]() {
+    handlers.dashboard_data = [parts, queues = std::move(queues),
+                               zone = config::DisplayTimeZone(config)]() {
       return monitoring::DashboardData(*parts->index, *parts->directory, queues,
-                                       parts->clock->Now());
+                                       parts->clock->Now(), zone);
     };
     RDG_ASSIGN_OR_RETURN(p->monitoring,
                          monitoring::MonitoringServer::Start(config.monitoring(), config.tls(),

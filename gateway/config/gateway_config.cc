@@ -202,6 +202,11 @@ void Validator::CheckQueues() {
     Fail(absl::StrCat(Where("fallback_queue"), "fallback_queue \"", config_.fallback_queue(),
                       "\" is not a configured queue"));
   }
+  if (absl::TimeZone zone; !config_.time_zone().empty() &&
+                           !absl::LoadTimeZone(config_.time_zone(), &zone)) {
+    Fail(absl::StrCat(Where("time_zone"), "time_zone \"", config_.time_zone(),
+                      "\" is not an IANA time zone (e.g. Asia/Shanghai; Debian's tzdata has them)"));
+  }
   if (config_.fallback_queue().empty() && config_.routing_rules_size() > 0) {
     Fail(absl::StrCat(source_, ": ",
                       "routing rules need a fallback_queue: an exam no rule matches is never dropped"));
@@ -275,6 +280,7 @@ void ApplyDefaults(GatewayConfig* c) {
   parsing::ApplyParserDefaults(*c->mutable_parsing());
   if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
   if (c->worker_threads() <= 0) c->set_worker_threads(16);
+  if (c->time_zone().empty()) c->set_time_zone(std::string(kDefaultTimeZone));
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);
   if (c->housekeeping_seconds() <= 0) c->set_housekeeping_seconds(10);
   if (c->monitoring().listen().empty()) c->mutable_monitoring()->set_listen("127.0.0.1:9464");
@@ -288,6 +294,16 @@ void ApplyDefaults(GatewayConfig* c) {
 }
 
 }  // namespace
+
+absl::TimeZone DisplayTimeZone(const GatewayConfig& config) {
+  absl::TimeZone zone;
+  if (!absl::LoadTimeZone(config.time_zone().empty() ? std::string(kDefaultTimeZone)
+                                                     : config.time_zone(),
+                          &zone)) {
+    return absl::UTCTimeZone();
+  }
+  return zone;
+}
 
 absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view text, absl::string_view source,
                                           const ConfigOverrides& overrides) {

@@ -6,6 +6,7 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "rdg/v1/config.pb.h"
 
 namespace rdg::config {
@@ -19,6 +20,12 @@ struct ConfigOverrides {
 
 //! Parses and validates configuration text; `source` names it in error messages. Fills defaults
 //! (limits, worker threads, lease length, index path).
+//! The time zone of times shown to people when the configuration names none.
+inline constexpr absl::string_view kDefaultTimeZone = "Asia/Shanghai";
+
+//! The configuration's time_zone (validated when parsed; UTC if it cannot be loaded).
+absl::TimeZone DisplayTimeZone(const rdg::v1::GatewayConfig& config);
+
 absl::StatusOr<rdg::v1::GatewayConfig> ParseConfig(absl::string_view text, absl::string_view source,
                                                    const ConfigOverrides& overrides = {});
 

@@ -3,6 +3,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "gateway/monitoring/turnaround.h"
 #include "storage/status_macros.h"
 
@@ -13,8 +14,9 @@ using nlohmann::json;
 
 constexpr int kHours = 24;
 
-std::string Iso(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+//! ISO 8601 with the zone's offset ("2026-11-30T09:00:00+08:00"): times read by people.
+std::string Iso(absl::Time t, absl::TimeZone zone) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%S%Ez", t, zone);
 }
 
 json Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
@@ -24,7 +26,7 @@ json Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
                                           const config::InstitutionDirectory& directory,
                                           const std::vector<std::string>& queue_names,
-                                          absl::Time now) {
+                                          absl::Time now, absl::TimeZone zone) {
   // Hour buckets aligned to the hour, the last one the current (partial) hour.
   const absl::Time last_hour = absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 3600 * 3600);
   const absl::Time since = last_hour - absl::Hours(kHours - 1);
@@ -37,8 +39,9 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   RDG_ASSIGN_OR_RETURN(auto counts, index.CountOpenBreaches());
 
   json out;
-  out["generated_at"] = Iso(now);
+  out["generated_at"] = Iso(now, zone);
   out["window_hours"] = kHours;
+  out["time_zone"] = absl::StrCat(zone.name(), " (", absl::FormatTime("%Z", now, zone), ")");
 
   // TAT over time: received→final per county and completion hour.
   std::map<std::string, std::vector<std::vector<storage::StageRecord>>> by_county;
@@ -53,7 +56,7 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
     if (h >= 0 && h < kHours) hours[h].push_back(s);
   }
   json labels = json::array();
-  for (int h = 0; h < kHours; ++h) labels.push_back(Iso(since + absl::Hours(h)));
+  for (int h = 0; h < kHours; ++h) labels.push_back(Iso(since + absl::Hours(h), zone));
   json series = json::array();
   for (const auto& [county, hours] : by_county) {
     json p50 = json::array(), p90 = json::array(), count = json::array();
@@ -102,7 +105,7 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
     bs.push_back({{"exam_id", b.exam_id}, {"stage", StageLabel(b.stage)},
                   {"priority", rdg::v1::Priority_Name(b.priority)}, {"exam_type", b.exam_type},
                   {"queue", b.queue}, {"origin", b.origin_institution},
-                  {"county", CountyOf(b.origin_institution, directory)}, {"due_at", Iso(b.due_at)},
+                  {"county", CountyOf(b.origin_institution, directory)}, {"due_at", Iso(b.due_at, zone)},
                   {"overrun_seconds", Seconds(b.Overrun(now))}});
   }
   out["breaches"] = bs;

@@ -20,7 +20,8 @@ namespace rdg::monitoring {
 //!   breaches:   open breaches, most overdue first (at most 100)
 absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
                                           const config::InstitutionDirectory& directory,
-                                          const std::vector<std::string>& queues, absl::Time now);
+                                          const std::vector<std::string>& queues, absl::Time now,
+                                          absl::TimeZone zone);
 
 const std::string& DashboardHtml();
 const std::string& DashboardJs();

@@ -1,5 +1,7 @@
 #include "gateway/worklist/reading_desk.h"
 
+#include "gateway/config/gateway_config.h"
+
 #include <algorithm>
 #include <tuple>
 
@@ -12,7 +14,8 @@ namespace rdg::worklist {
 ReadingDesk::ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index,
                          const routing::SlaTable& sla, const Clock& clock)
     : index_(index), sla_(sla), clock_(clock),
-      lease_(absl::Seconds(config.claims().lease_seconds())) {
+      lease_(absl::Seconds(config.claims().lease_seconds())),
+      zone_(config::DisplayTimeZone(config)) {
   for (const auto& q : config.queues()) {
     queues_of_[q.institution()].push_back(q.name());
     queue_by_name_[q.name()] = q;
@@ -141,7 +144,7 @@ absl::StatusOr<int> ReadingDesk::EscalateOverdue() {
     }
     const std::string reason = absl::StrCat(
         "unclaimed past its SLA claim target (due ",
-        absl::FormatTime("%Y-%m-%d %H:%M UTC", exam.claim_due_at, absl::UTCTimeZone()), ")");
+        absl::FormatTime("%Y-%m-%d %H:%M %Z", exam.claim_due_at, zone_), ")");
     storage::Escalation esc{exam.exam_id, target,
                             sla_.ClaimDue(exam.exam_type, exam.priority, now), "system", reason,
                             /*require_claim=*/false};

@@ -67,6 +67,7 @@ class ReadingDesk {
   const routing::SlaTable& sla_;
   const Clock& clock_;
   const absl::Duration lease_;
+  const absl::TimeZone zone_;  //!< for times in texts people read (escalation reasons)
   absl::flat_hash_map<std::string, std::vector<std::string>> queues_of_;  //!< institution → queues
   absl::flat_hash_map<std::string, rdg::v1::Queue> queue_by_name_;
   absl::flat_hash_map<std::string, std::string> parent_of_;  //!< institution → parent

@@ -190,7 +190,7 @@ void Run(int n) {
   Print("/metrics, later scrapes", Measure(200, [&] { return metrics.Render()->size(); }), "bytes");
   Print("/dashboard/data.json", Measure(50, [&] {
           std::vector<std::string> names(kQueues);
-          return rdg::monitoring::DashboardData(*store, directory, names, now)->size();
+          return rdg::monitoring::DashboardData(*store, directory, names, now, absl::UTCTimeZone())->size();
         }), "bytes");
   std::printf("RESULT n=%d tat24h_p99_ms=%.3f queues_p99_ms=%.3f metrics_first_ms=%.0f\n", n,
               tat24.p99, queues.p99, first.p50);

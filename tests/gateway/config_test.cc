@@ -77,6 +77,7 @@ TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
       {"parsing { processes: 100 }", "between 1 and 64"},
       {"parsing { max_sequence_depth: -1 }", "must not be negative"},
       {"critical_values { below: 1 }", "needs a test code"},
+      {"time_zone: \"China/Beijing\"", "is not an IANA time zone"},
       {"critical_values { code: \"K\" }", "needs below and/or above"},
       {"critical_values { code: \"K\" below: 7 above: 3 }", "below must be less than above"},
       {"critical_values { code: \"K\" above: 6 } critical_values { code: \"K\" above: 7 }",

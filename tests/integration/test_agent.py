@@ -526,7 +526,9 @@ class AgentTest(harness.GatewayTestCase):
         critical = harness.wait_for(
             lambda: glob.glob(os.path.join(self.agent.inbox_dir, second, "*", "CRITICAL.txt")),
             30, what="the critical report in the inbox")
-        self.assertIn("acknowledge by", read(critical[0]).decode())
+        notice = read(critical[0]).decode()
+        self.assertIn("acknowledge by", notice)
+        self.assertIn(" CST\n", notice)  # China Standard Time (time_zone, default Asia/Shanghai)
         self.assertEqual(len(glob.glob(os.path.join(self.agent.inbox_dir, "*", "*"))), 2)
         self.assertIn("inbox: report", self.agent.log())
 

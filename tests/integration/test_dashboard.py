@@ -59,6 +59,11 @@ class DashboardTest(harness.GatewayTestCase):
                 m = re.search(rf'<canvas id="{chart}"[^>]*data-points="(\d+)"', dom)
                 self.assertIsNotNone(m, f"{chart} was not drawn")
                 self.assertGreater(int(m.group(1)), 0, f"{chart} drew no data")
+        # Times for people in the configured zone (Asia/Shanghai), not UTC.
+        self.assertEqual(data["time_zone"], "Asia/Shanghai (CST)")
+        self.assertTrue(data["generated_at"].endswith("+08:00"), data["generated_at"])
+        self.assertTrue(all(b["due_at"].endswith("+08:00") for b in data["breaches"]))
+        self.assertIn('id="due-header">Due (Asia/Shanghai (CST))<', dom)
         completed = re.search(r'id="tile-completed">(\d+)<', dom)
         self.assertIsNotNone(completed)
         self.assertGreater(int(completed.group(1)), 0)

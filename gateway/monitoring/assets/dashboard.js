@@ -29,7 +29,9 @@ function draw(id, config) {
 }
 
 function render(data) {
-  document.getElementById("updated").textContent = "as of " + data.generated_at;
+  document.getElementById("updated").textContent =
+      "as of " + data.generated_at.substring(0, 19).replace("T", " ") + " " + data.time_zone;
+  document.getElementById("due-header").textContent = "Due (" + data.time_zone + ")";
   const depth = data.queues.reduce((n, q) => n + q.depth, 0);
   const overdue = data.queues.reduce((n, q) => n + q.overdue, 0);
   document.getElementById("tile-completed").textContent = data.totals.completed_stages;
@@ -83,7 +85,7 @@ function render(data) {
     const row = body.insertRow();
     row.className = b.priority;
     for (const v of [b.exam_id, STAGES[b.stage] || b.stage, b.priority, b.exam_type, b.queue,
-                     b.origin, b.due_at.replace("T", " ").replace("Z", ""),
+                     b.origin, b.due_at.substring(0, 16).replace("T", " "),
                      human(b.overrun_seconds)]) {
       row.insertCell().textContent = v;
     }
