@@ -4,9 +4,6 @@
 
 #include <optional>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_format.h"
-#include "absl/time/civil_time.h"
 #include "gateway/formats/text.h"
 #include "google/protobuf/util/time_util.h"
 #include "storage/digest.h"
@@ -35,31 +32,7 @@ std::string Shown(const std::string& value, absl::string_view exam_id) {
   return formats::ToValidUtf8(value);
 }
 
-//! A DICOM date (YYYYMMDD) that names a real day.
-std::optional<absl::CivilDay> DicomDate(absl::string_view text) {
-  int y = 0, m = 0, d = 0;
-  if (text.size() != 8 || !absl::SimpleAtoi(text.substr(0, 4), &y) ||
-      !absl::SimpleAtoi(text.substr(4, 2), &m) || !absl::SimpleAtoi(text.substr(6, 2), &d)) {
-    return std::nullopt;
-  }
-  const absl::CivilDay day(y, m, d);
-  if (day.year() != y || day.month() != m || day.day() != d) return std::nullopt;  // 20260230
-  return day;
-}
-
 }  // namespace
-
-std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date) {
-  const std::optional<absl::CivilDay> birth = DicomDate(birth_date);
-  const std::optional<absl::CivilDay> exam = DicomDate(exam_date.substr(0, 8));
-  if (!birth || !exam || *exam < *birth) return "";
-  int months = static_cast<int>((exam->year() - birth->year()) * 12 + exam->month() - birth->month());
-  if (exam->day() < birth->day()) --months;
-  const int64_t days = *exam - *birth;
-  if (months >= 24) return absl::StrFormat("%03dY", std::min(months / 12, 999));
-  if (days >= 60) return absl::StrFormat("%03dM", months);
-  return absl::StrFormat("%03dD", days);
-}
 
 rdg::v1::Exam ToProto(const storage::ExamRecord& r,
                       const config::InstitutionDirectory& institutions) {
@@ -76,7 +49,7 @@ rdg::v1::Exam ToProto(const storage::ExamRecord& r,
   p->set_display_name(formats::PersonNameForDisplay(p->name()));
   // The day the exam was made, else the day it arrived (China Standard Time's date is close
   // enough for an age in years, months or days).
-  p->set_age(AgeAt(p->birth_date(),
+  p->set_age(formats::AgeAt(p->birth_date(),
                    r.study_date.size() >= 8
                        ? r.study_date
                        : absl::FormatTime("%Y%m%d", r.received_at, absl::UTCTimeZone())));

@@ -20,10 +20,6 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
 rdg::v1::Exam ToProto(const storage::ExamRecord& record,
                       const config::InstitutionDirectory& institutions);
 
-//! Age in DICOM Age String form ("045Y", "011M", "020D") from two DICOM dates (YYYYMMDD) —
-//! years from two years on, months from two months, days below; "" if either date is unusable
-//! or the birth is after the exam.
-std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date);
 rdg::v1::StoredObject ToProto(const storage::ObjectRecord& record);
 rdg::v1::ExamEvent ToProto(const storage::ExamEventRecord& record);
 rdg::v1::LabResult ToProto(const storage::LabResultRecord& record);

@@ -5,6 +5,7 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcitem.h>
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -26,6 +27,21 @@ inline std::string TrimmedString(DcmItem& item, const DcmTagKey& tag) {
     return std::string(absl::StripLeadingAsciiWhitespace(v));
   }
   return {};
+}
+
+//! The first value of a decimal string (DS) or binary number, or nullopt when absent or
+//! unreadable (it may be infinite or NaN: callers check).
+inline std::optional<double> GetDecimal(DcmItem& item, const DcmTagKey& tag) {
+  Float64 value = 0;
+  if (item.findAndGetFloat64(tag, value).good()) return value;
+  return std::nullopt;
+}
+
+//! The first item of `sequence` in `item`, or nullptr.
+inline DcmItem* FirstItem(DcmItem& item, const DcmTagKey& sequence) {
+  DcmItem* first = nullptr;
+  if (item.findAndGetSequenceItem(sequence, first, 0).good()) return first;
+  return nullptr;
 }
 
 }  // namespace rdg::formats

@@ -7,9 +7,12 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <optional>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -20,7 +23,7 @@ namespace {
 
 // Paper layout, all in millimetres. The grid spans the calibration column and the traces.
 constexpr double kMarginMm = 5;        //!< white border left, right and below the grid
-constexpr double kHeaderMm = 10;       //!< caption line above the grid
+constexpr double kHeaderMm = 27;       //!< patient, recording and measurement lines above the grid
 constexpr double kCalibrationMm = 10;  //!< room left of the traces for the 1 mV pulse
 constexpr double kPaperSpeedMmPerS = 25;
 constexpr double kGainMmPerMv = 10;
@@ -39,7 +42,11 @@ constexpr double kTraceLeft = kGridLeft + kCalibrationMm;
 constexpr double kBucketMm = 0.1;
 constexpr double kMaxPixelsPerMm = 40;  //!< ~1000 dpi; bounds the PNG surface (~11000 px wide)
 
-constexpr absl::string_view kFont = "DejaVu Sans, sans-serif";
+//! Chinese names need a CJK font (Debian's fonts-noto-cjk); DejaVu for the rest.
+constexpr absl::string_view kFont = "Noto Sans CJK SC, WenQuanYi Zen Hei, DejaVu Sans, sans-serif";
+//! Display columns (see DisplayWidth) each header line may use: wider text is cut with "…".
+constexpr int kPatientColumns = 70;
+constexpr int kLineColumns = 130;
 
 //! Standard 12-lead layout: kLayout[column][row].
 constexpr std::array<std::array<absl::string_view, kLeadRows>, kColumns> kLayout = {
@@ -246,7 +253,99 @@ void AppendRhythmStrip(std::string& out, const EcgGroup* group) {
   out += "</g>\n";
 }
 
-void AppendHeader(std::string& out, const EcgRenderOptions& options) {
+//! "YYYYMMDD…" as "YYYY-MM-DD"; other text unchanged.
+std::string DateForDisplay(absl::string_view date) {
+  if (date.size() < 8 || !std::all_of(date.begin(), date.begin() + 8, absl::ascii_isdigit)) {
+    return std::string(date);
+  }
+  return absl::StrCat(date.substr(0, 4), "-", date.substr(4, 2), "-", date.substr(6, 2));
+}
+
+//! A DICOM DT ("20130125105919.123+0800") as the cart wrote it: "2013-01-25 10:59:19 +08:00".
+//! The time is the cart's local time; an offset is shown only when the object gives one.
+std::string DateTimeForDisplay(absl::string_view dt) {
+  absl::string_view offset;
+  if (const size_t sign = dt.find_first_of("+-"); sign != absl::string_view::npos) {
+    offset = dt.substr(sign);
+    dt = dt.substr(0, sign);
+  }
+  if (const size_t dot = dt.find('.'); dot != absl::string_view::npos) dt = dt.substr(0, dot);
+  if (dt.size() < 8 || !std::all_of(dt.begin(), dt.end(), absl::ascii_isdigit)) {
+    return absl::StrCat(dt, offset);
+  }
+  std::string out = DateForDisplay(dt);
+  for (size_t i = 8; i + 2 <= dt.size() && i < 14; i += 2) {
+    absl::StrAppend(&out, i == 8 ? " " : ":", dt.substr(i, 2));
+  }
+  if (offset.size() == 5) absl::StrAppend(&out, " ", offset.substr(0, 3), ":", offset.substr(3));
+  return out;
+}
+
+std::string SexForDisplay(absl::string_view sex) {
+  if (sex == "M") return "男";
+  if (sex == "F") return "女";
+  if (sex == "O") return "其他";
+  return std::string(sex);
+}
+
+//! Joins the non-empty parts with two spaces.
+std::string Joined(std::initializer_list<std::string> parts) {
+  std::string out;
+  for (const std::string& part : parts) {
+    if (part.empty()) continue;
+    absl::StrAppend(&out, out.empty() ? "" : "  ", part);
+  }
+  return out;
+}
+
+std::string Rounded(const std::optional<double>& v) {
+  return v ? absl::StrFormat("%.0f", *v) : std::string("-");
+}
+
+//! "HR 61 bpm  PR 161 ms  QRS 75 ms  QT/QTc 368/370 ms  P/QRS/T 74/52/57°" with the parts the
+//! recording has; "" when it has none.
+std::string MeasurementLine(const EcgMeasurements& m) {
+  std::string hr;
+  if (m.heart_rate_bpm) {
+    hr = absl::StrFormat("HR %.0f bpm", *m.heart_rate_bpm);
+    if (m.heart_rate_source == "RR") absl::StrAppend(&hr, " (由RR间期)");
+    if (m.heart_rate_source == "computed") absl::StrAppend(&hr, " (II导联计算)");
+  }
+  const bool qt = m.qt_ms || m.qtc_ms;
+  const bool axes = m.p_axis_deg || m.qrs_axis_deg || m.t_axis_deg;
+  return Joined({hr, m.pr_ms ? absl::StrFormat("PR %.0f ms", *m.pr_ms) : "",
+                 m.qrs_ms ? absl::StrFormat("QRS %.0f ms", *m.qrs_ms) : "",
+                 qt ? absl::StrCat("QT/QTc ", Rounded(m.qt_ms), "/", Rounded(m.qtc_ms), " ms") : "",
+                 axes ? absl::StrCat("P/QRS/T ", Rounded(m.p_axis_deg), "/",
+                                     Rounded(m.qrs_axis_deg), "/", Rounded(m.t_axis_deg), "\u00B0")
+                      : ""});
+}
+
+//! Paper speed, gain and the filters of the recording.
+std::string LegendLine(const EcgDetails& d) {
+  std::string filters;
+  if (d.filter_low_hz > 0 || d.filter_high_hz > 0) {
+    filters = absl::StrCat(d.filter_low_hz > 0 ? absl::StrFormat("%g", d.filter_low_hz) : "",
+                           "\u2013",
+                           d.filter_high_hz > 0 ? absl::StrFormat("%g", d.filter_high_hz) : "",
+                           " Hz");
+  }
+  return Joined({"25 mm/s", "10 mm/mV", filters,
+                 d.notch_hz > 0 ? absl::StrFormat("notch %g Hz", d.notch_hz) : ""});
+}
+
+void AppendText(std::string& out, absl::string_view id, double x, double y, double size,
+                absl::string_view body, absl::string_view extra = "") {
+  absl::StrAppendFormat(&out,
+                        "<text id=\"%s\" x=\"%.2f\" y=\"%.2f\" font-family=\"%s\" "
+                        "font-size=\"%.1f\" fill=\"#000000\" xml:space=\"preserve\"%s>%s</text>\n",
+                        id, x, y, kFont, size, extra, body);
+}
+
+//! The lines above the grid: the patient (name in bold, ID, sex, age, birth date) with paper
+//! speed, gain and filters at the right; the recording time, institution and device; the
+//! cart's measurements; its own statements, marked as unconfirmed.
+void AppendHeader(std::string& out, const EcgRecording& recording) {
   const EcgPaperSize paper = EcgPaper();
   absl::StrAppendFormat(&out,
                         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -256,16 +355,33 @@ void AppendHeader(std::string& out, const EcgRenderOptions& options) {
                         "fill=\"#ffffff\"/>\n",
                         paper.width_mm, paper.height_mm, paper.width_mm, paper.height_mm,
                         paper.width_mm, paper.height_mm);
-  const double y = kGridTop - 3;
-  absl::StrAppendFormat(&out,
-                        "<text class=\"caption\" x=\"%.2f\" y=\"%.2f\" font-family=\"%s\" "
-                        "font-size=\"3.5\" fill=\"#000000\">%s</text>\n",
-                        kGridLeft, y, kFont, XmlEscape(options.caption));
-  absl::StrAppendFormat(&out,
-                        "<text class=\"legend\" x=\"%.2f\" y=\"%.2f\" font-family=\"%s\" "
-                        "font-size=\"3\" fill=\"#000000\" text-anchor=\"end\" "
-                        "xml:space=\"preserve\">25 mm/s  10 mm/mV</text>\n",
-                        kGridLeft + kGridWidth, y, kFont);
+  const EcgDetails& d = recording.details;
+  const std::string name = TruncateToWidth(d.patient_name, 30);
+  const std::string info = TruncateToWidth(
+      Joined({d.patient_id.empty() ? "" : absl::StrCat("ID ", d.patient_id), SexForDisplay(d.sex),
+              AgeForDisplay(d.age), d.birth_date.empty() ? "" : absl::StrCat("出生 ", DateForDisplay(d.birth_date))}),
+      kPatientColumns - DisplayWidth(name));
+  AppendText(out, "patient", kGridLeft, 6.5, 4.2,
+             absl::StrCat("<tspan class=\"patient-name\" font-weight=\"bold\">", XmlEscape(name),
+                          "</tspan><tspan class=\"patient-ids\">", name.empty() ? "" : "   ",
+                          XmlEscape(info), "</tspan>"));
+  AppendText(out, "legend", kGridLeft + kGridWidth, 6.5, 3, XmlEscape(LegendLine(d)),
+             " text-anchor=\"end\"");
+  const std::string place = Joined({d.institution, d.department});
+  AppendText(out, "recording", kGridLeft, 12.5, 3.3,
+             XmlEscape(TruncateToWidth(
+                 Joined({d.recorded_at.empty() ? "" : absl::StrCat("记录时间 ", DateTimeForDisplay(d.recorded_at)),
+                         place, d.device.empty() ? "" : absl::StrCat("设备 ", d.device)}),
+                 kLineColumns)));
+  AppendText(out, "measurements", kGridLeft, 18.5, 3.3,
+             XmlEscape(TruncateToWidth(MeasurementLine(d.measurements), kLineColumns)));
+  std::string statements;
+  for (const std::string& s : d.measurements.statements) {
+    absl::StrAppend(&statements, statements.empty() ? "" : "; ", s);
+  }
+  if (!statements.empty()) statements = absl::StrCat("自动分析 (未经医师确认): ", statements);
+  AppendText(out, "statements", kGridLeft, 24, 3,
+             XmlEscape(TruncateToWidth(statements, kLineColumns)), " font-style=\"italic\"");
 }
 
 //! cairo PNG stream sink appending to a std::string.
@@ -285,7 +401,7 @@ struct CairoDestroy {
 };
 
 //! An INTERNAL status for a librsvg failure. The GError text is left out: it may quote the SVG,
-//! which carries the caller's caption.
+//! which carries the patient's name.
 absl::Status RsvgFailure(absl::string_view step, GError* error) {
   const int code = error != nullptr ? error->code : 0;
   if (error != nullptr) g_error_free(error);
@@ -299,10 +415,10 @@ EcgPaperSize EcgPaper() {
   return EcgPaperSize{kGridLeft + kGridWidth + kMarginMm, kGridTop + kGridHeight + kMarginMm};
 }
 
-std::string RenderEcgSvg(const EcgRecording& recording, const EcgRenderOptions& options) {
+std::string RenderEcgSvg(const EcgRecording& recording, const EcgRenderOptions& /*options*/) {
   std::string out;
   out.reserve(512 * 1024);
-  AppendHeader(out, options);
+  AppendHeader(out, recording);
   AppendGrid(out);
   const EcgGroup* group = DrawnGroup(recording);
   for (int row = 0; row <= kLeadRows; ++row) AppendCalibration(out, RowTop(row) + kRowMm / 2);

@@ -24,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "gateway/formats/dcmtk_values.h"
+#include "gateway/formats/ecg_details.h"
 
 namespace rdg::formats {
 namespace {
@@ -52,19 +53,6 @@ constexpr std::array<CodedLead, 12> kCodedLeads = {{
     {7, "V5"},
     {8, "V6"},
 }};
-
-//! A decimal string (DS) value, or nullopt when absent or unreadable.
-std::optional<double> GetDecimal(DcmItem& item, const DcmTagKey& tag) {
-  Float64 value = 0;
-  if (item.findAndGetFloat64(tag, value).good()) return value;
-  return std::nullopt;
-}
-
-DcmItem* FirstItem(DcmItem& item, const DcmTagKey& sequence) {
-  DcmItem* first = nullptr;
-  if (item.findAndGetSequenceItem(sequence, first, 0).good()) return first;
-  return nullptr;
-}
 
 std::string GroupPrefix(size_t group) { return absl::StrCat("ECG waveform group ", group, ": "); }
 
@@ -350,6 +338,7 @@ absl::StatusOr<EcgRecording> DecodeFile(DcmFileFormat& file) {
     recording.groups.push_back(*std::move(group));
   }
   recording.rhythm_group = PickRhythmGroup(recording.groups);
+  ReadEcgDetails(*ds, recording);
   return recording;
 }
 

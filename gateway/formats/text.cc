@@ -3,12 +3,18 @@
 #include <errno.h>
 #include <iconv.h>
 
+#include <algorithm>
 #include <array>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
 
 namespace rdg::formats {
 namespace {
@@ -227,6 +233,53 @@ std::string PersonNameForDisplay(absl::string_view dicom_person_name) {
   if (ideographic.empty()) return alphabetic;
   if (alphabetic.empty() || alphabetic == ideographic) return ideographic;
   return ideographic + " (" + alphabetic + ")";
+}
+
+namespace {
+
+//! A DICOM date (YYYYMMDD) that names a real day.
+std::optional<absl::CivilDay> DicomDate(absl::string_view text) {
+  int y = 0, m = 0, d = 0;
+  if (text.size() != 8 || !absl::SimpleAtoi(text.substr(0, 4), &y) ||
+      !absl::SimpleAtoi(text.substr(4, 2), &m) || !absl::SimpleAtoi(text.substr(6, 2), &d)) {
+    return std::nullopt;
+  }
+  const absl::CivilDay day(y, m, d);
+  if (day.year() != y || day.month() != m || day.day() != d) return std::nullopt;  // 20260230
+  return day;
+}
+
+}  // namespace
+
+std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date) {
+  const std::optional<absl::CivilDay> birth = DicomDate(birth_date);
+  const std::optional<absl::CivilDay> exam = DicomDate(exam_date.substr(0, 8));
+  if (!birth || !exam || *exam < *birth) return "";
+  int months = static_cast<int>((exam->year() - birth->year()) * 12 + exam->month() - birth->month());
+  if (exam->day() < birth->day()) --months;
+  const int64_t days = *exam - *birth;
+  if (months >= 24) return absl::StrFormat("%03dY", std::min(months / 12, 999));
+  if (days >= 60) return absl::StrFormat("%03dM", months);
+  return absl::StrFormat("%03dD", days);
+}
+
+std::string AgeForDisplay(absl::string_view dicom_age) {
+  int n = 0;
+  if (dicom_age.size() != 4 || !absl::SimpleAtoi(dicom_age.substr(0, 3), &n)) {
+    return std::string(dicom_age);
+  }
+  switch (dicom_age[3]) {
+    case 'Y':
+      return absl::StrCat(n, "岁");
+    case 'M':
+      return absl::StrCat(n, "个月");
+    case 'W':
+      return absl::StrCat(n, "周");
+    case 'D':
+      return absl::StrCat(n, "天");
+    default:
+      return std::string(dicom_age);
+  }
 }
 
 }  // namespace rdg::formats

@@ -54,4 +54,13 @@ std::string TruncateToWidth(absl::string_view text, int width);
 //! ideographic form leads and the alphabetic follows in parentheses: `张三 (ZHANG SAN)`.
 std::string PersonNameForDisplay(absl::string_view dicom_person_name);
 
+//! Age in DICOM Age String form ("045Y", "011M", "020D") from two DICOM dates (YYYYMMDD; the
+//! second may go on with a time, as a DT does) — years from two years on, months from two
+//! months, days below; "" if either date is unusable or the birth is after the exam.
+std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date);
+
+//! A DICOM age string ("042Y", "011M", "003W", "020D") for people: "42岁", "11个月", "3周",
+//! "20天"; anything else is returned unchanged.
+std::string AgeForDisplay(absl::string_view dicom_age);
+
 }  // namespace rdg::formats

@@ -114,20 +114,20 @@ TEST_F(EcgRenderTest, SvgHasStandardTwelveLeadLayout) {
 
 TEST_F(EcgRenderTest, TracesStayInTheirPanels) {
   const std::string svg = RenderEcgSvg(*recording_);
-  // Lead I: row 0 (y 10..50 mm), column 0 (x 15..77.5 mm). V6: row 2, column 3.
+  // Lead I: row 0 (y 27..67 mm), column 0 (x 15..77.5 mm). V6: row 2, column 3.
   const auto lead_i = TracePoints(Group(svg, "id=\"lead-I\""));
   const auto lead_v6 = TracePoints(Group(svg, "id=\"lead-V6\""));
   const auto rhythm = TracePoints(Group(svg, "id=\"rhythm-II\""));
   ASSERT_GT(lead_i.size(), 1000u);
   ASSERT_GT(rhythm.size(), 4000u);
   for (const auto& [x, y] : lead_i) {
-    ASSERT_TRUE(x >= 15 && x <= 77.5 && y >= 10 && y <= 50) << x << "," << y;
+    ASSERT_TRUE(x >= 15 && x <= 77.5 && y >= 27 && y <= 67) << x << "," << y;
   }
   for (const auto& [x, y] : lead_v6) {
-    ASSERT_TRUE(x >= 202.5 && x <= 265 && y >= 90 && y <= 130) << x << "," << y;
+    ASSERT_TRUE(x >= 202.5 && x <= 265 && y >= 107 && y <= 147) << x << "," << y;
   }
   for (const auto& [x, y] : rhythm) {
-    ASSERT_TRUE(x >= 15 && x <= 265 && y >= 130 && y <= 170) << x << "," << y;
+    ASSERT_TRUE(x >= 15 && x <= 265 && y >= 147 && y <= 187) << x << "," << y;
   }
   EXPECT_GT(rhythm.back().first, 264);  // the strip spans the full 10 s
 }
@@ -139,7 +139,7 @@ TEST_F(EcgRenderTest, ScalesTenMillimetresPerMillivolt) {
   const auto points = TracePoints(Group(svg, "id=\"lead-I\""));
   ASSERT_FALSE(points.empty());
   EXPECT_DOUBLE_EQ(points.front().first, 15.0);                 // t = 0 at the left of the traces
-  for (const auto& [x, y] : points) ASSERT_DOUBLE_EQ(y, 20.0);  // baseline 30 mm, 1 mV up
+  for (const auto& [x, y] : points) ASSERT_DOUBLE_EQ(y, 37.0);  // baseline 47 mm, 1 mV up
   // 12 panels, only lead I drawn; the other leads are labelled empty panels.
   EXPECT_EQ(Count(svg, "class=\"lead\""), 12u);
   EXPECT_EQ(Count(svg, "class=\"trace\""), 1u);
@@ -171,7 +171,7 @@ TEST_F(EcgRenderTest, HostileValuesStayBoundedAndWellFormed) {
     EXPECT_THAT(svg, Not(HasSubstr("nan"))) << hz;
     EXPECT_THAT(svg, Not(HasSubstr("inf"))) << hz;
     for (const auto& [x, y] : TracePoints(Group(svg, "id=\"rhythm-II\""))) {
-      ASSERT_TRUE(x >= 15 && x <= 265 && y >= 130 && y <= 170) << hz << ": " << x << "," << y;
+      ASSERT_TRUE(x >= 15 && x <= 265 && y >= 147 && y <= 187) << hz << ": " << x << "," << y;
     }
   }
   EcgRecording out_of_range;
@@ -179,12 +179,53 @@ TEST_F(EcgRenderTest, HostileValuesStayBoundedAndWellFormed) {
   EXPECT_EQ(Count(RenderEcgSvg(out_of_range), "class=\"trace\""), 0u);
 }
 
-TEST_F(EcgRenderTest, EscapesCaption) {
-  EcgRenderOptions options;
-  options.caption = "Dr. <Smith> & \"Jones\" \x01 \xff\xfe";
-  const std::string svg = RenderEcgSvg(*recording_, options);
+//! The text of the header line <text id="ID">, tags removed.
+std::string HeaderLine(const std::string& svg, const std::string& id) {
+  const size_t open = svg.find("<text id=\"" + id + "\"");
+  if (open == std::string::npos) return "<no line " + id + ">";
+  const size_t end = svg.find("</text>", open);
+  const std::string body = svg.substr(svg.find('>', open) + 1, end - svg.find('>', open) - 1);
+  return std::regex_replace(body, std::regex("<[^>]*>"), "");
+}
+
+TEST_F(EcgRenderTest, HeaderCarriesPatientRecordingAndMeasurements) {
+  const std::string svg = RenderEcgSvg(*recording_);
+  EXPECT_EQ(HeaderLine(svg, "patient"), "Anonymous   ID 642341  女  42岁  出生 1971-01-23");
+  EXPECT_EQ(HeaderLine(svg, "recording"),
+            "记录时间 2013-01-25 10:59:19  E. O. Ospedali Galliera  设备 Mortara Instrument, "
+            "Inc. el250");
+  EXPECT_EQ(HeaderLine(svg, "measurements"),
+            "HR 61 bpm (由RR间期)  PR 161 ms  QRS 75 ms  QT/QTc 368/370 ms  P/QRS/T 74/52/57°");
+  EXPECT_EQ(HeaderLine(svg, "legend"), "25 mm/s  10 mm/mV  0.05–300 Hz");
+  EXPECT_EQ(HeaderLine(svg, "statements"),
+            "自动分析 (未经医师确认): RITMO SINUSALE; ECG NORMALE");
+  EXPECT_THAT(svg, HasSubstr("Noto Sans CJK SC"));
+}
+
+TEST_F(EcgRenderTest, TwoPatientsNeverShareAPrintout) {
+  EcgRecording other = *recording_;
+  other.details.patient_name = "王芳";
+  other.details.patient_id = "HB-0001";
+  other.details.recorded_at = "20261129130108+0800";
+  other.details.measurements = {};
+  const std::string svg = RenderEcgSvg(other);
+  EXPECT_NE(svg, RenderEcgSvg(*recording_));
+  EXPECT_THAT(HeaderLine(svg, "patient"), HasSubstr("王芳   ID HB-0001"));
+  EXPECT_THAT(HeaderLine(svg, "recording"), HasSubstr("记录时间 2026-11-29 13:01:08 +08:00"));
+  EXPECT_EQ(HeaderLine(svg, "measurements"), "");
+  EXPECT_TRUE(IsWellFormedXml(svg));
+}
+
+TEST_F(EcgRenderTest, EscapesAndBoundsHeaderText) {
+  EcgRecording r = *recording_;
+  r.details.patient_name = "Dr. <Smith> & \"Jones\" \x01 \xff\xfe";
+  r.details.institution = std::string(5000, 'x');
+  r.details.measurements.statements = {"</text><script>alert(1)</script>"};
+  const std::string svg = RenderEcgSvg(r);
   EXPECT_THAT(svg, HasSubstr("Dr. &lt;Smith&gt; &amp; &quot;Jones&quot;"));
   EXPECT_THAT(svg, Not(HasSubstr("<Smith>")));
+  EXPECT_THAT(svg, Not(HasSubstr("<script>")));
+  EXPECT_THAT(svg, Not(HasSubstr(std::string(200, 'x'))));  // cut to the line's width
   EXPECT_TRUE(IsWellFormedXml(svg));
 }
 
@@ -192,7 +233,6 @@ TEST_F(EcgRenderTest, PngMatchesPaperSize) {
   for (double ppm : {8.0, 3.0}) {
     EcgRenderOptions options;
     options.png_pixels_per_mm = ppm;
-    options.caption = "<&>";
     absl::StatusOr<std::string> png = RenderEcgPng(*recording_, options);
     ASSERT_TRUE(png.ok()) << png.status();
     ASSERT_GT(png->size(), 33u);

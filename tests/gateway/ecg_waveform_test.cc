@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +70,22 @@ w.WaveformData = array.array('b', [max(-128, min(127, v // 8)) for v in a]).toby
 w['WaveformData'].VR = 'OB'; w.WaveformBitsAllocated = 8; w.WaveformSampleInterpretation = 'SB'
 for c in w.ChannelDefinitionSequence: c.ChannelSensitivity = '10'
 save(ds, 'eight_bit.dcm')
+ds = load(); ds.SpecificCharacterSet = 'GB18030'; ds.PatientName = '王^芳'
+ds.InstitutionName = '武汉市江夏区第一人民医院'; del ds.PatientAge; del ds.AcquisitionDateTime
+del ds.WaveformAnnotationSequence; save(ds, 'chinese.dcm')
+ds = load()
+mdc = {'RR Interval': ('MDC_ECG_HEART_RATE', '72', '/min'),
+       'PR Interval': ('MDC_ECG_TIME_PD_PR', '0.158', 's'),
+       'QTc Interval': ('MDC_ECG_TIME_PD_QTc', '412', 'ms'),
+       'QT Interval': ('MDC_ECG_TIME_PD_QT_GL', '396', 'ms'),
+       'QRS Duration': ('QRS Duration', '0', 'ms'),
+       'P Axis': ('MDC_ECG_ANGLE_P_FRONT', '60', 'ms')}
+for a in ds.WaveformAnnotationSequence:
+    if 'ConceptNameCodeSequence' in a and a.ConceptNameCodeSequence[0].CodeMeaning in mdc:
+        meaning, value, unit = mdc[a.ConceptNameCodeSequence[0].CodeMeaning]
+        a.ConceptNameCodeSequence[0].CodeMeaning = meaning
+        a.NumericValue = value; a.MeasurementUnitsCodeSequence[0].CodeValue = unit
+save(ds, 'mdc_measures.dcm')
 )PY";
 
 class EcgWaveformTest : public ::testing::Test {
@@ -131,6 +150,102 @@ TEST_F(EcgWaveformTest, DecodesTwelveLeadRecording) {
       1137.5f);
   EXPECT_EQ(r->groups[1].label, "MEDIAN BEAT");
   EXPECT_EQ(r->groups[1].leads[0].microvolts.size(), 1200u);
+}
+
+TEST_F(EcgWaveformTest, ReadsPatientRecordingAndCartMeasurements) {
+  absl::StatusOr<EcgRecording> r = ParseEcgWaveformFile(Sample("waveform_ecg.dcm"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const EcgDetails& d = r->details;
+  EXPECT_EQ(d.patient_name, "Anonymous");
+  EXPECT_EQ(d.patient_id, "642341");
+  EXPECT_EQ(d.sex, "F");
+  EXPECT_EQ(d.birth_date, "19710123");
+  EXPECT_EQ(d.age, "042Y");
+  EXPECT_EQ(d.recorded_at, "20130125105919");
+  EXPECT_EQ(d.institution, "E. O. Ospedali Galliera");
+  EXPECT_EQ(d.device, "Mortara Instrument, Inc. el250");
+  EXPECT_DOUBLE_EQ(d.filter_low_hz, 0.05);
+  EXPECT_DOUBLE_EQ(d.filter_high_hz, 300);
+  EXPECT_DOUBLE_EQ(d.notch_hz, 0);  // written as 0.0: no notch filter
+  const EcgMeasurements& m = d.measurements;
+  ASSERT_TRUE(m.heart_rate_bpm.has_value());
+  EXPECT_NEAR(*m.heart_rate_bpm, 60000.0 / 982, 1e-9);  // from the annotated RR interval
+  EXPECT_EQ(m.heart_rate_source, "RR");
+  EXPECT_EQ(m.pr_ms, 161);
+  EXPECT_EQ(m.qrs_ms, 75);
+  EXPECT_EQ(m.qt_ms, 368);
+  EXPECT_EQ(m.qtc_ms, 370);
+  EXPECT_EQ(m.p_axis_deg, 74);
+  EXPECT_EQ(m.qrs_axis_deg, 52);
+  EXPECT_EQ(m.t_axis_deg, 57);
+  EXPECT_THAT(m.statements, ElementsAre("RITMO SINUSALE", "ECG NORMALE"));
+}
+
+TEST_F(EcgWaveformTest, ChineseNamesAndAHeartRateComputedFromLeadTwo) {
+  absl::StatusOr<EcgRecording> r = ParseEcgWaveformFile(Variant("chinese.dcm"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const EcgDetails& d = r->details;
+  EXPECT_EQ(d.patient_name, "王芳");
+  EXPECT_EQ(d.institution, "武汉市江夏区第一人民医院");
+  EXPECT_EQ(d.recorded_at, "20130125105919");  // Content Date and Time
+  EXPECT_EQ(d.age, "042Y");                    // from the birth date
+  ASSERT_TRUE(d.measurements.heart_rate_bpm.has_value());
+  EXPECT_EQ(d.measurements.heart_rate_source, "computed");
+  // The cart measured an RR interval of 982 ms (61 /min) on this recording.
+  EXPECT_NEAR(*d.measurements.heart_rate_bpm, 61.1, 2.0);
+  EXPECT_FALSE(d.measurements.pr_ms.has_value());
+  EXPECT_TRUE(d.measurements.statements.empty());
+}
+
+TEST_F(EcgWaveformTest, MeasurementsByMdcNameInTheirUnitsOnly) {
+  absl::StatusOr<EcgRecording> r = ParseEcgWaveformFile(Variant("mdc_measures.dcm"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const EcgMeasurements& m = r->details.measurements;
+  EXPECT_EQ(m.heart_rate_bpm, 72);
+  EXPECT_EQ(m.heart_rate_source, "device");
+  EXPECT_NEAR(m.pr_ms.value_or(0), 158, 1e-9);  // given in seconds
+  EXPECT_EQ(m.qtc_ms, 412);
+  EXPECT_EQ(m.qt_ms, 396);
+  EXPECT_FALSE(m.qrs_ms.has_value());      // 0 ms: a placeholder, not a measurement
+  EXPECT_FALSE(m.p_axis_deg.has_value());  // an angle in ms: not trusted
+  EXPECT_EQ(m.t_axis_deg, 57);
+}
+
+//! A synthetic lead: narrow R waves every `rr_s` seconds, broad T waves, baseline wander, noise.
+EcgLead SyntheticLead(double hz, double seconds, double rr_s) {
+  EcgLead lead{"II", {}};
+  const auto n = static_cast<size_t>(hz * seconds);
+  uint32_t noise = 12345;
+  for (size_t i = 0; i < n; ++i) {
+    const double t = i / hz;
+    const double phase = std::fmod(t, rr_s);
+    double uv = 300 * std::sin(2 * M_PI * 0.3 * t);                         // wander
+    uv += 1200 * std::exp(-std::pow((phase - 0.2) / 0.012, 2));             // R
+    uv += 350 * std::exp(-std::pow((phase - 0.2 - 0.3) / 0.06, 2));         // T
+    noise = noise * 1103515245 + 12345;
+    uv += static_cast<double>((noise >> 16) % 61) - 30;                     // ±30 µV
+    lead.microvolts.push_back(static_cast<float>(uv));
+  }
+  return lead;
+}
+
+TEST(EcgHeartRateTest, FindsTheRateOfRegularBeats) {
+  for (double hz : {250.0, 500.0, 1000.0}) {
+    for (double bpm : {45.0, 75.0, 150.0}) {
+      std::optional<double> rate = EstimateHeartRate(SyntheticLead(hz, 10, 60 / bpm), hz);
+      ASSERT_TRUE(rate.has_value()) << hz << " Hz, " << bpm;
+      EXPECT_NEAR(*rate, bpm, bpm * 0.02) << hz << " Hz";
+    }
+  }
+}
+
+TEST(EcgHeartRateTest, NoRateWithoutARhythm) {
+  EXPECT_FALSE(EstimateHeartRate(EcgLead{"II", std::vector<float>(5000, 0.0f)}, 500));
+  EXPECT_FALSE(EstimateHeartRate(SyntheticLead(500, 1.5, 0.8), 500));  // too short
+  EXPECT_FALSE(EstimateHeartRate(SyntheticLead(500, 10, 0.8), 0));
+  EXPECT_FALSE(EstimateHeartRate(SyntheticLead(500, 10, 0.8), std::nan("")));
+  EcgLead hostile{"II", std::vector<float>(5000, std::numeric_limits<float>::infinity())};
+  EXPECT_FALSE(EstimateHeartRate(hostile, 500));
 }
 
 TEST_F(EcgWaveformTest, BufferAndFileAgree) {

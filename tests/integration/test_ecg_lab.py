@@ -151,6 +151,33 @@ class EcgLabTest(harness.GatewayTestCase):
                          "-in", f"{saved}/report.txt", "-sigfile", f"{saved}/report.sm2.sig")
         self.assertEqual(verify.returncode, 0, verify.stderr)
 
+    def test_ecg_printout_names_the_patient_in_chinese(self):
+        ds = pydicom.dcmread(ECG)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SpecificCharacterSet = "GB18030"
+        ds.PatientName, ds.PatientID = "王^芳", "HB-0001"
+        ds.InstitutionName = "江夏区第一人民医院"
+        path = harness.write_dicom(ds, os.path.join(self.workdir, "wang_fang.dcm"))
+        exam = self.a1.json("upload", path)["exams"][0]["exam_id"]
+        self.assertEqual(self.ecg_reader.run("claim", exam).returncode, 0)
+        fetched = self.ecg_reader.json("fetch", exam, "--out", os.path.join(self.workdir, "f"))
+        svg = next(p for p in fetched["rendered"] if p.endswith(".ecg.svg"))
+        root = self.check_svg(svg)
+
+        def line(name):
+            return "".join(root.find(f".//s:text[@id='{name}']", SVG_NS).itertext())
+
+        self.assertEqual(line("patient"), "王芳   ID HB-0001  女  42岁  出生 1971-01-23")
+        self.assertIn("2013-01-25 10:59:19  江夏区第一人民医院", line("recording"))
+        self.assertIn("Mortara Instrument, Inc. el250", line("recording"))
+        self.assertIn("HR 61 bpm", line("measurements"))
+        self.assertIn("QT/QTc 368/370 ms", line("measurements"))
+        # Another patient's tracing of the same waveform is not the same printout.
+        local = os.path.join(self.workdir, "sample.svg")
+        self.assertEqual(self.ecg_reader.run("render", ECG, "--out", local).returncode, 0)
+        self.assertNotEqual(harness.read_bytes(local), harness.read_bytes(svg))
+
     def test_corrupted_waveforms_are_rejected_with_a_reason(self):
         ds = pydicom.dcmread(ECG)
         cases = {
