@@ -10,12 +10,13 @@ packages=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libdcmtk-dev libssl-dev libsqlite3-dev libpq-dev libgoogle-glog-dev
-  libcli11-dev nlohmann-json3-dev librsvg2-dev fonts-dejavu-core fonts-noto-cjk libcpp-httplib-dev libjs-chart.js
+  libcli11-dev nlohmann-json3-dev librsvg2-dev libpango1.0-dev fonts-dejavu-core fonts-noto-cjk libcpp-httplib-dev libjs-chart.js
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  # runtime and interop tools; the browser and Prometheus parser of the monitoring tests
+  # runtime and interop tools; the browser and Prometheus parser of the monitoring tests,
+  # pdftotext/pdftoppm for the printed reports
   openssl dcmtk python3 python3-pydicom python3-grpcio python3-protobuf python3-hl7
-  python3-prometheus-client chromium
+  python3-prometheus-client chromium poppler-utils
   "$@"
 )
 

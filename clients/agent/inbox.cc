@@ -89,9 +89,12 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
   fs::remove_all(tmp, ec);
   clients::ReportFolder folder;
   std::string error;
-  if (!clients::WriteReportFolder(d, tmp.string(), ca_path_, &folder, &error)) {
+  if (!clients::WriteReportFolder(d, tmp.string(), ca_path_, zone_, &folder, &error)) {
     LOG(ERROR) << "inbox: " << error;
     return;
+  }
+  if (!folder.pdf_error.empty()) {
+    LOG(ERROR) << "inbox: report " << r.report_id() << ": no report.pdf: " << folder.pdf_error;
   }
   {
     std::ofstream v(tmp / "VERIFICATION.txt");
@@ -110,10 +113,16 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
   }
   if (d.urgent()) {
     std::ofstream c(tmp / "CRITICAL.txt");
+    const auto& patient = d.exam().patient();
     c << "CRITICAL RESULT: acknowledge by "
       << absl::FormatTime("%Y-%m-%d %H:%M:%S %Z",
                           absl::FromUnixSeconds(d.acknowledge_by().seconds()),
                           zone_)
+      << "\n  patient: "
+      << (patient.display_name().empty() ? patient.name() : patient.display_name()) << " ("
+      << patient.patient_id() << ")\n  impression: " << r.content().impression()
+      << "\n  print: " << (folder.pdf.empty() ? "(no report.pdf: " + folder.pdf_error + ")"
+                                               : std::string("report.pdf"))
       << "\n  rdg-clinic ack " << r.content().exam_id() << "\n";
   }
   fs::create_directories(final_dir.parent_path(), ec);

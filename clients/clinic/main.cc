@@ -3,14 +3,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 #include <iostream>
 #include <map>
+#include <vector>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "clients/agent/agent.h"
 #include "clients/clinic/report_folder.h"
 #include "clients/clinic/uploader.h"
@@ -357,14 +362,83 @@ void PrintDelivered(const rdg::v1::DeliveredReport& d, bool as_json) {
     return;
   }
   const auto& c = d.report().content();
+  const std::string patient = rdg::clients::PatientCells(d.exam())[0];
   std::cout << d.report().report_id() << "  exam " << c.exam_id() << "  "
+            << (patient.empty() ? "" : patient + "  ")
             << rdg::v1::ReportStatus_Name(c.status()) << " v" << d.report().version() << "  by "
-            << c.reader_user() << " (" << c.reader_institution() << ")";
+            << c.reader_user() << " ("
+            << (d.reader_institution_name().empty() ? c.reader_institution()
+                                                    : d.reader_institution_name())
+            << ")";
   if (d.urgent()) {
     std::cout << "  CRITICAL RESULT: acknowledge by " << rdg::clients::LocalTime(d.acknowledge_by());
   }
   if (d.acknowledged()) std::cout << "  acknowledged";
   std::cout << "  cursor " << d.cursor() << std::endl;
+}
+
+//! Polls the feed from `cursor` to its end, calling `each` for every report.
+grpc::Status PollAll(rdg::v1::DeliveryService::Stub& stub, std::string cursor,
+                     const std::function<void(const rdg::v1::DeliveredReport&)>& each) {
+  for (;;) {
+    rdg::v1::WatchReportsRequest req;
+    req.set_cursor(cursor);
+    rdg::v1::PollReportsResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    if (grpc::Status s = stub.PollReports(&ctx, req, &resp); !s.ok()) return s;
+    for (const auto& d : resp.reports()) each(d);
+    if (resp.reports().empty()) return grpc::Status::OK;
+    cursor = resp.next_cursor();
+  }
+}
+
+//! Every report of the institution not yet acknowledged, critical ones first by deadline: what
+//! a clinic's screen shows until someone confirms receipt (`rdg-clinic ack`).
+int RunUnacknowledged(const rdg::clients::ConnectionOptions& conn, bool as_json) {
+  auto channel = conn.Connect();
+  if (!channel) return kExitFailure;
+  auto stub = rdg::v1::DeliveryService::NewStub(channel);
+  std::vector<rdg::v1::DeliveredReport> pending;
+  // From the empty cursor: the oldest unacknowledged report on.
+  if (grpc::Status s = PollAll(*stub, "", [&](const rdg::v1::DeliveredReport& d) {
+        if (!d.acknowledged()) pending.push_back(d);
+      });
+      !s.ok()) {
+    std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+    return kExitFailure;
+  }
+  std::stable_sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
+    if (a.urgent() != b.urgent()) return a.urgent();
+    return a.acknowledge_by().seconds() < b.acknowledge_by().seconds();
+  });
+  if (as_json) {
+    for (const auto& d : pending) std::cout << rdg::clients::ProtoToJson(d) << std::endl;
+    return 0;
+  }
+  if (pending.empty()) {
+    std::cout << "no report waits for acknowledgement\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"EXAM", "PATIENT", "SEX/AGE", "REPORT", "CRITICAL", "ACKNOWLEDGE BY", "READER"}};
+  for (const auto& d : pending) {
+    const auto& c = d.report().content();
+    const auto patient = rdg::clients::PatientCells(d.exam());
+    rows.push_back({c.exam_id(), patient[0], patient[1],
+                    absl::StrCat(rdg::v1::ReportStatus_Name(c.status()), " v",
+                                 d.report().version()),
+                    d.urgent() ? "CRITICAL" : "",
+                    d.has_acknowledge_by() ? rdg::clients::LocalTime(d.acknowledge_by()) : "-",
+                    absl::StrCat(c.reader_user(), " · ",
+                                 d.reader_institution_name().empty()
+                                     ? c.reader_institution()
+                                     : d.reader_institution_name())});
+  }
+  rdg::clients::PrintTable(rows);
+  std::cout << "print one: rdg-clinic report EXAM --out DIR (writes DIR/report.pdf); confirm "
+               "receipt: rdg-clinic ack EXAM\n";
+  return 0;
 }
 
 //! Polls once, or with `watch` streams until `max` reports arrived (0: forever), reconnecting
@@ -375,21 +449,13 @@ int RunReports(const rdg::clients::ConnectionOptions& conn, std::string cursor, 
   if (!channel) return kExitFailure;
   auto stub = rdg::v1::DeliveryService::NewStub(channel);
   if (!watch) {
-    for (;;) {
-      rdg::v1::WatchReportsRequest req;
-      req.set_cursor(cursor);
-      rdg::v1::PollReportsResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-      grpc::Status s = stub->PollReports(&ctx, req, &resp);
-      if (!s.ok()) {
-        std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
-        return kExitFailure;
-      }
-      for (const auto& d : resp.reports()) PrintDelivered(d, as_json);
-      if (resp.reports().empty()) return 0;
-      cursor = resp.next_cursor();
+    grpc::Status s = PollAll(*stub, cursor,
+                             [&](const rdg::v1::DeliveredReport& d) { PrintDelivered(d, as_json); });
+    if (!s.ok()) {
+      std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
+      return kExitFailure;
     }
+    return 0;
   }
   int received = 0;
   auto backoff = std::chrono::milliseconds(200);
@@ -432,7 +498,7 @@ grpc::Status GetLatestReport(rdg::v1::DeliveryService::Stub& stub, const std::st
 
 //! Writes the report as signed (canonical text, signature, signer certificate) and verifies it.
 int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id,
-              const std::string& out_dir, bool as_json) {
+              const std::string& out_dir, const std::string& verify_ca, bool as_json) {
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
   auto stub = rdg::v1::DeliveryService::NewStub(channel);
@@ -444,22 +510,32 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
   const auto& r = d.report();
   rdg::clients::ReportFolder folder;
   std::string error;
-  if (!rdg::clients::WriteReportFolder(d, out_dir, conn.ca, &folder, &error)) {
+  // Times on the printout in the local zone (TZ), as everything else this tool prints.
+  if (!rdg::clients::WriteReportFolder(d, out_dir, verify_ca.empty() ? conn.ca : verify_ca,
+                                       absl::LocalTimeZone(), &folder, &error)) {
     std::cerr << "error: " << error << "\n";
     return kExitFailure;
   }
-  const auto& [text, sig, cert, verified, detail, sm2] = folder;
+  const std::string& text = folder.text;
+  const std::string& sig = folder.signature;
+  const std::string& cert = folder.certificate;
+  const bool verified = folder.verified;
+  if (!folder.pdf_error.empty()) {
+    std::cerr << "warning: no report.pdf: " << folder.pdf_error << "\n";
+  }
   if (as_json) {
     json out = {{"report_id", r.report_id()}, {"exam_id", exam_id}, {"text", text},
                 {"signature", sig}, {"signer_certificate", cert}, {"verified", verified},
-                {"detail", detail}, {"critical", d.urgent()}};
+                {"detail", folder.detail}, {"critical", d.urgent()}, {"pdf", folder.pdf}};
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << r.canonical_bytes() << "\n"
               << "written: " << text << ", " << sig << ", " << cert << "\n"
-              << "signature " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << detail << "\n";
+              << "signature " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << folder.detail
+              << "\n";
+    if (!folder.pdf.empty()) std::cout << "printable report: " << folder.pdf << "\n";
     std::cout << "verify it yourself:\n";
-    if (sm2) {
+    if (folder.sm2) {
       std::cout << "  openssl verify -CAfile CA.pem " << cert << "\n"
                 << "  openssl x509 -in " << cert << " -pubkey -noout > signer.pub\n"
                 << "  openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678"
@@ -554,10 +630,19 @@ int main(int argc, char** argv) {
   reports->add_option("--cursor", cursor, "start after this cursor (from an earlier run)");
   reports->add_option("--max", max_reports, "with --watch: stop after this many reports");
   reports->add_flag("--json", as_json, "machine-readable output (one JSON object per line)");
+  bool unacknowledged = false;
+  reports->add_flag("--unacknowledged", unacknowledged,
+                    "every report not yet acknowledged, critical results first")
+      ->excludes("--watch")
+      ->excludes("--cursor");
   auto* report = app.add_subcommand("report", "write an exam's signed report to a folder and verify it");
   report->add_option("exam", exam_id, "exam id")->required();
   report->add_option("--out", out_dir, "output folder")->required();
   report->add_flag("--json", as_json, "machine-readable output");
+  std::string verify_ca;
+  report->add_option("--verify-ca", verify_ca,
+                     "CA certificate the signer must chain to (default: the connection's CA)")
+      ->check(CLI::ExistingFile);
   auto* ack = app.add_subcommand("ack", "acknowledge receipt of an exam's report");
   ack->add_option("exam", exam_id, "exam id")->required();
   ack->add_flag("--json", as_json, "machine-readable output");
@@ -594,8 +679,9 @@ int main(int argc, char** argv) {
     }
     return rdg::agent::RunAgent(agent_config, ready_file);
   }
+  if (*reports && unacknowledged) return RunUnacknowledged(conn, as_json);
   if (*reports) return RunReports(conn, cursor, watch, max_reports, as_json);
-  if (*report) return RunReport(conn, exam_id, out_dir, as_json);
+  if (*report) return RunReport(conn, exam_id, out_dir, verify_ca, as_json);
   if (*ack) return RunAck(conn, exam_id, as_json);
   if (*upload) {
     rdg::v1::Priority_Parse(priority, &options.priority);

@@ -4,11 +4,27 @@
 #include <fstream>
 
 #include "clients/common/report_crypto.h"
+#include "clients/common/report_pdf.h"
 
 namespace rdg::clients {
 
+namespace {
+
+bool WriteBytes(const std::string& path, const std::string& bytes, std::string* error) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << bytes;
+  if (!f.flush()) {
+    *error = "cannot write " + path;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir,
-                       const std::string& ca_path, ReportFolder* out, std::string* error) {
+                       const std::string& ca_path, absl::TimeZone zone, ReportFolder* out,
+                       std::string* error) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -25,14 +41,28 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
        {std::pair<const std::string&, const std::string&>{out->text, r.canonical_bytes()},
         {out->signature, r.signature().signature()},
         {out->certificate, r.signature().signer_certificate_pem()}}) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << bytes;
-    if (!f.flush()) {
-      *error = "cannot write " + path;
-      return false;
-    }
+    if (!WriteBytes(path, bytes, error)) return false;
   }
   out->verified = VerifyReport(r, ca_path, &out->detail);
+
+  ReportPrintout printout;
+  printout.signature_verified = out->verified;
+  printout.signature_detail = out->detail;
+  printout.signer_fingerprint = CertificateFingerprint(r.signature().signer_certificate_pem());
+  std::string institution, user, ignored;
+  if (CertificateIdentity(out->certificate, &institution, &user, &ignored)) {
+    printout.signer_name = user;
+  }
+  printout.zone = zone;
+  absl::StatusOr<std::string> pdf = RenderReportPdf(d, printout);
+  const std::string pdf_path = (fs::path(dir) / "report.pdf").string();
+  if (!pdf.ok()) {
+    out->pdf_error = std::string(pdf.status().message());
+  } else if (std::string pdf_error; !WriteBytes(pdf_path, *pdf, &pdf_error)) {
+    out->pdf_error = pdf_error;
+  } else {
+    out->pdf = pdf_path;
+  }
   return true;
 }
 

@@ -172,6 +172,22 @@ bool VerifyReport(const rdg::v1::ReportVersion& report, const std::string& ca_pa
   return true;
 }
 
+std::string CertificateFingerprint(const std::string& pem) {
+  Bio b = MemBio(pem);
+  Cert cert(PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (!cert || X509_digest(cert.get(), EVP_sha256(), md, &length) != 1) return "";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    if (i > 0) out += ':';
+    out += kHex[md[i] >> 4];
+    out += kHex[md[i] & 0xF];
+  }
+  return out;
+}
+
 bool CertificateIdentity(const std::string& cert_path, std::string* institution,
                          std::string* user, std::string* error) {
   std::string pem;

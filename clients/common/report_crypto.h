@@ -20,6 +20,10 @@ bool SignReport(const std::string& canonical, const std::string& key_path,
 bool VerifyReport(const rdg::v1::ReportVersion& report, const std::string& ca_path,
                   std::string* detail);
 
+//! The SHA-256 fingerprint of a PEM certificate's DER encoding, as `openssl x509 -fingerprint
+//! -sha256` prints it ("AB:CD:…", 95 characters); empty when `pem` holds no certificate.
+std::string CertificateFingerprint(const std::string& pem);
+
 //! The O (institution) and CN (user) of a PEM certificate file.
 bool CertificateIdentity(const std::string& cert_path, std::string* institution,
                          std::string* user, std::string* error);

@@ -140,8 +140,15 @@ rdg::v1::ReportVersion ToProto(const storage::ReportRecord& r) {
   return v;
 }
 
-rdg::v1::DeliveredReport ToDelivered(const storage::ReportRecord& r) {
+rdg::v1::DeliveredReport ToDelivered(const storage::ReportRecord& r,
+                                     const storage::ExamRecord* exam,
+                                     const config::InstitutionDirectory& institutions,
+                                     const std::string& platform_name) {
   rdg::v1::DeliveredReport d;
+  if (exam != nullptr) *d.mutable_exam() = ToProto(*exam, institutions);
+  const rdg::v1::Institution* reader = institutions.Find(r.reader_institution);
+  d.set_reader_institution_name(reader != nullptr ? reader->name() : r.reader_institution);
+  d.set_platform_name(platform_name);
   d.set_cursor(std::to_string(r.seq));
   *d.mutable_report() = ToProto(r);
   d.set_urgent(r.critical || r.acknowledge_by.has_value());  // critical: a deadline is set

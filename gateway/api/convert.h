@@ -24,6 +24,10 @@ rdg::v1::StoredObject ToProto(const storage::ObjectRecord& record);
 rdg::v1::ExamEvent ToProto(const storage::ExamEventRecord& record);
 rdg::v1::LabResult ToProto(const storage::LabResultRecord& record);
 rdg::v1::ReportVersion ToProto(const storage::ReportRecord& record);
-rdg::v1::DeliveredReport ToDelivered(const storage::ReportRecord& record);
+//! A report as its clinic receives it; `exam` (when found) and the names are for printing.
+rdg::v1::DeliveredReport ToDelivered(const storage::ReportRecord& record,
+                                     const storage::ExamRecord* exam,
+                                     const config::InstitutionDirectory& institutions,
+                                     const std::string& platform_name);
 
 }  // namespace rdg::api

@@ -122,11 +122,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
     }
     auto reports = service_.reports_.Feed(principal_, after, 100);
     if (!reports.ok()) return Stop(ToGrpcStatus(reports.status()));
+    auto exams = service_.reports_.ExamsOf(principal_, *reports);
+    if (!exams.ok()) return Stop(ToGrpcStatus(exams.status()));
     {
       absl::MutexLock lock(&mu_);
       for (const auto& r : *reports) {
         if (r.seq <= fetched_through_) continue;
-        outbox_.push_back(ToDelivered(r));
+        outbox_.push_back(service_.Delivered(r, *exams));
         fetched_through_ = r.seq;
       }
       MaybeWriteLocked();
@@ -179,7 +181,8 @@ grpc::ServerUnaryReactor* DeliveryServiceImpl::PollReports(
     RDG_ASSIGN_OR_RETURN(int64_t after, ParseCursor(request->cursor()));
     const int32_t limit = request->max_reports() > 0 ? request->max_reports() : 100;
     RDG_ASSIGN_OR_RETURN(auto reports, reports_.Feed(clinic, after, limit));
-    for (const auto& r : reports) *response->add_reports() = ToDelivered(r);
+    RDG_ASSIGN_OR_RETURN(auto exams, reports_.ExamsOf(clinic, reports));
+    for (const auto& r : reports) *response->add_reports() = Delivered(r, exams);
     response->set_next_cursor(reports.empty() ? request->cursor() : std::to_string(reports.back().seq));
     return absl::OkStatus();
   });
@@ -202,9 +205,18 @@ grpc::ServerUnaryReactor* DeliveryServiceImpl::GetReport(grpc::CallbackServerCon
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto clinic, Authenticate(ctx, directory_));
     RDG_ASSIGN_OR_RETURN(auto report, reports_.Latest(clinic, request->exam_id()));
-    *response = ToDelivered(report);
+    RDG_ASSIGN_OR_RETURN(auto exams, reports_.ExamsOf(clinic, {report}));
+    *response = Delivered(report, exams);
     return absl::OkStatus();
   });
+}
+
+rdg::v1::DeliveredReport DeliveryServiceImpl::Delivered(
+    const storage::ReportRecord& report,
+    const absl::flat_hash_map<std::string, storage::ExamRecord>& exams) const {
+  const auto exam = exams.find(report.exam_id);
+  return ToDelivered(report, exam != exams.end() ? &exam->second : nullptr, directory_,
+                     platform_name_);
 }
 
 }  // namespace rdg::api

@@ -2,6 +2,9 @@
 // cursor, and polling), acknowledgement, and the latest report of one exam.
 #pragma once
 
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/worklist/report_desk.h"
@@ -11,9 +14,11 @@ namespace rdg::api {
 
 class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackService {
  public:
+  //! `platform_name`: printed at the top of reports (GatewayConfig.platform_name).
   DeliveryServiceImpl(worklist::ReportDesk& reports, WorkerPool& pool,
-                      const config::InstitutionDirectory& directory)
-      : reports_(reports), pool_(pool), directory_(directory) {}
+                      const config::InstitutionDirectory& directory, std::string platform_name)
+      : reports_(reports), pool_(pool), directory_(directory),
+        platform_name_(std::move(platform_name)) {}
 
   grpc::ServerWriteReactor<rdg::v1::DeliveredReport>* WatchReports(
       grpc::CallbackServerContext* ctx, const rdg::v1::WatchReportsRequest* request) override;
@@ -29,9 +34,14 @@ class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackServi
 
  private:
   friend class WatchReactor;
+  rdg::v1::DeliveredReport Delivered(
+      const storage::ReportRecord& report,
+      const absl::flat_hash_map<std::string, storage::ExamRecord>& exams) const;
+
   worklist::ReportDesk& reports_;
   WorkerPool& pool_;
   const config::InstitutionDirectory& directory_;
+  const std::string platform_name_;
 };
 
 }  // namespace rdg::api

@@ -151,7 +151,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   p->reading_service = std::make_unique<ReadingServiceImpl>(*p->desk, *p->reports, *p->blobs,
                                                             *p->pool, *p->directory);
   p->delivery_service =
-      std::make_unique<DeliveryServiceImpl>(*p->reports, *p->pool, *p->directory);
+      std::make_unique<DeliveryServiceImpl>(*p->reports, *p->pool, *p->directory,
+                                            config.platform_name());
   std::vector<std::string> queue_names;
   for (const auto& q : config.queues()) queue_names.push_back(q.name());
   p->admin_service = std::make_unique<AdminServiceImpl>(*p->index, *p->pool, *p->directory, clock,

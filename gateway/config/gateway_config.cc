@@ -207,6 +207,10 @@ void Validator::CheckQueues() {
     Fail(absl::StrCat(Where("time_zone"), "time_zone \"", config_.time_zone(),
                       "\" is not an IANA time zone (e.g. Asia/Shanghai; Debian's tzdata has them)"));
   }
+  if (config_.platform_name().size() > 200) {
+    Fail(absl::StrCat(Where("platform_name"), "platform_name is longer than 200 bytes: it is one "
+                      "heading line of a printed report"));
+  }
   if (config_.fallback_queue().empty() && config_.routing_rules_size() > 0) {
     Fail(absl::StrCat(source_, ": ",
                       "routing rules need a fallback_queue: an exam no rule matches is never dropped"));
@@ -281,6 +285,7 @@ void ApplyDefaults(GatewayConfig* c) {
   if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
   if (c->worker_threads() <= 0) c->set_worker_threads(16);
   if (c->time_zone().empty()) c->set_time_zone(std::string(kDefaultTimeZone));
+  if (c->platform_name().empty()) c->set_platform_name(std::string(kDefaultPlatformName));
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);
   if (c->housekeeping_seconds() <= 0) c->set_housekeeping_seconds(10);
   if (c->monitoring().listen().empty()) c->mutable_monitoring()->set_listen("127.0.0.1:9464");

@@ -22,6 +22,8 @@ struct ConfigOverrides {
 //! (limits, worker threads, lease length, index path).
 //! The time zone of times shown to people when the configuration names none.
 inline constexpr absl::string_view kDefaultTimeZone = "Asia/Shanghai";
+//! The name printed at the top of reports when the configuration names none.
+inline constexpr absl::string_view kDefaultPlatformName = "远程诊断平台";
 
 //! The configuration's time_zone (validated when parsed; UTC if it cannot be loaded).
 absl::TimeZone DisplayTimeZone(const rdg::v1::GatewayConfig& config);

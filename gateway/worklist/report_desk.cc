@@ -145,6 +145,20 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Latest(const auth::Principal& 
   return absl::NotFoundError(absl::StrCat("exam ", exam_id, " has no final report yet"));
 }
 
+absl::StatusOr<absl::flat_hash_map<std::string, storage::ExamRecord>> ReportDesk::ExamsOf(
+    const auth::Principal& clinic, const std::vector<storage::ReportRecord>& reports) {
+  RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
+  absl::flat_hash_map<std::string, storage::ExamRecord> exams;
+  for (const storage::ReportRecord& r : reports) {
+    if (exams.contains(r.exam_id)) continue;
+    RDG_ASSIGN_OR_RETURN(std::optional<storage::ExamRecord> exam, index_.GetExam(r.exam_id));
+    if (exam && exam->origin_institution == clinic.institution) {
+      exams.emplace(r.exam_id, *std::move(exam));
+    }
+  }
+  return exams;
+}
+
 int64_t ReportDesk::Subscribe(const std::string& institution, std::function<void()> wake) {
   absl::MutexLock lock(&mu_);
   const int64_t token = next_token_++;

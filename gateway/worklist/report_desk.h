@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "gateway/auth/principal.h"
@@ -42,6 +43,11 @@ class ReportDesk {
   //! The latest final/amended version of one of the clinic's exams.
   absl::StatusOr<storage::ReportRecord> Latest(const auth::Principal& clinic,
                                                const std::string& exam_id);
+
+  //! The exams of reports Feed or Latest gave `clinic`, by exam id: what a printed report shows
+  //! besides the signed content. An exam of another institution is never returned.
+  absl::StatusOr<absl::flat_hash_map<std::string, storage::ExamRecord>> ExamsOf(
+      const auth::Principal& clinic, const std::vector<storage::ReportRecord>& reports);
 
   //! Calls `wake` (from any thread) whenever a report for `institution` becomes deliverable,
   //! until Unsubscribe(token).

@@ -512,6 +512,9 @@ class AgentTest(harness.GatewayTestCase):
                      os.path.join(self.pki, "ca.pem"), "-purpose", "any", "-out", os.devnull)
         self.assertEqual(verify.returncode, 0, verify.stderr)
         self.assertFalse(os.path.exists(os.path.join(report_dir, "CRITICAL.txt")))
+        printed = run("pdftotext", "-layout", os.path.join(report_dir, "report.pdf"), "-").stdout
+        self.assertIn("No acute findings.", printed)
+        self.assertIn("已验证", printed)
         # A restart resumes the stream after the last report: nothing is written twice; a
         # critical result says so, with its deadline.
         self.agent.stop()
@@ -529,6 +532,12 @@ class AgentTest(harness.GatewayTestCase):
         notice = read(critical[0]).decode()
         self.assertIn("acknowledge by", notice)
         self.assertIn(" CST\n", notice)  # China Standard Time (time_zone, default Asia/Shanghai)
+        self.assertIn("impression: Large mass.", notice)
+        self.assertIn("print: report.pdf", notice)
+        printed = run("pdftotext", "-layout",
+                      os.path.join(os.path.dirname(critical[0]), "report.pdf"), "-").stdout
+        self.assertIn("危急值", printed)
+        self.assertIn("CST", printed)
         self.assertEqual(len(glob.glob(os.path.join(self.agent.inbox_dir, "*", "*"))), 2)
         self.assertIn("inbox: report", self.agent.log())
 
