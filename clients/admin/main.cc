@@ -97,9 +97,9 @@ int RunQueues(Stub& stub, bool as_json) {
     return *done;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"QUEUE", "DEPTH", "BEING READ", "WAITING", "OLDEST WAITING", "OVERDUE"}};
+      {"QUEUE", "NAME", "DEPTH", "BEING READ", "WAITING", "OLDEST WAITING", "OVERDUE"}};
   for (const auto& q : resp.queues()) {
-    rows.push_back({q.queue(), std::to_string(q.depth()), std::to_string(q.claimed()),
+    rows.push_back({q.queue(), q.queue_name(), std::to_string(q.depth()), std::to_string(q.claimed()),
                     std::to_string(q.depth() - q.claimed()),
                     q.has_oldest_waiting()
                         ? rdg::clients::HumanDuration(q.oldest_waiting().seconds())
@@ -122,7 +122,8 @@ int RunAudit(Stub& stub, const std::string& exam, const std::string& user,
   std::vector<std::vector<std::string>> rows = {
       {"SEQ", "AT", "INSTITUTION", "USER", "ROLE", "ACTION", "EXAM", "DETAIL"}};
   for (const auto& e : resp.entries()) {
-    rows.push_back({std::to_string(e.seq()), rdg::clients::LocalTime(e.at()), e.institution(),
+    rows.push_back({std::to_string(e.seq()), rdg::clients::LocalTime(e.at()),
+                    e.institution_name().empty() ? e.institution() : e.institution_name(),
                     e.user(), rdg::v1::Role_Name(e.role()), e.action(), e.exam_id(), e.detail()});
   }
   rdg::clients::PrintTable(rows);
@@ -172,7 +173,8 @@ int RunTurnaround(Stub& stub, const std::string& since,
                                                  "P90", "P99", "MAX", "WITHIN SLA"}};
   for (const auto& g : resp.groups()) {
     for (const auto& f : g.stages()) {
-      rows.push_back({by.empty() ? "" : g.key(), StageName(f.stage()), std::to_string(f.count()),
+      rows.push_back({by.empty() ? "" : (g.name().empty() ? g.key() : g.name()),
+                      StageName(f.stage()), std::to_string(f.count()),
                       Human(f.p50()), Human(f.p90()), Human(f.p99()), Human(f.max()),
                       f.with_target() > 0 ? Percent(f.within_sla_share()) : "no target"});
     }
@@ -200,7 +202,8 @@ int RunBreaches(Stub& stub, bool open_only, const std::string& since,
       {"EXAM", "STAGE", "PRIORITY", "TYPE", "QUEUE", "FROM", "DUE", "OVERRUN", "STATUS"}};
   for (const auto& b : resp.breaches()) {
     rows.push_back({b.exam_id(), StageName(b.stage()), rdg::v1::Priority_Name(b.priority()),
-                    b.exam_type(), b.queue(), b.origin_institution(),
+                    b.exam_type(), b.queue_name(),
+                    b.origin_name(),
                     rdg::clients::LocalTime(b.due_at()), Human(b.overrun()),
                     b.open() ? "OPEN" : "closed"});
   }

@@ -235,10 +235,19 @@ int RunExam(const rdg::clients::ConnectionOptions& conn, const std::string& exam
     return 0;
   }
   const auto& e = all.exam();
+  const auto patient = rdg::clients::PatientCells(e);
   std::cout << "exam " << e.exam_id() << "  " << e.exam_type() << "  "
             << rdg::v1::ExamState_Name(e.state()) << "  " << rdg::v1::Priority_Name(e.priority())
-            << "  patient " << e.patient().patient_id() << "  study " << e.study_instance_uid()
-            << "\n\n";
+            << "  study " << e.study_instance_uid() << "\n"
+            << "patient " << patient[0] << "  " << patient[1] << "  ID "
+            << rdg::clients::Cell(e.patient().patient_id(), 64)
+            << (patient[2].empty() ? "" : "  " + patient[2]) << "\n";
+  for (const auto& o : all.objects()) {  // how the object's text was read, when not as declared
+    if (!o.text_notes().empty()) {
+      std::cout << "note: " << o.sop_instance_uid() << ": " << o.text_notes() << "\n";
+    }
+  }
+  std::cout << "\n";
   std::vector<std::vector<std::string>> objects = {
       {"SERIES", "INSTANCE", "MODALITY", "SOP INSTANCE UID", "SIZE", "RECEIVED"}};
   for (const auto& o : all.objects()) {
@@ -399,14 +408,20 @@ int RunUnacknowledged(const rdg::clients::ConnectionOptions& conn, bool as_json)
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
   auto stub = rdg::v1::DeliveryService::NewStub(channel);
-  std::vector<rdg::v1::DeliveredReport> pending;
-  // From the empty cursor: the oldest unacknowledged report on.
+  // The latest version of each exam's report (an addendum supersedes what came before it, and
+  // `ack EXAM` acknowledges the latest), from the empty cursor: the oldest unacknowledged on.
+  std::map<std::string, rdg::v1::DeliveredReport> latest;
   if (grpc::Status s = PollAll(*stub, "", [&](const rdg::v1::DeliveredReport& d) {
-        if (!d.acknowledged()) pending.push_back(d);
+        auto [it, added] = latest.try_emplace(d.report().content().exam_id(), d);
+        if (!added && d.report().version() > it->second.report().version()) it->second = d;
       });
       !s.ok()) {
     std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
     return kExitFailure;
+  }
+  std::vector<rdg::v1::DeliveredReport> pending;
+  for (auto& [exam, d] : latest) {
+    if (!d.acknowledged()) pending.push_back(std::move(d));
   }
   std::stable_sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
     if (a.urgent() != b.urgent()) return a.urgent();

@@ -5,6 +5,7 @@
 
 #include "clients/common/report_crypto.h"
 #include "clients/common/report_pdf.h"
+#include "rdg/v1/report_canonical.h"
 
 namespace rdg::clients {
 
@@ -44,6 +45,11 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
     if (!WriteBytes(path, bytes, error)) return false;
   }
   out->verified = VerifyReport(r, ca_path, &out->detail);
+  // What the PDF prints comes from the content fields: they must be exactly what was signed.
+  if (out->verified && rdg::v1::CanonicalReportBytes(r.content()) != r.canonical_bytes()) {
+    out->verified = false;
+    out->detail = "the report's fields differ from the signed text (report.txt is what was signed)";
+  }
 
   ReportPrintout printout;
   printout.signature_verified = out->verified;
@@ -54,7 +60,11 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
     printout.signer_name = user;
   }
   printout.zone = zone;
-  absl::StatusOr<std::string> pdf = RenderReportPdf(d, printout);
+  rdg::v1::DeliveredReport printed = d;
+  if (printed.exam().exam_id() != r.content().exam_id()) {
+    printed.clear_exam();  // never print another exam's patient beside this report
+  }
+  absl::StatusOr<std::string> pdf = RenderReportPdf(printed, printout);
   const std::string pdf_path = (fs::path(dir) / "report.pdf").string();
   if (!pdf.ok()) {
     out->pdf_error = std::string(pdf.status().message());

@@ -27,10 +27,9 @@ constexpr double kFooterTop = kPageHeight - 36;  //!< the page footer's baseline
 constexpr double kBodyBottom = kFooterTop - 12;  //!< text never runs below this
 constexpr double kKeepWithNext = 60;  //!< a heading this close to the bottom starts a new page
 constexpr absl::string_view kFamily = "Noto Sans CJK SC";
-//! Columns of a value in the three-column patient and exam grids; longer values are cut.
+//! Columns a value may take in one third of the width (the patient and exam grids); a row with
+//! a longer value is printed one field per line instead. Nothing is ever cut.
 constexpr int kGridValueColumns = 22;
-//! Columns of a value on a line of its own.
-constexpr int kLineValueColumns = 80;
 
 struct Rgb {
   double r, g, b;
@@ -73,12 +72,36 @@ std::string Escaped(absl::string_view text) {
   return escaped.get();
 }
 
-//! "标签 value" for the grids: a grey label and the value, cut to `columns` (one grid column
-//! by default; a field followed by two tabs may take two).
-std::string Field(absl::string_view label, absl::string_view value,
-                  int columns = kGridValueColumns) {
+//! "标签 value": a grey label and the value ("—" when empty).
+std::string Field(absl::string_view label, absl::string_view value) {
   return absl::StrCat("<span foreground=\"#595959\">", label, "</span> ",
-                      Escaped(value.empty() ? "—" : formats::TruncateToWidth(value, columns)));
+                      Escaped(value.empty() ? "—" : value));
+}
+
+struct Labelled {
+  absl::string_view label;
+  std::string value;
+  int thirds = 1;  //!< how many thirds of the width the field may take in a grid row
+};
+
+//! One grid row of fields at the thirds of the width when every value fits its share; else one
+//! line per field, wrapped if need be — an identifier or a name is never cut.
+void AddRow(std::vector<Block>& b, const std::vector<Labelled>& fields, double space_before) {
+  bool fits = true;
+  std::string row;
+  for (const Labelled& f : fields) {
+    fits = fits && formats::DisplayWidth(f.value) <= f.thirds * kGridValueColumns;
+    absl::StrAppend(&row, row.empty() ? "" : "\t", Field(f.label, f.value),
+                    std::string(f.thirds - 1, '\t'));
+  }
+  if (fits) {
+    b.push_back({.markup = row, .space_before = space_before, .grid = true});
+    return;
+  }
+  for (const Labelled& f : fields) {
+    b.push_back({.markup = Field(f.label, f.value), .space_before = space_before});
+    space_before = 2;
+  }
 }
 
 std::string TimeText(const google::protobuf::Timestamp& t, absl::TimeZone zone) {
@@ -149,18 +172,13 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
                .heading = true});
   const std::string name =
       patient.display_name().empty() ? patient.name() : patient.display_name();
-  b.push_back({.markup = absl::StrCat(Field("姓名", name), "\t", Field("性别", SexText(patient.sex())),
-                                      "\t", Field("年龄", formats::AgeForDisplay(patient.age()))),
-               .grid = true});
-  b.push_back({.markup = absl::StrCat(Field("患者ID", patient.patient_id()), "\t",
-                                      Field("出生日期", DateText(patient.birth_date())), "\t",
-                                      Field("身份证号", MaskedId(patient.national_id()))),
-               .space_before = 2, .grid = true});
-  b.push_back({.markup = Field("送检机构",
-                               exam.origin_institution_name().empty()
-                                   ? exam.origin_institution()
-                                   : exam.origin_institution_name(),
-                               kLineValueColumns),
+  AddRow(b, {{"姓名", name}, {"性别", SexText(patient.sex())},
+             {"年龄", formats::AgeForDisplay(patient.age())}}, 4);
+  AddRow(b, {{"患者ID", patient.patient_id()}, {"出生日期", DateText(patient.birth_date())},
+             {"身份证号", MaskedId(patient.national_id())}}, 2);
+  b.push_back({.markup = Field("送检机构", exam.origin_institution_name().empty()
+                                               ? exam.origin_institution()
+                                               : exam.origin_institution_name()),
                .space_before = 2});
 
   b.push_back({.markup = "检查信息", .size = 12, .bold = true, .space_before = 10,
@@ -169,17 +187,14 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
   const std::string kind = modalities.empty() || modalities == exam.exam_type()
                                ? exam.exam_type()
                                : absl::StrCat(exam.exam_type(), " ", modalities);
-  b.push_back({.markup = absl::StrCat(Field("检查类型", kind), "\t",
-                                      Field("检查部位", exam.body_part()), "\t",
-                                      Field("检查日期", DateText(exam.study_date()))),
-               .grid = true});
-  b.push_back({.markup = absl::StrCat(Field("检查号", c.exam_id()), "\t",
-                                      Field("登记号", exam.accession_number())),
-               .space_before = 2, .grid = true});
+  AddRow(b, {{"检查类型", kind}, {"检查部位", exam.body_part()},
+             {"检查日期", DateText(exam.study_date())}}, 4);
+  AddRow(b, {{"检查号", c.exam_id()}, {"登记号", exam.accession_number()}}, 2);
   if (!exam.study_description().empty()) {
-    b.push_back({.markup = Field("检查描述", exam.study_description(), kLineValueColumns),
-                 .space_before = 2});
+    b.push_back({.markup = Field("检查描述", exam.study_description()), .space_before = 2});
   }
+  b.push_back({.markup = "以上患者与检查信息由平台按检查数据提供，不在电子签名范围内。", .size = 8,
+               .space_before = 4, .color = kGrey});
   b.push_back({.markup = "", .space_before = 8, .rule = true});
 
   b.push_back({.markup = "检查所见", .size = 12, .bold = true, .space_before = 10,
@@ -195,20 +210,13 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
       p.signer_name.empty() || p.signer_name == c.reader_user()
           ? c.reader_user()
           : absl::StrCat(p.signer_name, " (", c.reader_user(), ")");
-  b.push_back({.markup = absl::StrCat(Field("报告医师", reader, 2 * kGridValueColumns), "\t\t",
-                                      Field("报告状态", StatusText(c.status()))),
-               .space_before = 8, .grid = true});
-  b.push_back({.markup = Field("报告机构",
-                               d.reader_institution_name().empty()
-                                   ? c.reader_institution()
-                                   : d.reader_institution_name(),
-                               kLineValueColumns),
+  AddRow(b, {{"报告医师", reader, 2}, {"报告状态", StatusText(c.status())}}, 8);
+  b.push_back({.markup = Field("报告机构", d.reader_institution_name().empty()
+                                               ? c.reader_institution()
+                                               : d.reader_institution_name()),
                .space_before = 2});
-  b.push_back({.markup = absl::StrCat(Field("签名时间", TimeText(c.signed_at(), p.zone),
-                                            2 * kGridValueColumns),
-                                      "\t\t",
-                                      Field("版本", absl::StrCat(report.version()))),
-               .space_before = 2, .grid = true});
+  AddRow(b, {{"签名时间", TimeText(c.signed_at(), p.zone), 2},
+             {"版本", absl::StrCat(report.version())}}, 2);
   const std::string format = report.signature().format() == rdg::v1::SM2_SM3_RAW
                                  ? "SM2/SM3"
                                  : "CMS (ECDSA/RSA, SHA-256)";

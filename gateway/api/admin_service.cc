@@ -31,6 +31,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetQueues(grpc::CallbackServerContex
     for (const auto& [name, f] : by_queue) {
       rdg::v1::QueueFigures* out = response->add_queues();
       out->set_queue(name);
+      out->set_queue_name(directory_.QueueName(name));
       out->set_depth(f.depth);
       out->set_claimed(f.claimed);
       out->set_overdue(f.overdue);
@@ -59,6 +60,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QueryAudit(grpc::CallbackServerConte
       out->set_seq(e.seq);
       *out->mutable_at() = ToTimestamp(e.at);
       out->set_institution(e.institution);
+      out->set_institution_name(directory_.Name(e.institution));
       out->set_user(e.user);
       out->set_role(e.role);
       out->set_action(e.action);
@@ -88,6 +90,18 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(
     for (const auto& g : monitoring::ComputeTurnaround(stages, request->group_by(), directory_)) {
       rdg::v1::TurnaroundGroup* out = response->add_groups();
       out->set_key(g.key);
+      switch (request->group_by()) {
+        case rdg::v1::BY_QUEUE:
+          out->set_name(directory_.QueueName(g.key));
+          break;
+        case rdg::v1::BY_EXAM_TYPE:
+        case rdg::v1::BY_PRIORITY:
+        case rdg::v1::TURNAROUND_GROUPING_UNSPECIFIED:
+          out->set_name(g.key);
+          break;
+        default:  // an institution, or a county by its lead institution
+          out->set_name(directory_.Name(g.key));
+      }
       for (const auto& f : g.stages) {
         rdg::v1::StageFigures* s = out->add_stages();
         s->set_stage(f.stage);
@@ -109,10 +123,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(
 
 namespace {
 
-void ToBreachProto(const storage::StageRecord& s, absl::Time now, rdg::v1::Breach* out) {
+void ToBreachProto(const storage::StageRecord& s, absl::Time now,
+                   const config::InstitutionDirectory& directory, rdg::v1::Breach* out) {
   out->set_exam_id(s.exam_id);
   out->set_stage(s.stage);
   out->set_queue(s.queue);
+  out->set_queue_name(directory.QueueName(s.queue));
+  out->set_origin_name(directory.Name(s.origin_institution));
   out->set_priority(s.priority);
   out->set_exam_type(formats::ToValidUtf8(s.exam_type));  // from a device: may predate UTF-8
   out->set_origin_institution(s.origin_institution);
@@ -136,7 +153,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListBreaches(grpc::CallbackServerCon
     if (request->has_since()) query.since = FromTimestamp(request->since());
     query.limit = request->limit() > 0 ? std::min(request->limit(), 100000) : 1000;
     RDG_ASSIGN_OR_RETURN(auto breaches, index_.ListBreaches(query));
-    for (const auto& b : breaches) ToBreachProto(b, now, response->add_breaches());
+    for (const auto& b : breaches) ToBreachProto(b, now, directory_, response->add_breaches());
     return index_.AppendAudit({0, now, principal.institution, principal.user, principal.role,
                                "admin_breaches", "", query.open_only ? "open" : ""});
   });

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
 #include "gateway/formats/dcmtk_values.h"
@@ -170,8 +171,14 @@ EcgMeasurements ReadAnnotations(DcmDataset& ds, DicomTextDecoder& text, std::opt
   for (unsigned long i = 0; i < n; ++i) {
     DcmItem* item = annotations->getItem(i);
     if (item == nullptr) continue;
-    const std::string statement =
-        text.Decode(TrimmedString(*item, DCM_UnformattedTextValue), kTextDelimiters);
+    // A statement of several lines: each line decoded (CR and LF end an ISO 2022 code
+    // extension, so splitting first is safe), then joined with "; ".
+    std::string statement;
+    for (absl::string_view line : absl::StrSplit(TrimmedString(*item, DCM_UnformattedTextValue),
+                                                 absl::ByAnyChar("\r\n"), absl::SkipWhitespace())) {
+      absl::StrAppend(&statement, statement.empty() ? "" : "; ",
+                      absl::StripAsciiWhitespace(text.Decode(line, kTextDelimiters)));
+    }
     if (!statement.empty() && out.statements.size() < EcgMeasurements::kMaxStatements) {
       out.statements.push_back(TruncateToWidth(statement, kStatementColumns));
     }

@@ -45,7 +45,8 @@ constexpr double kMaxPixelsPerMm = 40;  //!< ~1000 dpi; bounds the PNG surface (
 //! Chinese names need a CJK font (Debian's fonts-noto-cjk); DejaVu for the rest.
 constexpr absl::string_view kFont = "Noto Sans CJK SC, WenQuanYi Zen Hei, DejaVu Sans, sans-serif";
 //! Display columns (see DisplayWidth) each header line may use: wider text is cut with "…".
-constexpr int kPatientColumns = 70;
+constexpr int kPatientColumns = 78;  //!< the patient line, left of the legend
+constexpr int kNameColumns = 40;
 constexpr int kLineColumns = 130;
 
 //! Standard 12-lead layout: kLayout[column][row].
@@ -356,7 +357,7 @@ void AppendHeader(std::string& out, const EcgRecording& recording) {
                         paper.width_mm, paper.height_mm, paper.width_mm, paper.height_mm,
                         paper.width_mm, paper.height_mm);
   const EcgDetails& d = recording.details;
-  const std::string name = TruncateToWidth(d.patient_name, 30);
+  const std::string name = TruncateToWidth(d.patient_name, kNameColumns);
   const std::string info = TruncateToWidth(
       Joined({d.patient_id.empty() ? "" : absl::StrCat("ID ", d.patient_id), SexForDisplay(d.sex),
               AgeForDisplay(d.age), d.birth_date.empty() ? "" : absl::StrCat("出生 ", DateForDisplay(d.birth_date))}),

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/formats/text.h"
 #include "gateway/monitoring/turnaround.h"
 #include "storage/status_macros.h"
 
@@ -73,7 +74,8 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
       p90.push_back(Seconds(f.p90));
       count.push_back(f.count);
     }
-    series.push_back({{"county", county}, {"p50", p50}, {"p90", p90}, {"count", count}});
+    series.push_back({{"county", county}, {"county_name", directory.Name(county)}, {"p50", p50},
+                      {"p90", p90}, {"count", count}});
   }
   out["tat"] = {{"stage", "final"}, {"hours", labels}, {"series", series}};
 
@@ -81,7 +83,8 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   json compliance = json::array();
   for (const auto& g : ComputeTurnaround(stages, rdg::v1::BY_COUNTY, directory)) {
     for (const auto& f : g.stages) {
-      compliance.push_back({{"county", g.key}, {"stage", StageLabel(f.stage)}, {"count", f.count},
+      compliance.push_back({{"county", g.key}, {"county_name", directory.Name(g.key)},
+                            {"stage", StageLabel(f.stage)}, {"count", f.count},
                             {"with_target", f.with_target}, {"share", f.WithinShare()},
                             {"p50_seconds", Seconds(f.p50)}, {"p90_seconds", Seconds(f.p90)}});
     }
@@ -93,7 +96,8 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   for (auto& q : queues) by_queue[q.queue] = std::move(q);
   json qs = json::array();
   for (const auto& [name, q] : by_queue) {
-    qs.push_back({{"queue", name}, {"depth", q.depth}, {"being_read", q.claimed},
+    qs.push_back({{"queue", name}, {"queue_name", directory.QueueName(name)}, {"depth", q.depth},
+                  {"being_read", q.claimed},
                   {"waiting", q.depth - q.claimed}, {"overdue", q.overdue},
                   {"oldest_waiting_seconds",
                    q.oldest_waiting_since ? Seconds(now - *q.oldest_waiting_since) : json(nullptr)}});
@@ -103,9 +107,13 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   json bs = json::array();
   for (const auto& b : breaches) {
     bs.push_back({{"exam_id", b.exam_id}, {"stage", StageLabel(b.stage)},
-                  {"priority", rdg::v1::Priority_Name(b.priority)}, {"exam_type", b.exam_type},
-                  {"queue", b.queue}, {"origin", b.origin_institution},
-                  {"county", CountyOf(b.origin_institution, directory)}, {"due_at", Iso(b.due_at, zone)},
+                  {"priority", rdg::v1::Priority_Name(b.priority)}, {"exam_type", formats::ToValidUtf8(b.exam_type)},  // from a device
+                  {"queue", b.queue}, {"queue_name", directory.QueueName(b.queue)},
+                  {"origin", b.origin_institution},
+                  {"origin_name", directory.Name(b.origin_institution)},
+                  {"county", CountyOf(b.origin_institution, directory)},
+                  {"county_name", directory.Name(CountyOf(b.origin_institution, directory))},
+                  {"due_at", Iso(b.due_at, zone)},
                   {"overrun_seconds", Seconds(b.Overrun(now))}});
   }
   out["breaches"] = bs;

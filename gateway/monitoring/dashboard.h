@@ -13,7 +13,8 @@
 
 namespace rdg::monitoring {
 
-//! The page's data for the 24 hours before `now` as JSON:
+//! The page's data for the 24 hours before `now` as JSON, times in `zone`, every id beside its
+//! configured name (county_name, queue_name, origin_name):
 //!   tat:        hourly p50/p90 of received→final per county (by completion hour)
 //!   compliance: share within target per county and stage
 //!   queues:     depth, being read, overdue, oldest waiting per configured queue

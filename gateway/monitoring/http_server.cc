@@ -340,7 +340,10 @@ void MonitoringServer::Route() {
       res.set_header("Set-Cookie", absl::StrCat(kCookie, "=", token,
                                                 "; Path=/; HttpOnly; SameSite=Strict",
                                                 tls_ ? "; Secure" : ""));
-      res.set_redirect("/dashboard", 303);
+      // The page's language choice survives the redirect (only the two it knows).
+      const std::string lang = req.get_param_value("lang");
+      res.set_redirect(lang == "zh" || lang == "en" ? "/dashboard?lang=" + lang : "/dashboard",
+                       303);
       return;
     }
     guarded([](const httplib::Request&, httplib::Response& r) {

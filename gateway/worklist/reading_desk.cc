@@ -63,18 +63,35 @@ absl::StatusOr<storage::WorklistPage> ReadingDesk::Worklist(const auth::Principa
 absl::StatusOr<storage::ClaimRecord> ReadingDesk::Claim(const auth::Principal& reader,
                                                         const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
-  RDG_ASSIGN_OR_RETURN(auto claim, index_.ClaimExam(exam_id, reader.user, reader.institution,
-                                                    clock_.Now(), lease_,
-                                                    storage::ClaimAction::kClaim));
+  absl::StatusOr<storage::ClaimRecord> claim =
+      index_.ClaimExam(exam_id, reader.user, reader.institution, clock_.Now(), lease_,
+                       storage::ClaimAction::kClaim);
+  if (!claim.ok()) return ClaimConflict(exam_id, reader, claim.status());
   RDG_RETURN_IF_ERROR(Audit(reader, "claim_exam", exam_id, ""));
   return claim;
+}
+
+absl::Status ReadingDesk::ClaimConflict(const std::string& exam_id,
+                                        const auth::Principal& reader, absl::Status refused) {
+  if (!absl::IsFailedPrecondition(refused)) return refused;
+  absl::StatusOr<std::optional<storage::ClaimRecord>> holder =
+      index_.GetLiveClaim(exam_id, clock_.Now());
+  if (!holder.ok() || !holder->has_value() || (*holder)->holder_user == reader.user) {
+    return refused;
+  }
+  // The same refusal, with the lease's end in the zone people read times in.
+  return absl::FailedPreconditionError(
+      absl::StrCat("exam ", exam_id, " is claimed by ", (*holder)->holder_user, " until ",
+                   absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", (*holder)->expires_at, zone_)));
 }
 
 absl::StatusOr<storage::ClaimRecord> ReadingDesk::Renew(const auth::Principal& reader,
                                                         const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
-  return index_.ClaimExam(exam_id, reader.user, reader.institution, clock_.Now(), lease_,
-                          storage::ClaimAction::kRenew);
+  absl::StatusOr<storage::ClaimRecord> claim = index_.ClaimExam(
+      exam_id, reader.user, reader.institution, clock_.Now(), lease_, storage::ClaimAction::kRenew);
+  if (!claim.ok()) return ClaimConflict(exam_id, reader, claim.status());
+  return claim;
 }
 
 absl::Status ReadingDesk::Release(const auth::Principal& reader, const std::string& exam_id) {

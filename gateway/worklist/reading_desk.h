@@ -57,6 +57,10 @@ class ReadingDesk {
                                                           const std::string& exam_id);
 
  private:
+  //! A claim refused because another reader holds it, said with the holder and the lease's end
+  //! in the configured zone; any other refusal unchanged.
+  absl::Status ClaimConflict(const std::string& exam_id, const auth::Principal& reader,
+                             absl::Status refused);
   //! The consultation queue above `queue` for `exam_type`: a queue of the parent institution of
   //! the queue's institution that reads that exam type. Empty if there is none.
   std::string NextLevelQueue(const std::string& queue, const std::string& exam_type) const;

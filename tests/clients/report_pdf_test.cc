@@ -135,7 +135,11 @@ TEST_F(ReportPdfTest, LongFindingsFlowOntoNumberedPages) {
     EXPECT_THAT(text, HasSubstr(absl::StrCat("第", page, "页/共", pages, "页")));
   }
   EXPECT_THAT(text, HasSubstr("诊断报告单（续） 患者 张三 · 检查 EX-1"));
-  EXPECT_THAT(text, HasSubstr("第 150 行所见。"));  // nothing lost at a page break
+  for (int i = 1; i <= 150; ++i) {  // nothing lost or doubled at a page break
+    const std::string line = absl::StrCat("第 ", i, " 行所见。\n");
+    EXPECT_THAT(text, HasSubstr(line));
+    EXPECT_EQ(text.find(line), text.rfind(line)) << line;
+  }
   EXPECT_THAT(text, HasSubstr("右肺下叶结节"));
 }
 

@@ -85,6 +85,7 @@ for a in ds.WaveformAnnotationSequence:
         meaning, value, unit = mdc[a.ConceptNameCodeSequence[0].CodeMeaning]
         a.ConceptNameCodeSequence[0].CodeMeaning = meaning
         a.NumericValue = value; a.MeasurementUnitsCodeSequence[0].CodeValue = unit
+ds.WaveformAnnotationSequence[0].UnformattedTextValue = 'Sinus rhythm\r\nLeft axis deviation'
 save(ds, 'mdc_measures.dcm')
 )PY";
 
@@ -209,6 +210,8 @@ TEST_F(EcgWaveformTest, MeasurementsByMdcNameInTheirUnitsOnly) {
   EXPECT_FALSE(m.qrs_ms.has_value());      // 0 ms: a placeholder, not a measurement
   EXPECT_FALSE(m.p_axis_deg.has_value());  // an angle in ms: not trusted
   EXPECT_EQ(m.t_axis_deg, 57);
+  // A statement of two lines reads as one, never with its line breaks as U+FFFD.
+  EXPECT_THAT(m.statements, ElementsAre("Sinus rhythm; Left axis deviation", "ECG NORMALE"));
 }
 
 //! A synthetic lead: narrow R waves every `rr_s` seconds, broad T waves, baseline wander, noise.

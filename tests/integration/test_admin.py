@@ -49,7 +49,9 @@ class AdminTest(harness.GatewayTestCase):
         # Every configured queue is listed, the empty ones too.
         self.assertEqual(int(queues["county-a/ecg"].get("depth", 0)), 0)
         table = admin.run("queues", check=True).stdout
-        self.assertRegex(table, r"county-a/imaging\s+3\s+1\s+2\s")
+        self.assertRegex(table,
+                         r"county-a/imaging\s+Qingshui County People's Hospital · imaging\s+3\s+1\s+2\s")
+        self.assertEqual(imaging["queue_name"], "Qingshui County People's Hospital · imaging")
 
     def test_audit_log_for_administrators(self):
         clinic = self.clinic("clinic-a1")
@@ -65,6 +67,10 @@ class AdminTest(harness.GatewayTestCase):
         self.assertTrue(all(e["exam_id"] == exam for e in entries))
         by_user = admin.json("audit", "--user", "reader-a-rad", "--since", "1h")["entries"]
         self.assertTrue(by_user and all(e["user"] == "reader-a-rad" for e in by_user))
+        self.assertEqual({e["institution_name"] for e in by_user},
+                         {"Qingshui County People's Hospital"})
+        self.assertIn("Qingshui County People's Hospital",
+                      admin.run("audit", "--exam", exam, check=True).stdout)
         # Reading the audit log is itself audited.
         mine = admin.json("audit", "--user", "admin")["entries"]
         self.assertIn("admin_audit", [e["action"] for e in mine])
@@ -137,7 +143,8 @@ class SlaTest(harness.GatewayTestCase):
         self.assertLess(overrun, 120)
         self.assertIn("ESCALATED", exam_states(self.gateway, exam))
         table = admin.run("breaches", "--open", check=True).stdout
-        self.assertRegex(table, exam + r"\s+received->claimed\s+STAT\s+CT\s+city/radiology-consult")
+        self.assertRegex(table, exam + r"\s+received->claimed\s+STAT\s+CT\s+"
+                                r"Lanxi City Central Hospital · radiology\s+Shuangqiao Township")
         self.assertIn("OPEN", table)
 
         # Claimed at the city: the breach closes and keeps its overrun.
@@ -182,6 +189,7 @@ class SlaTest(harness.GatewayTestCase):
         self.assertRegex(table, r"received->final\s+1\s+30 min")
         by_reviewer = admin.json("tat", "--by", "reviewer")["groups"]
         self.assertEqual([g["key"] for g in by_reviewer], ["county-a"])
+        self.assertEqual([g["name"] for g in by_reviewer], ["Qingshui County People's Hospital"])
         # Any window: an explicit one around the stages, and one that ended before them.
         self.assertEqual(len(admin.json("tat", "--since", "2020-01-01", "--until", "2099-01-01")
                              ["groups"][0]["stages"]), 3)

@@ -3,6 +3,7 @@ county medical community, headless Debian Chromium loads /dashboard (the token b
 cookie, the page's script fetches its data and draws with the Chart.js the gateway serves), and
 the test reads the rendered DOM: every chart drew data points, the tiles and the breach table
 agree with /dashboard/data.json. A screenshot is kept in RDG_ARTIFACT_DIR (build/test-artifacts)."""
+import html
 import json
 import os
 import re
@@ -21,12 +22,15 @@ class DashboardTest(harness.GatewayTestCase):
     injected_clock = True
     extra_config = "housekeeping_seconds: 1\n"
 
-    def chromium(self, profile, *args):
-        url = (f"{self.gateway.monitoring_url}/dashboard?token={self.gateway.monitoring_token}")
+    def chromium(self, profile, *args, browser_lang="zh-CN", query=""):
+        url = (f"{self.gateway.monitoring_url}/dashboard?token={self.gateway.monitoring_token}"
+               f"{query}")
         # --virtual-time-budget: the page's fetch and drawing finish before the DOM is dumped.
+        # 1280×800: an administrator's laptop; the browser asks for Chinese unless told otherwise.
         proc = subprocess.run(
             [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             f"--user-data-dir={profile}", "--window-size=1400,1100", "--hide-scrollbars",
+             f"--user-data-dir={profile}", "--window-size=1280,800", "--hide-scrollbars",
+             f"--lang={browser_lang}", f"--accept-lang={browser_lang}",
              "--virtual-time-budget=15000", *args, url],
             capture_output=True, text=True, timeout=120)
         self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
@@ -63,7 +67,30 @@ class DashboardTest(harness.GatewayTestCase):
         self.assertEqual(data["time_zone"], "Asia/Shanghai (CST)")
         self.assertTrue(data["generated_at"].endswith("+08:00"), data["generated_at"])
         self.assertTrue(all(b["due_at"].endswith("+08:00") for b in data["breaches"]))
-        self.assertIn('id="due-header">Due (Asia/Shanghai (CST))<', dom)
+        self.assertIn('id="due-header" title="Asia/Shanghai (CST)">应完成 (CST)<', dom)
+        # Chinese, because the browser asks for it; nothing clipped at 1280 px.
+        self.assertIn('<html lang="zh-CN">', dom)
+        self.assertIn(">24 小时内完成环节<", dom)
+        self.assertIn('data-clipped="0"', dom)
+        # Names, not ids: every breach row names its queue and origin as the configuration does.
+        cells = re.findall(r"<tr class=\"\w+\">((?:<td[^>]*>.*?</td>){8})</tr>", dom)
+        for b, row in zip(data["breaches"], cells):
+            texts = re.findall(r"<td[^>]*>(.*?)</td>", row)
+            self.assertEqual(texts[4], html.escape(b["queue_name"], quote=False), row)
+            self.assertEqual(texts[5], html.escape(b["origin_name"], quote=False), row)
+            self.assertNotEqual(b["origin_name"], b["origin"])
+        for q in data["queues"]:
+            self.assertIn(" · ", q["queue_name"])  # "Qingshui County People's Hospital · imaging"
+        self.assertTrue(any(s["county_name"] != s["county"] for s in data["tat"]["series"]))
+        # English when asked for (the switch's choice, or ?lang=en), nothing clipped either.
+        english = self.chromium(tempfile.mkdtemp(prefix="rdg-chromium-", dir=self.workdir),
+                                "--dump-dom", browser_lang="en-US")
+        self.assertIn('<html lang="en">', english)
+        self.assertIn('id="due-header" title="Asia/Shanghai (CST)">Due (CST)<', english)
+        self.assertIn('data-clipped="0"', english)
+        forced = self.chromium(tempfile.mkdtemp(prefix="rdg-chromium-", dir=self.workdir),
+                               "--dump-dom", query="&lang=en")
+        self.assertIn('<html lang="en">', forced)
         completed = re.search(r'id="tile-completed">(\d+)<', dom)
         self.assertIsNotNone(completed)
         self.assertGreater(int(completed.group(1)), 0)
@@ -74,7 +101,7 @@ class DashboardTest(harness.GatewayTestCase):
         self.assertGreaterEqual(len(rows), len(expected), "the table lost breaches of data.json")
         self.assertEqual(rows[:len(expected)], expected, "the table and data.json disagree")
         if not rows:
-            self.assertIn("no open breaches", dom)
+            self.assertIn("没有未关闭的超时", dom)
 
         artifacts = os.environ.get("RDG_ARTIFACT_DIR", self.workdir)
         os.makedirs(artifacts, exist_ok=True)

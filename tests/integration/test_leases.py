@@ -52,6 +52,7 @@ class LeaseTest(unittest.TestCase):
         refused = self.lab.run("claim", self.exam)
         self.assertEqual(refused.returncode, 1)
         self.assertIn("claimed by reader-a-rad", refused.stderr)
+        self.assertRegex(refused.stderr, r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CST")  # local time
         self.set_offset_minutes(LEASE_MINUTES + 1)  # the lease has run out
         self.assertEqual(self.lab.run("claim", self.exam).returncode, 0)
         self.assertEqual(self.rad.run("renew", self.exam).returncode, 1)

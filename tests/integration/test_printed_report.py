@@ -3,6 +3,7 @@ with a critical result; the clinic's `rdg-clinic report` writes report.pdf besid
 and poppler's pdftotext finds the patient's Chinese name, the impression, the reader, the reading
 institution and the verified signature in China Standard Time; `reports --unacknowledged` shows
 the critical report until it is acknowledged."""
+import datetime
 import os
 import re
 import shutil
@@ -73,16 +74,20 @@ class PrintedReportTest(harness.GatewayTestCase):
             ["openssl", "x509", "-in", os.path.join(out, "signer.pem"), "-noout", "-fingerprint",
              "-sha256"], capture_output=True, text=True).stdout.strip().split("=", 1)[1]
         self.assertIn(fingerprint, re.sub(r"\s", "", text))  # however the line wraps
-        # The signing time in China Standard Time: the hour is UTC + 8.
+        # The signing time in China Standard Time: the signed UTC time + 8 h.
         signed = re.search(r"签名时间 (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) CST", text)
         self.assertIsNotNone(signed, text)
+        with open(os.path.join(out, "report.txt")) as f:
+            utc = re.search(r"^signed_at: (\S+)Z$", f.read(), re.M).group(1)
+        expected = datetime.datetime.fromisoformat(utc) + datetime.timedelta(hours=8)
+        self.assertEqual(signed.group(1), expected.strftime("%Y-%m-%d %H:%M:%S"))
 
         self.assertEqual(self.a1.run("ack", exam).returncode, 0)
         pending = self.a1.run("reports", "--unacknowledged")
         self.assertNotIn(exam, pending.stdout)
         self.assertIn("no report waits for acknowledgement", pending.stdout)
 
-    def test_pdf_of_a_tampered_report_says_not_verified(self):
+    def test_pdf_of_a_report_from_an_untrusted_signer_says_not_verified(self):
         exam = self.zhang_san_ct()
         self.assertEqual(self.rad.run("claim", exam).returncode, 0)
         proc = self.rad.run("report", exam, "--final", "--impression", "未见异常。")

@@ -205,6 +205,12 @@ class ReportsTest(harness.GatewayTestCase):
         delivered = [json.loads(l)["report"]["report_id"]
                      for l in self.a1.run("--json", "reports").stdout.splitlines()]
         self.assertEqual(delivered, [versions[0]["report_id"], versions[1]["report_id"]])
+        # Waiting for acknowledgement: the exam once, by its latest version; none after the ack.
+        pending = [json.loads(l) for l in
+                   self.a1.run("--json", "reports", "--unacknowledged").stdout.splitlines()]
+        self.assertEqual([p["report"]["report_id"] for p in pending], [versions[1]["report_id"]])
+        self.assertEqual(self.a1.run("ack", exam).returncode, 0)
+        self.assertEqual(self.a1.run("--json", "reports", "--unacknowledged").stdout, "")
 
     def test_clinics_see_only_their_reports(self):
         exam = self.fresh_ct()
