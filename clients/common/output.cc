@@ -9,6 +9,9 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include "absl/strings/numbers.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "gateway/formats/text.h"
 
 namespace rdg::clients {
@@ -72,12 +75,30 @@ void PrintTable(const std::vector<std::vector<std::string>>& table) {
 }
 
 std::string HumanDateTime(const std::string& t) {
-  const bool digits = std::all_of(t.begin(), t.begin() + std::min<size_t>(t.size(), 14),
+  const size_t written = std::min<size_t>(t.find_first_of("+-."), t.size());  // before .S or ±ZZZZ
+  const bool digits = std::all_of(t.begin(), t.begin() + std::min<size_t>(written, 14),
                                   [](char c) { return c >= '0' && c <= '9'; });
-  if (!digits || t.size() < 8) return t;
+  if (!digits || written < 8) return t;
+  // With a UTC offset (…+0800, …-0500) the moment is known: shown in the local zone (TZ).
+  if (const size_t sign = t.find_first_of("+-"); sign != std::string::npos && sign >= 12 &&
+                                                  t.size() == sign + 5) {
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, oh = 0, om = 0;
+    const bool parsed =
+        absl::SimpleAtoi(t.substr(0, 4), &y) && absl::SimpleAtoi(t.substr(4, 2), &mo) &&
+        absl::SimpleAtoi(t.substr(6, 2), &d) && absl::SimpleAtoi(t.substr(8, 2), &h) &&
+        absl::SimpleAtoi(t.substr(10, 2), &mi) &&
+        (sign < 14 || absl::SimpleAtoi(t.substr(12, 2), &s)) &&
+        absl::SimpleAtoi(t.substr(sign + 1, 2), &oh) && absl::SimpleAtoi(t.substr(sign + 3, 2), &om);
+    if (parsed && oh <= 14 && om < 60) {
+      const int offset = (t[sign] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
+      const absl::Time at = absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, s),
+                                            absl::FixedTimeZone(offset));
+      return absl::FormatTime("%Y-%m-%d %H:%M:%S", at, absl::LocalTimeZone());
+    }
+  }
   std::string out = t.substr(0, 4) + "-" + t.substr(4, 2) + "-" + t.substr(6, 2);
-  if (t.size() >= 12) out += " " + t.substr(8, 2) + ":" + t.substr(10, 2);
-  if (t.size() >= 14) out += ":" + t.substr(12, 2);
+  if (written >= 12) out += " " + t.substr(8, 2) + ":" + t.substr(10, 2);
+  if (written >= 14) out += ":" + t.substr(12, 2);
   return out;
 }
 

@@ -30,8 +30,9 @@ std::string LocalTime(const google::protobuf::Timestamp& t);
 //! width: a Chinese character takes two columns, so 钾 and K line up.
 void PrintTable(const std::vector<std::vector<std::string>>& rows);
 
-//! An HL7/DICOM date-time (YYYYMMDD[HHMM[SS…]], the sender's local time) for people:
-//! "2026-11-29 13:01:08"; anything else unchanged.
+//! An HL7/DICOM date-time for people: "2026-11-29 13:01:08". Without a UTC offset
+//! (YYYYMMDD[HHMM[SS…]]) it is the sender's local time and shown as written; with one
+//! (…+0800, …-0500) the moment is shown in the local zone (TZ). Anything else unchanged.
 std::string HumanDateTime(const std::string& hl7_time);
 
 //! `text` cut to `width` display columns (ending in "…"), never in the middle of a character.

@@ -1,6 +1,7 @@
 """Character sets end to end: DICOM objects whose names are written in GB18030, GBK, ISO 2022
 IR 58 with escapes, ISO_IR 100, ISO_IR 192 and undeclared GB18030 come back as the right UTF-8
-through `rdg-clinic exams --json`, `rdg-reader worklist --json` and `priors`; listings never fail;
+through `rdg-clinic exams --json`, `rdg-reader worklist --json`, `priors` and the printed report
+(report.pdf, read back with pdftotext); listings never fail;
 downloads stay byte-identical; `--patient 张` finds the patient; tables line up by display
 width; and an index written before the conversion (raw bytes in its text columns) is repaired
 from the stored objects at the next start.
@@ -11,6 +12,7 @@ import os
 import shutil
 import sqlite3
 import struct
+import subprocess
 import tempfile
 import unicodedata
 
@@ -140,6 +142,29 @@ class CharsetTest(harness.GatewayTestCase):
         self.assertEqual(priors[0]["patient"]["display_name"], "张三")
         items = {i["exam"]["exam_id"]: i["exam"] for i in self.rad.json("worklist")["items"]}
         self.assertEqual(items[second]["study_description"], "胸部 CT")
+
+    def test_every_name_in_priors_and_on_the_printed_report(self):
+        for n, (label, charset, raw, _, display) in enumerate(NAMES):
+            with self.subTest(label):
+                # A second exam of the same patient at the same clinic: the first is its prior.
+                path = os.path.join(self.inputs, f"{label}-second.dcm")
+                with open(path, "wb") as f:
+                    f.write(ct_object(60 + n, charset, raw, f"CS-{label}".encode()))
+                second = self.clinic_a1.json("upload", path)["files"][0]["exam_id"]
+                priors = self.rad.json("priors", second).get("priors", [])
+                self.assertEqual([p["exam_id"] for p in priors], [self.exam_of[label]])
+                self.assertEqual(priors[0]["patient"]["display_name"], display)
+                # The report of the first exam, printed for the clinic.
+                exam = self.exam_of[label]
+                self.assertEqual(self.rad.run("claim", exam).returncode, 0)
+                proc = self.rad.run("report", exam, "--final", "--impression", f"未见异常 {label}")
+                self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+                out = os.path.join(self.inputs, f"report-{label}")
+                self.assertTrue(self.clinic_a1.json("report", exam, "--out", out)["verified"])
+                text = subprocess.run(["pdftotext", "-layout", os.path.join(out, "report.pdf"),
+                                       "-"], capture_output=True, text=True, check=True).stdout
+                self.assertIn(f"姓名 {display}", text)
+                self.assertIn(f"未见异常 {label}", text)
 
     def test_tables_align_by_display_width(self):
         proc = self.rad.run("worklist")
