@@ -21,6 +21,7 @@ struct PatientRecord {
   std::string sex;
   std::string birth_date;
   std::string national_id;
+  std::string age;  //!< Patient's Age as written ("045Y"); empty when not given or malformed
 };
 
 //! Study-level attributes of an exam.

@@ -321,8 +321,8 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           "patient_name, patient_sex, patient_birth_date, patient_national_id, accession_number, "
           "exam_type, modalities, body_part, study_date, study_time, study_description, priority, "
           "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
-          "claim_due_at, critical) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)"));
+          "claim_due_at, critical, patient_age) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)"));
       const bool routed = !item.routing.queue.empty();
       q->Bind(1, outcome.exam_id).Bind(2, exam.origin_institution)
           .Bind(3, exam.study_instance_uid).Bind(4, exam.patient.patient_id)
@@ -336,7 +336,7 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           .Bind(19, obj.size).Bind(20, obj.received_at).Bind(21, obj.received_at)
           .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()))
           .Bind(23, DueMicros(routed ? item.routing.claim_due_at : absl::InfiniteFuture()))
-          .Bind(24, int64_t{exam.critical});
+          .Bind(24, int64_t{exam.critical}).Bind(25, exam.patient.age);
       RDG_RETURN_IF_ERROR(q->Run());
       RDG_RETURN_IF_ERROR(
           AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));

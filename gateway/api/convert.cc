@@ -49,10 +49,15 @@ rdg::v1::Exam ToProto(const storage::ExamRecord& r,
   p->set_display_name(formats::PersonNameForDisplay(p->name()));
   // The day the exam was made, else the day it arrived (China Standard Time's date is close
   // enough for an age in years, months or days).
-  p->set_age(formats::AgeAt(p->birth_date(),
-                   r.study_date.size() >= 8
-                       ? r.study_date
-                       : absl::FormatTime("%Y%m%d", r.received_at, absl::UTCTimeZone())));
+  // Patient's Age as the modality wrote it, else from the birth date.
+  if (!r.patient.age.empty()) {
+    p->set_age(Shown(r.patient.age, id));
+  } else {
+    p->set_age(formats::AgeAt(
+        p->birth_date(), r.study_date.size() >= 8
+                             ? r.study_date
+                             : absl::FormatTime("%Y%m%d", r.received_at, absl::UTCTimeZone())));
+  }
   if (const auto* origin = institutions.Find(r.origin_institution)) {
     e.set_origin_institution_name(Shown(origin->name(), id));
   }

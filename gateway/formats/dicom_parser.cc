@@ -10,12 +10,14 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/formats/dcmtk_values.h"
 #include "gateway/formats/dicom_text.h"
+#include "gateway/formats/text.h"
 
 namespace rdg::formats {
 namespace {
@@ -100,6 +102,12 @@ absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
   s.patient_name = read(DCM_PatientName, kPersonNameDelimiters);
   s.patient_sex = read(DCM_PatientSex, kStringDelimiters);
   s.patient_birth_date = read(DCM_PatientBirthDate, kStringDelimiters);
+  s.patient_age = read(DCM_PatientAge, kStringDelimiters);
+  // "000Y" (also 000M, 000W) is what devices write for "unknown": a baby is aged in days.
+  if (!IsDicomAge(s.patient_age) ||
+      (absl::StartsWith(s.patient_age, "000") && s.patient_age != "000D")) {
+    s.patient_age.clear();
+  }
   s.other_patient_ids = read(DCM_RETIRED_OtherPatientIDs, kStringDelimiters);
   s.accession_number = read(DCM_AccessionNumber, kStringDelimiters);
   s.study_date = read(DCM_StudyDate, kStringDelimiters);

@@ -17,6 +17,7 @@ struct DicomSummary {
   std::string patient_name;
   std::string patient_sex;
   std::string patient_birth_date;
+  std::string patient_age;        //!< (0010,1010) when well formed ("045Y"), else empty
   std::string other_patient_ids;  //!< (0010,1000), often the national ID
   // Study.
   std::string study_instance_uid;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -261,6 +262,11 @@ std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date) {
   if (months >= 24) return absl::StrFormat("%03dY", std::min(months / 12, 999));
   if (days >= 60) return absl::StrFormat("%03dM", months);
   return absl::StrFormat("%03dD", days);
+}
+
+bool IsDicomAge(absl::string_view age) {
+  return age.size() == 4 && absl::ascii_isdigit(age[0]) && absl::ascii_isdigit(age[1]) &&
+         absl::ascii_isdigit(age[2]) && absl::StrContains("DWMY", age[3]);
 }
 
 std::string AgeForDisplay(absl::string_view dicom_age) {

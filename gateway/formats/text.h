@@ -59,6 +59,9 @@ std::string PersonNameForDisplay(absl::string_view dicom_person_name);
 //! months, days below; "" if either date is unusable or the birth is after the exam.
 std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date);
 
+//! Whether `age` is a DICOM Age String: three digits and D, W, M or Y ("045Y").
+bool IsDicomAge(absl::string_view age);
+
 //! A DICOM age string ("042Y", "011M", "003W", "020D") for people: "42岁", "11个月", "3周",
 //! "20天"; anything else is returned unchanged.
 std::string AgeForDisplay(absl::string_view dicom_age);

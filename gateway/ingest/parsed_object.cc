@@ -83,7 +83,7 @@ ParsedObject FromLabMessage(const formats::LabMessage& m, const CriticalValueTab
   storage::ExamRecord& e = p.exam;
   e.study_instance_uid = OrderKey(m);
   e.patient = {m.patient_id, m.patient_name, m.sex, m.birth_date,
-               NationalIdAmong(m.patient_identifiers)};
+               NationalIdAmong(m.patient_identifiers), /*age=*/""};
   const formats::LabOrder& first = m.orders.front();
   e.accession_number = FirstComponent(first.filler_order_number.empty()
                                           ? first.placer_order_number
@@ -166,7 +166,7 @@ absl::StatusOr<ParsedObject> ParseDicomObject(const std::string& path) {
   storage::ExamRecord& e = p.exam;
   e.study_instance_uid = d.study_instance_uid;
   e.patient = {d.patient_id, d.patient_name, d.patient_sex, d.patient_birth_date,
-               NationalIdAmong(absl::StrSplit(d.other_patient_ids, '\\'))};
+               NationalIdAmong(absl::StrSplit(d.other_patient_ids, '\\')), d.patient_age};
   e.accession_number = d.accession_number;
   e.exam_type = ecg ? "ECG" : (d.modality.empty() ? "OT" : d.modality);
   if (!d.modality.empty()) e.modalities.push_back(d.modality);

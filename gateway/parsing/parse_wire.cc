@@ -21,6 +21,7 @@ rdg::v1::ParsedExam ToProto(const storage::ExamRecord& e) {
   patient->set_sex(e.patient.sex);
   patient->set_birth_date(e.patient.birth_date);
   patient->set_national_id(e.patient.national_id);
+  patient->set_age(e.patient.age);
   p.set_accession_number(e.accession_number);
   p.set_exam_type(e.exam_type);
   for (const auto& m : e.modalities) p.add_modalities(m);
@@ -36,7 +37,7 @@ storage::ExamRecord FromProto(const rdg::v1::ParsedExam& p) {
   storage::ExamRecord e;
   e.study_instance_uid = p.study_instance_uid();
   e.patient = {p.patient().patient_id(), p.patient().name(), p.patient().sex(),
-               p.patient().birth_date(), p.patient().national_id()};
+               p.patient().birth_date(), p.patient().national_id(), p.patient().age()};
   e.accession_number = p.accession_number();
   e.exam_type = p.exam_type();
   e.modalities.assign(p.modalities().begin(), p.modalities().end());

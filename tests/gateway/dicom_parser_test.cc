@@ -31,6 +31,7 @@ TEST_F(DicomParserTest, ExtractsPatientStudySeriesInstance) {
   EXPECT_EQ(s->transfer_syntax_uid, "1.2.840.10008.1.2.1");
   EXPECT_EQ(s->study_date, "20040119");
   EXPECT_TRUE(s->has_meta_header);
+  EXPECT_EQ(s->patient_age, "");  // written as 000Y: the devices' "unknown"
 }
 
 TEST_F(DicomParserTest, ReadsEcgWaveformObjects) {
@@ -38,6 +39,7 @@ TEST_F(DicomParserTest, ReadsEcgWaveformObjects) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->modality, "ECG");
   EXPECT_EQ(s->sop_class_uid, "1.2.840.10008.5.1.4.1.1.9.1.1");  // 12-lead ECG
+  EXPECT_EQ(s->patient_age, "042Y");
 }
 
 TEST_F(DicomParserTest, RejectsTruncatedFile) {

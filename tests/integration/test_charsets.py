@@ -37,7 +37,8 @@ NAMES = [
 ]
 
 
-def ct_object(n, charset, name, patient_id, description=b"CT", study=None):
+def ct_object(n, charset, name, patient_id, description=b"CT", study=None, birth=b"19810302",
+              age=None):
     """A CT object (Part 10) with raw name bytes; its own study unless `study` is given."""
     sop = f"1.2.826.0.1.3680043.8.498.77.{n}"
     ds = b""
@@ -46,8 +47,9 @@ def ct_object(n, charset, name, patient_id, description=b"CT", study=None):
     ds += (element(0x0008, 0x0016, "UI", CT_CLASS) + element(0x0008, 0x0018, "UI", sop.encode()) +
            element(0x0008, 0x0020, "DA", b"20261129") + element(0x0008, 0x0060, "CS", b"CT") +
            element(0x0008, 0x1030, "LO", description) + element(0x0010, 0x0010, "PN", name) +
-           element(0x0010, 0x0020, "LO", patient_id) + element(0x0010, 0x0030, "DA", b"19810302") +
+           element(0x0010, 0x0020, "LO", patient_id) + element(0x0010, 0x0030, "DA", birth) +
            element(0x0010, 0x0040, "CS", b"F") +
+           (element(0x0010, 0x1010, "AS", age) if age is not None else b"") +
            element(0x0020, 0x000D, "UI", (study or f"1.2.826.0.1.3680043.8.498.78.{n}").encode()) +
            element(0x0020, 0x000E, "UI", f"1.2.826.0.1.3680043.8.498.79.{n}".encode()))
     meta = (element(0x0002, 0x0001, "OB", b"\0\1") + element(0x0002, 0x0002, "UI", CT_CLASS) +
@@ -166,6 +168,20 @@ class CharsetTest(harness.GatewayTestCase):
                 self.assertIn(f"姓名 {display}", text)
                 self.assertIn(f"未见异常 {label}", text)
 
+    def test_age_as_the_modality_wrote_it(self):
+        ages = {"age-only": (b"", b"067Y", "067Y"), "both": (b"19810302", b"044Y", "044Y"),
+                "placeholder": (b"", b"000Y", ""), "malformed": (b"", b"67", ""),
+                "birth-only": (b"19810302", None, "045Y")}
+        for n, (label, (birth, age, expected)) in enumerate(ages.items()):
+            with self.subTest(label):
+                path = os.path.join(self.inputs, f"age-{label}.dcm")
+                with open(path, "wb") as f:
+                    f.write(ct_object(80 + n, b"GB18030", "孙^八".encode("gb18030"),
+                                      f"AGE-{label}".encode(), birth=birth, age=age))
+                exam = self.clinic_a1.json("upload", path)["files"][0]["exam_id"]
+                shown = {e["exam_id"]: e for e in self.clinic_a1.json("exams")["exams"]}[exam]
+                self.assertEqual(shown["patient"].get("age", ""), expected)
+
     def test_tables_align_by_display_width(self):
         proc = self.rad.run("worklist")
         self.assertEqual(proc.returncode, 0, proc.stderr)
@@ -188,6 +204,7 @@ class CharsetTest(harness.GatewayTestCase):
         with db:  # back to version 10, as the previous gateway left it
             db.execute("DROP TABLE pending_repairs")
             db.execute("ALTER TABLE objects DROP COLUMN text_notes")
+            db.execute("ALTER TABLE exams DROP COLUMN patient_age")  # version 12
             db.execute("DELETE FROM schema_migrations WHERE version >= 11")
             for label, _, raw, _, _ in NAMES:
                 db.execute("UPDATE exams SET patient_name = CAST(? AS TEXT), "
@@ -196,7 +213,7 @@ class CharsetTest(harness.GatewayTestCase):
         db.close()
         self.gateway.start()
         self.assertIn(f"index text made UTF-8: {len(NAMES)} exams read again", self.gateway.log())
-        self.assertEqual(self.gateway.query("SELECT MAX(version) FROM schema_migrations"), [(11,)])
+        self.assertEqual(self.gateway.query("SELECT MAX(version) FROM schema_migrations"), [(12,)])
         exams = {e["exam_id"]: e for e in self.clinic_a1.json("exams")["exams"]}
         for label, _, _, name, _ in NAMES:
             self.assertEqual(exams[self.exam_of[label]]["patient"]["name"], name, label)
