@@ -176,8 +176,11 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
         "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
     u->Bind(1, int64_t{rdg::v1::CLAIMED}).Bind(2, now).Bind(3, exam_id);
     RDG_RETURN_IF_ERROR(u->Run());
-    RDG_RETURN_IF_ERROR(AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
-                                 absl::StrCat("lease until ", Utc(claim.expires_at))));
+    // The lease as a length: the event's time is shown to people in their zone, the length
+    // needs none (a clock time written here would be UTC in every zone's history).
+    RDG_RETURN_IF_ERROR(AddEvent(
+        exam_id, rdg::v1::CLAIMED, now, user,
+        absl::StrCat("lease ", absl::ToInt64Minutes(claim.expires_at - now), " min")));
     RDG_RETURN_IF_ERROR(EndStage(exam_id, rdg::v1::RECEIVED_TO_CLAIMED, now, institution));
     return claim;
   });

@@ -48,6 +48,18 @@ class DashboardTest(harness.GatewayTestCase):
         reported = int(re.search(r"(\d+) final reports", sim.stdout).group(1))
         self.assertGreater(uploaded, 50, sim.stdout)
         self.assertGreater(reported, 20, sim.stdout)
+        # Institutions named in Chinese, as a county's configuration names them: the page shows
+        # those names as written (the gateway restarts on the same data with the new names).
+        self.gateway.stop()
+        with open(self.gateway.config_path) as f:
+            config = f.read()
+        for english, chinese in (("Qingshui County People's Hospital", "清水县人民医院"),
+                                 ("Shuangqiao Township Health Centre", "双桥镇卫生院")):
+            self.assertIn(f'name: "{english}"', config)
+            config = config.replace(f'name: "{english}"', f'name: "{chinese}"')
+        with open(self.gateway.config_path, "w") as f:
+            f.write(config)
+        self.gateway.start()
 
         request = urllib.request.Request(
             self.gateway.monitoring_url + "/dashboard/data.json",
@@ -80,7 +92,12 @@ class DashboardTest(harness.GatewayTestCase):
             self.assertEqual(texts[5], html.escape(b["origin_name"], quote=False), row)
             self.assertNotEqual(b["origin_name"], b["origin"])
         for q in data["queues"]:
-            self.assertIn(" · ", q["queue_name"])  # "Qingshui County People's Hospital · imaging"
+            self.assertIn(" · ", q["queue_name"])  # "清水县人民医院 · imaging"
+        self.assertIn("清水县人民医院 · imaging", [q["queue_name"] for q in data["queues"]])
+        self.assertIn("清水县人民医院", [s["county_name"] for s in data["tat"]["series"]])
+        for b in data["breaches"]:
+            if b["origin"] == "clinic-a1":
+                self.assertEqual(b["origin_name"], "双桥镇卫生院")
         self.assertTrue(any(s["county_name"] != s["county"] for s in data["tat"]["series"]))
         # English when asked for (the switch's choice, or ?lang=en), nothing clipped either.
         english = self.chromium(tempfile.mkdtemp(prefix="rdg-chromium-", dir=self.workdir),
