@@ -111,18 +111,6 @@ std::string TimeText(const google::protobuf::Timestamp& t, absl::TimeZone zone) 
   return absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", time, zone);
 }
 
-std::string SexText(absl::string_view sex) {
-  if (sex == "M") return "男";
-  if (sex == "F") return "女";
-  if (sex == "O") return "其他";
-  return std::string(sex);
-}
-
-std::string DateText(absl::string_view date) {
-  if (date.size() < 8) return std::string(date);
-  return absl::StrCat(date.substr(0, 4), "-", date.substr(4, 2), "-", date.substr(6, 2));
-}
-
 //! A national ID as printed on forms: the first 6 and last 4 characters, the rest masked.
 std::string MaskedId(absl::string_view id) {
   if (id.size() <= 10) return std::string(id);
@@ -172,9 +160,9 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
                .heading = true});
   const std::string name =
       patient.display_name().empty() ? patient.name() : patient.display_name();
-  AddRow(b, {{"姓名", name}, {"性别", SexText(patient.sex())},
+  AddRow(b, {{"姓名", name}, {"性别", formats::SexForDisplay(patient.sex())},
              {"年龄", formats::AgeForDisplay(patient.age())}}, 4);
-  AddRow(b, {{"患者ID", patient.patient_id()}, {"出生日期", DateText(patient.birth_date())},
+  AddRow(b, {{"患者ID", patient.patient_id()}, {"出生日期", formats::DateForDisplay(patient.birth_date())},
              {"身份证号", MaskedId(patient.national_id())}}, 2);
   b.push_back({.markup = Field("送检机构", exam.origin_institution_name().empty()
                                                ? exam.origin_institution()
@@ -188,7 +176,7 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
                                ? exam.exam_type()
                                : absl::StrCat(exam.exam_type(), " ", modalities);
   AddRow(b, {{"检查类型", kind}, {"检查部位", exam.body_part()},
-             {"检查日期", DateText(exam.study_date())}}, 4);
+             {"检查日期", formats::DateForDisplay(exam.study_date())}}, 4);
   AddRow(b, {{"检查号", c.exam_id()}, {"登记号", exam.accession_number()}}, 2);
   if (!exam.study_description().empty()) {
     b.push_back({.markup = Field("检查描述", exam.study_description()), .space_before = 2});

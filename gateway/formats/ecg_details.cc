@@ -197,13 +197,6 @@ EcgMeasurements ReadAnnotations(DcmDataset& ds, DicomTextDecoder& text, std::opt
   return out;
 }
 
-const EcgLead* LeadNamed(const EcgGroup& group, absl::string_view label) {
-  for (const EcgLead& lead : group.leads) {
-    if (lead.label == label) return &lead;
-  }
-  return nullptr;
-}
-
 //! "Manufacturer Model", without repeating a model that already names the maker.
 std::string DeviceName(std::string manufacturer, const std::string& model) {
   if (model.empty()) return manufacturer;
@@ -264,7 +257,7 @@ void ReadEcgDetails(DcmDataset& ds, EcgRecording& recording) {
   } else if (rr) {
     m.heart_rate_bpm = 60'000 / *rr;
     m.heart_rate_source = "RR";
-  } else if (const EcgLead* two = drawn != nullptr ? LeadNamed(*drawn, "II") : nullptr) {
+  } else if (const EcgLead* two = drawn != nullptr ? FindLead(*drawn, "II") : nullptr) {
     m.heart_rate_bpm = EstimateHeartRate(*two, drawn->sampling_frequency_hz);
     if (m.heart_rate_bpm) m.heart_rate_source = "computed";
   }

@@ -198,14 +198,6 @@ void AppendLabel(std::string& out, absl::string_view text, double x, double y) {
                         x, y, kFont, XmlEscape(text));
 }
 
-const EcgLead* FindLead(const EcgGroup* group, absl::string_view label) {
-  if (group == nullptr) return nullptr;
-  for (const EcgLead& lead : group->leads) {
-    if (lead.label == label) return &lead;
-  }
-  return nullptr;
-}
-
 //! The drawable group, or nullptr when the recording has none (then panels stay empty).
 const EcgGroup* DrawnGroup(const EcgRecording& recording) {
   if (recording.rhythm_group >= recording.groups.size()) return nullptr;
@@ -229,7 +221,7 @@ void AppendLeadPanel(std::string& out, const EcgGroup* group, int column, int ro
   const double left = kTraceLeft + column * kColumnMm;
   absl::StrAppend(&out, "<g class=\"lead\" id=\"lead-", name, "\">\n");
   AppendLabel(out, name, left + 1.5, RowTop(row) + 5);
-  if (const EcgLead* lead = FindLead(group, name)) {
+  if (const EcgLead* lead = group != nullptr ? FindLead(*group, name) : nullptr) {
     const double hz = group->sampling_frequency_hz;
     const double duration = lead->microvolts.size() / hz;
     double start = column * kColumnSeconds;
@@ -247,19 +239,11 @@ void AppendRhythmStrip(std::string& out, const EcgGroup* group) {
   const int row = kLeadRows;
   absl::StrAppend(&out, "<g class=\"rhythm\" id=\"rhythm-", kRhythmLead, "\">\n");
   AppendLabel(out, kRhythmLead, kTraceLeft + 1.5, RowTop(row) + 5);
-  if (const EcgLead* lead = FindLead(group, kRhythmLead)) {
+  if (const EcgLead* lead = group != nullptr ? FindLead(*group, kRhythmLead) : nullptr) {
     AppendTrace(out, lead->microvolts, group->sampling_frequency_hz,
                 RowBox(row, kTraceLeft, 0, kColumns * kColumnSeconds));
   }
   out += "</g>\n";
-}
-
-//! "YYYYMMDD…" as "YYYY-MM-DD"; other text unchanged.
-std::string DateForDisplay(absl::string_view date) {
-  if (date.size() < 8 || !std::all_of(date.begin(), date.begin() + 8, absl::ascii_isdigit)) {
-    return std::string(date);
-  }
-  return absl::StrCat(date.substr(0, 4), "-", date.substr(4, 2), "-", date.substr(6, 2));
 }
 
 //! A DICOM DT ("20130125105919.123+0800") as the cart wrote it: "2013-01-25 10:59:19 +08:00".
@@ -280,13 +264,6 @@ std::string DateTimeForDisplay(absl::string_view dt) {
   }
   if (offset.size() == 5) absl::StrAppend(&out, " ", offset.substr(0, 3), ":", offset.substr(3));
   return out;
-}
-
-std::string SexForDisplay(absl::string_view sex) {
-  if (sex == "M") return "男";
-  if (sex == "F") return "女";
-  if (sex == "O") return "其他";
-  return std::string(sex);
 }
 
 //! Joins the non-empty parts with two spaces.

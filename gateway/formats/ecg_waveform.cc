@@ -350,6 +350,13 @@ absl::Status Unreadable(const OFCondition& cond) {
 
 }  // namespace
 
+const EcgLead* FindLead(const EcgGroup& group, absl::string_view label) {
+  for (const EcgLead& lead : group.leads) {
+    if (lead.label == label) return &lead;
+  }
+  return nullptr;
+}
+
 bool IsEcgSopClass(absl::string_view sop_class_uid) {
   return sop_class_uid == kTwelveLeadEcgStorage || sop_class_uid == kGeneralEcgStorage;
 }

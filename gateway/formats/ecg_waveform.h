@@ -77,6 +77,9 @@ struct EcgRecording {
   EcgDetails details;
 };
 
+//! The lead of `group` labelled `label` ("II"), or nullptr.
+const EcgLead* FindLead(const EcgGroup& group, absl::string_view label);
+
 //! The heart rate (beats per minute) from the R waves of `lead` (Pan–Tompkins style: slope,
 //! squared, integrated over 150 ms, adaptive threshold, 250 ms refractory period), the median
 //! RR interval of at least three beats; nullopt when no regular rhythm of 20–300 /min is found.

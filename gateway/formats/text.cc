@@ -264,6 +264,20 @@ std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date) {
   return absl::StrFormat("%03dD", days);
 }
 
+std::string DateForDisplay(absl::string_view date) {
+  if (date.size() < 8 || !std::all_of(date.begin(), date.begin() + 8, absl::ascii_isdigit)) {
+    return std::string(date);
+  }
+  return absl::StrCat(date.substr(0, 4), "-", date.substr(4, 2), "-", date.substr(6, 2));
+}
+
+std::string SexForDisplay(absl::string_view sex) {
+  if (sex == "M") return "男";
+  if (sex == "F") return "女";
+  if (sex == "O") return "其他";
+  return std::string(sex);
+}
+
 bool IsDicomAge(absl::string_view age) {
   return age.size() == 4 && absl::ascii_isdigit(age[0]) && absl::ascii_isdigit(age[1]) &&
          absl::ascii_isdigit(age[2]) && absl::StrContains("DWMY", age[3]);

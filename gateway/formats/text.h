@@ -59,6 +59,12 @@ std::string PersonNameForDisplay(absl::string_view dicom_person_name);
 //! months, days below; "" if either date is unusable or the birth is after the exam.
 std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date);
 
+//! A DICOM/HL7 date ("YYYYMMDD…") as "YYYY-MM-DD"; other text unchanged.
+std::string DateForDisplay(absl::string_view date);
+
+//! A DICOM sex code for people: M 男, F 女, O 其他; anything else unchanged.
+std::string SexForDisplay(absl::string_view sex);
+
 //! Whether `age` is a DICOM Age String: three digits and D, W, M or Y ("045Y").
 bool IsDicomAge(absl::string_view age);
 

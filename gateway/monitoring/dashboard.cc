@@ -106,13 +106,13 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
 
   json bs = json::array();
   for (const auto& b : breaches) {
+    const std::string county = CountyOf(b.origin_institution, directory);
     bs.push_back({{"exam_id", b.exam_id}, {"stage", StageLabel(b.stage)},
                   {"priority", rdg::v1::Priority_Name(b.priority)}, {"exam_type", formats::ToValidUtf8(b.exam_type)},  // from a device
                   {"queue", b.queue}, {"queue_name", directory.QueueName(b.queue)},
                   {"origin", b.origin_institution},
                   {"origin_name", directory.Name(b.origin_institution)},
-                  {"county", CountyOf(b.origin_institution, directory)},
-                  {"county_name", directory.Name(CountyOf(b.origin_institution, directory))},
+                  {"county", county}, {"county_name", directory.Name(county)},
                   {"due_at", Iso(b.due_at, zone)},
                   {"overrun_seconds", Seconds(b.Overrun(now))}});
   }
