@@ -82,10 +82,21 @@ class IndexStore {
                                                                    int32_t limit) = 0;
   //! Stops automatic escalation of an exam (no queue above its current one).
   virtual absl::Status ClearClaimDue(const std::string& exam_id) = 0;
-  //! The same patient's other exams on the platform: same national ID (any institution), or same
-  //! patient ID at the same origin institution. Newest first.
+  //! Candidates for the same patient's other exams: same national ID (any institution), or same
+  //! patient ID and issuer at the same origin institution. Newest first. Whether they are the
+  //! same person (agreeing demographics) is the caller's decision.
   virtual absl::StatusOr<std::vector<ExamRecord>> FindPriors(const ExamRecord& exam,
                                                              int32_t limit) = 0;
+  //! LAB exams of an origin institution with this order number (accession), newest first.
+  virtual absl::StatusOr<std::vector<ExamRecord>> FindLabOrders(const std::string& institution,
+                                                                const std::string& accession,
+                                                                int32_t limit) = 0;
+  //! Adds a conflict to the administrators' review list; the same conflict (kind, exams, detail)
+  //! is listed once.
+  virtual absl::Status RecordIdentityConflict(const IdentityConflictRecord& conflict) = 0;
+  //! Conflicts detected at or after `since`, newest first.
+  virtual absl::StatusOr<std::vector<IdentityConflictRecord>> ListIdentityConflicts(
+      absl::Time since, int32_t limit) = 0;
   //! Lab observations of the given exams, restricted to `codes` when not empty; ordered by code,
   //! then observation time, then arrival.
   virtual absl::StatusOr<std::vector<LabResultRecord>> ListLabResults(

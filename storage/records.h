@@ -3,11 +3,13 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "rdg/v1/admin.pb.h"
 #include "rdg/v1/common.pb.h"
@@ -22,6 +24,13 @@ struct PatientRecord {
   std::string birth_date;
   std::string national_id;
   std::string age;  //!< Patient's Age as written ("045Y"); empty when not given or malformed
+  std::string id_issuer;           //!< who assigned patient_id: DICOM (0010,0021), HL7 CX.4
+  //! Where the national ID came from: "issuer^type" as the sender gave them, else its source
+  //! ("(0010,1000)"). Empty when there is no national ID.
+  std::string national_id_issuer;
+  //! Not stored with the exam: why an offered national ID was refused (placeholder, check digit,
+  //! birth date, sex); ingest lists it for the administrators. Never patient data.
+  std::string national_id_problem;
 };
 
 //! Study-level attributes of an exam.
@@ -145,6 +154,10 @@ struct NewObject {
   std::string actor;      //!< user recorded on the RECEIVED event
   //! LAB objects: the message's observations, indexed with the object (not for a duplicate).
   std::vector<LabResultRecord> lab_results;
+  //! Called in the commit's transaction when the object would join an existing exam (never for
+  //! a duplicate): a non-OK status refuses this object (nothing of it is stored) and is its
+  //! outcome. Ingest uses it to keep one exam one patient.
+  std::function<absl::Status(const ExamRecord& existing)> check_join;
 };
 
 struct CommitOutcome {
@@ -295,9 +308,23 @@ struct OpenBreachCount {
   int64_t open = 0;
 };
 
+//! Something the patient-identity rules refused to link or merge (rdg.v1.IdentityConflict).
+struct IdentityConflictRecord {
+  int64_t seq = 0;
+  absl::Time detected_at;
+  rdg::v1::IdentityConflictKind kind = rdg::v1::IDENTITY_CONFLICT_KIND_UNSPECIFIED;
+  std::string exam_id;
+  std::string origin_institution;
+  std::string other_exam_id;       //!< empty when there is no second exam
+  std::string other_institution;
+  std::vector<std::string> fields; //!< what disagrees ("name", "sex", …)
+  std::string detail;              //!< never patient data
+};
+
 struct AuditQuery {
   std::string exam_id;
   std::string user;
+  std::string action;  //!< empty: any
   absl::Time since = absl::InfinitePast();
   int32_t limit = 100;
 };

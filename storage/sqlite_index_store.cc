@@ -248,8 +248,12 @@ std::vector<absl::StatusOr<CommitOutcome>> SqliteIndexStore::CommitObjects(
     if (!txn.ok()) break;
     writer_->Exec("SAVEPOINT item").IgnoreError();
     absl::StatusOr<CommitOutcome> outcome = CommitOne(item);
-    if (outcome.ok() || absl::IsAlreadyExists(outcome.status())) {
+    if (outcome.ok()) {
       txn = writer_->Exec("RELEASE item");
+    } else if (absl::IsAlreadyExists(outcome.status())) {
+      // This object is refused (identity conflict): undo whatever it wrote, keep the batch.
+      txn = writer_->Exec("ROLLBACK TO item");
+      if (txn.ok()) txn = writer_->Exec("RELEASE item");
     } else {
       // An unexpected failure of one item fails the whole batch: nothing half-visible.
       txn = outcome.status();
@@ -290,20 +294,23 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
   if (!outcome.duplicate) {
     {
       RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-          "SELECT exam_id, priority, modalities FROM exams "
+          "SELECT " RDG_EXAM_COLUMNS " FROM exams "
           "WHERE origin_institution = ? AND study_instance_uid = ?"));
       q->Bind(1, exam.origin_institution).Bind(2, exam.study_instance_uid);
       RDG_ASSIGN_OR_RETURN(bool row, q->Step());
       if (row) {
-        outcome.exam_id = q->Text(0);
-        auto priority = MoreUrgent(static_cast<rdg::v1::Priority>(q->Int(1)), exam.priority);
-        std::vector<std::string> modalities = absl::StrSplit(q->Text(2), '\\', absl::SkipEmpty());
+        const ExamRecord joined = ReadExam(*q, nullptr);
+        q.reset();
+        // Before any write: a refusal leaves nothing of this object behind.
+        if (item.check_join) RDG_RETURN_IF_ERROR(item.check_join(joined));
+        outcome.exam_id = joined.exam_id;
+        auto priority = MoreUrgent(joined.priority, exam.priority);
+        std::vector<std::string> modalities = joined.modalities;
         for (const auto& m : exam.modalities) {
           if (std::find(modalities.begin(), modalities.end(), m) == modalities.end()) {
             modalities.push_back(m);
           }
         }
-        q.reset();
         RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
             "UPDATE exams SET instance_count = instance_count + 1, total_bytes = total_bytes + ?, "
             "priority = ?, modalities = ?, updated_at = ?, critical = MAX(critical, ?) "
@@ -321,8 +328,9 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           "patient_name, patient_sex, patient_birth_date, patient_national_id, accession_number, "
           "exam_type, modalities, body_part, study_date, study_time, study_description, priority, "
           "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
-          "claim_due_at, critical, patient_age) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)"));
+          "claim_due_at, critical, patient_age, patient_id_issuer, national_id_issuer) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "?)"));
       const bool routed = !item.routing.queue.empty();
       q->Bind(1, outcome.exam_id).Bind(2, exam.origin_institution)
           .Bind(3, exam.study_instance_uid).Bind(4, exam.patient.patient_id)
@@ -336,7 +344,8 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
           .Bind(19, obj.size).Bind(20, obj.received_at).Bind(21, obj.received_at)
           .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()))
           .Bind(23, DueMicros(routed ? item.routing.claim_due_at : absl::InfiniteFuture()))
-          .Bind(24, int64_t{exam.critical}).Bind(25, exam.patient.age);
+          .Bind(24, int64_t{exam.critical}).Bind(25, exam.patient.age)
+          .Bind(26, exam.patient.id_issuer).Bind(27, exam.patient.national_id_issuer);
       RDG_RETURN_IF_ERROR(q->Run());
       RDG_RETURN_IF_ERROR(
           AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));
@@ -473,8 +482,8 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteIndexStore::ListAudit(const Audit
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
       "SELECT seq, at, institution, user, role, action, exam_id, detail FROM audit_log "
       "WHERE (?1 = '' OR exam_id = ?1) AND (?2 = '' OR user = ?2) AND at >= ?4 "
-      "ORDER BY seq DESC LIMIT ?3"));
-  q->Bind(1, query.exam_id).Bind(2, query.user)
+      "AND (?5 = '' OR action = ?5) ORDER BY seq DESC LIMIT ?3"));
+  q->Bind(1, query.exam_id).Bind(2, query.user).Bind(5, query.action)
       .Bind(3, std::clamp<int64_t>(query.limit, 1, 10000))
       .Bind(4, query.since == absl::InfinitePast() ? std::numeric_limits<int64_t>::min()
                                                    : absl::ToUnixMicros(query.since));

@@ -76,6 +76,12 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::StatusOr<std::vector<ExamRecord>> ListClaimOverdue(absl::Time now, int32_t limit) override;
   absl::Status ClearClaimDue(const std::string& exam_id) override;
   absl::StatusOr<std::vector<ExamRecord>> FindPriors(const ExamRecord& exam, int32_t limit) override;
+  absl::StatusOr<std::vector<ExamRecord>> FindLabOrders(const std::string& institution,
+                                                        const std::string& accession,
+                                                        int32_t limit) override;
+  absl::Status RecordIdentityConflict(const IdentityConflictRecord& conflict) override;
+  absl::StatusOr<std::vector<IdentityConflictRecord>> ListIdentityConflicts(
+      absl::Time since, int32_t limit) override;
   absl::StatusOr<std::vector<LabResultRecord>> ListLabResults(
       const std::vector<std::string>& exam_ids, const std::vector<std::string>& codes) override;
 

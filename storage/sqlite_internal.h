@@ -71,10 +71,10 @@ inline ObjectRecord ReadObject(const Stmt& s) {
   "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "       \
   "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
   "instance_count, total_bytes, received_at, updated_at, sla_due_at, claim_due_at, critical, " \
-  "patient_age"
+  "patient_age, patient_id_issuer, national_id_issuer"
 
 //! Number of RDG_EXAM_COLUMNS: columns selected after them start at this index.
-inline constexpr int kExamColumnCount = 27;
+inline constexpr int kExamColumnCount = 29;
 
 inline absl::Time ReadDue(int64_t micros) {
   return micros == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()
@@ -91,7 +91,8 @@ inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
   r.exam_id = s.Text(1);
   r.origin_institution = s.Text(2);
   r.study_instance_uid = s.Text(3);
-  r.patient = {s.Text(4), s.Text(5), s.Text(6), s.Text(7), s.Text(8), s.Text(26)};
+  r.patient = {s.Text(4), s.Text(5), s.Text(6), s.Text(7), s.Text(8), s.Text(26), s.Text(27),
+               s.Text(28), /*national_id_problem=*/""};
   r.accession_number = s.Text(9);
   r.exam_type = s.Text(10);
   std::string modalities = s.Text(11);

@@ -308,10 +308,21 @@ absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::FindPriors(const ExamR
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
       "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE exam_id != ?1 AND ("
       "(?2 != '' AND patient_national_id = ?2) OR "
-      "(?4 != '' AND origin_institution = ?3 AND patient_id = ?4)) "
+      "(?4 != '' AND origin_institution = ?3 AND patient_id = ?4 AND patient_id_issuer = ?6)) "
       "ORDER BY received_at DESC LIMIT ?5"));
   q->Bind(1, exam.exam_id).Bind(2, exam.patient.national_id).Bind(3, exam.origin_institution)
-      .Bind(4, exam.patient.patient_id).Bind(5, int64_t{std::clamp(limit, 1, 1000)});
+      .Bind(4, exam.patient.patient_id).Bind(5, int64_t{std::clamp(limit, 1, 1000)})
+      .Bind(6, exam.patient.id_issuer);
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
+}
+
+absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::FindLabOrders(
+    const std::string& institution, const std::string& accession, int32_t limit) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
+      "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE origin_institution = ? AND "
+      "accession_number = ? AND exam_type = 'LAB' ORDER BY received_at DESC LIMIT ?"));
+  q->Bind(1, institution).Bind(2, accession).Bind(3, int64_t{std::clamp(limit, 1, 1000)});
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
 }
 

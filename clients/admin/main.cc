@@ -1,6 +1,7 @@
 // rdg-admin: figures for administrators (county/province health commission, hospital IT) from
 // the gateway's AdminService, with an admin certificate. Aligned tables on a terminal, --json
-// for scripts: turnaround times (`tat`), queue backlogs, SLA breaches and the audit log.
+// for scripts: turnaround times (`tat`), queue backlogs, SLA breaches, the audit log and the
+// patient-identity review list (`identity-conflicts`).
 #include <CLI/CLI.hpp>
 #include <google/protobuf/util/time_util.h>
 
@@ -125,6 +126,35 @@ int RunAudit(Stub& stub, const std::string& exam, const std::string& user,
     rows.push_back({std::to_string(e.seq()), rdg::clients::LocalTime(e.at()),
                     e.institution_name().empty() ? e.institution() : e.institution_name(),
                     e.user(), rdg::v1::Role_Name(e.role()), e.action(), e.exam_id(), e.detail()});
+  }
+  rdg::clients::PrintTable(rows);
+  return 0;
+}
+
+int RunIdentityConflicts(Stub& stub, const std::string& since, int limit, bool as_json) {
+  rdg::v1::IdentityConflictsRequest req;
+  req.set_limit(limit);
+  if (!since.empty() && !SetSince(since, req.mutable_since())) return kExitUsage;
+  rdg::v1::IdentityConflictsResponse resp;
+  if (auto done = Call(stub, &Stub::ListIdentityConflicts, req, &resp, as_json)) return *done;
+  if (resp.conflicts().empty()) {
+    std::cout << "no identity conflicts\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {
+      {"SEQ", "DETECTED", "KIND", "EXAM", "FROM", "OTHER EXAM", "OTHER FROM", "DISAGREE", "DETAIL"}};
+  auto name = [](const std::string& shown, const std::string& id) {
+    return shown.empty() ? (id.empty() ? "-" : id) : shown;
+  };
+  for (const auto& c : resp.conflicts()) {
+    std::string fields;
+    for (const auto& f : c.fields()) fields += (fields.empty() ? "" : ", ") + f;
+    rows.push_back({std::to_string(c.seq()), rdg::clients::LocalTime(c.detected_at()),
+                    rdg::v1::IdentityConflictKind_Name(c.kind()), c.exam_id(),
+                    name(c.origin_name(), c.origin_institution()),
+                    c.other_exam_id().empty() ? "-" : c.other_exam_id(),
+                    name(c.other_name(), c.other_institution()), fields.empty() ? "-" : fields,
+                    c.detail().empty() ? "-" : c.detail()});
   }
   rdg::clients::PrintTable(rows);
   return 0;
@@ -259,6 +289,17 @@ int main(int argc, char** argv) {
   audit->add_option("--since", since, "only since then: a span ago (24h), a time or a date");
   audit->add_option("--limit", limit, "at most this many")->capture_default_str();
   audit->add_flag("--json", as_json, "machine-readable output");
+
+  auto* conflicts = app.add_subcommand(
+      "identity-conflicts", "what RDG refused to link or merge because a patient's identity did "
+                            "not agree (refused national IDs, shared IDs with other "
+                            "demographics, objects of another patient), newest first");
+  std::string conflict_since;
+  int conflict_limit = 100;
+  conflicts->add_option("--since", conflict_since, "detected since then: a span ago (24h), a time "
+                                                   "or a date");
+  conflicts->add_option("--limit", conflict_limit, "at most this many")->capture_default_str();
+  conflicts->add_flag("--json", as_json, "machine-readable output");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -271,5 +312,6 @@ int main(int argc, char** argv) {
   if (*tat) return RunTurnaround(*stub, tat_since, tat_until, by, as_json);
   if (*queues) return RunQueues(*stub, as_json);
   if (*breaches) return RunBreaches(*stub, open_only, breach_since, breach_limit, as_json);
+  if (*conflicts) return RunIdentityConflicts(*stub, conflict_since, conflict_limit, as_json);
   return RunAudit(*stub, exam, user, since, limit, as_json);
 }

@@ -259,9 +259,11 @@ int RunReports(ReadingService::Stub& stub, const std::string& exam_id, bool as_j
   return 0;
 }
 
-int RunPriors(ReadingService::Stub& stub, const std::string& exam_id, bool as_json) {
+int RunPriors(ReadingService::Stub& stub, const std::string& exam_id,
+              const std::string& break_glass, bool as_json) {
   rdg::v1::PriorsRequest req;
   req.set_exam_id(exam_id);
+  req.set_break_glass_reason(break_glass);
   rdg::v1::PriorsResponse resp;
   grpc::ClientContext ctx;
   Deadline(ctx);
@@ -371,8 +373,13 @@ int main(int argc, char** argv) {
   add_report_options(addendum);
   auto* reports = app.add_subcommand("reports", "list the report versions of an exam");
   add_exam(reports);
-  auto* priors = app.add_subcommand("priors", "the patient's other exams on the platform (audited)");
+  auto* priors = app.add_subcommand(
+      "priors", "the patient's other exams on the platform: for the exam you have claimed (audited)");
   add_exam(priors);
+  std::string break_glass;
+  priors->add_option("--break-glass", break_glass,
+                     "see the priors of an exam you have not claimed, saying why (audited, shown "
+                     "to the administrators)");
   auto* escalate = app.add_subcommand("escalate", "send a claimed exam to the next level's consultation queue");
   add_exam(escalate);
   std::string reason;
@@ -403,7 +410,7 @@ int main(int argc, char** argv) {
   if (*report) return RunReport(*stub, conn, exam_id, report_options, false, as_json);
   if (*addendum) return RunReport(*stub, conn, exam_id, report_options, true, as_json);
   if (*reports) return RunReports(*stub, exam_id, as_json);
-  if (*priors) return RunPriors(*stub, exam_id, as_json);
+  if (*priors) return RunPriors(*stub, exam_id, break_glass, as_json);
   if (*escalate) return RunEscalate(*stub, exam_id, reason, as_json);
   return RunFetch(*stub, exam_id, out_dir, as_json);
 }

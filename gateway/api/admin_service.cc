@@ -159,4 +159,33 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListBreaches(grpc::CallbackServerCon
   });
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::ListIdentityConflicts(
+    grpc::CallbackServerContext* ctx, const rdg::v1::IdentityConflictsRequest* request,
+    rdg::v1::IdentityConflictsResponse* response) {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
+    const absl::Time since =
+        request->has_since() ? FromTimestamp(request->since()) : absl::InfinitePast();
+    const int32_t limit = request->limit() > 0 ? std::min(request->limit(), 1000) : 100;
+    RDG_ASSIGN_OR_RETURN(auto conflicts, index_.ListIdentityConflicts(since, limit));
+    for (const auto& c : conflicts) {
+      rdg::v1::IdentityConflict* out = response->add_conflicts();
+      out->set_seq(c.seq);
+      *out->mutable_detected_at() = ToTimestamp(c.detected_at);
+      out->set_kind(c.kind);
+      out->set_exam_id(c.exam_id);
+      out->set_origin_institution(c.origin_institution);
+      out->set_origin_name(directory_.Name(c.origin_institution));
+      out->set_other_exam_id(c.other_exam_id);
+      out->set_other_institution(c.other_institution);
+      if (!c.other_institution.empty()) out->set_other_name(directory_.Name(c.other_institution));
+      for (const auto& f : c.fields) out->add_fields(f);
+      out->set_detail(formats::ToValidUtf8(c.detail));  // may quote an HL7 control id
+    }
+    return index_.AppendAudit({0, clock_.Now(), principal.institution, principal.user,
+                               principal.role, "admin_identity_conflicts", "",
+                               absl::StrCat(conflicts.size(), " listed")});
+  });
+}
+
 }  // namespace rdg::api

@@ -1,7 +1,8 @@
 // rdg.v1.AdminService: figures for administrators (admin role only). Administrators see figures,
 // not images: nothing here returns patient data. Implemented: GetQueues (depth, being read,
 // oldest waiting, overdue per queue), GetTurnaround (completed SLA stages over a window, grouped),
-// ListBreaches (recorded SLA breaches) and QueryAudit.
+// ListBreaches (recorded SLA breaches), QueryAudit and ListIdentityConflicts (the patient-identity
+// review list).
 #pragma once
 
 #include <string>
@@ -38,6 +39,9 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* ListBreaches(grpc::CallbackServerContext* ctx,
                                          const rdg::v1::BreachesRequest* request,
                                          rdg::v1::BreachesResponse* response) override;
+  grpc::ServerUnaryReactor* ListIdentityConflicts(
+      grpc::CallbackServerContext* ctx, const rdg::v1::IdentityConflictsRequest* request,
+      rdg::v1::IdentityConflictsResponse* response) override;
 
  private:
   //! The caller, if an administrator; PERMISSION_DENIED otherwise.

@@ -118,7 +118,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetPriors(grpc::CallbackServerCont
                                                         rdg::v1::PriorsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto view, desk_.Priors(reader, request->exam_id()));
+    RDG_ASSIGN_OR_RETURN(auto view, desk_.Priors(reader, request->exam_id(), request->break_glass_reason()));
     for (const auto& p : view.priors) *response->add_priors() = api::ToProto(p, directory_);
     for (const auto& r : view.lab_results) *response->add_lab_results() = api::ToProto(r);
     return absl::OkStatus();

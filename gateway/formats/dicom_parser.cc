@@ -15,12 +15,16 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gateway/formats/dcmtk_values.h"
 #include "gateway/formats/dicom_text.h"
 #include "gateway/formats/text.h"
 
 namespace rdg::formats {
 namespace {
+
+//! Other Patient IDs Sequence items read at most (a patient has a handful of identifiers).
+constexpr unsigned long kMaxOtherPatientIds = 16;
 
 //! A DICOM UID: 1..64 characters of digits and dots, no empty components.
 bool IsValidUid(absl::string_view uid) {
@@ -108,7 +112,23 @@ absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
       (absl::StartsWith(s.patient_age, "000") && s.patient_age != "000D")) {
     s.patient_age.clear();
   }
-  s.other_patient_ids = read(DCM_RETIRED_OtherPatientIDs, kStringDelimiters);
+  s.patient_id_issuer = read(DCM_IssuerOfPatientID, kStringDelimiters);
+  for (absl::string_view id : absl::StrSplit(read(DCM_RETIRED_OtherPatientIDs, kStringDelimiters),
+                                             '\\', absl::SkipWhitespace())) {
+    s.other_patient_ids.push_back({std::string(id), "", "", "(0010,1000)"});
+  }
+  DcmItem* item = nullptr;
+  for (unsigned long i = 0;
+       i < kMaxOtherPatientIds &&
+       ds->findAndGetSequenceItem(DCM_OtherPatientIDsSequence, item, static_cast<int>(i)).good();
+       ++i) {
+    std::string id = text.Decode(TrimmedString(*item, DCM_PatientID), kStringDelimiters);
+    if (id.empty()) continue;
+    s.other_patient_ids.push_back(
+        {std::move(id), text.Decode(TrimmedString(*item, DCM_IssuerOfPatientID), kStringDelimiters),
+         text.Decode(TrimmedString(*item, DCM_TypeOfPatientID), kStringDelimiters),
+         absl::StrCat("(0010,1002) item ", i + 1)});
+  }
   s.accession_number = read(DCM_AccessionNumber, kStringDelimiters);
   s.study_date = read(DCM_StudyDate, kStringDelimiters);
   s.study_time = read(DCM_StudyTime, kStringDelimiters);

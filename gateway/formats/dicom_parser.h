@@ -4,9 +4,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gateway/formats/patient_identifiers.h"
 
 namespace rdg::formats {
 
@@ -18,7 +20,10 @@ struct DicomSummary {
   std::string patient_sex;
   std::string patient_birth_date;
   std::string patient_age;        //!< (0010,1010) when well formed ("045Y"), else empty
-  std::string other_patient_ids;  //!< (0010,1000), often the national ID
+  std::string patient_id_issuer;  //!< Issuer of Patient ID (0010,0021)
+  //! Other Patient IDs (0010,1000) and the items of the Other Patient IDs Sequence (0010,1002)
+  //! (at most 16), where clinics put the national ID.
+  std::vector<PatientIdentifier> other_patient_ids;
   // Study.
   std::string study_instance_uid;
   std::string accession_number;

@@ -461,15 +461,24 @@ std::optional<Hl7Rejection> OruReader::ReadPid(const Segment& s, const std::stri
   if (has_pid_) return Ae("100", loc, "more than one PID segment: one patient per message");
   if (!message_.orders.empty()) return Ae("100", loc, "PID segment after the first OBR");
   has_pid_ = true;
-  std::vector<std::string>& ids = message_.patient_identifiers;
-  auto add = [&ids](std::string id) {
-    if (!id.empty()) ids.push_back(std::move(id));
+  std::vector<PatientIdentifier>& ids = message_.patient_identifiers;
+  auto add = [&](absl::string_view cx, const char* source) {
+    std::string id = codec_.Component(cx, 1);
+    if (id.empty()) return;
+    // CX.4 is a HD (namespace&universal id&type as subcomponents): its namespace names it.
+    const std::vector<absl::string_view> parts = codec_.Components(cx, 5);
+    ids.push_back({std::move(id),
+                   Stripped(codec_.Decode(Before(parts[3], codec_.delimiters().subcomponent))),
+                   Stripped(codec_.Decode(parts[4])), source});
   };
-  for (absl::string_view rep : codec_.Repetitions(s.Field(3))) add(codec_.Component(rep, 1));
-  add(codec_.Component(s.Field(2), 1));
-  add(Stripped(codec_.Decode(s.Field(19))));
+  for (absl::string_view rep : codec_.Repetitions(s.Field(3))) add(rep, "PID-3");
+  add(s.Field(2), "PID-2");
+  if (std::string ssn = Stripped(codec_.Decode(s.Field(19))); !ssn.empty()) {
+    ids.push_back({std::move(ssn), "", "", "PID-19"});
+  }
   if (ids.empty()) return Ae("101", loc + "^3", "PID-3 (patient identifier list) is empty");
-  message_.patient_id = ids.front();
+  message_.patient_id = ids.front().id;
+  message_.patient_id_issuer = ids.front().issuer;
   message_.patient_name = codec_.Joined(Before(s.Field(5), codec_.delimiters().repetition));
   message_.birth_date = AsciiOnly(codec_.Component(s.Field(7), 1), false).substr(0, 8);
   message_.sex = codec_.Component(s.Field(8), 1);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/formats/patient_identifiers.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -67,7 +68,9 @@ struct Hl7Header {
 struct LabMessage {
   Hl7Header header;
   // Patient (PID) — PHI.
-  std::vector<std::string> patient_identifiers;  //!< PID-3 repetitions' IDs (.1), then PID-2, PID-19
+  //! PID-3 repetitions (ID, CX.4 assigning authority, CX.5 type), then PID-2 and PID-19.
+  std::vector<PatientIdentifier> patient_identifiers;
+  std::string patient_id_issuer;    //!< the first identifier's assigning authority
   std::string patient_id;           //!< first PID-3 ID (PID-2 if PID-3 is empty)
   std::string patient_name;         //!< PID-5 first repetition, components joined with '^'
   std::string birth_date;           //!< PID-7, first 8 characters (YYYYMMDD)

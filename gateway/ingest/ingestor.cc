@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "gateway/ingest/parsed_object.h"
 #include "google/protobuf/util/time_util.h"
 #include "storage/status_macros.h"
@@ -578,6 +579,19 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
         " is already stored with different content; the stored object was kept. Give the "
         "corrected image a new SOP Instance UID (e.g. re-export it from the modality)"));
   }
+  // One exam, one patient: an object whose patient is not its exam's is refused in the commit's
+  // transaction (a concurrent upload cannot slip in between the check and the join).
+  std::optional<storage::ExamRecord> refused_by;
+  std::vector<std::string> refused_fields;
+  const storage::PatientRecord incoming = item.exam.patient;
+  item.check_join = [&](const storage::ExamRecord& joined) {
+    refused_fields =
+        identity::Disagreements(joined.patient, incoming, identity::Strictness::kSameExam);
+    if (refused_fields.empty()) return absl::OkStatus();
+    refused_by = joined;
+    return absl::AlreadyExistsError("identity conflict");  // replaced below, said for people
+  };
+  const storage::ExamRecord new_exam = item.exam;
   if (existing.has_value()) {
     outcome = committer_.Commit(std::move(item));  // duplicate: only removes the session row
   } else {
@@ -587,7 +601,18 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
     // Refused, or the same HL7 message stored meanwhile from other bytes: this blob is unused.
     UnpinAndCollect(session.sha256_hex, digest, !outcome.ok() || outcome->duplicate);
   }
+  if (!outcome.ok() && refused_by.has_value()) {
+    return RefuseOtherPatient(*refused_by, std::move(refused_fields), uid, hl7, ack);
+  }
   if (!outcome.ok()) return outcome.status();
+  if (outcome->new_exam) {
+    // Listed for the administrators; the object is stored whatever this finds.
+    storage::ExamRecord indexed = new_exam;
+    indexed.exam_id = outcome->exam_id;
+    if (auto s = linker_.ReviewNewExam(indexed); !s.ok()) {
+      LOG(WARNING) << "exam " << outcome->exam_id << ": identity review failed: " << s;
+    }
+  }
 
   handle.attached_ = false;
   handle.file_.reset();
@@ -612,6 +637,37 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   }
   if (hl7.has_value()) *st.mutable_hl7_ack() = ack(formats::Hl7AckCode::kAccept, nullptr);
   return st;
+}
+
+absl::Status Ingestor::RefuseOtherPatient(
+    const storage::ExamRecord& exam, std::vector<std::string> fields, const std::string& uid,
+    const std::optional<formats::Hl7Header>& hl7,
+    const std::function<rdg::v1::Hl7Acknowledgement(formats::Hl7AckCode,
+                                                    const formats::Hl7Rejection*)>& ack) {
+  const std::string what = absl::StrJoin(fields, ", ");
+  const bool lab = hl7.has_value();
+  if (auto s = linker_.RecordRefusedJoin(
+          exam, lab ? rdg::v1::ORDER_OF_ANOTHER_PATIENT : rdg::v1::STUDY_OF_ANOTHER_PATIENT,
+          std::move(fields),
+          lab ? absl::StrCat("HL7 message ", hl7->control_id, " refused")
+              : absl::StrCat("SOP Instance UID ", uid, " refused"));
+      !s.ok()) {
+    LOG(WARNING) << "exam " << exam.exam_id << ": cannot list the identity conflict: " << s;
+  }
+  if (lab) {
+    const std::string reason = absl::StrCat(
+        "order ", exam.accession_number, " belongs to another patient (", what,
+        " differ); results are never merged across patients");
+    formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "PID^1^3", reason};
+    return AttachAck(absl::AlreadyExistsError(absl::StrCat(
+                         "HL7 message ", hl7->control_id, " refused: ", reason,
+                         ". Check the patient and the order number in the LIS and send again")),
+                     ack(formats::Hl7AckCode::kError, &why));
+  }
+  return absl::AlreadyExistsError(absl::StrCat(
+      "Study Instance UID ", exam.study_instance_uid, " belongs to another patient (", what,
+      " differ from exam ", exam.exam_id, "); the object was not stored. Check the patient on "
+      "the modality, or give this study a new Study Instance UID"));
 }
 
 void Ingestor::Pin(const std::string& sha256_hex) {

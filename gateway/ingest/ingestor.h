@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
+#include "gateway/identity/patient_match.h"
 #include "gateway/ingest/index_committer.h"
 #include "gateway/ingest/object_parser.h"
 #include "gateway/ingest/parsed_object.h"
@@ -156,6 +158,13 @@ class Ingestor {
   //! Commit path shared by handles.
   absl::StatusOr<rdg::v1::UploadStatus> CommitStaged(UploadHandle& handle,
                                                      const storage::Digest& digest);
+  //! The refusal of an object whose patient is not its exam's (DICOM: same Study Instance UID;
+  //! HL7: same order), listed for the administrators; lab messages carry an AE acknowledgement.
+  absl::Status RefuseOtherPatient(
+      const storage::ExamRecord& exam, std::vector<std::string> fields, const std::string& uid,
+      const std::optional<formats::Hl7Header>& hl7,
+      const std::function<rdg::v1::Hl7Acknowledgement(formats::Hl7AckCode,
+                                                      const formats::Hl7Rejection*)>& ack);
   //! Blob pins keep a blob that an in-flight commit relies on from being removed.
   void Pin(const std::string& sha256_hex);
   void UnpinAndCollect(const std::string& sha256_hex, const storage::Digest& digest,
@@ -171,6 +180,7 @@ class Ingestor {
   const storage::StagingArea staging_;
   IndexCommitter& committer_;
   const Clock& clock_;
+  identity::PatientLinker linker_{index_, clock_};
 
   absl::Mutex mu_;
   //! Sessions currently held by a stream (at most one stream per session).

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "gateway/formats/dicom_parser.h"
 #include "gateway/formats/ecg_waveform.h"
+#include "gateway/formats/patient_identifiers.h"
 #include "storage/digest.h"
 #include "storage/status_macros.h"
 
@@ -46,18 +47,40 @@ std::string MessageIdentity(const formats::Hl7Header& h) {
 }
 
 //! The order that groups a lab message into an exam: the filler order number (the lab's own),
-//! else the placer's, else the message itself.
+//! else the placer's, else the message itself — whole (entity id and namespace), exactly as
+//! sent, and of this patient (identifier and its assigning authority): an order number reused
+//! for another patient never joins the first patient's exam.
 std::string OrderKey(const formats::LabMessage& m) {
   const formats::LabOrder& first = m.orders.front();
+  const std::string patient = absl::StrCat("\x1F", m.patient_id, "\x1F", m.patient_id_issuer);
   if (!first.filler_order_number.empty()) {
-    const std::string filler = FirstComponent(first.filler_order_number);
-    return "hl7-order-" + ExactKey(filler, filler);
+    return "hl7-order-" + ExactKey(FirstComponent(first.filler_order_number),
+                                   first.filler_order_number + patient);
   }
   if (!first.placer_order_number.empty()) {
-    const std::string placer = FirstComponent(first.placer_order_number);
-    return "hl7-placer-" + ExactKey(placer, placer);
+    return "hl7-placer-" + ExactKey(FirstComponent(first.placer_order_number),
+                                    first.placer_order_number + patient);
   }
   return "hl7-msg-" + ExactKey(m.header.control_id, MessageIdentity(m.header));
+}
+
+//! The patient of an object: identifiers as given, and the national ID among them only when it
+//! is usable (see formats::ChooseNationalId).
+storage::PatientRecord Patient(std::string id, std::string issuer, std::string name,
+                               std::string sex, std::string birth_date, std::string age,
+                               const std::vector<formats::PatientIdentifier>& identifiers) {
+  const formats::NationalIdChoice national = formats::ChooseNationalId(identifiers, birth_date, sex);
+  storage::PatientRecord p;
+  p.patient_id = std::move(id);
+  p.name = std::move(name);
+  p.sex = std::move(sex);
+  p.birth_date = std::move(birth_date);
+  p.national_id = national.id;
+  p.age = std::move(age);
+  p.id_issuer = std::move(issuer);
+  p.national_id_issuer = national.issuer;
+  p.national_id_problem = national.problem;
+  return p;
 }
 
 storage::LabResultRecord ToLabResult(const formats::LabOrder& order,
@@ -82,8 +105,8 @@ ParsedObject FromLabMessage(const formats::LabMessage& m, const CriticalValueTab
   ParsedObject p;
   storage::ExamRecord& e = p.exam;
   e.study_instance_uid = OrderKey(m);
-  e.patient = {m.patient_id, m.patient_name, m.sex, m.birth_date,
-               NationalIdAmong(m.patient_identifiers), /*age=*/""};
+  e.patient = Patient(m.patient_id, m.patient_id_issuer, m.patient_name, m.sex, m.birth_date,
+                      /*age=*/"", m.patient_identifiers);
   const formats::LabOrder& first = m.orders.front();
   e.accession_number = FirstComponent(first.filler_order_number.empty()
                                           ? first.placer_order_number
@@ -139,19 +162,6 @@ bool CriticalValueTable::IsCritical(const formats::LabObservation& o) const {
   return false;
 }
 
-std::string NationalIdAmong(const std::vector<std::string>& identifiers) {
-  for (absl::string_view id : identifiers) {
-    id = absl::StripAsciiWhitespace(id);
-    if (id.size() != 18) continue;
-    bool ok = true;
-    for (size_t i = 0; i < 18; ++i) {
-      ok = ok && (absl::ascii_isdigit(id[i]) || (i == 17 && (id[i] == 'X' || id[i] == 'x')));
-    }
-    if (ok) return absl::AsciiStrToUpper(id);
-  }
-  return "";
-}
-
 absl::StatusOr<ParsedObject> ParseDicomObject(const std::string& path) {
   RDG_ASSIGN_OR_RETURN(formats::DicomSummary d, formats::ParseDicomFile(path));
   const bool ecg = formats::IsEcgSopClass(d.sop_class_uid);
@@ -165,8 +175,8 @@ absl::StatusOr<ParsedObject> ParseDicomObject(const std::string& path) {
   ParsedObject p;
   storage::ExamRecord& e = p.exam;
   e.study_instance_uid = d.study_instance_uid;
-  e.patient = {d.patient_id, d.patient_name, d.patient_sex, d.patient_birth_date,
-               NationalIdAmong(absl::StrSplit(d.other_patient_ids, '\\')), d.patient_age};
+  e.patient = Patient(d.patient_id, d.patient_id_issuer, d.patient_name, d.patient_sex,
+                      d.patient_birth_date, d.patient_age, d.other_patient_ids);
   e.accession_number = d.accession_number;
   e.exam_type = ecg ? "ECG" : (d.modality.empty() ? "OT" : d.modality);
   if (!d.modality.empty()) e.modalities.push_back(d.modality);

@@ -64,8 +64,4 @@ absl::Status AttachAck(absl::Status status, const rdg::v1::Hl7Acknowledgement& a
 //! The acknowledgement AttachAck put on `status`, if any.
 std::optional<rdg::v1::Hl7Acknowledgement> AckOf(const absl::Status& status);
 
-//! A Chinese resident identity number (18 characters: 17 digits and a digit or X) among
-//! `identifiers` — what links a patient's exams across institutions; "" if none.
-std::string NationalIdAmong(const std::vector<std::string>& identifiers);
-
 }  // namespace rdg::ingest

@@ -38,6 +38,12 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   open_breaches.limit = 100;
   RDG_ASSIGN_OR_RETURN(auto breaches, index.ListBreaches(open_breaches));
   RDG_ASSIGN_OR_RETURN(auto counts, index.CountOpenBreaches());
+  storage::AuditQuery glass;
+  glass.action = "break_glass";
+  glass.since = now - absl::Hours(kHours);
+  glass.limit = 100;
+  RDG_ASSIGN_OR_RETURN(auto broken, index.ListAudit(glass));
+  RDG_ASSIGN_OR_RETURN(auto conflicts, index.ListIdentityConflicts(now - absl::Hours(kHours), 1000));
 
   json out;
   out["generated_at"] = Iso(now, zone);
@@ -117,9 +123,19 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
                   {"overrun_seconds", Seconds(b.Overrun(now))}});
   }
   out["breaches"] = bs;
+  // Priors seen without a claim: who, when, which exam and why (the reason as the reader gave it).
+  json glass_rows = json::array();
+  for (const auto& a : broken) {
+    glass_rows.push_back({{"at", Iso(a.at, zone)}, {"user", a.user},
+                          {"institution", a.institution},
+                          {"institution_name", directory.Name(a.institution)},
+                          {"exam_id", a.exam_id}, {"reason", formats::ToValidUtf8(a.detail)}});
+  }
+  out["break_glass"] = glass_rows;
   int64_t open_total = 0;
   for (const auto& c : counts) open_total += c.open;
-  out["totals"] = {{"completed_stages", completed}, {"open_breaches", open_total}};
+  out["totals"] = {{"completed_stages", completed}, {"open_breaches", open_total},
+                   {"identity_conflicts", conflicts.size()}, {"break_glass", broken.size()}};
   return out.dump();
 }
 

@@ -22,6 +22,9 @@ rdg::v1::ParsedExam ToProto(const storage::ExamRecord& e) {
   patient->set_birth_date(e.patient.birth_date);
   patient->set_national_id(e.patient.national_id);
   patient->set_age(e.patient.age);
+  patient->set_id_issuer(e.patient.id_issuer);
+  patient->set_national_id_issuer(e.patient.national_id_issuer);
+  patient->set_national_id_problem(e.patient.national_id_problem);
   p.set_accession_number(e.accession_number);
   p.set_exam_type(e.exam_type);
   for (const auto& m : e.modalities) p.add_modalities(m);
@@ -36,8 +39,11 @@ rdg::v1::ParsedExam ToProto(const storage::ExamRecord& e) {
 storage::ExamRecord FromProto(const rdg::v1::ParsedExam& p) {
   storage::ExamRecord e;
   e.study_instance_uid = p.study_instance_uid();
-  e.patient = {p.patient().patient_id(), p.patient().name(), p.patient().sex(),
-               p.patient().birth_date(), p.patient().national_id(), p.patient().age()};
+  e.patient = {p.patient().patient_id(),  p.patient().name(),
+               p.patient().sex(),         p.patient().birth_date(),
+               p.patient().national_id(), p.patient().age(),
+               p.patient().id_issuer(),   p.patient().national_id_issuer(),
+               p.patient().national_id_problem()};
   e.accession_number = p.accession_number();
   e.exam_type = p.exam_type();
   e.modalities.assign(p.modalities().begin(), p.modalities().end());

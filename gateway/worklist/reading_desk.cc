@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/auth/rbac.h"
 #include "storage/status_macros.h"
@@ -175,10 +176,42 @@ absl::StatusOr<int> ReadingDesk::EscalateOverdue() {
   return moved;
 }
 
-absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(const auth::Principal& reader,
-                                                            const std::string& exam_id) {
+absl::StatusOr<bool> ReadingDesk::ReadsExam(const auth::Principal& reader,
+                                            const std::string& exam_id) {
+  RDG_ASSIGN_OR_RETURN(auto claim, index_.GetLiveClaim(exam_id, clock_.Now()));
+  if (claim.has_value()) {
+    return claim->holder_user == reader.user && claim->holder_institution == reader.institution;
+  }
+  RDG_ASSIGN_OR_RETURN(auto reports, index_.ListReports(exam_id));
+  for (const auto& r : reports) {
+    if (r.reader_user == reader.user && r.reader_institution == reader.institution &&
+        (r.status == rdg::v1::FINAL_REPORT || r.status == rdg::v1::AMENDED_REPORT)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(
+    const auth::Principal& reader, const std::string& exam_id,
+    const std::string& break_glass_reason) {
   RDG_ASSIGN_OR_RETURN(auto exam, ExamInReadersQueues(reader, exam_id));
-  RDG_ASSIGN_OR_RETURN(auto all, index_.FindPriors(exam, 100));
+  RDG_ASSIGN_OR_RETURN(bool reading, ReadsExam(reader, exam_id));
+  const std::string reason(absl::StripAsciiWhitespace(break_glass_reason));
+  if (!reading) {
+    if (reason.empty()) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "priors of exam ", exam_id, " are for the reader holding its claim: claim it first, "
+          "or break the glass with a reason (audited and shown to the administrators)"));
+    }
+    if (reason.size() > kMaxBreakGlassReason) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the break-the-glass reason is ", reason.size(), " bytes; at most ",
+          kMaxBreakGlassReason));
+    }
+    RDG_RETURN_IF_ERROR(Audit(reader, "break_glass", exam_id, reason));
+  }
+  RDG_ASSIGN_OR_RETURN(auto all, linker_.SamePatient(exam, 100));
   PriorsView view;
   // An ECG is compared with earlier ECGs and lab values with earlier values; imaging readers
   // see every prior (a CT is read against the chest film).

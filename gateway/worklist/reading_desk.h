@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
+#include "gateway/identity/patient_match.h"
 #include "gateway/routing/router.h"
 #include "rdg/v1/config.pb.h"
 #include "storage/index_store.h"
@@ -46,8 +47,13 @@ class ReadingDesk {
     //! LAB exams: this exam's results and earlier values of the same test codes (a trend).
     std::vector<storage::LabResultRecord> lab_results;
   };
-  //! The same patient's other exams on the platform; every prior shown is audited.
-  absl::StatusOr<PriorsView> Priors(const auth::Principal& reader, const std::string& exam_id);
+  //! The same patient's other exams on the platform (identity::PatientLinker's rules); every
+  //! prior shown is audited. For the reader holding the exam's live claim or who signed its
+  //! report; anyone else of its queues only with a `break_glass_reason`, audited as
+  //! "break_glass". PERMISSION_DENIED otherwise.
+  absl::StatusOr<PriorsView> Priors(const auth::Principal& reader, const std::string& exam_id,
+                                    const std::string& break_glass_reason = "");
+  static constexpr size_t kMaxBreakGlassReason = 500;
 
   absl::Duration lease() const { return lease_; }
   //! Queues served by an institution (empty if none).
@@ -64,12 +70,16 @@ class ReadingDesk {
   //! The consultation queue above `queue` for `exam_type`: a queue of the parent institution of
   //! the queue's institution that reads that exam type. Empty if there is none.
   std::string NextLevelQueue(const std::string& queue, const std::string& exam_type) const;
+  //! Whether the reader works on the exam now: holds its live claim, or (no one holds it)
+  //! signed its FINAL or an addendum.
+  absl::StatusOr<bool> ReadsExam(const auth::Principal& reader, const std::string& exam_id);
   absl::Status Audit(const auth::Principal& who, const std::string& action,
                      const std::string& exam_id, const std::string& detail);
 
   storage::IndexStore& index_;
   const routing::SlaTable& sla_;
   const Clock& clock_;
+  identity::PatientLinker linker_{index_, clock_};
   const absl::Duration lease_;
   const absl::TimeZone zone_;  //!< for times in texts people read (escalation reasons)
   absl::flat_hash_map<std::string, std::vector<std::string>> queues_of_;  //!< institution → queues

@@ -168,7 +168,9 @@ TEST(Hl7LabParseTest, NormalPanelFieldByField) {
   EXPECT_EQ(m.header.processing_id, "P");
   EXPECT_EQ(m.header.version, "2.5.1");
   EXPECT_EQ(m.header.charset, "");
-  EXPECT_THAT(m.patient_identifiers, ElementsAre("PAT-1001", kNationalId));
+  std::vector<std::string> ids;
+  for (const auto& id : m.patient_identifiers) ids.push_back(id.id);
+  EXPECT_THAT(ids, ElementsAre("PAT-1001", kNationalId));
   EXPECT_EQ(m.patient_id, "PAT-1001");
   EXPECT_EQ(m.patient_name, "Wang^Fang");
   EXPECT_EQ(m.birth_date, "19900307");
@@ -387,7 +389,12 @@ TEST(Hl7LabParseTest, PatientIdentifiersFromPid3ThenPid2ThenPid19) {
       Obr(1, "CHEM"),
       Obx(1, "NM", "X", "1"),
   }));
-  EXPECT_THAT(m.patient_identifiers, ElementsAre("A-1", "B-2", "OLD-7", "SSN-9"));
+  std::vector<std::string> ids;
+  for (const auto& id : m.patient_identifiers) {
+    ids.push_back(id.id + "|" + id.issuer + "|" + id.type + "|" + id.source);
+  }
+  EXPECT_THAT(ids, ElementsAre("A-1|X||PID-3", "B-2|||PID-3", "OLD-7|||PID-2", "SSN-9|||PID-19"));
+  EXPECT_EQ(m.patient_id_issuer, "X");
   EXPECT_EQ(m.patient_id, "A-1");
   EXPECT_EQ(m.patient_name, "Li^Lei");
   EXPECT_EQ(m.birth_date, "19900307");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 #include <filesystem>
 #include <tuple>
 
@@ -554,6 +555,157 @@ TEST_F(LabIngestTest, ASendingWithOtherLineEndsIsTheSameMessage) {
   EXPECT_TRUE(absl::IsAlreadyExists(other.status())) << other.status();
   EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
   EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 1u);  // only the first sending's bytes
+}
+
+// --- One exam, one patient; national IDs that can be trusted -----------------------------------
+
+//! A DICOM object of a patient (explicit VR little endian, elements in tag order).
+std::string PatientObject(const std::string& sop, const std::string& study,
+                          const std::string& patient_id, const std::string& name,
+                          const std::string& sex = "", const std::string& birth_date = "",
+                          const std::string& other_ids = "") {
+  using testing::Element;
+  std::string ds = Element(0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.7") +
+                   Element(0x0008, 0x0018, "UI", sop) + Element(0x0008, 0x0060, "CS", "OT") +
+                   Element(0x0010, 0x0010, "PN", name) + Element(0x0010, 0x0020, "LO", patient_id);
+  if (!birth_date.empty()) ds += Element(0x0010, 0x0030, "DA", birth_date);
+  if (!sex.empty()) ds += Element(0x0010, 0x0040, "CS", sex);
+  if (!other_ids.empty()) ds += Element(0x0010, 0x1000, "LO", other_ids);
+  ds += Element(0x0020, 0x000D, "UI", study) + Element(0x0020, 0x000E, "UI", study + ".1");
+  return testing::Part10(ds, "1.2.840.10008.1.2.1", sop);
+}
+
+//! An ORU^R01 with one potassium result for a patient and a filler order number.
+std::string LabFor(const std::string& control_id, const std::string& pid3,
+                   const std::string& name, const std::string& filler,
+                   const std::string& potassium, const std::string& sex = "F",
+                   const std::string& birth_date = "19900307") {
+  return "MSH|^~\\&|LIS|CLINIC-A1|RDG|COUNTY-A|20261122083000||ORU^R01|" + control_id +
+         "|P|2.5.1\rPID|1||" + pid3 + "||" + name + "||" + birth_date + "|" + sex +
+         "\rOBR|1|PL-1|" + filler + "|LYTES^Electrolytes|||20261122083000\r"
+         "OBX|1|NM|2823-3^Potassium^LN||" + potassium + "|mmol/L|3.5-5.3|N|||F\r";
+}
+
+//! The review list as "KIND fields detail".
+std::vector<std::string> Conflicts(storage::IndexStore& index) {
+  std::vector<std::string> out;
+  auto conflicts = index.ListIdentityConflicts(absl::InfinitePast(), 100);
+  for (const auto& c : *conflicts) {
+    std::string fields;
+    for (const auto& f : c.fields) fields += (fields.empty() ? "" : ",") + f;
+    out.push_back(rdg::v1::IdentityConflictKind_Name(c.kind) + " " + fields + " " + c.detail);
+  }
+  return out;
+}
+
+std::vector<storage::ExamRecord> ExamsOf(storage::IndexStore& index, const std::string& origin) {
+  storage::ExamQuery q;
+  q.origin_institution = origin;
+  return index.ListExams(q)->exams;
+}
+
+TEST_F(LabIngestTest, AStudyOfAnotherPatientIsRefusedAndListed) {
+  const std::string study = "1.2.826.0.1.3680043.8.498.77";
+  auto first = Upload(PatientObject(study + ".1", study, "PAT-AAA", "ALPHA^ONE"), rdg::v1::DICOM);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto other = Upload(PatientObject(study + ".2", study, "PAT-BBB", "BETA^TWO"), rdg::v1::DICOM);
+  ASSERT_TRUE(absl::IsAlreadyExists(other.status())) << other.status();
+  EXPECT_THAT(other.status().message(),
+              HasSubstr("Study Instance UID " + study + " belongs to another patient (patient ID, "
+                        "name differ from exam " + first->committed().exam_id()));
+  EXPECT_THAT(other.status().message(), ::testing::Not(HasSubstr("BETA")));  // no patient data
+  // Same patient, another series: joins as before; a second person with the same ID but another
+  // name is refused too.
+  auto same = Upload(PatientObject(study + ".3", study, "PAT-AAA", "ALPHA^ONE=阿尔法"), rdg::v1::DICOM);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->committed().exam_id(), first->committed().exam_id());
+  auto renamed = Upload(PatientObject(study + ".4", study, "PAT-AAA", "GAMMA^THREE", "M"),
+                        rdg::v1::DICOM);
+  EXPECT_TRUE(absl::IsAlreadyExists(renamed.status())) << renamed.status();
+  const auto exams = ExamsOf(*index_, kClinicA.institution);
+  ASSERT_EQ(exams.size(), 1u);
+  EXPECT_EQ(exams[0].instance_count, 2);
+  EXPECT_EQ(exams[0].patient.patient_id, "PAT-AAA");
+  EXPECT_THAT(Conflicts(*index_),
+              ::testing::ElementsAre(
+                  "STUDY_OF_ANOTHER_PATIENT name SOP Instance UID " + study + ".4 refused",
+                  "STUDY_OF_ANOTHER_PATIENT patient ID,name SOP Instance UID " + study +
+                      ".2 refused"));
+  EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 2u) << "refused objects leave no blob";
+}
+
+TEST_F(LabIngestTest, OrdersOfTwoPatientsAreNeverOneExam) {
+  // ORD#1 and ORD 1 for two patients; then the same filler FIL1 for both.
+  auto a = Upload(LabFor("M1", "111^^^LIS^MR", "LI^SI", "ORD#1", "6.8"), rdg::v1::HL7V2_LAB);
+  auto b = Upload(LabFor("M2", "222^^^LIS^MR", "WU^SHI", "ORD 1", "4.1"), rdg::v1::HL7V2_LAB);
+  auto c = Upload(LabFor("M3", "111^^^LIS^MR", "LI^SI", "FIL1", "6.9"), rdg::v1::HL7V2_LAB);
+  auto d = Upload(LabFor("M4", "222^^^LIS^MR", "WU^SHI", "FIL1", "4.2"), rdg::v1::HL7V2_LAB);
+  for (const auto* st : {&a, &b, &c, &d}) {
+    ASSERT_TRUE(st->ok()) << st->status();
+    EXPECT_EQ((*st)->hl7_ack().code(), "AA");
+  }
+  std::set<std::string> exam_ids;
+  for (const auto* st : {&a, &b, &c, &d}) exam_ids.insert((*st)->committed().exam_id());
+  EXPECT_EQ(exam_ids.size(), 4u) << "each patient's order is an exam of its own";
+  for (const auto& e : ExamsOf(*index_, kClinicA.institution)) {
+    auto results = index_->ListLabResults({e.exam_id}, {});
+    ASSERT_EQ(results->size(), 1u) << "never both patients' potassium in one exam";
+    EXPECT_EQ(e.critical, *(*results)[0].numeric > 6.2) << "critical by its own patient's value";
+  }
+  EXPECT_EQ((*index_->GetExam(d->committed().exam_id()))->accession_number, "FIL1");
+  EXPECT_THAT(Conflicts(*index_),
+              ::testing::ElementsAre("ORDER_OF_ANOTHER_PATIENT patient ID,name "));
+}
+
+TEST_F(LabIngestTest, AMessageWhosePatientDisagreesWithItsOrderIsAnsweredAE) {
+  ASSERT_TRUE(Upload(LabFor("N1", "111^^^LIS^MR", "LI^SI", "FIL7", "4.0"), rdg::v1::HL7V2_LAB).ok());
+  auto st = Upload(LabFor("N2", "111^^^LIS^MR", "QIAN^QI", "FIL7", "6.8", "M", "19700101"),
+                   rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(absl::IsAlreadyExists(st.status())) << st.status();
+  auto ack = AckOf(st.status());
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->code(), "AE");
+  EXPECT_THAT(ack->message(), HasSubstr("\rERR|"));
+  EXPECT_THAT(ack->reason(), HasSubstr("order FIL7 belongs to another patient (name, sex, birth date differ)"));
+  const auto exams = ExamsOf(*index_, kClinicA.institution);
+  ASSERT_EQ(exams.size(), 1u);
+  EXPECT_FALSE(exams[0].critical) << "the other patient's 6.8 never reached this exam";
+  EXPECT_THAT(Conflicts(*index_), ::testing::ElementsAre(
+                                      "ORDER_OF_ANOTHER_PATIENT name,sex,birth date HL7 message "
+                                      "N2 refused"));
+}
+
+TEST_F(LabIngestTest, NationalIdsAreKeptOnlyWhenValidAndAgreeing) {
+  const std::string valid = "110101197001011238";  // born 1970-01-01, a man
+  auto placeholder = Upload(PatientObject("1.2.3.10.1", "1.2.3.10", "P1", "LI^SI", "", "",
+                                          "000000000000000000"),
+                            rdg::v1::DICOM);
+  auto wrong_sex = Upload(PatientObject("1.2.3.11.1", "1.2.3.11", "P2", "QIAN^QI", "F",
+                                        "19700101", valid),
+                          rdg::v1::DICOM);
+  auto good = Upload(PatientObject("1.2.3.12.1", "1.2.3.12", "P3", "ZHANG^SAN", "M", "19700101",
+                                   "MRN-7\\" + valid),
+                     rdg::v1::DICOM);
+  auto hl7 = Upload(LabFor("N9", "L-5^^^LIS^MR~" + valid + "^^^GA&1.2.156&ISO^NNCHN",
+                           "ZHANG^SAN", "FIL9", "4.0", "M", "19700101"),
+                    rdg::v1::HL7V2_LAB);
+  for (const auto* st : {&placeholder, &wrong_sex, &good, &hl7}) ASSERT_TRUE(st->ok()) << st->status();
+  auto exam = [&](const absl::StatusOr<rdg::v1::UploadStatus>& st) {
+    return **index_->GetExam(st->committed().exam_id());
+  };
+  EXPECT_EQ(exam(placeholder).patient.national_id, "");
+  EXPECT_EQ(exam(wrong_sex).patient.national_id, "");
+  EXPECT_EQ(exam(good).patient.national_id, valid);
+  EXPECT_EQ(exam(good).patient.national_id_issuer, "(0010,1000)");
+  EXPECT_EQ(exam(hl7).patient.national_id, valid);
+  EXPECT_EQ(exam(hl7).patient.national_id_issuer, "GA^NNCHN");
+  EXPECT_EQ(exam(hl7).patient.id_issuer, "LIS");
+  EXPECT_THAT(Conflicts(*index_),
+              ::testing::UnorderedElementsAre(
+                  "NATIONAL_ID_REFUSED national ID the national ID in (0010,1000): its sex digit "
+                  "is not the patient's sex",
+                  "NATIONAL_ID_REFUSED national ID the national ID in (0010,1000): it is a "
+                  "placeholder (one digit repeated)"));
 }
 
 }  // namespace

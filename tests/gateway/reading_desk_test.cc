@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/temp_dir.h"
@@ -56,6 +58,9 @@ class ReadingDeskTest : public ::testing::Test {
     n.lab_results = std::move(lab_results);
     n.exam.patient.patient_id = patient_id;
     n.exam.patient.national_id = national_id;
+    n.exam.patient.name = next_name_;
+    n.exam.patient.sex = next_sex_;
+    n.exam.patient.birth_date = next_birth_date_;
     n.exam.origin_institution = n.object.origin_institution = "clinic-a1";
     n.exam.study_instance_uid = study;
     n.object.sop_instance_uid = study + ".1";
@@ -65,6 +70,10 @@ class ReadingDeskTest : public ::testing::Test {
     return index_->CommitObjects({n})[0]->exam_id;
   }
 
+  //! Demographics of the exams AddExam makes next.
+  std::string next_name_ = "ZHANG^SAN=张三";
+  std::string next_sex_;
+  std::string next_birth_date_;
   testing::TempDir dir_;
   FakeClock clock_;
   rdg::v1::GatewayConfig config_;
@@ -148,6 +157,7 @@ TEST_F(ReadingDeskTest, PriorsFollowNationalIdAcrossInstitutionsAndAreAudited) {
   const std::string same_person_elsewhere = AddExam("2.2", "county-b/imaging", "B-12", id);
   const std::string same_clinic_same_id = AddExam("2.3", "county-a/imaging", "A-77");
   AddExam("2.4", "county-a/imaging", "A-78");  // someone else
+  ASSERT_TRUE(desk_->Claim(kReaderA, current).ok());
   auto priors = desk_->Priors(kReaderA, current);
   ASSERT_TRUE(priors.ok()) << priors.status();
   std::vector<std::string> ids;
@@ -161,6 +171,103 @@ TEST_F(ReadingDeskTest, PriorsFollowNationalIdAcrossInstitutionsAndAreAudited) {
   EXPECT_EQ((*audit)[0].action, "view_prior");
   EXPECT_EQ((*audit)[0].user, "reader-a-rad");
   EXPECT_TRUE(absl::IsNotFound(desk_->Priors(kReaderB, current).status()));
+}
+
+TEST_F(ReadingDeskTest, PriorsAreForTheClaimHolderOrABrokenGlassWithAReason) {
+  const std::string id = "110101199003074514";
+  const std::string current = AddExam("5.1", "county-a/imaging", "A-77", id);
+  const std::string earlier = AddExam("5.2", "county-b/imaging", "B-12", id);
+  auto refused = desk_->Priors(kReaderA, current);
+  EXPECT_TRUE(absl::IsPermissionDenied(refused.status())) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("claim it first"));
+  ASSERT_TRUE(desk_->Claim(kReaderA2, current).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kReaderA, current).status()))
+      << "another reader's claim gives this reader nothing";
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      desk_->Priors(kReaderA, current, std::string(501, 'x')).status()));
+  auto glass = desk_->Priors(kReaderA, current, "  consultation by phone with Dr Li  ");
+  ASSERT_TRUE(glass.ok()) << glass.status();
+  ASSERT_EQ(glass->priors.size(), 1u);
+  EXPECT_EQ(glass->priors[0].exam_id, earlier);
+  storage::AuditQuery q;
+  q.exam_id = current;
+  auto audit = index_->ListAudit(q);
+  ASSERT_TRUE(audit.ok());
+  bool broke = false;
+  for (const auto& a : *audit) {
+    if (a.action == "break_glass") {
+      broke = true;
+      EXPECT_EQ(a.user, "reader-a-rad");
+      EXPECT_EQ(a.detail, "consultation by phone with Dr Li");
+    }
+  }
+  EXPECT_TRUE(broke);
+  // The other county's reader, with the earlier exam in their queue but not claimed: refused.
+  EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kReaderB, earlier).status()));
+}
+
+//! Conflicts listed for the administrators, as "kind exam other fields".
+std::vector<std::string> Conflicts(storage::IndexStore& index) {
+  std::vector<std::string> out;
+  auto conflicts = index.ListIdentityConflicts(absl::InfinitePast(), 100);
+  for (const auto& c : *conflicts) {
+    out.push_back(absl::StrCat(rdg::v1::IdentityConflictKind_Name(c.kind), " ", c.exam_id, " ",
+                               c.other_exam_id, " ", absl::StrJoin(c.fields, ",")));
+  }
+  return out;
+}
+
+TEST_F(ReadingDeskTest, DifferentPeopleSharingAnIdentifierAreNeverPriorsAndAreListed) {
+  // Exams indexed before identity checks: a placeholder "national ID" at two counties.
+  next_name_ = "LI^SI";
+  const std::string li = AddExam("6.1", "county-a/imaging", "A-1", "000000000000000000");
+  next_name_ = "WU^SHI";
+  const std::string wu = AddExam("6.2", "county-b/imaging", "B-1", "000000000000000000");
+  // A valid national ID given for two people (F 2001, M 1970).
+  const std::string id = "110101197001011238";  // born 1970-01-01, male
+  next_name_ = "QIAN^QI", next_sex_ = "F", next_birth_date_ = "20010101";
+  const std::string qian = AddExam("6.3", "county-a/imaging", "A-2", id);
+  next_name_ = "ZHANG^SAN", next_sex_ = "M", next_birth_date_ = "19700101";
+  const std::string zhang = AddExam("6.4", "county-b/imaging", "B-2", id);
+  // Local patient ID "0" at one clinic for two people.
+  next_name_ = "ZHAO^LIU", next_sex_ = "", next_birth_date_ = "";
+  const std::string zhao = AddExam("6.5", "county-a/imaging", "0");
+  next_name_ = "SUN^BA";
+  const std::string sun = AddExam("6.6", "county-a/imaging", "0");
+  for (const std::string& exam : {li, qian, zhang, zhao, sun}) {
+    ASSERT_TRUE(desk_->Claim(exam == zhang ? kReaderB : kReaderA, exam).ok());
+    auto view = desk_->Priors(exam == zhang ? kReaderB : kReaderA, exam);
+    ASSERT_TRUE(view.ok()) << view.status();
+    EXPECT_TRUE(view->priors.empty()) << exam << " linked to " << view->priors[0].exam_id;
+  }
+  auto pair = [](const std::string& a, const std::string& b, const std::string& fields) {
+    return absl::StrCat("DEMOGRAPHICS_DISAGREE ", std::min(a, b), " ", std::max(a, b), " ",
+                        fields);
+  };
+  EXPECT_THAT(Conflicts(*index_),
+              ::testing::UnorderedElementsAre(pair(qian, zhang, "name,sex,birth date"),
+                                              pair(zhao, sun, "name")))
+      << "the placeholder links nothing, so there is nothing to review; each pair is listed once";
+  (void)wu;
+}
+
+TEST_F(ReadingDeskTest, AValidNationalIdWithAgreeingDemographicsLinksAcrossCounties) {
+  const std::string id = "110101197001011238";
+  next_name_ = "ZHANG^SAN=张三", next_sex_ = "M", next_birth_date_ = "19700101";
+  const std::string here = AddExam("7.1", "county-a/imaging", "A-9", id);
+  next_name_ = "张三";  // written in characters only at the other county: the same written form
+  const std::string there = AddExam("7.2", "county-b/imaging", "B-9", id);
+  next_name_ = "ZHANG^SAN";  // pinyin only: nothing says 张三 is ZHANG SAN
+  const std::string pinyin = AddExam("7.3", "county-b/imaging", "B-9", id);
+  ASSERT_TRUE(desk_->Claim(kReaderB, there).ok());
+  auto view = desk_->Priors(kReaderB, there);
+  ASSERT_TRUE(view.ok()) << view.status();
+  std::vector<std::string> ids;
+  for (const auto& p : view->priors) ids.push_back(p.exam_id);
+  EXPECT_THAT(ids, ::testing::ElementsAre(here));
+  EXPECT_THAT(Conflicts(*index_), ::testing::ElementsAre(absl::StrCat(
+                                      "DEMOGRAPHICS_DISAGREE ", std::min(there, pinyin), " ",
+                                      std::max(there, pinyin), " name")));
 }
 
 storage::LabResultRecord Lab(const std::string& code, const std::string& value,
@@ -182,6 +289,8 @@ TEST_F(ReadingDeskTest, LabPriorsShowATrendOfTheSameTestsOnlyAndEcgsOnlyEcgs) {
   AddExam("3.3", "county-a/lab", "A-2", "", "LAB", {Lab("K", "9.9", "20261105")});  // another patient
   const std::string current = AddExam("3.5", "county-a/lab", "A-1", id, "LAB",
                                       {Lab("K", "5.1", "20261120"), Lab("NA", "140", "20261120")});
+  ASSERT_TRUE(desk_->Claim(kReaderA, current).ok());
+  ASSERT_TRUE(desk_->Claim(kReaderA, ecg).ok());
   auto view = desk_->Priors(kReaderA, current);
   ASSERT_TRUE(view.ok()) << view.status();
   ASSERT_EQ(view->priors.size(), 1u);  // not the CT nor the ECG

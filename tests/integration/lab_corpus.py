@@ -4,7 +4,7 @@ panels, a critical potassium, several OBR groups, a GB18030 patient name, escape
 
 The patients are invented; the national ID below is a made-up number of the right shape."""
 
-NATIONAL_ID = "110101199003074514"
+NATIONAL_ID = "110101199003074522"  # born 1990-03-07, a woman (sequence digit even), valid check digit
 
 
 def message(control_id, obx, *, patient="PAT-1001", national_id=NATIONAL_ID, name="Wang^Fang",

@@ -139,6 +139,7 @@ class CharsetTest(harness.GatewayTestCase):
             f.write(ct_object(50, b"GB18030", "张^三".encode("gb18030"), b"CS-gb18030",
                               description="胸部 CT".encode("gb18030")))
         second = self.clinic_a1.json("upload", path)["files"][0]["exam_id"]
+        self.assertEqual(self.rad.run("claim", second).returncode, 0)
         priors = self.rad.json("priors", second)["priors"]
         self.assertEqual([p["exam_id"] for p in priors], [self.exam_of["gb18030"]])
         self.assertEqual(priors[0]["patient"]["display_name"], "张三")
@@ -153,6 +154,7 @@ class CharsetTest(harness.GatewayTestCase):
                 with open(path, "wb") as f:
                     f.write(ct_object(60 + n, charset, raw, f"CS-{label}".encode()))
                 second = self.clinic_a1.json("upload", path)["files"][0]["exam_id"]
+                self.assertEqual(self.rad.run("claim", second).returncode, 0)
                 priors = self.rad.json("priors", second).get("priors", [])
                 self.assertEqual([p["exam_id"] for p in priors], [self.exam_of[label]])
                 self.assertEqual(priors[0]["patient"]["display_name"], display)
@@ -205,6 +207,10 @@ class CharsetTest(harness.GatewayTestCase):
             db.execute("DROP TABLE pending_repairs")
             db.execute("ALTER TABLE objects DROP COLUMN text_notes")
             db.execute("ALTER TABLE exams DROP COLUMN patient_age")  # version 12
+            db.execute("DROP TABLE identity_conflicts")  # version 13
+            db.execute("DROP INDEX exams_by_origin_accession")
+            db.execute("ALTER TABLE exams DROP COLUMN patient_id_issuer")
+            db.execute("ALTER TABLE exams DROP COLUMN national_id_issuer")
             db.execute("DELETE FROM schema_migrations WHERE version >= 11")
             for label, _, raw, _, _ in NAMES:
                 db.execute("UPDATE exams SET patient_name = CAST(? AS TEXT), "
@@ -213,7 +219,7 @@ class CharsetTest(harness.GatewayTestCase):
         db.close()
         self.gateway.start()
         self.assertIn(f"index text made UTF-8: {len(NAMES)} exams read again", self.gateway.log())
-        self.assertEqual(self.gateway.query("SELECT MAX(version) FROM schema_migrations"), [(12,)])
+        self.assertEqual(self.gateway.query("SELECT MAX(version) FROM schema_migrations"), [(13,)])
         exams = {e["exam_id"]: e for e in self.clinic_a1.json("exams")["exams"]}
         for label, _, _, name, _ in NAMES:
             self.assertEqual(exams[self.exam_of[label]]["patient"]["name"], name, label)

@@ -197,7 +197,7 @@ class EcgLabTest(harness.GatewayTestCase):
         self.assertEqual(self.gateway.blob_files(), [])
 
     def test_previous_ecgs_of_the_patient_from_any_institution(self):
-        nid = lab_corpus.NATIONAL_ID
+        nid = "110101197101230024"  # pydicom's ECG patient: a woman born 1971-01-23
         first = self.a1.json("upload", self.ecg_copy(nid))["exams"][0]["exam_id"]
         a2 = self.clinic("clinic-a2")
         current = a2.json("upload", self.ecg_copy(nid))["exams"][0]["exam_id"]
@@ -205,6 +205,7 @@ class EcgLabTest(harness.GatewayTestCase):
         ct.StudyInstanceUID, ct.OtherPatientIDs = generate_uid(), nid
         ct.SOPInstanceUID = ct.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         self.a1.json("upload", harness.write_dicom(ct, os.path.join(self.workdir, "ct.dcm")))
+        self.assertEqual(self.ecg_reader.run("claim", current).returncode, 0)
         priors = self.ecg_reader.json("priors", current).get("priors", [])
         self.assertEqual([(p["exam_id"], p["origin_institution"]) for p in priors],
                          [(first, "clinic-a1")])
@@ -323,6 +324,7 @@ class EcgLabTest(harness.GatewayTestCase):
         current = self.upload_lab("k3", lab_corpus.message("MSG-T3", panel("5.1"), patient="A-1",
                                                            observed="20261120080000"))
         exam = current["files"][0]["exam_id"]
+        self.assertEqual(self.lab.run("claim", exam).returncode, 0)
         view = self.lab.json("priors", exam)
         self.assertEqual(len(view["priors"]), 2)
         potassium = [(r["observed_at"], r["value"], r["origin_institution"])

@@ -53,6 +53,11 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::Status, ClearClaimDue, (const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<QueueFigureRecord>>, ListQueueFigures, (absl::Time),
               (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ExamRecord>>, FindLabOrders,
+              (const std::string&, const std::string&, int32_t), (override));
+  MOCK_METHOD(absl::Status, RecordIdentityConflict, (const IdentityConflictRecord&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<IdentityConflictRecord>>, ListIdentityConflicts,
+              (absl::Time, int32_t), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ExamRecord>>, FindPriors, (const ExamRecord&, int32_t),
               (override));
   MOCK_METHOD(absl::StatusOr<std::vector<LabResultRecord>>, ListLabResults,

@@ -23,6 +23,10 @@ const TEXT = {
     from: "From", due: "Due", overrun: "Overrun", as_of: "as of", minutes: "minutes",
     within: "% within target", waiting: "waiting", being_read: "being read",
     overdue_bar: "overdue", none: "no open breaches", min: "min", h: "h",
+    conflicts: "Identity conflicts (24 h)", glass: "Priors seen by breaking the glass (24 h)",
+    glass_table: "Priors seen without a claim (break the glass), last 24 h", at: "At",
+    reader: "Reader", institution: "Institution", reason: "Reason",
+    no_glass: "nobody broke the glass",
     stages: { claim: "received→claimed", final: "received→final", ack: "final→acknowledged",
               critical_ack: "critical ack" },
     priorities: { STAT: "STAT", URGENT: "URGENT", ROUTINE: "ROUTINE" },
@@ -38,6 +42,9 @@ const TEXT = {
     from: "送检机构", due: "应完成", overrun: "已超时", as_of: "更新于", minutes: "分钟",
     within: "达标百分比", waiting: "待读", being_read: "在读", overdue_bar: "已超时",
     none: "没有未关闭的超时", min: "分钟", h: "小时",
+    conflicts: "患者身份冲突（24 小时）", glass: "紧急调阅既往检查（24 小时）",
+    glass_table: "未领取检查而紧急调阅既往检查（破窗），近 24 小时", at: "时间",
+    reader: "阅片医师", institution: "机构", reason: "理由", no_glass: "无紧急调阅",
     stages: { claim: "接收→领取", final: "接收→正式报告", ack: "报告→确认收到",
               critical_ack: "危急值确认" },
     priorities: { STAT: "急诊 STAT", URGENT: "加急 URGENT", ROUTINE: "常规 ROUTINE" },
@@ -123,6 +130,8 @@ function render(data) {
   document.getElementById("tile-depth").textContent = depth;
   document.getElementById("tile-overdue").textContent = overdue;
   document.getElementById("tile-breaches").textContent = data.totals.open_breaches;
+  document.getElementById("tile-conflicts").textContent = data.totals.identity_conflicts;
+  document.getElementById("tile-glass").textContent = data.totals.break_glass;
 
   const hours = data.tat.hours.map(h => h.substring(11, 16));
   const tat = [];
@@ -180,6 +189,22 @@ function render(data) {
     row.cells[4].title = b.queue;  // the ids, for whoever needs them
     row.cells[5].title = b.origin;
     row.cells[7].className = "num";
+  }
+  const glass = document.querySelector("#glass tbody");
+  glass.replaceChildren();
+  if (data.break_glass.length === 0) {
+    const cell = glass.insertRow().insertCell();
+    cell.colSpan = 5;
+    cell.className = "empty";
+    cell.textContent = t("no_glass");
+  }
+  for (const g of data.break_glass) {
+    const row = glass.insertRow();
+    for (const v of [g.at.substring(0, 16).replace("T", " "), g.user, g.institution_name,
+                     g.exam_id, g.reason]) {
+      row.insertCell().textContent = v;
+    }
+    row.cells[2].title = g.institution;
   }
   document.body.dataset.clipped = countClipped();
   document.body.dataset.state = "ready";

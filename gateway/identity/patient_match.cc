@@ -1,0 +1,154 @@
+#include "gateway/identity/patient_match.h"
+
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "gateway/formats/patient_identifiers.h"
+#include "storage/status_macros.h"
+
+namespace rdg::identity {
+namespace {
+
+//! One written form of a name: family, given and middle names (components 1–3) without
+//! separators, spaces (ASCII and U+3000) or ASCII case. Further components (prefix, suffix,
+//! HL7's name type code) do not tell people apart.
+std::string NameKey(absl::string_view group) {
+  std::string key;
+  int component = 0;
+  for (absl::string_view part : absl::StrSplit(group, '^')) {
+    if (++component > 3) break;
+    std::string p(part);
+    absl::StrReplaceAll({{"\xE3\x80\x80", ""}}, &p);  // U+3000 IDEOGRAPHIC SPACE
+    for (char c : p) {
+      if (c != ' ' && c != '\t') key.push_back(absl::ascii_toupper(c));
+    }
+  }
+  return key;
+}
+
+std::vector<std::string> NameKeys(const std::string& name) {
+  std::vector<std::string> keys;
+  for (absl::string_view group : absl::StrSplit(name, '=')) {
+    std::string key = NameKey(group);
+    if (!key.empty()) keys.push_back(std::move(key));
+  }
+  return keys;
+}
+
+//! DICOM sex codes and HL7's (administrative sex): M, F, O; anything else is unknown.
+std::string SexCode(const std::string& sex) {
+  const std::string s = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(sex));
+  return s == "M" || s == "F" || s == "O" ? s : "";
+}
+
+std::string Trimmed(const std::string& s) { return std::string(absl::StripAsciiWhitespace(s)); }
+
+//! Differ when both state a value and the values are not the same.
+bool BothStatedAndDiffer(const std::string& a, const std::string& b) {
+  return !a.empty() && !b.empty() && a != b;
+}
+
+//! A national ID that may link exams: still usable under today's rules (exams indexed before
+//! the rules existed may hold a placeholder).
+bool UsableNationalId(const storage::PatientRecord& p) {
+  return !p.national_id.empty() &&
+         formats::ResidentIdProblem(p.national_id, p.birth_date, SexCode(p.sex)).empty();
+}
+
+}  // namespace
+
+bool NamesAgree(const std::string& a, const std::string& b) {
+  for (const std::string& x : NameKeys(a)) {
+    for (const std::string& y : NameKeys(b)) {
+      if (x == y) return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> Disagreements(const storage::PatientRecord& a,
+                                       const storage::PatientRecord& b, Strictness strictness) {
+  std::vector<std::string> fields;
+  if (strictness == Strictness::kSameExam) {
+    if (Trimmed(a.patient_id) != Trimmed(b.patient_id)) fields.push_back("patient ID");
+    if (BothStatedAndDiffer(Trimmed(a.id_issuer), Trimmed(b.id_issuer))) fields.push_back("issuer");
+  }
+  if (BothStatedAndDiffer(a.national_id, b.national_id)) fields.push_back("national ID");
+  const bool named = !NameKeys(a.name).empty() && !NameKeys(b.name).empty();
+  if (named ? !NamesAgree(a.name, b.name) : strictness == Strictness::kLinkExams) {
+    fields.push_back("name");
+  }
+  if (BothStatedAndDiffer(SexCode(a.sex), SexCode(b.sex))) fields.push_back("sex");
+  if (BothStatedAndDiffer(Trimmed(a.birth_date), Trimmed(b.birth_date))) {
+    fields.push_back("birth date");
+  }
+  return fields;
+}
+
+absl::StatusOr<std::vector<storage::ExamRecord>> PatientLinker::SamePatient(
+    const storage::ExamRecord& exam, int limit) {
+  storage::ExamRecord probe = exam;
+  if (!UsableNationalId(probe.patient)) probe.patient.national_id.clear();
+  if (probe.patient.national_id.empty() && probe.patient.patient_id.empty()) {
+    return std::vector<storage::ExamRecord>{};
+  }
+  RDG_ASSIGN_OR_RETURN(auto candidates, index_.FindPriors(probe, limit));
+  std::vector<storage::ExamRecord> same;
+  for (auto& candidate : candidates) {
+    std::vector<std::string> fields =
+        Disagreements(exam.patient, candidate.patient, Strictness::kLinkExams);
+    if (fields.empty()) {
+      same.push_back(std::move(candidate));
+    } else {
+      RDG_RETURN_IF_ERROR(RecordPair(rdg::v1::DEMOGRAPHICS_DISAGREE, exam, candidate,
+                                     std::move(fields)));
+    }
+  }
+  return same;
+}
+
+absl::Status PatientLinker::ReviewNewExam(const storage::ExamRecord& exam) {
+  if (!exam.patient.national_id_problem.empty()) {
+    RDG_RETURN_IF_ERROR(index_.RecordIdentityConflict(
+        {0, clock_.Now(), rdg::v1::NATIONAL_ID_REFUSED, exam.exam_id, exam.origin_institution, "",
+         "", {"national ID"}, exam.patient.national_id_problem}));
+  }
+  RDG_RETURN_IF_ERROR(SamePatient(exam, 100).status());
+  if (exam.exam_type != "LAB" || exam.accession_number.empty()) return absl::OkStatus();
+  RDG_ASSIGN_OR_RETURN(auto orders,
+                       index_.FindLabOrders(exam.origin_institution, exam.accession_number, 20));
+  for (const auto& other : orders) {
+    if (other.exam_id == exam.exam_id) continue;
+    std::vector<std::string> fields =
+        Disagreements(exam.patient, other.patient, Strictness::kSameExam);
+    if (!fields.empty()) {
+      RDG_RETURN_IF_ERROR(
+          RecordPair(rdg::v1::ORDER_OF_ANOTHER_PATIENT, exam, other, std::move(fields)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PatientLinker::RecordRefusedJoin(const storage::ExamRecord& existing,
+                                              rdg::v1::IdentityConflictKind kind,
+                                              std::vector<std::string> fields,
+                                              const std::string& detail) {
+  return index_.RecordIdentityConflict({0, clock_.Now(), kind, existing.exam_id,
+                                        existing.origin_institution, "", "", std::move(fields),
+                                        detail});
+}
+
+absl::Status PatientLinker::RecordPair(rdg::v1::IdentityConflictKind kind,
+                                       const storage::ExamRecord& a, const storage::ExamRecord& b,
+                                       std::vector<std::string> fields) {
+  // One row per pair, whichever exam was looked at first.
+  const bool a_first = a.exam_id < b.exam_id;
+  const storage::ExamRecord& x = a_first ? a : b;
+  const storage::ExamRecord& y = a_first ? b : a;
+  return index_.RecordIdentityConflict({0, clock_.Now(), kind, x.exam_id, x.origin_institution,
+                                        y.exam_id, y.origin_institution, std::move(fields), ""});
+}
+
+}  // namespace rdg::identity

@@ -1,0 +1,66 @@
+// Patient identity: whether two records are one person, and the links RDG makes between a
+// patient's exams (priors, mutual recognition of results) only when they are.
+//
+// Rules (README "Patient identity"):
+// - Across institutions, exams link only on a usable national ID (formats::ChooseNationalId) AND
+//   agreeing demographics: the name (any written form — alphabetic, ideographic, phonetic —
+//   shared; pinyin against characters is not a match, as nothing says they are the same person),
+//   sex and birth date when both sides state them.
+// - Within one institution, exams also link on the same patient ID from the same issuer, with
+//   the same demographic rule (a placeholder ID like "0" links no two different people).
+// - An exam is one patient: an object whose patient ID, issuer, national ID, name, sex or birth
+//   date disagrees with its exam's is refused.
+// Every link refused for disagreement is recorded for the administrators (identity_conflicts).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gateway/common/clock.h"
+#include "storage/index_store.h"
+#include "storage/records.h"
+
+namespace rdg::identity {
+
+enum class Strictness {
+  kSameExam,    //!< an object joining an exam: what either side states must agree
+  kLinkExams,   //!< two exams as one person's history: both must name the patient, and agree
+};
+
+//! What disagrees between two records of what should be one person — "patient ID", "issuer",
+//! "national ID", "name", "sex", "birth date" — or nothing when they agree.
+std::vector<std::string> Disagreements(const storage::PatientRecord& a,
+                                       const storage::PatientRecord& b, Strictness strictness);
+
+//! Whether two person names (DICOM PN "family^given=表意=phonetic", HL7 XPN) share a written
+//! form: family, given and middle names compared without separators, spaces or ASCII case.
+bool NamesAgree(const std::string& a, const std::string& b);
+
+//! Finds a patient's other exams and keeps the review list of what was not linked.
+class PatientLinker {
+ public:
+  PatientLinker(storage::IndexStore& index, const Clock& clock) : index_(index), clock_(clock) {}
+
+  //! The exams of the same person as `exam`, newest first (at most `limit`); candidates that
+  //! share an identifier but disagree are left out and recorded as conflicts.
+  absl::StatusOr<std::vector<storage::ExamRecord>> SamePatient(const storage::ExamRecord& exam,
+                                                               int limit);
+  //! After a new exam is indexed: records a refused national ID, disagreeing exams that share
+  //! its identifiers and, for lab exams, its order number used for another patient.
+  absl::Status ReviewNewExam(const storage::ExamRecord& exam);
+  //! An object refused because its patient is not its exam's.
+  absl::Status RecordRefusedJoin(const storage::ExamRecord& existing,
+                                 rdg::v1::IdentityConflictKind kind,
+                                 std::vector<std::string> fields, const std::string& detail);
+
+ private:
+  absl::Status RecordPair(rdg::v1::IdentityConflictKind kind, const storage::ExamRecord& a,
+                          const storage::ExamRecord& b, std::vector<std::string> fields);
+
+  storage::IndexStore& index_;
+  const Clock& clock_;
+};
+
+}  // namespace rdg::identity
