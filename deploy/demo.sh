@@ -28,7 +28,7 @@ as clinic-a1 $bin/rdg-clinic upload --priority STAT "$samples/CT_small.dcm" "$sa
 step "2. The county A radiologist's worklist (most urgent first)"
 as reader-a-rad $bin/rdg-reader worklist
 ct=$(as reader-a-rad $bin/rdg-reader --json worklist --modality CT | json_field "d['items'][0]['exam']['exam_id']")
-ecg=$(as reader-a-rad $bin/rdg-reader --json worklist --modality ECG | json_field "d['items'][0]['exam']['exam_id']")
+ecg=$(as reader-a-ecg-tls $bin/rdg-reader --json worklist --modality ECG | json_field "d['items'][0]['exam']['exam_id']")
 
 step "3. Radiologist claims the CT and fetches it (byte-identical DICOM)"
 as reader-a-rad $bin/rdg-reader claim "$ct"

@@ -43,6 +43,7 @@ readonly users=(
   "van-a1|van-a1|clinic|van-a1|ec"
   "clinic-b1|clinic-b1|clinic|clinic-b1|ec"
   "reader-a-rad|county-a|reader|reader-a-rad|ec"
+  "reader-a-rad2|county-a|reader|reader-a-rad2|ec"
   "reader-a-ecg|county-a|reader|reader-a-ecg|sm2"
   "reader-a-ecg-tls|county-a|reader|reader-a-ecg|ec"
   "reader-a-lab|county-a|reader|reader-a-lab|ec"

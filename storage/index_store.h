@@ -61,7 +61,7 @@ class IndexStore {
   virtual absl::StatusOr<std::optional<ClaimRecord>> GetLiveClaim(const std::string& exam_id,
                                                                   absl::Time now) = 0;
   //! kClaim takes (or, for the holder, renews) the lease; kRenew only renews the holder's live
-  //! lease. FAILED_PRECONDITION if another user holds a live claim or the exam is not claimable;
+  //! lease; kAmend takes a lease on a FINAL exam for an addendum (FAILED_PRECONDITION otherwise). FAILED_PRECONDITION if another user holds a live claim or the exam is not claimable;
   //! NOT_FOUND if the exam does not exist. A new claim records a CLAIMED event; taking over an
   //! expired lease first records RELEASED for the previous holder.
   virtual absl::StatusOr<ClaimRecord> ClaimExam(const std::string& exam_id,

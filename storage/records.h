@@ -56,6 +56,8 @@ struct ExamRecord {
   absl::Time sla_due_at = absl::InfiniteFuture();  //!< final report due (routing + SLA policy)
   absl::Time claim_due_at = absl::InfiniteFuture();  //!< claim target in the current queue
   bool critical = false;  //!< a critical value was found on ingest (lab 危急值)
+  std::string escalated_by;       //!< the latest escalation's actor ("system": SLA); "" if none
+  std::string escalation_reason;  //!< … and its reason, for the desk that receives the exam
 };
 
 //! One lab observation (HL7 v2 OBX) of a LAB exam.
@@ -221,8 +223,9 @@ struct Escalation {
   bool require_claim = true;  //!< a reader escalates an exam they hold; the system need not
 };
 
-//! What a claim operation should do.
-enum class ClaimAction { kClaim, kRenew };
+//! What a claim operation should do. kAmend claims a FINAL exam again so that a reader of its
+//! desk may write an addendum (the exam stays FINAL; the CLAIMED event says "for amendment").
+enum class ClaimAction { kClaim, kRenew, kAmend };
 
 //! One stored report version.
 struct ReportRecord {

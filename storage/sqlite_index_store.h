@@ -149,6 +149,11 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   //! Starts a stage of an exam with the exam's grouping attributes (once per exam and stage).
   absl::Status StartStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time started_at,
                           absl::Time due_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! Starts a stage again for a new deadline: a new row, or a completed one reopened (a critical
+  //! addendum after the critical FINAL was acknowledged); a running one keeps its earlier due.
+  absl::Status RestartStage(const std::string& exam_id, rdg::v1::Stage stage,
+                            absl::Time started_at, absl::Time due_at)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Ends a running stage (no-op if it is not running); a late end is recorded as a breach.
   absl::Status EndStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time at,
                         const std::string& reviewing_institution)

@@ -71,10 +71,10 @@ inline ObjectRecord ReadObject(const Stmt& s) {
   "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "       \
   "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
   "instance_count, total_bytes, received_at, updated_at, sla_due_at, claim_due_at, critical, " \
-  "patient_age, patient_id_issuer, national_id_issuer"
+  "patient_age, patient_id_issuer, national_id_issuer, escalated_by, escalation_reason"
 
 //! Number of RDG_EXAM_COLUMNS: columns selected after them start at this index.
-inline constexpr int kExamColumnCount = 29;
+inline constexpr int kExamColumnCount = 31;
 
 inline absl::Time ReadDue(int64_t micros) {
   return micros == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()
@@ -111,6 +111,8 @@ inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
   r.sla_due_at = ReadDue(s.Int(23));
   r.claim_due_at = ReadDue(s.Int(24));
   r.critical = s.Int(25) != 0;
+  r.escalated_by = s.Text(29);
+  r.escalation_reason = s.Text(30);
   return r;
 }
 

@@ -69,16 +69,24 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
         "(SELECT holder_user FROM claims c WHERE c.exam_id = exams.exam_id AND c.expires_at > ?2), "
         "(SELECT report_id FROM reports r WHERE r.exam_id = exams.exam_id AND r.status != ?3 "
         " ORDER BY version DESC LIMIT 1), "
-        "(SELECT COALESCE(MAX(version), 0) FROM reports r WHERE r.exam_id = exams.exam_id) "
+        "(SELECT COALESCE(MAX(version), 0) FROM reports r WHERE r.exam_id = exams.exam_id), "
+        "(SELECT holder_institution FROM claims c WHERE c.exam_id = exams.exam_id "
+        " AND c.expires_at > ?2), "
+        "(SELECT reader_user || char(31) || reader_institution FROM reports r "
+        " WHERE r.exam_id = exams.exam_id AND r.status = ?4 ORDER BY version LIMIT 1) "
         "FROM exams WHERE exam_id = ?1"));
-    e->Bind(1, report.exam_id).Bind(2, now).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT});
+    e->Bind(1, report.exam_id).Bind(2, now).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
+        .Bind(4, int64_t{rdg::v1::FINAL_REPORT});
     RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
     if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", report.exam_id));
     const auto state = static_cast<rdg::v1::ExamState>(e->Int(0));
     report.origin_institution = e->Text(1);
     const std::string holder = e->Text(2), latest_signed = e->Text(3);
     report.version = static_cast<int32_t>(e->Int(4)) + 1;
+    const std::string holder_institution = e->Text(5), final_author = e->Text(6);
     e.reset();
+    const bool holds_claim =
+        holder == report.reader_user && holder_institution == report.reader_institution;
 
     if (report.status == rdg::v1::AMENDED_REPORT) {
       if (state != rdg::v1::FINAL || latest_signed.empty()) {
@@ -89,12 +97,22 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
         return absl::FailedPreconditionError(absl::StrCat(
             "an addendum must name the latest signed version ", latest_signed, " in supersedes"));
       }
+      // The author of the FINAL amends their own report; anyone else of the exam's desk first
+      // claims it for amendment (checked here, in the transaction that adds the version).
+      const bool author =
+          final_author == absl::StrCat(report.reader_user, "\x1F", report.reader_institution);
+      if (!author && !holds_claim) {
+        const std::string by = final_author.substr(0, final_author.find('\x1F'));
+        return absl::PermissionDeniedError(absl::StrCat(
+            "only the author of exam ", report.exam_id, "'s final report (", by,
+            ") or a reader of its desk holding a claim for amendment may amend it"));
+      }
     } else {
       if (state == rdg::v1::FINAL) {
         return absl::FailedPreconditionError(absl::StrCat(
             "exam ", report.exam_id, " already has a final report; write an addendum instead"));
       }
-      if (holder != report.reader_user) {
+      if (!holds_claim) {
         return absl::FailedPreconditionError(absl::StrCat(
             "only the holder of a live claim on exam ", report.exam_id,
             " may report on it; claim it first"));
@@ -134,6 +152,11 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
                                  absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ",
                                               report.report_id, " v", report.version,
                                               report.critical ? " critical" : "")));
+    if (report.status == rdg::v1::AMENDED_REPORT && report.acknowledge_by) {
+      // A critical addendum needs its own acknowledgement, like a critical FINAL.
+      RDG_RETURN_IF_ERROR(RestartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
+                                       *report.acknowledge_by));
+    }
     if (report.status == rdg::v1::FINAL_REPORT) {  // the reading is done; the clinic's turn
       RDG_RETURN_IF_ERROR(EndStage(report.exam_id, rdg::v1::RECEIVED_TO_FINAL, now,
                                    report.reader_institution));

@@ -50,6 +50,19 @@ absl::Status SqliteIndexStore::StartStage(const std::string& exam_id, rdg::v1::S
   return q->Run();
 }
 
+absl::Status SqliteIndexStore::RestartStage(const std::string& exam_id, rdg::v1::Stage stage,
+                                            absl::Time started_at, absl::Time due_at) {
+  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
+      "UPDATE exam_stages SET started_at = ?3, due_at = ?4, ended_at = NULL, end_seq = NULL, "
+      "breached_at = NULL, reviewing_institution = '' "
+      "WHERE exam_id = ?1 AND stage = ?2 AND ended_at IS NOT NULL"));
+  q->Bind(1, exam_id).Bind(2, int64_t{stage}).Bind(3, started_at)
+      .Bind(4, sqlite_internal::DueMicros(due_at));
+  RDG_RETURN_IF_ERROR(q->Run());
+  q.reset();
+  return StartStage(exam_id, stage, started_at, due_at);  // none yet: a new one
+}
+
 absl::Status SqliteIndexStore::EndStage(const std::string& exam_id, rdg::v1::Stage stage,
                                         absl::Time at, const std::string& reviewing_institution) {
   // end_seq: one more than the highest so far (the unique partial index makes MAX a lookup);

@@ -163,15 +163,29 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
       return absl::FailedPreconditionError(absl::StrCat(
           "you hold no live claim on exam ", exam_id, " (it expired or was released); claim it again"));
     }
-    if (!Claimable(state)) {
+    const bool amend = action == ClaimAction::kAmend;
+    if (amend && state != rdg::v1::FINAL) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state), " and cannot be claimed"));
+          "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state),
+          ": only a final report is amended; claim it to report"));
+    }
+    if (!amend && !Claimable(state)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state), " and cannot be claimed",
+          state == rdg::v1::FINAL ? " (to amend its report, claim it for amendment)" : ""));
     }
     RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
         "INSERT INTO claims (exam_id, holder_user, holder_institution, claimed_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?)"));
     ins->Bind(1, exam_id).Bind(2, user).Bind(3, institution).Bind(4, now).Bind(5, claim.expires_at);
     RDG_RETURN_IF_ERROR(ins->Run());
+    if (amend) {  // the exam stays FINAL: its report stands until an addendum is signed
+      RDG_RETURN_IF_ERROR(AddEvent(
+          exam_id, rdg::v1::CLAIMED, now, user,
+          absl::StrCat("for amendment, lease ", absl::ToInt64Minutes(claim.expires_at - now),
+                       " min")));
+      return claim;
+    }
     RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
         "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
     u->Bind(1, int64_t{rdg::v1::CLAIMED}).Bind(2, now).Bind(3, exam_id);
@@ -269,9 +283,11 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
     RDG_RETURN_IF_ERROR(d->Run());
     d.reset();
     RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-        "UPDATE exams SET queue = ?, state = ?, claim_due_at = ?, updated_at = ? WHERE exam_id = ?"));
+        "UPDATE exams SET queue = ?, state = ?, claim_due_at = ?, updated_at = ?, "
+        "escalated_by = ?, escalation_reason = ? WHERE exam_id = ?"));
     u->Bind(1, esc.to_queue).Bind(2, int64_t{rdg::v1::ROUTED})
-        .Bind(3, sqlite_internal::DueMicros(esc.claim_due_at)).Bind(4, now).Bind(5, esc.exam_id);
+        .Bind(3, sqlite_internal::DueMicros(esc.claim_due_at)).Bind(4, now).Bind(5, esc.actor)
+        .Bind(6, esc.reason).Bind(7, esc.exam_id);
     RDG_RETURN_IF_ERROR(u->Run());
     u.reset();
     RDG_RETURN_IF_ERROR(AddEvent(esc.exam_id, rdg::v1::ESCALATED, now, esc.actor,
@@ -280,6 +296,8 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
     exam.queue = esc.to_queue;
     exam.state = rdg::v1::ROUTED;
     exam.claim_due_at = esc.claim_due_at;
+    exam.escalated_by = esc.actor;
+    exam.escalation_reason = esc.reason;
     return exam;
   });
 }
@@ -307,8 +325,12 @@ absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::FindPriors(const ExamR
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
       "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE exam_id != ?1 AND ("
-      "(?2 != '' AND patient_national_id = ?2) OR "
-      "(?4 != '' AND origin_institution = ?3 AND patient_id = ?4 AND patient_id_issuer = ?6)) "
+      // Written so that the partial index exams_by_national_id and exams_by_origin_patient
+      // serve them (a MULTI-INDEX OR, no table scan). An unstated issuer on either side is no
+      // disagreement here; the caller compares issuers and demographics.
+      "(patient_national_id != '' AND patient_national_id = ?2) OR "
+      "(?4 != '' AND origin_institution = ?3 AND patient_id = ?4 AND "
+      " (patient_id_issuer = ?6 OR patient_id_issuer = '' OR ?6 = ''))) "
       "ORDER BY received_at DESC LIMIT ?5"));
   q->Bind(1, exam.exam_id).Bind(2, exam.patient.national_id).Bind(3, exam.origin_institution)
       .Bind(4, exam.patient.patient_id).Bind(5, int64_t{std::clamp(limit, 1, 1000)})

@@ -89,7 +89,9 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
   fs::remove_all(tmp, ec);
   clients::ReportFolder folder;
   std::string error;
-  if (!clients::WriteReportFolder(d, tmp.string(), ca_path_, zone_, &folder, &error)) {
+  // The feed names the exam: the signed text must name the same one.
+  if (!clients::WriteReportFolder(d, tmp.string(), ca_path_, r.content().exam_id(), zone_, &folder,
+                                  &error)) {
     LOG(ERROR) << "inbox: " << error;
     return;
   }

@@ -511,6 +511,48 @@ grpc::Status GetLatestReport(rdg::v1::DeliveryService::Stub& stub, const std::st
   return stub.GetReport(&ctx, req, out);
 }
 
+//! The openssl commands that check a report folder without RDG: signature and chain at the
+//! signing time for the S/MIME signing purpose (readers' certificates carry emailProtection,
+//! clinics' and the gateway's do not), the signer's subject and key usage, the signed fields.
+void PrintOpensslCommands(const rdg::clients::ReportFolder& folder, const std::string& ca_path,
+                          const std::string& exam_id) {
+  const auto fields = [&] {
+    std::ifstream in(folder.text, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return rdg::clients::CanonicalReportFields(text);
+  }();
+  absl::Time signed_at;
+  std::string attime, ignored;
+  if (fields.count("signed_at") &&
+      absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", fields.at("signed_at"), &signed_at, &ignored)) {
+    attime = " -attime " + std::to_string(absl::ToUnixSeconds(signed_at));
+  }
+  const std::string dir = std::filesystem::path(folder.text).parent_path().string();
+  const std::string signer = dir + "/signed-by.pem";
+  std::cout << "verify it yourself (openssl only):\n";
+  if (folder.sm2) {
+    std::cout << "  openssl verify -CAfile " << ca_path << " -purpose smimesign" << attime << " "
+              << folder.certificate << "\n"
+              << "  openssl x509 -in " << folder.certificate << " -pubkey -noout > " << dir
+              << "/signer.pub\n"
+              << "  openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678"
+              << " -pubin -inkey " << dir << "/signer.pub -in " << folder.text << " -sigfile "
+              << folder.signature << "\n"
+              << "  openssl x509 -in " << folder.certificate << " -noout -subject -ext keyUsage\n";
+  } else {
+    std::cout << "  openssl cms -verify -binary -inform DER -in " << folder.signature
+              << " -content " << folder.text << " -CAfile " << ca_path << " -purpose smimesign"
+              << attime << " -signer " << signer << " -out /dev/null\n"
+              << "  openssl x509 -in " << signer << " -noout -subject -ext keyUsage\n";
+  }
+  std::cout << "  grep -E '^(exam_id|reader_user|reader_institution|signed_at): ' " << folder.text
+            << "\n"
+            << "then check: the subject is OU=reader with the O and CN report.txt names as "
+               "reader_institution and reader_user, the key usage includes Digital Signature "
+               "and Non Repudiation, and exam_id is "
+            << exam_id << "\n";
+}
+
 //! Writes the report as signed (canonical text, signature, signer certificate) and verifies it.
 int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id,
               const std::string& out_dir, const std::string& verify_ca, bool as_json) {
@@ -525,40 +567,51 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
   const auto& r = d.report();
   rdg::clients::ReportFolder folder;
   std::string error;
-  // Times on the printout in the local zone (TZ), as everything else this tool prints.
-  if (!rdg::clients::WriteReportFolder(d, out_dir, verify_ca.empty() ? conn.ca : verify_ca,
-                                       absl::LocalTimeZone(), &folder, &error)) {
+  const std::string ca = verify_ca.empty() ? conn.ca : verify_ca;
+  // Times on the printout in the local zone (TZ), as everything else this tool prints. The
+  // report must be the one asked for: its signed text names this exam.
+  if (!rdg::clients::WriteReportFolder(d, out_dir, ca, exam_id, absl::LocalTimeZone(), &folder,
+                                       &error)) {
     std::cerr << "error: " << error << "\n";
     return kExitFailure;
   }
-  const std::string& text = folder.text;
-  const std::string& sig = folder.signature;
-  const std::string& cert = folder.certificate;
   const bool verified = folder.verified;
   if (!folder.pdf_error.empty()) {
     std::cerr << "warning: no report.pdf: " << folder.pdf_error << "\n";
   }
   if (as_json) {
-    json out = {{"report_id", r.report_id()}, {"exam_id", exam_id}, {"text", text},
-                {"signature", sig}, {"signer_certificate", cert}, {"verified", verified},
-                {"detail", folder.detail}, {"critical", d.urgent()}, {"pdf", folder.pdf}};
+    json out = {{"report_id", r.report_id()}, {"exam_id", exam_id}, {"text", folder.text},
+                {"signature", folder.signature}, {"signer_certificate", folder.certificate},
+                {"verified", verified}, {"detail", folder.detail}, {"critical", d.urgent()},
+                {"pdf", folder.pdf}};
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << r.canonical_bytes() << "\n"
-              << "written: " << text << ", " << sig << ", " << cert << "\n"
+              << "written: " << folder.text << ", " << folder.signature << ", "
+              << folder.certificate << "\n"
               << "signature " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << folder.detail
               << "\n";
     if (!folder.pdf.empty()) std::cout << "printable report: " << folder.pdf << "\n";
-    std::cout << "verify it yourself:\n";
-    if (folder.sm2) {
-      std::cout << "  openssl verify -CAfile CA.pem " << cert << "\n"
-                << "  openssl x509 -in " << cert << " -pubkey -noout > signer.pub\n"
-                << "  openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678"
-                << " -pubin -inkey signer.pub -in " << text << " -sigfile " << sig << "\n";
-    } else {
-      std::cout << "  openssl cms -verify -binary -inform DER -in " << sig << " -content " << text
-                << " -CAfile CA.pem -purpose any -out /dev/null\n";
-    }
+    PrintOpensslCommands(folder, ca, exam_id);
+  }
+  return verified ? 0 : kExitRejected;
+}
+
+//! `verify DIR`: a saved report folder checked again, offline, with the platform CA alone.
+int RunVerify(const std::string& dir, const std::string& exam_id, const std::string& ca,
+              bool as_json) {
+  if (ca.empty()) {
+    std::cerr << "error: name the platform CA certificate (--verify-ca or RDG_CA)\n";
+    return kExitFailure;
+  }
+  rdg::clients::ReportFolder folder;
+  std::string detail;
+  const bool verified = rdg::clients::VerifyReportFolder(dir, ca, exam_id, &folder, &detail);
+  if (as_json) {
+    std::cout << json{{"folder", dir}, {"verified", verified}, {"detail", detail}}.dump(2) << "\n";
+  } else {
+    std::cout << dir << ": " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << detail << "\n";
+    PrintOpensslCommands(folder, ca, exam_id.empty() ? "the exam you expect" : exam_id);
   }
   return verified ? 0 : kExitRejected;
 }
@@ -658,6 +711,16 @@ int main(int argc, char** argv) {
   report->add_option("--verify-ca", verify_ca,
                      "CA certificate the signer must chain to (default: the connection's CA)")
       ->check(CLI::ExistingFile);
+  auto* verify = app.add_subcommand(
+      "verify", "check a saved report folder offline: signature, signer (a reader's signing "
+                "certificate, from the signature itself), time, exam");
+  std::string verify_dir;
+  verify->add_option("dir", verify_dir, "a folder `report` or the agent's inbox wrote")
+      ->required()->check(CLI::ExistingDirectory);
+  verify->add_option("--exam", exam_id, "the exam the report must be for (default: delivery.json's)");
+  verify->add_option("--verify-ca", verify_ca, "the platform CA (default: RDG_CA)")
+      ->check(CLI::ExistingFile);
+  verify->add_flag("--json", as_json, "machine-readable output");
   auto* ack = app.add_subcommand("ack", "acknowledge receipt of an exam's report");
   ack->add_option("exam", exam_id, "exam id")->required();
   ack->add_flag("--json", as_json, "machine-readable output");
@@ -697,6 +760,7 @@ int main(int argc, char** argv) {
   if (*reports && unacknowledged) return RunUnacknowledged(conn, as_json);
   if (*reports) return RunReports(conn, cursor, watch, max_reports, as_json);
   if (*report) return RunReport(conn, exam_id, out_dir, verify_ca, as_json);
+  if (*verify) return RunVerify(verify_dir, exam_id, verify_ca.empty() ? conn.ca : verify_ca, as_json);
   if (*ack) return RunAck(conn, exam_id, as_json);
   if (*upload) {
     rdg::v1::Priority_Parse(priority, &options.priority);

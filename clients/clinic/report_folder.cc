@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "clients/common/report_crypto.h"
 #include "clients/common/report_pdf.h"
 #include "rdg/v1/report_canonical.h"
@@ -10,6 +12,13 @@
 namespace rdg::clients {
 
 namespace {
+
+bool ReadBytes(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  out->assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  return true;
+}
 
 bool WriteBytes(const std::string& path, const std::string& bytes, std::string* error) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -24,8 +33,8 @@ bool WriteBytes(const std::string& path, const std::string& bytes, std::string* 
 }  // namespace
 
 bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir,
-                       const std::string& ca_path, absl::TimeZone zone, ReportFolder* out,
-                       std::string* error) {
+                       const std::string& ca_path, const std::string& expected_exam,
+                       absl::TimeZone zone, ReportFolder* out, std::string* error) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -44,7 +53,13 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
         {out->certificate, r.signature().signer_certificate_pem()}}) {
     if (!WriteBytes(path, bytes, error)) return false;
   }
-  out->verified = VerifyReport(r, ca_path, &out->detail);
+  nlohmann::json delivery = {{"exam_id", expected_exam.empty() ? r.content().exam_id() : expected_exam},
+                             {"report_id", r.report_id()}, {"version", r.version()}};
+  if (r.has_accepted_at()) delivery["accepted_at_unix"] = r.accepted_at().seconds();
+  if (!WriteBytes((fs::path(dir) / "delivery.json").string(), delivery.dump(2) + "\n", error)) {
+    return false;
+  }
+  out->verified = VerifyReport(r, ca_path, expected_exam, &out->detail);
   // What the PDF prints comes from the content fields: they must be exactly what was signed.
   if (out->verified && rdg::v1::CanonicalReportBytes(r.content()) != r.canonical_bytes()) {
     out->verified = false;
@@ -74,6 +89,42 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
     out->pdf = pdf_path;
   }
   return true;
+}
+
+bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
+                        const std::string& expected_exam, ReportFolder* out, std::string* detail) {
+  namespace fs = std::filesystem;
+  out->text = (fs::path(dir) / "report.txt").string();
+  out->certificate = (fs::path(dir) / "signer.pem").string();
+  const std::string p7s = (fs::path(dir) / "report.p7s").string();
+  const std::string sm2 = (fs::path(dir) / "report.sm2.sig").string();
+  std::error_code ec;
+  out->sm2 = !fs::exists(p7s, ec) && fs::exists(sm2, ec);
+  out->signature = out->sm2 ? sm2 : p7s;
+  std::string canonical, signature, certificate, delivery_text;
+  if (!ReadBytes(out->text, &canonical) || !ReadBytes(out->signature, &signature)) {
+    *detail = "the folder holds no report.txt and report.p7s or report.sm2.sig";
+    return false;
+  }
+  ReadBytes(out->certificate, &certificate);  // CMS carries its signer; SM2 needs the file
+  ReportExpectations expect;
+  expect.exam_id = expected_exam;
+  if (ReadBytes((fs::path(dir) / "delivery.json").string(), &delivery_text)) {
+    const nlohmann::json delivery = nlohmann::json::parse(delivery_text, nullptr, false);
+    if (delivery.is_object()) {
+      if (expect.exam_id.empty() && delivery.contains("exam_id") && delivery["exam_id"].is_string()) {
+        expect.exam_id = delivery["exam_id"].get<std::string>();
+      }
+      if (delivery.contains("accepted_at_unix") && delivery["accepted_at_unix"].is_number_integer()) {
+        expect.accepted_at = absl::FromUnixSeconds(delivery["accepted_at_unix"].get<int64_t>());
+      }
+    }
+  }
+  out->verified = VerifySignedReport(
+      canonical, out->sm2 ? rdg::v1::SM2_SM3_RAW : rdg::v1::CMS_DETACHED_ECDSA_SHA256, signature,
+      certificate, ca_path, expect, detail);
+  out->detail = *detail;
+  return out->verified;
 }
 
 }  // namespace rdg::clients

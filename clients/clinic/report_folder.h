@@ -21,12 +21,20 @@ struct ReportFolder {
   std::string pdf_error;
 };
 
-//! Writes the three signed files into `dir` (created), verifies the signature against `ca_path`,
-//! then prints report.pdf with the verification result and times in `zone`. Returns false with
-//! `error` set when a signed file cannot be written; a PDF that cannot be drawn only sets
-//! `out->pdf_error` (the signed report is what counts).
+//! Writes the three signed files into `dir` (created) and delivery.json (the exam asked for, the
+//! report id and version, when the gateway accepted it — what an offline check compares with),
+//! verifies the report against `ca_path` (clients::VerifySignedReport; `expected_exam` empty:
+//! the exam is not compared), then prints report.pdf with the verification result and times in
+//! `zone`. Returns false with `error` set when a file cannot be written; a PDF that cannot be
+//! drawn only sets `out->pdf_error` (the signed report is what counts).
 bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir,
-                       const std::string& ca_path, absl::TimeZone zone, ReportFolder* out,
-                       std::string* error);
+                       const std::string& ca_path, const std::string& expected_exam,
+                       absl::TimeZone zone, ReportFolder* out, std::string* error);
+
+//! Verifies a saved report folder offline, as WriteReportFolder did: report.txt, report.p7s or
+//! report.sm2.sig, signer.pem, and delivery.json for the acceptance time (and the exam, unless
+//! `expected_exam` is given). False with `detail` naming what failed.
+bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
+                        const std::string& expected_exam, ReportFolder* out, std::string* detail);
 
 }  // namespace rdg::clients

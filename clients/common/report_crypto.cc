@@ -6,10 +6,13 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <fstream>
 #include <memory>
 #include <sstream>
+
+#include "absl/time/clock.h"
 
 namespace rdg::clients {
 namespace {
@@ -115,16 +118,89 @@ bool SignReport(const std::string& canonical, const std::string& key_path,
   return true;
 }
 
-bool VerifyReport(const rdg::v1::ReportVersion& report, const std::string& ca_path,
-                  std::string* detail) {
+std::map<std::string, std::string> CanonicalReportFields(const std::string& canonical) {
+  std::map<std::string, std::string> fields;
+  std::istringstream in(canonical);
+  std::string line;
+  if (!std::getline(in, line) || line != "RDG-REPORT-V1") return fields;
+  while (std::getline(in, line)) {
+    const size_t colon = line.find(": ");
+    if (colon == std::string::npos) continue;
+    std::string value;
+    for (size_t i = colon + 2; i < line.size(); ++i) {
+      if (line[i] == '\\' && i + 1 < line.size()) {
+        const char e = line[++i];
+        value += e == 'n' ? '\n' : e == 'r' ? '\r' : e;
+      } else {
+        value += line[i];
+      }
+    }
+    fields.emplace(line.substr(0, colon), std::move(value));
+  }
+  return fields;
+}
+
+namespace {
+
+std::string SubjectField(X509* cert, int nid) {
+  char buf[256];
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), nid, buf, sizeof(buf)) < 0) return "";
+  return buf;
+}
+
+//! The certificate that made a CMS signature (from its SignerInfo), after checking the
+//! signature over `content`; null with `detail` set when it does not verify.
+Cert CmsSigner(const std::string& signature, const std::string& content, X509_STORE* store,
+               std::string* detail) {
+  Bio in = MemBio(signature);
+  Cms cms(d2i_CMS_bio(in.get(), nullptr));
+  if (!cms) {
+    *detail = "the signature is not a DER CMS SignedData";
+    return Cert();
+  }
+  Bio data = MemBio(content);
+  // The chain is checked separately, at signed_at; here: the signature over these bytes.
+  if (CMS_verify(cms.get(), nullptr, store, data.get(), nullptr, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+    *detail = "the signature does not match report.txt: " + LastError();
+    return Cert();
+  }
+  STACK_OF(X509)* signers = CMS_get0_signers(cms.get());
+  Cert signer;
+  if (signers != nullptr && sk_X509_num(signers) == 1) {
+    X509* only = sk_X509_value(signers, 0);
+    X509_up_ref(only);
+    signer.reset(only);
+  }
+  sk_X509_free(signers);
+  if (!signer) *detail = "the signature names no single signer";
+  return signer;
+}
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+}  // namespace
+
+bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat format,
+                        const std::string& signature, const std::string& signer_pem,
+                        const std::string& ca_path, const ReportExpectations& expect,
+                        std::string* detail) {
   std::string ca_pem;
   if (!ReadText(ca_path, &ca_pem)) {
     *detail = "cannot read the CA certificate " + ca_path;
     return false;
   }
-  const auto& sig = report.signature();
-  if (sig.signature().empty()) {
+  if (signature.empty()) {
     *detail = "the report is not signed";
+    return false;
+  }
+  const std::map<std::string, std::string> fields = CanonicalReportFields(canonical);
+  absl::Time signed_at;
+  std::string parse_error;
+  if (fields.empty() || !fields.count("signed_at") ||
+      !absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", fields.at("signed_at"), &signed_at, &parse_error)) {
+    *detail = "report.txt is not RDG-REPORT-V1 text with a signed_at time";
     return false;
   }
   Store store(X509_STORE_new());
@@ -134,42 +210,93 @@ bool VerifyReport(const rdg::v1::ReportVersion& report, const std::string& ca_pa
     X509_free(ca);
   }
   ERR_clear_error();
-  X509_STORE_set_purpose(store.get(), X509_PURPOSE_ANY);
-  Bio sb = MemBio(sig.signer_certificate_pem());
-  Cert signer(PEM_read_bio_X509(sb.get(), nullptr, nullptr, nullptr));
-  if (!signer) {
-    *detail = "the signer certificate is unreadable";
-    return false;
+  Bio sb = MemBio(signer_pem);
+  Cert given(PEM_read_bio_X509(sb.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  Cert signer;
+  if (format == rdg::v1::SM2_SM3_RAW) {
+    if (!given) {
+      *detail = "signer.pem holds no certificate (an SM2 signature needs it)";
+      return false;
+    }
+    MdCtx md = Sm2Context(X509_get0_pubkey(given.get()), /*sign=*/false);
+    const bool ok = md && EVP_DigestVerify(
+        md.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+        reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size()) == 1;
+    if (!ok) {
+      *detail = "the SM2 signature does not match report.txt with signer.pem's key: " + LastError();
+      return false;
+    }
+    signer = std::move(given);
+  } else {
+    signer = CmsSigner(signature, canonical, store.get(), detail);
+    if (!signer) return false;
+    if (given && X509_cmp(given.get(), signer.get()) != 0) {
+      *detail = "signer.pem is not the certificate that made the signature (the signature's own "
+                "signer, " + SubjectField(signer.get(), NID_commonName) + ", is what counts)";
+      return false;
+    }
   }
+  // The chain, as it stood when the report was signed.
   StoreCtx ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), store.get(), signer.get(), nullptr);
+  X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_ANY);
+  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), absl::ToTimeT(signed_at));
   if (X509_verify_cert(ctx.get()) != 1) {
-    *detail = std::string("the signer certificate does not chain to the platform CA: ") +
+    *detail = std::string("the signer certificate does not chain to the platform CA at signed_at ") +
+              Rfc3339(signed_at) + ": " +
               X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
     return false;
   }
-  const std::string& content = report.canonical_bytes();
-  bool ok = false;
-  if (sig.format() == rdg::v1::SM2_SM3_RAW) {
-    MdCtx md = Sm2Context(X509_get0_pubkey(signer.get()), /*sign=*/false);
-    ok = md && EVP_DigestVerify(md.get(), reinterpret_cast<const unsigned char*>(sig.signature().data()),
-                                sig.signature().size(),
-                                reinterpret_cast<const unsigned char*>(content.data()),
-                                content.size()) == 1;
-  } else {
-    Bio in = MemBio(sig.signature());
-    Cms cms(d2i_CMS_bio(in.get(), nullptr));
-    Bio data = MemBio(content);
-    ok = cms && CMS_verify(cms.get(), nullptr, store.get(), data.get(), nullptr, CMS_BINARY) == 1;
+  const std::string ou = SubjectField(signer.get(), NID_organizationalUnitName);
+  const std::string o = SubjectField(signer.get(), NID_organizationName);
+  const std::string cn = SubjectField(signer.get(), NID_commonName);
+  if (ou != "reader") {
+    *detail = "signed by a " + (ou.empty() ? std::string("role-less") : ou) + " certificate (" + cn +
+              " of " + o + "), not a reader's";
+    return false;
   }
-  if (!ok) {
-    *detail = "the signature does not match the report: " + LastError();
+  const uint32_t usage = X509_get_key_usage(signer.get());
+  if ((usage & KU_DIGITAL_SIGNATURE) == 0 || (usage & KU_NON_REPUDIATION) == 0) {
+    *detail = "the signer certificate of " + cn + " lacks the digitalSignature and nonRepudiation "
+              "key usage of a signing certificate";
+    return false;
+  }
+  if (!expect.exam_id.empty() && fields.count("exam_id") && fields.at("exam_id") != expect.exam_id) {
+    *detail = "the report is for exam " + fields.at("exam_id") + ", not " + expect.exam_id;
+    return false;
+  }
+  const std::string user = fields.count("reader_user") ? fields.at("reader_user") : "";
+  const std::string institution =
+      fields.count("reader_institution") ? fields.at("reader_institution") : "";
+  if (user != cn || institution != o) {
+    *detail = "the report names reader " + user + " of " + institution + " but was signed by " +
+              cn + " of " + o;
+    return false;
+  }
+  if (expect.accepted_at && absl::AbsDuration(*expect.accepted_at - signed_at) > kSignedAtTolerance) {
+    *detail = "signed_at " + Rfc3339(signed_at) + " is more than " +
+              absl::FormatDuration(kSignedAtTolerance) + " from its receipt by the gateway at " +
+              Rfc3339(*expect.accepted_at);
     return false;
   }
   char name[256];
   X509_NAME_oneline(X509_get_subject_name(signer.get()), name, sizeof(name));
-  *detail = std::string("signed by ") + name;
+  *detail = std::string("signed by ") + name + " at " + Rfc3339(signed_at);
   return true;
+}
+
+bool VerifyReport(const rdg::v1::ReportVersion& report, const std::string& ca_path,
+                  const std::string& expected_exam, std::string* detail) {
+  ReportExpectations expect;
+  expect.exam_id = expected_exam;
+  if (report.has_accepted_at()) {
+    expect.accepted_at = absl::FromUnixSeconds(report.accepted_at().seconds()) +
+                         absl::Nanoseconds(report.accepted_at().nanos());
+  }
+  const auto& sig = report.signature();
+  return VerifySignedReport(report.canonical_bytes(), sig.format(), sig.signature(),
+                            sig.signer_certificate_pem(), ca_path, expect, detail);
 }
 
 std::string CertificateFingerprint(const std::string& pem) {

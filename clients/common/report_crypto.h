@@ -3,7 +3,11 @@
 // would, with the platform CA only. Independent of the gateway's own verifier on purpose.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
+
+#include "absl/time/time.h"
 
 #include "rdg/v1/reading.pb.h"
 
@@ -15,10 +19,37 @@ namespace rdg::clients {
 bool SignReport(const std::string& canonical, const std::string& key_path,
                 const std::string& cert_path, rdg::v1::ReportSignature* out, std::string* error);
 
-//! Verifies a delivered report: the signer certificate chains to the CA in `ca_path` and the
-//! signature covers exactly the canonical bytes. `detail` says why not (or who signed).
+//! What a signed report is checked against besides its own signature.
+struct ReportExpectations {
+  std::string exam_id;  //!< the exam the report must be for; empty: not checked
+  //! When the gateway accepted it (ReportVersion.accepted_at): signed_at must be within
+  //! kSignedAtTolerance of it. Unset: not checked.
+  std::optional<absl::Time> accepted_at;
+};
+
+//! How far a report's signed_at may be from the gateway's receipt (clocks of reading rooms).
+inline constexpr absl::Duration kSignedAtTolerance = absl::Minutes(10);
+
+//! Verifies signed report bytes as any third party would, with the platform CA alone:
+//! the signer certificate is the one inside the CMS SignerInfo (an SM2 signature carries none:
+//! then `signer_pem`, whose key the signature proves), and for CMS `signer_pem` must be that
+//! same certificate; it chains to the CA in `ca_path` at the report's signed_at; it is a
+//! reader's (OU=reader) with digitalSignature and nonRepudiation key usage; the signature
+//! covers exactly `canonical`; the canonical text names the expected exam and the certificate's
+//! own reader (CN) and institution (O); signed_at is within kSignedAtTolerance of acceptance.
+//! False with `detail` naming the first check that failed; true with "signed by …".
+bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat format,
+                        const std::string& signature, const std::string& signer_pem,
+                        const std::string& ca_path, const ReportExpectations& expect,
+                        std::string* detail);
+
+//! VerifySignedReport on a delivered report version (accepted_at from the report).
 bool VerifyReport(const rdg::v1::ReportVersion& report, const std::string& ca_path,
-                  std::string* detail);
+                  const std::string& expected_exam, std::string* detail);
+
+//! The fields of canonical report bytes (proto/rdg/v1/report_canonical.h), unescaped; empty
+//! when `canonical` is not RDG-REPORT-V1 text.
+std::map<std::string, std::string> CanonicalReportFields(const std::string& canonical);
 
 //! The SHA-256 fingerprint of a PEM certificate's DER encoding, as `openssl x509 -fingerprint
 //! -sha256` prints it ("AB:CD:…", 95 characters); empty when `pem` holds no certificate.

@@ -154,6 +154,10 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
     b.push_back({.markup = absl::StrCat("本报告为修订报告，取代报告 ",
                                         Escaped(c.supersedes_report_id())),
                  .bold = true, .space_before = 8, .color = kRed});
+    if (!c.amendment_reason().empty()) {
+      b.push_back({.markup = absl::StrCat("修订原因：", Escaped(c.amendment_reason())),
+                   .color = kRed});
+    }
   }
 
   b.push_back({.markup = "患者信息", .size = 12, .bold = true, .space_before = 10,

@@ -79,7 +79,7 @@ int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_jso
   }
   std::vector<std::vector<std::string>> rows = {
       {"EXAM", "DUE", "PRIORITY", "PATIENT", "SEX/AGE", "TYPE", "DESCRIPTION", "FROM", "QUEUE", "STATE",
-       "CLAIMED BY", "INSTANCES"}};
+       "CLAIMED BY", "INSTANCES", "ESCALATED (BY: WHY)"}};
   for (const auto& item : all.items()) {
     const auto& e = item.exam();
     const std::vector<std::string> patient = rdg::clients::PatientCells(e);
@@ -88,7 +88,10 @@ int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_jso
                     patient[0], patient[1], e.exam_type(), patient[2], Origin(e), e.queue(),
                     rdg::v1::ExamState_Name(e.state()),
                     item.has_claim() ? item.claim().holder_user() : "",
-                    std::to_string(e.instance_count())});
+                    std::to_string(e.instance_count()),
+                    e.escalated_by().empty()
+                        ? ""
+                        : rdg::clients::Cell(e.escalated_by() + ": " + e.escalation_reason(), 60)});
   }
   rdg::clients::PrintTable(rows);
   return 0;
@@ -99,9 +102,10 @@ using ClaimCall = grpc::Status (ReadingService::Stub::*)(grpc::ClientContext*,
                                                          rdg::v1::Claim*);
 
 int RunClaimCall(ReadingService::Stub& stub, ClaimCall call, const std::string& verb,
-                 const std::string& exam_id, bool as_json) {
+                 const std::string& exam_id, bool as_json, bool for_amendment = false) {
   rdg::v1::ClaimRequest req;
   req.set_exam_id(exam_id);
+  req.set_for_amendment(for_amendment);
   rdg::v1::Claim claim;
   grpc::ClientContext ctx;
   Deadline(ctx);
@@ -158,6 +162,7 @@ struct ReportOptions {
   std::string impression;
   bool critical = false;
   bool final = false;
+  std::string reason;     //!< addenda: why the report is amended
   std::string sign_key;   //!< default: --key
   std::string sign_cert;  //!< default: --cert
 };
@@ -199,6 +204,7 @@ int RunReport(ReadingService::Stub& stub, const rdg::clients::ConnectionOptions&
   c->set_status(addendum ? rdg::v1::AMENDED_REPORT
                          : o.final ? rdg::v1::FINAL_REPORT : rdg::v1::PRELIMINARY_REPORT);
   if (addendum) {
+    c->set_amendment_reason(o.reason);
     grpc::Status s;
     c->set_supersedes_report_id(LatestSigned(stub, exam_id, &s));
     if (!s.ok()) return Fail(s);
@@ -236,9 +242,11 @@ int RunReport(ReadingService::Stub& stub, const rdg::clients::ConnectionOptions&
   return 0;
 }
 
-int RunReports(ReadingService::Stub& stub, const std::string& exam_id, bool as_json) {
+int RunReports(ReadingService::Stub& stub, const std::string& exam_id,
+               const std::string& break_glass, bool as_json) {
   rdg::v1::GetReportsRequest req;
   req.set_exam_id(exam_id);
+  req.set_break_glass_reason(break_glass);
   rdg::v1::GetReportsResponse resp;
   grpc::ClientContext ctx;
   Deadline(ctx);
@@ -349,6 +357,9 @@ int main(int argc, char** argv) {
   worklist->add_flag("--json", as_json, "machine-readable output");
   auto* claim = app.add_subcommand("claim", "take an exam (a lease you renew while working)");
   add_exam(claim);
+  bool for_amendment = false;
+  claim->add_flag("--amend", for_amendment,
+                  "take a FINAL exam to write an addendum to another reader's report");
   auto* renew = app.add_subcommand("renew", "extend your lease on an exam");
   add_exam(renew);
   auto* release = app.add_subcommand("release", "give an exam back to its queue");
@@ -368,11 +379,20 @@ int main(int argc, char** argv) {
   add_exam(report);
   add_report_options(report);
   report->add_flag("--final", report_options.final, "sign and submit the FINAL report");
-  auto* addendum = app.add_subcommand("addendum", "add a signed amendment to a final report");
+  auto* addendum = app.add_subcommand(
+      "addendum", "add a signed amendment to a final report: your own, or one you claimed with "
+                  "claim --amend");
   add_exam(addendum);
   add_report_options(addendum);
-  auto* reports = app.add_subcommand("reports", "list the report versions of an exam");
+  addendum->add_option("--reason", report_options.reason, "why the report is amended (signed)")
+      ->required();
+  auto* reports = app.add_subcommand(
+      "reports", "list the report versions of an exam you work on (claim, or your own report)");
   add_exam(reports);
+  std::string reports_glass;
+  reports->add_option("--break-glass", reports_glass,
+                      "… of an exam you do not work on, saying why (audited, shown to the "
+                      "administrators)");
   auto* priors = app.add_subcommand(
       "priors", "the patient's other exams on the platform: for the exam you have claimed (audited)");
   add_exam(priors);
@@ -404,12 +424,16 @@ int main(int argc, char** argv) {
   if (!channel) return kExitFailure;
   auto stub = ReadingService::NewStub(channel);
   if (*worklist) return RunWorklist(*stub, filter, as_json);
-  if (*claim) return RunClaimCall(*stub, &ReadingService::Stub::ClaimExam, "claimed", exam_id, as_json);
+  if (*claim) {
+    return RunClaimCall(*stub, &ReadingService::Stub::ClaimExam,
+                        for_amendment ? "claimed for amendment" : "claimed", exam_id, as_json,
+                        for_amendment);
+  }
   if (*renew) return RunClaimCall(*stub, &ReadingService::Stub::RenewClaim, "renewed", exam_id, as_json);
   if (*release) return RunClaimCall(*stub, &ReadingService::Stub::ReleaseClaim, "released", exam_id, as_json);
   if (*report) return RunReport(*stub, conn, exam_id, report_options, false, as_json);
   if (*addendum) return RunReport(*stub, conn, exam_id, report_options, true, as_json);
-  if (*reports) return RunReports(*stub, exam_id, as_json);
+  if (*reports) return RunReports(*stub, exam_id, reports_glass, as_json);
   if (*priors) return RunPriors(*stub, exam_id, break_glass, as_json);
   if (*escalate) return RunEscalate(*stub, exam_id, reason, as_json);
   return RunFetch(*stub, exam_id, out_dir, as_json);

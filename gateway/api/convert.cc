@@ -78,6 +78,8 @@ rdg::v1::Exam ToProto(const storage::ExamRecord& r,
   e.set_queue(r.queue);
   if (r.sla_due_at != absl::InfiniteFuture()) *e.mutable_sla_due_at() = ToTimestamp(r.sla_due_at);
   e.set_critical(r.critical);
+  e.set_escalated_by(formats::ToValidUtf8(r.escalated_by));
+  e.set_escalation_reason(formats::ToValidUtf8(r.escalation_reason));
   return e;
 }
 

@@ -51,7 +51,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::ClaimExam(grpc::CallbackServerCont
                                                         rdg::v1::Claim* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id()));
+    RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id(), request->for_amendment()));
     *response = ToProto(claim);
     return absl::OkStatus();
   });
@@ -107,7 +107,8 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(
     rdg::v1::GetReportsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto versions, reports_.Versions(reader, request->exam_id()));
+    RDG_ASSIGN_OR_RETURN(auto versions, reports_.Versions(reader, request->exam_id(),
+                                                                  request->break_glass_reason()));
     for (const auto& v : versions) *response->add_versions() = api::ToProto(v);
     return absl::OkStatus();
   });

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
@@ -59,6 +60,7 @@ class Validator {
   void CheckMonitoring();
   void CheckInstitutions();
   void CheckQueues();
+  void CheckDesks();
   void CheckRoutingRules();
   void CheckSlaPolicies();
   void CheckCriticalValues();
@@ -93,6 +95,7 @@ absl::Status Validator::Run() {
   CheckTopLevel();
   CheckInstitutions();
   CheckQueues();
+  CheckDesks();
   CheckRoutingRules();
   CheckSlaPolicies();
   CheckCriticalValues();
@@ -131,6 +134,10 @@ void Validator::CheckTopLevel() {
   }
   if (parsing.memory_bytes() > 0 && parsing.memory_bytes() < (128 << 20)) {
     Fail(absl::StrCat(Where("parsing"), "parsing.memory_bytes must be at least 128 MiB"));
+  }
+  if (config_.max_signing_clock_skew_seconds() < 0) {
+    Fail(absl::StrCat(Where("max_signing_clock_skew_seconds"),
+                      "max_signing_clock_skew_seconds must not be negative"));
   }
   if (config_.housekeeping_seconds() < 0) {
     Fail(absl::StrCat(Where("housekeeping_seconds"), "housekeeping_seconds must not be negative"));
@@ -214,6 +221,40 @@ void Validator::CheckQueues() {
   if (config_.fallback_queue().empty() && config_.routing_rules_size() > 0) {
     Fail(absl::StrCat(source_, ": ",
                       "routing rules need a fallback_queue: an exam no rule matches is never dropped"));
+  }
+}
+
+void Validator::CheckDesks() {
+  absl::flat_hash_map<std::string, std::string> queue_institution;
+  for (const auto& q : config_.queues()) queue_institution[q.name()] = q.institution();
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < config_.desks_size(); ++i) {
+    const auto& d = config_.desks(i);
+    const std::string at = Where("desks", i);
+    if (d.name().empty()) {
+      Fail(absl::StrCat(at, "desk needs a name"));
+    } else if (!names.insert(d.name()).second) {
+      Fail(absl::StrCat(at, "desk \"", d.name(), "\" is repeated"));
+    }
+    if (!institutions_.contains(d.institution())) {
+      Fail(absl::StrCat(at, "desk \"", d.name(), "\" names unknown institution \"",
+                        d.institution(), "\""));
+    }
+    if (d.queues().empty() || d.readers().empty()) {
+      Fail(absl::StrCat(at, "desk \"", d.name(), "\" needs queues and readers"));
+    }
+    for (const auto& q : d.queues()) {
+      auto it = queue_institution.find(q);
+      if (it == queue_institution.end()) {
+        Fail(absl::StrCat(at, "desk \"", d.name(), "\" names unknown queue \"", q, "\""));
+      } else if (it->second != d.institution()) {
+        Fail(absl::StrCat(at, "desk \"", d.name(), "\" of ", d.institution(), " names queue \"", q,
+                          "\" of ", it->second, ": a desk reads its own institution's queues"));
+      }
+    }
+    for (const auto& r : d.readers()) {
+      if (r.empty()) Fail(absl::StrCat(at, "desk \"", d.name(), "\" lists an empty reader name"));
+    }
   }
 }
 

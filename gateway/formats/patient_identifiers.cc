@@ -7,6 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace rdg::formats {
 namespace {
@@ -55,6 +57,10 @@ std::string ResidentIdProblem(absl::string_view id, absl::string_view birth_date
   if (id.substr(0, 17).find_first_not_of(id[0]) == absl::string_view::npos) {
     return "it is a placeholder (one digit repeated)";
   }
+  // The specimen number printed in GB 11643-1999 itself, copied into systems as a placeholder.
+  if (absl::EqualsIgnoreCase(id, "11010519491231002X")) {
+    return "it is the standard's specimen number, not a person's";
+  }
   if (absl::ascii_toupper(id[17]) != CheckCharacter(id)) return "the check digit is wrong";
   int province = 0;
   if (!absl::SimpleAtoi(id.substr(0, 2), &province) || !IsProvinceCode(province)) {
@@ -65,8 +71,13 @@ std::string ResidentIdProblem(absl::string_view id, absl::string_view birth_date
                       absl::SimpleAtoi(id.substr(10, 2), &month) &&
                       absl::SimpleAtoi(id.substr(12, 2), &day);
   const absl::CivilDay born(year, month, day);
-  if (!digits || year < 1900 || year > 2100 || born.month() != month || born.day() != day) {
+  if (!digits || year < 1900 || born.month() != month || born.day() != day) {
     return "its birth date is not a date";
+  }
+  // No one is born tomorrow (a day's slack for time zones). The only wall-clock read here: a
+  // plausibility bound, not a deadline.
+  if (born > absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()) + 1) {
+    return "its birth date is in the future";
   }
   if (birth_date.size() == 8 && birth_date != id.substr(6, 8)) {
     return "its birth date is not the patient's birth date";

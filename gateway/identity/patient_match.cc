@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include <glog/logging.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -37,6 +39,38 @@ std::vector<std::string> NameKeys(const std::string& name) {
   return keys;
 }
 
+bool IsAscii(const std::string& s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  }
+  return true;
+}
+
+//! How two names compare: written forms are grouped by script (ASCII — alphabetic or pinyin —
+//! and the rest — characters, kana, hangul). Names agree when they share a form and, in every
+//! script both are written in, share a form of that script: ZHANG^WEI=张伟 and ZHANG^WEI=章伟 do
+//! not agree. Names with no script in common cannot be compared.
+enum class NameComparison { kAgree, kDisagree, kNotComparable };
+
+NameComparison CompareNames(const std::string& a, const std::string& b) {
+  const std::vector<std::string> x = NameKeys(a), y = NameKeys(b);
+  bool shared_script = false;
+  for (bool ascii : {true, false}) {
+    bool in_x = false, in_y = false, match = false;
+    for (const auto& kx : x) {
+      if (IsAscii(kx) != ascii) continue;
+      in_x = true;
+      for (const auto& ky : y) match |= IsAscii(ky) == ascii && kx == ky;
+    }
+    for (const auto& ky : y) in_y |= IsAscii(ky) == ascii;
+    if (in_x && in_y) {
+      shared_script = true;
+      if (!match) return NameComparison::kDisagree;
+    }
+  }
+  return shared_script ? NameComparison::kAgree : NameComparison::kNotComparable;
+}
+
 //! DICOM sex codes and HL7's (administrative sex): M, F, O; anything else is unknown.
 std::string SexCode(const std::string& sex) {
   const std::string s = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(sex));
@@ -60,10 +94,20 @@ bool UsableNationalId(const storage::PatientRecord& p) {
 }  // namespace
 
 bool NamesAgree(const std::string& a, const std::string& b) {
-  for (const std::string& x : NameKeys(a)) {
-    for (const std::string& y : NameKeys(b)) {
-      if (x == y) return true;
-    }
+  return CompareNames(a, b) == NameComparison::kAgree;
+}
+
+bool IsPlaceholderId(const std::string& id) {
+  const std::string t = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(id));
+  if (t.size() <= 1) return true;  // "", "0", "-", "X"
+  // 000…, 999…, XXX…: what devices write when nobody typed a number.
+  if ((t[0] == '0' || t[0] == '9' || t[0] == 'X') &&
+      t.find_first_not_of(t[0]) == std::string::npos) {
+    return true;
+  }
+  for (const char* known : {"UNKNOWN", "NONE", "NULL", "N/A", "NA", "ANONYMOUS", "ANON", "TEST",
+                            "NOID", "NO ID", "-"}) {
+    if (t == known) return true;
   }
   return false;
 }
@@ -71,19 +115,34 @@ bool NamesAgree(const std::string& a, const std::string& b) {
 std::vector<std::string> Disagreements(const storage::PatientRecord& a,
                                        const storage::PatientRecord& b, Strictness strictness) {
   std::vector<std::string> fields;
-  if (strictness == Strictness::kSameExam) {
-    if (Trimmed(a.patient_id) != Trimmed(b.patient_id)) fields.push_back("patient ID");
+  const bool same_exam = strictness == Strictness::kSameExam;
+  const bool local = strictness == Strictness::kLinkLocalId;
+  if (same_exam || local) {
+    if (BothStatedAndDiffer(Trimmed(a.patient_id), Trimmed(b.patient_id))) {
+      fields.push_back("patient ID");
+    }
     if (BothStatedAndDiffer(Trimmed(a.id_issuer), Trimmed(b.id_issuer))) fields.push_back("issuer");
   }
   if (BothStatedAndDiffer(a.national_id, b.national_id)) fields.push_back("national ID");
-  const bool named = !NameKeys(a.name).empty() && !NameKeys(b.name).empty();
-  if (named ? !NamesAgree(a.name, b.name) : strictness == Strictness::kLinkExams) {
-    fields.push_back("name");
+  switch (CompareNames(a.name, b.name)) {
+    case NameComparison::kAgree:
+      break;
+    case NameComparison::kDisagree:
+      fields.push_back("name");
+      break;
+    case NameComparison::kNotComparable:
+      // One object of a study in pinyin, another in characters, same patient ID: the same
+      // person as far as can be told. Linking two exams needs a name both can be compared on.
+      if (!same_exam) fields.push_back("name");
+      break;
   }
-  if (BothStatedAndDiffer(SexCode(a.sex), SexCode(b.sex))) fields.push_back("sex");
-  if (BothStatedAndDiffer(Trimmed(a.birth_date), Trimmed(b.birth_date))) {
-    fields.push_back("birth date");
-  }
+  // A local patient ID says little: linking on it needs sex and birth date stated and equal.
+  using Compare = bool (*)(const std::string&, const std::string&);
+  const Compare differ = local ? +[](const std::string& x, const std::string& y) {
+    return x.empty() || x != y;
+  } : Compare{&BothStatedAndDiffer};
+  if (differ(SexCode(a.sex), SexCode(b.sex))) fields.push_back("sex");
+  if (differ(Trimmed(a.birth_date), Trimmed(b.birth_date))) fields.push_back("birth date");
   return fields;
 }
 
@@ -91,19 +150,27 @@ absl::StatusOr<std::vector<storage::ExamRecord>> PatientLinker::SamePatient(
     const storage::ExamRecord& exam, int limit) {
   storage::ExamRecord probe = exam;
   if (!UsableNationalId(probe.patient)) probe.patient.national_id.clear();
+  if (IsPlaceholderId(probe.patient.patient_id)) probe.patient.patient_id.clear();
   if (probe.patient.national_id.empty() && probe.patient.patient_id.empty()) {
     return std::vector<storage::ExamRecord>{};
   }
-  RDG_ASSIGN_OR_RETURN(auto candidates, index_.FindPriors(probe, limit));
+  // Candidates beyond `limit`: those that disagree must not crowd out the patient's own exams.
+  RDG_ASSIGN_OR_RETURN(auto candidates, index_.FindPriors(probe, kMaxCandidates));
   std::vector<storage::ExamRecord> same;
   for (auto& candidate : candidates) {
-    std::vector<std::string> fields =
-        Disagreements(exam.patient, candidate.patient, Strictness::kLinkExams);
+    const bool by_national_id =
+        !probe.patient.national_id.empty() && candidate.patient.national_id == probe.patient.national_id;
+    std::vector<std::string> fields = Disagreements(
+        exam.patient, candidate.patient,
+        by_national_id ? Strictness::kLinkExams : Strictness::kLinkLocalId);
     if (fields.empty()) {
-      same.push_back(std::move(candidate));
-    } else {
-      RDG_RETURN_IF_ERROR(RecordPair(rdg::v1::DEMOGRAPHICS_DISAGREE, exam, candidate,
-                                     std::move(fields)));
+      if (static_cast<int>(same.size()) < limit) same.push_back(std::move(candidate));
+      continue;
+    }
+    // The review list is kept on a best-effort basis: a failure to record never hides priors.
+    if (auto s = RecordPair(rdg::v1::DEMOGRAPHICS_DISAGREE, exam, candidate, std::move(fields));
+        !s.ok()) {
+      LOG(WARNING) << "exam " << exam.exam_id << ": cannot list an identity conflict: " << s;
     }
   }
   return same;

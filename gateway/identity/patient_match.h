@@ -6,8 +6,9 @@
 //   agreeing demographics: the name (any written form — alphabetic, ideographic, phonetic —
 //   shared; pinyin against characters is not a match, as nothing says they are the same person),
 //   sex and birth date when both sides state them.
-// - Within one institution, exams also link on the same patient ID from the same issuer, with
-//   the same demographic rule (a placeholder ID like "0" links no two different people).
+// - Within one institution, exams also link on the same patient ID from the same issuer (or an
+//   unstated one), when name, sex and birth date are stated on both and agree; placeholder IDs
+//   ("0", "UNKNOWN") link nothing.
 // - An exam is one patient: an object whose patient ID, issuer, national ID, name, sex or birth
 //   date disagrees with its exam's is refused.
 // Every link refused for disagreement is recorded for the administrators (identity_conflicts).
@@ -25,8 +26,10 @@
 namespace rdg::identity {
 
 enum class Strictness {
-  kSameExam,    //!< an object joining an exam: what either side states must agree
-  kLinkExams,   //!< two exams as one person's history: both must name the patient, and agree
+  kSameExam,     //!< an object joining an exam: what either side states must agree
+  kLinkExams,    //!< two exams sharing a national ID: both name the patient, and agree
+  kLinkLocalId,  //!< two exams sharing a local patient ID: name, sex and birth date all stated
+                 //!< on both and equal
 };
 
 //! What disagrees between two records of what should be one person — "patient ID", "issuer",
@@ -34,9 +37,14 @@ enum class Strictness {
 std::vector<std::string> Disagreements(const storage::PatientRecord& a,
                                        const storage::PatientRecord& b, Strictness strictness);
 
-//! Whether two person names (DICOM PN "family^given=表意=phonetic", HL7 XPN) share a written
-//! form: family, given and middle names compared without separators, spaces or ASCII case.
+//! Whether two person names (DICOM PN "family^given=表意=phonetic", HL7 XPN) agree: they share
+//! a written form (family, given and middle names compared without separators, spaces or ASCII
+//! case) in every script both are written in (ASCII, and characters).
 bool NamesAgree(const std::string& a, const std::string& b);
+
+//! A local patient ID that identifies nobody: empty or one character, all zeros, nines or X
+//! ("000", "9999"), or a word devices and clerks use for "unknown". Such IDs never link exams.
+bool IsPlaceholderId(const std::string& id);
 
 //! Finds a patient's other exams and keeps the review list of what was not linked.
 class PatientLinker {
@@ -59,6 +67,8 @@ class PatientLinker {
   absl::Status RecordPair(rdg::v1::IdentityConflictKind kind, const storage::ExamRecord& a,
                           const storage::ExamRecord& b, std::vector<std::string> fields);
 
+  //! Candidates read per lookup (those that disagree are filtered out after).
+  static constexpr int kMaxCandidates = 1000;
   storage::IndexStore& index_;
   const Clock& clock_;
 };

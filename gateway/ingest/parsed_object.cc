@@ -108,9 +108,9 @@ ParsedObject FromLabMessage(const formats::LabMessage& m, const CriticalValueTab
   e.patient = Patient(m.patient_id, m.patient_id_issuer, m.patient_name, m.sex, m.birth_date,
                       /*age=*/"", m.patient_identifiers);
   const formats::LabOrder& first = m.orders.front();
-  e.accession_number = FirstComponent(first.filler_order_number.empty()
-                                          ? first.placer_order_number
-                                          : first.filler_order_number);
+  // The whole order number, exactly as sent (entity id and namespace: "ORD#1^LIS").
+  e.accession_number = first.filler_order_number.empty() ? first.placer_order_number
+                                                         : first.filler_order_number;
   e.exam_type = "LAB";
   e.modalities = {"LAB"};
   e.study_date = first.observed_at.substr(0, 8);
@@ -177,6 +177,18 @@ absl::StatusOr<ParsedObject> ParseDicomObject(const std::string& path) {
   e.study_instance_uid = d.study_instance_uid;
   e.patient = Patient(d.patient_id, d.patient_id_issuer, d.patient_name, d.patient_sex,
                       d.patient_birth_date, d.patient_age, d.other_patient_ids);
+  if (e.patient.national_id.empty()) {
+    // Clinics that file patients by their ID card number put it in Patient ID itself: used when
+    // it is a valid one; anything else there is a local number, not a refused national ID.
+    const formats::NationalIdChoice primary = formats::ChooseNationalId(
+        {{d.patient_id, d.patient_id_issuer, "", "(0010,0020)"}}, d.patient_birth_date,
+        d.patient_sex);
+    if (!primary.id.empty()) {
+      e.patient.national_id = primary.id;
+      e.patient.national_id_issuer = primary.issuer;
+      e.patient.national_id_problem.clear();
+    }
+  }
   e.accession_number = d.accession_number;
   e.exam_type = ecg ? "ECG" : (d.modality.empty() ? "OT" : d.modality);
   if (!d.modality.empty()) e.modalities.push_back(d.modality);

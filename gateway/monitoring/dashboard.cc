@@ -123,13 +123,16 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
                   {"overrun_seconds", Seconds(b.Overrun(now))}});
   }
   out["breaches"] = bs;
-  // Priors seen without a claim: who, when, which exam and why (the reason as the reader gave it).
+  // Priors and reports seen without a claim: who, when, which exam, what. The reader's reason
+  // is free text that may name the patient: administrators read it with `rdg-admin audit`.
   json glass_rows = json::array();
   for (const auto& a : broken) {
+    const std::string detail = formats::ToValidUtf8(a.detail);
     glass_rows.push_back({{"at", Iso(a.at, zone)}, {"user", a.user},
                           {"institution", a.institution},
                           {"institution_name", directory.Name(a.institution)},
-                          {"exam_id", a.exam_id}, {"reason", formats::ToValidUtf8(a.detail)}});
+                          {"exam_id", a.exam_id},
+                          {"what", detail.substr(0, detail.find(':'))}});
   }
   out["break_glass"] = glass_rows;
   int64_t open_total = 0;

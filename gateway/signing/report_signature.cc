@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <openssl/x509_vfy.h>
 
 #include "absl/strings/str_cat.h"
@@ -45,13 +46,21 @@ struct SignatureVerifier::Impl {
   X509_STORE* store = X509_STORE_new();
   ~Impl() { X509_STORE_free(store); }
 
-  absl::Status VerifyChain(X509* cert) const {
+  absl::Status VerifyChain(X509* cert, absl::Time at) const {
     StoreCtxPtr ctx(X509_STORE_CTX_new());
     X509_STORE_CTX_init(ctx.get(), store, cert, nullptr);
+    X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), absl::ToTimeT(at));
     if (X509_verify_cert(ctx.get()) != 1) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "the signer certificate is not issued by the platform CA (",
-          X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())), ")"));
+          "the signer certificate was not valid under the platform CA when the report was "
+          "signed (", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())), ")"));
+    }
+    // A signing certificate: what a reader signs with cannot be a transport-only key.
+    const uint32_t usage = X509_get_key_usage(cert);
+    if ((usage & KU_DIGITAL_SIGNATURE) == 0 || (usage & KU_NON_REPUDIATION) == 0) {
+      return absl::InvalidArgumentError(
+          "the signer certificate lacks the digitalSignature and nonRepudiation key usage of a "
+          "signing certificate");
     }
     return absl::OkStatus();
   }
@@ -124,14 +133,15 @@ absl::StatusOr<std::unique_ptr<SignatureVerifier>> SignatureVerifier::Create(
 absl::StatusOr<CertificateSubject> SignatureVerifier::Verify(rdg::v1::SignatureFormat format,
                                                              absl::string_view content,
                                                              absl::string_view signature,
-                                                             absl::string_view signer_cert_pem) const {
+                                                             absl::string_view signer_cert_pem,
+                                                             absl::Time signed_at) const {
   BioPtr bio = MemBio(signer_cert_pem);
   X509Ptr signer(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!signer) {
     ERR_clear_error();
     return absl::InvalidArgumentError("signer_certificate_pem is not a PEM certificate");
   }
-  if (auto s = impl_->VerifyChain(signer.get()); !s.ok()) return s;
+  if (auto s = impl_->VerifyChain(signer.get(), signed_at); !s.ok()) return s;
   absl::Status verified;
   switch (format) {
     case rdg::v1::CMS_DETACHED_ECDSA_SHA256:

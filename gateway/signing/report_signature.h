@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "gateway/signing/certificate.h"
 #include "rdg/v1/reading.pb.h"
 
@@ -24,12 +25,15 @@ class SignatureVerifier {
   ~SignatureVerifier();
 
   //! Checks that `signature` over exactly `content` was made with the key of `signer_cert_pem`
-  //! and that the certificate chains to the platform CA. Returns the signer's subject.
-  //! INVALID_ARGUMENT for anything that does not verify (with the reason, never the content).
+  //! (for CMS: the certificate in its SignerInfo), that the certificate chained to the platform
+  //! CA at `signed_at`, and that it is a signing certificate (digitalSignature and
+  //! nonRepudiation key usage). Returns the signer's subject. INVALID_ARGUMENT for anything that
+  //! does not verify (with the reason, never the content).
   absl::StatusOr<CertificateSubject> Verify(rdg::v1::SignatureFormat format,
                                             absl::string_view content,
                                             absl::string_view signature,
-                                            absl::string_view signer_cert_pem) const;
+                                            absl::string_view signer_cert_pem,
+                                            absl::Time signed_at) const;
 
  private:
   struct Impl;

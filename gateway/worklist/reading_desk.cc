@@ -21,14 +21,37 @@ ReadingDesk::ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexSto
     queues_of_[q.institution()].push_back(q.name());
     queue_by_name_[q.name()] = q;
   }
+  for (const auto& d : config.desks()) {
+    institutions_with_desks_.insert(d.institution());
+    for (const auto& reader : d.readers()) {
+      auto& mine = desk_queues_[DeskKey(d.institution(), reader)];
+      for (const auto& q : d.queues()) {
+        if (std::find(mine.begin(), mine.end(), q) == mine.end()) mine.push_back(q);
+      }
+    }
+  }
   for (const auto& i : config.institutions()) parent_of_[i.id()] = i.parent();
   fallback_queue_ = config.fallback_queue();
 }
 
-const std::vector<std::string>& ReadingDesk::QueuesOf(const std::string& institution) const {
+std::string ReadingDesk::DeskKey(const std::string& institution, const std::string& user) {
+  return absl::StrCat(institution, "\x1F", user);
+}
+
+const std::vector<std::string>& ReadingDesk::InstitutionQueues(
+    const std::string& institution) const {
   static const std::vector<std::string> kNone;
   auto it = queues_of_.find(institution);
   return it == queues_of_.end() ? kNone : it->second;
+}
+
+const std::vector<std::string>& ReadingDesk::QueuesOf(const auth::Principal& reader) const {
+  static const std::vector<std::string> kNone;
+  if (!institutions_with_desks_.contains(reader.institution)) {
+    return InstitutionQueues(reader.institution);
+  }
+  auto it = desk_queues_.find(DeskKey(reader.institution, reader.user));
+  return it == desk_queues_.end() ? kNone : it->second;
 }
 
 absl::Status ReadingDesk::Audit(const auth::Principal& who, const std::string& action,
@@ -41,10 +64,10 @@ absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInReadersQueues(
     const auth::Principal& reader, const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(reader, auth::Permission::kReadQueues));
   RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
-  const auto& mine = QueuesOf(reader.institution);
+  const auto& mine = QueuesOf(reader);
   if (!exam.has_value() || std::find(mine.begin(), mine.end(), exam->queue) == mine.end()) {
-    return absl::NotFoundError(
-        absl::StrCat("no exam ", exam_id, " in the queues of ", reader.institution));
+    return absl::NotFoundError(absl::StrCat("no exam ", exam_id, " in the queues of ",
+                                            reader.user, "'s desks at ", reader.institution));
   }
   return *std::move(exam);
 }
@@ -52,7 +75,7 @@ absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInReadersQueues(
 absl::StatusOr<storage::WorklistPage> ReadingDesk::Worklist(const auth::Principal& reader,
                                                             storage::WorklistQuery filter) {
   RDG_RETURN_IF_ERROR(auth::Authorize(reader, auth::Permission::kReadQueues));
-  filter.queues = QueuesOf(reader.institution);
+  filter.queues = QueuesOf(reader);
   if (filter.queues.empty()) return storage::WorklistPage{};
   RDG_ASSIGN_OR_RETURN(auto page, index_.ListWorklist(filter, clock_.Now()));
   RDG_RETURN_IF_ERROR(Audit(reader, "worklist", "",
@@ -62,13 +85,15 @@ absl::StatusOr<storage::WorklistPage> ReadingDesk::Worklist(const auth::Principa
 }
 
 absl::StatusOr<storage::ClaimRecord> ReadingDesk::Claim(const auth::Principal& reader,
-                                                        const std::string& exam_id) {
+                                                        const std::string& exam_id,
+                                                        bool for_amendment) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
-  absl::StatusOr<storage::ClaimRecord> claim =
-      index_.ClaimExam(exam_id, reader.user, reader.institution, clock_.Now(), lease_,
-                       storage::ClaimAction::kClaim);
+  absl::StatusOr<storage::ClaimRecord> claim = index_.ClaimExam(
+      exam_id, reader.user, reader.institution, clock_.Now(), lease_,
+      for_amendment ? storage::ClaimAction::kAmend : storage::ClaimAction::kClaim);
   if (!claim.ok()) return ClaimConflict(exam_id, reader, claim.status());
-  RDG_RETURN_IF_ERROR(Audit(reader, "claim_exam", exam_id, ""));
+  RDG_RETURN_IF_ERROR(
+      Audit(reader, for_amendment ? "claim_for_amendment" : "claim_exam", exam_id, ""));
   return claim;
 }
 
@@ -120,7 +145,7 @@ std::string ReadingDesk::NextLevelQueue(const std::string& queue,
   if (q == queue_by_name_.end()) return "";
   auto parent = parent_of_.find(q->second.institution());
   if (parent == parent_of_.end() || parent->second.empty()) return "";
-  for (const auto& name : QueuesOf(parent->second)) {
+  for (const auto& name : InstitutionQueues(parent->second)) {
     if (name == fallback_queue_) continue;  // manual triage of unroutable exams, not a reading queue
     const auto& types = queue_by_name_.at(name).exam_types();
     if (types.empty() || std::find(types.begin(), types.end(), exam_type) != types.end()) {
@@ -185,32 +210,40 @@ absl::StatusOr<bool> ReadingDesk::ReadsExam(const auth::Principal& reader,
   RDG_ASSIGN_OR_RETURN(auto reports, index_.ListReports(exam_id));
   for (const auto& r : reports) {
     if (r.reader_user == reader.user && r.reader_institution == reader.institution &&
-        (r.status == rdg::v1::FINAL_REPORT || r.status == rdg::v1::AMENDED_REPORT)) {
+        (r.status == rdg::v1::FINAL_REPORT || r.status == rdg::v1::AMENDED_REPORT) &&
+        clock_.Now() - r.accepted_at <= kAuthorAccess) {
       return true;
     }
   }
   return false;
 }
 
-absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(
-    const auth::Principal& reader, const std::string& exam_id,
+absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInContextOfWork(
+    const auth::Principal& reader, const std::string& exam_id, absl::string_view what,
     const std::string& break_glass_reason) {
   RDG_ASSIGN_OR_RETURN(auto exam, ExamInReadersQueues(reader, exam_id));
   RDG_ASSIGN_OR_RETURN(bool reading, ReadsExam(reader, exam_id));
+  if (reading) return exam;
   const std::string reason(absl::StripAsciiWhitespace(break_glass_reason));
-  if (!reading) {
-    if (reason.empty()) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "priors of exam ", exam_id, " are for the reader holding its claim: claim it first, "
-          "or break the glass with a reason (audited and shown to the administrators)"));
-    }
-    if (reason.size() > kMaxBreakGlassReason) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the break-the-glass reason is ", reason.size(), " bytes; at most ",
-          kMaxBreakGlassReason));
-    }
-    RDG_RETURN_IF_ERROR(Audit(reader, "break_glass", exam_id, reason));
+  if (reason.empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        what, " of exam ", exam_id, " are for the reader holding its claim: claim it first, "
+        "or break the glass with a reason (audited and shown to the administrators)"));
   }
+  if (reason.size() < kMinBreakGlassReason || reason.size() > kMaxBreakGlassReason) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the break-the-glass reason is ", reason.size(), " bytes; say why in ",
+        kMinBreakGlassReason, " to ", kMaxBreakGlassReason, " bytes"));
+  }
+  RDG_RETURN_IF_ERROR(Audit(reader, "break_glass", exam_id, absl::StrCat(what, ": ", reason)));
+  return exam;
+}
+
+absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(
+    const auth::Principal& reader, const std::string& exam_id,
+    const std::string& break_glass_reason) {
+  RDG_ASSIGN_OR_RETURN(auto exam,
+                       ExamInContextOfWork(reader, exam_id, "priors", break_glass_reason));
   RDG_ASSIGN_OR_RETURN(auto all, linker_.SamePatient(exam, 100));
   PriorsView view;
   // An ECG is compared with earlier ECGs and lab values with earlier values; imaging readers

@@ -1,4 +1,4 @@
-// The reader's side of the workflow: worklists of the queues the reader's institution serves,
+// The reader's side of the workflow: worklists of the queues of the reader's desks,
 // claims with leases, and access checks for fetching. Every access to patient data is audited.
 #pragma once
 
@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
@@ -24,8 +25,11 @@ class ReadingDesk {
   //! The caller's worklist; `filter.queues` is ignored (the caller's queues are used).
   absl::StatusOr<storage::WorklistPage> Worklist(const auth::Principal& reader,
                                                  storage::WorklistQuery filter);
+  //! Takes the exam; `for_amendment`: a FINAL exam, for an addendum by a reader of its desk
+  //! who did not write the report.
   absl::StatusOr<storage::ClaimRecord> Claim(const auth::Principal& reader,
-                                             const std::string& exam_id);
+                                             const std::string& exam_id,
+                                             bool for_amendment = false);
   absl::StatusOr<storage::ClaimRecord> Renew(const auth::Principal& reader,
                                              const std::string& exam_id);
   absl::Status Release(const auth::Principal& reader, const std::string& exam_id);
@@ -54,10 +58,24 @@ class ReadingDesk {
   absl::StatusOr<PriorsView> Priors(const auth::Principal& reader, const std::string& exam_id,
                                     const std::string& break_glass_reason = "");
   static constexpr size_t kMaxBreakGlassReason = 500;
+  static constexpr size_t kMinBreakGlassReason = 4;
+  //! The exam, for the reader working on it (ReadsExam), or for another reader of its queues who
+  //! breaks the glass with a reason (audited "break_glass": "<what>: <reason>"). `what` names the
+  //! data in the refusal ("priors", "reports"). PERMISSION_DENIED otherwise.
+  absl::StatusOr<storage::ExamRecord> ExamInContextOfWork(const auth::Principal& reader,
+                                                          const std::string& exam_id,
+                                                          absl::string_view what,
+                                                          const std::string& break_glass_reason);
+  //! How long the author of a FINAL or addendum keeps access to the exam's priors and reports
+  //! without a claim (to write an addendum).
+  static constexpr absl::Duration kAuthorAccess = absl::Hours(72);
 
   absl::Duration lease() const { return lease_; }
+  //! Queues a reader reads: those of their desks (config `desks`), or every queue of their
+  //! institution when it has no desks; empty if none.
+  const std::vector<std::string>& QueuesOf(const auth::Principal& reader) const;
   //! Queues served by an institution (empty if none).
-  const std::vector<std::string>& QueuesOf(const std::string& institution) const;
+  const std::vector<std::string>& InstitutionQueues(const std::string& institution) const;
   //! The exam if it sits in one of the reader's queues; NOT_FOUND otherwise (no existence leak).
   absl::StatusOr<storage::ExamRecord> ExamInReadersQueues(const auth::Principal& reader,
                                                           const std::string& exam_id);
@@ -71,7 +89,7 @@ class ReadingDesk {
   //! the queue's institution that reads that exam type. Empty if there is none.
   std::string NextLevelQueue(const std::string& queue, const std::string& exam_type) const;
   //! Whether the reader works on the exam now: holds its live claim, or (no one holds it)
-  //! signed its FINAL or an addendum.
+  //! signed its FINAL or an addendum within kAuthorAccess.
   absl::StatusOr<bool> ReadsExam(const auth::Principal& reader, const std::string& exam_id);
   absl::Status Audit(const auth::Principal& who, const std::string& action,
                      const std::string& exam_id, const std::string& detail);
@@ -84,6 +102,10 @@ class ReadingDesk {
   const absl::TimeZone zone_;  //!< for times in texts people read (escalation reasons)
   absl::flat_hash_map<std::string, std::vector<std::string>> queues_of_;  //!< institution → queues
   absl::flat_hash_map<std::string, rdg::v1::Queue> queue_by_name_;
+  static std::string DeskKey(const std::string& institution, const std::string& user);
+  absl::flat_hash_set<std::string> institutions_with_desks_;
+  //! DeskKey(institution, reader) → the queues of the reader's desks
+  absl::flat_hash_map<std::string, std::vector<std::string>> desk_queues_;
   absl::flat_hash_map<std::string, std::string> parent_of_;  //!< institution → parent
   std::string fallback_queue_;  //!< never an escalation target
 };

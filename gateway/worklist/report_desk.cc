@@ -9,13 +9,15 @@ namespace rdg::worklist {
 namespace {
 
 constexpr size_t kMaxTextBytes = 64 << 10;
+constexpr size_t kMaxReasonBytes = 1 << 10;
 
 }  // namespace
 
 ReportDesk::ReportDesk(storage::IndexStore& index, ReadingDesk& reading,
                        const signing::SignatureVerifier& verifier, const routing::SlaTable& sla,
-                       const Clock& clock)
-    : index_(index), reading_(reading), verifier_(verifier), sla_(sla), clock_(clock) {}
+                       const Clock& clock, absl::Duration max_clock_skew)
+    : index_(index), reading_(reading), verifier_(verifier), sla_(sla), clock_(clock),
+      max_clock_skew_(max_clock_skew) {}
 
 absl::Status ReportDesk::CheckContent(const auth::Principal& reader,
                                       const rdg::v1::SubmitReportRequest& request) const {
@@ -32,6 +34,13 @@ absl::Status ReportDesk::CheckContent(const auth::Principal& reader,
     return absl::InvalidArgumentError(
         "an addendum (AMENDED_REPORT) names the version it amends in supersedes_report_id; "
         "other reports must not");
+  }
+  if ((c.status() == rdg::v1::AMENDED_REPORT) == c.amendment_reason().empty()) {
+    return absl::InvalidArgumentError(
+        "an addendum says why it amends the report (amendment_reason); other reports must not");
+  }
+  if (c.amendment_reason().size() > kMaxReasonBytes) {
+    return absl::InvalidArgumentError("amendment_reason is limited to 1 KiB");
   }
   if (c.findings().size() > kMaxTextBytes || c.impression().size() > kMaxTextBytes) {
     return absl::InvalidArgumentError("findings and impression are limited to 64 KiB each");
@@ -54,9 +63,18 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   if (must_sign && sig.signature().empty()) {
     return absl::InvalidArgumentError("a FINAL report or addendum must be signed");
   }
+  const absl::Time now = clock_.Now();
   if (!sig.signature().empty()) {
-    RDG_ASSIGN_OR_RETURN(auto signer, verifier_.Verify(sig.format(), request.canonical_bytes(),
-                                                       sig.signature(), sig.signer_certificate_pem()));
+    const absl::Time signed_at = absl::FromUnixSeconds(c.signed_at().seconds());
+    if (absl::AbsDuration(signed_at - now) > max_clock_skew_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "signed_at ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", signed_at, absl::UTCTimeZone()),
+          " is more than ", absl::FormatDuration(max_clock_skew_),
+          " from the gateway's clock: sign again with your computer's clock set right"));
+    }
+    RDG_ASSIGN_OR_RETURN(auto signer,
+                         verifier_.Verify(sig.format(), request.canonical_bytes(), sig.signature(),
+                                          sig.signer_certificate_pem(), signed_at));
     // The signer certificate may differ from the TLS one (an SM2 signing key), but it must name
     // the same reader: the authenticated caller signs, nobody else.
     if (signer.organization != reader.institution || signer.organizational_unit != "reader" ||
@@ -78,7 +96,6 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   r.signature_format = sig.signature().empty() ? rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED : sig.format();
   r.signature = sig.signature();
   r.signer_cert_pem = sig.signature().empty() ? "" : sig.signer_certificate_pem();
-  const absl::Time now = clock_.Now();
   // A critical result — flagged by the reader, or a critical value found on ingest (a lab 危急值)
   // — must be acknowledged by the clinic within the policy's critical target.
   if (must_sign && (c.critical() || exam.critical)) {
@@ -97,8 +114,10 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
 }
 
 absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Versions(
-    const auth::Principal& reader, const std::string& exam_id) {
-  RDG_RETURN_IF_ERROR(reading_.ExamInReadersQueues(reader, exam_id).status());
+    const auth::Principal& reader, const std::string& exam_id,
+    const std::string& break_glass_reason) {
+  RDG_RETURN_IF_ERROR(
+      reading_.ExamInContextOfWork(reader, exam_id, "reports", break_glass_reason).status());
   return index_.ListReports(exam_id);
 }
 

@@ -23,17 +23,21 @@ namespace rdg::worklist {
 
 class ReportDesk {
  public:
+  //! `max_clock_skew`: how far a signature's signed_at may be from the gateway's clock.
   ReportDesk(storage::IndexStore& index, ReadingDesk& reading, const signing::SignatureVerifier& verifier,
-             const routing::SlaTable& sla, const Clock& clock);
+             const routing::SlaTable& sla, const Clock& clock,
+             absl::Duration max_clock_skew = absl::Minutes(10));
 
   //! Accepts a report version after checking the caller, the claim, the canonical bytes and —
   //! for FINAL and AMENDED — the signature and that the signer is the caller.
   absl::StatusOr<storage::ReportRecord> Submit(const auth::Principal& reader,
                                                const rdg::v1::SubmitReportRequest& request);
 
-  //! Every version of a report on an exam in the reader's queues.
-  absl::StatusOr<std::vector<storage::ReportRecord>> Versions(const auth::Principal& reader,
-                                                              const std::string& exam_id);
+  //! Every version of the reports on an exam the reader works on, or breaks the glass for
+  //! (ReadingDesk::ExamInContextOfWork).
+  absl::StatusOr<std::vector<storage::ReportRecord>> Versions(
+      const auth::Principal& reader, const std::string& exam_id,
+      const std::string& break_glass_reason = "");
 
   //! Final and amended reports for the clinic after `after_seq` (marked delivered).
   absl::StatusOr<std::vector<storage::ReportRecord>> Feed(const auth::Principal& clinic,
@@ -64,6 +68,7 @@ class ReportDesk {
   const signing::SignatureVerifier& verifier_;
   const routing::SlaTable& sla_;
   const Clock& clock_;
+  const absl::Duration max_clock_skew_;
 
   struct Subscriber {
     std::string institution;

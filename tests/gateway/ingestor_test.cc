@@ -657,6 +657,17 @@ TEST_F(LabIngestTest, OrdersOfTwoPatientsAreNeverOneExam) {
               ::testing::ElementsAre("ORDER_OF_ANOTHER_PATIENT patient ID,name "));
 }
 
+TEST_F(LabIngestTest, AnOrderNumberIsItsEntityIdentifierAndNamespaceExactly) {
+  auto a = Upload(LabFor("P1", "111^^^LIS^MR", "LI^SI", "FIL1^LAB-A", "4.0"), rdg::v1::HL7V2_LAB);
+  auto b = Upload(LabFor("P2", "111^^^LIS^MR", "LI^SI", "FIL1^LAB-B", "4.1"), rdg::v1::HL7V2_LAB);
+  auto c = Upload(LabFor("P3", "111^^^LIS^MR", "LI^SI", "FIL1^LAB-A", "4.2"), rdg::v1::HL7V2_LAB);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_NE(a->committed().exam_id(), b->committed().exam_id()) << "two labs' orders";
+  EXPECT_EQ(a->committed().exam_id(), c->committed().exam_id()) << "the same order again";
+  EXPECT_EQ((*index_->GetExam(b->committed().exam_id()))->accession_number, "FIL1^LAB-B");
+  EXPECT_TRUE(Conflicts(*index_).empty()) << "one patient: nothing to review";
+}
+
 TEST_F(LabIngestTest, AMessageWhosePatientDisagreesWithItsOrderIsAnsweredAE) {
   ASSERT_TRUE(Upload(LabFor("N1", "111^^^LIS^MR", "LI^SI", "FIL7", "4.0"), rdg::v1::HL7V2_LAB).ok());
   auto st = Upload(LabFor("N2", "111^^^LIS^MR", "QIAN^QI", "FIL7", "6.8", "M", "19700101"),

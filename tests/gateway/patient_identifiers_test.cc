@@ -14,8 +14,8 @@ constexpr char kValid[] = "110101197001011238";
 TEST(ResidentIdTest, AcceptsAValidNumberThatAgreesWithTheObject) {
   EXPECT_EQ(ResidentIdProblem(kValid, "", ""), "");
   EXPECT_EQ(ResidentIdProblem(kValid, "19700101", "M"), "");
-  EXPECT_EQ(ResidentIdProblem("11010519491231002X", "", "F"), "") << "X as the check character";
-  EXPECT_EQ(ResidentIdProblem("11010519491231002x", "", ""), "");
+  EXPECT_EQ(ResidentIdProblem("11010119900307002X", "", "F"), "") << "X as the check character";
+  EXPECT_EQ(ResidentIdProblem("11010119900307002x", "", ""), "");
 }
 
 TEST(ResidentIdTest, NamesTheRuleEachBadNumberBreaks) {
@@ -29,6 +29,8 @@ TEST(ResidentIdTest, NamesTheRuleEachBadNumberBreaks) {
   EXPECT_THAT(ResidentIdProblem("990101197001011231", "", ""), HasSubstr("province"));
   EXPECT_THAT(ResidentIdProblem("110101197002301237", "", ""), HasSubstr("not a date"));
   EXPECT_THAT(ResidentIdProblem(kValid, "20010101", ""), HasSubstr("birth date"));
+  EXPECT_THAT(ResidentIdProblem("11010519491231002X", "", ""), HasSubstr("specimen"));
+  EXPECT_THAT(ResidentIdProblem("110101209901011239", "", ""), HasSubstr("future"));
   EXPECT_THAT(ResidentIdProblem(kValid, "", "F"), HasSubstr("sex"));
   // The reason never quotes the number.
   EXPECT_THAT(ResidentIdProblem(kValid, "20010101", ""), ::testing::Not(HasSubstr("1101")));

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "storage/sqlite_index_store.h"
@@ -72,8 +73,8 @@ class ReadingDeskTest : public ::testing::Test {
 
   //! Demographics of the exams AddExam makes next.
   std::string next_name_ = "ZHANG^SAN=张三";
-  std::string next_sex_;
-  std::string next_birth_date_;
+  std::string next_sex_ = "M";
+  std::string next_birth_date_ = "19900307";
   testing::TempDir dir_;
   FakeClock clock_;
   rdg::v1::GatewayConfig config_;
@@ -82,6 +83,20 @@ class ReadingDeskTest : public ::testing::Test {
   std::unique_ptr<ReadingDesk> desk_;
   std::string exam_;
 };
+
+storage::ReportRecord Signed(const std::string& exam, rdg::v1::ReportStatus status,
+                             const auth::Principal& reader, const std::string& supersedes = "") {
+  storage::ReportRecord r;
+  r.exam_id = exam;
+  r.status = status;
+  r.reader_user = reader.user;
+  r.reader_institution = reader.institution;
+  r.supersedes = supersedes;
+  r.content = "content";
+  r.canonical = "canonical";
+  r.signature = "signature";
+  return r;
+}
 
 const auth::Principal kCityReader{"city", rdg::v1::READER, "reader-city-rad"};
 
@@ -108,6 +123,10 @@ TEST_F(ReadingDeskTest, ReaderEscalatesToTheNextLevel) {
     }
   }
   EXPECT_TRUE(found);
+  // The reason travels with the exam to the desk that receives it.
+  const storage::ExamRecord at_city = **index_->GetExam(exam_);
+  EXPECT_EQ(at_city.escalated_by, "reader-a-rad");
+  EXPECT_EQ(at_city.escalation_reason, "suspected mass, needs a thoracic radiologist");
   // The city has no level above it for this exam.
   EXPECT_TRUE(absl::IsFailedPrecondition(desk_->Escalate(kCityReader, exam_, "more").status()));
 }
@@ -185,6 +204,8 @@ TEST_F(ReadingDeskTest, PriorsAreForTheClaimHolderOrABrokenGlassWithAReason) {
       << "another reader's claim gives this reader nothing";
   EXPECT_TRUE(absl::IsInvalidArgument(
       desk_->Priors(kReaderA, current, std::string(501, 'x')).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(desk_->Priors(kReaderA, current, " x ").status()))
+      << "a reason is more than a keystroke";
   auto glass = desk_->Priors(kReaderA, current, "  consultation by phone with Dr Li  ");
   ASSERT_TRUE(glass.ok()) << glass.status();
   ASSERT_EQ(glass->priors.size(), 1u);
@@ -198,12 +219,26 @@ TEST_F(ReadingDeskTest, PriorsAreForTheClaimHolderOrABrokenGlassWithAReason) {
     if (a.action == "break_glass") {
       broke = true;
       EXPECT_EQ(a.user, "reader-a-rad");
-      EXPECT_EQ(a.detail, "consultation by phone with Dr Li");
+      EXPECT_EQ(a.detail, "priors: consultation by phone with Dr Li");
     }
   }
   EXPECT_TRUE(broke);
   // The other county's reader, with the earlier exam in their queue but not claimed: refused.
   EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kReaderB, earlier).status()));
+}
+
+TEST_F(ReadingDeskTest, TheAuthorOfAFinalReportKeepsAccessForAWhileOnly) {
+  const std::string id = "110101199003074514";
+  const std::string current = AddExam("5.3", "county-a/imaging", "A-88", id);
+  AddExam("5.4", "county-b/imaging", "B-88", id);
+  ASSERT_TRUE(desk_->Claim(kReaderA, current).ok());
+  ASSERT_TRUE(index_->AddReport(Signed(current, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now()).ok());
+  EXPECT_TRUE(desk_->Priors(kReaderA, current).ok()) << "the author, for an addendum";
+  EXPECT_TRUE(desk_->ExamInContextOfWork(kReaderA, current, "reports", "").ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kReaderA2, current).status()));
+  clock_.Advance(ReadingDesk::kAuthorAccess + absl::Minutes(1));
+  EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kReaderA, current).status()))
+      << "a report signed long ago opens no patient's record";
 }
 
 //! Conflicts listed for the administrators, as "kind exam other fields".
@@ -229,12 +264,21 @@ TEST_F(ReadingDeskTest, DifferentPeopleSharingAnIdentifierAreNeverPriorsAndAreLi
   const std::string qian = AddExam("6.3", "county-a/imaging", "A-2", id);
   next_name_ = "ZHANG^SAN", next_sex_ = "M", next_birth_date_ = "19700101";
   const std::string zhang = AddExam("6.4", "county-b/imaging", "B-2", id);
-  // Local patient ID "0" at one clinic for two people.
-  next_name_ = "ZHAO^LIU", next_sex_ = "", next_birth_date_ = "";
+  // Local patient ID "0" at one clinic for two people — even of one name, sex and birth date.
+  next_name_ = "ZHAO^LIU", next_sex_ = "M", next_birth_date_ = "19800101";
   const std::string zhao = AddExam("6.5", "county-a/imaging", "0");
-  next_name_ = "SUN^BA";
-  const std::string sun = AddExam("6.6", "county-a/imaging", "0");
-  for (const std::string& exam : {li, qian, zhang, zhao, sun}) {
+  const std::string zhao2 = AddExam("6.6", "county-a/imaging", "0");
+  // The same local ID for two people with one alphabetic name but other characters.
+  next_name_ = "ZHANG^WEI=张伟";
+  const std::string wei = AddExam("6.7", "county-a/imaging", "A-6");
+  next_name_ = "ZHANG^WEI=章伟";
+  const std::string wei2 = AddExam("6.8", "county-a/imaging", "A-6");
+  // Local ID A-7 without a birth date on one side: not enough to say they are one person.
+  next_name_ = "ZHOU^JIU", next_birth_date_ = "";
+  const std::string zhou = AddExam("6.9", "county-a/imaging", "A-7");
+  next_birth_date_ = "19800101";
+  const std::string zhou2 = AddExam("6.10", "county-a/imaging", "A-7");
+  for (const std::string& exam : {li, qian, zhang, zhao, zhao2, wei, wei2, zhou, zhou2}) {
     ASSERT_TRUE(desk_->Claim(exam == zhang ? kReaderB : kReaderA, exam).ok());
     auto view = desk_->Priors(exam == zhang ? kReaderB : kReaderA, exam);
     ASSERT_TRUE(view.ok()) << view.status();
@@ -246,8 +290,10 @@ TEST_F(ReadingDeskTest, DifferentPeopleSharingAnIdentifierAreNeverPriorsAndAreLi
   };
   EXPECT_THAT(Conflicts(*index_),
               ::testing::UnorderedElementsAre(pair(qian, zhang, "name,sex,birth date"),
-                                              pair(zhao, sun, "name")))
-      << "the placeholder links nothing, so there is nothing to review; each pair is listed once";
+                                              pair(wei, wei2, "name"),
+                                              pair(zhou, zhou2, "birth date")))
+      << "placeholders (national 000…, local 0) link nothing, so there is nothing to review; "
+         "each pair is listed once";
   (void)wu;
 }
 
@@ -268,6 +314,95 @@ TEST_F(ReadingDeskTest, AValidNationalIdWithAgreeingDemographicsLinksAcrossCount
   EXPECT_THAT(Conflicts(*index_), ::testing::ElementsAre(absl::StrCat(
                                       "DEMOGRAPHICS_DISAGREE ", std::min(there, pinyin), " ",
                                       std::max(there, pinyin), " name")));
+}
+
+// --- Desks -------------------------------------------------------------------------------------
+
+TEST_F(ReadingDeskTest, EachReaderReadsOnlyTheQueuesOfTheirDesks) {
+  rdg::v1::GatewayConfig config = config_;
+  auto* imaging = config.add_desks();
+  imaging->set_name("county-a/imaging-desk");
+  imaging->set_institution("county-a");
+  imaging->add_queues("county-a/imaging");
+  imaging->add_readers("reader-a-rad");
+  auto* lab = config.add_desks();
+  lab->set_name("county-a/lab-desk");
+  lab->set_institution("county-a");
+  lab->add_queues("county-a/lab");
+  lab->add_readers("reader-a-lab");
+  ReadingDesk desk(config, *index_, *sla_, clock_);
+  const std::string lab_exam = AddExam("8.1", "county-a/lab", "P-8", "", "LAB");
+  const std::string county_b = AddExam("8.2", "county-b/imaging");
+  auto ids = [&](const auth::Principal& reader) {
+    std::vector<std::string> out;
+    auto page = desk.Worklist(reader, {});
+    for (const auto& e : page->entries) out.push_back(e.exam.exam_id);
+    return out;
+  };
+  EXPECT_THAT(ids(kReaderA), ::testing::ElementsAre(exam_)) << "no lab exam for radiology";
+  EXPECT_THAT(ids(kReaderA2), ::testing::ElementsAre(lab_exam));
+  EXPECT_TRUE(absl::IsNotFound(desk.Claim(kReaderA, lab_exam).status()));
+  EXPECT_TRUE(absl::IsNotFound(desk.Claim(kReaderA2, exam_).status()));
+  // A reader of county A on no desk reads nothing; county B has no desks: all its queues.
+  const auth::Principal newcomer{"county-a", rdg::v1::READER, "reader-a-new"};
+  EXPECT_TRUE(ids(newcomer).empty());
+  EXPECT_TRUE(absl::IsNotFound(desk.Claim(newcomer, exam_).status()));
+  EXPECT_THAT(ids(kReaderB), ::testing::ElementsAre(county_b));
+}
+
+// --- Addenda with authority ---------------------------------------------------------------------
+
+TEST_F(ReadingDeskTest, OnlyTheAuthorOrAClaimForAmendmentAmendsAFinalReport) {
+  EXPECT_TRUE(absl::IsFailedPrecondition(desk_->Claim(kReaderA, exam_, true).status()))
+      << "nothing to amend before a final report";
+  ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
+  auto final = index_->AddReport(Signed(exam_, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now());
+  ASSERT_TRUE(final.ok()) << final.status();
+  // Another reader of the institution, no claim: refused, naming the author.
+  auto refused = index_->AddReport(
+      Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA2, final->report_id), clock_.Now());
+  EXPECT_TRUE(absl::IsPermissionDenied(refused.status())) << refused.status();
+  EXPECT_THAT(refused.status().message(), HasSubstr("(reader-a-rad)"));
+  auto plain = desk_->Claim(kReaderA2, exam_);
+  EXPECT_TRUE(absl::IsFailedPrecondition(plain.status()));
+  EXPECT_THAT(plain.status().message(), HasSubstr("claim it for amendment"));
+  // Claimed for amendment: allowed; the exam stays FINAL and the history says so.
+  ASSERT_TRUE(desk_->Claim(kReaderA2, exam_, /*for_amendment=*/true).ok());
+  EXPECT_EQ((*index_->GetExam(exam_))->state, rdg::v1::FINAL);
+  auto amended = index_->AddReport(
+      Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA2, final->report_id), clock_.Now());
+  ASSERT_TRUE(amended.ok()) << amended.status();
+  EXPECT_FALSE(index_->GetLiveClaim(exam_, clock_.Now())->has_value()) << "the addendum ends it";
+  // The author of the FINAL amends again without a claim (naming the latest version).
+  auto again = index_->AddReport(
+      Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA, amended->report_id), clock_.Now());
+  EXPECT_TRUE(again.ok()) << again.status();
+  bool claimed_for_amendment = false;
+  auto events = index_->ListEvents(exam_);
+  for (const auto& e : *events) {
+    claimed_for_amendment |= e.state == rdg::v1::CLAIMED && e.actor == "reader-a-lab" &&
+                             absl::StartsWith(e.detail, "for amendment");
+  }
+  EXPECT_TRUE(claimed_for_amendment);
+}
+
+TEST_F(ReadingDeskTest, ACriticalAddendumStartsTheAcknowledgementClock) {
+  ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
+  auto final = index_->AddReport(Signed(exam_, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now());
+  ASSERT_TRUE(final.ok());
+  storage::ReportRecord addendum =
+      Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA, final->report_id);
+  addendum.critical = true;
+  addendum.acknowledge_by = clock_.Now() + absl::Minutes(30);
+  ASSERT_TRUE(index_->AddReport(addendum, clock_.Now()).ok());
+  clock_.Advance(absl::Minutes(31));
+  auto breaches = index_->DetectBreaches(clock_.Now(), 100);
+  ASSERT_TRUE(breaches.ok());
+  bool critical_late = false;
+  for (const auto& b : *breaches) {
+    critical_late |= b.exam_id == exam_ && b.stage == rdg::v1::CRITICAL_ACKNOWLEDGEMENT;
+  }
+  EXPECT_TRUE(critical_late) << "an unacknowledged critical addendum is a breach";
 }
 
 storage::LabResultRecord Lab(const std::string& code, const std::string& value,

@@ -5,6 +5,9 @@
 
 #include <cstdlib>
 
+#include "absl/strings/match.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
 #include "rdg/v1/report_canonical.h"
 #include "tests/mocks/temp_dir.h"
 
@@ -61,6 +64,14 @@ class ReportSignatureTest : public ::testing::Test {
     return testing::ReadFileBytes(dir_->Join(pki + "/" + name + ".pem"));
   }
 
+  //! Verified as signed now.
+  absl::StatusOr<CertificateSubject> Verify(rdg::v1::SignatureFormat format,
+                                            const std::string& content,
+                                            const std::string& signature, const std::string& pem,
+                                            absl::Time signed_at = absl::Now()) {
+    return verifier_->Verify(format, content, signature, pem, signed_at);
+  }
+
   static testing::TempDir* dir_;
   std::unique_ptr<SignatureVerifier> verifier_;
   std::string content_, content_path_;
@@ -68,7 +79,7 @@ class ReportSignatureTest : public ::testing::Test {
 testing::TempDir* ReportSignatureTest::dir_ = nullptr;
 
 TEST_F(ReportSignatureTest, EcdsaCmsFromOpensslVerifies) {
-  auto who = verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+  auto who = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
                                CmsSign("pki", "reader-a-rad"), Pem("pki", "reader-a-rad"));
   ASSERT_TRUE(who.ok()) << who.status();
   EXPECT_EQ(who->common_name, "reader-a-rad");
@@ -77,7 +88,7 @@ TEST_F(ReportSignatureTest, EcdsaCmsFromOpensslVerifies) {
 }
 
 TEST_F(ReportSignatureTest, Sm2FromOpensslVerifies) {
-  auto who = verifier_->Verify(rdg::v1::SM2_SM3_RAW, content_, Sm2Sign("reader-a-ecg"),
+  auto who = Verify(rdg::v1::SM2_SM3_RAW, content_, Sm2Sign("reader-a-ecg"),
                                Pem("pki", "reader-a-ecg"));
   ASSERT_TRUE(who.ok()) << who.status();
   EXPECT_EQ(who->common_name, "reader-a-ecg");
@@ -86,34 +97,48 @@ TEST_F(ReportSignatureTest, Sm2FromOpensslVerifies) {
 TEST_F(ReportSignatureTest, OneChangedByteFails) {
   std::string tampered = content_;
   tampered[tampered.size() - 3] ^= 0x01;
-  EXPECT_TRUE(absl::IsInvalidArgument(verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256,
+  EXPECT_TRUE(absl::IsInvalidArgument(Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256,
       tampered, CmsSign("pki", "reader-a-rad"), Pem("pki", "reader-a-rad")).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(verifier_->Verify(rdg::v1::SM2_SM3_RAW, tampered,
+  EXPECT_TRUE(absl::IsInvalidArgument(Verify(rdg::v1::SM2_SM3_RAW, tampered,
       Sm2Sign("reader-a-ecg"), Pem("pki", "reader-a-ecg")).status()));
 }
 
 TEST_F(ReportSignatureTest, ForeignCaIsRefused) {
-  auto r = verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+  auto r = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
                              CmsSign("rogue", "reader-a-rad"), Pem("rogue", "reader-a-rad"));
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("platform CA"));
 }
 
 TEST_F(ReportSignatureTest, SignerMustBeTheSubmittedCertificate) {
-  auto r = verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+  auto r = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
                              CmsSign("pki", "reader-a-lab"), Pem("pki", "reader-a-rad"));
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("submitted signer certificate"));
 }
 
 TEST_F(ReportSignatureTest, FormatMustFitTheKey) {
-  EXPECT_FALSE(verifier_->Verify(rdg::v1::SM2_SM3_RAW, content_, CmsSign("pki", "reader-a-rad"),
+  EXPECT_FALSE(Verify(rdg::v1::SM2_SM3_RAW, content_, CmsSign("pki", "reader-a-rad"),
                                  Pem("pki", "reader-a-rad")).ok());
-  EXPECT_FALSE(verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+  EXPECT_FALSE(Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
                                  Sm2Sign("reader-a-ecg"), Pem("pki", "reader-a-ecg")).ok());
-  EXPECT_FALSE(verifier_->Verify(rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED, content_, "x",
+  EXPECT_FALSE(Verify(rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED, content_, "x",
                                  Pem("pki", "reader-a-rad")).ok());
-  EXPECT_FALSE(verifier_->Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, "x", "no pem").ok());
+  EXPECT_FALSE(Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, "x", "no pem").ok());
+}
+
+TEST_F(ReportSignatureTest, OnlyASigningCertificateValidAtSignedAtSigns) {
+  // clinic-a1's certificate: digitalSignature only — a transport key, not a signing one.
+  auto clinic = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+                       CmsSign("pki", "clinic-a1"), Pem("pki", "clinic-a1"));
+  ASSERT_FALSE(clinic.ok());
+  EXPECT_THAT(clinic.status().message(), HasSubstr("nonRepudiation"));
+  // reader-a-rad's certificate did not exist in 2001.
+  auto old = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, CmsSign("pki", "reader-a-rad"),
+                    Pem("pki", "reader-a-rad"), absl::FromCivil(absl::CivilSecond(2001, 1, 1),
+                                                                absl::UTCTimeZone()));
+  ASSERT_FALSE(old.ok());
+  EXPECT_THAT(old.status().message(), HasSubstr("when the report was signed"));
 }
 
 TEST(CanonicalReportTest, FixedOrderAndEscaping) {
@@ -138,6 +163,10 @@ TEST(CanonicalReportTest, FixedOrderAndEscaping) {
             "supersedes: rp-9\n"
             "findings: line1\\nline2\\\\end\\r\n"
             "impression: 危急值: 血钾 6.8\n");
+  c.set_amendment_reason("size overstated");
+  EXPECT_TRUE(absl::EndsWith(rdg::v1::CanonicalReportBytes(c),
+                             "impression: 危急值: 血钾 6.8\namendment_reason: size overstated\n"))
+      << "addenda sign their reason; other versions' bytes are as before";
 }
 
 }  // namespace

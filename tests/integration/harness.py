@@ -318,7 +318,10 @@ class GatewayTestCase(unittest.TestCase):
     def setUp(self):
         self.workdir = tempfile.mkdtemp(prefix="rdg-test-")
         self.pki = make_pki()
-        self.gateway = Gateway(self.workdir, self.pki, self.extra_config)
+        # A gateway whose clock is shifted receives reports signed by today's clocks.
+        extra = self.extra_config + ("\nmax_signing_clock_skew_seconds: 100000000\n"
+                                     if self.injected_clock else "")
+        self.gateway = Gateway(self.workdir, self.pki, extra)
         if self.injected_clock:
             self.offset_file = os.path.join(self.workdir, "clock-offset")
             self.set_clock_offset(0)

@@ -207,6 +207,9 @@ class CharsetTest(harness.GatewayTestCase):
             db.execute("DROP TABLE pending_repairs")
             db.execute("ALTER TABLE objects DROP COLUMN text_notes")
             db.execute("ALTER TABLE exams DROP COLUMN patient_age")  # version 12
+            db.execute("DROP INDEX audit_log_by_action")  # version 14
+            db.execute("ALTER TABLE exams DROP COLUMN escalated_by")
+            db.execute("ALTER TABLE exams DROP COLUMN escalation_reason")
             db.execute("DROP TABLE identity_conflicts")  # version 13
             db.execute("DROP INDEX exams_by_origin_accession")
             db.execute("ALTER TABLE exams DROP COLUMN patient_id_issuer")
@@ -219,7 +222,7 @@ class CharsetTest(harness.GatewayTestCase):
         db.close()
         self.gateway.start()
         self.assertIn(f"index text made UTF-8: {len(NAMES)} exams read again", self.gateway.log())
-        self.assertEqual(self.gateway.query("SELECT MAX(version) FROM schema_migrations"), [(13,)])
+        self.assertEqual(self.gateway.query("SELECT MAX(version) FROM schema_migrations"), [(14,)])
         exams = {e["exam_id"]: e for e in self.clinic_a1.json("exams")["exams"]}
         for label, _, _, name, _ in NAMES:
             self.assertEqual(exams[self.exam_of[label]]["patient"]["name"], name, label)

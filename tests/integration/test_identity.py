@@ -105,10 +105,10 @@ class IdentityTest(harness.GatewayTestCase):
             self.assertEqual(self.priors(reader, exam).get("priors", []), [], exam)
         listed = {(c["kind"], c["exam_id"], c.get("other_exam_id", ""), tuple(c.get("fields", [])))
                   for c in self.conflicts()}
+        # "0" is a placeholder: it links nothing, so there is no pair to review.
         self.assertEqual(listed, {
             ("NATIONAL_ID_REFUSED", qian, "", ("national ID",)),
-            ("DEMOGRAPHICS_DISAGREE", min(zhang, li), max(zhang, li), ("name",)),
-            ("DEMOGRAPHICS_DISAGREE", min(zhao, sun), max(zhao, sun), ("name",))})
+            ("DEMOGRAPHICS_DISAGREE", min(zhang, li), max(zhang, li), ("name",))})
 
     def test_a_valid_id_with_agreeing_demographics_links_across_counties(self):
         here = self.exam_of(self.a1, self.ct("A-9", "ZHANG^SAN=张三", "M", "19700101", MAN_1970))
@@ -174,16 +174,23 @@ class IdentityTest(harness.GatewayTestCase):
         audit = self.admin.json("audit", "--exam", current)["entries"]
         broke = [e for e in audit if e["action"] == "break_glass"]
         self.assertEqual([(e["user"], e["detail"]) for e in broke],
-                         [("reader-a-rad", "急会诊 电话会诊 Dr Li")])
+                         [("reader-a-rad", "priors: 急会诊 电话会诊 Dr Li")])
+        # The reports of an exam one does not work on: the same rule.
+        refused = self.rad_a.run("reports", earlier)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("reports of exam", refused.stderr)
+        self.rad_a.run("reports", earlier, "--break-glass", "复查对比", check=True)
         # The dashboard's data shows it to the administrators.
         request = urllib.request.Request(
             self.gateway.monitoring_url + "/dashboard/data.json",
             headers={"Authorization": "Bearer " + self.gateway.monitoring_token})
         with urllib.request.urlopen(request, timeout=30) as response:
             data = json.load(response)
-        self.assertEqual([(g["user"], g["exam_id"], g["reason"]) for g in data["break_glass"]],
-                         [("reader-a-rad", current, "急会诊 电话会诊 Dr Li")])
-        self.assertEqual(data["totals"]["break_glass"], 1)
+        # Who, when, which exam and what — the reason (free text) only in the audit log.
+        self.assertEqual([(g["user"], g["exam_id"], g["what"]) for g in data["break_glass"]],
+                         [("reader-a-rad", earlier, "reports"), ("reader-a-rad", current, "priors")])
+        self.assertEqual(data["totals"]["break_glass"], 2)
+        self.assertNotIn("急会诊", json.dumps(data, ensure_ascii=False))
 
 
 if __name__ == "__main__":

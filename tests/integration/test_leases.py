@@ -26,7 +26,7 @@ class LeaseTest(unittest.TestCase):
         out = clinic.json("upload", CT_SMALL)
         self.exam = out["exams"][0]["exam_id"]
         self.rad = harness.Reader(self.gateway, "reader-a-rad")
-        self.lab = harness.Reader(self.gateway, "reader-a-lab")
+        self.lab = harness.Reader(self.gateway, "reader-a-rad2")
 
     def tearDown(self):
         self.gateway.stop()
@@ -60,7 +60,7 @@ class LeaseTest(unittest.TestCase):
         self.assertEqual(fetched.returncode, 1)  # an expired lease no longer grants access
         states = [(s, a) for s, a, _ in self.events()]
         self.assertEqual(states, [(1, "clinic-a1"), (2, "system"), (3, "reader-a-rad"),
-                                  (9, "system"), (3, "reader-a-lab")])
+                                  (9, "system"), (3, "reader-a-rad2")])
         self.assertIn("lease of reader-a-rad expired", self.events()[3][2])
 
     def test_renewal_keeps_the_exam(self):

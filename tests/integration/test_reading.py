@@ -28,7 +28,6 @@ PYDICOM = harness.PYDICOM_FILES
 RECEIVED, ROUTED, CLAIMED, RELEASED = 1, 2, 3, 9  # rdg.v1.ExamState numbers in exam_events
 MINUTE_US = 60 * 1000 * 1000
 LEASE_SECONDS = 900  # claims { lease_seconds } of deploy/config/demo.textproto
-COUNTY_A_READERS = ("reader-a-rad", "reader-a-lab", "reader-a-ecg-tls")
 
 # Extensions of the extra reader certificates made for the claim race (dev-pki.sh's reader
 # transport profile).
@@ -106,6 +105,16 @@ def free_port():
 
 class ReadingTestCase(harness.GatewayTestCase):
     """Shared helpers over one test's gateway."""
+
+    # The extra readers make_readers() issues read county A's imaging queue at a desk of their own.
+    extra_config = """
+desks {
+  name: "county-a/extra-desk"
+  institution: "county-a"
+  queues: ["county-a/imaging"]
+  readers: [%s]
+}
+""" % ", ".join(f'"reader-a-extra-{i:02d}"' for i in range(32))
 
     def setUp(self):
         super().setUp()
@@ -244,13 +253,14 @@ class ReadingTest(ReadingTestCase):
                 self.assertEqual((e["origin_institution"], e["exam_type"], e["queue"], e["state"],
                                   e["priority"]), (clinic, exam_type, queue, "ROUTED", "ROUTINE"))
 
-        # The readers' view: each county's readers see exactly their community's exams (ECG and
-        # imaging alike: every reader of an institution sees all its queues), nobody sees the
-        # unrouted RTPLAN, the city's consultation queues are empty.
-        county_a = {ids[k] for k, c in cases.items() if c[4].startswith("county-a/")}
-        county_b = {ids[k] for k, c in cases.items() if c[4].startswith("county-b/")}
-        expected = {**{r: county_a for r in COUNTY_A_READERS},
-                    "reader-b-rad": county_b, "reader-city-rad": set()}
+        # The readers' view: each reader sees exactly the exams of their desks' queues (county A:
+        # a desk per department; county B: one reading room for all), nobody sees the unrouted
+        # RTPLAN, the city's consultation queues are empty.
+        def of_queue(prefix):
+            return {ids[k] for k, c in cases.items() if c[4].startswith(prefix)}
+        expected = {"reader-a-rad": of_queue("county-a/imaging"),
+                    "reader-a-ecg-tls": of_queue("county-a/ecg"), "reader-a-lab": set(),
+                    "reader-b-rad": of_queue("county-b/"), "reader-city-rad": set()}
         by_key = {v: k for k, v in ids.items()}
         for reader, want in expected.items():
             with self.subTest(reader=reader):
@@ -271,7 +281,8 @@ class ReadingTest(ReadingTestCase):
 
         # Claims follow the same lines: another county's exam, or an unrouted one, is NOT_FOUND.
         for reader, key in (("reader-a-rad", "b1-ct"), ("reader-b-rad", "a1-ct"),
-                            ("reader-a-rad", "a1-rtplan"), ("reader-city-rad", "a1-ct")):
+                            ("reader-a-rad", "a1-rtplan"), ("reader-city-rad", "a1-ct"),
+                            ("reader-a-rad", "a1-ecg"), ("reader-a-lab", "a1-ct")):
             with self.subTest(claim=(reader, key)):
                 err = self.refused(reader, "claim", ids[key])
                 self.assertIn(f"no exam {ids[key]} in the queues of", err)
@@ -308,17 +319,18 @@ class ReadingTest(ReadingTestCase):
 
     # 2 ------------------------------------------------------------------------------------------
     def test_worklist_order_and_filters(self):
-        routine_ct, = self.upload("clinic-a1", self.dicom("CT_small.dcm"))
-        stat_ct, = self.upload("clinic-a1", self.dicom("CT_small.dcm"), priority="STAT")
-        stat_ecg, = self.upload("clinic-a1", self.dicom("waveform_ecg.dcm"), priority="STAT")
+        # County B's one reading room reads CT and ECG alike.
+        routine_ct, = self.upload("clinic-b1", self.dicom("CT_small.dcm"))
+        stat_ct, = self.upload("clinic-b1", self.dicom("CT_small.dcm"), priority="STAT")
+        stat_ecg, = self.upload("clinic-b1", self.dicom("waveform_ecg.dcm"), priority="STAT")
         names = {routine_ct: "ROUTINE CT", stat_ct: "STAT CT", stat_ecg: "STAT ECG"}
 
-        items = self.worklist("reader-a-rad")
+        items = self.worklist("reader-b-rad")
         self.assertEqual([names.get(i["exam"]["exam_id"]) for i in items],
                          ["STAT ECG", "STAT CT", "ROUTINE CT"])
-        want = {stat_ecg: ("STAT", "ECG", "county-a/ecg", 15),
-                stat_ct: ("STAT", "CT", "county-a/imaging", 30),
-                routine_ct: ("ROUTINE", "CT", "county-a/imaging", 1440)}
+        want = {stat_ecg: ("STAT", "ECG", "county-b/ecg", 15),
+                stat_ct: ("STAT", "CT", "county-b/imaging", 30),
+                routine_ct: ("ROUTINE", "CT", "county-b/imaging", 1440)}
         for item in items:
             e = item["exam"]
             priority, exam_type, queue, minutes = want[e["exam_id"]]
@@ -326,7 +338,7 @@ class ReadingTest(ReadingTestCase):
             self.assertEqual(micros(item["sla_due_at"]) - micros(e["received_at"]), minutes * MINUTE_US)
 
         # The table output lists the same order.
-        text = self.reader("reader-a-rad").run("worklist", timeout=60)
+        text = self.reader("reader-b-rad").run("worklist", timeout=60)
         self.assertEqual(text.returncode, 0, text.stderr)
         rows = [line.split()[0] for line in text.stdout.splitlines()[1:] if line.strip()]
         self.assertEqual(rows, [stat_ecg, stat_ct, routine_ct], text.stdout)
@@ -346,35 +358,35 @@ class ReadingTest(ReadingTestCase):
         ]
         for args, expected in filters:
             with self.subTest(args=args):
-                self.assertEqual(self.worklist_ids("reader-a-rad", *args), expected)
+                self.assertEqual(self.worklist_ids("reader-b-rad", *args), expected)
 
         # A claimed exam keeps its place in the default worklist and answers --state CLAIMED.
-        self.reader("reader-a-rad").json("claim", stat_ct, timeout=60)
-        items = self.worklist("reader-a-rad")
+        self.reader("reader-b-rad").json("claim", stat_ct, timeout=60)
+        items = self.worklist("reader-b-rad")
         self.assertEqual([i["exam"]["exam_id"] for i in items], [stat_ecg, stat_ct, routine_ct])
         self.assertEqual(items[1]["exam"]["state"], "CLAIMED")
-        self.assertEqual(items[1]["claim"]["holder_user"], "reader-a-rad")
-        self.assertEqual(self.worklist_ids("reader-a-rad", "--state", "CLAIMED"), [stat_ct])
-        self.assertEqual(self.worklist_ids("reader-a-rad", "--state", "ROUTED"), [stat_ecg, routine_ct])
-        self.assertEqual(self.worklist_ids("reader-a-rad", "--state", "ROUTED", "--modality", "CT"),
+        self.assertEqual(items[1]["claim"]["holder_user"], "reader-b-rad")
+        self.assertEqual(self.worklist_ids("reader-b-rad", "--state", "CLAIMED"), [stat_ct])
+        self.assertEqual(self.worklist_ids("reader-b-rad", "--state", "ROUTED"), [stat_ecg, routine_ct])
+        self.assertEqual(self.worklist_ids("reader-b-rad", "--state", "ROUTED", "--modality", "CT"),
                          [routine_ct])
 
     def test_worklist_pages(self):
         """GetWorklist's page_size/page_token (the CLI reads one page): walking the pages gives the
         full, ordered list once, with and without filters."""
-        ids = self.upload("clinic-a1", *(self.dicom("CT_small.dcm") for _ in range(3)))
-        ids += self.upload("clinic-a2", self.dicom("CT_small.dcm"), self.dicom("MR_small.dcm"),
+        ids = self.upload("clinic-b1", *(self.dicom("CT_small.dcm") for _ in range(3)))
+        ids += self.upload("clinic-b1", self.dicom("CT_small.dcm"), self.dicom("MR_small.dcm"),
                            priority="STAT")
-        ids += self.upload("van-a1", self.dicom("waveform_ecg.dcm"), self.dicom("CT_small.dcm", "US"),
-                           priority="URGENT")
+        ids += self.upload("clinic-b1", self.dicom("waveform_ecg.dcm"),
+                           self.dicom("CT_small.dcm", "US"), priority="URGENT")
         self.assertEqual(len(set(ids)), 7)
-        self.reader("reader-a-rad").json("claim", ids[0], timeout=60)
+        self.reader("reader-b-rad").json("claim", ids[0], timeout=60)
         Request = rdg_message("rdg.v1.WorklistRequest")
         Response = rdg_message("rdg.v1.WorklistResponse")
 
         def walk(page_size, **filters):
             got, token = [], ""
-            with self.channel("reader-a-rad") as channel:
+            with self.channel("reader-b-rad") as channel:
                 call = raw_stub(channel, "/rdg.v1.ReadingService/GetWorklist")
                 for _ in range(20):
                     page = Response.FromString(call(Request(page_size=page_size, page_token=token,
@@ -386,16 +398,16 @@ class ReadingTest(ReadingTestCase):
                         return got
             self.fail(f"page_size {page_size}: no last page after 20 pages: {got}")
 
-        full = self.worklist_ids("reader-a-rad")
+        full = self.worklist_ids("reader-b-rad")
         self.assertEqual(sorted(full), sorted(ids))
         self.assertEqual(walk(100), full)
         for size in (1, 2, 3):
             with self.subTest(page_size=size):
                 self.assertEqual(walk(size), full)
-        ct = self.worklist_ids("reader-a-rad", "--modality", "CT")
+        ct = self.worklist_ids("reader-b-rad", "--modality", "CT")
         self.assertEqual(len(ct), 4)
         self.assertEqual(walk(1, modalities=["CT"]), ct)
-        stat = self.worklist_ids("reader-a-rad", "--priority", "STAT")
+        stat = self.worklist_ids("reader-b-rad", "--priority", "STAT")
         self.assertEqual(sorted(stat), sorted(ids[3:5]))
         self.assertEqual(walk(1, priorities=[1]), stat)  # STAT
 
@@ -445,7 +457,7 @@ class ReadingTest(ReadingTestCase):
     # 4 ------------------------------------------------------------------------------------------
     def test_lease_renew_release_reclaim(self):
         exam_id, = self.upload("clinic-a1", self.dicom("CT_small.dcm"))
-        rad, lab = self.reader("reader-a-rad"), self.reader("reader-a-lab")
+        rad, lab = self.reader("reader-a-rad"), self.reader("reader-a-rad2")
 
         first = rad.json("claim", exam_id, timeout=60)
         self.assertEqual((first["exam_id"], first["holder_user"], first["holder_institution"]),
@@ -486,9 +498,9 @@ class ReadingTest(ReadingTestCase):
 
         # Someone else claims it now.
         taken = lab.json("claim", exam_id, timeout=60)
-        self.assertEqual(taken["holder_user"], "reader-a-lab")
+        self.assertEqual(taken["holder_user"], "reader-a-rad2")
         err = self.refused(rad, "claim", exam_id)
-        self.assertIn("claimed by reader-a-lab", err)
+        self.assertIn("claimed by reader-a-rad2", err)
 
         # Renewals may or may not be recorded as events of their own; drop repeats to compare.
         events = []
@@ -496,7 +508,7 @@ class ReadingTest(ReadingTestCase):
             if not events or events[-1] != (state, actor):
                 events.append((state, actor))
         self.assertEqual(events, [(RECEIVED, "clinic-a1"), (ROUTED, "system"), (CLAIMED, "reader-a-rad"),
-                                  (RELEASED, "reader-a-rad"), (CLAIMED, "reader-a-lab")])
+                                  (RELEASED, "reader-a-rad"), (CLAIMED, "reader-a-rad2")])
         ats = [at for _, at, _, _ in self.events(exam_id)]
         self.assertEqual(ats, sorted(ats))
 
@@ -507,7 +519,7 @@ class ReadingTest(ReadingTestCase):
         ids = self.upload("clinic-a1", *paths)
         self.assertEqual(ids[0], ids[1], "two instances of one study are one exam")
         exam_id = ids[0]
-        rad, lab = self.reader("reader-a-rad"), self.reader("reader-a-lab")
+        rad, lab = self.reader("reader-a-rad"), self.reader("reader-a-rad2")
 
         before = self.tmp("before-claim")
         err = self.refused(rad, "fetch", exam_id, "--out", before)

@@ -118,14 +118,14 @@ class ReportsTest(harness.GatewayTestCase):
         proc = self.final(self.rad, exam, "--sign-key", f"{self.pki}/reader-a-lab.key",
                           "--sign-cert", f"{self.pki}/reader-a-lab.pem", expect=1)
         self.assertIn("not by you", proc.stderr)
-        # A reader who does not hold the claim, signing with their own key.
-        proc = self.final(self.lab, exam, expect=1)
+        # A reader of the same desk who does not hold the claim, signing with their own key.
+        proc = self.final(self.reader("reader-a-rad2"), exam, expect=1)
         self.assertIn("claim", proc.stderr)
         # A clinic certificate, as caller and as signer.
         self.final(self.reader("clinic-a1"), exam, expect=1)
         proc = self.final(self.rad, exam, "--sign-key", f"{self.pki}/clinic-a1.key",
                           "--sign-cert", f"{self.pki}/clinic-a1.pem", expect=1)
-        self.assertIn("not by you", proc.stderr)
+        self.assertIn("nonRepudiation", proc.stderr)  # a transport key, not a signing one
         # A bad signature: valid CMS by the right reader, but over other bytes.
         self.assertEqual(self.bad_signature_status(exam), grpc.StatusCode.INVALID_ARGUMENT)
         versions = self.rad.json("reports", exam).get("versions", [])
@@ -191,17 +191,25 @@ class ReportsTest(harness.GatewayTestCase):
     def test_addendum_keeps_every_version(self):
         exam = self.fresh_ct()
         self.assertEqual(self.rad.run("claim", exam).returncode, 0)
-        self.assertEqual(self.rad.run("addendum", exam, "--impression", "too early").returncode, 1)
+        self.assertEqual(self.rad.run("addendum", exam, "--impression", "too early",
+                                      "--reason", "x").returncode, 1)
         self.final(self.rad, exam)
+        no_reason = self.rad.run("addendum", exam, "--impression", "Addendum without a reason.")
+        self.assertNotEqual(no_reason.returncode, 0)
+        self.assertIn("--reason", no_reason.stderr)
         self.assertEqual(self.rad.run("addendum", exam, "--impression",
-                                      "Addendum: 4 mm nodule, follow up in 12 months.").returncode, 0)
+                                      "Addendum: 4 mm nodule, follow up in 12 months.",
+                                      "--reason", "nodule missed on first reading").returncode, 0)
         versions = self.rad.json("reports", exam)["versions"]
         statuses = [v["content"]["status"] for v in versions]
         self.assertEqual(statuses, ["FINAL_REPORT", "AMENDED_REPORT"])
         self.assertEqual(versions[1]["content"]["supersedes_report_id"], versions[0]["report_id"])
         out = self.save_report(exam)  # the latest version: the addendum, which verifies
         with open(f"{out}/report.txt") as f:
-            self.assertIn("status: AMENDED_REPORT", f.read())
+            signed = f.read()
+        self.assertIn("status: AMENDED_REPORT", signed)
+        self.assertIn("amendment_reason: nodule missed on first reading", signed)
+        self.assertEqual(versions[1]["content"]["reader_user"], "reader-a-rad")
         delivered = [json.loads(l)["report"]["report_id"]
                      for l in self.a1.run("--json", "reports").stdout.splitlines()]
         self.assertEqual(delivered, [versions[0]["report_id"], versions[1]["report_id"]])
@@ -211,6 +219,37 @@ class ReportsTest(harness.GatewayTestCase):
         self.assertEqual([p["report"]["report_id"] for p in pending], [versions[1]["report_id"]])
         self.assertEqual(self.a1.run("ack", exam).returncode, 0)
         self.assertEqual(self.a1.run("--json", "reports", "--unacknowledged").stdout, "")
+
+    def test_only_the_author_or_a_claim_for_amendment_amends(self):
+        exam = self.fresh_ct()
+        self.assertEqual(self.rad.run("claim", exam).returncode, 0)
+        self.final(self.rad, exam, impression="No abnormality.")
+        # reader-a-lab (the lab desk) neither sees the CT nor may amend it.
+        forged = self.lab.run("addendum", exam, "--impression", "No abnormality. Disregard previous "
+                              "report.", "--reason", "mine now")
+        self.assertNotEqual(forged.returncode, 0)
+        self.assertIn(f"no exam {exam} in the queues of reader-a-lab", forged.stderr)
+        self.assertNotEqual(self.lab.run("claim", exam, "--amend").returncode, 0)
+        # A plain claim of a FINAL exam says how to amend it; the desk claims it for amendment.
+        plain = self.rad.run("claim", exam)
+        self.assertNotEqual(plain.returncode, 0)
+        self.assertIn("claim it for amendment", plain.stderr)
+        self.assertEqual(self.rad.run("claim", exam, "--amend").returncode, 0)
+        self.assertEqual(self.rad.run("addendum", exam, "--impression", "Large pneumothorax.",
+                                      "--critical", "--reason", "missed on first reading")
+                         .returncode, 0)
+        statuses = [(v["content"]["status"], v["content"]["reader_user"])
+                    for v in self.rad.json("reports", exam)["versions"]]
+        self.assertEqual(statuses, [("FINAL_REPORT", "reader-a-rad"),
+                                    ("AMENDED_REPORT", "reader-a-rad")])
+        # The critical addendum (of a FINAL that was not critical) starts the acknowledgement clock.
+        db = sqlite3.connect(f"file:{self.gateway.data_dir}/index.sqlite?mode=ro", uri=True)
+        try:
+            running = db.execute("SELECT COUNT(*) FROM exam_stages WHERE exam_id = ? AND stage = 4 "
+                                 "AND ended_at IS NULL", (exam,)).fetchone()[0]
+        finally:
+            db.close()
+        self.assertEqual(running, 1)
 
     def test_clinics_see_only_their_reports(self):
         exam = self.fresh_ct()

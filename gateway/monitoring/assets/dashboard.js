@@ -24,8 +24,9 @@ const TEXT = {
     within: "% within target", waiting: "waiting", being_read: "being read",
     overdue_bar: "overdue", none: "no open breaches", min: "min", h: "h",
     conflicts: "Identity conflicts (24 h)", glass: "Priors seen by breaking the glass (24 h)",
-    glass_table: "Priors seen without a claim (break the glass), last 24 h", at: "At",
-    reader: "Reader", institution: "Institution", reason: "Reason",
+    glass_table: "Priors and reports seen without a claim (break the glass), last 24 h", at: "At",
+    reader: "Reader", institution: "Institution", reason: "Seen (reason: rdg-admin audit)",
+    seen: { priors: "priors", reports: "reports" },
     no_glass: "nobody broke the glass",
     stages: { claim: "received→claimed", final: "received→final", ack: "final→acknowledged",
               critical_ack: "critical ack" },
@@ -43,8 +44,9 @@ const TEXT = {
     within: "达标百分比", waiting: "待读", being_read: "在读", overdue_bar: "已超时",
     none: "没有未关闭的超时", min: "分钟", h: "小时",
     conflicts: "患者身份冲突（24 小时）", glass: "紧急调阅既往检查（24 小时）",
-    glass_table: "未领取检查而紧急调阅既往检查（破窗），近 24 小时", at: "时间",
-    reader: "阅片医师", institution: "机构", reason: "理由", no_glass: "无紧急调阅",
+    glass_table: "未领取检查而紧急调阅既往检查或报告（破窗），近 24 小时", at: "时间",
+    reader: "阅片医师", institution: "机构", reason: "调阅内容（理由见 rdg-admin audit）",
+    no_glass: "无紧急调阅", seen: { priors: "既往检查", reports: "报告" },
     stages: { claim: "接收→领取", final: "接收→正式报告", ack: "报告→确认收到",
               critical_ack: "危急值确认" },
     priorities: { STAT: "急诊 STAT", URGENT: "加急 URGENT", ROUTINE: "常规 ROUTINE" },
@@ -201,7 +203,7 @@ function render(data) {
   for (const g of data.break_glass) {
     const row = glass.insertRow();
     for (const v of [g.at.substring(0, 16).replace("T", " "), g.user, g.institution_name,
-                     g.exam_id, g.reason]) {
+                     g.exam_id, t("seen")[g.what] || g.what]) {
       row.insertCell().textContent = v;
     }
     row.cells[2].title = g.institution;
