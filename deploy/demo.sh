@@ -74,11 +74,11 @@ as clinic-a1 $bin/rdg-clinic reports
 step "7. The clinic saves the CT report and verifies it (RDG, then openssl alone)"
 as clinic-a1 $bin/rdg-clinic report "$ct" --out "$work/ct-report" | tail -3
 openssl cms -verify -binary -inform DER -in "$work/ct-report/report.p7s" \
-  -content "$work/ct-report/report.txt" -CAfile $pki/ca.pem -purpose any -out /dev/null
+  -content "$work/ct-report/report.txt" -CAfile $pki/ca.pem -purpose smimesign -out /dev/null
 
 step "8. The ECG report, verified with openssl alone (SM2/SM3, GB/T ID)"
 as clinic-a1 $bin/rdg-clinic report "$ecg" --out "$work/ecg-report" | tail -4
-openssl verify -CAfile $pki/ca.pem "$work/ecg-report/signer.pem"
+openssl verify -CAfile $pki/ca.pem -purpose smimesign "$work/ecg-report/signer.pem"
 openssl x509 -in "$work/ecg-report/signer.pem" -pubkey -noout > "$work/ecg-report/signer.pub"
 openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678 -pubin \
   -inkey "$work/ecg-report/signer.pub" -in "$work/ecg-report/report.txt" \

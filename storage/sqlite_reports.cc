@@ -239,8 +239,19 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::stri
       RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::DELIVERED, now, "system", report_id));
     }
     RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::ACKNOWLEDGED, now, user, report_id));
-    for (auto stage : {rdg::v1::FINAL_TO_ACKNOWLEDGED, rdg::v1::CRITICAL_ACKNOWLEDGEMENT}) {
-      RDG_RETURN_IF_ERROR(EndStage(r.exam_id, stage, now, r.reader_institution));
+    RDG_RETURN_IF_ERROR(EndStage(r.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now,
+                                 r.reader_institution));
+    // The critical clock stops when the clinic acknowledges the latest signed version: a
+    // critical addendum is not acknowledged by acknowledging the report it amends.
+    RDG_ASSIGN_OR_RETURN(auto latest, writer_->Prepare(
+        "SELECT MAX(version) FROM reports WHERE exam_id = ? AND status != ?"));
+    latest->Bind(1, r.exam_id).Bind(2, int64_t{rdg::v1::PRELIMINARY_REPORT});
+    RDG_ASSIGN_OR_RETURN(bool has_latest, latest->Step());
+    const bool is_latest = has_latest && latest->Int(0) == r.version;
+    latest.reset();
+    if (is_latest) {
+      RDG_RETURN_IF_ERROR(EndStage(r.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
+                                   r.reader_institution));
     }
     r.acknowledged_at = now;
     r.acknowledged_by = user;

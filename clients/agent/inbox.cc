@@ -89,9 +89,9 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
   fs::remove_all(tmp, ec);
   clients::ReportFolder folder;
   std::string error;
-  // The feed names the exam: the signed text must name the same one.
-  if (!clients::WriteReportFolder(d, tmp.string(), ca_path_, r.content().exam_id(), zone_, &folder,
-                                  &error)) {
+  // The exam the feed delivers the report for (the clinic's own): the signed text must name it.
+  const std::string exam = d.exam().exam_id().empty() ? r.content().exam_id() : d.exam().exam_id();
+  if (!clients::WriteReportFolder(d, tmp.string(), ca_path_, exam, zone_, &folder, &error)) {
     LOG(ERROR) << "inbox: " << error;
     return;
   }
@@ -103,19 +103,20 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
     v << (folder.verified ? "VERIFIED: " : "NOT VERIFIED: ") << folder.detail << "\n"
       << "report " << r.report_id() << " version " << r.version() << ", exam "
       << r.content().exam_id() << "\n";
-    if (folder.sm2) {
-      v << "check it yourself (SM2/SM3):\n  openssl x509 -in signer.pem -pubkey -noout > "
-           "signer.pub\n  openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt "
-           "distid:1234567812345678 -pubin -inkey signer.pub -in report.txt -sigfile "
-           "report.sm2.sig\n";
-    } else {
-      v << "check it yourself:\n  openssl cms -verify -binary -inform DER -in report.p7s "
-           "-content report.txt -CAfile CA.pem -purpose any -out /dev/null\n";
+    // The folder is renamed into place: the commands name it where staff will find it.
+    clients::ReportFolder placed = folder;
+    for (std::string* path : {&placed.text, &placed.signature, &placed.certificate}) {
+      *path = (final_dir / fs::path(*path).filename()).string();
     }
+    v << clients::OpensslCommands(placed, ca_path_)
+      << "or: rdg-clinic verify " << final_dir.string() << " --verify-ca " << ca_path_ << "\n";
   }
   if (d.urgent()) {
     std::ofstream c(tmp / "CRITICAL.txt");
-    const auto& patient = d.exam().patient();
+    // Never another exam's patient beside this result (as on the PDF).
+    const rdg::v1::Patient patient = d.exam().exam_id() == r.content().exam_id()
+                                         ? d.exam().patient()
+                                         : rdg::v1::Patient();
     c << "CRITICAL RESULT: acknowledge by "
       << absl::FormatTime("%Y-%m-%d %H:%M:%S %Z",
                           absl::FromUnixSeconds(d.acknowledge_by().seconds()),

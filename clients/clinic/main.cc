@@ -511,48 +511,6 @@ grpc::Status GetLatestReport(rdg::v1::DeliveryService::Stub& stub, const std::st
   return stub.GetReport(&ctx, req, out);
 }
 
-//! The openssl commands that check a report folder without RDG: signature and chain at the
-//! signing time for the S/MIME signing purpose (readers' certificates carry emailProtection,
-//! clinics' and the gateway's do not), the signer's subject and key usage, the signed fields.
-void PrintOpensslCommands(const rdg::clients::ReportFolder& folder, const std::string& ca_path,
-                          const std::string& exam_id) {
-  const auto fields = [&] {
-    std::ifstream in(folder.text, std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return rdg::clients::CanonicalReportFields(text);
-  }();
-  absl::Time signed_at;
-  std::string attime, ignored;
-  if (fields.count("signed_at") &&
-      absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", fields.at("signed_at"), &signed_at, &ignored)) {
-    attime = " -attime " + std::to_string(absl::ToUnixSeconds(signed_at));
-  }
-  const std::string dir = std::filesystem::path(folder.text).parent_path().string();
-  const std::string signer = dir + "/signed-by.pem";
-  std::cout << "verify it yourself (openssl only):\n";
-  if (folder.sm2) {
-    std::cout << "  openssl verify -CAfile " << ca_path << " -purpose smimesign" << attime << " "
-              << folder.certificate << "\n"
-              << "  openssl x509 -in " << folder.certificate << " -pubkey -noout > " << dir
-              << "/signer.pub\n"
-              << "  openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678"
-              << " -pubin -inkey " << dir << "/signer.pub -in " << folder.text << " -sigfile "
-              << folder.signature << "\n"
-              << "  openssl x509 -in " << folder.certificate << " -noout -subject -ext keyUsage\n";
-  } else {
-    std::cout << "  openssl cms -verify -binary -inform DER -in " << folder.signature
-              << " -content " << folder.text << " -CAfile " << ca_path << " -purpose smimesign"
-              << attime << " -signer " << signer << " -out /dev/null\n"
-              << "  openssl x509 -in " << signer << " -noout -subject -ext keyUsage\n";
-  }
-  std::cout << "  grep -E '^(exam_id|reader_user|reader_institution|signed_at): ' " << folder.text
-            << "\n"
-            << "then check: the subject is OU=reader with the O and CN report.txt names as "
-               "reader_institution and reader_user, the key usage includes Digital Signature "
-               "and Non Repudiation, and exam_id is "
-            << exam_id << "\n";
-}
-
 //! Writes the report as signed (canonical text, signature, signer certificate) and verifies it.
 int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id,
               const std::string& out_dir, const std::string& verify_ca, bool as_json) {
@@ -592,7 +550,7 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
               << "signature " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << folder.detail
               << "\n";
     if (!folder.pdf.empty()) std::cout << "printable report: " << folder.pdf << "\n";
-    PrintOpensslCommands(folder, ca, exam_id);
+    std::cout << rdg::clients::OpensslCommands(folder, ca);
   }
   return verified ? 0 : kExitRejected;
 }
@@ -608,10 +566,12 @@ int RunVerify(const std::string& dir, const std::string& exam_id, const std::str
   std::string detail;
   const bool verified = rdg::clients::VerifyReportFolder(dir, ca, exam_id, &folder, &detail);
   if (as_json) {
-    std::cout << json{{"folder", dir}, {"verified", verified}, {"detail", detail}}.dump(2) << "\n";
+    std::cout << json{{"folder", dir}, {"exam_id", folder.exam_id}, {"verified", verified},
+                      {"detail", detail}}.dump(2) << "\n";
   } else {
-    std::cout << dir << ": " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << detail << "\n";
-    PrintOpensslCommands(folder, ca, exam_id.empty() ? "the exam you expect" : exam_id);
+    std::cout << dir << " (exam " << (folder.exam_id.empty() ? "?" : folder.exam_id) << "): "
+              << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << detail << "\n"
+              << rdg::clients::OpensslCommands(folder, ca);
   }
   return verified ? 0 : kExitRejected;
 }

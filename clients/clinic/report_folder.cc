@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -53,9 +54,13 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
         {out->certificate, r.signature().signer_certificate_pem()}}) {
     if (!WriteBytes(path, bytes, error)) return false;
   }
-  nlohmann::json delivery = {{"exam_id", expected_exam.empty() ? r.content().exam_id() : expected_exam},
-                             {"report_id", r.report_id()}, {"version", r.version()}};
-  if (r.has_accepted_at()) delivery["accepted_at_unix"] = r.accepted_at().seconds();
+  out->exam_id = expected_exam.empty() ? r.content().exam_id() : expected_exam;
+  nlohmann::json delivery = {{"exam_id", out->exam_id}, {"report_id", r.report_id()},
+                             {"version", r.version()}};
+  if (r.has_accepted_at()) {
+    delivery["accepted_at_unix"] = r.accepted_at().seconds();
+    out->accepted_at = absl::FromUnixSeconds(r.accepted_at().seconds());
+  }
   if (!WriteBytes((fs::path(dir) / "delivery.json").string(), delivery.dump(2) + "\n", error)) {
     return false;
   }
@@ -120,11 +125,63 @@ bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
       }
     }
   }
-  out->verified = VerifySignedReport(
-      canonical, out->sm2 ? rdg::v1::SM2_SM3_RAW : rdg::v1::CMS_DETACHED_ECDSA_SHA256, signature,
-      certificate, ca_path, expect, detail);
+  out->exam_id = expect.exam_id;
+  out->accepted_at = expect.accepted_at;
+  if (expect.exam_id.empty()) {
+    *detail = "which exam is this report for? delivery.json names none: give --exam";
+  } else if (!expect.accepted_at) {
+    *detail = "delivery.json gives no receipt time: signed_at cannot be checked against it";
+  } else {
+    out->verified = VerifySignedReport(
+        canonical, out->sm2 ? rdg::v1::SM2_SM3_RAW : rdg::v1::CMS_DETACHED_ECDSA_SHA256,
+        signature, certificate, ca_path, expect, detail);
+  }
   out->detail = *detail;
   return out->verified;
+}
+
+std::string OpensslCommands(const ReportFolder& folder, const std::string& ca_path) {
+  namespace fs = std::filesystem;
+  std::string text;
+  ReadBytes(folder.text, &text);
+  const auto fields = CanonicalReportFields(text);
+  absl::Time signed_at;
+  std::string attime, ignored;
+  if (fields.count("signed_at") &&
+      absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", fields.at("signed_at"), &signed_at, &ignored)) {
+    attime = " -attime " + std::to_string(absl::ToUnixSeconds(signed_at));
+  }
+  const std::string dir = fs::path(folder.text).parent_path().string();
+  std::ostringstream out;
+  out << "verify it yourself (openssl only):\n";
+  if (folder.sm2) {
+    out << "  openssl verify -CAfile " << ca_path << " -purpose smimesign" << attime << " "
+        << folder.certificate << "\n"
+        << "  openssl x509 -in " << folder.certificate << " -pubkey -noout > " << dir
+        << "/signer.pub\n"
+        << "  openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678"
+        << " -pubin -inkey " << dir << "/signer.pub -in " << folder.text << " -sigfile "
+        << folder.signature << "\n"
+        << "  openssl x509 -in " << folder.certificate << " -noout -subject -ext keyUsage\n";
+  } else {
+    const std::string signer = dir + "/signed-by.pem";
+    out << "  openssl cms -verify -binary -inform DER -in " << folder.signature << " -content "
+        << folder.text << " -CAfile " << ca_path << " -purpose smimesign" << attime
+        << " -signer " << signer << " -out /dev/null\n"
+        << "  openssl x509 -in " << signer << " -noout -subject -ext keyUsage\n";
+  }
+  out << "  grep -E '^(exam_id|reader_user|reader_institution|signed_at): ' " << folder.text
+      << "\n"
+      << "then check: the subject is OU=reader with the O and CN report.txt names as "
+         "reader_institution and reader_user; the key usage includes Digital Signature and Non "
+         "Repudiation; exam_id is "
+      << (folder.exam_id.empty() ? std::string("the exam you expect") : folder.exam_id)
+      << "; signed_at is within 10 minutes of the gateway's receipt, "
+      << (folder.accepted_at ? absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *folder.accepted_at,
+                                                absl::UTCTimeZone())
+                             : std::string("(unknown)"))
+      << "\n";
+  return out.str();
 }
 
 }  // namespace rdg::clients

@@ -3,6 +3,7 @@
 // people file). Used by `rdg-clinic report` and by the edge agent's inbox.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -19,6 +20,8 @@ struct ReportFolder {
   bool sm2 = false;
   std::string pdf;          //!< report.pdf; empty when it could not be drawn (see pdf_error)
   std::string pdf_error;
+  std::string exam_id;      //!< the exam the report was checked for
+  std::optional<absl::Time> accepted_at;  //!< the gateway's receipt (delivery.json)
 };
 
 //! Writes the three signed files into `dir` (created) and delivery.json (the exam asked for, the
@@ -33,8 +36,15 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
 
 //! Verifies a saved report folder offline, as WriteReportFolder did: report.txt, report.p7s or
 //! report.sm2.sig, signer.pem, and delivery.json for the acceptance time (and the exam, unless
-//! `expected_exam` is given). False with `detail` naming what failed.
+//! `expected_exam` is given). Both are required: a folder without them proves nothing about
+//! which exam it is for or when it was signed. False with `detail` naming what failed.
 bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
                         const std::string& expected_exam, ReportFolder* out, std::string* detail);
+
+//! The openssl commands (and what to compare by eye) that check `folder` without RDG: the
+//! signature and chain at signed_at for the S/MIME signing purpose (readers' certificates carry
+//! emailProtection, clinics' and the gateway's do not), the signature's own signer's subject and
+//! key usage, the signed exam, reader and signing time against the receipt.
+std::string OpensslCommands(const ReportFolder& folder, const std::string& ca_path);
 
 }  // namespace rdg::clients

@@ -262,8 +262,9 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
               "key usage of a signing certificate";
     return false;
   }
-  if (!expect.exam_id.empty() && fields.count("exam_id") && fields.at("exam_id") != expect.exam_id) {
-    *detail = "the report is for exam " + fields.at("exam_id") + ", not " + expect.exam_id;
+  if (!expect.exam_id.empty() && (!fields.count("exam_id") || fields.at("exam_id") != expect.exam_id)) {
+    *detail = "the report is for exam " + (fields.count("exam_id") ? fields.at("exam_id") : "(none)") +
+              ", not " + expect.exam_id;
     return false;
   }
   const std::string user = fields.count("reader_user") ? fields.at("reader_user") : "";

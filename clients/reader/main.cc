@@ -102,10 +102,12 @@ using ClaimCall = grpc::Status (ReadingService::Stub::*)(grpc::ClientContext*,
                                                          rdg::v1::Claim*);
 
 int RunClaimCall(ReadingService::Stub& stub, ClaimCall call, const std::string& verb,
-                 const std::string& exam_id, bool as_json, bool for_amendment = false) {
+                 const std::string& exam_id, bool as_json, bool for_amendment = false,
+                 const std::string& reason = "") {
   rdg::v1::ClaimRequest req;
   req.set_exam_id(exam_id);
   req.set_for_amendment(for_amendment);
+  req.set_reason(reason);
   rdg::v1::Claim claim;
   grpc::ClientContext ctx;
   Deadline(ctx);
@@ -358,8 +360,11 @@ int main(int argc, char** argv) {
   auto* claim = app.add_subcommand("claim", "take an exam (a lease you renew while working)");
   add_exam(claim);
   bool for_amendment = false;
-  claim->add_flag("--amend", for_amendment,
-                  "take a FINAL exam to write an addendum to another reader's report");
+  std::string amend_reason;
+  auto* amend_flag = claim->add_flag(
+      "--amend", for_amendment, "take a FINAL exam to write an addendum to another reader's report");
+  claim->add_option("--reason", amend_reason, "why the report needs amending (with --amend; audited)")
+      ->needs(amend_flag);
   auto* renew = app.add_subcommand("renew", "extend your lease on an exam");
   add_exam(renew);
   auto* release = app.add_subcommand("release", "give an exam back to its queue");
@@ -427,7 +432,7 @@ int main(int argc, char** argv) {
   if (*claim) {
     return RunClaimCall(*stub, &ReadingService::Stub::ClaimExam,
                         for_amendment ? "claimed for amendment" : "claimed", exam_id, as_json,
-                        for_amendment);
+                        for_amendment, amend_reason);
   }
   if (*renew) return RunClaimCall(*stub, &ReadingService::Stub::RenewClaim, "renewed", exam_id, as_json);
   if (*release) return RunClaimCall(*stub, &ReadingService::Stub::ReleaseClaim, "released", exam_id, as_json);

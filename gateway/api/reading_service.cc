@@ -51,7 +51,8 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::ClaimExam(grpc::CallbackServerCont
                                                         rdg::v1::Claim* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id(), request->for_amendment()));
+    RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id(), request->for_amendment(),
+                                                request->reason()));
     *response = ToProto(claim);
     return absl::OkStatus();
   });

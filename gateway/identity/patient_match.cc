@@ -118,7 +118,10 @@ std::vector<std::string> Disagreements(const storage::PatientRecord& a,
   const bool same_exam = strictness == Strictness::kSameExam;
   const bool local = strictness == Strictness::kLinkLocalId;
   if (same_exam || local) {
-    if (BothStatedAndDiffer(Trimmed(a.patient_id), Trimmed(b.patient_id))) {
+    // Within an exam a patient ID stated on one side only is a difference too: an exam begun
+    // without one must not take in any patient's objects.
+    if (same_exam ? Trimmed(a.patient_id) != Trimmed(b.patient_id)
+                  : BothStatedAndDiffer(Trimmed(a.patient_id), Trimmed(b.patient_id))) {
       fields.push_back("patient ID");
     }
     if (BothStatedAndDiffer(Trimmed(a.id_issuer), Trimmed(b.id_issuer))) fields.push_back("issuer");
@@ -181,6 +184,11 @@ absl::Status PatientLinker::ReviewNewExam(const storage::ExamRecord& exam) {
     RDG_RETURN_IF_ERROR(index_.RecordIdentityConflict(
         {0, clock_.Now(), rdg::v1::NATIONAL_ID_REFUSED, exam.exam_id, exam.origin_institution, "",
          "", {"national ID"}, exam.patient.national_id_problem}));
+  }
+  if (IsPlaceholderId(exam.patient.patient_id)) {
+    RDG_RETURN_IF_ERROR(index_.RecordIdentityConflict(
+        {0, clock_.Now(), rdg::v1::PLACEHOLDER_PATIENT_ID, exam.exam_id, exam.origin_institution,
+         "", "", {"patient ID"}, "a placeholder patient ID links nothing: give the patient's own"}));
   }
   RDG_RETURN_IF_ERROR(SamePatient(exam, 100).status());
   if (exam.exam_type != "LAB" || exam.accession_number.empty()) return absl::OkStatus();

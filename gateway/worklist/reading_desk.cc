@@ -86,14 +86,23 @@ absl::StatusOr<storage::WorklistPage> ReadingDesk::Worklist(const auth::Principa
 
 absl::StatusOr<storage::ClaimRecord> ReadingDesk::Claim(const auth::Principal& reader,
                                                         const std::string& exam_id,
-                                                        bool for_amendment) {
+                                                        bool for_amendment,
+                                                        const std::string& amendment_reason) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
+  const std::string reason(absl::StripAsciiWhitespace(amendment_reason));
+  if (for_amendment &&
+      (reason.size() < kMinBreakGlassReason || reason.size() > kMaxBreakGlassReason)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "say why the report of exam ", exam_id, " needs amending (--reason, ",
+        kMinBreakGlassReason, " to ", kMaxBreakGlassReason,
+        " bytes): the claim opens its reports and the patient's priors to you"));
+  }
   absl::StatusOr<storage::ClaimRecord> claim = index_.ClaimExam(
       exam_id, reader.user, reader.institution, clock_.Now(), lease_,
       for_amendment ? storage::ClaimAction::kAmend : storage::ClaimAction::kClaim);
   if (!claim.ok()) return ClaimConflict(exam_id, reader, claim.status());
   RDG_RETURN_IF_ERROR(
-      Audit(reader, for_amendment ? "claim_for_amendment" : "claim_exam", exam_id, ""));
+      Audit(reader, for_amendment ? "claim_for_amendment" : "claim_exam", exam_id, reason));
   return claim;
 }
 

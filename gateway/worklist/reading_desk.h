@@ -26,10 +26,11 @@ class ReadingDesk {
   absl::StatusOr<storage::WorklistPage> Worklist(const auth::Principal& reader,
                                                  storage::WorklistQuery filter);
   //! Takes the exam; `for_amendment`: a FINAL exam, for an addendum by a reader of its desk
-  //! who did not write the report.
+  //! who did not write the report, with a reason (audited "claim_for_amendment").
   absl::StatusOr<storage::ClaimRecord> Claim(const auth::Principal& reader,
                                              const std::string& exam_id,
-                                             bool for_amendment = false);
+                                             bool for_amendment = false,
+                                             const std::string& amendment_reason = "");
   absl::StatusOr<storage::ClaimRecord> Renew(const auth::Principal& reader,
                                              const std::string& exam_id);
   absl::Status Release(const auth::Principal& reader, const std::string& exam_id);

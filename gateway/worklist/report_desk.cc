@@ -98,7 +98,11 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   r.signer_cert_pem = sig.signature().empty() ? "" : sig.signer_certificate_pem();
   // A critical result — flagged by the reader, or a critical value found on ingest (a lab 危急值)
   // — must be acknowledged by the clinic within the policy's critical target.
-  if (must_sign && (c.critical() || exam.critical)) {
+  // An addendum carries its own flag: a lab exam critical on ingest does not make every
+  // addendum restart the clock.
+  const bool critical_result =
+      c.critical() || (exam.critical && c.status() == rdg::v1::FINAL_REPORT);
+  if (must_sign && critical_result) {
     r.acknowledge_by =
         sla_.Due(rdg::v1::CRITICAL_ACKNOWLEDGEMENT, exam.exam_type, exam.priority, now);
   }

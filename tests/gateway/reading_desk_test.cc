@@ -353,7 +353,7 @@ TEST_F(ReadingDeskTest, EachReaderReadsOnlyTheQueuesOfTheirDesks) {
 // --- Addenda with authority ---------------------------------------------------------------------
 
 TEST_F(ReadingDeskTest, OnlyTheAuthorOrAClaimForAmendmentAmendsAFinalReport) {
-  EXPECT_TRUE(absl::IsFailedPrecondition(desk_->Claim(kReaderA, exam_, true).status()))
+  EXPECT_TRUE(absl::IsFailedPrecondition(desk_->Claim(kReaderA, exam_, true, "wrong side").status()))
       << "nothing to amend before a final report";
   ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
   auto final = index_->AddReport(Signed(exam_, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now());
@@ -367,7 +367,9 @@ TEST_F(ReadingDeskTest, OnlyTheAuthorOrAClaimForAmendmentAmendsAFinalReport) {
   EXPECT_TRUE(absl::IsFailedPrecondition(plain.status()));
   EXPECT_THAT(plain.status().message(), HasSubstr("claim it for amendment"));
   // Claimed for amendment: allowed; the exam stays FINAL and the history says so.
-  ASSERT_TRUE(desk_->Claim(kReaderA2, exam_, /*for_amendment=*/true).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(desk_->Claim(kReaderA2, exam_, true, "").status()))
+      << "a claim for amendment says why";
+  ASSERT_TRUE(desk_->Claim(kReaderA2, exam_, /*for_amendment=*/true, "nodule missed").ok());
   EXPECT_EQ((*index_->GetExam(exam_))->state, rdg::v1::FINAL);
   auto amended = index_->AddReport(
       Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA2, final->report_id), clock_.Now());

@@ -105,10 +105,22 @@ class IdentityTest(harness.GatewayTestCase):
             self.assertEqual(self.priors(reader, exam).get("priors", []), [], exam)
         listed = {(c["kind"], c["exam_id"], c.get("other_exam_id", ""), tuple(c.get("fields", [])))
                   for c in self.conflicts()}
-        # "0" is a placeholder: it links nothing, so there is no pair to review.
+        # "0" is a placeholder: it links nothing; each exam carrying it is listed.
         self.assertEqual(listed, {
             ("NATIONAL_ID_REFUSED", qian, "", ("national ID",)),
-            ("DEMOGRAPHICS_DISAGREE", min(zhang, li), max(zhang, li), ("name",))})
+            ("DEMOGRAPHICS_DISAGREE", min(zhang, li), max(zhang, li), ("name",)),
+            ("PLACEHOLDER_PATIENT_ID", zhao, "", ("patient ID",)),
+            ("PLACEHOLDER_PATIENT_ID", sun, "", ("patient ID",))})
+
+    def test_a_bad_check_digit_links_no_one(self):
+        bad = MAN_1970[:-1] + "9"  # the last character is not the check digit
+        first = self.exam_of(self.a1, self.ct("A-4", "ZHANG^SAN", "M", "19700101", bad))
+        other = self.exam_of(self.b1, self.ct("B-4", "ZHANG^SAN", "M", "19700101", bad))
+        self.assertEqual(self.priors(self.rad_b, other).get("priors", []), [])
+        listed = sorted((c["kind"], c["exam_id"], c["detail"]) for c in self.conflicts())
+        reason = "the national ID in (0010,1000): the check digit is wrong"
+        self.assertEqual(listed, sorted([("NATIONAL_ID_REFUSED", first, reason),
+                                         ("NATIONAL_ID_REFUSED", other, reason)]))
 
     def test_a_valid_id_with_agreeing_demographics_links_across_counties(self):
         here = self.exam_of(self.a1, self.ct("A-9", "ZHANG^SAN=张三", "M", "19700101", MAN_1970))

@@ -162,6 +162,16 @@ class ReportProofTest(harness.GatewayTestCase):
                     self.assertNotIn("reader-a-lab", out)
                 elif folder == weak:
                     self.assertNotIn("Non Repudiation", out)
+        # Far from receipt: what openssl shows (signed_at, and the receipt named) tells it.
+        proc = self.verify(later)
+        ok, out = self.openssl_checks(proc)
+        self.assertIn("signed_at: " + minutes_from_now(2 * 24 * 60)[:10], out)
+        self.assertRegex(proc.stdout, r"within 10 minutes of the gateway's receipt, \d{4}-")
+        # A folder without delivery.json proves nothing about exam or time: refused.
+        bare = self.copy(genuine, "no-delivery")
+        os.remove(f"{bare}/delivery.json")
+        self.assertIn("give --exam", self.verify(bare).stdout)
+        self.assertIn("no receipt time", self.verify(bare, "--exam", exam).stdout)
         # The same checks where the report arrives: `report` refuses another exam's report too.
         self.assertEqual(self.a1.run("report", other_exam, "--out",
                                      os.path.join(self.workdir, "x")).returncode, 1)

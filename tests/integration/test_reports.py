@@ -230,18 +230,25 @@ class ReportsTest(harness.GatewayTestCase):
         self.assertNotEqual(forged.returncode, 0)
         self.assertIn(f"no exam {exam} in the queues of reader-a-lab", forged.stderr)
         self.assertNotEqual(self.lab.run("claim", exam, "--amend").returncode, 0)
-        # A plain claim of a FINAL exam says how to amend it; the desk claims it for amendment.
-        plain = self.rad.run("claim", exam)
+        # Another radiologist of the same desk: refused without a claim for amendment (naming
+        # the author), a plain claim of a FINAL exam says how, the claim needs a reason.
+        rad2 = self.reader("reader-a-rad2")
+        args = ("--impression", "Large pneumothorax.", "--critical",
+                "--reason", "missed on first reading")
+        no_claim = rad2.run("addendum", exam, *args)
+        self.assertNotEqual(no_claim.returncode, 0)
+        self.assertIn("reports of exam", no_claim.stderr)  # not even the versions to amend
+        plain = rad2.run("claim", exam)
         self.assertNotEqual(plain.returncode, 0)
         self.assertIn("claim it for amendment", plain.stderr)
-        self.assertEqual(self.rad.run("claim", exam, "--amend").returncode, 0)
-        self.assertEqual(self.rad.run("addendum", exam, "--impression", "Large pneumothorax.",
-                                      "--critical", "--reason", "missed on first reading")
-                         .returncode, 0)
+        self.assertNotEqual(rad2.run("claim", exam, "--amend").returncode, 0)
+        self.assertEqual(rad2.run("claim", exam, "--amend", "--reason",
+                                  "second look at the apex").returncode, 0)
+        self.assertEqual(rad2.run("addendum", exam, *args).returncode, 0)
         statuses = [(v["content"]["status"], v["content"]["reader_user"])
                     for v in self.rad.json("reports", exam)["versions"]]
         self.assertEqual(statuses, [("FINAL_REPORT", "reader-a-rad"),
-                                    ("AMENDED_REPORT", "reader-a-rad")])
+                                    ("AMENDED_REPORT", "reader-a-rad2")])
         # The critical addendum (of a FINAL that was not critical) starts the acknowledgement clock.
         db = sqlite3.connect(f"file:{self.gateway.data_dir}/index.sqlite?mode=ro", uri=True)
         try:
