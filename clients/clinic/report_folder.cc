@@ -170,13 +170,14 @@ std::string OpensslCommands(const ReportFolder& folder, const std::string& ca_pa
         << " -signer " << signer << " -out /dev/null\n"
         << "  openssl x509 -in " << signer << " -noout -subject -ext keyUsage\n";
   }
-  out << "  grep -E '^(exam_id|reader_user|reader_institution|signed_at): ' " << folder.text
+  out << "  grep -E '^(exam_id|reader_user|reader_institution|desk|signed_at): ' " << folder.text
       << "\n"
       << "then check: the subject is OU=reader with the O and CN report.txt names as "
          "reader_institution and reader_user; the key usage includes Digital Signature and Non "
          "Repudiation; exam_id is "
       << (folder.exam_id.empty() ? std::string("the exam you expect") : folder.exam_id)
-      << "; signed_at is within 10 minutes of the gateway's receipt, "
+      << "; signed_at is within " << absl::ToInt64Minutes(kSignedAtTolerance)
+      << " minutes of the gateway's receipt, "
       << (folder.accepted_at ? absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *folder.accepted_at,
                                                 absl::UTCTimeZone())
                              : std::string("(unknown)"))

@@ -12,7 +12,6 @@
 #include <memory>
 #include <sstream>
 
-#include "absl/time/clock.h"
 
 namespace rdg::clients {
 namespace {
@@ -283,7 +282,11 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
   }
   char name[256];
   X509_NAME_oneline(X509_get_subject_name(signer.get()), name, sizeof(name));
-  *detail = std::string("signed by ") + name + " at " + Rfc3339(signed_at);
+  // The desk is named by the signed text; the gateway checked it against its desk configuration.
+  const auto desk = fields.find("desk");
+  *detail = std::string("signed by ") + name +
+            (desk == fields.end() ? std::string() : ", desk " + desk->second) + ", at " +
+            Rfc3339(signed_at);
   return true;
 }
 

@@ -203,9 +203,11 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
           ? c.reader_user()
           : absl::StrCat(p.signer_name, " (", c.reader_user(), ")");
   AddRow(b, {{"报告医师", reader, 2}, {"报告状态", StatusText(c.status())}}, 8);
-  b.push_back({.markup = Field("报告机构", d.reader_institution_name().empty()
-                                               ? c.reader_institution()
-                                               : d.reader_institution_name()),
+  const std::string institution =
+      d.reader_institution_name().empty() ? c.reader_institution() : d.reader_institution_name();
+  b.push_back({.markup = Field("报告机构", c.desk().empty()
+                                               ? institution
+                                               : absl::StrCat(institution, " · 阅片组 ", c.desk())),
                .space_before = 2});
   AddRow(b, {{"签名时间", TimeText(c.signed_at(), p.zone), 2},
              {"版本", absl::StrCat(report.version())}}, 2);

@@ -86,7 +86,9 @@ int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_jso
     rows.push_back({e.exam_id(), rdg::clients::LocalTime(item.sla_due_at()),
                     rdg::v1::Priority_Name(e.priority()) + (e.critical() ? " CRITICAL" : ""),
                     patient[0], patient[1], e.exam_type(), patient[2], Origin(e), e.queue(),
-                    rdg::v1::ExamState_Name(e.state()),
+                    // A claim on a FINAL exam is one for an addendum (claim --amend).
+                    rdg::v1::ExamState_Name(e.state()) +
+                        (e.state() == rdg::v1::FINAL && item.has_claim() ? " (AMENDING)" : ""),
                     item.has_claim() ? item.claim().holder_user() : "",
                     std::to_string(e.instance_count()),
                     e.escalated_by().empty()
@@ -169,19 +171,26 @@ struct ReportOptions {
   std::string sign_cert;  //!< default: --cert
 };
 
-//! The latest signed version's id (what an addendum supersedes), or "" if none.
-std::string LatestSigned(ReadingService::Stub& stub, const std::string& exam_id, grpc::Status* s) {
+//! What a report needs from the gateway: the desk at which this reader reads the exam, and the
+//! latest signed version's id (what an addendum supersedes; "" if none).
+struct ReportContext {
+  std::string desk;
+  std::string latest_signed;
+};
+
+grpc::Status GetReportContext(ReadingService::Stub& stub, const std::string& exam_id,
+                              ReportContext* out) {
   rdg::v1::GetReportsRequest req;
   req.set_exam_id(exam_id);
   rdg::v1::GetReportsResponse resp;
   grpc::ClientContext ctx;
   Deadline(ctx);
-  *s = stub.GetReports(&ctx, req, &resp);
-  std::string latest;
+  grpc::Status s = stub.GetReports(&ctx, req, &resp);
+  out->desk = resp.desk();
   for (const auto& v : resp.versions()) {
-    if (v.content().status() != rdg::v1::PRELIMINARY_REPORT) latest = v.report_id();
+    if (v.content().status() != rdg::v1::PRELIMINARY_REPORT) out->latest_signed = v.report_id();
   }
-  return latest;
+  return s;
 }
 
 int RunReport(ReadingService::Stub& stub, const rdg::clients::ConnectionOptions& conn,
@@ -205,11 +214,12 @@ int RunReport(ReadingService::Stub& stub, const rdg::clients::ConnectionOptions&
           std::chrono::system_clock::now().time_since_epoch()).count());
   c->set_status(addendum ? rdg::v1::AMENDED_REPORT
                          : o.final ? rdg::v1::FINAL_REPORT : rdg::v1::PRELIMINARY_REPORT);
+  ReportContext context;
+  if (auto s = GetReportContext(stub, exam_id, &context); !s.ok()) return Fail(s);
+  c->set_desk(context.desk);
   if (addendum) {
     c->set_amendment_reason(o.reason);
-    grpc::Status s;
-    c->set_supersedes_report_id(LatestSigned(stub, exam_id, &s));
-    if (!s.ok()) return Fail(s);
+    c->set_supersedes_report_id(context.latest_signed);
     if (c->supersedes_report_id().empty()) {
       std::cerr << "error: exam " << exam_id << " has no signed report to amend\n";
       return kExitRefused;
@@ -239,7 +249,7 @@ int RunReport(ReadingService::Stub& stub, const rdg::clients::ConnectionOptions&
               << (accepted.has_signature()
                       ? ", signed " + rdg::v1::SignatureFormat_Name(accepted.signature().format())
                       : std::string(", unsigned"))
-              << "\n";
+              << (c->desk().empty() ? "" : " at desk " + c->desk()) << "\n";
   }
   return 0;
 }

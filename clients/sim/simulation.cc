@@ -451,6 +451,22 @@ class Simulation {
     c->set_critical(critical);
     c->set_findings(absl::StrCat("Simulated ", exam.exam_type(), " read."));
     c->set_impression(critical ? "Critical finding: call the clinic." : "No acute abnormality.");
+    // The desk the report names: where the gateway says this reader reads the exam.
+    rdg::v1::GetReportsRequest where;
+    where.set_exam_id(exam.exam_id());
+    rdg::v1::GetReportsResponse reports;
+    auto wctx = Context();
+    if (auto s = stub.GetReports(wctx.get(), where, &reports); !s.ok()) {
+      // As below: a lease lost or an exam escalated away in compressed time is normal.
+      if (s.error_code() != grpc::StatusCode::PERMISSION_DENIED &&
+          s.error_code() != grpc::StatusCode::NOT_FOUND) {
+        ++totals_.report_failures;
+        std::cerr << "rdg-sim: reports of " << exam.exam_id() << ": "
+                  << clients::DescribeRpcError(s) << "\n";
+      }
+      return;
+    }
+    c->set_desk(reports.desk());
     c->mutable_signed_at()->set_seconds(absl::ToUnixSeconds(clock_.Now()));
     req.set_canonical_bytes(rdg::v1::CanonicalReportBytes(*c));
     std::string error;

@@ -148,9 +148,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   p->desk = std::make_unique<worklist::ReadingDesk>(config, *p->index, *p->sla, clock);
   p->reports = std::make_unique<worklist::ReportDesk>(
       *p->index, *p->desk, *p->verifier, *p->sla, clock,
-      absl::Seconds(config.max_signing_clock_skew_seconds() > 0
-                        ? config.max_signing_clock_skew_seconds()
-                        : 600));
+      absl::Seconds(config.max_signing_clock_skew_seconds()));
   p->reading_service = std::make_unique<ReadingServiceImpl>(*p->desk, *p->reports, *p->blobs,
                                                             *p->pool, *p->directory);
   p->delivery_service =

@@ -108,9 +108,10 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(
     rdg::v1::GetReportsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto versions, reports_.Versions(reader, request->exam_id(),
-                                                                  request->break_glass_reason()));
-    for (const auto& v : versions) *response->add_versions() = api::ToProto(v);
+    RDG_ASSIGN_OR_RETURN(auto reports, reports_.Versions(reader, request->exam_id(),
+                                                         request->break_glass_reason()));
+    for (const auto& v : reports.versions) *response->add_versions() = api::ToProto(v);
+    response->set_desk(reports.desk);
     return absl::OkStatus();
   });
 }

@@ -328,6 +328,7 @@ void ApplyDefaults(GatewayConfig* c) {
   if (c->time_zone().empty()) c->set_time_zone(std::string(kDefaultTimeZone));
   if (c->platform_name().empty()) c->set_platform_name(std::string(kDefaultPlatformName));
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);
+  if (c->max_signing_clock_skew_seconds() <= 0) c->set_max_signing_clock_skew_seconds(600);
   if (c->housekeeping_seconds() <= 0) c->set_housekeeping_seconds(10);
   if (c->monitoring().listen().empty()) c->mutable_monitoring()->set_listen("127.0.0.1:9464");
   // Never open to anyone: without TLS a token is required, made at start-up if the file is new.

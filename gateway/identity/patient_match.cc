@@ -93,10 +93,6 @@ bool UsableNationalId(const storage::PatientRecord& p) {
 
 }  // namespace
 
-bool NamesAgree(const std::string& a, const std::string& b) {
-  return CompareNames(a, b) == NameComparison::kAgree;
-}
-
 bool IsPlaceholderId(const std::string& id) {
   const std::string t = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(id));
   if (t.size() <= 1) return true;  // "", "0", "-", "X"

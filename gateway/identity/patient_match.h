@@ -37,11 +37,6 @@ enum class Strictness {
 std::vector<std::string> Disagreements(const storage::PatientRecord& a,
                                        const storage::PatientRecord& b, Strictness strictness);
 
-//! Whether two person names (DICOM PN "family^given=表意=phonetic", HL7 XPN) agree: they share
-//! a written form (family, given and middle names compared without separators, spaces or ASCII
-//! case) in every script both are written in (ASCII, and characters).
-bool NamesAgree(const std::string& a, const std::string& b);
-
 //! A local patient ID that identifies nobody: empty or one character, all zeros, nines or X
 //! ("000", "9999"), or a word devices and clerks use for "unknown". Such IDs never link exams.
 bool IsPlaceholderId(const std::string& id);

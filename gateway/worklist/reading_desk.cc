@@ -24,6 +24,7 @@ ReadingDesk::ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexSto
   for (const auto& d : config.desks()) {
     institutions_with_desks_.insert(d.institution());
     for (const auto& reader : d.readers()) {
+      desks_of_[DeskKey(d.institution(), reader)].push_back(d);
       auto& mine = desk_queues_[DeskKey(d.institution(), reader)];
       for (const auto& q : d.queues()) {
         if (std::find(mine.begin(), mine.end(), q) == mine.end()) mine.push_back(q);
@@ -52,6 +53,16 @@ const std::vector<std::string>& ReadingDesk::QueuesOf(const auth::Principal& rea
   }
   auto it = desk_queues_.find(DeskKey(reader.institution, reader.user));
   return it == desk_queues_.end() ? kNone : it->second;
+}
+
+std::string ReadingDesk::SigningDesk(const auth::Principal& reader,
+                                     const std::string& queue) const {
+  auto it = desks_of_.find(DeskKey(reader.institution, reader.user));
+  if (it == desks_of_.end()) return "";
+  for (const auto& d : it->second) {
+    if (std::find(d.queues().begin(), d.queues().end(), queue) != d.queues().end()) return d.name();
+  }
+  return "";
 }
 
 absl::Status ReadingDesk::Audit(const auth::Principal& who, const std::string& action,

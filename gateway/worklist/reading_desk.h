@@ -75,6 +75,9 @@ class ReadingDesk {
   //! Queues a reader reads: those of their desks (config `desks`), or every queue of their
   //! institution when it has no desks; empty if none.
   const std::vector<std::string>& QueuesOf(const auth::Principal& reader) const;
+  //! The desk at which `reader` reads `queue`: the first desk of the config that names both;
+  //! empty when the reader's institution has no desks (or none of theirs reads the queue).
+  std::string SigningDesk(const auth::Principal& reader, const std::string& queue) const;
   //! Queues served by an institution (empty if none).
   const std::vector<std::string>& InstitutionQueues(const std::string& institution) const;
   //! The exam if it sits in one of the reader's queues; NOT_FOUND otherwise (no existence leak).
@@ -107,6 +110,8 @@ class ReadingDesk {
   absl::flat_hash_set<std::string> institutions_with_desks_;
   //! DeskKey(institution, reader) → the queues of the reader's desks
   absl::flat_hash_map<std::string, std::vector<std::string>> desk_queues_;
+  //! DeskKey(institution, reader) → their desks, in config order
+  absl::flat_hash_map<std::string, std::vector<rdg::v1::Desk>> desks_of_;
   absl::flat_hash_map<std::string, std::string> parent_of_;  //!< institution → parent
   std::string fallback_queue_;  //!< never an escalation target
 };

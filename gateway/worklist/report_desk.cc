@@ -58,6 +58,19 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   const auto& c = request.content();
   RDG_ASSIGN_OR_RETURN(auto exam, reading_.ExamInReadersQueues(reader, c.exam_id()));
   RDG_RETURN_IF_ERROR(CheckContent(reader, request));
+  // The signed text names the desk, so a clinic sees where the report was read; only the desk
+  // the configuration gives the reader for this exam's queue may be named.
+  if (const std::string desk = reading_.SigningDesk(reader, exam.queue); c.desk() != desk) {
+    if (c.desk().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the report must name the desk at which ", reader.user, " reads exam ", c.exam_id(),
+          ": desk \"", desk, "\""));
+    }
+    return absl::PermissionDeniedError(absl::StrCat(
+        reader.user, " does not read exam ", c.exam_id(), " at desk \"", c.desk(), "\"",
+        desk.empty() ? std::string(" (their institution reads without desks: name none)")
+                     : absl::StrCat(" (their desk for it: \"", desk, "\")")));
+  }
   const bool must_sign = c.status() != rdg::v1::PRELIMINARY_REPORT;
   const auto& sig = request.signature();
   if (must_sign && sig.signature().empty()) {
@@ -117,12 +130,15 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   return stored;
 }
 
-absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Versions(
+absl::StatusOr<ReportDesk::ExamReports> ReportDesk::Versions(
     const auth::Principal& reader, const std::string& exam_id,
     const std::string& break_glass_reason) {
-  RDG_RETURN_IF_ERROR(
-      reading_.ExamInContextOfWork(reader, exam_id, "reports", break_glass_reason).status());
-  return index_.ListReports(exam_id);
+  RDG_ASSIGN_OR_RETURN(auto exam,
+                       reading_.ExamInContextOfWork(reader, exam_id, "reports", break_glass_reason));
+  ExamReports out;
+  RDG_ASSIGN_OR_RETURN(out.versions, index_.ListReports(exam_id));
+  out.desk = reading_.SigningDesk(reader, exam.queue);
+  return out;
 }
 
 absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Feed(const auth::Principal& clinic,

@@ -23,19 +23,25 @@ namespace rdg::worklist {
 
 class ReportDesk {
  public:
-  //! `max_clock_skew`: how far a signature's signed_at may be from the gateway's clock.
+  //! `max_clock_skew`: how far a signature's signed_at may be from the gateway's clock (config
+  //! max_signing_clock_skew_seconds).
   ReportDesk(storage::IndexStore& index, ReadingDesk& reading, const signing::SignatureVerifier& verifier,
-             const routing::SlaTable& sla, const Clock& clock,
-             absl::Duration max_clock_skew = absl::Minutes(10));
+             const routing::SlaTable& sla, const Clock& clock, absl::Duration max_clock_skew);
 
-  //! Accepts a report version after checking the caller, the claim, the canonical bytes and —
-  //! for FINAL and AMENDED — the signature and that the signer is the caller.
+  //! Accepts a report version after checking the caller, the claim, the desk it names
+  //! (ReadingDesk::SigningDesk), the canonical bytes and — for FINAL and AMENDED — the signature
+  //! and that the signer is the caller.
   absl::StatusOr<storage::ReportRecord> Submit(const auth::Principal& reader,
                                                const rdg::v1::SubmitReportRequest& request);
 
+  //! An exam's reports as the reader working on it sees them.
+  struct ExamReports {
+    std::vector<storage::ReportRecord> versions;
+    std::string desk;  //!< where the caller reads the exam: what their reports must name
+  };
   //! Every version of the reports on an exam the reader works on, or breaks the glass for
   //! (ReadingDesk::ExamInContextOfWork).
-  absl::StatusOr<std::vector<storage::ReportRecord>> Versions(
+  absl::StatusOr<ExamReports> Versions(
       const auth::Principal& reader, const std::string& exam_id,
       const std::string& break_glass_reason = "");
 

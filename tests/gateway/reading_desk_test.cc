@@ -348,6 +348,12 @@ TEST_F(ReadingDeskTest, EachReaderReadsOnlyTheQueuesOfTheirDesks) {
   EXPECT_TRUE(ids(newcomer).empty());
   EXPECT_TRUE(absl::IsNotFound(desk.Claim(newcomer, exam_).status()));
   EXPECT_THAT(ids(kReaderB), ::testing::ElementsAre(county_b));
+  // What a report names as its desk: the reader's desk of the exam's queue, else none.
+  EXPECT_EQ(desk.SigningDesk(kReaderA, "county-a/imaging"), "county-a/imaging-desk");
+  EXPECT_EQ(desk.SigningDesk(kReaderA2, "county-a/lab"), "county-a/lab-desk");
+  EXPECT_EQ(desk.SigningDesk(kReaderA, "county-a/lab"), "");
+  EXPECT_EQ(desk.SigningDesk(newcomer, "county-a/imaging"), "");
+  EXPECT_EQ(desk.SigningDesk(kReaderB, "county-b/imaging"), "") << "county B reads without desks";
 }
 
 // --- Addenda with authority ---------------------------------------------------------------------

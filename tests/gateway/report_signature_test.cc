@@ -167,6 +167,10 @@ TEST(CanonicalReportTest, FixedOrderAndEscaping) {
   EXPECT_TRUE(absl::EndsWith(rdg::v1::CanonicalReportBytes(c),
                              "impression: 危急值: 血钾 6.8\namendment_reason: size overstated\n"))
       << "addenda sign their reason; other versions' bytes are as before";
+  c.set_desk("county-a/imaging-desk");
+  EXPECT_TRUE(absl::EndsWith(rdg::v1::CanonicalReportBytes(c),
+                             "amendment_reason: size overstated\ndesk: county-a/imaging-desk\n"))
+      << "the desk is signed last, and only when there is one";
 }
 
 }  // namespace

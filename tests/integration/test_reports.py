@@ -127,7 +127,10 @@ class ReportsTest(harness.GatewayTestCase):
                           "--sign-cert", f"{self.pki}/clinic-a1.pem", expect=1)
         self.assertIn("nonRepudiation", proc.stderr)  # a transport key, not a signing one
         # A bad signature: valid CMS by the right reader, but over other bytes.
-        self.assertEqual(self.bad_signature_status(exam), grpc.StatusCode.INVALID_ARGUMENT)
+        code, details = self.bad_signature_status(exam)
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.assertIn("signature", details)
+        self.assertNotIn("canonical_bytes", details, "refused for the signature, not the text")
         versions = self.rad.json("reports", exam).get("versions", [])
         self.assertFalse([v for v in versions if v["content"]["status"] == "FINAL_REPORT"])
         self.assertEqual(self.rad.json("worklist", "--state", "CLAIMED")["items"][0]["exam"]["exam_id"], exam)
@@ -135,7 +138,8 @@ class ReportsTest(harness.GatewayTestCase):
     def bad_signature_status(self, exam):
         content = reading_pb2.ReportContent(
             exam_id=exam, findings="x", impression="Normal.", status=reading_pb2.FINAL_REPORT,
-            reader_user="reader-a-rad", reader_institution="county-a")
+            reader_user="reader-a-rad", reader_institution="county-a",
+            desk="county-a/imaging-desk")
         content.signed_at.GetCurrentTime()
         canonical = self.canonical(content)
         other = os.path.join(self.workdir, "other.txt")
@@ -153,14 +157,14 @@ class ReportsTest(harness.GatewayTestCase):
             stub.SubmitReport(reading_pb2.SubmitReportRequest(
                 content=content, canonical_bytes=canonical, signature=signature), timeout=30)
         except grpc.RpcError as e:
-            return e.code()
-        return grpc.StatusCode.OK
+            return e.code(), e.details()
+        return grpc.StatusCode.OK, ""
 
     @staticmethod
     def canonical(c):
         """The canonical bytes as README documents them: a third party's implementation."""
         def esc(v):
-            return v.replace("\\\\", "\\\\\\\\").replace("\\n", "\\\\n").replace("\\r", "\\\\r")
+            return v.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
         signed = c.signed_at.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")
         lines = ["RDG-REPORT-V1", f"exam_id: {esc(c.exam_id)}",
                  f"status: {reading_pb2.ReportStatus.Name(c.status)}",
@@ -169,7 +173,11 @@ class ReportsTest(harness.GatewayTestCase):
                  f"critical: {'true' if c.critical else 'false'}",
                  f"supersedes: {esc(c.supersedes_report_id)}", f"findings: {esc(c.findings)}",
                  f"impression: {esc(c.impression)}"]
-        return ("\\n".join(lines) + "\\n").encode()
+        if c.amendment_reason:
+            lines.append(f"amendment_reason: {esc(c.amendment_reason)}")
+        if c.desk:
+            lines.append(f"desk: {esc(c.desk)}")
+        return ("\n".join(lines) + "\n").encode()
 
     def channel(self, name):
         def read(path):
@@ -244,6 +252,10 @@ class ReportsTest(harness.GatewayTestCase):
         self.assertNotEqual(rad2.run("claim", exam, "--amend").returncode, 0)
         self.assertEqual(rad2.run("claim", exam, "--amend", "--reason",
                                   "second look at the apex").returncode, 0)
+        row = [l for l in rad2.run("worklist", "--state", "FINAL").stdout.splitlines() if exam in l]
+        self.assertEqual(len(row), 1)
+        self.assertIn("FINAL (AMENDING)", row[0], "the workflow shows the claim for amendment")
+        self.assertIn("reader-a-rad2", row[0])
         self.assertEqual(rad2.run("addendum", exam, *args).returncode, 0)
         statuses = [(v["content"]["status"], v["content"]["reader_user"])
                     for v in self.rad.json("reports", exam)["versions"]]
@@ -257,6 +269,44 @@ class ReportsTest(harness.GatewayTestCase):
         finally:
             db.close()
         self.assertEqual(running, 1)
+
+    def test_a_report_names_the_desk_it_was_read_at(self):
+        exam = self.fresh_ct()
+        self.assertEqual(self.rad.run("claim", exam).returncode, 0)
+        stub = reading_pb2_grpc.ReadingServiceStub(self.channel("reader-a-rad"))
+        reports = stub.GetReports(reading_pb2.GetReportsRequest(exam_id=exam), timeout=30)
+        self.assertEqual(reports.desk, "county-a/imaging-desk")
+
+        def submit(desk):
+            content = reading_pb2.ReportContent(
+                exam_id=exam, impression="Prelim.", status=reading_pb2.PRELIMINARY_REPORT,
+                reader_user="reader-a-rad", reader_institution="county-a", desk=desk)
+            content.signed_at.GetCurrentTime()
+            try:
+                stub.SubmitReport(reading_pb2.SubmitReportRequest(
+                    content=content, canonical_bytes=self.canonical(content)), timeout=30)
+            except grpc.RpcError as e:
+                return e.code(), e.details()
+            return grpc.StatusCode.OK, ""
+
+        code, details = submit("")
+        self.assertEqual(code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn('desk "county-a/imaging-desk"', details)
+        for other in ("county-a/lab-desk", "city/consultation-desk", "no-such-desk"):
+            code, details = submit(other)
+            self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED, other)
+            self.assertIn(f'does not read exam {exam} at desk "{other}"', details)
+        self.assertEqual(submit("county-a/imaging-desk")[0], grpc.StatusCode.OK)
+
+        # rdg-reader names it by itself; the signed text carries it to the clinic's verifiers.
+        proc = self.final(self.rad, exam)
+        self.assertIn("at desk county-a/imaging-desk", proc.stdout)
+        out = self.save_report(exam)
+        with open(f"{out}/report.txt") as f:
+            self.assertIn("\ndesk: county-a/imaging-desk\n", f.read())
+        verify = self.a1.run("verify", out, "--verify-ca", self.ca)
+        self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
+        self.assertIn("CN=reader-a-rad, desk county-a/imaging-desk, at ", verify.stdout)
 
     def test_clinics_see_only_their_reports(self):
         exam = self.fresh_ct()

@@ -41,8 +41,9 @@ std::string CanonicalReportBytes(const ReportContent& c) {
   Line(out, "supersedes", c.supersedes_report_id());
   Line(out, "findings", c.findings());
   Line(out, "impression", c.impression());
-  // Added after version 1's first reports: present only on addenda, so earlier bytes stand.
+  // Added after version 1's first reports, each present only when set, so earlier bytes stand.
   if (!c.amendment_reason().empty()) Line(out, "amendment_reason", c.amendment_reason());
+  if (!c.desk().empty()) Line(out, "desk", c.desk());
   return out;
 }
 

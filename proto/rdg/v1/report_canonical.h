@@ -21,6 +21,8 @@ namespace rdg::v1 {
 //!   supersedes: …                        (report id of the amended version, or empty)
 //!   findings: …
 //!   impression: …
+//!   amendment_reason: …                  (addenda only)
+//!   desk: …                              (only when the reader's institution has desks)
 //!
 //! In values a backslash is written "\\", a line feed "\n" and a carriage return "\r", so every
 //! field stays on its line. Nothing else is transformed.
