@@ -105,7 +105,8 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
       << r.content().exam_id() << "\n";
     // The folder is renamed into place: the commands name it where staff will find it.
     clients::ReportFolder placed = folder;
-    for (std::string* path : {&placed.text, &placed.signature, &placed.certificate}) {
+    for (std::string* path : {&placed.text, &placed.signature, &placed.certificate,
+                              &placed.receipt, &placed.receipt_signature}) {
       *path = (final_dir / fs::path(*path).filename()).string();
     }
     v << clients::OpensslCommands(placed, ca_path_)

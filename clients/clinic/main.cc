@@ -540,13 +540,15 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
   if (as_json) {
     json out = {{"report_id", r.report_id()}, {"exam_id", exam_id}, {"text", folder.text},
                 {"signature", folder.signature}, {"signer_certificate", folder.certificate},
+                {"receipt", folder.receipt}, {"receipt_signature", folder.receipt_signature},
                 {"verified", verified}, {"detail", folder.detail}, {"critical", d.urgent()},
                 {"pdf", folder.pdf}};
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << r.canonical_bytes() << "\n"
               << "written: " << folder.text << ", " << folder.signature << ", "
-              << folder.certificate << "\n"
+              << folder.certificate << ", " << folder.receipt << ", " << folder.receipt_signature
+              << "\n"
               << "signature " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << folder.detail
               << "\n";
     if (!folder.pdf.empty()) std::cout << "printable report: " << folder.pdf << "\n";
@@ -566,7 +568,8 @@ int RunVerify(const std::string& dir, const std::string& exam_id, const std::str
   std::string detail;
   const bool verified = rdg::clients::VerifyReportFolder(dir, ca, exam_id, &folder, &detail);
   if (as_json) {
-    std::cout << json{{"folder", dir}, {"exam_id", folder.exam_id}, {"verified", verified},
+    std::cout << json{{"folder", dir}, {"exam_id", folder.exam_id},
+                      {"origin_institution", folder.origin_institution}, {"verified", verified},
                       {"detail", detail}}.dump(2) << "\n";
   } else {
     std::cout << dir << " (exam " << (folder.exam_id.empty() ? "?" : folder.exam_id) << "): "

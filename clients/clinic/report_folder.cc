@@ -2,10 +2,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "clients/common/file_digest.h"
 #include "clients/common/report_crypto.h"
 #include "clients/common/report_pdf.h"
 #include "rdg/v1/report_canonical.h"
@@ -44,27 +46,23 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
     return false;
   }
   const auto& r = d.report();
-  out->sm2 = r.signature().format() == rdg::v1::SM2_SM3_RAW;
-  out->text = (fs::path(dir) / "report.txt").string();
-  out->signature = (fs::path(dir) / (out->sm2 ? "report.sm2.sig" : "report.p7s")).string();
-  out->certificate = (fs::path(dir) / "signer.pem").string();
-  for (const auto& [path, bytes] :
-       {std::pair<const std::string&, const std::string&>{out->text, r.canonical_bytes()},
-        {out->signature, r.signature().signature()},
-        {out->certificate, r.signature().signer_certificate_pem()}}) {
-    if (!WriteBytes(path, bytes, error)) return false;
+  const bool sm2 = r.signature().format() == rdg::v1::SM2_SM3_RAW;
+  const fs::path folder(dir);
+  for (const auto& [name, bytes] :
+       {std::pair<const char*, const std::string&>{"report.txt", r.canonical_bytes()},
+        {sm2 ? "report.sm2.sig" : "report.p7s", r.signature().signature()},
+        {"signer.pem", r.signature().signer_certificate_pem()},
+        {"receipt.txt", d.receipt()},
+        {"receipt.p7s", d.receipt_signature()}}) {
+    if (!WriteBytes((folder / name).string(), bytes, error)) return false;
   }
-  out->exam_id = expected_exam.empty() ? r.content().exam_id() : expected_exam;
-  nlohmann::json delivery = {{"exam_id", out->exam_id}, {"report_id", r.report_id()},
-                             {"version", r.version()}};
-  if (r.has_accepted_at()) {
-    delivery["accepted_at_unix"] = r.accepted_at().seconds();
-    out->accepted_at = absl::FromUnixSeconds(r.accepted_at().seconds());
-  }
-  if (!WriteBytes((fs::path(dir) / "delivery.json").string(), delivery.dump(2) + "\n", error)) {
+  // For people: which report this is (nothing here is trusted by the checks).
+  const nlohmann::json delivery = {{"report_id", r.report_id()}, {"version", r.version()}};
+  if (!WriteBytes((folder / "delivery.json").string(), delivery.dump(2) + "\n", error)) {
     return false;
   }
-  out->verified = VerifyReport(r, ca_path, expected_exam, &out->detail);
+  std::string detail;
+  VerifyReportFolder(dir, ca_path, expected_exam, out, &detail);
   // What the PDF prints comes from the content fields: they must be exactly what was signed.
   if (out->verified && rdg::v1::CanonicalReportBytes(r.content()) != r.canonical_bytes()) {
     out->verified = false;
@@ -85,7 +83,7 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
     printed.clear_exam();  // never print another exam's patient beside this report
   }
   absl::StatusOr<std::string> pdf = RenderReportPdf(printed, printout);
-  const std::string pdf_path = (fs::path(dir) / "report.pdf").string();
+  const std::string pdf_path = (folder / "report.pdf").string();
   if (!pdf.ok()) {
     out->pdf_error = std::string(pdf.status().message());
   } else if (std::string pdf_error; !WriteBytes(pdf_path, *pdf, &pdf_error)) {
@@ -99,42 +97,57 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
 bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
                         const std::string& expected_exam, ReportFolder* out, std::string* detail) {
   namespace fs = std::filesystem;
-  out->text = (fs::path(dir) / "report.txt").string();
-  out->certificate = (fs::path(dir) / "signer.pem").string();
-  const std::string p7s = (fs::path(dir) / "report.p7s").string();
-  const std::string sm2 = (fs::path(dir) / "report.sm2.sig").string();
+  const fs::path folder(dir);
+  out->text = (folder / "report.txt").string();
+  out->certificate = (folder / "signer.pem").string();
+  out->receipt = (folder / "receipt.txt").string();
+  out->receipt_signature = (folder / "receipt.p7s").string();
+  const std::string p7s = (folder / "report.p7s").string();
+  const std::string sm2 = (folder / "report.sm2.sig").string();
   std::error_code ec;
   out->sm2 = !fs::exists(p7s, ec) && fs::exists(sm2, ec);
   out->signature = out->sm2 ? sm2 : p7s;
-  std::string canonical, signature, certificate, delivery_text;
+  out->verified = false;
+  out->exam_id = expected_exam;
+  std::string canonical, signature, certificate, receipt, receipt_signature;
+  std::map<std::string, std::string> said;  // what the gateway's receipt says
+  absl::Time accepted_at;
+  std::string ignored;
   if (!ReadBytes(out->text, &canonical) || !ReadBytes(out->signature, &signature)) {
     *detail = "the folder holds no report.txt and report.p7s or report.sm2.sig";
-    return false;
-  }
-  ReadBytes(out->certificate, &certificate);  // CMS carries its signer; SM2 needs the file
-  ReportExpectations expect;
-  expect.exam_id = expected_exam;
-  if (ReadBytes((fs::path(dir) / "delivery.json").string(), &delivery_text)) {
-    const nlohmann::json delivery = nlohmann::json::parse(delivery_text, nullptr, false);
-    if (delivery.is_object()) {
-      if (expect.exam_id.empty() && delivery.contains("exam_id") && delivery["exam_id"].is_string()) {
-        expect.exam_id = delivery["exam_id"].get<std::string>();
-      }
-      if (delivery.contains("accepted_at_unix") && delivery["accepted_at_unix"].is_number_integer()) {
-        expect.accepted_at = absl::FromUnixSeconds(delivery["accepted_at_unix"].get<int64_t>());
-      }
-    }
-  }
-  out->exam_id = expect.exam_id;
-  out->accepted_at = expect.accepted_at;
-  if (expect.exam_id.empty()) {
-    *detail = "which exam is this report for? delivery.json names none: give --exam";
-  } else if (!expect.accepted_at) {
-    *detail = "delivery.json gives no receipt time: signed_at cannot be checked against it";
+  } else if (!ReadBytes(out->receipt, &receipt) ||
+             !ReadBytes(out->receipt_signature, &receipt_signature)) {
+    *detail = "the folder holds no gateway receipt (receipt.txt, receipt.p7s): it proves nothing "
+              "about which exam the report is for or when it was signed; save it again with "
+              "rdg-clinic report";
+  } else if (!VerifyReceipt(receipt, receipt_signature, ca_path, &said, detail)) {
+    // detail names the failure
+  } else if (!expected_exam.empty() && said["exam_id"] != expected_exam) {
+    *detail = "the report is for exam " + said["exam_id"] + ", not " + expected_exam;
+  } else if (!absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", said["accepted_at"], &accepted_at, &ignored)) {
+    *detail = "the gateway's receipt gives no acceptance time";
   } else {
+    ReadBytes(out->certificate, &certificate);  // CMS carries its signer; SM2 needs the file
+    ReportExpectations expect;
+    expect.exam_id = said["exam_id"];
+    expect.accepted_at = accepted_at;
+    expect.desk = said["desk"];
+    out->exam_id = expect.exam_id;
+    out->origin_institution = said["origin_institution"];
+    out->accepted_at = accepted_at;
     out->verified = VerifySignedReport(
         canonical, out->sm2 ? rdg::v1::SM2_SM3_RAW : rdg::v1::CMS_DETACHED_ECDSA_SHA256,
         signature, certificate, ca_path, expect, detail);
+    // Last, so that a reader's own forgery is named for what is wrong with it first.
+    if (out->verified && said["report_sha256"] != ToHex(Sha256OfBytes(canonical))) {
+      out->verified = false;
+      *detail = "the gateway's receipt is for other bytes than report.txt (its report_sha256 "
+                "differs): this is not the report the gateway accepted";
+    }
+    if (out->verified) {
+      *detail += "; exam " + expect.exam_id + " of " + out->origin_institution +
+                 ", accepted by the gateway at " + said["accepted_at"] + " (its signed receipt)";
+    }
   }
   out->detail = *detail;
   return out->verified;
@@ -170,14 +183,23 @@ std::string OpensslCommands(const ReportFolder& folder, const std::string& ca_pa
         << " -signer " << signer << " -out /dev/null\n"
         << "  openssl x509 -in " << signer << " -noout -subject -ext keyUsage\n";
   }
+  const std::string gateway = dir + "/receipt-by.pem";
   out << "  grep -E '^(exam_id|reader_user|reader_institution|desk|signed_at): ' " << folder.text
       << "\n"
-      << "then check: the subject is OU=reader with the O and CN report.txt names as "
-         "reader_institution and reader_user; the key usage includes Digital Signature and Non "
-         "Repudiation; exam_id is "
-      << (folder.exam_id.empty() ? std::string("the exam you expect") : folder.exam_id)
+      << "  openssl cms -verify -binary -inform DER -in " << folder.receipt_signature
+      << " -content " << folder.receipt << " -CAfile " << ca_path << " -purpose any -signer "
+      << gateway << " -out /dev/null\n"
+      << "  openssl x509 -in " << gateway << " -noout -subject\n"
+      << "  openssl dgst -sha256 -r " << folder.text << "\n"
+      << "  grep -E '^(exam_id|origin_institution|desk|accepted_at|report_sha256): ' "
+      << folder.receipt << "\n"
+      << "then check: the report's signer subject is OU=reader with the O and CN report.txt names "
+         "as reader_institution and reader_user; its key usage includes Digital Signature and "
+         "Non Repudiation; the receipt's signer subject is OU=gateway; the receipt's "
+         "report_sha256 is report.txt's SHA-256; exam_id and desk are the same in both files"
+      << (folder.exam_id.empty() ? std::string() : " (exam " + folder.exam_id + ")")
       << "; signed_at is within " << absl::ToInt64Minutes(kSignedAtTolerance)
-      << " minutes of the gateway's receipt, "
+      << " minutes of the gateway's receipt, accepted_at "
       << (folder.accepted_at ? absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *folder.accepted_at,
                                                 absl::UTCTimeZone())
                              : std::string("(unknown)"))

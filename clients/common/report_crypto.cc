@@ -117,11 +117,14 @@ bool SignReport(const std::string& canonical, const std::string& key_path,
   return true;
 }
 
-std::map<std::string, std::string> CanonicalReportFields(const std::string& canonical) {
+namespace {
+
+//! "key: value" lines after `header`, unescaped; empty when `text` does not start with it.
+std::map<std::string, std::string> TextFields(const std::string& text, const char* header) {
   std::map<std::string, std::string> fields;
-  std::istringstream in(canonical);
+  std::istringstream in(text);
   std::string line;
-  if (!std::getline(in, line) || line != "RDG-REPORT-V1") return fields;
+  if (!std::getline(in, line) || line != header) return fields;
   while (std::getline(in, line)) {
     const size_t colon = line.find(": ");
     if (colon == std::string::npos) continue;
@@ -139,6 +142,16 @@ std::map<std::string, std::string> CanonicalReportFields(const std::string& cano
   return fields;
 }
 
+}  // namespace
+
+std::map<std::string, std::string> CanonicalReportFields(const std::string& canonical) {
+  return TextFields(canonical, "RDG-REPORT-V1");
+}
+
+std::map<std::string, std::string> ReceiptFields(const std::string& receipt) {
+  return TextFields(receipt, "RDG-RECEIPT-V1");
+}
+
 namespace {
 
 std::string SubjectField(X509* cert, int nid) {
@@ -150,7 +163,7 @@ std::string SubjectField(X509* cert, int nid) {
 //! The certificate that made a CMS signature (from its SignerInfo), after checking the
 //! signature over `content`; null with `detail` set when it does not verify.
 Cert CmsSigner(const std::string& signature, const std::string& content, X509_STORE* store,
-               std::string* detail) {
+               const char* content_name, std::string* detail) {
   Bio in = MemBio(signature);
   Cms cms(d2i_CMS_bio(in.get(), nullptr));
   if (!cms) {
@@ -160,7 +173,7 @@ Cert CmsSigner(const std::string& signature, const std::string& content, X509_ST
   Bio data = MemBio(content);
   // The chain is checked separately, at signed_at; here: the signature over these bytes.
   if (CMS_verify(cms.get(), nullptr, store, data.get(), nullptr, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
-    *detail = "the signature does not match report.txt: " + LastError();
+    *detail = std::string("the signature does not match ") + content_name + ": " + LastError();
     return Cert();
   }
   STACK_OF(X509)* signers = CMS_get0_signers(cms.get());
@@ -179,17 +192,42 @@ std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }
 
+//! The platform CA's certificates as a trust store; null with `detail` set when unreadable.
+Store CaStore(const std::string& ca_path, std::string* detail) {
+  std::string ca_pem;
+  if (!ReadText(ca_path, &ca_pem)) {
+    *detail = "cannot read the CA certificate " + ca_path;
+    return Store();
+  }
+  Store store(X509_STORE_new());
+  Bio cab = MemBio(ca_pem);
+  while (X509* ca = PEM_read_bio_X509(cab.get(), nullptr, nullptr, nullptr)) {
+    X509_STORE_add_cert(store.get(), ca);
+    X509_free(ca);
+  }
+  ERR_clear_error();
+  return store;
+}
+
+//! Whether `cert` chained to the CA at `at` (any purpose); else `detail` says why.
+bool ChainsAt(X509_STORE* store, X509* cert, absl::Time at, std::string* detail) {
+  StoreCtx ctx(X509_STORE_CTX_new());
+  X509_STORE_CTX_init(ctx.get(), store, cert, nullptr);
+  X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_ANY);
+  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), absl::ToTimeT(at));
+  if (X509_verify_cert(ctx.get()) == 1) return true;
+  *detail = X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+  return false;
+}
+
 }  // namespace
 
 bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat format,
                         const std::string& signature, const std::string& signer_pem,
                         const std::string& ca_path, const ReportExpectations& expect,
                         std::string* detail) {
-  std::string ca_pem;
-  if (!ReadText(ca_path, &ca_pem)) {
-    *detail = "cannot read the CA certificate " + ca_path;
-    return false;
-  }
+  Store store = CaStore(ca_path, detail);
+  if (!store) return false;
   if (signature.empty()) {
     *detail = "the report is not signed";
     return false;
@@ -202,13 +240,6 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
     *detail = "report.txt is not RDG-REPORT-V1 text with a signed_at time";
     return false;
   }
-  Store store(X509_STORE_new());
-  Bio cab = MemBio(ca_pem);
-  while (X509* ca = PEM_read_bio_X509(cab.get(), nullptr, nullptr, nullptr)) {
-    X509_STORE_add_cert(store.get(), ca);
-    X509_free(ca);
-  }
-  ERR_clear_error();
   Bio sb = MemBio(signer_pem);
   Cert given(PEM_read_bio_X509(sb.get(), nullptr, nullptr, nullptr));
   ERR_clear_error();
@@ -228,7 +259,7 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
     }
     signer = std::move(given);
   } else {
-    signer = CmsSigner(signature, canonical, store.get(), detail);
+    signer = CmsSigner(signature, canonical, store.get(), "report.txt", detail);
     if (!signer) return false;
     if (given && X509_cmp(given.get(), signer.get()) != 0) {
       *detail = "signer.pem is not the certificate that made the signature (the signature's own "
@@ -237,14 +268,9 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
     }
   }
   // The chain, as it stood when the report was signed.
-  StoreCtx ctx(X509_STORE_CTX_new());
-  X509_STORE_CTX_init(ctx.get(), store.get(), signer.get(), nullptr);
-  X509_STORE_CTX_set_purpose(ctx.get(), X509_PURPOSE_ANY);
-  X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx.get()), absl::ToTimeT(signed_at));
-  if (X509_verify_cert(ctx.get()) != 1) {
-    *detail = std::string("the signer certificate does not chain to the platform CA at signed_at ") +
-              Rfc3339(signed_at) + ": " +
-              X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
+  if (std::string why; !ChainsAt(store.get(), signer.get(), signed_at, &why)) {
+    *detail = "the signer certificate does not chain to the platform CA at signed_at " +
+              Rfc3339(signed_at) + ": " + why;
     return false;
   }
   const std::string ou = SubjectField(signer.get(), NID_organizationalUnitName);
@@ -255,10 +281,18 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
               " of " + o + "), not a reader's";
     return false;
   }
+  // Without the extension OpenSSL reports every usage: its absence is refused too.
+  const bool has_usage = (X509_get_extension_flags(signer.get()) & EXFLAG_KUSAGE) != 0;
   const uint32_t usage = X509_get_key_usage(signer.get());
-  if ((usage & KU_DIGITAL_SIGNATURE) == 0 || (usage & KU_NON_REPUDIATION) == 0) {
+  if (!has_usage || (usage & KU_DIGITAL_SIGNATURE) == 0 || (usage & KU_NON_REPUDIATION) == 0) {
     *detail = "the signer certificate of " + cn + " lacks the digitalSignature and nonRepudiation "
               "key usage of a signing certificate";
+    return false;
+  }
+  const std::string status = fields.count("status") ? fields.at("status") : "";
+  if (status != "FINAL_REPORT" && status != "AMENDED_REPORT") {
+    *detail = "the signed text is a " + (status.empty() ? std::string("status-less") : status) +
+              ", not a FINAL_REPORT or AMENDED_REPORT";
     return false;
   }
   if (!expect.exam_id.empty() && (!fields.count("exam_id") || fields.at("exam_id") != expect.exam_id)) {
@@ -274,6 +308,12 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
               cn + " of " + o;
     return false;
   }
+  const std::string desk = fields.count("desk") ? fields.at("desk") : "";
+  if (expect.desk && desk != *expect.desk) {
+    *detail = "the report names desk \"" + desk + "\" but the gateway's receipt says \"" +
+              *expect.desk + "\"";
+    return false;
+  }
   if (expect.accepted_at && absl::AbsDuration(*expect.accepted_at - signed_at) > kSignedAtTolerance) {
     *detail = "signed_at " + Rfc3339(signed_at) + " is more than " +
               absl::FormatDuration(kSignedAtTolerance) + " from its receipt by the gateway at " +
@@ -282,25 +322,47 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
   }
   char name[256];
   X509_NAME_oneline(X509_get_subject_name(signer.get()), name, sizeof(name));
-  // The desk is named by the signed text; the gateway checked it against its desk configuration.
-  const auto desk = fields.find("desk");
-  *detail = std::string("signed by ") + name +
-            (desk == fields.end() ? std::string() : ", desk " + desk->second) + ", at " +
-            Rfc3339(signed_at);
+  *detail = std::string("signed by ") + name + (desk.empty() ? std::string() : ", desk " + desk) +
+            ", at " + Rfc3339(signed_at);
   return true;
 }
 
-bool VerifyReport(const rdg::v1::ReportVersion& report, const std::string& ca_path,
-                  const std::string& expected_exam, std::string* detail) {
-  ReportExpectations expect;
-  expect.exam_id = expected_exam;
-  if (report.has_accepted_at()) {
-    expect.accepted_at = absl::FromUnixSeconds(report.accepted_at().seconds()) +
-                         absl::Nanoseconds(report.accepted_at().nanos());
+bool VerifyReceipt(const std::string& receipt, const std::string& signature,
+                   const std::string& ca_path, std::map<std::string, std::string>* fields,
+                   std::string* detail) {
+  Store store = CaStore(ca_path, detail);
+  if (!store) return false;
+  if (receipt.empty() || signature.empty()) {
+    *detail = "there is no gateway receipt (receipt.txt and receipt.p7s)";
+    return false;
   }
-  const auto& sig = report.signature();
-  return VerifySignedReport(report.canonical_bytes(), sig.format(), sig.signature(),
-                            sig.signer_certificate_pem(), ca_path, expect, detail);
+  *fields = ReceiptFields(receipt);
+  absl::Time issued_at;
+  std::string ignored;
+  if (fields->empty() || !fields->count("issued_at") ||
+      !absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", fields->at("issued_at"), &issued_at, &ignored)) {
+    *detail = "receipt.txt is not RDG-RECEIPT-V1 text with an issued_at time";
+    return false;
+  }
+  std::string why;
+  Cert gateway = CmsSigner(signature, receipt, store.get(), "receipt.txt", &why);
+  if (!gateway) {
+    *detail = "the gateway's receipt: " + why;
+    return false;
+  }
+  if (!ChainsAt(store.get(), gateway.get(), issued_at, &why)) {
+    *detail = "the receipt's signer does not chain to the platform CA at its issued_at " +
+              Rfc3339(issued_at) + ": " + why;
+    return false;
+  }
+  const std::string ou = SubjectField(gateway.get(), NID_organizationalUnitName);
+  if (ou != "gateway") {
+    *detail = "the receipt is signed by a " + (ou.empty() ? std::string("role-less") : ou) +
+              " certificate (" + SubjectField(gateway.get(), NID_commonName) +
+              "), not the gateway's";
+    return false;
+  }
+  return true;
 }
 
 std::string CertificateFingerprint(const std::string& pem) {

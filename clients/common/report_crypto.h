@@ -25,6 +25,9 @@ struct ReportExpectations {
   //! When the gateway accepted it (ReportVersion.accepted_at): signed_at must be within
   //! kSignedAtTolerance of it. Unset: not checked.
   std::optional<absl::Time> accepted_at;
+  //! The desk the gateway's receipt names: the report's `desk:` line must be the same (absent
+  //! counts as ""). Unset: not checked.
+  std::optional<std::string> desk;
 };
 
 //! How far a report's signed_at may be from the gateway's receipt (clocks of reading rooms).
@@ -36,20 +39,28 @@ inline constexpr absl::Duration kSignedAtTolerance = absl::Minutes(10);
 //! same certificate; it chains to the CA in `ca_path` at the report's signed_at; it is a
 //! reader's (OU=reader) with digitalSignature and nonRepudiation key usage; the signature
 //! covers exactly `canonical`; the canonical text names the expected exam and the certificate's
-//! own reader (CN) and institution (O); signed_at is within kSignedAtTolerance of acceptance.
+//! own reader (CN) and institution (O); it is a FINAL or AMENDED report; its desk is the expected
+//! one; signed_at is within kSignedAtTolerance of acceptance.
 //! False with `detail` naming the first check that failed; true with "signed by …".
 bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat format,
                         const std::string& signature, const std::string& signer_pem,
                         const std::string& ca_path, const ReportExpectations& expect,
                         std::string* detail);
 
-//! VerifySignedReport on a delivered report version (accepted_at from the report).
-bool VerifyReport(const rdg::v1::ReportVersion& report, const std::string& ca_path,
-                  const std::string& expected_exam, std::string* detail);
+//! Verifies the gateway's receipt for a report (proto/rdg/v1/report_canonical.h,
+//! ReportReceiptBytes) with the platform CA alone: a DER CMS signature over exactly `receipt`
+//! by a certificate with OU=gateway that chained to the CA at the receipt's issued_at. Its
+//! fields in `fields`; false with `detail` naming what failed. What the receipt says (exam,
+//! acceptance time, desk, the report's SHA-256) is for the caller to compare.
+bool VerifyReceipt(const std::string& receipt, const std::string& signature,
+                   const std::string& ca_path, std::map<std::string, std::string>* fields,
+                   std::string* detail);
 
 //! The fields of canonical report bytes (proto/rdg/v1/report_canonical.h), unescaped; empty
 //! when `canonical` is not RDG-REPORT-V1 text.
 std::map<std::string, std::string> CanonicalReportFields(const std::string& canonical);
+//! The same for a gateway receipt (RDG-RECEIPT-V1 text).
+std::map<std::string, std::string> ReceiptFields(const std::string& receipt);
 
 //! The SHA-256 fingerprint of a PEM certificate's DER encoding, as `openssl x509 -fingerprint
 //! -sha256` prints it ("AB:CD:…", 95 characters); empty when `pem` holds no certificate.

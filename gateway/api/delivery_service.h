@@ -6,7 +6,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "gateway/common/worker_pool.h"
+#include "gateway/common/clock.h"
 #include "gateway/config/institution_directory.h"
+#include "gateway/signing/receipt_signer.h"
 #include "gateway/worklist/report_desk.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 
@@ -14,11 +16,13 @@ namespace rdg::api {
 
 class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackService {
  public:
-  //! `platform_name`: printed at the top of reports (GatewayConfig.platform_name).
+  //! `platform_name`: printed at the top of reports (GatewayConfig.platform_name); `receipts`
+  //! signs the receipt each delivered report carries, dated by `clock`.
   DeliveryServiceImpl(worklist::ReportDesk& reports, WorkerPool& pool,
-                      const config::InstitutionDirectory& directory, std::string platform_name)
+                      const config::InstitutionDirectory& directory, std::string platform_name,
+                      const signing::ReceiptSigner& receipts, const Clock& clock)
       : reports_(reports), pool_(pool), directory_(directory),
-        platform_name_(std::move(platform_name)) {}
+        platform_name_(std::move(platform_name)), receipts_(receipts), clock_(clock) {}
 
   grpc::ServerWriteReactor<rdg::v1::DeliveredReport>* WatchReports(
       grpc::CallbackServerContext* ctx, const rdg::v1::WatchReportsRequest* request) override;
@@ -42,6 +46,8 @@ class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackServi
   WorkerPool& pool_;
   const config::InstitutionDirectory& directory_;
   const std::string platform_name_;
+  const signing::ReceiptSigner& receipts_;
+  const Clock& clock_;
 };
 
 }  // namespace rdg::api

@@ -81,6 +81,7 @@ struct Gateway::Parts {
   std::unique_ptr<WorkerPool> pool;  //!< after the objects its tasks use: drained first
   std::unique_ptr<IngestServiceImpl> ingest_service;
   std::unique_ptr<signing::SignatureVerifier> verifier;
+  std::unique_ptr<signing::ReceiptSigner> receipts;  //!< the gateway's signature on receipts
   std::unique_ptr<worklist::ReadingDesk> desk;
   std::unique_ptr<worklist::ReportDesk> reports;
   std::unique_ptr<ExamServiceImpl> exam_service;
@@ -151,9 +152,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
       absl::Seconds(config.max_signing_clock_skew_seconds()));
   p->reading_service = std::make_unique<ReadingServiceImpl>(*p->desk, *p->reports, *p->blobs,
                                                             *p->pool, *p->directory);
-  p->delivery_service =
-      std::make_unique<DeliveryServiceImpl>(*p->reports, *p->pool, *p->directory,
-                                            config.platform_name());
+  RDG_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(config.tls().cert_file(), "tls.cert_file"));
+  RDG_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(config.tls().key_file(), "tls.key_file"));
+  RDG_ASSIGN_OR_RETURN(p->receipts, signing::ReceiptSigner::Create(cert_pem, key_pem));
+  p->delivery_service = std::make_unique<DeliveryServiceImpl>(
+      *p->reports, *p->pool, *p->directory, config.platform_name(), *p->receipts, clock);
   std::vector<std::string> queue_names;
   for (const auto& q : config.queues()) queue_names.push_back(q.name());
   p->admin_service = std::make_unique<AdminServiceImpl>(*p->index, *p->pool, *p->directory, clock,

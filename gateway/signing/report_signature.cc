@@ -10,33 +10,19 @@
 #include <openssl/x509_vfy.h>
 
 #include "absl/strings/str_cat.h"
+#include "gateway/signing/openssl_support.h"
 
 namespace rdg::signing {
 namespace {
 
-template <typename T, void (*F)(T*)>
-struct Deleter {
-  void operator()(T* p) const { F(p); }
-};
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
-using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
-using CmsPtr = std::unique_ptr<CMS_ContentInfo, Deleter<CMS_ContentInfo, CMS_ContentInfo_free>>;
-using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-
-BioPtr MemBio(absl::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-//! The first error on OpenSSL's queue as text (then cleared), for error messages.
-std::string OpenSslError() {
-  unsigned long e = ERR_get_error();
-  char buf[256] = "unknown error";
-  if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
-  ERR_clear_error();
-  return buf;
-}
+using internal::BioPtr;
+using internal::CmsPtr;
+using internal::MdCtxPtr;
+using internal::MemBio;
+using internal::OpenSslError;
+using internal::PkeyCtxPtr;
+using internal::StoreCtxPtr;
+using internal::X509Ptr;
 
 bool SameCertificate(X509* a, X509* b) { return X509_cmp(a, b) == 0; }
 
@@ -55,9 +41,11 @@ struct SignatureVerifier::Impl {
           "the signer certificate was not valid under the platform CA when the report was "
           "signed (", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())), ")"));
     }
-    // A signing certificate: what a reader signs with cannot be a transport-only key.
+    // A signing certificate: what a reader signs with cannot be a transport-only key. (Without
+    // the extension OpenSSL reports every usage: its absence is refused too.)
+    const bool has_usage = (X509_get_extension_flags(cert) & EXFLAG_KUSAGE) != 0;
     const uint32_t usage = X509_get_key_usage(cert);
-    if ((usage & KU_DIGITAL_SIGNATURE) == 0 || (usage & KU_NON_REPUDIATION) == 0) {
+    if (!has_usage || (usage & KU_DIGITAL_SIGNATURE) == 0 || (usage & KU_NON_REPUDIATION) == 0) {
       return absl::InvalidArgumentError(
           "the signer certificate lacks the digitalSignature and nonRepudiation key usage of a "
           "signing certificate");

@@ -1,4 +1,5 @@
 #include "gateway/signing/report_signature.h"
+#include "gateway/signing/receipt_signer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -139,6 +140,60 @@ TEST_F(ReportSignatureTest, OnlyASigningCertificateValidAtSignedAtSigns) {
                                                                 absl::UTCTimeZone()));
   ASSERT_FALSE(old.ok());
   EXPECT_THAT(old.status().message(), HasSubstr("when the report was signed"));
+  // A reader certificate of the platform CA without any keyUsage extension (OpenSSL would then
+  // report every usage as allowed).
+  const std::string config = dir_->Write("no-usage.cnf",
+                                         "[ req ]\ndistinguished_name = dn\n[ dn ]\n[ ext ]\n"
+                                         "basicConstraints = critical, CA:FALSE\n");
+  ASSERT_EQ(Shell("openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                  "-keyout " + dir_->Join("pki/no-usage.key") + " -out " +
+                  dir_->Join("pki/no-usage.pem") +
+                  " -subj /O=county-a/OU=reader/CN=reader-a-rad -CA " + dir_->Join("pki/ca.pem") +
+                  " -CAkey " + dir_->Join("pki/ca.key") + " -config " + config +
+                  " -extensions ext -days 2"),
+            0);
+  auto no_usage = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
+                         CmsSign("pki", "no-usage"), Pem("pki", "no-usage"));
+  ASSERT_FALSE(no_usage.ok());
+  EXPECT_THAT(no_usage.status().message(), HasSubstr("nonRepudiation"));
+}
+
+TEST_F(ReportSignatureTest, ReceiptsAreSignedWithTheGatewaysKeyAsOpensslVerifies) {
+  const std::string key = testing::ReadFileBytes(dir_->Join("pki/gateway.key"));
+  EXPECT_TRUE(absl::IsInvalidArgument(ReceiptSigner::Create(Pem("pki", "gateway"),
+                                                            testing::ReadFileBytes(
+                                                                dir_->Join("pki/clinic-a1.key")))
+                                          .status()))
+      << "a key that is not the certificate's";
+  auto signer = ReceiptSigner::Create(Pem("pki", "gateway"), key);
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  rdg::v1::ReportReceipt r;
+  r.report_id = "rp-1";
+  r.version = 2;
+  r.exam_id = "ex-1";
+  r.origin_institution = "clinic-a1";
+  r.reader_user = "reader-a-rad";
+  r.reader_institution = "county-a";
+  r.desk = "county-a/imaging-desk";
+  r.accepted_at_unix = 1'800'000'000;
+  r.issued_at_unix = 1'800'000'060;
+  r.report_sha256 = std::string(64, 'a');
+  const std::string text = rdg::v1::ReportReceiptBytes(r);
+  EXPECT_EQ(text,
+            "RDG-RECEIPT-V1\nreport_id: rp-1\nversion: 2\nexam_id: ex-1\n"
+            "origin_institution: clinic-a1\nreader_user: reader-a-rad\n"
+            "reader_institution: county-a\ndesk: county-a/imaging-desk\n"
+            "accepted_at: 2027-01-15T08:00:00Z\nissued_at: 2027-01-15T08:01:00Z\n"
+            "report_sha256: " + std::string(64, 'a') + "\n");
+  auto signature = (*signer)->Sign(text);
+  ASSERT_TRUE(signature.ok()) << signature.status();
+  const std::string text_path = dir_->Write("receipt.txt", text);
+  const std::string sig_path = dir_->Write("receipt.p7s", *signature);
+  const std::string verify = "openssl cms -verify -binary -inform DER -in " + sig_path +
+                             " -CAfile " + dir_->Join("pki/ca.pem") + " -purpose any -out /dev/null";
+  EXPECT_EQ(Shell(verify + " -content " + text_path), 0);
+  const std::string other = dir_->Write("other.txt", text + "x");
+  EXPECT_NE(Shell(verify + " -content " + other), 0);
 }
 
 TEST(CanonicalReportTest, FixedOrderAndEscaping) {

@@ -25,6 +25,16 @@ keyUsage = critical, digitalSignature
 extendedKeyUsage = clientAuth, emailProtection
 """
 
+# No keyUsage extension at all (OpenSSL then reports every usage as allowed).
+NO_KEY_USAGE_CNF = """
+[ req ]
+distinguished_name = dn
+[ dn ]
+[ ext ]
+basicConstraints = critical, CA:FALSE
+extendedKeyUsage = clientAuth, emailProtection
+"""
+
 
 def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, **kw)
@@ -122,17 +132,21 @@ class ReportProofTest(harness.GatewayTestCase):
         # signing a report dated just after it was made.
         weak_dir = os.path.join(self.workdir, "weak-cert")
         os.makedirs(weak_dir)
-        cnf = os.path.join(self.workdir, "weak.cnf")
-        with open(cnf, "w") as f:
-            f.write(NO_NON_REPUDIATION_CNF)
-        made = run(["openssl", "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{weak_dir}/weak.key", "-out",
-                    f"{weak_dir}/weak.pem", "-subj", "/O=county-a/OU=reader/CN=reader-a-rad",
-                    "-CA", f"{pki}/ca.pem", "-CAkey", f"{pki}/ca.key", "-config", cnf,
-                    "-extensions", "ext", "-days", "2"])
-        self.assertEqual(made.returncode, 0, made.stderr)
-        weak = dated("no-non-repudiation", minutes_from_now(1), key=f"{weak_dir}/weak.key",
-                     cert=f"{weak_dir}/weak.pem")
+        def reader_cert(name, config_text):
+            config = os.path.join(self.workdir, f"{name}.cnf")
+            with open(config, "w") as f:
+                f.write(config_text)
+            made = run(["openssl", "req", "-x509", "-new", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{weak_dir}/{name}.key",
+                        "-out", f"{weak_dir}/{name}.pem", "-subj",
+                        "/O=county-a/OU=reader/CN=reader-a-rad", "-CA", f"{pki}/ca.pem", "-CAkey",
+                        f"{pki}/ca.key", "-config", config, "-extensions", "ext", "-days", "2"])
+            self.assertEqual(made.returncode, 0, made.stderr)
+            return f"{weak_dir}/{name}.key", f"{weak_dir}/{name}.pem"
+        weak = dated("no-non-repudiation", minutes_from_now(1),
+                     *reader_cert("weak", NO_NON_REPUDIATION_CNF))
+        no_usage = dated("no-key-usage", minutes_from_now(1),
+                         *reader_cert("no-usage", NO_KEY_USAGE_CNF))
         # Before the reader's certificate existed, and two days after the gateway's receipt.
         in_2001 = dated("signed-2001", "2001-01-01T00:00:00Z")
         later = dated("signed-later", minutes_from_now(2 * 24 * 60))
@@ -143,6 +157,7 @@ class ReportProofTest(harness.GatewayTestCase):
             (b1_folder, ("--exam", exam), f"the report is for exam {other_exam}, not {exam}", False),
             (swapped, (), "signer.pem is not the certificate that made the signature", False),
             (weak, (), "lacks the digitalSignature and nonRepudiation key usage", False),
+            (no_usage, (), "lacks the digitalSignature and nonRepudiation key usage", False),
             (in_2001, (), "does not chain to the platform CA at signed_at 2001-01-01T00:00:00Z", True),
             (later, (), "from its receipt by the gateway", False),
         ]
@@ -160,18 +175,57 @@ class ReportProofTest(harness.GatewayTestCase):
                 elif folder == swapped:
                     self.assertIn("CN = reader-a-rad", out)  # the signature's own signer
                     self.assertNotIn("reader-a-lab", out)
-                elif folder == weak:
+                elif folder in (weak, no_usage):
                     self.assertNotIn("Non Repudiation", out)
         # Far from receipt: what openssl shows (signed_at, and the receipt named) tells it.
         proc = self.verify(later)
         ok, out = self.openssl_checks(proc)
         self.assertIn("signed_at: " + minutes_from_now(2 * 24 * 60)[:10], out)
-        self.assertRegex(proc.stdout, r"within 10 minutes of the gateway's receipt, \d{4}-")
-        # A folder without delivery.json proves nothing about exam or time: refused.
-        bare = self.copy(genuine, "no-delivery")
-        os.remove(f"{bare}/delivery.json")
-        self.assertIn("give --exam", self.verify(bare).stdout)
-        self.assertIn("no receipt time", self.verify(bare, "--exam", exam).stdout)
+        self.assertRegex(proc.stdout, r"within 10 minutes of the gateway's receipt, accepted_at \d{4}-")
+        # The gateway's signed receipt, not a side file, says which exam and when; delivery.json
+        # is for people only.
+        os.remove(f"{genuine}/delivery.json")
+        self.assertEqual(self.verify(genuine).returncode, 0)
+        bare = self.copy(genuine, "no-receipt")
+        os.remove(f"{bare}/receipt.txt")
+        self.assertIn("holds no gateway receipt", self.verify(bare, "--exam", exam).stdout)
+        # Another clinic's genuine report verifies as what it is: clinic-b1's exam.
+        proc = self.verify(b1_folder)
+        self.assertEqual(proc.returncode, 0, proc.stdout)
+        self.assertIn(f"exam {other_exam} of clinic-b1", proc.stdout)
+
+        # A reader of another desk (reader-a-lab) writes their own report for the CT, naming the
+        # imaging desk, signed with their genuine reader key, beside the genuine receipt: not the
+        # bytes the gateway accepted. Then with a receipt of their own making.
+        lab = self.copy(genuine, "lab-forgery")
+        with open(f"{lab}/report.txt") as f:
+            text = f.read()
+        with open(f"{lab}/report.txt", "w") as f:
+            f.write(text.replace("reader_user: reader-a-rad", "reader_user: reader-a-lab")
+                    .replace("impression: No abnormality.", "impression: Disregard."))
+        self.resign(lab, f"{pki}/reader-a-lab.key", f"{pki}/reader-a-lab.pem")
+        proc = self.verify(lab, "--exam", exam)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("not the report the gateway accepted", proc.stdout)
+        self.assertIn("desk: county-a/imaging-desk", text, "the genuine report names its desk")
+        for signer, reason in (("reader-a-lab", "signed by a reader certificate"),
+                               ("clinic-a1", "signed by a clinic certificate")):
+            own = self.copy(lab, f"own-receipt-{signer}")
+            digest = run(["openssl", "dgst", "-sha256", "-r", f"{own}/report.txt"]).stdout.split()[0]
+            with open(f"{own}/receipt.txt") as f:
+                receipt = f.read()
+            with open(f"{own}/receipt.txt", "w") as f:
+                f.write(re.sub(r"report_sha256: .*", f"report_sha256: {digest}", receipt))
+            unsigned = self.verify(own, "--exam", exam)
+            self.assertIn("the gateway's receipt: the signature does not match receipt.txt",
+                          unsigned.stdout)
+            made = run(["openssl", "cms", "-sign", "-binary", "-md", "sha256", "-outform", "DER",
+                        "-in", f"{own}/receipt.txt", "-signer", f"{pki}/{signer}.pem", "-inkey",
+                        f"{pki}/{signer}.key", "-out", f"{own}/receipt.p7s"])
+            self.assertEqual(made.returncode, 0, made.stderr)
+            proc = self.verify(own, "--exam", exam)
+            self.assertNotEqual(proc.returncode, 0)
+            self.assertIn(f"the receipt is {reason}", proc.stdout)
         # The same checks where the report arrives: `report` refuses another exam's report too.
         self.assertEqual(self.a1.run("report", other_exam, "--out",
                                      os.path.join(self.workdir, "x")).returncode, 1)
