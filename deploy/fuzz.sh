@@ -11,6 +11,7 @@ seconds="${FUZZ_SECONDS:-60}"
 # clang 14 and its libFuzzer / sanitizer runtimes, with everything the normal build needs.
 bash deploy/install-deps.sh clang libclang-rt-14-dev
 
+bash deploy/check-build-dir.sh build-fuzz
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DRDG_BUILD_FUZZERS=ON -DRDG_BUILD_TESTS=OFF -DRDG_BUILD_BENCHMARKS=OFF >/dev/null
 # Only the fuzz targets (and the formats library they link), never the whole tree.

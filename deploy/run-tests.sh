@@ -13,6 +13,7 @@ bash deploy/install-deps.sh clang libclang-rt-14-dev
 echo "run-tests: clang AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/" >&2
 # clang checks the lock annotations (-Wthread-safety, an error here). A build-asan/ that an
 # earlier version made with GCC starts over.
+bash deploy/check-build-dir.sh build-asan
 if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' build-asan/CMakeCache.txt; then
   rm -rf build-asan
 fi

@@ -1,5 +1,6 @@
 // StagingArea: the part files of open upload sessions (DATA/uploads/<session>.part). Bytes land
-// here as they arrive; on commit the file is adopted by the BlobStore (same filesystem, a rename).
+// here as they arrive; on commit the file is adopted by the BlobStore (same filesystem, a hard
+// link).
 #pragma once
 
 #include <string>

@@ -17,7 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "gateway/formats/ecg_render.h"
+#include "clients/reader/ecg_render.h"
 #include "gateway/formats/ecg_waveform.h"
 
 extern char** environ;
@@ -210,7 +210,7 @@ int RunEcgWorker(const std::string& dicom_path, const std::vector<std::string>& 
   }
   for (const auto& out : out_paths) {
     absl::StatusOr<std::string> bytes =
-        IsPng(out) ? formats::RenderEcgPng(*ecg) : formats::RenderEcgSvg(*ecg);
+        IsPng(out) ? RenderEcgPng(*ecg) : RenderEcgSvg(*ecg);
     absl::Status written = bytes.ok() ? WriteFile(out, *bytes) : bytes.status();
     if (!written.ok()) {
       std::cerr << written.message() << "\n";

@@ -1,4 +1,4 @@
-// The reader's view of an ECG: the standard 12-lead printout (gateway/formats/ecg_render) written
+// The reader's view of an ECG: the standard 12-lead printout (clients/reader/ecg_render) written
 // beside the original DICOM file, as SVG and PNG.
 //
 // The waveform file came from a clinic's cart, through the platform: it is parsed and drawn in a

@@ -18,7 +18,7 @@ What is compared, and why it is not like for like:
     file (SHA-256) before sending it.
   * storescp writes each object into the page cache (no fsync) and keeps no index; DICOM upper
     layer over plain TCP. Both DCMTK tools run with TCP_NODELAY=1 (without it Debian's DCMTK
-    stalls on delayed ACKs and the baseline is meaningless; see ../../../shared/TOOLCHAIN-NOTES.md).
+    stalls on delayed ACKs and the baseline is meaningless).
   * storescp cannot bind to one address, so it runs in inetd mode (-id): this script listens on
     127.0.0.1, accepts storescu's connection (setting TCP_NODELAY on it) and hands the socket to
     `storescp -id`. Everything stays on loopback; the listener is up before storescu starts, so no

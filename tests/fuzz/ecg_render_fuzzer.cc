@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "gateway/formats/ecg_render.h"
+#include "clients/reader/ecg_render.h"
 #include "gateway/formats/ecg_waveform.h"
 #include "tests/fuzz/dcmtk_fuzz_support.h"
 
@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<rdg::formats::EcgRecording> recording = rdg::formats::ParseEcgWaveformBuffer(
       absl::string_view(reinterpret_cast<const char*>(data), size));
   if (!recording.ok()) return 0;
-  const std::string svg = rdg::formats::RenderEcgSvg(*recording);
+  const std::string svg = rdg::clients::RenderEcgSvg(*recording);
   // The renderer bounds its output whatever the sampling rate or sample count.
   if (svg.size() > 4 * 1024 * 1024) std::abort();
   return 0;

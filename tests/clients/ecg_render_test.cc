@@ -1,4 +1,4 @@
-#include "gateway/formats/ecg_render.h"
+#include "clients/reader/ecg_render.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,8 +15,14 @@
 #include "gateway/formats/ecg_waveform.h"
 #include "tests/mocks/temp_dir.h"
 
-namespace rdg::formats {
+namespace rdg::clients {
 namespace {
+
+using formats::EcgGroup;
+using formats::EcgLead;
+using formats::EcgRecording;
+using formats::InitDicomToolkit;
+using formats::ParseEcgWaveformFile;
 
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -260,4 +266,4 @@ TEST_F(EcgRenderTest, PaperFitsFourColumnsAtTwentyFiveMmPerSecond) {
 }
 
 }  // namespace
-}  // namespace rdg::formats
+}  // namespace rdg::clients

@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "gateway/formats/ecg_waveform.h"
 
-namespace rdg::formats {
+namespace rdg::clients {
 
 struct EcgRenderOptions {
   //! PNG resolution: pixels per millimetre of paper (10 px/mm ≈ 254 dpi).
@@ -27,10 +27,10 @@ struct EcgRenderOptions {
 //! <g class="lead" id="lead-V6"> per panel with a <text class="lead-label"> and a <path
 //! class="trace">, <g class="rhythm" id="rhythm-II"> for the strip, and <path class="calibration">
 //! pulses. Leads missing from the recording are drawn as labelled empty panels.
-std::string RenderEcgSvg(const EcgRecording& recording, const EcgRenderOptions& options = {});
+std::string RenderEcgSvg(const formats::EcgRecording& recording, const EcgRenderOptions& options = {});
 
 //! The same picture rasterised to PNG (librsvg + cairo). INTERNAL if rasterising fails.
-absl::StatusOr<std::string> RenderEcgPng(const EcgRecording& recording,
+absl::StatusOr<std::string> RenderEcgPng(const formats::EcgRecording& recording,
                                          const EcgRenderOptions& options = {});
 
 //! Paper size of the layout in millimetres (the PNG is width_mm × png_pixels_per_mm wide).
@@ -40,4 +40,4 @@ struct EcgPaperSize {
 };
 EcgPaperSize EcgPaper();
 
-}  // namespace rdg::formats
+}  // namespace rdg::clients

@@ -1,4 +1,4 @@
-#include "gateway/formats/ecg_render.h"
+#include "clients/reader/ecg_render.h"
 
 #include <cairo.h>
 #include <librsvg/rsvg.h>
@@ -18,8 +18,22 @@
 #include "absl/strings/string_view.h"
 #include "gateway/formats/text.h"
 
-namespace rdg::formats {
+namespace rdg::clients {
 namespace {
+
+using formats::AgeForDisplay;
+using formats::AppendUtf8;
+using formats::DateForDisplay;
+using formats::DisplayWidth;
+using formats::EcgDetails;
+using formats::EcgGroup;
+using formats::EcgLead;
+using formats::EcgMeasurements;
+using formats::EcgRecording;
+using formats::FindLead;
+using formats::NextCodePoint;
+using formats::SexForDisplay;
+using formats::TruncateToWidth;
 
 // Paper layout, all in millimetres. The grid spans the calibration column and the traces.
 constexpr double kMarginMm = 5;        //!< white border left, right and below the grid
@@ -444,4 +458,4 @@ absl::StatusOr<std::string> RenderEcgPng(const EcgRecording& recording,
   return png;
 }
 
-}  // namespace rdg::formats
+}  // namespace rdg::clients
