@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
   }
   rdg::RealClock real_clock;
   rdg::OffsetFileClock offset_clock(clock_offset_file);
-  const rdg::Clock& clock = clock_offset_file.empty() ? static_cast<const rdg::Clock&>(real_clock)
-                                                      : offset_clock;
+  const rdg::Clock& clock =
+      clock_offset_file.empty() ? static_cast<const rdg::Clock&>(real_clock) : offset_clock;
   if (!clock_offset_file.empty()) {
     LOG(WARNING) << "test clock: time is shifted by the seconds in " << clock_offset_file;
   }
@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
               << (config->monitoring().tls() ? "https" : "http") << " port "
               << (*gateway)->monitoring_port();
   }
-  if (!ready_file.empty() && !WriteReadyFile(ready_file, (*gateway)->port(), (*gateway)->monitoring_port())) {
+  if (!ready_file.empty() &&
+      !WriteReadyFile(ready_file, (*gateway)->port(), (*gateway)->monitoring_port())) {
     std::cerr << "rdg-gateway: cannot write ready file " << ready_file << "\n";
     return 1;
   }

@@ -14,7 +14,7 @@ namespace rdg::storage {
 
 //! An exam's stored text and the object it was taken from (its first object).
 struct ExamText {
-  ExamRecord exam;           //!< exam_id, patient, accession, body part, dates, description
+  ExamRecord exam;            //!< exam_id, patient, accession, body part, dates, description
   ObjectRecord first_object;  //!< kind and sha256_hex name the blob to read the text again from
 };
 

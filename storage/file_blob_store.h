@@ -1,4 +1,5 @@
-// BlobStore on a local (or shared) directory: ROOT/ab/abcdef… (first byte of the digest as fan-out).
+// BlobStore on a local (or shared) directory: ROOT/ab/abcdef… (first byte of the digest as
+// fan-out).
 #pragma once
 
 #include <memory>

@@ -61,11 +61,11 @@ class IndexStore {
   virtual absl::StatusOr<std::optional<ClaimRecord>> GetLiveClaim(const std::string& exam_id,
                                                                   absl::Time now) = 0;
   //! kClaim takes (or, for the holder, renews) the lease; kRenew only renews the holder's live
-  //! lease; kAmend takes a lease on a FINAL exam for an addendum (FAILED_PRECONDITION otherwise). FAILED_PRECONDITION if another user holds a live claim or the exam is not claimable;
-  //! NOT_FOUND if the exam does not exist. A new claim records a CLAIMED event; taking over an
-  //! expired lease first records RELEASED for the previous holder.
-  virtual absl::StatusOr<ClaimRecord> ClaimExam(const std::string& exam_id,
-                                                const std::string& user,
+  //! lease; kAmend takes a lease on a FINAL exam for an addendum (FAILED_PRECONDITION otherwise).
+  //! FAILED_PRECONDITION if another user holds a live claim or the exam is not claimable; NOT_FOUND
+  //! if the exam does not exist. A new claim records a CLAIMED event; taking over an expired lease
+  //! first records RELEASED for the previous holder.
+  virtual absl::StatusOr<ClaimRecord> ClaimExam(const std::string& exam_id, const std::string& user,
                                                 const std::string& institution, absl::Time now,
                                                 absl::Duration lease, ClaimAction action) = 0;
   //! Ends the caller's live claim: the exam returns to its queue (RELEASED event).
@@ -115,7 +115,8 @@ class IndexStore {
                                                                int64_t after_seq,
                                                                int32_t limit) = 0;
   //! Marks reports delivered (first time only; a DELIVERED event per exam).
-  virtual absl::Status MarkDelivered(const std::vector<std::string>& report_ids, absl::Time now) = 0;
+  virtual absl::Status MarkDelivered(const std::vector<std::string>& report_ids,
+                                     absl::Time now) = 0;
   //! The origin clinic acknowledges a report (ACKNOWLEDGED event). NOT_FOUND unless the report
   //! belongs to `institution`.
   virtual absl::StatusOr<ReportRecord> AcknowledgeReport(const std::string& report_id,

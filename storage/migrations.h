@@ -1,8 +1,8 @@
 // Schema migrations, embedded from storage/migrations/<backend>/NNNN_name.sql at build time.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 namespace rdg::storage {
 

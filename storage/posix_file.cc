@@ -123,7 +123,8 @@ absl::Status RenameFile(const std::string& from, const std::string& to) {
 }
 
 absl::Status LinkFile(const std::string& from, const std::string& to) {
-  if (::link(from.c_str(), to.c_str()) != 0 && errno != EEXIST) return ErrnoStatus("link", from, errno);
+  if (::link(from.c_str(), to.c_str()) != 0 && errno != EEXIST)
+    return ErrnoStatus("link", from, errno);
   return absl::OkStatus();
 }
 

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <algorithm>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,8 +23,8 @@ struct PatientRecord {
   std::string sex;
   std::string birth_date;
   std::string national_id;
-  std::string age;  //!< Patient's Age as written ("045Y"); empty when not given or malformed
-  std::string id_issuer;           //!< who assigned patient_id: DICOM (0010,0021), HL7 CX.4
+  std::string age;        //!< Patient's Age as written ("045Y"); empty when not given or malformed
+  std::string id_issuer;  //!< who assigned patient_id: DICOM (0010,0021), HL7 CX.4
   //! Where the national ID came from: "issuer^type" as the sender gave them, else its source
   //! ("(0010,1000)"). Empty when there is no national ID.
   std::string national_id_issuer;
@@ -53,16 +53,16 @@ struct ExamRecord {
   int64_t total_bytes = 0;
   absl::Time received_at;
   absl::Time updated_at;
-  absl::Time sla_due_at = absl::InfiniteFuture();  //!< final report due (routing + SLA policy)
+  absl::Time sla_due_at = absl::InfiniteFuture();    //!< final report due (routing + SLA policy)
   absl::Time claim_due_at = absl::InfiniteFuture();  //!< claim target in the current queue
-  bool critical = false;  //!< a critical value was found on ingest (lab 危急值)
+  bool critical = false;          //!< a critical value was found on ingest (lab 危急值)
   std::string escalated_by;       //!< the latest escalation's actor ("system": SLA); "" if none
   std::string escalation_reason;  //!< … and its reason, for the desk that receives the exam
 };
 
 //! One lab observation (HL7 v2 OBX) of a LAB exam.
 struct LabResultRecord {
-  std::string exam_id;             //!< filled in by the store on commit
+  std::string exam_id;  //!< filled in by the store on commit
   std::string origin_institution;
   std::string code;
   std::string coding_system;
@@ -72,7 +72,7 @@ struct LabResultRecord {
   std::string units;
   std::string reference_range;
   std::vector<std::string> abnormal_flags;
-  std::string observed_at;         //!< HL7 TS as received
+  std::string observed_at;  //!< HL7 TS as received
   bool critical = false;
   std::string order_service;
   std::string result_status;
@@ -149,11 +149,11 @@ struct ObjectCursor {
 //! queue, priority and SLA due time from `routing`, RECEIVED and ROUTED events), and removal of
 //! the upload session — all in one transaction.
 struct NewObject {
-  ExamRecord exam;        //!< study-level attributes taken from this object; exam_id ignored
-  RoutingRecord routing;  //!< applied only when this object creates the exam
-  ObjectRecord object;    //!< exam_id filled in by the store
-  std::string session_id; //!< upload session to delete (may be empty)
-  std::string actor;      //!< user recorded on the RECEIVED event
+  ExamRecord exam;         //!< study-level attributes taken from this object; exam_id ignored
+  RoutingRecord routing;   //!< applied only when this object creates the exam
+  ObjectRecord object;     //!< exam_id filled in by the store
+  std::string session_id;  //!< upload session to delete (may be empty)
+  std::string actor;       //!< user recorded on the RECEIVED event
   //! LAB objects: the message's observations, indexed with the object (not for a duplicate).
   std::vector<LabResultRecord> lab_results;
   //! Called in the commit's transaction when the object would join an existing exam (never for
@@ -164,7 +164,7 @@ struct NewObject {
 
 struct CommitOutcome {
   std::string exam_id;
-  bool duplicate = false;      //!< same SOP Instance UID and bytes already stored: nothing added
+  bool duplicate = false;  //!< same SOP Instance UID and bytes already stored: nothing added
   bool new_exam = false;
   int32_t exam_instance_count = 0;
 };
@@ -173,12 +173,12 @@ struct ExamQuery {
   std::string origin_institution;  //!< required: RBAC scopes every listing
   std::optional<rdg::v1::ExamState> state;
   int32_t limit = 100;
-  int64_t before_seq = 0;          //!< keyset paging: 0 = from the newest
+  int64_t before_seq = 0;  //!< keyset paging: 0 = from the newest
 };
 
 struct ExamPage {
   std::vector<ExamRecord> exams;
-  int64_t next_before_seq = 0;     //!< 0 when there is no further page
+  int64_t next_before_seq = 0;  //!< 0 when there is no further page
 };
 
 //! A reader's lease on an exam.
@@ -192,15 +192,15 @@ struct ClaimRecord {
 
 //! A reader's worklist: exams of the given queues, by SLA due time, then priority, then arrival.
 struct WorklistQuery {
-  std::vector<std::string> queues;                //!< required (the queues the caller serves)
-  std::vector<rdg::v1::ExamState> states;         //!< empty: ROUTED, CLAIMED, PRELIMINARY
-  std::vector<std::string> exam_types;            //!< empty: any
-  std::vector<rdg::v1::Priority> priorities;      //!< empty: any
+  std::vector<std::string> queues;            //!< required (the queues the caller serves)
+  std::vector<rdg::v1::ExamState> states;     //!< empty: ROUTED, CLAIMED, PRELIMINARY
+  std::vector<std::string> exam_types;        //!< empty: any
+  std::vector<rdg::v1::Priority> priorities;  //!< empty: any
   //! Empty: any patient; else part of the patient's name (with or without the DICOM '^' and
   //! '=' separators, ASCII letters in any case) or the exact patient ID.
   std::string patient;
   int32_t limit = 100;
-  std::string after;                              //!< cursor from a previous page
+  std::string after;  //!< cursor from a previous page
 };
 
 struct WorklistEntry {
@@ -218,7 +218,7 @@ struct Escalation {
   std::string exam_id;
   std::string to_queue;
   absl::Time claim_due_at = absl::InfiniteFuture();  //!< in the new queue
-  std::string actor;          //!< the reader, or "system" for an automatic escalation
+  std::string actor;  //!< the reader, or "system" for an automatic escalation
   std::string reason;
   bool require_claim = true;  //!< a reader escalates an exam they hold; the system need not
 };
@@ -229,7 +229,7 @@ enum class ClaimAction { kClaim, kRenew, kAmend };
 
 //! One stored report version.
 struct ReportRecord {
-  int64_t seq = 0;                  //!< feed cursor
+  int64_t seq = 0;  //!< feed cursor
   std::string report_id;
   std::string exam_id;
   std::string origin_institution;
@@ -239,8 +239,8 @@ struct ReportRecord {
   std::string reader_user;
   std::string reader_institution;
   std::string supersedes;
-  std::string content;              //!< serialized rdg.v1.ReportContent
-  std::string canonical;            //!< the signed bytes
+  std::string content;    //!< serialized rdg.v1.ReportContent
+  std::string canonical;  //!< the signed bytes
   rdg::v1::SignatureFormat signature_format = rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED;
   std::string signature;
   std::string signer_cert_pem;
@@ -271,7 +271,7 @@ struct QueueFigureRecord {
   int64_t depth = 0;    //!< open exams
   int64_t claimed = 0;  //!< of those, being read (claimed or with a preliminary report)
   std::optional<absl::Time> oldest_waiting_since;  //!< the unclaimed exam waiting longest
-  int64_t overdue = 0;  //!< open exams past their SLA due time
+  int64_t overdue = 0;                             //!< open exams past their SLA due time
 };
 
 //! One SLA stage clock of an exam (rdg.v1.Stage), running or completed. Grouping attributes are
@@ -300,7 +300,7 @@ struct StageRecord {
 };
 
 struct BreachQuery {
-  bool open_only = false;                 //!< only stages still running past due
+  bool open_only = false;                   //!< only stages still running past due
   absl::Time since = absl::InfinitePast();  //!< detected at or after (ignored for open_only)
   int32_t limit = 1000;
 };
@@ -318,10 +318,10 @@ struct IdentityConflictRecord {
   rdg::v1::IdentityConflictKind kind = rdg::v1::IDENTITY_CONFLICT_KIND_UNSPECIFIED;
   std::string exam_id;
   std::string origin_institution;
-  std::string other_exam_id;       //!< empty when there is no second exam
+  std::string other_exam_id;  //!< empty when there is no second exam
   std::string other_institution;
-  std::vector<std::string> fields; //!< what disagrees ("name", "sex", …)
-  std::string detail;              //!< never patient data
+  std::vector<std::string> fields;  //!< what disagrees ("name", "sex", …)
+  std::string detail;               //!< never patient data
 };
 
 struct AuditQuery {

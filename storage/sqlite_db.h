@@ -101,9 +101,9 @@ class Connection {
  public:
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path) {
     sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
+    int rc =
+        sqlite3_open_v2(path.c_str(), &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     auto conn = std::unique_ptr<Connection>(new Connection(db));
     if (rc != SQLITE_OK) {
       return absl::UnavailableError(

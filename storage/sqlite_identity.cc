@@ -14,22 +14,32 @@ using sqlite_internal::Stmt;
 
 absl::Status SqliteIndexStore::RecordIdentityConflict(const IdentityConflictRecord& c) {
   absl::MutexLock lock(&writer_mu_);
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-      "INSERT OR IGNORE INTO identity_conflicts (detected_at, kind, exam_id, origin_institution, "
-      "other_exam_id, other_institution, fields, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
-  q->Bind(1, c.detected_at).Bind(2, int64_t{c.kind}).Bind(3, c.exam_id)
-      .Bind(4, c.origin_institution).Bind(5, c.other_exam_id).Bind(6, c.other_institution)
-      .Bind(7, absl::StrJoin(c.fields, ", ")).Bind(8, c.detail);
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      writer_->Prepare(
+          "INSERT OR IGNORE INTO identity_conflicts (detected_at, kind, exam_id, "
+          "origin_institution, "
+          "other_exam_id, other_institution, fields, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  q->Bind(1, c.detected_at)
+      .Bind(2, int64_t{c.kind})
+      .Bind(3, c.exam_id)
+      .Bind(4, c.origin_institution)
+      .Bind(5, c.other_exam_id)
+      .Bind(6, c.other_institution)
+      .Bind(7, absl::StrJoin(c.fields, ", "))
+      .Bind(8, c.detail);
   return q->Run();
 }
 
 absl::StatusOr<std::vector<IdentityConflictRecord>> SqliteIndexStore::ListIdentityConflicts(
     absl::Time since, int32_t limit) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT seq, detected_at, kind, exam_id, origin_institution, other_exam_id, "
-      "other_institution, fields, detail FROM identity_conflicts WHERE detected_at >= ? "
-      "ORDER BY seq DESC LIMIT ?"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare(
+          "SELECT seq, detected_at, kind, exam_id, origin_institution, other_exam_id, "
+          "other_institution, fields, detail FROM identity_conflicts WHERE detected_at >= ? "
+          "ORDER BY seq DESC LIMIT ?"));
   q->Bind(1, since == absl::InfinitePast() ? std::numeric_limits<int64_t>::min()
                                            : absl::ToUnixMicros(since))
       .Bind(2, int64_t{std::clamp(limit, 1, 1000)});

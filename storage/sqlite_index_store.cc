@@ -16,17 +16,15 @@
 
 namespace rdg::storage {
 
-
 using sqlite_internal::Connection;
+using sqlite_internal::DueMicros;
+using sqlite_internal::kSessionColumns;
 using sqlite_internal::ReadExam;
 using sqlite_internal::ReadObject;
 using sqlite_internal::ReadSession;
-using sqlite_internal::DueMicros;
 using sqlite_internal::Stmt;
-using sqlite_internal::kSessionColumns;
 
 namespace {
-
 
 //! Exam ids are random (not guessable, not derived from patient data): "ex-" + 16 hex digits.
 std::string NewExamId() {
@@ -65,12 +63,13 @@ absl::StatusOr<std::unique_ptr<SqliteIndexStore>> SqliteIndexStore::Open(const s
 
 absl::Status SqliteIndexStore::Migrate() {
   absl::MutexLock lock(&writer_mu_);
-  RDG_RETURN_IF_ERROR(writer_->Exec(
-      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-      "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
+  RDG_RETURN_IF_ERROR(
+      writer_->Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                    "name TEXT NOT NULL, applied_at INTEGER NOT NULL)"));
   int64_t current = 0;
   {
-    RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+    RDG_ASSIGN_OR_RETURN(
+        auto q, writer_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
     RDG_ASSIGN_OR_RETURN(bool row, q->Step());
     if (row) current = q->Int(0);
   }
@@ -79,8 +78,10 @@ absl::Status SqliteIndexStore::Migrate() {
     RDG_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
     absl::Status s = writer_->Exec(m.sql);
     if (s.ok()) {
-      RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
-          "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"));
+      RDG_ASSIGN_OR_RETURN(
+          auto ins,
+          writer_->Prepare(
+              "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"));
       ins->Bind(1, static_cast<int64_t>(m.version)).Bind(2, m.name).Bind(3, absl::Now());
       s = ins->Run();
     }
@@ -95,7 +96,8 @@ absl::Status SqliteIndexStore::Migrate() {
 
 absl::StatusOr<int> SqliteIndexStore::SchemaVersion() {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+  RDG_ASSIGN_OR_RETURN(auto q,
+                       conn->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
   RDG_ASSIGN_OR_RETURN(bool row, q->Step());
   return row ? static_cast<int>(q->Int(0)) : 0;
 }
@@ -120,17 +122,27 @@ absl::Status SqliteIndexStore::CreateSession(const UploadSessionRecord& r,
                                              int max_per_institution) {
   absl::MutexLock lock(&writer_mu_);
   // One statement: the count and the insert cannot be split by another writer.
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-      "INSERT INTO upload_sessions (session_id, institution, user, kind, size, sha256, priority, "
-      "client_ref, created_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
-      "WHERE (SELECT COUNT(*) FROM upload_sessions WHERE institution = ?2) < ?11"));
-  q->Bind(1, r.session_id).Bind(2, r.institution).Bind(3, r.user).Bind(4, int64_t{r.kind})
-      .Bind(5, r.size).Bind(6, r.sha256_hex).Bind(7, int64_t{r.priority}).Bind(8, r.client_ref)
-      .Bind(9, r.created_at).Bind(10, r.updated_at).Bind(11, int64_t{max_per_institution});
+  RDG_ASSIGN_OR_RETURN(
+      auto q, writer_->Prepare(
+                  "INSERT INTO upload_sessions (session_id, institution, user, kind, size, sha256, "
+                  "priority, "
+                  "client_ref, created_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+                  "WHERE (SELECT COUNT(*) FROM upload_sessions WHERE institution = ?2) < ?11"));
+  q->Bind(1, r.session_id)
+      .Bind(2, r.institution)
+      .Bind(3, r.user)
+      .Bind(4, int64_t{r.kind})
+      .Bind(5, r.size)
+      .Bind(6, r.sha256_hex)
+      .Bind(7, int64_t{r.priority})
+      .Bind(8, r.client_ref)
+      .Bind(9, r.created_at)
+      .Bind(10, r.updated_at)
+      .Bind(11, int64_t{max_per_institution});
   RDG_RETURN_IF_ERROR(q->Run());
   if (writer_->Changes() == 0) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "institution ", r.institution, " has ", max_per_institution, " upload sessions"));
+    return absl::ResourceExhaustedError(absl::StrCat("institution ", r.institution, " has ",
+                                                     max_per_institution, " upload sessions"));
   }
   return absl::OkStatus();
 }
@@ -163,7 +175,7 @@ absl::StatusOr<std::optional<UploadSessionRecord>> SqliteIndexStore::FindSession
 absl::StatusOr<int> SqliteIndexStore::CountSessions(const std::string& institution) {
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(auto q,
-                   conn->Prepare("SELECT COUNT(*) FROM upload_sessions WHERE institution = ?"));
+                       conn->Prepare("SELECT COUNT(*) FROM upload_sessions WHERE institution = ?"));
   q->Bind(1, institution);
   RDG_ASSIGN_OR_RETURN(bool row, q->Step());
   return row ? static_cast<int>(q->Int(0)) : 0;
@@ -171,15 +183,16 @@ absl::StatusOr<int> SqliteIndexStore::CountSessions(const std::string& instituti
 
 absl::Status SqliteIndexStore::TouchSession(const std::string& session_id, absl::Time at) {
   absl::MutexLock lock(&writer_mu_);
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-      "UPDATE upload_sessions SET updated_at = ? WHERE session_id = ?"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q, writer_->Prepare("UPDATE upload_sessions SET updated_at = ? WHERE session_id = ?"));
   q->Bind(1, at).Bind(2, session_id);
   return q->Run();
 }
 
 absl::Status SqliteIndexStore::DeleteSession(const std::string& session_id) {
   absl::MutexLock lock(&writer_mu_);
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("DELETE FROM upload_sessions WHERE session_id = ?"));
+  RDG_ASSIGN_OR_RETURN(auto q,
+                       writer_->Prepare("DELETE FROM upload_sessions WHERE session_id = ?"));
   q->Bind(1, session_id);
   return q->Run();
 }
@@ -194,10 +207,11 @@ absl::StatusOr<std::vector<UploadSessionRecord>> SqliteIndexStore::ListSessions(
 
 absl::StatusOr<std::vector<UploadSessionRecord>> SqliteIndexStore::ListSessionsOf(
     const std::string& institution, const std::optional<SessionCursor>& after, int limit) {
-  static const std::string sql = absl::StrCat(
-      "SELECT ", kSessionColumns, " FROM upload_sessions WHERE institution = ?1 "
-      "AND (?2 IS NULL OR (created_at, session_id) > (?2, ?3)) "
-      "ORDER BY created_at, session_id LIMIT ?4");
+  static const std::string sql =
+      absl::StrCat("SELECT ", kSessionColumns,
+                   " FROM upload_sessions WHERE institution = ?1 "
+                   "AND (?2 IS NULL OR (created_at, session_id) > (?2, ?3)) "
+                   "ORDER BY created_at, session_id LIMIT ?4");
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(sql.c_str()));
   q->Bind(1, institution).Bind(4, int64_t{limit});
@@ -210,8 +224,9 @@ absl::StatusOr<std::vector<UploadSessionRecord>> SqliteIndexStore::ListSessionsO
 absl::StatusOr<std::optional<ObjectRecord>> SqliteIndexStore::FindObject(
     const std::string& institution, const std::string& sop_instance_uid) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_OBJECT_COLUMNS " FROM objects "
-                                         "WHERE origin_institution = ? AND sop_instance_uid = ?"));
+  RDG_ASSIGN_OR_RETURN(auto q,
+                       conn->Prepare("SELECT " RDG_OBJECT_COLUMNS " FROM objects "
+                                     "WHERE origin_institution = ? AND sop_instance_uid = ?"));
   q->Bind(1, institution).Bind(2, sop_instance_uid);
   RDG_ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return std::nullopt;
@@ -223,8 +238,9 @@ absl::StatusOr<std::optional<ObjectRecord>> SqliteIndexStore::FindObjectByConten
   // The unary "+" keeps SQLite from preferring the primary key (origin_institution, …), which
   // would scan all of the institution's objects; objects_by_content seeks on the digest.
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_OBJECT_COLUMNS " FROM objects "
-                                         "WHERE sha256 = ? AND +origin_institution = ? LIMIT 1"));
+  RDG_ASSIGN_OR_RETURN(auto q,
+                       conn->Prepare("SELECT " RDG_OBJECT_COLUMNS " FROM objects "
+                                     "WHERE sha256 = ? AND +origin_institution = ? LIMIT 1"));
   q->Bind(1, sha256_hex).Bind(2, institution);
   RDG_ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return std::nullopt;
@@ -273,9 +289,11 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
   const ExamRecord& exam = item.exam;
   CommitOutcome outcome;
   {
-    RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-        "SELECT o.sha256, o.exam_id, e.instance_count, o.content_key FROM objects o "
-        "JOIN exams e USING (exam_id) WHERE o.origin_institution = ? AND o.sop_instance_uid = ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto q, writer_->Prepare(
+                    "SELECT o.sha256, o.exam_id, e.instance_count, o.content_key FROM objects o "
+                    "JOIN exams e USING (exam_id) WHERE o.origin_institution = ? AND "
+                    "o.sop_instance_uid = ?"));
     q->Bind(1, obj.origin_institution).Bind(2, obj.sop_instance_uid);
     RDG_ASSIGN_OR_RETURN(bool row, q->Step());
     if (row) {
@@ -293,9 +311,9 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
   }
   if (!outcome.duplicate) {
     {
-      RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-          "SELECT " RDG_EXAM_COLUMNS " FROM exams "
-          "WHERE origin_institution = ? AND study_instance_uid = ?"));
+      RDG_ASSIGN_OR_RETURN(
+          auto q, writer_->Prepare("SELECT " RDG_EXAM_COLUMNS " FROM exams "
+                                   "WHERE origin_institution = ? AND study_instance_uid = ?"));
       q->Bind(1, exam.origin_institution).Bind(2, exam.study_instance_uid);
       RDG_ASSIGN_OR_RETURN(bool row, q->Step());
       if (row) {
@@ -311,41 +329,65 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
             modalities.push_back(m);
           }
         }
-        RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-            "UPDATE exams SET instance_count = instance_count + 1, total_bytes = total_bytes + ?, "
-            "priority = ?, modalities = ?, updated_at = ?, critical = MAX(critical, ?) "
-            "WHERE exam_id = ?"));
-        u->Bind(1, obj.size).Bind(2, int64_t{priority}).Bind(3, absl::StrJoin(modalities, "\\"))
-            .Bind(4, obj.received_at).Bind(5, int64_t{exam.critical}).Bind(6, outcome.exam_id);
+        RDG_ASSIGN_OR_RETURN(
+            auto u, writer_->Prepare(
+                        "UPDATE exams SET instance_count = instance_count + 1, total_bytes = "
+                        "total_bytes + ?, "
+                        "priority = ?, modalities = ?, updated_at = ?, critical = MAX(critical, ?) "
+                        "WHERE exam_id = ?"));
+        u->Bind(1, obj.size)
+            .Bind(2, int64_t{priority})
+            .Bind(3, absl::StrJoin(modalities, "\\"))
+            .Bind(4, obj.received_at)
+            .Bind(5, int64_t{exam.critical})
+            .Bind(6, outcome.exam_id);
         RDG_RETURN_IF_ERROR(u->Run());
       }
     }
     if (outcome.exam_id.empty()) {
       outcome.exam_id = NewExamId();
       outcome.new_exam = true;
-      RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-          "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, "
-          "patient_name, patient_sex, patient_birth_date, patient_national_id, accession_number, "
-          "exam_type, modalities, body_part, study_date, study_time, study_description, priority, "
-          "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
-          "claim_due_at, critical, patient_age, patient_id_issuer, national_id_issuer) "
-          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, "
-          "?)"));
+      RDG_ASSIGN_OR_RETURN(
+          auto q,
+          writer_->Prepare(
+              "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, "
+              "patient_name, patient_sex, patient_birth_date, patient_national_id, "
+              "accession_number, "
+              "exam_type, modalities, body_part, study_date, study_time, study_description, "
+              "priority, "
+              "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
+              "claim_due_at, critical, patient_age, patient_id_issuer, national_id_issuer) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, "
+              "?, ?, "
+              "?)"));
       const bool routed = !item.routing.queue.empty();
-      q->Bind(1, outcome.exam_id).Bind(2, exam.origin_institution)
-          .Bind(3, exam.study_instance_uid).Bind(4, exam.patient.patient_id)
-          .Bind(5, exam.patient.name).Bind(6, exam.patient.sex).Bind(7, exam.patient.birth_date)
-          .Bind(8, exam.patient.national_id).Bind(9, exam.accession_number)
-          .Bind(10, exam.exam_type).Bind(11, absl::StrJoin(exam.modalities, "\\"))
-          .Bind(12, exam.body_part).Bind(13, exam.study_date).Bind(14, exam.study_time)
+      q->Bind(1, outcome.exam_id)
+          .Bind(2, exam.origin_institution)
+          .Bind(3, exam.study_instance_uid)
+          .Bind(4, exam.patient.patient_id)
+          .Bind(5, exam.patient.name)
+          .Bind(6, exam.patient.sex)
+          .Bind(7, exam.patient.birth_date)
+          .Bind(8, exam.patient.national_id)
+          .Bind(9, exam.accession_number)
+          .Bind(10, exam.exam_type)
+          .Bind(11, absl::StrJoin(exam.modalities, "\\"))
+          .Bind(12, exam.body_part)
+          .Bind(13, exam.study_date)
+          .Bind(14, exam.study_time)
           .Bind(15, exam.study_description)
           .Bind(16, int64_t{routed ? item.routing.priority : exam.priority})
-          .Bind(17, int64_t{routed ? rdg::v1::ROUTED : exam.state}).Bind(18, item.routing.queue)
-          .Bind(19, obj.size).Bind(20, obj.received_at).Bind(21, obj.received_at)
+          .Bind(17, int64_t{routed ? rdg::v1::ROUTED : exam.state})
+          .Bind(18, item.routing.queue)
+          .Bind(19, obj.size)
+          .Bind(20, obj.received_at)
+          .Bind(21, obj.received_at)
           .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()))
           .Bind(23, DueMicros(routed ? item.routing.claim_due_at : absl::InfiniteFuture()))
-          .Bind(24, int64_t{exam.critical}).Bind(25, exam.patient.age)
-          .Bind(26, exam.patient.id_issuer).Bind(27, exam.patient.national_id_issuer);
+          .Bind(24, int64_t{exam.critical})
+          .Bind(25, exam.patient.age)
+          .Bind(26, exam.patient.id_issuer)
+          .Bind(27, exam.patient.national_id_issuer);
       RDG_RETURN_IF_ERROR(q->Run());
       RDG_RETURN_IF_ERROR(
           AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));
@@ -354,33 +396,46 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
                                      item.routing.detail));
       }
       // The SLA clocks run from receipt (targets from the routing decision).
-      RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_CLAIMED,
-                                     obj.received_at,
+      RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_CLAIMED, obj.received_at,
                                      routed ? item.routing.claim_due_at : absl::InfiniteFuture()));
       RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_FINAL, obj.received_at,
                                      routed ? item.routing.sla_due_at : absl::InfiniteFuture()));
     }
-    RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
-        "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, series_instance_uid, "
-        "sop_class_uid, transfer_syntax_uid, modality, instance_number, kind, size, sha256, "
-        "received_at, content_key, text_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    ins->Bind(1, obj.origin_institution).Bind(2, outcome.exam_id).Bind(3, obj.sop_instance_uid)
-        .Bind(4, obj.series_instance_uid).Bind(5, obj.sop_class_uid)
-        .Bind(6, obj.transfer_syntax_uid).Bind(7, obj.modality)
-        .Bind(8, int64_t{obj.instance_number}).Bind(9, int64_t{obj.kind}).Bind(10, obj.size)
-        .Bind(11, obj.sha256_hex).Bind(12, obj.received_at).Bind(13, obj.content_key)
+    RDG_ASSIGN_OR_RETURN(
+        auto ins,
+        writer_->Prepare(
+            "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, "
+            "series_instance_uid, "
+            "sop_class_uid, transfer_syntax_uid, modality, instance_number, kind, size, sha256, "
+            "received_at, content_key, text_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?)"));
+    ins->Bind(1, obj.origin_institution)
+        .Bind(2, outcome.exam_id)
+        .Bind(3, obj.sop_instance_uid)
+        .Bind(4, obj.series_instance_uid)
+        .Bind(5, obj.sop_class_uid)
+        .Bind(6, obj.transfer_syntax_uid)
+        .Bind(7, obj.modality)
+        .Bind(8, int64_t{obj.instance_number})
+        .Bind(9, int64_t{obj.kind})
+        .Bind(10, obj.size)
+        .Bind(11, obj.sha256_hex)
+        .Bind(12, obj.received_at)
+        .Bind(13, obj.content_key)
         .Bind(14, obj.text_notes);
     RDG_RETURN_IF_ERROR(ins->Run());
     RDG_RETURN_IF_ERROR(InsertLabResults(outcome.exam_id, item.lab_results));
     {
-      RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("SELECT instance_count FROM exams WHERE exam_id = ?"));
+      RDG_ASSIGN_OR_RETURN(auto q,
+                           writer_->Prepare("SELECT instance_count FROM exams WHERE exam_id = ?"));
       q->Bind(1, outcome.exam_id);
       RDG_ASSIGN_OR_RETURN(bool row, q->Step());
       if (row) outcome.exam_instance_count = static_cast<int32_t>(q->Int(0));
     }
   }
   if (!item.session_id.empty()) {
-    RDG_ASSIGN_OR_RETURN(auto del, writer_->Prepare("DELETE FROM upload_sessions WHERE session_id = ?"));
+    RDG_ASSIGN_OR_RETURN(auto del,
+                         writer_->Prepare("DELETE FROM upload_sessions WHERE session_id = ?"));
     del->Bind(1, item.session_id);
     RDG_RETURN_IF_ERROR(del->Run());
   }
@@ -390,19 +445,24 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
 absl::Status SqliteIndexStore::AddEvent(const std::string& exam_id, rdg::v1::ExamState state,
                                         absl::Time at, const std::string& actor,
                                         const std::string& detail) {
-  RDG_ASSIGN_OR_RETURN(auto ev, writer_->Prepare(
-      "INSERT INTO exam_events (exam_id, state, at, actor, detail) VALUES (?, ?, ?, ?, ?)"));
+  RDG_ASSIGN_OR_RETURN(
+      auto ev,
+      writer_->Prepare(
+          "INSERT INTO exam_events (exam_id, state, at, actor, detail) VALUES (?, ?, ?, ?, ?)"));
   ev->Bind(1, exam_id).Bind(2, int64_t{state}).Bind(3, at).Bind(4, actor).Bind(5, detail);
   return ev->Run();
 }
 
 absl::StatusOr<ExamPage> SqliteIndexStore::ListExams(const ExamQuery& query) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE origin_institution = ?1 "
-      "AND (?2 = 0 OR seq < ?2) AND (?3 = 0 OR state = ?3) ORDER BY seq DESC LIMIT ?4"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare(
+          "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE origin_institution = ?1 "
+          "AND (?2 = 0 OR seq < ?2) AND (?3 = 0 OR state = ?3) ORDER BY seq DESC LIMIT ?4"));
   const int64_t limit = std::clamp<int64_t>(query.limit, 1, 1000);
-  q->Bind(1, query.origin_institution).Bind(2, query.before_seq)
+  q->Bind(1, query.origin_institution)
+      .Bind(2, query.before_seq)
       .Bind(3, int64_t{query.state.value_or(rdg::v1::EXAM_STATE_UNSPECIFIED)})
       .Bind(4, limit + 1);
   ExamPage page;
@@ -421,7 +481,8 @@ absl::StatusOr<ExamPage> SqliteIndexStore::ListExams(const ExamQuery& query) {
 
 absl::StatusOr<std::optional<ExamRecord>> SqliteIndexStore::GetExam(const std::string& exam_id) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE exam_id = ?"));
+  RDG_ASSIGN_OR_RETURN(auto q,
+                       conn->Prepare("SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE exam_id = ?"));
   q->Bind(1, exam_id);
   RDG_ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return std::nullopt;
@@ -431,9 +492,9 @@ absl::StatusOr<std::optional<ExamRecord>> SqliteIndexStore::GetExam(const std::s
 absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjects(
     const std::string& exam_id) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_OBJECT_COLUMNS " FROM objects WHERE exam_id = ? "
-      "ORDER BY series_instance_uid, instance_number, sop_instance_uid"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q, conn->Prepare("SELECT " RDG_OBJECT_COLUMNS " FROM objects WHERE exam_id = ? "
+                            "ORDER BY series_instance_uid, instance_number, sop_instance_uid"));
   q->Bind(1, exam_id);
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadObject(s); });
 }
@@ -441,13 +502,16 @@ absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjects(
 absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjectsPage(
     const std::string& exam_id, const std::optional<ObjectCursor>& after, int limit) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_OBJECT_COLUMNS " FROM objects WHERE exam_id = ?1 AND (?2 IS NULL OR "
-      "(series_instance_uid, instance_number, sop_instance_uid) > (?2, ?3, ?4)) "
-      "ORDER BY series_instance_uid, instance_number, sop_instance_uid LIMIT ?5"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare("SELECT " RDG_OBJECT_COLUMNS
+                    " FROM objects WHERE exam_id = ?1 AND (?2 IS NULL OR "
+                    "(series_instance_uid, instance_number, sop_instance_uid) > (?2, ?3, ?4)) "
+                    "ORDER BY series_instance_uid, instance_number, sop_instance_uid LIMIT ?5"));
   q->Bind(1, exam_id).Bind(5, int64_t{limit});
   if (after.has_value()) {
-    q->Bind(2, after->series_instance_uid).Bind(3, int64_t{after->instance_number})
+    q->Bind(2, after->series_instance_uid)
+        .Bind(3, int64_t{after->instance_number})
         .Bind(4, after->sop_instance_uid);
   }
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadObject(s); });
@@ -456,8 +520,8 @@ absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjectsPage(
 absl::StatusOr<std::vector<ExamEventRecord>> SqliteIndexStore::ListEvents(
     const std::string& exam_id) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT exam_id, state, at, actor, detail FROM exam_events WHERE exam_id = ? ORDER BY seq"));
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT exam_id, state, at, actor, detail FROM "
+                                             "exam_events WHERE exam_id = ? ORDER BY seq"));
   q->Bind(1, exam_id);
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
     return ExamEventRecord{s.Text(0), static_cast<rdg::v1::ExamState>(s.Int(1)), s.Time(2),
@@ -469,27 +533,37 @@ absl::StatusOr<std::vector<ExamEventRecord>> SqliteIndexStore::ListEvents(
 
 absl::Status SqliteIndexStore::AppendAudit(const AuditRecord& e) {
   absl::MutexLock lock(&writer_mu_);
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-      "INSERT INTO audit_log (at, institution, user, role, action, exam_id, detail) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
-  q->Bind(1, e.at).Bind(2, e.institution).Bind(3, e.user).Bind(4, int64_t{e.role})
-      .Bind(5, e.action).Bind(6, e.exam_id).Bind(7, e.detail);
+  RDG_ASSIGN_OR_RETURN(
+      auto q, writer_->Prepare(
+                  "INSERT INTO audit_log (at, institution, user, role, action, exam_id, detail) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+  q->Bind(1, e.at)
+      .Bind(2, e.institution)
+      .Bind(3, e.user)
+      .Bind(4, int64_t{e.role})
+      .Bind(5, e.action)
+      .Bind(6, e.exam_id)
+      .Bind(7, e.detail);
   return q->Run();
 }
 
 absl::StatusOr<std::vector<AuditRecord>> SqliteIndexStore::ListAudit(const AuditQuery& query) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT seq, at, institution, user, role, action, exam_id, detail FROM audit_log "
-      "WHERE (?1 = '' OR exam_id = ?1) AND (?2 = '' OR user = ?2) AND at >= ?4 "
-      "AND (?5 = '' OR action = ?5) ORDER BY seq DESC LIMIT ?3"));
-  q->Bind(1, query.exam_id).Bind(2, query.user).Bind(5, query.action)
+  RDG_ASSIGN_OR_RETURN(
+      auto q, conn->Prepare(
+                  "SELECT seq, at, institution, user, role, action, exam_id, detail FROM audit_log "
+                  "WHERE (?1 = '' OR exam_id = ?1) AND (?2 = '' OR user = ?2) AND at >= ?4 "
+                  "AND (?5 = '' OR action = ?5) ORDER BY seq DESC LIMIT ?3"));
+  q->Bind(1, query.exam_id)
+      .Bind(2, query.user)
+      .Bind(5, query.action)
       .Bind(3, std::clamp<int64_t>(query.limit, 1, 10000))
       .Bind(4, query.since == absl::InfinitePast() ? std::numeric_limits<int64_t>::min()
                                                    : absl::ToUnixMicros(query.since));
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
-    return AuditRecord{s.Int(0), s.Time(1), s.Text(2), s.Text(3),
-                       static_cast<rdg::v1::Role>(s.Int(4)), s.Text(5), s.Text(6), s.Text(7)};
+    return AuditRecord{
+        s.Int(0),  s.Time(1), s.Text(2), s.Text(3), static_cast<rdg::v1::Role>(s.Int(4)),
+        s.Text(5), s.Text(6), s.Text(7)};
   });
 }
 
@@ -497,10 +571,11 @@ absl::StatusOr<std::vector<QueueFigureRecord>> SqliteIndexStore::ListQueueFigure
   ReaderLease conn = AcquireReader();
   // INDEXED BY: a covering partial index of the open exams by queue (migration 0009), so this
   // reads the open work's index entries and never a table row or the history.
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT queue, count(*), sum(state IN (3, 4)), min(CASE WHEN state = 2 THEN updated_at END), "
-      "sum(sla_due_at < ?1) FROM exams INDEXED BY exams_open_by_queue "
-      "WHERE state IN (2, 3, 4) GROUP BY queue ORDER BY queue"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q, conn->Prepare("SELECT queue, count(*), sum(state IN (3, 4)), min(CASE WHEN state = 2 "
+                            "THEN updated_at END), "
+                            "sum(sla_due_at < ?1) FROM exams INDEXED BY exams_open_by_queue "
+                            "WHERE state IN (2, 3, 4) GROUP BY queue ORDER BY queue"));
   q->Bind(1, now);
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
     QueueFigureRecord r{s.Text(0), s.Int(1), s.Int(2), std::nullopt, s.Int(4)};

@@ -33,8 +33,7 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   //! Highest applied schema version.
   absl::StatusOr<int> SchemaVersion();
 
-  absl::Status CreateSession(const UploadSessionRecord& session,
-                             int max_per_institution) override;
+  absl::Status CreateSession(const UploadSessionRecord& session, int max_per_institution) override;
   absl::StatusOr<std::optional<UploadSessionRecord>> GetSession(
       const std::string& session_id) override;
   absl::StatusOr<std::optional<UploadSessionRecord>> FindSession(const std::string& institution,
@@ -75,13 +74,14 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::StatusOr<ExamRecord> EscalateExam(const Escalation& escalation, absl::Time now) override;
   absl::StatusOr<std::vector<ExamRecord>> ListClaimOverdue(absl::Time now, int32_t limit) override;
   absl::Status ClearClaimDue(const std::string& exam_id) override;
-  absl::StatusOr<std::vector<ExamRecord>> FindPriors(const ExamRecord& exam, int32_t limit) override;
+  absl::StatusOr<std::vector<ExamRecord>> FindPriors(const ExamRecord& exam,
+                                                     int32_t limit) override;
   absl::StatusOr<std::vector<ExamRecord>> FindLabOrders(const std::string& institution,
                                                         const std::string& accession,
                                                         int32_t limit) override;
   absl::Status RecordIdentityConflict(const IdentityConflictRecord& conflict) override;
-  absl::StatusOr<std::vector<IdentityConflictRecord>> ListIdentityConflicts(
-      absl::Time since, int32_t limit) override;
+  absl::StatusOr<std::vector<IdentityConflictRecord>> ListIdentityConflicts(absl::Time since,
+                                                                            int32_t limit) override;
   absl::StatusOr<std::vector<LabResultRecord>> ListLabResults(
       const std::vector<std::string>& exam_ids, const std::vector<std::string>& codes) override;
 
@@ -151,9 +151,8 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
                           absl::Time due_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Starts a stage again for a new deadline: a new row, or a completed one reopened (a critical
   //! addendum after the critical FINAL was acknowledged); a running one keeps its earlier due.
-  absl::Status RestartStage(const std::string& exam_id, rdg::v1::Stage stage,
-                            absl::Time started_at, absl::Time due_at)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  absl::Status RestartStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time started_at,
+                            absl::Time due_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Ends a running stage (no-op if it is not running); a late end is recorded as a breach.
   absl::Status EndStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time at,
                         const std::string& reviewing_institution)
@@ -166,7 +165,7 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   std::unique_ptr<sqlite_db::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
 
   std::vector<std::unique_ptr<sqlite_db::Connection>> readers_;  //!< owned, fixed set
-  absl::Mutex readers_mu_;  //!< guards the free list below
+  absl::Mutex readers_mu_;                                       //!< guards the free list below
   std::vector<sqlite_db::Connection*> free_readers_ ABSL_GUARDED_BY(readers_mu_);
 };
 

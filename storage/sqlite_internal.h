@@ -42,8 +42,8 @@ inline UploadSessionRecord ReadSession(const Stmt& s) {
   return r;
 }
 
-#define RDG_OBJECT_COLUMNS                                                                   \
-  "origin_institution, exam_id, sop_instance_uid, series_instance_uid, sop_class_uid, "     \
+#define RDG_OBJECT_COLUMNS                                                                         \
+  "origin_institution, exam_id, sop_instance_uid, series_instance_uid, sop_class_uid, "            \
   "transfer_syntax_uid, modality, instance_number, kind, size, sha256, received_at, content_key, " \
   "text_notes"
 
@@ -67,8 +67,8 @@ inline ObjectRecord ReadObject(const Stmt& s) {
 }
 
 #define RDG_EXAM_COLUMNS                                                                       \
-  "seq, exam_id, origin_institution, study_instance_uid, patient_id, patient_name, "          \
-  "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "       \
+  "seq, exam_id, origin_institution, study_instance_uid, patient_id, patient_name, "           \
+  "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "        \
   "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
   "instance_count, total_bytes, received_at, updated_at, sla_due_at, claim_due_at, critical, " \
   "patient_age, patient_id_issuer, national_id_issuer, escalated_by, escalation_reason"
@@ -91,8 +91,9 @@ inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
   r.exam_id = s.Text(1);
   r.origin_institution = s.Text(2);
   r.study_instance_uid = s.Text(3);
-  r.patient = {s.Text(4), s.Text(5), s.Text(6), s.Text(7), s.Text(8), s.Text(26), s.Text(27),
-               s.Text(28), /*national_id_problem=*/""};
+  r.patient = {s.Text(4),  s.Text(5),  s.Text(6),
+               s.Text(7),  s.Text(8),  s.Text(26),
+               s.Text(27), s.Text(28), /*national_id_problem=*/""};
   r.accession_number = s.Text(9);
   r.exam_type = s.Text(10);
   std::string modalities = s.Text(11);

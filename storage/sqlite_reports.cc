@@ -14,9 +14,9 @@ namespace {
 using sqlite_internal::InWriteTransaction;
 using sqlite_internal::Stmt;
 
-#define RDG_REPORT_COLUMNS                                                                     \
-  "seq, report_id, exam_id, origin_institution, version, status, critical, reader_user, "     \
-  "reader_institution, supersedes, content, canonical, signature_format, signature, "         \
+#define RDG_REPORT_COLUMNS                                                                \
+  "seq, report_id, exam_id, origin_institution, version, status, critical, reader_user, " \
+  "reader_institution, supersedes, content, canonical, signature_format, signature, "     \
   "signer_cert, accepted_at, acknowledge_by, delivered_at, acknowledged_at, acknowledged_by"
 
 std::optional<absl::Time> OptionalTime(const Stmt& s, int col) {
@@ -64,18 +64,23 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ReportRecord> {
     writer_mu_.AssertHeld();  // the caller holds it across the transaction
-    RDG_ASSIGN_OR_RETURN(auto e, writer_->Prepare(
-        "SELECT state, origin_institution, "
-        "(SELECT holder_user FROM claims c WHERE c.exam_id = exams.exam_id AND c.expires_at > ?2), "
-        "(SELECT report_id FROM reports r WHERE r.exam_id = exams.exam_id AND r.status != ?3 "
-        " ORDER BY version DESC LIMIT 1), "
-        "(SELECT COALESCE(MAX(version), 0) FROM reports r WHERE r.exam_id = exams.exam_id), "
-        "(SELECT holder_institution FROM claims c WHERE c.exam_id = exams.exam_id "
-        " AND c.expires_at > ?2), "
-        "(SELECT reader_user || char(31) || reader_institution FROM reports r "
-        " WHERE r.exam_id = exams.exam_id AND r.status = ?4 ORDER BY version LIMIT 1) "
-        "FROM exams WHERE exam_id = ?1"));
-    e->Bind(1, report.exam_id).Bind(2, now).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
+    RDG_ASSIGN_OR_RETURN(
+        auto e,
+        writer_->Prepare(
+            "SELECT state, origin_institution, "
+            "(SELECT holder_user FROM claims c WHERE c.exam_id = exams.exam_id AND c.expires_at > "
+            "?2), "
+            "(SELECT report_id FROM reports r WHERE r.exam_id = exams.exam_id AND r.status != ?3 "
+            " ORDER BY version DESC LIMIT 1), "
+            "(SELECT COALESCE(MAX(version), 0) FROM reports r WHERE r.exam_id = exams.exam_id), "
+            "(SELECT holder_institution FROM claims c WHERE c.exam_id = exams.exam_id "
+            " AND c.expires_at > ?2), "
+            "(SELECT reader_user || char(31) || reader_institution FROM reports r "
+            " WHERE r.exam_id = exams.exam_id AND r.status = ?4 ORDER BY version LIMIT 1) "
+            "FROM exams WHERE exam_id = ?1"));
+    e->Bind(1, report.exam_id)
+        .Bind(2, now)
+        .Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
         .Bind(4, int64_t{rdg::v1::FINAL_REPORT});
     RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
     if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", report.exam_id));
@@ -103,9 +108,9 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
           final_author == absl::StrCat(report.reader_user, "\x1F", report.reader_institution);
       if (!author && !holds_claim) {
         const std::string by = final_author.substr(0, final_author.find('\x1F'));
-        return absl::PermissionDeniedError(absl::StrCat(
-            "only the author of exam ", report.exam_id, "'s final report (", by,
-            ") or a reader of its desk holding a claim for amendment may amend it"));
+        return absl::PermissionDeniedError(
+            absl::StrCat("only the author of exam ", report.exam_id, "'s final report (", by,
+                         ") or a reader of its desk holding a claim for amendment may amend it"));
       }
     } else {
       if (state == rdg::v1::FINAL) {
@@ -113,33 +118,44 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
             "exam ", report.exam_id, " already has a final report; write an addendum instead"));
       }
       if (!holds_claim) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "only the holder of a live claim on exam ", report.exam_id,
-            " may report on it; claim it first"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("only the holder of a live claim on exam ", report.exam_id,
+                         " may report on it; claim it first"));
       }
     }
     report.report_id = NewReportId();
     report.accepted_at = now;
-    RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
-        "INSERT INTO reports (report_id, exam_id, origin_institution, version, status, critical, "
-        "reader_user, reader_institution, supersedes, content, canonical, signature_format, "
-        "signature, signer_cert, accepted_at, acknowledge_by) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    ins->Bind(1, report.report_id).Bind(2, report.exam_id).Bind(3, report.origin_institution)
-        .Bind(4, int64_t{report.version}).Bind(5, int64_t{report.status})
-        .Bind(6, int64_t{report.critical}).Bind(7, report.reader_user)
-        .Bind(8, report.reader_institution).Bind(9, report.supersedes)
-        .BindBlob(10, report.content).BindBlob(11, report.canonical)
-        .Bind(12, int64_t{report.signature_format}).BindBlob(13, report.signature)
-        .Bind(14, report.signer_cert_pem).Bind(15, now);
+    RDG_ASSIGN_OR_RETURN(
+        auto ins,
+        writer_->Prepare(
+            "INSERT INTO reports (report_id, exam_id, origin_institution, version, status, "
+            "critical, "
+            "reader_user, reader_institution, supersedes, content, canonical, signature_format, "
+            "signature, signer_cert, accepted_at, acknowledge_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    ins->Bind(1, report.report_id)
+        .Bind(2, report.exam_id)
+        .Bind(3, report.origin_institution)
+        .Bind(4, int64_t{report.version})
+        .Bind(5, int64_t{report.status})
+        .Bind(6, int64_t{report.critical})
+        .Bind(7, report.reader_user)
+        .Bind(8, report.reader_institution)
+        .Bind(9, report.supersedes)
+        .BindBlob(10, report.content)
+        .BindBlob(11, report.canonical)
+        .Bind(12, int64_t{report.signature_format})
+        .BindBlob(13, report.signature)
+        .Bind(14, report.signer_cert_pem)
+        .Bind(15, now);
     if (report.acknowledge_by) ins->Bind(16, *report.acknowledge_by);
     RDG_RETURN_IF_ERROR(ins->Run());
     report.seq = writer_->LastInsertRowid();
     ins.reset();
 
     const rdg::v1::ExamState next = StateAfter(report.status);
-    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-        "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto u, writer_->Prepare("UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
     u->Bind(1, int64_t{next}).Bind(2, now).Bind(3, report.exam_id);
     RDG_RETURN_IF_ERROR(u->Run());
     u.reset();
@@ -148,18 +164,18 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
       d->Bind(1, report.exam_id);
       RDG_RETURN_IF_ERROR(d->Run());
     }
-    RDG_RETURN_IF_ERROR(AddEvent(report.exam_id, next, now, report.reader_user,
-                                 absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ",
-                                              report.report_id, " v", report.version,
-                                              report.critical ? " critical" : "")));
+    RDG_RETURN_IF_ERROR(
+        AddEvent(report.exam_id, next, now, report.reader_user,
+                 absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ", report.report_id,
+                              " v", report.version, report.critical ? " critical" : "")));
     if (report.status == rdg::v1::AMENDED_REPORT && report.acknowledge_by) {
       // A critical addendum needs its own acknowledgement, like a critical FINAL.
       RDG_RETURN_IF_ERROR(RestartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
                                        *report.acknowledge_by));
     }
     if (report.status == rdg::v1::FINAL_REPORT) {  // the reading is done; the clinic's turn
-      RDG_RETURN_IF_ERROR(EndStage(report.exam_id, rdg::v1::RECEIVED_TO_FINAL, now,
-                                   report.reader_institution));
+      RDG_RETURN_IF_ERROR(
+          EndStage(report.exam_id, rdg::v1::RECEIVED_TO_FINAL, now, report.reader_institution));
       RDG_RETURN_IF_ERROR(
           StartStage(report.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now, report.acknowledge_due));
       if (report.acknowledge_by) {
@@ -174,8 +190,8 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
 absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ListReports(
     const std::string& exam_id) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_REPORT_COLUMNS " FROM reports WHERE exam_id = ? ORDER BY version"));
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_REPORT_COLUMNS
+                                             " FROM reports WHERE exam_id = ? ORDER BY version"));
   q->Bind(1, exam_id);
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadReport(s); });
 }
@@ -183,10 +199,13 @@ absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ListReports(
 absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ReportFeed(
     const std::string& institution, int64_t after_seq, int32_t limit) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_REPORT_COLUMNS " FROM reports WHERE origin_institution = ? AND seq > ? "
-      "AND status != ? ORDER BY seq LIMIT ?"));
-  q->Bind(1, institution).Bind(2, after_seq).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
+  RDG_ASSIGN_OR_RETURN(auto q,
+                       conn->Prepare("SELECT " RDG_REPORT_COLUMNS
+                                     " FROM reports WHERE origin_institution = ? AND seq > ? "
+                                     "AND status != ? ORDER BY seq LIMIT ?"));
+  q->Bind(1, institution)
+      .Bind(2, after_seq)
+      .Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
       .Bind(4, int64_t{std::clamp(limit, 1, 1000)});
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadReport(s); });
 }
@@ -198,9 +217,11 @@ absl::Status SqliteIndexStore::MarkDelivered(const std::vector<std::string>& rep
   return InWriteTransaction(*writer_, [&]() -> absl::Status {
     writer_mu_.AssertHeld();  // the caller holds it across the transaction
     for (const auto& id : report_ids) {
-      RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-          "UPDATE reports SET delivered_at = ? WHERE report_id = ? AND delivered_at IS NULL "
-          "RETURNING exam_id"));
+      RDG_ASSIGN_OR_RETURN(
+          auto u,
+          writer_->Prepare(
+              "UPDATE reports SET delivered_at = ? WHERE report_id = ? AND delivered_at IS NULL "
+              "RETURNING exam_id"));
       u->Bind(1, now).Bind(2, id);
       RDG_ASSIGN_OR_RETURN(bool first, u->Step());
       if (!first) continue;
@@ -219,9 +240,10 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::stri
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ReportRecord> {
     writer_mu_.AssertHeld();  // the caller holds it across the transaction
-    RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-        "SELECT " RDG_REPORT_COLUMNS " FROM reports WHERE report_id = ? AND origin_institution = ? "
-        "AND status != ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto q, writer_->Prepare("SELECT " RDG_REPORT_COLUMNS
+                                 " FROM reports WHERE report_id = ? AND origin_institution = ? "
+                                 "AND status != ?"));
     q->Bind(1, report_id).Bind(2, institution).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT});
     RDG_ASSIGN_OR_RETURN(bool found, q->Step());
     if (!found) {
@@ -230,28 +252,29 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::stri
     ReportRecord r = ReadReport(*q);
     q.reset();
     if (r.acknowledged_at) return r;  // acknowledging twice changes nothing
-    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-        "UPDATE reports SET acknowledged_at = ?, acknowledged_by = ?, "
-        "delivered_at = COALESCE(delivered_at, ?) WHERE report_id = ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto u, writer_->Prepare("UPDATE reports SET acknowledged_at = ?, acknowledged_by = ?, "
+                                 "delivered_at = COALESCE(delivered_at, ?) WHERE report_id = ?"));
     u->Bind(1, now).Bind(2, user).Bind(3, now).Bind(4, report_id);
     RDG_RETURN_IF_ERROR(u->Run());
     if (!r.delivered_at) {  // acknowledged before any delivery was recorded: it was delivered
       RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::DELIVERED, now, "system", report_id));
     }
     RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::ACKNOWLEDGED, now, user, report_id));
-    RDG_RETURN_IF_ERROR(EndStage(r.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now,
-                                 r.reader_institution));
+    RDG_RETURN_IF_ERROR(
+        EndStage(r.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now, r.reader_institution));
     // The critical clock stops when the clinic acknowledges the latest signed version: a
     // critical addendum is not acknowledged by acknowledging the report it amends.
-    RDG_ASSIGN_OR_RETURN(auto latest, writer_->Prepare(
-        "SELECT MAX(version) FROM reports WHERE exam_id = ? AND status != ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto latest,
+        writer_->Prepare("SELECT MAX(version) FROM reports WHERE exam_id = ? AND status != ?"));
     latest->Bind(1, r.exam_id).Bind(2, int64_t{rdg::v1::PRELIMINARY_REPORT});
     RDG_ASSIGN_OR_RETURN(bool has_latest, latest->Step());
     const bool is_latest = has_latest && latest->Int(0) == r.version;
     latest.reset();
     if (is_latest) {
-      RDG_RETURN_IF_ERROR(EndStage(r.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
-                                   r.reader_institution));
+      RDG_RETURN_IF_ERROR(
+          EndStage(r.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now, r.reader_institution));
     }
     r.acknowledged_at = now;
     r.acknowledged_by = user;

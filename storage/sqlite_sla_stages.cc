@@ -14,8 +14,8 @@ namespace {
 using sqlite_internal::InWriteTransaction;
 using sqlite_internal::Stmt;
 
-#define RDG_STAGE_COLUMNS                                                                      \
-  "exam_id, stage, origin_institution, queue, exam_type, priority, reviewing_institution, "   \
+#define RDG_STAGE_COLUMNS                                                                   \
+  "exam_id, stage, origin_institution, queue, exam_type, priority, reviewing_institution, " \
   "started_at, due_at, ended_at, breached_at, COALESCE(end_seq, 0)"
 
 StageRecord ReadStage(const Stmt& s) {
@@ -41,22 +41,31 @@ absl::Status SqliteIndexStore::StartStage(const std::string& exam_id, rdg::v1::S
                                           absl::Time started_at, absl::Time due_at) {
   // The grouping attributes are the exam's; a stage starts once (INSERT OR IGNORE: an addendum
   // does not restart the acknowledgement clock of the first final report).
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-      "INSERT OR IGNORE INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, "
-      "priority, started_at, due_at) SELECT exam_id, ?2, origin_institution, queue, exam_type, "
-      "priority, ?3, ?4 FROM exams WHERE exam_id = ?1"));
-  q->Bind(1, exam_id).Bind(2, int64_t{stage}).Bind(3, started_at)
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      writer_->Prepare(
+          "INSERT OR IGNORE INTO exam_stages (exam_id, stage, origin_institution, queue, "
+          "exam_type, "
+          "priority, started_at, due_at) SELECT exam_id, ?2, origin_institution, queue, exam_type, "
+          "priority, ?3, ?4 FROM exams WHERE exam_id = ?1"));
+  q->Bind(1, exam_id)
+      .Bind(2, int64_t{stage})
+      .Bind(3, started_at)
       .Bind(4, sqlite_internal::DueMicros(due_at));
   return q->Run();
 }
 
 absl::Status SqliteIndexStore::RestartStage(const std::string& exam_id, rdg::v1::Stage stage,
                                             absl::Time started_at, absl::Time due_at) {
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-      "UPDATE exam_stages SET started_at = ?3, due_at = ?4, ended_at = NULL, end_seq = NULL, "
-      "breached_at = NULL, reviewing_institution = '' "
-      "WHERE exam_id = ?1 AND stage = ?2 AND ended_at IS NOT NULL"));
-  q->Bind(1, exam_id).Bind(2, int64_t{stage}).Bind(3, started_at)
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      writer_->Prepare(
+          "UPDATE exam_stages SET started_at = ?3, due_at = ?4, ended_at = NULL, end_seq = NULL, "
+          "breached_at = NULL, reviewing_institution = '' "
+          "WHERE exam_id = ?1 AND stage = ?2 AND ended_at IS NOT NULL"));
+  q->Bind(1, exam_id)
+      .Bind(2, int64_t{stage})
+      .Bind(3, started_at)
       .Bind(4, sqlite_internal::DueMicros(due_at));
   RDG_RETURN_IF_ERROR(q->Run());
   q.reset();
@@ -68,19 +77,21 @@ absl::Status SqliteIndexStore::EndStage(const std::string& exam_id, rdg::v1::Sta
   // end_seq: one more than the highest so far (the unique partial index makes MAX a lookup);
   // SQLite has one writer, so completion order is commit order. A late stage nobody swept yet
   // is recorded as breached now.
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-      "UPDATE exam_stages SET ended_at = ?3, reviewing_institution = ?4, "
-      "end_seq = (SELECT COALESCE(MAX(end_seq), 0) + 1 FROM exam_stages), "
-      "breached_at = CASE WHEN breached_at IS NULL AND ?3 > due_at THEN ?3 ELSE breached_at END "
-      "WHERE exam_id = ?1 AND stage = ?2 AND ended_at IS NULL"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q, writer_->Prepare("UPDATE exam_stages SET ended_at = ?3, reviewing_institution = ?4, "
+                               "end_seq = (SELECT COALESCE(MAX(end_seq), 0) + 1 FROM exam_stages), "
+                               "breached_at = CASE WHEN breached_at IS NULL AND ?3 > due_at THEN "
+                               "?3 ELSE breached_at END "
+                               "WHERE exam_id = ?1 AND stage = ?2 AND ended_at IS NULL"));
   q->Bind(1, exam_id).Bind(2, int64_t{stage}).Bind(3, at).Bind(4, reviewing_institution);
   return q->Run();
 }
 
 absl::Status SqliteIndexStore::MoveRunningStages(const std::string& exam_id,
                                                  const std::string& queue) {
-  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-      "UPDATE exam_stages SET queue = ? WHERE exam_id = ? AND ended_at IS NULL"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      writer_->Prepare("UPDATE exam_stages SET queue = ? WHERE exam_id = ? AND ended_at IS NULL"));
   q->Bind(1, queue).Bind(2, exam_id);
   return q->Run();
 }
@@ -90,11 +101,11 @@ absl::StatusOr<std::vector<StageRecord>> SqliteIndexStore::DetectBreaches(absl::
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<std::vector<StageRecord>> {
     writer_mu_.AssertHeld();  // the caller holds it across the transaction
-    RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-        "UPDATE exam_stages SET breached_at = ?1 WHERE rowid IN ("
-        "  SELECT rowid FROM exam_stages INDEXED BY exam_stages_running "
-        "  WHERE ended_at IS NULL AND breached_at IS NULL AND due_at < ?1 "
-        "  ORDER BY due_at LIMIT ?2) RETURNING " RDG_STAGE_COLUMNS));
+    RDG_ASSIGN_OR_RETURN(
+        auto q, writer_->Prepare("UPDATE exam_stages SET breached_at = ?1 WHERE rowid IN ("
+                                 "  SELECT rowid FROM exam_stages INDEXED BY exam_stages_running "
+                                 "  WHERE ended_at IS NULL AND breached_at IS NULL AND due_at < ?1 "
+                                 "  ORDER BY due_at LIMIT ?2) RETURNING " RDG_STAGE_COLUMNS));
     q->Bind(1, now).Bind(2, int64_t{std::clamp(limit, 1, 100000)});
     RDG_ASSIGN_OR_RETURN(auto rows, sqlite_internal::CollectRows(*q, ReadStage));
     std::sort(rows.begin(), rows.end(),
@@ -106,9 +117,10 @@ absl::StatusOr<std::vector<StageRecord>> SqliteIndexStore::DetectBreaches(absl::
 absl::StatusOr<std::vector<StageRecord>> SqliteIndexStore::ListStagesEnded(absl::Time since,
                                                                            absl::Time until) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_STAGE_COLUMNS " FROM exam_stages INDEXED BY exam_stages_ended "
-      "WHERE ended_at IS NOT NULL AND ended_at >= ? AND ended_at < ?"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare("SELECT " RDG_STAGE_COLUMNS " FROM exam_stages INDEXED BY exam_stages_ended "
+                    "WHERE ended_at IS NOT NULL AND ended_at >= ? AND ended_at < ?"));
   q->Bind(1, sqlite_internal::DueMicros(std::max(since, absl::UnixEpoch())))
       .Bind(2, sqlite_internal::DueMicros(until));
   return sqlite_internal::CollectRows(*q, ReadStage);
@@ -117,9 +129,10 @@ absl::StatusOr<std::vector<StageRecord>> SqliteIndexStore::ListStagesEnded(absl:
 absl::StatusOr<std::vector<StageRecord>> SqliteIndexStore::ListStagesEndedAfter(
     int64_t after_end_seq, int32_t limit) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_STAGE_COLUMNS " FROM exam_stages INDEXED BY exam_stages_end_seq "
-      "WHERE end_seq IS NOT NULL AND end_seq > ? ORDER BY end_seq LIMIT ?"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare("SELECT " RDG_STAGE_COLUMNS " FROM exam_stages INDEXED BY exam_stages_end_seq "
+                    "WHERE end_seq IS NOT NULL AND end_seq > ? ORDER BY end_seq LIMIT ?"));
   q->Bind(1, after_end_seq).Bind(2, int64_t{std::clamp(limit, 1, 100000)});
   return sqlite_internal::CollectRows(*q, ReadStage);
 }
@@ -128,24 +141,30 @@ absl::StatusOr<std::vector<StageRecord>> SqliteIndexStore::ListBreaches(const Br
   ReaderLease conn = AcquireReader();
   const int64_t limit = std::clamp(query.limit, 1, 100000);
   if (query.open_only) {
-    RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-        "SELECT " RDG_STAGE_COLUMNS " FROM exam_stages INDEXED BY exam_stages_open_breaches "
-        "WHERE breached_at IS NOT NULL AND ended_at IS NULL ORDER BY due_at LIMIT ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto q,
+        conn->Prepare(
+            "SELECT " RDG_STAGE_COLUMNS " FROM exam_stages INDEXED BY exam_stages_open_breaches "
+            "WHERE breached_at IS NOT NULL AND ended_at IS NULL ORDER BY due_at LIMIT ?"));
     q->Bind(1, limit);
     return sqlite_internal::CollectRows(*q, ReadStage);
   }
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_STAGE_COLUMNS " FROM exam_stages INDEXED BY exam_stages_breached "
-      "WHERE breached_at IS NOT NULL AND breached_at >= ? ORDER BY breached_at DESC LIMIT ?"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare(
+          "SELECT " RDG_STAGE_COLUMNS " FROM exam_stages INDEXED BY exam_stages_breached "
+          "WHERE breached_at IS NOT NULL AND breached_at >= ? ORDER BY breached_at DESC LIMIT ?"));
   q->Bind(1, sqlite_internal::DueMicros(std::max(query.since, absl::UnixEpoch()))).Bind(2, limit);
   return sqlite_internal::CollectRows(*q, ReadStage);
 }
 
 absl::StatusOr<std::vector<OpenBreachCount>> SqliteIndexStore::CountOpenBreaches() {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT stage, count(*) FROM exam_stages INDEXED BY exam_stages_open_breaches "
-      "WHERE breached_at IS NOT NULL AND ended_at IS NULL GROUP BY stage ORDER BY stage"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare(
+          "SELECT stage, count(*) FROM exam_stages INDEXED BY exam_stages_open_breaches "
+          "WHERE breached_at IS NOT NULL AND ended_at IS NULL GROUP BY stage ORDER BY stage"));
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
     return OpenBreachCount{static_cast<rdg::v1::Stage>(s.Int(0)), s.Int(1)};
   });

@@ -19,13 +19,17 @@ absl::StatusOr<std::vector<ExamText>> SqliteIndexStore::ListExamText(
     const std::string& after_exam_id, int limit) {
   ReaderLease conn = AcquireReader();
   // The exam's first object: the one its study attributes were taken from at ingest.
-#define RDG_FIRST_OBJECT(column)                                                         \
-  "(SELECT " column " FROM objects o WHERE o.exam_id = exams.exam_id "                   \
+#define RDG_FIRST_OBJECT(column)                     \
+  "(SELECT " column                                  \
+  " FROM objects o WHERE o.exam_id = exams.exam_id " \
   "ORDER BY o.received_at, o.sop_instance_uid LIMIT 1)"
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_EXAM_COLUMNS ", " RDG_FIRST_OBJECT("o.kind") ", " RDG_FIRST_OBJECT("o.sha256")
-      ", " RDG_FIRST_OBJECT("o.sop_instance_uid") " FROM exams WHERE exam_id > ? "
-      "ORDER BY exam_id LIMIT ?"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare(
+          "SELECT " RDG_EXAM_COLUMNS
+          ", " RDG_FIRST_OBJECT("o.kind") ", " RDG_FIRST_OBJECT("o.sha256") ", " RDG_FIRST_OBJECT(
+              "o.sop_instance_uid") " FROM exams WHERE exam_id > ? "
+                                    "ORDER BY exam_id LIMIT ?"));
 #undef RDG_FIRST_OBJECT
   q->Bind(1, after_exam_id).Bind(2, int64_t{limit});
   constexpr int k = sqlite_internal::kExamColumnCount;
@@ -40,18 +44,24 @@ absl::StatusOr<std::vector<ExamText>> SqliteIndexStore::ListExamText(
   });
 }
 
-absl::Status SqliteIndexStore::RewriteExamText(const std::string& exam_id,
-                                               const ExamRecord& text) {
+absl::Status SqliteIndexStore::RewriteExamText(const std::string& exam_id, const ExamRecord& text) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::Status {
     writer_mu_.AssertHeld();  // the caller holds it across the transaction
-    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-        "UPDATE exams SET patient_id = ?, patient_name = ?, patient_sex = ?, "
-        "patient_birth_date = ?, accession_number = ?, body_part = ?, study_date = ?, "
-        "study_time = ?, study_description = ? WHERE exam_id = ?"));
-    u->Bind(1, text.patient.patient_id).Bind(2, text.patient.name).Bind(3, text.patient.sex)
-        .Bind(4, text.patient.birth_date).Bind(5, text.accession_number).Bind(6, text.body_part)
-        .Bind(7, text.study_date).Bind(8, text.study_time).Bind(9, text.study_description)
+    RDG_ASSIGN_OR_RETURN(
+        auto u, writer_->Prepare(
+                    "UPDATE exams SET patient_id = ?, patient_name = ?, patient_sex = ?, "
+                    "patient_birth_date = ?, accession_number = ?, body_part = ?, study_date = ?, "
+                    "study_time = ?, study_description = ? WHERE exam_id = ?"));
+    u->Bind(1, text.patient.patient_id)
+        .Bind(2, text.patient.name)
+        .Bind(3, text.patient.sex)
+        .Bind(4, text.patient.birth_date)
+        .Bind(5, text.accession_number)
+        .Bind(6, text.body_part)
+        .Bind(7, text.study_date)
+        .Bind(8, text.study_time)
+        .Bind(9, text.study_description)
         .Bind(10, exam_id);
     return u->Run();
   });

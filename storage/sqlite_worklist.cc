@@ -56,17 +56,18 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
   const bool open_only = std::all_of(states.begin(), states.end(), [](rdg::v1::ExamState s) {
     return s == rdg::v1::ROUTED || s == rdg::v1::CLAIMED || s == rdg::v1::PRELIMINARY;
   });
-#define RDG_WORKLIST_SELECT                                                                   \
-  "SELECT " RDG_EXAM_COLUMNS ", holder_user, holder_institution, claimed_at, expires_at "    \
+#define RDG_WORKLIST_SELECT                                    \
+  "SELECT " RDG_EXAM_COLUMNS                                   \
+  ", holder_user, holder_institution, claimed_at, expires_at " \
   "FROM exams LEFT JOIN claims USING (exam_id) WHERE "
 #define RDG_WORKLIST_FILTERS                                                                  \
   "queue IN (SELECT value FROM json_each(?1)) "                                               \
   "AND state IN (SELECT value FROM json_each(?2)) "                                           \
   "AND (?3 IS NULL OR exam_type IN (SELECT value FROM json_each(?3))) "                       \
   "AND (?4 IS NULL OR priority IN (SELECT value FROM json_each(?4))) "                        \
-  "AND (?9 IS NULL OR patient_id = ?9 OR instr(lower(patient_name), lower(?9)) > 0 "         \
-  "     OR instr(lower(replace(replace(patient_name, '^', ''), '=', '')), lower(?9)) > 0 "     \
-  "     OR instr(lower(replace(replace(patient_name, '^', ' '), '=', ' ')), lower(?9)) > 0) "  \
+  "AND (?9 IS NULL OR patient_id = ?9 OR instr(lower(patient_name), lower(?9)) > 0 "          \
+  "     OR instr(lower(replace(replace(patient_name, '^', ''), '=', '')), lower(?9)) > 0 "    \
+  "     OR instr(lower(replace(replace(patient_name, '^', ' '), '=', ' ')), lower(?9)) > 0) " \
   "AND (sla_due_at, priority, seq) > (?5, ?6, ?7) "                                           \
   "ORDER BY sla_due_at, priority, seq LIMIT ?8"
   static constexpr char kOpenSql[] =
@@ -107,9 +108,10 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
 absl::StatusOr<std::optional<ClaimRecord>> SqliteIndexStore::GetLiveClaim(
     const std::string& exam_id, absl::Time now) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT holder_user, holder_institution, claimed_at, expires_at FROM claims "
-      "WHERE exam_id = ? AND expires_at > ?"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare("SELECT holder_user, holder_institution, claimed_at, expires_at FROM claims "
+                    "WHERE exam_id = ? AND expires_at > ?"));
   q->Bind(1, exam_id).Bind(2, now);
   RDG_ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return std::nullopt;
@@ -131,20 +133,21 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
     const auto state = static_cast<rdg::v1::ExamState>(e->Int(0));
     e.reset();
 
-    RDG_ASSIGN_OR_RETURN(auto c, writer_->Prepare(
-        "SELECT holder_user, claimed_at, expires_at FROM claims WHERE exam_id = ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto c, writer_->Prepare(
+                    "SELECT holder_user, claimed_at, expires_at FROM claims WHERE exam_id = ?"));
     c->Bind(1, exam_id);
     RDG_ASSIGN_OR_RETURN(bool claimed, c->Step());
     ClaimRecord claim{exam_id, user, institution, now, now + lease};
     if (claimed && c->Time(2) > now) {
       if (c->Text(0) != user) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "exam ", exam_id, " is claimed by ", c->Text(0), " until ", Utc(c->Time(2))));
+        return absl::FailedPreconditionError(absl::StrCat("exam ", exam_id, " is claimed by ",
+                                                          c->Text(0), " until ", Utc(c->Time(2))));
       }
       claim.claimed_at = c->Time(1);  // the holder renews: same claim, later expiry
       c.reset();
-      RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-          "UPDATE claims SET expires_at = ? WHERE exam_id = ?"));
+      RDG_ASSIGN_OR_RETURN(auto u,
+                           writer_->Prepare("UPDATE claims SET expires_at = ? WHERE exam_id = ?"));
       u->Bind(1, claim.expires_at).Bind(2, exam_id);
       RDG_RETURN_IF_ERROR(u->Run());
       return claim;
@@ -160,41 +163,44 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
       RDG_RETURN_IF_ERROR(d->Run());
     }
     if (action == ClaimAction::kRenew) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "you hold no live claim on exam ", exam_id, " (it expired or was released); claim it again"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("you hold no live claim on exam ", exam_id,
+                       " (it expired or was released); claim it again"));
     }
     const bool amend = action == ClaimAction::kAmend;
     if (amend && state != rdg::v1::FINAL) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state),
-          ": only a final report is amended; claim it to report"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("exam ", exam_id, " is ", rdg::v1::ExamState_Name(state),
+                       ": only a final report is amended; claim it to report"));
     }
     if (!amend && !Claimable(state)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state), " and cannot be claimed",
           state == rdg::v1::FINAL ? " (to amend its report, claim it for amendment)" : ""));
     }
-    RDG_ASSIGN_OR_RETURN(auto ins, writer_->Prepare(
-        "INSERT INTO claims (exam_id, holder_user, holder_institution, claimed_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?)"));
+    RDG_ASSIGN_OR_RETURN(
+        auto ins,
+        writer_->Prepare(
+            "INSERT INTO claims (exam_id, holder_user, holder_institution, claimed_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)"));
     ins->Bind(1, exam_id).Bind(2, user).Bind(3, institution).Bind(4, now).Bind(5, claim.expires_at);
     RDG_RETURN_IF_ERROR(ins->Run());
     if (amend) {  // the exam stays FINAL: its report stands until an addendum is signed
-      RDG_RETURN_IF_ERROR(AddEvent(
-          exam_id, rdg::v1::CLAIMED, now, user,
-          absl::StrCat("for amendment, lease ", absl::ToInt64Minutes(claim.expires_at - now),
-                       " min")));
+      RDG_RETURN_IF_ERROR(
+          AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
+                   absl::StrCat("for amendment, lease ",
+                                absl::ToInt64Minutes(claim.expires_at - now), " min")));
       return claim;
     }
-    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-        "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto u, writer_->Prepare("UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
     u->Bind(1, int64_t{rdg::v1::CLAIMED}).Bind(2, now).Bind(3, exam_id);
     RDG_RETURN_IF_ERROR(u->Run());
     // The lease as a length: the event's time is shown to people in their zone, the length
     // needs none (a clock time written here would be UTC in every zone's history).
-    RDG_RETURN_IF_ERROR(AddEvent(
-        exam_id, rdg::v1::CLAIMED, now, user,
-        absl::StrCat("lease ", absl::ToInt64Minutes(claim.expires_at - now), " min")));
+    RDG_RETURN_IF_ERROR(
+        AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
+                 absl::StrCat("lease ", absl::ToInt64Minutes(claim.expires_at - now), " min")));
     RDG_RETURN_IF_ERROR(EndStage(exam_id, rdg::v1::RECEIVED_TO_CLAIMED, now, institution));
     return claim;
   });
@@ -206,9 +212,12 @@ absl::Status SqliteIndexStore::EndClaim(const std::string& exam_id, absl::Time a
   d->Bind(1, exam_id);
   RDG_RETURN_IF_ERROR(d->Run());
   d.reset();
-  RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-      "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ? AND state = ?"));
-  u->Bind(1, int64_t{rdg::v1::ROUTED}).Bind(2, at).Bind(3, exam_id)
+  RDG_ASSIGN_OR_RETURN(
+      auto u, writer_->Prepare(
+                  "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ? AND state = ?"));
+  u->Bind(1, int64_t{rdg::v1::ROUTED})
+      .Bind(2, at)
+      .Bind(3, exam_id)
       .Bind(4, int64_t{rdg::v1::CLAIMED});
   RDG_RETURN_IF_ERROR(u->Run());
   return AddEvent(exam_id, rdg::v1::RELEASED, at, actor, detail);
@@ -219,8 +228,10 @@ absl::Status SqliteIndexStore::ReleaseClaim(const std::string& exam_id, const st
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::Status {
     writer_mu_.AssertHeld();  // the caller holds it across the transaction
-    RDG_ASSIGN_OR_RETURN(auto c, writer_->Prepare(
-        "SELECT 1 FROM claims WHERE exam_id = ? AND holder_user = ? AND expires_at > ?"));
+    RDG_ASSIGN_OR_RETURN(
+        auto c,
+        writer_->Prepare(
+            "SELECT 1 FROM claims WHERE exam_id = ? AND holder_user = ? AND expires_at > ?"));
     c->Bind(1, exam_id).Bind(2, user).Bind(3, now);
     RDG_ASSIGN_OR_RETURN(bool held, c->Step());
     c.reset();
@@ -239,8 +250,9 @@ absl::StatusOr<int> SqliteIndexStore::ExpireClaims(absl::Time now) {
     std::vector<std::pair<std::string, std::string>> expired;
     std::vector<absl::Time> at;
     {
-      RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare(
-          "SELECT exam_id, holder_user, expires_at FROM claims WHERE expires_at <= ?"));
+      RDG_ASSIGN_OR_RETURN(
+          auto q, writer_->Prepare(
+                      "SELECT exam_id, holder_user, expires_at FROM claims WHERE expires_at <= ?"));
       q->Bind(1, now);
       for (;;) {
         RDG_ASSIGN_OR_RETURN(bool row, q->Step());
@@ -261,9 +273,10 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ExamRecord> {
     writer_mu_.AssertHeld();  // the caller holds it across the transaction
-    RDG_ASSIGN_OR_RETURN(auto e, writer_->Prepare(
-        "SELECT " RDG_EXAM_COLUMNS ", (SELECT holder_user FROM claims c "
-        "WHERE c.exam_id = exams.exam_id AND c.expires_at > ?2) FROM exams WHERE exam_id = ?1"));
+    RDG_ASSIGN_OR_RETURN(
+        auto e, writer_->Prepare("SELECT " RDG_EXAM_COLUMNS ", (SELECT holder_user FROM claims c "
+                                 "WHERE c.exam_id = exams.exam_id AND c.expires_at > ?2) FROM "
+                                 "exams WHERE exam_id = ?1"));
     e->Bind(1, esc.exam_id).Bind(2, now);
     RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
     if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", esc.exam_id));
@@ -271,8 +284,9 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
     const std::string holder = e->Text(sqlite_internal::kExamColumnCount);
     e.reset();
     if (!Claimable(exam.state)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "exam ", esc.exam_id, " is ", rdg::v1::ExamState_Name(exam.state), " and cannot be escalated"));
+      return absl::FailedPreconditionError(absl::StrCat("exam ", esc.exam_id, " is ",
+                                                        rdg::v1::ExamState_Name(exam.state),
+                                                        " and cannot be escalated"));
     }
     if (esc.require_claim && holder != esc.actor) {
       return absl::FailedPreconditionError(
@@ -282,12 +296,17 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
     d->Bind(1, esc.exam_id);
     RDG_RETURN_IF_ERROR(d->Run());
     d.reset();
-    RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-        "UPDATE exams SET queue = ?, state = ?, claim_due_at = ?, updated_at = ?, "
-        "escalated_by = ?, escalation_reason = ? WHERE exam_id = ?"));
-    u->Bind(1, esc.to_queue).Bind(2, int64_t{rdg::v1::ROUTED})
-        .Bind(3, sqlite_internal::DueMicros(esc.claim_due_at)).Bind(4, now).Bind(5, esc.actor)
-        .Bind(6, esc.reason).Bind(7, esc.exam_id);
+    RDG_ASSIGN_OR_RETURN(
+        auto u,
+        writer_->Prepare("UPDATE exams SET queue = ?, state = ?, claim_due_at = ?, updated_at = ?, "
+                         "escalated_by = ?, escalation_reason = ? WHERE exam_id = ?"));
+    u->Bind(1, esc.to_queue)
+        .Bind(2, int64_t{rdg::v1::ROUTED})
+        .Bind(3, sqlite_internal::DueMicros(esc.claim_due_at))
+        .Bind(4, now)
+        .Bind(5, esc.actor)
+        .Bind(6, esc.reason)
+        .Bind(7, esc.exam_id);
     RDG_RETURN_IF_ERROR(u->Run());
     u.reset();
     RDG_RETURN_IF_ERROR(AddEvent(esc.exam_id, rdg::v1::ESCALATED, now, esc.actor,
@@ -303,49 +322,58 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
 }
 
 absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::ListClaimOverdue(absl::Time now,
-                                                                          int32_t limit) {
+                                                                           int32_t limit) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE state = ? AND claim_due_at <= ? "
-      "ORDER BY claim_due_at LIMIT ?"));
+  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_EXAM_COLUMNS
+                                             " FROM exams WHERE state = ? AND claim_due_at <= ? "
+                                             "ORDER BY claim_due_at LIMIT ?"));
   q->Bind(1, int64_t{rdg::v1::ROUTED}).Bind(2, now).Bind(3, int64_t{std::clamp(limit, 1, 1000)});
-  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
+  return sqlite_internal::CollectRows(
+      *q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
 }
 
 absl::Status SqliteIndexStore::ClearClaimDue(const std::string& exam_id) {
   absl::MutexLock lock(&writer_mu_);
-  RDG_ASSIGN_OR_RETURN(auto u, writer_->Prepare(
-      "UPDATE exams SET claim_due_at = ? WHERE exam_id = ?"));
+  RDG_ASSIGN_OR_RETURN(auto u,
+                       writer_->Prepare("UPDATE exams SET claim_due_at = ? WHERE exam_id = ?"));
   u->Bind(1, std::numeric_limits<int64_t>::max()).Bind(2, exam_id);
   return u->Run();
 }
 
 absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::FindPriors(const ExamRecord& exam,
-                                                                    int32_t limit) {
+                                                                     int32_t limit) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE exam_id != ?1 AND ("
-      // Written so that the partial index exams_by_national_id and exams_by_origin_patient
-      // serve them (a MULTI-INDEX OR, no table scan). An unstated issuer on either side is no
-      // disagreement here; the caller compares issuers and demographics.
-      "(patient_national_id != '' AND patient_national_id = ?2) OR "
-      "(?4 != '' AND origin_institution = ?3 AND patient_id = ?4 AND "
-      " (patient_id_issuer = ?6 OR patient_id_issuer = '' OR ?6 = ''))) "
-      "ORDER BY received_at DESC LIMIT ?5"));
-  q->Bind(1, exam.exam_id).Bind(2, exam.patient.national_id).Bind(3, exam.origin_institution)
-      .Bind(4, exam.patient.patient_id).Bind(5, int64_t{std::clamp(limit, 1, 1000)})
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare(
+          "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE exam_id != ?1 AND ("
+          // Written so that the partial index exams_by_national_id and exams_by_origin_patient
+          // serve them (a MULTI-INDEX OR, no table scan). An unstated issuer on either side is no
+          // disagreement here; the caller compares issuers and demographics.
+          "(patient_national_id != '' AND patient_national_id = ?2) OR "
+          "(?4 != '' AND origin_institution = ?3 AND patient_id = ?4 AND "
+          " (patient_id_issuer = ?6 OR patient_id_issuer = '' OR ?6 = ''))) "
+          "ORDER BY received_at DESC LIMIT ?5"));
+  q->Bind(1, exam.exam_id)
+      .Bind(2, exam.patient.national_id)
+      .Bind(3, exam.origin_institution)
+      .Bind(4, exam.patient.patient_id)
+      .Bind(5, int64_t{std::clamp(limit, 1, 1000)})
       .Bind(6, exam.patient.id_issuer);
-  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
+  return sqlite_internal::CollectRows(
+      *q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
 }
 
 absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::FindLabOrders(
     const std::string& institution, const std::string& accession, int32_t limit) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare(
-      "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE origin_institution = ? AND "
-      "accession_number = ? AND exam_type = 'LAB' ORDER BY received_at DESC LIMIT ?"));
+  RDG_ASSIGN_OR_RETURN(
+      auto q, conn->Prepare(
+                  "SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE origin_institution = ? AND "
+                  "accession_number = ? AND exam_type = 'LAB' ORDER BY received_at DESC LIMIT ?"));
   q->Bind(1, institution).Bind(2, accession).Bind(3, int64_t{std::clamp(limit, 1, 1000)});
-  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
+  return sqlite_internal::CollectRows(
+      *q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
 }
 
 }  // namespace rdg::storage

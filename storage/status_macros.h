@@ -16,7 +16,7 @@
   RDG_ASSIGN_OR_RETURN_IMPL_(RDG_CONCAT_(rdg_status_or_, __LINE__), lhs, expr)
 
 //! Returns the status if it is not OK.
-#define RDG_RETURN_IF_ERROR(expr)                      \
-  do {                                                 \
+#define RDG_RETURN_IF_ERROR(expr)                          \
+  do {                                                     \
     if (auto rdg_s_ = (expr); !rdg_s_.ok()) return rdg_s_; \
   } while (0)

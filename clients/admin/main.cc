@@ -2,8 +2,8 @@
 // the gateway's AdminService, with an admin certificate. Aligned tables on a terminal, --json
 // for scripts: turnaround times (`tat`), queue backlogs, SLA breaches, the audit log and the
 // patient-identity review list (`identity-conflicts`).
-#include <CLI/CLI.hpp>
 #include <google/protobuf/util/time_util.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -31,10 +31,14 @@ int64_t ParseSpan(const std::string& text) {
     return -1;
   }
   switch (unit) {
-    case 'm': return n * 60;
-    case 'h': return n * 3600;
-    case 'd': return n * 86400;
-    default: return -1;
+    case 'm':
+      return n * 60;
+    case 'h':
+      return n * 3600;
+    case 'd':
+      return n * 86400;
+    default:
+      return -1;
   }
 }
 
@@ -49,12 +53,13 @@ bool ParseWhen(const std::string& option, const std::string& text,
   if (seconds >= 0) {
     *out = google::protobuf::util::TimeUtil::SecondsToTimestamp(
         std::chrono::duration_cast<std::chrono::seconds>(
-            std::chrono::system_clock::now().time_since_epoch()).count() - seconds);
+            std::chrono::system_clock::now().time_since_epoch())
+            .count() -
+        seconds);
     return true;
   }
   if (google::protobuf::util::TimeUtil::FromString(text, out)) return true;
-  if (text.size() == 10 &&
-      google::protobuf::util::TimeUtil::FromString(text + "T00:00:00Z", out)) {
+  if (text.size() == 10 && google::protobuf::util::TimeUtil::FromString(text + "T00:00:00Z", out)) {
     return true;
   }
   std::cerr << "error: " << option << " takes a span such as 90m, 24h or 7d, a time such as "
@@ -100,19 +105,18 @@ int RunQueues(Stub& stub, bool as_json) {
   std::vector<std::vector<std::string>> rows = {
       {"QUEUE", "NAME", "DEPTH", "BEING READ", "WAITING", "OLDEST WAITING", "OVERDUE"}};
   for (const auto& q : resp.queues()) {
-    rows.push_back({q.queue(), q.queue_name(), std::to_string(q.depth()), std::to_string(q.claimed()),
-                    std::to_string(q.depth() - q.claimed()),
-                    q.has_oldest_waiting()
-                        ? rdg::clients::HumanDuration(q.oldest_waiting().seconds())
-                        : "-",
-                    std::to_string(q.overdue())});
+    rows.push_back(
+        {q.queue(), q.queue_name(), std::to_string(q.depth()), std::to_string(q.claimed()),
+         std::to_string(q.depth() - q.claimed()),
+         q.has_oldest_waiting() ? rdg::clients::HumanDuration(q.oldest_waiting().seconds()) : "-",
+         std::to_string(q.overdue())});
   }
   rdg::clients::PrintTable(rows);
   return 0;
 }
 
-int RunAudit(Stub& stub, const std::string& exam, const std::string& user,
-             const std::string& since, int limit, bool as_json) {
+int RunAudit(Stub& stub, const std::string& exam, const std::string& user, const std::string& since,
+             int limit, bool as_json) {
   rdg::v1::AuditRequest req;
   req.set_exam_id(exam);
   req.set_user(user);
@@ -124,8 +128,8 @@ int RunAudit(Stub& stub, const std::string& exam, const std::string& user,
       {"SEQ", "AT", "INSTITUTION", "USER", "ROLE", "ACTION", "EXAM", "DETAIL"}};
   for (const auto& e : resp.entries()) {
     rows.push_back({std::to_string(e.seq()), rdg::clients::LocalTime(e.at()),
-                    e.institution_name().empty() ? e.institution() : e.institution_name(),
-                    e.user(), rdg::v1::Role_Name(e.role()), e.action(), e.exam_id(), e.detail()});
+                    e.institution_name().empty() ? e.institution() : e.institution_name(), e.user(),
+                    rdg::v1::Role_Name(e.role()), e.action(), e.exam_id(), e.detail()});
   }
   rdg::clients::PrintTable(rows);
   return 0;
@@ -141,8 +145,8 @@ int RunIdentityConflicts(Stub& stub, const std::string& since, int limit, bool a
     std::cout << "no identity conflicts\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"SEQ", "DETECTED", "KIND", "EXAM", "FROM", "OTHER EXAM", "OTHER FROM", "DISAGREE", "DETAIL"}};
+  std::vector<std::vector<std::string>> rows = {{"SEQ", "DETECTED", "KIND", "EXAM", "FROM",
+                                                 "OTHER EXAM", "OTHER FROM", "DISAGREE", "DETAIL"}};
   auto name = [](const std::string& shown, const std::string& id) {
     return shown.empty() ? (id.empty() ? "-" : id) : shown;
   };
@@ -173,11 +177,16 @@ const std::map<std::string, rdg::v1::TurnaroundGrouping>& Groupings() {
 
 std::string StageName(rdg::v1::Stage stage) {
   switch (stage) {
-    case rdg::v1::RECEIVED_TO_CLAIMED: return "received->claimed";
-    case rdg::v1::RECEIVED_TO_FINAL: return "received->final";
-    case rdg::v1::FINAL_TO_ACKNOWLEDGED: return "final->acknowledged";
-    case rdg::v1::CRITICAL_ACKNOWLEDGEMENT: return "critical ack";
-    default: return rdg::v1::Stage_Name(stage);
+    case rdg::v1::RECEIVED_TO_CLAIMED:
+      return "received->claimed";
+    case rdg::v1::RECEIVED_TO_FINAL:
+      return "received->final";
+    case rdg::v1::FINAL_TO_ACKNOWLEDGED:
+      return "final->acknowledged";
+    case rdg::v1::CRITICAL_ACKNOWLEDGEMENT:
+      return "critical ack";
+    default:
+      return rdg::v1::Stage_Name(stage);
   }
 }
 
@@ -187,8 +196,8 @@ std::string Percent(double share) {
   return buf;
 }
 
-int RunTurnaround(Stub& stub, const std::string& since,
-                  const std::string& until, const std::string& by, bool as_json) {
+int RunTurnaround(Stub& stub, const std::string& since, const std::string& until,
+                  const std::string& by, bool as_json) {
   rdg::v1::TurnaroundRequest req;
   if (!SetSince(since, req.mutable_since())) return kExitUsage;
   if (!until.empty() && !ParseWhen("--until", until, req.mutable_until())) return kExitUsage;
@@ -199,13 +208,13 @@ int RunTurnaround(Stub& stub, const std::string& since,
     std::cout << "no stage completed in the window\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {{by.empty() ? "" : "GROUP", "STAGE", "COUNT", "P50",
-                                                 "P90", "P99", "MAX", "WITHIN SLA"}};
+  std::vector<std::vector<std::string>> rows = {
+      {by.empty() ? "" : "GROUP", "STAGE", "COUNT", "P50", "P90", "P99", "MAX", "WITHIN SLA"}};
   for (const auto& g : resp.groups()) {
     for (const auto& f : g.stages()) {
       rows.push_back({by.empty() ? "" : (g.name().empty() ? g.key() : g.name()),
-                      StageName(f.stage()), std::to_string(f.count()),
-                      Human(f.p50()), Human(f.p90()), Human(f.p99()), Human(f.max()),
+                      StageName(f.stage()), std::to_string(f.count()), Human(f.p50()),
+                      Human(f.p90()), Human(f.p99()), Human(f.max()),
                       f.with_target() > 0 ? Percent(f.within_sla_share()) : "no target"});
     }
   }
@@ -216,8 +225,7 @@ int RunTurnaround(Stub& stub, const std::string& since,
   return 0;
 }
 
-int RunBreaches(Stub& stub, bool open_only, const std::string& since,
-                int limit, bool as_json) {
+int RunBreaches(Stub& stub, bool open_only, const std::string& since, int limit, bool as_json) {
   rdg::v1::BreachesRequest req;
   req.set_open_only(open_only);
   req.set_limit(limit);
@@ -232,8 +240,7 @@ int RunBreaches(Stub& stub, bool open_only, const std::string& since,
       {"EXAM", "STAGE", "PRIORITY", "TYPE", "QUEUE", "FROM", "DUE", "OVERRUN", "STATUS"}};
   for (const auto& b : resp.breaches()) {
     rows.push_back({b.exam_id(), StageName(b.stage()), rdg::v1::Priority_Name(b.priority()),
-                    b.exam_type(), b.queue_name(),
-                    b.origin_name(),
+                    b.exam_type(), b.queue_name(), b.origin_name(),
                     rdg::clients::LocalTime(b.due_at()), Human(b.overrun()),
                     b.open() ? "OPEN" : "closed"});
   }
@@ -244,40 +251,47 @@ int RunBreaches(Stub& stub, bool open_only, const std::string& since,
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"rdg-admin: turnaround times, queue backlogs, SLA breaches and the audit log of "
-               "the Remote Diagnosis Gateway"};
+  CLI::App app{
+      "rdg-admin: turnaround times, queue backlogs, SLA breaches and the audit log of "
+      "the Remote Diagnosis Gateway"};
   app.require_subcommand(1);
   rdg::clients::ConnectionOptions conn;
   conn.AddTo(app);
   bool as_json = false;
   app.add_flag("--json", as_json, "machine-readable output");
 
-  auto* tat = app.add_subcommand("tat", "turnaround per stage: count, p50/p90/p99/max, share "
-                                        "within SLA, of the stages completed in the window");
+  auto* tat = app.add_subcommand("tat",
+                                 "turnaround per stage: count, p50/p90/p99/max, share "
+                                 "within SLA, of the stages completed in the window");
   std::string tat_since = "24h", tat_until, by;
-  tat->add_option("--since", tat_since, "start of the window: a span ago (90m, 24h, 7d), an RFC "
-                                        "3339 time or a UTC date")
+  tat->add_option("--since", tat_since,
+                  "start of the window: a span ago (90m, 24h, 7d), an RFC "
+                  "3339 time or a UTC date")
       ->capture_default_str();
   tat->add_option("--until", tat_until, "end of the window, as --since (default: now)");
   std::vector<std::string> grouping_names;
   for (const auto& [name, value] : Groupings()) grouping_names.push_back(name);
-  tat->add_option("--by", by, "group by origin institution, reviewing institution, queue, "
-                              "modality (exam type), priority or county")
+  tat->add_option("--by", by,
+                  "group by origin institution, reviewing institution, queue, "
+                  "modality (exam type), priority or county")
       ->check(CLI::IsMember(grouping_names));
   tat->add_flag("--json", as_json, "machine-readable output");
 
-  auto* queues = app.add_subcommand("queues", "every reading queue: depth, being read, oldest "
-                                               "waiting, overdue");
+  auto* queues = app.add_subcommand("queues",
+                                    "every reading queue: depth, being read, oldest "
+                                    "waiting, overdue");
   queues->add_flag("--json", as_json, "machine-readable output");
 
   auto* breaches = app.add_subcommand("breaches", "SLA breaches, most recently detected first");
   bool open_only = false;
   std::string breach_since;
   int breach_limit = 1000;
-  breaches->add_flag("--open", open_only, "only stages still running past their target, most "
-                                          "overdue first");
-  breaches->add_option("--since", breach_since, "detected since then: a span ago (24h), a time "
-                                                "or a date");
+  breaches->add_flag("--open", open_only,
+                     "only stages still running past their target, most "
+                     "overdue first");
+  breaches->add_option("--since", breach_since,
+                       "detected since then: a span ago (24h), a time "
+                       "or a date");
   breaches->add_option("--limit", breach_limit, "at most this many")->capture_default_str();
   breaches->add_flag("--json", as_json, "machine-readable output");
 
@@ -290,14 +304,16 @@ int main(int argc, char** argv) {
   audit->add_option("--limit", limit, "at most this many")->capture_default_str();
   audit->add_flag("--json", as_json, "machine-readable output");
 
-  auto* conflicts = app.add_subcommand(
-      "identity-conflicts", "what RDG refused to link or merge because a patient's identity did "
-                            "not agree (refused national IDs, shared IDs with other "
-                            "demographics, objects of another patient), newest first");
+  auto* conflicts =
+      app.add_subcommand("identity-conflicts",
+                         "what RDG refused to link or merge because a patient's identity did "
+                         "not agree (refused national IDs, shared IDs with other "
+                         "demographics, objects of another patient), newest first");
   std::string conflict_since;
   int conflict_limit = 100;
-  conflicts->add_option("--since", conflict_since, "detected since then: a span ago (24h), a time "
-                                                   "or a date");
+  conflicts->add_option("--since", conflict_since,
+                        "detected since then: a span ago (24h), a time "
+                        "or a date");
   conflicts->add_option("--limit", conflict_limit, "at most this many")->capture_default_str();
   conflicts->add_flag("--json", as_json, "machine-readable output");
   try {

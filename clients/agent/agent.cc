@@ -151,8 +151,8 @@ int RunAgent(const std::string& config_path, const std::string& ready_file) {
             << (dicom && dicom->tls_port() != 0
                     ? absl::StrCat(", DICOM TLS on port ", dicom->tls_port())
                     : "")
-            << (hl7 ? absl::StrCat(", HL7 MLLP on port ", hl7->port()) : "")
-            << ", forwarding to " << c.gateway().address();
+            << (hl7 ? absl::StrCat(", HL7 MLLP on port ", hl7->port()) : "") << ", forwarding to "
+            << c.gateway().address();
   if (!ready_file.empty()) {
     nlohmann::json ready = {{"pid", getpid()},
                             {"dicom_port", dicom ? dicom->port() : 0},
@@ -190,20 +190,18 @@ int RunAgentStatus(const std::string& config_path, bool as_json) {
     return kExitFailure;
   }
   const OutboxStats& s = *stats;
-  const double age_s =
-      s.oldest_pending ? absl::ToDoubleSeconds(now - *s.oldest_pending) : 0.0;
+  const double age_s = s.oldest_pending ? absl::ToDoubleSeconds(now - *s.oldest_pending) : 0.0;
   if (as_json) {
-    nlohmann::json out = {
-        {"pending", s.pending},
-        {"pending_bytes", s.pending_bytes},
-        {"oldest_pending_age_seconds", age_s},
-        {"sent", s.sent},
-        {"sent_bytes", s.sent_bytes},
-        {"dead_letter", s.dead},
-        {"sent_last_minute", s.sent_last_minute},
-        {"sent_bytes_last_minute", s.sent_bytes_last_minute},
-        {"last_error", s.last_error},
-        {"dead_letter_dir", config->data_dir() + "/dead-letter"}};
+    nlohmann::json out = {{"pending", s.pending},
+                          {"pending_bytes", s.pending_bytes},
+                          {"oldest_pending_age_seconds", age_s},
+                          {"sent", s.sent},
+                          {"sent_bytes", s.sent_bytes},
+                          {"dead_letter", s.dead},
+                          {"sent_last_minute", s.sent_last_minute},
+                          {"sent_bytes_last_minute", s.sent_bytes_last_minute},
+                          {"last_error", s.last_error},
+                          {"dead_letter_dir", config->data_dir() + "/dead-letter"}};
     if (s.last_error_at) out["last_error_at"] = absl::FormatTime(*s.last_error_at);
     if (s.last_sent_at) out["last_sent_at"] = absl::FormatTime(*s.last_sent_at);
     std::cout << out.dump(2) << "\n";
@@ -225,8 +223,7 @@ int RunAgentStatus(const std::string& config_path, bool as_json) {
   return 0;
 }
 
-int RunDeadLetters(const std::string& config_path, const DeadLetterCommand& command,
-                   bool as_json) {
+int RunDeadLetters(const std::string& config_path, const DeadLetterCommand& command, bool as_json) {
   auto config = LoadAgentConfig(config_path);
   if (!config.ok()) {
     std::cerr << "error: " << config.status().message() << "\n";
@@ -295,8 +292,7 @@ int RunDeadLetters(const std::string& config_path, const DeadLetterCommand& comm
               << "\n  size      " << Bytes(d.size) << ", " << d.attempts << " attempt"
               << (d.attempts == 1 ? "" : "s");
     if (d.dead_at) std::cout << ", dead-lettered " << LocalTime(*d.dead_at);
-    std::cout << "\n  reason    " << Readable(d.reason, 12) << "\n  file      " << d.file
-              << "\n";
+    std::cout << "\n  reason    " << Readable(d.reason, 12) << "\n  file      " << d.file << "\n";
   }
   return 0;
 }

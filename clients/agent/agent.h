@@ -28,7 +28,6 @@ struct DeadLetterCommand {
 
 //! `rdg-clinic agent dead-letters`: lists dead letters (id, time, device, size, reason), or
 //! queues them again, or removes one; retries and purges are recorded with the operator's name.
-int RunDeadLetters(const std::string& config_path, const DeadLetterCommand& command,
-                   bool as_json);
+int RunDeadLetters(const std::string& config_path, const DeadLetterCommand& command, bool as_json);
 
 }  // namespace rdg::agent

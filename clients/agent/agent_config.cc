@@ -11,10 +11,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
-#include "gateway/parsing/parser_defaults.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "gateway/parsing/parser_defaults.h"
 
 namespace rdg::agent {
 namespace {
@@ -32,16 +32,15 @@ class CollectingErrors final : public google::protobuf::io::ErrorCollector {
 bool ValidHostPort(const std::string& s) {
   const size_t colon = s.rfind(':');
   int port = -1;
-  return colon != std::string::npos && colon > 0 &&
-         absl::SimpleAtoi(s.substr(colon + 1), &port) && port >= 0 && port <= 65535;
+  return colon != std::string::npos && colon > 0 && absl::SimpleAtoi(s.substr(colon + 1), &port) &&
+         port >= 0 && port <= 65535;
 }
 
 //! DICOM AE titles: 1–16 characters of the default repertoire, no backslash or control chars.
 bool ValidAeTitle(const std::string& ae) {
-  return !ae.empty() && ae.size() <= 16 &&
-         std::all_of(ae.begin(), ae.end(),
-                     [](char c) { return c >= 0x20 && c < 0x7F && c != '\\'; }) &&
-         !absl::StripAsciiWhitespace(ae).empty();
+  return !ae.empty() && ae.size() <= 16 && std::all_of(ae.begin(), ae.end(), [](char c) {
+    return c >= 0x20 && c < 0x7F && c != '\\';
+  }) && !absl::StripAsciiWhitespace(ae).empty();
 }
 
 void Resolve(std::string* path, const fs::path& base) {
@@ -83,10 +82,10 @@ std::string SopClassUid(const std::string& name_or_uid) {
   for (const auto& [name, uid] : KnownStorageSopClasses()) {
     if (upper == name || name_or_uid == uid) return uid;
   }
-  const bool looks_like_uid =
-      !name_or_uid.empty() && name_or_uid.size() <= 64 &&
-      std::all_of(name_or_uid.begin(), name_or_uid.end(),
-                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || c == '.'; });
+  const bool looks_like_uid = !name_or_uid.empty() && name_or_uid.size() <= 64 &&
+                              std::all_of(name_or_uid.begin(), name_or_uid.end(), [](char c) {
+                                return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+                              });
   return looks_like_uid ? name_or_uid : "";
 }
 
@@ -117,8 +116,8 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
     need(ValidHostPort(c.dicom().listen()), "dicom.listen must be HOST:PORT");
     need(ValidAeTitle(c.dicom().ae_title()), "dicom.ae_title must be 1 to 16 characters");
     for (const auto& ae : c.dicom().allowed_calling_ae_titles()) {
-      need(ValidAeTitle(ae), absl::StrCat("dicom.allowed_calling_ae_titles: invalid AE title '",
-                                          ae, "'"));
+      need(ValidAeTitle(ae),
+           absl::StrCat("dicom.allowed_calling_ae_titles: invalid AE title '", ae, "'"));
     }
     for (const auto& sop : c.dicom().sop_classes()) {
       need(!SopClassUid(sop).empty(),
@@ -146,7 +145,8 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   need(c.forwarder().max_bytes_per_second() >= 0, "forwarder.max_bytes_per_second must be >= 0");
   absl::TimeZone zone;
   need(c.time_zone().empty() || absl::LoadTimeZone(c.time_zone(), &zone),
-       absl::StrCat("time_zone '", c.time_zone(), "' is not an IANA time zone (e.g. Asia/Shanghai)"));
+       absl::StrCat("time_zone '", c.time_zone(),
+                    "' is not an IANA time zone (e.g. Asia/Shanghai)"));
   if (!problems.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", absl::StrJoin(problems, "; ")));
   }
@@ -174,7 +174,8 @@ absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
   if (c.shutdown_grace_seconds() <= 0) c.set_shutdown_grace_seconds(20);
   if (c.time_zone().empty()) c.set_time_zone("Asia/Shanghai");
   parsing::ApplyParserDefaults(*c.mutable_checks()->mutable_parsing());
-  if (c.checks().max_object_bytes() <= 0) c.mutable_checks()->set_max_object_bytes(int64_t{2} << 30);
+  if (c.checks().max_object_bytes() <= 0)
+    c.mutable_checks()->set_max_object_bytes(int64_t{2} << 30);
   if (c.checks().gateway_limits_refresh_seconds() <= 0) {
     c.mutable_checks()->set_gateway_limits_refresh_seconds(3600);
   }

@@ -51,19 +51,24 @@ absl::StatusOr<std::optional<DeadLetter>> FindDeadLetter(Connection& db, int64_t
   return std::optional<DeadLetter>(ReadDeadLetter(**q));
 }
 
-absl::Status Record(Connection& db, absl::Time now, const std::string& actor,
-                    const char* action, int64_t item, const std::string& detail) {
+absl::Status Record(Connection& db, absl::Time now, const std::string& actor, const char* action,
+                    int64_t item, const std::string& detail) {
   static constexpr char kRecord[] =
       "INSERT INTO operator_actions (at, actor, action, item, detail) VALUES (?, ?, ?, ?, ?)";
   auto ins = db.Prepare(kRecord);
   if (!ins.ok()) return ins.status();
-  return (*ins)->Bind(1, now).Bind(2, actor).Bind(3, absl::string_view(action)).Bind(4, item)
-      .Bind(5, detail).Run();
+  return (*ins)
+      ->Bind(1, now)
+      .Bind(2, actor)
+      .Bind(3, absl::string_view(action))
+      .Bind(4, item)
+      .Bind(5, detail)
+      .Run();
 }
 
 absl::Status NotADeadLetter(int64_t id) {
-  return absl::NotFoundError(absl::StrCat(
-      "item ", id, " is not a dead letter (see `rdg-clinic agent dead-letters`)"));
+  return absl::NotFoundError(
+      absl::StrCat("item ", id, " is not a dead letter (see `rdg-clinic agent dead-letters`)"));
 }
 
 }  // namespace

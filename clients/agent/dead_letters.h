@@ -21,14 +21,14 @@ namespace rdg::agent {
 struct DeadLetter {
   int64_t id = 0;
   rdg::v1::ObjectKind kind = rdg::v1::DICOM;
-  std::string source;   //!< "dicom CALLING_AE" or "hl7 PEER"
-  std::string label;    //!< SOP Instance UID or HL7 message control ID
+  std::string source;  //!< "dicom CALLING_AE" or "hl7 PEER"
+  std::string label;   //!< SOP Instance UID or HL7 message control ID
   int64_t size = 0;
   absl::Time received_at;
   std::optional<absl::Time> dead_at;
   int attempts = 0;
-  std::string reason;   //!< why it is here (the gateway's answer, or the quarantine)
-  std::string file;     //!< the object, in DATA/dead-letter
+  std::string reason;  //!< why it is here (the gateway's answer, or the quarantine)
+  std::string file;    //!< the object, in DATA/dead-letter
 };
 
 //! An operator's action as recorded in agent.db.

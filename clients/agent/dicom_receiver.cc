@@ -4,8 +4,8 @@
 #include <dcmtk/dcmdata/dcdatset.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcuid.h>
-#include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/dul.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 #include <netdb.h>
@@ -19,8 +19,8 @@
 #include <glog/logging.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <map>
@@ -28,12 +28,12 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "clients/agent/agent_config.h"
 #include "clients/agent/tcp_server.h"
 #include "clients/agent/tls_tunnel.h"
@@ -141,9 +141,8 @@ class StoreWorker : public DcmThreadSCP {
         ++*ctx->refused;
         LOG(ERROR) << "dicom: cannot write a C-STORE from " << getPeerAETitle().c_str()
                    << " to the outbox (disk full?): " << cond.text();
-        return SendStoreResponse(
-            info.presentationContextID, rq,
-            {STATUS_STORE_Refused_OutOfResources, kCannotWrite});
+        return SendStoreResponse(info.presentationContextID, rq,
+                                 {STATUS_STORE_Refused_OutOfResources, kCannotWrite});
       }
       LOG(WARNING) << "dicom: receiving a C-STORE from " << getPeerAETitle().c_str()
                    << " failed: " << cond.text();
@@ -258,8 +257,9 @@ class DicomReceiver::Pool {
     absl::MutexLock lock(&connections_mu_);
     if (open_ >= max_connections_) {
       if (waiting_.empty()) return false;
-      auto oldest = std::min_element(waiting_.begin(), waiting_.end(),
-                                     [](const auto& a, const auto& b) { return a.second < b.second; });
+      auto oldest =
+          std::min_element(waiting_.begin(), waiting_.end(),
+                           [](const auto& a, const auto& b) { return a.second < b.second; });
       // Its thread sees the end of the connection and closes it (and counts it gone).
       LOG(INFO) << "dicom: " << max_connections_ << " connections open: closing one idle for "
                 << absl::FormatDuration(absl::Now() - oldest->second) << " to make room";
@@ -314,7 +314,8 @@ class DicomReceiver::Pool {
       LOG(WARNING) << "dicom: TLS connection refused: " << t.status().message();
     } else {
       tunnel = *std::move(t);
-      VLOG(1) << "dicom: TLS connection from " << (tunnel->peer().empty() ? "a device" : tunnel->peer());
+      VLOG(1) << "dicom: TLS connection from "
+              << (tunnel->peer().empty() ? "a device" : tunnel->peer());
       requested = AwaitAssociateRequest(tunnel->plain_fd());
     }
     {
@@ -397,10 +398,13 @@ DicomReceiver::DicomReceiver(const rdg::v1::DicomListener& config, Outbox& outbo
 DicomReceiver::~DicomReceiver() { Stop(); }
 
 absl::Status DicomReceiver::Start() {
-  auto* ctx = new ReceiverContext{&outbox_, &check_, &received_, &refused_,
-                                  {config_.allowed_calling_ae_titles().begin(),
-                                   config_.allowed_calling_ae_titles().end()},
-                                  config_.ae_title()};
+  auto* ctx = new ReceiverContext{
+      &outbox_,
+      &check_,
+      &received_,
+      &refused_,
+      {config_.allowed_calling_ae_titles().begin(), config_.allowed_calling_ae_titles().end()},
+      config_.ae_title()};
   delete g_context.exchange(ctx);
   auto fd = ListenTcp(config_.listen(), "dicom.listen", &port_);
   if (!fd.ok()) return fd.status();
@@ -418,15 +422,15 @@ absl::Status DicomReceiver::Start() {
   // Uncompressed syntaxes for everything; compressed ones are accepted as they are (the agent
   // never transcodes: the gateway stores the bytes the device produced).
   OFList<OFString> syntaxes;
-  for (const char* ts : {UID_LittleEndianExplicitTransferSyntax,
-                         UID_BigEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax,
-                         UID_DeflatedExplicitVRLittleEndianTransferSyntax,
-                         UID_JPEGProcess1TransferSyntax, UID_JPEGProcess2_4TransferSyntax,
-                         UID_JPEGProcess14SV1TransferSyntax, UID_JPEGLSLosslessTransferSyntax,
-                         UID_JPEGLSLossyTransferSyntax, UID_JPEG2000LosslessOnlyTransferSyntax,
-                         UID_JPEG2000TransferSyntax, UID_RLELosslessTransferSyntax,
-                         UID_MPEG2MainProfileAtMainLevelTransferSyntax,
-                         UID_MPEG4HighProfileLevel4_1TransferSyntax}) {
+  for (const char* ts :
+       {UID_LittleEndianExplicitTransferSyntax, UID_BigEndianExplicitTransferSyntax,
+        UID_LittleEndianImplicitTransferSyntax, UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+        UID_JPEGProcess1TransferSyntax, UID_JPEGProcess2_4TransferSyntax,
+        UID_JPEGProcess14SV1TransferSyntax, UID_JPEGLSLosslessTransferSyntax,
+        UID_JPEGLSLossyTransferSyntax, UID_JPEG2000LosslessOnlyTransferSyntax,
+        UID_JPEG2000TransferSyntax, UID_RLELosslessTransferSyntax,
+        UID_MPEG2MainProfileAtMainLevelTransferSyntax,
+        UID_MPEG4HighProfileLevel4_1TransferSyntax}) {
     syntaxes.push_back(ts);
   }
   OFList<OFString> echo_syntaxes;

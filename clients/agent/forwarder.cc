@@ -17,7 +17,7 @@ FailureKind ClassifyFailure(grpc::StatusCode code) {
     case grpc::StatusCode::ALREADY_EXISTS:
     case grpc::StatusCode::RESOURCE_EXHAUSTED:  // larger than the gateway's limits
     case grpc::StatusCode::OUT_OF_RANGE:
-    case grpc::StatusCode::DATA_LOSS:           // the outbox file itself is unreadable
+    case grpc::StatusCode::DATA_LOSS:  // the outbox file itself is unreadable
       return FailureKind::kRefused;
     case grpc::StatusCode::ABORTED:
     case grpc::StatusCode::INTERNAL:
@@ -61,9 +61,9 @@ void Forwarder::Stop(absl::Duration grace) {
 
 absl::Duration Forwarder::Backoff(int failures) {
   // Exponential with full jitter: uniform in [0, min(max, initial · 2^(failures-1))].
-  const double cap = std::min<double>(
-      config_.max_backoff_ms(),
-      config_.initial_backoff_ms() * std::pow(2.0, std::min(failures - 1, 30)));
+  const double cap =
+      std::min<double>(config_.max_backoff_ms(),
+                       config_.initial_backoff_ms() * std::pow(2.0, std::min(failures - 1, 30)));
   std::uniform_real_distribution<double> jitter(0.0, cap);
   return absl::Milliseconds(jitter(rng_));
 }
@@ -94,7 +94,8 @@ void Forwarder::Work() {
       if (!item) {
         // Nothing due: sleep until woken, the next backoff ends, or a second passes.
         absl::Duration wait = absl::Seconds(1);
-        if (auto due = outbox_.NextDue()) wait = std::clamp(*due - now, absl::Milliseconds(1), wait);
+        if (auto due = outbox_.NextDue())
+          wait = std::clamp(*due - now, absl::Milliseconds(1), wait);
         wake_.wait_for(lock, absl::ToChronoMilliseconds(wait));
         continue;
       }
@@ -109,8 +110,8 @@ void Forwarder::Work() {
 }
 
 void Forwarder::Forward(const OutboxItem& item) {
-  clients::ObjectSource source{item.kind, item.path, std::nullopt, item.size, item.sha256,
-                               config_.priority()};
+  clients::ObjectSource source{item.kind, item.path,   std::nullopt,
+                               item.size, item.sha256, config_.priority()};
   clients::ObjectUpload upload(*stub_, limiter_, config_.chunk_bytes(), item.session_id);
   upload.cancelled = &cancel_uploads_;
   upload.on_session = [this, id = item.id](const std::string& session) {
@@ -128,8 +129,8 @@ void Forwarder::Forward(const OutboxItem& item) {
     connectivity_failures_ = 0;
     return;
   }
-  const std::string error = absl::StrCat(clients::StatusCodeName(status.error_code()), ": ",
-                                         status.error_message());
+  const std::string error =
+      absl::StrCat(clients::StatusCodeName(status.error_code()), ": ", status.error_message());
   if (Quarantined(item, outcome, error, now)) return;
   switch (ClassifyFailure(status.error_code())) {
     case FailureKind::kRefused: {
@@ -163,8 +164,8 @@ void Forwarder::Forward(const OutboxItem& item) {
         ++connectivity_failures_;
         paused_until_ = now + Backoff(connectivity_failures_);
         LOG(WARNING) << "forwarder: gateway not reachable (" << error << "); retrying in "
-                     << absl::FormatDuration(paused_until_ - now) << ", "
-                     << outbox_.PendingCount() << " items waiting";
+                     << absl::FormatDuration(paused_until_ - now) << ", " << outbox_.PendingCount()
+                     << " items waiting";
       }
       return;
     }
@@ -184,8 +185,11 @@ bool Forwarder::Quarantined(const OutboxItem& item, const clients::UploadOutcome
   const std::string reason = absl::StrCat(
       "the gateway failed while processing this object: the connection was lost ", losses,
       " times after the object was sent in full, the last times with nothing else in flight "
-      "(last: ", error, "). Quarantined so that the rest of the outbox can flow; once the "
-      "gateway is fixed: rdg-clinic agent dead-letters --retry ", item.id);
+      "(last: ",
+      error,
+      "). Quarantined so that the rest of the outbox can flow; once the "
+      "gateway is fixed: rdg-clinic agent dead-letters --retry ",
+      item.id);
   if (auto s = outbox_.Dead(item.id, reason, now); !s.ok()) {
     LOG(ERROR) << "forwarder: cannot quarantine item " << item.id << ": " << s;
     return false;

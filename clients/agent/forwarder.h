@@ -65,11 +65,11 @@ class Forwarder {
   std::atomic<bool> cancel_uploads_{false};
   std::mutex mu_;
   std::condition_variable wake_;
-  std::mt19937_64 rng_;                    //!< guarded by mu_
-  absl::Time paused_until_;                //!< guarded by mu_: gateway unreachable until then
-  int connectivity_failures_ = 0;          //!< guarded by mu_: consecutive
-  int in_flight_ = 0;                      //!< guarded by mu_
-  bool suspect_in_flight_ = false;         //!< guarded by mu_: a suspect is being sent alone
+  std::mt19937_64 rng_;             //!< guarded by mu_
+  absl::Time paused_until_;         //!< guarded by mu_: gateway unreachable until then
+  int connectivity_failures_ = 0;   //!< guarded by mu_: consecutive
+  int in_flight_ = 0;               //!< guarded by mu_
+  bool suspect_in_flight_ = false;  //!< guarded by mu_: a suspect is being sent alone
   std::vector<std::thread> workers_;
 };
 

@@ -33,8 +33,8 @@ void GatewayLimits::ApplyKept() {
 void GatewayLimits::Apply(const rdg::v1::IngestLimits& limits, const char* source) {
   auto changed = check_.Adopt(limits);
   if (!changed.ok()) {
-    LOG(ERROR) << "agent: the gateway's limits (" << source << ") not applied: "
-               << changed.status();
+    LOG(ERROR) << "agent: the gateway's limits (" << source
+               << ") not applied: " << changed.status();
   } else if (!changed->empty()) {
     LOG(INFO) << "agent: checking with the gateway's limits (" << source << "): " << *changed;
   }
@@ -56,7 +56,9 @@ bool GatewayLimits::RefreshOnce() {
   return true;
 }
 
-void GatewayLimits::Start() { thread_ = std::thread([this] { Run(); }); }
+void GatewayLimits::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void GatewayLimits::Stop() {
   {

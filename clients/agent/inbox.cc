@@ -33,7 +33,9 @@ Inbox::Inbox(const rdg::v1::Inbox& config, std::string ca_path,
 
 Inbox::~Inbox() { Stop(); }
 
-void Inbox::Start() { thread_ = std::thread([this] { Run(); }); }
+void Inbox::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Inbox::Stop() {
   stopping_ = true;
@@ -105,28 +107,26 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
       << r.content().exam_id() << "\n";
     // The folder is renamed into place: the commands name it where staff will find it.
     clients::ReportFolder placed = folder;
-    for (std::string* path : {&placed.text, &placed.signature, &placed.certificate,
-                              &placed.receipt, &placed.receipt_signature}) {
+    for (std::string* path : {&placed.text, &placed.signature, &placed.certificate, &placed.receipt,
+                              &placed.receipt_signature}) {
       *path = (final_dir / fs::path(*path).filename()).string();
     }
-    v << clients::OpensslCommands(placed, ca_path_)
-      << "or: rdg-clinic verify " << final_dir.string() << " --verify-ca " << ca_path_ << "\n";
+    v << clients::OpensslCommands(placed, ca_path_) << "or: rdg-clinic verify "
+      << final_dir.string() << " --verify-ca " << ca_path_ << "\n";
   }
   if (d.urgent()) {
     std::ofstream c(tmp / "CRITICAL.txt");
     // Never another exam's patient beside this result (as on the PDF).
-    const rdg::v1::Patient patient = d.exam().exam_id() == r.content().exam_id()
-                                         ? d.exam().patient()
-                                         : rdg::v1::Patient();
+    const rdg::v1::Patient patient =
+        d.exam().exam_id() == r.content().exam_id() ? d.exam().patient() : rdg::v1::Patient();
     c << "CRITICAL RESULT: acknowledge by "
       << absl::FormatTime("%Y-%m-%d %H:%M:%S %Z",
-                          absl::FromUnixSeconds(d.acknowledge_by().seconds()),
-                          zone_)
+                          absl::FromUnixSeconds(d.acknowledge_by().seconds()), zone_)
       << "\n  patient: "
       << (patient.display_name().empty() ? patient.name() : patient.display_name()) << " ("
-      << patient.patient_id() << ")\n  impression: " << r.content().impression()
-      << "\n  print: " << (folder.pdf.empty() ? "(no report.pdf: " + folder.pdf_error + ")"
-                                               : std::string("report.pdf"))
+      << patient.patient_id() << ")\n  impression: " << r.content().impression() << "\n  print: "
+      << (folder.pdf.empty() ? "(no report.pdf: " + folder.pdf_error + ")"
+                             : std::string("report.pdf"))
       << "\n  rdg-clinic ack " << r.content().exam_id() << "\n";
   }
   fs::create_directories(final_dir.parent_path(), ec);

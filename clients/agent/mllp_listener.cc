@@ -11,14 +11,14 @@
 #include <glog/logging.h>
 
 #include <algorithm>
-#include <optional>
-#include <vector>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
+#include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -145,8 +145,7 @@ void MllpListener::AcceptLoop() {
     const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
     if (fd < 0) continue;
     if (!MakeRoom(fd)) {
-      LOG(WARNING) << "hl7: connection refused, " << config_.max_connections()
-                   << " already open";
+      LOG(WARNING) << "hl7: connection refused, " << config_.max_connections() << " already open";
       close(fd);
       continue;
     }
@@ -163,8 +162,9 @@ void MllpListener::AcceptLoop() {
 bool MllpListener::MakeRoom(int fd) {
   absl::MutexLock lock(&connections_mu_);
   if (static_cast<int>(phase_started_.size()) >= config_.max_connections()) {
-    auto oldest = std::min_element(phase_started_.begin(), phase_started_.end(),
-                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    auto oldest =
+        std::min_element(phase_started_.begin(), phase_started_.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
     if (oldest == phase_started_.end()) return false;
     LOG(INFO) << "hl7: " << config_.max_connections() << " connections open: ending one whose "
               << "phase began " << absl::FormatDuration(absl::Now() - oldest->second)
@@ -235,13 +235,13 @@ void MllpListener::Serve(int fd, std::string peer) {
       }
       buffer += c;
       if (buffer.size() > static_cast<size_t>(config_.max_message_bytes())) {
-        LOG(WARNING) << "hl7: message from " << peer << " exceeds "
-                     << config_.max_message_bytes() << " bytes; connection closed";
+        LOG(WARNING) << "hl7: message from " << peer << " exceeds " << config_.max_message_bytes()
+                     << " bytes; connection closed";
         formats::Hl7Rejection why{formats::Hl7AckCode::kReject, "207", "",
                                   "message too large for this receiver"};
-        const std::string ack = formats::BuildHl7Ack(
-            PlainMsh(buffer), formats::Hl7AckCode::kReject,
-            &why, absl::Now(), absl::StrCat("RDGA", ++ack_counter_));
+        const std::string ack =
+            formats::BuildHl7Ack(PlainMsh(buffer), formats::Hl7AckCode::kReject, &why, absl::Now(),
+                                 absl::StrCat("RDGA", ++ack_counter_));
         SendAll(fd, Frame(ack));
         return;
       }
@@ -272,8 +272,7 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
     return own_ack(formats::Hl7AckCode::kError,
                    "the receiver could not store the message; send it again");
   }
-  absl::StatusOr<ingest::ParsedObject> parsed =
-      check_.Check(rdg::v1::HL7V2_LAB, temp, now, ack_id);
+  absl::StatusOr<ingest::ParsedObject> parsed = check_.Check(rdg::v1::HL7V2_LAB, temp, now, ack_id);
   if (!parsed.ok()) {
     (void)storage::RemoveFile(temp);
     ++refused_;
@@ -285,8 +284,8 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
     }
     // Never acceptable (malformed, larger than the gateway takes): reject; otherwise an error
     // the sender may retry.
-    const bool never = absl::IsInvalidArgument(parsed.status()) ||
-                       absl::IsResourceExhausted(parsed.status());
+    const bool never =
+        absl::IsInvalidArgument(parsed.status()) || absl::IsResourceExhausted(parsed.status());
     return own_ack(never ? formats::Hl7AckCode::kReject : formats::Hl7AckCode::kError,
                    std::string(parsed.status().message()));
   }
@@ -298,19 +297,19 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
     (void)storage::RemoveFile(temp);
     if (*known == parsed->object.content_key) {
       VLOG(1) << "hl7: message from " << peer << " sent again; acknowledged, not queued twice";
-      return Frame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept,
-                                        nullptr, now, ack_id));
+      return Frame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept, nullptr,
+                                        now, ack_id));
     }
     ++refused_;
     LOG(INFO) << "hl7: message from " << peer << " refused: its control ID is already used";
     formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "MSH^1^10",
                               "message control ID already used for a different message"};
-    return Frame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kError, &why, now,
-                                      ack_id));
+    return Frame(
+        formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kError, &why, now, ack_id));
   }
-  absl::StatusOr<int64_t> id = outbox_.Add(temp, rdg::v1::HL7V2_LAB, identity,
-                                           absl::StrCat("hl7 ", peer), now,
-                                           parsed->object.content_key);
+  absl::StatusOr<int64_t> id =
+      outbox_.Add(temp, rdg::v1::HL7V2_LAB, identity, absl::StrCat("hl7 ", peer), now,
+                  parsed->object.content_key);
   if (!id.ok()) {
     (void)storage::RemoveFile(temp);
     ++refused_;
@@ -320,8 +319,8 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
   }
   ++accepted_;
   VLOG(1) << "hl7: outbox item " << *id << " from " << peer;
-  return Frame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept, nullptr,
-                                    now, ack_id));
+  return Frame(
+      formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept, nullptr, now, ack_id));
 }
 
 }  // namespace rdg::agent

@@ -13,10 +13,10 @@
 #include <thread>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "absl/base/thread_annotations.h"
-#include "absl/time/time.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "clients/agent/object_check.h"
 #include "clients/agent/outbox.h"
 #include "clients/agent/tcp_server.h"

@@ -13,9 +13,9 @@ absl::StatusOr<std::unique_ptr<ObjectCheck>> ObjectCheck::Start(
     const rdg::v1::AgentChecks& config) {
   auto parser = parsing::StartParserPool(config.parsing());
   if (!parser.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot start the parser processes that check received objects: ",
-        parser.status().message(), " (checks.parsing.program names rdg-parser)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot start the parser processes that check received objects: ",
+                     parser.status().message(), " (checks.parsing.program names rdg-parser)"));
   }
   auto check = std::make_unique<ObjectCheck>(*std::move(parser), config.max_object_bytes());
   absl::MutexLock lock(&check->mu_);
@@ -57,13 +57,14 @@ absl::StatusOr<std::string> ObjectCheck::Adopt(const rdg::v1::IngestLimits& gate
   if (!parser.ok()) {
     return absl::Status(parser.status().code(),
                         absl::StrCat("cannot restart the parser processes with the gateway's "
-                                     "limits: ", parser.status().message()));
+                                     "limits: ",
+                                     parser.status().message()));
   }
   absl::MutexLock lock(&mu_);
   parser_ = *std::move(parser);
   parsing_ = wanted;
-  note("parsing nesting up to ", wanted.max_sequence_depth(), " levels and ",
-       wanted.max_elements(), " elements");
+  note("parsing nesting up to ", wanted.max_sequence_depth(), " levels and ", wanted.max_elements(),
+       " elements");
   return changed;
 }
 
@@ -81,8 +82,8 @@ absl::StatusOr<ingest::ParsedObject> ObjectCheck::Check(rdg::v1::ObjectKind kind
     limit = std::min(limit, lab);
   }
   if (static_cast<int64_t>(size) > limit) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the object is ", size, " bytes; the gateway accepts at most ", limit));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the object is ", size, " bytes; the gateway accepts at most ", limit));
   }
   std::shared_ptr<ingest::ObjectParser> parser;
   {

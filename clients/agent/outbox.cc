@@ -178,8 +178,8 @@ Outbox::Outbox(std::string data_dir, std::unique_ptr<Connection> db)
       db_(std::move(db)) {}
 
 absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& data_dir) {
-  for (const std::string& dir : {data_dir + "/outbox/objects", data_dir + "/outbox/tmp",
-                                 data_dir + "/dead-letter"}) {
+  for (const std::string& dir :
+       {data_dir + "/outbox/objects", data_dir + "/outbox/tmp", data_dir + "/dead-letter"}) {
     if (auto s = storage::MakeDirectories(dir); !s.ok()) return s;
   }
   auto db = OpenDatabase(data_dir);
@@ -235,8 +235,7 @@ absl::Status Outbox::Recover() {
     if (!referenced.count(path)) (void)storage::RemoveFile(path);
   }
   // Keep four weeks of history for status figures and audits of what was forwarded.
-  static constexpr char kPrune[] =
-      "DELETE FROM outbox WHERE state = 'sent' AND done_at < ?";
+  static constexpr char kPrune[] = "DELETE FROM outbox WHERE state = 'sent' AND done_at < ?";
   auto prune = db_->Prepare(kPrune);
   if (!prune.ok()) return prune.status();
   (*prune)->Bind(1, absl::Now() - absl::Hours(24 * 28));
@@ -264,8 +263,8 @@ absl::StatusOr<int64_t> Outbox::Add(const std::string& temp_path, rdg::v1::Objec
   if (!size.ok()) return fail(size.status());
   auto digest = clients::Sha256OfFile(temp_path);
   if (!digest) return fail(absl::DataLossError("cannot read the received object back"));
-  const std::string name = fs::path(temp_path).stem().string() +
-                           (kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm");
+  const std::string name =
+      fs::path(temp_path).stem().string() + (kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm");
   const std::string path = objects_dir_ + "/" + name;
   if (auto s = storage::RenameFile(temp_path, path); !s.ok()) return fail(s);
   if (auto s = storage::SyncDirectory(objects_dir_); !s.ok()) {
@@ -394,9 +393,7 @@ absl::Status Outbox::Dead(int64_t id, const std::string& reason, absl::Time now)
   std::lock_guard<std::mutex> lock(mu_);
   taken_.erase(id);
   waiting_.erase(id);
-  static constexpr char kItem[] =
-      "SELECT " OUTBOX_ITEM_COLUMNS
-      "FROM outbox WHERE id = ?";
+  static constexpr char kItem[] = "SELECT " OUTBOX_ITEM_COLUMNS "FROM outbox WHERE id = ?";
   auto q = db_->Prepare(kItem);
   if (!q.ok()) return q.status();
   (*q)->Bind(1, id);
@@ -436,7 +433,7 @@ absl::Status Outbox::Dead(int64_t id, const std::string& reason, absl::Time now)
 }
 
 std::optional<std::string> Outbox::KnownContent(rdg::v1::ObjectKind kind,
-                                               const std::string& label) {
+                                                const std::string& label) {
   std::lock_guard<std::mutex> lock(mu_);
   static constexpr char kKnown[] =
       "SELECT content_key FROM outbox WHERE kind = ? AND label = ? AND state <> 'dead' "

@@ -26,11 +26,11 @@ namespace rdg::agent {
 struct OutboxItem {
   int64_t id = 0;
   rdg::v1::ObjectKind kind = rdg::v1::DICOM;
-  std::string path;        //!< the object's file in the outbox
+  std::string path;  //!< the object's file in the outbox
   int64_t size = 0;
-  std::string sha256;      //!< raw 32 bytes
-  std::string label;       //!< SOP Instance UID or HL7 message control ID (not logged)
-  std::string source;      //!< "dicom CALLING_AE" or "hl7 PEER"
+  std::string sha256;  //!< raw 32 bytes
+  std::string label;   //!< SOP Instance UID or HL7 message control ID (not logged)
+  std::string source;  //!< "dicom CALLING_AE" or "hl7 PEER"
   absl::Time received_at;
   int attempts = 0;
   std::string session_id;  //!< the gateway's upload session, once opened
@@ -78,8 +78,8 @@ class Outbox {
   //! `content_key`: what makes two HL7 messages the same message whatever their line ends
   //! (the gateway's parser computes it), empty for DICOM.
   absl::StatusOr<int64_t> Add(const std::string& temp_path, rdg::v1::ObjectKind kind,
-                              const std::string& label, const std::string& source,
-                              absl::Time now, const std::string& content_key = "");
+                              const std::string& label, const std::string& source, absl::Time now,
+                              const std::string& content_key = "");
 
   //! The content key of the newest item of `kind` with `label` that is pending or sent (kept
   //! for four weeks), if any: how the agent applies the gateway's identity rule to lab messages.
@@ -133,9 +133,9 @@ class Outbox {
   const std::string dead_dir_;
   std::mutex mu_;
   std::unique_ptr<storage::sqlite_db::Connection> db_;
-  std::set<int64_t> taken_;                      //!< guarded by mu_
-  std::map<int64_t, absl::Time> waiting_;        //!< id → not before; guarded by mu_
-  uint64_t counter_ = 0;                         //!< guarded by mu_
+  std::set<int64_t> taken_;                //!< guarded by mu_
+  std::map<int64_t, absl::Time> waiting_;  //!< id → not before; guarded by mu_
+  uint64_t counter_ = 0;                   //!< guarded by mu_
   std::function<void()> on_add_;
 };
 

@@ -31,8 +31,7 @@ absl::StatusOr<int> ListenTcp(const std::string& host_port, const std::string& w
   const int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
   const int one = 1;
   if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  const bool ok =
-      fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) == 0 && ::listen(fd, 64) == 0;
+  const bool ok = fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) == 0 && ::listen(fd, 64) == 0;
   const int err = errno;
   freeaddrinfo(res);
   if (!ok) {

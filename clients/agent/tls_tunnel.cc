@@ -43,19 +43,19 @@ absl::StatusOr<std::unique_ptr<TlsServerContext>> TlsServerContext::Create(
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (SSL_CTX_use_certificate_chain_file(ctx, certificate.c_str()) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("dicom.tls: cannot use the certificate ",
-                                                   certificate, ": ", OpenSslError()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dicom.tls: cannot use the certificate ", certificate, ": ", OpenSslError()));
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, private_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_check_private_key(ctx) != 1) {
     return absl::InvalidArgumentError(absl::StrCat("dicom.tls: cannot use the private key ",
-                                                   private_key, " with the certificate: ",
-                                                   OpenSslError()));
+                                                   private_key,
+                                                   " with the certificate: ", OpenSslError()));
   }
   if (!device_ca.empty()) {
     if (SSL_CTX_load_verify_locations(ctx, device_ca.c_str(), nullptr) != 1) {
-      return absl::InvalidArgumentError(absl::StrCat("dicom.tls: cannot read the device CA ",
-                                                     device_ca, ": ", OpenSslError()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("dicom.tls: cannot read the device CA ", device_ca, ": ", OpenSslError()));
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
@@ -78,8 +78,8 @@ absl::StatusOr<std::unique_ptr<TlsTunnel>> TlsServerContext::Accept(int fd,
     const int e = SSL_get_error(ssl, r);
     const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
     if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0) {
-      const std::string why = left <= 0 ? "no handshake within the association deadline"
-                                        : OpenSslError();
+      const std::string why =
+          left <= 0 ? "no handshake within the association deadline" : OpenSslError();
       SSL_free(ssl);
       return absl::UnauthenticatedError(absl::StrCat("TLS handshake failed: ", why));
     }
@@ -151,8 +151,8 @@ void TlsTunnel::Relay() {
           progress = true;
           if (first_pdu.size() >= 6) {
             const auto* h = reinterpret_cast<const unsigned char*>(first_pdu.data());
-            const uint64_t length = (uint64_t{h[2]} << 24) | (uint64_t{h[3]} << 16) |
-                                    (uint64_t{h[4]} << 8) | h[5];
+            const uint64_t length =
+                (uint64_t{h[2]} << 24) | (uint64_t{h[3]} << 16) | (uint64_t{h[4]} << 8) | h[5];
             if (length > 64 * 1024) return;  // no A-ASSOCIATE-RQ is that large: end it
             if (first_pdu.size() >= 6 + length) {
               to_plain = std::move(first_pdu);
@@ -171,8 +171,8 @@ void TlsTunnel::Relay() {
         }
       }
       if (!to_plain.empty()) {
-        const ssize_t n = send(relay_fd_, to_plain.data() + plain_off, to_plain.size() - plain_off,
-                               MSG_NOSIGNAL);
+        const ssize_t n =
+            send(relay_fd_, to_plain.data() + plain_off, to_plain.size() - plain_off, MSG_NOSIGNAL);
         if (n > 0) {
           plain_off += static_cast<size_t>(n);
           if (plain_off == to_plain.size()) to_plain.clear();

@@ -8,11 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <thread>
 #include <iostream>
 #include <map>
-#include <vector>
 #include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -38,7 +38,8 @@ constexpr int kExitFailure = 2;   // usage, connection or gateway failure
 int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std::string>& paths,
               const rdg::clients::UploadOptions& options, bool as_json) {
   auto discovery = rdg::clients::DiscoverFiles(paths);
-  for (const auto& m : discovery.missing) std::cerr << "error: no such file or folder: " << m << "\n";
+  for (const auto& m : discovery.missing)
+    std::cerr << "error: no such file or folder: " << m << "\n";
   if (!discovery.missing.empty()) return kExitFailure;
   const auto items = rdg::clients::ItemsFromFiles(discovery.files);
   if (items.empty()) {  // e.g. a folder of JPEG exports: nothing was stored, and that is a failure
@@ -93,18 +94,27 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
   }
 
   if (as_json) {
-    json out = {{"exams", json::array()}, {"files", json::array()}, {"skipped", discovery.skipped},
-                {"seconds", seconds}, {"bytes_sent", bytes_sent}};
+    json out = {{"exams", json::array()},
+                {"files", json::array()},
+                {"skipped", discovery.skipped},
+                {"seconds", seconds},
+                {"bytes_sent", bytes_sent}};
     for (const auto& id : order) {
       const auto& e = exams[id];
-      out["exams"].push_back({{"exam_id", id}, {"instances", e.instances},
-                              {"duplicates", e.duplicates}, {"bytes", e.bytes},
+      out["exams"].push_back({{"exam_id", id},
+                              {"instances", e.instances},
+                              {"duplicates", e.duplicates},
+                              {"bytes", e.bytes},
                               {"exam_instance_count", e.exam_total}});
     }
     for (const auto& r : results) {
-      json f = {{"path", r.path}, {"label", r.label},
-                {"kind", rdg::v1::ObjectKind_Name(r.kind)}, {"size", r.size}, {"ok", r.ok},
-                {"attempts", r.attempts}, {"bytes_sent", r.bytes_sent},
+      json f = {{"path", r.path},
+                {"label", r.label},
+                {"kind", rdg::v1::ObjectKind_Name(r.kind)},
+                {"size", r.size},
+                {"ok", r.ok},
+                {"attempts", r.attempts},
+                {"bytes_sent", r.bytes_sent},
                 {"resumed_from", r.resumed_from}};
       if (r.hl7_ack) {
         f["hl7_ack_code"] = r.hl7_ack->code();
@@ -140,13 +150,13 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
     }
     for (const auto& r : results) {
       if (r.ok) continue;
-      const bool transient = r.code == grpc::StatusCode::UNAVAILABLE ||
-                             r.code == grpc::StatusCode::DEADLINE_EXCEEDED;
-      const std::string why = r.busy ? "the gateway is busy (" + r.message + ")"
-                                      : rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message));
+      const bool transient =
+          r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED;
+      const std::string why = r.busy
+                                  ? "the gateway is busy (" + r.message + ")"
+                                  : rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message));
       std::cout << (transient ? "not uploaded " : "rejected ") << r.label << ": "
-                << (transient ? why + "; run the same command again to resume" : r.message)
-                << "\n";
+                << (transient ? why + "; run the same command again to resume" : r.message) << "\n";
     }
     if (!discovery.skipped.empty()) {
       std::cout << "skipped " << discovery.skipped.size()
@@ -154,8 +164,8 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
                 << ")\n";
     }
     std::cout << results.size() - failed - rejected << " of " << results.size()
-              << " objects stored, "
-              << HumanBytes(double(bytes_sent)) << " sent in " << seconds << " s\n";
+              << " objects stored, " << HumanBytes(double(bytes_sent)) << " sent in " << seconds
+              << " s\n";
   }
   if (failed > 0) return kExitFailure;
   return rejected > 0 ? kExitRejected : 0;
@@ -186,9 +196,9 @@ int RunExams(const rdg::clients::ConnectionOptions& conn, int limit, bool as_jso
     std::cout << rdg::clients::ProtoToJson(all) << "\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"EXAM", "RECEIVED", "PATIENT", "SEX/AGE", "PATIENT ID", "TYPE", "DESCRIPTION", "PRIORITY",
-       "STATE", "INSTANCES", "SIZE"}};
+  std::vector<std::vector<std::string>> rows = {{"EXAM", "RECEIVED", "PATIENT", "SEX/AGE",
+                                                 "PATIENT ID", "TYPE", "DESCRIPTION", "PRIORITY",
+                                                 "STATE", "INSTANCES", "SIZE"}};
   for (const auto& e : all.exams()) {
     const std::vector<std::string> patient = rdg::clients::PatientCells(e);
     rows.push_back({e.exam_id(), rdg::clients::LocalTime(e.received_at()), patient[0], patient[1],
@@ -332,17 +342,19 @@ int RunUploads(const rdg::clients::ConnectionOptions& conn, const std::string& a
     std::cout << "no unfinished uploads\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"UPLOAD", "KIND", "RECEIVED", "SIZE", "LAST BYTES", "EXPIRES", "IN USE", "BY", "CLIENT REF"}};
+  std::vector<std::vector<std::string>> rows = {{"UPLOAD", "KIND", "RECEIVED", "SIZE", "LAST BYTES",
+                                                 "EXPIRES", "IN USE", "BY", "CLIENT REF"}};
   for (const auto& u : uploads) {
     const auto& st = u.status();
     rows.push_back({st.session_id(), rdg::v1::ObjectKind_Name(u.kind()),
                     HumanBytes(double(st.committed_offset())), HumanBytes(double(st.size())),
-                    rdg::clients::LocalTime(u.updated_at()), rdg::clients::LocalTime(st.expires_at()),
-                    st.in_use() ? "yes" : "no", u.user(), u.client_ref()});
+                    rdg::clients::LocalTime(u.updated_at()),
+                    rdg::clients::LocalTime(st.expires_at()), st.in_use() ? "yes" : "no", u.user(),
+                    u.client_ref()});
   }
   rdg::clients::PrintTable(rows);
-  std::cout << uploads.size() << " unfinished uploads; `rdg-clinic uploads --abort ID` (or all) "
+  std::cout << uploads.size()
+            << " unfinished uploads; `rdg-clinic uploads --abort ID` (or all) "
                "discards them\n";
   return 0;
 }
@@ -373,14 +385,14 @@ void PrintDelivered(const rdg::v1::DeliveredReport& d, bool as_json) {
   const auto& c = d.report().content();
   const std::string patient = rdg::clients::PatientCells(d.exam())[0];
   std::cout << d.report().report_id() << "  exam " << c.exam_id() << "  "
-            << (patient.empty() ? "" : patient + "  ")
-            << rdg::v1::ReportStatus_Name(c.status()) << " v" << d.report().version() << "  by "
-            << c.reader_user() << " ("
+            << (patient.empty() ? "" : patient + "  ") << rdg::v1::ReportStatus_Name(c.status())
+            << " v" << d.report().version() << "  by " << c.reader_user() << " ("
             << (d.reader_institution_name().empty() ? c.reader_institution()
                                                     : d.reader_institution_name())
             << ")";
   if (d.urgent()) {
-    std::cout << "  CRITICAL RESULT: acknowledge by " << rdg::clients::LocalTime(d.acknowledge_by());
+    std::cout << "  CRITICAL RESULT: acknowledge by "
+              << rdg::clients::LocalTime(d.acknowledge_by());
   }
   if (d.acknowledged()) std::cout << "  acknowledged";
   std::cout << "  cursor " << d.cursor() << std::endl;
@@ -411,10 +423,13 @@ int RunUnacknowledged(const rdg::clients::ConnectionOptions& conn, bool as_json)
   // The latest version of each exam's report (an addendum supersedes what came before it, and
   // `ack EXAM` acknowledges the latest), from the empty cursor: the oldest unacknowledged on.
   std::map<std::string, rdg::v1::DeliveredReport> latest;
-  if (grpc::Status s = PollAll(*stub, "", [&](const rdg::v1::DeliveredReport& d) {
-        auto [it, added] = latest.try_emplace(d.report().content().exam_id(), d);
-        if (!added && d.report().version() > it->second.report().version()) it->second = d;
-      });
+  if (grpc::Status s = PollAll(*stub, "",
+                               [&](const rdg::v1::DeliveredReport& d) {
+                                 auto [it, added] =
+                                     latest.try_emplace(d.report().content().exam_id(), d);
+                                 if (!added && d.report().version() > it->second.report().version())
+                                   it->second = d;
+                               });
       !s.ok()) {
     std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
     return kExitFailure;
@@ -440,15 +455,14 @@ int RunUnacknowledged(const rdg::clients::ConnectionOptions& conn, bool as_json)
   for (const auto& d : pending) {
     const auto& c = d.report().content();
     const auto patient = rdg::clients::PatientCells(d.exam());
-    rows.push_back({c.exam_id(), patient[0], patient[1],
-                    absl::StrCat(rdg::v1::ReportStatus_Name(c.status()), " v",
-                                 d.report().version()),
-                    d.urgent() ? "CRITICAL" : "",
-                    d.has_acknowledge_by() ? rdg::clients::LocalTime(d.acknowledge_by()) : "-",
-                    absl::StrCat(c.reader_user(), " · ",
-                                 d.reader_institution_name().empty()
-                                     ? c.reader_institution()
-                                     : d.reader_institution_name())});
+    rows.push_back(
+        {c.exam_id(), patient[0], patient[1],
+         absl::StrCat(rdg::v1::ReportStatus_Name(c.status()), " v", d.report().version()),
+         d.urgent() ? "CRITICAL" : "",
+         d.has_acknowledge_by() ? rdg::clients::LocalTime(d.acknowledge_by()) : "-",
+         absl::StrCat(c.reader_user(), " · ",
+                      d.reader_institution_name().empty() ? c.reader_institution()
+                                                          : d.reader_institution_name())});
   }
   rdg::clients::PrintTable(rows);
   std::cout << "print one: rdg-clinic report EXAM --out DIR (writes DIR/report.pdf); confirm "
@@ -458,14 +472,14 @@ int RunUnacknowledged(const rdg::clients::ConnectionOptions& conn, bool as_json)
 
 //! Polls once, or with `watch` streams until `max` reports arrived (0: forever), reconnecting
 //! from the last cursor whenever the stream breaks, so that nothing is missed.
-int RunReports(const rdg::clients::ConnectionOptions& conn, std::string cursor, bool watch,
-               int max, bool as_json) {
+int RunReports(const rdg::clients::ConnectionOptions& conn, std::string cursor, bool watch, int max,
+               bool as_json) {
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
   auto stub = rdg::v1::DeliveryService::NewStub(channel);
   if (!watch) {
-    grpc::Status s = PollAll(*stub, cursor,
-                             [&](const rdg::v1::DeliveredReport& d) { PrintDelivered(d, as_json); });
+    grpc::Status s = PollAll(
+        *stub, cursor, [&](const rdg::v1::DeliveredReport& d) { PrintDelivered(d, as_json); });
     if (!s.ok()) {
       std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
       return kExitFailure;
@@ -491,7 +505,8 @@ int RunReports(const rdg::clients::ConnectionOptions& conn, std::string cursor, 
       }
     }
     grpc::Status s = reader->Finish();
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE && s.error_code() != grpc::StatusCode::CANCELLED) {
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        s.error_code() != grpc::StatusCode::CANCELLED) {
       std::cerr << "error: " << rdg::clients::DescribeRpcError(s) << "\n";
       return kExitFailure;
     }
@@ -538,10 +553,16 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
     std::cerr << "warning: no report.pdf: " << folder.pdf_error << "\n";
   }
   if (as_json) {
-    json out = {{"report_id", r.report_id()}, {"exam_id", exam_id}, {"text", folder.text},
-                {"signature", folder.signature}, {"signer_certificate", folder.certificate},
-                {"receipt", folder.receipt}, {"receipt_signature", folder.receipt_signature},
-                {"verified", verified}, {"detail", folder.detail}, {"critical", d.urgent()},
+    json out = {{"report_id", r.report_id()},
+                {"exam_id", exam_id},
+                {"text", folder.text},
+                {"signature", folder.signature},
+                {"signer_certificate", folder.certificate},
+                {"receipt", folder.receipt},
+                {"receipt_signature", folder.receipt_signature},
+                {"verified", verified},
+                {"detail", folder.detail},
+                {"critical", d.urgent()},
                 {"pdf", folder.pdf}};
     std::cout << out.dump(2) << "\n";
   } else {
@@ -568,12 +589,16 @@ int RunVerify(const std::string& dir, const std::string& exam_id, const std::str
   std::string detail;
   const bool verified = rdg::clients::VerifyReportFolder(dir, ca, exam_id, &folder, &detail);
   if (as_json) {
-    std::cout << json{{"folder", dir}, {"exam_id", folder.exam_id},
-                      {"origin_institution", folder.origin_institution}, {"verified", verified},
-                      {"detail", detail}}.dump(2) << "\n";
+    std::cout << json{{"folder", dir},
+                      {"exam_id", folder.exam_id},
+                      {"origin_institution", folder.origin_institution},
+                      {"verified", verified},
+                      {"detail", detail}}
+                     .dump(2)
+              << "\n";
   } else {
-    std::cout << dir << " (exam " << (folder.exam_id.empty() ? "?" : folder.exam_id) << "): "
-              << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << detail << "\n"
+    std::cout << dir << " (exam " << (folder.exam_id.empty() ? "?" : folder.exam_id)
+              << "): " << (verified ? "VERIFIES: " : "DOES NOT VERIFY: ") << detail << "\n"
               << rdg::clients::OpensslCommands(folder, ca);
   }
   return verified ? 0 : kExitRejected;
@@ -598,8 +623,10 @@ int RunAck(const rdg::clients::ConnectionOptions& conn, const std::string& exam_
     return s.error_code() == grpc::StatusCode::NOT_FOUND ? kExitRejected : kExitFailure;
   }
   if (as_json) {
-    std::cout << json({{"report_id", d.report().report_id()}, {"exam_id", exam_id},
-                       {"acknowledged_at", rdg::clients::LocalTime(ack.acknowledged_at())}}).dump(2)
+    std::cout << json({{"report_id", d.report().report_id()},
+                       {"exam_id", exam_id},
+                       {"acknowledged_at", rdg::clients::LocalTime(ack.acknowledged_at())}})
+                     .dump(2)
               << "\n";
   } else {
     std::cout << "acknowledged report " << d.report().report_id() << " of exam " << exam_id
@@ -625,7 +652,8 @@ int main(int argc, char** argv) {
   std::string priority = "ROUTINE";
   double max_rate_mb = 0;
   upload->add_option("paths", paths, "files and folders")->required();
-  upload->add_option("--parallel", options.parallel, "files in flight at once")->capture_default_str();
+  upload->add_option("--parallel", options.parallel, "files in flight at once")
+      ->capture_default_str();
   upload->add_option("--priority", priority, "STAT, URGENT or ROUTINE")
       ->transform(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}, CLI::ignore_case))
       ->capture_default_str();
@@ -662,25 +690,31 @@ int main(int argc, char** argv) {
   reports->add_option("--max", max_reports, "with --watch: stop after this many reports");
   reports->add_flag("--json", as_json, "machine-readable output (one JSON object per line)");
   bool unacknowledged = false;
-  reports->add_flag("--unacknowledged", unacknowledged,
-                    "every report not yet acknowledged, critical results first")
+  reports
+      ->add_flag("--unacknowledged", unacknowledged,
+                 "every report not yet acknowledged, critical results first")
       ->excludes("--watch")
       ->excludes("--cursor");
-  auto* report = app.add_subcommand("report", "write an exam's signed report to a folder and verify it");
+  auto* report =
+      app.add_subcommand("report", "write an exam's signed report to a folder and verify it");
   report->add_option("exam", exam_id, "exam id")->required();
   report->add_option("--out", out_dir, "output folder")->required();
   report->add_flag("--json", as_json, "machine-readable output");
   std::string verify_ca;
-  report->add_option("--verify-ca", verify_ca,
-                     "CA certificate the signer must chain to (default: the connection's CA)")
+  report
+      ->add_option("--verify-ca", verify_ca,
+                   "CA certificate the signer must chain to (default: the connection's CA)")
       ->check(CLI::ExistingFile);
   auto* verify = app.add_subcommand(
-      "verify", "check a saved report folder offline: signature, signer (a reader's signing "
-                "certificate, from the signature itself), time, exam");
+      "verify",
+      "check a saved report folder offline: signature, signer (a reader's signing "
+      "certificate, from the signature itself), time, exam");
   std::string verify_dir;
   verify->add_option("dir", verify_dir, "a folder `report` or the agent's inbox wrote")
-      ->required()->check(CLI::ExistingDirectory);
-  verify->add_option("--exam", exam_id, "the exam the report must be for (default: delivery.json's)");
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  verify->add_option("--exam", exam_id,
+                     "the exam the report must be for (default: delivery.json's)");
   verify->add_option("--verify-ca", verify_ca, "the platform CA (default: RDG_CA)")
       ->check(CLI::ExistingFile);
   verify->add_flag("--json", as_json, "machine-readable output");
@@ -689,8 +723,9 @@ int main(int argc, char** argv) {
   ack->add_flag("--json", as_json, "machine-readable output");
 
   auto* agent = app.add_subcommand(
-      "agent", "run the clinic edge agent: DICOM C-STORE and HL7 MLLP receivers, a durable "
-               "outbox forwarding to the gateway, an inbox for reports");
+      "agent",
+      "run the clinic edge agent: DICOM C-STORE and HL7 MLLP receivers, a durable "
+      "outbox forwarding to the gateway, an inbox for reports");
   std::string agent_config, ready_file;
   agent->add_option("--config", agent_config, "agent configuration (text proto)")->required();
   agent->add_option("--ready-file", ready_file,
@@ -703,8 +738,8 @@ int main(int argc, char** argv) {
       "dead-letters", "list the objects the agent gave up on, queue them again, or remove one");
   dead_letters->add_flag("--json", as_json, "machine-readable output");
   rdg::agent::DeadLetterCommand dead_letter_command;
-  auto* retry_one = dead_letters->add_option("--retry", dead_letter_command.retry,
-                                             "queue dead letter ID again (once the cause is fixed)");
+  auto* retry_one = dead_letters->add_option(
+      "--retry", dead_letter_command.retry, "queue dead letter ID again (once the cause is fixed)");
   auto* retry_all = dead_letters->add_flag("--all", dead_letter_command.retry_all,
                                            "queue every dead letter again");
   auto* purge = dead_letters->add_option("--purge", dead_letter_command.purge,
@@ -723,7 +758,8 @@ int main(int argc, char** argv) {
   if (*reports && unacknowledged) return RunUnacknowledged(conn, as_json);
   if (*reports) return RunReports(conn, cursor, watch, max_reports, as_json);
   if (*report) return RunReport(conn, exam_id, out_dir, verify_ca, as_json);
-  if (*verify) return RunVerify(verify_dir, exam_id, verify_ca.empty() ? conn.ca : verify_ca, as_json);
+  if (*verify)
+    return RunVerify(verify_dir, exam_id, verify_ca.empty() ? conn.ca : verify_ca, as_json);
   if (*ack) return RunAck(conn, exam_id, as_json);
   if (*upload) {
     rdg::v1::Priority_Parse(priority, &options.priority);

@@ -117,9 +117,10 @@ bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
     *detail = "the folder holds no report.txt and report.p7s or report.sm2.sig";
   } else if (!ReadBytes(out->receipt, &receipt) ||
              !ReadBytes(out->receipt_signature, &receipt_signature)) {
-    *detail = "the folder holds no gateway receipt (receipt.txt, receipt.p7s): it proves nothing "
-              "about which exam the report is for or when it was signed; save it again with "
-              "rdg-clinic report";
+    *detail =
+        "the folder holds no gateway receipt (receipt.txt, receipt.p7s): it proves nothing "
+        "about which exam the report is for or when it was signed; save it again with "
+        "rdg-clinic report";
   } else if (!VerifyReceipt(receipt, receipt_signature, ca_path, &said, detail)) {
     // detail names the failure
   } else if (!expected_exam.empty() && said["exam_id"] != expected_exam) {
@@ -136,13 +137,14 @@ bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
     out->origin_institution = said["origin_institution"];
     out->accepted_at = accepted_at;
     out->verified = VerifySignedReport(
-        canonical, out->sm2 ? rdg::v1::SM2_SM3_RAW : rdg::v1::CMS_DETACHED_ECDSA_SHA256,
-        signature, certificate, ca_path, expect, detail);
+        canonical, out->sm2 ? rdg::v1::SM2_SM3_RAW : rdg::v1::CMS_DETACHED_ECDSA_SHA256, signature,
+        certificate, ca_path, expect, detail);
     // Last, so that a reader's own forgery is named for what is wrong with it first.
     if (out->verified && said["report_sha256"] != ToHex(Sha256OfBytes(canonical))) {
       out->verified = false;
-      *detail = "the gateway's receipt is for other bytes than report.txt (its report_sha256 "
-                "differs): this is not the report the gateway accepted";
+      *detail =
+          "the gateway's receipt is for other bytes than report.txt (its report_sha256 "
+          "differs): this is not the report the gateway accepted";
     }
     if (out->verified) {
       *detail += "; exam " + expect.exam_id + " of " + out->origin_institution +
@@ -179,8 +181,8 @@ std::string OpensslCommands(const ReportFolder& folder, const std::string& ca_pa
   } else {
     const std::string signer = dir + "/signed-by.pem";
     out << "  openssl cms -verify -binary -inform DER -in " << folder.signature << " -content "
-        << folder.text << " -CAfile " << ca_path << " -purpose smimesign" << attime
-        << " -signer " << signer << " -out /dev/null\n"
+        << folder.text << " -CAfile " << ca_path << " -purpose smimesign" << attime << " -signer "
+        << signer << " -out /dev/null\n"
         << "  openssl x509 -in " << signer << " -noout -subject -ext keyUsage\n";
   }
   const std::string gateway = dir + "/receipt-by.pem";
@@ -200,9 +202,9 @@ std::string OpensslCommands(const ReportFolder& folder, const std::string& ca_pa
       << (folder.exam_id.empty() ? std::string() : " (exam " + folder.exam_id + ")")
       << "; signed_at is within " << absl::ToInt64Minutes(kSignedAtTolerance)
       << " minutes of the gateway's receipt, accepted_at "
-      << (folder.accepted_at ? absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *folder.accepted_at,
-                                                absl::UTCTimeZone())
-                             : std::string("(unknown)"))
+      << (folder.accepted_at
+              ? absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *folder.accepted_at, absl::UTCTimeZone())
+              : std::string("(unknown)"))
       << "\n";
   return out.str();
 }

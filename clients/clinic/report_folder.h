@@ -13,17 +13,17 @@
 namespace rdg::clients {
 
 struct ReportFolder {
-  std::string text;         //!< report.txt
-  std::string signature;    //!< report.p7s (CMS) or report.sm2.sig (SM2)
-  std::string certificate;  //!< signer.pem
+  std::string text;               //!< report.txt
+  std::string signature;          //!< report.p7s (CMS) or report.sm2.sig (SM2)
+  std::string certificate;        //!< signer.pem
   std::string receipt;            //!< receipt.txt (the gateway's receipt)
   std::string receipt_signature;  //!< receipt.p7s
   bool verified = false;
-  std::string detail;       //!< who signed, or why the signature does not verify
+  std::string detail;  //!< who signed, or why the signature does not verify
   bool sm2 = false;
-  std::string pdf;          //!< report.pdf; empty when it could not be drawn (see pdf_error)
+  std::string pdf;  //!< report.pdf; empty when it could not be drawn (see pdf_error)
   std::string pdf_error;
-  std::string exam_id;      //!< the exam the report was checked for (the receipt's)
+  std::string exam_id;                    //!< the exam the report was checked for (the receipt's)
   std::string origin_institution;         //!< whose exam it is (the receipt's)
   std::optional<absl::Time> accepted_at;  //!< when the gateway accepted it (the receipt's)
 };

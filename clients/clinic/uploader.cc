@@ -156,7 +156,8 @@ Discovery DiscoverFiles(const std::vector<std::string>& paths) {
     if (fs::is_regular_file(p, ec)) {
       d.files.push_back(p);
     } else if (fs::is_directory(p, ec)) {
-      for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+      for (auto it = fs::recursive_directory_iterator(
+               p, fs::directory_options::skip_permission_denied, ec);
            it != fs::recursive_directory_iterator(); it.increment(ec)) {
         if (ec) break;
         if (!it->is_regular_file(ec)) continue;

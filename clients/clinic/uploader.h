@@ -19,18 +19,18 @@ namespace rdg::clients {
 struct UploadOptions {
   int parallel = 4;
   rdg::v1::Priority priority = rdg::v1::PRIORITY_UNSPECIFIED;
-  int64_t chunk_bytes = 1 << 20;     //!< also the one-message threshold for small files
-  int max_attempts = 8;              //!< per file, for transient failures
-  double max_bytes_per_second = 0;   //!< 0: unlimited (vans on mobile data set a cap)
+  int64_t chunk_bytes = 1 << 20;    //!< also the one-message threshold for small files
+  int max_attempts = 8;             //!< per file, for transient failures
+  double max_bytes_per_second = 0;  //!< 0: unlimited (vans on mobile data set a cap)
 };
 
 //! One object to upload: a DICOM file, or one message of an HL7 file (held in memory; lab
 //! messages are small and an HL7 file may hold several, MLLP-framed or not).
 struct UploadItem {
   std::string path;
-  std::string label;                  //!< path, or "path#N" for the N-th message of an HL7 file
+  std::string label;  //!< path, or "path#N" for the N-th message of an HL7 file
   rdg::v1::ObjectKind kind = rdg::v1::DICOM;
-  std::optional<std::string> data;    //!< the message bytes; DICOM files are read from disk
+  std::optional<std::string> data;  //!< the message bytes; DICOM files are read from disk
   //! Why the file is refused here, without sending it (a JPEG, an empty file, an .hl7 file
   //! without a message); empty when it is to be uploaded.
   std::string refusal;
@@ -38,16 +38,16 @@ struct UploadItem {
 
 struct FileResult {
   std::string path;
-  std::string label;                 //!< the item's label
+  std::string label;  //!< the item's label
   rdg::v1::ObjectKind kind = rdg::v1::DICOM;
   int64_t size = 0;
   bool ok = false;
   grpc::StatusCode code = grpc::StatusCode::OK;
-  std::string message;               //!< why it was rejected or failed
-  bool busy = false;                 //!< failed because the gateway was busy, not unreachable
+  std::string message;  //!< why it was rejected or failed
+  bool busy = false;    //!< failed because the gateway was busy, not unreachable
   rdg::v1::CommittedObject committed;
-  int64_t resumed_from = 0;          //!< committed offset found at the gateway before sending
-  int64_t bytes_sent = 0;            //!< payload bytes this run sent for the file
+  int64_t resumed_from = 0;  //!< committed offset found at the gateway before sending
+  int64_t bytes_sent = 0;    //!< payload bytes this run sent for the file
   int attempts = 0;
   //! Lab messages: the gateway's HL7 acknowledgement (AA, or AE/AR with the reason), also when
   //! the message was rejected.

@@ -32,8 +32,9 @@ StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>
     file.close();
     if (Sha256OfFile(tmp_path) != current.sha256()) {
       fs::remove(tmp_path, ec);
-      result.status = grpc::Status(grpc::StatusCode::DATA_LOSS,
-                                   current.sop_instance_uid() + " arrived damaged (SHA-256 mismatch)");
+      result.status =
+          grpc::Status(grpc::StatusCode::DATA_LOSS,
+                       current.sop_instance_uid() + " arrived damaged (SHA-256 mismatch)");
       return false;
     }
     fs::rename(tmp_path, final_path, ec);
@@ -71,9 +72,12 @@ void PrintStreamResult(const StreamResult& result, const std::string& exam_id,
   if (as_json) {
     nlohmann::json files = nlohmann::json::array();
     for (const auto& f : result.files) {
-      files.push_back({{"path", f.path}, {"sop_instance_uid", f.sop_instance_uid}, {"size", f.size}});
+      files.push_back(
+          {{"path", f.path}, {"sop_instance_uid", f.sop_instance_uid}, {"size", f.size}});
     }
-    std::cout << nlohmann::json({{"exam_id", exam_id}, {"files", files}, {"bytes", result.bytes},
+    std::cout << nlohmann::json({{"exam_id", exam_id},
+                                 {"files", files},
+                                 {"bytes", result.bytes},
                                  {"rendered", result.rendered}})
                      .dump(2)
               << "\n";

@@ -21,10 +21,10 @@ struct WrittenObject {
 };
 
 struct StreamResult {
-  grpc::Status status;                 //!< the call's status, or DATA_LOSS for a damaged file
+  grpc::Status status;  //!< the call's status, or DATA_LOSS for a damaged file
   std::vector<WrittenObject> files;
   int64_t bytes = 0;
-  std::vector<std::string> rendered;   //!< pictures made from the objects (ECG tracings)
+  std::vector<std::string> rendered;  //!< pictures made from the objects (ECG tracings)
 };
 
 StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>& reader,

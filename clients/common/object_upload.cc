@@ -141,7 +141,8 @@ grpc::Status ObjectUpload::Stream(const ObjectSource& source, int64_t offset,
   } while (offset < source.size);
   if (sent_all) writer->WritesDone();
   grpc::Status s = writer->Finish();
-  out.answered_by_gateway = ctx.GetServerTrailingMetadata().count(rdg::v1::kAnsweredByGatewayKey) > 0;
+  out.answered_by_gateway =
+      ctx.GetServerTrailingMetadata().count(rdg::v1::kAnsweredByGatewayKey) > 0;
   if (!s.ok()) return s;
   if (status.state() != rdg::v1::COMMITTED) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "upload interrupted before commit");

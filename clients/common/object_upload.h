@@ -59,7 +59,9 @@ class ObjectUpload {
   //! `session_id`: a session opened earlier (e.g. before a restart), or empty.
   ObjectUpload(rdg::v1::IngestService::Stub& stub, RateLimiter& limiter, int64_t chunk_bytes,
                std::string session_id = "")
-      : stub_(stub), limiter_(limiter), chunk_bytes_(chunk_bytes),
+      : stub_(stub),
+        limiter_(limiter),
+        chunk_bytes_(chunk_bytes),
         session_id_(std::move(session_id)) {}
 
   //! Called with each new session id as soon as the gateway gives it (before any byte is sent),

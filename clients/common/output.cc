@@ -80,19 +80,20 @@ std::string HumanDateTime(const std::string& t) {
                                   [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || written < 8) return t;
   // With a UTC offset (…+0800, …-0500) the moment is known: shown in the local zone (TZ).
-  if (const size_t sign = t.find_first_of("+-"); sign != std::string::npos && sign >= 12 &&
-                                                  t.size() == sign + 5) {
+  if (const size_t sign = t.find_first_of("+-");
+      sign != std::string::npos && sign >= 12 && t.size() == sign + 5) {
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, oh = 0, om = 0;
     const bool parsed =
         absl::SimpleAtoi(t.substr(0, 4), &y) && absl::SimpleAtoi(t.substr(4, 2), &mo) &&
         absl::SimpleAtoi(t.substr(6, 2), &d) && absl::SimpleAtoi(t.substr(8, 2), &h) &&
         absl::SimpleAtoi(t.substr(10, 2), &mi) &&
         (sign < 14 || absl::SimpleAtoi(t.substr(12, 2), &s)) &&
-        absl::SimpleAtoi(t.substr(sign + 1, 2), &oh) && absl::SimpleAtoi(t.substr(sign + 3, 2), &om);
+        absl::SimpleAtoi(t.substr(sign + 1, 2), &oh) &&
+        absl::SimpleAtoi(t.substr(sign + 3, 2), &om);
     if (parsed && oh <= 14 && om < 60) {
       const int offset = (t[sign] == '-' ? -1 : 1) * (oh * 3600 + om * 60);
-      const absl::Time at = absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, s),
-                                            absl::FixedTimeZone(offset));
+      const absl::Time at =
+          absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, s), absl::FixedTimeZone(offset));
       return absl::FormatTime("%Y-%m-%d %H:%M:%S", at, absl::LocalTimeZone());
     }
   }

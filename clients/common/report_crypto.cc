@@ -12,7 +12,6 @@
 #include <memory>
 #include <sstream>
 
-
 namespace rdg::clients {
 namespace {
 
@@ -31,7 +30,9 @@ using StoreCtx = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE
 using MdCtx = std::unique_ptr<EVP_MD_CTX, Free<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 
-Bio MemBio(const std::string& s) { return Bio(BIO_new_mem_buf(s.data(), static_cast<int>(s.size()))); }
+Bio MemBio(const std::string& s) {
+  return Bio(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
+}
 
 bool ReadText(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
@@ -172,7 +173,8 @@ Cert CmsSigner(const std::string& signature, const std::string& content, X509_ST
   }
   Bio data = MemBio(content);
   // The chain is checked separately, at signed_at; here: the signature over these bytes.
-  if (CMS_verify(cms.get(), nullptr, store, data.get(), nullptr, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
+  if (CMS_verify(cms.get(), nullptr, store, data.get(), nullptr,
+                 CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
     *detail = std::string("the signature does not match ") + content_name + ": " + LastError();
     return Cert();
   }
@@ -250,9 +252,11 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
       return false;
     }
     MdCtx md = Sm2Context(X509_get0_pubkey(given.get()), /*sign=*/false);
-    const bool ok = md && EVP_DigestVerify(
-        md.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
-        reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size()) == 1;
+    const bool ok =
+        md &&
+        EVP_DigestVerify(md.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                         signature.size(), reinterpret_cast<const unsigned char*>(canonical.data()),
+                         canonical.size()) == 1;
     if (!ok) {
       *detail = "the SM2 signature does not match report.txt with signer.pem's key: " + LastError();
       return false;
@@ -262,8 +266,10 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
     signer = CmsSigner(signature, canonical, store.get(), "report.txt", detail);
     if (!signer) return false;
     if (given && X509_cmp(given.get(), signer.get()) != 0) {
-      *detail = "signer.pem is not the certificate that made the signature (the signature's own "
-                "signer, " + SubjectField(signer.get(), NID_commonName) + ", is what counts)";
+      *detail =
+          "signer.pem is not the certificate that made the signature (the signature's own "
+          "signer, " +
+          SubjectField(signer.get(), NID_commonName) + ", is what counts)";
       return false;
     }
   }
@@ -277,15 +283,16 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
   const std::string o = SubjectField(signer.get(), NID_organizationName);
   const std::string cn = SubjectField(signer.get(), NID_commonName);
   if (ou != "reader") {
-    *detail = "signed by a " + (ou.empty() ? std::string("role-less") : ou) + " certificate (" + cn +
-              " of " + o + "), not a reader's";
+    *detail = "signed by a " + (ou.empty() ? std::string("role-less") : ou) + " certificate (" +
+              cn + " of " + o + "), not a reader's";
     return false;
   }
   // Without the extension OpenSSL reports every usage: its absence is refused too.
   const bool has_usage = (X509_get_extension_flags(signer.get()) & EXFLAG_KUSAGE) != 0;
   const uint32_t usage = X509_get_key_usage(signer.get());
   if (!has_usage || (usage & KU_DIGITAL_SIGNATURE) == 0 || (usage & KU_NON_REPUDIATION) == 0) {
-    *detail = "the signer certificate of " + cn + " lacks the digitalSignature and nonRepudiation "
+    *detail = "the signer certificate of " + cn +
+              " lacks the digitalSignature and nonRepudiation "
               "key usage of a signing certificate";
     return false;
   }
@@ -295,9 +302,11 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
               ", not a FINAL_REPORT or AMENDED_REPORT";
     return false;
   }
-  if (!expect.exam_id.empty() && (!fields.count("exam_id") || fields.at("exam_id") != expect.exam_id)) {
-    *detail = "the report is for exam " + (fields.count("exam_id") ? fields.at("exam_id") : "(none)") +
-              ", not " + expect.exam_id;
+  if (!expect.exam_id.empty() &&
+      (!fields.count("exam_id") || fields.at("exam_id") != expect.exam_id)) {
+    *detail = "the report is for exam " +
+              (fields.count("exam_id") ? fields.at("exam_id") : "(none)") + ", not " +
+              expect.exam_id;
     return false;
   }
   const std::string user = fields.count("reader_user") ? fields.at("reader_user") : "";
@@ -314,7 +323,8 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
               *expect.desk + "\"";
     return false;
   }
-  if (expect.accepted_at && absl::AbsDuration(*expect.accepted_at - signed_at) > kSignedAtTolerance) {
+  if (expect.accepted_at &&
+      absl::AbsDuration(*expect.accepted_at - signed_at) > kSignedAtTolerance) {
     *detail = "signed_at " + Rfc3339(signed_at) + " is more than " +
               absl::FormatDuration(kSignedAtTolerance) + " from its receipt by the gateway at " +
               Rfc3339(*expect.accepted_at);
@@ -381,8 +391,8 @@ std::string CertificateFingerprint(const std::string& pem) {
   return out;
 }
 
-bool CertificateIdentity(const std::string& cert_path, std::string* institution,
-                         std::string* user, std::string* error) {
+bool CertificateIdentity(const std::string& cert_path, std::string* institution, std::string* user,
+                         std::string* error) {
   std::string pem;
   if (!ReadText(cert_path, &pem)) {
     *error = "cannot read certificate " + cert_path;

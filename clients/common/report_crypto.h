@@ -67,7 +67,7 @@ std::map<std::string, std::string> ReceiptFields(const std::string& receipt);
 std::string CertificateFingerprint(const std::string& pem);
 
 //! The O (institution) and CN (user) of a PEM certificate file.
-bool CertificateIdentity(const std::string& cert_path, std::string* institution,
-                         std::string* user, std::string* error);
+bool CertificateIdentity(const std::string& cert_path, std::string* institution, std::string* user,
+                         std::string* error);
 
 }  // namespace rdg::clients

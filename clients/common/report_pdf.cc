@@ -136,11 +136,16 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
   const rdg::v1::Exam& exam = d.exam();
   const rdg::v1::Patient& patient = exam.patient();
   std::vector<Block> b;
-  b.push_back({.markup = Escaped(d.platform_name()), .size = 13, .bold = true,
-               .align = PANGO_ALIGN_CENTER, .space_before = 0});
+  b.push_back({.markup = Escaped(d.platform_name()),
+               .size = 13,
+               .bold = true,
+               .align = PANGO_ALIGN_CENTER,
+               .space_before = 0});
   b.push_back({.markup = "诊断报告单", .size = 20, .bold = true, .align = PANGO_ALIGN_CENTER});
-  b.push_back({.markup = Escaped(d.reader_institution_name()), .size = 11,
-               .align = PANGO_ALIGN_CENTER, .space_before = 2});
+  b.push_back({.markup = Escaped(d.reader_institution_name()),
+               .size = 11,
+               .align = PANGO_ALIGN_CENTER,
+               .space_before = 2});
   b.push_back({.markup = "", .space_before = 8, .rule = true});
   if (c.critical() || d.urgent()) {
     std::string text = "危急值 CRITICAL";
@@ -151,57 +156,70 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
     b.push_back({.markup = text, .size = 11.5, .bold = true, .space_before = 8, .banner = true});
   }
   if (c.status() == rdg::v1::AMENDED_REPORT) {
-    b.push_back({.markup = absl::StrCat("本报告为修订报告，取代报告 ",
-                                        Escaped(c.supersedes_report_id())),
-                 .bold = true, .space_before = 8, .color = kRed});
+    b.push_back(
+        {.markup = absl::StrCat("本报告为修订报告，取代报告 ", Escaped(c.supersedes_report_id())),
+         .bold = true,
+         .space_before = 8,
+         .color = kRed});
     if (!c.amendment_reason().empty()) {
-      b.push_back({.markup = absl::StrCat("修订原因：", Escaped(c.amendment_reason())),
-                   .color = kRed});
+      b.push_back(
+          {.markup = absl::StrCat("修订原因：", Escaped(c.amendment_reason())), .color = kRed});
     }
   }
 
-  b.push_back({.markup = "患者信息", .size = 12, .bold = true, .space_before = 10,
-               .heading = true});
-  const std::string name =
-      patient.display_name().empty() ? patient.name() : patient.display_name();
-  AddRow(b, {{"姓名", name}, {"性别", formats::SexForDisplay(patient.sex())},
-             {"年龄", formats::AgeForDisplay(patient.age())}}, 4);
-  AddRow(b, {{"患者ID", patient.patient_id()}, {"出生日期", formats::DateForDisplay(patient.birth_date())},
-             {"身份证号", MaskedId(patient.national_id())}}, 2);
+  b.push_back(
+      {.markup = "患者信息", .size = 12, .bold = true, .space_before = 10, .heading = true});
+  const std::string name = patient.display_name().empty() ? patient.name() : patient.display_name();
+  AddRow(b,
+         {{"姓名", name},
+          {"性别", formats::SexForDisplay(patient.sex())},
+          {"年龄", formats::AgeForDisplay(patient.age())}},
+         4);
+  AddRow(b,
+         {{"患者ID", patient.patient_id()},
+          {"出生日期", formats::DateForDisplay(patient.birth_date())},
+          {"身份证号", MaskedId(patient.national_id())}},
+         2);
   b.push_back({.markup = Field("送检机构", exam.origin_institution_name().empty()
                                                ? exam.origin_institution()
                                                : exam.origin_institution_name()),
                .space_before = 2});
 
-  b.push_back({.markup = "检查信息", .size = 12, .bold = true, .space_before = 10,
-               .heading = true});
+  b.push_back(
+      {.markup = "检查信息", .size = 12, .bold = true, .space_before = 10, .heading = true});
   const std::string modalities = absl::StrJoin(exam.modalities(), "/");
   const std::string kind = modalities.empty() || modalities == exam.exam_type()
                                ? exam.exam_type()
                                : absl::StrCat(exam.exam_type(), " ", modalities);
-  AddRow(b, {{"检查类型", kind}, {"检查部位", exam.body_part()},
-             {"检查日期", formats::DateForDisplay(exam.study_date())}}, 4);
+  AddRow(b,
+         {{"检查类型", kind},
+          {"检查部位", exam.body_part()},
+          {"检查日期", formats::DateForDisplay(exam.study_date())}},
+         4);
   AddRow(b, {{"检查号", c.exam_id()}, {"登记号", exam.accession_number()}}, 2);
   if (!exam.study_description().empty()) {
     b.push_back({.markup = Field("检查描述", exam.study_description()), .space_before = 2});
   }
-  b.push_back({.markup = "以上患者与检查信息由平台按检查数据提供，不在电子签名范围内。", .size = 8,
-               .space_before = 4, .color = kGrey});
+  b.push_back({.markup = "以上患者与检查信息由平台按检查数据提供，不在电子签名范围内。",
+               .size = 8,
+               .space_before = 4,
+               .color = kGrey});
   b.push_back({.markup = "", .space_before = 8, .rule = true});
 
-  b.push_back({.markup = "检查所见", .size = 12, .bold = true, .space_before = 10,
-               .heading = true});
+  b.push_back(
+      {.markup = "检查所见", .size = 12, .bold = true, .space_before = 10, .heading = true});
   b.push_back({.markup = Escaped(c.findings().empty() ? "—" : c.findings()), .size = 10.5});
-  b.push_back({.markup = "诊断意见", .size = 12, .bold = true, .space_before = 12,
-               .heading = true});
-  b.push_back({.markup = Escaped(c.impression()), .size = 11, .bold = true,
+  b.push_back(
+      {.markup = "诊断意见", .size = 12, .bold = true, .space_before = 12, .heading = true});
+  b.push_back({.markup = Escaped(c.impression()),
+               .size = 11,
+               .bold = true,
                .color = c.critical() ? kRed : kBlack});
   b.push_back({.markup = "", .space_before = 14, .rule = true});
 
-  const std::string reader =
-      p.signer_name.empty() || p.signer_name == c.reader_user()
-          ? c.reader_user()
-          : absl::StrCat(p.signer_name, " (", c.reader_user(), ")");
+  const std::string reader = p.signer_name.empty() || p.signer_name == c.reader_user()
+                                 ? c.reader_user()
+                                 : absl::StrCat(p.signer_name, " (", c.reader_user(), ")");
   AddRow(b, {{"报告医师", reader, 2}, {"报告状态", StatusText(c.status())}}, 8);
   const std::string institution =
       d.reader_institution_name().empty() ? c.reader_institution() : d.reader_institution_name();
@@ -209,26 +227,29 @@ std::vector<Block> ReportBlocks(const rdg::v1::DeliveredReport& d, const ReportP
                                                ? institution
                                                : absl::StrCat(institution, " · 阅片组 ", c.desk())),
                .space_before = 2});
-  AddRow(b, {{"签名时间", TimeText(c.signed_at(), p.zone), 2},
-             {"版本", absl::StrCat(report.version())}}, 2);
-  const std::string format = report.signature().format() == rdg::v1::SM2_SM3_RAW
-                                 ? "SM2/SM3"
-                                 : "CMS (ECDSA/RSA, SHA-256)";
+  AddRow(
+      b,
+      {{"签名时间", TimeText(c.signed_at(), p.zone), 2}, {"版本", absl::StrCat(report.version())}},
+      2);
+  const std::string format =
+      report.signature().format() == rdg::v1::SM2_SM3_RAW ? "SM2/SM3" : "CMS (ECDSA/RSA, SHA-256)";
+  b.push_back(
+      {.markup = absl::StrCat("<span foreground=\"#595959\">电子签名</span> ",
+                              p.signature_verified ? "<b>✔ 已验证</b> " : "<b>✘ 未通过验证</b> ",
+                              Escaped(p.signature_detail), " · ", format),
+       .space_before = 6,
+       .color = p.signature_verified ? kGreen : kRed});
   b.push_back({.markup = absl::StrCat(
-                   "<span foreground=\"#595959\">电子签名</span> ",
-                   p.signature_verified ? "<b>✔ 已验证</b> " : "<b>✘ 未通过验证</b> ",
-                   Escaped(p.signature_detail), " · ", format),
-               .space_before = 6, .color = p.signature_verified ? kGreen : kRed});
-  b.push_back({.markup = absl::StrCat("<span foreground=\"#595959\">签名证书 SHA-256</span> ",
-                                      "<tt>", Escaped(p.signer_fingerprint.empty()
-                                                          ? "—"
-                                                          : p.signer_fingerprint),
-                                      "</tt>"),
-               .size = 8.5, .space_before = 2});
+                   "<span foreground=\"#595959\">签名证书 SHA-256</span> ", "<tt>",
+                   Escaped(p.signer_fingerprint.empty() ? "—" : p.signer_fingerprint), "</tt>"),
+               .size = 8.5,
+               .space_before = 2});
   b.push_back({.markup = absl::StrCat("本报告经报告医师电子签名。具有法律效力的是签名的报告文本 ",
                                       "(report.txt) 及其签名文件；本页为其打印件。报告编号 ",
                                       Escaped(report.report_id()), "。"),
-               .size = 8.5, .space_before = 10, .color = kGrey});
+               .size = 8.5,
+               .space_before = 10,
+               .color = kGrey});
   return b;
 }
 
@@ -324,8 +345,10 @@ class Pager {
     ++page_;
     y_ = kMargin;
     if (page_ > 1) {
-      Place({.markup = absl::StrCat("诊断报告单（续） ", Escaped(running_head_)), .size = 8.5,
-             .space_before = 0, .color = kGrey});
+      Place({.markup = absl::StrCat("诊断报告单（续） ", Escaped(running_head_)),
+             .size = 8.5,
+             .space_before = 0,
+             .color = kGrey});
       y_ += 8;
     }
   }
@@ -334,8 +357,11 @@ class Pager {
     if (!draw_) return;
     const double y = y_;
     y_ = kFooterTop;
-    Place({.markup = absl::StrCat("第 ", page_, " 页 / 共 ", total_, " 页"), .size = 8.5,
-           .align = PANGO_ALIGN_CENTER, .space_before = 0, .color = kGrey},
+    Place({.markup = absl::StrCat("第 ", page_, " 页 / 共 ", total_, " 页"),
+           .size = 8.5,
+           .align = PANGO_ALIGN_CENTER,
+           .space_before = 0,
+           .color = kGrey},
           /*flow=*/false);
     y_ = y;
     cairo_show_page(cr_);
@@ -368,8 +394,8 @@ absl::StatusOr<std::string> RenderReportPdf(const rdg::v1::DeliveredReport& deli
   const std::vector<Block> blocks = ReportBlocks(delivered, printout);
   const rdg::v1::Patient& patient = delivered.exam().patient();
   const std::string running_head = absl::StrCat(
-      "患者 ", patient.display_name().empty() ? patient.name() : patient.display_name(),
-      " · 检查 ", delivered.report().content().exam_id());
+      "患者 ", patient.display_name().empty() ? patient.name() : patient.display_name(), " · 检查 ",
+      delivered.report().content().exam_id());
   std::string pdf;
   int pages = 0;
   for (bool draw : {false, true}) {  // count the pages, then draw "page n of N"
@@ -377,21 +403,20 @@ absl::StatusOr<std::string> RenderReportPdf(const rdg::v1::DeliveredReport& deli
         cairo_pdf_surface_create_for_stream(AppendBytes, draw ? &pdf : nullptr, kPageWidth,
                                             kPageHeight),
         cairo_surface_destroy);
-    const std::string title =
-        absl::StrCat("诊断报告单 ", delivered.report().content().exam_id());
+    const std::string title = absl::StrCat("诊断报告单 ", delivered.report().content().exam_id());
     cairo_pdf_surface_set_metadata(surface.get(), CAIRO_PDF_METADATA_TITLE, title.c_str());
     cairo_pdf_surface_set_metadata(surface.get(), CAIRO_PDF_METADATA_CREATOR, "RDG");
     std::unique_ptr<cairo_t, decltype(&cairo_destroy)> cr(cairo_create(surface.get()),
-                                                           cairo_destroy);
+                                                          cairo_destroy);
     Pager pager(cr.get(), draw, pages, running_head);
     pager.Flow(blocks);
     pages = pager.pages();
     cr.reset();
     cairo_surface_finish(surface.get());
     if (cairo_surface_status(surface.get()) != CAIRO_STATUS_SUCCESS) {
-      return absl::InternalError(absl::StrCat(
-          "cannot draw the PDF report: ",
-          cairo_status_to_string(cairo_surface_status(surface.get()))));
+      return absl::InternalError(
+          absl::StrCat("cannot draw the PDF report: ",
+                       cairo_status_to_string(cairo_surface_status(surface.get()))));
     }
   }
   return pdf;

@@ -16,8 +16,8 @@ namespace rdg::clients {
 //! What the PDF shows besides the delivered report itself.
 struct ReportPrintout {
   bool signature_verified = false;
-  std::string signature_detail;  //!< who signed, or why the signature does not verify
-  std::string signer_name;       //!< CN of the signer certificate
+  std::string signature_detail;    //!< who signed, or why the signature does not verify
+  std::string signer_name;         //!< CN of the signer certificate
   std::string signer_fingerprint;  //!< SHA-256 of the signer certificate (CertificateFingerprint)
   absl::TimeZone zone = absl::UTCTimeZone();  //!< times are printed in it, with its abbreviation
 };

@@ -317,10 +317,9 @@ std::string MeasurementLine(const EcgMeasurements& m) {
 std::string LegendLine(const EcgDetails& d) {
   std::string filters;
   if (d.filter_low_hz > 0 || d.filter_high_hz > 0) {
-    filters = absl::StrCat(d.filter_low_hz > 0 ? absl::StrFormat("%g", d.filter_low_hz) : "",
-                           "\u2013",
-                           d.filter_high_hz > 0 ? absl::StrFormat("%g", d.filter_high_hz) : "",
-                           " Hz");
+    filters =
+        absl::StrCat(d.filter_low_hz > 0 ? absl::StrFormat("%g", d.filter_low_hz) : "", "\u2013",
+                     d.filter_high_hz > 0 ? absl::StrFormat("%g", d.filter_high_hz) : "", " Hz");
   }
   return Joined({"25 mm/s", "10 mm/mV", filters,
                  d.notch_hz > 0 ? absl::StrFormat("notch %g Hz", d.notch_hz) : ""});
@@ -351,7 +350,8 @@ void AppendHeader(std::string& out, const EcgRecording& recording) {
   const std::string name = TruncateToWidth(d.patient_name, kNameColumns);
   const std::string info = TruncateToWidth(
       Joined({d.patient_id.empty() ? "" : absl::StrCat("ID ", d.patient_id), SexForDisplay(d.sex),
-              AgeForDisplay(d.age), d.birth_date.empty() ? "" : absl::StrCat("出生 ", DateForDisplay(d.birth_date))}),
+              AgeForDisplay(d.age),
+              d.birth_date.empty() ? "" : absl::StrCat("出生 ", DateForDisplay(d.birth_date))}),
       kPatientColumns - DisplayWidth(name));
   AppendText(out, "patient", kGridLeft, 6.5, 4.2,
              absl::StrCat("<tspan class=\"patient-name\" font-weight=\"bold\">", XmlEscape(name),
@@ -362,7 +362,9 @@ void AppendHeader(std::string& out, const EcgRecording& recording) {
   const std::string place = Joined({d.institution, d.department});
   AppendText(out, "recording", kGridLeft, 12.5, 3.3,
              XmlEscape(TruncateToWidth(
-                 Joined({d.recorded_at.empty() ? "" : absl::StrCat("记录时间 ", DateTimeForDisplay(d.recorded_at)),
+                 Joined({d.recorded_at.empty()
+                             ? ""
+                             : absl::StrCat("记录时间 ", DateTimeForDisplay(d.recorded_at)),
                          place, d.device.empty() ? "" : absl::StrCat("设备 ", d.device)}),
                  kLineColumns)));
   AppendText(out, "measurements", kGridLeft, 18.5, 3.3,

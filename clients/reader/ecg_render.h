@@ -23,11 +23,13 @@ struct EcgRenderOptions {
 //! header lines <text id="patient"> (<tspan class="patient-name"> and "patient-ids": ID, sex,
 //! age, birth date), "legend" (speed, gain, filters), "recording" (time, institution, device),
 //! "measurements" (HR, PR, QRS, QT/QTc, axes) and "statements" (the cart's own, unconfirmed),
-//! taken from recording.details; <g id="grid"> (class "grid-minor"/"grid-major" lines), one <g class="lead" id="lead-I"> ...
-//! <g class="lead" id="lead-V6"> per panel with a <text class="lead-label"> and a <path
-//! class="trace">, <g class="rhythm" id="rhythm-II"> for the strip, and <path class="calibration">
-//! pulses. Leads missing from the recording are drawn as labelled empty panels.
-std::string RenderEcgSvg(const formats::EcgRecording& recording, const EcgRenderOptions& options = {});
+//! taken from recording.details; <g id="grid"> (class "grid-minor"/"grid-major" lines), one <g
+//! class="lead" id="lead-I"> ... <g class="lead" id="lead-V6"> per panel with a <text
+//! class="lead-label"> and a <path class="trace">, <g class="rhythm" id="rhythm-II"> for the strip,
+//! and <path class="calibration"> pulses. Leads missing from the recording are drawn as labelled
+//! empty panels.
+std::string RenderEcgSvg(const formats::EcgRecording& recording,
+                         const EcgRenderOptions& options = {});
 
 //! The same picture rasterised to PNG (librsvg + cairo). INTERNAL if rasterising fails.
 absl::StatusOr<std::string> RenderEcgPng(const formats::EcgRecording& recording,

@@ -92,7 +92,8 @@ absl::Status RunWorker(const std::string& dicom_path, const std::vector<std::str
   env_strings.push_back(absl::StrCat("ASAN_OPTIONS=", asan != nullptr ? asan : "",
                                      asan != nullptr ? ":" : "", "handle_segv=0"));
 #else
-  if (const char* asan = getenv("ASAN_OPTIONS")) env_strings.push_back(absl::StrCat("ASAN_OPTIONS=", asan));
+  if (const char* asan = getenv("ASAN_OPTIONS"))
+    env_strings.push_back(absl::StrCat("ASAN_OPTIONS=", asan));
 #endif
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
@@ -104,7 +105,8 @@ absl::Status RunWorker(const std::string& dicom_path, const std::vector<std::str
   close(pipe_fds[1]);
   if (spawned != 0) {
     close(pipe_fds[0]);
-    return absl::UnavailableError(absl::StrCat("cannot start the ECG renderer: ", strerror(spawned)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot start the ECG renderer: ", strerror(spawned)));
   }
   // Read its reason until it closes stderr (it exits) or the time is up.
   std::string reason;
@@ -143,9 +145,9 @@ absl::Status RunWorker(const std::string& dicom_path, const std::vector<std::str
     }
   }
   if (timed_out) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the ECG could not be drawn safely: the renderer took longer than ", kWorkerWallSeconds,
-        " s"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ECG could not be drawn safely: the renderer took longer than ",
+                     kWorkerWallSeconds, " s"));
   }
   if (succeeded) return absl::OkStatus();
   // Under the address-space limit an allocation fails: std::bad_alloc, then abort().
@@ -160,9 +162,9 @@ absl::Status RunWorker(const std::string& dicom_path, const std::vector<std::str
           "the ECG could not be drawn safely: the renderer used more CPU time than allowed");
     }
     const char* name = sigabbrev_np(sig);
-    return absl::InvalidArgumentError(
-        absl::StrCat("the ECG could not be drawn safely: the renderer crashed (",
-                     name != nullptr ? absl::StrCat("SIG", name) : absl::StrCat("signal ", sig), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ECG could not be drawn safely: the renderer crashed (",
+        name != nullptr ? absl::StrCat("SIG", name) : absl::StrCat("signal ", sig), ")"));
   }
   // The reason is the worker's last line (DCMTK may log before it).
   reason = std::string(absl::StripAsciiWhitespace(reason.substr(0, kMaxReasonBytes)));
@@ -209,8 +211,7 @@ int RunEcgWorker(const std::string& dicom_path, const std::vector<std::string>& 
     return 1;
   }
   for (const auto& out : out_paths) {
-    absl::StatusOr<std::string> bytes =
-        IsPng(out) ? RenderEcgPng(*ecg) : RenderEcgSvg(*ecg);
+    absl::StatusOr<std::string> bytes = IsPng(out) ? RenderEcgPng(*ecg) : RenderEcgSvg(*ecg);
     absl::Status written = bytes.ok() ? WriteFile(out, *bytes) : bytes.status();
     if (!written.ok()) {
       std::cerr << written.message() << "\n";

@@ -11,8 +11,8 @@
 #include "clients/common/report_crypto.h"
 #include "clients/reader/ecg_tracing.h"
 #include "gateway/formats/ecg_waveform.h"
-#include "rdg/v1/report_canonical.h"
 #include "rdg/v1/reading.grpc.pb.h"
+#include "rdg/v1/report_canonical.h"
 
 namespace {
 
@@ -77,9 +77,9 @@ int RunWorklist(ReadingService::Stub& stub, const WorklistFilter& f, bool as_jso
     std::cout << rdg::clients::ProtoToJson(all) << "\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {
-      {"EXAM", "DUE", "PRIORITY", "PATIENT", "SEX/AGE", "TYPE", "DESCRIPTION", "FROM", "QUEUE", "STATE",
-       "CLAIMED BY", "INSTANCES", "ESCALATED (BY: WHY)"}};
+  std::vector<std::vector<std::string>> rows = {{"EXAM", "DUE", "PRIORITY", "PATIENT", "SEX/AGE",
+                                                 "TYPE", "DESCRIPTION", "FROM", "QUEUE", "STATE",
+                                                 "CLAIMED BY", "INSTANCES", "ESCALATED (BY: WHY)"}};
   for (const auto& item : all.items()) {
     const auto& e = item.exam();
     const std::vector<std::string> patient = rdg::clients::PatientCells(e);
@@ -117,8 +117,8 @@ int RunClaimCall(ReadingService::Stub& stub, ClaimCall call, const std::string& 
   if (as_json) {
     std::cout << rdg::clients::ProtoToJson(claim) << "\n";
   } else if (claim.has_expires_at()) {
-    std::cout << verb << " " << exam_id << " until "
-              << rdg::clients::LocalTime(claim.expires_at()) << "\n";
+    std::cout << verb << " " << exam_id << " until " << rdg::clients::LocalTime(claim.expires_at())
+              << "\n";
   } else {
     std::cout << verb << " " << exam_id << "\n";
   }
@@ -139,7 +139,8 @@ int RunFetch(ReadingService::Stub& stub, const std::string& exam_id, const std::
     const std::string base = f.path.substr(0, f.path.size() - 4) + ".ecg";
     auto written = rdg::clients::WriteEcgTracings(f.path, base);
     if (!written.ok()) {
-      std::cerr << "warning: cannot render " << f.path << ": " << written.status().message() << "\n";
+      std::cerr << "warning: cannot render " << f.path << ": " << written.status().message()
+                << "\n";
       continue;
     }
     result.rendered.insert(result.rendered.end(), written->begin(), written->end());
@@ -209,11 +210,12 @@ int RunReport(ReadingService::Stub& stub, const rdg::clients::ConnectionOptions&
   c->set_critical(o.critical);
   c->set_reader_user(user);
   c->set_reader_institution(institution);
-  c->mutable_signed_at()->set_seconds(
-      std::chrono::duration_cast<std::chrono::seconds>(
-          std::chrono::system_clock::now().time_since_epoch()).count());
-  c->set_status(addendum ? rdg::v1::AMENDED_REPORT
-                         : o.final ? rdg::v1::FINAL_REPORT : rdg::v1::PRELIMINARY_REPORT);
+  c->mutable_signed_at()->set_seconds(std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+  c->set_status(addendum  ? rdg::v1::AMENDED_REPORT
+                : o.final ? rdg::v1::FINAL_REPORT
+                          : rdg::v1::PRELIMINARY_REPORT);
   ReportContext context;
   if (auto s = GetReportContext(stub, exam_id, &context); !s.ok()) return Fail(s);
   c->set_desk(context.desk);
@@ -228,8 +230,7 @@ int RunReport(ReadingService::Stub& stub, const rdg::clients::ConnectionOptions&
   req.set_canonical_bytes(rdg::v1::CanonicalReportBytes(*c));
   if (addendum || o.final) {
     // The private key stays here: only the signature travels.
-    if (!rdg::clients::SignReport(req.canonical_bytes(),
-                                  o.sign_key.empty() ? conn.key : o.sign_key,
+    if (!rdg::clients::SignReport(req.canonical_bytes(), o.sign_key.empty() ? conn.key : o.sign_key,
                                   o.sign_cert.empty() ? conn.cert : o.sign_cert,
                                   req.mutable_signature(), &error)) {
       std::cerr << "error: " << error << "\n";
@@ -267,7 +268,8 @@ int RunReports(ReadingService::Stub& stub, const std::string& exam_id,
     std::cout << rdg::clients::ProtoToJson(resp) << "\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows = {{"REPORT", "VERSION", "STATUS", "READER", "ACCEPTED", "SIGNATURE", "IMPRESSION"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"REPORT", "VERSION", "STATUS", "READER", "ACCEPTED", "SIGNATURE", "IMPRESSION"}};
   for (const auto& v : resp.versions()) {
     rows.push_back({v.report_id(), std::to_string(v.version()),
                     rdg::v1::ReportStatus_Name(v.content().status()), v.content().reader_user(),
@@ -314,8 +316,7 @@ int RunPriors(ReadingService::Stub& stub, const std::string& exam_id,
       for (const auto& f : l.abnormal_flags()) flags += (flags.empty() ? "" : ",") + f;
       if (l.critical()) flags += flags.empty() ? "CRITICAL" : " CRITICAL";
       rows.push_back({l.code(), l.name(), rdg::clients::HumanDateTime(l.observed_at()), l.value(),
-                      l.units(),
-                      l.reference_range(), flags, l.origin_institution(),
+                      l.units(), l.reference_range(), flags, l.origin_institution(),
                       l.exam_id() == exam_id ? "(this exam)" : l.exam_id()});
     }
     rdg::clients::PrintTable(rows);
@@ -343,7 +344,8 @@ int RunEscalate(ReadingService::Stub& stub, const std::string& exam_id, const st
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"rdg-reader: read exams of your institution's queues on the Remote Diagnosis Gateway"};
+  CLI::App app{
+      "rdg-reader: read exams of your institution's queues on the Remote Diagnosis Gateway"};
   app.require_subcommand(1);
   rdg::clients::ConnectionOptions conn;
   conn.AddTo(app);
@@ -360,7 +362,9 @@ int main(int argc, char** argv) {
   worklist->add_option("--modality", filter.modalities, "only these exam types (CT, DX, ECG, …)");
   worklist->add_option("--priority", filter.priorities, "only these priorities")
       ->transform(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}, CLI::ignore_case));
-  worklist->add_option("--state", filter.states, "only these states (default ROUTED CLAIMED PRELIMINARY)")
+  worklist
+      ->add_option("--state", filter.states,
+                   "only these states (default ROUTED CLAIMED PRELIMINARY)")
       ->transform(CLI::IsMember({"ROUTED", "CLAIMED", "PRELIMINARY", "FINAL", "ESCALATED"},
                                 CLI::ignore_case));
   worklist->add_option("--patient", filter.patient,
@@ -371,9 +375,12 @@ int main(int argc, char** argv) {
   add_exam(claim);
   bool for_amendment = false;
   std::string amend_reason;
-  auto* amend_flag = claim->add_flag(
-      "--amend", for_amendment, "take a FINAL exam to write an addendum to another reader's report");
-  claim->add_option("--reason", amend_reason, "why the report needs amending (with --amend; audited)")
+  auto* amend_flag =
+      claim->add_flag("--amend", for_amendment,
+                      "take a FINAL exam to write an addendum to another reader's report");
+  claim
+      ->add_option("--reason", amend_reason,
+                   "why the report needs amending (with --amend; audited)")
       ->needs(amend_flag);
   auto* renew = app.add_subcommand("renew", "extend your lease on an exam");
   add_exam(renew);
@@ -385,18 +392,24 @@ int main(int argc, char** argv) {
   ReportOptions report_options;
   auto add_report_options = [&](CLI::App* cmd) {
     cmd->add_option("--findings", report_options.findings, "findings (free text)");
-    cmd->add_option("--impression", report_options.impression, "impression / conclusion")->required();
-    cmd->add_flag("--critical", report_options.critical, "critical result: urgent delivery, acknowledgement deadline");
-    cmd->add_option("--sign-key", report_options.sign_key, "your signing key, PEM (default: --key)");
-    cmd->add_option("--sign-cert", report_options.sign_cert, "your signing certificate, PEM (default: --cert)");
+    cmd->add_option("--impression", report_options.impression, "impression / conclusion")
+        ->required();
+    cmd->add_flag("--critical", report_options.critical,
+                  "critical result: urgent delivery, acknowledgement deadline");
+    cmd->add_option("--sign-key", report_options.sign_key,
+                    "your signing key, PEM (default: --key)");
+    cmd->add_option("--sign-cert", report_options.sign_cert,
+                    "your signing certificate, PEM (default: --cert)");
   };
-  auto* report = app.add_subcommand("report", "submit a report (PRELIMINARY, or signed FINAL with --final)");
+  auto* report =
+      app.add_subcommand("report", "submit a report (PRELIMINARY, or signed FINAL with --final)");
   add_exam(report);
   add_report_options(report);
   report->add_flag("--final", report_options.final, "sign and submit the FINAL report");
   auto* addendum = app.add_subcommand(
-      "addendum", "add a signed amendment to a final report: your own, or one you claimed with "
-                  "claim --amend");
+      "addendum",
+      "add a signed amendment to a final report: your own, or one you claimed with "
+      "claim --amend");
   add_exam(addendum);
   add_report_options(addendum);
   addendum->add_option("--reason", report_options.reason, "why the report is amended (signed)")
@@ -409,20 +422,24 @@ int main(int argc, char** argv) {
                       "… of an exam you do not work on, saying why (audited, shown to the "
                       "administrators)");
   auto* priors = app.add_subcommand(
-      "priors", "the patient's other exams on the platform: for the exam you have claimed (audited)");
+      "priors",
+      "the patient's other exams on the platform: for the exam you have claimed (audited)");
   add_exam(priors);
   std::string break_glass;
   priors->add_option("--break-glass", break_glass,
                      "see the priors of an exam you have not claimed, saying why (audited, shown "
                      "to the administrators)");
-  auto* escalate = app.add_subcommand("escalate", "send a claimed exam to the next level's consultation queue");
+  auto* escalate =
+      app.add_subcommand("escalate", "send a claimed exam to the next level's consultation queue");
   add_exam(escalate);
   std::string reason;
   escalate->add_option("--reason", reason, "why a consultation is needed")->required();
-  auto* render = app.add_subcommand("render", "draw a local ECG file as the 12-lead printout (no gateway)");
+  auto* render =
+      app.add_subcommand("render", "draw a local ECG file as the 12-lead printout (no gateway)");
   std::string render_file, render_out;
   render->add_option("file", render_file, "a DICOM 12-lead or general ECG waveform file")
-      ->required()->check(CLI::ExistingFile);
+      ->required()
+      ->check(CLI::ExistingFile);
   render->add_option("--out", render_out, "picture to write: NAME.svg or NAME.png")->required();
   render->add_flag("--json", as_json, "machine-readable output");
   // The isolated ECG renderer that `fetch` and `render` start (ecg_tracing.h); not for people.
@@ -444,8 +461,10 @@ int main(int argc, char** argv) {
                         for_amendment ? "claimed for amendment" : "claimed", exam_id, as_json,
                         for_amendment, amend_reason);
   }
-  if (*renew) return RunClaimCall(*stub, &ReadingService::Stub::RenewClaim, "renewed", exam_id, as_json);
-  if (*release) return RunClaimCall(*stub, &ReadingService::Stub::ReleaseClaim, "released", exam_id, as_json);
+  if (*renew)
+    return RunClaimCall(*stub, &ReadingService::Stub::RenewClaim, "renewed", exam_id, as_json);
+  if (*release)
+    return RunClaimCall(*stub, &ReadingService::Stub::ReleaseClaim, "released", exam_id, as_json);
   if (*report) return RunReport(*stub, conn, exam_id, report_options, false, as_json);
   if (*addendum) return RunReport(*stub, conn, exam_id, report_options, true, as_json);
   if (*reports) return RunReports(*stub, exam_id, reports_glass, as_json);

@@ -33,8 +33,9 @@ std::string Env(const char* name) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"rdg-sim: a compressed-time day of clinics uploading, readers signing and clinics "
-               "acknowledging, against a real gateway started with --clock-offset-file"};
+  CLI::App app{
+      "rdg-sim: a compressed-time day of clinics uploading, readers signing and clinics "
+      "acknowledging, against a real gateway started with --clock-offset-file"};
   rdg::sim::Options o;
   o.gateway = Env("RDG_GATEWAY");
   o.ca = Env("RDG_CA");
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
   app.add_option("--hours", o.hours, "simulated hours of arrivals")->capture_default_str();
   app.add_option("--exams-per-day", o.exams_per_day, "exams a day over all clinics")
       ->capture_default_str();
-  app.add_option("--mix", mix, "relative shares of exam types, e.g. CT=20,DX=30,US=15,ECG=20,LAB=15");
+  app.add_option("--mix", mix,
+                 "relative shares of exam types, e.g. CT=20,DX=30,US=15,ECG=20,LAB=15");
   app.add_option("--read-minutes", read_minutes,
                  "mean reading minutes per exam type, e.g. CT=15,DX=6,US=8,ECG=5,LAB=3");
   app.add_option("--stat-share", o.stat_share, "share of STAT exams")->capture_default_str();
@@ -90,7 +92,8 @@ int main(int argc, char** argv) {
   }
   if (o.ca.empty()) o.ca = pki + "/ca.pem";
   if (!mix.empty() && !ParseWeights(mix, &o.mix)) {
-    std::cerr << "rdg-sim: --mix takes TYPE=WEIGHT pairs separated by commas, not '" << mix << "'\n";
+    std::cerr << "rdg-sim: --mix takes TYPE=WEIGHT pairs separated by commas, not '" << mix
+              << "'\n";
     return kExitUsage;
   }
   if (!read_minutes.empty() && !ParseWeights(read_minutes, &o.read_minutes)) {

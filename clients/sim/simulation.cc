@@ -52,8 +52,8 @@ absl::Time SimClock::Now() const {
 
 void SimClock::Publish() const {
   if (path_.empty()) return;
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                       start_steady_).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_steady_).count();
   const std::string tmp = path_ + ".sim.tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
@@ -108,13 +108,15 @@ struct Exam {
 class ExamFactory {
  public:
   ExamFactory(const std::string& templates, std::string workdir)
-      : ct_(templates + "/CT_small.dcm"), ecg_(templates + "/waveform_ecg.dcm"),
+      : ct_(templates + "/CT_small.dcm"),
+        ecg_(templates + "/waveform_ecg.dcm"),
         workdir_(std::move(workdir)) {}
 
   bool Check(std::string* error) const {
     for (const auto& p : {ct_, ecg_}) {
       if (!std::filesystem::exists(p)) {
-        *error = absl::StrCat("template ", p, " is missing (install python3-pydicom, or give "
+        *error = absl::StrCat("template ", p,
+                              " is missing (install python3-pydicom, or give "
                               "--templates DIR with CT_small.dcm and waveform_ecg.dcm)");
         return false;
       }
@@ -184,9 +186,8 @@ class ExamFactory {
     std::string m = absl::StrCat(
         "MSH|^~\\&|LIS|", clinic, "|RDG|COUNTY|", ts, "||ORU^R01^ORU_R01|", control, "|P|2.5.1\r",
         "PID|1||", patient, "^^^", clinic, "^MR||Sim^Patient", exam.patient, "||19600101|M\r",
-        "ORC|RE|PL-", n, "|F-", n, "\r", "OBR|1|PL-", n, "|F-", n,
-        "|LYTES^Electrolytes|||", ts, "|||||||||||||||||F\r",
-        "OBX|1|NM|2823-3^Potassium^LN||", critical ? "6.9" : "4.2",
+        "ORC|RE|PL-", n, "|F-", n, "\r", "OBR|1|PL-", n, "|F-", n, "|LYTES^Electrolytes|||", ts,
+        "|||||||||||||||||F\r", "OBX|1|NM|2823-3^Potassium^LN||", critical ? "6.9" : "4.2",
         "|mmol/L|3.5-5.3|", critical ? "HH" : "N", "|||F|||", ts, "\r",
         "OBX|2|NM|2951-2^Sodium^LN||140|mmol/L|137-147|N|||F|||", ts, "\r");
     return m;
@@ -252,9 +253,9 @@ double Exponential(std::mt19937_64& rng, double mean) {
 //! Relative arrival rate by hour of day: clinics are busiest in the morning and afternoon.
 double DayShape(absl::Time t) {
   const int hour = absl::ToCivilHour(t, absl::LocalTimeZone()).hour();
-  static constexpr double kShape[24] = {0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6, 1.2,
-                                        2.0, 2.2, 2.1, 1.8, 1.2, 1.5, 1.9, 1.9,
-                                        1.7, 1.4, 1.0, 0.8, 0.6, 0.5, 0.35, 0.25};
+  static constexpr double kShape[24] = {0.2, 0.15, 0.1, 0.1, 0.15, 0.3, 0.6,  1.2,
+                                        2.0, 2.2,  2.1, 1.8, 1.2,  1.5, 1.9,  1.9,
+                                        1.7, 1.4,  1.0, 0.8, 0.6,  0.5, 0.35, 0.25};
   return kShape[hour];
 }
 constexpr double kShapeMax = 2.2;
@@ -335,7 +336,7 @@ class Simulation {
         if ((pick -= w) < 0) break;
       }
       const double p = std::uniform_real_distribution<double>(0, 1)(rng_);
-      exam.priority = p < o_.stat_share ? rdg::v1::STAT
+      exam.priority = p < o_.stat_share                     ? rdg::v1::STAT
                       : p < o_.stat_share + o_.urgent_share ? rdg::v1::URGENT
                                                             : rdg::v1::ROUTINE;
       exam.clinic = std::uniform_int_distribution<size_t>(0, o_.clinics.size() - 1)(rng_);
@@ -490,8 +491,8 @@ class Simulation {
       return;
     }
     ++totals_.report_failures;
-    std::cerr << "rdg-sim: report on " << exam.exam_id() << " refused: "
-              << clients::DescribeRpcError(s) << "\n";
+    std::cerr << "rdg-sim: report on " << exam.exam_id()
+              << " refused: " << clients::DescribeRpcError(s) << "\n";
   }
 
   //! A clinic: polls its delivered reports and acknowledges each after a while (critical ones

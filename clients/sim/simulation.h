@@ -23,8 +23,8 @@
 namespace rdg::sim {
 
 struct Identity {
-  std::string name;      //!< for messages
-  std::string cert, key; //!< TLS client certificate
+  std::string name;                 //!< for messages
+  std::string cert, key;            //!< TLS client certificate
   std::string sign_cert, sign_key;  //!< readers: the report signing pair (may differ: SM2)
 };
 
@@ -37,22 +37,22 @@ struct Options {
   double speed = 720;             //!< simulated seconds per real second
   double hours = 24;              //!< simulated duration of arrivals
   double exams_per_day = 600;     //!< over all clinics
-  std::map<std::string, double> mix = {{"CT", 20}, {"DX", 30}, {"US", 15}, {"ECG", 20},
-                                       {"LAB", 15}};
+  std::map<std::string, double> mix = {
+      {"CT", 20}, {"DX", 30}, {"US", 15}, {"ECG", 20}, {"LAB", 15}};
   double stat_share = 0.08, urgent_share = 0.2;
-  std::map<std::string, double> read_minutes = {{"CT", 15}, {"DX", 6}, {"US", 8}, {"ECG", 5},
-                                                {"LAB", 3}};
-  double pickup_minutes = 25;     //!< routine; urgent ×0.4, STAT ×0.1
-  double ack_minutes = 40;        //!< clinics acknowledging; critical results ×0.15
+  std::map<std::string, double> read_minutes = {
+      {"CT", 15}, {"DX", 6}, {"US", 8}, {"ECG", 5}, {"LAB", 3}};
+  double pickup_minutes = 25;  //!< routine; urgent ×0.4, STAT ×0.1
+  double ack_minutes = 40;     //!< clinics acknowledging; critical results ×0.15
   double critical_share = 0.03;
-  int desks = 2;                  //!< exams one reader reads at once
-  std::string templates;          //!< directory with CT_small.dcm and waveform_ecg.dcm
+  int desks = 2;          //!< exams one reader reads at once
+  std::string templates;  //!< directory with CT_small.dcm and waveform_ecg.dcm
   uint32_t seed = 1;
 };
 
 struct Totals {
-  std::atomic<int64_t> uploaded{0}, upload_failures{0}, claimed{0}, reported{0},
-      report_failures{0}, acknowledged{0};
+  std::atomic<int64_t> uploaded{0}, upload_failures{0}, claimed{0}, reported{0}, report_failures{0},
+      acknowledged{0};
 };
 
 //! Simulated time: the gateway's clock, moved by rewriting the offset file.

@@ -39,8 +39,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetQueues(grpc::CallbackServerContex
         *out->mutable_oldest_waiting() = ToDurationProto(now - *f.oldest_waiting_since);
       }
     }
-    return index_.AppendAudit({0, now, principal.institution, principal.user, principal.role,
-                               "admin_queues", "", ""});
+    return index_.AppendAudit(
+        {0, now, principal.institution, principal.user, principal.role, "admin_queues", "", ""});
   });
 }
 
@@ -68,15 +68,16 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QueryAudit(grpc::CallbackServerConte
       out->set_detail(e.detail);
     }
     // Reading the audit log is itself audited.
-    return index_.AppendAudit({0, clock_.Now(), principal.institution, principal.user,
-                               principal.role, "admin_audit", request->exam_id(),
-                               request->user().empty() ? "" : absl::StrCat("user ", request->user())});
+    return index_.AppendAudit(
+        {0, clock_.Now(), principal.institution, principal.user, principal.role, "admin_audit",
+         request->exam_id(),
+         request->user().empty() ? "" : absl::StrCat("user ", request->user())});
   });
 }
 
-grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(
-    grpc::CallbackServerContext* ctx, const rdg::v1::TurnaroundRequest* request,
-    rdg::v1::TurnaroundResponse* response) {
+grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(grpc::CallbackServerContext* ctx,
+                                                          const rdg::v1::TurnaroundRequest* request,
+                                                          rdg::v1::TurnaroundResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
     const absl::Time now = clock_.Now();

@@ -24,7 +24,10 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   AdminServiceImpl(storage::IndexStore& index, WorkerPool& pool,
                    const config::InstitutionDirectory& directory, const Clock& clock,
                    std::vector<std::string> queues)
-      : index_(index), pool_(pool), directory_(directory), clock_(clock),
+      : index_(index),
+        pool_(pool),
+        directory_(directory),
+        clock_(clock),
         queues_(std::move(queues)) {}
 
   grpc::ServerUnaryReactor* GetQueues(grpc::CallbackServerContext* ctx,

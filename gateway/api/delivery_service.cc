@@ -79,8 +79,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   void Start() {
     // Subscribe before the first read so that nothing submitted in between is missed. (Never
     // with mu_ held: the desk calls the wake-up under its own lock, and the wake-up takes mu_.)
-    const int64_t token = service_.reports_.Subscribe(principal_.institution,
-                                                      [this] { Post(&WatchReactor::Fetch); });
+    const int64_t token =
+        service_.reports_.Subscribe(principal_.institution, [this] { Post(&WatchReactor::Fetch); });
     bool ended;
     {
       absl::MutexLock lock(&mu_);
@@ -187,7 +187,8 @@ grpc::ServerUnaryReactor* DeliveryServiceImpl::PollReports(
     RDG_ASSIGN_OR_RETURN(auto reports, reports_.Feed(clinic, after, limit));
     RDG_ASSIGN_OR_RETURN(auto exams, reports_.ExamsOf(clinic, reports));
     for (const auto& r : reports) *response->add_reports() = Delivered(r, exams);
-    response->set_next_cursor(reports.empty() ? request->cursor() : std::to_string(reports.back().seq));
+    response->set_next_cursor(reports.empty() ? request->cursor()
+                                              : std::to_string(reports.back().seq));
     return absl::OkStatus();
   });
 }

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
-#include "gateway/common/worker_pool.h"
 #include "gateway/common/clock.h"
+#include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/signing/receipt_signer.h"
 #include "gateway/worklist/report_desk.h"
@@ -21,8 +21,12 @@ class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackServi
   DeliveryServiceImpl(worklist::ReportDesk& reports, WorkerPool& pool,
                       const config::InstitutionDirectory& directory, std::string platform_name,
                       const signing::ReceiptSigner& receipts, const Clock& clock)
-      : reports_(reports), pool_(pool), directory_(directory),
-        platform_name_(std::move(platform_name)), receipts_(receipts), clock_(clock) {}
+      : reports_(reports),
+        pool_(pool),
+        directory_(directory),
+        platform_name_(std::move(platform_name)),
+        receipts_(receipts),
+        clock_(clock) {}
 
   grpc::ServerWriteReactor<rdg::v1::DeliveredReport>* WatchReports(
       grpc::CallbackServerContext* ctx, const rdg::v1::WatchReportsRequest* request) override;

@@ -45,8 +45,8 @@ absl::StatusOr<storage::ExamRecord> ExamServiceImpl::OpenExam(const auth::Princi
                                                               absl::string_view action) {
   RDG_RETURN_IF_ERROR(auth::Authorize(principal, auth::Permission::kDownloadExam));
   RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
-  RDG_RETURN_IF_ERROR(auth::AuthorizeExamAccess(principal, exam_id,
-                                                exam ? exam->origin_institution : ""));
+  RDG_RETURN_IF_ERROR(
+      auth::AuthorizeExamAccess(principal, exam_id, exam ? exam->origin_institution : ""));
   RDG_RETURN_IF_ERROR(index_.AppendAudit({0, clock_.Now(), principal.institution, principal.user,
                                           principal.role, std::string(action), exam_id, ""}));
   return *std::move(exam);
@@ -105,12 +105,14 @@ grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ExamServiceImpl::DownloadExam(
   // The context is read here, on gRPC's thread; the loader runs on the pool.
   absl::StatusOr<auth::Principal> principal = Authenticate(ctx, directory_);
   if (auto limits = CheckRequestLimits(*request); !limits.ok()) principal = limits;
-  return new ObjectStreamReactor(pool_, blobs_, [this, principal, exam_id = request->exam_id()]()
-      -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
-    if (!principal.ok()) return principal.status();
-    RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(*principal, exam_id, "download_exam"));
-    return index_.ListObjects(exam.exam_id);
-  });
+  return new ObjectStreamReactor(
+      pool_, blobs_,
+      [this, principal,
+       exam_id = request->exam_id()]() -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
+        if (!principal.ok()) return principal.status();
+        RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(*principal, exam_id, "download_exam"));
+        return index_.ListObjects(exam.exam_id);
+      });
 }
 
 }  // namespace rdg::api

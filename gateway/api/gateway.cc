@@ -1,10 +1,10 @@
 #include "gateway/api/gateway.h"
 
 #include <glog/logging.h>
-#include <malloc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <malloc.h>
 
 #include <fstream>
 #include <sstream>
@@ -17,15 +17,15 @@
 #include "gateway/api/reading_service.h"
 #include "gateway/api/request_decoding.h"
 #include "gateway/common/worker_pool.h"
+#include "gateway/config/gateway_config.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/index_committer.h"
 #include "gateway/ingest/ingestor.h"
+#include "gateway/ingest/text_repair.h"
 #include "gateway/monitoring/dashboard.h"
 #include "gateway/monitoring/http_server.h"
 #include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/turnaround.h"
-#include "gateway/config/gateway_config.h"
-#include "gateway/ingest/text_repair.h"
 #include "gateway/parsing/isolated_parser.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/report_signature.h"
@@ -105,7 +105,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   if (config.index().has_postgres()) {
     return absl::UnimplementedError("index.postgres is not available in this build; use sqlite");
   }
-  RDG_ASSIGN_OR_RETURN(auto sqlite, storage::SqliteIndexStore::Open(config.index().sqlite().path()));
+  RDG_ASSIGN_OR_RETURN(auto sqlite,
+                       storage::SqliteIndexStore::Open(config.index().sqlite().path()));
   RDG_ASSIGN_OR_RETURN(auto files, storage::FileBlobStore::Create(data_dir + "/blobs"));
   storage::ExamTextRepairs& repairs = *sqlite;
   const storage::FileBlobStore& blob_files = *files;
@@ -193,14 +194,14 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   builder.RegisterService(p->admin_service.get());
   p->server = builder.BuildAndStart();
   if (p->server == nullptr || p->port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen(),
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen(), " (address in use or not local?)"));
   }
   if (!config.monitoring().disabled()) {
     p->metrics = std::make_unique<monitoring::Metrics>(
-        config, monitoring::Metrics::Sources{p->index.get(), p->directory.get(),
-                                             &p->ingestor->counters(), p->router.get(), &clock,
-                                             &p->parser->counters()});
+        config,
+        monitoring::Metrics::Sources{p->index.get(), p->directory.get(), &p->ingestor->counters(),
+                                     p->router.get(), &clock, &p->parser->counters()});
     Parts* parts = p.get();
     monitoring::MonitoringServer::Handlers handlers;
     handlers.metrics = [parts] { return parts->metrics->Render(); };
@@ -228,9 +229,7 @@ Gateway::~Gateway() { Shutdown(absl::Seconds(30)); }
 
 int Gateway::port() const { return parts_->port; }
 
-int Gateway::monitoring_port() const {
-  return parts_->monitoring ? parts_->monitoring->port() : 0;
-}
+int Gateway::monitoring_port() const { return parts_->monitoring ? parts_->monitoring->port() : 0; }
 
 void Gateway::Shutdown(absl::Duration grace) {
   {
@@ -256,9 +255,10 @@ void Gateway::SweepBreaches() {
     }
     for (const auto& b : *breaches) {
       LOG(WARNING) << "SLA breach: exam " << b.exam_id << " " << monitoring::StageLabel(b.stage)
-                   << " due " << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", b.due_at, absl::UTCTimeZone())
-                   << " (" << rdg::v1::Priority_Name(b.priority) << " " << b.exam_type
-                   << ", queue " << b.queue << ", from " << b.origin_institution << ")";
+                   << " due "
+                   << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", b.due_at, absl::UTCTimeZone()) << " ("
+                   << rdg::v1::Priority_Name(b.priority) << " " << b.exam_type << ", queue "
+                   << b.queue << ", from " << b.origin_institution << ")";
     }
     if (breaches->size() < 1000) return;
   }

@@ -24,9 +24,8 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
     ctx->AddTrailingMetadata(rdg::v1::kAnsweredByGatewayKey, "1");
     // The call's context is read here, on gRPC's thread; later only the stall sweep cancels it.
     auto principal = service_.Admit(ctx);
-    absl::Status admitted = principal.ok()
-                                ? service_.Register(this, ctx, principal->institution)
-                                : principal.status();
+    absl::Status admitted =
+        principal.ok() ? service_.Register(this, ctx, principal->institution) : principal.status();
     if (!admitted.ok()) {
       Finish(ToGrpcStatus(admitted));
       return;
@@ -83,9 +82,9 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
     // Every message costs a pool task: a stream may send about one per KiB of its object (plus
     // slack for resends), never an unbounded flood of empty or overlapping ones.
     if (handle_ != nullptr && ++messages_ > handle_->size() / 1024 + 1024) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the upload stream sent ", messages_, " messages for an object of ", handle_->size(),
-          " bytes; send the object in chunks of 64 KiB or more"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the upload stream sent ", messages_, " messages for an object of ",
+                       handle_->size(), " bytes; send the object in chunks of 64 KiB or more"));
     }
     if (!attached_) {
       auto attached = service_.ingestor_.Attach(principal_, request_);
@@ -109,9 +108,9 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
       return absl::InvalidArgumentError("only the first message of an upload names its session");
     }
     if (static_cast<int64_t>(request_.data().size()) > service_.limits_.max_chunk_bytes()) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "chunk of ", request_.data().size(), " bytes exceeds limits.max_chunk_bytes (",
-          service_.limits_.max_chunk_bytes(), ")"));
+      return absl::ResourceExhaustedError(absl::StrCat("chunk of ", request_.data().size(),
+                                                       " bytes exceeds limits.max_chunk_bytes (",
+                                                       service_.limits_.max_chunk_bytes(), ")"));
     }
     RDG_RETURN_IF_ERROR(handle_->Append(request_.offset(), request_.data()));
     if (request_.commit()) {
@@ -150,7 +149,7 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
   auth::Principal principal_;
   bool registered_ = false;  //!< counted in the service's stream limits
   bool attached_ = false;
-  int64_t messages_ = 0;     //!< data messages after the first
+  int64_t messages_ = 0;  //!< data messages after the first
   std::unique_ptr<ingest::UploadHandle> handle_;
 };
 
@@ -164,9 +163,10 @@ absl::Status IngestServiceImpl::Register(const void* reactor, grpc::CallbackServ
   }
   int& mine = streams_per_institution_[institution];
   if (mine >= limits_.max_concurrent_uploads_per_institution()) {
-    return absl::UnavailableError(absl::StrCat(
-        "your institution already has ", mine, " uploads in progress (the limit per institution, "
-        "limits.max_concurrent_uploads_per_institution); retry shortly"));
+    return absl::UnavailableError(
+        absl::StrCat("your institution already has ", mine,
+                     " uploads in progress (the limit per institution, "
+                     "limits.max_concurrent_uploads_per_institution); retry shortly"));
   }
   ++mine;
   const absl::Time now = clock_.Now();
@@ -280,9 +280,9 @@ grpc::ServerUnaryReactor* IngestServiceImpl::AbortUpload(grpc::CallbackServerCon
   });
 }
 
-grpc::ServerUnaryReactor* IngestServiceImpl::ListUploads(
-    grpc::CallbackServerContext* ctx, const rdg::v1::ListUploadsRequest* request,
-    rdg::v1::ListUploadsResponse* response) {
+grpc::ServerUnaryReactor* IngestServiceImpl::ListUploads(grpc::CallbackServerContext* ctx,
+                                                         const rdg::v1::ListUploadsRequest* request,
+                                                         rdg::v1::ListUploadsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Admit(ctx));
     RDG_ASSIGN_OR_RETURN(*response,

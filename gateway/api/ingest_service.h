@@ -23,8 +23,12 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
   IngestServiceImpl(ingest::Ingestor& ingestor, WorkerPool& pool,
                     const config::InstitutionDirectory& directory, const rdg::v1::Limits& limits,
                     const rdg::v1::ParserConfig& parsing, const Clock& clock)
-      : ingestor_(ingestor), pool_(pool), directory_(directory), limits_(limits),
-        parsing_(parsing), clock_(clock) {}
+      : ingestor_(ingestor),
+        pool_(pool),
+        directory_(directory),
+        limits_(limits),
+        parsing_(parsing),
+        clock_(clock) {}
 
   grpc::ServerUnaryReactor* OpenUpload(grpc::CallbackServerContext* ctx,
                                        const rdg::v1::OpenUploadRequest* request,

@@ -27,7 +27,8 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetWorklist(grpc::CallbackServerCo
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
     storage::WorklistQuery query;
     query.exam_types.assign(request->modalities().begin(), request->modalities().end());
-    for (int p : request->priorities()) query.priorities.push_back(static_cast<rdg::v1::Priority>(p));
+    for (int p : request->priorities())
+      query.priorities.push_back(static_cast<rdg::v1::Priority>(p));
     for (int s : request->states()) query.states.push_back(static_cast<rdg::v1::ExamState>(s));
     query.limit = request->page_size() > 0 ? request->page_size() : 100;
     query.after = request->page_token();
@@ -51,8 +52,8 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::ClaimExam(grpc::CallbackServerCont
                                                         rdg::v1::Claim* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id(), request->for_amendment(),
-                                                request->reason()));
+    RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id(),
+                                                 request->for_amendment(), request->reason()));
     *response = ToProto(claim);
     return absl::OkStatus();
   });
@@ -85,11 +86,13 @@ grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ReadingServiceImpl::FetchExam(
   // The context is read here, on gRPC's thread; the loader runs on the pool.
   absl::StatusOr<auth::Principal> reader = Authenticate(ctx, directory_);
   if (auto limits = CheckRequestLimits(*request); !limits.ok()) reader = limits;
-  return new ObjectStreamReactor(pool_, blobs_, [this, reader, exam_id = request->exam_id()]()
-      -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
-    if (!reader.ok()) return reader.status();
-    return desk_.OpenForFetch(*reader, exam_id);
-  });
+  return new ObjectStreamReactor(
+      pool_, blobs_,
+      [this, reader,
+       exam_id = request->exam_id()]() -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
+        if (!reader.ok()) return reader.status();
+        return desk_.OpenForFetch(*reader, exam_id);
+      });
 }
 
 grpc::ServerUnaryReactor* ReadingServiceImpl::SubmitReport(
@@ -103,13 +106,13 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::SubmitReport(
   });
 }
 
-grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(
-    grpc::CallbackServerContext* ctx, const rdg::v1::GetReportsRequest* request,
-    rdg::v1::GetReportsResponse* response) {
+grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(grpc::CallbackServerContext* ctx,
+                                                         const rdg::v1::GetReportsRequest* request,
+                                                         rdg::v1::GetReportsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto reports, reports_.Versions(reader, request->exam_id(),
-                                                         request->break_glass_reason()));
+    RDG_ASSIGN_OR_RETURN(
+        auto reports, reports_.Versions(reader, request->exam_id(), request->break_glass_reason()));
     for (const auto& v : reports.versions) *response->add_versions() = api::ToProto(v);
     response->set_desk(reports.desk);
     return absl::OkStatus();
@@ -121,7 +124,8 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetPriors(grpc::CallbackServerCont
                                                         rdg::v1::PriorsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
-    RDG_ASSIGN_OR_RETURN(auto view, desk_.Priors(reader, request->exam_id(), request->break_glass_reason()));
+    RDG_ASSIGN_OR_RETURN(auto view,
+                         desk_.Priors(reader, request->exam_id(), request->break_glass_reason()));
     for (const auto& p : view.priors) *response->add_priors() = api::ToProto(p, directory_);
     for (const auto& r : view.lab_results) *response->add_lab_results() = api::ToProto(r);
     return absl::OkStatus();

@@ -36,7 +36,8 @@ void RecordingLogHandler(google::protobuf::LogLevel level, const char* filename,
 
 void InstallLogHandlerOnce() {
   static std::once_flag once;
-  std::call_once(once, [] { g_previous_handler = google::protobuf::SetLogHandler(&RecordingLogHandler); });
+  std::call_once(
+      once, [] { g_previous_handler = google::protobuf::SetLogHandler(&RecordingLogHandler); });
 }
 
 // "String field 'rdg.v1.X.y' contains …" → "rdg.v1.X.y"; empty when the line has another shape.
@@ -70,7 +71,8 @@ class RequestDecodingInterceptor : public grpc::experimental::Interceptor {
   explicit RequestDecodingInterceptor(grpc::experimental::ServerRpcInfo* info)
       : method_(info->method()),
         single_request_(info->type() == grpc::experimental::ServerRpcInfo::Type::UNARY ||
-                        info->type() == grpc::experimental::ServerRpcInfo::Type::SERVER_STREAMING) {}
+                        info->type() == grpc::experimental::ServerRpcInfo::Type::SERVER_STREAMING) {
+  }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
@@ -117,8 +119,7 @@ NewRequestDecodingInterceptorFactory() {
 
 std::string UndecodableRequestMessage(absl::string_view method, absl::string_view protobuf_error) {
   // "/rdg.v1.ExamService/GetExam" → "rdg.v1.ExamService.GetExam"
-  const std::string full_name =
-      absl::StrReplaceAll(absl::StripPrefix(method, "/"), {{"/", "."}});
+  const std::string full_name = absl::StrReplaceAll(absl::StripPrefix(method, "/"), {{"/", "."}});
   const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
   const google::protobuf::MethodDescriptor* descriptor = pool->FindMethodByName(full_name);
   if (descriptor == nullptr) {

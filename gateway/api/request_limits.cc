@@ -32,19 +32,21 @@ absl::Status Check(const google::protobuf::Message& message, const std::string& 
   std::vector<const FieldDescriptor*> fields;
   reflection->ListFields(message, &fields);
   for (const FieldDescriptor* field : fields) {
-    const std::string path = prefix.empty() ? field->name() : absl::StrCat(prefix, ".", field->name());
+    const std::string path =
+        prefix.empty() ? field->name() : absl::StrCat(prefix, ".", field->name());
     const bool text = field->cpp_type() == FieldDescriptor::CPPTYPE_STRING;
     const bool nested = field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
     if (field->is_repeated()) {
       const int n = reflection->FieldSize(message, field);
       if (n > kMaxRepeated) {
-        return absl::InvalidArgumentError(absl::StrCat("request field ", path, " has ", n,
-                                                       " entries; at most ", kMaxRepeated));
+        return absl::InvalidArgumentError(
+            absl::StrCat("request field ", path, " has ", n, " entries; at most ", kMaxRepeated));
       }
       for (int i = 0; i < n; ++i) {
         if (text) {
           std::string scratch;
-          const std::string& v = reflection->GetRepeatedStringReference(message, field, i, &scratch);
+          const std::string& v =
+              reflection->GetRepeatedStringReference(message, field, i, &scratch);
           if (v.size() > LimitOf(*field)) return TooLong(path, v.size(), LimitOf(*field));
         } else if (nested) {
           if (auto s = Check(reflection->GetRepeatedMessage(message, field, i), path); !s.ok()) {

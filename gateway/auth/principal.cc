@@ -40,15 +40,15 @@ absl::StatusOr<Principal> PrincipalFromCertificate(absl::string_view pem,
   } else if (ou == "admin") {
     p.role = rdg::v1::ADMIN;
   } else {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "client certificate OU must be clinic, reader or admin (got \"", ou, "\")"));
+    return absl::UnauthenticatedError(
+        absl::StrCat("client certificate OU must be clinic, reader or admin (got \"", ou, "\")"));
   }
   if (p.user.empty()) return absl::UnauthenticatedError("client certificate has no CN (user)");
   const auto* inst = directory.Find(p.institution);
   if (inst == nullptr) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "client certificate names institution \"", p.institution,
-        "\", which this gateway's configuration does not know"));
+    return absl::UnauthenticatedError(
+        absl::StrCat("client certificate names institution \"", p.institution,
+                     "\", which this gateway's configuration does not know"));
   }
   if (!RoleFitsLevel(p.role, inst->level())) {
     return absl::PermissionDeniedError(absl::StrCat("role ", ou, " is not valid for institution \"",

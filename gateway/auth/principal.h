@@ -11,9 +11,9 @@
 namespace rdg::auth {
 
 struct Principal {
-  std::string institution;  //!< certificate O
+  std::string institution;                         //!< certificate O
   rdg::v1::Role role = rdg::v1::ROLE_UNSPECIFIED;  //!< certificate OU
-  std::string user;         //!< certificate CN
+  std::string user;                                //!< certificate CN
 };
 
 //! Maps a peer certificate (PEM, already verified against the platform CA by TLS) to a principal.

@@ -22,8 +22,8 @@ absl::Status Authorize(const Principal& principal, Permission permission) {
   }
   if (granted) return absl::OkStatus();
   // Administrators see figures, not images: kAdminister is all they hold.
-  return absl::PermissionDeniedError(absl::StrCat(
-      "role ", rdg::v1::Role_Name(principal.role), " may not use this operation"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("role ", rdg::v1::Role_Name(principal.role), " may not use this operation"));
 }
 
 absl::Status AuthorizeExamAccess(const Principal& principal, const std::string& exam_id,
@@ -31,8 +31,8 @@ absl::Status AuthorizeExamAccess(const Principal& principal, const std::string& 
   if (principal.role == rdg::v1::CLINIC && principal.institution == origin_institution) {
     return absl::OkStatus();
   }
-  return absl::NotFoundError(absl::StrCat("no exam ", exam_id, " for institution ",
-                                          principal.institution));
+  return absl::NotFoundError(
+      absl::StrCat("no exam ", exam_id, " for institution ", principal.institution));
 }
 
 }  // namespace rdg::auth

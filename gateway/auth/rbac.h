@@ -9,9 +9,9 @@
 namespace rdg::auth {
 
 enum class Permission {
-  kUpload,        //!< open sessions, stream bytes, commit objects
-  kListOwnExams,  //!< list and inspect the caller institution's exams
-  kDownloadExam,  //!< download an exam's stored objects
+  kUpload,          //!< open sessions, stream bytes, commit objects
+  kListOwnExams,    //!< list and inspect the caller institution's exams
+  kDownloadExam,    //!< download an exam's stored objects
   kReadQueues,      //!< worklists, claims, fetches and reports in the institution's queues
   kReceiveReports,  //!< the origin clinic's report feed and acknowledgements
   kAdminister,      //!< figures (queues, turnaround, breaches) and the audit log; no images

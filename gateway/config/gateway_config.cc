@@ -9,8 +9,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gateway/parsing/parser_defaults.h"
@@ -105,7 +105,8 @@ absl::Status Validator::Run() {
 
 void Validator::CheckTopLevel() {
   if (!IsHostPort(config_.listen())) {
-    Fail(absl::StrCat(Where("listen"), "listen must be HOST:PORT (port 0 picks a free port), got \"",
+    Fail(absl::StrCat(Where("listen"),
+                      "listen must be HOST:PORT (port 0 picks a free port), got \"",
                       config_.listen(), "\""));
   }
   if (config_.data_dir().empty()) Fail(absl::StrCat(Where("data_dir"), "data_dir is required"));
@@ -173,7 +174,8 @@ void Validator::CheckInstitutions() {
       Fail(absl::StrCat(Where("institutions", i), "institution id \"", inst.id(),
                         "\" must be 1-64 characters of a-z 0-9 - _ ."));
     } else if (!institutions_.insert(inst.id()).second) {
-      Fail(absl::StrCat(Where("institutions", i), "institution id \"", inst.id(), "\" is repeated"));
+      Fail(
+          absl::StrCat(Where("institutions", i), "institution id \"", inst.id(), "\" is repeated"));
     }
     if (inst.level() == rdg::v1::INSTITUTION_LEVEL_UNSPECIFIED) {
       Fail(absl::StrCat(Where("institutions", i), "institution \"", inst.id(), "\" needs a level"));
@@ -209,18 +211,21 @@ void Validator::CheckQueues() {
     Fail(absl::StrCat(Where("fallback_queue"), "fallback_queue \"", config_.fallback_queue(),
                       "\" is not a configured queue"));
   }
-  if (absl::TimeZone zone; !config_.time_zone().empty() &&
-                           !absl::LoadTimeZone(config_.time_zone(), &zone)) {
-    Fail(absl::StrCat(Where("time_zone"), "time_zone \"", config_.time_zone(),
-                      "\" is not an IANA time zone (e.g. Asia/Shanghai; Debian's tzdata has them)"));
+  if (absl::TimeZone zone;
+      !config_.time_zone().empty() && !absl::LoadTimeZone(config_.time_zone(), &zone)) {
+    Fail(
+        absl::StrCat(Where("time_zone"), "time_zone \"", config_.time_zone(),
+                     "\" is not an IANA time zone (e.g. Asia/Shanghai; Debian's tzdata has them)"));
   }
   if (config_.platform_name().size() > 200) {
-    Fail(absl::StrCat(Where("platform_name"), "platform_name is longer than 200 bytes: it is one "
+    Fail(absl::StrCat(Where("platform_name"),
+                      "platform_name is longer than 200 bytes: it is one "
                       "heading line of a printed report"));
   }
   if (config_.fallback_queue().empty() && config_.routing_rules_size() > 0) {
-    Fail(absl::StrCat(source_, ": ",
-                      "routing rules need a fallback_queue: an exam no rule matches is never dropped"));
+    Fail(absl::StrCat(
+        source_, ": ",
+        "routing rules need a fallback_queue: an exam no rule matches is never dropped"));
   }
 }
 
@@ -237,8 +242,8 @@ void Validator::CheckDesks() {
       Fail(absl::StrCat(at, "desk \"", d.name(), "\" is repeated"));
     }
     if (!institutions_.contains(d.institution())) {
-      Fail(absl::StrCat(at, "desk \"", d.name(), "\" names unknown institution \"",
-                        d.institution(), "\""));
+      Fail(absl::StrCat(at, "desk \"", d.name(), "\" names unknown institution \"", d.institution(),
+                        "\""));
     }
     if (d.queues().empty() || d.readers().empty()) {
       Fail(absl::StrCat(at, "desk \"", d.name(), "\" needs queues and readers"));
@@ -263,16 +268,19 @@ void Validator::CheckRoutingRules() {
     const auto& r = config_.routing_rules(i);
     std::string at = Where("routing_rules", i);
     if (!queues_.contains(r.queue())) {
-      Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown queue \"", r.queue(), "\""));
+      Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown queue \"", r.queue(),
+                        "\""));
     }
     for (const auto& o : r.origin_institutions()) {
       if (!institutions_.contains(o)) {
-        Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown institution \"", o, "\""));
+        Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown institution \"", o,
+                          "\""));
       }
     }
     for (const auto& c : r.origin_communities()) {
       if (!communities_.contains(c)) {
-        Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown community \"", c, "\""));
+        Fail(absl::StrCat(at, "routing rule \"", r.name(), "\" names unknown community \"", c,
+                          "\""));
       }
     }
   }
@@ -301,7 +309,8 @@ void Validator::CheckCriticalValues() {
       Fail(absl::StrCat(at, "critical value rule \"", r.code(), "\" needs below and/or above"));
     }
     if (r.has_below() && r.has_above() && r.below() >= r.above()) {
-      Fail(absl::StrCat(at, "critical value rule \"", r.code(), "\": below must be less than above"));
+      Fail(absl::StrCat(at, "critical value rule \"", r.code(),
+                        "\": below must be less than above"));
     }
     if (!seen.insert(absl::StrCat(r.code(), "^", r.coding_system())).second) {
       Fail(absl::StrCat(at, "critical value rule for \"", r.code(), "\" is repeated"));
@@ -344,9 +353,8 @@ void ApplyDefaults(GatewayConfig* c) {
 
 absl::TimeZone DisplayTimeZone(const GatewayConfig& config) {
   absl::TimeZone zone;
-  if (!absl::LoadTimeZone(config.time_zone().empty() ? std::string(kDefaultTimeZone)
-                                                     : config.time_zone(),
-                          &zone)) {
+  if (!absl::LoadTimeZone(
+          config.time_zone().empty() ? std::string(kDefaultTimeZone) : config.time_zone(), &zone)) {
     return absl::UTCTimeZone();
   }
   return zone;

@@ -13,8 +13,8 @@ namespace rdg::config {
 
 //! Command-line overrides applied on top of the file before validation.
 struct ConfigOverrides {
-  std::string listen;    //!< --listen HOST:PORT
-  std::string data_dir;  //!< --data-dir DIR
+  std::string listen;             //!< --listen HOST:PORT
+  std::string data_dir;           //!< --data-dir DIR
   std::string monitoring_listen;  //!< --monitoring-listen HOST:PORT
 };
 

@@ -1,11 +1,11 @@
 #include "gateway/formats/dicom_parser.h"
 
 #include <dcmtk/config/osconfig.h>  // must come first
-#include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcdatset.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
-#include <dcmtk/dcmdata/dcdatset.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/oflog/oflog.h>
@@ -70,9 +70,9 @@ absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
   OFCondition cond = file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange,
                                    options.max_value_bytes_in_memory, ERM_autoDetect);
   if (cond.bad()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "not a readable DICOM file (", cond.text(),
-        "); check that the file is complete and was exported as DICOM"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a readable DICOM file (", cond.text(),
+                     "); check that the file is complete and was exported as DICOM"));
   }
   DcmDataset* ds = file.getDataset();
   DcmMetaInfo* meta = file.getMetaInfo();
@@ -86,9 +86,12 @@ absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
   s.sop_class_uid = TrimmedString(*ds, DCM_SOPClassUID);
   s.study_instance_uid = TrimmedString(*ds, DCM_StudyInstanceUID);
   s.series_instance_uid = TrimmedString(*ds, DCM_SeriesInstanceUID);
-  if (auto st = RequireUid(s.sop_instance_uid, "SOP Instance UID", "(0008,0018)"); !st.ok()) return st;
-  if (auto st = RequireUid(s.study_instance_uid, "Study Instance UID", "(0020,000D)"); !st.ok()) return st;
-  if (auto st = RequireUid(s.series_instance_uid, "Series Instance UID", "(0020,000E)"); !st.ok()) return st;
+  if (auto st = RequireUid(s.sop_instance_uid, "SOP Instance UID", "(0008,0018)"); !st.ok())
+    return st;
+  if (auto st = RequireUid(s.study_instance_uid, "Study Instance UID", "(0020,000D)"); !st.ok())
+    return st;
+  if (auto st = RequireUid(s.series_instance_uid, "Series Instance UID", "(0020,000E)"); !st.ok())
+    return st;
   if (s.sop_class_uid == UID_MediaStorageDirectoryStorage) {
     return absl::InvalidArgumentError("a DICOMDIR is a media index, not an exam object");
   }

@@ -53,7 +53,8 @@ struct DicomParseOptions {
 absl::Status InitDicomToolkit();
 
 //! Parses the DICOM object in `path` (Part 10 file, or a bare dataset) and extracts what ingest
-//! needs, every text value as valid UTF-8 (converted from the object's Specific Character Set). INVALID_ARGUMENT for anything that is not a complete, identifiable DICOM object.
+//! needs, every text value as valid UTF-8 (converted from the object's Specific Character Set).
+//! INVALID_ARGUMENT for anything that is not a complete, identifiable DICOM object.
 absl::StatusOr<DicomSummary> ParseDicomFile(const std::string& path,
                                             const DicomParseOptions& options = {});
 

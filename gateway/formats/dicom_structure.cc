@@ -121,9 +121,9 @@ std::string Tag(uint16_t group, uint16_t element) {
 }
 
 absl::Status Broken(absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "the DICOM file's structure is broken: ", what,
-      ". The file is truncated or corrupt; export it from the modality again"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("the DICOM file's structure is broken: ", what,
+                   ". The file is truncated or corrupt; export it from the modality again"));
 }
 
 class Walker {
@@ -177,13 +177,15 @@ class Walker {
         length = U32(h12, 8, false);
         header = 12;
       }
-      if (length == kUndefinedLength || pos + header + static_cast<int64_t>(length) > bytes_.size()) {
+      if (length == kUndefinedLength ||
+          pos + header + static_cast<int64_t>(length) > bytes_.size()) {
         return Broken(absl::StrCat("file meta element ", Tag(2, U16(h, 2, false)),
                                    " runs past the end of the file"));
       }
       if (U16(h, 2, false) == 0x0010 && length <= 64) {
         syntax = std::string(bytes_.At(pos + header, static_cast<size_t>(length)));  // "" on error
-        while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
+        while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' '))
+          syntax.pop_back();
       }
       ++facts_.elements;
       pos += header + static_cast<int64_t>(length);
@@ -199,7 +201,8 @@ class Walker {
     if (bytes_.size() < pos + 8) return e;
     absl::string_view h = bytes_.At(pos, 8);
     e.big_endian = U16(h, 0, true) < U16(h, 0, false);
-    e.explicit_vr = absl::ascii_isupper(h[4]) && absl::ascii_isupper(h[5]) && IsKnownVr(h.substr(4, 2));
+    e.explicit_vr =
+        absl::ascii_isupper(h[4]) && absl::ascii_isupper(h[5]) && IsKnownVr(h.substr(4, 2));
     return e;
   }
 
@@ -263,7 +266,8 @@ class Walker {
     }
     if (element == kSequenceDelimitation) {
       if ((top.kind != Frame::kSequence && top.kind != Frame::kFragments) || top.end >= 0) {
-        return Broken("a sequence delimiter (FFFE,E0DD) without an open sequence of undefined length");
+        return Broken(
+            "a sequence delimiter (FFFE,E0DD) without an open sequence of undefined length");
       }
       Pop();
       return pos;
@@ -283,10 +287,12 @@ class Walker {
     if (enc.explicit_vr) {
       vr = std::string(h.substr(4, 2));
       if (!IsKnownVr(vr)) {
-        return Broken(absl::StrCat("element ", Tag(group, element), " has no valid value representation"));
+        return Broken(
+            absl::StrCat("element ", Tag(group, element), " has no valid value representation"));
       }
       if (HasLongLength(vr)) {
-        if (pos + 12 > top.limit) return Broken(absl::StrCat("element ", Tag(group, element), " is cut off"));
+        if (pos + 12 > top.limit)
+          return Broken(absl::StrCat("element ", Tag(group, element), " is cut off"));
         absl::string_view h12 = bytes_.At(pos, 12);
         if (h12.size() < 12) return Broken("the file could not be read");
         length = U32(h12, 8, enc.big_endian);
@@ -308,7 +314,8 @@ class Walker {
       if ((vr == "OB" || vr == "OW") && group == 0x7FE0) {
         return Push(Frame::kFragments, length, pos, enc, tag);
       }
-      return Broken(absl::StrCat("element ", tag, " has an undefined length but is not a sequence"));
+      return Broken(
+          absl::StrCat("element ", tag, " has an undefined length but is not a sequence"));
     }
     if (pos + static_cast<int64_t>(length) > top.limit) {
       return Broken(absl::StrCat("element ", tag, " declares ", length, " bytes but only ",
@@ -316,8 +323,8 @@ class Walker {
     }
     // Implicit VR carries no type: a value that starts with an item tag is a sequence.
     // (Pixel data is never a sequence: its first two pixels may well read FFFE,E000.)
-    const bool sequence = vr == "SQ" || (vr.empty() && group != 0x7FE0 && length >= 8 &&
-                                         StartsWithItem(pos, enc));
+    const bool sequence =
+        vr == "SQ" || (vr.empty() && group != 0x7FE0 && length >= 8 && StartsWithItem(pos, enc));
     if (sequence) return Push(Frame::kSequence, length, pos, enc, tag);
     return pos + static_cast<int64_t>(length);
   }
@@ -380,7 +387,9 @@ absl::StatusOr<DicomStructureFacts> CheckDicomStructureBuffer(absl::string_view 
 absl::StatusOr<DicomStructureFacts> CheckDicomStructure(const std::string& path,
                                                         const DicomStructureLimits& limits) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::InternalError(absl::StrCat("cannot open the staged object: ", std::strerror(errno)));
+  if (fd < 0)
+    return absl::InternalError(
+        absl::StrCat("cannot open the staged object: ", std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);

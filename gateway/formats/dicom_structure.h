@@ -22,9 +22,9 @@ struct DicomStructureLimits {
 
 //! What the walk saw (for tests and figures).
 struct DicomStructureFacts {
-  int64_t elements = 0;        //!< data elements and items
+  int64_t elements = 0;  //!< data elements and items
   int32_t deepest_sequence = 0;
-  bool deflated = false;       //!< deflated transfer syntax: the dataset was not walked
+  bool deflated = false;  //!< deflated transfer syntax: the dataset was not walked
 };
 
 //! Walks the DICOM object in `path` (Part 10 file or bare dataset). INVALID_ARGUMENT naming the

@@ -152,15 +152,15 @@ std::string DicomTextDecoder::ToUtf8(absl::string_view raw, absl::string_view de
     }
   } else if (converter_ != nullptr) {
     OFString out;
-    const OFCondition cond = converter_->convertString(raw.data(), raw.size(), out,
-                                                       OFString(delimiters.data(), delimiters.size()));
+    const OFCondition cond = converter_->convertString(
+        raw.data(), raw.size(), out, OFString(delimiters.data(), delimiters.size()));
     if (cond.good() && IsValidUtf8(absl::string_view(out.c_str(), out.length()))) {
       return std::string(out.c_str(), out.length());
     }
   }
-  const std::string why =
-      declared_default_ ? "non-ASCII text without a Specific Character Set (0008,0005)"
-                        : absl::StrCat("text that is not valid '", ForNote(declared_), "'");
+  const std::string why = declared_default_
+                              ? "non-ASCII text without a Specific Character Set (0008,0005)"
+                              : absl::StrCat("text that is not valid '", ForNote(declared_), "'");
   if (IsValidUtf8(raw)) {
     Note(absl::StrCat(why, ": read as UTF-8"));
     return std::string(raw);
@@ -176,7 +176,8 @@ std::string DicomTextDecoder::ToUtf8(absl::string_view raw, absl::string_view de
 std::string DicomTextDecoder::Notes() const { return absl::StrJoin(notes_, "; "); }
 
 void DicomTextDecoder::Note(std::string note) {
-  if (std::find(notes_.begin(), notes_.end(), note) == notes_.end()) notes_.push_back(std::move(note));
+  if (std::find(notes_.begin(), notes_.end(), note) == notes_.end())
+    notes_.push_back(std::move(note));
 }
 
 }  // namespace rdg::formats

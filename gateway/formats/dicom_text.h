@@ -20,7 +20,7 @@ namespace rdg::formats {
 
 //! Characters that end an ISO 2022 code extension in a value, by VR (PS3.5 6.1.2.5.3).
 inline constexpr absl::string_view kPersonNameDelimiters = "\\^=";
-inline constexpr absl::string_view kStringDelimiters = "\\";   //!< SH, LO, CS
+inline constexpr absl::string_view kStringDelimiters = "\\";      //!< SH, LO, CS
 inline constexpr absl::string_view kTextDelimiters = "\r\n\t\f";  //!< ST, LT, UT
 
 class DicomTextDecoder {
@@ -43,10 +43,11 @@ class DicomTextDecoder {
   std::string ToUtf8(absl::string_view raw, absl::string_view delimiters);
   void Note(std::string note);
 
-  std::string declared_;                         //!< (0008,0005), blanks trimmed
-  bool declared_default_ = true;                 //!< none, or the default repertoire only
-  bool japanese_ = false;  //!< ISO 2022 IR 87 / IR 159: converted here (see dicom_text.cc)
-  bool katakana_g1_ = false;  //!< IR 13 as the first value: JIS X 0201 katakana in G1 from the start
+  std::string declared_;          //!< (0008,0005), blanks trimmed
+  bool declared_default_ = true;  //!< none, or the default repertoire only
+  bool japanese_ = false;         //!< ISO 2022 IR 87 / IR 159: converted here (see dicom_text.cc)
+  bool katakana_g1_ =
+      false;  //!< IR 13 as the first value: JIS X 0201 katakana in G1 from the start
   std::unique_ptr<DcmSpecificCharacterSet> converter_;  //!< null when it could not be selected
   std::vector<std::string> notes_;
 };

@@ -15,8 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "gateway/formats/dcmtk_values.h"
 #include "gateway/formats/dicom_text.h"
 #include "gateway/formats/text.h"
@@ -153,8 +153,9 @@ bool Plausible(Measure m, double v) {
 void Record(EcgMeasurements& out, std::optional<double>& rr, Measure m, double v) {
   // In the order of the Measure enumerators.
   const std::array<std::optional<double>*, 9> slots = {
-      &out.heart_rate_bpm, &rr,          &out.pr_ms,        &out.qrs_ms,    &out.qt_ms,
-      &out.qtc_ms,         &out.p_axis_deg, &out.qrs_axis_deg, &out.t_axis_deg};
+      &out.heart_rate_bpm, &rr,         &out.pr_ms,      &out.qrs_ms,
+      &out.qt_ms,          &out.qtc_ms, &out.p_axis_deg, &out.qrs_axis_deg,
+      &out.t_axis_deg};
   std::optional<double>& slot = *slots[static_cast<size_t>(m)];
   if (!slot.has_value()) slot = v;
 }
@@ -237,8 +238,8 @@ void ReadEcgDetails(DcmDataset& ds, EcgRecording& recording) {
   DcmSequenceOfItems* waveforms = nullptr;
   if (drawn != nullptr && ds.findAndGetSequence(DCM_WaveformSequence, waveforms).good() &&
       waveforms != nullptr && recording.rhythm_group < waveforms->card()) {
-    if (DcmItem* def = FirstItem(*waveforms->getItem(recording.rhythm_group),
-                                 DCM_ChannelDefinitionSequence)) {
+    if (DcmItem* def =
+            FirstItem(*waveforms->getItem(recording.rhythm_group), DCM_ChannelDefinitionSequence)) {
       auto frequency = [&](const DcmTagKey& tag) {
         const double hz = GetDecimal(*def, tag).value_or(0);
         return std::isfinite(hz) && hz > 0 && hz < 100'000 ? hz : 0.0;

@@ -21,14 +21,14 @@ bool IsEcgSopClass(absl::string_view sop_class_uid);
 
 //! One channel of a multiplex group, scaled to microvolts.
 struct EcgLead {
-  std::string label;                //!< normalised lead name: "I", "II", "III", "aVR", ..., "V6"
-  std::vector<float> microvolts;    //!< one value per sample
+  std::string label;              //!< normalised lead name: "I", "II", "III", "aVR", ..., "V6"
+  std::vector<float> microvolts;  //!< one value per sample
 };
 
 //! One multiplex group (e.g. "RHYTHM" or "MEDIAN BEAT").
 struct EcgGroup {
-  std::string label;                //!< Multiplex Group Label (003A,0020), may be empty
-  double sampling_frequency_hz = 0; //!< (003A,001A)
+  std::string label;                 //!< Multiplex Group Label (003A,0020), may be empty
+  double sampling_frequency_hz = 0;  //!< (003A,001A)
   std::vector<EcgLead> leads;
 };
 
@@ -53,15 +53,15 @@ struct EcgMeasurements {
 struct EcgDetails {
   std::string patient_name;  //!< as people write it (PersonNameForDisplay): "王芳"
   std::string patient_id;
-  std::string sex;           //!< (0010,0040): M, F, O
-  std::string birth_date;    //!< YYYYMMDD
-  std::string age;           //!< DICOM age string ("042Y"): (0010,1010), else from the dates
+  std::string sex;         //!< (0010,0040): M, F, O
+  std::string birth_date;  //!< YYYYMMDD
+  std::string age;         //!< DICOM age string ("042Y"): (0010,1010), else from the dates
   //! Acquisition DateTime (0008,002A), else Content Date and Time: the cart's local time as
   //! written (YYYYMMDDHHMMSS[.F][&ZZXX]); the printout shows it as written.
   std::string recorded_at;
-  std::string institution;   //!< Institution Name (0008,0080)
-  std::string department;    //!< Institutional Department Name (0008,1040)
-  std::string device;        //!< Manufacturer (0008,0070) and model (0008,1090)
+  std::string institution;  //!< Institution Name (0008,0080)
+  std::string department;   //!< Institutional Department Name (0008,1040)
+  std::string device;       //!< Manufacturer (0008,0070) and model (0008,1090)
   //! Filters of the drawn group's first channel (003A,0220/0221/0222), in Hz; 0 = none given.
   double filter_low_hz = 0, filter_high_hz = 0, notch_hz = 0;
   EcgMeasurements measurements;

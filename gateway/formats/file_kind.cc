@@ -35,15 +35,19 @@ std::string NonDicomKind(absl::string_view head) {
     absl::string_view prefix;
     const char* kind;
   };
-  static constexpr Magic kMagic[] = {
-      {"\xFF\xD8\xFF", "a JPEG image"},     {"\x89PNG\r\n\x1A\n", "a PNG image"},
-      {"%PDF", "a PDF document"},           {"PK\x03\x04", "a ZIP archive"},
-      {"GIF8", "a GIF image"},
-      {absl::string_view("II*\0", 4), "a TIFF image"},
-      {absl::string_view("MM\0*", 4), "a TIFF image"},            {"<?xml", "an XML document"},
-      {"MSH|", "an HL7 message"},           {"\x0BMSH", "an HL7 message (MLLP frame)"},
-      {"\x1F\x8B", "a gzip archive"},       {"Rar!", "a RAR archive"},
-      {"7z\xBC\xAF\x27\x1C", "a 7-Zip archive"}};
+  static constexpr Magic kMagic[] = {{"\xFF\xD8\xFF", "a JPEG image"},
+                                     {"\x89PNG\r\n\x1A\n", "a PNG image"},
+                                     {"%PDF", "a PDF document"},
+                                     {"PK\x03\x04", "a ZIP archive"},
+                                     {"GIF8", "a GIF image"},
+                                     {absl::string_view("II*\0", 4), "a TIFF image"},
+                                     {absl::string_view("MM\0*", 4), "a TIFF image"},
+                                     {"<?xml", "an XML document"},
+                                     {"MSH|", "an HL7 message"},
+                                     {"\x0BMSH", "an HL7 message (MLLP frame)"},
+                                     {"\x1F\x8B", "a gzip archive"},
+                                     {"Rar!", "a RAR archive"},
+                                     {"7z\xBC\xAF\x27\x1C", "a 7-Zip archive"}};
   for (const Magic& m : kMagic) {
     if (absl::StartsWith(head, m.prefix)) return m.kind;
   }

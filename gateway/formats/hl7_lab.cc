@@ -101,8 +101,8 @@ absl::string_view Before(absl::string_view s, char c) { return s.substr(0, s.fin
 namespace {
 
 using hl7_internal::Ae;
-using hl7_internal::AsciiOnly;
 using hl7_internal::Ar;
+using hl7_internal::AsciiOnly;
 using hl7_internal::Before;
 using hl7_internal::Charset;
 using hl7_internal::CharsetKind;
@@ -644,9 +644,9 @@ LabParseOutcome ParseConverted(absl::string_view text, const Charset& cs) {
   const Segment msh = SplitSegment(lines[0], d.field, true);
   Hl7Header header = HeaderFrom(msh, d);
   if (lines.size() > kMaxSegments) {
-    return Rejected(header, Ar("207", "", absl::StrCat("the message has ", lines.size(),
-                                                       " segments; at most ", kMaxSegments,
-                                                       " are accepted in one ORU^R01")));
+    return Rejected(header, Ar("207", "",
+                               absl::StrCat("the message has ", lines.size(), " segments; at most ",
+                                            kMaxSegments, " are accepted in one ORU^R01")));
   }
   if (LookupCharset(Before(msh.Field(18), d.repetition)) != cs) {
     return Rejected(header, Ae("102", "MSH^1^18", "MSH-18 reads differently after conversion"));
@@ -684,8 +684,9 @@ LabParseOutcome ParseLabMessage(absl::string_view bytes) {
   const size_t first = bytes.find_first_not_of(" \t\r\n");
   if (first != bytes.npos && bytes[first] == kStartBlock && !absl::StrContains(bytes, kEndBlock)) {
     return Rejected(AsciiHeader(raw_msh, d, false),
-                    Ar("100", "", "the MLLP frame has no end block (FS CR): the message may be "
-                                  "cut off; send it again"));
+                    Ar("100", "",
+                       "the MLLP frame has no end block (FS CR): the message may be "
+                       "cut off; send it again"));
   }
   const Charset cs = DetectCharset(raw_msh, d);
   if (cs.kind == CharsetKind::kUnknown) {

@@ -9,31 +9,31 @@
 #include <string>
 #include <vector>
 
-#include "gateway/formats/patient_identifiers.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "gateway/formats/patient_identifiers.h"
 
 namespace rdg::formats {
 
 //! One OBX segment and the NTE segments that follow it.
 struct LabObservation {
-  int set_id = 0;                   //!< OBX-1 (0 when absent)
-  std::string value_type;           //!< OBX-2: NM, ST, TX, CE, CWE, SN, ...
-  std::string code;                 //!< OBX-3.1 identifier, e.g. "2823-3" or "K"
-  std::string code_text;            //!< OBX-3.2, e.g. "Potassium"
-  std::string coding_system;        //!< OBX-3.3, e.g. "LN"
-  std::string sub_id;               //!< OBX-4
+  int set_id = 0;             //!< OBX-1 (0 when absent)
+  std::string value_type;     //!< OBX-2: NM, ST, TX, CE, CWE, SN, ...
+  std::string code;           //!< OBX-3.1 identifier, e.g. "2823-3" or "K"
+  std::string code_text;      //!< OBX-3.2, e.g. "Potassium"
+  std::string coding_system;  //!< OBX-3.3, e.g. "LN"
+  std::string sub_id;         //!< OBX-4
   //! OBX-5 for display: NM/ST/TX as text; CE/CWE "text (code)" or the one present; SN
   //! "comparator number" / "n1-n2" / "n1:n2"; repetitions joined with "; ".
   std::string value;
   //! OBX-5 as a number: NM, or SN with comparator empty or "=" and one number. Unset otherwise.
   std::optional<double> numeric;
-  std::string units;                //!< OBX-6.1 (OBX-6.2 when .1 is empty)
-  std::string reference_range;      //!< OBX-7
+  std::string units;                        //!< OBX-6.1 (OBX-6.2 when .1 is empty)
+  std::string reference_range;              //!< OBX-7
   std::vector<std::string> abnormal_flags;  //!< OBX-8 repetitions: "H", "HH", "LL", "AA", ...
-  std::string result_status;        //!< OBX-11: F, P, C, ...
-  std::string observed_at;          //!< OBX-14 as received (TS), may be empty
-  std::vector<std::string> notes;   //!< NTE-3 of the NTE segments after this OBX
+  std::string result_status;                //!< OBX-11: F, P, C, ...
+  std::string observed_at;                  //!< OBX-14 as received (TS), may be empty
+  std::vector<std::string> notes;           //!< NTE-3 of the NTE segments after this OBX
 };
 
 //! One order: an OBR segment (with the ORC before it, if any), its notes and observations.
@@ -52,16 +52,16 @@ struct LabOrder {
 struct Hl7Header {
   char field_separator = '|';
   std::string encoding_characters = "^~\\&";
-  std::string sending_application;  //!< MSH-3 (as received, all components)
-  std::string sending_facility;     //!< MSH-4
-  std::string receiving_application;//!< MSH-5
-  std::string receiving_facility;   //!< MSH-6
-  std::string message_time;         //!< MSH-7
-  std::string message_type;         //!< MSH-9, e.g. "ORU^R01" or "ORU^R01^ORU_R01"
-  std::string control_id;           //!< MSH-10
-  std::string processing_id;        //!< MSH-11
-  std::string version;              //!< MSH-12.1
-  std::string charset;              //!< MSH-18 as received ("" = ASCII)
+  std::string sending_application;    //!< MSH-3 (as received, all components)
+  std::string sending_facility;       //!< MSH-4
+  std::string receiving_application;  //!< MSH-5
+  std::string receiving_facility;     //!< MSH-6
+  std::string message_time;           //!< MSH-7
+  std::string message_type;           //!< MSH-9, e.g. "ORU^R01" or "ORU^R01^ORU_R01"
+  std::string control_id;             //!< MSH-10
+  std::string processing_id;          //!< MSH-11
+  std::string version;                //!< MSH-12.1
+  std::string charset;                //!< MSH-18 as received ("" = ASCII)
 };
 
 //! A parsed, valid ORU^R01.
@@ -70,15 +70,15 @@ struct LabMessage {
   // Patient (PID) — PHI.
   //! PID-3 repetitions (ID, CX.4 assigning authority, CX.5 type), then PID-2 and PID-19.
   std::vector<PatientIdentifier> patient_identifiers;
-  std::string patient_id_issuer;    //!< the first identifier's assigning authority
-  std::string patient_id;           //!< first PID-3 ID (PID-2 if PID-3 is empty)
-  std::string patient_name;         //!< PID-5 first repetition, components joined with '^'
-  std::string birth_date;           //!< PID-7, first 8 characters (YYYYMMDD)
-  std::string sex;                  //!< PID-8
+  std::string patient_id_issuer;  //!< the first identifier's assigning authority
+  std::string patient_id;         //!< first PID-3 ID (PID-2 if PID-3 is empty)
+  std::string patient_name;       //!< PID-5 first repetition, components joined with '^'
+  std::string birth_date;         //!< PID-7, first 8 characters (YYYYMMDD)
+  std::string sex;                //!< PID-8
   // Visit (PV1), optional.
-  std::string patient_class;        //!< PV1-2
-  std::string visit_number;         //!< PV1-19
-  std::vector<LabOrder> orders;     //!< at least one
+  std::string patient_class;     //!< PV1-2
+  std::string visit_number;      //!< PV1-19
+  std::vector<LabOrder> orders;  //!< at least one
 };
 
 //! MSA-1 codes.
@@ -124,8 +124,8 @@ std::string CanonicalHl7(absl::string_view bytes);
 
 //! Splits a file's contents into messages: into MLLP frames if the data has any, and (inside each
 //! frame, or in unframed data) at each line that is an MSH segment. A frame without its end block
-//! is one piece, start block included (ParseLabMessage refuses it as cut off). Batch envelope lines (FHS,
-//! BHS, BTS, FTS) are dropped, as are empty pieces.
+//! is one piece, start block included (ParseLabMessage refuses it as cut off). Batch envelope lines
+//! (FHS, BHS, BTS, FTS) are dropped, as are empty pieces.
 std::vector<std::string> SplitHl7Messages(absl::string_view data);
 
 }  // namespace rdg::formats

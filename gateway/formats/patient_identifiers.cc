@@ -36,8 +36,8 @@ bool HasNationalIdShape(absl::string_view id) {
 
 //! ISO 7064 MOD 11-2 over the first 17 digits: weights 2^(17-i) mod 11.
 char CheckCharacter(absl::string_view id) {
-  static constexpr std::array<int, 17> kWeights = {7, 9, 10, 5, 8, 4, 2, 1, 6,
-                                                   3, 7, 9, 10, 5, 8, 4, 2};
+  static constexpr std::array<int, 17> kWeights = {7, 9, 10, 5,  8, 4, 2, 1, 6,
+                                                   3, 7, 9,  10, 5, 8, 4, 2};
   int sum = 0;
   for (size_t i = 0; i < 17; ++i) sum += (id[i] - '0') * kWeights[i];
   const int check = (12 - sum % 11) % 11;
@@ -83,7 +83,8 @@ std::string ResidentIdProblem(absl::string_view id, absl::string_view birth_date
     return "its birth date is not the patient's birth date";
   }
   const bool male = (id[16] - '0') % 2 == 1;  // the sequence code's last digit: odd for men
-  if ((sex == "M" && !male) || (sex == "F" && male)) return "its sex digit is not the patient's sex";
+  if ((sex == "M" && !male) || (sex == "F" && male))
+    return "its sex digit is not the patient's sex";
   return "";
 }
 
@@ -104,9 +105,9 @@ NationalIdChoice ChooseNationalId(const std::vector<PatientIdentifier>& identifi
       return choice;
     }
     if (choice.problem.empty()) {
-      choice.problem = absl::StrCat("the national ID in ", candidate.source,
-                                    typed ? absl::StrCat(" (", candidate.type, ")") : "", ": ",
-                                    problem);
+      choice.problem =
+          absl::StrCat("the national ID in ", candidate.source,
+                       typed ? absl::StrCat(" (", candidate.type, ")") : "", ": ", problem);
     }
   }
   return choice;

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -163,8 +163,8 @@ std::string WithoutControls(absl::string_view text) {
   for (size_t i = 0; i < text.size();) {
     const size_t at = i;
     const int64_t cp = NextCodePoint(text, i);
-    const bool control = cp < 0x20 || (cp >= 0x7F && cp < 0xA0) ||
-                         (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+    const bool control = cp < 0x20 || (cp >= 0x7F && cp < 0xA0) || (cp >= 0x202A && cp <= 0x202E) ||
+                         (cp >= 0x2066 && cp <= 0x2069);
     if (control) {
       out += kReplacement;
     } else {
@@ -256,7 +256,8 @@ std::string AgeAt(absl::string_view birth_date, absl::string_view exam_date) {
   const std::optional<absl::CivilDay> birth = DicomDate(birth_date);
   const std::optional<absl::CivilDay> exam = DicomDate(exam_date.substr(0, 8));
   if (!birth || !exam || *exam < *birth) return "";
-  int months = static_cast<int>((exam->year() - birth->year()) * 12 + exam->month() - birth->month());
+  int months =
+      static_cast<int>((exam->year() - birth->year()) * 12 + exam->month() - birth->month());
   if (exam->day() < birth->day()) --months;
   const int64_t days = *exam - *birth;
   if (months >= 24) return absl::StrFormat("%03dY", std::min(months / 12, 999));

@@ -137,9 +137,9 @@ std::vector<std::string> Disagreements(const storage::PatientRecord& a,
   }
   // A local patient ID says little: linking on it needs sex and birth date stated and equal.
   using Compare = bool (*)(const std::string&, const std::string&);
-  const Compare differ = local ? +[](const std::string& x, const std::string& y) {
-    return x.empty() || x != y;
-  } : Compare{&BothStatedAndDiffer};
+  const Compare differ =
+      local ? +[](const std::string& x, const std::string& y) { return x.empty() || x != y; }
+            : Compare{&BothStatedAndDiffer};
   if (differ(SexCode(a.sex), SexCode(b.sex))) fields.push_back("sex");
   if (differ(Trimmed(a.birth_date), Trimmed(b.birth_date))) fields.push_back("birth date");
   return fields;
@@ -157,11 +157,11 @@ absl::StatusOr<std::vector<storage::ExamRecord>> PatientLinker::SamePatient(
   RDG_ASSIGN_OR_RETURN(auto candidates, index_.FindPriors(probe, kMaxCandidates));
   std::vector<storage::ExamRecord> same;
   for (auto& candidate : candidates) {
-    const bool by_national_id =
-        !probe.patient.national_id.empty() && candidate.patient.national_id == probe.patient.national_id;
-    std::vector<std::string> fields = Disagreements(
-        exam.patient, candidate.patient,
-        by_national_id ? Strictness::kLinkExams : Strictness::kLinkLocalId);
+    const bool by_national_id = !probe.patient.national_id.empty() &&
+                                candidate.patient.national_id == probe.patient.national_id;
+    std::vector<std::string> fields =
+        Disagreements(exam.patient, candidate.patient,
+                      by_national_id ? Strictness::kLinkExams : Strictness::kLinkLocalId);
     if (fields.empty()) {
       if (static_cast<int>(same.size()) < limit) same.push_back(std::move(candidate));
       continue;
@@ -177,14 +177,27 @@ absl::StatusOr<std::vector<storage::ExamRecord>> PatientLinker::SamePatient(
 
 absl::Status PatientLinker::ReviewNewExam(const storage::ExamRecord& exam) {
   if (!exam.patient.national_id_problem.empty()) {
-    RDG_RETURN_IF_ERROR(index_.RecordIdentityConflict(
-        {0, clock_.Now(), rdg::v1::NATIONAL_ID_REFUSED, exam.exam_id, exam.origin_institution, "",
-         "", {"national ID"}, exam.patient.national_id_problem}));
+    RDG_RETURN_IF_ERROR(index_.RecordIdentityConflict({0,
+                                                       clock_.Now(),
+                                                       rdg::v1::NATIONAL_ID_REFUSED,
+                                                       exam.exam_id,
+                                                       exam.origin_institution,
+                                                       "",
+                                                       "",
+                                                       {"national ID"},
+                                                       exam.patient.national_id_problem}));
   }
   if (IsPlaceholderId(exam.patient.patient_id)) {
     RDG_RETURN_IF_ERROR(index_.RecordIdentityConflict(
-        {0, clock_.Now(), rdg::v1::PLACEHOLDER_PATIENT_ID, exam.exam_id, exam.origin_institution,
-         "", "", {"patient ID"}, "a placeholder patient ID links nothing: give the patient's own"}));
+        {0,
+         clock_.Now(),
+         rdg::v1::PLACEHOLDER_PATIENT_ID,
+         exam.exam_id,
+         exam.origin_institution,
+         "",
+         "",
+         {"patient ID"},
+         "a placeholder patient ID links nothing: give the patient's own"}));
   }
   RDG_RETURN_IF_ERROR(SamePatient(exam, 100).status());
   if (exam.exam_type != "LAB" || exam.accession_number.empty()) return absl::OkStatus();

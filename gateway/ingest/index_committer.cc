@@ -35,9 +35,8 @@ void IndexCommitter::Loop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](IndexCommitter* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-            return c->stopping_ || !c->queue_.empty();
-          },
+          +[](IndexCommitter* c)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) { return c->stopping_ || !c->queue_.empty(); },
           this));
       if (queue_.empty()) return;
       while (!queue_.empty() && static_cast<int>(batch.size()) < max_batch_) {

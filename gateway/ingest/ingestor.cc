@@ -8,9 +8,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "gateway/ingest/parsed_object.h"
 #include "google/protobuf/util/time_util.h"
 #include "storage/status_macros.h"
@@ -57,8 +57,8 @@ storage::NewObject ToNewObject(ParsedObject parsed, const UploadSessionRecord& s
   storage::NewObject n;
   n.exam = std::move(parsed.exam);
   n.exam.origin_institution = session.institution;
-  n.exam.priority = session.priority == rdg::v1::PRIORITY_UNSPECIFIED ? rdg::v1::ROUTINE
-                                                                       : session.priority;
+  n.exam.priority =
+      session.priority == rdg::v1::PRIORITY_UNSPECIFIED ? rdg::v1::ROUTINE : session.priority;
   if (n.exam.critical) n.exam.priority = rdg::v1::STAT;  // a critical value is read first
   n.exam.state = rdg::v1::RECEIVED;
   n.object = std::move(parsed.object);
@@ -122,8 +122,8 @@ absl::Status UploadHandle::OpenStaging() {
     RDG_ASSIGN_OR_RETURN(auto reader, storage::File::OpenForRead(file_->path()));
     std::string buf(1 << 20, '\0');
     for (int64_t pos = 0; pos < staged;) {
-      RDG_ASSIGN_OR_RETURN(size_t n, reader.ReadAt(pos, buf.data(),
-                                                   std::min<int64_t>(buf.size(), staged - pos)));
+      RDG_ASSIGN_OR_RETURN(
+          size_t n, reader.ReadAt(pos, buf.data(), std::min<int64_t>(buf.size(), staged - pos)));
       if (n == 0) break;
       hasher_.Update(absl::string_view(buf.data(), n));
       pos += static_cast<int64_t>(n);
@@ -135,16 +135,16 @@ absl::Status UploadHandle::OpenStaging() {
 absl::Status UploadHandle::Append(int64_t offset, absl::string_view data) {
   if (offset < 0) return absl::InvalidArgumentError("chunk offset must not be negative");
   if (offset > offset_) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "chunk starts at byte ", offset, " but the session has ", offset_,
-        " bytes; resume from the committed offset ", offset_));
+    return absl::FailedPreconditionError(
+        absl::StrCat("chunk starts at byte ", offset, " but the session has ", offset_,
+                     " bytes; resume from the committed offset ", offset_));
   }
   const int64_t skip = std::min<int64_t>(offset_ - offset, static_cast<int64_t>(data.size()));
   data.remove_prefix(static_cast<size_t>(skip));
   if (data.empty()) return absl::OkStatus();
   if (offset_ + static_cast<int64_t>(data.size()) > record_.size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chunk runs past the declared object size of ", record_.size, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("chunk runs past the declared object size of ", record_.size, " bytes"));
   }
   RDG_RETURN_IF_ERROR(file_->Append(data));
   hasher_.Update(data);
@@ -320,9 +320,9 @@ absl::Status Ingestor::ValidateOpen(const rdg::v1::OpenUploadRequest& r) const {
   if (r.size() <= 0) return absl::InvalidArgumentError("the object is empty: nothing to upload");
   if (r.size() > options_.limits.max_object_bytes()) {
     const auto [size, limit] = SizeAndLimit(r.size(), options_.limits.max_object_bytes());
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "the object is ", size, "; this gateway accepts at most ", limit,
-        " per object (limits.max_object_bytes). Ask the platform administrator"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the object is ", size, "; this gateway accepts at most ", limit,
+                     " per object (limits.max_object_bytes). Ask the platform administrator"));
   }
   if (r.sha256().size() != 32) {
     return absl::InvalidArgumentError("sha256 must be the 32-byte SHA-256 of the whole object");
@@ -358,7 +358,8 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
     found.already_stored = std::move(st);
     return found;
   }
-  RDG_ASSIGN_OR_RETURN(auto existing, index_.FindSession(principal.institution, hex, request.size()));
+  RDG_ASSIGN_OR_RETURN(auto existing,
+                       index_.FindSession(principal.institution, hex, request.size()));
   if (existing.has_value()) {
     found.record = *std::move(existing);
     found.persisted = true;
@@ -429,13 +430,14 @@ absl::StatusOr<std::unique_ptr<UploadHandle>> Ingestor::Hold(UploadSessionRecord
     if (!current.ok() || !current->has_value()) {
       Release(record.session_id);
       if (!current.ok()) return current.status();
-      return absl::NotFoundError(absl::StrCat(
-          "no open upload ", record.session_id, " for your institution (it expired); start the "
-          "upload again"));
+      return absl::NotFoundError(absl::StrCat("no open upload ", record.session_id,
+                                              " for your institution (it expired); start the "
+                                              "upload again"));
     }
     record = **std::move(current);
   }
-  auto handle = std::unique_ptr<UploadHandle>(new UploadHandle(*this, std::move(record), persisted));
+  auto handle =
+      std::unique_ptr<UploadHandle>(new UploadHandle(*this, std::move(record), persisted));
   if (auto s = handle->OpenStaging(); !s.ok()) {
     handle->attached_ = false;
     Release(handle->session_id());
@@ -454,9 +456,9 @@ absl::StatusOr<UploadSessionRecord> Ingestor::LoadSession(const auth::Principal&
   RDG_ASSIGN_OR_RETURN(auto record, index_.GetSession(session_id));
   // A session of another institution is reported exactly like a missing one.
   if (!record.has_value() || record->institution != principal.institution) {
-    return absl::NotFoundError(absl::StrCat(
-        "no open upload ", session_id, " for your institution (it was committed, aborted or "
-        "expired); start the upload again"));
+    return absl::NotFoundError(absl::StrCat("no open upload ", session_id,
+                                            " for your institution (it was committed, aborted or "
+                                            "expired); start the upload again"));
   }
   return *std::move(record);
 }
@@ -491,7 +493,8 @@ absl::StatusOr<rdg::v1::ListUploadsResponse> Ingestor::List(const auth::Principa
   std::optional<storage::SessionCursor> after;
   if (!page_token.empty()) {
     // "<created_at in Unix µs>.<session id>"
-    const std::pair<std::string, std::string> parts = absl::StrSplit(page_token, absl::MaxSplits('.', 1));
+    const std::pair<std::string, std::string> parts =
+        absl::StrSplit(page_token, absl::MaxSplits('.', 1));
     int64_t micros = 0;
     if (!absl::SimpleAtoi(parts.first, &micros) || parts.second.empty()) {
       return absl::InvalidArgumentError("page_token is not one this gateway issued");
@@ -513,14 +516,14 @@ absl::StatusOr<rdg::v1::ListUploadsResponse> Ingestor::List(const auth::Principa
     *summary->mutable_updated_at() = ToProto(s.updated_at);
   }
   if (static_cast<int>(sessions.size()) == limit) {
-    response.set_next_page_token(
-        absl::StrCat(absl::ToUnixMicros(sessions.back().created_at), ".", sessions.back().session_id));
+    response.set_next_page_token(absl::StrCat(absl::ToUnixMicros(sessions.back().created_at), ".",
+                                              sessions.back().session_id));
   }
   return response;
 }
 
 absl::StatusOr<rdg::v1::Hl7Acknowledgement> Ingestor::AckForStored(const storage::Digest& digest,
-                                                                    int64_t size) const {
+                                                                   int64_t size) const {
   RDG_ASSIGN_OR_RETURN(auto reader, blobs_.Open(digest));
   std::string bytes(static_cast<size_t>(size), '\0');
   for (int64_t pos = 0; pos < size;) {
@@ -534,7 +537,7 @@ absl::StatusOr<rdg::v1::Hl7Acknowledgement> Ingestor::AckForStored(const storage
 }
 
 absl::StatusOr<ParsedObject> Ingestor::ParseStaged(const UploadSessionRecord& session,
-                                                    const std::string& path) const {
+                                                   const std::string& path) const {
   return parser_.Parse({session.kind, path, session.size, clock_.Now(),
                         AckControlId(absl::string_view(session.session_id).substr(3))});
 }
@@ -546,7 +549,8 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   RDG_ASSIGN_OR_RETURN(ParsedObject parsed, ParseStaged(session, path));
   const std::optional<formats::Hl7Header> hl7 = parsed.hl7_header;
   auto ack = [&](formats::Hl7AckCode code, const formats::Hl7Rejection* why) {
-    return MakeAck(hl7, code, why, clock_.Now(), AckControlId(absl::string_view(session.session_id).substr(3)));
+    return MakeAck(hl7, code, why, clock_.Now(),
+                   AckControlId(absl::string_view(session.session_id).substr(3)));
   };
 
   // Fast answers before touching the blob store: duplicate or conflicting object identity.
@@ -655,19 +659,20 @@ absl::Status Ingestor::RefuseOtherPatient(
     LOG(WARNING) << "exam " << exam.exam_id << ": cannot list the identity conflict: " << s;
   }
   if (lab) {
-    const std::string reason = absl::StrCat(
-        "order ", exam.accession_number, " belongs to another patient (", what,
-        " differ); results are never merged across patients");
+    const std::string reason =
+        absl::StrCat("order ", exam.accession_number, " belongs to another patient (", what,
+                     " differ); results are never merged across patients");
     formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "PID^1^3", reason};
     return AttachAck(absl::AlreadyExistsError(absl::StrCat(
                          "HL7 message ", hl7->control_id, " refused: ", reason,
                          ". Check the patient and the order number in the LIS and send again")),
                      ack(formats::Hl7AckCode::kError, &why));
   }
-  return absl::AlreadyExistsError(absl::StrCat(
-      "Study Instance UID ", exam.study_instance_uid, " belongs to another patient (", what,
-      " differ from exam ", exam.exam_id, "); the object was not stored. Check the patient on "
-      "the modality, or give this study a new Study Instance UID"));
+  return absl::AlreadyExistsError(
+      absl::StrCat("Study Instance UID ", exam.study_instance_uid, " belongs to another patient (",
+                   what, " differ from exam ", exam.exam_id,
+                   "); the object was not stored. Check the patient on "
+                   "the modality, or give this study a new Study Instance UID"));
 }
 
 void Ingestor::Pin(const std::string& sha256_hex) {

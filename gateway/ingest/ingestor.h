@@ -65,7 +65,7 @@ class UploadHandle {
 
   Ingestor& owner_;
   storage::UploadSessionRecord record_;
-  bool persisted_;          //!< the session row exists in the index
+  bool persisted_;  //!< the session row exists in the index
   bool attached_ = true;
   std::optional<storage::File> file_;
   storage::Sha256 hasher_;
@@ -111,8 +111,8 @@ class Ingestor {
   absl::StatusOr<rdg::v1::UploadStatus> Abort(const auth::Principal& principal,
                                               const std::string& session_id);
   //! A page of the caller's institution's open sessions, oldest first.
-  absl::StatusOr<rdg::v1::ListUploadsResponse> List(const auth::Principal& principal,
-                                                    int page_size, const std::string& page_token);
+  absl::StatusOr<rdg::v1::ListUploadsResponse> List(const auth::Principal& principal, int page_size,
+                                                    const std::string& page_token);
   //! Removes sessions idle for longer than limits.upload_ttl_seconds; returns how many.
   absl::StatusOr<int> ExpireSessions();
 
@@ -160,11 +160,11 @@ class Ingestor {
                                                      const storage::Digest& digest);
   //! The refusal of an object whose patient is not its exam's (DICOM: same Study Instance UID;
   //! HL7: same order), listed for the administrators; lab messages carry an AE acknowledgement.
-  absl::Status RefuseOtherPatient(
-      const storage::ExamRecord& exam, std::vector<std::string> fields, const std::string& uid,
-      const std::optional<formats::Hl7Header>& hl7,
-      const std::function<rdg::v1::Hl7Acknowledgement(formats::Hl7AckCode,
-                                                      const formats::Hl7Rejection*)>& ack);
+  absl::Status RefuseOtherPatient(const storage::ExamRecord& exam, std::vector<std::string> fields,
+                                  const std::string& uid,
+                                  const std::optional<formats::Hl7Header>& hl7,
+                                  const std::function<rdg::v1::Hl7Acknowledgement(
+                                      formats::Hl7AckCode, const formats::Hl7Rejection*)>& ack);
   //! Blob pins keep a blob that an in-flight commit relies on from being removed.
   void Pin(const std::string& sha256_hex);
   void UnpinAndCollect(const std::string& sha256_hex, const storage::Digest& digest,
@@ -173,8 +173,7 @@ class Ingestor {
   const Options options_;
   //! Used when options_.parser is null.
   const InProcessParser in_process_parser_{options_.critical, formats::DicomStructureLimits{}};
-  const ObjectParser& parser_ =
-      options_.parser != nullptr ? *options_.parser : in_process_parser_;
+  const ObjectParser& parser_ = options_.parser != nullptr ? *options_.parser : in_process_parser_;
   storage::IndexStore& index_;
   storage::BlobStore& blobs_;
   const storage::StagingArea staging_;

@@ -17,7 +17,7 @@ namespace rdg::ingest {
 //! One staged object to parse.
 struct ParseJob {
   rdg::v1::ObjectKind kind = rdg::v1::DICOM;
-  std::string path;            //!< the staged file, complete and verified against its SHA-256
+  std::string path;  //!< the staged file, complete and verified against its SHA-256
   int64_t size = 0;
   absl::Time now;              //!< HL7 ACK time
   std::string ack_control_id;  //!< the HL7 ACK's MSH-10

@@ -54,12 +54,12 @@ std::string OrderKey(const formats::LabMessage& m) {
   const formats::LabOrder& first = m.orders.front();
   const std::string patient = absl::StrCat("\x1F", m.patient_id, "\x1F", m.patient_id_issuer);
   if (!first.filler_order_number.empty()) {
-    return "hl7-order-" + ExactKey(FirstComponent(first.filler_order_number),
-                                   first.filler_order_number + patient);
+    return "hl7-order-" +
+           ExactKey(FirstComponent(first.filler_order_number), first.filler_order_number + patient);
   }
   if (!first.placer_order_number.empty()) {
-    return "hl7-placer-" + ExactKey(FirstComponent(first.placer_order_number),
-                                    first.placer_order_number + patient);
+    return "hl7-placer-" +
+           ExactKey(FirstComponent(first.placer_order_number), first.placer_order_number + patient);
   }
   return "hl7-msg-" + ExactKey(m.header.control_id, MessageIdentity(m.header));
 }
@@ -69,7 +69,8 @@ std::string OrderKey(const formats::LabMessage& m) {
 storage::PatientRecord Patient(std::string id, std::string issuer, std::string name,
                                std::string sex, std::string birth_date, std::string age,
                                const std::vector<formats::PatientIdentifier>& identifiers) {
-  const formats::NationalIdChoice national = formats::ChooseNationalId(identifiers, birth_date, sex);
+  const formats::NationalIdChoice national =
+      formats::ChooseNationalId(identifiers, birth_date, sex);
   storage::PatientRecord p;
   p.patient_id = std::move(id);
   p.name = std::move(name);
@@ -109,8 +110,8 @@ ParsedObject FromLabMessage(const formats::LabMessage& m, const CriticalValueTab
                       /*age=*/"", m.patient_identifiers);
   const formats::LabOrder& first = m.orders.front();
   // The whole order number, exactly as sent (entity id and namespace: "ORD#1^LIS").
-  e.accession_number = first.filler_order_number.empty() ? first.placer_order_number
-                                                         : first.filler_order_number;
+  e.accession_number =
+      first.filler_order_number.empty() ? first.placer_order_number : first.filler_order_number;
   e.exam_type = "LAB";
   e.modalities = {"LAB"};
   e.study_date = first.observed_at.substr(0, 8);
@@ -126,22 +127,21 @@ ParsedObject FromLabMessage(const formats::LabMessage& m, const CriticalValueTab
   }
   e.study_description = absl::StrJoin(services, ", ");
   storage::ObjectRecord& obj = p.object;
-  obj.sop_instance_uid = absl::StrCat(
-      "hl7-", SafeKey(FirstComponent(m.header.sending_application)), "-",
-      ExactKey(m.header.control_id, MessageIdentity(m.header)));
+  obj.sop_instance_uid =
+      absl::StrCat("hl7-", SafeKey(FirstComponent(m.header.sending_application)), "-",
+                   ExactKey(m.header.control_id, MessageIdentity(m.header)));
   obj.series_instance_uid = e.study_instance_uid;
   obj.sop_class_uid = "HL7v2 ORU^R01";
-  obj.transfer_syntax_uid = absl::StrCat("HL7 ", m.header.version,
-                                         m.header.charset.empty() ? "" : " ", m.header.charset);
+  obj.transfer_syntax_uid =
+      absl::StrCat("HL7 ", m.header.version, m.header.charset.empty() ? "" : " ", m.header.charset);
   obj.modality = "LAB";
   p.hl7_header = m.header;
   return p;
 }
 
 bool HasCriticalFlag(const formats::LabObservation& o) {
-  return std::any_of(o.abnormal_flags.begin(), o.abnormal_flags.end(), [](const std::string& f) {
-    return f == "HH" || f == "LL" || f == "AA";
-  });
+  return std::any_of(o.abnormal_flags.begin(), o.abnormal_flags.end(),
+                     [](const std::string& f) { return f == "HH" || f == "LL" || f == "AA"; });
 }
 
 }  // namespace
@@ -180,9 +180,9 @@ absl::StatusOr<ParsedObject> ParseDicomObject(const std::string& path) {
   if (e.patient.national_id.empty()) {
     // Clinics that file patients by their ID card number put it in Patient ID itself: used when
     // it is a valid one; anything else there is a local number, not a refused national ID.
-    const formats::NationalIdChoice primary = formats::ChooseNationalId(
-        {{d.patient_id, d.patient_id_issuer, "", "(0010,0020)"}}, d.patient_birth_date,
-        d.patient_sex);
+    const formats::NationalIdChoice primary =
+        formats::ChooseNationalId({{d.patient_id, d.patient_id_issuer, "", "(0010,0020)"}},
+                                  d.patient_birth_date, d.patient_sex);
     if (!primary.id.empty()) {
       e.patient.national_id = primary.id;
       e.patient.national_id_issuer = primary.issuer;
@@ -224,10 +224,9 @@ absl::StatusOr<ParsedObject> ParseLabObject(const std::string& path, int64_t siz
     return p;
   }
   const formats::Hl7Rejection& r = *parsed.rejection;
-  return AttachAck(
-      absl::InvalidArgumentError(absl::StrCat("HL7 message rejected (", Hl7AckCodeName(r.code),
-                                              "): ", r.reason)),
-      MakeAck(parsed.header, r.code, &r, now, ack_control_id));
+  return AttachAck(absl::InvalidArgumentError(absl::StrCat(
+                       "HL7 message rejected (", Hl7AckCodeName(r.code), "): ", r.reason)),
+                   MakeAck(parsed.header, r.code, &r, now, ack_control_id));
 }
 
 rdg::v1::Hl7Acknowledgement MakeAck(const std::optional<formats::Hl7Header>& header,

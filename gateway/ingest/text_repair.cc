@@ -14,9 +14,9 @@ namespace {
 
 //! The exam's text columns, each of which a listing sends as a protobuf `string`.
 std::vector<std::string*> TextOf(storage::ExamRecord& e) {
-  return {&e.patient.patient_id, &e.patient.name,    &e.patient.sex,   &e.patient.birth_date,
-          &e.accession_number,   &e.body_part,       &e.study_date,    &e.study_time,
-          &e.study_description};
+  return {&e.patient.patient_id, &e.patient.name,     &e.patient.sex,
+          &e.patient.birth_date, &e.accession_number, &e.body_part,
+          &e.study_date,         &e.study_time,       &e.study_description};
 }
 
 //! Whether the exam's text may be in a device's character set: any byte outside ASCII, or ESC.

@@ -17,7 +17,7 @@ namespace rdg::ingest {
 inline constexpr char kExamTextRepair[] = "exam_text_utf8";
 
 struct TextRepairReport {
-  int examined = 0;  //!< exams looked at
+  int examined = 0;    //!< exams looked at
   int reparsed = 0;    //!< exams whose text was read again from their first object
   int unreadable = 0;  //!< exams left as they were: their object could not be read again
 };

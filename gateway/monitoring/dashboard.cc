@@ -43,7 +43,8 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   glass.since = now - absl::Hours(kHours);
   glass.limit = 100;
   RDG_ASSIGN_OR_RETURN(auto broken, index.ListAudit(glass));
-  RDG_ASSIGN_OR_RETURN(auto conflicts, index.ListIdentityConflicts(now - absl::Hours(kHours), 1000));
+  RDG_ASSIGN_OR_RETURN(auto conflicts,
+                       index.ListIdentityConflicts(now - absl::Hours(kHours), 1000));
 
   json out;
   out["generated_at"] = Iso(now, zone);
@@ -68,7 +69,8 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   for (const auto& [county, hours] : by_county) {
     json p50 = json::array(), p90 = json::array(), count = json::array();
     for (const auto& in_hour : hours) {
-      auto figures = ComputeTurnaround(in_hour, rdg::v1::TURNAROUND_GROUPING_UNSPECIFIED, directory);
+      auto figures =
+          ComputeTurnaround(in_hour, rdg::v1::TURNAROUND_GROUPING_UNSPECIFIED, directory);
       if (figures.empty() || figures[0].stages.empty()) {
         p50.push_back(nullptr);
         p90.push_back(nullptr);
@@ -80,8 +82,11 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
       p90.push_back(Seconds(f.p90));
       count.push_back(f.count);
     }
-    series.push_back({{"county", county}, {"county_name", directory.Name(county)}, {"p50", p50},
-                      {"p90", p90}, {"count", count}});
+    series.push_back({{"county", county},
+                      {"county_name", directory.Name(county)},
+                      {"p50", p50},
+                      {"p90", p90},
+                      {"count", count}});
   }
   out["tat"] = {{"stage", "final"}, {"hours", labels}, {"series", series}};
 
@@ -89,10 +94,14 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   json compliance = json::array();
   for (const auto& g : ComputeTurnaround(stages, rdg::v1::BY_COUNTY, directory)) {
     for (const auto& f : g.stages) {
-      compliance.push_back({{"county", g.key}, {"county_name", directory.Name(g.key)},
-                            {"stage", StageLabel(f.stage)}, {"count", f.count},
-                            {"with_target", f.with_target}, {"share", f.WithinShare()},
-                            {"p50_seconds", Seconds(f.p50)}, {"p90_seconds", Seconds(f.p90)}});
+      compliance.push_back({{"county", g.key},
+                            {"county_name", directory.Name(g.key)},
+                            {"stage", StageLabel(f.stage)},
+                            {"count", f.count},
+                            {"with_target", f.with_target},
+                            {"share", f.WithinShare()},
+                            {"p50_seconds", Seconds(f.p50)},
+                            {"p90_seconds", Seconds(f.p90)}});
     }
   }
   out["compliance"] = compliance;
@@ -102,23 +111,31 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   for (auto& q : queues) by_queue[q.queue] = std::move(q);
   json qs = json::array();
   for (const auto& [name, q] : by_queue) {
-    qs.push_back({{"queue", name}, {"queue_name", directory.QueueName(name)}, {"depth", q.depth},
-                  {"being_read", q.claimed},
-                  {"waiting", q.depth - q.claimed}, {"overdue", q.overdue},
-                  {"oldest_waiting_seconds",
-                   q.oldest_waiting_since ? Seconds(now - *q.oldest_waiting_since) : json(nullptr)}});
+    qs.push_back(
+        {{"queue", name},
+         {"queue_name", directory.QueueName(name)},
+         {"depth", q.depth},
+         {"being_read", q.claimed},
+         {"waiting", q.depth - q.claimed},
+         {"overdue", q.overdue},
+         {"oldest_waiting_seconds",
+          q.oldest_waiting_since ? Seconds(now - *q.oldest_waiting_since) : json(nullptr)}});
   }
   out["queues"] = qs;
 
   json bs = json::array();
   for (const auto& b : breaches) {
     const std::string county = CountyOf(b.origin_institution, directory);
-    bs.push_back({{"exam_id", b.exam_id}, {"stage", StageLabel(b.stage)},
-                  {"priority", rdg::v1::Priority_Name(b.priority)}, {"exam_type", formats::ToValidUtf8(b.exam_type)},  // from a device
-                  {"queue", b.queue}, {"queue_name", directory.QueueName(b.queue)},
+    bs.push_back({{"exam_id", b.exam_id},
+                  {"stage", StageLabel(b.stage)},
+                  {"priority", rdg::v1::Priority_Name(b.priority)},
+                  {"exam_type", formats::ToValidUtf8(b.exam_type)},  // from a device
+                  {"queue", b.queue},
+                  {"queue_name", directory.QueueName(b.queue)},
                   {"origin", b.origin_institution},
                   {"origin_name", directory.Name(b.origin_institution)},
-                  {"county", county}, {"county_name", directory.Name(county)},
+                  {"county", county},
+                  {"county_name", directory.Name(county)},
                   {"due_at", Iso(b.due_at, zone)},
                   {"overrun_seconds", Seconds(b.Overrun(now))}});
   }
@@ -128,7 +145,8 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   json glass_rows = json::array();
   for (const auto& a : broken) {
     const std::string detail = formats::ToValidUtf8(a.detail);
-    glass_rows.push_back({{"at", Iso(a.at, zone)}, {"user", a.user},
+    glass_rows.push_back({{"at", Iso(a.at, zone)},
+                          {"user", a.user},
                           {"institution", a.institution},
                           {"institution_name", directory.Name(a.institution)},
                           {"exam_id", a.exam_id},
@@ -137,8 +155,10 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
   out["break_glass"] = glass_rows;
   int64_t open_total = 0;
   for (const auto& c : counts) open_total += c.open;
-  out["totals"] = {{"completed_stages", completed}, {"open_breaches", open_total},
-                   {"identity_conflicts", conflicts.size()}, {"break_glass", broken.size()}};
+  out["totals"] = {{"completed_stages", completed},
+                   {"open_breaches", open_total},
+                   {"identity_conflicts", conflicts.size()},
+                   {"break_glass", broken.size()}};
   return out.dump();
 }
 

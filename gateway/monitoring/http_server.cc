@@ -1,18 +1,18 @@
 #include "gateway/monitoring/http_server.h"
 
+#include <fcntl.h>
 #include <glog/logging.h>
 #include <httplib.h>  // this file is the only one that includes it
-#include <fcntl.h>
-#include <sys/socket.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <cerrno>
+#include <cstring>
 
 #include <fstream>
 #include <functional>
@@ -76,9 +76,10 @@ absl::StatusOr<std::string> ReadToken(const std::string& path) {
   buffer << in.rdbuf();
   std::string token(absl::StripAsciiWhitespace(buffer.str()));
   if (token.size() < 16) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "monitoring.token_file ", path, " holds fewer than 16 characters; use a long random "
-        "token (e.g. openssl rand -hex 32)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("monitoring.token_file ", path,
+                     " holds fewer than 16 characters; use a long random "
+                     "token (e.g. openssl rand -hex 32)"));
   }
   return token;
 }
@@ -162,9 +163,7 @@ class NewestFirstPool final : public httplib::TaskQueue {
   bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return stopping_ || pending_.size() < max_pending_;
   }
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !pending_.empty();
-  }
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !pending_.empty(); }
   void Work() {
     for (;;) {
       std::function<void()> fn;
@@ -242,7 +241,8 @@ absl::StatusOr<std::unique_ptr<MonitoringServer>> MonitoringServer::Start(
   } else {
     m->server_ = std::make_unique<httplib::Server>();
   }
-  std::pair<std::string, std::string> host_port = absl::StrSplit(config.listen(), absl::MaxSplits(':', 1));
+  std::pair<std::string, std::string> host_port =
+      absl::StrSplit(config.listen(), absl::MaxSplits(':', 1));
   if (host_port.first.size() > 2 && host_port.first.front() == '[') {  // [::1]:9464
     const auto close = config.listen().find("]:");
     host_port = {config.listen().substr(1, close - 1), config.listen().substr(close + 2)};
@@ -311,24 +311,26 @@ void MonitoringServer::Route() {
           return body(req, res);
         case Access::kUnauthenticated:
           res.set_header("WWW-Authenticate", "Bearer realm=\"rdg-monitoring\"");
-          return Text(res, 401, "credentials required: an administrator's certificate or the "
-                                "monitoring token (Authorization: Bearer ...)\n");
+          return Text(res, 401,
+                      "credentials required: an administrator's certificate or the "
+                      "monitoring token (Authorization: Bearer ...)\n");
         case Access::kForbidden:
           return Text(res, 403, "forbidden: administrators only\n");
       }
     };
   };
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { Text(res, 200, "ok\n"); });
+  s.Get("/healthz",
+        [](const httplib::Request&, httplib::Response& res) { Text(res, 200, "ok\n"); });
   s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
     const absl::Status ready = handlers_.ready();
     Text(res, ready.ok() ? 200 : 503,
          ready.ok() ? "ready\n" : absl::StrCat("not ready: ", ready.message(), "\n"));
   });
   s.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
-    auto text = handlers_.metrics();
-    if (!text.ok()) return Text(res, 500, absl::StrCat(text.status().message(), "\n"));
-    res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
-  }));
+          auto text = handlers_.metrics();
+          if (!text.ok()) return Text(res, 500, absl::StrCat(text.status().message(), "\n"));
+          res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
+        }));
   // /dashboard?token=T: a browser has no header to send; the token becomes a cookie (HttpOnly,
   // same site, this port only) and the address bar loses it.
   s.Get("/dashboard", [this, guarded](const httplib::Request& req, httplib::Response& res) {
@@ -337,9 +339,9 @@ void MonitoringServer::Route() {
       if (token_.empty() || !SameToken(token, token_)) {
         return Text(res, 403, "forbidden: administrators only\n");
       }
-      res.set_header("Set-Cookie", absl::StrCat(kCookie, "=", token,
-                                                "; Path=/; HttpOnly; SameSite=Strict",
-                                                tls_ ? "; Secure" : ""));
+      res.set_header("Set-Cookie",
+                     absl::StrCat(kCookie, "=", token, "; Path=/; HttpOnly; SameSite=Strict",
+                                  tls_ ? "; Secure" : ""));
       // The page's language choice survives the redirect (only the two it knows).
       const std::string lang = req.get_param_value("lang");
       res.set_redirect(lang == "zh" || lang == "en" ? "/dashboard?lang=" + lang : "/dashboard",
@@ -351,16 +353,16 @@ void MonitoringServer::Route() {
     })(req, res);
   });
   s.Get("/dashboard/data.json", guarded([this](const httplib::Request&, httplib::Response& res) {
-    auto json = handlers_.dashboard_data();
-    if (!json.ok()) return Text(res, 500, absl::StrCat(json.status().message(), "\n"));
-    res.set_content(*json, "application/json");
-  }));
+          auto json = handlers_.dashboard_data();
+          if (!json.ok()) return Text(res, 500, absl::StrCat(json.status().message(), "\n"));
+          res.set_content(*json, "application/json");
+        }));
   s.Get("/dashboard/dashboard.js", guarded([](const httplib::Request&, httplib::Response& res) {
-    res.set_content(DashboardJs(), "text/javascript; charset=utf-8");
-  }));
+          res.set_content(DashboardJs(), "text/javascript; charset=utf-8");
+        }));
   s.Get("/dashboard/chart.min.js", guarded([](const httplib::Request&, httplib::Response& res) {
-    res.set_content(ChartJs(), "text/javascript; charset=utf-8");
-  }));
+          res.set_content(ChartJs(), "text/javascript; charset=utf-8");
+        }));
 }
 
 }  // namespace rdg::monitoring

@@ -38,8 +38,8 @@ void Header(std::string& out, const char* name, const char* type, const char* he
 }  // namespace
 
 const std::vector<double>& TatBuckets() {
-  static const auto* kBuckets = new std::vector<double>{
-      60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800};
+  static const auto* kBuckets = new std::vector<double>{60,   300,   600,   900,   1800,   3600,
+                                                        7200, 14400, 28800, 86400, 172800, 604800};
   return *kBuckets;
 }
 
@@ -103,9 +103,9 @@ absl::StatusOr<std::string> Metrics::Render() {
          "result to acknowledgement), by the origin institution's county.");
   for (const auto& [key, h] : tat_) {
     const auto& [stage, county, type, priority] = key;
-    const std::string labels = absl::StrCat("stage=\"", Escape(stage), "\",county=\"",
-                                            Escape(county), "\",exam_type=\"", Escape(type),
-                                            "\",priority=\"", Escape(priority), "\"");
+    const std::string labels =
+        absl::StrCat("stage=\"", Escape(stage), "\",county=\"", Escape(county), "\",exam_type=\"",
+                     Escape(type), "\",priority=\"", Escape(priority), "\"");
     int64_t cumulative = 0;
     for (size_t i = 0; i < TatBuckets().size(); ++i) {
       cumulative += h.buckets[i];

@@ -52,7 +52,8 @@ class Metrics {
   absl::Status Refresh();
 
  private:
-  using SeriesKey = std::tuple<std::string, std::string, std::string, std::string>;  // stage, county, type, priority
+  using SeriesKey = std::tuple<std::string, std::string, std::string,
+                               std::string>;  // stage, county, type, priority
   struct Histogram {
     std::vector<int64_t> buckets;  //!< non-cumulative counts per TatBuckets() bound, then +Inf
     int64_t count = 0;

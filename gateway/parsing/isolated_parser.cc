@@ -40,9 +40,9 @@ constexpr absl::Duration kStartTimeout = absl::Seconds(10);
 constexpr char kWallClockTimeoutUrl[] = "rdg.parser/wall-clock-timeout";
 
 absl::Status Unsafe(absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      "the file could not be parsed safely: ", why,
-      "; the object was not stored. Check the file with the modality's vendor"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("the file could not be parsed safely: ", why,
+                   "; the object was not stored. Check the file with the modality's vendor"));
 }
 
 }  // namespace
@@ -128,9 +128,9 @@ absl::StatusOr<IsolatedParser::Process> IsolatedParser::Spawn() const {
   ::close(sv[1]);
   if (err != 0) {
     ::close(sv[0]);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot start the parser program ", program, ": ", std::strerror(err),
-        " (parsing.program; it is built beside rdg-gateway)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot start the parser program ", program, ": ", std::strerror(err),
+                     " (parsing.program; it is built beside rdg-gateway)"));
   }
   Process process{pid, sv[0]};
   // The process answers its setup once it is ready (dictionary loaded, limits set): one that
@@ -140,11 +140,11 @@ absl::StatusOr<IsolatedParser::Process> IsolatedParser::Spawn() const {
   if (s.ok()) s = ReadFrame(process.fd, ready, absl::Now() + kStartTimeout);
   if (!s.ok()) {
     const int status = Reap(process);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the parser program ", program, " did not start (", s.message(), "; ",
-        WIFEXITED(status) ? absl::StrCat("exit status ", WEXITSTATUS(status))
-                          : absl::StrCat("signal ", WTERMSIG(status)),
-        "); see its messages in the gateway's log"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the parser program ", program, " did not start (", s.message(), "; ",
+                     WIFEXITED(status) ? absl::StrCat("exit status ", WEXITSTATUS(status))
+                                       : absl::StrCat("signal ", WTERMSIG(status)),
+                     "); see its messages in the gateway's log"));
   }
   return process;
 }

@@ -39,10 +39,14 @@ rdg::v1::ParsedExam ToProto(const storage::ExamRecord& e) {
 storage::ExamRecord FromProto(const rdg::v1::ParsedExam& p) {
   storage::ExamRecord e;
   e.study_instance_uid = p.study_instance_uid();
-  e.patient = {p.patient().patient_id(),  p.patient().name(),
-               p.patient().sex(),         p.patient().birth_date(),
-               p.patient().national_id(), p.patient().age(),
-               p.patient().id_issuer(),   p.patient().national_id_issuer(),
+  e.patient = {p.patient().patient_id(),
+               p.patient().name(),
+               p.patient().sex(),
+               p.patient().birth_date(),
+               p.patient().national_id(),
+               p.patient().age(),
+               p.patient().id_issuer(),
+               p.patient().national_id_issuer(),
                p.patient().national_id_problem()};
   e.accession_number = p.accession_number();
   e.exam_type = p.exam_type();
@@ -158,7 +162,8 @@ absl::Status AwaitReadable(int fd, absl::Time deadline) {
     const int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left), 59999) + 1);
     const int r = ::poll(&p, 1, ms);
     if (r > 0) return absl::OkStatus();
-    if (r < 0 && errno != EINTR) return absl::InternalError(absl::StrCat("poll: ", std::strerror(errno)));
+    if (r < 0 && errno != EINTR)
+      return absl::InternalError(absl::StrCat("poll: ", std::strerror(errno)));
   }
 }
 
@@ -228,8 +233,8 @@ absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& message) {
 absl::Status ReadFrame(int fd, google::protobuf::MessageLite& message, absl::Time deadline) {
   unsigned char header[4];
   if (auto s = ReadFully(fd, reinterpret_cast<char*>(header), 4, deadline); !s.ok()) return s;
-  const uint32_t size = uint32_t{header[0]} | uint32_t{header[1]} << 8 |
-                        uint32_t{header[2]} << 16 | uint32_t{header[3]} << 24;
+  const uint32_t size = uint32_t{header[0]} | uint32_t{header[1]} << 8 | uint32_t{header[2]} << 16 |
+                        uint32_t{header[3]} << 24;
   if (size > kMaxFrameBytes) return absl::DataLossError("frame larger than allowed");
   std::string body(size, '\0');
   if (auto s = ReadFully(fd, body.data(), size, deadline); !s.ok()) return s;

@@ -46,16 +46,16 @@ RoutingDecision Router::Route(const RoutingInput& in) const {
     }
     d.queue = rule.queue;
     d.rule = rule.name;
-    d.priority = in.requested_priority != rdg::v1::PRIORITY_UNSPECIFIED ? in.requested_priority
+    d.priority = in.requested_priority != rdg::v1::PRIORITY_UNSPECIFIED   ? in.requested_priority
                  : rule.default_priority != rdg::v1::PRIORITY_UNSPECIFIED ? rule.default_priority
-                                                                           : rdg::v1::ROUTINE;
+                                                                          : rdg::v1::ROUTINE;
     return d;
   }
   fallbacks_.fetch_add(1);
   d.queue = fallback_queue_;
   d.fallback = true;
   d.priority = in.requested_priority != rdg::v1::PRIORITY_UNSPECIFIED ? in.requested_priority
-                                                                       : rdg::v1::ROUTINE;
+                                                                      : rdg::v1::ROUTINE;
   return d;
 }
 

@@ -17,15 +17,15 @@ namespace rdg::routing {
 
 struct RoutingInput {
   std::string origin_institution;
-  std::string exam_type;   //!< modality: CT, DX, US, ECG, LAB, …
-  std::string body_part;   //!< DICOM (0018,0015), may be empty
+  std::string exam_type;  //!< modality: CT, DX, US, ECG, LAB, …
+  std::string body_part;  //!< DICOM (0018,0015), may be empty
   rdg::v1::Priority requested_priority = rdg::v1::PRIORITY_UNSPECIFIED;  //!< set by the clinic
 };
 
 struct RoutingDecision {
   std::string queue;
   rdg::v1::Priority priority = rdg::v1::ROUTINE;
-  std::string rule;        //!< name of the matching rule; empty for the fallback
+  std::string rule;  //!< name of the matching rule; empty for the fallback
   bool fallback = false;
 };
 

@@ -24,12 +24,14 @@ absl::StatusOr<std::string> SingleEntry(X509_NAME* name, int nid, absl::string_v
   int idx = X509_NAME_get_index_by_NID(name, nid, -1);
   if (idx < 0) return std::string();
   if (X509_NAME_get_index_by_NID(name, nid, idx) >= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("certificate subject has more than one ", label));
+    return absl::InvalidArgumentError(
+        absl::StrCat("certificate subject has more than one ", label));
   }
   ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
   unsigned char* utf8 = nullptr;
   int len = ASN1_STRING_to_UTF8(&utf8, data);
-  if (len < 0) return absl::InvalidArgumentError(absl::StrCat("certificate ", label, " unreadable"));
+  if (len < 0)
+    return absl::InvalidArgumentError(absl::StrCat("certificate ", label, " unreadable"));
   std::string out(reinterpret_cast<char*>(utf8), static_cast<size_t>(len));
   OPENSSL_free(utf8);
   return out;

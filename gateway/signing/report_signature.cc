@@ -6,8 +6,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 #include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include "absl/strings/str_cat.h"
 #include "gateway/signing/openssl_support.h"
@@ -39,7 +39,8 @@ struct SignatureVerifier::Impl {
     if (X509_verify_cert(ctx.get()) != 1) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the signer certificate was not valid under the platform CA when the report was "
-          "signed (", X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())), ")"));
+          "signed (",
+          X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())), ")"));
     }
     // A signing certificate: what a reader signs with cannot be a transport-only key. (Without
     // the extension OpenSSL reports every usage: its absence is refused too.)
@@ -77,7 +78,8 @@ struct SignatureVerifier::Impl {
                          X509* signer) const {
     EVP_PKEY* key = X509_get0_pubkey(signer);
     if (key == nullptr || !EVP_PKEY_is_a(key, "SM2")) {
-      return absl::InvalidArgumentError("format SM2_SM3_RAW needs a signer certificate with an SM2 key");
+      return absl::InvalidArgumentError(
+          "format SM2_SM3_RAW needs a signer certificate with an SM2 key");
     }
     MdCtxPtr md(EVP_MD_CTX_new());
     PkeyCtxPtr pctx(EVP_PKEY_CTX_new(key, nullptr));

@@ -30,8 +30,7 @@ class SignatureVerifier {
   //! nonRepudiation key usage). Returns the signer's subject. INVALID_ARGUMENT for anything that
   //! does not verify (with the reason, never the content).
   absl::StatusOr<CertificateSubject> Verify(rdg::v1::SignatureFormat format,
-                                            absl::string_view content,
-                                            absl::string_view signature,
+                                            absl::string_view content, absl::string_view signature,
                                             absl::string_view signer_cert_pem,
                                             absl::Time signed_at) const;
 

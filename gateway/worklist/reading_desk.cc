@@ -14,7 +14,9 @@ namespace rdg::worklist {
 
 ReadingDesk::ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index,
                          const routing::SlaTable& sla, const Clock& clock)
-    : index_(index), sla_(sla), clock_(clock),
+    : index_(index),
+      sla_(sla),
+      clock_(clock),
       lease_(absl::Seconds(config.claims().lease_seconds())),
       zone_(config::DisplayTimeZone(config)) {
   for (const auto& q : config.queues()) {
@@ -71,14 +73,14 @@ absl::Status ReadingDesk::Audit(const auth::Principal& who, const std::string& a
       {0, clock_.Now(), who.institution, who.user, who.role, action, exam_id, detail});
 }
 
-absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInReadersQueues(
-    const auth::Principal& reader, const std::string& exam_id) {
+absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInReadersQueues(const auth::Principal& reader,
+                                                                     const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(reader, auth::Permission::kReadQueues));
   RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
   const auto& mine = QueuesOf(reader);
   if (!exam.has_value() || std::find(mine.begin(), mine.end(), exam->queue) == mine.end()) {
-    return absl::NotFoundError(absl::StrCat("no exam ", exam_id, " in the queues of ",
-                                            reader.user, "'s desks at ", reader.institution));
+    return absl::NotFoundError(absl::StrCat("no exam ", exam_id, " in the queues of ", reader.user,
+                                            "'s desks at ", reader.institution));
   }
   return *std::move(exam);
 }
@@ -103,22 +105,22 @@ absl::StatusOr<storage::ClaimRecord> ReadingDesk::Claim(const auth::Principal& r
   const std::string reason(absl::StripAsciiWhitespace(amendment_reason));
   if (for_amendment &&
       (reason.size() < kMinBreakGlassReason || reason.size() > kMaxBreakGlassReason)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "say why the report of exam ", exam_id, " needs amending (--reason, ",
-        kMinBreakGlassReason, " to ", kMaxBreakGlassReason,
-        " bytes): the claim opens its reports and the patient's priors to you"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("say why the report of exam ", exam_id, " needs amending (--reason, ",
+                     kMinBreakGlassReason, " to ", kMaxBreakGlassReason,
+                     " bytes): the claim opens its reports and the patient's priors to you"));
   }
-  absl::StatusOr<storage::ClaimRecord> claim = index_.ClaimExam(
-      exam_id, reader.user, reader.institution, clock_.Now(), lease_,
-      for_amendment ? storage::ClaimAction::kAmend : storage::ClaimAction::kClaim);
+  absl::StatusOr<storage::ClaimRecord> claim =
+      index_.ClaimExam(exam_id, reader.user, reader.institution, clock_.Now(), lease_,
+                       for_amendment ? storage::ClaimAction::kAmend : storage::ClaimAction::kClaim);
   if (!claim.ok()) return ClaimConflict(exam_id, reader, claim.status());
   RDG_RETURN_IF_ERROR(
       Audit(reader, for_amendment ? "claim_for_amendment" : "claim_exam", exam_id, reason));
   return claim;
 }
 
-absl::Status ReadingDesk::ClaimConflict(const std::string& exam_id,
-                                        const auth::Principal& reader, absl::Status refused) {
+absl::Status ReadingDesk::ClaimConflict(const std::string& exam_id, const auth::Principal& reader,
+                                        absl::Status refused) {
   if (!absl::IsFailedPrecondition(refused)) return refused;
   absl::StatusOr<std::optional<storage::ClaimRecord>> holder =
       index_.GetLiveClaim(exam_id, clock_.Now());
@@ -166,7 +168,8 @@ std::string ReadingDesk::NextLevelQueue(const std::string& queue,
   auto parent = parent_of_.find(q->second.institution());
   if (parent == parent_of_.end() || parent->second.empty()) return "";
   for (const auto& name : InstitutionQueues(parent->second)) {
-    if (name == fallback_queue_) continue;  // manual triage of unroutable exams, not a reading queue
+    if (name == fallback_queue_)
+      continue;  // manual triage of unroutable exams, not a reading queue
     const auto& types = queue_by_name_.at(name).exam_types();
     if (types.empty() || std::find(types.begin(), types.end(), exam_type) != types.end()) {
       return name;
@@ -184,11 +187,11 @@ absl::StatusOr<storage::ExamRecord> ReadingDesk::Escalate(const auth::Principal&
   }
   const std::string target = NextLevelQueue(exam.queue, exam.exam_type);
   if (target.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "there is no consultation queue above ", exam.queue, " for ", exam.exam_type));
+    return absl::FailedPreconditionError(
+        absl::StrCat("there is no consultation queue above ", exam.queue, " for ", exam.exam_type));
   }
   const absl::Time now = clock_.Now();
-  storage::Escalation esc{exam_id, target, sla_.ClaimDue(exam.exam_type, exam.priority, now),
+  storage::Escalation esc{exam_id,     target, sla_.ClaimDue(exam.exam_type, exam.priority, now),
                           reader.user, reason, /*require_claim=*/true};
   RDG_ASSIGN_OR_RETURN(auto moved, index_.EscalateExam(esc, now));
   RDG_RETURN_IF_ERROR(Audit(reader, "escalate_exam", exam_id, target));
@@ -205,11 +208,14 @@ absl::StatusOr<int> ReadingDesk::EscalateOverdue() {
       RDG_RETURN_IF_ERROR(index_.ClearClaimDue(exam.exam_id));
       continue;
     }
-    const std::string reason = absl::StrCat(
-        "unclaimed past its SLA claim target (due ",
-        absl::FormatTime("%Y-%m-%d %H:%M %Z", exam.claim_due_at, zone_), ")");
-    storage::Escalation esc{exam.exam_id, target,
-                            sla_.ClaimDue(exam.exam_type, exam.priority, now), "system", reason,
+    const std::string reason =
+        absl::StrCat("unclaimed past its SLA claim target (due ",
+                     absl::FormatTime("%Y-%m-%d %H:%M %Z", exam.claim_due_at, zone_), ")");
+    storage::Escalation esc{exam.exam_id,
+                            target,
+                            sla_.ClaimDue(exam.exam_type, exam.priority, now),
+                            "system",
+                            reason,
                             /*require_claim=*/false};
     auto r = index_.EscalateExam(esc, now);
     if (r.ok()) {
@@ -246,22 +252,23 @@ absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInContextOfWork(
   if (reading) return exam;
   const std::string reason(absl::StripAsciiWhitespace(break_glass_reason));
   if (reason.empty()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        what, " of exam ", exam_id, " are for the reader holding its claim: claim it first, "
-        "or break the glass with a reason (audited and shown to the administrators)"));
+    return absl::PermissionDeniedError(
+        absl::StrCat(what, " of exam ", exam_id,
+                     " are for the reader holding its claim: claim it first, "
+                     "or break the glass with a reason (audited and shown to the administrators)"));
   }
   if (reason.size() < kMinBreakGlassReason || reason.size() > kMaxBreakGlassReason) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the break-the-glass reason is ", reason.size(), " bytes; say why in ",
-        kMinBreakGlassReason, " to ", kMaxBreakGlassReason, " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("the break-the-glass reason is ", reason.size(),
+                                                   " bytes; say why in ", kMinBreakGlassReason,
+                                                   " to ", kMaxBreakGlassReason, " bytes"));
   }
   RDG_RETURN_IF_ERROR(Audit(reader, "break_glass", exam_id, absl::StrCat(what, ": ", reason)));
   return exam;
 }
 
-absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(
-    const auth::Principal& reader, const std::string& exam_id,
-    const std::string& break_glass_reason) {
+absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(const auth::Principal& reader,
+                                                            const std::string& exam_id,
+                                                            const std::string& break_glass_reason) {
   RDG_ASSIGN_OR_RETURN(auto exam,
                        ExamInContextOfWork(reader, exam_id, "priors", break_glass_reason));
   RDG_ASSIGN_OR_RETURN(auto all, linker_.SamePatient(exam, 100));
@@ -292,9 +299,9 @@ absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(
     RDG_RETURN_IF_ERROR(Audit(reader, "view_prior", p.exam_id,
                               absl::StrCat("prior of ", exam_id, " from ", p.origin_institution)));
   }
-  RDG_RETURN_IF_ERROR(Audit(reader, "priors", exam_id,
-                            absl::StrCat(view.priors.size(), " priors, ", view.lab_results.size(),
-                                         " lab results")));
+  RDG_RETURN_IF_ERROR(Audit(
+      reader, "priors", exam_id,
+      absl::StrCat(view.priors.size(), " priors, ", view.lab_results.size(), " lab results")));
   return view;
 }
 

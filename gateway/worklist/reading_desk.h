@@ -28,15 +28,14 @@ class ReadingDesk {
   //! Takes the exam; `for_amendment`: a FINAL exam, for an addendum by a reader of its desk
   //! who did not write the report, with a reason (audited "claim_for_amendment").
   absl::StatusOr<storage::ClaimRecord> Claim(const auth::Principal& reader,
-                                             const std::string& exam_id,
-                                             bool for_amendment = false,
+                                             const std::string& exam_id, bool for_amendment = false,
                                              const std::string& amendment_reason = "");
   absl::StatusOr<storage::ClaimRecord> Renew(const auth::Principal& reader,
                                              const std::string& exam_id);
   absl::Status Release(const auth::Principal& reader, const std::string& exam_id);
   //! The exam's objects, for the holder of its live claim only.
   absl::StatusOr<std::vector<storage::ObjectRecord>> OpenForFetch(const auth::Principal& reader,
-                                                                   const std::string& exam_id);
+                                                                  const std::string& exam_id);
   //! Returns expired leases' exams to their queues; returns how many.
   absl::StatusOr<int> ExpireLeases();
 
@@ -113,7 +112,7 @@ class ReadingDesk {
   //! DeskKey(institution, reader) → their desks, in config order
   absl::flat_hash_map<std::string, std::vector<rdg::v1::Desk>> desks_of_;
   absl::flat_hash_map<std::string, std::string> parent_of_;  //!< institution → parent
-  std::string fallback_queue_;  //!< never an escalation target
+  std::string fallback_queue_;                               //!< never an escalation target
 };
 
 }  // namespace rdg::worklist

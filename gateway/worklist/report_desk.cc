@@ -16,7 +16,11 @@ constexpr size_t kMaxReasonBytes = 1 << 10;
 ReportDesk::ReportDesk(storage::IndexStore& index, ReadingDesk& reading,
                        const signing::SignatureVerifier& verifier, const routing::SlaTable& sla,
                        const Clock& clock, absl::Duration max_clock_skew)
-    : index_(index), reading_(reading), verifier_(verifier), sla_(sla), clock_(clock),
+    : index_(index),
+      reading_(reading),
+      verifier_(verifier),
+      sla_(sla),
+      clock_(clock),
       max_clock_skew_(max_clock_skew) {}
 
 absl::Status ReportDesk::CheckContent(const auth::Principal& reader,
@@ -28,7 +32,8 @@ absl::Status ReportDesk::CheckContent(const auth::Principal& reader,
   }
   if (c.status() != rdg::v1::PRELIMINARY_REPORT && c.status() != rdg::v1::FINAL_REPORT &&
       c.status() != rdg::v1::AMENDED_REPORT) {
-    return absl::InvalidArgumentError("status must be PRELIMINARY_REPORT, FINAL_REPORT or AMENDED_REPORT");
+    return absl::InvalidArgumentError(
+        "status must be PRELIMINARY_REPORT, FINAL_REPORT or AMENDED_REPORT");
   }
   if ((c.status() == rdg::v1::AMENDED_REPORT) == c.supersedes_report_id().empty()) {
     return absl::InvalidArgumentError(
@@ -62,9 +67,9 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   // the configuration gives the reader for this exam's queue may be named.
   if (const std::string desk = reading_.SigningDesk(reader, exam.queue); c.desk() != desk) {
     if (c.desk().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the report must name the desk at which ", reader.user, " reads exam ", c.exam_id(),
-          ": desk \"", desk, "\""));
+      return absl::InvalidArgumentError(absl::StrCat("the report must name the desk at which ",
+                                                     reader.user, " reads exam ", c.exam_id(),
+                                                     ": desk \"", desk, "\""));
     }
     return absl::PermissionDeniedError(absl::StrCat(
         reader.user, " does not read exam ", c.exam_id(), " at desk \"", c.desk(), "\"",
@@ -92,9 +97,9 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
     // the same reader: the authenticated caller signs, nobody else.
     if (signer.organization != reader.institution || signer.organizational_unit != "reader" ||
         signer.common_name != reader.user) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "the report is signed by ", signer.common_name, " (", signer.organizational_unit, ", ",
-          signer.organization, "), not by you"));
+      return absl::PermissionDeniedError(
+          absl::StrCat("the report is signed by ", signer.common_name, " (",
+                       signer.organizational_unit, ", ", signer.organization, "), not by you"));
     }
   }
   storage::ReportRecord r;
@@ -106,7 +111,8 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   r.supersedes = c.supersedes_report_id();
   r.content = c.SerializeAsString();
   r.canonical = request.canonical_bytes();
-  r.signature_format = sig.signature().empty() ? rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED : sig.format();
+  r.signature_format =
+      sig.signature().empty() ? rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED : sig.format();
   r.signature = sig.signature();
   r.signer_cert_pem = sig.signature().empty() ? "" : sig.signer_certificate_pem();
   // A critical result — flagged by the reader, or a critical value found on ingest (a lab 危急值)
@@ -133,8 +139,8 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
 absl::StatusOr<ReportDesk::ExamReports> ReportDesk::Versions(
     const auth::Principal& reader, const std::string& exam_id,
     const std::string& break_glass_reason) {
-  RDG_ASSIGN_OR_RETURN(auto exam,
-                       reading_.ExamInContextOfWork(reader, exam_id, "reports", break_glass_reason));
+  RDG_ASSIGN_OR_RETURN(
+      auto exam, reading_.ExamInContextOfWork(reader, exam_id, "reports", break_glass_reason));
   ExamReports out;
   RDG_ASSIGN_OR_RETURN(out.versions, index_.ListReports(exam_id));
   out.desk = reading_.SigningDesk(reader, exam.queue);
@@ -152,9 +158,9 @@ absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Feed(const auth::
   }
   RDG_RETURN_IF_ERROR(index_.MarkDelivered(ids, clock_.Now()));
   if (!reports.empty()) {
-    RDG_RETURN_IF_ERROR(index_.AppendAudit({0, clock_.Now(), clinic.institution, clinic.user,
-                                            clinic.role, "receive_reports", "",
-                                            absl::StrCat(reports.size(), " reports")}));
+    RDG_RETURN_IF_ERROR(
+        index_.AppendAudit({0, clock_.Now(), clinic.institution, clinic.user, clinic.role,
+                            "receive_reports", "", absl::StrCat(reports.size(), " reports")}));
   }
   return reports;
 }
@@ -169,7 +175,8 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Latest(const auth::Principal& 
                                                          const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
   RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
-  RDG_RETURN_IF_ERROR(auth::AuthorizeExamAccess(clinic, exam_id, exam ? exam->origin_institution : ""));
+  RDG_RETURN_IF_ERROR(
+      auth::AuthorizeExamAccess(clinic, exam_id, exam ? exam->origin_institution : ""));
   RDG_ASSIGN_OR_RETURN(auto versions, index_.ListReports(exam_id));
   for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
     if (it->status != rdg::v1::PRELIMINARY_REPORT) {

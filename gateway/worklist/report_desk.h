@@ -25,8 +25,9 @@ class ReportDesk {
  public:
   //! `max_clock_skew`: how far a signature's signed_at may be from the gateway's clock (config
   //! max_signing_clock_skew_seconds).
-  ReportDesk(storage::IndexStore& index, ReadingDesk& reading, const signing::SignatureVerifier& verifier,
-             const routing::SlaTable& sla, const Clock& clock, absl::Duration max_clock_skew);
+  ReportDesk(storage::IndexStore& index, ReadingDesk& reading,
+             const signing::SignatureVerifier& verifier, const routing::SlaTable& sla,
+             const Clock& clock, absl::Duration max_clock_skew);
 
   //! Accepts a report version after checking the caller, the claim, the desk it names
   //! (ReadingDesk::SigningDesk), the canonical bytes and — for FINAL and AMENDED — the signature
@@ -41,9 +42,8 @@ class ReportDesk {
   };
   //! Every version of the reports on an exam the reader works on, or breaks the glass for
   //! (ReadingDesk::ExamInContextOfWork).
-  absl::StatusOr<ExamReports> Versions(
-      const auth::Principal& reader, const std::string& exam_id,
-      const std::string& break_glass_reason = "");
+  absl::StatusOr<ExamReports> Versions(const auth::Principal& reader, const std::string& exam_id,
+                                       const std::string& break_glass_reason = "");
 
   //! Final and amended reports for the clinic after `after_seq` (marked delivered).
   absl::StatusOr<std::vector<storage::ReportRecord>> Feed(const auth::Principal& clinic,

@@ -35,8 +35,9 @@ using rdg::bench::Percentile;
 using rdg::storage::SqliteIndexStore;
 
 const std::vector<std::string> kQueues = {
-    "county-a/imaging", "county-a/ecg", "county-a/lab", "county-b/imaging", "county-b/ecg",
-    "county-b/lab",     "county-c/imaging", "county-d/imaging", "city/radiology-consult"};
+    "county-a/imaging", "county-a/ecg",     "county-a/lab",
+    "county-b/imaging", "county-b/ecg",     "county-b/lab",
+    "county-c/imaging", "county-d/imaging", "city/radiology-consult"};
 const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
 constexpr absl::Duration kYear = absl::Hours(24 * 365);
 
@@ -90,18 +91,21 @@ void Fill(SqliteIndexStore& store, const std::string& db_path, int n) {
   sqlite3_open(db_path.c_str(), &db);
   Exec(db, "BEGIN");
   Exec(db, "UPDATE exams SET state = 5 WHERE seq % 50 != 0");
-  Exec(db, "UPDATE exam_stages SET ended_at = started_at + abs(random()) % 10800000000, "
-           "reviewing_institution = 'county-' || char(97 + rowid % 4) "
-           "WHERE stage = 1 AND exam_id IN (SELECT exam_id FROM exams WHERE state = 5)");
-  Exec(db, "UPDATE exam_stages SET ended_at = started_at + abs(random()) % 108000000000, "
-           "reviewing_institution = 'county-' || char(97 + rowid % 4) "
-           "WHERE stage = 2 AND exam_id IN (SELECT exam_id FROM exams WHERE state = 5)");
-  Exec(db, "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, "
-           "priority, reviewing_institution, started_at, due_at, ended_at) "
-           "SELECT exam_id, 3, origin_institution, queue, exam_type, priority, "
-           "reviewing_institution, ended_at, ended_at + 86400000000, "
-           "ended_at + abs(random()) % 172800000000 FROM exam_stages "
-           "WHERE stage = 2 AND ended_at IS NOT NULL");
+  Exec(db,
+       "UPDATE exam_stages SET ended_at = started_at + abs(random()) % 10800000000, "
+       "reviewing_institution = 'county-' || char(97 + rowid % 4) "
+       "WHERE stage = 1 AND exam_id IN (SELECT exam_id FROM exams WHERE state = 5)");
+  Exec(db,
+       "UPDATE exam_stages SET ended_at = started_at + abs(random()) % 108000000000, "
+       "reviewing_institution = 'county-' || char(97 + rowid % 4) "
+       "WHERE stage = 2 AND exam_id IN (SELECT exam_id FROM exams WHERE state = 5)");
+  Exec(db,
+       "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, "
+       "priority, reviewing_institution, started_at, due_at, ended_at) "
+       "SELECT exam_id, 3, origin_institution, queue, exam_type, priority, "
+       "reviewing_institution, ended_at, ended_at + 86400000000, "
+       "ended_at + abs(random()) % 172800000000 FROM exam_stages "
+       "WHERE stage = 2 AND ended_at IS NOT NULL");
   Exec(db, "UPDATE exam_stages SET end_seq = rowid WHERE ended_at IS NOT NULL");
   Exec(db, "UPDATE exam_stages SET breached_at = ended_at WHERE ended_at > due_at");
   Exec(db, "COMMIT");
@@ -176,22 +180,30 @@ void Run(int n) {
     return figures->size();
   });
   Print("queues", queues, "queues");
-  Print("breaches --open", Measure(200, [&] {
-          rdg::storage::BreachQuery q;
-          q.open_only = true;
-          auto b = store->ListBreaches(q);
-          audit("admin_breaches");
-          return b->size();
-        }), "breaches");
+  Print("breaches --open",
+        Measure(200,
+                [&] {
+                  rdg::storage::BreachQuery q;
+                  q.open_only = true;
+                  auto b = store->ListBreaches(q);
+                  audit("admin_breaches");
+                  return b->size();
+                }),
+        "breaches");
 
   rdg::monitoring::Metrics metrics(config, {store.get(), &directory, nullptr, nullptr, &clock});
   const Figures first = Measure(1, [&] { return metrics.Render()->size(); });
   Print("/metrics, first scrape after start", first, "bytes");
   Print("/metrics, later scrapes", Measure(200, [&] { return metrics.Render()->size(); }), "bytes");
-  Print("/dashboard/data.json", Measure(50, [&] {
-          std::vector<std::string> names(kQueues);
-          return rdg::monitoring::DashboardData(*store, directory, names, now, absl::UTCTimeZone())->size();
-        }), "bytes");
+  Print("/dashboard/data.json",
+        Measure(50,
+                [&] {
+                  std::vector<std::string> names(kQueues);
+                  return rdg::monitoring::DashboardData(*store, directory, names, now,
+                                                        absl::UTCTimeZone())
+                      ->size();
+                }),
+        "bytes");
   std::printf("RESULT n=%d tat24h_p99_ms=%.3f queues_p99_ms=%.3f metrics_first_ms=%.0f\n", n,
               tat24.p99, queues.p99, first.p50);
   store.reset();

@@ -24,8 +24,9 @@ using rdg::bench::Percentile;
 using rdg::storage::SqliteIndexStore;
 
 const std::vector<std::string> kQueues = {
-    "county-a/imaging", "county-a/ecg", "county-a/lab", "county-b/imaging", "county-b/ecg",
-    "county-b/lab",     "city/radiology-consult", "city/ecg-consult", "city/lab-consult"};
+    "county-a/imaging",       "county-a/ecg",     "county-a/lab",
+    "county-b/imaging",       "county-b/ecg",     "county-b/lab",
+    "city/radiology-consult", "city/ecg-consult", "city/lab-consult"};
 const std::vector<std::string> kCountyA = {"county-a/imaging", "county-a/ecg", "county-a/lab"};
 
 void Fill(SqliteIndexStore& store, const std::string& db_path, int n) {
@@ -61,7 +62,8 @@ void Fill(SqliteIndexStore& store, const std::string& db_path, int n) {
 }
 
 void Run(int n) {
-  const std::string dir = std::filesystem::temp_directory_path() / ("rdg-wlbench-" + std::to_string(n));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("rdg-wlbench-" + std::to_string(n));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string path = dir + "/index.sqlite";
@@ -113,8 +115,9 @@ void Run(int n) {
   for (int r = 0; r < 16; ++r) {
     readers.emplace_back([&, r] {
       for (size_t i = next++; i < ids.size(); i = next++) {
-        claimed += store->ClaimExam(ids[i], "reader-" + std::to_string(r), "county-a", now,
-                                    absl::Minutes(15), rdg::storage::ClaimAction::kClaim)
+        claimed += store
+                       ->ClaimExam(ids[i], "reader-" + std::to_string(r), "county-a", now,
+                                   absl::Minutes(15), rdg::storage::ClaimAction::kClaim)
                        .ok();
       }
     });

@@ -203,8 +203,7 @@ TEST_F(EcgRenderTest, HeaderCarriesPatientRecordingAndMeasurements) {
   EXPECT_EQ(HeaderLine(svg, "measurements"),
             "HR 61 bpm (由RR间期)  PR 161 ms  QRS 75 ms  QT/QTc 368/370 ms  P/QRS/T 74/52/57°");
   EXPECT_EQ(HeaderLine(svg, "legend"), "25 mm/s  10 mm/mV  0.05–300 Hz");
-  EXPECT_EQ(HeaderLine(svg, "statements"),
-            "自动分析 (未经医师确认): RITMO SINUSALE; ECG NORMALE");
+  EXPECT_EQ(HeaderLine(svg, "statements"), "自动分析 (未经医师确认): RITMO SINUSALE; ECG NORMALE");
   EXPECT_THAT(svg, HasSubstr("Noto Sans CJK SC"));
 }
 

@@ -307,7 +307,7 @@ TEST_F(OutboxTest, AnOutboxOfTheFirstReleaseGainsTheNewColumns) {
   sqlite3_close(db);
   auto reopened = Outbox::Open(dir_.Join("old"));
   ASSERT_TRUE(reopened.ok()) << reopened.status();
-  EXPECT_EQ((*reopened)->PendingCount(), 1);               // the item is still there ...
+  EXPECT_EQ((*reopened)->PendingCount(), 1);              // the item is still there ...
   EXPECT_EQ((*reopened)->RecordProcessingFailure(1), 1);  // ... and so is the new column
 }
 

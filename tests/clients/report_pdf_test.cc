@@ -85,12 +85,30 @@ TEST_F(ReportPdfTest, ShowsPatientExamReportReaderAndSignature) {
   ASSERT_TRUE(pdf.ok()) << pdf.status();
   EXPECT_EQ(pdf->substr(0, 5), "%PDF-");
   const std::string text = Text(*pdf);
-  for (const char* expected :
-       {"示范省远程诊断平台", "诊断报告单", "清水县人民医院", "张三", "男", "45岁", "P-0001",
-        "1981-03-14", "420115********0011", "双桥镇卫生院", "胸部CT平扫", "CHEST", "2026-11-29",
-        "右肺下叶见一枚 8 mm 实性结节。", "余肺野清晰。", "右肺下叶结节，建议 3 个月后复查。",
-        "reader-a-rad", "正式报告 FINAL", "2026-11-30 13:00:00 CST", "已验证",
-        "signed by reader-a-rad of county-a", "AB:CD:EF", "第1页/共1页", "RPT-1"}) {
+  for (const char* expected : {"示范省远程诊断平台",
+                               "诊断报告单",
+                               "清水县人民医院",
+                               "张三",
+                               "男",
+                               "45岁",
+                               "P-0001",
+                               "1981-03-14",
+                               "420115********0011",
+                               "双桥镇卫生院",
+                               "胸部CT平扫",
+                               "CHEST",
+                               "2026-11-29",
+                               "右肺下叶见一枚 8 mm 实性结节。",
+                               "余肺野清晰。",
+                               "右肺下叶结节，建议 3 个月后复查。",
+                               "reader-a-rad",
+                               "正式报告 FINAL",
+                               "2026-11-30 13:00:00 CST",
+                               "已验证",
+                               "signed by reader-a-rad of county-a",
+                               "AB:CD:EF",
+                               "第1页/共1页",
+                               "RPT-1"}) {
     EXPECT_THAT(text, HasSubstr(expected));
   }
   EXPECT_THAT(text, Not(HasSubstr("420115198103140011")));  // the ID is masked on paper

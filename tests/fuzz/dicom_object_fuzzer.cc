@@ -25,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const int fd = memfd_create("dicom-fuzz", 0);
   if (fd < 0) std::abort();
   // The parser reads a file, as in the gateway: the input becomes the memfd's whole content.
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) std::abort();
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != static_cast<ssize_t>(size))
+    std::abort();
   static const rdg::ingest::InProcessParser parser(rdg::ingest::CriticalValueTable(), kLimits);
   const rdg::ingest::ParseJob job{rdg::v1::DICOM, "/proc/self/fd/" + std::to_string(fd),
                                   static_cast<int64_t>(size), absl::UnixEpoch(), "RDG1"};
@@ -37,6 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!read_back.ParseFromString(response.SerializeAsString())) std::abort();
   const auto again = rdg::parsing::FromResponse(read_back);
   if (again.ok() != parsed.ok()) std::abort();
-  if (parsed.ok() && again->object.sop_instance_uid != parsed->object.sop_instance_uid) std::abort();
+  if (parsed.ok() && again->object.sop_instance_uid != parsed->object.sop_instance_uid)
+    std::abort();
   return 0;
 }

@@ -12,8 +12,8 @@
 namespace rdg::formats {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::Element;
+using ::testing::HasSubstr;
 using testing::MinimalDataset;
 using testing::NestedSequences;
 using testing::Part10;
@@ -31,8 +31,8 @@ TEST(DicomStructureTest, AcceptsMinimalObjectAndCountsElements) {
 }
 
 TEST(DicomStructureTest, AcceptsReasonableNesting) {
-  auto facts = CheckDicomStructureBuffer(Part10(MinimalDataset() + NestedSequences(20, true)),
-                                         kLimits);
+  auto facts =
+      CheckDicomStructureBuffer(Part10(MinimalDataset() + NestedSequences(20, true)), kLimits);
   ASSERT_TRUE(facts.ok()) << facts.status();
   EXPECT_EQ(facts->deepest_sequence, 20);
 }
@@ -90,12 +90,12 @@ TEST(DicomStructureTest, HugeElementCountIsRefused) {
 }
 
 TEST(DicomStructureTest, EncapsulatedPixelDataIsWalkedByFragments) {
-  const std::string fragments = testing::ItemStart(0) + testing::ItemStart(4) + "abcd" +
-                                testing::SequenceEnd();
+  const std::string fragments =
+      testing::ItemStart(0) + testing::ItemStart(4) + "abcd" + testing::SequenceEnd();
   const std::string pixels = Element(0x7FE0, 0x0010, "OB", "", testing::kUndefined) + fragments;
   EXPECT_TRUE(Check(Part10(MinimalDataset() + pixels, "1.2.840.10008.1.2.4.50")).ok());
-  const std::string lying = Element(0x7FE0, 0x0010, "OB", "", testing::kUndefined) +
-                            testing::ItemStart(4000) + "abcd";
+  const std::string lying =
+      Element(0x7FE0, 0x0010, "OB", "", testing::kUndefined) + testing::ItemStart(4000) + "abcd";
   EXPECT_THAT(Check(Part10(MinimalDataset() + lying, "1.2.840.10008.1.2.4.50")).message(),
               HasSubstr("fragment"));
 }
@@ -103,8 +103,7 @@ TEST(DicomStructureTest, EncapsulatedPixelDataIsWalkedByFragments) {
 // Truncation at every byte of a real CT: cuts inside an element are refused; cuts between
 // top-level elements leave a shorter but well-formed object (DCMTK and the UID checks judge it).
 TEST(DicomStructureTest, TruncationAtEveryByteOfARealObject) {
-  const std::string ct =
-      testing::ReadFileBytes(std::string(RDG_PYDICOM_FILES) + "/CT_small.dcm");
+  const std::string ct = testing::ReadFileBytes(std::string(RDG_PYDICOM_FILES) + "/CT_small.dcm");
   ASSERT_TRUE(Check(ct).ok());
   int refused = 0, accepted = 0;
   for (size_t cut = 132; cut < ct.size(); ++cut) {
@@ -117,9 +116,10 @@ TEST(DicomStructureTest, TruncationAtEveryByteOfARealObject) {
 TEST(DicomStructureTest, NonDicomFilesAreNamed) {
   EXPECT_THAT(Check("hello, this is a lab report in plain text\n").message(),
               HasSubstr("this is text, not a DICOM file"));
-  EXPECT_THAT(Check(std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00", 14) +
-                    std::string(100, 'x')).message(),
-              HasSubstr("this is a JPEG image, not a DICOM file: export the study"));
+  EXPECT_THAT(
+      Check(std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00", 14) + std::string(100, 'x'))
+          .message(),
+      HasSubstr("this is a JPEG image, not a DICOM file: export the study"));
   EXPECT_THAT(Check("%PDF-1.4\n" + std::string(100, 'x')).message(), HasSubstr("a PDF document"));
   // Binary garbage that is none of the known kinds: the walk says what is broken.
   EXPECT_THAT(Check(std::string(4096, '\xff')).message(), HasSubstr("structure is broken"));

@@ -63,8 +63,8 @@ TEST_F(DicomTextTest, Gbk) { EXPECT_EQ(Parse("GBK", kZhangSanGb).patient_name, "
 
 TEST_F(DicomTextTest, Iso2022Ir58WithEscapes) {
   // PS3.5 Annex K.2: the ideographic group in GB 2312 after ESC $ ) A.
-  DicomSummary s = Parse("\\ISO 2022 IR 58",
-                         "Zhang^XiaoDong=\x1B$)A\xD5\xC5^\x1B$)A\xD0\xA1\xB6\xAB=");
+  DicomSummary s =
+      Parse("\\ISO 2022 IR 58", "Zhang^XiaoDong=\x1B$)A\xD5\xC5^\x1B$)A\xD0\xA1\xB6\xAB=");
   EXPECT_EQ(s.patient_name, "Zhang^XiaoDong=张^小东=");
   EXPECT_THAT(s.text_notes, IsEmpty());
   EXPECT_EQ(PersonNameForDisplay(s.patient_name), "张小东 (Zhang XiaoDong)");
@@ -151,9 +151,16 @@ TEST_F(DicomTextTest, LoneIso2022Terms) {
 
 TEST_F(DicomTextTest, ControlCharactersNeverReachAScreen) {
   // An OSC sequence that would retitle a reader's terminal, and a C1 control from Latin-1.
-  DicomSummary s = Parse("ISO_IR 100", "EVIL\x1B]0;pwned\x07^\x9B" "2J");
-  EXPECT_EQ(s.patient_name, "EVIL\xEF\xBF\xBD]0;pwned\xEF\xBF\xBD^\xEF\xBF\xBD" "2J");
-  EXPECT_EQ(WithoutControls("a\xE2\x80\xAE" "b"), "a\xEF\xBF\xBD" "b");  // U+202E
+  DicomSummary s = Parse("ISO_IR 100",
+                         "EVIL\x1B]0;pwned\x07^\x9B"
+                         "2J");
+  EXPECT_EQ(s.patient_name,
+            "EVIL\xEF\xBF\xBD]0;pwned\xEF\xBF\xBD^\xEF\xBF\xBD"
+            "2J");
+  EXPECT_EQ(WithoutControls("a\xE2\x80\xAE"
+                            "b"),
+            "a\xEF\xBF\xBD"
+            "b");  // U+202E
 }
 
 TEST_F(DicomTextTest, AsciiNeedsNoConversion) {
@@ -165,9 +172,9 @@ TEST_F(DicomTextTest, AsciiNeedsNoConversion) {
 TEST(TextTest, Utf8ValidityAndRepair) {
   EXPECT_TRUE(IsValidUtf8("张三 Jérôme"));
   EXPECT_FALSE(IsValidUtf8("\xD5\xC5"));
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // a surrogate
-  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));          // overlong
-  EXPECT_FALSE(IsValidUtf8("\xE5\xBC"));          // cut short
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));  // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xC0\xAF"));      // overlong
+  EXPECT_FALSE(IsValidUtf8("\xE5\xBC"));      // cut short
   EXPECT_EQ(ToValidUtf8("a\xE5\xBC"), "a\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_EQ(ToValidUtf8("ok"), "ok");
 }
@@ -176,9 +183,9 @@ TEST(TextTest, DisplayWidth) {
   EXPECT_EQ(DisplayWidth("abc"), 3);
   EXPECT_EQ(DisplayWidth("钾"), 2);
   EXPECT_EQ(DisplayWidth("张三 (ZHANG)"), 12);
-  EXPECT_EQ(DisplayWidth("ｶﾀｶﾅ"), 4);          // half-width katakana: one column each
-  EXPECT_EQ(DisplayWidth("Ａ"), 2);            // fullwidth Latin
-  EXPECT_EQ(DisplayWidth("e\xCC\x81"), 1);    // e + combining acute
+  EXPECT_EQ(DisplayWidth("ｶﾀｶﾅ"), 4);       // half-width katakana: one column each
+  EXPECT_EQ(DisplayWidth("Ａ"), 2);         // fullwidth Latin
+  EXPECT_EQ(DisplayWidth("e\xCC\x81"), 1);  // e + combining acute
   EXPECT_EQ(PadToWidth("钾", 5), "钾   ");
   EXPECT_EQ(DisplayWidth(PadToWidth("钾", 5)), DisplayWidth(PadToWidth("K", 5)));
   EXPECT_EQ(TruncateToWidth("张三丰李四", 5), "张三…");

@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -222,11 +222,11 @@ EcgLead SyntheticLead(double hz, double seconds, double rr_s) {
   for (size_t i = 0; i < n; ++i) {
     const double t = i / hz;
     const double phase = std::fmod(t, rr_s);
-    double uv = 300 * std::sin(2 * M_PI * 0.3 * t);                         // wander
-    uv += 1200 * std::exp(-std::pow((phase - 0.2) / 0.012, 2));             // R
-    uv += 350 * std::exp(-std::pow((phase - 0.2 - 0.3) / 0.06, 2));         // T
+    double uv = 300 * std::sin(2 * M_PI * 0.3 * t);                  // wander
+    uv += 1200 * std::exp(-std::pow((phase - 0.2) / 0.012, 2));      // R
+    uv += 350 * std::exp(-std::pow((phase - 0.2 - 0.3) / 0.06, 2));  // T
     noise = noise * 1103515245 + 12345;
-    uv += static_cast<double>((noise >> 16) % 61) - 30;                     // ±30 µV
+    uv += static_cast<double>((noise >> 16) % 61) - 30;  // ±30 µV
     lead.microvolts.push_back(static_cast<float>(uv));
   }
   return lead;

@@ -686,8 +686,8 @@ TEST(Hl7SplitTest, MllpFramesIncludingATruncatedOne) {
 // What was seen: a frame that never ends (a cut transmission) passed for a whole message.
 TEST(Hl7SplitTest, AFrameWithoutItsEndIsOnePieceTheParserRefuses) {
   const std::vector<std::string> three = ThreeMessages();
-  const std::string data = absl::StrCat("\x0b", three[0], "\x1c\r", "\x0b", three[1],
-                                        "\x0b", three[2], "\x1c\r");
+  const std::string data =
+      absl::StrCat("\x0b", three[0], "\x1c\r", "\x0b", three[1], "\x0b", three[2], "\x1c\r");
   const std::vector<std::string> parts = SplitHl7Messages(data);
   ASSERT_EQ(parts.size(), 3u);
   EXPECT_EQ(parts[1], "\x0b" + three[1]);
@@ -708,9 +708,8 @@ TEST(Hl7SplitTest, TextBeforeTheFirstMshIsItsOwnPieceAndBlanksAreDropped) {
 
 TEST(Hl7SplitTest, BatchEnvelopeIsDroppedFramedOrNot) {
   const std::vector<std::string> three = ThreeMessages();
-  const std::string batch =
-      absl::StrCat("FHS|^~\\&|LIS\rBHS|^~\\&|LIS\r", three[0], three[1], "BTS|2\r",
-                   "BHS|^~\\&|LIS\r", three[2], "BTS|1\rFTS|2\r");
+  const std::string batch = absl::StrCat("FHS|^~\\&|LIS\rBHS|^~\\&|LIS\r", three[0], three[1],
+                                         "BTS|2\r", "BHS|^~\\&|LIS\r", three[2], "BTS|1\rFTS|2\r");
   EXPECT_EQ(SplitHl7Messages(batch), three);
   EXPECT_EQ(SplitHl7Messages(absl::StrCat("\x0b", batch, "\x1c\r")), three);
   // A segment whose name only starts with an envelope name stays in its message.

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <set>
 #include <filesystem>
+#include <set>
 #include <tuple>
 
 #include "gateway/formats/dicom_parser.h"
@@ -326,8 +326,8 @@ TEST_F(IngestorTest, RefusalsNameTheKindAndTheExactSizes) {
 }
 
 TEST_F(IngestorTest, ContentRefusalsStillLeaveNoTrace) {
-  const std::string nested = testing::Part10(testing::MinimalDataset() +
-                                             testing::NestedSequences(20000, false));
+  const std::string nested =
+      testing::Part10(testing::MinimalDataset() + testing::NestedSequences(20000, false));
   auto a = *ingestor_->Attach(kClinicA, OpenMessage(nested));
   ASSERT_TRUE(a.handle->Append(0, nested).ok());
   auto st = a.handle->Commit();
@@ -385,8 +385,8 @@ TEST_F(IngestorTest, NewExamIsRoutedInTheAcknowledgingTransaction) {
 std::string LabMessage(const std::string& control_id, const std::string& potassium,
                        const std::string& flag, bool obx_first = false) {
   const std::string obr = "OBR|1|PL-1|F-" + control_id + "|LYTES^Electrolytes|||20261122083000\r";
-  const std::string obx = "OBX|1|NM|2823-3^Potassium^LN||" + potassium +
-                          "|mmol/L|3.5-5.3|" + flag + "|||F\r";
+  const std::string obx =
+      "OBX|1|NM|2823-3^Potassium^LN||" + potassium + "|mmol/L|3.5-5.3|" + flag + "|||F\r";
   return "MSH|^~\\&|LIS|CLINIC-A1|RDG|COUNTY-A|20261122083000||ORU^R01|" + control_id +
          "|P|2.5.1\rPID|1||PAT-1^^^CLINIC^MR||Wang^Fang||19900307|F\r" +
          (obx_first ? obx + obr : obr + obx);
@@ -407,8 +407,7 @@ class LabIngestTest : public IngestorTest {
                                            *storage::StagingArea::Create(dir_.Join("uploads")),
                                            *committer_, clock_);
   }
-  absl::StatusOr<rdg::v1::UploadStatus> Upload(const std::string& bytes,
-                                               rdg::v1::ObjectKind kind) {
+  absl::StatusOr<rdg::v1::UploadStatus> Upload(const std::string& bytes, rdg::v1::ObjectKind kind) {
     auto request = OpenMessage(bytes, kind);
     request.mutable_open()->set_priority(rdg::v1::ROUTINE);
     auto a = ingestor_->Attach(kClinicA, request);
@@ -445,8 +444,8 @@ TEST_F(LabIngestTest, LabMessageIsIndexedWithItsResultsAndAcknowledged) {
 }
 
 TEST_F(LabIngestTest, CriticalByFlagOrByThresholdMakesTheExamStat) {
-  for (const auto& [id, value, flag] : {std::tuple{"MSG-HH", "6.8", "HH"},
-                                        std::tuple{"MSG-RULE", "6.5", "H"}}) {
+  for (const auto& [id, value, flag] :
+       {std::tuple{"MSG-HH", "6.8", "HH"}, std::tuple{"MSG-RULE", "6.5", "H"}}) {
     auto st = Upload(LabMessage(id, value, flag), rdg::v1::HL7V2_LAB);
     ASSERT_TRUE(st.ok()) << st.status();
     auto exam = **index_->GetExam(st->committed().exam_id());
@@ -477,7 +476,8 @@ TEST_F(LabIngestTest, OversizedLabMessageIsRefusedBeforeUpload) {
 }
 
 TEST_F(LabIngestTest, EcgWaveformIsExamTypeEcg) {
-  const std::string ecg = testing::ReadFileBytes(std::string(RDG_PYDICOM_FILES) + "/waveform_ecg.dcm");
+  const std::string ecg =
+      testing::ReadFileBytes(std::string(RDG_PYDICOM_FILES) + "/waveform_ecg.dcm");
   auto st = Upload(ecg, rdg::v1::DICOM);
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_FALSE(st->has_hl7_ack());
@@ -517,12 +517,13 @@ TEST_F(LabIngestTest, LongControlIdsAreNotCut) {
 }
 
 // What was seen: object ids squashed every character outside [A-Za-z0-9._-], so messages of
-// distinct senders (检验科 vs 化验室) collided and the second was refused "control ID already used".
+// distinct senders (检验科 vs 化验室) collided and the second was refused "control ID already
+// used".
 TEST_F(LabIngestTest, SendersAreComparedExactly) {
   std::string lab1 = LabMessage("MSG-9", "4.1", "N");
   std::string lab2 = LabMessage("MSG-9", "4.3", "N");
-  lab1.replace(lab1.find("|LIS|"), 5, "|LIS^\xE6\xA3\x80\xE9\xAA\x8C\xE7\xA7\x91|");   // 检验科
-  lab2.replace(lab2.find("|LIS|"), 5, "|LIS^\xE5\x8C\x96\xE9\xAA\x8C\xE5\xAE\xA4|");   // 化验室
+  lab1.replace(lab1.find("|LIS|"), 5, "|LIS^\xE6\xA3\x80\xE9\xAA\x8C\xE7\xA7\x91|");  // 检验科
+  lab2.replace(lab2.find("|LIS|"), 5, "|LIS^\xE5\x8C\x96\xE9\xAA\x8C\xE5\xAE\xA4|");  // 化验室
   lab1.replace(lab1.find("2.5.1\r"), 6, "2.5.1|||||||UNICODE UTF-8\r");
   lab2.replace(lab2.find("2.5.1\r"), 6, "2.5.1|||||||UNICODE UTF-8\r");
   auto a = Upload(lab1, rdg::v1::HL7V2_LAB);
@@ -576,14 +577,15 @@ std::string PatientObject(const std::string& sop, const std::string& study,
 }
 
 //! An ORU^R01 with one potassium result for a patient and a filler order number.
-std::string LabFor(const std::string& control_id, const std::string& pid3,
-                   const std::string& name, const std::string& filler,
-                   const std::string& potassium, const std::string& sex = "F",
-                   const std::string& birth_date = "19900307") {
+std::string LabFor(const std::string& control_id, const std::string& pid3, const std::string& name,
+                   const std::string& filler, const std::string& potassium,
+                   const std::string& sex = "F", const std::string& birth_date = "19900307") {
   return "MSH|^~\\&|LIS|CLINIC-A1|RDG|COUNTY-A|20261122083000||ORU^R01|" + control_id +
          "|P|2.5.1\rPID|1||" + pid3 + "||" + name + "||" + birth_date + "|" + sex +
-         "\rOBR|1|PL-1|" + filler + "|LYTES^Electrolytes|||20261122083000\r"
-         "OBX|1|NM|2823-3^Potassium^LN||" + potassium + "|mmol/L|3.5-5.3|N|||F\r";
+         "\rOBR|1|PL-1|" + filler +
+         "|LYTES^Electrolytes|||20261122083000\r"
+         "OBX|1|NM|2823-3^Potassium^LN||" +
+         potassium + "|mmol/L|3.5-5.3|N|||F\r";
 }
 
 //! The review list as "KIND fields detail".
@@ -610,27 +612,29 @@ TEST_F(LabIngestTest, AStudyOfAnotherPatientIsRefusedAndListed) {
   ASSERT_TRUE(first.ok()) << first.status();
   auto other = Upload(PatientObject(study + ".2", study, "PAT-BBB", "BETA^TWO"), rdg::v1::DICOM);
   ASSERT_TRUE(absl::IsAlreadyExists(other.status())) << other.status();
-  EXPECT_THAT(other.status().message(),
-              HasSubstr("Study Instance UID " + study + " belongs to another patient (patient ID, "
-                        "name differ from exam " + first->committed().exam_id()));
+  EXPECT_THAT(other.status().message(), HasSubstr("Study Instance UID " + study +
+                                                  " belongs to another patient (patient ID, "
+                                                  "name differ from exam " +
+                                                  first->committed().exam_id()));
   EXPECT_THAT(other.status().message(), ::testing::Not(HasSubstr("BETA")));  // no patient data
   // Same patient, another series: joins as before; a second person with the same ID but another
   // name is refused too.
-  auto same = Upload(PatientObject(study + ".3", study, "PAT-AAA", "ALPHA^ONE=阿尔法"), rdg::v1::DICOM);
+  auto same =
+      Upload(PatientObject(study + ".3", study, "PAT-AAA", "ALPHA^ONE=阿尔法"), rdg::v1::DICOM);
   ASSERT_TRUE(same.ok()) << same.status();
   EXPECT_EQ(same->committed().exam_id(), first->committed().exam_id());
-  auto renamed = Upload(PatientObject(study + ".4", study, "PAT-AAA", "GAMMA^THREE", "M"),
-                        rdg::v1::DICOM);
+  auto renamed =
+      Upload(PatientObject(study + ".4", study, "PAT-AAA", "GAMMA^THREE", "M"), rdg::v1::DICOM);
   EXPECT_TRUE(absl::IsAlreadyExists(renamed.status())) << renamed.status();
   const auto exams = ExamsOf(*index_, kClinicA.institution);
   ASSERT_EQ(exams.size(), 1u);
   EXPECT_EQ(exams[0].instance_count, 2);
   EXPECT_EQ(exams[0].patient.patient_id, "PAT-AAA");
-  EXPECT_THAT(Conflicts(*index_),
-              ::testing::ElementsAre(
-                  "STUDY_OF_ANOTHER_PATIENT name SOP Instance UID " + study + ".4 refused",
-                  "STUDY_OF_ANOTHER_PATIENT patient ID,name SOP Instance UID " + study +
-                      ".2 refused"));
+  EXPECT_THAT(
+      Conflicts(*index_),
+      ::testing::ElementsAre(
+          "STUDY_OF_ANOTHER_PATIENT name SOP Instance UID " + study + ".4 refused",
+          "STUDY_OF_ANOTHER_PATIENT patient ID,name SOP Instance UID " + study + ".2 refused"));
   EXPECT_EQ(FilesUnder(dir_.Join("blobs")), 2u) << "refused objects leave no blob";
 }
 
@@ -669,7 +673,8 @@ TEST_F(LabIngestTest, AnOrderNumberIsItsEntityIdentifierAndNamespaceExactly) {
 }
 
 TEST_F(LabIngestTest, AMessageWhosePatientDisagreesWithItsOrderIsAnsweredAE) {
-  ASSERT_TRUE(Upload(LabFor("N1", "111^^^LIS^MR", "LI^SI", "FIL7", "4.0"), rdg::v1::HL7V2_LAB).ok());
+  ASSERT_TRUE(
+      Upload(LabFor("N1", "111^^^LIS^MR", "LI^SI", "FIL7", "4.0"), rdg::v1::HL7V2_LAB).ok());
   auto st = Upload(LabFor("N2", "111^^^LIS^MR", "QIAN^QI", "FIL7", "6.8", "M", "19700101"),
                    rdg::v1::HL7V2_LAB);
   ASSERT_TRUE(absl::IsAlreadyExists(st.status())) << st.status();
@@ -677,30 +682,32 @@ TEST_F(LabIngestTest, AMessageWhosePatientDisagreesWithItsOrderIsAnsweredAE) {
   ASSERT_TRUE(ack.has_value());
   EXPECT_EQ(ack->code(), "AE");
   EXPECT_THAT(ack->message(), HasSubstr("\rERR|"));
-  EXPECT_THAT(ack->reason(), HasSubstr("order FIL7 belongs to another patient (name, sex, birth date differ)"));
+  EXPECT_THAT(ack->reason(),
+              HasSubstr("order FIL7 belongs to another patient (name, sex, birth date differ)"));
   const auto exams = ExamsOf(*index_, kClinicA.institution);
   ASSERT_EQ(exams.size(), 1u);
   EXPECT_FALSE(exams[0].critical) << "the other patient's 6.8 never reached this exam";
-  EXPECT_THAT(Conflicts(*index_), ::testing::ElementsAre(
-                                      "ORDER_OF_ANOTHER_PATIENT name,sex,birth date HL7 message "
-                                      "N2 refused"));
+  EXPECT_THAT(Conflicts(*index_),
+              ::testing::ElementsAre("ORDER_OF_ANOTHER_PATIENT name,sex,birth date HL7 message "
+                                     "N2 refused"));
 }
 
 TEST_F(LabIngestTest, NationalIdsAreKeptOnlyWhenValidAndAgreeing) {
   const std::string valid = "110101197001011238";  // born 1970-01-01, a man
-  auto placeholder = Upload(PatientObject("1.2.3.10.1", "1.2.3.10", "P1", "LI^SI", "", "",
-                                          "000000000000000000"),
-                            rdg::v1::DICOM);
-  auto wrong_sex = Upload(PatientObject("1.2.3.11.1", "1.2.3.11", "P2", "QIAN^QI", "F",
-                                        "19700101", valid),
-                          rdg::v1::DICOM);
+  auto placeholder =
+      Upload(PatientObject("1.2.3.10.1", "1.2.3.10", "P1", "LI^SI", "", "", "000000000000000000"),
+             rdg::v1::DICOM);
+  auto wrong_sex =
+      Upload(PatientObject("1.2.3.11.1", "1.2.3.11", "P2", "QIAN^QI", "F", "19700101", valid),
+             rdg::v1::DICOM);
   auto good = Upload(PatientObject("1.2.3.12.1", "1.2.3.12", "P3", "ZHANG^SAN", "M", "19700101",
                                    "MRN-7\\" + valid),
                      rdg::v1::DICOM);
-  auto hl7 = Upload(LabFor("N9", "L-5^^^LIS^MR~" + valid + "^^^GA&1.2.156&ISO^NNCHN",
-                           "ZHANG^SAN", "FIL9", "4.0", "M", "19700101"),
+  auto hl7 = Upload(LabFor("N9", "L-5^^^LIS^MR~" + valid + "^^^GA&1.2.156&ISO^NNCHN", "ZHANG^SAN",
+                           "FIL9", "4.0", "M", "19700101"),
                     rdg::v1::HL7V2_LAB);
-  for (const auto* st : {&placeholder, &wrong_sex, &good, &hl7}) ASSERT_TRUE(st->ok()) << st->status();
+  for (const auto* st : {&placeholder, &wrong_sex, &good, &hl7})
+    ASSERT_TRUE(st->ok()) << st->status();
   auto exam = [&](const absl::StatusOr<rdg::v1::UploadStatus>& st) {
     return **index_->GetExam(st->committed().exam_id());
   };

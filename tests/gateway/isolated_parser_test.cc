@@ -45,7 +45,8 @@ class IsolatedParserTest : public ::testing::Test {
     o.setup.mutable_limits()->set_max_sequence_depth(static_cast<int32_t>(max_depth));
     o.setup.mutable_limits()->set_max_elements(10'000'000);
     o.setup.mutable_limits()->set_memory_bytes(memory);
-    o.setup.mutable_limits()->set_timeout_seconds(static_cast<int32_t>(absl::ToInt64Seconds(timeout)));
+    o.setup.mutable_limits()->set_timeout_seconds(
+        static_cast<int32_t>(absl::ToInt64Seconds(timeout)));
     auto parser = IsolatedParser::Start(std::move(o));
     EXPECT_TRUE(parser.ok()) << parser.status();
     return parser.ok() ? *std::move(parser) : nullptr;
@@ -80,8 +81,8 @@ TEST_F(IsolatedParserTest, ParsesLikeTheInProcessParser) {
 TEST_F(IsolatedParserTest, RefusalsKeepTheirReason) {
   auto parser = Start();
   ASSERT_NE(parser, nullptr);
-  auto s = ParseBytes(*parser, testing::Part10(testing::MinimalDataset() +
-                                               testing::NestedSequences(20000, false)));
+  auto s = ParseBytes(
+      *parser, testing::Part10(testing::MinimalDataset() + testing::NestedSequences(20000, false)));
   EXPECT_TRUE(absl::IsInvalidArgument(s.status()));
   EXPECT_THAT(s.status().message(), HasSubstr("nests sequences more than 64"));
   EXPECT_EQ(parser->counters().crashed.load(), 0);
@@ -92,8 +93,8 @@ TEST_F(IsolatedParserTest, RefusalsKeepTheirReason) {
 TEST_F(IsolatedParserTest, AParserThatCrashesCostsOnlyItsObject) {
   auto parser = Start(/*max_depth=*/1'000'000);
   ASSERT_NE(parser, nullptr);
-  auto s = ParseBytes(*parser, testing::Part10(testing::MinimalDataset() +
-                                               testing::NestedSequences(100000, true)));
+  auto s = ParseBytes(
+      *parser, testing::Part10(testing::MinimalDataset() + testing::NestedSequences(100000, true)));
   EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
   EXPECT_THAT(s.status().message(), HasSubstr("could not be parsed safely: the parser crashed"));
   EXPECT_EQ(parser->counters().crashed.load(), 1);
@@ -119,8 +120,8 @@ TEST_F(IsolatedParserTest, AParserThatNeedsTooMuchMemoryIsStopped) {
   auto parser = Start(64, 96 << 20);
   ASSERT_NE(parser, nullptr);
   // Two million elements: DCMTK needs several hundred bytes for each.
-  auto s = ParseBytes(*parser, testing::Part10(testing::MinimalDataset() +
-                                               testing::ManyElements(2'000'000)));
+  auto s = ParseBytes(
+      *parser, testing::Part10(testing::MinimalDataset() + testing::ManyElements(2'000'000)));
   EXPECT_THAT(s.status().message(), HasSubstr("needed more memory than allowed"));
   EXPECT_EQ(parser->counters().out_of_memory.load(), 1);
   ExpectHealthy(*parser);

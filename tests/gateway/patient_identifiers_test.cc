@@ -38,8 +38,8 @@ TEST(ResidentIdTest, NamesTheRuleEachBadNumberBreaks) {
 
 TEST(ResidentIdTest, ChoosesTheFirstUsableTypedOrWellShapedIdentifier) {
   const std::vector<PatientIdentifier> ids = {
-      {"MR-0042", "CLINIC", "MR", "PID-3"},                     // a local number: not a candidate
-      {"000000000000000000", "", "", "(0010,1000)"},            // placeholder
+      {"MR-0042", "CLINIC", "MR", "PID-3"},           // a local number: not a candidate
+      {"000000000000000000", "", "", "(0010,1000)"},  // placeholder
       {kValid, "公安部", "NNCHN", "PID-3"}};
   const NationalIdChoice choice = ChooseNationalId(ids, "19700101", "M");
   EXPECT_EQ(choice.id, kValid);
@@ -47,7 +47,8 @@ TEST(ResidentIdTest, ChoosesTheFirstUsableTypedOrWellShapedIdentifier) {
   EXPECT_EQ(choice.problem, "");
   const NationalIdChoice none = ChooseNationalId({ids[0], ids[1]}, "19700101", "M");
   EXPECT_EQ(none.id, "");
-  EXPECT_EQ(none.problem, "the national ID in (0010,1000): it is a placeholder (one digit repeated)");
+  EXPECT_EQ(none.problem,
+            "the national ID in (0010,1000): it is a placeholder (one digit repeated)");
   const NationalIdChoice typed = ChooseNationalId({{"12345", "", "NNCHN", "PID-3"}}, "", "");
   EXPECT_EQ(typed.id, "");
   EXPECT_THAT(typed.problem, HasSubstr("PID-3 (NNCHN)"));

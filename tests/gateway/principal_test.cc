@@ -17,11 +17,11 @@ class PrincipalTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     pki_ = new testing::TempDir();
-    std::string cmd = "bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-pki.sh " +
-                      pki_->path() + " >/dev/null";
+    std::string cmd = "bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-pki.sh " + pki_->path() +
+                      " >/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
-    auto config = config::LoadConfigFile(std::string(RDG_SOURCE_DIR) +
-                                         "/deploy/config/demo.textproto");
+    auto config =
+        config::LoadConfigFile(std::string(RDG_SOURCE_DIR) + "/deploy/config/demo.textproto");
     ASSERT_TRUE(config.ok()) << config.status();
     directory_ = new config::InstitutionDirectory(*config);
   }
@@ -72,10 +72,13 @@ TEST_F(PrincipalTest, UnknownInstitutionOrBadProfileIsRefused) {
   inst->set_id("somewhere-else");
   inst->set_level(rdg::v1::TOWNSHIP);
   config::InstitutionDirectory foreign(other);
-  EXPECT_TRUE(absl::IsUnauthenticated(PrincipalFromCertificate(Pem("clinic-a1"), foreign).status()));
-  EXPECT_TRUE(absl::IsUnauthenticated(PrincipalFromCertificate("not a cert", *directory_).status()));
+  EXPECT_TRUE(
+      absl::IsUnauthenticated(PrincipalFromCertificate(Pem("clinic-a1"), foreign).status()));
+  EXPECT_TRUE(
+      absl::IsUnauthenticated(PrincipalFromCertificate("not a cert", *directory_).status()));
   // The gateway's own server certificate has OU=gateway: not a client role.
-  EXPECT_TRUE(absl::IsUnauthenticated(PrincipalFromCertificate(Pem("gateway"), *directory_).status()));
+  EXPECT_TRUE(
+      absl::IsUnauthenticated(PrincipalFromCertificate(Pem("gateway"), *directory_).status()));
 }
 
 TEST_F(PrincipalTest, RoleMustFitInstitutionLevel) {
@@ -84,8 +87,8 @@ TEST_F(PrincipalTest, RoleMustFitInstitutionLevel) {
   inst->set_id("clinic-a1");
   inst->set_level(rdg::v1::COUNTY);  // a "clinic" certificate for a county hospital
   config::InstitutionDirectory directory(config);
-  EXPECT_TRUE(absl::IsPermissionDenied(
-      PrincipalFromCertificate(Pem("clinic-a1"), directory).status()));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(PrincipalFromCertificate(Pem("clinic-a1"), directory).status()));
 }
 
 }  // namespace

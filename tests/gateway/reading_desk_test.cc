@@ -24,18 +24,17 @@ const auth::Principal kClinic{"clinic-a1", rdg::v1::CLINIC, "clinic-a1"};
 class ReadingDeskTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (auto [name, inst] : {std::pair{"county-a/imaging", "county-a"},
-                              std::pair{"county-b/imaging", "county-b"},
-                              std::pair{"county-a/lab", "county-a"},
-                              std::pair{"city/ecg-consult", "city"},
-                              std::pair{"city/radiology-consult", "city"}}) {
+    for (auto [name, inst] :
+         {std::pair{"county-a/imaging", "county-a"}, std::pair{"county-b/imaging", "county-b"},
+          std::pair{"county-a/lab", "county-a"}, std::pair{"city/ecg-consult", "city"},
+          std::pair{"city/radiology-consult", "city"}}) {
       auto* q = config_.add_queues();
       q->set_name(name);
       q->set_institution(inst);
       q->add_exam_types(std::string(name).find("ecg") != std::string::npos ? "ECG" : "CT");
     }
-    for (auto [id, parent] : {std::pair{"county-a", "city"}, std::pair{"county-b", "city"},
-                              std::pair{"city", ""}}) {
+    for (auto [id, parent] :
+         {std::pair{"county-a", "city"}, std::pair{"county-b", "city"}, std::pair{"city", ""}}) {
       auto* i = config_.add_institutions();
       i->set_id(id);
       i->set_parent(parent);
@@ -67,7 +66,8 @@ class ReadingDeskTest : public ::testing::Test {
     n.object.sop_instance_uid = study + ".1";
     n.object.sha256_hex = "sha" + study;
     n.object.received_at = clock_.Now();
-    n.routing = {queue, rdg::v1::STAT, clock_.Now() + absl::Minutes(30), clock_.Now() + absl::Minutes(10), "rule"};
+    n.routing = {queue, rdg::v1::STAT, clock_.Now() + absl::Minutes(30),
+                 clock_.Now() + absl::Minutes(10), "rule"};
     return index_->CommitObjects({n})[0]->exam_id;
   }
 
@@ -118,8 +118,9 @@ TEST_F(ReadingDeskTest, ReaderEscalatesToTheNextLevel) {
     if (e.state == rdg::v1::ESCALATED) {
       found = true;
       EXPECT_EQ(e.actor, "reader-a-rad");
-      EXPECT_EQ(e.detail, "county-a/imaging -> city/radiology-consult: suspected mass, needs a "
-                          "thoracic radiologist");
+      EXPECT_EQ(e.detail,
+                "county-a/imaging -> city/radiology-consult: suspected mass, needs a "
+                "thoracic radiologist");
     }
   }
   EXPECT_TRUE(found);
@@ -161,7 +162,8 @@ TEST_F(ReadingDeskTest, TheFallbackQueueIsNeverAnEscalationTarget) {
   clock_.Advance(absl::Minutes(11));
   EXPECT_EQ(*desk.EscalateOverdue(), 1);  // the CT: to the city's CT consultation queue
   EXPECT_EQ((*index_->GetExam(exam_))->queue, "city/radiology-consult");
-  EXPECT_EQ((*index_->GetExam(mammo))->queue, "county-a/imaging") << "no consultation queue reads MG";
+  EXPECT_EQ((*index_->GetExam(mammo))->queue, "county-a/imaging")
+      << "no consultation queue reads MG";
 }
 
 TEST_F(ReadingDeskTest, ClaimedExamsAreNotEscalated) {
@@ -202,8 +204,8 @@ TEST_F(ReadingDeskTest, PriorsAreForTheClaimHolderOrABrokenGlassWithAReason) {
   ASSERT_TRUE(desk_->Claim(kReaderA2, current).ok());
   EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kReaderA, current).status()))
       << "another reader's claim gives this reader nothing";
-  EXPECT_TRUE(absl::IsInvalidArgument(
-      desk_->Priors(kReaderA, current, std::string(501, 'x')).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(desk_->Priors(kReaderA, current, std::string(501, 'x')).status()));
   EXPECT_TRUE(absl::IsInvalidArgument(desk_->Priors(kReaderA, current, " x ").status()))
       << "a reason is more than a keystroke";
   auto glass = desk_->Priors(kReaderA, current, "  consultation by phone with Dr Li  ");
@@ -232,7 +234,8 @@ TEST_F(ReadingDeskTest, TheAuthorOfAFinalReportKeepsAccessForAWhileOnly) {
   const std::string current = AddExam("5.3", "county-a/imaging", "A-88", id);
   AddExam("5.4", "county-b/imaging", "B-88", id);
   ASSERT_TRUE(desk_->Claim(kReaderA, current).ok());
-  ASSERT_TRUE(index_->AddReport(Signed(current, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now()).ok());
+  ASSERT_TRUE(
+      index_->AddReport(Signed(current, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now()).ok());
   EXPECT_TRUE(desk_->Priors(kReaderA, current).ok()) << "the author, for an addendum";
   EXPECT_TRUE(desk_->ExamInContextOfWork(kReaderA, current, "reports", "").ok());
   EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kReaderA2, current).status()));
@@ -285,13 +288,11 @@ TEST_F(ReadingDeskTest, DifferentPeopleSharingAnIdentifierAreNeverPriorsAndAreLi
     EXPECT_TRUE(view->priors.empty()) << exam << " linked to " << view->priors[0].exam_id;
   }
   auto pair = [](const std::string& a, const std::string& b, const std::string& fields) {
-    return absl::StrCat("DEMOGRAPHICS_DISAGREE ", std::min(a, b), " ", std::max(a, b), " ",
-                        fields);
+    return absl::StrCat("DEMOGRAPHICS_DISAGREE ", std::min(a, b), " ", std::max(a, b), " ", fields);
   };
-  EXPECT_THAT(Conflicts(*index_),
-              ::testing::UnorderedElementsAre(pair(qian, zhang, "name,sex,birth date"),
-                                              pair(wei, wei2, "name"),
-                                              pair(zhou, zhou2, "birth date")))
+  EXPECT_THAT(Conflicts(*index_), ::testing::UnorderedElementsAre(
+                                      pair(qian, zhang, "name,sex,birth date"),
+                                      pair(wei, wei2, "name"), pair(zhou, zhou2, "birth date")))
       << "placeholders (national 000…, local 0) link nothing, so there is nothing to review; "
          "each pair is listed once";
   (void)wu;
@@ -311,9 +312,9 @@ TEST_F(ReadingDeskTest, AValidNationalIdWithAgreeingDemographicsLinksAcrossCount
   std::vector<std::string> ids;
   for (const auto& p : view->priors) ids.push_back(p.exam_id);
   EXPECT_THAT(ids, ::testing::ElementsAre(here));
-  EXPECT_THAT(Conflicts(*index_), ::testing::ElementsAre(absl::StrCat(
-                                      "DEMOGRAPHICS_DISAGREE ", std::min(there, pinyin), " ",
-                                      std::max(there, pinyin), " name")));
+  EXPECT_THAT(Conflicts(*index_),
+              ::testing::ElementsAre(absl::StrCat("DEMOGRAPHICS_DISAGREE ", std::min(there, pinyin),
+                                                  " ", std::max(there, pinyin), " name")));
 }
 
 // --- Desks -------------------------------------------------------------------------------------
@@ -359,7 +360,8 @@ TEST_F(ReadingDeskTest, EachReaderReadsOnlyTheQueuesOfTheirDesks) {
 // --- Addenda with authority ---------------------------------------------------------------------
 
 TEST_F(ReadingDeskTest, OnlyTheAuthorOrAClaimForAmendmentAmendsAFinalReport) {
-  EXPECT_TRUE(absl::IsFailedPrecondition(desk_->Claim(kReaderA, exam_, true, "wrong side").status()))
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(desk_->Claim(kReaderA, exam_, true, "wrong side").status()))
       << "nothing to amend before a final report";
   ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
   auto final = index_->AddReport(Signed(exam_, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now());
@@ -429,7 +431,8 @@ TEST_F(ReadingDeskTest, LabPriorsShowATrendOfTheSameTestsOnlyAndEcgsOnlyEcgs) {
                                       {Lab("K", "4.0", "20261101"), Lab("GLU", "5.0", "20261101")});
   AddExam("3.2", "county-a/imaging", "A-1", id, "CT");
   const std::string ecg = AddExam("3.4", "county-a/imaging", "A-1", id, "ECG");
-  AddExam("3.3", "county-a/lab", "A-2", "", "LAB", {Lab("K", "9.9", "20261105")});  // another patient
+  AddExam("3.3", "county-a/lab", "A-2", "", "LAB",
+          {Lab("K", "9.9", "20261105")});  // another patient
   const std::string current = AddExam("3.5", "county-a/lab", "A-1", id, "LAB",
                                       {Lab("K", "5.1", "20261120"), Lab("NA", "140", "20261120")});
   ASSERT_TRUE(desk_->Claim(kReaderA, current).ok());
@@ -441,8 +444,8 @@ TEST_F(ReadingDeskTest, LabPriorsShowATrendOfTheSameTestsOnlyAndEcgsOnlyEcgs) {
   std::vector<std::string> trend;
   for (const auto& r : view->lab_results) trend.push_back(r.code + "=" + r.value + "@" + r.exam_id);
   // GLU is not a test of this exam; K is, oldest first; the other patient's 9.9 never shows.
-  EXPECT_THAT(trend, ::testing::ElementsAre("K=4.0@" + old_lab, "K=5.1@" + current,
-                                            "NA=140@" + current));
+  EXPECT_THAT(trend,
+              ::testing::ElementsAre("K=4.0@" + old_lab, "K=5.1@" + current, "NA=140@" + current));
   auto ecg_view = desk_->Priors(kReaderA, ecg);
   ASSERT_TRUE(ecg_view.ok());
   EXPECT_TRUE(ecg_view->priors.empty());  // no earlier ECG; the CT and labs are not shown

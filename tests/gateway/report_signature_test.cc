@@ -48,16 +48,16 @@ class ReportSignatureTest : public ::testing::Test {
   std::string CmsSign(const std::string& pki, const std::string& name) {
     const std::string out = dir_->Join(name + ".p7s");
     EXPECT_EQ(Shell("openssl cms -sign -binary -md sha256 -outform DER -in " + content_path_ +
-                  " -signer " + dir_->Join(pki + "/" + name + ".pem") + " -inkey " +
-                  dir_->Join(pki + "/" + name + ".key") + " -out " + out),
+                    " -signer " + dir_->Join(pki + "/" + name + ".pem") + " -inkey " +
+                    dir_->Join(pki + "/" + name + ".key") + " -out " + out),
               0);
     return testing::ReadFileBytes(out);
   }
   std::string Sm2Sign(const std::string& name) {
     const std::string out = dir_->Join(name + ".sm2");
     EXPECT_EQ(Shell("openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:1234567812345678 "
-                  "-inkey " + dir_->Join("pki/" + name + ".key") + " -in " + content_path_ +
-                  " -out " + out),
+                    "-inkey " +
+                    dir_->Join("pki/" + name + ".key") + " -in " + content_path_ + " -out " + out),
               0);
     return testing::ReadFileBytes(out);
   }
@@ -80,8 +80,8 @@ class ReportSignatureTest : public ::testing::Test {
 testing::TempDir* ReportSignatureTest::dir_ = nullptr;
 
 TEST_F(ReportSignatureTest, EcdsaCmsFromOpensslVerifies) {
-  auto who = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
-                               CmsSign("pki", "reader-a-rad"), Pem("pki", "reader-a-rad"));
+  auto who = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, CmsSign("pki", "reader-a-rad"),
+                    Pem("pki", "reader-a-rad"));
   ASSERT_TRUE(who.ok()) << who.status();
   EXPECT_EQ(who->common_name, "reader-a-rad");
   EXPECT_EQ(who->organization, "county-a");
@@ -89,8 +89,8 @@ TEST_F(ReportSignatureTest, EcdsaCmsFromOpensslVerifies) {
 }
 
 TEST_F(ReportSignatureTest, Sm2FromOpensslVerifies) {
-  auto who = Verify(rdg::v1::SM2_SM3_RAW, content_, Sm2Sign("reader-a-ecg"),
-                               Pem("pki", "reader-a-ecg"));
+  auto who =
+      Verify(rdg::v1::SM2_SM3_RAW, content_, Sm2Sign("reader-a-ecg"), Pem("pki", "reader-a-ecg"));
   ASSERT_TRUE(who.ok()) << who.status();
   EXPECT_EQ(who->common_name, "reader-a-ecg");
 }
@@ -98,46 +98,52 @@ TEST_F(ReportSignatureTest, Sm2FromOpensslVerifies) {
 TEST_F(ReportSignatureTest, OneChangedByteFails) {
   std::string tampered = content_;
   tampered[tampered.size() - 3] ^= 0x01;
-  EXPECT_TRUE(absl::IsInvalidArgument(Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256,
-      tampered, CmsSign("pki", "reader-a-rad"), Pem("pki", "reader-a-rad")).status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(Verify(rdg::v1::SM2_SM3_RAW, tampered,
-      Sm2Sign("reader-a-ecg"), Pem("pki", "reader-a-ecg")).status()));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, tampered,
+                                     CmsSign("pki", "reader-a-rad"), Pem("pki", "reader-a-rad"))
+                                  .status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      Verify(rdg::v1::SM2_SM3_RAW, tampered, Sm2Sign("reader-a-ecg"), Pem("pki", "reader-a-ecg"))
+          .status()));
 }
 
 TEST_F(ReportSignatureTest, ForeignCaIsRefused) {
-  auto r = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
-                             CmsSign("rogue", "reader-a-rad"), Pem("rogue", "reader-a-rad"));
+  auto r = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, CmsSign("rogue", "reader-a-rad"),
+                  Pem("rogue", "reader-a-rad"));
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("platform CA"));
 }
 
 TEST_F(ReportSignatureTest, SignerMustBeTheSubmittedCertificate) {
-  auto r = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
-                             CmsSign("pki", "reader-a-lab"), Pem("pki", "reader-a-rad"));
+  auto r = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, CmsSign("pki", "reader-a-lab"),
+                  Pem("pki", "reader-a-rad"));
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("submitted signer certificate"));
 }
 
 TEST_F(ReportSignatureTest, FormatMustFitTheKey) {
   EXPECT_FALSE(Verify(rdg::v1::SM2_SM3_RAW, content_, CmsSign("pki", "reader-a-rad"),
-                                 Pem("pki", "reader-a-rad")).ok());
-  EXPECT_FALSE(Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
-                                 Sm2Sign("reader-a-ecg"), Pem("pki", "reader-a-ecg")).ok());
-  EXPECT_FALSE(Verify(rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED, content_, "x",
-                                 Pem("pki", "reader-a-rad")).ok());
+                      Pem("pki", "reader-a-rad"))
+                   .ok());
+  EXPECT_FALSE(Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, Sm2Sign("reader-a-ecg"),
+                      Pem("pki", "reader-a-ecg"))
+                   .ok());
+  EXPECT_FALSE(
+      Verify(rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED, content_, "x", Pem("pki", "reader-a-rad"))
+          .ok());
   EXPECT_FALSE(Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, "x", "no pem").ok());
 }
 
 TEST_F(ReportSignatureTest, OnlyASigningCertificateValidAtSignedAtSigns) {
   // clinic-a1's certificate: digitalSignature only — a transport key, not a signing one.
-  auto clinic = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
-                       CmsSign("pki", "clinic-a1"), Pem("pki", "clinic-a1"));
+  auto clinic = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, CmsSign("pki", "clinic-a1"),
+                       Pem("pki", "clinic-a1"));
   ASSERT_FALSE(clinic.ok());
   EXPECT_THAT(clinic.status().message(), HasSubstr("nonRepudiation"));
   // reader-a-rad's certificate did not exist in 2001.
   auto old = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, CmsSign("pki", "reader-a-rad"),
-                    Pem("pki", "reader-a-rad"), absl::FromCivil(absl::CivilSecond(2001, 1, 1),
-                                                                absl::UTCTimeZone()));
+                    Pem("pki", "reader-a-rad"),
+                    absl::FromCivil(absl::CivilSecond(2001, 1, 1), absl::UTCTimeZone()));
   ASSERT_FALSE(old.ok());
   EXPECT_THAT(old.status().message(), HasSubstr("when the report was signed"));
   // A reader certificate of the platform CA without any keyUsage extension (OpenSSL would then
@@ -146,24 +152,24 @@ TEST_F(ReportSignatureTest, OnlyASigningCertificateValidAtSignedAtSigns) {
                                          "[ req ]\ndistinguished_name = dn\n[ dn ]\n[ ext ]\n"
                                          "basicConstraints = critical, CA:FALSE\n");
   ASSERT_EQ(Shell("openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-                  "-keyout " + dir_->Join("pki/no-usage.key") + " -out " +
-                  dir_->Join("pki/no-usage.pem") +
+                  "-keyout " +
+                  dir_->Join("pki/no-usage.key") + " -out " + dir_->Join("pki/no-usage.pem") +
                   " -subj /O=county-a/OU=reader/CN=reader-a-rad -CA " + dir_->Join("pki/ca.pem") +
                   " -CAkey " + dir_->Join("pki/ca.key") + " -config " + config +
                   " -extensions ext -days 2"),
             0);
-  auto no_usage = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_,
-                         CmsSign("pki", "no-usage"), Pem("pki", "no-usage"));
+  auto no_usage = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, CmsSign("pki", "no-usage"),
+                         Pem("pki", "no-usage"));
   ASSERT_FALSE(no_usage.ok());
   EXPECT_THAT(no_usage.status().message(), HasSubstr("nonRepudiation"));
 }
 
 TEST_F(ReportSignatureTest, ReceiptsAreSignedWithTheGatewaysKeyAsOpensslVerifies) {
   const std::string key = testing::ReadFileBytes(dir_->Join("pki/gateway.key"));
-  EXPECT_TRUE(absl::IsInvalidArgument(ReceiptSigner::Create(Pem("pki", "gateway"),
-                                                            testing::ReadFileBytes(
-                                                                dir_->Join("pki/clinic-a1.key")))
-                                          .status()))
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      ReceiptSigner::Create(Pem("pki", "gateway"),
+                            testing::ReadFileBytes(dir_->Join("pki/clinic-a1.key")))
+          .status()))
       << "a key that is not the certificate's";
   auto signer = ReceiptSigner::Create(Pem("pki", "gateway"), key);
   ASSERT_TRUE(signer.ok()) << signer.status();
@@ -184,13 +190,15 @@ TEST_F(ReportSignatureTest, ReceiptsAreSignedWithTheGatewaysKeyAsOpensslVerifies
             "origin_institution: clinic-a1\nreader_user: reader-a-rad\n"
             "reader_institution: county-a\ndesk: county-a/imaging-desk\n"
             "accepted_at: 2027-01-15T08:00:00Z\nissued_at: 2027-01-15T08:01:00Z\n"
-            "report_sha256: " + std::string(64, 'a') + "\n");
+            "report_sha256: " +
+                std::string(64, 'a') + "\n");
   auto signature = (*signer)->Sign(text);
   ASSERT_TRUE(signature.ok()) << signature.status();
   const std::string text_path = dir_->Write("receipt.txt", text);
   const std::string sig_path = dir_->Write("receipt.p7s", *signature);
   const std::string verify = "openssl cms -verify -binary -inform DER -in " + sig_path +
-                             " -CAfile " + dir_->Join("pki/ca.pem") + " -purpose any -out /dev/null";
+                             " -CAfile " + dir_->Join("pki/ca.pem") +
+                             " -purpose any -out /dev/null";
   EXPECT_EQ(Shell(verify + " -content " + text_path), 0);
   const std::string other = dir_->Write("other.txt", text + "x");
   EXPECT_NE(Shell(verify + " -content " + other), 0);

@@ -25,10 +25,10 @@ TEST_F(RouterTest, DemoProvinceRoutesEveryInstitution) {
   struct Case {
     std::string origin, type, queue;
   } cases[] = {
-      {"clinic-a1", "CT", "county-a/imaging"}, {"clinic-a2", "DX", "county-a/imaging"},
-      {"van-a1", "US", "county-a/imaging"},    {"van-a1", "ECG", "county-a/ecg"},
-      {"clinic-a1", "LAB", "county-a/lab"},    {"clinic-b1", "CR", "county-b/imaging"},
-      {"clinic-b1", "ECG", "county-b/ecg"},    {"clinic-b1", "LAB", "county-b/lab"},
+      {"clinic-a1", "CT", "county-a/imaging"},      {"clinic-a2", "DX", "county-a/imaging"},
+      {"van-a1", "US", "county-a/imaging"},         {"van-a1", "ECG", "county-a/ecg"},
+      {"clinic-a1", "LAB", "county-a/lab"},         {"clinic-b1", "CR", "county-b/imaging"},
+      {"clinic-b1", "ECG", "county-b/ecg"},         {"clinic-b1", "LAB", "county-b/lab"},
       {"county-a", "CT", "city/radiology-consult"}, {"county-b", "ECG", "city/ecg-consult"},
       {"county-b", "LAB", "city/lab-consult"},
   };

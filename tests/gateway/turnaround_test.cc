@@ -17,9 +17,9 @@
 namespace rdg::monitoring {
 namespace {
 
+using storage::StageRecord;
 using ::testing::ElementsAre;
 using ::testing::Pair;
-using storage::StageRecord;
 
 TEST(PercentileTest, NearestRank) {
   std::vector<absl::Duration> d;
@@ -35,7 +35,8 @@ class TurnaroundTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (auto [id, community, parent] :
-         {std::tuple{"clinic-a1", "county-a", "county-a"}, std::tuple{"clinic-b1", "county-b", "county-b"},
+         {std::tuple{"clinic-a1", "county-a", "county-a"},
+          std::tuple{"clinic-b1", "county-b", "county-b"},
           std::tuple{"county-a", "county-a", "city"}, std::tuple{"county-b", "county-b", "city"},
           std::tuple{"city", "", ""}}) {
       auto* i = config_.add_institutions();
@@ -43,8 +44,8 @@ class TurnaroundTest : public ::testing::Test {
       i->set_community(community);
       i->set_parent(parent);
     }
-    for (auto [name, inst] : {std::pair{"county-a/imaging", "county-a"},
-                              std::pair{"city/radiology-consult", "city"}}) {
+    for (auto [name, inst] :
+         {std::pair{"county-a/imaging", "county-a"}, std::pair{"city/radiology-consult", "city"}}) {
       auto* q = config_.add_queues();
       q->set_name(name);
       q->set_institution(inst);
@@ -80,8 +81,10 @@ class TurnaroundTest : public ::testing::Test {
     return outcome->exam_id;
   }
   void Claim(const std::string& exam) {
-    ASSERT_TRUE(index_->ClaimExam(exam, "reader-a", "county-a", clock_.Now(), absl::Hours(10),
-                                  storage::ClaimAction::kClaim).ok());
+    ASSERT_TRUE(index_
+                    ->ClaimExam(exam, "reader-a", "county-a", clock_.Now(), absl::Hours(10),
+                                storage::ClaimAction::kClaim)
+                    .ok());
   }
   std::string Final(const std::string& exam, absl::Duration ack_target) {
     storage::ReportRecord r;
@@ -112,9 +115,9 @@ TEST_F(TurnaroundTest, KnownStageDurationsGiveExactPercentilesAndShares) {
   // Exam i (1..100): claimed after i min, final i min later (2i from receipt), acknowledged
   // i min after that. Targets: claim 30 min, final 120 min, acknowledgement 45 min.
   for (int i = 1; i <= 100; ++i) {
-    const std::string exam = Receive(absl::StrCat("1.", i), i % 2 ? "clinic-a1" : "clinic-b1",
-                                     i % 2 ? "CT" : "DX", rdg::v1::ROUTINE, absl::Minutes(30),
-                                     absl::Minutes(120));
+    const std::string exam =
+        Receive(absl::StrCat("1.", i), i % 2 ? "clinic-a1" : "clinic-b1", i % 2 ? "CT" : "DX",
+                rdg::v1::ROUTINE, absl::Minutes(30), absl::Minutes(120));
     clock_.Advance(absl::Minutes(i));
     Claim(exam);
     clock_.Advance(absl::Minutes(i));
@@ -166,7 +169,8 @@ TEST_F(TurnaroundTest, KnownStageDurationsGiveExactPercentilesAndShares) {
   EXPECT_EQ(by_reviewer[0].key, "county-a");
 
   // A window reads only what completed inside it: the last exam's three stages.
-  auto last = index_->ListStagesEnded(clock_.Now() - absl::Minutes(200), clock_.Now() + absl::Seconds(1));
+  auto last =
+      index_->ListStagesEnded(clock_.Now() - absl::Minutes(200), clock_.Now() + absl::Seconds(1));
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(last->size(), 3u);
 
@@ -193,9 +197,9 @@ TEST_F(TurnaroundTest, KnownStageDurationsGiveExactPercentilesAndShares) {
 }
 
 TEST_F(TurnaroundTest, UnclaimedStatExamIsReportedAsBreachedAndEscalated) {
-  const std::string exam = Receive("2.1", "clinic-a1", "CT", rdg::v1::STAT,
-                                   sla_->ClaimDue("CT", rdg::v1::STAT, clock_.Now()) - clock_.Now(),
-                                   absl::Minutes(30));
+  const std::string exam =
+      Receive("2.1", "clinic-a1", "CT", rdg::v1::STAT,
+              sla_->ClaimDue("CT", rdg::v1::STAT, clock_.Now()) - clock_.Now(), absl::Minutes(30));
   const absl::Time due = clock_.Now() + absl::Minutes(10);
   clock_.Advance(absl::Minutes(9));
   EXPECT_TRUE(index_->DetectBreaches(clock_.Now(), 100)->empty());
@@ -226,8 +230,10 @@ TEST_F(TurnaroundTest, UnclaimedStatExamIsReportedAsBreachedAndEscalated) {
 
   // Claimed at the next level 5 min later: the breach closes with a 6 min overrun.
   clock_.Advance(absl::Minutes(5));
-  ASSERT_TRUE(index_->ClaimExam(exam, "reader-city", "city", clock_.Now(), absl::Hours(1),
-                                storage::ClaimAction::kClaim).ok());
+  ASSERT_TRUE(index_
+                  ->ClaimExam(exam, "reader-city", "city", clock_.Now(), absl::Hours(1),
+                              storage::ClaimAction::kClaim)
+                  .ok());
   EXPECT_TRUE(index_->ListBreaches({.open_only = true})->empty());
   auto all = index_->ListBreaches({});
   ASSERT_TRUE(all.ok());
@@ -250,8 +256,8 @@ TEST_F(TurnaroundTest, UnclaimedStatExamIsReportedAsBreachedAndEscalated) {
 }
 
 TEST_F(TurnaroundTest, CriticalResultsRunTheirOwnAcknowledgementClock) {
-  const std::string exam = Receive("3.1", "clinic-a1", "CT", rdg::v1::STAT, absl::Minutes(10),
-                                   absl::Minutes(30));
+  const std::string exam =
+      Receive("3.1", "clinic-a1", "CT", rdg::v1::STAT, absl::Minutes(10), absl::Minutes(30));
   Claim(exam);
   storage::ReportRecord r;
   r.exam_id = exam;

@@ -19,14 +19,17 @@ inline std::string Element(uint16_t group, uint16_t element, const std::string& 
   const bool long_form = vr == "OB" || vr == "OW" || vr == "SQ" || vr == "UN" || vr == "UT" ||
                          vr == "UC" || vr == "UR" || vr == "OD" || vr == "OF" || vr == "OL";
   if (length < 0 && value.size() % 2 == 1) value += (vr == "UI" ? '\0' : ' ');
-  const uint32_t n = length < 0 ? static_cast<uint32_t>(value.size()) : static_cast<uint32_t>(length);
+  const uint32_t n =
+      length < 0 ? static_cast<uint32_t>(value.size()) : static_cast<uint32_t>(length);
   std::string out = Le16(group) + Le16(element) + vr;
   out += long_form ? Le16(0) + Le32(n) : Le16(static_cast<uint16_t>(n));
   return out + value;
 }
 
 inline constexpr uint32_t kUndefined = 0xFFFFFFFF;
-inline std::string ItemStart(uint32_t length = kUndefined) { return Le16(0xFFFE) + Le16(0xE000) + Le32(length); }
+inline std::string ItemStart(uint32_t length = kUndefined) {
+  return Le16(0xFFFE) + Le16(0xE000) + Le32(length);
+}
 inline std::string ItemEnd() { return Le16(0xFFFE) + Le16(0xE00D) + Le32(0); }
 inline std::string SequenceEnd() { return Le16(0xFFFE) + Le16(0xE0DD) + Le32(0); }
 //! A sequence header of undefined length (Content Sequence).
@@ -70,7 +73,8 @@ inline std::string ManyElements(int64_t count) {
   const std::string value = "AB";
   for (int64_t i = 0; i < count; ++i) {
     const auto group = static_cast<uint16_t>(0x0021 + 2 * (i / 0xEFFF));
-    out += Le16(group) + Le16(static_cast<uint16_t>(0x1000 + (i % 0xEFFF))) + "SH" + Le16(2) + value;
+    out +=
+        Le16(group) + Le16(static_cast<uint16_t>(0x1000 + (i % 0xEFFF))) + "SH" + Le16(2) + value;
   }
   return out;
 }

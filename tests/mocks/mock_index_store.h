@@ -10,8 +10,8 @@ namespace rdg::storage {
 class MockIndexStore : public IndexStore {
  public:
   MOCK_METHOD(absl::Status, CreateSession, (const UploadSessionRecord&, int), (override));
-  MOCK_METHOD(absl::StatusOr<std::optional<UploadSessionRecord>>, GetSession,
-              (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::optional<UploadSessionRecord>>, GetSession, (const std::string&),
+              (override));
   MOCK_METHOD(absl::StatusOr<std::optional<UploadSessionRecord>>, FindSession,
               (const std::string&, const std::string&, int64_t), (override));
   MOCK_METHOD(absl::StatusOr<int>, CountSessions, (const std::string&), (override));
@@ -70,8 +70,7 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::Status, MarkDelivered, (const std::vector<std::string>&, absl::Time),
               (override));
   MOCK_METHOD(absl::StatusOr<ReportRecord>, AcknowledgeReport,
-              (const std::string&, const std::string&, const std::string&, absl::Time),
-              (override));
+              (const std::string&, const std::string&, const std::string&, absl::Time), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<StageRecord>>, DetectBreaches, (absl::Time, int32_t),
               (override));
   MOCK_METHOD(absl::StatusOr<std::vector<StageRecord>>, ListStagesEnded, (absl::Time, absl::Time),
@@ -82,8 +81,7 @@ class MockIndexStore : public IndexStore {
               (override));
   MOCK_METHOD(absl::StatusOr<std::vector<OpenBreachCount>>, CountOpenBreaches, (), (override));
   MOCK_METHOD(absl::Status, AppendAudit, (const AuditRecord&), (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&),
-              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&), (override));
 };
 
 }  // namespace rdg::storage

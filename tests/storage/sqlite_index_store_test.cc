@@ -102,8 +102,8 @@ TEST_F(SqliteIndexStoreTest, CommitDeletesTheUploadSession) {
 }
 
 UploadSessionRecord Session(const std::string& id, const std::string& institution, absl::Time at) {
-  return UploadSessionRecord{id, institution, "u", rdg::v1::DICOM, 100, "sha-" + id,
-                             rdg::v1::ROUTINE, "", at, at};
+  return UploadSessionRecord{
+      id, institution, "u", rdg::v1::DICOM, 100, "sha-" + id, rdg::v1::ROUTINE, "", at, at};
 }
 
 // What was seen: a race let 1,003 sessions in under a limit of 1,000 (count, then insert).
@@ -136,8 +136,9 @@ TEST_F(SqliteIndexStoreTest, OpenSessionQuotaIsAtomicUnderConcurrency) {
 
 TEST_F(SqliteIndexStoreTest, ListSessionsOfPagesOldestFirstAndScopesByInstitution) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(store_->CreateSession(Session(absl::StrCat("a", i), "c1", kT0 + absl::Seconds(5 - i)),
-                                      100).ok());
+    ASSERT_TRUE(
+        store_->CreateSession(Session(absl::StrCat("a", i), "c1", kT0 + absl::Seconds(5 - i)), 100)
+            .ok());
   }
   ASSERT_TRUE(store_->CreateSession(Session("b0", "c2", kT0), 100).ok());
   std::vector<std::string> seen;
@@ -178,7 +179,8 @@ TEST_F(SqliteIndexStoreTest, ListObjectsPageWalksEveryObjectOnceInOrder) {
 TEST_F(SqliteIndexStoreTest, ListExamsPagesNewestFirstAndScopesByInstitution) {
   for (int i = 0; i < 5; ++i) {
     std::string study = "1.9." + std::to_string(i);
-    ASSERT_TRUE(store_->CommitObjects({MakeObject("c1", study, study + ".1", "s" + study)})[0].ok());
+    ASSERT_TRUE(
+        store_->CommitObjects({MakeObject("c1", study, study + ".1", "s" + study)})[0].ok());
   }
   ASSERT_TRUE(store_->CommitObjects({MakeObject("c2", "2.1", "2.1.1", "x")})[0].ok());
   ExamQuery q;
@@ -194,8 +196,10 @@ TEST_F(SqliteIndexStoreTest, ListExamsPagesNewestFirstAndScopesByInstitution) {
 }
 
 TEST_F(SqliteIndexStoreTest, AuditLogIsAppendOnly) {
-  ASSERT_TRUE(store_->AppendAudit({0, kT0, "c1", "u1", rdg::v1::CLINIC, "download_exam", "ex-1", ""}).ok());
-  ASSERT_TRUE(store_->AppendAudit({0, kT0, "c1", "u2", rdg::v1::CLINIC, "list_exams", "", ""}).ok());
+  ASSERT_TRUE(
+      store_->AppendAudit({0, kT0, "c1", "u1", rdg::v1::CLINIC, "download_exam", "ex-1", ""}).ok());
+  ASSERT_TRUE(
+      store_->AppendAudit({0, kT0, "c1", "u2", rdg::v1::CLINIC, "list_exams", "", ""}).ok());
   AuditQuery q;
   q.user = "u1";
   auto rows = *store_->ListAudit(q);
@@ -205,7 +209,8 @@ TEST_F(SqliteIndexStoreTest, AuditLogIsAppendOnly) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(dir_.Join("index.sqlite").c_str(), &db), SQLITE_OK);
   EXPECT_NE(sqlite3_exec(db, "DELETE FROM audit_log", nullptr, nullptr, nullptr), SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(db, "UPDATE audit_log SET user = 'x'", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "UPDATE audit_log SET user = 'x'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
   sqlite3_close(db);
 }
 
@@ -218,8 +223,9 @@ TEST_F(SqliteIndexStoreTest, BlobReferences) {
 }
 
 //! An exam routed to `queue` with the given due time and priority; returns its id.
-std::string AddRoutedExam(SqliteIndexStore& store, const std::string& study, const std::string& queue,
-                          absl::Time due, rdg::v1::Priority priority, const std::string& type = "CT") {
+std::string AddRoutedExam(SqliteIndexStore& store, const std::string& study,
+                          const std::string& queue, absl::Time due, rdg::v1::Priority priority,
+                          const std::string& type = "CT") {
   NewObject n = MakeObject("c1", study, study + ".1", "sha" + study);
   n.exam.exam_type = type;
   n.routing = {queue, priority, due, absl::InfiniteFuture(), "rule test"};
@@ -250,25 +256,32 @@ TEST_F(SqliteIndexStoreTest, ExactlyOneOf32ConcurrentClaimsWins) {
 }
 
 TEST_F(SqliteIndexStoreTest, LeaseRenewalExpiryAndRelease) {
-  const std::string exam = AddRoutedExam(*store_, "5.2", "q", kT0 + absl::Hours(1), rdg::v1::ROUTINE);
+  const std::string exam =
+      AddRoutedExam(*store_, "5.2", "q", kT0 + absl::Hours(1), rdg::v1::ROUTINE);
   const absl::Duration lease = absl::Minutes(15);
   auto c = store_->ClaimExam(exam, "alice", "county-a", kT0, lease, ClaimAction::kClaim);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->expires_at, kT0 + lease);
   // Bob is refused while the lease lives; Alice renews it.
-  auto bob = store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(10), lease, ClaimAction::kClaim);
+  auto bob = store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(10), lease,
+                               ClaimAction::kClaim);
   EXPECT_TRUE(absl::IsFailedPrecondition(bob.status()));
   EXPECT_NE(bob.status().message().find("alice"), absl::string_view::npos);
-  auto renewed = store_->ClaimExam(exam, "alice", "county-a", kT0 + absl::Minutes(10), lease, ClaimAction::kRenew);
+  auto renewed = store_->ClaimExam(exam, "alice", "county-a", kT0 + absl::Minutes(10), lease,
+                                   ClaimAction::kRenew);
   ASSERT_TRUE(renewed.ok());
   EXPECT_EQ(renewed->expires_at, kT0 + absl::Minutes(25));
   EXPECT_EQ(renewed->claimed_at, kT0);
   EXPECT_TRUE(absl::IsFailedPrecondition(
-      store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(20), lease, ClaimAction::kRenew).status()));
+      store_
+          ->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(20), lease, ClaimAction::kRenew)
+          .status()));
   // After expiry Bob takes over; Alice's lease is recorded as expired.
-  auto takeover = store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(26), lease, ClaimAction::kClaim);
+  auto takeover = store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(26), lease,
+                                    ClaimAction::kClaim);
   ASSERT_TRUE(takeover.ok()) << takeover.status();
-  EXPECT_TRUE(absl::IsFailedPrecondition(store_->ReleaseClaim(exam, "alice", kT0 + absl::Minutes(27))));
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(store_->ReleaseClaim(exam, "alice", kT0 + absl::Minutes(27))));
   ASSERT_TRUE(store_->ReleaseClaim(exam, "bob", kT0 + absl::Minutes(27)).ok());
   EXPECT_EQ((*store_->GetExam(exam))->state, rdg::v1::ROUTED);
   EXPECT_FALSE(store_->GetLiveClaim(exam, kT0 + absl::Minutes(27))->has_value());
@@ -295,12 +308,18 @@ TEST_F(SqliteIndexStoreTest, ExpiredLeasesAreSwept) {
 }
 
 TEST_F(SqliteIndexStoreTest, WorklistOrderFiltersAndPages) {
-  const std::string late = AddRoutedExam(*store_, "6.1", "county-a/imaging", kT0 + absl::Hours(24), rdg::v1::ROUTINE);
-  const std::string stat = AddRoutedExam(*store_, "6.2", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::STAT);
-  const std::string urgent = AddRoutedExam(*store_, "6.3", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::URGENT);
-  const std::string ecg = AddRoutedExam(*store_, "6.4", "county-a/ecg", kT0 + absl::Minutes(15), rdg::v1::STAT, "ECG");
+  const std::string late =
+      AddRoutedExam(*store_, "6.1", "county-a/imaging", kT0 + absl::Hours(24), rdg::v1::ROUTINE);
+  const std::string stat =
+      AddRoutedExam(*store_, "6.2", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::STAT);
+  const std::string urgent =
+      AddRoutedExam(*store_, "6.3", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::URGENT);
+  const std::string ecg =
+      AddRoutedExam(*store_, "6.4", "county-a/ecg", kT0 + absl::Minutes(15), rdg::v1::STAT, "ECG");
   AddRoutedExam(*store_, "6.5", "county-b/imaging", kT0, rdg::v1::STAT);  // another county's queue
-  ASSERT_TRUE(store_->ClaimExam(urgent, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
+  ASSERT_TRUE(
+      store_->ClaimExam(urgent, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim)
+          .ok());
 
   WorklistQuery q;
   q.queues = {"county-a/imaging", "county-a/ecg"};
@@ -340,12 +359,16 @@ namespace {
 
 TEST_F(SqliteIndexStoreTest, QueueFiguresCountOpenWorkOnly) {
   // Routed at kT0 (the commit's time); two due already at kT0 + 1 h, one later.
-  const std::string a = AddRoutedExam(*store_, "7.1", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::STAT);
+  const std::string a =
+      AddRoutedExam(*store_, "7.1", "county-a/imaging", kT0 + absl::Minutes(30), rdg::v1::STAT);
   AddRoutedExam(*store_, "7.2", "county-a/imaging", kT0 + absl::Hours(24), rdg::v1::ROUTINE);
-  const std::string c = AddRoutedExam(*store_, "7.3", "county-a/imaging", kT0 + absl::Minutes(45), rdg::v1::URGENT);
+  const std::string c =
+      AddRoutedExam(*store_, "7.3", "county-a/imaging", kT0 + absl::Minutes(45), rdg::v1::URGENT);
   AddRoutedExam(*store_, "7.4", "county-a/ecg", kT0 + absl::Hours(2), rdg::v1::ROUTINE, "ECG");
-  ASSERT_TRUE(store_->ClaimExam(a, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
-  ASSERT_TRUE(store_->ClaimExam(c, "bob", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
+  ASSERT_TRUE(
+      store_->ClaimExam(a, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
+  ASSERT_TRUE(
+      store_->ClaimExam(c, "bob", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
 
   auto figures = store_->ListQueueFigures(kT0 + absl::Hours(1));
   ASSERT_TRUE(figures.ok()) << figures.status();
