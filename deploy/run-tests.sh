@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install, build and run the whole test suite (unit, integration, interop) twice: first built by
-# clang with AddressSanitizer + UndefinedBehaviorSanitizer and -Wthread-safety (build-asan/,
-# warnings as errors), then the normal GCC build (build/). A failure in either stops the run. The
-# CTest summary is the last thing printed.
+# Check the formatting, then install, build and run the whole test suite (unit, integration,
+# interop) twice: first built by clang with AddressSanitizer + UndefinedBehaviorSanitizer and
+# -Wthread-safety (build-asan/, warnings as errors), then the normal GCC build (build/). A failure
+# in either stops the run. The CTest summary is the last thing printed.
 # Benchmarks are separate: see tests/bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash deploy/check-format.sh
 bash deploy/build.sh
 # clang and its sanitizer runtimes for the second build.
 bash deploy/install-deps.sh clang libclang-rt-14-dev
