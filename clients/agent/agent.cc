@@ -27,6 +27,7 @@
 #include "clients/agent/outbox.h"
 #include "clients/common/connection.h"
 #include "clients/common/output.h"
+#include "clients/common/report_crypto.h"
 
 namespace rdg::agent {
 namespace {
@@ -142,7 +143,14 @@ int RunAgent(const std::string& config_path, const std::string& ready_file) {
   if (!c.inbox().dir().empty()) {
     absl::TimeZone zone = absl::UTCTimeZone();
     if (!absl::LoadTimeZone(c.time_zone(), &zone)) zone = absl::UTCTimeZone();  // validated before
-    inbox = std::make_unique<Inbox>(c.inbox(), c.gateway().ca(), channel, **outbox, zone);
+    // The clinic's own institution: every report must be for one of its exams.
+    std::string institution, user, error;
+    if (!clients::CertificateIdentity(c.gateway().certificate(), &institution, &user, &error)) {
+      std::cerr << "error: " << error << "\n";
+      return kExitFailure;
+    }
+    inbox =
+        std::make_unique<Inbox>(c.inbox(), c.gateway().ca(), institution, channel, **outbox, zone);
     inbox->Start();
   }
   LOG(INFO) << "agent: " << (*outbox)->PendingCount() << " items in the outbox"

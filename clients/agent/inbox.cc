@@ -23,10 +23,11 @@ std::string FolderName(const std::string& s) {
 
 }  // namespace
 
-Inbox::Inbox(const rdg::v1::Inbox& config, std::string ca_path,
+Inbox::Inbox(const rdg::v1::Inbox& config, std::string ca_path, std::string institution,
              std::shared_ptr<grpc::Channel> channel, Outbox& state, absl::TimeZone zone)
     : config_(config),
       ca_path_(std::move(ca_path)),
+      institution_(std::move(institution)),
       stub_(rdg::v1::DeliveryService::NewStub(channel)),
       state_(state),
       zone_(zone) {}
@@ -93,7 +94,8 @@ void Inbox::Write(const rdg::v1::DeliveredReport& d) {
   std::string error;
   // The exam the feed delivers the report for (the clinic's own): the signed text must name it.
   const std::string exam = d.exam().exam_id().empty() ? r.content().exam_id() : d.exam().exam_id();
-  if (!clients::WriteReportFolder(d, tmp.string(), ca_path_, exam, zone_, &folder, &error)) {
+  if (!clients::WriteReportFolder(d, tmp.string(), ca_path_, exam, institution_, zone_, &folder,
+                                  &error)) {
     LOG(ERROR) << "inbox: " << error;
     return;
   }

@@ -24,9 +24,10 @@ namespace rdg::agent {
 
 class Inbox {
  public:
-  //! `zone`: the time zone of times written for people (CRITICAL.txt).
-  Inbox(const rdg::v1::Inbox& config, std::string ca_path, std::shared_ptr<grpc::Channel> channel,
-        Outbox& state, absl::TimeZone zone);
+  //! `zone`: the time zone of times written for people (CRITICAL.txt); `institution`: the
+  //! clinic's own (its certificate's O), whose exams every report must be for.
+  Inbox(const rdg::v1::Inbox& config, std::string ca_path, std::string institution,
+        std::shared_ptr<grpc::Channel> channel, Outbox& state, absl::TimeZone zone);
   ~Inbox();
 
   void Start();
@@ -39,6 +40,7 @@ class Inbox {
 
   const rdg::v1::Inbox config_;
   const std::string ca_path_;
+  const std::string institution_;
   std::unique_ptr<rdg::v1::DeliveryService::Stub> stub_;
   Outbox& state_;
   const absl::TimeZone zone_;

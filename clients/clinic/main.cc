@@ -527,6 +527,16 @@ grpc::Status GetLatestReport(rdg::v1::DeliveryService::Stub& stub, const std::st
 }
 
 //! Writes the report as signed (canonical text, signature, signer certificate) and verifies it.
+//! The institution (certificate O) of the clinic's own certificate, or "" when none is set.
+std::string OwnInstitution(const std::string& cert_path) {
+  std::string institution, user, ignored;
+  if (cert_path.empty() ||
+      !rdg::clients::CertificateIdentity(cert_path, &institution, &user, &ignored)) {
+    return "";
+  }
+  return institution;
+}
+
 int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& exam_id,
               const std::string& out_dir, const std::string& verify_ca, bool as_json) {
   auto channel = conn.Connect();
@@ -543,8 +553,8 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
   const std::string ca = verify_ca.empty() ? conn.ca : verify_ca;
   // Times on the printout in the local zone (TZ), as everything else this tool prints. The
   // report must be the one asked for: its signed text names this exam.
-  if (!rdg::clients::WriteReportFolder(d, out_dir, ca, exam_id, absl::LocalTimeZone(), &folder,
-                                       &error)) {
+  if (!rdg::clients::WriteReportFolder(d, out_dir, ca, exam_id, OwnInstitution(conn.cert),
+                                       absl::LocalTimeZone(), &folder, &error)) {
     std::cerr << "error: " << error << "\n";
     return kExitFailure;
   }
@@ -579,15 +589,16 @@ int RunReport(const rdg::clients::ConnectionOptions& conn, const std::string& ex
 }
 
 //! `verify DIR`: a saved report folder checked again, offline, with the platform CA alone.
-int RunVerify(const std::string& dir, const std::string& exam_id, const std::string& ca,
-              bool as_json) {
+int RunVerify(const std::string& dir, const std::string& exam_id, const std::string& origin,
+              const std::string& ca, bool as_json) {
   if (ca.empty()) {
     std::cerr << "error: name the platform CA certificate (--verify-ca or RDG_CA)\n";
     return kExitFailure;
   }
   rdg::clients::ReportFolder folder;
   std::string detail;
-  const bool verified = rdg::clients::VerifyReportFolder(dir, ca, exam_id, &folder, &detail);
+  const bool verified =
+      rdg::clients::VerifyReportFolder(dir, ca, exam_id, origin, &folder, &detail);
   if (as_json) {
     std::cout << json{{"folder", dir},
                       {"exam_id", folder.exam_id},
@@ -714,7 +725,12 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingDirectory);
   verify->add_option("--exam", exam_id,
-                     "the exam the report must be for (default: delivery.json's)");
+                     "the exam the report must be for (default: the one the gateway's receipt "
+                     "names)");
+  std::string verify_origin;
+  verify->add_option("--origin", verify_origin,
+                     "the clinic whose exam it must be (default: the O of --cert/RDG_CERT when "
+                     "set; `any` to accept any clinic's, e.g. an auditor's check)");
   verify->add_option("--verify-ca", verify_ca, "the platform CA (default: RDG_CA)")
       ->check(CLI::ExistingFile);
   verify->add_flag("--json", as_json, "machine-readable output");
@@ -758,8 +774,12 @@ int main(int argc, char** argv) {
   if (*reports && unacknowledged) return RunUnacknowledged(conn, as_json);
   if (*reports) return RunReports(conn, cursor, watch, max_reports, as_json);
   if (*report) return RunReport(conn, exam_id, out_dir, verify_ca, as_json);
-  if (*verify)
-    return RunVerify(verify_dir, exam_id, verify_ca.empty() ? conn.ca : verify_ca, as_json);
+  if (*verify) {
+    const std::string origin = verify_origin == "any"  ? std::string()
+                               : verify_origin.empty() ? OwnInstitution(conn.cert)
+                                                       : verify_origin;
+    return RunVerify(verify_dir, exam_id, origin, verify_ca.empty() ? conn.ca : verify_ca, as_json);
+  }
   if (*ack) return RunAck(conn, exam_id, as_json);
   if (*upload) {
     rdg::v1::Priority_Parse(priority, &options.priority);

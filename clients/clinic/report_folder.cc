@@ -37,7 +37,8 @@ bool WriteBytes(const std::string& path, const std::string& bytes, std::string* 
 
 bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir,
                        const std::string& ca_path, const std::string& expected_exam,
-                       absl::TimeZone zone, ReportFolder* out, std::string* error) {
+                       const std::string& expected_origin, absl::TimeZone zone, ReportFolder* out,
+                       std::string* error) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -48,6 +49,8 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
   const auto& r = d.report();
   const bool sm2 = r.signature().format() == rdg::v1::SM2_SM3_RAW;
   const fs::path folder(dir);
+  // A folder written before may hold the other format's signature: it would be checked instead.
+  fs::remove(folder / (sm2 ? "report.p7s" : "report.sm2.sig"), ec);
   for (const auto& [name, bytes] :
        {std::pair<const char*, const std::string&>{"report.txt", r.canonical_bytes()},
         {sm2 ? "report.sm2.sig" : "report.p7s", r.signature().signature()},
@@ -62,7 +65,7 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
     return false;
   }
   std::string detail;
-  VerifyReportFolder(dir, ca_path, expected_exam, out, &detail);
+  VerifyReportFolder(dir, ca_path, expected_exam, expected_origin, out, &detail);
   // What the PDF prints comes from the content fields: they must be exactly what was signed.
   if (out->verified && rdg::v1::CanonicalReportBytes(r.content()) != r.canonical_bytes()) {
     out->verified = false;
@@ -95,7 +98,8 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
 }
 
 bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
-                        const std::string& expected_exam, ReportFolder* out, std::string* detail) {
+                        const std::string& expected_exam, const std::string& expected_origin,
+                        ReportFolder* out, std::string* detail) {
   namespace fs = std::filesystem;
   const fs::path folder(dir);
   out->text = (folder / "report.txt").string();
@@ -125,6 +129,10 @@ bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
     // detail names the failure
   } else if (!expected_exam.empty() && said["exam_id"] != expected_exam) {
     *detail = "the report is for exam " + said["exam_id"] + ", not " + expected_exam;
+  } else if (!expected_origin.empty() && said["origin_institution"] != expected_origin) {
+    *detail = "the report is for an exam of " + said["origin_institution"] + ", not of " +
+              expected_origin + " (verify it with --origin " + said["origin_institution"] +
+              " if that is what you meant)";
   } else if (!absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", said["accepted_at"], &accepted_at, &ignored)) {
     *detail = "the gateway's receipt gives no acceptance time";
   } else {
@@ -186,11 +194,20 @@ std::string OpensslCommands(const ReportFolder& folder, const std::string& ca_pa
         << "  openssl x509 -in " << signer << " -noout -subject -ext keyUsage\n";
   }
   const std::string gateway = dir + "/receipt-by.pem";
+  // The receipt's chain as it stood when the gateway made it (as rdg-clinic checks it).
+  std::string receipt_text, receipt_attime;
+  ReadBytes(folder.receipt, &receipt_text);
+  const auto said = ReceiptFields(receipt_text);
+  if (absl::Time issued_at;
+      said.count("issued_at") &&
+      absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", said.at("issued_at"), &issued_at, &ignored)) {
+    receipt_attime = " -attime " + std::to_string(absl::ToUnixSeconds(issued_at));
+  }
   out << "  grep -E '^(exam_id|reader_user|reader_institution|desk|signed_at): ' " << folder.text
       << "\n"
       << "  openssl cms -verify -binary -inform DER -in " << folder.receipt_signature
-      << " -content " << folder.receipt << " -CAfile " << ca_path << " -purpose any -signer "
-      << gateway << " -out /dev/null\n"
+      << " -content " << folder.receipt << " -CAfile " << ca_path << " -purpose any"
+      << receipt_attime << " -signer " << gateway << " -out /dev/null\n"
       << "  openssl x509 -in " << gateway << " -noout -subject\n"
       << "  openssl dgst -sha256 -r " << folder.text << "\n"
       << "  grep -E '^(exam_id|origin_institution|desk|accepted_at|report_sha256): ' "

@@ -35,16 +35,19 @@ struct ReportFolder {
 //! sets `out->pdf_error` (the signed report is what counts).
 bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir,
                        const std::string& ca_path, const std::string& expected_exam,
-                       absl::TimeZone zone, ReportFolder* out, std::string* error);
+                       const std::string& expected_origin, absl::TimeZone zone, ReportFolder* out,
+                       std::string* error);
 
 //! Verifies a saved report folder offline with the platform CA alone: the gateway's receipt
 //! (clients::VerifyReceipt) names the SHA-256 of exactly report.txt, the exam (which must be
-//! `expected_exam` when given), the desk and the acceptance time; then the reader's signature
-//! (report.p7s or report.sm2.sig, signer.pem) is checked against what the receipt says
+//! `expected_exam` when given) and the clinic it belongs to (which must be `expected_origin`
+//! when given: a clinic's own institution), the desk and the acceptance time; then the reader's
+//! signature (report.p7s or report.sm2.sig, signer.pem) is checked against what the receipt says
 //! (clients::VerifySignedReport). A folder without a valid receipt proves nothing about which
 //! exam it is for or when it was signed. False with `detail` naming what failed.
 bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
-                        const std::string& expected_exam, ReportFolder* out, std::string* detail);
+                        const std::string& expected_exam, const std::string& expected_origin,
+                        ReportFolder* out, std::string* detail);
 
 //! The openssl commands (and what to compare by eye) that check `folder` without RDG: the
 //! signature and chain at signed_at for the S/MIME signing purpose (readers' certificates carry

@@ -251,7 +251,12 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
       *detail = "signer.pem holds no certificate (an SM2 signature needs it)";
       return false;
     }
-    MdCtx md = Sm2Context(X509_get0_pubkey(given.get()), /*sign=*/false);
+    EVP_PKEY* key = X509_get0_pubkey(given.get());
+    if (key == nullptr || !EVP_PKEY_is_a(key, "SM2")) {
+      *detail = "an SM2 signature needs a signer certificate with an SM2 key (signer.pem has none)";
+      return false;
+    }
+    MdCtx md = Sm2Context(key, /*sign=*/false);
     const bool ok =
         md &&
         EVP_DigestVerify(md.get(), reinterpret_cast<const unsigned char*>(signature.data()),
@@ -353,6 +358,13 @@ bool VerifyReceipt(const std::string& receipt, const std::string& signature,
       !absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", fields->at("issued_at"), &issued_at, &ignored)) {
     *detail = "receipt.txt is not RDG-RECEIPT-V1 text with an issued_at time";
     return false;
+  }
+  for (const char* key : {"report_id", "version", "exam_id", "origin_institution", "reader_user",
+                          "reader_institution", "accepted_at", "report_sha256"}) {
+    if (!fields->count(key) || fields->at(key).empty()) {
+      *detail = std::string("receipt.txt gives no ") + key;
+      return false;
+    }
   }
   std::string why;
   Cert gateway = CmsSigner(signature, receipt, store.get(), "receipt.txt", &why);

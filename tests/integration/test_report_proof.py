@@ -189,8 +189,12 @@ class ReportProofTest(harness.GatewayTestCase):
         bare = self.copy(genuine, "no-receipt")
         os.remove(f"{bare}/receipt.txt")
         self.assertIn("holds no gateway receipt", self.verify(bare, "--exam", exam).stdout)
-        # Another clinic's genuine report verifies as what it is: clinic-b1's exam.
+        # Another clinic's genuine report handed to clinic-a1: refused for clinic-a1 (the O of its
+        # certificate) even without --exam; an auditor's check (--origin any) shows whose it is.
         proc = self.verify(b1_folder)
+        self.assertNotEqual(proc.returncode, 0, proc.stdout)
+        self.assertIn("is for an exam of clinic-b1, not of clinic-a1", proc.stdout)
+        proc = self.verify(b1_folder, "--origin", "any")
         self.assertEqual(proc.returncode, 0, proc.stdout)
         self.assertIn(f"exam {other_exam} of clinic-b1", proc.stdout)
 
