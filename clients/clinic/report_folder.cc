@@ -130,6 +130,8 @@ bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
   } else if (!expected_exam.empty() && said["exam_id"] != expected_exam) {
     *detail = "the report is for exam " + said["exam_id"] + ", not " + expected_exam;
   } else if (!expected_origin.empty() && said["origin_institution"] != expected_origin) {
+    out->exam_id = said["exam_id"];  // what the genuine receipt says, to print
+    out->origin_institution = said["origin_institution"];
     *detail = "the report is for an exam of " + said["origin_institution"] + ", not of " +
               expected_origin + " (verify it with --origin " + said["origin_institution"] +
               " if that is what you meant)";

@@ -193,7 +193,8 @@ class ReportProofTest(harness.GatewayTestCase):
         # certificate) even without --exam; an auditor's check (--origin any) shows whose it is.
         proc = self.verify(b1_folder)
         self.assertNotEqual(proc.returncode, 0, proc.stdout)
-        self.assertIn("is for an exam of clinic-b1, not of clinic-a1", proc.stdout)
+        self.assertIn(f"(exam {other_exam}): DOES NOT VERIFY: the report is for an exam of "
+                      "clinic-b1, not of clinic-a1", proc.stdout)
         proc = self.verify(b1_folder, "--origin", "any")
         self.assertEqual(proc.returncode, 0, proc.stdout)
         self.assertIn(f"exam {other_exam} of clinic-b1", proc.stdout)
