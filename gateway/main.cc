@@ -13,7 +13,7 @@
 #include "gateway/api/gateway.h"
 #include "gateway/common/offset_clock.h"
 #include "gateway/config/gateway_config.h"
-#include "gateway/formats/dicom_parser.h"
+#include "storage/formats/dicom_parser.h"
 
 namespace {
 

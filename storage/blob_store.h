@@ -7,7 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "storage/digest.h"
+#include "storage/base/digest.h"
 
 namespace rdg::storage {
 

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "storage/posix_file.h"
+#include "storage/base/posix_file.h"
 
 namespace rdg::storage {
 namespace {

@@ -10,9 +10,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "storage/base/status_macros.h"
 #include "storage/migrations.h"
 #include "storage/sqlite_internal.h"
-#include "storage/status_macros.h"
 
 namespace rdg::storage {
 

@@ -10,8 +10,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "storage/base/sqlite_db.h"
 #include "storage/records.h"
-#include "storage/sqlite_db.h"
 
 namespace rdg::storage {
 namespace sqlite_internal {

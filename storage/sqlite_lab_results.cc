@@ -3,9 +3,9 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "storage/base/status_macros.h"
 #include "storage/sqlite_index_store.h"
 #include "storage/sqlite_internal.h"
-#include "storage/status_macros.h"
 
 namespace rdg::storage {
 namespace {

@@ -4,9 +4,9 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "storage/base/status_macros.h"
 #include "storage/sqlite_index_store.h"
 #include "storage/sqlite_internal.h"
-#include "storage/status_macros.h"
 
 namespace rdg::storage {
 namespace {

@@ -1,7 +1,7 @@
 // SqliteIndexStore: the one-time repair of exam text (storage/exam_text_repairs.h).
+#include "storage/base/status_macros.h"
 #include "storage/sqlite_index_store.h"
 #include "storage/sqlite_internal.h"
-#include "storage/status_macros.h"
 
 namespace rdg::storage {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "storage/posix_file.h"
+#include "storage/base/posix_file.h"
 
 namespace rdg::storage {
 

@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "gateway/parsing/parser_defaults.h"
+#include "storage/parsing/parser_defaults.h"
 
 namespace rdg::agent {
 namespace {

@@ -9,8 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "clients/agent/outbox.h"
-#include "clients/common/file_digest.h"
-#include "storage/posix_file.h"
+#include "storage/base/digest.h"
+#include "storage/base/posix_file.h"
 
 namespace rdg::agent {
 namespace {
@@ -149,7 +149,7 @@ absl::Status PurgeDeadLetter(const std::string& data_dir, int64_t id, const std:
     if ((*db)->Changes() == 0) return NotADeadLetter(id);
     return Record(**db, now, actor, "purge", id,
                   absl::StrCat(d.source, ", label ", d.label, ", ", d.size, " bytes, sha256 ",
-                               clients::ToHex(sha256), "; was: ", d.reason));
+                               storage::HexOf(sha256), "; was: ", d.reason));
   });
   if (!s.ok()) return s;
   if (auto r = storage::RemoveFile(d.file); !r.ok() && !absl::IsNotFound(r)) return r;

@@ -37,7 +37,7 @@
 #include "clients/agent/agent_config.h"
 #include "clients/agent/tcp_server.h"
 #include "clients/agent/tls_tunnel.h"
-#include "storage/posix_file.h"
+#include "storage/base/posix_file.h"
 
 namespace rdg::agent {
 namespace {
@@ -80,7 +80,7 @@ std::string ErrorComment(std::string reason) {
 //! carried it (SOP class and instance, when the data set names them).
 Refusal CheckReceived(const ObjectCheck& check, const std::string& path,
                       const T_DIMSE_C_StoreRQ& rq) {
-  absl::StatusOr<ingest::ParsedObject> parsed = check.Check(rdg::v1::DICOM, path, absl::Now(), "");
+  absl::StatusOr<parsing::ParsedObject> parsed = check.Check(rdg::v1::DICOM, path, absl::Now(), "");
   if (absl::IsInvalidArgument(parsed.status())) {
     return {STATUS_STORE_Error_CannotUnderstand, std::string(parsed.status().message())};
   }

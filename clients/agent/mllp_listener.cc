@@ -23,9 +23,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "clients/agent/tcp_server.h"
-#include "gateway/formats/hl7_lab.h"
-#include "gateway/ingest/parsed_object.h"
-#include "storage/posix_file.h"
+#include "storage/base/posix_file.h"
+#include "storage/formats/hl7_lab.h"
+#include "storage/parsing/parsed_object.h"
 
 namespace rdg::agent {
 namespace {
@@ -272,14 +272,15 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
     return own_ack(formats::Hl7AckCode::kError,
                    "the receiver could not store the message; send it again");
   }
-  absl::StatusOr<ingest::ParsedObject> parsed = check_.Check(rdg::v1::HL7V2_LAB, temp, now, ack_id);
+  absl::StatusOr<parsing::ParsedObject> parsed =
+      check_.Check(rdg::v1::HL7V2_LAB, temp, now, ack_id);
   if (!parsed.ok()) {
     (void)storage::RemoveFile(temp);
     ++refused_;
     LOG(INFO) << "hl7: message from " << peer << " refused: " << parsed.status().message();
     // The parser's own AE/AR, as the gateway would answer; otherwise (a parser crash, the
     // checks busy) one of ours.
-    if (std::optional<rdg::v1::Hl7Acknowledgement> ack = ingest::AckOf(parsed.status())) {
+    if (std::optional<rdg::v1::Hl7Acknowledgement> ack = parsing::AckOf(parsed.status())) {
       return Frame(ack->message());
     }
     // Never acceptable (malformed, larger than the gateway takes): reject; otherwise an error

@@ -5,7 +5,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
-#include "gateway/parsing/isolated_parser.h"
+#include "storage/parsing/isolated_parser.h"
 
 namespace rdg::agent {
 
@@ -68,9 +68,9 @@ absl::StatusOr<std::string> ObjectCheck::Adopt(const rdg::v1::IngestLimits& gate
   return changed;
 }
 
-absl::StatusOr<ingest::ParsedObject> ObjectCheck::Check(rdg::v1::ObjectKind kind,
-                                                        const std::string& path, absl::Time now,
-                                                        const std::string& ack_control_id) const {
+absl::StatusOr<parsing::ParsedObject> ObjectCheck::Check(rdg::v1::ObjectKind kind,
+                                                         const std::string& path, absl::Time now,
+                                                         const std::string& ack_control_id) const {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) {
@@ -85,12 +85,12 @@ absl::StatusOr<ingest::ParsedObject> ObjectCheck::Check(rdg::v1::ObjectKind kind
     return absl::ResourceExhaustedError(
         absl::StrCat("the object is ", size, " bytes; the gateway accepts at most ", limit));
   }
-  std::shared_ptr<ingest::ObjectParser> parser;
+  std::shared_ptr<parsing::ObjectParser> parser;
   {
     absl::MutexLock lock(&mu_);
     parser = parser_;
   }
-  absl::StatusOr<ingest::ParsedObject> parsed =
+  absl::StatusOr<parsing::ParsedObject> parsed =
       parser->Parse({kind, path, static_cast<int64_t>(size), now, ack_control_id});
   // The parser pool speaks as the gateway's; here it is the agent's check that could not run.
   if (absl::IsUnavailable(parsed.status())) {

@@ -15,9 +15,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "gateway/ingest/object_parser.h"
 #include "rdg/v1/agent_config.pb.h"
 #include "rdg/v1/ingest.pb.h"
+#include "storage/parsing/object_parser.h"
 
 namespace rdg::agent {
 
@@ -27,7 +27,7 @@ class ObjectCheck {
   //! default); fails clearly if they cannot run.
   static absl::StatusOr<std::unique_ptr<ObjectCheck>> Start(const rdg::v1::AgentChecks& config);
   //! With any parser (unit tests: in-process).
-  ObjectCheck(std::unique_ptr<ingest::ObjectParser> parser, int64_t max_object_bytes)
+  ObjectCheck(std::unique_ptr<parsing::ObjectParser> parser, int64_t max_object_bytes)
       : configured_max_object_bytes_(max_object_bytes),
         max_object_bytes_(max_object_bytes),
         parser_(std::move(parser)) {}
@@ -41,20 +41,20 @@ class ObjectCheck {
 
   //! The parsed object in `path`, or why it cannot be accepted:
   //! - INVALID_ARGUMENT: never acceptable (not DICOM, malformed, an invalid ECG, a parser crash);
-  //!   for a lab message it carries the AE/AR acknowledgement (ingest::AttachAck);
+  //!   for a lab message it carries the AE/AR acknowledgement (parsing::AttachAck);
   //! - RESOURCE_EXHAUSTED: larger than the gateway accepts;
   //! - UNAVAILABLE: the check could not run now (parsers busy or restarting, or no answer in
   //!   time on a loaded machine although the CPU limit was not reached): try again.
-  absl::StatusOr<ingest::ParsedObject> Check(rdg::v1::ObjectKind kind, const std::string& path,
-                                             absl::Time now,
-                                             const std::string& ack_control_id) const;
+  absl::StatusOr<parsing::ParsedObject> Check(rdg::v1::ObjectKind kind, const std::string& path,
+                                              absl::Time now,
+                                              const std::string& ack_control_id) const;
 
  private:
   const int64_t configured_max_object_bytes_;
   std::atomic<int64_t> max_object_bytes_;
   std::atomic<int64_t> max_lab_message_bytes_{0};  //!< 0: the gateway has not said
   mutable absl::Mutex mu_;
-  std::shared_ptr<ingest::ObjectParser> parser_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<parsing::ObjectParser> parser_ ABSL_GUARDED_BY(mu_);
   //! The parser processes' settings, when Start() made them (Adopt restarts them).
   std::optional<rdg::v1::ParserConfig> parsing_ ABSL_GUARDED_BY(mu_);
 };

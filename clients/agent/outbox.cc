@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "clients/common/file_digest.h"
-#include "storage/posix_file.h"
+#include "storage/base/digest.h"
+#include "storage/base/posix_file.h"
 
 namespace rdg::agent {
 namespace {
@@ -261,8 +261,9 @@ absl::StatusOr<int64_t> Outbox::Add(const std::string& temp_path, rdg::v1::Objec
   }
   auto size = storage::FileSize(temp_path);
   if (!size.ok()) return fail(size.status());
-  auto digest = clients::Sha256OfFile(temp_path);
-  if (!digest) return fail(absl::DataLossError("cannot read the received object back"));
+  auto file_digest = storage::Sha256::OfFile(temp_path);
+  if (!file_digest.ok()) return fail(absl::DataLossError("cannot read the received object back"));
+  const std::string digest = storage::ToRaw(*file_digest);
   const std::string name =
       fs::path(temp_path).stem().string() + (kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm");
   const std::string path = objects_dir_ + "/" + name;
@@ -279,7 +280,7 @@ absl::StatusOr<int64_t> Outbox::Add(const std::string& temp_path, rdg::v1::Objec
   absl::Status s = ins.status();
   if (s.ok()) {
     (*ins)->Bind(1, static_cast<int64_t>(kind)).Bind(2, path).Bind(3, *size);
-    (*ins)->BindBlob(4, *digest).Bind(5, label).Bind(6, source).Bind(7, now).Bind(8, content_key);
+    (*ins)->BindBlob(4, digest).Bind(5, label).Bind(6, source).Bind(7, now).Bind(8, content_key);
     s = (*ins)->Run();
   }
   if (!s.ok()) {

@@ -19,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "rdg/v1/common.pb.h"
-#include "storage/sqlite_db.h"
+#include "storage/base/sqlite_db.h"
 
 namespace rdg::agent {
 

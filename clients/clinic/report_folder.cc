@@ -7,10 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "clients/common/file_digest.h"
 #include "clients/common/report_crypto.h"
 #include "clients/common/report_pdf.h"
 #include "rdg/v1/report_canonical.h"
+#include "storage/base/digest.h"
 
 namespace rdg::clients {
 
@@ -150,7 +150,7 @@ bool VerifyReportFolder(const std::string& dir, const std::string& ca_path,
         canonical, out->sm2 ? rdg::v1::SM2_SM3_RAW : rdg::v1::CMS_DETACHED_ECDSA_SHA256, signature,
         certificate, ca_path, expect, detail);
     // Last, so that a reader's own forgery is named for what is wrong with it first.
-    if (out->verified && said["report_sha256"] != ToHex(Sha256OfBytes(canonical))) {
+    if (out->verified && said["report_sha256"] != storage::ToHex(storage::Sha256::Of(canonical))) {
       out->verified = false;
       *detail =
           "the gateway's receipt is for other bytes than report.txt (its report_sha256 "

@@ -1,10 +1,10 @@
 #include "clients/clinic/uploader.h"
 
 #include "clients/common/connection.h"
-#include "clients/common/file_digest.h"
 #include "clients/common/object_upload.h"
-#include "gateway/formats/file_kind.h"
-#include "gateway/formats/hl7_lab.h"
+#include "storage/base/digest.h"
+#include "storage/formats/file_kind.h"
+#include "storage/formats/hl7_lab.h"
 
 #include <algorithm>
 #include <atomic>
@@ -79,10 +79,10 @@ class FileUploader {
     std::optional<std::string> digest;
     if (item.data.has_value()) {
       source.size = static_cast<int64_t>(item.data->size());
-      digest = Sha256OfBytes(*item.data);
+      digest = storage::ToRaw(storage::Sha256::Of(*item.data));
     } else {
       source.size = static_cast<int64_t>(fs::file_size(item.path, ec));
-      digest = Sha256OfFile(item.path);
+      if (auto d = storage::Sha256::OfFile(item.path); d.ok()) digest = storage::ToRaw(*d);
     }
     r.size = source.size;
     if (ec || !digest) {

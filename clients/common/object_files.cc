@@ -5,8 +5,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "clients/common/file_digest.h"
 #include "clients/common/output.h"
+#include "storage/base/digest.h"
 
 namespace rdg::clients {
 namespace {
@@ -30,7 +30,8 @@ StreamResult WriteObjectStream(grpc::ClientReaderInterface<rdg::v1::ObjectChunk>
   auto finish_file = [&]() -> bool {
     if (!file.is_open()) return true;
     file.close();
-    if (Sha256OfFile(tmp_path) != current.sha256()) {
+    if (auto digest = storage::Sha256::OfFile(tmp_path);
+        !digest.ok() || storage::ToRaw(*digest) != current.sha256()) {
       fs::remove(tmp_path, ec);
       result.status =
           grpc::Status(grpc::StatusCode::DATA_LOSS,

@@ -12,7 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
-#include "gateway/formats/text.h"
+#include "storage/formats/text.h"
 
 namespace rdg::clients {
 

@@ -12,27 +12,22 @@
 #include <memory>
 #include <sstream>
 
+#include "storage/base/openssl_support.h"
+
 namespace rdg::clients {
 namespace {
 
 constexpr char kSm2Id[] = "1234567812345678";
 
-template <typename T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using Bio = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-using Cert = std::unique_ptr<X509, Free<X509, X509_free>>;
-using Key = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
-using Cms = std::unique_ptr<CMS_ContentInfo, Free<CMS_ContentInfo, CMS_ContentInfo_free>>;
-using Store = std::unique_ptr<X509_STORE, Free<X509_STORE, X509_STORE_free>>;
-using StoreCtx = std::unique_ptr<X509_STORE_CTX, Free<X509_STORE_CTX, X509_STORE_CTX_free>>;
-using MdCtx = std::unique_ptr<EVP_MD_CTX, Free<EVP_MD_CTX, EVP_MD_CTX_free>>;
-using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, Free<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
-
-Bio MemBio(const std::string& s) {
-  return Bio(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
-}
+using Bio = openssl::BioPtr;
+using Cert = openssl::X509Ptr;
+using Key = openssl::PkeyPtr;
+using Cms = openssl::CmsPtr;
+using Store = openssl::StorePtr;
+using StoreCtx = openssl::StoreCtxPtr;
+using MdCtx = openssl::MdCtxPtr;
+using PkeyCtx = openssl::PkeyCtxPtr;
+using openssl::MemBio;
 
 bool ReadText(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
@@ -41,13 +36,6 @@ bool ReadText(const std::string& path, std::string* out) {
   s << in.rdbuf();
   *out = s.str();
   return true;
-}
-
-std::string LastError() {
-  char buf[256] = "unknown error";
-  if (unsigned long e = ERR_get_error()) ERR_error_string_n(e, buf, sizeof(buf));
-  ERR_clear_error();
-  return buf;
 }
 
 //! An SM2 digest context with the GB/T distinguishing ID (sign or verify).
@@ -74,7 +62,7 @@ bool SignReport(const std::string& canonical, const std::string& key_path,
   Key key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
   Cert cert(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
   if (!key || !cert) {
-    *error = "the signing key or certificate is not PEM: " + LastError();
+    *error = "the signing key or certificate is not PEM: " + openssl::OpenSslError();
     return false;
   }
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
@@ -87,13 +75,13 @@ bool SignReport(const std::string& canonical, const std::string& key_path,
     size_t len = 0;
     const auto* data = reinterpret_cast<const unsigned char*>(canonical.data());
     if (!md || EVP_DigestSign(md.get(), nullptr, &len, data, canonical.size()) != 1) {
-      *error = "SM2 signing failed: " + LastError();
+      *error = "SM2 signing failed: " + openssl::OpenSslError();
       return false;
     }
     std::string sig(len, '\0');
     if (EVP_DigestSign(md.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, data,
                        canonical.size()) != 1) {
-      *error = "SM2 signing failed: " + LastError();
+      *error = "SM2 signing failed: " + openssl::OpenSslError();
       return false;
     }
     sig.resize(len);
@@ -106,7 +94,7 @@ bool SignReport(const std::string& canonical, const std::string& key_path,
   Cms cms(CMS_sign(nullptr, nullptr, nullptr, nullptr, flags));
   if (!cms || !CMS_add1_signer(cms.get(), cert.get(), key.get(), EVP_sha256(), flags) ||
       CMS_final(cms.get(), content.get(), nullptr, flags) != 1) {
-    *error = "CMS signing failed: " + LastError();
+    *error = "CMS signing failed: " + openssl::OpenSslError();
     return false;
   }
   Bio der(BIO_new(BIO_s_mem()));
@@ -175,7 +163,8 @@ Cert CmsSigner(const std::string& signature, const std::string& content, X509_ST
   // The chain is checked separately, at signed_at; here: the signature over these bytes.
   if (CMS_verify(cms.get(), nullptr, store, data.get(), nullptr,
                  CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1) {
-    *detail = std::string("the signature does not match ") + content_name + ": " + LastError();
+    *detail = std::string("the signature does not match ") + content_name + ": " +
+              openssl::OpenSslError();
     return Cert();
   }
   STACK_OF(X509)* signers = CMS_get0_signers(cms.get());
@@ -263,7 +252,8 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
                          signature.size(), reinterpret_cast<const unsigned char*>(canonical.data()),
                          canonical.size()) == 1;
     if (!ok) {
-      *detail = "the SM2 signature does not match report.txt with signer.pem's key: " + LastError();
+      *detail = "the SM2 signature does not match report.txt with signer.pem's key: " +
+                openssl::OpenSslError();
       return false;
     }
     signer = std::move(given);

@@ -12,8 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "gateway/formats/text.h"
 #include "google/protobuf/util/time_util.h"
+#include "storage/formats/text.h"
 
 namespace rdg::clients {
 namespace {

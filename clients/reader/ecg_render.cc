@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
-#include "gateway/formats/text.h"
+#include "storage/formats/text.h"
 
 namespace rdg::clients {
 namespace {

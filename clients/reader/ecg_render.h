@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "gateway/formats/ecg_waveform.h"
+#include "storage/formats/ecg_waveform.h"
 
 namespace rdg::clients {
 

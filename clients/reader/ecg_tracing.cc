@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "clients/reader/ecg_render.h"
-#include "gateway/formats/ecg_waveform.h"
+#include "storage/formats/ecg_waveform.h"
 
 extern char** environ;
 

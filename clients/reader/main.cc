@@ -10,9 +10,9 @@
 #include "clients/common/output.h"
 #include "clients/common/report_crypto.h"
 #include "clients/reader/ecg_tracing.h"
-#include "gateway/formats/ecg_waveform.h"
 #include "rdg/v1/reading.grpc.pb.h"
 #include "rdg/v1/report_canonical.h"
+#include "storage/formats/ecg_waveform.h"
 
 namespace {
 

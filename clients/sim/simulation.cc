@@ -22,13 +22,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "clients/common/connection.h"
-#include "clients/common/file_digest.h"
 #include "clients/common/object_upload.h"
 #include "clients/common/report_crypto.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/ingest.grpc.pb.h"
 #include "rdg/v1/reading.grpc.pb.h"
 #include "rdg/v1/report_canonical.h"
+#include "storage/base/digest.h"
 
 namespace rdg::sim {
 
@@ -135,7 +135,7 @@ class ExamFactory {
       out->kind = rdg::v1::HL7V2_LAB;
       out->data = Hl7(exam, clinic_id, patient, date + time, n);
       out->size = static_cast<int64_t>(out->data->size());
-      out->sha256 = clients::Sha256OfBytes(*out->data);
+      out->sha256 = storage::ToRaw(storage::Sha256::Of(*out->data));
       return true;
     }
     DcmFileFormat file;
@@ -167,12 +167,12 @@ class ExamFactory {
       *error = absl::StrCat("cannot write ", out->path);
       return false;
     }
-    auto sha = clients::Sha256OfFile(out->path);
-    if (!sha) {
+    auto sha = storage::Sha256::OfFile(out->path);
+    if (!sha.ok()) {
       *error = absl::StrCat("cannot read back ", out->path);
       return false;
     }
-    out->sha256 = *sha;
+    out->sha256 = storage::ToRaw(*sha);
     out->size = static_cast<int64_t>(std::filesystem::file_size(out->path));
     return true;
   }

@@ -6,9 +6,9 @@
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
 #include "gateway/auth/rbac.h"
-#include "gateway/formats/text.h"
 #include "gateway/monitoring/turnaround.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
+#include "storage/formats/text.h"
 
 namespace rdg::api {
 

@@ -4,9 +4,9 @@
 
 #include <optional>
 
-#include "gateway/formats/text.h"
 #include "google/protobuf/util/time_util.h"
-#include "storage/digest.h"
+#include "storage/base/digest.h"
+#include "storage/formats/text.h"
 
 namespace rdg::api {
 

@@ -9,8 +9,8 @@
 #include "gateway/api/convert.h"
 #include "gateway/common/live_streams.h"
 #include "rdg/v1/report_canonical.h"
-#include "storage/digest.h"
-#include "storage/status_macros.h"
+#include "storage/base/digest.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::api {
 namespace {

@@ -12,7 +12,7 @@
 #include "gateway/api/convert.h"
 #include "gateway/api/object_stream.h"
 #include "gateway/auth/rbac.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::api {
 namespace {

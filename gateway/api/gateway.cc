@@ -26,16 +26,16 @@
 #include "gateway/monitoring/http_server.h"
 #include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/turnaround.h"
-#include "gateway/parsing/isolated_parser.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/report_signature.h"
 #include "gateway/worklist/report_desk.h"
 #include "rdg/v1/admin.grpc.pb.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/reading.grpc.pb.h"
+#include "storage/base/status_macros.h"
 #include "storage/file_blob_store.h"
+#include "storage/parsing/isolated_parser.h"
 #include "storage/sqlite_index_store.h"
-#include "storage/status_macros.h"
 
 namespace rdg::api {
 namespace {
@@ -120,7 +120,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
                        parsing::StartParserPool(config.parsing(), config.critical_values()));
   p->ingestor = std::make_unique<ingest::Ingestor>(
       ingest::Ingestor::Options{config.limits(), p->router.get(), p->sla.get(),
-                                ingest::CriticalValueTable(config.critical_values()),
+                                parsing::CriticalValueTable(config.critical_values()),
                                 p->parser.get()},
       *p->index, *p->blobs, std::move(staging), *p->committer, clock);
   RDG_RETURN_IF_ERROR(p->ingestor->Recover());

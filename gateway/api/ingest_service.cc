@@ -8,7 +8,7 @@
 #include "gateway/auth/rbac.h"
 #include "gateway/common/live_streams.h"
 #include "rdg/v1/call_metadata.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::api {
 

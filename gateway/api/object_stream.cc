@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::api {
 namespace {

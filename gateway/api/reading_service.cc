@@ -3,7 +3,7 @@
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
 #include "gateway/api/object_stream.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::api {
 namespace {

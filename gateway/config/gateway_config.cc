@@ -13,7 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "gateway/parsing/parser_defaults.h"
+#include "storage/parsing/parser_defaults.h"
 
 namespace rdg::config {
 namespace {

@@ -7,8 +7,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "gateway/formats/patient_identifiers.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
+#include "storage/formats/patient_identifiers.h"
 
 namespace rdg::identity {
 namespace {

@@ -11,9 +11,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "gateway/ingest/parsed_object.h"
 #include "google/protobuf/util/time_util.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
+#include "storage/parsing/parsed_object.h"
 
 namespace rdg::ingest {
 namespace {
@@ -52,7 +52,7 @@ std::pair<std::string, std::string> SizeAndLimit(int64_t size, int64_t limit) {
 }
 
 //! Index rows of a parsed object from an upload session.
-storage::NewObject ToNewObject(ParsedObject parsed, const UploadSessionRecord& session,
+storage::NewObject ToNewObject(parsing::ParsedObject parsed, const UploadSessionRecord& session,
                                const storage::Digest& digest, absl::Time now, bool persisted) {
   storage::NewObject n;
   n.exam = std::move(parsed.exam);
@@ -532,12 +532,12 @@ absl::StatusOr<rdg::v1::Hl7Acknowledgement> Ingestor::AckForStored(const storage
     pos += static_cast<int64_t>(n);
   }
   formats::LabParseOutcome parsed = formats::ParseLabMessage(bytes);
-  return MakeAck(parsed.header, formats::Hl7AckCode::kAccept, nullptr, clock_.Now(),
-                 AckControlId(storage::ToHex(digest)));
+  return parsing::MakeAck(parsed.header, formats::Hl7AckCode::kAccept, nullptr, clock_.Now(),
+                          AckControlId(storage::ToHex(digest)));
 }
 
-absl::StatusOr<ParsedObject> Ingestor::ParseStaged(const UploadSessionRecord& session,
-                                                   const std::string& path) const {
+absl::StatusOr<parsing::ParsedObject> Ingestor::ParseStaged(const UploadSessionRecord& session,
+                                                            const std::string& path) const {
   return parser_.Parse({session.kind, path, session.size, clock_.Now(),
                         AckControlId(absl::string_view(session.session_id).substr(3))});
 }
@@ -546,11 +546,11 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
                                                     const storage::Digest& digest) {
   const UploadSessionRecord& session = handle.record_;
   const std::string path = staging_.PathOf(session.session_id);
-  RDG_ASSIGN_OR_RETURN(ParsedObject parsed, ParseStaged(session, path));
+  RDG_ASSIGN_OR_RETURN(parsing::ParsedObject parsed, ParseStaged(session, path));
   const std::optional<formats::Hl7Header> hl7 = parsed.hl7_header;
   auto ack = [&](formats::Hl7AckCode code, const formats::Hl7Rejection* why) {
-    return MakeAck(hl7, code, why, clock_.Now(),
-                   AckControlId(absl::string_view(session.session_id).substr(3)));
+    return parsing::MakeAck(hl7, code, why, clock_.Now(),
+                            AckControlId(absl::string_view(session.session_id).substr(3)));
   };
 
   // Fast answers before touching the blob store: duplicate or conflicting object identity.
@@ -572,11 +572,12 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
     if (hl7.has_value()) {
       formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "MSH^1^10",
                                 "message control ID already used for a different message"};
-      return AttachAck(absl::AlreadyExistsError(absl::StrCat(
-                           "HL7 message control ID ", hl7->control_id,
+      return parsing::AttachAck(
+          absl::AlreadyExistsError(
+              absl::StrCat("HL7 message control ID ", hl7->control_id,
                            " is already stored with different content; the stored message was "
                            "kept. Send corrected results with a new control ID")),
-                       ack(formats::Hl7AckCode::kError, &why));
+          ack(formats::Hl7AckCode::kError, &why));
     }
     return absl::AlreadyExistsError(absl::StrCat(
         "SOP Instance UID ", uid,
@@ -663,10 +664,11 @@ absl::Status Ingestor::RefuseOtherPatient(
         absl::StrCat("order ", exam.accession_number, " belongs to another patient (", what,
                      " differ); results are never merged across patients");
     formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "PID^1^3", reason};
-    return AttachAck(absl::AlreadyExistsError(absl::StrCat(
-                         "HL7 message ", hl7->control_id, " refused: ", reason,
+    return parsing::AttachAck(
+        absl::AlreadyExistsError(
+            absl::StrCat("HL7 message ", hl7->control_id, " refused: ", reason,
                          ". Check the patient and the order number in the LIS and send again")),
-                     ack(formats::Hl7AckCode::kError, &why));
+        ack(formats::Hl7AckCode::kError, &why));
   }
   return absl::AlreadyExistsError(
       absl::StrCat("Study Instance UID ", exam.study_instance_uid, " belongs to another patient (",

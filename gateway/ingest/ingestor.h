@@ -20,13 +20,13 @@
 #include "gateway/common/clock.h"
 #include "gateway/identity/patient_match.h"
 #include "gateway/ingest/index_committer.h"
-#include "gateway/ingest/object_parser.h"
-#include "gateway/ingest/parsed_object.h"
 #include "gateway/routing/router.h"
 #include "rdg/v1/config.pb.h"
 #include "rdg/v1/ingest.pb.h"
 #include "storage/blob_store.h"
 #include "storage/index_store.h"
+#include "storage/parsing/object_parser.h"
+#include "storage/parsing/parsed_object.h"
 #include "storage/staging_area.h"
 
 namespace rdg::ingest {
@@ -80,10 +80,10 @@ class Ingestor {
     const routing::Router* router = nullptr;
     const routing::SlaTable* sla = nullptr;
     //! Lab critical values beyond the lab's own flags (config critical_values).
-    CriticalValueTable critical = {};
+    parsing::CriticalValueTable critical = {};
     //! Parses staged objects. The gateway passes its isolated parser processes; without one,
     //! objects are parsed in this process (unit tests).
-    const ObjectParser* parser = nullptr;
+    const parsing::ObjectParser* parser = nullptr;
   };
   Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
            storage::StagingArea staging, IndexCommitter& committer, const Clock& clock);
@@ -150,8 +150,8 @@ class Ingestor {
   //! Whether a connection is attached to (writing to) the session now.
   bool InUse(const std::string& session_id);
   //! Lab messages: the parsed object, or a rejection carrying its AE/AR ACK; DICOM otherwise.
-  absl::StatusOr<ParsedObject> ParseStaged(const storage::UploadSessionRecord& session,
-                                           const std::string& path) const;
+  absl::StatusOr<parsing::ParsedObject> ParseStaged(const storage::UploadSessionRecord& session,
+                                                    const std::string& path) const;
   //! The AA acknowledgement of a lab message that is already stored.
   absl::StatusOr<rdg::v1::Hl7Acknowledgement> AckForStored(const storage::Digest& digest,
                                                            int64_t size) const;
@@ -172,8 +172,10 @@ class Ingestor {
 
   const Options options_;
   //! Used when options_.parser is null.
-  const InProcessParser in_process_parser_{options_.critical, formats::DicomStructureLimits{}};
-  const ObjectParser& parser_ = options_.parser != nullptr ? *options_.parser : in_process_parser_;
+  const parsing::InProcessParser in_process_parser_{options_.critical,
+                                                    formats::DicomStructureLimits{}};
+  const parsing::ObjectParser& parser_ =
+      options_.parser != nullptr ? *options_.parser : in_process_parser_;
   storage::IndexStore& index_;
   storage::BlobStore& blobs_;
   const storage::StagingArea staging_;

@@ -6,8 +6,8 @@
 #include <system_error>
 
 #include "absl/time/clock.h"
-#include "gateway/formats/text.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
+#include "storage/formats/text.h"
 
 namespace rdg::ingest {
 namespace {
@@ -39,7 +39,8 @@ bool IsValidText(storage::ExamRecord& e) {
 }
 
 //! The exam's text read again from its first object (DICOM only: lab text was always decoded).
-absl::StatusOr<storage::ExamRecord> Reparse(const storage::ExamText& t, const ObjectParser& parser,
+absl::StatusOr<storage::ExamRecord> Reparse(const storage::ExamText& t,
+                                            const parsing::ObjectParser& parser,
                                             const std::string& path) {
   if (t.first_object.kind != rdg::v1::DICOM) {
     return absl::FailedPreconditionError("not a DICOM object");
@@ -47,8 +48,8 @@ absl::StatusOr<storage::ExamRecord> Reparse(const storage::ExamText& t, const Ob
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return absl::NotFoundError(ec.message());
-  ParseJob job{t.first_object.kind, path, static_cast<int64_t>(size), absl::Now(), ""};
-  RDG_ASSIGN_OR_RETURN(ParsedObject parsed, parser.Parse(job));
+  parsing::ParseJob job{t.first_object.kind, path, static_cast<int64_t>(size), absl::Now(), ""};
+  RDG_ASSIGN_OR_RETURN(parsing::ParsedObject parsed, parser.Parse(job));
   storage::ExamRecord text = parsed.exam;
   if (!IsValidText(text)) return absl::InternalError("the parser returned text that is not UTF-8");
   return text;
@@ -57,7 +58,7 @@ absl::StatusOr<storage::ExamRecord> Reparse(const storage::ExamText& t, const Ob
 }  // namespace
 
 absl::StatusOr<TextRepairReport> RepairExamText(
-    storage::ExamTextRepairs& store, const ObjectParser& parser,
+    storage::ExamTextRepairs& store, const parsing::ObjectParser& parser,
     const std::function<std::string(const std::string& sha256_hex)>& blob_path) {
   TextRepairReport report;
   RDG_ASSIGN_OR_RETURN(bool pending, store.RepairPending(kExamTextRepair));

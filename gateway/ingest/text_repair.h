@@ -8,8 +8,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "gateway/ingest/object_parser.h"
 #include "storage/exam_text_repairs.h"
+#include "storage/parsing/object_parser.h"
 
 namespace rdg::ingest {
 
@@ -26,7 +26,7 @@ struct TextRepairReport {
 //! written in the device's character set), then marks the repair done; a no-op when it
 //! was done before. `blob_path` names the file of a stored blob (by SHA-256, hex).
 absl::StatusOr<TextRepairReport> RepairExamText(
-    storage::ExamTextRepairs& store, const ObjectParser& parser,
+    storage::ExamTextRepairs& store, const parsing::ObjectParser& parser,
     const std::function<std::string(const std::string& sha256_hex)>& blob_path);
 
 }  // namespace rdg::ingest

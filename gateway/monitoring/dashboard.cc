@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "gateway/formats/text.h"
 #include "gateway/monitoring/turnaround.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
+#include "storage/formats/text.h"
 
 namespace rdg::monitoring {
 namespace {

@@ -30,7 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gateway/auth/principal.h"
 #include "gateway/monitoring/dashboard.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::monitoring {
 namespace {

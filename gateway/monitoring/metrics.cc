@@ -6,7 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "gateway/common/live_streams.h"
 #include "gateway/monitoring/turnaround.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
 
 #ifndef RDG_VERSION
 #define RDG_VERSION "unknown"

@@ -23,9 +23,9 @@
 #include "gateway/common/clock.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/ingestor.h"
-#include "gateway/parsing/isolated_parser.h"
 #include "gateway/routing/router.h"
 #include "storage/index_store.h"
+#include "storage/parsing/isolated_parser.h"
 
 namespace rdg::monitoring {
 

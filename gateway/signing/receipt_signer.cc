@@ -8,16 +8,16 @@
 #include <openssl/x509.h>
 
 #include "absl/strings/str_cat.h"
-#include "gateway/signing/openssl_support.h"
+#include "storage/base/openssl_support.h"
 
 namespace rdg::signing {
 
-using internal::MemBio;
-using internal::OpenSslError;
+using openssl::MemBio;
+using openssl::OpenSslError;
 
 struct ReceiptSigner::Impl {
-  internal::X509Ptr cert;
-  internal::PkeyPtr key;
+  openssl::X509Ptr cert;
+  openssl::PkeyPtr key;
 };
 
 ReceiptSigner::ReceiptSigner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -26,9 +26,9 @@ ReceiptSigner::~ReceiptSigner() = default;
 absl::StatusOr<std::unique_ptr<ReceiptSigner>> ReceiptSigner::Create(absl::string_view cert_pem,
                                                                      absl::string_view key_pem) {
   auto impl = std::make_unique<Impl>();
-  internal::BioPtr cert_bio = MemBio(cert_pem);
+  openssl::BioPtr cert_bio = MemBio(cert_pem);
   impl->cert.reset(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
-  internal::BioPtr key_bio = MemBio(key_pem);
+  openssl::BioPtr key_bio = MemBio(key_pem);
   impl->key.reset(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (impl->cert == nullptr || impl->key == nullptr) {
     return absl::InvalidArgumentError(
@@ -42,9 +42,9 @@ absl::StatusOr<std::unique_ptr<ReceiptSigner>> ReceiptSigner::Create(absl::strin
 }
 
 absl::StatusOr<std::string> ReceiptSigner::Sign(absl::string_view content) const {
-  internal::BioPtr data = MemBio(content);
-  internal::CmsPtr cms(CMS_sign(impl_->cert.get(), impl_->key.get(), nullptr, data.get(),
-                                CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP));
+  openssl::BioPtr data = MemBio(content);
+  openssl::CmsPtr cms(CMS_sign(impl_->cert.get(), impl_->key.get(), nullptr, data.get(),
+                               CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP));
   if (!cms) return absl::InternalError(absl::StrCat("CMS_sign: ", OpenSslError()));
   unsigned char* der = nullptr;
   const int size = i2d_CMS_ContentInfo(cms.get(), &der);

@@ -10,19 +10,19 @@
 #include <openssl/x509v3.h>
 
 #include "absl/strings/str_cat.h"
-#include "gateway/signing/openssl_support.h"
+#include "storage/base/openssl_support.h"
 
 namespace rdg::signing {
 namespace {
 
-using internal::BioPtr;
-using internal::CmsPtr;
-using internal::MdCtxPtr;
-using internal::MemBio;
-using internal::OpenSslError;
-using internal::PkeyCtxPtr;
-using internal::StoreCtxPtr;
-using internal::X509Ptr;
+using openssl::BioPtr;
+using openssl::CmsPtr;
+using openssl::MdCtxPtr;
+using openssl::MemBio;
+using openssl::OpenSslError;
+using openssl::PkeyCtxPtr;
+using openssl::StoreCtxPtr;
+using openssl::X509Ptr;
 
 bool SameCertificate(X509* a, X509* b) { return X509_cmp(a, b) == 0; }
 

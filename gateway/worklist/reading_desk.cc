@@ -8,7 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "gateway/auth/rbac.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::worklist {
 

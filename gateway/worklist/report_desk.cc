@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/auth/rbac.h"
 #include "rdg/v1/report_canonical.h"
-#include "storage/status_macros.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::worklist {
 namespace {

@@ -1,7 +1,7 @@
 // Parser isolation benchmark (not part of the pass/fail suite): what parsing an uploaded object
 // in an rdg-parser process costs compared with parsing it in the gateway's own process, per
 // object, for pydicom's CT (39 KB), MR (10 KB) and 12-lead ECG objects. Both sides run the same
-// code (ingest::InProcessParser); the difference is the socket round trip, the answer's
+// code (parsing::InProcessParser); the difference is the socket round trip, the answer's
 // serialisation and the per-object CPU limit. Usage: parser_bench [objects per file] (default 2000)
 #include <algorithm>
 #include <chrono>
@@ -9,9 +9,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "gateway/formats/dicom_parser.h"
-#include "gateway/ingest/object_parser.h"
-#include "gateway/parsing/isolated_parser.h"
+#include "storage/formats/dicom_parser.h"
+#include "storage/parsing/isolated_parser.h"
+#include "storage/parsing/object_parser.h"
 
 namespace {
 
@@ -21,8 +21,8 @@ constexpr int kRounds = 5;
 
 //! Microseconds per object of `n` parses of `path`: the best of kRounds rounds of n / kRounds
 //! (the fastest round is the one least disturbed by the rest of the machine).
-double MicrosPerObject(const rdg::ingest::ObjectParser& parser, const std::string& path, int n) {
-  const rdg::ingest::ParseJob job{rdg::v1::DICOM, path, 0, absl::Now(), "RDG1"};
+double MicrosPerObject(const rdg::parsing::ObjectParser& parser, const std::string& path, int n) {
+  const rdg::parsing::ParseJob job{rdg::v1::DICOM, path, 0, absl::Now(), "RDG1"};
   if (auto warm = parser.Parse(job); !warm.ok()) {
     std::fprintf(stderr, "%s: %s\n", path.c_str(), std::string(warm.status().message()).c_str());
     std::exit(1);
@@ -50,7 +50,7 @@ double LoadAverage() {
 int main(int argc, char** argv) {
   const int n = argc > 1 ? std::atoi(argv[1]) : 2000;
   if (!rdg::formats::InitDicomToolkit().ok()) return 1;
-  const rdg::ingest::InProcessParser in_process(rdg::ingest::CriticalValueTable(), {64, 500000});
+  const rdg::parsing::InProcessParser in_process(rdg::parsing::CriticalValueTable(), {64, 500000});
   rdg::parsing::IsolatedParser::Options options;
   options.program = std::string(RDG_BIN_DIR) + "/rdg-parser";
   options.processes = 1;

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "gateway/formats/dicom_parser.h"
-#include "gateway/formats/ecg_waveform.h"
+#include "storage/formats/dicom_parser.h"
+#include "storage/formats/ecg_waveform.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::clients {

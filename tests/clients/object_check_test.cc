@@ -10,7 +10,7 @@
 #include <fstream>
 #include <string>
 
-#include "gateway/parsing/isolated_parser.h"
+#include "storage/parsing/isolated_parser.h"
 
 #include "tests/mocks/temp_dir.h"
 
@@ -19,8 +19,8 @@ namespace {
 
 std::unique_ptr<ObjectCheck> InProcessCheck(int64_t max_bytes) {
   return std::make_unique<ObjectCheck>(
-      std::make_unique<ingest::InProcessParser>(ingest::CriticalValueTable(),
-                                                formats::DicomStructureLimits{}),
+      std::make_unique<parsing::InProcessParser>(parsing::CriticalValueTable(),
+                                                 formats::DicomStructureLimits{}),
       max_bytes);
 }
 
@@ -72,7 +72,7 @@ TEST(ObjectCheckTest, RefusedLabMessagesCarryTheGatewaysAck) {
       "PID|1||H1^^^LAB||TEST^PATIENT||19700101|M\r";  // no OBR/OBX: nothing to store
   auto parsed = check->Check(rdg::v1::HL7V2_LAB, Write(dir, "m.hl7", msg), absl::Now(), "A1");
   ASSERT_TRUE(absl::IsInvalidArgument(parsed.status())) << parsed.status();
-  auto ack = ingest::AckOf(parsed.status());
+  auto ack = parsing::AckOf(parsed.status());
   ASSERT_TRUE(ack.has_value());
   EXPECT_NE(ack->message().find("MSA|A"), std::string::npos) << ack->message();
   EXPECT_NE(ack->message().find("|C-1"), std::string::npos) << ack->message();
@@ -80,12 +80,12 @@ TEST(ObjectCheckTest, RefusedLabMessagesCarryTheGatewaysAck) {
 
 // A stand-in for a parser that gets no CPU on a loaded clinic computer: the real rdg-parser
 // processes, handed a FIFO without a writer whatever the job names (they wait without using CPU).
-class StuckParser final : public ingest::ObjectParser {
+class StuckParser final : public parsing::ObjectParser {
  public:
   StuckParser(std::unique_ptr<parsing::IsolatedParser> pool, std::string fifo)
       : pool_(std::move(pool)), fifo_(std::move(fifo)) {}
-  absl::StatusOr<ingest::ParsedObject> Parse(const ingest::ParseJob& job) const override {
-    ingest::ParseJob stuck = job;
+  absl::StatusOr<parsing::ParsedObject> Parse(const parsing::ParseJob& job) const override {
+    parsing::ParseJob stuck = job;
     stuck.path = fifo_;
     return pool_->Parse(stuck);
   }

@@ -13,7 +13,7 @@
 #include "clients/agent/agent_config.h"
 #include "clients/agent/dead_letters.h"
 #include "clients/agent/forwarder.h"
-#include "clients/common/file_digest.h"
+#include "storage/base/digest.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::agent {
@@ -66,7 +66,7 @@ TEST_F(OutboxTest, AddKeepsTheBytesWithTheirDigestAndTakeReturnsThemOldestFirst)
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->id, a);
   EXPECT_EQ(testing::ReadFileBytes(first->path), "first object");
-  EXPECT_EQ(first->sha256, clients::Sha256OfBytes("first object"));
+  EXPECT_EQ(first->sha256, storage::ToRaw(storage::Sha256::Of("first object")));
   EXPECT_EQ(first->size, 12);
   EXPECT_EQ(first->label, "1.2.3");
   EXPECT_EQ(first->kind, rdg::v1::DICOM);
@@ -280,7 +280,7 @@ TEST_F(OutboxTest, PurgeRemovesTheDeadLetterAndRecordsWhatItWas) {
   EXPECT_EQ((*actions)[0].action, "purge");
   EXPECT_EQ((*actions)[0].actor, "root (sudo by wang)");
   EXPECT_THAT((*actions)[0].detail, HasSubstr("1.2.840.5"));
-  EXPECT_THAT((*actions)[0].detail, HasSubstr(clients::ToHex(clients::Sha256OfBytes("unwanted"))));
+  EXPECT_THAT((*actions)[0].detail, HasSubstr(storage::ToHex(storage::Sha256::Of("unwanted"))));
   EXPECT_THAT((*actions)[0].detail, HasSubstr("not a readable DICOM file"));
 }
 

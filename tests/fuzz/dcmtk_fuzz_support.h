@@ -5,7 +5,7 @@
 
 #include <cstdlib>
 
-#include "gateway/formats/dicom_parser.h"
+#include "storage/formats/dicom_parser.h"
 
 namespace rdg::fuzz {
 

@@ -9,7 +9,7 @@
 
 #include "absl/strings/string_view.h"
 #include "clients/reader/ecg_render.h"
-#include "gateway/formats/ecg_waveform.h"
+#include "storage/formats/ecg_waveform.h"
 #include "tests/fuzz/dcmtk_fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

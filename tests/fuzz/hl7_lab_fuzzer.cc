@@ -11,7 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "gateway/formats/hl7_lab.h"
+#include "storage/formats/hl7_lab.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <set>
 #include <tuple>
 
-#include "gateway/formats/dicom_parser.h"
 #include "storage/file_blob_store.h"
+#include "storage/formats/dicom_parser.h"
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/dicom_builder.h"
 #include "tests/mocks/fake_clock.h"
@@ -402,7 +402,7 @@ class LabIngestTest : public IngestorTest {
     rule->set_above(6.2);
     Ingestor::Options options{DefaultLimits()};
     options.limits.set_max_lab_message_bytes(4096);
-    options.critical = CriticalValueTable(config.critical_values());
+    options.critical = parsing::CriticalValueTable(config.critical_values());
     ingestor_ = std::make_unique<Ingestor>(options, *index_, *blobs_,
                                            *storage::StagingArea::Create(dir_.Join("uploads")),
                                            *committer_, clock_);
@@ -458,7 +458,7 @@ TEST_F(LabIngestTest, CriticalByFlagOrByThresholdMakesTheExamStat) {
 TEST_F(LabIngestTest, RejectedLabMessageCarriesItsAckAndLeavesNoTrace) {
   auto st = Upload(LabMessage("MSG-BAD", "4.1", "N", /*obx_first=*/true), rdg::v1::HL7V2_LAB);
   ASSERT_TRUE(absl::IsInvalidArgument(st.status())) << st.status();
-  auto payload = st.status().GetPayload(kHl7AckTypeUrl);
+  auto payload = st.status().GetPayload(parsing::kHl7AckTypeUrl);
   ASSERT_TRUE(payload.has_value());
   rdg::v1::Hl7Acknowledgement ack;
   ASSERT_TRUE(ack.ParseFromString(std::string(*payload)));
@@ -678,7 +678,7 @@ TEST_F(LabIngestTest, AMessageWhosePatientDisagreesWithItsOrderIsAnsweredAE) {
   auto st = Upload(LabFor("N2", "111^^^LIS^MR", "QIAN^QI", "FIL7", "6.8", "M", "19700101"),
                    rdg::v1::HL7V2_LAB);
   ASSERT_TRUE(absl::IsAlreadyExists(st.status())) << st.status();
-  auto ack = AckOf(st.status());
+  auto ack = parsing::AckOf(st.status());
   ASSERT_TRUE(ack.has_value());
   EXPECT_EQ(ack->code(), "AE");
   EXPECT_THAT(ack->message(), HasSubstr("\rERR|"));

@@ -1,4 +1,4 @@
-#include "storage/digest.h"
+#include "storage/base/digest.h"
 
 #include <gtest/gtest.h>
 

@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "storage/posix_file.h"
+#include "storage/base/posix_file.h"
 #include "storage/staging_area.h"
 #include "tests/mocks/temp_dir.h"
 

@@ -1,0 +1,153 @@
+#include "storage/base/posix_file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace rdg::storage {
+namespace {
+
+absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err) {
+  std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
+  if (err == ENOENT) return absl::NotFoundError(msg);
+  // A full disk passes (space is freed, the volume grows): callers retry, nothing is final. The
+  // message goes to clients, so it names the condition, not the gateway's paths.
+  if (err == ENOSPC || err == EDQUOT) {
+    return absl::UnavailableError(
+        absl::StrCat("the gateway's storage is full (", strerror(err), "); retry later"));
+  }
+  return absl::InternalError(msg);
+}
+
+}  // namespace
+
+absl::StatusOr<File> File::OpenForAppend(const std::string& path, bool create) {
+  int flags = O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0);
+  int fd = ::open(path.c_str(), flags, 0640);
+  if (fd < 0) return ErrnoStatus("open", path, errno);
+  return File(fd, path);
+}
+
+absl::StatusOr<File> File::OpenForRead(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open", path, errno);
+  return File(fd, path);
+}
+
+File::File(File&& other) noexcept : fd_(other.fd_), path_(std::move(other.path_)) {
+  other.fd_ = -1;
+}
+
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    path_ = std::move(other.path_);
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+File::~File() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status File::Append(absl::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus("write", path_, errno);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> File::ReadAt(int64_t offset, char* buf, size_t n) const {
+  for (;;) {
+    ssize_t got = ::pread(fd_, buf, n, offset);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return ErrnoStatus("read", path_, errno);
+    return static_cast<size_t>(got);
+  }
+}
+
+absl::Status File::Sync() {
+  if (::fsync(fd_) != 0) return ErrnoStatus("fsync", path_, errno);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> File::Size() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return ErrnoStatus("stat", path_, errno);
+  return static_cast<int64_t>(st.st_size);
+}
+
+absl::Status File::Truncate(int64_t size) {
+  if (::ftruncate(fd_, size) != 0) return ErrnoStatus("truncate", path_, errno);
+  return absl::OkStatus();
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open directory", dir, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus("fsync directory", dir, err);
+  return absl::OkStatus();
+}
+
+absl::Status MakeDirectories(const std::string& dir) {
+  std::string partial;
+  for (size_t pos = 0; pos != std::string::npos;) {
+    size_t next = dir.find('/', pos + 1);
+    partial = dir.substr(0, next);
+    pos = next;
+    if (partial.empty()) continue;
+    if (::mkdir(partial.c_str(), 0750) != 0 && errno != EEXIST) {
+      return ErrnoStatus("mkdir", partial, errno);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RenameFile(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoStatus("rename", from, errno);
+  return absl::OkStatus();
+}
+
+absl::Status LinkFile(const std::string& from, const std::string& to) {
+  if (::link(from.c_str(), to.c_str()) != 0 && errno != EEXIST)
+    return ErrnoStatus("link", from, errno);
+  return absl::OkStatus();
+}
+
+absl::Status RemoveFile(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("unlink", path, errno);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return ErrnoStatus("opendir", dir, errno);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    if (e->d_type == DT_REG) names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  return names;
+}
+
+absl::StatusOr<int64_t> FileSize(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoStatus("stat", path, errno);
+  return static_cast<int64_t>(st.st_size);
+}
+
+}  // namespace rdg::storage

@@ -1,0 +1,154 @@
+"""The layer check (deploy/cmake/check_layers.cmake) and the graph gateway/README.md draws.
+
+The configure step runs the check over every target and writes <build>/layers.txt; these tests
+show that the check fails on a layer violation (in a fake tree and in the real one, with one file
+changed) and that the graph in gateway/README.md is the one the build holds.
+"""
+import os
+import pathlib
+import re
+import subprocess
+import tempfile
+import unittest
+
+SOURCE_DIR = pathlib.Path(os.environ.get("RDG_SOURCE_DIR", pathlib.Path(__file__).parents[2]))
+BUILD_DIR = pathlib.Path(os.environ.get("RDG_BIN_DIR", SOURCE_DIR / "build" / "bin")).parent
+CHECKER = SOURCE_DIR / "deploy" / "cmake" / "check_layers.cmake"
+
+
+def run_check(manifest, source_dir, graph_out=None):
+    cmd = ["cmake", f"-DMANIFEST={manifest}", f"-DSOURCE_DIR={source_dir}"]
+    if graph_out is not None:
+        cmd.append(f"-DGRAPH_OUT={graph_out}")
+    cmd += ["-P", str(CHECKER)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def write_manifest(path, targets):
+    """targets: {name: (files, public, private)}"""
+    lines = [f'set(RDG_TARGETS "{";".join(targets)}")']
+    for name, (files, public, private) in targets.items():
+        lines.append(f'set(RDG_FILES_{name} "{";".join(files)}")')
+        lines.append(f'set(RDG_PUBLIC_{name} "{";".join(public)}")')
+        lines.append(f'set(RDG_PRIVATE_{name} "{";".join(private)}")')
+    path.write_text("\n".join(lines) + "\n")
+
+
+class FakeTreeTest(unittest.TestCase):
+    """Three layers: low <- mid <- top, mid using low privately."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.root = pathlib.Path(self.tmp.name)
+        for f, text in {
+            "low/low.h": "#pragma once\n#include <string>\n#include \"absl/strings/str_cat.h\"\n",
+            "low/low.cc": '#include "low/low.h"\n',
+            "mid/mid.h": "#pragma once\n",
+            "mid/mid.cc": '#include "mid/mid.h"\n#include "low/low.h"\n#include "rdg/v1/common.pb.h"\n',
+            "top/top.cc": '#include "mid/mid.h"\n',
+        }.items():
+            (self.root / f).parent.mkdir(parents=True, exist_ok=True)
+            (self.root / f).write_text(text)
+        self.targets = {
+            "low": (["low/low.h", "low/low.cc"], [], []),
+            "mid": (["mid/mid.h", "mid/mid.cc"], ["rdg_proto"], ["low"]),
+            "top": (["top/top.cc"], [], ["mid"]),
+        }
+        self.manifest = self.root / "manifest.cmake"
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def check(self):
+        write_manifest(self.manifest, self.targets)
+        return run_check(self.manifest, self.root, self.root / "layers.txt")
+
+    def test_clean_tree_passes_and_draws_layers(self):
+        r = self.check()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual((self.root / "layers.txt").read_text(),
+                         "0  low: -\n0  rdg_proto: -\n1  mid: rdg_proto | private: low\n2  top: - | private: mid\n")
+
+    def test_including_a_layer_above_fails(self):
+        (self.root / "low/low.cc").write_text('#include "low/low.h"\n#include "mid/mid.h"\n')
+        r = self.check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("low/low.cc (low) includes mid/mid.h of mid, which low does not use",
+                      r.stderr)
+
+    def test_a_private_dependency_is_not_passed_on(self):
+        (self.root / "top/top.cc").write_text('#include "mid/mid.h"\n#include "low/low.h"\n')
+        r = self.check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("top/top.cc (top) includes low/low.h of low", r.stderr)
+        # Once mid exports low, top may use it.
+        self.targets["mid"] = (self.targets["mid"][0], ["rdg_proto", "low"], [])
+        r = self.check()
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_header_nobody_owns_fails(self):
+        (self.root / "low/stray.h").write_text("#pragma once\n")
+        (self.root / "low/low.cc").write_text('#include "low/low.h"\n#include "low/stray.h"\n')
+        r = self.check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("includes low/stray.h, which no target owns", r.stderr)
+
+    def test_a_cycle_fails(self):
+        self.targets["low"] = (self.targets["low"][0], [], ["top"])
+        r = self.check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("a cycle", r.stderr)
+
+
+class RealTreeTest(unittest.TestCase):
+    def manifest(self):
+        m = BUILD_DIR / "layers-manifest.cmake"
+        if not m.exists():
+            self.fail(f"{m} is missing: configure the build first")
+        return m
+
+    def test_readme_draws_the_graph_the_build_holds(self):
+        built = (BUILD_DIR / "layers.txt").read_text()
+        readme = (SOURCE_DIR / "gateway" / "README.md").read_text()
+        m = re.search(r"<!-- layers:begin -->\n```\n(.*?)```\n<!-- layers:end -->", readme, re.S)
+        self.assertIsNotNone(m, "gateway/README.md has no layers block")
+        self.assertEqual(m.group(1), built,
+                         "gateway/README.md's layer graph differs from <build>/layers.txt: "
+                         "copy the file's text into the block")
+
+    def test_clients_use_no_gateway_library(self):
+        text = (BUILD_DIR / "layers.txt").read_text()
+        for line in text.splitlines():
+            name = line.split()[1].rstrip(":")
+            if name.startswith(("rdg_client", "rdg_clinic", "rdg_report_pdf", "rdg_ecg_render",
+                                "rdg-clinic", "rdg-reader", "rdg-admin", "rdg-sim")):
+                for gateway_lib in ("rdg_api", "rdg_auth", "rdg_config", "rdg_ingest",
+                                    "rdg_monitoring", "rdg_routing", "rdg_signing",
+                                    "rdg_worklist", "rdg_identity", "rdg_gateway_common"):
+                    self.assertNotIn(gateway_lib, line.split(":", 1)[1], line)
+
+    def test_the_real_tree_refuses_an_include_from_above(self):
+        """routing/ (a low layer) including api/gateway.h fails, naming both."""
+        manifest = self.manifest()
+        files = re.findall(r'set\(RDG_FILES_\S+ "([^"]*)"\)', manifest.read_text())
+        with tempfile.TemporaryDirectory() as tmp:
+            root = pathlib.Path(tmp)
+            for f in ";".join(files).split(";"):
+                if not f:
+                    continue
+                (root / f).parent.mkdir(parents=True, exist_ok=True)
+                (root / f).symlink_to(SOURCE_DIR / f)
+            router = root / "gateway/routing/router.cc"
+            text = (SOURCE_DIR / "gateway/routing/router.cc").read_text()
+            router.unlink()
+            router.write_text('#include "gateway/api/gateway.h"\n' + text)
+            clean = run_check(manifest, SOURCE_DIR)
+            self.assertEqual(clean.returncode, 0, clean.stderr)
+            r = run_check(manifest, root)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("gateway/routing/router.cc (rdg_routing) includes gateway/api/gateway.h "
+                          "of rdg_api, which rdg_routing does not use", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
