@@ -8,10 +8,21 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "storage/records.h"
 
 namespace rdg::storage {
+
+//! The refusal of an object whose SOP Instance UID is stored with other bytes: the text a clinic
+//! reads, whether ingest's early check finds it or the commit does (a concurrent upload).
+inline absl::Status ChangedObjectError(absl::string_view sop_instance_uid) {
+  return absl::AlreadyExistsError(absl::StrCat(
+      "SOP Instance UID ", sop_instance_uid,
+      " is already stored with different content; the stored object was kept. Give the "
+      "corrected image a new SOP Instance UID (e.g. re-export it from the modality)"));
+}
 
 class IndexStore {
  public:

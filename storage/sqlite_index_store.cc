@@ -285,153 +285,18 @@ std::vector<absl::StatusOr<CommitOutcome>> SqliteIndexStore::CommitObjects(
 }
 
 absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item) {
-  const ObjectRecord& obj = item.object;
-  const ExamRecord& exam = item.exam;
   CommitOutcome outcome;
-  {
-    RDG_ASSIGN_OR_RETURN(
-        auto q, writer_->Prepare(
-                    "SELECT o.sha256, o.exam_id, e.instance_count, o.content_key FROM objects o "
-                    "JOIN exams e USING (exam_id) WHERE o.origin_institution = ? AND "
-                    "o.sop_instance_uid = ?"));
-    q->Bind(1, obj.origin_institution).Bind(2, obj.sop_instance_uid);
-    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    if (row) {
-      const bool same_content = !obj.content_key.empty() && q->Text(3) == obj.content_key;
-      if (q->Text(0) != obj.sha256_hex && !same_content) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "SOP Instance UID ", obj.sop_instance_uid,
-            " is already stored with different content; the stored object was kept. Give the "
-            "corrected image a new SOP Instance UID (e.g. re-export it from the modality)"));
-      }
-      outcome.exam_id = q->Text(1);
-      outcome.exam_instance_count = static_cast<int32_t>(q->Int(2));
-      outcome.duplicate = true;
-    }
-  }
+  RDG_RETURN_IF_ERROR(FindStored(item.object, outcome));
   if (!outcome.duplicate) {
-    {
-      RDG_ASSIGN_OR_RETURN(
-          auto q, writer_->Prepare("SELECT " RDG_EXAM_COLUMNS " FROM exams "
-                                   "WHERE origin_institution = ? AND study_instance_uid = ?"));
-      q->Bind(1, exam.origin_institution).Bind(2, exam.study_instance_uid);
-      RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-      if (row) {
-        const ExamRecord joined = ReadExam(*q, nullptr);
-        q.reset();
-        // Before any write: a refusal leaves nothing of this object behind.
-        if (item.check_join) RDG_RETURN_IF_ERROR(item.check_join(joined));
-        outcome.exam_id = joined.exam_id;
-        auto priority = MoreUrgent(joined.priority, exam.priority);
-        std::vector<std::string> modalities = joined.modalities;
-        for (const auto& m : exam.modalities) {
-          if (std::find(modalities.begin(), modalities.end(), m) == modalities.end()) {
-            modalities.push_back(m);
-          }
-        }
-        RDG_ASSIGN_OR_RETURN(
-            auto u, writer_->Prepare(
-                        "UPDATE exams SET instance_count = instance_count + 1, total_bytes = "
-                        "total_bytes + ?, "
-                        "priority = ?, modalities = ?, updated_at = ?, critical = MAX(critical, ?) "
-                        "WHERE exam_id = ?"));
-        u->Bind(1, obj.size)
-            .Bind(2, int64_t{priority})
-            .Bind(3, absl::StrJoin(modalities, "\\"))
-            .Bind(4, obj.received_at)
-            .Bind(5, int64_t{exam.critical})
-            .Bind(6, outcome.exam_id);
-        RDG_RETURN_IF_ERROR(u->Run());
-      }
-    }
-    if (outcome.exam_id.empty()) {
-      outcome.exam_id = NewExamId();
-      outcome.new_exam = true;
-      RDG_ASSIGN_OR_RETURN(
-          auto q,
-          writer_->Prepare(
-              "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, "
-              "patient_name, patient_sex, patient_birth_date, patient_national_id, "
-              "accession_number, "
-              "exam_type, modalities, body_part, study_date, study_time, study_description, "
-              "priority, "
-              "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
-              "claim_due_at, critical, patient_age, patient_id_issuer, national_id_issuer) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, "
-              "?, ?, "
-              "?)"));
-      const bool routed = !item.routing.queue.empty();
-      q->Bind(1, outcome.exam_id)
-          .Bind(2, exam.origin_institution)
-          .Bind(3, exam.study_instance_uid)
-          .Bind(4, exam.patient.patient_id)
-          .Bind(5, exam.patient.name)
-          .Bind(6, exam.patient.sex)
-          .Bind(7, exam.patient.birth_date)
-          .Bind(8, exam.patient.national_id)
-          .Bind(9, exam.accession_number)
-          .Bind(10, exam.exam_type)
-          .Bind(11, absl::StrJoin(exam.modalities, "\\"))
-          .Bind(12, exam.body_part)
-          .Bind(13, exam.study_date)
-          .Bind(14, exam.study_time)
-          .Bind(15, exam.study_description)
-          .Bind(16, int64_t{routed ? item.routing.priority : exam.priority})
-          .Bind(17, int64_t{routed ? rdg::v1::ROUTED : exam.state})
-          .Bind(18, item.routing.queue)
-          .Bind(19, obj.size)
-          .Bind(20, obj.received_at)
-          .Bind(21, obj.received_at)
-          .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()))
-          .Bind(23, DueMicros(routed ? item.routing.claim_due_at : absl::InfiniteFuture()))
-          .Bind(24, int64_t{exam.critical})
-          .Bind(25, exam.patient.age)
-          .Bind(26, exam.patient.id_issuer)
-          .Bind(27, exam.patient.national_id_issuer);
-      RDG_RETURN_IF_ERROR(q->Run());
-      RDG_RETURN_IF_ERROR(
-          AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));
-      if (routed) {
-        RDG_RETURN_IF_ERROR(AddEvent(outcome.exam_id, rdg::v1::ROUTED, obj.received_at, "system",
-                                     item.routing.detail));
-      }
-      // The SLA clocks run from receipt (targets from the routing decision).
-      RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_CLAIMED, obj.received_at,
-                                     routed ? item.routing.claim_due_at : absl::InfiniteFuture()));
-      RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_FINAL, obj.received_at,
-                                     routed ? item.routing.sla_due_at : absl::InfiniteFuture()));
-    }
-    RDG_ASSIGN_OR_RETURN(
-        auto ins,
-        writer_->Prepare(
-            "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, "
-            "series_instance_uid, "
-            "sop_class_uid, transfer_syntax_uid, modality, instance_number, kind, size, sha256, "
-            "received_at, content_key, text_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?)"));
-    ins->Bind(1, obj.origin_institution)
-        .Bind(2, outcome.exam_id)
-        .Bind(3, obj.sop_instance_uid)
-        .Bind(4, obj.series_instance_uid)
-        .Bind(5, obj.sop_class_uid)
-        .Bind(6, obj.transfer_syntax_uid)
-        .Bind(7, obj.modality)
-        .Bind(8, int64_t{obj.instance_number})
-        .Bind(9, int64_t{obj.kind})
-        .Bind(10, obj.size)
-        .Bind(11, obj.sha256_hex)
-        .Bind(12, obj.received_at)
-        .Bind(13, obj.content_key)
-        .Bind(14, obj.text_notes);
-    RDG_RETURN_IF_ERROR(ins->Run());
+    RDG_RETURN_IF_ERROR(JoinExam(item, outcome));
+    if (outcome.exam_id.empty()) RDG_RETURN_IF_ERROR(InsertExam(item, outcome));
+    RDG_RETURN_IF_ERROR(InsertObject(item.object, outcome.exam_id));
     RDG_RETURN_IF_ERROR(InsertLabResults(outcome.exam_id, item.lab_results));
-    {
-      RDG_ASSIGN_OR_RETURN(auto q,
-                           writer_->Prepare("SELECT instance_count FROM exams WHERE exam_id = ?"));
-      q->Bind(1, outcome.exam_id);
-      RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-      if (row) outcome.exam_instance_count = static_cast<int32_t>(q->Int(0));
-    }
+    RDG_ASSIGN_OR_RETURN(auto q,
+                         writer_->Prepare("SELECT instance_count FROM exams WHERE exam_id = ?"));
+    q->Bind(1, outcome.exam_id);
+    RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (row) outcome.exam_instance_count = static_cast<int32_t>(q->Int(0));
   }
   if (!item.session_id.empty()) {
     RDG_ASSIGN_OR_RETURN(auto del,
@@ -440,6 +305,147 @@ absl::StatusOr<CommitOutcome> SqliteIndexStore::CommitOne(const NewObject& item)
     RDG_RETURN_IF_ERROR(del->Run());
   }
   return outcome;
+}
+
+absl::Status SqliteIndexStore::FindStored(const ObjectRecord& obj, CommitOutcome& outcome) {
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      writer_->Prepare("SELECT o.sha256, o.exam_id, e.instance_count, o.content_key FROM objects o "
+                       "JOIN exams e USING (exam_id) WHERE o.origin_institution = ? AND "
+                       "o.sop_instance_uid = ?"));
+  q->Bind(1, obj.origin_institution).Bind(2, obj.sop_instance_uid);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return absl::OkStatus();
+  const bool same_content = !obj.content_key.empty() && q->Text(3) == obj.content_key;
+  if (q->Text(0) != obj.sha256_hex && !same_content) {
+    return ChangedObjectError(obj.sop_instance_uid);
+  }
+  outcome.exam_id = q->Text(1);
+  outcome.exam_instance_count = static_cast<int32_t>(q->Int(2));
+  outcome.duplicate = true;
+  return absl::OkStatus();
+}
+
+absl::Status SqliteIndexStore::JoinExam(const NewObject& item, CommitOutcome& outcome) {
+  const ObjectRecord& obj = item.object;
+  const ExamRecord& exam = item.exam;
+  RDG_ASSIGN_OR_RETURN(auto q,
+                       writer_->Prepare("SELECT " RDG_EXAM_COLUMNS " FROM exams "
+                                        "WHERE origin_institution = ? AND study_instance_uid = ?"));
+  q->Bind(1, exam.origin_institution).Bind(2, exam.study_instance_uid);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return absl::OkStatus();
+  const ExamRecord joined = ReadExam(*q, nullptr);
+  q.reset();
+  // Before any write: a refusal leaves nothing of this object behind.
+  if (item.check_join) RDG_RETURN_IF_ERROR(item.check_join(joined));
+  outcome.exam_id = joined.exam_id;
+  auto priority = MoreUrgent(joined.priority, exam.priority);
+  std::vector<std::string> modalities = joined.modalities;
+  for (const auto& m : exam.modalities) {
+    if (std::find(modalities.begin(), modalities.end(), m) == modalities.end()) {
+      modalities.push_back(m);
+    }
+  }
+  RDG_ASSIGN_OR_RETURN(
+      auto u,
+      writer_->Prepare("UPDATE exams SET instance_count = instance_count + 1, total_bytes = "
+                       "total_bytes + ?, "
+                       "priority = ?, modalities = ?, updated_at = ?, critical = MAX(critical, ?) "
+                       "WHERE exam_id = ?"));
+  u->Bind(1, obj.size)
+      .Bind(2, int64_t{priority})
+      .Bind(3, absl::StrJoin(modalities, "\\"))
+      .Bind(4, obj.received_at)
+      .Bind(5, int64_t{exam.critical})
+      .Bind(6, outcome.exam_id);
+  return u->Run();
+}
+
+absl::Status SqliteIndexStore::InsertExam(const NewObject& item, CommitOutcome& outcome) {
+  const ObjectRecord& obj = item.object;
+  const ExamRecord& exam = item.exam;
+  outcome.exam_id = NewExamId();
+  outcome.new_exam = true;
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      writer_->Prepare(
+          "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, "
+          "patient_name, patient_sex, patient_birth_date, patient_national_id, "
+          "accession_number, "
+          "exam_type, modalities, body_part, study_date, study_time, study_description, "
+          "priority, "
+          "state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
+          "claim_due_at, critical, patient_age, patient_id_issuer, national_id_issuer) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, "
+          "?, ?, "
+          "?)"));
+  const bool routed = !item.routing.queue.empty();
+  q->Bind(1, outcome.exam_id)
+      .Bind(2, exam.origin_institution)
+      .Bind(3, exam.study_instance_uid)
+      .Bind(4, exam.patient.patient_id)
+      .Bind(5, exam.patient.name)
+      .Bind(6, exam.patient.sex)
+      .Bind(7, exam.patient.birth_date)
+      .Bind(8, exam.patient.national_id)
+      .Bind(9, exam.accession_number)
+      .Bind(10, exam.exam_type)
+      .Bind(11, absl::StrJoin(exam.modalities, "\\"))
+      .Bind(12, exam.body_part)
+      .Bind(13, exam.study_date)
+      .Bind(14, exam.study_time)
+      .Bind(15, exam.study_description)
+      .Bind(16, int64_t{routed ? item.routing.priority : exam.priority})
+      .Bind(17, int64_t{routed ? rdg::v1::ROUTED : exam.state})
+      .Bind(18, item.routing.queue)
+      .Bind(19, obj.size)
+      .Bind(20, obj.received_at)
+      .Bind(21, obj.received_at)
+      .Bind(22, DueMicros(routed ? item.routing.sla_due_at : absl::InfiniteFuture()))
+      .Bind(23, DueMicros(routed ? item.routing.claim_due_at : absl::InfiniteFuture()))
+      .Bind(24, int64_t{exam.critical})
+      .Bind(25, exam.patient.age)
+      .Bind(26, exam.patient.id_issuer)
+      .Bind(27, exam.patient.national_id_issuer);
+  RDG_RETURN_IF_ERROR(q->Run());
+  RDG_RETURN_IF_ERROR(
+      AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));
+  if (routed) {
+    RDG_RETURN_IF_ERROR(
+        AddEvent(outcome.exam_id, rdg::v1::ROUTED, obj.received_at, "system", item.routing.detail));
+  }
+  // The SLA clocks run from receipt (targets from the routing decision).
+  RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_CLAIMED, obj.received_at,
+                                 routed ? item.routing.claim_due_at : absl::InfiniteFuture()));
+  return StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_FINAL, obj.received_at,
+                    routed ? item.routing.sla_due_at : absl::InfiniteFuture());
+}
+
+absl::Status SqliteIndexStore::InsertObject(const ObjectRecord& obj, const std::string& exam_id) {
+  RDG_ASSIGN_OR_RETURN(
+      auto ins,
+      writer_->Prepare(
+          "INSERT INTO objects (origin_institution, exam_id, sop_instance_uid, "
+          "series_instance_uid, "
+          "sop_class_uid, transfer_syntax_uid, modality, instance_number, kind, size, sha256, "
+          "received_at, content_key, text_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+          "?)"));
+  ins->Bind(1, obj.origin_institution)
+      .Bind(2, exam_id)
+      .Bind(3, obj.sop_instance_uid)
+      .Bind(4, obj.series_instance_uid)
+      .Bind(5, obj.sop_class_uid)
+      .Bind(6, obj.transfer_syntax_uid)
+      .Bind(7, obj.modality)
+      .Bind(8, int64_t{obj.instance_number})
+      .Bind(9, int64_t{obj.kind})
+      .Bind(10, obj.size)
+      .Bind(11, obj.sha256_hex)
+      .Bind(12, obj.received_at)
+      .Bind(13, obj.content_key)
+      .Bind(14, obj.text_notes);
+  return ins->Run();
 }
 
 absl::Status SqliteIndexStore::AddEvent(const std::string& exam_id, rdg::v1::ExamState state,

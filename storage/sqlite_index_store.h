@@ -133,6 +133,22 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   void ReleaseReader(sqlite_db::Connection* conn);
   absl::StatusOr<CommitOutcome> CommitOne(const NewObject& item)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  // The steps of CommitOne, inside its savepoint.
+  //! A stored object of the same identity: a duplicate (outcome filled) or ALREADY_EXISTS.
+  absl::Status FindStored(const ObjectRecord& obj, CommitOutcome& outcome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! Joins the exam of the same study, if any (outcome.exam_id set), after item.check_join.
+  absl::Status JoinExam(const NewObject& item, CommitOutcome& outcome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! A new exam with its routing, events and SLA stages.
+  absl::Status InsertExam(const NewObject& item, CommitOutcome& outcome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  absl::Status InsertObject(const ObjectRecord& obj, const std::string& exam_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! What a new report version changes (inside AddReport's transaction): the exam's state, its
+  //! claim (a FINAL ends it), its events and SLA stages.
+  absl::Status AfterReport(const ReportRecord& report, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Records a state change of an exam (inside the caller's transaction).
   absl::Status AddEvent(const std::string& exam_id, rdg::v1::ExamState state, absl::Time at,
                         const std::string& actor, const std::string& detail)

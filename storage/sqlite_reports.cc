@@ -58,133 +58,169 @@ rdg::v1::ExamState StateAfter(rdg::v1::ReportStatus s) {
   return s == rdg::v1::PRELIMINARY_REPORT ? rdg::v1::PRELIMINARY : rdg::v1::FINAL;
 }
 
+//! What the rules for a new report version look at: the exam and its claim and reports.
+struct ReportingState {
+  rdg::v1::ExamState state = rdg::v1::EXAM_STATE_UNSPECIFIED;
+  std::string origin_institution;
+  std::string holder, holder_institution;  //!< the live claim's holder, if any
+  std::string latest_signed;               //!< the latest FINAL or AMENDED version's id
+  int32_t max_version = 0;
+  std::string final_author;  //!< "user<US>institution" of the FINAL, if any
+};
+
+absl::StatusOr<ReportingState> LoadReportingState(sqlite_db::Connection& db,
+                                                  const std::string& exam_id, absl::Time now) {
+  RDG_ASSIGN_OR_RETURN(
+      auto e,
+      db.Prepare(
+          "SELECT state, origin_institution, "
+          "(SELECT holder_user FROM claims c WHERE c.exam_id = exams.exam_id AND c.expires_at > "
+          "?2), "
+          "(SELECT report_id FROM reports r WHERE r.exam_id = exams.exam_id AND r.status != ?3 "
+          " ORDER BY version DESC LIMIT 1), "
+          "(SELECT COALESCE(MAX(version), 0) FROM reports r WHERE r.exam_id = exams.exam_id), "
+          "(SELECT holder_institution FROM claims c WHERE c.exam_id = exams.exam_id "
+          " AND c.expires_at > ?2), "
+          "(SELECT reader_user || char(31) || reader_institution FROM reports r "
+          " WHERE r.exam_id = exams.exam_id AND r.status = ?4 ORDER BY version LIMIT 1) "
+          "FROM exams WHERE exam_id = ?1"));
+  e->Bind(1, exam_id)
+      .Bind(2, now)
+      .Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
+      .Bind(4, int64_t{rdg::v1::FINAL_REPORT});
+  RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
+  if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", exam_id));
+  ReportingState r;
+  r.state = static_cast<rdg::v1::ExamState>(e->Int(0));
+  r.origin_institution = e->Text(1);
+  r.holder = e->Text(2);
+  r.latest_signed = e->Text(3);
+  r.max_version = static_cast<int32_t>(e->Int(4));
+  r.holder_institution = e->Text(5);
+  r.final_author = e->Text(6);
+  return r;
+}
+
+//! Who may add which version: a report by the holder of a live claim on an exam without a
+//! FINAL; an addendum naming the latest signed version, by the FINAL's author or a reader
+//! holding a claim for amendment.
+absl::Status MayReport(const ReportRecord& report, const ReportingState& exam) {
+  const bool holds_claim =
+      exam.holder == report.reader_user && exam.holder_institution == report.reader_institution;
+  if (report.status == rdg::v1::AMENDED_REPORT) {
+    if (exam.state != rdg::v1::FINAL || exam.latest_signed.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("exam ", report.exam_id, " has no final report to amend yet"));
+    }
+    if (report.supersedes != exam.latest_signed) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("an addendum must name the latest signed version ", exam.latest_signed,
+                       " in supersedes"));
+    }
+    // The author of the FINAL amends their own report; anyone else of the exam's desk first
+    // claims it for amendment (checked here, in the transaction that adds the version).
+    const bool author =
+        exam.final_author == absl::StrCat(report.reader_user, "\x1F", report.reader_institution);
+    if (!author && !holds_claim) {
+      const std::string by = exam.final_author.substr(0, exam.final_author.find('\x1F'));
+      return absl::PermissionDeniedError(
+          absl::StrCat("only the author of exam ", report.exam_id, "'s final report (", by,
+                       ") or a reader of its desk holding a claim for amendment may amend it"));
+    }
+    return absl::OkStatus();
+  }
+  if (exam.state == rdg::v1::FINAL) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "exam ", report.exam_id, " already has a final report; write an addendum instead"));
+  }
+  if (!holds_claim) {
+    return absl::FailedPreconditionError(absl::StrCat("only the holder of a live claim on exam ",
+                                                      report.exam_id,
+                                                      " may report on it; claim it first"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InsertReport(sqlite_db::Connection& db, ReportRecord& report, absl::Time now) {
+  RDG_ASSIGN_OR_RETURN(
+      auto ins,
+      db.Prepare(
+          "INSERT INTO reports (report_id, exam_id, origin_institution, version, status, "
+          "critical, "
+          "reader_user, reader_institution, supersedes, content, canonical, signature_format, "
+          "signature, signer_cert, accepted_at, acknowledge_by) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  ins->Bind(1, report.report_id)
+      .Bind(2, report.exam_id)
+      .Bind(3, report.origin_institution)
+      .Bind(4, int64_t{report.version})
+      .Bind(5, int64_t{report.status})
+      .Bind(6, int64_t{report.critical})
+      .Bind(7, report.reader_user)
+      .Bind(8, report.reader_institution)
+      .Bind(9, report.supersedes)
+      .BindBlob(10, report.content)
+      .BindBlob(11, report.canonical)
+      .Bind(12, int64_t{report.signature_format})
+      .BindBlob(13, report.signature)
+      .Bind(14, report.signer_cert_pem)
+      .Bind(15, now);
+  if (report.acknowledge_by) ins->Bind(16, *report.acknowledge_by);
+  RDG_RETURN_IF_ERROR(ins->Run());
+  report.seq = db.LastInsertRowid();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, absl::Time now) {
   absl::MutexLock lock(&writer_mu_);
   return InWriteTransaction(*writer_, [&]() -> absl::StatusOr<ReportRecord> {
     writer_mu_.AssertHeld();  // the caller holds it across the transaction
-    RDG_ASSIGN_OR_RETURN(
-        auto e,
-        writer_->Prepare(
-            "SELECT state, origin_institution, "
-            "(SELECT holder_user FROM claims c WHERE c.exam_id = exams.exam_id AND c.expires_at > "
-            "?2), "
-            "(SELECT report_id FROM reports r WHERE r.exam_id = exams.exam_id AND r.status != ?3 "
-            " ORDER BY version DESC LIMIT 1), "
-            "(SELECT COALESCE(MAX(version), 0) FROM reports r WHERE r.exam_id = exams.exam_id), "
-            "(SELECT holder_institution FROM claims c WHERE c.exam_id = exams.exam_id "
-            " AND c.expires_at > ?2), "
-            "(SELECT reader_user || char(31) || reader_institution FROM reports r "
-            " WHERE r.exam_id = exams.exam_id AND r.status = ?4 ORDER BY version LIMIT 1) "
-            "FROM exams WHERE exam_id = ?1"));
-    e->Bind(1, report.exam_id)
-        .Bind(2, now)
-        .Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
-        .Bind(4, int64_t{rdg::v1::FINAL_REPORT});
-    RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
-    if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", report.exam_id));
-    const auto state = static_cast<rdg::v1::ExamState>(e->Int(0));
-    report.origin_institution = e->Text(1);
-    const std::string holder = e->Text(2), latest_signed = e->Text(3);
-    report.version = static_cast<int32_t>(e->Int(4)) + 1;
-    const std::string holder_institution = e->Text(5), final_author = e->Text(6);
-    e.reset();
-    const bool holds_claim =
-        holder == report.reader_user && holder_institution == report.reader_institution;
-
-    if (report.status == rdg::v1::AMENDED_REPORT) {
-      if (state != rdg::v1::FINAL || latest_signed.empty()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("exam ", report.exam_id, " has no final report to amend yet"));
-      }
-      if (report.supersedes != latest_signed) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "an addendum must name the latest signed version ", latest_signed, " in supersedes"));
-      }
-      // The author of the FINAL amends their own report; anyone else of the exam's desk first
-      // claims it for amendment (checked here, in the transaction that adds the version).
-      const bool author =
-          final_author == absl::StrCat(report.reader_user, "\x1F", report.reader_institution);
-      if (!author && !holds_claim) {
-        const std::string by = final_author.substr(0, final_author.find('\x1F'));
-        return absl::PermissionDeniedError(
-            absl::StrCat("only the author of exam ", report.exam_id, "'s final report (", by,
-                         ") or a reader of its desk holding a claim for amendment may amend it"));
-      }
-    } else {
-      if (state == rdg::v1::FINAL) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "exam ", report.exam_id, " already has a final report; write an addendum instead"));
-      }
-      if (!holds_claim) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("only the holder of a live claim on exam ", report.exam_id,
-                         " may report on it; claim it first"));
-      }
-    }
+    RDG_ASSIGN_OR_RETURN(ReportingState exam, LoadReportingState(*writer_, report.exam_id, now));
+    report.origin_institution = exam.origin_institution;
+    report.version = exam.max_version + 1;
+    RDG_RETURN_IF_ERROR(MayReport(report, exam));
     report.report_id = NewReportId();
     report.accepted_at = now;
-    RDG_ASSIGN_OR_RETURN(
-        auto ins,
-        writer_->Prepare(
-            "INSERT INTO reports (report_id, exam_id, origin_institution, version, status, "
-            "critical, "
-            "reader_user, reader_institution, supersedes, content, canonical, signature_format, "
-            "signature, signer_cert, accepted_at, acknowledge_by) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    ins->Bind(1, report.report_id)
-        .Bind(2, report.exam_id)
-        .Bind(3, report.origin_institution)
-        .Bind(4, int64_t{report.version})
-        .Bind(5, int64_t{report.status})
-        .Bind(6, int64_t{report.critical})
-        .Bind(7, report.reader_user)
-        .Bind(8, report.reader_institution)
-        .Bind(9, report.supersedes)
-        .BindBlob(10, report.content)
-        .BindBlob(11, report.canonical)
-        .Bind(12, int64_t{report.signature_format})
-        .BindBlob(13, report.signature)
-        .Bind(14, report.signer_cert_pem)
-        .Bind(15, now);
-    if (report.acknowledge_by) ins->Bind(16, *report.acknowledge_by);
-    RDG_RETURN_IF_ERROR(ins->Run());
-    report.seq = writer_->LastInsertRowid();
-    ins.reset();
-
-    const rdg::v1::ExamState next = StateAfter(report.status);
-    RDG_ASSIGN_OR_RETURN(
-        auto u, writer_->Prepare("UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
-    u->Bind(1, int64_t{next}).Bind(2, now).Bind(3, report.exam_id);
-    RDG_RETURN_IF_ERROR(u->Run());
-    u.reset();
-    if (next == rdg::v1::FINAL) {  // the reading is done: the lease ends with it
-      RDG_ASSIGN_OR_RETURN(auto d, writer_->Prepare("DELETE FROM claims WHERE exam_id = ?"));
-      d->Bind(1, report.exam_id);
-      RDG_RETURN_IF_ERROR(d->Run());
-    }
-    RDG_RETURN_IF_ERROR(
-        AddEvent(report.exam_id, next, now, report.reader_user,
-                 absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ", report.report_id,
-                              " v", report.version, report.critical ? " critical" : "")));
-    if (report.status == rdg::v1::AMENDED_REPORT && report.acknowledge_by) {
-      // A critical addendum needs its own acknowledgement, like a critical FINAL.
-      RDG_RETURN_IF_ERROR(RestartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
-                                       *report.acknowledge_by));
-    }
-    if (report.status == rdg::v1::FINAL_REPORT) {  // the reading is done; the clinic's turn
-      RDG_RETURN_IF_ERROR(
-          EndStage(report.exam_id, rdg::v1::RECEIVED_TO_FINAL, now, report.reader_institution));
-      RDG_RETURN_IF_ERROR(
-          StartStage(report.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now, report.acknowledge_due));
-      if (report.acknowledge_by) {
-        RDG_RETURN_IF_ERROR(StartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
-                                       *report.acknowledge_by));
-      }
-    }
+    RDG_RETURN_IF_ERROR(InsertReport(*writer_, report, now));
+    RDG_RETURN_IF_ERROR(AfterReport(report, now));
     return report;
   });
+}
+
+absl::Status SqliteIndexStore::AfterReport(const ReportRecord& report, absl::Time now) {
+  const rdg::v1::ExamState next = StateAfter(report.status);
+  RDG_ASSIGN_OR_RETURN(
+      auto u, writer_->Prepare("UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
+  u->Bind(1, int64_t{next}).Bind(2, now).Bind(3, report.exam_id);
+  RDG_RETURN_IF_ERROR(u->Run());
+  u.reset();
+  if (next == rdg::v1::FINAL) {  // the reading is done: the lease ends with it
+    RDG_ASSIGN_OR_RETURN(auto d, writer_->Prepare("DELETE FROM claims WHERE exam_id = ?"));
+    d->Bind(1, report.exam_id);
+    RDG_RETURN_IF_ERROR(d->Run());
+  }
+  RDG_RETURN_IF_ERROR(
+      AddEvent(report.exam_id, next, now, report.reader_user,
+               absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ", report.report_id, " v",
+                            report.version, report.critical ? " critical" : "")));
+  if (report.status == rdg::v1::AMENDED_REPORT && report.acknowledge_by) {
+    // A critical addendum needs its own acknowledgement, like a critical FINAL.
+    RDG_RETURN_IF_ERROR(RestartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
+                                     *report.acknowledge_by));
+  }
+  if (report.status == rdg::v1::FINAL_REPORT) {  // the reading is done; the clinic's turn
+    RDG_RETURN_IF_ERROR(
+        EndStage(report.exam_id, rdg::v1::RECEIVED_TO_FINAL, now, report.reader_institution));
+    RDG_RETURN_IF_ERROR(
+        StartStage(report.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now, report.acknowledge_due));
+    if (report.acknowledge_by) {
+      RDG_RETURN_IF_ERROR(StartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
+                                     *report.acknowledge_by));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ListReports(

@@ -35,6 +35,132 @@ using rdg::clients::HumanBytes;
 constexpr int kExitRejected = 1;  // some input was refused: fix it and run again
 constexpr int kExitFailure = 2;   // usage, connection or gateway failure
 
+//! What one `upload` run stored, by exam, in the order exams first appeared.
+struct UploadSummary {
+  struct Exam {
+    int instances = 0;
+    int duplicates = 0;
+    int64_t bytes = 0;
+    int exam_total = 0;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Exam> exams;
+  int failed = 0;    //!< transient: the same command again resumes them
+  int rejected = 0;  //!< refused for good
+  int64_t bytes_sent = 0;
+  double seconds = 0;
+};
+
+UploadSummary Summarize(const std::vector<rdg::clients::FileResult>& results, double seconds) {
+  UploadSummary s;
+  s.seconds = seconds;
+  for (const auto& r : results) {
+    s.bytes_sent += r.bytes_sent;
+    if (!r.ok) {
+      ++(r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED
+             ? s.failed
+             : s.rejected);
+      continue;
+    }
+    auto [it, fresh] = s.exams.try_emplace(r.committed.exam_id());
+    if (fresh) s.order.push_back(r.committed.exam_id());
+    it->second.instances++;
+    it->second.duplicates += r.committed.duplicate() ? 1 : 0;
+    it->second.bytes += r.size;
+    it->second.exam_total = std::max(it->second.exam_total, r.committed.exam_instance_count());
+  }
+  return s;
+}
+
+void PrintUploadJson(const UploadSummary& summary,
+                     const std::vector<rdg::clients::FileResult>& results,
+                     const rdg::clients::Discovery& discovery) {
+  const auto& order = summary.order;
+  const auto& exams = summary.exams;
+  const double seconds = summary.seconds;
+  const int64_t bytes_sent = summary.bytes_sent;
+  json out = {{"exams", json::array()},
+              {"files", json::array()},
+              {"skipped", discovery.skipped},
+              {"seconds", seconds},
+              {"bytes_sent", bytes_sent}};
+  for (const auto& id : order) {
+    const auto& e = exams.at(id);
+    out["exams"].push_back({{"exam_id", id},
+                            {"instances", e.instances},
+                            {"duplicates", e.duplicates},
+                            {"bytes", e.bytes},
+                            {"exam_instance_count", e.exam_total}});
+  }
+  for (const auto& r : results) {
+    json f = {{"path", r.path},
+              {"label", r.label},
+              {"kind", rdg::v1::ObjectKind_Name(r.kind)},
+              {"size", r.size},
+              {"ok", r.ok},
+              {"attempts", r.attempts},
+              {"bytes_sent", r.bytes_sent},
+              {"resumed_from", r.resumed_from}};
+    if (r.hl7_ack) {
+      f["hl7_ack_code"] = r.hl7_ack->code();
+      f["hl7_ack"] = r.hl7_ack->message();
+      if (!r.hl7_ack->reason().empty()) f["hl7_ack_reason"] = r.hl7_ack->reason();
+    }
+    if (r.ok) {
+      f["exam_id"] = r.committed.exam_id();
+      f["sop_instance_uid"] = r.committed.sop_instance_uid();
+      f["duplicate"] = r.committed.duplicate();
+    } else {
+      f["code"] = rdg::clients::StatusCodeName(r.code);
+      if (r.busy) f["gateway_busy"] = true;
+      f["error"] = r.message;
+    }
+    out["files"].push_back(std::move(f));
+  }
+  std::cout << out.dump(2) << "\n";
+}
+
+void PrintUploadText(const UploadSummary& summary,
+                     const std::vector<rdg::clients::FileResult>& results,
+                     const rdg::clients::Discovery& discovery) {
+  const auto& order = summary.order;
+  const auto& exams = summary.exams;
+  const int failed = summary.failed, rejected = summary.rejected;
+  const double seconds = summary.seconds;
+  const int64_t bytes_sent = summary.bytes_sent;
+  for (const auto& id : order) {
+    const auto& e = exams.at(id);
+    std::cout << "exam " << id << "  " << e.instances << " instances"
+              << (e.duplicates ? " (" + std::to_string(e.duplicates) + " already stored)" : "")
+              << "  " << HumanBytes(double(e.bytes)) << "  (exam now holds " << e.exam_total
+              << ")\n";
+  }
+  for (const auto& r : results) {
+    if (!r.hl7_ack) continue;  // lab systems think in ACK codes: one line per message
+    std::cout << "lab message " << r.label << ": ACK " << r.hl7_ack->code()
+              << (r.ok ? "  exam " + r.committed.exam_id() : "")
+              << (r.ok && r.committed.duplicate() ? " (already stored)" : "")
+              << (r.hl7_ack->reason().empty() ? "" : "  " + r.hl7_ack->reason()) << "\n";
+  }
+  for (const auto& r : results) {
+    if (r.ok) continue;
+    const bool transient =
+        r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED;
+    const std::string why = r.busy
+                                ? "the gateway is busy (" + r.message + ")"
+                                : rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message));
+    std::cout << (transient ? "not uploaded " : "rejected ") << r.label << ": "
+              << (transient ? why + "; run the same command again to resume" : r.message) << "\n";
+  }
+  if (!discovery.skipped.empty()) {
+    std::cout << "skipped " << discovery.skipped.size()
+              << " files in folders that are not DICOM or HL7 (e.g. " << discovery.skipped.front()
+              << ")\n";
+  }
+  std::cout << results.size() - failed - rejected << " of " << results.size() << " objects stored, "
+            << HumanBytes(double(bytes_sent)) << " sent in " << seconds << " s\n";
+}
+
 int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std::string>& paths,
               const rdg::clients::UploadOptions& options, bool as_json) {
   auto discovery = rdg::clients::DiscoverFiles(paths);
@@ -67,108 +193,14 @@ int RunUpload(const rdg::clients::ConnectionOptions& conn, const std::vector<std
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  struct ExamLine {
-    int instances = 0;
-    int duplicates = 0;
-    int64_t bytes = 0;
-    int exam_total = 0;
-  };
-  std::vector<std::string> order;
-  std::map<std::string, ExamLine> exams;
-  int failed = 0, rejected = 0;
-  int64_t bytes_sent = 0;
-  for (const auto& r : results) {
-    bytes_sent += r.bytes_sent;
-    if (!r.ok) {
-      ++(r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED
-             ? failed
-             : rejected);
-      continue;
-    }
-    auto [it, fresh] = exams.try_emplace(r.committed.exam_id());
-    if (fresh) order.push_back(r.committed.exam_id());
-    it->second.instances++;
-    it->second.duplicates += r.committed.duplicate() ? 1 : 0;
-    it->second.bytes += r.size;
-    it->second.exam_total = std::max(it->second.exam_total, r.committed.exam_instance_count());
-  }
-
+  const UploadSummary summary = Summarize(results, seconds);
   if (as_json) {
-    json out = {{"exams", json::array()},
-                {"files", json::array()},
-                {"skipped", discovery.skipped},
-                {"seconds", seconds},
-                {"bytes_sent", bytes_sent}};
-    for (const auto& id : order) {
-      const auto& e = exams[id];
-      out["exams"].push_back({{"exam_id", id},
-                              {"instances", e.instances},
-                              {"duplicates", e.duplicates},
-                              {"bytes", e.bytes},
-                              {"exam_instance_count", e.exam_total}});
-    }
-    for (const auto& r : results) {
-      json f = {{"path", r.path},
-                {"label", r.label},
-                {"kind", rdg::v1::ObjectKind_Name(r.kind)},
-                {"size", r.size},
-                {"ok", r.ok},
-                {"attempts", r.attempts},
-                {"bytes_sent", r.bytes_sent},
-                {"resumed_from", r.resumed_from}};
-      if (r.hl7_ack) {
-        f["hl7_ack_code"] = r.hl7_ack->code();
-        f["hl7_ack"] = r.hl7_ack->message();
-        if (!r.hl7_ack->reason().empty()) f["hl7_ack_reason"] = r.hl7_ack->reason();
-      }
-      if (r.ok) {
-        f["exam_id"] = r.committed.exam_id();
-        f["sop_instance_uid"] = r.committed.sop_instance_uid();
-        f["duplicate"] = r.committed.duplicate();
-      } else {
-        f["code"] = rdg::clients::StatusCodeName(r.code);
-        if (r.busy) f["gateway_busy"] = true;
-        f["error"] = r.message;
-      }
-      out["files"].push_back(std::move(f));
-    }
-    std::cout << out.dump(2) << "\n";
+    PrintUploadJson(summary, results, discovery);
   } else {
-    for (const auto& id : order) {
-      const auto& e = exams[id];
-      std::cout << "exam " << id << "  " << e.instances << " instances"
-                << (e.duplicates ? " (" + std::to_string(e.duplicates) + " already stored)" : "")
-                << "  " << HumanBytes(double(e.bytes)) << "  (exam now holds " << e.exam_total
-                << ")\n";
-    }
-    for (const auto& r : results) {
-      if (!r.hl7_ack) continue;  // lab systems think in ACK codes: one line per message
-      std::cout << "lab message " << r.label << ": ACK " << r.hl7_ack->code()
-                << (r.ok ? "  exam " + r.committed.exam_id() : "")
-                << (r.ok && r.committed.duplicate() ? " (already stored)" : "")
-                << (r.hl7_ack->reason().empty() ? "" : "  " + r.hl7_ack->reason()) << "\n";
-    }
-    for (const auto& r : results) {
-      if (r.ok) continue;
-      const bool transient =
-          r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED;
-      const std::string why = r.busy
-                                  ? "the gateway is busy (" + r.message + ")"
-                                  : rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message));
-      std::cout << (transient ? "not uploaded " : "rejected ") << r.label << ": "
-                << (transient ? why + "; run the same command again to resume" : r.message) << "\n";
-    }
-    if (!discovery.skipped.empty()) {
-      std::cout << "skipped " << discovery.skipped.size()
-                << " files in folders that are not DICOM or HL7 (e.g. " << discovery.skipped.front()
-                << ")\n";
-    }
-    std::cout << results.size() - failed - rejected << " of " << results.size()
-              << " objects stored, " << HumanBytes(double(bytes_sent)) << " sent in " << seconds
-              << " s\n";
+    PrintUploadText(summary, results, discovery);
   }
-  if (failed > 0) return kExitFailure;
-  return rejected > 0 ? kExitRejected : 0;
+  if (summary.failed > 0) return kExitFailure;
+  return summary.rejected > 0 ? kExitRejected : 0;
 }
 
 int RunExams(const rdg::clients::ConnectionOptions& conn, int limit, bool as_json) {

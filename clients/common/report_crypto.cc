@@ -211,26 +211,11 @@ bool ChainsAt(X509_STORE* store, X509* cert, absl::Time at, std::string* detail)
   return false;
 }
 
-}  // namespace
-
-bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat format,
-                        const std::string& signature, const std::string& signer_pem,
-                        const std::string& ca_path, const ReportExpectations& expect,
-                        std::string* detail) {
-  Store store = CaStore(ca_path, detail);
-  if (!store) return false;
-  if (signature.empty()) {
-    *detail = "the report is not signed";
-    return false;
-  }
-  const std::map<std::string, std::string> fields = CanonicalReportFields(canonical);
-  absl::Time signed_at;
-  std::string parse_error;
-  if (fields.empty() || !fields.count("signed_at") ||
-      !absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", fields.at("signed_at"), &signed_at, &parse_error)) {
-    *detail = "report.txt is not RDG-REPORT-V1 text with a signed_at time";
-    return false;
-  }
+//! The certificate that made `signature` over `canonical`: SM2 against signer.pem's key, CMS
+//! against the certificate in the signature (signer.pem, when given, must be that one).
+Cert SignerOf(const std::string& canonical, rdg::v1::SignatureFormat format,
+              const std::string& signature, const std::string& signer_pem, X509_STORE* store,
+              std::string* detail) {
   Bio sb = MemBio(signer_pem);
   Cert given(PEM_read_bio_X509(sb.get(), nullptr, nullptr, nullptr));
   ERR_clear_error();
@@ -238,12 +223,12 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
   if (format == rdg::v1::SM2_SM3_RAW) {
     if (!given) {
       *detail = "signer.pem holds no certificate (an SM2 signature needs it)";
-      return false;
+      return nullptr;
     }
     EVP_PKEY* key = X509_get0_pubkey(given.get());
     if (key == nullptr || !EVP_PKEY_is_a(key, "SM2")) {
       *detail = "an SM2 signature needs a signer certificate with an SM2 key (signer.pem has none)";
-      return false;
+      return nullptr;
     }
     MdCtx md = Sm2Context(key, /*sign=*/false);
     const bool ok =
@@ -254,43 +239,50 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
     if (!ok) {
       *detail = "the SM2 signature does not match report.txt with signer.pem's key: " +
                 openssl::OpenSslError();
-      return false;
+      return nullptr;
     }
     signer = std::move(given);
   } else {
-    signer = CmsSigner(signature, canonical, store.get(), "report.txt", detail);
-    if (!signer) return false;
+    signer = CmsSigner(signature, canonical, store, "report.txt", detail);
+    if (!signer) return nullptr;
     if (given && X509_cmp(given.get(), signer.get()) != 0) {
       *detail =
           "signer.pem is not the certificate that made the signature (the signature's own "
           "signer, " +
           SubjectField(signer.get(), NID_commonName) + ", is what counts)";
-      return false;
+      return nullptr;
     }
   }
-  // The chain, as it stood when the report was signed.
-  if (std::string why; !ChainsAt(store.get(), signer.get(), signed_at, &why)) {
-    *detail = "the signer certificate does not chain to the platform CA at signed_at " +
-              Rfc3339(signed_at) + ": " + why;
-    return false;
-  }
-  const std::string ou = SubjectField(signer.get(), NID_organizationalUnitName);
-  const std::string o = SubjectField(signer.get(), NID_organizationName);
-  const std::string cn = SubjectField(signer.get(), NID_commonName);
+  return signer;
+}
+
+//! A reader's signing certificate: OU=reader, digitalSignature and nonRepudiation key usage.
+bool IsReadersSigningCertificate(X509* signer, std::string* detail) {
+  const std::string ou = SubjectField(signer, NID_organizationalUnitName);
+  const std::string o = SubjectField(signer, NID_organizationName);
+  const std::string cn = SubjectField(signer, NID_commonName);
   if (ou != "reader") {
     *detail = "signed by a " + (ou.empty() ? std::string("role-less") : ou) + " certificate (" +
               cn + " of " + o + "), not a reader's";
     return false;
   }
   // Without the extension OpenSSL reports every usage: its absence is refused too.
-  const bool has_usage = (X509_get_extension_flags(signer.get()) & EXFLAG_KUSAGE) != 0;
-  const uint32_t usage = X509_get_key_usage(signer.get());
+  const bool has_usage = (X509_get_extension_flags(signer) & EXFLAG_KUSAGE) != 0;
+  const uint32_t usage = X509_get_key_usage(signer);
   if (!has_usage || (usage & KU_DIGITAL_SIGNATURE) == 0 || (usage & KU_NON_REPUDIATION) == 0) {
     *detail = "the signer certificate of " + cn +
               " lacks the digitalSignature and nonRepudiation "
               "key usage of a signing certificate";
     return false;
   }
+  return true;
+}
+
+//! The signed text is a FINAL or an addendum, for the exam, by the signer, at the desk and time
+//! the gateway's receipt names.
+bool MatchesExpectations(const std::map<std::string, std::string>& fields, const std::string& cn,
+                         const std::string& o, absl::Time signed_at,
+                         const ReportExpectations& expect, std::string* detail) {
   const std::string status = fields.count("status") ? fields.at("status") : "";
   if (status != "FINAL_REPORT" && status != "AMENDED_REPORT") {
     *detail = "the signed text is a " + (status.empty() ? std::string("status-less") : status) +
@@ -325,6 +317,42 @@ bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat f
               Rfc3339(*expect.accepted_at);
     return false;
   }
+  return true;
+}
+
+}  // namespace
+
+bool VerifySignedReport(const std::string& canonical, rdg::v1::SignatureFormat format,
+                        const std::string& signature, const std::string& signer_pem,
+                        const std::string& ca_path, const ReportExpectations& expect,
+                        std::string* detail) {
+  Store store = CaStore(ca_path, detail);
+  if (!store) return false;
+  if (signature.empty()) {
+    *detail = "the report is not signed";
+    return false;
+  }
+  const std::map<std::string, std::string> fields = CanonicalReportFields(canonical);
+  absl::Time signed_at;
+  std::string parse_error;
+  if (fields.empty() || !fields.count("signed_at") ||
+      !absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", fields.at("signed_at"), &signed_at, &parse_error)) {
+    *detail = "report.txt is not RDG-REPORT-V1 text with a signed_at time";
+    return false;
+  }
+  Cert signer = SignerOf(canonical, format, signature, signer_pem, store.get(), detail);
+  if (!signer) return false;
+  // The chain, as it stood when the report was signed.
+  if (std::string why; !ChainsAt(store.get(), signer.get(), signed_at, &why)) {
+    *detail = "the signer certificate does not chain to the platform CA at signed_at " +
+              Rfc3339(signed_at) + ": " + why;
+    return false;
+  }
+  if (!IsReadersSigningCertificate(signer.get(), detail)) return false;
+  const std::string o = SubjectField(signer.get(), NID_organizationName);
+  const std::string cn = SubjectField(signer.get(), NID_commonName);
+  if (!MatchesExpectations(fields, cn, o, signed_at, expect, detail)) return false;
+  const std::string desk = fields.count("desk") ? fields.at("desk") : "";
   char name[256];
   X509_NAME_oneline(X509_get_subject_name(signer.get()), name, sizeof(name));
   *detail = std::string("signed by ") + name + (desk.empty() ? std::string() : ", desk " + desk) +

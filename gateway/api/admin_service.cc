@@ -13,7 +13,7 @@
 namespace rdg::api {
 
 absl::StatusOr<auth::Principal> AdminServiceImpl::Administrator(grpc::CallbackServerContext* ctx) {
-  RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
+  RDG_ASSIGN_OR_RETURN(auto principal, authenticator_.Authenticate(*ctx));
   RDG_RETURN_IF_ERROR(auth::Authorize(principal, auth::Permission::kAdminister));
   return principal;
 }

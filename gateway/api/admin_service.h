@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "gateway/api/call_support.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
 #include "gateway/common/worker_pool.h"
@@ -21,12 +22,12 @@ namespace rdg::api {
 class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
  public:
   //! `queues`: every configured queue, listed even while empty.
-  AdminServiceImpl(storage::IndexStore& index, WorkerPool& pool,
-                   const config::InstitutionDirectory& directory, const Clock& clock,
+  AdminServiceImpl(storage::IndexStore& index, const ServiceContext& context, const Clock& clock,
                    std::vector<std::string> queues)
       : index_(index),
-        pool_(pool),
-        directory_(directory),
+        pool_(context.pool),
+        authenticator_(context.authenticator),
+        directory_(context.directory),
         clock_(clock),
         queues_(std::move(queues)) {}
 
@@ -52,6 +53,7 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
 
   storage::IndexStore& index_;
   WorkerPool& pool_;
+  const Authenticator& authenticator_;
   const config::InstitutionDirectory& directory_;
   const Clock& clock_;
   const std::vector<std::string> queues_;

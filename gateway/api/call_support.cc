@@ -1,8 +1,6 @@
 #include "gateway/api/call_support.h"
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/cord.h"
-#include "absl/synchronization/mutex.h"
 #include "rdg/v1/ingest.pb.h"
 
 namespace rdg::api {
@@ -34,16 +32,16 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(code, message, details.SerializeAsString());
 }
 
-absl::StatusOr<auth::Principal> Authenticate(const grpc::CallbackServerContext* ctx,
-                                             const config::InstitutionDirectory& directory) {
-  auto auth_context = ctx->auth_context();
+absl::StatusOr<auth::Principal> TlsPeerAuthenticator::Authenticate(
+    const grpc::CallbackServerContext& ctx) const {
+  auto auth_context = ctx.auth_context();
   if (auth_context == nullptr || !auth_context->IsPeerAuthenticated()) {
     return absl::UnauthenticatedError("a client certificate issued by the platform CA is required");
   }
   auto pem = auth_context->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pem.empty()) return absl::UnauthenticatedError("no client certificate presented");
   return auth::PrincipalFromCertificate(absl::string_view(pem.front().data(), pem.front().size()),
-                                        directory);
+                                        directory_);
 }
 
 }  // namespace rdg::api

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gateway/api/authenticator.h"
 #include "gateway/api/request_limits.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/worker_pool.h"
@@ -25,9 +26,25 @@ inline constexpr int kRetryDelaySeconds = 2;
 //! RetryInfo (the gateway is busy, not unreachable).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-//! The authenticated principal of the call (mTLS peer certificate).
-absl::StatusOr<auth::Principal> Authenticate(const grpc::CallbackServerContext* ctx,
-                                             const config::InstitutionDirectory& directory);
+//! The principal from the call's verified mTLS peer certificate (auth::PrincipalFromCertificate).
+class TlsPeerAuthenticator final : public Authenticator {
+ public:
+  explicit TlsPeerAuthenticator(const config::InstitutionDirectory& directory)
+      : directory_(directory) {}
+  absl::StatusOr<auth::Principal> Authenticate(
+      const grpc::CallbackServerContext& ctx) const override;
+
+ private:
+  const config::InstitutionDirectory& directory_;
+};
+
+//! What every service needs to answer a call: the pool its blocking work runs on, who is calling,
+//! and the institutions (names in answers).
+struct ServiceContext {
+  WorkerPool& pool;
+  const Authenticator& authenticator;
+  const config::InstitutionDirectory& directory;
+};
 
 //! Checks `request` against the field length limits (request_limits.h), then runs `fn`
 //! (returning absl::Status) on the pool and finishes the unary call with its result. A request

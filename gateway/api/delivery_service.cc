@@ -38,7 +38,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   WatchReactor(DeliveryServiceImpl& service, grpc::CallbackServerContext* ctx,
                const rdg::v1::WatchReportsRequest& request)
       : service_(service) {
-    auto principal = Authenticate(ctx, service_.directory_);
+    auto principal = service_.authenticator_.Authenticate(*ctx);
     if (auto limits = CheckRequestLimits(request); !limits.ok()) principal = limits;
     auto cursor = ParseCursor(request.cursor());
     if (!principal.ok() || !cursor.ok()) {
@@ -181,7 +181,7 @@ grpc::ServerUnaryReactor* DeliveryServiceImpl::PollReports(
     grpc::CallbackServerContext* ctx, const rdg::v1::WatchReportsRequest* request,
     rdg::v1::PollReportsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto clinic, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto clinic, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(int64_t after, ParseCursor(request->cursor()));
     const int32_t limit = request->max_reports() > 0 ? request->max_reports() : 100;
     RDG_ASSIGN_OR_RETURN(auto reports, reports_.Feed(clinic, after, limit));
@@ -197,7 +197,7 @@ grpc::ServerUnaryReactor* DeliveryServiceImpl::AcknowledgeReport(
     grpc::CallbackServerContext* ctx, const rdg::v1::AcknowledgeRequest* request,
     rdg::v1::AcknowledgeResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto clinic, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto clinic, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(auto report, reports_.Acknowledge(clinic, request->report_id()));
     *response->mutable_acknowledged_at() = ToTimestamp(*report.acknowledged_at);
     return absl::OkStatus();
@@ -208,7 +208,7 @@ grpc::ServerUnaryReactor* DeliveryServiceImpl::GetReport(grpc::CallbackServerCon
                                                          const rdg::v1::GetReportRequest* request,
                                                          rdg::v1::DeliveredReport* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto clinic, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto clinic, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(auto report, reports_.Latest(clinic, request->exam_id()));
     RDG_ASSIGN_OR_RETURN(auto exams, reports_.ExamsOf(clinic, {report}));
     *response = Delivered(report, exams);

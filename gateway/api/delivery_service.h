@@ -5,6 +5,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "gateway/api/call_support.h"
 #include "gateway/common/clock.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
@@ -18,12 +19,13 @@ class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackServi
  public:
   //! `platform_name`: printed at the top of reports (GatewayConfig.platform_name); `receipts`
   //! signs the receipt each delivered report carries, dated by `clock`.
-  DeliveryServiceImpl(worklist::ReportDesk& reports, WorkerPool& pool,
-                      const config::InstitutionDirectory& directory, std::string platform_name,
-                      const signing::ReceiptSigner& receipts, const Clock& clock)
+  DeliveryServiceImpl(worklist::ReportDesk& reports, const ServiceContext& context,
+                      std::string platform_name, const signing::ReceiptSigner& receipts,
+                      const Clock& clock)
       : reports_(reports),
-        pool_(pool),
-        directory_(directory),
+        pool_(context.pool),
+        authenticator_(context.authenticator),
+        directory_(context.directory),
         platform_name_(std::move(platform_name)),
         receipts_(receipts),
         clock_(clock) {}
@@ -48,6 +50,7 @@ class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackServi
 
   worklist::ReportDesk& reports_;
   WorkerPool& pool_;
+  const Authenticator& authenticator_;
   const config::InstitutionDirectory& directory_;
   const std::string platform_name_;
   const signing::ReceiptSigner& receipts_;

@@ -56,7 +56,7 @@ grpc::ServerUnaryReactor* ExamServiceImpl::ListExams(grpc::CallbackServerContext
                                                      const rdg::v1::ListExamsRequest* request,
                                                      rdg::v1::ListExamsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto principal, authenticator_.Authenticate(*ctx));
     RDG_RETURN_IF_ERROR(auth::Authorize(principal, auth::Permission::kListOwnExams));
     storage::ExamQuery query;
     query.origin_institution = principal.institution;
@@ -79,7 +79,7 @@ grpc::ServerUnaryReactor* ExamServiceImpl::GetExam(grpc::CallbackServerContext* 
                                                    const rdg::v1::GetExamRequest* request,
                                                    rdg::v1::GetExamResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto principal, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(principal, request->exam_id(), "get_exam"));
     *response->mutable_exam() = ToProto(exam, directory_);
     std::optional<storage::ObjectCursor> after;
@@ -103,7 +103,7 @@ grpc::ServerUnaryReactor* ExamServiceImpl::GetExam(grpc::CallbackServerContext* 
 grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ExamServiceImpl::DownloadExam(
     grpc::CallbackServerContext* ctx, const rdg::v1::DownloadExamRequest* request) {
   // The context is read here, on gRPC's thread; the loader runs on the pool.
-  absl::StatusOr<auth::Principal> principal = Authenticate(ctx, directory_);
+  absl::StatusOr<auth::Principal> principal = authenticator_.Authenticate(*ctx);
   if (auto limits = CheckRequestLimits(*request); !limits.ok()) principal = limits;
   return new ObjectStreamReactor(
       pool_, blobs_,

@@ -2,6 +2,7 @@
 // to patient data is written to the audit log.
 #pragma once
 
+#include "gateway/api/call_support.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
 #include "gateway/common/worker_pool.h"
@@ -14,9 +15,14 @@ namespace rdg::api {
 
 class ExamServiceImpl final : public rdg::v1::ExamService::CallbackService {
  public:
-  ExamServiceImpl(storage::IndexStore& index, storage::BlobStore& blobs, WorkerPool& pool,
-                  const config::InstitutionDirectory& directory, const Clock& clock)
-      : index_(index), blobs_(blobs), pool_(pool), directory_(directory), clock_(clock) {}
+  ExamServiceImpl(storage::IndexStore& index, storage::BlobStore& blobs,
+                  const ServiceContext& context, const Clock& clock)
+      : index_(index),
+        blobs_(blobs),
+        pool_(context.pool),
+        authenticator_(context.authenticator),
+        directory_(context.directory),
+        clock_(clock) {}
 
   grpc::ServerUnaryReactor* ListExams(grpc::CallbackServerContext* ctx,
                                       const rdg::v1::ListExamsRequest* request,
@@ -36,6 +42,7 @@ class ExamServiceImpl final : public rdg::v1::ExamService::CallbackService {
   storage::IndexStore& index_;
   storage::BlobStore& blobs_;
   WorkerPool& pool_;
+  const Authenticator& authenticator_;
   const config::InstitutionDirectory& directory_;
   const Clock& clock_;
 };

@@ -16,6 +16,7 @@
 #include "gateway/api/ingest_service.h"
 #include "gateway/api/reading_service.h"
 #include "gateway/api/request_decoding.h"
+#include "gateway/common/housekeeper.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/gateway_config.h"
 #include "gateway/config/institution_directory.h"
@@ -28,7 +29,8 @@
 #include "gateway/monitoring/turnaround.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/report_signature.h"
-#include "gateway/worklist/report_desk.h"
+#include "gateway/worklist/index_reading_desk.h"
+#include "gateway/worklist/index_report_desk.h"
 #include "rdg/v1/admin.grpc.pb.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/reading.grpc.pb.h"
@@ -60,114 +62,176 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
   return grpc::SslServerCredentials(options);
 }
 
-//! The HTTP/2 flow-control window of each stream (see the server builder below).
+//! The HTTP/2 flow-control window of each stream (see StartServing).
 constexpr int kStreamWindowBytes = 4 << 20;
 
-//! The pool of parser processes every uploaded object goes through.
 }  // namespace
 
-//! Everything the gateway owns, in construction order (destroyed in reverse).
-struct Gateway::Parts {
-  rdg::v1::GatewayConfig config;
-  const Clock* clock = nullptr;
+//! What the configuration decides: institutions, routing rules, SLA targets.
+struct Policy {
   std::unique_ptr<config::InstitutionDirectory> directory;
   std::unique_ptr<routing::Router> router;
   std::unique_ptr<routing::SlaTable> sla;
+};
+
+//! The index and the blob store.
+struct Stores {
   std::unique_ptr<storage::IndexStore> index;
   std::unique_ptr<storage::BlobStore> blobs;
+  storage::ExamTextRepairs* repairs = nullptr;         //!< the index's start-up repairs
+  const storage::FileBlobStore* blob_files = nullptr;  //!< the blobs' paths, for those repairs
+};
+
+//! Uploads: the parser processes, the group committer, the ingestor.
+struct Ingest {
   std::unique_ptr<ingest::IndexCommitter> committer;
   std::unique_ptr<parsing::IsolatedParser> parser;
   std::unique_ptr<ingest::Ingestor> ingestor;
-  std::unique_ptr<WorkerPool> pool;  //!< after the objects its tasks use: drained first
-  std::unique_ptr<IngestServiceImpl> ingest_service;
+};
+
+//! Reading and reports: the desks and what they sign and verify with.
+struct Desks {
   std::unique_ptr<signing::SignatureVerifier> verifier;
   std::unique_ptr<signing::ReceiptSigner> receipts;  //!< the gateway's signature on receipts
-  std::unique_ptr<worklist::ReadingDesk> desk;
+  std::unique_ptr<worklist::ReadingDesk> reading;
   std::unique_ptr<worklist::ReportDesk> reports;
-  std::unique_ptr<ExamServiceImpl> exam_service;
-  std::unique_ptr<ReadingServiceImpl> reading_service;
-  std::unique_ptr<DeliveryServiceImpl> delivery_service;
-  std::unique_ptr<AdminServiceImpl> admin_service;
-  std::unique_ptr<monitoring::Metrics> metrics;
+};
+
+//! The gRPC side: the pool blocking work runs on (declared first: drained after the services
+//! are gone from the server), who is calling, the services, the server.
+struct Serving {
+  std::unique_ptr<WorkerPool> pool;
+  std::unique_ptr<TlsPeerAuthenticator> authenticator;
+  std::unique_ptr<IngestServiceImpl> ingest;
+  std::unique_ptr<ExamServiceImpl> exams;
+  std::unique_ptr<ReadingServiceImpl> reading;
+  std::unique_ptr<DeliveryServiceImpl> delivery;
+  std::unique_ptr<AdminServiceImpl> admin;
   std::unique_ptr<grpc::Server> server;
-  std::unique_ptr<monitoring::MonitoringServer> monitoring;  //!< stopped before the rest
   int port = 0;
 };
 
-absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayConfig& config,
-                                                        const Clock& clock) {
-  auto p = std::make_unique<Parts>();
-  p->config = config;
-  p->clock = &clock;
-  p->directory = std::make_unique<config::InstitutionDirectory>(config);
-  const std::string& data_dir = config.data_dir();
-  RDG_RETURN_IF_ERROR(storage::MakeDirectories(data_dir));
+//! /metrics, /dashboard, /healthz (absent when monitoring is disabled).
+struct Monitoring {
+  std::unique_ptr<monitoring::Metrics> metrics;
+  std::unique_ptr<monitoring::MonitoringServer> server;
+};
+
+//! Everything the gateway owns, built in this order by Start and destroyed in reverse (Shutdown
+//! stops housekeeping, monitoring and the server first).
+struct Gateway::Components {
+  rdg::v1::GatewayConfig config;
+  const Clock* clock = nullptr;
+  Policy policy;
+  Stores stores;
+  Ingest ingest;
+  Desks desks;
+  Serving serving;
+  Monitoring monitoring;
+  std::unique_ptr<Housekeeper> housekeeper;
+};
+
+namespace {
+
+Policy BuildPolicy(const rdg::v1::GatewayConfig& config) {
+  Policy p;
+  p.directory = std::make_unique<config::InstitutionDirectory>(config);
+  p.router = std::make_unique<routing::Router>(config);
+  p.sla = std::make_unique<routing::SlaTable>(config);
+  return p;
+}
+
+absl::StatusOr<Stores> OpenStores(const rdg::v1::GatewayConfig& config) {
+  RDG_RETURN_IF_ERROR(storage::MakeDirectories(config.data_dir()));
   if (config.index().has_postgres()) {
     return absl::UnimplementedError("index.postgres is not available in this build; use sqlite");
   }
   RDG_ASSIGN_OR_RETURN(auto sqlite,
                        storage::SqliteIndexStore::Open(config.index().sqlite().path()));
-  RDG_ASSIGN_OR_RETURN(auto files, storage::FileBlobStore::Create(data_dir + "/blobs"));
-  storage::ExamTextRepairs& repairs = *sqlite;
-  const storage::FileBlobStore& blob_files = *files;
-  p->index = std::move(sqlite);
-  p->blobs = std::move(files);
-  RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(data_dir + "/uploads"));
-  p->committer = std::make_unique<ingest::IndexCommitter>(*p->index, /*max_batch=*/256);
-  p->router = std::make_unique<routing::Router>(config);
-  p->sla = std::make_unique<routing::SlaTable>(config);
-  RDG_ASSIGN_OR_RETURN(p->parser,
+  RDG_ASSIGN_OR_RETURN(auto files, storage::FileBlobStore::Create(config.data_dir() + "/blobs"));
+  Stores s;
+  s.repairs = sqlite.get();
+  s.blob_files = files.get();
+  s.index = std::move(sqlite);
+  s.blobs = std::move(files);
+  return s;
+}
+
+//! Starts the parser pool, recovers unfinished uploads and makes the index's text UTF-8.
+absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const Policy& policy,
+                                   const Stores& stores, const Clock& clock) {
+  Ingest in;
+  RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(config.data_dir() + "/uploads"));
+  in.committer = std::make_unique<ingest::IndexCommitter>(*stores.index, /*max_batch=*/256);
+  RDG_ASSIGN_OR_RETURN(in.parser,
                        parsing::StartParserPool(config.parsing(), config.critical_values()));
-  p->ingestor = std::make_unique<ingest::Ingestor>(
-      ingest::Ingestor::Options{config.limits(), p->router.get(), p->sla.get(),
+  in.ingestor = std::make_unique<ingest::Ingestor>(
+      ingest::Ingestor::Options{config.limits(), policy.router.get(), policy.sla.get(),
                                 parsing::CriticalValueTable(config.critical_values()),
-                                p->parser.get()},
-      *p->index, *p->blobs, std::move(staging), *p->committer, clock);
-  RDG_RETURN_IF_ERROR(p->ingestor->Recover());
-  {
-    RDG_ASSIGN_OR_RETURN(
-        ingest::TextRepairReport repaired,
-        ingest::RepairExamText(repairs, *p->parser, [&blob_files](const std::string& sha256_hex) {
-          auto digest = storage::DigestFromHexOrRaw(sha256_hex);
-          return digest.ok() ? blob_files.PathOf(*digest) : std::string();
-        }));
-    if (repaired.reparsed + repaired.unreadable > 0) {
-      LOG(INFO) << "index text made UTF-8: " << repaired.reparsed << " exams read again from "
-                << "their objects, " << repaired.unreadable << " whose object could not be read "
-                << "(shown with U+FFFD where invalid), of " << repaired.examined;
-    }
+                                in.parser.get()},
+      *stores.index, *stores.blobs, std::move(staging), *in.committer, clock);
+  RDG_RETURN_IF_ERROR(in.ingestor->Recover());
+  const storage::FileBlobStore& blob_files = *stores.blob_files;
+  RDG_ASSIGN_OR_RETURN(
+      ingest::TextRepairReport repaired,
+      ingest::RepairExamText(*stores.repairs, *in.parser,
+                             [&blob_files](const std::string& sha256_hex) {
+                               auto digest = storage::DigestFromHexOrRaw(sha256_hex);
+                               return digest.ok() ? blob_files.PathOf(*digest) : std::string();
+                             }));
+  if (repaired.reparsed + repaired.unreadable > 0) {
+    LOG(INFO) << "index text made UTF-8: " << repaired.reparsed << " exams read again from "
+              << "their objects, " << repaired.unreadable << " whose object could not be read "
+              << "(shown with U+FFFD where invalid), of " << repaired.examined;
   }
-  p->pool = std::make_unique<WorkerPool>(config.worker_threads());
+  return in;
+}
+
+absl::StatusOr<Desks> BuildDesks(const rdg::v1::GatewayConfig& config, const Policy& policy,
+                                 const Stores& stores, const Clock& clock) {
+  Desks d;
+  RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(config.tls().ca_file(), "tls.ca_file"));
+  RDG_ASSIGN_OR_RETURN(d.verifier, signing::CmsSignatureVerifier::Create(ca_pem));
+  RDG_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(config.tls().cert_file(), "tls.cert_file"));
+  RDG_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(config.tls().key_file(), "tls.key_file"));
+  RDG_ASSIGN_OR_RETURN(d.receipts, signing::CmsReceiptSigner::Create(cert_pem, key_pem));
+  d.reading =
+      std::make_unique<worklist::IndexReadingDesk>(config, *stores.index, *policy.sla, clock);
+  d.reports = std::make_unique<worklist::IndexReportDesk>(
+      *stores.index, *d.reading, *d.verifier, *policy.sla, clock,
+      absl::Seconds(config.max_signing_clock_skew_seconds()));
+  return d;
+}
+
+//! The services over the desks and stores, on a pool of config.worker_threads.
+void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, const Stores& stores,
+                   const Ingest& ingest, const Desks& desks, const Clock& clock, Serving& s) {
+  s.pool = std::make_unique<WorkerPool>(config.worker_threads());
+  s.authenticator = std::make_unique<TlsPeerAuthenticator>(*policy.directory);
+  const ServiceContext context{*s.pool, *s.authenticator, *policy.directory};
   // Streams idle or stalled are a matter of the network, measured in real time: the platform's
   // (injectable, SLA) clock may be moved ahead by tests and simulations.
   static const RealClock real_clock;
-  p->ingest_service = std::make_unique<IngestServiceImpl>(
-      *p->ingestor, *p->pool, *p->directory, config.limits(), config.parsing(), real_clock);
-  p->exam_service =
-      std::make_unique<ExamServiceImpl>(*p->index, *p->blobs, *p->pool, *p->directory, clock);
-  RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(config.tls().ca_file(), "tls.ca_file"));
-  RDG_ASSIGN_OR_RETURN(p->verifier, signing::SignatureVerifier::Create(ca_pem));
-  p->desk = std::make_unique<worklist::ReadingDesk>(config, *p->index, *p->sla, clock);
-  p->reports = std::make_unique<worklist::ReportDesk>(
-      *p->index, *p->desk, *p->verifier, *p->sla, clock,
-      absl::Seconds(config.max_signing_clock_skew_seconds()));
-  p->reading_service = std::make_unique<ReadingServiceImpl>(*p->desk, *p->reports, *p->blobs,
-                                                            *p->pool, *p->directory);
-  RDG_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(config.tls().cert_file(), "tls.cert_file"));
-  RDG_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(config.tls().key_file(), "tls.key_file"));
-  RDG_ASSIGN_OR_RETURN(p->receipts, signing::ReceiptSigner::Create(cert_pem, key_pem));
-  p->delivery_service = std::make_unique<DeliveryServiceImpl>(
-      *p->reports, *p->pool, *p->directory, config.platform_name(), *p->receipts, clock);
+  s.ingest = std::make_unique<IngestServiceImpl>(*ingest.ingestor, context, config.limits(),
+                                                 config.parsing(), real_clock);
+  s.exams = std::make_unique<ExamServiceImpl>(*stores.index, *stores.blobs, context, clock);
+  s.reading =
+      std::make_unique<ReadingServiceImpl>(*desks.reading, *desks.reports, *stores.blobs, context);
+  s.delivery = std::make_unique<DeliveryServiceImpl>(
+      *desks.reports, context, config.platform_name(), *desks.receipts, clock);
   std::vector<std::string> queue_names;
   for (const auto& q : config.queues()) queue_names.push_back(q.name());
-  p->admin_service = std::make_unique<AdminServiceImpl>(*p->index, *p->pool, *p->directory, clock,
-                                                        std::move(queue_names));
+  s.admin =
+      std::make_unique<AdminServiceImpl>(*stores.index, context, clock, std::move(queue_names));
+}
 
+//! The gRPC server with mutual TLS on config.listen.
+absl::Status StartServer(const rdg::v1::GatewayConfig& config, Serving& s) {
   RDG_ASSIGN_OR_RETURN(auto credentials, MutualTlsCredentials(config.tls()));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen(), credentials, &p->port);
+  builder.AddListeningPort(config.listen(), credentials, &s.port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_chunk_bytes()) + (1 << 20));
   // Keepalive pings find connections that died silently (a van out of coverage) within ~30 s, so
   // their upload sessions are released for the resume from a new connection. Clients ping every
@@ -187,68 +251,53 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(NewRequestDecodingInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  builder.RegisterService(p->ingest_service.get());
-  builder.RegisterService(p->exam_service.get());
-  builder.RegisterService(p->reading_service.get());
-  builder.RegisterService(p->delivery_service.get());
-  builder.RegisterService(p->admin_service.get());
-  p->server = builder.BuildAndStart();
-  if (p->server == nullptr || p->port == 0) {
+  builder.RegisterService(s.ingest.get());
+  builder.RegisterService(s.exams.get());
+  builder.RegisterService(s.reading.get());
+  builder.RegisterService(s.delivery.get());
+  builder.RegisterService(s.admin.get());
+  s.server = builder.BuildAndStart();
+  if (s.server == nullptr || s.port == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config.listen(), " (address in use or not local?)"));
   }
-  if (!config.monitoring().disabled()) {
-    p->metrics = std::make_unique<monitoring::Metrics>(
-        config,
-        monitoring::Metrics::Sources{p->index.get(), p->directory.get(), &p->ingestor->counters(),
-                                     p->router.get(), &clock, &p->parser->counters()});
-    Parts* parts = p.get();
-    monitoring::MonitoringServer::Handlers handlers;
-    handlers.metrics = [parts] { return parts->metrics->Render(); };
-    handlers.ready = [parts]() -> absl::Status {
-      return parts->index->ListQueueFigures(parts->clock->Now()).status();
-    };
-    std::vector<std::string> queues;
-    for (const auto& q : config.queues()) queues.push_back(q.name());
-    handlers.dashboard_data = [parts, queues = std::move(queues),
-                               zone = config::DisplayTimeZone(config)]() {
-      return monitoring::DashboardData(*parts->index, *parts->directory, queues,
-                                       parts->clock->Now(), zone);
-    };
-    RDG_ASSIGN_OR_RETURN(p->monitoring,
-                         monitoring::MonitoringServer::Start(config.monitoring(), config.tls(),
-                                                             *p->directory, std::move(handlers)));
-  }
-  return std::unique_ptr<Gateway>(new Gateway(std::move(p)));
+  return absl::OkStatus();
 }
 
-Gateway::Gateway(std::unique_ptr<Parts> parts)
-    : parts_(std::move(parts)), housekeeper_([this] { HousekeepingLoop(); }) {}
-
-Gateway::~Gateway() { Shutdown(absl::Seconds(30)); }
-
-int Gateway::port() const { return parts_->port; }
-
-int Gateway::monitoring_port() const { return parts_->monitoring ? parts_->monitoring->port() : 0; }
-
-void Gateway::Shutdown(absl::Duration grace) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return;
-    stopping_ = true;
-  }
-  housekeeper_.join();
-  parts_->monitoring.reset();
-  parts_->server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
-  parts_->server->Wait();
-  parts_->pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)
+absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
+                                           const Policy& policy, const Stores& stores,
+                                           const Ingest& ingest, const Clock& clock) {
+  Monitoring m;
+  if (config.monitoring().disabled()) return m;
+  m.metrics = std::make_unique<monitoring::Metrics>(
+      config, monitoring::Metrics::Sources{stores.index.get(), policy.directory.get(),
+                                           &ingest.ingestor->counters(), policy.router.get(),
+                                           &clock, &ingest.parser->counters()});
+  monitoring::Metrics* metrics = m.metrics.get();
+  storage::IndexStore* index = stores.index.get();
+  const config::InstitutionDirectory* directory = policy.directory.get();
+  monitoring::MonitoringServer::Handlers handlers;
+  handlers.metrics = [metrics] { return metrics->Render(); };
+  handlers.ready = [index, &clock]() -> absl::Status {
+    return index->ListQueueFigures(clock.Now()).status();
+  };
+  std::vector<std::string> queues;
+  for (const auto& q : config.queues()) queues.push_back(q.name());
+  handlers.dashboard_data = [index, directory, &clock, queues = std::move(queues),
+                             zone = config::DisplayTimeZone(config)]() {
+    return monitoring::DashboardData(*index, *directory, queues, clock.Now(), zone);
+  };
+  RDG_ASSIGN_OR_RETURN(m.server,
+                       monitoring::MonitoringServer::Start(config.monitoring(), config.tls(),
+                                                           *policy.directory, std::move(handlers)));
+  return m;
 }
 
-void Gateway::SweepBreaches() {
-  // Breaches are recorded as their due time passes (the stage's own completion records a late
-  // one too); the log line is for operators and carries no patient data.
+//! Records SLA breaches that fell due since the last sweep. The log line is for operators and
+//! carries no patient data. (A stage's own completion records a late one too.)
+void SweepBreaches(storage::IndexStore& index, const Clock& clock) {
   for (;;) {
-    auto breaches = parts_->index->DetectBreaches(parts_->clock->Now(), 1000);
+    auto breaches = index.DetectBreaches(clock.Now(), 1000);
     if (!breaches.ok()) {
       LOG(WARNING) << "detecting SLA breaches: " << breaches.status();
       return;
@@ -264,46 +313,98 @@ void Gateway::SweepBreaches() {
   }
 }
 
-void Gateway::RefreshMetrics() {
-  if (parts_->metrics == nullptr) return;
-  if (auto s = parts_->metrics->Refresh(); !s.ok()) LOG(WARNING) << "refreshing metrics: " << s;
+void RefreshMetrics(monitoring::Metrics* metrics) {
+  if (metrics == nullptr) return;
+  if (auto s = metrics->Refresh(); !s.ok()) LOG(WARNING) << "refreshing metrics: " << s;
 }
 
-void Gateway::HousekeepingLoop() {
-  // Every tick (housekeeping_seconds, default 10) SLA breaches are recorded, expired claim leases
-  // go back to their queues and exams unclaimed past their SLA claim target are escalated to the
-  // next level, stalled upload streams are ended and free heap memory is returned to the
-  // system; every 360th tick expired upload sessions are removed (and at start-up by Recover).
-  // Deadlines come from the injected clock.
-  const absl::Duration tick_interval = absl::Seconds(
-      parts_->config.housekeeping_seconds() > 0 ? parts_->config.housekeeping_seconds() : 10);
-  RefreshMetrics();  // so that the first scrape after a start does not read the whole history
-  for (int tick = 0;; ++tick) {
-    absl::MutexLock lock(&mu_);
-    if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), tick_interval)) return;
-    mu_.Unlock();
-    SweepBreaches();
-    RefreshMetrics();
-    auto leases = parts_->desk->ExpireLeases();
+//! Every housekeeping_seconds (default 10) by the injected clock: SLA breaches are recorded,
+//! metrics refreshed, expired claim leases go back to their queues, exams unclaimed past their
+//! SLA claim target are escalated to the next level, free heap memory is returned to the system
+//! and stalled upload streams are ended; every 360 of those periods expired upload sessions are
+//! removed (and at start-up by Ingestor::Recover).
+std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
+  const absl::Duration every =
+      absl::Seconds(c.config.housekeeping_seconds() > 0 ? c.config.housekeeping_seconds() : 10);
+  auto h = std::make_unique<Housekeeper>(*c.clock, every);
+  storage::IndexStore& index = *c.stores.index;
+  const Clock& clock = *c.clock;
+  monitoring::Metrics* metrics = c.monitoring.metrics.get();
+  worklist::ReadingDesk& desk = *c.desks.reading;
+  h->Add("sla-breaches", every, [&index, &clock] { SweepBreaches(index, clock); });
+  h->Add("metrics", every, [metrics] { RefreshMetrics(metrics); });
+  h->Add("claim-leases", every, [&desk] {
+    auto leases = desk.ExpireLeases();
     if (!leases.ok()) LOG(WARNING) << "expiring claim leases: " << leases.status();
-    auto escalated = parts_->desk->EscalateOverdue();
+  });
+  h->Add("escalation", every, [&desk] {
+    auto escalated = desk.EscalateOverdue();
     if (!escalated.ok()) {
       LOG(WARNING) << "escalating unclaimed exams: " << escalated.status();
     } else if (*escalated > 0) {
       LOG(INFO) << "escalated " << *escalated << " exams unclaimed past their SLA claim target";
     }
-    // Freed memory at the top of malloc's arenas stays resident until trimmed: after a burst of
-    // uploads, give it back.
-    malloc_trim(0);
-    if (int stalled = parts_->ingest_service->CancelStalledStreams(); stalled > 0) {
+  });
+  // Freed memory at the top of malloc's arenas stays resident until trimmed: after a burst of
+  // uploads, give it back.
+  h->Add("heap-trim", every, [] { malloc_trim(0); });
+  IngestServiceImpl& uploads = *c.serving.ingest;
+  h->Add("stalled-streams", every, [&uploads] {
+    if (int stalled = uploads.CancelStalledStreams(); stalled > 0) {
       LOG(INFO) << "ended " << stalled << " stalled upload streams (their bytes stay resumable)";
     }
-    if (tick % 360 == 359) {
-      auto expired = parts_->ingestor->ExpireSessions();
-      if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();
-    }
-    mu_.Lock();
+  });
+  ingest::Ingestor& ingestor = *c.ingest.ingestor;
+  h->Add("upload-sessions", 360 * every, [&ingestor] {
+    auto expired = ingestor.ExpireSessions();
+    if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();
+  });
+  RefreshMetrics(metrics);  // so that the first scrape after a start does not read the history
+  h->Start();
+  return h;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayConfig& config,
+                                                        const Clock& clock) {
+  auto c = std::make_unique<Components>();
+  c->config = config;
+  c->clock = &clock;
+  c->policy = BuildPolicy(config);
+  RDG_ASSIGN_OR_RETURN(c->stores, OpenStores(config));
+  RDG_ASSIGN_OR_RETURN(c->ingest, StartIngest(config, c->policy, c->stores, clock));
+  RDG_ASSIGN_OR_RETURN(c->desks, BuildDesks(config, c->policy, c->stores, clock));
+  BuildServices(config, c->policy, c->stores, c->ingest, c->desks, clock, c->serving);
+  RDG_RETURN_IF_ERROR(StartServer(config, c->serving));
+  RDG_ASSIGN_OR_RETURN(c->monitoring,
+                       StartMonitoring(config, c->policy, c->stores, c->ingest, clock));
+  c->housekeeper = StartHousekeeping(*c);
+  return std::unique_ptr<Gateway>(new Gateway(std::move(c)));
+}
+
+Gateway::Gateway(std::unique_ptr<Components> parts) : parts_(std::move(parts)) {}
+
+Gateway::~Gateway() { Shutdown(absl::Seconds(30)); }
+
+int Gateway::port() const { return parts_->serving.port; }
+
+int Gateway::monitoring_port() const {
+  return parts_->monitoring.server ? parts_->monitoring.server->port() : 0;
+}
+
+void Gateway::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopped_ = true;
   }
+  parts_->housekeeper->Stop();
+  parts_->monitoring.server.reset();
+  Serving& s = parts_->serving;
+  s.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
+  s.server->Wait();
+  s.pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)
 }
 
 }  // namespace rdg::api

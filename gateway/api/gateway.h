@@ -1,10 +1,12 @@
-// The running gateway: wires config, storage, ingest and the gRPC services together and owns
-// them. main.cc only parses flags, builds this and waits for a signal.
+// The running gateway, and the composition root of the server: Start builds the named
+// components below in order — the configuration's policy, the stores, ingest, the reading and
+// report desks, the gRPC services and server, monitoring, housekeeping — wiring each with what
+// it uses, and owns them. main.cc only parses flags, builds this and waits for a signal.
 #pragma once
 
 #include <memory>
-#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -28,19 +30,14 @@ class Gateway {
   //! interrupted uploads stay resumable), and drains the worker pool.
   void Shutdown(absl::Duration grace);
 
- private:
-  struct Parts;
-  explicit Gateway(std::unique_ptr<Parts> parts);
-  void HousekeepingLoop();
-  //! Records SLA breaches that fell due since the last sweep.
-  void SweepBreaches();
-  //! Feeds /metrics the stage completions since the last call.
-  void RefreshMetrics();
+  struct Components;  //!< gateway.cc
 
-  std::unique_ptr<Parts> parts_;
+ private:
+  explicit Gateway(std::unique_ptr<Components> parts);
+
+  std::unique_ptr<Components> parts_;
   absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread housekeeper_;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace rdg::api

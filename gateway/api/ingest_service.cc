@@ -240,7 +240,7 @@ int IngestServiceImpl::CancelWhere(const std::function<bool(const Stream&)>& pic
 }
 
 absl::StatusOr<auth::Principal> IngestServiceImpl::Admit(grpc::CallbackServerContext* ctx) const {
-  RDG_ASSIGN_OR_RETURN(auto principal, Authenticate(ctx, directory_));
+  RDG_ASSIGN_OR_RETURN(auto principal, authenticator_.Authenticate(*ctx));
   RDG_RETURN_IF_ERROR(auth::Authorize(principal, auth::Permission::kUpload));
   return principal;
 }

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "gateway/api/call_support.h"
 #include "gateway/common/clock.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
@@ -20,12 +21,13 @@ namespace rdg::api {
 class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
  public:
   //! `clock` times upload streams (idle, stalled): the real clock in the gateway.
-  IngestServiceImpl(ingest::Ingestor& ingestor, WorkerPool& pool,
-                    const config::InstitutionDirectory& directory, const rdg::v1::Limits& limits,
-                    const rdg::v1::ParserConfig& parsing, const Clock& clock)
+  IngestServiceImpl(ingest::Ingestor& ingestor, const ServiceContext& context,
+                    const rdg::v1::Limits& limits, const rdg::v1::ParserConfig& parsing,
+                    const Clock& clock)
       : ingestor_(ingestor),
-        pool_(pool),
-        directory_(directory),
+        pool_(context.pool),
+        authenticator_(context.authenticator),
+        directory_(context.directory),
         limits_(limits),
         parsing_(parsing),
         clock_(clock) {}
@@ -86,6 +88,7 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
 
   ingest::Ingestor& ingestor_;
   WorkerPool& pool_;
+  const Authenticator& authenticator_;
   const config::InstitutionDirectory& directory_;
   const rdg::v1::Limits limits_;
   const rdg::v1::ParserConfig parsing_;

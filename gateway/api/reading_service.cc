@@ -24,7 +24,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetWorklist(grpc::CallbackServerCo
                                                           const rdg::v1::WorklistRequest* request,
                                                           rdg::v1::WorklistResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto reader, authenticator_.Authenticate(*ctx));
     storage::WorklistQuery query;
     query.exam_types.assign(request->modalities().begin(), request->modalities().end());
     for (int p : request->priorities())
@@ -51,7 +51,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::ClaimExam(grpc::CallbackServerCont
                                                         const rdg::v1::ClaimRequest* request,
                                                         rdg::v1::Claim* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto reader, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(auto claim, desk_.Claim(reader, request->exam_id(),
                                                  request->for_amendment(), request->reason()));
     *response = ToProto(claim);
@@ -63,7 +63,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::RenewClaim(grpc::CallbackServerCon
                                                          const rdg::v1::ClaimRequest* request,
                                                          rdg::v1::Claim* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto reader, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(auto claim, desk_.Renew(reader, request->exam_id()));
     *response = ToProto(claim);
     return absl::OkStatus();
@@ -74,7 +74,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::ReleaseClaim(grpc::CallbackServerC
                                                            const rdg::v1::ClaimRequest* request,
                                                            rdg::v1::Claim* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto reader, authenticator_.Authenticate(*ctx));
     RDG_RETURN_IF_ERROR(desk_.Release(reader, request->exam_id()));
     response->set_exam_id(request->exam_id());
     return absl::OkStatus();
@@ -84,7 +84,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::ReleaseClaim(grpc::CallbackServerC
 grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ReadingServiceImpl::FetchExam(
     grpc::CallbackServerContext* ctx, const rdg::v1::FetchExamRequest* request) {
   // The context is read here, on gRPC's thread; the loader runs on the pool.
-  absl::StatusOr<auth::Principal> reader = Authenticate(ctx, directory_);
+  absl::StatusOr<auth::Principal> reader = authenticator_.Authenticate(*ctx);
   if (auto limits = CheckRequestLimits(*request); !limits.ok()) reader = limits;
   return new ObjectStreamReactor(
       pool_, blobs_,
@@ -99,7 +99,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::SubmitReport(
     grpc::CallbackServerContext* ctx, const rdg::v1::SubmitReportRequest* request,
     rdg::v1::ReportVersion* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto reader, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(auto report, reports_.Submit(reader, *request));
     *response = api::ToProto(report);
     return absl::OkStatus();
@@ -110,7 +110,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetReports(grpc::CallbackServerCon
                                                          const rdg::v1::GetReportsRequest* request,
                                                          rdg::v1::GetReportsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto reader, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(
         auto reports, reports_.Versions(reader, request->exam_id(), request->break_glass_reason()));
     for (const auto& v : reports.versions) *response->add_versions() = api::ToProto(v);
@@ -123,7 +123,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetPriors(grpc::CallbackServerCont
                                                         const rdg::v1::PriorsRequest* request,
                                                         rdg::v1::PriorsResponse* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto reader, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(auto view,
                          desk_.Priors(reader, request->exam_id(), request->break_glass_reason()));
     for (const auto& p : view.priors) *response->add_priors() = api::ToProto(p, directory_);
@@ -136,7 +136,7 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::EscalateExam(grpc::CallbackServerC
                                                            const rdg::v1::EscalateRequest* request,
                                                            rdg::v1::Exam* response) {
   return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
-    RDG_ASSIGN_OR_RETURN(auto reader, Authenticate(ctx, directory_));
+    RDG_ASSIGN_OR_RETURN(auto reader, authenticator_.Authenticate(*ctx));
     RDG_ASSIGN_OR_RETURN(auto exam, desk_.Escalate(reader, request->exam_id(), request->reason()));
     *response = api::ToProto(exam, directory_);
     return absl::OkStatus();

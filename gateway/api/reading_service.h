@@ -1,6 +1,7 @@
 // rdg.v1.ReadingService: worklists, claims, fetch, priors, reports and escalation.
 #pragma once
 
+#include "gateway/api/call_support.h"
 #include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/worklist/reading_desk.h"
@@ -13,9 +14,13 @@ namespace rdg::api {
 class ReadingServiceImpl final : public rdg::v1::ReadingService::CallbackService {
  public:
   ReadingServiceImpl(worklist::ReadingDesk& desk, worklist::ReportDesk& reports,
-                     const storage::BlobStore& blobs, WorkerPool& pool,
-                     const config::InstitutionDirectory& directory)
-      : desk_(desk), reports_(reports), blobs_(blobs), pool_(pool), directory_(directory) {}
+                     const storage::BlobStore& blobs, const ServiceContext& context)
+      : desk_(desk),
+        reports_(reports),
+        blobs_(blobs),
+        pool_(context.pool),
+        authenticator_(context.authenticator),
+        directory_(context.directory) {}
 
   grpc::ServerUnaryReactor* GetWorklist(grpc::CallbackServerContext* ctx,
                                         const rdg::v1::WorklistRequest* request,
@@ -49,6 +54,7 @@ class ReadingServiceImpl final : public rdg::v1::ReadingService::CallbackService
   worklist::ReportDesk& reports_;
   const storage::BlobStore& blobs_;
   WorkerPool& pool_;
+  const Authenticator& authenticator_;
   const config::InstitutionDirectory& directory_;
 };
 

@@ -542,6 +542,42 @@ absl::StatusOr<parsing::ParsedObject> Ingestor::ParseStaged(const UploadSessionR
                         AckControlId(absl::string_view(session.session_id).substr(3))});
 }
 
+absl::Status Ingestor::RefuseChangedObject(
+    const std::string& uid, const std::optional<formats::Hl7Header>& hl7,
+    const std::function<rdg::v1::Hl7Acknowledgement(formats::Hl7AckCode,
+                                                    const formats::Hl7Rejection*)>& ack) {
+  if (hl7.has_value()) {
+    formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "MSH^1^10",
+                              "message control ID already used for a different message"};
+    return parsing::AttachAck(
+        absl::AlreadyExistsError(
+            absl::StrCat("HL7 message control ID ", hl7->control_id,
+                         " is already stored with different content; the stored message was "
+                         "kept. Send corrected results with a new control ID")),
+        ack(formats::Hl7AckCode::kError, &why));
+  }
+  return storage::ChangedObjectError(uid);
+}
+
+UploadStatus Ingestor::CommittedStatus(const UploadSessionRecord& session,
+                                       const storage::CommitOutcome& outcome,
+                                       const std::string& uid, const std::string& study_uid,
+                                       const std::string& text_notes) {
+  UploadStatus st;
+  st.set_session_id(session.session_id);
+  st.set_state(rdg::v1::COMMITTED);
+  st.set_committed_offset(session.size);
+  st.set_size(session.size);
+  auto* c = st.mutable_committed();
+  c->set_exam_id(outcome.exam_id);
+  c->set_sop_instance_uid(uid);
+  c->set_study_instance_uid(study_uid);
+  c->set_duplicate(outcome.duplicate);
+  c->set_exam_instance_count(outcome.exam_instance_count);
+  c->set_text_notes(text_notes);
+  return st;
+}
+
 absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
                                                     const storage::Digest& digest) {
   const UploadSessionRecord& session = handle.record_;
@@ -569,20 +605,7 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
                             !existing->content_key.empty() &&
                             existing->content_key == item.object.content_key;
   if (existing.has_value() && existing->sha256_hex != session.sha256_hex && !same_message) {
-    if (hl7.has_value()) {
-      formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "MSH^1^10",
-                                "message control ID already used for a different message"};
-      return parsing::AttachAck(
-          absl::AlreadyExistsError(
-              absl::StrCat("HL7 message control ID ", hl7->control_id,
-                           " is already stored with different content; the stored message was "
-                           "kept. Send corrected results with a new control ID")),
-          ack(formats::Hl7AckCode::kError, &why));
-    }
-    return absl::AlreadyExistsError(absl::StrCat(
-        "SOP Instance UID ", uid,
-        " is already stored with different content; the stored object was kept. Give the "
-        "corrected image a new SOP Instance UID (e.g. re-export it from the modality)"));
+    return RefuseChangedObject(uid, hl7, ack);
   }
   // One exam, one patient: an object whose patient is not its exam's is refused in the commit's
   // transaction (a concurrent upload cannot slip in between the check and the join).
@@ -625,18 +648,7 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   if (auto s = staging_.Remove(session.session_id); !s.ok()) LOG(WARNING) << s;
   Release(session.session_id);
 
-  UploadStatus st;
-  st.set_session_id(session.session_id);
-  st.set_state(rdg::v1::COMMITTED);
-  st.set_committed_offset(session.size);
-  st.set_size(session.size);
-  auto* c = st.mutable_committed();
-  c->set_exam_id(outcome->exam_id);
-  c->set_sop_instance_uid(uid);
-  c->set_study_instance_uid(study_uid);
-  c->set_duplicate(outcome->duplicate);
-  c->set_exam_instance_count(outcome->exam_instance_count);
-  c->set_text_notes(text_notes);
+  UploadStatus st = CommittedStatus(session, *outcome, uid, study_uid, text_notes);
   if (!text_notes.empty() && !outcome->duplicate) {
     LOG(INFO) << "exam " << outcome->exam_id << ": " << text_notes;  // says how, never what
   }

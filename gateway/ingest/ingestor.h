@@ -165,6 +165,17 @@ class Ingestor {
                                   const std::optional<formats::Hl7Header>& hl7,
                                   const std::function<rdg::v1::Hl7Acknowledgement(
                                       formats::Hl7AckCode, const formats::Hl7Rejection*)>& ack);
+  //! The refusal of an object stored before with other bytes (same SOP Instance UID, or the same
+  //! HL7 message control ID); lab messages carry an AE acknowledgement.
+  static absl::Status RefuseChangedObject(
+      const std::string& uid, const std::optional<formats::Hl7Header>& hl7,
+      const std::function<rdg::v1::Hl7Acknowledgement(formats::Hl7AckCode,
+                                                      const formats::Hl7Rejection*)>& ack);
+  //! What the clinic is told of a committed object.
+  static rdg::v1::UploadStatus CommittedStatus(const storage::UploadSessionRecord& session,
+                                               const storage::CommitOutcome& outcome,
+                                               const std::string& uid, const std::string& study_uid,
+                                               const std::string& text_notes);
   //! Blob pins keep a blob that an in-flight commit relies on from being removed.
   void Pin(const std::string& sha256_hex);
   void UnpinAndCollect(const std::string& sha256_hex, const storage::Digest& digest,

@@ -93,10 +93,16 @@ absl::StatusOr<std::string> Metrics::Render() {
   std::string out;
   absl::MutexLock lock(&mu_);
   RDG_RETURN_IF_ERROR(CatchUp());
-
   Header(out, "rdg_build_info", "gauge", "Version of the running gateway.");
   absl::StrAppend(&out, "rdg_build_info{version=\"", Escape(RDG_VERSION), "\"} 1\n");
+  RenderTurnaround(out);
+  RenderBreaches(out, open_breaches);
+  RenderQueues(out, std::move(queues), now);
+  RenderCounters(out);
+  return out;
+}
 
+void Metrics::RenderTurnaround(std::string& out) const {
   Header(out, "rdg_tat_seconds", "histogram",
          "Turnaround of completed SLA stages (claim: received to first claim; final: received to "
          "final report; ack: final report to the clinic's acknowledgement; critical_ack: critical "
@@ -124,7 +130,10 @@ absl::StatusOr<std::string> Metrics::Render() {
                     Escape(county), "\",exam_type=\"", Escape(type), "\",priority=\"",
                     Escape(priority), "\"} ", h.within_target, "\n");
   }
+}
 
+void Metrics::RenderBreaches(std::string& out,
+                             const std::vector<storage::OpenBreachCount>& open_breaches) const {
   // Every breach is either closed (a completed stage with breached_at, counted from the feed)
   // or open (counted on the small partial index of open breaches).
   std::map<std::string, int64_t> open_by_stage;
@@ -144,7 +153,10 @@ absl::StatusOr<std::string> Metrics::Render() {
   for (const auto& [stage, open] : open_by_stage) {
     absl::StrAppend(&out, "rdg_sla_breaches_open{stage=\"", stage, "\"} ", open, "\n");
   }
+}
 
+void Metrics::RenderQueues(std::string& out, std::vector<storage::QueueFigureRecord> queues,
+                           absl::Time now) const {
   std::map<std::string, storage::QueueFigureRecord> by_queue;
   for (const auto& q : queues_) by_queue[q].queue = q;
   for (auto& q : queues) by_queue[q.queue] = std::move(q);
@@ -172,7 +184,9 @@ absl::StatusOr<std::string> Metrics::Render() {
                       "\n");
     }
   }
+}
 
+void Metrics::RenderCounters(std::string& out) const {
   if (sources_.ingest != nullptr) {
     Header(out, "rdg_ingest_objects_total", "counter",
            "Uploaded objects since start-up, by outcome (stored, duplicate, refused).");
@@ -211,7 +225,6 @@ absl::StatusOr<std::string> Metrics::Render() {
            "Exams no routing rule matched (sent to the fallback queue) since start-up.");
     absl::StrAppend(&out, "rdg_routing_fallback_total ", sources_.router->fallback_count(), "\n");
   }
-  return out;
 }
 
 }  // namespace rdg::monitoring

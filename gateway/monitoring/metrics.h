@@ -62,6 +62,14 @@ class Metrics {
   };
   //! Adds the stage completions recorded since the last call.
   absl::Status CatchUp() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  //! The sections of Render(), in the order they appear.
+  void RenderTurnaround(std::string& out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RenderBreaches(std::string& out,
+                      const std::vector<storage::OpenBreachCount>& open_breaches) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RenderQueues(std::string& out, std::vector<storage::QueueFigureRecord> queues,
+                    absl::Time now) const;
+  void RenderCounters(std::string& out) const;
   std::string ExamTypeLabel(const std::string& exam_type) const;
 
   const Sources sources_;

@@ -15,16 +15,16 @@ namespace rdg::signing {
 using openssl::MemBio;
 using openssl::OpenSslError;
 
-struct ReceiptSigner::Impl {
+struct CmsReceiptSigner::Impl {
   openssl::X509Ptr cert;
   openssl::PkeyPtr key;
 };
 
-ReceiptSigner::ReceiptSigner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-ReceiptSigner::~ReceiptSigner() = default;
+CmsReceiptSigner::CmsReceiptSigner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CmsReceiptSigner::~CmsReceiptSigner() = default;
 
-absl::StatusOr<std::unique_ptr<ReceiptSigner>> ReceiptSigner::Create(absl::string_view cert_pem,
-                                                                     absl::string_view key_pem) {
+absl::StatusOr<std::unique_ptr<CmsReceiptSigner>> CmsReceiptSigner::Create(
+    absl::string_view cert_pem, absl::string_view key_pem) {
   auto impl = std::make_unique<Impl>();
   openssl::BioPtr cert_bio = MemBio(cert_pem);
   impl->cert.reset(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
@@ -38,10 +38,10 @@ absl::StatusOr<std::unique_ptr<ReceiptSigner>> ReceiptSigner::Create(absl::strin
     return absl::InvalidArgumentError(
         absl::StrCat("the gateway's key does not belong to its certificate: ", OpenSslError()));
   }
-  return std::unique_ptr<ReceiptSigner>(new ReceiptSigner(std::move(impl)));
+  return std::unique_ptr<CmsReceiptSigner>(new CmsReceiptSigner(std::move(impl)));
 }
 
-absl::StatusOr<std::string> ReceiptSigner::Sign(absl::string_view content) const {
+absl::StatusOr<std::string> CmsReceiptSigner::Sign(absl::string_view content) const {
   openssl::BioPtr data = MemBio(content);
   openssl::CmsPtr cms(CMS_sign(impl_->cert.get(), impl_->key.get(), nullptr, data.get(),
                                CMS_DETACHED | CMS_BINARY | CMS_NOSMIMECAP));

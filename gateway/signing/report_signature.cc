@@ -28,7 +28,7 @@ bool SameCertificate(X509* a, X509* b) { return X509_cmp(a, b) == 0; }
 
 }  // namespace
 
-struct SignatureVerifier::Impl {
+struct CmsSignatureVerifier::Impl {
   X509_STORE* store = X509_STORE_new();
   ~Impl() { X509_STORE_free(store); }
 
@@ -99,10 +99,10 @@ struct SignatureVerifier::Impl {
   }
 };
 
-SignatureVerifier::SignatureVerifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-SignatureVerifier::~SignatureVerifier() = default;
+CmsSignatureVerifier::CmsSignatureVerifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CmsSignatureVerifier::~CmsSignatureVerifier() = default;
 
-absl::StatusOr<std::unique_ptr<SignatureVerifier>> SignatureVerifier::Create(
+absl::StatusOr<std::unique_ptr<CmsSignatureVerifier>> CmsSignatureVerifier::Create(
     absl::string_view ca_pem) {
   auto impl = std::make_unique<Impl>();
   BioPtr bio = MemBio(ca_pem);
@@ -117,14 +117,14 @@ absl::StatusOr<std::unique_ptr<SignatureVerifier>> SignatureVerifier::Create(
   // Reader certificates carry clientAuth and emailProtection; signing is checked by the chain to
   // the platform CA and by the certificate profile, not by an extended-key-usage purpose.
   X509_STORE_set_purpose(impl->store, X509_PURPOSE_ANY);
-  return std::unique_ptr<SignatureVerifier>(new SignatureVerifier(std::move(impl)));
+  return std::unique_ptr<CmsSignatureVerifier>(new CmsSignatureVerifier(std::move(impl)));
 }
 
-absl::StatusOr<CertificateSubject> SignatureVerifier::Verify(rdg::v1::SignatureFormat format,
-                                                             absl::string_view content,
-                                                             absl::string_view signature,
-                                                             absl::string_view signer_cert_pem,
-                                                             absl::Time signed_at) const {
+absl::StatusOr<CertificateSubject> CmsSignatureVerifier::Verify(rdg::v1::SignatureFormat format,
+                                                                absl::string_view content,
+                                                                absl::string_view signature,
+                                                                absl::string_view signer_cert_pem,
+                                                                absl::Time signed_at) const {
   BioPtr bio = MemBio(signer_cert_pem);
   X509Ptr signer(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!signer) {

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gateway/signing/certificate.h"
+#include "gateway/signing/signature_verifier.h"
 #include "rdg/v1/reading.pb.h"
 
 namespace rdg::signing {
@@ -18,25 +19,21 @@ namespace rdg::signing {
 //! The GB/T 32918 default SM2 distinguishing identifier.
 inline constexpr absl::string_view kSm2DistinguishingId = "1234567812345678";
 
-class SignatureVerifier {
+//! Verifies with OpenSSL against the platform CA (see SignatureVerifier::Verify).
+class CmsSignatureVerifier final : public SignatureVerifier {
  public:
   //! `ca_pem`: the platform CA certificate(s).
-  static absl::StatusOr<std::unique_ptr<SignatureVerifier>> Create(absl::string_view ca_pem);
-  ~SignatureVerifier();
+  static absl::StatusOr<std::unique_ptr<CmsSignatureVerifier>> Create(absl::string_view ca_pem);
+  ~CmsSignatureVerifier() override;
 
-  //! Checks that `signature` over exactly `content` was made with the key of `signer_cert_pem`
-  //! (for CMS: the certificate in its SignerInfo), that the certificate chained to the platform
-  //! CA at `signed_at`, and that it is a signing certificate (digitalSignature and
-  //! nonRepudiation key usage). Returns the signer's subject. INVALID_ARGUMENT for anything that
-  //! does not verify (with the reason, never the content).
   absl::StatusOr<CertificateSubject> Verify(rdg::v1::SignatureFormat format,
                                             absl::string_view content, absl::string_view signature,
                                             absl::string_view signer_cert_pem,
-                                            absl::Time signed_at) const;
+                                            absl::Time signed_at) const override;
 
  private:
   struct Impl;
-  explicit SignatureVerifier(std::unique_ptr<Impl> impl);
+  explicit CmsSignatureVerifier(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -139,17 +139,9 @@ void Print(const char* what, const Figures& f, const char* unit) {
 }
 
 void Run(int n) {
-  const std::string dir =
-      std::filesystem::temp_directory_path() / ("rdg-adminbench-" + std::to_string(n));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string path = dir + "/index.sqlite";
-  auto start = Clock::now();
-  {
-    auto store = *SqliteIndexStore::Open(path);
-    Fill(*store, path, n);
-  }
-  const double fill_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto filled = rdg::bench::FilledIndex("rdg-adminbench-", n, Fill);
+  const std::string& path = filled.first;
+  const double fill_s = filled.second;
   auto store = *SqliteIndexStore::Open(path);
   const rdg::v1::GatewayConfig config = Province();
   const rdg::config::InstitutionDirectory directory(config);
@@ -207,7 +199,7 @@ void Run(int n) {
   std::printf("RESULT n=%d tat24h_p99_ms=%.3f queues_p99_ms=%.3f metrics_first_ms=%.0f\n", n,
               tat24.p99, queues.p99, first.p50);
   store.reset();
-  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }
 
 }  // namespace

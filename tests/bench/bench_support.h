@@ -2,9 +2,12 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "storage/sqlite_index_store.h"
@@ -26,6 +29,27 @@ inline void CommitOrDie(storage::SqliteIndexStore& store, std::vector<storage::N
     }
   }
   batch.clear();
+}
+
+//! A fresh index of `n` exams in the temporary folder `<tmp>/<prefix><n>`, written by
+//! `fill(store, path, n)` and closed again. Returns the index's path and the fill's seconds.
+template <typename Fill>
+std::pair<std::string, double> FilledIndex(const std::string& prefix, int n, Fill fill) {
+  const std::string dir = std::filesystem::temp_directory_path() / (prefix + std::to_string(n));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/index.sqlite";
+  const auto start = std::chrono::steady_clock::now();
+  {
+    auto store = storage::SqliteIndexStore::Open(path);
+    if (!store.ok()) {
+      std::fprintf(stderr, "cannot open %s: %s\n", path.c_str(),
+                   std::string(store.status().message()).c_str());
+      std::exit(1);
+    }
+    fill(**store, path, n);
+  }
+  return {path, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
 }
 
 //! The index sizes to run: the command line's, or 100 K and 1 M.

@@ -62,17 +62,9 @@ void Fill(SqliteIndexStore& store, const std::string& db_path, int n) {
 }
 
 void Run(int n) {
-  const std::string dir =
-      std::filesystem::temp_directory_path() / ("rdg-wlbench-" + std::to_string(n));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string path = dir + "/index.sqlite";
-  auto start = Clock::now();
-  {
-    auto store = *SqliteIndexStore::Open(path);
-    Fill(*store, path, n);
-  }
-  const double fill_s = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto filled = rdg::bench::FilledIndex("rdg-wlbench-", n, Fill);
+  const std::string& path = filled.first;
+  const double fill_s = filled.second;
   auto store = *SqliteIndexStore::Open(path, {/*reader_connections=*/16});
   const absl::Time now = absl::FromUnixSeconds(1'800'000'000) + absl::Seconds(n);
 
@@ -128,7 +120,7 @@ void Run(int n) {
               claimed / claim_s, claimed.load());
   std::printf("RESULT n=%d worklist_p99_ms=%.3f claims_per_s=%.0f\n", n, p99, claimed / claim_s);
   store.reset();
-  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
 }
 
 }  // namespace

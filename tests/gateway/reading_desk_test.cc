@@ -1,4 +1,4 @@
-#include "gateway/worklist/reading_desk.h"
+#include "gateway/worklist/index_reading_desk.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -46,7 +46,7 @@ class ReadingDeskTest : public ::testing::Test {
     sla_ = std::make_unique<routing::SlaTable>(config_);
     config_.mutable_claims()->set_lease_seconds(600);
     index_ = *storage::SqliteIndexStore::Open(dir_.Join("index.sqlite"));
-    desk_ = std::make_unique<ReadingDesk>(config_, *index_, *sla_, clock_);
+    desk_ = std::make_unique<IndexReadingDesk>(config_, *index_, *sla_, clock_);
     exam_ = AddExam("1.1", "county-a/imaging");
   }
   std::string AddExam(const std::string& study, const std::string& queue,
@@ -80,7 +80,7 @@ class ReadingDeskTest : public ::testing::Test {
   rdg::v1::GatewayConfig config_;
   std::unique_ptr<storage::SqliteIndexStore> index_;
   std::unique_ptr<routing::SlaTable> sla_;
-  std::unique_ptr<ReadingDesk> desk_;
+  std::unique_ptr<IndexReadingDesk> desk_;
   std::string exam_;
 };
 
@@ -157,7 +157,7 @@ TEST_F(ReadingDeskTest, TheFallbackQueueIsNeverAnEscalationTarget) {
   triage->set_institution("city");
   config.mutable_queues()->SwapElements(0, config.queues_size() - 1);
   config.set_fallback_queue("city/triage");
-  ReadingDesk desk(config, *index_, *sla_, clock_);
+  IndexReadingDesk desk(config, *index_, *sla_, clock_);
   const std::string mammo = AddExam("9.1", "county-a/imaging", "P-9", "", "MG");
   clock_.Advance(absl::Minutes(11));
   EXPECT_EQ(*desk.EscalateOverdue(), 1);  // the CT: to the city's CT consultation queue
@@ -331,7 +331,7 @@ TEST_F(ReadingDeskTest, EachReaderReadsOnlyTheQueuesOfTheirDesks) {
   lab->set_institution("county-a");
   lab->add_queues("county-a/lab");
   lab->add_readers("reader-a-lab");
-  ReadingDesk desk(config, *index_, *sla_, clock_);
+  IndexReadingDesk desk(config, *index_, *sla_, clock_);
   const std::string lab_exam = AddExam("8.1", "county-a/lab", "P-8", "", "LAB");
   const std::string county_b = AddExam("8.2", "county-b/imaging");
   auto ids = [&](const auth::Principal& reader) {

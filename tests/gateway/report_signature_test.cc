@@ -32,7 +32,7 @@ class ReportSignatureTest : public ::testing::Test {
   static void TearDownTestSuite() { delete dir_; }
 
   void SetUp() override {
-    verifier_ = *SignatureVerifier::Create(testing::ReadFileBytes(dir_->Join("pki/ca.pem")));
+    verifier_ = *CmsSignatureVerifier::Create(testing::ReadFileBytes(dir_->Join("pki/ca.pem")));
     rdg::v1::ReportContent c;
     c.set_exam_id("ex-0123456789abcdef");
     c.set_status(rdg::v1::FINAL_REPORT);
@@ -74,7 +74,7 @@ class ReportSignatureTest : public ::testing::Test {
   }
 
   static testing::TempDir* dir_;
-  std::unique_ptr<SignatureVerifier> verifier_;
+  std::unique_ptr<CmsSignatureVerifier> verifier_;
   std::string content_, content_path_;
 };
 testing::TempDir* ReportSignatureTest::dir_ = nullptr;
@@ -167,11 +167,11 @@ TEST_F(ReportSignatureTest, OnlyASigningCertificateValidAtSignedAtSigns) {
 TEST_F(ReportSignatureTest, ReceiptsAreSignedWithTheGatewaysKeyAsOpensslVerifies) {
   const std::string key = testing::ReadFileBytes(dir_->Join("pki/gateway.key"));
   EXPECT_TRUE(absl::IsInvalidArgument(
-      ReceiptSigner::Create(Pem("pki", "gateway"),
-                            testing::ReadFileBytes(dir_->Join("pki/clinic-a1.key")))
+      CmsReceiptSigner::Create(Pem("pki", "gateway"),
+                               testing::ReadFileBytes(dir_->Join("pki/clinic-a1.key")))
           .status()))
       << "a key that is not the certificate's";
-  auto signer = ReceiptSigner::Create(Pem("pki", "gateway"), key);
+  auto signer = CmsReceiptSigner::Create(Pem("pki", "gateway"), key);
   ASSERT_TRUE(signer.ok()) << signer.status();
   rdg::v1::ReportReceipt r;
   r.report_id = "rp-1";

@@ -9,7 +9,7 @@
 
 #include <map>
 
-#include "gateway/worklist/reading_desk.h"
+#include "gateway/worklist/index_reading_desk.h"
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/temp_dir.h"
@@ -60,7 +60,7 @@ class TurnaroundTest : public ::testing::Test {
     sla_ = std::make_unique<routing::SlaTable>(config_);
     directory_ = std::make_unique<config::InstitutionDirectory>(config_);
     index_ = *storage::SqliteIndexStore::Open(dir_.Join("index.sqlite"));
-    desk_ = std::make_unique<worklist::ReadingDesk>(config_, *index_, *sla_, clock_);
+    desk_ = std::make_unique<worklist::IndexReadingDesk>(config_, *index_, *sla_, clock_);
   }
 
   //! A new exam received now; targets relative to now.
@@ -107,7 +107,7 @@ class TurnaroundTest : public ::testing::Test {
   std::unique_ptr<routing::SlaTable> sla_;
   std::unique_ptr<config::InstitutionDirectory> directory_;
   std::unique_ptr<storage::SqliteIndexStore> index_;
-  std::unique_ptr<worklist::ReadingDesk> desk_;
+  std::unique_ptr<worklist::IndexReadingDesk> desk_;
 };
 
 TEST_F(TurnaroundTest, KnownStageDurationsGiveExactPercentilesAndShares) {

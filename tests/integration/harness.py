@@ -417,6 +417,20 @@ class Reader(Clinic):
 _stubs_dir = None
 
 
+def raw_stub(channel, method, streaming=False):
+    """A call of `method` on a grpcio channel that sends and returns raw bytes (hand-made or
+    hostile requests, answers read as bytes)."""
+    make = channel.unary_stream if streaming else channel.unary_unary
+    return make(method, request_serializer=lambda x: x, response_deserializer=lambda x: x)
+
+
+def string_field(number, value):
+    """One length-delimited protobuf field (enough for the single-string requests used here)."""
+    data = value.encode()
+    assert len(data) < 128
+    return bytes([(number << 3) | 2, len(data)]) + data
+
+
 def python_stubs():
     """Generates Python gRPC stubs from proto/ (Debian's protoc and gRPC Python plugin) once per
     process and puts them on sys.path; import them as rdg.v1.*_pb2 / *_pb2_grpc."""

@@ -96,18 +96,6 @@ def dicom_uids(path):
     return uid("StudyInstanceUID"), uid("SeriesInstanceUID"), uid("SOPInstanceUID")
 
 
-def raw_stub(channel, method, streaming=False):
-    make = channel.unary_stream if streaming else channel.unary_unary
-    return make(method, request_serializer=lambda x: x, response_deserializer=lambda x: x)
-
-
-def string_field(number, value):
-    """One length-delimited protobuf field (enough for the single-string requests used here)."""
-    data = value.encode()
-    assert len(data) < 128
-    return bytes([(number << 3) | 2, len(data)]) + data
-
-
 class IngestTestCase(harness.GatewayTestCase):
     """Shared helpers over one test's gateway and data dir."""
 
@@ -470,8 +458,8 @@ class IngestTest(IngestTestCase):
         self.assertEqual(os.listdir(out), [])
         with self.channel("clinic-b1") as channel:
             with self.assertRaises(grpc.RpcError) as err:
-                list(raw_stub(channel, "/rdg.v1.ExamService/DownloadExam", streaming=True)(
-                    string_field(1, exam_id), timeout=30))
+                list(harness.raw_stub(channel, "/rdg.v1.ExamService/DownloadExam", streaming=True)(
+                    harness.string_field(1, exam_id), timeout=30))
             self.assertEqual(err.exception.code(), grpc.StatusCode.NOT_FOUND)
             self.assertNotIn("CompressedSamples", err.exception.details() or "")
 
@@ -487,7 +475,7 @@ class IngestTest(IngestTestCase):
             self.assertNotIn(exam_id, proc.stdout)
             with self.channel(who) as channel:
                 with self.assertRaises(grpc.RpcError) as err:
-                    raw_stub(channel, "/rdg.v1.ExamService/ListExams")(b"", timeout=30)
+                    harness.raw_stub(channel, "/rdg.v1.ExamService/ListExams")(b"", timeout=30)
                 self.assertEqual(err.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
         self.assertEqual(self.gateway.query("SELECT exam_id FROM exams"), [(exam_id,)])
         self.assertEqual(len(self.gateway.blob_files()), 1)
@@ -507,7 +495,7 @@ class IngestTest(IngestTestCase):
         with grpc.secure_channel(self.gateway.address,
                                  grpc.ssl_channel_credentials(root_certificates=ca)) as channel:
             with self.assertRaises(grpc.RpcError) as err:
-                raw_stub(channel, "/rdg.v1.ExamService/ListExams")(b"", timeout=10)
+                harness.raw_stub(channel, "/rdg.v1.ExamService/ListExams")(b"", timeout=10)
         print(f"  no client certificate: {err.exception.code()}: {err.exception.details()}")
         self.assertEqual(err.exception.code(), grpc.StatusCode.UNAVAILABLE)
         self.assert_nothing_stored()

@@ -57,18 +57,6 @@ def micros(timestamp):
     return seconds * 1000000 + int((m.group(7) or "").ljust(9, "0")) // 1000
 
 
-def raw_stub(channel, method, streaming=False):
-    make = channel.unary_stream if streaming else channel.unary_unary
-    return make(method, request_serializer=lambda x: x, response_deserializer=lambda x: x)
-
-
-def string_field(number, value):
-    """One length-delimited protobuf field (enough for the single-string requests used here)."""
-    data = value.encode()
-    assert len(data) < 128
-    return bytes([(number << 3) | 2, len(data)]) + data
-
-
 _message_classes = {}
 
 
@@ -183,7 +171,7 @@ desks {
         """Status code of one raw ReadingService call as certificate holder `name`."""
         with self.channel(name) as channel:
             try:
-                call = raw_stub(channel, f"/rdg.v1.ReadingService/{method}", streaming)(
+                call = harness.raw_stub(channel, f"/rdg.v1.ReadingService/{method}", streaming)(
                     request, timeout=30)
                 if streaming:
                     list(call)
@@ -387,7 +375,7 @@ class ReadingTest(ReadingTestCase):
         def walk(page_size, **filters):
             got, token = [], ""
             with self.channel("reader-b-rad") as channel:
-                call = raw_stub(channel, "/rdg.v1.ReadingService/GetWorklist")
+                call = harness.raw_stub(channel, "/rdg.v1.ReadingService/GetWorklist")
                 for _ in range(20):
                     page = Response.FromString(call(Request(page_size=page_size, page_token=token,
                                                             **filters).SerializeToString(), timeout=30))
@@ -577,7 +565,7 @@ class ReadingTest(ReadingTestCase):
                 not_found("reader-city-rad", "claim", exam_id)
                 self.assertEqual(self.worklist(b), [])
                 for method, streaming in (("ClaimExam", False), ("FetchExam", True)):
-                    code, details = self.grpc_code("reader-b-rad", method, string_field(1, exam_id),
+                    code, details = self.grpc_code("reader-b-rad", method, harness.string_field(1, exam_id),
                                                    streaming)
                     self.assertEqual(code, grpc.StatusCode.NOT_FOUND, details)
             if stage == "unclaimed":
@@ -601,8 +589,8 @@ class ReadingTest(ReadingTestCase):
                 self.assertEqual(os.listdir(out), [])
                 for method, request, streaming in (
                         ("GetWorklist", b"", False),
-                        ("ClaimExam", string_field(1, exam_id), False),
-                        ("FetchExam", string_field(1, exam_id), True)):
+                        ("ClaimExam", harness.string_field(1, exam_id), False),
+                        ("FetchExam", harness.string_field(1, exam_id), True)):
                     code, details = self.grpc_code(who, method, request, streaming)
                     self.assertEqual(code, grpc.StatusCode.PERMISSION_DENIED, f"{method}: {details}")
 

@@ -1,4 +1,4 @@
-#include "gateway/worklist/report_desk.h"
+#include "gateway/worklist/index_report_desk.h"
 
 #include "absl/strings/str_cat.h"
 #include "gateway/auth/rbac.h"
@@ -13,9 +13,10 @@ constexpr size_t kMaxReasonBytes = 1 << 10;
 
 }  // namespace
 
-ReportDesk::ReportDesk(storage::IndexStore& index, ReadingDesk& reading,
-                       const signing::SignatureVerifier& verifier, const routing::SlaTable& sla,
-                       const Clock& clock, absl::Duration max_clock_skew)
+IndexReportDesk::IndexReportDesk(storage::IndexStore& index, ReadingDesk& reading,
+                                 const signing::SignatureVerifier& verifier,
+                                 const routing::SlaTable& sla, const Clock& clock,
+                                 absl::Duration max_clock_skew)
     : index_(index),
       reading_(reading),
       verifier_(verifier),
@@ -23,8 +24,8 @@ ReportDesk::ReportDesk(storage::IndexStore& index, ReadingDesk& reading,
       clock_(clock),
       max_clock_skew_(max_clock_skew) {}
 
-absl::Status ReportDesk::CheckContent(const auth::Principal& reader,
-                                      const rdg::v1::SubmitReportRequest& request) const {
+absl::Status IndexReportDesk::CheckContent(const auth::Principal& reader,
+                                           const rdg::v1::SubmitReportRequest& request) const {
   const auto& c = request.content();
   if (c.reader_user() != reader.user || c.reader_institution() != reader.institution) {
     return absl::InvalidArgumentError(
@@ -58,50 +59,60 @@ absl::Status ReportDesk::CheckContent(const auth::Principal& reader,
   return absl::OkStatus();
 }
 
-absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
-    const auth::Principal& reader, const rdg::v1::SubmitReportRequest& request) {
-  const auto& c = request.content();
-  RDG_ASSIGN_OR_RETURN(auto exam, reading_.ExamInReadersQueues(reader, c.exam_id()));
-  RDG_RETURN_IF_ERROR(CheckContent(reader, request));
+absl::Status IndexReportDesk::CheckDesk(const auth::Principal& reader,
+                                        const storage::ExamRecord& exam,
+                                        const rdg::v1::ReportContent& c) const {
   // The signed text names the desk, so a clinic sees where the report was read; only the desk
   // the configuration gives the reader for this exam's queue may be named.
-  if (const std::string desk = reading_.SigningDesk(reader, exam.queue); c.desk() != desk) {
-    if (c.desk().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("the report must name the desk at which ",
-                                                     reader.user, " reads exam ", c.exam_id(),
-                                                     ": desk \"", desk, "\""));
-    }
-    return absl::PermissionDeniedError(absl::StrCat(
-        reader.user, " does not read exam ", c.exam_id(), " at desk \"", c.desk(), "\"",
-        desk.empty() ? std::string(" (their institution reads without desks: name none)")
-                     : absl::StrCat(" (their desk for it: \"", desk, "\")")));
+  const std::string desk = reading_.SigningDesk(reader, exam.queue);
+  if (c.desk() == desk) return absl::OkStatus();
+  if (c.desk().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("the report must name the desk at which ",
+                                                   reader.user, " reads exam ", c.exam_id(),
+                                                   ": desk \"", desk, "\""));
   }
-  const bool must_sign = c.status() != rdg::v1::PRELIMINARY_REPORT;
+  return absl::PermissionDeniedError(
+      absl::StrCat(reader.user, " does not read exam ", c.exam_id(), " at desk \"", c.desk(), "\"",
+                   desk.empty() ? std::string(" (their institution reads without desks: name none)")
+                                : absl::StrCat(" (their desk for it: \"", desk, "\")")));
+}
+
+absl::Status IndexReportDesk::CheckSignature(const auth::Principal& reader,
+                                             const rdg::v1::SubmitReportRequest& request,
+                                             absl::Time now) const {
+  const auto& c = request.content();
   const auto& sig = request.signature();
-  if (must_sign && sig.signature().empty()) {
+  if (c.status() != rdg::v1::PRELIMINARY_REPORT && sig.signature().empty()) {
     return absl::InvalidArgumentError("a FINAL report or addendum must be signed");
   }
-  const absl::Time now = clock_.Now();
-  if (!sig.signature().empty()) {
-    const absl::Time signed_at = absl::FromUnixSeconds(c.signed_at().seconds());
-    if (absl::AbsDuration(signed_at - now) > max_clock_skew_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "signed_at ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", signed_at, absl::UTCTimeZone()),
-          " is more than ", absl::FormatDuration(max_clock_skew_),
-          " from the gateway's clock: sign again with your computer's clock set right"));
-    }
-    RDG_ASSIGN_OR_RETURN(auto signer,
-                         verifier_.Verify(sig.format(), request.canonical_bytes(), sig.signature(),
-                                          sig.signer_certificate_pem(), signed_at));
-    // The signer certificate may differ from the TLS one (an SM2 signing key), but it must name
-    // the same reader: the authenticated caller signs, nobody else.
-    if (signer.organization != reader.institution || signer.organizational_unit != "reader" ||
-        signer.common_name != reader.user) {
-      return absl::PermissionDeniedError(
-          absl::StrCat("the report is signed by ", signer.common_name, " (",
-                       signer.organizational_unit, ", ", signer.organization, "), not by you"));
-    }
+  if (sig.signature().empty()) return absl::OkStatus();
+  const absl::Time signed_at = absl::FromUnixSeconds(c.signed_at().seconds());
+  if (absl::AbsDuration(signed_at - now) > max_clock_skew_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "signed_at ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", signed_at, absl::UTCTimeZone()),
+        " is more than ", absl::FormatDuration(max_clock_skew_),
+        " from the gateway's clock: sign again with your computer's clock set right"));
   }
+  RDG_ASSIGN_OR_RETURN(auto signer,
+                       verifier_.Verify(sig.format(), request.canonical_bytes(), sig.signature(),
+                                        sig.signer_certificate_pem(), signed_at));
+  // The signer certificate may differ from the TLS one (an SM2 signing key), but it must name
+  // the same reader: the authenticated caller signs, nobody else.
+  if (signer.organization != reader.institution || signer.organizational_unit != "reader" ||
+      signer.common_name != reader.user) {
+    return absl::PermissionDeniedError(absl::StrCat("the report is signed by ", signer.common_name,
+                                                    " (", signer.organizational_unit, ", ",
+                                                    signer.organization, "), not by you"));
+  }
+  return absl::OkStatus();
+}
+
+storage::ReportRecord IndexReportDesk::ToRecord(const auth::Principal& reader,
+                                                const storage::ExamRecord& exam,
+                                                const rdg::v1::SubmitReportRequest& request,
+                                                absl::Time now) const {
+  const auto& c = request.content();
+  const auto& sig = request.signature();
   storage::ReportRecord r;
   r.exam_id = c.exam_id();
   r.status = c.status();
@@ -119,9 +130,10 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
   // — must be acknowledged by the clinic within the policy's critical target.
   // An addendum carries its own flag: a lab exam critical on ingest does not make every
   // addendum restart the clock.
+  const bool signed_version = c.status() != rdg::v1::PRELIMINARY_REPORT;
   const bool critical_result =
       c.critical() || (exam.critical && c.status() == rdg::v1::FINAL_REPORT);
-  if (must_sign && critical_result) {
+  if (signed_version && critical_result) {
     r.acknowledge_by =
         sla_.Due(rdg::v1::CRITICAL_ACKNOWLEDGEMENT, exam.exam_type, exam.priority, now);
   }
@@ -129,14 +141,26 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Submit(
     r.acknowledge_due =
         sla_.Due(rdg::v1::FINAL_TO_ACKNOWLEDGED, exam.exam_type, exam.priority, now);
   }
-  RDG_ASSIGN_OR_RETURN(auto stored, index_.AddReport(std::move(r), now));
+  return r;
+}
+
+absl::StatusOr<storage::ReportRecord> IndexReportDesk::Submit(
+    const auth::Principal& reader, const rdg::v1::SubmitReportRequest& request) {
+  RDG_ASSIGN_OR_RETURN(auto exam,
+                       reading_.ExamInReadersQueues(reader, request.content().exam_id()));
+  RDG_RETURN_IF_ERROR(CheckContent(reader, request));
+  RDG_RETURN_IF_ERROR(CheckDesk(reader, exam, request.content()));
+  const absl::Time now = clock_.Now();
+  RDG_RETURN_IF_ERROR(CheckSignature(reader, request, now));
+  RDG_ASSIGN_OR_RETURN(auto stored, index_.AddReport(ToRecord(reader, exam, request, now), now));
   RDG_RETURN_IF_ERROR(index_.AppendAudit({0, now, reader.institution, reader.user, reader.role,
                                           "submit_report", stored.exam_id, stored.report_id}));
-  if (must_sign) Notify(stored.origin_institution);
+  // Clinics hear of signed versions only.
+  if (stored.status != rdg::v1::PRELIMINARY_REPORT) Notify(stored.origin_institution);
   return stored;
 }
 
-absl::StatusOr<ReportDesk::ExamReports> ReportDesk::Versions(
+absl::StatusOr<ReportDesk::ExamReports> IndexReportDesk::Versions(
     const auth::Principal& reader, const std::string& exam_id,
     const std::string& break_glass_reason) {
   RDG_ASSIGN_OR_RETURN(
@@ -147,9 +171,8 @@ absl::StatusOr<ReportDesk::ExamReports> ReportDesk::Versions(
   return out;
 }
 
-absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Feed(const auth::Principal& clinic,
-                                                                    int64_t after_seq,
-                                                                    int32_t limit) {
+absl::StatusOr<std::vector<storage::ReportRecord>> IndexReportDesk::Feed(
+    const auth::Principal& clinic, int64_t after_seq, int32_t limit) {
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
   RDG_ASSIGN_OR_RETURN(auto reports, index_.ReportFeed(clinic.institution, after_seq, limit));
   std::vector<std::string> ids;
@@ -165,14 +188,14 @@ absl::StatusOr<std::vector<storage::ReportRecord>> ReportDesk::Feed(const auth::
   return reports;
 }
 
-absl::StatusOr<storage::ReportRecord> ReportDesk::Acknowledge(const auth::Principal& clinic,
-                                                              const std::string& report_id) {
+absl::StatusOr<storage::ReportRecord> IndexReportDesk::Acknowledge(const auth::Principal& clinic,
+                                                                   const std::string& report_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
   return index_.AcknowledgeReport(report_id, clinic.institution, clinic.user, clock_.Now());
 }
 
-absl::StatusOr<storage::ReportRecord> ReportDesk::Latest(const auth::Principal& clinic,
-                                                         const std::string& exam_id) {
+absl::StatusOr<storage::ReportRecord> IndexReportDesk::Latest(const auth::Principal& clinic,
+                                                              const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
   RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
   RDG_RETURN_IF_ERROR(
@@ -191,7 +214,7 @@ absl::StatusOr<storage::ReportRecord> ReportDesk::Latest(const auth::Principal& 
   return absl::NotFoundError(absl::StrCat("exam ", exam_id, " has no final report yet"));
 }
 
-absl::StatusOr<absl::flat_hash_map<std::string, storage::ExamRecord>> ReportDesk::ExamsOf(
+absl::StatusOr<absl::flat_hash_map<std::string, storage::ExamRecord>> IndexReportDesk::ExamsOf(
     const auth::Principal& clinic, const std::vector<storage::ReportRecord>& reports) {
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
   absl::flat_hash_map<std::string, storage::ExamRecord> exams;
@@ -205,19 +228,19 @@ absl::StatusOr<absl::flat_hash_map<std::string, storage::ExamRecord>> ReportDesk
   return exams;
 }
 
-int64_t ReportDesk::Subscribe(const std::string& institution, std::function<void()> wake) {
+int64_t IndexReportDesk::Subscribe(const std::string& institution, std::function<void()> wake) {
   absl::MutexLock lock(&mu_);
   const int64_t token = next_token_++;
   subscribers_.emplace(token, Subscriber{institution, std::move(wake)});
   return token;
 }
 
-void ReportDesk::Unsubscribe(int64_t token) {
+void IndexReportDesk::Unsubscribe(int64_t token) {
   absl::MutexLock lock(&mu_);
   subscribers_.erase(token);
 }
 
-void ReportDesk::Notify(const std::string& institution) {
+void IndexReportDesk::Notify(const std::string& institution) {
   absl::MutexLock lock(&mu_);
   for (auto& [token, s] : subscribers_) {
     if (s.institution == institution) s.wake();

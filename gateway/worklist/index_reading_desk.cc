@@ -1,4 +1,4 @@
-#include "gateway/worklist/reading_desk.h"
+#include "gateway/worklist/index_reading_desk.h"
 
 #include "gateway/config/gateway_config.h"
 
@@ -12,8 +12,8 @@
 
 namespace rdg::worklist {
 
-ReadingDesk::ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index,
-                         const routing::SlaTable& sla, const Clock& clock)
+IndexReadingDesk::IndexReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index,
+                                   const routing::SlaTable& sla, const Clock& clock)
     : index_(index),
       sla_(sla),
       clock_(clock),
@@ -37,18 +37,18 @@ ReadingDesk::ReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexSto
   fallback_queue_ = config.fallback_queue();
 }
 
-std::string ReadingDesk::DeskKey(const std::string& institution, const std::string& user) {
+std::string IndexReadingDesk::DeskKey(const std::string& institution, const std::string& user) {
   return absl::StrCat(institution, "\x1F", user);
 }
 
-const std::vector<std::string>& ReadingDesk::InstitutionQueues(
+const std::vector<std::string>& IndexReadingDesk::InstitutionQueues(
     const std::string& institution) const {
   static const std::vector<std::string> kNone;
   auto it = queues_of_.find(institution);
   return it == queues_of_.end() ? kNone : it->second;
 }
 
-const std::vector<std::string>& ReadingDesk::QueuesOf(const auth::Principal& reader) const {
+const std::vector<std::string>& IndexReadingDesk::QueuesOf(const auth::Principal& reader) const {
   static const std::vector<std::string> kNone;
   if (!institutions_with_desks_.contains(reader.institution)) {
     return InstitutionQueues(reader.institution);
@@ -57,8 +57,8 @@ const std::vector<std::string>& ReadingDesk::QueuesOf(const auth::Principal& rea
   return it == desk_queues_.end() ? kNone : it->second;
 }
 
-std::string ReadingDesk::SigningDesk(const auth::Principal& reader,
-                                     const std::string& queue) const {
+std::string IndexReadingDesk::SigningDesk(const auth::Principal& reader,
+                                          const std::string& queue) const {
   auto it = desks_of_.find(DeskKey(reader.institution, reader.user));
   if (it == desks_of_.end()) return "";
   for (const auto& d : it->second) {
@@ -67,14 +67,14 @@ std::string ReadingDesk::SigningDesk(const auth::Principal& reader,
   return "";
 }
 
-absl::Status ReadingDesk::Audit(const auth::Principal& who, const std::string& action,
-                                const std::string& exam_id, const std::string& detail) {
+absl::Status IndexReadingDesk::Audit(const auth::Principal& who, const std::string& action,
+                                     const std::string& exam_id, const std::string& detail) {
   return index_.AppendAudit(
       {0, clock_.Now(), who.institution, who.user, who.role, action, exam_id, detail});
 }
 
-absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInReadersQueues(const auth::Principal& reader,
-                                                                     const std::string& exam_id) {
+absl::StatusOr<storage::ExamRecord> IndexReadingDesk::ExamInReadersQueues(
+    const auth::Principal& reader, const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(reader, auth::Permission::kReadQueues));
   RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
   const auto& mine = QueuesOf(reader);
@@ -85,8 +85,8 @@ absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInReadersQueues(const auth:
   return *std::move(exam);
 }
 
-absl::StatusOr<storage::WorklistPage> ReadingDesk::Worklist(const auth::Principal& reader,
-                                                            storage::WorklistQuery filter) {
+absl::StatusOr<storage::WorklistPage> IndexReadingDesk::Worklist(const auth::Principal& reader,
+                                                                 storage::WorklistQuery filter) {
   RDG_RETURN_IF_ERROR(auth::Authorize(reader, auth::Permission::kReadQueues));
   filter.queues = QueuesOf(reader);
   if (filter.queues.empty()) return storage::WorklistPage{};
@@ -97,10 +97,10 @@ absl::StatusOr<storage::WorklistPage> ReadingDesk::Worklist(const auth::Principa
   return page;
 }
 
-absl::StatusOr<storage::ClaimRecord> ReadingDesk::Claim(const auth::Principal& reader,
-                                                        const std::string& exam_id,
-                                                        bool for_amendment,
-                                                        const std::string& amendment_reason) {
+absl::StatusOr<storage::ClaimRecord> IndexReadingDesk::Claim(const auth::Principal& reader,
+                                                             const std::string& exam_id,
+                                                             bool for_amendment,
+                                                             const std::string& amendment_reason) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
   const std::string reason(absl::StripAsciiWhitespace(amendment_reason));
   if (for_amendment &&
@@ -119,8 +119,8 @@ absl::StatusOr<storage::ClaimRecord> ReadingDesk::Claim(const auth::Principal& r
   return claim;
 }
 
-absl::Status ReadingDesk::ClaimConflict(const std::string& exam_id, const auth::Principal& reader,
-                                        absl::Status refused) {
+absl::Status IndexReadingDesk::ClaimConflict(const std::string& exam_id,
+                                             const auth::Principal& reader, absl::Status refused) {
   if (!absl::IsFailedPrecondition(refused)) return refused;
   absl::StatusOr<std::optional<storage::ClaimRecord>> holder =
       index_.GetLiveClaim(exam_id, clock_.Now());
@@ -133,8 +133,8 @@ absl::Status ReadingDesk::ClaimConflict(const std::string& exam_id, const auth::
                    absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", (*holder)->expires_at, zone_)));
 }
 
-absl::StatusOr<storage::ClaimRecord> ReadingDesk::Renew(const auth::Principal& reader,
-                                                        const std::string& exam_id) {
+absl::StatusOr<storage::ClaimRecord> IndexReadingDesk::Renew(const auth::Principal& reader,
+                                                             const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
   absl::StatusOr<storage::ClaimRecord> claim = index_.ClaimExam(
       exam_id, reader.user, reader.institution, clock_.Now(), lease_, storage::ClaimAction::kRenew);
@@ -142,12 +142,12 @@ absl::StatusOr<storage::ClaimRecord> ReadingDesk::Renew(const auth::Principal& r
   return claim;
 }
 
-absl::Status ReadingDesk::Release(const auth::Principal& reader, const std::string& exam_id) {
+absl::Status IndexReadingDesk::Release(const auth::Principal& reader, const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
   return index_.ReleaseClaim(exam_id, reader.user, clock_.Now());
 }
 
-absl::StatusOr<std::vector<storage::ObjectRecord>> ReadingDesk::OpenForFetch(
+absl::StatusOr<std::vector<storage::ObjectRecord>> IndexReadingDesk::OpenForFetch(
     const auth::Principal& reader, const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
   RDG_ASSIGN_OR_RETURN(auto claim, index_.GetLiveClaim(exam_id, clock_.Now()));
@@ -159,10 +159,10 @@ absl::StatusOr<std::vector<storage::ObjectRecord>> ReadingDesk::OpenForFetch(
   return index_.ListObjects(exam_id);
 }
 
-absl::StatusOr<int> ReadingDesk::ExpireLeases() { return index_.ExpireClaims(clock_.Now()); }
+absl::StatusOr<int> IndexReadingDesk::ExpireLeases() { return index_.ExpireClaims(clock_.Now()); }
 
-std::string ReadingDesk::NextLevelQueue(const std::string& queue,
-                                        const std::string& exam_type) const {
+std::string IndexReadingDesk::NextLevelQueue(const std::string& queue,
+                                             const std::string& exam_type) const {
   auto q = queue_by_name_.find(queue);
   if (q == queue_by_name_.end()) return "";
   auto parent = parent_of_.find(q->second.institution());
@@ -178,9 +178,9 @@ std::string ReadingDesk::NextLevelQueue(const std::string& queue,
   return "";
 }
 
-absl::StatusOr<storage::ExamRecord> ReadingDesk::Escalate(const auth::Principal& reader,
-                                                          const std::string& exam_id,
-                                                          const std::string& reason) {
+absl::StatusOr<storage::ExamRecord> IndexReadingDesk::Escalate(const auth::Principal& reader,
+                                                               const std::string& exam_id,
+                                                               const std::string& reason) {
   RDG_ASSIGN_OR_RETURN(auto exam, ExamInReadersQueues(reader, exam_id));
   if (reason.empty()) {
     return absl::InvalidArgumentError("say why the exam needs a consultation (--reason)");
@@ -198,7 +198,7 @@ absl::StatusOr<storage::ExamRecord> ReadingDesk::Escalate(const auth::Principal&
   return moved;
 }
 
-absl::StatusOr<int> ReadingDesk::EscalateOverdue() {
+absl::StatusOr<int> IndexReadingDesk::EscalateOverdue() {
   const absl::Time now = clock_.Now();
   RDG_ASSIGN_OR_RETURN(auto overdue, index_.ListClaimOverdue(now, 1000));
   int moved = 0;
@@ -227,8 +227,8 @@ absl::StatusOr<int> ReadingDesk::EscalateOverdue() {
   return moved;
 }
 
-absl::StatusOr<bool> ReadingDesk::ReadsExam(const auth::Principal& reader,
-                                            const std::string& exam_id) {
+absl::StatusOr<bool> IndexReadingDesk::ReadsExam(const auth::Principal& reader,
+                                                 const std::string& exam_id) {
   RDG_ASSIGN_OR_RETURN(auto claim, index_.GetLiveClaim(exam_id, clock_.Now()));
   if (claim.has_value()) {
     return claim->holder_user == reader.user && claim->holder_institution == reader.institution;
@@ -244,7 +244,7 @@ absl::StatusOr<bool> ReadingDesk::ReadsExam(const auth::Principal& reader,
   return false;
 }
 
-absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInContextOfWork(
+absl::StatusOr<storage::ExamRecord> IndexReadingDesk::ExamInContextOfWork(
     const auth::Principal& reader, const std::string& exam_id, absl::string_view what,
     const std::string& break_glass_reason) {
   RDG_ASSIGN_OR_RETURN(auto exam, ExamInReadersQueues(reader, exam_id));
@@ -266,9 +266,9 @@ absl::StatusOr<storage::ExamRecord> ReadingDesk::ExamInContextOfWork(
   return exam;
 }
 
-absl::StatusOr<ReadingDesk::PriorsView> ReadingDesk::Priors(const auth::Principal& reader,
-                                                            const std::string& exam_id,
-                                                            const std::string& break_glass_reason) {
+absl::StatusOr<ReadingDesk::PriorsView> IndexReadingDesk::Priors(
+    const auth::Principal& reader, const std::string& exam_id,
+    const std::string& break_glass_reason) {
   RDG_ASSIGN_OR_RETURN(auto exam,
                        ExamInContextOfWork(reader, exam_id, "priors", break_glass_reason));
   RDG_ASSIGN_OR_RETURN(auto all, linker_.SamePatient(exam, 100));
