@@ -149,6 +149,10 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   //! claim (a FINAL ends it), its events and SLA stages.
   absl::Status AfterReport(const ReportRecord& report, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! A new claim (ClaimExam's last step): its row, and for a claim to read the CLAIMED state and
+  //! the end of the claim stage; a claim for amendment leaves the exam FINAL.
+  absl::Status StartClaim(const ClaimRecord& claim, bool amend)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Records a state change of an exam (inside the caller's transaction).
   absl::Status AddEvent(const std::string& exam_id, rdg::v1::ExamState state, absl::Time at,
                         const std::string& actor, const std::string& detail)

@@ -35,6 +35,27 @@ std::string Utc(absl::Time t) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
 }
 
+//! Whether an exam in `state` may be claimed for `action` (nobody holds a live claim on it).
+absl::Status MayClaim(const std::string& exam_id, rdg::v1::ExamState state, ClaimAction action) {
+  if (action == ClaimAction::kRenew) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("you hold no live claim on exam ", exam_id,
+                     " (it expired or was released); claim it again"));
+  }
+  const bool amend = action == ClaimAction::kAmend;
+  if (amend && state != rdg::v1::FINAL) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("exam ", exam_id, " is ", rdg::v1::ExamState_Name(state),
+                     ": only a final report is amended; claim it to report"));
+  }
+  if (!amend && !Claimable(state)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state), " and cannot be claimed",
+        state == rdg::v1::FINAL ? " (to amend its report, claim it for amendment)" : ""));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery& query,
@@ -118,6 +139,38 @@ absl::StatusOr<std::optional<ClaimRecord>> SqliteIndexStore::GetLiveClaim(
   return ClaimRecord{exam_id, q->Text(0), q->Text(1), q->Time(2), q->Time(3)};
 }
 
+absl::Status SqliteIndexStore::StartClaim(const ClaimRecord& claim, bool amend) {
+  const std::string& exam_id = claim.exam_id;
+  const std::string& user = claim.holder_user;
+  const std::string& institution = claim.holder_institution;
+  const absl::Time now = claim.claimed_at;
+  RDG_ASSIGN_OR_RETURN(
+      auto ins,
+      writer_->Prepare(
+          "INSERT INTO claims (exam_id, holder_user, holder_institution, claimed_at, expires_at) "
+          "VALUES (?, ?, ?, ?, ?)"));
+  ins->Bind(1, exam_id).Bind(2, user).Bind(3, institution).Bind(4, now).Bind(5, claim.expires_at);
+  RDG_RETURN_IF_ERROR(ins->Run());
+  if (amend) {  // the exam stays FINAL: its report stands until an addendum is signed
+    RDG_RETURN_IF_ERROR(
+        AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
+                 absl::StrCat("for amendment, lease ", absl::ToInt64Minutes(claim.expires_at - now),
+                              " min")));
+    return absl::OkStatus();
+  }
+  RDG_ASSIGN_OR_RETURN(
+      auto u, writer_->Prepare("UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
+  u->Bind(1, int64_t{rdg::v1::CLAIMED}).Bind(2, now).Bind(3, exam_id);
+  RDG_RETURN_IF_ERROR(u->Run());
+  // The lease as a length: the event's time is shown to people in their zone, the length
+  // needs none (a clock time written here would be UTC in every zone's history).
+  RDG_RETURN_IF_ERROR(
+      AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
+               absl::StrCat("lease ", absl::ToInt64Minutes(claim.expires_at - now), " min")));
+  RDG_RETURN_IF_ERROR(EndStage(exam_id, rdg::v1::RECEIVED_TO_CLAIMED, now, institution));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_id,
                                                         const std::string& user,
                                                         const std::string& institution,
@@ -162,46 +215,8 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
       d->Bind(1, exam_id);
       RDG_RETURN_IF_ERROR(d->Run());
     }
-    if (action == ClaimAction::kRenew) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("you hold no live claim on exam ", exam_id,
-                       " (it expired or was released); claim it again"));
-    }
-    const bool amend = action == ClaimAction::kAmend;
-    if (amend && state != rdg::v1::FINAL) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("exam ", exam_id, " is ", rdg::v1::ExamState_Name(state),
-                       ": only a final report is amended; claim it to report"));
-    }
-    if (!amend && !Claimable(state)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state), " and cannot be claimed",
-          state == rdg::v1::FINAL ? " (to amend its report, claim it for amendment)" : ""));
-    }
-    RDG_ASSIGN_OR_RETURN(
-        auto ins,
-        writer_->Prepare(
-            "INSERT INTO claims (exam_id, holder_user, holder_institution, claimed_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?)"));
-    ins->Bind(1, exam_id).Bind(2, user).Bind(3, institution).Bind(4, now).Bind(5, claim.expires_at);
-    RDG_RETURN_IF_ERROR(ins->Run());
-    if (amend) {  // the exam stays FINAL: its report stands until an addendum is signed
-      RDG_RETURN_IF_ERROR(
-          AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
-                   absl::StrCat("for amendment, lease ",
-                                absl::ToInt64Minutes(claim.expires_at - now), " min")));
-      return claim;
-    }
-    RDG_ASSIGN_OR_RETURN(
-        auto u, writer_->Prepare("UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
-    u->Bind(1, int64_t{rdg::v1::CLAIMED}).Bind(2, now).Bind(3, exam_id);
-    RDG_RETURN_IF_ERROR(u->Run());
-    // The lease as a length: the event's time is shown to people in their zone, the length
-    // needs none (a clock time written here would be UTC in every zone's history).
-    RDG_RETURN_IF_ERROR(
-        AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
-                 absl::StrCat("lease ", absl::ToInt64Minutes(claim.expires_at - now), " min")));
-    RDG_RETURN_IF_ERROR(EndStage(exam_id, rdg::v1::RECEIVED_TO_CLAIMED, now, institution));
+    RDG_RETURN_IF_ERROR(MayClaim(exam_id, state, action));
+    RDG_RETURN_IF_ERROR(StartClaim(claim, action == ClaimAction::kAmend));
     return claim;
   });
 }

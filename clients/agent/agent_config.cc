@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "storage/base/posix_file.h"
 #include "storage/parsing/parser_defaults.h"
 
 namespace rdg::agent {
@@ -90,15 +91,13 @@ std::string SopClassUid(const std::string& name_or_uid) {
 }
 
 absl::StatusOr<rdg::v1::AgentConfig> LoadAgentConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read the file"));
-  std::stringstream text;
-  text << in.rdbuf();
+  auto text = storage::ReadWholeFile(path, "the agent's configuration");
+  if (!text.ok()) return text.status();
   rdg::v1::AgentConfig c;
   google::protobuf::TextFormat::Parser parser;
   CollectingErrors errors;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text.str(), &c)) {
+  if (!parser.ParseFromString(*text, &c)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": ", absl::StrJoin(errors.errors, "; ")));
   }
   std::vector<std::string> problems;

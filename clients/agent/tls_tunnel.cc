@@ -14,20 +14,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "storage/base/openssl_support.h"
 
 namespace rdg::agent {
 namespace {
 
-//! The newest OpenSSL error queued on this thread, as text (and the queue cleared).
-std::string OpenSslError() {
-  std::string text;
-  while (const unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    text = buf;
-  }
-  return text.empty() ? "no details from OpenSSL" : text;
-}
+using openssl::OpenSslError;
 
 void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -67,42 +59,38 @@ TlsServerContext::~TlsServerContext() { SSL_CTX_free(ctx_); }
 absl::StatusOr<std::unique_ptr<TlsTunnel>> TlsServerContext::Accept(int fd,
                                                                     absl::Time deadline) const {
   SetNonBlocking(fd);
-  SSL* ssl = SSL_new(ctx_);
-  if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
-    SSL_free(ssl);
+  openssl::SslPtr ssl(SSL_new(ctx_));
+  if (ssl == nullptr || SSL_set_fd(ssl.get(), fd) != 1) {
     return absl::InternalError(absl::StrCat("TLS: ", OpenSslError()));
   }
   for (;;) {
-    const int r = SSL_accept(ssl);
+    const int r = SSL_accept(ssl.get());
     if (r == 1) break;
-    const int e = SSL_get_error(ssl, r);
+    const int e = SSL_get_error(ssl.get(), r);
     const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
     if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left <= 0) {
       const std::string why =
           left <= 0 ? "no handshake within the association deadline" : OpenSslError();
-      SSL_free(ssl);
       return absl::UnauthenticatedError(absl::StrCat("TLS handshake failed: ", why));
     }
     pollfd p{fd, static_cast<short>(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT), 0};
     if (poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 500))) < 0 && errno != EINTR) {
-      SSL_free(ssl);
       return absl::UnavailableError("TLS handshake: the connection failed");
     }
   }
   std::string peer;
-  if (X509* cert = SSL_get1_peer_certificate(ssl); cert != nullptr) {
+  if (openssl::X509Ptr cert(SSL_get1_peer_certificate(ssl.get())); cert != nullptr) {
     char name[256];
-    X509_NAME_oneline(X509_get_subject_name(cert), name, sizeof(name));
+    X509_NAME_oneline(X509_get_subject_name(cert.get()), name, sizeof(name));
     peer = name;
-    X509_free(cert);
   }
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
-    SSL_free(ssl);
     return absl::ResourceExhaustedError("TLS: no socket pair for the relay");
   }
   SetNonBlocking(pair[0]);
-  return std::unique_ptr<TlsTunnel>(new TlsTunnel(ssl, fd, pair[0], pair[1], std::move(peer)));
+  return std::unique_ptr<TlsTunnel>(
+      new TlsTunnel(ssl.release(), fd, pair[0], pair[1], std::move(peer)));
 }
 
 TlsTunnel::TlsTunnel(SSL* ssl, int tls_fd, int relay_fd, int plain_fd, std::string peer)

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "rdg/v1/ingest.pb.h"
+#include "storage/base/posix_file.h"
 
 namespace rdg::clients {
 namespace {
@@ -16,14 +17,12 @@ std::string FromEnv(const char* name) {
 }
 
 bool ReadPem(const std::string& path, const char* what, std::string* out) {
-  std::ifstream in(path);
-  if (!in) {
-    std::cerr << "error: cannot read " << what << " " << path << "\n";
+  auto text = storage::ReadWholeFile(path, what);
+  if (!text.ok()) {
+    std::cerr << "error: " << text.status().message() << "\n";
     return false;
   }
-  std::stringstream s;
-  s << in.rdbuf();
-  *out = s.str();
+  *out = *std::move(text);
   return true;
 }
 

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "storage/base/openssl_support.h"
+#include "storage/base/posix_file.h"
 
 namespace rdg::clients {
 namespace {
@@ -30,11 +31,9 @@ using PkeyCtx = openssl::PkeyCtxPtr;
 using openssl::MemBio;
 
 bool ReadText(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream s;
-  s << in.rdbuf();
-  *out = s.str();
+  auto text = storage::ReadWholeFile(path, "");
+  if (!text.ok()) return false;
+  *out = *std::move(text);
   return true;
 }
 

@@ -1,12 +1,16 @@
 # The layer check: every `#include "…"` of a project header must name a header of the including
 # target itself or of a target it may use — one it links, or one those export (PUBLIC, followed
-# down). Anything else includes a layer above it or beside it, and fails. Every target a target
-# links must also be included by one of its files, so the graph drawn is the include graph.
+# down). Anything else includes a layer above it or beside it, and fails. Links follow the
+# declared order of layers (RDG_LAYER_ORDER, top-level CMakeLists.txt), and gateway/ and clients/
+# never use each other. Every target a target links must also be included by one of its files
+# (PUBLIC ones by one of its headers), so the graph drawn is the include graph. Project headers
+# are named from the repository root ("gateway/…", "storage/…"), never relative to a folder.
 #
 #   cmake -DMANIFEST=<layers-manifest.cmake> -DSOURCE_DIR=<repository> [-DGRAPH_OUT=<file>]
 #         -P check_layers.cmake
 #
 # The manifest (written by rdg_check_layers() in RdgTargets.cmake, or by tests/layers/) sets
+# RDG_LAYER_ORDER (every target, lowest layer first: a target may link only targets before it),
 # RDG_TARGETS and, per target, RDG_FILES_<t> (repository-relative files it owns), RDG_PUBLIC_<t>
 # and RDG_PRIVATE_<t> (what it links; only declared targets and rdg_proto count). Includes of
 # "rdg/v1/…" are rdg_proto's (the generated API and proto/rdg/v1/). Includes that are no file of
@@ -70,18 +74,65 @@ function(_visible t out)
   set(${out} "${result}" PARENT_SCOPE)
 endfunction()
 
+# The top folder of a target (its first file's): gateway/ and clients/ never use each other,
+# storage/ and proto/ use neither.
+function(_folder t out)
+  list(GET RDG_FILES_${t} 0 first)
+  string(REGEX REPLACE "/.*" "" top "${first}")
+  set(${out} "${top}" PARENT_SCOPE)
+endfunction()
+
 set(violations "")
+
+# The declared order (RDG_LAYER_ORDER, lowest first): a target uses only targets before it.
+foreach(t IN LISTS RDG_TARGETS)
+  list(FIND RDG_LAYER_ORDER "${t}" rank)
+  if(rank LESS 0)
+    string(APPEND violations "  ${t} is not in RDG_LAYER_ORDER (CMakeLists.txt): place it there\n")
+    continue()
+  endif()
+  _folder(${t} folder)
+  foreach(d IN LISTS RDG_PUBLIC_${t} RDG_PRIVATE_${t})
+    _is_target("${d}" known)
+    if(NOT known)
+      continue()
+    endif()
+    list(FIND RDG_LAYER_ORDER "${d}" d_rank)
+    if(d_rank GREATER_EQUAL rank)
+      string(APPEND violations
+        "  ${t} links ${d}, a layer above it (or beside it) in RDG_LAYER_ORDER\n")
+    endif()
+    _folder(${d} d_folder)
+    if((folder STREQUAL "gateway" AND d_folder STREQUAL "clients") OR
+       (folder STREQUAL "clients" AND d_folder STREQUAL "gateway") OR
+       (folder MATCHES "^(storage|proto)$" AND d_folder MATCHES "^(gateway|clients)$"))
+      string(APPEND violations "  ${t} (${folder}/) links ${d} of ${d_folder}/, which it may not\n")
+    endif()
+  endforeach()
+endforeach()
+
 foreach(t IN LISTS RDG_TARGETS)
   _visible(${t} visible)
   set(included "")
+  set(included_by_headers "")
   foreach(file IN LISTS RDG_FILES_${t})
     if(NOT EXISTS "${SOURCE_DIR}/${file}")
       string(APPEND violations "  ${t} names ${file}, which does not exist\n")
       continue()
     endif()
-    file(STRINGS "${SOURCE_DIR}/${file}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"")
+    get_filename_component(dir "${file}" DIRECTORY)
+    file(STRINGS "${SOURCE_DIR}/${file}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<]")
     foreach(line IN LISTS lines)
-      string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"([^\"]+)\".*" "\\1" header "${line}")
+      string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*[\"<]([^\">]+)[\">].*" "\\1" header
+                           "${line}")
+      # The project's headers are named from the repository root, never from the including
+      # file's folder (the compiler would find those without the include trees).
+      if(header MATCHES "(^|/)\\.\\.?/" OR
+         (NOT dir STREQUAL "" AND EXISTS "${SOURCE_DIR}/${dir}/${header}"))
+        string(APPEND violations "  ${file} (${t}) includes ${header} relative to its folder: "
+                                 "name it from the repository root\n")
+        continue()
+      endif()
       if(header MATCHES "^rdg/v1/")
         set(owner rdg_proto)
       elseif(DEFINED "owner_${header}")
@@ -97,14 +148,25 @@ foreach(t IN LISTS RDG_TARGETS)
           "  ${file} (${t}) includes ${header} of ${owner}, which ${t} does not use\n")
       endif()
       list(APPEND included "${owner}")
+      if(file MATCHES "\\.h$")
+        list(APPEND included_by_headers "${owner}")
+      endif()
     endforeach()
   endforeach()
   # And the other way round: every target it links is one it includes (the graph drawn is the
-  # include graph, not a list of habits).
+  # include graph, not a list of habits), and what it passes on (PUBLIC) its headers include.
   foreach(d IN LISTS RDG_PUBLIC_${t} RDG_PRIVATE_${t})
     _is_target("${d}" known)
     if(known AND NOT d IN_LIST included)
       string(APPEND violations "  ${t} links ${d} but none of its files includes a header of it\n")
+    endif()
+  endforeach()
+  foreach(d IN LISTS RDG_PUBLIC_${t})
+    _is_target("${d}" known)
+    if(known AND d IN_LIST included AND NOT d IN_LIST included_by_headers)
+      string(APPEND violations
+        "  ${t} passes ${d} on (PUBLIC) but none of its headers includes one of ${d}'s: "
+        "link it PRIVATE\n")
     endif()
   endforeach()
 endforeach()
@@ -113,10 +175,13 @@ endforeach()
 set(pending ${RDG_TARGETS})
 set(level_rdg_proto 0)
 set(rounds 0)
+set(cycle FALSE)
 while(pending)
   math(EXPR rounds "${rounds} + 1")
   if(rounds GREATER 100)
-    message(FATAL_ERROR "layers: a cycle among ${pending}")
+    string(APPEND violations "  a cycle among ${pending}\n")
+    set(cycle TRUE)
+    break()
   endif()
   set(next "")
   foreach(t IN LISTS pending)
@@ -144,7 +209,7 @@ while(pending)
   set(pending ${next})
 endwhile()
 
-if(DEFINED GRAPH_OUT)
+if(DEFINED GRAPH_OUT AND NOT cycle)
   set(lines "")
   foreach(t IN LISTS RDG_TARGETS ITEMS rdg_proto)
     set(uses "")

@@ -34,6 +34,7 @@
 #include "rdg/v1/admin.grpc.pb.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/reading.grpc.pb.h"
+#include "storage/base/posix_file.h"
 #include "storage/base/status_macros.h"
 #include "storage/file_blob_store.h"
 #include "storage/parsing/isolated_parser.h"
@@ -42,22 +43,16 @@
 namespace rdg::api {
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+using storage::ReadWholeFile;
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
     const rdg::v1::TlsConfig& tls) {
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  RDG_ASSIGN_OR_RETURN(options.pem_root_certs, ReadFile(tls.ca_file(), "tls.ca_file"));
+  RDG_ASSIGN_OR_RETURN(options.pem_root_certs, ReadWholeFile(tls.ca_file(), "tls.ca_file"));
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  RDG_ASSIGN_OR_RETURN(pair.private_key, ReadFile(tls.key_file(), "tls.key_file"));
-  RDG_ASSIGN_OR_RETURN(pair.cert_chain, ReadFile(tls.cert_file(), "tls.cert_file"));
+  RDG_ASSIGN_OR_RETURN(pair.private_key, ReadWholeFile(tls.key_file(), "tls.key_file"));
+  RDG_ASSIGN_OR_RETURN(pair.cert_chain, ReadWholeFile(tls.cert_file(), "tls.cert_file"));
   options.pem_key_cert_pairs.push_back(std::move(pair));
   return grpc::SslServerCredentials(options);
 }
@@ -190,10 +185,11 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
 absl::StatusOr<Desks> BuildDesks(const rdg::v1::GatewayConfig& config, const Policy& policy,
                                  const Stores& stores, const Clock& clock) {
   Desks d;
-  RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadFile(config.tls().ca_file(), "tls.ca_file"));
+  RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadWholeFile(config.tls().ca_file(), "tls.ca_file"));
   RDG_ASSIGN_OR_RETURN(d.verifier, signing::CmsSignatureVerifier::Create(ca_pem));
-  RDG_ASSIGN_OR_RETURN(std::string cert_pem, ReadFile(config.tls().cert_file(), "tls.cert_file"));
-  RDG_ASSIGN_OR_RETURN(std::string key_pem, ReadFile(config.tls().key_file(), "tls.key_file"));
+  RDG_ASSIGN_OR_RETURN(std::string cert_pem,
+                       ReadWholeFile(config.tls().cert_file(), "tls.cert_file"));
+  RDG_ASSIGN_OR_RETURN(std::string key_pem, ReadWholeFile(config.tls().key_file(), "tls.key_file"));
   RDG_ASSIGN_OR_RETURN(d.receipts, signing::CmsReceiptSigner::Create(cert_pem, key_pem));
   d.reading =
       std::make_unique<worklist::IndexReadingDesk>(config, *stores.index, *policy.sla, clock);

@@ -12,7 +12,6 @@
 #include "gateway/api/call_support.h"
 #include "gateway/common/clock.h"
 #include "gateway/common/worker_pool.h"
-#include "gateway/config/institution_directory.h"
 #include "gateway/ingest/ingestor.h"
 #include "rdg/v1/ingest.grpc.pb.h"
 
@@ -27,7 +26,6 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
       : ingestor_(ingestor),
         pool_(context.pool),
         authenticator_(context.authenticator),
-        directory_(context.directory),
         limits_(limits),
         parsing_(parsing),
         clock_(clock) {}
@@ -89,7 +87,6 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
   ingest::Ingestor& ingestor_;
   WorkerPool& pool_;
   const Authenticator& authenticator_;
-  const config::InstitutionDirectory& directory_;
   const rdg::v1::Limits limits_;
   const rdg::v1::ParserConfig parsing_;
   const Clock& clock_;

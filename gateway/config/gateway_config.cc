@@ -13,6 +13,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "storage/base/posix_file.h"
+#include "storage/base/status_macros.h"
 #include "storage/parsing/parser_defaults.h"
 
 namespace rdg::config {
@@ -383,11 +385,8 @@ absl::StatusOr<GatewayConfig> ParseConfig(absl::string_view text, absl::string_v
 
 absl::StatusOr<GatewayConfig> LoadConfigFile(const std::string& path,
                                              const ConfigOverrides& overrides) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return ParseConfig(buffer.str(), path, overrides);
+  RDG_ASSIGN_OR_RETURN(std::string text, storage::ReadWholeFile(path, "config file"));
+  return ParseConfig(text, path, overrides);
 }
 
 }  // namespace rdg::config

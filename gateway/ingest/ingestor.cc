@@ -578,6 +578,37 @@ UploadStatus Ingestor::CommittedStatus(const UploadSessionRecord& session,
   return st;
 }
 
+absl::StatusOr<storage::CommitOutcome> Ingestor::Store(const UploadSessionRecord& session,
+                                                       const std::string& path,
+                                                       const storage::Digest& digest, bool stored,
+                                                       storage::NewObject item) {
+  if (stored) return committer_.Commit(std::move(item));  // duplicate: only the session row goes
+  Pin(session.sha256_hex);
+  absl::Status adopted = blobs_.Adopt(path, digest);
+  absl::StatusOr<storage::CommitOutcome> outcome =
+      adopted.ok() ? committer_.Commit(std::move(item)) : adopted;
+  // Refused, or the same HL7 message stored meanwhile from other bytes: this blob is unused.
+  UnpinAndCollect(session.sha256_hex, digest, !outcome.ok() || outcome->duplicate);
+  return outcome;
+}
+
+void Ingestor::AfterCommit(UploadHandle& handle, const storage::CommitOutcome& outcome,
+                           storage::ExamRecord exam) {
+  if (outcome.new_exam) {
+    // Listed for the administrators; the object is stored whatever this finds.
+    exam.exam_id = outcome.exam_id;
+    if (auto s = linker_.ReviewNewExam(exam); !s.ok()) {
+      LOG(WARNING) << "exam " << outcome.exam_id << ": identity review failed: " << s;
+    }
+  }
+  handle.attached_ = false;
+  handle.file_.reset();
+  // Indexed: the staged name goes (the blob store holds its own link to the bytes).
+  const std::string& session_id = handle.record_.session_id;
+  if (auto s = staging_.Remove(session_id); !s.ok()) LOG(WARNING) << s;
+  Release(session_id);
+}
+
 absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
                                                     const storage::Digest& digest) {
   const UploadSessionRecord& session = handle.record_;
@@ -599,7 +630,6 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   // The clinic's priority, else the rule's default; a critical value is always STAT.
   const rdg::v1::Priority requested = item.exam.critical ? rdg::v1::STAT : session.priority;
   item.routing = RouteExam(options_, item.exam, requested, item.object.received_at);
-  absl::StatusOr<storage::CommitOutcome> outcome;
   // An HL7 message re-sent with other line ends or framing is the same message (same segments).
   const bool same_message = hl7.has_value() && existing.has_value() &&
                             !existing->content_key.empty() &&
@@ -620,33 +650,13 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
     return absl::AlreadyExistsError("identity conflict");  // replaced below, said for people
   };
   const storage::ExamRecord new_exam = item.exam;
-  if (existing.has_value()) {
-    outcome = committer_.Commit(std::move(item));  // duplicate: only removes the session row
-  } else {
-    Pin(session.sha256_hex);
-    absl::Status adopted = blobs_.Adopt(path, digest);
-    outcome = adopted.ok() ? committer_.Commit(std::move(item)) : adopted;
-    // Refused, or the same HL7 message stored meanwhile from other bytes: this blob is unused.
-    UnpinAndCollect(session.sha256_hex, digest, !outcome.ok() || outcome->duplicate);
-  }
+  absl::StatusOr<storage::CommitOutcome> outcome =
+      Store(session, path, digest, existing.has_value(), std::move(item));
   if (!outcome.ok() && refused_by.has_value()) {
     return RefuseOtherPatient(*refused_by, std::move(refused_fields), uid, hl7, ack);
   }
   if (!outcome.ok()) return outcome.status();
-  if (outcome->new_exam) {
-    // Listed for the administrators; the object is stored whatever this finds.
-    storage::ExamRecord indexed = new_exam;
-    indexed.exam_id = outcome->exam_id;
-    if (auto s = linker_.ReviewNewExam(indexed); !s.ok()) {
-      LOG(WARNING) << "exam " << outcome->exam_id << ": identity review failed: " << s;
-    }
-  }
-
-  handle.attached_ = false;
-  handle.file_.reset();
-  // Indexed: the staged name goes (the blob store holds its own link to the bytes).
-  if (auto s = staging_.Remove(session.session_id); !s.ok()) LOG(WARNING) << s;
-  Release(session.session_id);
+  AfterCommit(handle, *outcome, new_exam);
 
   UploadStatus st = CommittedStatus(session, *outcome, uid, study_uid, text_notes);
   if (!text_notes.empty() && !outcome->duplicate) {

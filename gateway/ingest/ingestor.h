@@ -155,6 +155,14 @@ class Ingestor {
   //! The AA acknowledgement of a lab message that is already stored.
   absl::StatusOr<rdg::v1::Hl7Acknowledgement> AckForStored(const storage::Digest& digest,
                                                            int64_t size) const;
+  //! Adopts the blob (unless the object is `stored` already) and commits the index rows.
+  absl::StatusOr<storage::CommitOutcome> Store(const storage::UploadSessionRecord& session,
+                                               const std::string& path,
+                                               const storage::Digest& digest, bool stored,
+                                               storage::NewObject item);
+  //! After a commit: a new exam's identity review; the staged bytes and the session go.
+  void AfterCommit(UploadHandle& handle, const storage::CommitOutcome& outcome,
+                   storage::ExamRecord exam);
   //! Commit path shared by handles.
   absl::StatusOr<rdg::v1::UploadStatus> CommitStaged(UploadHandle& handle,
                                                      const storage::Digest& digest);

@@ -22,38 +22,13 @@ std::string Iso(absl::Time t, absl::TimeZone zone) {
 
 json Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
 
-}  // namespace
-
-absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
-                                          const config::InstitutionDirectory& directory,
-                                          const std::vector<std::string>& queue_names,
-                                          absl::Time now, absl::TimeZone zone) {
-  // Hour buckets aligned to the hour, the last one the current (partial) hour.
-  const absl::Time last_hour = absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 3600 * 3600);
-  const absl::Time since = last_hour - absl::Hours(kHours - 1);
-  RDG_ASSIGN_OR_RETURN(auto stages, index.ListStagesEnded(since, now + absl::Seconds(1)));
-  RDG_ASSIGN_OR_RETURN(auto queues, index.ListQueueFigures(now));
-  storage::BreachQuery open_breaches;
-  open_breaches.open_only = true;
-  open_breaches.limit = 100;
-  RDG_ASSIGN_OR_RETURN(auto breaches, index.ListBreaches(open_breaches));
-  RDG_ASSIGN_OR_RETURN(auto counts, index.CountOpenBreaches());
-  storage::AuditQuery glass;
-  glass.action = "break_glass";
-  glass.since = now - absl::Hours(kHours);
-  glass.limit = 100;
-  RDG_ASSIGN_OR_RETURN(auto broken, index.ListAudit(glass));
-  RDG_ASSIGN_OR_RETURN(auto conflicts,
-                       index.ListIdentityConflicts(now - absl::Hours(kHours), 1000));
-
-  json out;
-  out["generated_at"] = Iso(now, zone);
-  out["window_hours"] = kHours;
-  out["time_zone"] = absl::StrCat(zone.name(), " (", absl::FormatTime("%Z", now, zone), ")");
-
+//! Received→final turnaround per county and completion hour (p50, p90, count); counts every
+//! completed stage into `completed`.
+json TatOverTime(const std::vector<storage::StageRecord>& stages, absl::Time since,
+                 absl::TimeZone zone, const config::InstitutionDirectory& directory,
+                 int64_t& completed) {
   // TAT over time: received→final per county and completion hour.
   std::map<std::string, std::vector<std::vector<storage::StageRecord>>> by_county;
-  int64_t completed = 0;
   for (const auto& s : stages) {
     if (!s.ended_at) continue;
     ++completed;
@@ -88,9 +63,12 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
                       {"p90", p90},
                       {"count", count}});
   }
-  out["tat"] = {{"stage", "final"}, {"hours", labels}, {"series", series}};
+  return {{"stage", "final"}, {"hours", labels}, {"series", series}};
+}
 
-  // SLA compliance per county and stage, over the whole window.
+//! SLA compliance per county and stage, over the whole window.
+json Compliance(const std::vector<storage::StageRecord>& stages,
+                const config::InstitutionDirectory& directory) {
   json compliance = json::array();
   for (const auto& g : ComputeTurnaround(stages, rdg::v1::BY_COUNTY, directory)) {
     for (const auto& f : g.stages) {
@@ -104,8 +82,13 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
                             {"p90_seconds", Seconds(f.p90)}});
     }
   }
-  out["compliance"] = compliance;
+  return compliance;
+}
 
+//! Every configured queue (also when empty), and any other with open exams.
+json Queues(std::vector<storage::QueueFigureRecord> queues,
+            const std::vector<std::string>& queue_names, absl::Time now,
+            const config::InstitutionDirectory& directory) {
   std::map<std::string, storage::QueueFigureRecord> by_queue;
   for (const auto& q : queue_names) by_queue[q].queue = q;
   for (auto& q : queues) by_queue[q.queue] = std::move(q);
@@ -121,8 +104,11 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
          {"oldest_waiting_seconds",
           q.oldest_waiting_since ? Seconds(now - *q.oldest_waiting_since) : json(nullptr)}});
   }
-  out["queues"] = qs;
+  return qs;
+}
 
+json OpenBreaches(const std::vector<storage::StageRecord>& breaches, absl::Time now,
+                  absl::TimeZone zone, const config::InstitutionDirectory& directory) {
   json bs = json::array();
   for (const auto& b : breaches) {
     const std::string county = CountyOf(b.origin_institution, directory);
@@ -139,9 +125,13 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
                   {"due_at", Iso(b.due_at, zone)},
                   {"overrun_seconds", Seconds(b.Overrun(now))}});
   }
-  out["breaches"] = bs;
-  // Priors and reports seen without a claim: who, when, which exam, what. The reader's reason
-  // is free text that may name the patient: administrators read it with `rdg-admin audit`.
+  return bs;
+}
+
+//! Priors and reports seen without a claim: who, when, which exam, what. The reader's reason is
+//! free text that may name the patient: administrators read it with `rdg-admin audit`.
+json BrokenGlass(const std::vector<storage::AuditRecord>& broken, absl::TimeZone zone,
+                 const config::InstitutionDirectory& directory) {
   json glass_rows = json::array();
   for (const auto& a : broken) {
     const std::string detail = formats::ToValidUtf8(a.detail);
@@ -152,7 +142,44 @@ absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
                           {"exam_id", a.exam_id},
                           {"what", detail.substr(0, detail.find(':'))}});
   }
-  out["break_glass"] = glass_rows;
+  return glass_rows;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
+                                          const config::InstitutionDirectory& directory,
+                                          const std::vector<std::string>& queue_names,
+                                          absl::Time now, absl::TimeZone zone) {
+  // Hour buckets aligned to the hour, the last one the current (partial) hour.
+  const absl::Time last_hour = absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 3600 * 3600);
+  const absl::Time since = last_hour - absl::Hours(kHours - 1);
+  RDG_ASSIGN_OR_RETURN(auto stages, index.ListStagesEnded(since, now + absl::Seconds(1)));
+  RDG_ASSIGN_OR_RETURN(auto queues, index.ListQueueFigures(now));
+  storage::BreachQuery open_breaches;
+  open_breaches.open_only = true;
+  open_breaches.limit = 100;
+  RDG_ASSIGN_OR_RETURN(auto breaches, index.ListBreaches(open_breaches));
+  RDG_ASSIGN_OR_RETURN(auto counts, index.CountOpenBreaches());
+  storage::AuditQuery glass;
+  glass.action = "break_glass";
+  glass.since = now - absl::Hours(kHours);
+  glass.limit = 100;
+  RDG_ASSIGN_OR_RETURN(auto broken, index.ListAudit(glass));
+  RDG_ASSIGN_OR_RETURN(auto conflicts,
+                       index.ListIdentityConflicts(now - absl::Hours(kHours), 1000));
+
+  json out;
+  out["generated_at"] = Iso(now, zone);
+  out["window_hours"] = kHours;
+  out["time_zone"] = absl::StrCat(zone.name(), " (", absl::FormatTime("%Z", now, zone), ")");
+
+  int64_t completed = 0;
+  out["tat"] = TatOverTime(stages, since, zone, directory, completed);
+  out["compliance"] = Compliance(stages, directory);
+  out["queues"] = Queues(std::move(queues), queue_names, now, directory);
+  out["breaches"] = OpenBreaches(breaches, now, zone, directory);
+  out["break_glass"] = BrokenGlass(broken, zone, directory);
   int64_t open_total = 0;
   for (const auto& c : counts) open_total += c.open;
   out["totals"] = {{"completed_stages", completed},

@@ -30,6 +30,9 @@
 #include "absl/synchronization/mutex.h"
 #include "gateway/auth/principal.h"
 #include "gateway/monitoring/dashboard.h"
+#include "storage/base/digest.h"
+#include "storage/base/openssl_support.h"
+#include "storage/base/posix_file.h"
 #include "storage/base/status_macros.h"
 
 namespace rdg::monitoring {
@@ -50,8 +53,8 @@ constexpr size_t kMaxPendingConnections = 4096;
 absl::Status CreateToken(const std::string& path) {
   unsigned char random[32];
   if (RAND_bytes(random, sizeof(random)) != 1) return absl::InternalError("RAND_bytes failed");
-  std::string hex;
-  for (unsigned char b : random) absl::StrAppend(&hex, absl::Hex(b, absl::kZeroPad2));
+  std::string hex =
+      storage::HexOf(absl::string_view(reinterpret_cast<const char*>(random), sizeof(random)));
   hex += "\n";
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -70,11 +73,8 @@ absl::StatusOr<std::string> ReadToken(const std::string& path) {
   if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
     RDG_RETURN_IF_ERROR(CreateToken(path));
   }
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read monitoring.token_file ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(buffer.str()));
+  RDG_ASSIGN_OR_RETURN(std::string text, storage::ReadWholeFile(path, "monitoring.token_file"));
+  std::string token(absl::StripAsciiWhitespace(text));
   if (token.size() < 16) {
     return absl::InvalidArgumentError(
         absl::StrCat("monitoring.token_file ", path,
@@ -104,18 +104,16 @@ std::string PeerCertificatePem(const httplib::Request& req) {
   if (req.ssl == nullptr) return "";
   SSL* ssl = const_cast<SSL*>(req.ssl);
   if (SSL_get_verify_result(ssl) != X509_V_OK) return "";
-  X509* cert = SSL_get1_peer_certificate(ssl);
+  openssl::X509Ptr cert(SSL_get1_peer_certificate(ssl));
   if (cert == nullptr) return "";
   std::string pem;
-  if (BIO* bio = BIO_new(BIO_s_mem())) {
-    if (PEM_write_bio_X509(bio, cert) == 1) {
+  if (openssl::BioPtr bio(BIO_new(BIO_s_mem())); bio != nullptr) {
+    if (PEM_write_bio_X509(bio.get(), cert.get()) == 1) {
       char* data = nullptr;
-      const long n = BIO_get_mem_data(bio, &data);
+      const long n = BIO_get_mem_data(bio.get(), &data);
       pem.assign(data, static_cast<size_t>(n));
     }
-    BIO_free(bio);
   }
-  X509_free(cert);
   return pem;
 }
 

@@ -8,16 +8,10 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "storage/base/openssl_support.h"
 
 namespace rdg::signing {
 namespace {
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
 
 //! The single value of attribute `nid`, "" if absent, or an error if repeated.
 absl::StatusOr<std::string> SingleEntry(X509_NAME* name, int nid, absl::string_view label) {
@@ -40,8 +34,8 @@ absl::StatusOr<std::string> SingleEntry(X509_NAME* name, int nid, absl::string_v
 }  // namespace
 
 absl::StatusOr<CertificateSubject> ParseCertificateSubject(absl::string_view pem) {
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  openssl::BioPtr bio = openssl::MemBio(pem);
+  openssl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) return absl::InvalidArgumentError("not a PEM certificate");
   X509_NAME* name = X509_get_subject_name(cert.get());
   CertificateSubject subject;

@@ -7,6 +7,7 @@
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
@@ -29,16 +30,19 @@ using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE, X509_STORE_free
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
+//! TLS connections (users link OpenSSL::SSL themselves).
+using SslPtr = std::unique_ptr<SSL, Deleter<SSL, SSL_free>>;
 
 //! A read-only BIO over `data` (which must outlive it).
 inline BioPtr MemBio(absl::string_view data) {
   return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
 }
 
-//! The first error on OpenSSL's queue as text (then cleared), for error messages.
+//! The first error on this thread's OpenSSL queue as text (then the queue is cleared), for error
+//! messages.
 inline std::string OpenSslError() {
   unsigned long e = ERR_get_error();
-  char buf[256] = "unknown error";
+  char buf[256] = "no details from OpenSSL";
   if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
   ERR_clear_error();
   return buf;

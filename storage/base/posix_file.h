@@ -55,5 +55,8 @@ absl::Status RemoveFile(const std::string& path);
 absl::StatusOr<std::vector<std::string>> ListFiles(const std::string& dir);
 //! Size of a file, or NotFound.
 absl::StatusOr<int64_t> FileSize(const std::string& path);
+//! The whole of a (small) file: a config, a certificate, a key, a token. NOT_FOUND saying
+//! "cannot read <what> <path>" when it cannot be opened or read.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path, absl::string_view what);
 
 }  // namespace rdg::storage

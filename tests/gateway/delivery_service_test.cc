@@ -129,7 +129,7 @@ TEST_F(DeliveryServiceTest, WhenSigningFailsTheReportGoesWithoutAReceiptNeverAFa
   EXPECT_TRUE(poll.reports(0).receipt_signature().empty());
 }
 
-TEST_F(DeliveryServiceTest, AnotherClinicsReportIsNotFound) {
+TEST_F(DeliveryServiceTest, TheDesksNotFoundReachesTheClinicAsNotFound) {
   EXPECT_CALL(reports_, Acknowledge(testing::IsPrincipal(kClinic), "rp-9"))
       .WillOnce(Return(absl::NotFoundError("no report rp-9 for this clinic")));
   EXPECT_CALL(reports_, Latest(testing::IsPrincipal(kClinic), "ex-9"))

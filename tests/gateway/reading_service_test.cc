@@ -147,7 +147,7 @@ TEST_F(ReadingServiceTest, TheWorklistFilterReachesTheDeskAndNamesComeFromTheCon
   EXPECT_EQ(response.next_page_token(), "next");
 }
 
-TEST_F(ReadingServiceTest, AClinicIsRefusedByTheDeskNotLetThrough) {
+TEST_F(ReadingServiceTest, TheDeskJudgesAClinicCallerAndItsRefusalIsKept) {
   harness_.CallsAs(kClinic);
   EXPECT_CALL(desk_, Priors(testing::IsPrincipal(kClinic), "ex-1", ""))
       .WillOnce(Return(absl::PermissionDeniedError("clinic certificates cannot read queues")));

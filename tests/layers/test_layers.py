@@ -24,9 +24,11 @@ def run_check(manifest, source_dir, graph_out=None):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-def write_manifest(path, targets):
-    """targets: {name: (files, public, private)}"""
-    lines = [f'set(RDG_TARGETS "{";".join(targets)}")']
+def write_manifest(path, targets, order=None):
+    """targets: {name: (files, public, private)}; order: the layers, lowest first (default: the
+    targets in the order given)."""
+    lines = [f'set(RDG_TARGETS "{";".join(targets)}")',
+             f'set(RDG_LAYER_ORDER "{";".join(order or ["rdg_proto", *targets])}")']
     for name, (files, public, private) in targets.items():
         lines.append(f'set(RDG_FILES_{name} "{";".join(files)}")')
         lines.append(f'set(RDG_PUBLIC_{name} "{";".join(public)}")')
@@ -43,8 +45,8 @@ class FakeTreeTest(unittest.TestCase):
         for f, text in {
             "low/low.h": "#pragma once\n#include <string>\n#include \"absl/strings/str_cat.h\"\n",
             "low/low.cc": '#include "low/low.h"\n',
-            "mid/mid.h": "#pragma once\n",
-            "mid/mid.cc": '#include "mid/mid.h"\n#include "low/low.h"\n#include "rdg/v1/common.pb.h"\n',
+            "mid/mid.h": '#pragma once\n#include "rdg/v1/common.pb.h"\n',
+            "mid/mid.cc": '#include "mid/mid.h"\n#include "low/low.h"\n',
             "top/top.cc": '#include "mid/mid.h"\n',
         }.items():
             (self.root / f).parent.mkdir(parents=True, exist_ok=True)
@@ -59,9 +61,13 @@ class FakeTreeTest(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def check(self):
-        write_manifest(self.manifest, self.targets)
+    def check(self, order=None):
+        write_manifest(self.manifest, self.targets, order)
         return run_check(self.manifest, self.root, self.root / "layers.txt")
+
+    def write(self, path, text):
+        (self.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / path).write_text(text)
 
     def test_clean_tree_passes_and_draws_layers(self):
         r = self.check()
@@ -81,7 +87,9 @@ class FakeTreeTest(unittest.TestCase):
         r = self.check()
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("top/top.cc (top) includes low/low.h of low", r.stderr)
-        # Once mid exports low, top may use it.
+        # Once mid passes low on (its header includes low's), top may use it.
+        (self.root / "mid/mid.h").write_text(
+            '#pragma once\n#include "rdg/v1/common.pb.h"\n#include "low/low.h"\n')
         self.targets["mid"] = (self.targets["mid"][0], ["rdg_proto", "low"], [])
         r = self.check()
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -97,7 +105,52 @@ class FakeTreeTest(unittest.TestCase):
         self.targets["low"] = (self.targets["low"][0], [], ["top"])
         r = self.check()
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("a cycle", r.stderr)
+        self.assertIn("low links top, a layer above it", r.stderr)
+        self.assertIn("a cycle among", r.stderr)
+
+    def test_a_link_upward_fails_even_with_its_include(self):
+        """Adding the link and the include is not enough: the declared order says who is above."""
+        self.write("low/low.cc", '#include "low/low.h"\n#include "mid/mid.h"\n')
+        self.targets["low"] = (self.targets["low"][0], [], ["mid"])
+        r = self.check(order=["rdg_proto", "low", "mid", "top"])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("low links mid, a layer above it", r.stderr)
+        # A target missing from the order is named too.
+        r = self.check(order=["rdg_proto", "low", "mid"])
+        self.assertIn("top is not in RDG_LAYER_ORDER", r.stderr)
+
+    def test_an_include_relative_to_the_folder_fails(self):
+        """The compiler would find these without any include tree: they are refused."""
+        for text in ('#include "../mid/mid.h"\n', '#include "low.h"\n',
+                     '#include "./low.h"\n'):
+            self.write("low/low.cc", text)
+            r = self.check()
+            self.assertNotEqual(r.returncode, 0, text)
+            self.assertIn("relative to its folder", r.stderr)
+
+    def test_angle_bracket_includes_of_project_headers_are_checked(self):
+        self.write("low/low.cc", '#include "low/low.h"\n#include <mid/mid.h>\n')
+        r = self.check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("includes mid/mid.h of mid, which low does not use", r.stderr)
+
+    def test_what_is_passed_on_must_be_in_a_header(self):
+        # mid includes low only from its .cc: linking low PUBLIC would widen mid's users.
+        self.targets["mid"] = (self.targets["mid"][0], ["rdg_proto", "low"], [])
+        r = self.check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("mid passes low on (PUBLIC) but none of its headers", r.stderr)
+
+    def test_gateway_and_clients_never_use_each_other(self):
+        self.write("gateway/g.h", "#pragma once\n")
+        self.write("clients/c.cc", '#include "gateway/g.h"\n')
+        self.write("storage/s.cc", '#include "gateway/g.h"\n')
+        self.targets = {"g": (["gateway/g.h"], [], []), "c": (["clients/c.cc"], [], ["g"]),
+                        "s": (["storage/s.cc"], [], ["g"])}
+        r = self.check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("c (clients/) links g of gateway/, which it may not", r.stderr)
+        self.assertIn("s (storage/) links g of gateway/, which it may not", r.stderr)
 
 
 class RealTreeTest(unittest.TestCase):
@@ -116,16 +169,30 @@ class RealTreeTest(unittest.TestCase):
                          "gateway/README.md's layer graph differs from <build>/layers.txt: "
                          "copy the file's text into the block")
 
-    def test_clients_use_no_gateway_library(self):
-        text = (BUILD_DIR / "layers.txt").read_text()
-        for line in text.splitlines():
-            name = line.split()[1].rstrip(":")
-            if name.startswith(("rdg_client", "rdg_clinic", "rdg_report_pdf", "rdg_ecg_render",
-                                "rdg-clinic", "rdg-reader", "rdg-admin", "rdg-sim")):
-                for gateway_lib in ("rdg_api", "rdg_auth", "rdg_config", "rdg_ingest",
-                                    "rdg_monitoring", "rdg_routing", "rdg_signing",
-                                    "rdg_worklist", "rdg_identity", "rdg_gateway_common"):
-                    self.assertNotIn(gateway_lib, line.split(":", 1)[1], line)
+    def test_clients_use_no_gateway_or_server_storage_library(self):
+        """What every client target may reach, followed through every link: never a target of
+        gateway/, nor the server's stores."""
+        text = self.manifest().read_text()
+        values = dict(re.findall(r'set\((RDG_\S+) "([^"]*)"\)', text))
+        files = {k[len("RDG_FILES_"):]: v.split(";") for k, v in values.items()
+                 if k.startswith("RDG_FILES_")}
+        folder = {t: f[0].split("/")[0] for t, f in files.items() if f and f[0]}
+
+        def links(t):
+            return [d for kind in ("PUBLIC", "PRIVATE")
+                    for d in values.get(f"RDG_{kind}_{t}", "").split(";") if d in folder]
+
+        clients = [t for t, f in folder.items() if f == "clients"]
+        self.assertIn("rdg-clinic", clients)
+        for t in clients:
+            seen, todo = set(), [t]
+            while todo:
+                for d in links(todo.pop()):
+                    if d not in seen:
+                        seen.add(d)
+                        todo.append(d)
+            self.assertFalse({d for d in seen if folder[d] == "gateway"}, t)
+            self.assertNotIn("rdg_storage", seen, t)
 
     def test_the_real_tree_refuses_an_include_from_above(self):
         """routing/ (a low layer) including api/gateway.h fails, naming both."""
@@ -148,6 +215,11 @@ class RealTreeTest(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("gateway/routing/router.cc (rdg_routing) includes gateway/api/gateway.h "
                           "of rdg_api, which rdg_routing does not use", r.stderr)
+            # Nor from the folder beside it, which the compiler would find on its own.
+            router.write_text('#include "../api/request_limits.h"\n' + text)
+            r = run_check(manifest, root)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("includes ../api/request_limits.h relative to its folder", r.stderr)
 
 
 if __name__ == "__main__":
