@@ -75,6 +75,44 @@ std::string Readable(const std::string& reason, size_t indent) {
   return out;
 }
 
+//! The report inbox, for the clinic of the agent's certificate (every report must be one of its
+//! exams').
+absl::StatusOr<std::unique_ptr<Inbox>> StartInbox(const rdg::v1::AgentConfig& c,
+                                                  std::shared_ptr<grpc::Channel> channel,
+                                                  Outbox& outbox) {
+  absl::TimeZone zone = absl::UTCTimeZone();
+  if (!absl::LoadTimeZone(c.time_zone(), &zone)) zone = absl::UTCTimeZone();  // validated before
+  std::string institution, user, error;
+  if (!clients::CertificateIdentity(c.gateway().certificate(), &institution, &user, &error)) {
+    return absl::InvalidArgumentError(error);
+  }
+  auto inbox =
+      std::make_unique<Inbox>(c.inbox(), c.gateway().ca(), institution, channel, outbox, zone);
+  inbox->Start();
+  return inbox;
+}
+
+//! Says what listens where, in the log and (for tests and supervisors) in the ready file.
+void AnnounceReady(const rdg::v1::AgentConfig& c, int64_t pending, const DicomReceiver* dicom,
+                   const MllpListener* hl7, const std::string& ready_file) {
+  LOG(INFO) << "agent: " << pending << " items in the outbox"
+            << (dicom ? absl::StrCat(", DICOM ", c.dicom().ae_title(), " on port ", dicom->port())
+                      : "")
+            << (dicom && dicom->tls_port() != 0
+                    ? absl::StrCat(", DICOM TLS on port ", dicom->tls_port())
+                    : "")
+            << (hl7 ? absl::StrCat(", HL7 MLLP on port ", hl7->port()) : "") << ", forwarding to "
+            << c.gateway().address();
+  if (ready_file.empty()) return;
+  nlohmann::json ready = {{"pid", getpid()},
+                          {"dicom_port", dicom ? dicom->port() : 0},
+                          {"dicom_tls_port", dicom ? dicom->tls_port() : 0},
+                          {"hl7_port", hl7 ? hl7->port() : 0}};
+  if (!WriteReadyFile(ready_file, ready)) {
+    LOG(ERROR) << "agent: cannot write the ready file " << ready_file;
+  }
+}
+
 }  // namespace
 
 int RunAgent(const std::string& config_path, const std::string& ready_file) {
@@ -141,35 +179,14 @@ int RunAgent(const std::string& config_path, const std::string& ready_file) {
   }
   forwarder.Start();
   if (!c.inbox().dir().empty()) {
-    absl::TimeZone zone = absl::UTCTimeZone();
-    if (!absl::LoadTimeZone(c.time_zone(), &zone)) zone = absl::UTCTimeZone();  // validated before
-    // The clinic's own institution: every report must be for one of its exams.
-    std::string institution, user, error;
-    if (!clients::CertificateIdentity(c.gateway().certificate(), &institution, &user, &error)) {
-      std::cerr << "error: " << error << "\n";
+    auto started = StartInbox(c, channel, **outbox);
+    if (!started.ok()) {
+      std::cerr << "error: " << started.status().message() << "\n";
       return kExitFailure;
     }
-    inbox =
-        std::make_unique<Inbox>(c.inbox(), c.gateway().ca(), institution, channel, **outbox, zone);
-    inbox->Start();
+    inbox = *std::move(started);
   }
-  LOG(INFO) << "agent: " << (*outbox)->PendingCount() << " items in the outbox"
-            << (dicom ? absl::StrCat(", DICOM ", c.dicom().ae_title(), " on port ", dicom->port())
-                      : "")
-            << (dicom && dicom->tls_port() != 0
-                    ? absl::StrCat(", DICOM TLS on port ", dicom->tls_port())
-                    : "")
-            << (hl7 ? absl::StrCat(", HL7 MLLP on port ", hl7->port()) : "") << ", forwarding to "
-            << c.gateway().address();
-  if (!ready_file.empty()) {
-    nlohmann::json ready = {{"pid", getpid()},
-                            {"dicom_port", dicom ? dicom->port() : 0},
-                            {"dicom_tls_port", dicom ? dicom->tls_port() : 0},
-                            {"hl7_port", hl7 ? hl7->port() : 0}};
-    if (!WriteReadyFile(ready_file, ready)) {
-      LOG(ERROR) << "agent: cannot write the ready file " << ready_file;
-    }
-  }
+  AnnounceReady(c, (*outbox)->PendingCount(), dicom.get(), hl7.get(), ready_file);
 
   int sig = 0;
   sigwait(&signals, &sig);

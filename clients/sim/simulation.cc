@@ -7,9 +7,7 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -29,6 +27,7 @@
 #include "rdg/v1/reading.grpc.pb.h"
 #include "rdg/v1/report_canonical.h"
 #include "storage/base/digest.h"
+#include "storage/base/worker_pool.h"
 
 namespace rdg::sim {
 
@@ -199,53 +198,6 @@ class ExamFactory {
 // ---------------------------------------------------------------------------------------------
 // A small job queue for the uploads (arrivals must not wait for a slow upload).
 
-class Jobs {
- public:
-  explicit Jobs(int threads) {
-    for (int i = 0; i < threads; ++i) {
-      workers_.emplace_back([this] {
-        for (;;) {
-          std::function<void()> job;
-          {
-            std::unique_lock<std::mutex> lock(mu_);
-            cv_.wait(lock, [this] { return closed_ || !jobs_.empty(); });
-            if (jobs_.empty()) return;
-            job = std::move(jobs_.front());
-            jobs_.pop_front();
-          }
-          job();
-        }
-      });
-    }
-  }
-  ~Jobs() { Close(); }
-  void Add(std::function<void()> job) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      jobs_.push_back(std::move(job));
-    }
-    cv_.notify_one();
-  }
-  //! Runs what is queued, then stops the workers.
-  void Close() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closed_ = true;
-    }
-    cv_.notify_all();
-    for (auto& w : workers_) {
-      if (w.joinable()) w.join();
-    }
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;
-  bool closed_ = false;
-  std::vector<std::thread> workers_;
-};
-
 double Exponential(std::mt19937_64& rng, double mean) {
   return std::exponential_distribution<double>(1.0 / mean)(rng);
 }
@@ -298,7 +250,7 @@ class Simulation {
       threads.emplace_back([this, i, s = ++seed] { Acknowledger(i, s); });
     }
     {
-      Jobs uploads(4);
+      WorkerPool uploads(4);
       Arrivals(uploads);
     }  // every upload done
     // The day ends with its backlog in place (exams waiting, being read, breaches open): what
@@ -317,7 +269,7 @@ class Simulation {
   }
 
  private:
-  void Arrivals(Jobs& uploads) {
+  void Arrivals(WorkerPool& uploads) {
     const absl::Time end = clock_.Now() + absl::Hours(o_.hours);
     const double peak_rate = o_.exams_per_day / 86400.0 * kShapeMax;  // per simulated second
     double total_mix = 0;
@@ -343,7 +295,7 @@ class Simulation {
       exam.patient = std::uniform_int_distribution<int>(1, 5000)(rng_);
       clock_.SleepUntil(t);
       const uint64_t id = ++n;
-      uploads.Add([this, exam, id] { Upload(exam, id); });
+      uploads.Post([this, exam, id] { Upload(exam, id); });
     }
   }
 

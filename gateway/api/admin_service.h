@@ -12,9 +12,9 @@
 #include "gateway/api/call_support.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
-#include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "rdg/v1/admin.grpc.pb.h"
+#include "storage/base/worker_pool.h"
 #include "storage/index_store.h"
 
 namespace rdg::api {

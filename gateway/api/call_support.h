@@ -12,8 +12,8 @@
 #include "gateway/api/authenticator.h"
 #include "gateway/api/request_limits.h"
 #include "gateway/auth/principal.h"
-#include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
+#include "storage/base/worker_pool.h"
 
 namespace rdg::api {
 

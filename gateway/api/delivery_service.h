@@ -7,11 +7,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "gateway/api/call_support.h"
 #include "gateway/common/clock.h"
-#include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/signing/receipt_signer.h"
 #include "gateway/worklist/report_desk.h"
 #include "rdg/v1/delivery.grpc.pb.h"
+#include "storage/base/worker_pool.h"
 
 namespace rdg::api {
 

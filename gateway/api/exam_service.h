@@ -5,9 +5,9 @@
 #include "gateway/api/call_support.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
-#include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "rdg/v1/ingest.grpc.pb.h"
+#include "storage/base/worker_pool.h"
 #include "storage/blob_store.h"
 #include "storage/index_store.h"
 

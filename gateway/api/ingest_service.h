@@ -11,9 +11,9 @@
 #include "absl/time/time.h"
 #include "gateway/api/call_support.h"
 #include "gateway/common/clock.h"
-#include "gateway/common/worker_pool.h"
 #include "gateway/ingest/ingestor.h"
 #include "rdg/v1/ingest.grpc.pb.h"
+#include "storage/base/worker_pool.h"
 
 namespace rdg::api {
 

@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "gateway/common/live_streams.h"
-#include "gateway/common/worker_pool.h"
 #include "rdg/v1/common.pb.h"
+#include "storage/base/worker_pool.h"
 #include "storage/blob_store.h"
 #include "storage/records.h"
 

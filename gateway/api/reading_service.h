@@ -2,11 +2,11 @@
 #pragma once
 
 #include "gateway/api/call_support.h"
-#include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/worklist/reading_desk.h"
 #include "gateway/worklist/report_desk.h"
 #include "rdg/v1/reading.grpc.pb.h"
+#include "storage/base/worker_pool.h"
 #include "storage/blob_store.h"
 
 namespace rdg::api {

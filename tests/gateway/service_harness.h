@@ -14,10 +14,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/api/call_support.h"
-#include "gateway/common/worker_pool.h"
 #include "gateway/config/institution_directory.h"
 #include "rdg/v1/common.pb.h"
 #include "rdg/v1/ingest.pb.h"
+#include "storage/base/worker_pool.h"
 #include "tests/mocks/mock_authenticator.h"
 
 namespace rdg::testing {

@@ -1,5 +1,5 @@
 // The worker pool: every task runs, on several threads at once, and the destructor drains.
-#include "gateway/common/worker_pool.h"
+#include "storage/base/worker_pool.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "gateway/common/worker_pool.h"
+#include "storage/base/worker_pool.h"
 
 namespace rdg {
 

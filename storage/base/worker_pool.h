@@ -1,5 +1,6 @@
-// A fixed pool of threads for blocking work (disk, index) handed off by gRPC reactions, which must
-// never block. Threads are owned by the pool and joined in its destructor after the queue drains.
+// A fixed pool of threads for blocking work with one FIFO queue: the gateway's disk and index work
+// handed off by gRPC reactions (which must never block), the simulator's uploads. Threads are
+// owned by the pool and joined in its destructor after the queue drains.
 #pragma once
 
 #include <deque>
