@@ -11,15 +11,16 @@
 #include "clients/common/report_pdf.h"
 #include "rdg/v1/report_canonical.h"
 #include "storage/base/digest.h"
+#include "storage/base/posix_file.h"
 
 namespace rdg::clients {
 
 namespace {
 
 bool ReadBytes(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  out->assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  auto bytes = storage::ReadWholeFile(path, "");
+  if (!bytes.ok()) return false;
+  *out = *std::move(bytes);
   return true;
 }
 

@@ -3,6 +3,7 @@
 #include "clients/common/connection.h"
 #include "clients/common/object_upload.h"
 #include "storage/base/digest.h"
+#include "storage/base/posix_file.h"
 #include "storage/formats/file_kind.h"
 #include "storage/formats/hl7_lab.h"
 
@@ -45,12 +46,6 @@ bool LooksLikeExamFile(const fs::path& path) {
 bool IsHl7File(const fs::path& path, const std::string& head) {
   return LowerExtension(path) == ".hl7" || (!head.empty() && head[0] == '\x0b') ||
          head.rfind("MSH", 0) == 0;
-}
-
-std::optional<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 class FileUploader {
@@ -192,10 +187,10 @@ std::vector<UploadItem> ItemsFromFiles(const std::vector<std::string>& files) {
                        kind.empty() ? "" : formats::NotDicomMessage(kind)});
       continue;
     }
-    auto contents = ReadWholeFile(path);
+    auto contents = storage::ReadWholeFile(path, "file");
     // An unreadable file still becomes one item, so that its failure is reported like any other.
     std::vector<std::string> messages =
-        contents ? formats::SplitHl7Messages(*contents) : std::vector<std::string>{""};
+        contents.ok() ? formats::SplitHl7Messages(*contents) : std::vector<std::string>{""};
     if (messages.empty()) {
       items.push_back({path, path, rdg::v1::HL7V2_LAB, std::nullopt,
                        "no HL7 message in the file (no MSH segment found)"});

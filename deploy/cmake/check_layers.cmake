@@ -94,8 +94,14 @@ foreach(t IN LISTS RDG_TARGETS)
   _folder(${t} folder)
   foreach(d IN LISTS RDG_PUBLIC_${t} RDG_PRIVATE_${t})
     _is_target("${d}" known)
+    if(NOT known AND d MATCHES "^rdg[-_]" AND NOT d STREQUAL "rdg_warnings")
+      string(APPEND violations "  ${t} links ${d}, which is not a declared target\n")
+    endif()
     if(NOT known)
       continue()
+    endif()
+    if(folder STREQUAL "clients" AND d IN_LIST RDG_SERVER_ONLY)
+      string(APPEND violations "  ${t} (clients/) links ${d}, which only the server may use\n")
     endif()
     list(FIND RDG_LAYER_ORDER "${d}" d_rank)
     if(d_rank GREATER_EQUAL rank)
@@ -121,15 +127,26 @@ foreach(t IN LISTS RDG_TARGETS)
       continue()
     endif()
     get_filename_component(dir "${file}" DIRECTORY)
+    # Include directives the line-by-line reading below could misread are refused outright: one
+    # named by a macro or continued on the next line, or hidden after a comment or in a digraph.
+    file(STRINGS "${SOURCE_DIR}/${file}" odd
+         REGEX "^[ \t]*(#|%:)[ \t]*include|^[ \t]*/\\*.*\\*/[ \t]*#[ \t]*include")
+    foreach(line IN LISTS odd)
+      if(NOT line MATCHES "^[ \t]*#[ \t]*include[ \t]*(\"[^\"]+\"|<[^>]+>)[ \t]*(//.*)?$")
+        string(APPEND violations "  ${file} (${t}) has an include the check cannot read: "
+                                 "write #include \"path\" on one line\n")
+      endif()
+    endforeach()
     file(STRINGS "${SOURCE_DIR}/${file}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<]")
     foreach(line IN LISTS lines)
       string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*[\"<]([^\">]+)[\">].*" "\\1" header
                            "${line}")
       # The project's headers are named from the repository root, never from the including
       # file's folder (the compiler would find those without the include trees).
-      if(header MATCHES "(^|/)\\.\\.?/" OR
+      if(header MATCHES "(^|/)\\.\\.?/" OR IS_ABSOLUTE "${header}" OR
          (NOT dir STREQUAL "" AND EXISTS "${SOURCE_DIR}/${dir}/${header}"))
-        string(APPEND violations "  ${file} (${t}) includes ${header} relative to its folder: "
+        string(APPEND violations "  ${file} (${t}) includes ${header} relative to its folder "
+                                 "(or by an absolute path): "
                                  "name it from the repository root\n")
         continue()
       endif()

@@ -490,6 +490,10 @@ TEST_F(ReadingDeskTest, OtherCountiesAndOtherRolesSeeNothing) {
   EXPECT_TRUE(desk_->Worklist(kReaderB, {})->entries.empty());
   EXPECT_TRUE(absl::IsPermissionDenied(desk_->Worklist(kClinic, {}).status()));
   EXPECT_TRUE(absl::IsPermissionDenied(desk_->Claim(kClinic, exam_).status()));
+  // A clinic sees no priors, not even of its own patient's exam, and no break-glass opens them.
+  EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kClinic, exam_).status()));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(desk_->Priors(kClinic, exam_, "second opinion needed").status()));
   EXPECT_TRUE(absl::IsNotFound(desk_->Claim(kReaderA, "ex-missing").status()));
   auto mine = desk_->Worklist(kReaderA, {});
   ASSERT_EQ(mine->entries.size(), 1u);

@@ -204,5 +204,46 @@ TEST_F(ReportDeskTest, ACriticalFinalMustBeAcknowledgedWithinThePolicysTarget) {
   EXPECT_EQ(*acknowledge_by, clock_.Now() + absl::Minutes(30));
 }
 
+const auth::Principal kClinicA1{"clinic-a1", rdg::v1::CLINIC, "clinic-a1"};
+const auth::Principal kClinicB7{"clinic-b7", rdg::v1::CLINIC, "clinic-b7"};
+
+TEST_F(ReportDeskTest, AnotherClinicsExamAnswersLikeAMissingOneAndNothingIsRead) {
+  EXPECT_CALL(index_, GetExam("ex-1")).WillRepeatedly(Return(Exam()));  // clinic-a1's exam
+  EXPECT_CALL(index_, GetExam("ex-none")).WillOnce(Return(std::nullopt));
+  auto foreign = desk_->Latest(kClinicB7, "ex-1");  // StrictMock: no ListReports, no audit
+  auto missing = desk_->Latest(kClinicB7, "ex-none");
+  EXPECT_EQ(foreign.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ReportDeskTest, TheOriginClinicGetsTheLatestSignedVersionAndTheReadIsAudited) {
+  storage::ReportRecord final_report, preliminary;
+  final_report.report_id = "rp-1";
+  final_report.status = rdg::v1::FINAL_REPORT;
+  preliminary.report_id = "rp-2";
+  preliminary.status = rdg::v1::PRELIMINARY_REPORT;
+  EXPECT_CALL(index_, GetExam("ex-1")).WillOnce(Return(Exam()));
+  EXPECT_CALL(index_, ListReports("ex-1"))
+      .WillOnce(Return(std::vector<storage::ReportRecord>{final_report, preliminary}));
+  EXPECT_CALL(index_, MarkDelivered(std::vector<std::string>{"rp-1"}, clock_.Now()))
+      .WillOnce(Return(absl::OkStatus()));
+  EXPECT_CALL(index_, AppendAudit(AllOf(Field(&storage::AuditRecord::action, "get_report"),
+                                        Field(&storage::AuditRecord::detail, "rp-1"))))
+      .WillOnce(Return(absl::OkStatus()));
+  auto r = desk_->Latest(kClinicA1, "ex-1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->report_id, "rp-1");  // never the preliminary
+}
+
+TEST_F(ReportDeskTest, OnlyClinicsReceiveReports) {
+  // A reader or an administrator reaches no feed, no acknowledgement, no report (StrictMock).
+  for (const auth::Principal& who :
+       {kReader, auth::Principal{"province", rdg::v1::ADMIN, "admin"}}) {
+    EXPECT_EQ(desk_->Feed(who, 0, 100).status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(desk_->Acknowledge(who, "rp-1").status().code(), absl::StatusCode::kPermissionDenied);
+    EXPECT_EQ(desk_->Latest(who, "ex-1").status().code(), absl::StatusCode::kPermissionDenied);
+  }
+}
+
 }  // namespace
 }  // namespace rdg::worklist

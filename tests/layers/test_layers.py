@@ -28,7 +28,8 @@ def write_manifest(path, targets, order=None):
     """targets: {name: (files, public, private)}; order: the layers, lowest first (default: the
     targets in the order given)."""
     lines = [f'set(RDG_TARGETS "{";".join(targets)}")',
-             f'set(RDG_LAYER_ORDER "{";".join(order or ["rdg_proto", *targets])}")']
+             f'set(RDG_LAYER_ORDER "{";".join(order or ["rdg_proto", *targets])}")',
+             'set(RDG_SERVER_ONLY "rdg_storage")']
     for name, (files, public, private) in targets.items():
         lines.append(f'set(RDG_FILES_{name} "{";".join(files)}")')
         lines.append(f'set(RDG_PUBLIC_{name} "{";".join(public)}")')
@@ -127,6 +128,30 @@ class FakeTreeTest(unittest.TestCase):
             r = self.check()
             self.assertNotEqual(r.returncode, 0, text)
             self.assertIn("relative to its folder", r.stderr)
+
+    def test_includes_the_check_cannot_read_are_refused(self):
+        """A macro, a comment before the directive, a continuation or an absolute path could hide
+        an include from a layer above: all refused."""
+        for text in ('#define H "mid/mid.h"\n#include H\n', '/**/#include "mid/mid.h"\n',
+                     '#include \\\n  "mid/mid.h"\n', '%:include "mid/mid.h"\n'):
+            self.write("low/low.cc", '#include "low/low.h"\n' + text)
+            r = self.check()
+            self.assertNotEqual(r.returncode, 0, text)
+            self.assertIn("has an include the check cannot read", r.stderr, text)
+        self.write("low/low.cc", f'#include "{self.root}/mid/mid.h"\n')
+        r = self.check()
+        self.assertIn("relative to its folder", r.stderr)  # absolute paths: the same refusal
+
+    def test_a_link_to_an_undeclared_or_server_only_target_fails(self):
+        self.targets["top"] = (["top/top.cc"], [], ["mid", "rdg_api_alias"])
+        r = self.check()
+        self.assertIn("top links rdg_api_alias, which is not a declared target", r.stderr)
+        self.write("storage/store.h", "#pragma once\n")
+        self.write("clients/c.cc", '#include "storage/store.h"\n')
+        self.targets = {"rdg_storage": (["storage/store.h"], [], []),
+                        "c": (["clients/c.cc"], [], ["rdg_storage"])}
+        r = self.check()
+        self.assertIn("c (clients/) links rdg_storage, which only the server may use", r.stderr)
 
     def test_angle_bracket_includes_of_project_headers_are_checked(self):
         self.write("low/low.cc", '#include "low/low.h"\n#include <mid/mid.h>\n')
