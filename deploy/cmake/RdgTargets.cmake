@@ -19,6 +19,20 @@ set(RDG_INCLUDE_TREES "${CMAKE_BINARY_DIR}/include")
 set(RDG_LAYER_MANIFEST "${CMAKE_BINARY_DIR}/layers-manifest.cmake")
 set_property(GLOBAL PROPERTY RDG_TARGETS "")
 
+# `path` relative to the repository, or "" when it is no source of the repository: outside it,
+# or in the build tree (generated files; the build folder may sit inside the checkout).
+function(_rdg_repository_file path out)
+  set(${out} "" PARENT_SCOPE)
+  string(FIND "${path}/" "${CMAKE_BINARY_DIR}/" in_build)
+  if(in_build EQUAL 0)
+    return()
+  endif()
+  file(RELATIVE_PATH rel "${PROJECT_SOURCE_DIR}" "${path}")
+  if(NOT rel MATCHES "^\\.\\./")
+    set(${out} "${rel}" PARENT_SCOPE)
+  endif()
+endfunction()
+
 # Files (repository-relative) named by SOURCES/HEADERS; globs expanded.
 function(_rdg_owned_files out)
   set(files "")
@@ -28,8 +42,8 @@ function(_rdg_owned_files out)
            "${CMAKE_CURRENT_SOURCE_DIR}/${pattern}")
       list(APPEND files ${matched})
     elseif(IS_ABSOLUTE "${pattern}")
-      file(RELATIVE_PATH rel "${PROJECT_SOURCE_DIR}" "${pattern}")
-      if(NOT rel MATCHES "^\\.\\./")  # a file of the repository named by its full path
+      _rdg_repository_file("${pattern}" rel)
+      if(NOT rel STREQUAL "")  # a file of the repository named by its full path
         list(APPEND files "${rel}")
       endif()  # else generated in the build tree: nobody's header, not scanned
     else()
@@ -139,8 +153,8 @@ function(rdg_check_layers)
           if(NOT IS_ABSOLUTE "${source}")
             set(source "${dir}/${source}")
           endif()
-          file(RELATIVE_PATH rel "${PROJECT_SOURCE_DIR}" "${source}")
-          if(NOT rel MATCHES "^\\.\\./")
+          _rdg_repository_file("${source}" rel)
+          if(NOT rel STREQUAL "")
             list(APPEND files "${rel}")
           endif()
         endforeach()

@@ -219,6 +219,17 @@ class RealTreeTest(unittest.TestCase):
             self.assertFalse({d for d in seen if folder[d] == "gateway"}, t)
             self.assertNotIn("rdg_storage", seen, t)
 
+    def test_generated_files_are_nobodys(self):
+        """A build folder inside the checkout (build/, the CI's) holds generated sources: they
+        are not the repository's and must not be checked (they do not exist when configuring
+        from a fresh clone)."""
+        files = re.findall(r'set\(RDG_FILES_\S+ "([^"]*)"\)', self.manifest().read_text())
+        build = os.path.relpath(BUILD_DIR.resolve(), SOURCE_DIR.resolve())
+        for f in ";".join(files).split(";"):
+            if f:
+                self.assertFalse(f.startswith(build + "/"), f)
+                self.assertTrue((SOURCE_DIR / f).is_file(), f)
+
     def test_the_real_tree_refuses_an_include_from_above(self):
         """routing/ (a low layer) including api/gateway.h fails, naming both."""
         manifest = self.manifest()
