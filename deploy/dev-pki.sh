@@ -3,7 +3,12 @@
 # the platform CA, the gateway's server certificate and one client certificate per demo user.
 # NEVER use these keys for real patient data.
 #
-# Usage: deploy/dev-pki.sh OUT_DIR          (the README quick start uses var/pki)
+# Usage: deploy/dev-pki.sh OUT_DIR [CA_DIR]   (the README quick start uses var/pki)
+#
+# OUT_DIR gets the certificates, keys and ca.pem the gateway and the clients use; the CA's private
+# key goes to CA_DIR (default: OUT_DIR-ca, e.g. var/pki-ca), never into OUT_DIR or the gateway's
+# data dir: whoever holds it can mint any identity. A ca.key found in OUT_DIR (made by an older
+# version of this script) is moved there. Directories are 0700, keys and the token 0600.
 #
 # Idempotent: an existing CA (ca.pem + ca.key) is reused, an existing NAME.pem/NAME.key is never
 # overwritten, and only missing files are created, so re-running the quick start keeps the same PKI.
@@ -25,11 +30,13 @@
 #   reader-a-ecg-tls.pem/.key  ECDSA P-256 — the *transport* identity presented in the mTLS handshake
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 OUT_DIR" >&2
+if [ $# -lt 1 ] || [ $# -gt 2 ] || [ -z "$1" ]; then
+  echo "usage: $0 OUT_DIR [CA_DIR]" >&2
   exit 2
 fi
-out=$1
+out=${1%/}
+ca_dir=${2:-$out-ca}
+ca_dir=${ca_dir%/}
 command -v openssl >/dev/null || { echo "dev-pki: openssl not found" >&2; exit 1; }
 
 readonly SM2_ID=1234567812345678
@@ -52,11 +59,17 @@ readonly users=(
   "admin|province|admin|admin|ec"
 )
 
-mkdir -p "$out"
+# Before anything is created: no file or directory of the PKI is readable by other users.
+umask 077
+mkdir -p "$out" "$ca_dir"
+chmod 0700 "$out" "$ca_dir"
+if [ -e "$out/ca.key" ] && [ ! -e "$ca_dir/ca.key" ]; then
+  mv -n "$out/ca.key" "$ca_dir/ca.key"
+  echo "dev-pki: moved ca.key out of $out into $ca_dir" >&2
+fi
 # Staging directory inside OUT_DIR so that installing a file is an atomic rename; removed on exit.
 tmp=$(mktemp -d "$out/.dev-pki.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-umask 077
 
 cnf="$tmp/openssl.cnf"
 cat >"$cnf" <<'EOF'
@@ -167,19 +180,23 @@ check_pair() {
 }
 
 # --- platform CA -------------------------------------------------------------------------------
-if [ -e "$out/ca.pem" ] && [ -e "$out/ca.key" ]; then
+if [ -e "$out/ca.pem" ] && [ -e "$ca_dir/ca.key" ]; then
   note "already present" "ca.key"
   note "already present" "ca.pem"
-elif [ -e "$out/ca.pem" ] || [ -e "$out/ca.key" ]; then
-  echo "dev-pki: only one of $out/ca.pem and $out/ca.key exists; delete it (and every certificate" \
-       "it issued) to start a new PKI" >&2
+elif [ -e "$out/ca.pem" ] || [ -e "$ca_dir/ca.key" ]; then
+  echo "dev-pki: only one of $out/ca.pem and $ca_dir/ca.key exists; delete it (and every" \
+       "certificate it issued) to start a new PKI" >&2
   exit 1
 else
   gen_key ec "$tmp/ca.key"
   quiet openssl req -new -x509 -config "$cnf" -extensions ca_ext -key "$tmp/ca.key" \
     -subj "/O=RDG Dev Province/CN=RDG Dev Platform CA" -days "$CA_DAYS" -sha256 \
     -set_serial "$(serial)" -out "$tmp/ca.pem"
-  install_file "$tmp/ca.key" "$out/ca.key" 0600
+  # Its own staging dir: a rename across file systems would not be atomic.
+  ca_tmp=$(mktemp -d "$ca_dir/.dev-pki.XXXXXX")
+  mv "$tmp/ca.key" "$ca_tmp/ca.key"
+  install_file "$ca_tmp/ca.key" "$ca_dir/ca.key" 0600
+  rmdir "$ca_tmp"
   install_file "$tmp/ca.pem" "$out/ca.pem" 0644
   note "created" "ca.key"
   note "created" "ca.pem"
@@ -215,7 +232,7 @@ issue() {
   quiet openssl req -new -config "$cnf" -key "$key" -subj "$subject" "${sign_opts[@]}" \
     -out "$tmp/$name.csr"
   quiet openssl x509 -req -in "$tmp/$name.csr" "${verify_opts[@]}" \
-    -CA "$out/ca.pem" -CAkey "$out/ca.key" -set_serial "$(serial)" \
+    -CA "$out/ca.pem" -CAkey "$ca_dir/ca.key" -set_serial "$(serial)" \
     -days "$LEAF_DAYS" -sha256 -extfile "$cnf" -extensions "$ext" \
     -out "$tmp/$name.pem"
   install_file "$tmp/$name.pem" "$cert" 0644
@@ -244,7 +261,7 @@ else
   note "created" "monitoring.token"
 fi
 
-echo "dev-pki: $out"
+echo "dev-pki: $out (the CA's key: $ca_dir)"
 printf '%s\n' "${summary[@]}"
 if [ "$failed" -ne 0 ]; then
   echo "dev-pki: some existing files are inconsistent (see ERROR lines)" >&2

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "gateway/api/gateway.h"
 #include "gateway/common/offset_clock.h"
 #include "gateway/config/gateway_config.h"
+#include "storage/base/version.h"
 #include "storage/formats/dicom_parser.h"
 
 namespace {
@@ -42,6 +44,7 @@ void BoundHeap() {
 
 int main(int argc, char** argv) {
   CLI::App app{"rdg-gateway: the Remote Diagnosis Gateway server"};
+  app.set_version_flag("--version", rdg::VersionLine("rdg-gateway"));
   std::string config_path, listen, data_dir, ready_file, clock_offset_file, monitoring_listen;
   app.add_option("--config", config_path, "gateway configuration (protobuf text format)")
       ->required();
@@ -53,6 +56,9 @@ int main(int argc, char** argv) {
   app.add_option("--clock-offset-file", clock_offset_file,
                  "testing only: shift the gateway's clock by the seconds written in this file");
   CLI11_PARSE(app, argc, argv);
+  // Everything the gateway creates (index, blobs, staged uploads, tokens) is its own: whatever
+  // umask the service was started with, no file is group- or world-readable.
+  ::umask(077);
 
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);

@@ -158,8 +158,14 @@ class IndexStore {
   //! (cost follows the open work, not the history).
   virtual absl::StatusOr<std::vector<QueueFigureRecord>> ListQueueFigures(absl::Time now) = 0;
 
+  //! Appends a record linked to the chain (prev_hash and hash are computed here; seq too).
   virtual absl::Status AppendAudit(const AuditRecord& entry) = 0;
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) = 0;
+  //! Up to `limit` records from `from_seq` on, in seq order, with their links, and the
+  //! checkpoints among them.
+  virtual absl::StatusOr<AuditExportRecord> ExportAudit(int64_t from_seq, int32_t limit) = 0;
+  virtual absl::StatusOr<AuditTipRecord> AuditTip() = 0;
+  virtual absl::Status AppendAuditCheckpoint(const AuditCheckpointRecord& checkpoint) = 0;
 };
 
 }  // namespace rdg::storage

@@ -262,7 +262,51 @@ struct AuditRecord {
   rdg::v1::Role role = rdg::v1::ROLE_UNSPECIFIED;
   std::string action;
   std::string exam_id;
-  std::string detail;  //!< never patient data
+  std::string detail;      //!< free text for people
+  std::string outcome;     //!< "" (success) or the refusal's status code name
+  std::string patient_id;  //!< the patient participant, when the access concerns one
+  std::string peer;        //!< the caller's address
+  std::string subject;     //!< the caller's certificate subject
+  std::string prev_hash;   //!< read back: the chain link it continues from (32 bytes)
+  std::string hash;        //!< read back: its own link (storage/base/audit_chain.h)
+};
+
+//! A record of `action` by a caller; seq and the two links are filled in by the store.
+inline AuditRecord AuditOf(absl::Time at, std::string institution, std::string user,
+                           rdg::v1::Role role, std::string action, std::string exam_id = {},
+                           std::string detail = {}) {
+  AuditRecord r;
+  r.at = at;
+  r.institution = std::move(institution);
+  r.user = std::move(user);
+  r.role = role;
+  r.action = std::move(action);
+  r.exam_id = std::move(exam_id);
+  r.detail = std::move(detail);
+  return r;
+}
+
+//! A signed checkpoint of the audit chain: the link of record `seq`, signed by the gateway.
+struct AuditCheckpointRecord {
+  int64_t seq = 0;
+  std::string hash;  //!< 32 bytes
+  absl::Time signed_at;
+  std::string statement;  //!< RDG-AUDIT-CHECKPOINT-V1 text, what was signed
+  std::string signature;  //!< DER CMS, detached, by the gateway's certificate
+};
+
+//! The end of the audit chain: its last record and the last one a checkpoint covers.
+struct AuditTipRecord {
+  int64_t seq = 0;   //!< 0: the log is empty
+  std::string hash;  //!< that record's link
+  int64_t checkpointed_seq = 0;
+};
+
+//! A page of the audit chain in seq order, for verification: records from `from_seq`, and the
+//! checkpoints of the records in the page.
+struct AuditExportRecord {
+  std::vector<AuditRecord> records;
+  std::vector<AuditCheckpointRecord> checkpoints;
 };
 
 //! One reading queue as administrators watch it: its open exams (routed, claimed, preliminary).

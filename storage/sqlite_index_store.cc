@@ -1,16 +1,19 @@
 #include "storage/sqlite_index_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <limits>
-#include <random>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "storage/base/posix_file.h"
+#include "storage/base/random.h"
 #include "storage/base/status_macros.h"
+#include "storage/base/version.h"
 #include "storage/migrations.h"
 #include "storage/sqlite_internal.h"
 
@@ -26,11 +29,25 @@ using sqlite_internal::Stmt;
 
 namespace {
 
-//! Exam ids are random (not guessable, not derived from patient data): "ex-" + 16 hex digits.
-std::string NewExamId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return absl::StrFormat("ex-%016x", rng());
+//! The migration that makes the audit log a hash chain (0015_audit_chain.sql).
+constexpr int kAuditChainVersion = 15;
+
+//! Creates the index file 0600 before SQLite does (SQLite would take 0644 less the umask, and
+//! gives its -wal and -shm files the index's mode), and takes group and other access from an
+//! index, WAL and shared-memory file that have it: they hold patient data.
+absl::Status KeepToOwner(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+  for (const std::string& file : {path, path + "-wal", path + "-shm"}) {
+    absl::StatusOr<bool> changed = RestrictToOwner(file);
+    if (!changed.ok() && !absl::IsNotFound(changed.status())) return changed.status();
+  }
+  return absl::OkStatus();
 }
+
+//! Exam ids are random (CSPRNG: not guessable, not derived from patient data): "ex-" + 16 hex
+//! digits.
+std::string NewExamId() { return "ex-" + RandomHex(8); }
 
 //! The more urgent of two priorities (STAT < URGENT < ROUTINE; unspecified loses).
 rdg::v1::Priority MoreUrgent(rdg::v1::Priority a, rdg::v1::Priority b) {
@@ -46,6 +63,7 @@ SqliteIndexStore::~SqliteIndexStore() = default;
 
 absl::StatusOr<std::unique_ptr<SqliteIndexStore>> SqliteIndexStore::Open(const std::string& path,
                                                                          const Options& options) {
+  RDG_RETURN_IF_ERROR(KeepToOwner(path));
   auto store = std::unique_ptr<SqliteIndexStore>(new SqliteIndexStore());
   {
     absl::MutexLock lock(&store->writer_mu_);
@@ -73,10 +91,19 @@ absl::Status SqliteIndexStore::Migrate() {
     RDG_ASSIGN_OR_RETURN(bool row, q->Step());
     if (row) current = q->Int(0);
   }
+  const int known = SqliteMigrations().empty() ? 0 : SqliteMigrations().back().version;
+  if (current > known) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the index has schema version ", current, ", newer than this binary's ", known,
+                     " (rdg ", ReleaseVersion(),
+                     "): a newer rdg-gateway wrote it; run that version or restore "
+                     "the backup taken before the upgrade"));
+  }
   for (const Migration& m : SqliteMigrations()) {
     if (m.version <= current) continue;
     RDG_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
     absl::Status s = writer_->Exec(m.sql);
+    if (s.ok() && m.version == kAuditChainVersion) s = LinkEarlierAudit();
     if (s.ok()) {
       RDG_ASSIGN_OR_RETURN(
           auto ins,
@@ -532,44 +559,6 @@ absl::StatusOr<std::vector<ExamEventRecord>> SqliteIndexStore::ListEvents(
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
     return ExamEventRecord{s.Text(0), static_cast<rdg::v1::ExamState>(s.Int(1)), s.Time(2),
                            s.Text(3), s.Text(4)};
-  });
-}
-
-// --- Audit ---
-
-absl::Status SqliteIndexStore::AppendAudit(const AuditRecord& e) {
-  absl::MutexLock lock(&writer_mu_);
-  RDG_ASSIGN_OR_RETURN(
-      auto q, writer_->Prepare(
-                  "INSERT INTO audit_log (at, institution, user, role, action, exam_id, detail) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)"));
-  q->Bind(1, e.at)
-      .Bind(2, e.institution)
-      .Bind(3, e.user)
-      .Bind(4, int64_t{e.role})
-      .Bind(5, e.action)
-      .Bind(6, e.exam_id)
-      .Bind(7, e.detail);
-  return q->Run();
-}
-
-absl::StatusOr<std::vector<AuditRecord>> SqliteIndexStore::ListAudit(const AuditQuery& query) {
-  ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(
-      auto q, conn->Prepare(
-                  "SELECT seq, at, institution, user, role, action, exam_id, detail FROM audit_log "
-                  "WHERE (?1 = '' OR exam_id = ?1) AND (?2 = '' OR user = ?2) AND at >= ?4 "
-                  "AND (?5 = '' OR action = ?5) ORDER BY seq DESC LIMIT ?3"));
-  q->Bind(1, query.exam_id)
-      .Bind(2, query.user)
-      .Bind(5, query.action)
-      .Bind(3, std::clamp<int64_t>(query.limit, 1, 10000))
-      .Bind(4, query.since == absl::InfinitePast() ? std::numeric_limits<int64_t>::min()
-                                                   : absl::ToUnixMicros(query.since));
-  return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
-    return AuditRecord{
-        s.Int(0),  s.Time(1), s.Text(2), s.Text(3), static_cast<rdg::v1::Role>(s.Int(4)),
-        s.Text(5), s.Text(6), s.Text(7)};
   });
 }
 

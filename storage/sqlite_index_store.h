@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -103,8 +104,12 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::StatusOr<std::vector<OpenBreachCount>> CountOpenBreaches() override;
 
   absl::StatusOr<std::vector<QueueFigureRecord>> ListQueueFigures(absl::Time now) override;
+  // sqlite_audit.cc
   absl::Status AppendAudit(const AuditRecord& entry) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditQuery& query) override;
+  absl::StatusOr<AuditExportRecord> ExportAudit(int64_t from_seq, int32_t limit) override;
+  absl::StatusOr<AuditTipRecord> AuditTip() override;
+  absl::Status AppendAuditCheckpoint(const AuditCheckpointRecord& checkpoint) override;
 
   absl::StatusOr<bool> RepairPending(const std::string& name) override;
   absl::StatusOr<std::vector<ExamText>> ListExamText(const std::string& after_exam_id,
@@ -129,6 +134,12 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   };
   SqliteIndexStore();
   absl::Status Migrate();
+  //! Links the audit records written before migration 15, in seq order (inside its transaction).
+  absl::Status LinkEarlierAudit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! The link the next audit record continues from: the last record's, kept in memory from the
+  //! first use, so that a record removed from or slipped in at the end of the table while the
+  //! gateway runs breaks the chain at the next record the gateway writes.
+  absl::StatusOr<std::string> AuditTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   ReaderLease AcquireReader();
   void ReleaseReader(sqlite_db::Connection* conn);
   absl::StatusOr<CommitOutcome> CommitOne(const NewObject& item)
@@ -183,6 +194,7 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
 
   absl::Mutex writer_mu_;  //!< SQLite allows one writer; this serialises transactions
   std::unique_ptr<sqlite_db::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
+  std::optional<std::string> audit_tail_ ABSL_GUARDED_BY(writer_mu_);  //!< see AuditTail
 
   std::vector<std::unique_ptr<sqlite_db::Connection>> readers_;  //!< owned, fixed set
   absl::Mutex readers_mu_;                                       //!< guards the free list below

@@ -1,9 +1,8 @@
 // SqliteIndexStore: report versions, the origin clinic's report feed, delivery and
 // acknowledgement. Report rows are only ever inserted; delivery and acknowledgement fill in
 // their own columns once.
-#include <random>
 
-#include "absl/strings/str_format.h"
+#include "storage/base/random.h"
 #include "storage/base/status_macros.h"
 #include "storage/sqlite_index_store.h"
 #include "storage/sqlite_internal.h"
@@ -49,10 +48,7 @@ ReportRecord ReadReport(const Stmt& s) {
   return r;
 }
 
-std::string NewReportId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return absl::StrFormat("rp-%016x", rng());
-}
+std::string NewReportId() { return "rp-" + RandomHex(8); }
 
 rdg::v1::ExamState StateAfter(rdg::v1::ReportStatus s) {
   return s == rdg::v1::PRELIMINARY_REPORT ? rdg::v1::PRELIMINARY : rdg::v1::FINAL;

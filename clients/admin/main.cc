@@ -3,18 +3,23 @@
 // for scripts: turnaround times (`tat`), queue backlogs, SLA breaches, the audit log and the
 // patient-identity review list (`identity-conflicts`).
 #include <google/protobuf/util/time_util.h>
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include "clients/admin/audit_verify.h"
 #include "clients/common/connection.h"
 #include "clients/common/output.h"
 #include "rdg/v1/admin.grpc.pb.h"
+#include "storage/base/version.h"
 
 namespace {
 
@@ -133,6 +138,53 @@ int RunAudit(Stub& stub, const std::string& exam, const std::string& user, const
   }
   rdg::clients::PrintTable(rows);
   return 0;
+}
+
+int RunAuditVerify(Stub& stub, int64_t from, const std::string& ca_path, bool as_json) {
+  auto fetch = [&stub](int64_t from_seq) -> absl::StatusOr<rdg::v1::ExportAuditResponse> {
+    rdg::v1::ExportAuditRequest req;
+    req.set_from_seq(from_seq);
+    rdg::v1::ExportAuditResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+    if (auto s = stub.ExportAudit(&ctx, req, &resp); !s.ok()) {
+      return absl::UnavailableError(rdg::clients::DescribeRpcError(s));
+    }
+    return resp;
+  };
+  absl::StatusOr<rdg::clients::AuditVerification> v =
+      rdg::clients::VerifyAuditChain(fetch, from, ca_path);
+  if (!v.ok()) {
+    std::cerr << "error: " << v.status().message() << "\n";
+    return kExitFailure;
+  }
+  if (as_json) {
+    nlohmann::json out = {{"records", v->records},
+                          {"first_seq", v->first_seq},
+                          {"last_seq", v->last_seq},
+                          {"checkpoints", v->checkpoints},
+                          {"last_checkpoint_seq", v->last_checkpoint_seq},
+                          {"last_checkpoint_time", v->last_checkpoint_time},
+                          {"problems", v->problems},
+                          {"ok", v->problems.empty()}};
+    std::cout << out.dump(2) << "\n";
+  } else {
+    for (const std::string& p : v->problems) std::cout << p << "\n";
+    std::cout << "audit chain: " << v->records << " records";
+    if (v->records > 0) std::cout << " (" << v->first_seq << " to " << v->last_seq << ")";
+    std::cout << ", " << v->checkpoints << " signed checkpoints verified";
+    if (v->last_checkpoint_seq > 0) {
+      std::cout << " (the last at record " << v->last_checkpoint_seq << ", signed "
+                << v->last_checkpoint_time << ")";
+    }
+    std::cout << (v->problems.empty()
+                      ? ": intact\n"
+                      : ": " + std::to_string(v->problems.size()) + " problem(s)\n");
+    if (v->last_seq > v->last_checkpoint_seq && v->problems.empty()) {
+      std::cout << "records after the last checkpoint are covered by the chain alone\n";
+    }
+  }
+  return v->problems.empty() ? 0 : kExitFailure;
 }
 
 int RunIdentityConflicts(Stub& stub, const std::string& since, int limit, bool as_json) {
@@ -254,6 +306,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "rdg-admin: turnaround times, queue backlogs, SLA breaches and the audit log of "
       "the Remote Diagnosis Gateway"};
+  app.set_version_flag("--version", rdg::VersionLine("rdg-admin"));
   app.require_subcommand(1);
   rdg::clients::ConnectionOptions conn;
   conn.AddTo(app);
@@ -303,6 +356,14 @@ int main(int argc, char** argv) {
   audit->add_option("--since", since, "only since then: a span ago (24h), a time or a date");
   audit->add_option("--limit", limit, "at most this many")->capture_default_str();
   audit->add_flag("--json", as_json, "machine-readable output");
+  auto* verify = audit->add_subcommand(
+      "verify",
+      "recompute the audit log's hash chain and check the gateway's signed checkpoints against "
+      "the platform CA (--ca); exit 1 naming every altered, inserted or missing record");
+  int64_t verify_from = 1;
+  verify->add_option("--from", verify_from, "start at this record (its predecessor is trusted)")
+      ->capture_default_str();
+  verify->add_flag("--json", as_json, "machine-readable output");
 
   auto* conflicts =
       app.add_subcommand("identity-conflicts",
@@ -322,6 +383,8 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);  // prints help or the reason
     return code == 0 ? 0 : kExitUsage;
   }
+  // What a tool writes (reports, images, PDFs, exports) holds patient data: owner only.
+  ::umask(077);
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
   auto stub = rdg::v1::AdminService::NewStub(channel);
@@ -329,5 +392,6 @@ int main(int argc, char** argv) {
   if (*queues) return RunQueues(*stub, as_json);
   if (*breaches) return RunBreaches(*stub, open_only, breach_since, breach_limit, as_json);
   if (*conflicts) return RunIdentityConflicts(*stub, conflict_since, conflict_limit, as_json);
+  if (*verify) return RunAuditVerify(*stub, verify_from, conn.ca, as_json);
   return RunAudit(*stub, exam, user, since, limit, as_json);
 }

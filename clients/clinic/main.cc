@@ -1,5 +1,6 @@
 // rdg-clinic: a clinic's command line — upload exams, list and download them, receive, verify
 // and acknowledge their signed reports.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -25,6 +26,7 @@
 #include "clients/common/report_crypto.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/ingest.grpc.pb.h"
+#include "storage/base/version.h"
 
 namespace {
 
@@ -682,6 +684,7 @@ int RunAck(const rdg::clients::ConnectionOptions& conn, const std::string& exam_
 
 int main(int argc, char** argv) {
   CLI::App app{"rdg-clinic: upload exams to the Remote Diagnosis Gateway and get them back"};
+  app.set_version_flag("--version", rdg::VersionLine("rdg-clinic"));
   app.require_subcommand(1);
   rdg::clients::ConnectionOptions conn;
   conn.AddTo(app);
@@ -796,6 +799,8 @@ int main(int argc, char** argv) {
   retry_all->excludes(purge);
 
   CLI11_PARSE(app, argc, argv);
+  // What a tool writes (reports, images, PDFs, exports) holds patient data: owner only.
+  ::umask(077);
   if (*agent) {
     if (*agent_status) return rdg::agent::RunAgentStatus(agent_config, as_json);
     if (*dead_letters) {

@@ -183,6 +183,35 @@ std::string Rfc3339(absl::Time t) {
 }
 
 //! The platform CA's certificates as a trust store; null with `detail` set when unreadable.
+Store CaStore(const std::string& ca_path, std::string* detail);
+bool ChainsAt(X509_STORE* store, X509* cert, absl::Time at, std::string* detail);
+
+//! A DER CMS signature over exactly `content` by a certificate with OU=gateway that chained to
+//! the CA at `at`. `file`: the content's name in messages, `what`: what it is.
+bool GatewaySigned(const std::string& content, const std::string& signature, X509_STORE* store,
+                   absl::Time at, const std::string& file, const std::string& what,
+                   std::string* detail) {
+  std::string why;
+  Cert gateway = CmsSigner(signature, content, store, file.c_str(), &why);
+  if (!gateway) {
+    *detail = "the gateway's " + what + ": " + why;
+    return false;
+  }
+  if (!ChainsAt(store, gateway.get(), at, &why)) {
+    *detail = "the " + what + "'s signer does not chain to the platform CA at " + Rfc3339(at) +
+              ": " + why;
+    return false;
+  }
+  const std::string ou = SubjectField(gateway.get(), NID_organizationalUnitName);
+  if (ou != "gateway") {
+    *detail = "the " + what + " is signed by a " + (ou.empty() ? std::string("role-less") : ou) +
+              " certificate (" + SubjectField(gateway.get(), NID_commonName) +
+              "), not the gateway's";
+    return false;
+  }
+  return true;
+}
+
 Store CaStore(const std::string& ca_path, std::string* detail) {
   std::string ca_pem;
   if (!ReadText(ca_path, &ca_pem)) {
@@ -383,25 +412,16 @@ bool VerifyReceipt(const std::string& receipt, const std::string& signature,
       return false;
     }
   }
-  std::string why;
-  Cert gateway = CmsSigner(signature, receipt, store.get(), "receipt.txt", &why);
-  if (!gateway) {
-    *detail = "the gateway's receipt: " + why;
-    return false;
-  }
-  if (!ChainsAt(store.get(), gateway.get(), issued_at, &why)) {
-    *detail = "the receipt's signer does not chain to the platform CA at its issued_at " +
-              Rfc3339(issued_at) + ": " + why;
-    return false;
-  }
-  const std::string ou = SubjectField(gateway.get(), NID_organizationalUnitName);
-  if (ou != "gateway") {
-    *detail = "the receipt is signed by a " + (ou.empty() ? std::string("role-less") : ou) +
-              " certificate (" + SubjectField(gateway.get(), NID_commonName) +
-              "), not the gateway's";
-    return false;
-  }
-  return true;
+  return GatewaySigned(receipt, signature, store.get(), issued_at, "receipt.txt", "receipt",
+                       detail);
+}
+
+bool VerifyGatewaySignature(const std::string& content, const std::string& signature,
+                            const std::string& ca_path, absl::Time at, const std::string& what,
+                            std::string* detail) {
+  Store store = CaStore(ca_path, detail);
+  if (!store) return false;
+  return GatewaySigned(content, signature, store.get(), at, what, what, detail);
 }
 
 std::string CertificateFingerprint(const std::string& pem) {

@@ -56,6 +56,13 @@ bool VerifyReceipt(const std::string& receipt, const std::string& signature,
                    const std::string& ca_path, std::map<std::string, std::string>* fields,
                    std::string* detail);
 
+//! A DER CMS signature over exactly `content` by the gateway (a certificate with OU=gateway that
+//! chained to the platform CA in `ca_path` at `at`): its audit checkpoints. False with `detail`
+//! naming what failed; `what` names the content in it.
+bool VerifyGatewaySignature(const std::string& content, const std::string& signature,
+                            const std::string& ca_path, absl::Time at, const std::string& what,
+                            std::string* detail);
+
 //! The fields of canonical report bytes (proto/rdg/v1/report_canonical.h), unescaped; empty
 //! when `canonical` is not RDG-REPORT-V1 text.
 std::map<std::string, std::string> CanonicalReportFields(const std::string& canonical);

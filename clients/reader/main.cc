@@ -1,5 +1,7 @@
 // rdg-reader: a county or city reader's command line — worklist, claims, fetch (with ECG
 // tracings), priors and lab trends, signed reports; and `render` for a local ECG file.
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
@@ -12,6 +14,7 @@
 #include "clients/reader/ecg_tracing.h"
 #include "rdg/v1/reading.grpc.pb.h"
 #include "rdg/v1/report_canonical.h"
+#include "storage/base/version.h"
 #include "storage/formats/ecg_waveform.h"
 
 namespace {
@@ -346,6 +349,7 @@ int RunEscalate(ReadingService::Stub& stub, const std::string& exam_id, const st
 int main(int argc, char** argv) {
   CLI::App app{
       "rdg-reader: read exams of your institution's queues on the Remote Diagnosis Gateway"};
+  app.set_version_flag("--version", rdg::VersionLine("rdg-reader"));
   app.require_subcommand(1);
   rdg::clients::ConnectionOptions conn;
   conn.AddTo(app);
@@ -449,6 +453,8 @@ int main(int argc, char** argv) {
   ecg_worker->add_option("file", worker_in)->required();
   ecg_worker->add_option("out", worker_out)->required();
   CLI11_PARSE(app, argc, argv);
+  // What a tool writes (reports, images, PDFs, exports) holds patient data: owner only.
+  ::umask(077);
   if (*ecg_worker) return rdg::clients::RunEcgWorker(worker_in, worker_out);
   if (*render) return RunRender(render_file, render_out, as_json);
 

@@ -1,6 +1,8 @@
 // rdg-sim: fills a gateway with a simulated day (or more) of a county medical community: clinics
 // and vans upload, readers read and sign, clinics acknowledge — for demos of the dashboard and for
 // load tests. See simulation.h for the model and README.md ("Administrators") for a walk-through.
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
@@ -8,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "clients/sim/simulation.h"
+#include "storage/base/version.h"
 
 namespace {
 
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "rdg-sim: a compressed-time day of clinics uploading, readers signing and clinics "
       "acknowledging, against a real gateway started with --clock-offset-file"};
+  app.set_version_flag("--version", rdg::VersionLine("rdg-sim"));
   rdg::sim::Options o;
   o.gateway = Env("RDG_GATEWAY");
   o.ca = Env("RDG_CA");
@@ -86,6 +90,8 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
   }
+  // What a tool writes (reports, images, PDFs, exports) holds patient data: owner only.
+  ::umask(077);
   if (o.gateway.empty()) {
     std::cerr << "rdg-sim: give --gateway HOST:PORT (or RDG_GATEWAY)\n";
     return kExitUsage;

@@ -11,6 +11,26 @@
 #include "storage/formats/text.h"
 
 namespace rdg::api {
+namespace {
+
+void ToProto(const storage::AuditRecord& e, const config::InstitutionDirectory& directory,
+             rdg::v1::AuditEntry& out) {
+  out.set_seq(e.seq);
+  *out.mutable_at() = ToTimestamp(e.at);
+  out.set_institution(e.institution);
+  out.set_institution_name(directory.Name(e.institution));
+  out.set_user(e.user);
+  out.set_role(e.role);
+  out.set_action(e.action);
+  out.set_exam_id(e.exam_id);
+  out.set_detail(e.detail);
+  out.set_outcome(e.outcome);
+  out.set_patient_id(e.patient_id);
+  out.set_peer(e.peer);
+  out.set_subject(e.subject);
+}
+
+}  // namespace
 
 absl::StatusOr<auth::Principal> AdminServiceImpl::Administrator(grpc::CallbackServerContext* ctx) {
   RDG_ASSIGN_OR_RETURN(auto principal, authenticator_.Authenticate(*ctx));
@@ -39,8 +59,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetQueues(grpc::CallbackServerContex
         *out->mutable_oldest_waiting() = ToDurationProto(now - *f.oldest_waiting_since);
       }
     }
-    return index_.AppendAudit(
-        {0, now, principal.institution, principal.user, principal.role, "admin_queues", "", ""});
+    return index_.AppendAudit(storage::AuditOf(now, principal.institution, principal.user,
+                                               principal.role, "admin_queues", "", ""));
   });
 }
 
@@ -55,23 +75,45 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QueryAudit(grpc::CallbackServerConte
     query.limit = request->limit() > 0 ? std::min(request->limit(), 10000) : 100;
     if (request->has_since()) query.since = FromTimestamp(request->since());
     RDG_ASSIGN_OR_RETURN(auto entries, index_.ListAudit(query));
-    for (const auto& e : entries) {
-      rdg::v1::AuditEntry* out = response->add_entries();
-      out->set_seq(e.seq);
-      *out->mutable_at() = ToTimestamp(e.at);
-      out->set_institution(e.institution);
-      out->set_institution_name(directory_.Name(e.institution));
-      out->set_user(e.user);
-      out->set_role(e.role);
-      out->set_action(e.action);
-      out->set_exam_id(e.exam_id);
-      out->set_detail(e.detail);
-    }
+    for (const auto& e : entries) ToProto(e, directory_, *response->add_entries());
     // Reading the audit log is itself audited.
-    return index_.AppendAudit(
-        {0, clock_.Now(), principal.institution, principal.user, principal.role, "admin_audit",
-         request->exam_id(),
-         request->user().empty() ? "" : absl::StrCat("user ", request->user())});
+    return index_.AppendAudit(storage::AuditOf(
+        clock_.Now(), principal.institution, principal.user, principal.role, "admin_audit",
+        request->exam_id(), request->user().empty() ? "" : absl::StrCat("user ", request->user())));
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ExportAudit(grpc::CallbackServerContext* ctx,
+                                                        const rdg::v1::ExportAuditRequest* request,
+                                                        rdg::v1::ExportAuditResponse* response) {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
+    const int64_t from = std::max<int64_t>(request->from_seq(), 1);
+    const int32_t limit = request->limit() > 0 ? std::min(request->limit(), 5000) : 5000;
+    if (from == 1) {  // one record per verification, not per page
+      RDG_RETURN_IF_ERROR(
+          index_.AppendAudit(storage::AuditOf(clock_.Now(), principal.institution, principal.user,
+                                              principal.role, "admin_audit_export")));
+    }
+    RDG_ASSIGN_OR_RETURN(storage::AuditExportRecord page, index_.ExportAudit(from, limit));
+    for (const auto& e : page.records) {
+      rdg::v1::AuditEntry& out = *response->add_entries();
+      ToProto(e, directory_, out);
+      out.set_prev_hash(e.prev_hash);
+      out.set_hash(e.hash);
+    }
+    for (const auto& c : page.checkpoints) {
+      rdg::v1::AuditCheckpoint& out = *response->add_checkpoints();
+      out.set_seq(c.seq);
+      out.set_hash(c.hash);
+      *out.mutable_signed_at() = ToTimestamp(c.signed_at);
+      out.set_statement(c.statement);
+      out.set_signature(c.signature);
+    }
+    if (static_cast<int32_t>(page.records.size()) == limit) {
+      response->set_next_seq(page.records.back().seq + 1);
+    }
+    return absl::OkStatus();
   });
 }
 
@@ -116,9 +158,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(grpc::CallbackServerCo
         s->set_with_target(f.with_target);
       }
     }
-    return index_.AppendAudit({0, now, principal.institution, principal.user, principal.role,
-                               "admin_turnaround", "",
-                               rdg::v1::TurnaroundGrouping_Name(request->group_by())});
+    return index_.AppendAudit(storage::AuditOf(
+        now, principal.institution, principal.user, principal.role, "admin_turnaround", "",
+        rdg::v1::TurnaroundGrouping_Name(request->group_by())));
   });
 }
 
@@ -155,8 +197,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListBreaches(grpc::CallbackServerCon
     query.limit = request->limit() > 0 ? std::min(request->limit(), 100000) : 1000;
     RDG_ASSIGN_OR_RETURN(auto breaches, index_.ListBreaches(query));
     for (const auto& b : breaches) ToBreachProto(b, now, directory_, response->add_breaches());
-    return index_.AppendAudit({0, now, principal.institution, principal.user, principal.role,
-                               "admin_breaches", "", query.open_only ? "open" : ""});
+    return index_.AppendAudit(storage::AuditOf(now, principal.institution, principal.user,
+                                               principal.role, "admin_breaches", "",
+                                               query.open_only ? "open" : ""));
   });
 }
 
@@ -183,9 +226,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListIdentityConflicts(
       for (const auto& f : c.fields) out->add_fields(f);
       out->set_detail(formats::ToValidUtf8(c.detail));  // may quote an HL7 control id
     }
-    return index_.AppendAudit({0, clock_.Now(), principal.institution, principal.user,
-                               principal.role, "admin_identity_conflicts", "",
-                               absl::StrCat(conflicts.size(), " listed")});
+    return index_.AppendAudit(storage::AuditOf(clock_.Now(), principal.institution, principal.user,
+                                               principal.role, "admin_identity_conflicts", "",
+                                               absl::StrCat(conflicts.size(), " listed")));
   });
 }
 

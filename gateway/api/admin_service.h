@@ -1,8 +1,8 @@
 // rdg.v1.AdminService: figures for administrators (admin role only). Administrators see figures,
 // not images: nothing here returns patient data. Implemented: GetQueues (depth, being read,
 // oldest waiting, overdue per queue), GetTurnaround (completed SLA stages over a window, grouped),
-// ListBreaches (recorded SLA breaches), QueryAudit and ListIdentityConflicts (the patient-identity
-// review list).
+// ListBreaches (recorded SLA breaches), QueryAudit, ExportAudit (the log with its hash chain and
+// signed checkpoints) and ListIdentityConflicts (the patient-identity review list).
 #pragma once
 
 #include <string>
@@ -37,6 +37,9 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* QueryAudit(grpc::CallbackServerContext* ctx,
                                        const rdg::v1::AuditRequest* request,
                                        rdg::v1::AuditResponse* response) override;
+  grpc::ServerUnaryReactor* ExportAudit(grpc::CallbackServerContext* ctx,
+                                        const rdg::v1::ExportAuditRequest* request,
+                                        rdg::v1::ExportAuditResponse* response) override;
   grpc::ServerUnaryReactor* GetTurnaround(grpc::CallbackServerContext* ctx,
                                           const rdg::v1::TurnaroundRequest* request,
                                           rdg::v1::TurnaroundResponse* response) override;

@@ -6,7 +6,10 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <malloc.h>
 
+#include <unistd.h>
+
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +20,7 @@
 #include "gateway/api/reading_service.h"
 #include "gateway/api/request_decoding.h"
 #include "gateway/common/housekeeper.h"
+#include "gateway/common/storage_guard.h"
 #include "gateway/config/gateway_config.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/ingest/index_committer.h"
@@ -33,8 +37,11 @@
 #include "rdg/v1/admin.grpc.pb.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/reading.grpc.pb.h"
+#include "storage/base/audit_chain.h"
+#include "storage/base/dir_lock.h"
 #include "storage/base/posix_file.h"
 #include "storage/base/status_macros.h"
+#include "storage/base/version.h"
 #include "storage/base/worker_pool.h"
 #include "storage/file_blob_store.h"
 #include "storage/parsing/isolated_parser.h"
@@ -44,6 +51,16 @@ namespace rdg::api {
 namespace {
 
 using storage::ReadWholeFile;
+
+//! An audit entry of the gateway itself: started or stopped, with its release and pid.
+storage::AuditRecord ApplicationEvent(std::string action, absl::Time at) {
+  storage::AuditRecord e;
+  e.at = at;
+  e.user = "rdg-gateway";
+  e.action = std::move(action);
+  e.detail = absl::StrCat("rdg ", ReleaseVersion(), ", pid ", ::getpid());
+  return e;
+}
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
     const rdg::v1::TlsConfig& tls) {
@@ -69,12 +86,14 @@ struct Policy {
   std::unique_ptr<routing::SlaTable> sla;
 };
 
-//! The index and the blob store.
+//! The data dir's lock, the index and the blob store, and the guard over their disk.
 struct Stores {
+  std::optional<storage::DirectoryLock> lock;  //!< first built, last released
   std::unique_ptr<storage::IndexStore> index;
   std::unique_ptr<storage::BlobStore> blobs;
   storage::ExamTextRepairs* repairs = nullptr;         //!< the index's start-up repairs
   const storage::FileBlobStore* blob_files = nullptr;  //!< the blobs' paths, for those repairs
+  std::unique_ptr<StorageGuard> guard;
 };
 
 //! Uploads: the parser processes, the group committer, the ingestor.
@@ -136,19 +155,44 @@ Policy BuildPolicy(const rdg::v1::GatewayConfig& config) {
   return p;
 }
 
-absl::StatusOr<Stores> OpenStores(const rdg::v1::GatewayConfig& config) {
-  RDG_RETURN_IF_ERROR(storage::MakeDirectories(config.data_dir()));
+//! Creates the data dir (0700; a looser existing one is tightened), locks it against a second
+//! gateway, and proves it writable before anything is served from it.
+absl::StatusOr<storage::DirectoryLock> ClaimDataDir(const std::string& dir) {
+  RDG_RETURN_IF_ERROR(storage::MakeDirectories(dir));
+  RDG_ASSIGN_OR_RETURN(bool tightened, storage::RestrictToOwner(dir));
+  if (tightened) LOG(WARNING) << "data dir " << dir << " was open to other users: now mode 0700";
+  RDG_ASSIGN_OR_RETURN(storage::DirectoryLock lock, storage::DirectoryLock::Acquire(dir));
+  RDG_RETURN_IF_ERROR(storage::ProbeWritable(dir));
+  return lock;
+}
+
+absl::StatusOr<Stores> OpenStores(const rdg::v1::GatewayConfig& config, const Clock& clock) {
   if (config.index().has_postgres()) {
     return absl::UnimplementedError("index.postgres is not available in this build; use sqlite");
   }
+  Stores s;
+  RDG_ASSIGN_OR_RETURN(s.lock, ClaimDataDir(config.data_dir()));
   RDG_ASSIGN_OR_RETURN(auto sqlite,
                        storage::SqliteIndexStore::Open(config.index().sqlite().path()));
   RDG_ASSIGN_OR_RETURN(auto files, storage::FileBlobStore::Create(config.data_dir() + "/blobs"));
-  Stores s;
+  RDG_RETURN_IF_ERROR(storage::ProbeWritable(config.data_dir() + "/blobs"));
+  // A gateway start is an audited event (ATNA's Application Activity), and the proof that the
+  // index takes writes.
+  if (auto written = sqlite->AppendAudit(ApplicationEvent("application_start", clock.Now()));
+      !written.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("the index ", config.index().sqlite().path(),
+                                                      " refuses writes: ", written.message()));
+  }
   s.repairs = sqlite.get();
   s.blob_files = files.get();
   s.index = std::move(sqlite);
   s.blobs = std::move(files);
+  RDG_ASSIGN_OR_RETURN(s.guard,
+                       StorageGuard::Start({config.data_dir(), config.index().sqlite().path(),
+                                            config.disk_reserve_mb() << 20}));
+  if (absl::Status safe = s.guard->Check(); !safe.ok()) {
+    LOG(WARNING) << "not ready: " << safe.message();
+  }
   return s;
 }
 
@@ -157,13 +201,14 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
                                    const Stores& stores, const Clock& clock) {
   Ingest in;
   RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(config.data_dir() + "/uploads"));
+  RDG_RETURN_IF_ERROR(storage::ProbeWritable(config.data_dir() + "/uploads"));
   in.committer = std::make_unique<ingest::IndexCommitter>(*stores.index, /*max_batch=*/256);
   RDG_ASSIGN_OR_RETURN(in.parser,
                        parsing::StartParserPool(config.parsing(), config.critical_values()));
   in.ingestor = std::make_unique<ingest::Ingestor>(
       ingest::Ingestor::Options{config.limits(), policy.router.get(), policy.sla.get(),
                                 parsing::CriticalValueTable(config.critical_values()),
-                                in.parser.get()},
+                                in.parser.get(), stores.guard.get()},
       *stores.index, *stores.blobs, std::move(staging), *in.committer, clock);
   RDG_RETURN_IF_ERROR(in.ingestor->Recover());
   const storage::FileBlobStore& blob_files = *stores.blob_files;
@@ -228,6 +273,9 @@ absl::Status StartServer(const rdg::v1::GatewayConfig& config, Serving& s) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen(), credentials, &s.port);
+  // gRPC sets SO_REUSEPORT by default: a second gateway on the same port would start and take
+  // half of the connections. Off, a port in use is an error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_chunk_bytes()) + (1 << 20));
   // Keepalive pings find connections that died silently (a van out of coverage) within ~30 s, so
   // their upload sessions are released for the resume from a new connection. Clients ping every
@@ -271,10 +319,12 @@ absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
                                            &clock, &ingest.parser->counters()});
   monitoring::Metrics* metrics = m.metrics.get();
   storage::IndexStore* index = stores.index.get();
+  StorageGuard* guard = stores.guard.get();
   const config::InstitutionDirectory* directory = policy.directory.get();
   monitoring::MonitoringServer::Handlers handlers;
   handlers.metrics = [metrics] { return metrics->Render(); };
-  handlers.ready = [index, &clock]() -> absl::Status {
+  handlers.ready = [index, guard, &clock]() -> absl::Status {
+    RDG_RETURN_IF_ERROR(guard->Check());
     return index->ListQueueFigures(clock.Now()).status();
   };
   std::vector<std::string> queues;
@@ -309,6 +359,32 @@ void SweepBreaches(storage::IndexStore& index, const Clock& clock) {
   }
 }
 
+//! Signs the end of the audit chain when records were added since the last checkpoint.
+void CheckpointAudit(storage::IndexStore& index, const signing::ReceiptSigner& signer,
+                     const Clock& clock) {
+  absl::StatusOr<storage::AuditTipRecord> tip = index.AuditTip();
+  if (!tip.ok()) {
+    LOG(WARNING) << "reading the audit chain's end: " << tip.status();
+    return;
+  }
+  if (tip->seq == 0 || tip->seq <= tip->checkpointed_seq) return;
+  const int64_t now = absl::ToUnixSeconds(clock.Now());
+  storage::AuditCheckpointRecord c;
+  c.seq = tip->seq;
+  c.hash = tip->hash;
+  c.signed_at = absl::FromUnixSeconds(now);
+  c.statement = audit::CheckpointStatement(c.seq, c.hash, now);
+  absl::StatusOr<std::string> signature = signer.Sign(c.statement);
+  if (!signature.ok()) {
+    LOG(WARNING) << "signing an audit checkpoint: " << signature.status();
+    return;
+  }
+  c.signature = *std::move(signature);
+  if (absl::Status s = index.AppendAuditCheckpoint(c); !s.ok()) {
+    LOG(WARNING) << "writing an audit checkpoint: " << s;
+  }
+}
+
 void RefreshMetrics(monitoring::Metrics* metrics) {
   if (metrics == nullptr) return;
   if (auto s = metrics->Refresh(); !s.ok()) LOG(WARNING) << "refreshing metrics: " << s;
@@ -316,9 +392,10 @@ void RefreshMetrics(monitoring::Metrics* metrics) {
 
 //! Every housekeeping_seconds (default 10) by the injected clock: SLA breaches are recorded,
 //! metrics refreshed, expired claim leases go back to their queues, exams unclaimed past their
-//! SLA claim target are escalated to the next level, free heap memory is returned to the system
-//! and stalled upload streams are ended; every 360 of those periods expired upload sessions are
-//! removed (and at start-up by Ingestor::Recover).
+//! SLA claim target are escalated to the next level, storage is checked (StorageGuard), free
+//! heap memory is returned to the system and stalled upload streams are ended; every
+//! audit_checkpoint_seconds the audit chain's end is signed; every 360 housekeeping periods
+//! expired upload sessions are removed (and at start-up by Ingestor::Recover).
 std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
   const absl::Duration every =
       absl::Seconds(c.config.housekeeping_seconds() > 0 ? c.config.housekeeping_seconds() : 10);
@@ -328,6 +405,18 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
   monitoring::Metrics* metrics = c.monitoring.metrics.get();
   worklist::ReadingDesk& desk = *c.desks.reading;
   h->Add("sla-breaches", every, [&index, &clock] { SweepBreaches(index, clock); });
+  StorageGuard& guard = *c.stores.guard;
+  h->Add("storage", every, [&guard, last = std::make_shared<std::string>()] {
+    const absl::Status now = guard.Check();
+    const std::string message(now.message());
+    if (message == *last) return;
+    if (now.ok()) {
+      LOG(INFO) << "storage safe again: accepting uploads";
+    } else {
+      LOG(WARNING) << "not ready, uploads refused: " << message;
+    }
+    *last = message;
+  });
   h->Add("metrics", every, [metrics] { RefreshMetrics(metrics); });
   h->Add("claim-leases", every, [&desk] {
     auto leases = desk.ExpireLeases();
@@ -344,6 +433,9 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
   // Freed memory at the top of malloc's arenas stays resident until trimmed: after a burst of
   // uploads, give it back.
   h->Add("heap-trim", every, [] { malloc_trim(0); });
+  const signing::ReceiptSigner& signer = *c.desks.receipts;
+  h->Add("audit-checkpoint", absl::Seconds(c.config.audit_checkpoint_seconds()),
+         [&index, &signer, &clock] { CheckpointAudit(index, signer, clock); });
   IngestServiceImpl& uploads = *c.serving.ingest;
   h->Add("stalled-streams", every, [&uploads] {
     if (int stalled = uploads.CancelStalledStreams(); stalled > 0) {
@@ -368,7 +460,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   c->config = config;
   c->clock = &clock;
   c->policy = BuildPolicy(config);
-  RDG_ASSIGN_OR_RETURN(c->stores, OpenStores(config));
+  RDG_ASSIGN_OR_RETURN(c->stores, OpenStores(config, clock));
   RDG_ASSIGN_OR_RETURN(c->ingest, StartIngest(config, c->policy, c->stores, clock));
   RDG_ASSIGN_OR_RETURN(c->desks, BuildDesks(config, c->policy, c->stores, clock));
   BuildServices(config, c->policy, c->stores, c->ingest, c->desks, clock, c->serving);
@@ -401,6 +493,10 @@ void Gateway::Shutdown(absl::Duration grace) {
   s.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
   s.server->Wait();
   s.pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)
+  const absl::Status stop =
+      parts_->stores.index->AppendAudit(ApplicationEvent("application_stop", parts_->clock->Now()));
+  if (!stop.ok()) LOG(WARNING) << "auditing the stop: " << stop;
+  CheckpointAudit(*parts_->stores.index, *parts_->desks.receipts, *parts_->clock);
 }
 
 }  // namespace rdg::api

@@ -142,6 +142,14 @@ void Validator::CheckTopLevel() {
     Fail(absl::StrCat(Where("max_signing_clock_skew_seconds"),
                       "max_signing_clock_skew_seconds must not be negative"));
   }
+  if (config_.disk_reserve_mb() < 0 || config_.disk_reserve_mb() > (int64_t{1} << 30)) {
+    Fail(absl::StrCat(Where("disk_reserve_mb"),
+                      "disk_reserve_mb must be between 0 and 1073741824 (1 PiB)"));
+  }
+  if (config_.audit_checkpoint_seconds() < 0) {
+    Fail(absl::StrCat(Where("audit_checkpoint_seconds"),
+                      "audit_checkpoint_seconds must not be negative"));
+  }
   if (config_.housekeeping_seconds() < 0) {
     Fail(absl::StrCat(Where("housekeeping_seconds"), "housekeeping_seconds must not be negative"));
   }
@@ -341,6 +349,8 @@ void ApplyDefaults(GatewayConfig* c) {
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);
   if (c->max_signing_clock_skew_seconds() <= 0) c->set_max_signing_clock_skew_seconds(600);
   if (c->housekeeping_seconds() <= 0) c->set_housekeeping_seconds(10);
+  if (c->audit_checkpoint_seconds() <= 0) c->set_audit_checkpoint_seconds(300);
+  if (!c->has_disk_reserve_mb()) c->set_disk_reserve_mb(1024);
   if (c->monitoring().listen().empty()) c->mutable_monitoring()->set_listen("127.0.0.1:9464");
   // Never open to anyone: without TLS a token is required, made at start-up if the file is new.
   if (c->monitoring().token_file().empty() && !c->monitoring().tls()) {

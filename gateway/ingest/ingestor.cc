@@ -3,7 +3,6 @@
 #include <glog/logging.h>
 
 #include <algorithm>
-#include <random>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -12,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "google/protobuf/util/time_util.h"
+#include "storage/base/random.h"
 #include "storage/base/status_macros.h"
 #include "storage/parsing/parsed_object.h"
 
@@ -21,10 +21,7 @@ namespace {
 using rdg::v1::UploadStatus;
 using storage::UploadSessionRecord;
 
-std::string NewSessionId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return absl::StrFormat("up-%016x%016x", rng(), rng());
-}
+std::string NewSessionId() { return "up-" + storage::RandomHex(16); }
 
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
@@ -365,6 +362,7 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
     found.persisted = true;
     return found;
   }
+  RDG_RETURN_IF_ERROR(AdmitBytes());
   // An early, friendly refusal; PersistSession is the atomic check.
   RDG_ASSIGN_OR_RETURN(int open, index_.CountSessions(principal.institution));
   if (open >= options_.limits.max_open_uploads()) return TooManySessions();
@@ -414,8 +412,14 @@ absl::StatusOr<Ingestor::Attachment> Ingestor::Attach(const auth::Principal& pri
   return attachment;
 }
 
+absl::Status Ingestor::AdmitBytes() const {
+  return options_.storage_guard != nullptr ? options_.storage_guard->AdmitUpload()
+                                           : absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<UploadHandle>> Ingestor::Hold(UploadSessionRecord record,
                                                              bool persisted) {
+  RDG_RETURN_IF_ERROR(AdmitBytes());
   {
     absl::MutexLock lock(&mu_);
     if (!attached_.insert(record.session_id).second) {

@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
+#include "gateway/common/storage_guard.h"
 #include "gateway/identity/patient_match.h"
 #include "gateway/ingest/index_committer.h"
 #include "gateway/routing/router.h"
@@ -84,6 +85,9 @@ class Ingestor {
     //! Parses staged objects. The gateway passes its isolated parser processes; without one,
     //! objects are parsed in this process (unit tests).
     const parsing::ObjectParser* parser = nullptr;
+    //! Refuses new sessions and streams (UNAVAILABLE) while the disk is below its reserve or the
+    //! index is unsafe. None: always admitted (unit tests).
+    StorageGuard* storage_guard = nullptr;
   };
   Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
            storage::StagingArea staging, IndexCommitter& committer, const Clock& clock);
@@ -146,6 +150,8 @@ class Ingestor {
   //! (atomically), UNAVAILABLE when the limit is reached.
   absl::Status PersistSession(const storage::UploadSessionRecord& record);
   absl::Status TooManySessions() const;
+  //! The storage guard's word on taking more bytes now.
+  absl::Status AdmitBytes() const;
   rdg::v1::UploadStatus StatusOf(const storage::UploadSessionRecord& record, int64_t offset) const;
   //! Whether a connection is attached to (writing to) the session now.
   bool InUse(const std::string& session_id);

@@ -70,7 +70,7 @@ std::string IndexReadingDesk::SigningDesk(const auth::Principal& reader,
 absl::Status IndexReadingDesk::Audit(const auth::Principal& who, const std::string& action,
                                      const std::string& exam_id, const std::string& detail) {
   return index_.AppendAudit(
-      {0, clock_.Now(), who.institution, who.user, who.role, action, exam_id, detail});
+      storage::AuditOf(clock_.Now(), who.institution, who.user, who.role, action, exam_id, detail));
 }
 
 absl::StatusOr<storage::ExamRecord> IndexReadingDesk::ExamInReadersQueues(

@@ -153,8 +153,9 @@ absl::StatusOr<storage::ReportRecord> IndexReportDesk::Submit(
   const absl::Time now = clock_.Now();
   RDG_RETURN_IF_ERROR(CheckSignature(reader, request, now));
   RDG_ASSIGN_OR_RETURN(auto stored, index_.AddReport(ToRecord(reader, exam, request, now), now));
-  RDG_RETURN_IF_ERROR(index_.AppendAudit({0, now, reader.institution, reader.user, reader.role,
-                                          "submit_report", stored.exam_id, stored.report_id}));
+  RDG_RETURN_IF_ERROR(
+      index_.AppendAudit(storage::AuditOf(now, reader.institution, reader.user, reader.role,
+                                          "submit_report", stored.exam_id, stored.report_id)));
   // Clinics hear of signed versions only.
   if (stored.status != rdg::v1::PRELIMINARY_REPORT) Notify(stored.origin_institution);
   return stored;
@@ -181,9 +182,9 @@ absl::StatusOr<std::vector<storage::ReportRecord>> IndexReportDesk::Feed(
   }
   RDG_RETURN_IF_ERROR(index_.MarkDelivered(ids, clock_.Now()));
   if (!reports.empty()) {
-    RDG_RETURN_IF_ERROR(
-        index_.AppendAudit({0, clock_.Now(), clinic.institution, clinic.user, clinic.role,
-                            "receive_reports", "", absl::StrCat(reports.size(), " reports")}));
+    RDG_RETURN_IF_ERROR(index_.AppendAudit(
+        storage::AuditOf(clock_.Now(), clinic.institution, clinic.user, clinic.role,
+                         "receive_reports", "", absl::StrCat(reports.size(), " reports"))));
   }
   return reports;
 }
@@ -206,8 +207,9 @@ absl::StatusOr<storage::ReportRecord> IndexReportDesk::Latest(const auth::Princi
       if (!it->delivered_at) {  // handing the report to its clinic is a delivery
         RDG_RETURN_IF_ERROR(index_.MarkDelivered({it->report_id}, clock_.Now()));
       }
-      RDG_RETURN_IF_ERROR(index_.AppendAudit({0, clock_.Now(), clinic.institution, clinic.user,
-                                              clinic.role, "get_report", exam_id, it->report_id}));
+      RDG_RETURN_IF_ERROR(
+          index_.AppendAudit(storage::AuditOf(clock_.Now(), clinic.institution, clinic.user,
+                                              clinic.role, "get_report", exam_id, it->report_id)));
       return *it;
     }
   }

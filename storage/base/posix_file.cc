@@ -29,7 +29,7 @@ absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int er
 
 absl::StatusOr<File> File::OpenForAppend(const std::string& path, bool create) {
   int flags = O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT : 0);
-  int fd = ::open(path.c_str(), flags, 0640);
+  int fd = ::open(path.c_str(), flags, 0600);
   if (fd < 0) return ErrnoStatus("open", path, errno);
   return File(fd, path);
 }
@@ -110,11 +110,39 @@ absl::Status MakeDirectories(const std::string& dir) {
     partial = dir.substr(0, next);
     pos = next;
     if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), 0750) != 0 && errno != EEXIST) {
+    if (::mkdir(partial.c_str(), 0700) != 0 && errno != EEXIST) {
       return ErrnoStatus("mkdir", partial, errno);
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status ProbeWritable(const std::string& dir) {
+  const std::string probe = absl::StrCat(dir, "/.rdg-write-probe-", ::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    constexpr char kByte = '\n';
+    if (::write(fd, &kByte, 1) != 1 || ::fsync(fd) != 0) err = errno;
+    ::close(fd);
+    ::unlink(probe.c_str());
+  }
+  if (err != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("directory ", dir, " is not writable: ", strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RestrictToOwner(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return absl::NotFoundError(absl::StrCat(path, " does not exist"));
+    return ErrnoStatus("stat", path, errno);
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) == 0) return false;
+  if (::chmod(path.c_str(), st.st_mode & S_IRWXU) != 0) return ErrnoStatus("chmod", path, errno);
+  return true;
 }
 
 absl::Status RenameFile(const std::string& from, const std::string& to) {

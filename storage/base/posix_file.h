@@ -15,7 +15,8 @@ namespace rdg::storage {
 //! An open file descriptor, closed on destruction.
 class File {
  public:
-  //! Opens for appending, creating the file when `create` is set.
+  //! Opens for appending, creating the file (mode 0600: only the owning service reads it) when
+  //! `create` is set.
   static absl::StatusOr<File> OpenForAppend(const std::string& path, bool create);
   static absl::StatusOr<File> OpenForRead(const std::string& path);
 
@@ -43,8 +44,14 @@ class File {
 
 //! fsyncs a directory so that renames and creations in it are durable.
 absl::Status SyncDirectory(const std::string& dir);
-//! Creates a directory (and parents); succeeds if it exists.
+//! Creates a directory (and parents, mode 0700); succeeds if it exists.
 absl::Status MakeDirectories(const std::string& dir);
+//! Proves `dir` takes new files: creates, writes, fsyncs and removes a probe file in it.
+//! FAILED_PRECONDITION naming the directory and the error (read-only mount, permissions, full).
+absl::Status ProbeWritable(const std::string& dir);
+//! Clears the group and other bits of `path`'s mode (e.g. 0755 → 0700) when any is set; returns
+//! whether it changed anything. NOT_FOUND when `path` does not exist.
+absl::StatusOr<bool> RestrictToOwner(const std::string& path);
 //! Renames atomically within one filesystem.
 absl::Status RenameFile(const std::string& from, const std::string& to);
 //! Creates `to` as a second name of `from` (same filesystem); succeeds if `to` exists already.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <memory>
@@ -108,6 +109,13 @@ class Connection {
     if (rc != SQLITE_OK) {
       return absl::UnavailableError(
           absl::StrCat("cannot open database ", path, ": ", sqlite3_errstr(rc)));
+    }
+    // SQLite opens a file it may not write (mode, immutable flag, read-only mount) read-only
+    // without a word, and the first write fails much later.
+    if (sqlite3_db_readonly(db, "main") == 1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("database ", path, " is read-only for this user (uid ", ::geteuid(),
+                       "): check its owner and mode, its immutable flag (lsattr) and the mount"));
     }
     sqlite3_busy_timeout(db, 10000);
     for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",

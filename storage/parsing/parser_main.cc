@@ -10,10 +10,12 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <new>
 
 #include "absl/strings/str_cat.h"
 
+#include "storage/base/version.h"
 #include "storage/formats/dicom_parser.h"
 #include "storage/parsing/object_parser.h"
 #include "storage/parsing/parse_wire.h"
@@ -81,7 +83,11 @@ int64_t PeakRssBytes() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("%s\n", rdg::VersionLine("rdg-parser").c_str());
+    return 0;
+  }
   // Only the channel stays open; the process dies with the gateway.
   ::close_range(kChannel + 1, ~0U, 0);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);

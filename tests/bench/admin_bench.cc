@@ -150,7 +150,10 @@ void Run(int n) {
   std::printf("N = %d exams over one year (%d open), filled in %.1f s\n", n, n / 50, fill_s);
 
   auto audit = [&](const char* action) {
-    if (!store->AppendAudit({0, now, "province", "admin", rdg::v1::ADMIN, action, "", ""}).ok()) {
+    if (!store
+             ->AppendAudit(
+                 rdg::storage::AuditOf(now, "province", "admin", rdg::v1::ADMIN, action, "", ""))
+             .ok()) {
       std::exit(1);
     }
   };

@@ -17,8 +17,8 @@ class PrincipalTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     pki_ = new testing::TempDir();
-    std::string cmd = "bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-pki.sh " + pki_->path() +
-                      " >/dev/null";
+    std::string cmd = "bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-pki.sh " +
+                      pki_->Join("pki") + " >/dev/null";
     ASSERT_EQ(std::system(cmd.c_str()), 0);
     auto config =
         config::LoadConfigFile(std::string(RDG_SOURCE_DIR) + "/deploy/config/demo.textproto");
@@ -30,7 +30,7 @@ class PrincipalTest : public ::testing::Test {
     delete pki_;
   }
   static std::string Pem(const std::string& name) {
-    return testing::ReadFileBytes(pki_->Join(name + ".pem"));
+    return testing::ReadFileBytes(pki_->Join("pki/" + name + ".pem"));
   }
   static testing::TempDir* pki_;
   static config::InstitutionDirectory* directory_;

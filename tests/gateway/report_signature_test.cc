@@ -155,7 +155,7 @@ TEST_F(ReportSignatureTest, OnlyASigningCertificateValidAtSignedAtSigns) {
                   "-keyout " +
                   dir_->Join("pki/no-usage.key") + " -out " + dir_->Join("pki/no-usage.pem") +
                   " -subj /O=county-a/OU=reader/CN=reader-a-rad -CA " + dir_->Join("pki/ca.pem") +
-                  " -CAkey " + dir_->Join("pki/ca.key") + " -config " + config +
+                  " -CAkey " + dir_->Join("pki-ca/ca.key") + " -config " + config +
                   " -extensions ext -days 2"),
             0);
   auto no_usage = Verify(rdg::v1::CMS_DETACHED_ECDSA_SHA256, content_, CmsSign("pki", "no-usage"),

@@ -25,14 +25,21 @@ _pki_cache = {}
 
 
 def make_pki(name="platform"):
-    """A dev PKI made by deploy/dev-pki.sh, created once per test process and name."""
+    """A dev PKI made by deploy/dev-pki.sh, created once per test process and name: the
+    directory of certificates and keys (its CA's key beside it, see ca_key)."""
     if name not in _pki_cache:
-        out = tempfile.mkdtemp(prefix=f"rdg-pki-{name}-")
+        top = tempfile.mkdtemp(prefix=f"rdg-pki-{name}-")
+        out = os.path.join(top, "pki")
         subprocess.run(["bash", os.path.join(SOURCE_DIR, "deploy/dev-pki.sh"), out],
                        check=True, stdout=subprocess.DEVNULL)
-        atexit.register(shutil.rmtree, out, ignore_errors=True)
+        atexit.register(shutil.rmtree, top, ignore_errors=True)
         _pki_cache[name] = out
     return _pki_cache[name]
+
+
+def ca_key(pki):
+    """The CA's private key of a PKI made by make_pki (dev-pki.sh keeps it out of the PKI dir)."""
+    return pki + "-ca/ca.key"
 
 
 def wait_for(predicate, timeout=30.0, interval=0.02, what="condition"):
@@ -167,6 +174,8 @@ class Gateway:
         with open(os.path.join(SOURCE_DIR, "deploy/config/demo.textproto")) as f:
             demo = f.read()
         demo = demo.replace("var/pki/", pki + "/")
+        # The default reserve (1 GiB) would make every test depend on the host's free space.
+        demo += "\ndisk_reserve_mb: 64\n"
         with open(self.config_path, "w") as f:
             f.write(merge_config(demo, extra_config.replace("var/pki/", pki + "/")))
         self.proc = None
@@ -213,6 +222,16 @@ class Gateway:
     @property
     def monitoring_url(self):
         return f"http://127.0.0.1:{self.monitoring_port}"
+
+    def readyz(self):
+        """(status, body) of GET /readyz (no credentials: probes carry none)."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(self.monitoring_url + "/readyz", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     @property
     def monitoring_token(self):

@@ -1,6 +1,7 @@
 """A gateway whose disk fills (issue 12): clinics are told the gateway is busy (UNAVAILABLE, not a
 refusal), the edge agent dead-letters nothing, and once space returns every upload completes
-without a restart. An agent whose disk fills (issue 13) answers each C-STORE A700 and keeps the
+without a restart. Before it fills, the disk reserve (issue 17) turns uploads away and /readyz
+says why, and both recover when space returns. An agent whose disk fills (issue 13) answers each C-STORE A700 and keeps the
 association; once space returns the same objects are stored without a restart. The data dir is
 a small tmpfs the test mounts (root only) and unmounts."""
 import os
@@ -42,6 +43,8 @@ class TmpfsTestCase(harness.GatewayTestCase):
 
 
 class DiskFullTest(TmpfsTestCase):
+    # No reserve: what happens when the disk really fills (ENOSPC), the last line of defence.
+    extra_config = "disk_reserve_mb: 0\n"
 
     def start_gateway_on_tmpfs(self):
         self.gateway.stop()
@@ -84,6 +87,43 @@ class DiskFullTest(TmpfsTestCase):
         self.assertTrue(again["files"][0]["ok"], again)
         self.assertEqual(self.gateway.proc.pid, pid)
         self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM objects"), [(6,)])
+        self.assert_gateway_alive()
+
+
+class DiskReserveTest(TmpfsTestCase):
+    extra_config = "disk_reserve_mb: 16\nhousekeeping_seconds: 1\n"
+
+    def test_below_the_reserve_readyz_is_503_and_uploads_busy_until_space_returns(self):
+        self.gateway.stop()
+        self.gateway.data_dir = os.path.join(self.mount, "var")
+        self.gateway.start(port=0)
+        pid = self.gateway.proc.pid
+        self.assertEqual(self.gateway.readyz(), (200, "ready\n"))
+        files = harness.distinct_cts(os.path.join(self.workdir, "in"), 2)
+        clinic = self.clinic("clinic-b1")
+        self.assertTrue(clinic.json("upload", files[0], timeout=120)["files"][0]["ok"])
+
+        filler = self.fill()
+        status, text = self.gateway.readyz()
+        print(f"\n  below the reserve, /readyz: {status} {text.strip()}")
+        self.assertEqual(status, 503)
+        self.assertIn("not ready: disk below its reserve: 0 MiB free on the data dir's filesystem, "
+                      "disk_reserve_mb is 16 MiB", text)
+        out = clinic.json("upload", files[1], expect_code=2, timeout=120)
+        f = out["files"][0]
+        print(f"  below the reserve, rdg-clinic: {f['code']}: {f['error'][:120]}")
+        self.assertEqual(f["code"], "UNAVAILABLE")
+        self.assertTrue(f.get("gateway_busy"), f)
+        self.assertIn("disk below its reserve", f["error"])
+        self.assertIn("not ready, uploads refused: disk below its reserve",
+                      harness.wait_for(lambda: "uploads refused" in self.gateway.log()
+                                       and self.gateway.log(), timeout=30, what="log line"))
+
+        os.remove(filler)
+        self.assertEqual(self.gateway.readyz(), (200, "ready\n"))
+        self.assertTrue(clinic.json("upload", files[1], timeout=120)["files"][0]["ok"])
+        self.assertEqual(self.gateway.proc.pid, pid)
+        self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM objects"), [(2,)])
         self.assert_gateway_alive()
 
 

@@ -192,7 +192,7 @@ desks {
              "-pkeyopt", "ec_paramgen_curve:P-256", "-pkeyopt", "ec_param_enc:named_curve",
              "-nodes", "-keyout", os.path.join(out, f"{n}.key"), "-out", os.path.join(out, f"{n}.pem"),
              "-subj", f"/O={institution}/OU=reader/CN={n}",
-             "-CA", os.path.join(self.pki, "ca.pem"), "-CAkey", os.path.join(self.pki, "ca.key"),
+             "-CA", os.path.join(self.pki, "ca.pem"), "-CAkey", harness.ca_key(self.pki),
              "-config", cnf, "-extensions", "reader_ext", "-days", "2", "-sha256",
              "-set_serial", "0x" + secrets.token_hex(16)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in names]

@@ -140,7 +140,7 @@ class ReportProofTest(harness.GatewayTestCase):
                         "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{weak_dir}/{name}.key",
                         "-out", f"{weak_dir}/{name}.pem", "-subj",
                         "/O=county-a/OU=reader/CN=reader-a-rad", "-CA", f"{pki}/ca.pem", "-CAkey",
-                        f"{pki}/ca.key", "-config", config, "-extensions", "ext", "-days", "2"])
+                        harness.ca_key(pki), "-config", config, "-extensions", "ext", "-days", "2"])
             self.assertEqual(made.returncode, 0, made.stderr)
             return f"{weak_dir}/{name}.key", f"{weak_dir}/{name}.pem"
         weak = dated("no-non-repudiation", minutes_from_now(1),

@@ -82,6 +82,9 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::StatusOr<std::vector<OpenBreachCount>>, CountOpenBreaches, (), (override));
   MOCK_METHOD(absl::Status, AppendAudit, (const AuditRecord&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&), (override));
+  MOCK_METHOD(absl::StatusOr<AuditExportRecord>, ExportAudit, (int64_t, int32_t), (override));
+  MOCK_METHOD(absl::StatusOr<AuditTipRecord>, AuditTip, (), (override));
+  MOCK_METHOD(absl::Status, AppendAuditCheckpoint, (const AuditCheckpointRecord&), (override));
 };
 
 }  // namespace rdg::storage

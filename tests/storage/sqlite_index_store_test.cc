@@ -2,12 +2,15 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "storage/base/audit_chain.h"
+#include "storage/migrations.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::storage {
@@ -196,10 +199,13 @@ TEST_F(SqliteIndexStoreTest, ListExamsPagesNewestFirstAndScopesByInstitution) {
 }
 
 TEST_F(SqliteIndexStoreTest, AuditLogIsAppendOnly) {
+  ASSERT_TRUE(store_
+                  ->AppendAudit(storage::AuditOf(kT0, "c1", "u1", rdg::v1::CLINIC, "download_exam",
+                                                 "ex-1", ""))
+                  .ok());
   ASSERT_TRUE(
-      store_->AppendAudit({0, kT0, "c1", "u1", rdg::v1::CLINIC, "download_exam", "ex-1", ""}).ok());
-  ASSERT_TRUE(
-      store_->AppendAudit({0, kT0, "c1", "u2", rdg::v1::CLINIC, "list_exams", "", ""}).ok());
+      store_->AppendAudit(storage::AuditOf(kT0, "c1", "u2", rdg::v1::CLINIC, "list_exams", "", ""))
+          .ok());
   AuditQuery q;
   q.user = "u1";
   auto rows = *store_->ListAudit(q);
@@ -406,6 +412,142 @@ TEST_F(SqliteIndexStoreTest, QueueFiguresCountOpenWorkOnly) {
   sqlite3_close(db);
   EXPECT_NE(detail.find("COVERING INDEX exams_open_by_queue"), std::string::npos) << detail;
   EXPECT_EQ(detail.find("TEMP B-TREE"), std::string::npos) << "grouped in index order: " << detail;
+}
+
+TEST(SqliteIndexStoreSafetyTest, ADatabaseNewerThanTheBinaryIsRefused) {
+  testing::TempDir dir;
+  const std::string path = dir.Join("index.sqlite");
+  ASSERT_TRUE(SqliteIndexStore::Open(path).ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO schema_migrations (version, name, applied_at) "
+                         "VALUES (9999, '9999_from_the_future', 0)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto reopened = SqliteIndexStore::Open(path);
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(reopened.status().message().find("schema version 9999, newer than this binary's"),
+            absl::string_view::npos)
+      << reopened.status();
+}
+
+TEST(SqliteIndexStoreSafetyTest, IndexFilesAreTheOwnersAloneWhateverTheUmask) {
+  testing::TempDir dir;
+  const mode_t old_mask = ::umask(0);
+  {
+    auto store = SqliteIndexStore::Open(dir.Join("new.sqlite"));
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->CommitObjects({MakeObject("c1", "1.2.3", "1.2.3.4", "aa")})[0].ok());
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      struct stat st {};
+      ASSERT_EQ(::stat(dir.Join(std::string("new.sqlite") + suffix).c_str(), &st), 0) << suffix;
+      EXPECT_EQ(st.st_mode & 0777, 0600u) << suffix;
+    }
+  }
+  // An index made by an older release (or copied in) with 0644 is tightened when opened.
+  const std::string old_index = dir.Join("old.sqlite");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(old_index.c_str(), &db), SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_EQ(::chmod(old_index.c_str(), 0644), 0);
+  ::umask(old_mask);
+  ASSERT_TRUE(SqliteIndexStore::Open(old_index).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(old_index.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(SqliteIndexStoreSafetyTest, ExamIdsAreRandomHex) {
+  testing::TempDir dir;
+  auto store = *SqliteIndexStore::Open(dir.Join("index.sqlite"));
+  auto a = store->CommitObjects({MakeObject("c1", "1.2.3", "1.2.3.4", "aa")});
+  auto b = store->CommitObjects({MakeObject("c1", "1.2.4", "1.2.4.4", "bb")});
+  ASSERT_TRUE(a[0].ok() && b[0].ok());
+  for (const std::string& id : {a[0]->exam_id, b[0]->exam_id}) {
+    ASSERT_EQ(id.size(), 19u) << id;
+    EXPECT_EQ(id.substr(0, 3), "ex-");
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef", 3), std::string::npos) << id;
+  }
+  EXPECT_NE(a[0]->exam_id, b[0]->exam_id);
+}
+
+TEST(SqliteIndexStoreAuditTest, RecordsOfAnEarlierReleaseAreLinkedByTheMigration) {
+  testing::TempDir dir;
+  const std::string path = dir.Join("index.sqlite");
+  {  // An index as release 14 left it, with audit records and no chain.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name "
+                           "TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    for (const Migration& m : SqliteMigrations()) {
+      if (m.version >= 15) break;
+      ASSERT_EQ(sqlite3_exec(db, std::string(m.sql).c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+          << m.name;
+      ASSERT_EQ(sqlite3_exec(db,
+                             absl::StrCat("INSERT INTO schema_migrations VALUES (", m.version,
+                                          ", '", m.name, "', 0)")
+                                 .c_str(),
+                             nullptr, nullptr, nullptr),
+                SQLITE_OK);
+    }
+    for (int i = 0; i < 5; ++i) {
+      ASSERT_EQ(sqlite3_exec(db,
+                             "INSERT INTO audit_log (at, institution, user, role, action) VALUES "
+                             "(1700000000000000, 'county-a', '李医生', 2, 'fetch_exam')",
+                             nullptr, nullptr, nullptr),
+                SQLITE_OK);
+    }
+    sqlite3_close(db);
+  }
+  auto store = SqliteIndexStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE(
+      (*store)->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "later")).ok());
+  auto page = (*store)->ExportAudit(1, 100);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 6u);
+  audit::ChainWalker walker(audit::GenesisLink());
+  for (const AuditRecord& r : page->records) {
+    audit::StoredRecord stored{
+        {r.seq, absl::ToUnixMicros(r.at), r.institution, r.user, r.role, r.action, r.exam_id,
+         r.detail, r.outcome, r.patient_id, r.peer, r.subject},
+        r.prev_hash,
+        r.hash};
+    EXPECT_TRUE(walker.Feed(stored).empty()) << r.seq;
+  }
+  // Still append-only after the migration lifted and restored the trigger.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(db, "UPDATE audit_log SET user = 'x'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST(SqliteIndexStoreAuditTest, TheTipAndCheckpointsFollowTheChain) {
+  testing::TempDir dir;
+  auto store = *SqliteIndexStore::Open(dir.Join("index.sqlite"));
+  EXPECT_EQ(store->AuditTip()->seq, 0);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "a")).ok());
+  }
+  auto tip = *store->AuditTip();
+  EXPECT_EQ(tip.seq, 3);
+  EXPECT_EQ(tip.checkpointed_seq, 0);
+  ASSERT_EQ(tip.hash.size(), 32u);
+  ASSERT_TRUE(store->AppendAuditCheckpoint({3, tip.hash, kT0, "statement", "signature"}).ok());
+  EXPECT_EQ(store->AuditTip()->checkpointed_seq, 3);
+  auto page = *store->ExportAudit(2, 100);
+  ASSERT_EQ(page.records.size(), 2u);
+  EXPECT_EQ(page.records[0].prev_hash, (*store->ExportAudit(1, 1)).records[0].hash);
+  ASSERT_EQ(page.checkpoints.size(), 1u);
+  EXPECT_EQ(page.checkpoints[0].statement, "statement");
+  EXPECT_TRUE(store->ExportAudit(4, 100)->records.empty());
 }
 
 }  // namespace
