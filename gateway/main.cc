@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // not a stop: re-read tls.crl_file
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto config = rdg::config::LoadConfigFile(config_path, {listen, data_dir, monitoring_listen});
@@ -114,7 +115,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (sigwait(&stop_signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    if (absl::Status s = (*gateway)->ReloadRevocations(); !s.ok()) {
+      LOG(WARNING) << "SIGHUP: keeping the last revocation list: " << s.message();
+    } else {
+      LOG(INFO) << "SIGHUP: revocation list re-read";
+    }
+  }
   LOG(INFO) << "received " << strsignal(signal_number) << ", shutting down";
   (*gateway)->Shutdown(absl::Seconds(config->shutdown_grace_seconds()));
   gateway->reset();

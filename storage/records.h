@@ -295,11 +295,14 @@ struct AuditCheckpointRecord {
   std::string signature;  //!< DER CMS, detached, by the gateway's certificate
 };
 
-//! The end of the audit chain: its last record and the last one a checkpoint covers.
+//! The end of the audit chain as the store linked it, and its last checkpoint.
 struct AuditTipRecord {
-  int64_t seq = 0;   //!< 0: the log is empty
+  int64_t seq = 0;   //!< the last record the store linked (0: the log is empty)
   std::string hash;  //!< that record's link
-  int64_t checkpointed_seq = 0;
+  //! The largest seq in the table now: not `seq` when the table was changed behind the store.
+  int64_t table_last_seq = 0;
+  int64_t checkpointed_seq = 0;      //!< the last checkpoint's record (0: none)
+  std::string checkpoint_statement;  //!< and its statement, which the next one names
 };
 
 //! A page of the audit chain in seq order, for verification: records from `from_seq`, and the

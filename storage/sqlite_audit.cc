@@ -51,19 +51,38 @@ audit::ChainedFields ChainedFieldsOf(const AuditRecord& r) {
 }  // namespace
 
 absl::StatusOr<std::string> SqliteIndexStore::AuditTail() {
-  if (!audit_tail_.has_value()) {
-    RDG_ASSIGN_OR_RETURN(auto q,
-                         writer_->Prepare("SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1"));
+  if (audit_tail_.has_value()) return *audit_tail_;
+  RDG_ASSIGN_OR_RETURN(
+      auto q, writer_->Prepare("SELECT " RDG_AUDIT_COLUMNS " FROM audit_log ORDER BY seq DESC"));
+  audit_tail_ = audit::GenesisLink();
+  audit_tail_seq_ = 0;
+  for (;;) {
     RDG_ASSIGN_OR_RETURN(bool row, q->Step());
-    audit_tail_ = row ? q->Blob(0) : audit::GenesisLink();
+    if (!row) break;
+    const AuditRecord r = ReadAudit(*q);
+    if (r.hash.size() == 32 && audit::Link(r.prev_hash, ChainedFieldsOf(r)) == r.hash) {
+      audit_tail_ = r.hash;
+      audit_tail_seq_ = r.seq;
+      break;
+    }
   }
   return *audit_tail_;
+}
+
+absl::Status SqliteIndexStore::LoadCheckpointTail() {
+  if (checkpoint_tail_.has_value()) return absl::OkStatus();
+  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("SELECT seq, statement FROM audit_checkpoints "
+                                                "ORDER BY seq DESC LIMIT 1"));
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  checkpoint_tail_ = row ? std::pair<int64_t, std::string>(q->Int(0), q->Text(1))
+                         : std::pair<int64_t, std::string>(0, "");
+  return absl::OkStatus();
 }
 
 absl::Status SqliteIndexStore::LinkEarlierAudit() {
   // The rows are rewritten once, by this migration, with the append-only trigger lifted inside
   // the migration's own transaction.
-  RDG_RETURN_IF_ERROR(writer_->Exec("DROP TRIGGER audit_log_no_update"));
+  RDG_RETURN_IF_ERROR(writer_->Exec("DROP TRIGGER IF EXISTS audit_log_no_update"));
   std::vector<AuditRecord> rows;
   {
     RDG_ASSIGN_OR_RETURN(
@@ -80,15 +99,16 @@ absl::Status SqliteIndexStore::LinkEarlierAudit() {
     link = std::move(next);
   }
   return writer_->Exec(
-      "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+      "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
       "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END");
 }
 
 absl::Status SqliteIndexStore::AppendAudit(const AuditRecord& e) {
   absl::MutexLock lock(&writer_mu_);
   RDG_ASSIGN_OR_RETURN(std::string previous, AuditTail());
-  RDG_ASSIGN_OR_RETURN(
-      std::string link, InWriteTransaction(*writer_, [&]() -> absl::StatusOr<std::string> {
+  int64_t seq = 0;
+  absl::StatusOr<std::string> link =
+      InWriteTransaction(*writer_, [&]() -> absl::StatusOr<std::string> {
         writer_mu_.AssertHeld();  // the caller holds it across the transaction
         // seq is AUTOINCREMENT: the next one is one past the largest ever used.
         RDG_ASSIGN_OR_RETURN(auto next,
@@ -96,7 +116,7 @@ absl::Status SqliteIndexStore::AppendAudit(const AuditRecord& e) {
                                               "WHERE name = 'audit_log'), 0) + 1"));
         RDG_ASSIGN_OR_RETURN(bool row, next->Step());
         AuditRecord r = e;
-        r.seq = row ? next->Int(0) : 1;
+        r.seq = seq = row ? next->Int(0) : 1;
         std::string hash = audit::Link(previous, ChainedFieldsOf(r));
         RDG_ASSIGN_OR_RETURN(
             auto q, writer_->Prepare("INSERT INTO audit_log (" RDG_AUDIT_COLUMNS
@@ -117,8 +137,14 @@ absl::Status SqliteIndexStore::AppendAudit(const AuditRecord& e) {
             .BindBlob(14, hash);
         RDG_RETURN_IF_ERROR(q->Run());
         return hash;
-      }));
-  audit_tail_ = std::move(link);  // only once committed
+      });
+  if (!link.ok()) {
+    // A COMMIT that failed late may still have made the row durable: read the end again.
+    audit_tail_.reset();
+    return link.status();
+  }
+  audit_tail_ = *std::move(link);
+  audit_tail_seq_ = seq;
   return absl::OkStatus();
 }
 
@@ -153,7 +179,11 @@ absl::StatusOr<AuditExportRecord> SqliteIndexStore::ExportAudit(int64_t from_seq
     RDG_ASSIGN_OR_RETURN(auto c, conn->Prepare("SELECT seq, hash, signed_at, statement, signature "
                                                "FROM audit_checkpoints WHERE seq BETWEEN ? AND ? "
                                                "ORDER BY seq"));
-    c->Bind(1, page.records.front().seq).Bind(2, page.records.back().seq);
+    // The last page also carries checkpoints past its last record: they name records that
+    // were removed from the end.
+    const bool last_page = static_cast<int32_t>(page.records.size()) < std::clamp(limit, 1, 10000);
+    c->Bind(1, page.records.front().seq)
+        .Bind(2, last_page ? std::numeric_limits<int64_t>::max() : page.records.back().seq);
     RDG_ASSIGN_OR_RETURN(
         page.checkpoints, sqlite_internal::CollectRows(*c, [](const Stmt& s) {
           return AuditCheckpointRecord{s.Int(0), s.Blob(1), s.Time(2), s.Text(3), s.Blob(4)};
@@ -166,18 +196,16 @@ absl::StatusOr<AuditExportRecord> SqliteIndexStore::ExportAudit(int64_t from_seq
 }
 
 absl::StatusOr<AuditTipRecord> SqliteIndexStore::AuditTip() {
-  ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(
-      auto q, conn->Prepare("SELECT (SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1), "
-                            "(SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), "
-                            "(SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints)"));
-  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  absl::MutexLock lock(&writer_mu_);
   AuditTipRecord tip;
-  if (row) {
-    tip.seq = q->Int(0);
-    tip.hash = q->Blob(1);
-    tip.checkpointed_seq = q->Int(2);
-  }
+  RDG_ASSIGN_OR_RETURN(tip.hash, AuditTail());
+  tip.seq = audit_tail_seq_;
+  RDG_RETURN_IF_ERROR(LoadCheckpointTail());
+  tip.checkpointed_seq = checkpoint_tail_->first;
+  tip.checkpoint_statement = checkpoint_tail_->second;
+  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("SELECT COALESCE(MAX(seq), 0) FROM audit_log"));
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  tip.table_last_seq = row ? q->Int(0) : 0;
   return tip;
 }
 
@@ -188,7 +216,9 @@ absl::Status SqliteIndexStore::AppendAuditCheckpoint(const AuditCheckpointRecord
                                                 "?, ?, ?)"));
   q->Bind(1, c.seq).BindBlob(2, c.hash).Bind(3, c.signed_at).Bind(4, c.statement);
   q->BindBlob(5, c.signature);
-  return q->Run();
+  RDG_RETURN_IF_ERROR(q->Run());
+  checkpoint_tail_ = std::make_pair(c.seq, c.statement);
+  return absl::OkStatus();
 }
 
 }  // namespace rdg::storage

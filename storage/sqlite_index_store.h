@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -138,8 +139,10 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::Status LinkEarlierAudit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! The link the next audit record continues from: the last record's, kept in memory from the
   //! first use, so that a record removed from or slipped in at the end of the table while the
-  //! gateway runs breaks the chain at the next record the gateway writes.
+  //! gateway runs breaks the chain at the next record the gateway writes. Loaded from the last
+  //! record whose own link holds (one slipped in without a valid link is not continued).
   absl::StatusOr<std::string> AuditTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  absl::Status LoadCheckpointTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   ReaderLease AcquireReader();
   void ReleaseReader(sqlite_db::Connection* conn);
   absl::StatusOr<CommitOutcome> CommitOne(const NewObject& item)
@@ -195,6 +198,9 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::Mutex writer_mu_;  //!< SQLite allows one writer; this serialises transactions
   std::unique_ptr<sqlite_db::Connection> writer_ ABSL_GUARDED_BY(writer_mu_);
   std::optional<std::string> audit_tail_ ABSL_GUARDED_BY(writer_mu_);  //!< see AuditTail
+  int64_t audit_tail_seq_ ABSL_GUARDED_BY(writer_mu_) = 0;             //!< its record
+  //! The last checkpoint (seq, statement), kept like audit_tail_ so that removing it shows.
+  std::optional<std::pair<int64_t, std::string>> checkpoint_tail_ ABSL_GUARDED_BY(writer_mu_);
 
   std::vector<std::unique_ptr<sqlite_db::Connection>> readers_;  //!< owned, fixed set
   absl::Mutex readers_mu_;                                       //!< guards the free list below

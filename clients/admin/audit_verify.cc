@@ -33,18 +33,20 @@ audit::StoredRecord StoredOf(const rdg::v1::AuditEntry& e) {
 }
 
 //! Empty when the checkpoint holds; otherwise what is wrong with it. `link`: the hash the
-//! record it names carries (checked by the walker).
+//! record it names carries (checked by the walker); `previous`: the checkpoint verified before
+//! it, which it must name (none: the first one seen, taken as it is when verifying from the
+//! middle, else it must name none).
 std::string CheckCheckpoint(const rdg::v1::AuditCheckpoint& c, const std::string& link,
-                            const std::string& ca_path) {
-  int64_t seq = 0;
-  std::string hash_hex, signed_at;
-  if (!audit::ParseCheckpointStatement(c.statement(), &seq, &hash_hex, &signed_at) ||
-      seq != c.seq()) {
+                            const std::string& ca_path,
+                            const std::optional<rdg::v1::AuditCheckpoint>& previous,
+                            bool from_start) {
+  audit::CheckpointFields f;
+  if (!audit::ParseCheckpointStatement(c.statement(), &f) || f.seq != c.seq()) {
     return absl::StrCat("checkpoint at record ", c.seq(), " is not a checkpoint statement for it");
   }
   absl::Time at;
   std::string ignored;
-  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", signed_at, &at, &ignored)) {
+  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%SZ", f.signed_at, &at, &ignored)) {
     return absl::StrCat("checkpoint at record ", c.seq(), " has no valid signing time");
   }
   std::string why;
@@ -52,9 +54,19 @@ std::string CheckCheckpoint(const rdg::v1::AuditCheckpoint& c, const std::string
                               &why)) {
     return absl::StrCat("checkpoint at record ", c.seq(), " is not signed by the gateway: ", why);
   }
-  if (hash_hex != storage::HexOf(link)) {
-    return absl::StrCat("record ", c.seq(), " differs from what the gateway signed at ", signed_at,
-                        ": the chain up to it was rewritten");
+  if (previous.has_value()) {
+    if (f.previous_seq != previous->seq() ||
+        f.previous_hex != audit::StatementDigestHex(previous->statement())) {
+      return absl::StrCat("checkpoint at record ", c.seq(), " does not follow the checkpoint at ",
+                          previous->seq(), ": the checkpoint(s) between were removed");
+    }
+  } else if (from_start && f.previous_seq != 0) {
+    return absl::StrCat("the checkpoint(s) before the one at record ", c.seq(),
+                        " were removed (it follows one at record ", f.previous_seq, ")");
+  }
+  if (f.link_hex != storage::HexOf(link)) {
+    return absl::StrCat("record ", c.seq(), " differs from what the gateway signed at ",
+                        f.signed_at, ": the chain up to it was rewritten");
   }
   return "";
 }
@@ -64,8 +76,11 @@ std::string CheckCheckpoint(const rdg::v1::AuditCheckpoint& c, const std::string
 absl::StatusOr<AuditVerification> VerifyAuditChain(const FetchAuditPage& fetch, int64_t from_seq,
                                                    const std::string& ca_path) {
   AuditVerification v;
-  audit::ChainWalker walker(from_seq <= 1 ? std::optional<std::string>(audit::GenesisLink())
-                                          : std::nullopt);
+  const bool from_start = from_seq <= 1;
+  audit::ChainWalker walker(
+      from_start ? std::optional<std::string>(audit::GenesisLink()) : std::nullopt,
+      std::max<int64_t>(from_seq, 1));
+  std::optional<rdg::v1::AuditCheckpoint> previous;  // the last checkpoint verified
   for (int64_t next = std::max<int64_t>(from_seq, 1); next != 0;) {
     absl::StatusOr<rdg::v1::ExportAuditResponse> page = fetch(next);
     if (!page.ok()) return page.status();
@@ -79,11 +94,15 @@ absl::StatusOr<AuditVerification> VerifyAuditChain(const FetchAuditPage& fetch, 
     for (const auto& c : page->checkpoints()) {
       auto link = links.find(c.seq());
       if (link == links.end()) {
-        v.problems.push_back(
-            absl::StrCat("checkpoint at record ", c.seq(), " names a record that is missing"));
+        v.problems.push_back(absl::StrCat(
+            "checkpoint at record ", c.seq(), " names a record that is missing",
+            c.seq() > v.last_seq ? absl::StrCat(": records after ", v.last_seq, " were deleted")
+                                 : ""));
         continue;
       }
-      if (std::string problem = CheckCheckpoint(c, link->second, ca_path); !problem.empty()) {
+      std::string problem = CheckCheckpoint(c, link->second, ca_path, previous, from_start);
+      previous = c;  // the next one must follow this one, whatever was wrong with it
+      if (!problem.empty()) {
         v.problems.push_back(std::move(problem));
         continue;
       }

@@ -76,6 +76,14 @@ std::string DescribeRpcError(const grpc::Status& status) {
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
       if (GatewayIsBusy(status)) return "the gateway is busy (" + status.error_message() + ")";
+      // A gateway that refuses the client certificate at the TLS handshake (revoked, or not
+      // issued by the platform CA) closes the connection without telling why.
+      if (status.error_message().find("Socket closed") != std::string::npos ||
+          status.error_message().find("Handshake") != std::string::npos) {
+        return "gateway unreachable (" + status.error_message() +
+               "); if it answers others, it refused this certificate at the TLS handshake: "
+               "revoked, expired or not issued by the platform CA";
+      }
       return "gateway unreachable (" + status.error_message() + ")";
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return "the gateway did not answer in time";

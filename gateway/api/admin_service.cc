@@ -90,12 +90,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ExportAudit(grpc::CallbackServerCont
     RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
     const int64_t from = std::max<int64_t>(request->from_seq(), 1);
     const int32_t limit = request->limit() > 0 ? std::min(request->limit(), 5000) : 5000;
-    if (from == 1) {  // one record per verification, not per page
-      RDG_RETURN_IF_ERROR(
-          index_.AppendAudit(storage::AuditOf(clock_.Now(), principal.institution, principal.user,
-                                              principal.role, "admin_audit_export")));
-    }
     RDG_ASSIGN_OR_RETURN(storage::AuditExportRecord page, index_.ExportAudit(from, limit));
+    RDG_RETURN_IF_ERROR(index_.AppendAudit(storage::AuditOf(
+        clock_.Now(), principal.institution, principal.user, principal.role, "admin_audit_export",
+        "", absl::StrCat("from ", from, ", ", page.records.size(), " records"))));
     for (const auto& e : page.records) {
       rdg::v1::AuditEntry& out = *response->add_entries();
       ToProto(e, directory_, out);

@@ -1,6 +1,8 @@
 #include "gateway/api/call_support.h"
 
 #include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "rdg/v1/ingest.pb.h"
 
 namespace rdg::api {
@@ -40,8 +42,15 @@ absl::StatusOr<auth::Principal> TlsPeerAuthenticator::Authenticate(
   }
   auto pem = auth_context->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pem.empty()) return absl::UnauthenticatedError("no client certificate presented");
-  return auth::PrincipalFromCertificate(absl::string_view(pem.front().data(), pem.front().size()),
-                                        directory_);
+  const absl::string_view cert(pem.front().data(), pem.front().size());
+  if (revocations_ != nullptr) {
+    if (auto revoked = revocations_->RevokedAt(cert); revoked.has_value()) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("your certificate was revoked by the platform CA at ",
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *revoked, absl::UTCTimeZone())));
+    }
+  }
+  return auth::PrincipalFromCertificate(cert, directory_);
 }
 
 }  // namespace rdg::api

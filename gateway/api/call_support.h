@@ -13,6 +13,7 @@
 #include "gateway/api/request_limits.h"
 #include "gateway/auth/principal.h"
 #include "gateway/config/institution_directory.h"
+#include "gateway/signing/revocation.h"
 #include "storage/base/worker_pool.h"
 
 namespace rdg::api {
@@ -29,13 +30,17 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 //! The principal from the call's verified mTLS peer certificate (auth::PrincipalFromCertificate).
 class TlsPeerAuthenticator final : public Authenticator {
  public:
-  explicit TlsPeerAuthenticator(const config::InstitutionDirectory& directory)
-      : directory_(directory) {}
+  //! `revocations` (may be null): a certificate revoked since its connection was made is
+  //! refused on its next call.
+  explicit TlsPeerAuthenticator(const config::InstitutionDirectory& directory,
+                                signing::RevocationList* revocations = nullptr)
+      : directory_(directory), revocations_(revocations) {}
   absl::StatusOr<auth::Principal> Authenticate(
       const grpc::CallbackServerContext& ctx) const override;
 
  private:
   const config::InstitutionDirectory& directory_;
+  signing::RevocationList* const revocations_;
 };
 
 //! What every service needs to answer a call: the pool its blocking work runs on, who is calling,

@@ -4,6 +4,10 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <malloc.h>
 
 #include <unistd.h>
@@ -32,6 +36,7 @@
 #include "gateway/monitoring/turnaround.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/report_signature.h"
+#include "gateway/signing/revocation.h"
 #include "gateway/worklist/index_reading_desk.h"
 #include "gateway/worklist/index_report_desk.h"
 #include "rdg/v1/admin.grpc.pb.h"
@@ -62,16 +67,49 @@ storage::AuditRecord ApplicationEvent(std::string action, absl::Time at) {
   return e;
 }
 
+//! Refuses, at the TLS handshake, a client certificate the platform CA revoked. gRPC has
+//! verified the chain to tls.ca_file before it asks.
+class RevocationCheck final : public grpc::experimental::ExternalCertificateVerifier {
+ public:
+  explicit RevocationCheck(signing::RevocationList* revocations) : revocations_(revocations) {}
+
+  bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
+    const grpc::string_ref pem = request->peer_cert();
+    if (auto revoked = revocations_->RevokedAt(absl::string_view(pem.data(), pem.size()));
+        revoked.has_value()) {
+      LOG(WARNING) << "TLS handshake refused: a revoked client certificate (CN "
+                   << std::string(request->common_name().data(), request->common_name().size())
+                   << ")";
+      *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                                  "the client certificate was revoked by the platform CA");
+    } else {
+      *sync_status = grpc::Status::OK;
+    }
+    return true;  // decided synchronously
+  }
+  void Cancel(grpc::experimental::TlsCustomVerificationCheckRequest*) override {}
+
+ private:
+  signing::RevocationList* const revocations_;
+};
+
+//! Mutual TLS: a client certificate chained to tls.ca_file is required, and it must not be
+//! revoked (RevocationCheck).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
-    const rdg::v1::TlsConfig& tls) {
-  grpc::SslServerCredentialsOptions options(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  RDG_ASSIGN_OR_RETURN(options.pem_root_certs, ReadWholeFile(tls.ca_file(), "tls.ca_file"));
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  RDG_ASSIGN_OR_RETURN(pair.private_key, ReadWholeFile(tls.key_file(), "tls.key_file"));
-  RDG_ASSIGN_OR_RETURN(pair.cert_chain, ReadWholeFile(tls.cert_file(), "tls.cert_file"));
-  options.pem_key_cert_pairs.push_back(std::move(pair));
-  return grpc::SslServerCredentials(options);
+    const rdg::v1::TlsConfig& tls, signing::RevocationList* revocations) {
+  RDG_ASSIGN_OR_RETURN(std::string roots, ReadWholeFile(tls.ca_file(), "tls.ca_file"));
+  RDG_ASSIGN_OR_RETURN(std::string key, ReadWholeFile(tls.key_file(), "tls.key_file"));
+  RDG_ASSIGN_OR_RETURN(std::string chain, ReadWholeFile(tls.cert_file(), "tls.cert_file"));
+  auto provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+      roots, std::vector<grpc::experimental::IdentityKeyCertPair>{{key, chain}});
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.set_certificate_verifier(
+      grpc::experimental::ExternalCertificateVerifier::Create<RevocationCheck>(revocations));
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 //! The HTTP/2 flow-control window of each stream (see StartServing).
@@ -105,6 +143,8 @@ struct Ingest {
 
 //! Reading and reports: the desks and what they sign and verify with.
 struct Desks {
+  //! tls.crl_file: asked at every handshake, call and report signature
+  std::unique_ptr<signing::RevocationList> revocations;
   std::unique_ptr<signing::SignatureVerifier> verifier;
   std::unique_ptr<signing::ReceiptSigner> receipts;  //!< the gateway's signature on receipts
   std::unique_ptr<worklist::ReadingDesk> reading;
@@ -231,7 +271,10 @@ absl::StatusOr<Desks> BuildDesks(const rdg::v1::GatewayConfig& config, const Pol
                                  const Stores& stores, const Clock& clock) {
   Desks d;
   RDG_ASSIGN_OR_RETURN(std::string ca_pem, ReadWholeFile(config.tls().ca_file(), "tls.ca_file"));
-  RDG_ASSIGN_OR_RETURN(d.verifier, signing::CmsSignatureVerifier::Create(ca_pem));
+  RDG_ASSIGN_OR_RETURN(d.revocations,
+                       signing::RevocationList::Open(config.tls().crl_file(), ca_pem));
+  RDG_ASSIGN_OR_RETURN(d.verifier,
+                       signing::CmsSignatureVerifier::Create(ca_pem, d.revocations.get()));
   RDG_ASSIGN_OR_RETURN(std::string cert_pem,
                        ReadWholeFile(config.tls().cert_file(), "tls.cert_file"));
   RDG_ASSIGN_OR_RETURN(std::string key_pem, ReadWholeFile(config.tls().key_file(), "tls.key_file"));
@@ -248,7 +291,8 @@ absl::StatusOr<Desks> BuildDesks(const rdg::v1::GatewayConfig& config, const Pol
 void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, const Stores& stores,
                    const Ingest& ingest, const Desks& desks, const Clock& clock, Serving& s) {
   s.pool = std::make_unique<WorkerPool>(config.worker_threads());
-  s.authenticator = std::make_unique<TlsPeerAuthenticator>(*policy.directory);
+  s.authenticator =
+      std::make_unique<TlsPeerAuthenticator>(*policy.directory, desks.revocations.get());
   const ServiceContext context{*s.pool, *s.authenticator, *policy.directory};
   // Streams idle or stalled are a matter of the network, measured in real time: the platform's
   // (injectable, SLA) clock may be moved ahead by tests and simulations.
@@ -267,8 +311,9 @@ void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, c
 }
 
 //! The gRPC server with mutual TLS on config.listen.
-absl::Status StartServer(const rdg::v1::GatewayConfig& config, Serving& s) {
-  RDG_ASSIGN_OR_RETURN(auto credentials, MutualTlsCredentials(config.tls()));
+absl::Status StartServer(const rdg::v1::GatewayConfig& config, const Desks& desks, Serving& s) {
+  RDG_ASSIGN_OR_RETURN(auto credentials,
+                       MutualTlsCredentials(config.tls(), desks.revocations.get()));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -310,7 +355,8 @@ absl::Status StartServer(const rdg::v1::GatewayConfig& config, Serving& s) {
 
 absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
                                            const Policy& policy, const Stores& stores,
-                                           const Ingest& ingest, const Clock& clock) {
+                                           const Ingest& ingest, const Desks& desks,
+                                           const Clock& clock) {
   Monitoring m;
   if (config.monitoring().disabled()) return m;
   m.metrics = std::make_unique<monitoring::Metrics>(
@@ -323,6 +369,10 @@ absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
   const config::InstitutionDirectory* directory = policy.directory.get();
   monitoring::MonitoringServer::Handlers handlers;
   handlers.metrics = [metrics] { return metrics->Render(); };
+  signing::RevocationList* revocations = desks.revocations.get();
+  handlers.revoked = [revocations](absl::string_view pem) {
+    return revocations->RevokedAt(pem).has_value();
+  };
   handlers.ready = [index, guard, &clock]() -> absl::Status {
     RDG_RETURN_IF_ERROR(guard->Check());
     return index->ListQueueFigures(clock.Now()).status();
@@ -367,13 +417,20 @@ void CheckpointAudit(storage::IndexStore& index, const signing::ReceiptSigner& s
     LOG(WARNING) << "reading the audit chain's end: " << tip.status();
     return;
   }
-  if (tip->seq == 0 || tip->seq <= tip->checkpointed_seq) return;
+  if (tip->table_last_seq != tip->seq) {
+    LOG(ERROR) << "audit log: the index's last record is " << tip->table_last_seq
+               << ", the last this gateway linked is " << tip->seq
+               << ": the table was changed behind the gateway; run rdg-admin audit verify";
+  }
+  if (tip->seq == 0 || tip->seq == tip->checkpointed_seq) return;
+  // What the gateway linked itself, never what the table says now.
   const int64_t now = absl::ToUnixSeconds(clock.Now());
   storage::AuditCheckpointRecord c;
   c.seq = tip->seq;
   c.hash = tip->hash;
   c.signed_at = absl::FromUnixSeconds(now);
-  c.statement = audit::CheckpointStatement(c.seq, c.hash, now);
+  c.statement = audit::CheckpointStatement(c.seq, c.hash, now, tip->checkpointed_seq,
+                                           tip->checkpoint_statement);
   absl::StatusOr<std::string> signature = signer.Sign(c.statement);
   if (!signature.ok()) {
     LOG(WARNING) << "signing an audit checkpoint: " << signature.status();
@@ -464,9 +521,9 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   RDG_ASSIGN_OR_RETURN(c->ingest, StartIngest(config, c->policy, c->stores, clock));
   RDG_ASSIGN_OR_RETURN(c->desks, BuildDesks(config, c->policy, c->stores, clock));
   BuildServices(config, c->policy, c->stores, c->ingest, c->desks, clock, c->serving);
-  RDG_RETURN_IF_ERROR(StartServer(config, c->serving));
+  RDG_RETURN_IF_ERROR(StartServer(config, c->desks, c->serving));
   RDG_ASSIGN_OR_RETURN(c->monitoring,
-                       StartMonitoring(config, c->policy, c->stores, c->ingest, clock));
+                       StartMonitoring(config, c->policy, c->stores, c->ingest, c->desks, clock));
   c->housekeeper = StartHousekeeping(*c);
   return std::unique_ptr<Gateway>(new Gateway(std::move(c)));
 }
@@ -480,6 +537,8 @@ int Gateway::port() const { return parts_->serving.port; }
 int Gateway::monitoring_port() const {
   return parts_->monitoring.server ? parts_->monitoring.server->port() : 0;
 }
+
+absl::Status Gateway::ReloadRevocations() { return parts_->desks.revocations->Reload(); }
 
 void Gateway::Shutdown(absl::Duration grace) {
   {

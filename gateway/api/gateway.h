@@ -26,6 +26,8 @@ class Gateway {
   int port() const;
   //! The monitoring port (0 when monitoring is disabled).
   int monitoring_port() const;
+  //! Reads tls.crl_file again now (SIGHUP); on error the previous list stays in force.
+  absl::Status ReloadRevocations();
   //! Stops accepting calls, lets in-flight ones finish for up to `grace` (then cancels them;
   //! interrupted uploads stay resumable), and drains the worker pool.
   void Shutdown(absl::Duration grace);

@@ -50,7 +50,11 @@ StorageGuard::StorageGuard(Options options, FreeSpace free_space, dev_t wal_devi
 absl::Status StorageGuard::CheckReserve() const {
   if (options_.reserve_bytes <= 0) return absl::OkStatus();
   absl::StatusOr<int64_t> free = free_space_(options_.data_dir);
-  if (!free.ok()) return absl::UnavailableError(free.status().message());
+  if (!free.ok()) {
+    below_reserve_ = false;
+    return absl::UnavailableError(free.status().message());
+  }
+  below_reserve_ = *free < options_.reserve_bytes;
   if (*free < options_.reserve_bytes) {
     return absl::UnavailableError(absl::StrCat("disk below its reserve: ", Mebibytes(*free),
                                                " free on the data dir's "
@@ -94,11 +98,17 @@ absl::Status StorageGuard::Check() {
 }
 
 absl::Status StorageGuard::AdmitUpload() {
+  bool index_ok;
   {
     absl::MutexLock lock(&mu_);
-    if (!index_.ok()) return index_;
+    index_ok = index_.ok();
   }
-  return CheckReserve();
+  absl::Status reserve = index_ok ? CheckReserve() : absl::OkStatus();
+  if (index_ok && (reserve.ok() || below_reserve_.load())) return reserve;
+  // The details (paths) are for the operators (/readyz, the log), not for every clinic.
+  return absl::UnavailableError(
+      "the gateway's storage is not safe to write now (its operators see why on /readyz); "
+      "retry later");
 }
 
 }  // namespace rdg

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -39,12 +40,13 @@ class StorageGuard {
   //! it holds is lost at the next crash).
   absl::Status Check() ABSL_LOCKS_EXCLUDED(mu_);
   //! For a new upload: UNAVAILABLE when the last Check() found the index unsafe or the disk is
-  //! below its reserve now (one statvfs, cheap enough for every upload).
+  //! below its reserve now (one statvfs, cheap enough for every upload). Said to clients: the
+  //! reserve figures, or that storage is not safe — never the server's paths.
   absl::Status AdmitUpload() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   StorageGuard(Options options, FreeSpace free_space, dev_t wal_device, ino_t wal_inode);
-  absl::Status CheckReserve() const;
+  absl::Status CheckReserve() const;  // sets below_reserve_
   absl::Status CheckWal() const;
 
   const Options options_;
@@ -55,6 +57,8 @@ class StorageGuard {
   //! The index's state at the last Check(): OK, not writable, or (for good) its WAL lost.
   absl::Status index_ ABSL_GUARDED_BY(mu_);
   bool wal_lost_ ABSL_GUARDED_BY(mu_) = false;
+  //! What the last CheckReserve() found (its message holds no path).
+  mutable std::atomic<bool> below_reserve_{false};
 };
 
 }  // namespace rdg

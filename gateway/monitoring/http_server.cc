@@ -283,6 +283,7 @@ MonitoringServer::Access MonitoringServer::Check(const httplib::Request& req) co
   if (tls_) {
     const std::string pem = PeerCertificatePem(req);
     if (!pem.empty()) {
+      if (handlers_.revoked && handlers_.revoked(pem)) return Access::kForbidden;
       auto who = auth::PrincipalFromCertificate(pem, *directory_);
       return who.ok() && who->role == rdg::v1::ADMIN ? Access::kAllowed : Access::kForbidden;
     }

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "gateway/config/institution_directory.h"
 #include "rdg/v1/config.pb.h"
 
@@ -33,6 +34,8 @@ class MonitoringServer {
     std::function<absl::StatusOr<std::string>()> metrics;         //!< exposition text
     std::function<absl::Status()> ready;                          //!< OK when ready to serve
     std::function<absl::StatusOr<std::string>()> dashboard_data;  //!< JSON
+    //! Whether an administrator's client certificate (PEM) was revoked; none: never.
+    std::function<bool(absl::string_view pem)> revoked;
   };
   //! Binds `config.listen` and serves on a thread of its own until destroyed.
   static absl::StatusOr<std::unique_ptr<MonitoringServer>> Start(

@@ -30,6 +30,7 @@ bool SameCertificate(X509* a, X509* b) { return X509_cmp(a, b) == 0; }
 
 struct CmsSignatureVerifier::Impl {
   X509_STORE* store = X509_STORE_new();
+  RevocationList* revocations = nullptr;
   ~Impl() { X509_STORE_free(store); }
 
   absl::Status VerifyChain(X509* cert, absl::Time at) const {
@@ -103,8 +104,9 @@ CmsSignatureVerifier::CmsSignatureVerifier(std::unique_ptr<Impl> impl) : impl_(s
 CmsSignatureVerifier::~CmsSignatureVerifier() = default;
 
 absl::StatusOr<std::unique_ptr<CmsSignatureVerifier>> CmsSignatureVerifier::Create(
-    absl::string_view ca_pem) {
+    absl::string_view ca_pem, RevocationList* revocations) {
   auto impl = std::make_unique<Impl>();
+  impl->revocations = revocations;
   BioPtr bio = MemBio(ca_pem);
   int added = 0;
   while (X509* ca = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
@@ -132,6 +134,16 @@ absl::StatusOr<CertificateSubject> CmsSignatureVerifier::Verify(rdg::v1::Signatu
     return absl::InvalidArgumentError("signer_certificate_pem is not a PEM certificate");
   }
   if (auto s = impl_->VerifyChain(signer.get(), signed_at); !s.ok()) return s;
+  if (impl_->revocations != nullptr) {
+    // A signature made before the revocation stays valid: the key was trusted then.
+    if (auto revoked = impl_->revocations->RevokedAt(signer_cert_pem);
+        revoked.has_value() && *revoked <= signed_at) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the signer's certificate was revoked at ",
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *revoked, absl::UTCTimeZone()),
+                       ", before this report's signed_at"));
+    }
+  }
   absl::Status verified;
   switch (format) {
     case rdg::v1::CMS_DETACHED_ECDSA_SHA256:

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gateway/signing/certificate.h"
+#include "gateway/signing/revocation.h"
 #include "gateway/signing/signature_verifier.h"
 #include "rdg/v1/reading.pb.h"
 
@@ -22,8 +23,10 @@ inline constexpr absl::string_view kSm2DistinguishingId = "1234567812345678";
 //! Verifies with OpenSSL against the platform CA (see SignatureVerifier::Verify).
 class CmsSignatureVerifier final : public SignatureVerifier {
  public:
-  //! `ca_pem`: the platform CA certificate(s).
-  static absl::StatusOr<std::unique_ptr<CmsSignatureVerifier>> Create(absl::string_view ca_pem);
+  //! `ca_pem`: the platform CA certificate(s). `revocations` (may be null; must outlive this):
+  //! a signer revoked at or before the signature's signed_at is refused.
+  static absl::StatusOr<std::unique_ptr<CmsSignatureVerifier>> Create(
+      absl::string_view ca_pem, RevocationList* revocations = nullptr);
   ~CmsSignatureVerifier() override;
 
   absl::StatusOr<CertificateSubject> Verify(rdg::v1::SignatureFormat format,

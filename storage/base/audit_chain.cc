@@ -47,75 +47,112 @@ std::string Link(absl::string_view previous_link, const ChainedFields& fields) {
   return storage::ToRaw(h.Finish());
 }
 
-ChainWalker::ChainWalker(std::optional<std::string> anchor) : anchor_(std::move(anchor)) {}
+ChainWalker::ChainWalker(std::optional<std::string> anchor, int64_t first_seq)
+    : anchor_(std::move(anchor)), first_seq_(first_seq) {}
+
+void ChainWalker::Remember(const std::string& link, int64_t seq) {
+  seen_[link] = seq;
+  order_.push_back(link);
+  if (order_.size() > kRemembered) {
+    seen_.erase(order_.front());
+    order_.pop_front();
+  }
+}
 
 std::vector<Problem> ChainWalker::Feed(const StoredRecord& r) {
   std::vector<Problem> problems;
   const int64_t seq = r.fields.seq;
+  const int64_t expected_seq = started_ ? last_seq_ + 1 : first_seq_;
+  auto missing_before = [&]() -> std::string {
+    return absl::StrCat(Range(expected_seq, seq - 1), " missing (deleted)");
+  };
+  started_ = true;
   if (r.hash.size() != 32 || r.prev_hash.size() != 32) {
     // Not a link of the chain at all: the gateway links every record it writes.
+    if (seq > expected_seq) {
+      problems.push_back({Problem::Kind::kMissing, expected_seq, seq - 1, missing_before()});
+    }
     problems.push_back({Problem::Kind::kInserted, seq, seq,
                         absl::StrCat("record ", seq, " was inserted: it carries no chain link")});
     last_seq_ = seq;  // its seq is taken; the chain goes on from the record before it
     return problems;
   }
-  if (Link(r.prev_hash, r.fields) != r.hash) {
+  const bool own_link_holds = Link(r.prev_hash, r.fields) == r.hash;
+  if (!own_link_holds) {
     problems.push_back(
         {Problem::Kind::kAltered, seq, seq,
          absl::StrCat("record ", seq, " was altered: its content does not match its link")});
   }
   const std::optional<std::string> expected =
       records_ == 0 ? anchor_ : std::optional<std::string>(last_link_);
-  const int64_t expected_seq = records_ == 0 ? (anchor_ == GenesisLink() ? 1 : seq) : last_seq_ + 1;
   if (expected.has_value() && r.prev_hash != *expected) {
-    if (records_ > 0 && r.prev_hash == link_before_last_) {
-      problems.push_back({Problem::Kind::kInserted, last_seq_, last_seq_,
-                          absl::StrCat("record ", last_seq_, " was inserted: record ", seq,
-                                       " continues from the record before it")});
+    auto earlier = seen_.find(r.prev_hash);
+    if (records_ > 0 && earlier != seen_.end() && earlier->second < last_seq_) {
+      // It continues from an earlier record: the ones between were slipped in.
+      const int64_t first = earlier->second + 1;
+      problems.push_back(
+          {Problem::Kind::kInserted, first, last_seq_,
+           absl::StrCat(first == last_seq_
+                            ? absl::StrCat("record ", first, " was")
+                            : absl::StrCat("records ", first, " to ", last_seq_, " were"),
+                        " inserted: record ", seq, " continues from record ", earlier->second)});
     } else if (seq > expected_seq) {
       problems.push_back({Problem::Kind::kMissing, expected_seq, seq - 1,
-                          absl::StrCat(Range(expected_seq, seq - 1), " missing (deleted): record ",
-                                       seq, " does not continue from record ", expected_seq - 1)});
-    } else {
+                          absl::StrCat(missing_before(), ": record ", seq,
+                                       " does not continue from record ", expected_seq - 1)});
+    } else if (own_link_holds) {
       problems.push_back(
-          {Problem::Kind::kAltered, records_ > 0 ? last_seq_ : seq, records_ > 0 ? last_seq_ : seq,
-           records_ > 0 ? absl::StrCat("record ", last_seq_,
-                                       " was altered and its link recomputed: "
-                                       "record ",
-                                       seq, " continues from another version of it")
-                        : absl::StrCat("record ", seq, " does not continue from the anchor")});
+          records_ > 0
+              ? Problem{Problem::Kind::kAltered, last_seq_, last_seq_,
+                        absl::StrCat("record ", last_seq_,
+                                     " was altered and its link recomputed (or records up to it "
+                                     "were): record ",
+                                     seq, " continues from another version of it")}
+              : Problem{Problem::Kind::kAltered, seq, seq,
+                        absl::StrCat("record ", seq, " does not continue from the anchor")});
     }
   } else if (seq > expected_seq) {
-    // Removed from the end, then the chain went on from what was left.
-    problems.push_back({Problem::Kind::kMissing, expected_seq, seq - 1,
-                        absl::StrCat(Range(expected_seq, seq - 1), " missing (deleted)")});
+    // Removed, then the chain went on from what was left (or --from named a removed record).
+    problems.push_back({Problem::Kind::kMissing, expected_seq, seq - 1, missing_before()});
   }
-  link_before_last_ = records_ == 0 ? r.prev_hash : last_link_;
+  Remember(r.hash, seq);
   last_link_ = r.hash;
   last_seq_ = seq;
   ++records_;
   return problems;
 }
 
-std::string CheckpointStatement(int64_t seq, absl::string_view link, int64_t signed_at_unix) {
-  return absl::StrCat("RDG-AUDIT-CHECKPOINT-V1\nseq=", seq, "\nhash=", storage::HexOf(link),
-                      "\nsigned_at=",
-                      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(signed_at_unix),
-                                       absl::UTCTimeZone()),
-                      "\n");
+std::string CheckpointStatement(int64_t seq, absl::string_view link, int64_t signed_at_unix,
+                                int64_t previous_seq, absl::string_view previous_statement) {
+  return absl::StrCat(
+      "RDG-AUDIT-CHECKPOINT-V1\nseq=", seq, "\nhash=", storage::HexOf(link), "\nsigned_at=",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(signed_at_unix),
+                       absl::UTCTimeZone()),
+      "\nprevious=", previous_seq, ":",
+      previous_statement.empty() ? "" : StatementDigestHex(previous_statement), "\n");
 }
 
-bool ParseCheckpointStatement(absl::string_view statement, int64_t* seq, std::string* link_hex,
-                              std::string* signed_at) {
+std::string StatementDigestHex(absl::string_view statement) {
+  return storage::ToHex(storage::Sha256::Of(statement));
+}
+
+bool ParseCheckpointStatement(absl::string_view statement, CheckpointFields* f) {
   std::vector<absl::string_view> lines = absl::StrSplit(statement, '\n');
-  if (lines.size() != 5 || lines[0] != "RDG-AUDIT-CHECKPOINT-V1" || !lines[4].empty() ||
+  if (lines.size() != 6 || lines[0] != "RDG-AUDIT-CHECKPOINT-V1" || !lines[5].empty() ||
       !absl::ConsumePrefix(&lines[1], "seq=") || !absl::ConsumePrefix(&lines[2], "hash=") ||
-      !absl::ConsumePrefix(&lines[3], "signed_at=") || !absl::SimpleAtoi(lines[1], seq) ||
+      !absl::ConsumePrefix(&lines[3], "signed_at=") ||
+      !absl::ConsumePrefix(&lines[4], "previous=") || !absl::SimpleAtoi(lines[1], &f->seq) ||
       lines[2].size() != 64) {
     return false;
   }
-  *link_hex = std::string(lines[2]);
-  *signed_at = std::string(lines[3]);
+  std::vector<absl::string_view> previous = absl::StrSplit(lines[4], absl::MaxSplits(':', 1));
+  if (previous.size() != 2 || !absl::SimpleAtoi(previous[0], &f->previous_seq) ||
+      !(previous[1].empty() || previous[1].size() == 64)) {
+    return false;
+  }
+  f->link_hex = std::string(lines[2]);
+  f->signed_at = std::string(lines[3]);
+  f->previous_hex = std::string(previous[1]);
   return true;
 }
 

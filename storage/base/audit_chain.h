@@ -6,10 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 
 namespace rdg::audit {
@@ -64,31 +66,49 @@ class ChainWalker {
  public:
   //! `anchor`: the link the first record fed must continue from — GenesisLink() from the start
   //! of the log; none to take the first record's own prev_hash on trust (verifying from the
-  //! middle).
-  explicit ChainWalker(std::optional<std::string> anchor);
+  //! middle). `first_seq`: the seq the first record must have (1, or where verifying starts).
+  explicit ChainWalker(std::optional<std::string> anchor, int64_t first_seq = 1);
 
   //! Checks the next record; returns the problems it reveals (usually none).
   std::vector<Problem> Feed(const StoredRecord& record);
 
   int64_t records() const { return records_; }
-  //! The link of the last record fed (its stored hash), and its seq (0 before any).
+  //! The link of the last linked record fed (its stored hash), and the last seq (0 before any).
   const std::string& last_link() const { return last_link_; }
   int64_t last_seq() const { return last_seq_; }
 
  private:
+  //! Links of the last records and their seqs, to tell which record a stray link continues from.
+  static constexpr size_t kRemembered = 1 << 16;
+  void Remember(const std::string& link, int64_t seq);
+
   std::optional<std::string> anchor_;
-  int64_t records_ = 0;
+  int64_t first_seq_;
+  bool started_ = false;
+  int64_t records_ = 0;  //!< linked records fed
   int64_t last_seq_ = 0;
   std::string last_link_;
-  std::string link_before_last_;  //!< the link the last record should have continued from
+  absl::flat_hash_map<std::string, int64_t> seen_;
+  std::deque<std::string> order_;
 };
 
 //! The text a checkpoint signs: "RDG-AUDIT-CHECKPOINT-V1\nseq=N\nhash=<hex>\nsigned_at=<UTC
-//! RFC 3339>\n".
-std::string CheckpointStatement(int64_t seq, absl::string_view link, int64_t signed_at_unix);
+//! RFC 3339>\nprevious=<seq>:<hex SHA-256 of the previous checkpoint's statement>\n" (previous=0:
+//! for the first), so that checkpoints form a chain of their own and removing one shows.
+std::string CheckpointStatement(int64_t seq, absl::string_view link, int64_t signed_at_unix,
+                                int64_t previous_seq, absl::string_view previous_statement);
 
 //! The fields of a checkpoint statement: false when `statement` is not one.
-bool ParseCheckpointStatement(absl::string_view statement, int64_t* seq, std::string* link_hex,
-                              std::string* signed_at);
+struct CheckpointFields {
+  int64_t seq = 0;
+  std::string link_hex;
+  std::string signed_at;
+  int64_t previous_seq = 0;
+  std::string previous_hex;  //!< empty for the first checkpoint
+};
+bool ParseCheckpointStatement(absl::string_view statement, CheckpointFields* fields);
+
+//! SHA-256 of a checkpoint statement, lower-case hex (what the next checkpoint names).
+std::string StatementDigestHex(absl::string_view statement);
 
 }  // namespace rdg::audit

@@ -125,8 +125,8 @@ class AuditChainTest(harness.GatewayTestCase):
         self.admin().run("queues", check=True)  # the gateway chains on from its own last record
         out = self.verify(expect_code=1)
         print("\n  " + out.strip().replace("\n", "\n  "))
-        self.assertIn(f"record {last + 1} was inserted: record {last + 2} continues from the "
-                      "record before it", out)
+        self.assertIn(f"record {last + 1} was inserted: record {last + 2} continues from "
+                      f"record {last}", out)
 
     def test_a_rewritten_chain_is_caught_by_the_signed_checkpoint(self):
         self.some_history(uploads=2)
@@ -151,6 +151,40 @@ class AuditChainTest(harness.GatewayTestCase):
         print("\n  " + out.strip().replace("\n", "\n  "))
         self.assertNotIn("was altered", out)
         self.assertIn(f"record {checkpoint} differs from what the gateway signed at", out)
+
+
+    def test_records_removed_from_the_end_are_named_by_the_checkpoint_after_them(self):
+        self.some_history(uploads=2)
+        self.gateway.stop()  # signs the end
+        last = self.gateway.query("SELECT MAX(seq) FROM audit_log")[0][0]
+        self.assertEqual(self.gateway.query("SELECT MAX(seq) FROM audit_checkpoints")[0][0], last)
+        # The last three records go, and the counter is put back so nothing looks skipped.
+        self.tamper(("DELETE FROM audit_log WHERE seq > ?", (last - 3,)),
+                    ("UPDATE sqlite_sequence SET seq = ? WHERE name = 'audit_log'", (last - 3,)))
+        self.gateway.start()
+        out = self.verify(expect_code=1)
+        print("\n  " + out.strip().replace("\n", "\n  "))
+        self.assertIn(f"checkpoint at record {last} names a record that is missing", out)
+
+    def test_removed_checkpoints_are_named(self):
+        self.some_history(uploads=2)
+        self.gateway.stop()
+        self.gateway.start()
+        self.admin().run("queues", check=True)
+        self.gateway.stop()  # at least two checkpoints now
+        seqs = [r[0] for r in self.gateway.query("SELECT seq FROM audit_checkpoints ORDER BY seq")]
+        self.assertGreaterEqual(len(seqs), 2)
+        db = sqlite3.connect(os.path.join(self.gateway.data_dir, "index.sqlite"))
+        with db:
+            db.execute("DROP TRIGGER audit_checkpoints_no_delete")
+            db.execute("DELETE FROM audit_checkpoints WHERE seq = ?", (seqs[-2],))
+        db.close()
+        self.gateway.start()
+        out = self.verify(expect_code=1)
+        print("\n  " + out.strip().replace("\n", "\n  "))
+        self.assertRegex(out, rf"checkpoint at record {seqs[-1]} does not follow the checkpoint at "
+                              rf"\d+: the checkpoint\(s\) between were removed|the checkpoint\(s\) "
+                              rf"before the one at record {seqs[-1]} were removed")
 
 
 if __name__ == "__main__":

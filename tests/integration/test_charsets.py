@@ -214,6 +214,9 @@ class CharsetTest(harness.GatewayTestCase):
             db.execute("DROP INDEX exams_by_origin_accession")
             db.execute("ALTER TABLE exams DROP COLUMN patient_id_issuer")
             db.execute("ALTER TABLE exams DROP COLUMN national_id_issuer")
+            db.execute("DROP TABLE audit_checkpoints")  # version 15
+            for column in ("outcome", "patient_id", "peer", "subject", "prev_hash", "hash"):
+                db.execute(f"ALTER TABLE audit_log DROP COLUMN {column}")
             db.execute("DELETE FROM schema_migrations WHERE version >= 11")
             for label, _, raw, _, _ in NAMES:
                 db.execute("UPDATE exams SET patient_name = CAST(? AS TEXT), "
@@ -222,7 +225,10 @@ class CharsetTest(harness.GatewayTestCase):
         db.close()
         self.gateway.start()
         self.assertIn(f"index text made UTF-8: {len(NAMES)} exams read again", self.gateway.log())
-        self.assertEqual(self.gateway.query("SELECT MAX(version) FROM schema_migrations"), [(14,)])
+        self.assertEqual(self.gateway.query("SELECT MAX(version) FROM schema_migrations"), [(15,)])
+        # The audit records of the older release were linked into the chain by the migration.
+        self.assertEqual(self.gateway.query("SELECT COUNT(*) FROM audit_log WHERE hash IS NULL "
+                                            "OR length(hash) != 32"), [(0,)])
         exams = {e["exam_id"]: e for e in self.clinic_a1.json("exams")["exams"]}
         for label, _, _, name, _ in NAMES:
             self.assertEqual(exams[self.exam_of[label]]["patient"]["name"], name, label)

@@ -139,6 +139,12 @@ class FairnessTest(harness.GatewayTestCase):
                 silent = stub.Upload()  # a van that went out of coverage mid-upload
                 await silent.write(ingest_pb2.UploadRequest(session_id=opened.session_id, offset=0,
                                                             data=data[:10000]))
+                # Until the gateway has the silent stream attached, a resume would simply win.
+                deadline = asyncio.get_running_loop().time() + 30
+                while not (await stub.GetUpload(ingest_pb2.GetUploadRequest(
+                        session_id=opened.session_id), timeout=30)).in_use:
+                    self.assertLess(asyncio.get_running_loop().time(), deadline, "never attached")
+                    await asyncio.sleep(0.02)  # polling the gateway's state, with a deadline
 
                 # The resume from a new connection, retried as rdg-clinic does, takes over.
                 resumer = ingest_pb2_grpc.IngestServiceStub(second)

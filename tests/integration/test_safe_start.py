@@ -63,17 +63,24 @@ class SafeStartTest(harness.GatewayTestCase):
         self.assertIn(f"cannot listen on {self.gateway.address}", second.stderr)
         self.assertEqual(len(self.upload_ct()["exams"]), 1)
 
-    def test_files_are_the_owners_alone_after_a_run_whatever_the_umask(self):
-        # The gateway was started by the harness with this process's umask (022 under CTest).
-        exam = self.upload_ct()["exams"][0]["exam_id"]
-        out = os.path.join(self.workdir, "fetched")
-        self.clinic().run("download", exam, "--out", out, check=True)
+    def test_files_are_the_owners_alone_while_running_whatever_the_umask(self):
         self.gateway.stop()
-        modes = modes_under(self.gateway.data_dir)
+        old = os.umask(0o022)  # a permissive umask for the gateway and the tools
+        try:
+            self.gateway.start()
+            exam = self.upload_ct()["exams"][0]["exam_id"]
+            out = os.path.join(self.workdir, "fetched")
+            self.clinic().run("download", exam, "--out", out, check=True)
+        finally:
+            os.umask(old)
+        modes = modes_under(self.gateway.data_dir)  # while it runs: -wal and -shm too
+        self.assertIn("index.sqlite-wal", modes)
+        self.assertIn("index.sqlite-shm", modes)
         loose = {p: oct(m) for p, m in modes.items() if m & 0o077}
         self.assertEqual(loose, {}, "group/other access in the data dir")
         self.assertEqual(modes["."], 0o700)
         self.assertEqual(modes["index.sqlite"], 0o600)
+        self.assertEqual(modes["rdg.lock"], 0o600)
         self.assertTrue(any(p.startswith("blobs/") and m == 0o600 for p, m in modes.items()))
         fetched = modes_under(out)
         self.assertTrue(len(fetched) > 1, fetched)
@@ -128,7 +135,8 @@ class SafeStartTest(harness.GatewayTestCase):
         path = harness.distinct_cts(os.path.join(self.workdir, "late"), 1)[0]
         out = self.clinic().json("upload", path, expect_code=2, timeout=120)["files"][0]
         self.assertEqual(out["code"], "UNAVAILABLE")
-        self.assertIn("vanished or was replaced", out["error"])
+        self.assertIn("the gateway's storage is not safe to write now", out["error"])
+        self.assertNotIn(self.gateway.data_dir, out["error"])
         self.gateway.stop()
         self.gateway.start()
         self.assertEqual(self.gateway.readyz(), (200, "ready\n"))

@@ -58,7 +58,24 @@ TEST(AuditChainTest, AnIntactChainSaysNothing) {
   EXPECT_TRUE(Walk(Chain(20)).empty());
   auto chain = Chain(20);
   // From the middle, the first record's own predecessor link is taken on trust.
-  EXPECT_TRUE(Walk({chain.begin() + 7, chain.end()}, std::nullopt).empty());
+  ChainWalker from_middle(std::nullopt, 8);
+  for (auto r = chain.begin() + 7; r != chain.end(); ++r) EXPECT_TRUE(from_middle.Feed(*r).empty());
+}
+
+std::vector<std::string> WalkFrom(const std::vector<StoredRecord>& records, int64_t first_seq) {
+  ChainWalker walker(std::nullopt, first_seq);
+  std::vector<std::string> said;
+  for (const auto& r : records) {
+    for (const auto& p : walker.Feed(r)) said.push_back(p.message);
+  }
+  return said;
+}
+
+TEST(AuditChainTest, FromTheMiddleTheRecordAskedForMustBeThere) {
+  auto chain = Chain(10);
+  EXPECT_TRUE(WalkFrom({chain.begin() + 3, chain.end()}, 4).empty());
+  EXPECT_EQ(WalkFrom({chain.begin() + 5, chain.end()}, 4),
+            std::vector<std::string>{"records 4 to 5 are missing (deleted)"});
 }
 
 TEST(AuditChainTest, AnEditedRecordIsNamed) {
@@ -107,8 +124,31 @@ TEST(AuditChainTest, AnInsertedRecordIsNamedWithOrWithoutALink) {
   forged_chain.push_back(forged);
   forged_chain.push_back(next);  // still continues from record 6
   EXPECT_EQ(Walk(forged_chain),
-            std::vector<std::string>{
-                "record 7 was inserted: record 8 continues from the record before it"});
+            std::vector<std::string>{"record 7 was inserted: record 8 continues from record 6"});
+
+  // Two of them: both named.
+  auto two = Chain(6);
+  for (int64_t seq : {7, 8}) {
+    StoredRecord r;
+    r.fields = chain[3].fields;
+    r.fields.seq = seq;
+    r.prev_hash = two.back().hash;
+    r.hash = Link(r.prev_hash, r.fields);
+    two.push_back(r);
+  }
+  StoredRecord gateway = next;
+  gateway.fields.seq = 9;
+  gateway.hash = Link(gateway.prev_hash, gateway.fields);
+  two.push_back(gateway);
+  EXPECT_EQ(Walk(two), std::vector<std::string>{
+                           "records 7 to 8 were inserted: record 9 continues from record 6"});
+}
+
+TEST(AuditChainTest, ARecordWhosePredecessorLinkAloneWasChangedBlamesOnlyItself) {
+  auto chain = Chain(6);
+  chain[3].prev_hash = std::string(32, 'x');
+  EXPECT_EQ(Walk(chain),
+            std::vector<std::string>{"record 4 was altered: its content does not match its link"});
 }
 
 TEST(AuditChainTest, ARecordWhoseLinkWasRecomputedIsNamedByItsSuccessor) {
@@ -116,24 +156,29 @@ TEST(AuditChainTest, ARecordWhoseLinkWasRecomputedIsNamedByItsSuccessor) {
   chain[2].fields.detail = "rewritten";
   chain[2].hash = Link(chain[2].prev_hash, chain[2].fields);
   EXPECT_EQ(Walk(chain), std::vector<std::string>{
-                             "record 3 was altered and its link recomputed: record 4 continues "
-                             "from another version of it"});
+                             "record 3 was altered and its link recomputed (or records up to it "
+                             "were): record 4 continues from another version of it"});
 }
 
-TEST(AuditChainTest, CheckpointStatementsRoundTrip) {
+TEST(AuditChainTest, CheckpointStatementsRoundTripAndNameTheirPredecessor) {
   const std::string link(32, '\x5a');
-  const std::string statement = CheckpointStatement(42, link, 1'700'000'000);
   std::string hex_link;
   for (int i = 0; i < 32; ++i) hex_link += "5a";
-  EXPECT_EQ(statement, "RDG-AUDIT-CHECKPOINT-V1\nseq=42\nhash=" + hex_link +
-                           "\nsigned_at=2023-11-14T22:13:20Z\n");
-  int64_t seq = 0;
-  std::string hex, at;
-  ASSERT_TRUE(ParseCheckpointStatement(statement, &seq, &hex, &at));
-  EXPECT_EQ(seq, 42);
-  EXPECT_EQ(hex, storage::HexOf(link));
-  EXPECT_EQ(at, "2023-11-14T22:13:20Z");
-  EXPECT_FALSE(ParseCheckpointStatement("RDG-RECEIPT-V1\nseq=1\n", &seq, &hex, &at));
+  const std::string first = CheckpointStatement(42, link, 1'700'000'000, 0, "");
+  EXPECT_EQ(first, "RDG-AUDIT-CHECKPOINT-V1\nseq=42\nhash=" + hex_link +
+                       "\nsigned_at=2023-11-14T22:13:20Z\nprevious=0:\n");
+  const std::string second = CheckpointStatement(50, link, 1'700'000'300, 42, first);
+  CheckpointFields f;
+  ASSERT_TRUE(ParseCheckpointStatement(second, &f));
+  EXPECT_EQ(f.seq, 50);
+  EXPECT_EQ(f.link_hex, storage::HexOf(link));
+  EXPECT_EQ(f.signed_at, "2023-11-14T22:18:20Z");
+  EXPECT_EQ(f.previous_seq, 42);
+  EXPECT_EQ(f.previous_hex, StatementDigestHex(first));
+  EXPECT_EQ(f.previous_hex.size(), 64u);
+  ASSERT_TRUE(ParseCheckpointStatement(first, &f));
+  EXPECT_EQ(f.previous_hex, "");
+  EXPECT_FALSE(ParseCheckpointStatement("RDG-RECEIPT-V1\nseq=1\n", &f));
 }
 
 }  // namespace
