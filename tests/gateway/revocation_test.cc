@@ -19,22 +19,22 @@
 namespace rdg::signing {
 namespace {
 
-int Shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+int Quietly(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
 class RevocationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
     const std::string scripts = std::string(RDG_SOURCE_DIR) + "/deploy/";
-    ASSERT_EQ(Shell("bash " + scripts + "dev-pki.sh " + dir_->Join("pki")), 0);
-    ASSERT_EQ(Shell("bash " + scripts + "dev-pki.sh " + dir_->Join("rogue")), 0);
+    ASSERT_EQ(Quietly("bash " + scripts + "dev-pki.sh " + dir_->Join("pki")), 0);
+    ASSERT_EQ(Quietly("bash " + scripts + "dev-pki.sh " + dir_->Join("rogue")), 0);
   }
   static void TearDownTestSuite() { delete dir_; }
 
   //! Revokes `names` (cumulatively) and returns the CRL file.
   static std::string Revoke(const std::string& pki, const std::string& names) {
-    EXPECT_EQ(Shell("bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-crl.sh " +
-                    dir_->Join(pki) + " " + names),
+    EXPECT_EQ(Quietly("bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-crl.sh " +
+                      dir_->Join(pki) + " " + names),
               0);
     return dir_->Join(pki + "/crl.pem");
   }
@@ -152,10 +152,10 @@ TEST_F(RevocationTest, AReportSignedBeforeTheRevocationVerifiesOneSignedAfterDoe
     c.mutable_signed_at()->set_seconds(absl::ToUnixSeconds(signed_at));
     const std::string content = rdg::v1::CanonicalReportBytes(c);
     const std::string in = dir_->Write("ecg-report.txt", content);
-    EXPECT_EQ(Shell("openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:1234567812345678 "
-                    "-inkey " +
-                    dir_->Join("pki/reader-a-ecg.key") + " -in " + in + " -out " +
-                    dir_->Join("ecg-report.sig")),
+    EXPECT_EQ(Quietly("openssl pkeyutl -sign -rawin -digest sm3 -pkeyopt distid:1234567812345678 "
+                      "-inkey " +
+                      dir_->Join("pki/reader-a-ecg.key") + " -in " + in + " -out " +
+                      dir_->Join("ecg-report.sig")),
               0);
     return verifier->Verify(rdg::v1::SM2_SM3_RAW, content,
                             testing::ReadFileBytes(dir_->Join("ecg-report.sig")),
