@@ -15,7 +15,8 @@ bash deploy/check-build-dir.sh build-fuzz
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DRDG_BUILD_FUZZERS=ON -DRDG_BUILD_TESTS=OFF -DRDG_BUILD_BENCHMARKS=OFF >/dev/null
 # Only the fuzz targets (and the formats library they link), never the whole tree.
-fuzzers=(hl7_lab_fuzzer:hl7 ecg_waveform_fuzzer:ecg ecg_render_fuzzer:ecg dicom_object_fuzzer:dicom)
+fuzzers=(hl7_lab_fuzzer:hl7 mllp_fuzzer:mllp ecg_waveform_fuzzer:ecg ecg_render_fuzzer:ecg
+  dicom_object_fuzzer:dicom)
 cmake --build build-fuzz --target "${fuzzers[@]%%:*}"
 
 work="$(mktemp -d)"
@@ -30,6 +31,8 @@ for entry in "${fuzzers[@]}"; do
   if [ -d "$seeds" ]; then cp -R "$seeds/." "$corpus/"; fi
   options=()
   if [ -f "tests/fuzz/${entry##*:}.dict" ]; then options+=("-dict=tests/fuzz/${entry##*:}.dict"); fi
+  # MLLP carries HL7: its dictionary helps inside the frames.
+  if [ "$fuzzer" = mllp_fuzzer ]; then options+=("-dict=tests/fuzz/hl7.dict"); fi
   # Drawing costs per sample: larger inputs only add samples, so keep them small.
   if [ "$fuzzer" = ecg_render_fuzzer ]; then options+=("-max_len=16384"); fi
   echo "fuzz: $fuzzer for ${seconds}s on a copy of $seeds" >&2

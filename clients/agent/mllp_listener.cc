@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "clients/agent/mllp_framing.h"
 #include "clients/agent/tcp_server.h"
 #include "storage/base/posix_file.h"
 #include "storage/formats/hl7_lab.h"
@@ -30,34 +31,6 @@
 namespace rdg::agent {
 namespace {
 
-//! What an ACK the agent writes itself needs from MSH, read by splitting the first segment on its
-//! field separator: no parser, since the message may be one that just made the parser fail.
-std::optional<formats::Hl7Header> PlainMsh(absl::string_view message) {
-  absl::string_view msh = message.substr(0, std::min(message.find_first_of("\r\n"), size_t{4096}));
-  if (msh.size() < 8 || !absl::StartsWith(msh, "MSH")) return std::nullopt;
-  formats::Hl7Header h;
-  h.field_separator = msh[3];
-  const std::vector<absl::string_view> f = absl::StrSplit(msh, msh[3]);
-  auto field = [&f](size_t n) {  // MSH-n; MSH-1 is the separator itself
-    return n - 1 < f.size() ? std::string(f[n - 1]) : std::string();
-  };
-  if (field(2).size() == 4) h.encoding_characters = field(2);
-  h.sending_application = field(3);
-  h.sending_facility = field(4);
-  h.receiving_application = field(5);
-  h.receiving_facility = field(6);
-  h.message_time = field(7);
-  h.message_type = field(9);
-  h.control_id = field(10);
-  h.processing_id = field(11);
-  h.version = field(12).substr(0, field(12).find(h.encoding_characters[0]));
-  h.charset = field(18);
-  return h;
-}
-
-constexpr char kStartBlock = '\x0b';
-constexpr char kEndBlock = '\x1c';
-constexpr char kCarriageReturn = '\r';
 constexpr int kPollMs = 200;
 
 bool SendAll(int fd, const std::string& data) {
@@ -95,11 +68,6 @@ void CloseGracefully(int fd) {
     drained += n;
   }
   close(fd);
-}
-
-std::string Frame(const std::string& message) {
-  return absl::StrCat(std::string(1, kStartBlock), message, std::string(1, kEndBlock),
-                      std::string(1, kCarriageReturn));
 }
 
 std::string PeerName(const sockaddr_storage& addr) {
@@ -188,8 +156,7 @@ void MllpListener::Forget(int fd) {
 }
 
 void MllpListener::Serve(int fd, std::string peer) {
-  std::string buffer;
-  bool in_frame = false;
+  MllpDeframer deframer(static_cast<size_t>(config_.max_message_bytes()));
   // The current phase's deadline: the end of the idle time between messages, or of the time a
   // message has to arrive whole. Bytes never extend it; a completed message starts a new one.
   const absl::Duration idle_timeout = absl::Seconds(config_.idle_timeout_seconds());
@@ -198,13 +165,14 @@ void MllpListener::Serve(int fd, std::string peer) {
   char chunk[64 * 1024];
   for (;;) {
     // While stopping, a connection between messages closes; one inside a message finishes it.
-    if (stopping_ && !in_frame) return;
+    if (stopping_ && !deframer.in_frame()) return;
     pollfd p{fd, POLLIN, 0};
     const int ready = poll(&p, 1, kPollMs);
     if (absl::Now() > deadline) {
       LOG(INFO) << "hl7: connection from " << peer << " closed: "
-                << (in_frame ? "a message did not arrive whole within hl7.frame_timeout_seconds"
-                             : "silent for hl7.idle_timeout_seconds");
+                << (deframer.in_frame()
+                        ? "a message did not arrive whole within hl7.frame_timeout_seconds"
+                        : "silent for hl7.idle_timeout_seconds");
       return;
     }
     if (ready == 0) continue;
@@ -212,38 +180,29 @@ void MllpListener::Serve(int fd, std::string peer) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // closed (a partial message was never acknowledged: the sender resends)
     for (ssize_t i = 0; i < n; ++i) {
-      const char c = chunk[i];
-      if (!in_frame) {
-        if (c == kStartBlock) {
-          in_frame = true;
-          buffer.clear();
+      switch (deframer.Take(chunk[i])) {
+        case MllpDeframer::Step::kNothing:
+          break;
+        case MllpDeframer::Step::kFrameStarted:
           deadline = absl::Now() + frame_timeout;
           PhaseStarted(fd);
+          break;
+        case MllpDeframer::Step::kMessage:
+          if (!SendAll(fd, Handle(deframer.message(), peer))) return;
+          deadline = absl::Now() + idle_timeout;
+          PhaseStarted(fd);
+          break;
+        case MllpDeframer::Step::kTooLarge: {
+          LOG(WARNING) << "hl7: message from " << peer << " exceeds " << config_.max_message_bytes()
+                       << " bytes; connection closed";
+          formats::Hl7Rejection why{formats::Hl7AckCode::kReject, "207", "",
+                                    "message too large for this receiver"};
+          const std::string ack =
+              formats::BuildHl7Ack(PlainMsh(deframer.message()), formats::Hl7AckCode::kReject, &why,
+                                   absl::Now(), absl::StrCat("RDGA", ++ack_counter_));
+          SendAll(fd, MllpFrame(ack));
+          return;
         }
-        continue;  // bytes between frames (e.g. the CR after 0x1C) are ignored
-      }
-      if (c == kEndBlock) {
-        in_frame = false;
-        if (!SendAll(fd, Handle(buffer, peer))) return;
-        deadline = absl::Now() + idle_timeout;
-        PhaseStarted(fd);
-        continue;
-      }
-      if (c == kStartBlock) {  // a new frame before the end of the last: drop the torn one
-        buffer.clear();
-        continue;
-      }
-      buffer += c;
-      if (buffer.size() > static_cast<size_t>(config_.max_message_bytes())) {
-        LOG(WARNING) << "hl7: message from " << peer << " exceeds " << config_.max_message_bytes()
-                     << " bytes; connection closed";
-        formats::Hl7Rejection why{formats::Hl7AckCode::kReject, "207", "",
-                                  "message too large for this receiver"};
-        const std::string ack =
-            formats::BuildHl7Ack(PlainMsh(buffer), formats::Hl7AckCode::kReject, &why, absl::Now(),
-                                 absl::StrCat("RDGA", ++ack_counter_));
-        SendAll(fd, Frame(ack));
-        return;
       }
     }
   }
@@ -256,7 +215,7 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
   // from the first bytes, is enough to address it.
   auto own_ack = [&](formats::Hl7AckCode code, const std::string& reason) {
     formats::Hl7Rejection why{code, "207", "", reason};
-    return Frame(formats::BuildHl7Ack(PlainMsh(message), code, &why, now, ack_id));
+    return MllpFrame(formats::BuildHl7Ack(PlainMsh(message), code, &why, now, ack_id));
   };
   // The message goes to a file first: the gateway's parser, in its own process, reads it there.
   const std::string temp = outbox_.NewTempPath();
@@ -281,7 +240,7 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
     // The parser's own AE/AR, as the gateway would answer; otherwise (a parser crash, the
     // checks busy) one of ours.
     if (std::optional<rdg::v1::Hl7Acknowledgement> ack = parsing::AckOf(parsed.status())) {
-      return Frame(ack->message());
+      return MllpFrame(ack->message());
     }
     // Never acceptable (malformed, larger than the gateway takes): reject; otherwise an error
     // the sender may retry.
@@ -298,14 +257,14 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
     (void)storage::RemoveFile(temp);
     if (*known == parsed->object.content_key) {
       VLOG(1) << "hl7: message from " << peer << " sent again; acknowledged, not queued twice";
-      return Frame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept, nullptr,
-                                        now, ack_id));
+      return MllpFrame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept,
+                                            nullptr, now, ack_id));
     }
     ++refused_;
     LOG(INFO) << "hl7: message from " << peer << " refused: its control ID is already used";
     formats::Hl7Rejection why{formats::Hl7AckCode::kError, "205", "MSH^1^10",
                               "message control ID already used for a different message"};
-    return Frame(
+    return MllpFrame(
         formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kError, &why, now, ack_id));
   }
   absl::StatusOr<int64_t> id =
@@ -320,7 +279,7 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
   }
   ++accepted_;
   VLOG(1) << "hl7: outbox item " << *id << " from " << peer;
-  return Frame(
+  return MllpFrame(
       formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept, nullptr, now, ack_id));
 }
 

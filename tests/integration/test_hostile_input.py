@@ -272,6 +272,15 @@ class AgentHostileInputTest(harness.GatewayTestCase):
             self.assertEqual(os.listdir(os.path.join(self.agent.data_dir, "outbox", folder)), [])
         self.assert_gateway_alive()
         self.assertEqual(self.gateway.query("SELECT exam_id FROM exams"), [])
+        # Nothing reached the gateway's blob store or staging either.
+        self.assertEqual(self.gateway.blob_files(), [])
+        self.assertEqual(self.gateway.upload_files(), [])
+
+    def assert_alive_after(self, name, agent_pid):
+        """The agent and the gateway survived `name` (checked after every file, by PID)."""
+        self.assertEqual(self.agent.proc.pid, agent_pid, name)
+        self.assertIsNone(self.agent.proc.poll(), f"{name}: the agent died")
+        self.assert_gateway_alive()
 
     def test_hostile_dicom_corpus_is_refused_to_the_device(self):
         # What was seen: "Stored" (0000) for what can never be stored; the deep-nesting file
@@ -289,6 +298,7 @@ class AgentHostileInputTest(harness.GatewayTestCase):
             self.assertGreater(len(comment), 15, f"{name}: too terse to act on")
             if name.startswith("nested_"):
                 self.assertIn("nests sequences more than 64", comment)
+            self.assert_alive_after(name, agent_pid)
         self.assert_nothing_queued(agent_pid)
         # What was seen: 0000 for an empty data set and for missing or invalid UIDs.
         e = hostile_corpus.element
@@ -349,6 +359,7 @@ class AgentHostileInputTest(harness.GatewayTestCase):
             else:
                 self.assertRegex(text, r"MSA\|A[ER]\|", name)
             self.assertNotIn("MSA|AA", text)
+            self.assert_alive_after(name, agent_pid)
         self.assert_nothing_queued(agent_pid)
 
     def test_an_oversized_message_gets_its_ar_before_the_close_with_unread_input(self):
