@@ -144,6 +144,25 @@ struct ObjectCursor {
   std::string sop_instance_uid;
 };
 
+struct AuditRecord {
+  int64_t seq = 0;
+  absl::Time at;
+  std::string institution;
+  std::string user;
+  rdg::v1::Role role = rdg::v1::ROLE_UNSPECIFIED;
+  std::string action;
+  std::string exam_id;
+  std::string detail;   //!< free text for people
+  std::string outcome;  //!< "" (success) or the refusal's status code name
+  //! The patient participant in HL7 CX form ("ID^^^issuer", then "~national ID^^^issuer" when
+  //! known); left empty, the store fills it from `exam_id`.
+  std::string patient_id;
+  std::string peer;       //!< the caller's address
+  std::string subject;    //!< the caller's certificate subject
+  std::string prev_hash;  //!< read back: the chain link it continues from (32 bytes)
+  std::string hash;       //!< read back: its own link (storage/base/audit_chain.h)
+};
+
 //! One object to make visible: the object row, the exam it joins (created from `exam` when the
 //! origin institution has no exam for that Study Instance UID yet, and then routed: state ROUTED,
 //! queue, priority and SLA due time from `routing`, RECEIVED and ROUTED events), and removal of
@@ -160,6 +179,9 @@ struct NewObject {
   //! a duplicate): a non-OK status refuses this object (nothing of it is stored) and is its
   //! outcome. Ingest uses it to keep one exam one patient.
   std::function<absl::Status(const ExamRecord& existing)> check_join;
+  //! The upload's audit record, appended in the commit's transaction with the exam filled in
+  //! (" (already stored)" added to its detail for a duplicate).
+  std::optional<AuditRecord> audit;
 };
 
 struct CommitOutcome {
@@ -252,23 +274,6 @@ struct ReportRecord {
   std::optional<absl::Time> delivered_at;
   std::optional<absl::Time> acknowledged_at;
   std::string acknowledged_by;
-};
-
-struct AuditRecord {
-  int64_t seq = 0;
-  absl::Time at;
-  std::string institution;
-  std::string user;
-  rdg::v1::Role role = rdg::v1::ROLE_UNSPECIFIED;
-  std::string action;
-  std::string exam_id;
-  std::string detail;      //!< free text for people
-  std::string outcome;     //!< "" (success) or the refusal's status code name
-  std::string patient_id;  //!< the patient participant, when the access concerns one
-  std::string peer;        //!< the caller's address
-  std::string subject;     //!< the caller's certificate subject
-  std::string prev_hash;   //!< read back: the chain link it continues from (32 bytes)
-  std::string hash;        //!< read back: its own link (storage/base/audit_chain.h)
 };
 
 //! A record of `action` by a caller; seq and the two links are filled in by the store.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "storage/base/audit_chain.h"
 #include "storage/base/status_macros.h"
 #include "storage/sqlite_index_store.h"
@@ -46,6 +47,21 @@ audit::ChainedFields ChainedFieldsOf(const AuditRecord& r) {
           r.exam_id,     r.detail,
           r.outcome,     r.patient_id,
           r.peer,        r.subject};
+}
+
+//! The patient participant of a record about `exam_id`, in HL7 CX form: "ID^^^issuer", and when
+//! the exam has a national ID, "~" and that ID the same way. "" for an exam the index lacks.
+absl::StatusOr<std::string> PatientOfExam(sqlite_internal::Connection& db,
+                                          const std::string& exam_id) {
+  RDG_ASSIGN_OR_RETURN(auto q, db.Prepare("SELECT patient_id, patient_id_issuer, "
+                                          "patient_national_id, national_id_issuer FROM exams "
+                                          "WHERE exam_id = ?"));
+  q->Bind(1, exam_id);
+  RDG_ASSIGN_OR_RETURN(bool found, q->Step());
+  if (!found) return std::string();
+  std::string patient = absl::StrCat(q->Text(0), "^^^", q->Text(1));
+  if (!q->Text(2).empty()) absl::StrAppend(&patient, "~", q->Text(2), "^^^", q->Text(3));
+  return patient;
 }
 
 }  // namespace
@@ -103,6 +119,41 @@ absl::Status SqliteIndexStore::LinkEarlierAudit() {
       "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END");
 }
 
+absl::StatusOr<std::string> SqliteIndexStore::InsertAuditRow(AuditRecord r,
+                                                             const std::string& previous,
+                                                             int64_t& seq) {
+  // seq is AUTOINCREMENT: the next one is one past the largest ever used.
+  RDG_ASSIGN_OR_RETURN(auto next,
+                       writer_->Prepare("SELECT COALESCE((SELECT seq FROM sqlite_sequence "
+                                        "WHERE name = 'audit_log'), 0) + 1"));
+  RDG_ASSIGN_OR_RETURN(bool row, next->Step());
+  r.seq = seq = row ? next->Int(0) : 1;
+  next.reset();
+  if (r.patient_id.empty() && !r.exam_id.empty()) {
+    RDG_ASSIGN_OR_RETURN(r.patient_id, PatientOfExam(*writer_, r.exam_id));
+  }
+  std::string hash = audit::Link(previous, ChainedFieldsOf(r));
+  RDG_ASSIGN_OR_RETURN(auto q, writer_->Prepare("INSERT INTO audit_log (" RDG_AUDIT_COLUMNS
+                                                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                                                "?, ?)"));
+  q->Bind(1, r.seq)
+      .Bind(2, r.at)
+      .Bind(3, r.institution)
+      .Bind(4, r.user)
+      .Bind(5, int64_t{r.role})
+      .Bind(6, r.action)
+      .Bind(7, r.exam_id)
+      .Bind(8, r.detail)
+      .Bind(9, r.outcome)
+      .Bind(10, r.patient_id)
+      .Bind(11, r.peer)
+      .Bind(12, r.subject)
+      .BindBlob(13, previous)
+      .BindBlob(14, hash);
+  RDG_RETURN_IF_ERROR(q->Run());
+  return hash;
+}
+
 absl::Status SqliteIndexStore::AppendAudit(const AuditRecord& e) {
   absl::MutexLock lock(&writer_mu_);
   RDG_ASSIGN_OR_RETURN(std::string previous, AuditTail());
@@ -110,33 +161,7 @@ absl::Status SqliteIndexStore::AppendAudit(const AuditRecord& e) {
   absl::StatusOr<std::string> link =
       InWriteTransaction(*writer_, [&]() -> absl::StatusOr<std::string> {
         writer_mu_.AssertHeld();  // the caller holds it across the transaction
-        // seq is AUTOINCREMENT: the next one is one past the largest ever used.
-        RDG_ASSIGN_OR_RETURN(auto next,
-                             writer_->Prepare("SELECT COALESCE((SELECT seq FROM sqlite_sequence "
-                                              "WHERE name = 'audit_log'), 0) + 1"));
-        RDG_ASSIGN_OR_RETURN(bool row, next->Step());
-        AuditRecord r = e;
-        r.seq = seq = row ? next->Int(0) : 1;
-        std::string hash = audit::Link(previous, ChainedFieldsOf(r));
-        RDG_ASSIGN_OR_RETURN(
-            auto q, writer_->Prepare("INSERT INTO audit_log (" RDG_AUDIT_COLUMNS
-                                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-        q->Bind(1, r.seq)
-            .Bind(2, r.at)
-            .Bind(3, r.institution)
-            .Bind(4, r.user)
-            .Bind(5, int64_t{r.role})
-            .Bind(6, r.action)
-            .Bind(7, r.exam_id)
-            .Bind(8, r.detail)
-            .Bind(9, r.outcome)
-            .Bind(10, r.patient_id)
-            .Bind(11, r.peer)
-            .Bind(12, r.subject)
-            .BindBlob(13, previous)
-            .BindBlob(14, hash);
-        RDG_RETURN_IF_ERROR(q->Run());
-        return hash;
+        return InsertAuditRow(e, previous, seq);
       });
   if (!link.ok()) {
     // A COMMIT that failed late may still have made the row durable: read the end again.

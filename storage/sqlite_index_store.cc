@@ -286,11 +286,25 @@ std::vector<absl::StatusOr<CommitOutcome>> SqliteIndexStore::CommitObjects(
   std::vector<absl::StatusOr<CommitOutcome>> results;
   results.reserve(batch.size());
   absl::MutexLock lock(&writer_mu_);
-  absl::Status txn = writer_->Exec("BEGIN IMMEDIATE");
+  // The uploads' audit records join the chain inside the same transaction.
+  absl::StatusOr<std::string> audit_tail = AuditTail();
+  int64_t audit_seq = 0;
+  absl::Status txn = audit_tail.ok() ? writer_->Exec("BEGIN IMMEDIATE") : audit_tail.status();
   for (const NewObject& item : batch) {
     if (!txn.ok()) break;
     writer_->Exec("SAVEPOINT item").IgnoreError();
     absl::StatusOr<CommitOutcome> outcome = CommitOne(item);
+    if (outcome.ok() && item.audit.has_value()) {
+      storage::AuditRecord record = *item.audit;
+      record.exam_id = outcome->exam_id;
+      if (outcome->duplicate) absl::StrAppend(&record.detail, " (already stored)");
+      absl::StatusOr<std::string> link = InsertAuditRow(record, *audit_tail, audit_seq);
+      if (link.ok()) {
+        audit_tail = *std::move(link);
+      } else {
+        outcome = link.status();
+      }
+    }
     if (outcome.ok()) {
       txn = writer_->Exec("RELEASE item");
     } else if (absl::IsAlreadyExists(outcome.status())) {
@@ -307,6 +321,10 @@ std::vector<absl::StatusOr<CommitOutcome>> SqliteIndexStore::CommitObjects(
   if (!txn.ok()) {
     writer_->Exec("ROLLBACK").IgnoreError();
     results.assign(batch.size(), txn);
+    audit_tail_.reset();  // a COMMIT that failed late may still have made rows durable
+  } else if (audit_seq > 0) {
+    audit_tail_ = *std::move(audit_tail);
+    audit_tail_seq_ = audit_seq;
   }
   return results;
 }

@@ -143,6 +143,12 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   //! record whose own link holds (one slipped in without a valid link is not continued).
   absl::StatusOr<std::string> AuditTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   absl::Status LoadCheckpointTail() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
+  //! Inserts `r` (its patient filled in from its exam when empty) as the next audit record after
+  //! the link `previous`, inside the caller's transaction; its seq in `seq`, its link returned.
+  //! The caller moves audit_tail_ once the transaction has committed.
+  absl::StatusOr<std::string> InsertAuditRow(AuditRecord r, const std::string& previous,
+                                             int64_t& seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   ReaderLease AcquireReader();
   void ReleaseReader(sqlite_db::Connection* conn);
   absl::StatusOr<CommitOutcome> CommitOne(const NewObject& item)

@@ -59,8 +59,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetQueues(grpc::CallbackServerContex
         *out->mutable_oldest_waiting() = ToDurationProto(now - *f.oldest_waiting_since);
       }
     }
-    return index_.AppendAudit(storage::AuditOf(now, principal.institution, principal.user,
-                                               principal.role, "admin_queues", "", ""));
+    return index_.AppendAudit(auth::AuditBy(principal, now, "admin_queues", "", ""));
   });
 }
 
@@ -77,9 +76,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QueryAudit(grpc::CallbackServerConte
     RDG_ASSIGN_OR_RETURN(auto entries, index_.ListAudit(query));
     for (const auto& e : entries) ToProto(e, directory_, *response->add_entries());
     // Reading the audit log is itself audited.
-    return index_.AppendAudit(storage::AuditOf(
-        clock_.Now(), principal.institution, principal.user, principal.role, "admin_audit",
-        request->exam_id(), request->user().empty() ? "" : absl::StrCat("user ", request->user())));
+    return index_.AppendAudit(
+        auth::AuditBy(principal, clock_.Now(), "admin_audit", request->exam_id(),
+                      request->user().empty() ? "" : absl::StrCat("user ", request->user())));
   });
 }
 
@@ -91,9 +90,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ExportAudit(grpc::CallbackServerCont
     const int64_t from = std::max<int64_t>(request->from_seq(), 1);
     const int32_t limit = request->limit() > 0 ? std::min(request->limit(), 5000) : 5000;
     RDG_ASSIGN_OR_RETURN(storage::AuditExportRecord page, index_.ExportAudit(from, limit));
-    RDG_RETURN_IF_ERROR(index_.AppendAudit(storage::AuditOf(
-        clock_.Now(), principal.institution, principal.user, principal.role, "admin_audit_export",
-        "", absl::StrCat("from ", from, ", ", page.records.size(), " records"))));
+    RDG_RETURN_IF_ERROR(index_.AppendAudit(
+        auth::AuditBy(principal, clock_.Now(), "admin_audit_export", "",
+                      absl::StrCat("from ", from, ", ", page.records.size(), " records"))));
     for (const auto& e : page.records) {
       rdg::v1::AuditEntry& out = *response->add_entries();
       ToProto(e, directory_, out);
@@ -156,9 +155,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(grpc::CallbackServerCo
         s->set_with_target(f.with_target);
       }
     }
-    return index_.AppendAudit(storage::AuditOf(
-        now, principal.institution, principal.user, principal.role, "admin_turnaround", "",
-        rdg::v1::TurnaroundGrouping_Name(request->group_by())));
+    return index_.AppendAudit(auth::AuditBy(principal, now, "admin_turnaround", "",
+                                            rdg::v1::TurnaroundGrouping_Name(request->group_by())));
   });
 }
 
@@ -195,9 +193,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListBreaches(grpc::CallbackServerCon
     query.limit = request->limit() > 0 ? std::min(request->limit(), 100000) : 1000;
     RDG_ASSIGN_OR_RETURN(auto breaches, index_.ListBreaches(query));
     for (const auto& b : breaches) ToBreachProto(b, now, directory_, response->add_breaches());
-    return index_.AppendAudit(storage::AuditOf(now, principal.institution, principal.user,
-                                               principal.role, "admin_breaches", "",
-                                               query.open_only ? "open" : ""));
+    return index_.AppendAudit(
+        auth::AuditBy(principal, now, "admin_breaches", "", query.open_only ? "open" : ""));
   });
 }
 
@@ -224,9 +221,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListIdentityConflicts(
       for (const auto& f : c.fields) out->add_fields(f);
       out->set_detail(formats::ToValidUtf8(c.detail));  // may quote an HL7 control id
     }
-    return index_.AppendAudit(storage::AuditOf(clock_.Now(), principal.institution, principal.user,
-                                               principal.role, "admin_identity_conflicts", "",
-                                               absl::StrCat(conflicts.size(), " listed")));
+    return index_.AppendAudit(auth::AuditBy(principal, clock_.Now(), "admin_identity_conflicts", "",
+                                            absl::StrCat(conflicts.size(), " listed")));
   });
 }
 

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "rdg/v1/ingest.pb.h"
+#include "storage/base/status_macros.h"
 
 namespace rdg::api {
 
@@ -50,7 +51,9 @@ absl::StatusOr<auth::Principal> TlsPeerAuthenticator::Authenticate(
                        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *revoked, absl::UTCTimeZone())));
     }
   }
-  return auth::PrincipalFromCertificate(cert, directory_);
+  RDG_ASSIGN_OR_RETURN(auth::Principal principal, auth::PrincipalFromCertificate(cert, directory_));
+  principal.peer = ctx.peer();
+  return principal;
 }
 
 }  // namespace rdg::api

@@ -48,8 +48,7 @@ absl::StatusOr<storage::ExamRecord> ExamServiceImpl::OpenExam(const auth::Princi
   RDG_RETURN_IF_ERROR(
       auth::AuthorizeExamAccess(principal, exam_id, exam ? exam->origin_institution : ""));
   RDG_RETURN_IF_ERROR(
-      index_.AppendAudit(storage::AuditOf(clock_.Now(), principal.institution, principal.user,
-                                          principal.role, std::string(action), exam_id, "")));
+      index_.AppendAudit(auth::AuditBy(principal, clock_.Now(), std::string(action), exam_id, "")));
   return *std::move(exam);
 }
 
@@ -70,9 +69,8 @@ grpc::ServerUnaryReactor* ExamServiceImpl::ListExams(grpc::CallbackServerContext
     RDG_ASSIGN_OR_RETURN(auto page, index_.ListExams(query));
     for (const auto& exam : page.exams) *response->add_exams() = ToProto(exam, directory_);
     if (page.next_before_seq > 0) response->set_next_page_token(absl::StrCat(page.next_before_seq));
-    return index_.AppendAudit(storage::AuditOf(clock_.Now(), principal.institution, principal.user,
-                                               principal.role, "list_exams", "",
-                                               absl::StrCat(page.exams.size(), " exams")));
+    return index_.AppendAudit(auth::AuditBy(principal, clock_.Now(), "list_exams", "",
+                                            absl::StrCat(page.exams.size(), " exams")));
   });
 }
 

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/api/admin_service.h"
+#include "gateway/api/call_audit.h"
 #include "gateway/api/delivery_service.h"
 #include "gateway/api/exam_service.h"
 #include "gateway/api/ingest_service.h"
@@ -35,6 +36,7 @@
 #include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/turnaround.h"
 #include "gateway/routing/router.h"
+#include "gateway/signing/certificate.h"
 #include "gateway/signing/report_signature.h"
 #include "gateway/signing/revocation.h"
 #include "gateway/worklist/index_reading_desk.h"
@@ -71,18 +73,30 @@ storage::AuditRecord ApplicationEvent(std::string action, absl::Time at) {
 //! verified the chain to tls.ca_file before it asks.
 class RevocationCheck final : public grpc::experimental::ExternalCertificateVerifier {
  public:
-  explicit RevocationCheck(signing::RevocationList* revocations) : revocations_(revocations) {}
+  //! Refusals are audited in `index` (written on `pool`).
+  RevocationCheck(signing::RevocationList* revocations, storage::IndexStore& index,
+                  WorkerPool& pool, const Clock& clock)
+      : revocations_(revocations), index_(index), pool_(pool), clock_(clock) {}
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
     const grpc::string_ref pem = request->peer_cert();
     if (auto revoked = revocations_->RevokedAt(absl::string_view(pem.data(), pem.size()));
         revoked.has_value()) {
-      LOG(WARNING) << "TLS handshake refused: a revoked client certificate (CN "
-                   << std::string(request->common_name().data(), request->common_name().size())
-                   << ")";
+      const std::string subject = signing::SubjectLine(absl::string_view(pem.data(), pem.size()));
+      LOG(WARNING) << "TLS handshake refused: a revoked client certificate (" << subject << ")";
       *sync_status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                                   "the client certificate was revoked by the platform CA");
+      // gRPC's verifier API does not tell the peer's address; the subject names the caller.
+      storage::AuditRecord refusal;
+      refusal.at = clock_.Now();
+      refusal.action = "tls_handshake";
+      refusal.outcome = "UNAUTHENTICATED";
+      refusal.subject = subject;
+      refusal.detail =
+          absl::StrCat("certificate revoked at ",
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *revoked, absl::UTCTimeZone()));
+      AppendAuditLater(index_, pool_, std::move(refusal));
     } else {
       *sync_status = grpc::Status::OK;
     }
@@ -92,12 +106,16 @@ class RevocationCheck final : public grpc::experimental::ExternalCertificateVeri
 
  private:
   signing::RevocationList* const revocations_;
+  storage::IndexStore& index_;
+  WorkerPool& pool_;
+  const Clock& clock_;
 };
 
 //! Mutual TLS: a client certificate chained to tls.ca_file is required, and it must not be
 //! revoked (RevocationCheck).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
-    const rdg::v1::TlsConfig& tls, signing::RevocationList* revocations) {
+    const rdg::v1::TlsConfig& tls, signing::RevocationList* revocations, storage::IndexStore& index,
+    WorkerPool& pool, const Clock& clock) {
   RDG_ASSIGN_OR_RETURN(std::string roots, ReadWholeFile(tls.ca_file(), "tls.ca_file"));
   RDG_ASSIGN_OR_RETURN(std::string key, ReadWholeFile(tls.key_file(), "tls.key_file"));
   RDG_ASSIGN_OR_RETURN(std::string chain, ReadWholeFile(tls.cert_file(), "tls.cert_file"));
@@ -108,7 +126,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
   options.watch_identity_key_cert_pairs();
   options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   options.set_certificate_verifier(
-      grpc::experimental::ExternalCertificateVerifier::Create<RevocationCheck>(revocations));
+      grpc::experimental::ExternalCertificateVerifier::Create<RevocationCheck>(revocations, index,
+                                                                               pool, clock));
   return grpc::experimental::TlsServerCredentials(options);
 }
 
@@ -311,9 +330,10 @@ void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, c
 }
 
 //! The gRPC server with mutual TLS on config.listen.
-absl::Status StartServer(const rdg::v1::GatewayConfig& config, const Desks& desks, Serving& s) {
-  RDG_ASSIGN_OR_RETURN(auto credentials,
-                       MutualTlsCredentials(config.tls(), desks.revocations.get()));
+absl::Status StartServer(const rdg::v1::GatewayConfig& config, const Policy& policy,
+                         const Stores& stores, const Desks& desks, const Clock& clock, Serving& s) {
+  RDG_ASSIGN_OR_RETURN(auto credentials, MutualTlsCredentials(config.tls(), desks.revocations.get(),
+                                                              *stores.index, *s.pool, clock));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -337,8 +357,11 @@ absl::Status StartServer(const rdg::v1::GatewayConfig& config, const Desks& desk
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
   // Requests that do not decode: INVALID_ARGUMENT naming the field, not gRPC's bare UNIMPLEMENTED.
+  // Every refused call: a record in the audit log.
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(NewRequestDecodingInterceptorFactory());
+  interceptors.push_back(
+      NewRefusalAuditInterceptorFactory(*stores.index, *s.pool, clock, *policy.directory));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(s.ingest.get());
   builder.RegisterService(s.exams.get());
@@ -521,7 +544,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   RDG_ASSIGN_OR_RETURN(c->ingest, StartIngest(config, c->policy, c->stores, clock));
   RDG_ASSIGN_OR_RETURN(c->desks, BuildDesks(config, c->policy, c->stores, clock));
   BuildServices(config, c->policy, c->stores, c->ingest, c->desks, clock, c->serving);
-  RDG_RETURN_IF_ERROR(StartServer(config, c->desks, c->serving));
+  RDG_RETURN_IF_ERROR(StartServer(config, c->policy, c->stores, c->desks, clock, c->serving));
   RDG_ASSIGN_OR_RETURN(c->monitoring,
                        StartMonitoring(config, c->policy, c->stores, c->ingest, c->desks, clock));
   c->housekeeper = StartHousekeeping(*c);

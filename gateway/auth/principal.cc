@@ -32,6 +32,7 @@ absl::StatusOr<Principal> PrincipalFromCertificate(absl::string_view pem,
   Principal p;
   p.institution = subject->organization;
   p.user = subject->common_name;
+  p.subject = subject->distinguished_name;
   const std::string& ou = subject->organizational_unit;
   if (ou == "clinic") {
     p.role = rdg::v1::CLINIC;
@@ -55,6 +56,16 @@ absl::StatusOr<Principal> PrincipalFromCertificate(absl::string_view pem,
                                                     p.institution, "\" at its level"));
   }
   return p;
+}
+
+storage::AuditRecord AuditBy(const Principal& who, absl::Time at, std::string action,
+                             std::string exam_id, std::string detail) {
+  storage::AuditRecord r =
+      storage::AuditOf(at, who.institution, who.user, who.role, std::move(action),
+                       std::move(exam_id), std::move(detail));
+  r.subject = who.subject;
+  r.peer = who.peer;
+  return r;
 }
 
 }  // namespace rdg::auth

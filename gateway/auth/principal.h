@@ -5,8 +5,10 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "gateway/config/institution_directory.h"
 #include "rdg/v1/common.pb.h"
+#include "storage/records.h"
 
 namespace rdg::auth {
 
@@ -14,7 +16,14 @@ struct Principal {
   std::string institution;                         //!< certificate O
   rdg::v1::Role role = rdg::v1::ROLE_UNSPECIFIED;  //!< certificate OU
   std::string user;                                //!< certificate CN
+  std::string subject;  //!< the certificate's whole subject, one RFC 2253 line
+  std::string peer;     //!< the caller's address as gRPC names it ("ipv4:10.1.2.3:50122")
 };
+
+//! An audit record of `who` doing `action`: institution, user, role, address and certificate
+//! subject all from the principal. The store adds the exam's patient (storage::AuditRecord).
+storage::AuditRecord AuditBy(const Principal& who, absl::Time at, std::string action,
+                             std::string exam_id = {}, std::string detail = {});
 
 //! Maps a peer certificate (PEM, already verified against the platform CA by TLS) to a principal.
 //! UNAUTHENTICATED if the certificate does not follow the profile or names an unknown

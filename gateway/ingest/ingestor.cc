@@ -401,6 +401,7 @@ absl::StatusOr<Ingestor::Attachment> Ingestor::Attach(const auth::Principal& pri
       return attachment;
     }
     RDG_ASSIGN_OR_RETURN(attachment.handle, Hold(std::move(found.record), found.persisted));
+    attachment.handle->uploader_ = principal;
     return attachment;
   }
   if (first.session_id().empty()) {
@@ -409,6 +410,7 @@ absl::StatusOr<Ingestor::Attachment> Ingestor::Attach(const auth::Principal& pri
   }
   RDG_ASSIGN_OR_RETURN(auto record, LoadSession(principal, first.session_id()));
   RDG_ASSIGN_OR_RETURN(attachment.handle, Hold(std::move(record), true));
+  attachment.handle->uploader_ = principal;
   return attachment;
 }
 
@@ -634,6 +636,9 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   // The clinic's priority, else the rule's default; a critical value is always STAT.
   const rdg::v1::Priority requested = item.exam.critical ? rdg::v1::STAT : session.priority;
   item.routing = RouteExam(options_, item.exam, requested, item.object.received_at);
+  item.audit = auth::AuditBy(
+      handle.uploader_, item.object.received_at, "upload", "",
+      absl::StrCat(rdg::v1::ObjectKind_Name(session.kind), " ", uid, ", ", session.size, " bytes"));
   // An HL7 message re-sent with other line ends or framing is the same message (same segments).
   const bool same_message = hl7.has_value() && existing.has_value() &&
                             !existing->content_key.empty() &&

@@ -66,7 +66,8 @@ class UploadHandle {
 
   Ingestor& owner_;
   storage::UploadSessionRecord record_;
-  bool persisted_;  //!< the session row exists in the index
+  auth::Principal uploader_;  //!< who attached it: the audit record of its commit names them
+  bool persisted_;            //!< the session row exists in the index
   bool attached_ = true;
   std::optional<storage::File> file_;
   storage::Sha256 hasher_;

@@ -7,10 +7,7 @@
 #include "gateway/common/live_streams.h"
 #include "gateway/monitoring/turnaround.h"
 #include "storage/base/status_macros.h"
-
-#ifndef RDG_VERSION
-#define RDG_VERSION "unknown"
-#endif
+#include "storage/base/version.h"
 
 namespace rdg::monitoring {
 namespace {
@@ -94,7 +91,7 @@ absl::StatusOr<std::string> Metrics::Render() {
   absl::MutexLock lock(&mu_);
   RDG_RETURN_IF_ERROR(CatchUp());
   Header(out, "rdg_build_info", "gauge", "Version of the running gateway.");
-  absl::StrAppend(&out, "rdg_build_info{version=\"", Escape(RDG_VERSION), "\"} 1\n");
+  absl::StrAppend(&out, "rdg_build_info{version=\"", Escape(ReleaseVersion()), "\"} 1\n");
   RenderTurnaround(out);
   RenderBreaches(out, open_breaches);
   RenderQueues(out, std::move(queues), now);

@@ -31,11 +31,31 @@ absl::StatusOr<std::string> SingleEntry(X509_NAME* name, int nid, absl::string_v
   return out;
 }
 
+//! `name` as one RFC 2253 line, UTF-8 kept as it is (not escaped to \\XX).
+std::string OneLine(const X509_NAME* name) {
+  openssl::BioPtr out(BIO_new(BIO_s_mem()));
+  if (!out || X509_NAME_print_ex(out.get(), name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0) {
+    return std::string();
+  }
+  char* data = nullptr;
+  const long len = BIO_get_mem_data(out.get(), &data);
+  return len > 0 ? std::string(data, static_cast<size_t>(len)) : std::string();
+}
+
+openssl::X509Ptr FirstCertificate(absl::string_view pem) {
+  openssl::BioPtr bio = openssl::MemBio(pem);
+  return openssl::X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+}
+
 }  // namespace
 
+std::string SubjectLine(absl::string_view pem) {
+  openssl::X509Ptr cert = FirstCertificate(pem);
+  return cert ? OneLine(X509_get_subject_name(cert.get())) : std::string();
+}
+
 absl::StatusOr<CertificateSubject> ParseCertificateSubject(absl::string_view pem) {
-  openssl::BioPtr bio = openssl::MemBio(pem);
-  openssl::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  openssl::X509Ptr cert = FirstCertificate(pem);
   if (!cert) return absl::InvalidArgumentError("not a PEM certificate");
   X509_NAME* name = X509_get_subject_name(cert.get());
   CertificateSubject subject;
@@ -48,6 +68,7 @@ absl::StatusOr<CertificateSubject> ParseCertificateSubject(absl::string_view pem
   subject.organization = *std::move(o);
   subject.organizational_unit = *std::move(ou);
   subject.common_name = *std::move(cn);
+  subject.distinguished_name = OneLine(name);
   return subject;
 }
 

@@ -69,8 +69,7 @@ std::string IndexReadingDesk::SigningDesk(const auth::Principal& reader,
 
 absl::Status IndexReadingDesk::Audit(const auth::Principal& who, const std::string& action,
                                      const std::string& exam_id, const std::string& detail) {
-  return index_.AppendAudit(
-      storage::AuditOf(clock_.Now(), who.institution, who.user, who.role, action, exam_id, detail));
+  return index_.AppendAudit(auth::AuditBy(who, clock_.Now(), action, exam_id, detail));
 }
 
 absl::StatusOr<storage::ExamRecord> IndexReadingDesk::ExamInReadersQueues(
@@ -139,12 +138,14 @@ absl::StatusOr<storage::ClaimRecord> IndexReadingDesk::Renew(const auth::Princip
   absl::StatusOr<storage::ClaimRecord> claim = index_.ClaimExam(
       exam_id, reader.user, reader.institution, clock_.Now(), lease_, storage::ClaimAction::kRenew);
   if (!claim.ok()) return ClaimConflict(exam_id, reader, claim.status());
+  RDG_RETURN_IF_ERROR(Audit(reader, "renew_claim", exam_id, ""));
   return claim;
 }
 
 absl::Status IndexReadingDesk::Release(const auth::Principal& reader, const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
-  return index_.ReleaseClaim(exam_id, reader.user, clock_.Now());
+  RDG_RETURN_IF_ERROR(index_.ReleaseClaim(exam_id, reader.user, clock_.Now()));
+  return Audit(reader, "release_claim", exam_id, "");
 }
 
 absl::StatusOr<std::vector<storage::ObjectRecord>> IndexReadingDesk::OpenForFetch(

@@ -153,9 +153,8 @@ absl::StatusOr<storage::ReportRecord> IndexReportDesk::Submit(
   const absl::Time now = clock_.Now();
   RDG_RETURN_IF_ERROR(CheckSignature(reader, request, now));
   RDG_ASSIGN_OR_RETURN(auto stored, index_.AddReport(ToRecord(reader, exam, request, now), now));
-  RDG_RETURN_IF_ERROR(
-      index_.AppendAudit(storage::AuditOf(now, reader.institution, reader.user, reader.role,
-                                          "submit_report", stored.exam_id, stored.report_id)));
+  RDG_RETURN_IF_ERROR(index_.AppendAudit(
+      auth::AuditBy(reader, now, "submit_report", stored.exam_id, stored.report_id)));
   // Clinics hear of signed versions only.
   if (stored.status != rdg::v1::PRELIMINARY_REPORT) Notify(stored.origin_institution);
   return stored;
@@ -169,6 +168,9 @@ absl::StatusOr<ReportDesk::ExamReports> IndexReportDesk::Versions(
   ExamReports out;
   RDG_ASSIGN_OR_RETURN(out.versions, index_.ListReports(exam_id));
   out.desk = reading_.SigningDesk(reader, exam.queue);
+  RDG_RETURN_IF_ERROR(
+      index_.AppendAudit(auth::AuditBy(reader, clock_.Now(), "read_reports", exam_id,
+                                       absl::StrCat(out.versions.size(), " versions"))));
   return out;
 }
 
@@ -181,10 +183,10 @@ absl::StatusOr<std::vector<storage::ReportRecord>> IndexReportDesk::Feed(
     if (!r.delivered_at) ids.push_back(r.report_id);
   }
   RDG_RETURN_IF_ERROR(index_.MarkDelivered(ids, clock_.Now()));
-  if (!reports.empty()) {
+  // One record per report handed over, so each names its exam and patient.
+  for (const storage::ReportRecord& r : reports) {
     RDG_RETURN_IF_ERROR(index_.AppendAudit(
-        storage::AuditOf(clock_.Now(), clinic.institution, clinic.user, clinic.role,
-                         "receive_reports", "", absl::StrCat(reports.size(), " reports"))));
+        auth::AuditBy(clinic, clock_.Now(), "receive_report", r.exam_id, r.report_id)));
   }
   return reports;
 }
@@ -192,7 +194,12 @@ absl::StatusOr<std::vector<storage::ReportRecord>> IndexReportDesk::Feed(
 absl::StatusOr<storage::ReportRecord> IndexReportDesk::Acknowledge(const auth::Principal& clinic,
                                                                    const std::string& report_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
-  return index_.AcknowledgeReport(report_id, clinic.institution, clinic.user, clock_.Now());
+  RDG_ASSIGN_OR_RETURN(
+      storage::ReportRecord acknowledged,
+      index_.AcknowledgeReport(report_id, clinic.institution, clinic.user, clock_.Now()));
+  RDG_RETURN_IF_ERROR(index_.AppendAudit(
+      auth::AuditBy(clinic, clock_.Now(), "acknowledge_report", acknowledged.exam_id, report_id)));
+  return acknowledged;
 }
 
 absl::StatusOr<storage::ReportRecord> IndexReportDesk::Latest(const auth::Principal& clinic,
@@ -207,9 +214,8 @@ absl::StatusOr<storage::ReportRecord> IndexReportDesk::Latest(const auth::Princi
       if (!it->delivered_at) {  // handing the report to its clinic is a delivery
         RDG_RETURN_IF_ERROR(index_.MarkDelivered({it->report_id}, clock_.Now()));
       }
-      RDG_RETURN_IF_ERROR(
-          index_.AppendAudit(storage::AuditOf(clock_.Now(), clinic.institution, clinic.user,
-                                              clinic.role, "get_report", exam_id, it->report_id)));
+      RDG_RETURN_IF_ERROR(index_.AppendAudit(
+          auth::AuditBy(clinic, clock_.Now(), "get_report", exam_id, it->report_id)));
       return *it;
     }
   }

@@ -7,6 +7,7 @@
 
 #include "gateway/auth/rbac.h"
 #include "gateway/config/gateway_config.h"
+#include "gateway/signing/certificate.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::auth {
@@ -47,6 +48,39 @@ TEST_F(PrincipalTest, ClinicCertificate) {
   EXPECT_TRUE(Authorize(*p, Permission::kUpload).ok());
   EXPECT_TRUE(AuthorizeExamAccess(*p, "ex-1", "clinic-a1").ok());
   EXPECT_TRUE(absl::IsNotFound(AuthorizeExamAccess(*p, "ex-1", "clinic-b1")));
+}
+
+TEST_F(PrincipalTest, TheAuditRecordNamesTheCertificateAndTheAddress) {
+  auto p = PrincipalFromCertificate(Pem("reader-a-rad"), *directory_);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->subject, "CN=reader-a-rad,OU=reader,O=county-a");
+  p->peer = "ipv4:10.1.2.3:50122";
+  const absl::Time at = absl::FromUnixSeconds(1'800'000'000);
+  storage::AuditRecord r = AuditBy(*p, at, "fetch_exam", "ex-1", "detail");
+  EXPECT_EQ(r.at, at);
+  EXPECT_EQ(r.institution, "county-a");
+  EXPECT_EQ(r.user, "reader-a-rad");
+  EXPECT_EQ(r.role, rdg::v1::READER);
+  EXPECT_EQ(r.action, "fetch_exam");
+  EXPECT_EQ(r.exam_id, "ex-1");
+  EXPECT_EQ(r.detail, "detail");
+  EXPECT_EQ(r.subject, "CN=reader-a-rad,OU=reader,O=county-a");
+  EXPECT_EQ(r.peer, "ipv4:10.1.2.3:50122");
+  EXPECT_EQ(r.patient_id, "");  // the store fills it from the exam
+}
+
+TEST_F(PrincipalTest, SubjectLinesKeepChineseNamesAndNameCertificatesOutsideTheProfile) {
+  // The gateway's own certificate has no role: no principal, but its subject is still named.
+  EXPECT_THAT(signing::SubjectLine(Pem("gateway")), ::testing::HasSubstr("CN="));
+  EXPECT_EQ(signing::SubjectLine("not a certificate"), "");
+  const std::string cert = pki_->Join("li.pem");
+  const std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+      "-keyout " +
+      pki_->Join("li.key") + " -out " + cert +
+      " -days 1 -utf8 -subj '/O=county-a/OU=reader/CN=李医生' 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(signing::SubjectLine(testing::ReadFileBytes(cert)), "CN=李医生,OU=reader,O=county-a");
 }
 
 TEST_F(PrincipalTest, ReaderAndAdminCertificates) {

@@ -8,6 +8,7 @@ import os
 import re
 import resource
 import socket
+import subprocess
 import ssl
 import threading
 import time
@@ -100,6 +101,10 @@ class MonitoringTest(harness.GatewayTestCase):
             with self.subTest(family=name):
                 self.assertIn(name, families)
                 self.assertEqual(families[name].type, kind)
+        # The release the binaries say with --version, not "unknown".
+        version = subprocess.run([os.path.join(harness.BIN_DIR, "rdg-gateway"), "--version"],
+                                 capture_output=True, text=True, check=True).stdout.split()[1]
+        self.assertEqual(families["rdg_build_info"].samples[0].labels["version"], version)
 
         # Turnaround: counts and sums per stage equal `rdg-admin tat`; each p50 lies in the
         # bucket where the cumulative count first reaches half.

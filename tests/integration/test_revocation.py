@@ -68,13 +68,25 @@ class RevocationTest(harness.GatewayTestCase):
         elapsed = time.monotonic() - changed
         print(f"\n  revoked reader refused {elapsed:.2f} s after the CRL changed: "
               f"{(refused.stdout + refused.stderr).strip()[:160]}")
-        self.assertIn("TLS handshake refused: a revoked client certificate (CN reader-a-rad2)",
-                      self.gateway.log())
+        self.assertIn("TLS handshake refused: a revoked client certificate "
+                      "(CN=reader-a-rad2,OU=reader,O=county-a)", self.gateway.log())
         with self.assertRaises(grpc.RpcError) as caught:
             stub.GetWorklist(reading_pb2.WorklistRequest(), timeout=30)
         self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
         self.assertIn("your certificate was revoked by the platform CA at",
                       caught.exception.details())
+        # Both refusals are in the audit log, naming the certificate; the call's with its address.
+        audited = lambda action: self.gateway.query(
+            "SELECT outcome, peer, subject, detail FROM audit_log WHERE action = ? AND "
+            "subject LIKE 'CN=reader-a-rad2,%'", action)
+        harness.wait_for(lambda: audited("tls_handshake") and audited("get_worklist"), timeout=10,
+                         what="the refusals audited")
+        outcome, peer, _, detail = audited("tls_handshake")[0]
+        self.assertEqual((outcome, peer), ("UNAUTHENTICATED", ""))
+        self.assertIn("certificate revoked at", detail)
+        outcome, peer, _, _ = audited("get_worklist")[-1]
+        self.assertEqual(outcome, "UNAUTHENTICATED")
+        self.assertRegex(peer, r"^ipv[46]:")
         # Others carry on, without a restart.
         self.assertEqual(self.reader("reader-a-rad").run("worklist").returncode, 0)
         self.assert_gateway_alive()

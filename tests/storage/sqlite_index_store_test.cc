@@ -550,5 +550,38 @@ TEST(SqliteIndexStoreAuditTest, TheTipAndCheckpointsFollowTheChain) {
   EXPECT_TRUE(store->ExportAudit(4, 100)->records.empty());
 }
 
+TEST(SqliteIndexStoreAuditTest, UploadsAreAuditedInTheirCommitAndNameThePatient) {
+  testing::TempDir dir;
+  auto store = *SqliteIndexStore::Open(dir.Join("index.sqlite"));
+  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "before")).ok());
+  auto audited = [](NewObject n) {
+    n.audit = AuditOf(kT0, "c1", "u1", rdg::v1::CLINIC, "upload", "",
+                      "DICOM " + n.object.sop_instance_uid);
+    return n;
+  };
+  NewObject first = audited(MakeObject("c1", "1.2.3", "1.2.3.1", "a1"));
+  first.exam.patient.id_issuer = "HOSP";
+  first.exam.patient.national_id = "110101199003074514";
+  first.exam.patient.national_id_issuer = "CHN^NI";
+  auto results = store->CommitObjects({first, audited(MakeObject("c1", "1.2.3", "1.2.3.1", "a1")),
+                                       audited(MakeObject("c1", "1.2.3", "1.2.3.1", "ff"))});
+  ASSERT_TRUE(results[0].ok() && results[1].ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(results[2].status()));  // other bytes: refused, not audited
+  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "after")).ok());
+
+  auto page = *store->ExportAudit(1, 100);
+  ASSERT_EQ(page.records.size(), 4u);
+  for (size_t i = 1; i < page.records.size(); ++i) {
+    EXPECT_EQ(page.records[i].prev_hash, page.records[i - 1].hash) << "record " << i;
+  }
+  const AuditRecord& upload = page.records[1];
+  EXPECT_EQ(upload.action, "upload");
+  EXPECT_EQ(upload.exam_id, results[0]->exam_id);
+  EXPECT_EQ(upload.patient_id, "P1^^^HOSP~110101199003074514^^^CHN^NI");
+  EXPECT_EQ(page.records[2].detail, "DICOM 1.2.3.1 (already stored)");
+  EXPECT_EQ(page.records[3].action, "after");
+  EXPECT_EQ(page.records[3].patient_id, "");  // names no exam
+}
+
 }  // namespace
 }  // namespace rdg::storage

@@ -1,0 +1,198 @@
+#include "gateway/api/call_audit.h"
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
+#include <cctype>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "gateway/api/request_limits.h"
+#include "gateway/auth/principal.h"
+#include "gateway/signing/certificate.h"
+#include "glog/logging.h"
+#include "storage/formats/text.h"
+
+namespace rdg::api {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+//! Display columns of a status message kept in the log.
+constexpr int kMaxMessageWidth = 512;
+
+//! "/rdg.v1.ExamService/GetExam" → "get_exam".
+std::string ActionOf(absl::string_view method) {
+  const size_t slash = method.rfind('/');
+  absl::string_view name = slash == absl::string_view::npos ? method : method.substr(slash + 1);
+  std::string action;
+  for (char c : name) {
+    if (std::isupper(static_cast<unsigned char>(c))) {
+      if (!action.empty()) action.push_back('_');
+      action.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    } else {
+      action.push_back(c);
+    }
+  }
+  return action;
+}
+
+//! The `exam_id` string field of `message`, or of a message field directly in it; "" if none.
+std::string ExamIdOf(const google::protobuf::Message& message) {
+  const google::protobuf::Descriptor* type = message.GetDescriptor();
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  if (const auto* field = type->FindFieldByName("exam_id");
+      field != nullptr && field->type() == google::protobuf::FieldDescriptor::TYPE_STRING &&
+      !field->is_repeated()) {
+    return reflection->GetString(message, field);
+  }
+  for (int i = 0; i < type->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = type->field(i);
+    if (field->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE || field->is_repeated() ||
+        !reflection->HasField(message, field)) {
+      continue;
+    }
+    const google::protobuf::Message& inner = reflection->GetMessage(message, field);
+    const auto* id = inner.GetDescriptor()->FindFieldByName("exam_id");
+    if (id != nullptr && id->type() == google::protobuf::FieldDescriptor::TYPE_STRING &&
+        !id->is_repeated()) {
+      return inner.GetReflection()->GetString(inner, id);
+    }
+  }
+  return std::string();
+}
+
+//! Whether `method` is one of the gateway's protobuf methods (and so what gRPC hands the
+//! interceptor as the received message is that method's request type).
+bool IsProtobufMethod(absl::string_view method) {
+  const std::string full_name = absl::StrReplaceAll(absl::StripPrefix(method, "/"), {{"/", "."}});
+  return google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name) != nullptr;
+}
+
+class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
+ public:
+  RefusalAuditInterceptor(grpc::experimental::ServerRpcInfo* info, storage::IndexStore& index,
+                          WorkerPool& pool, const Clock& clock,
+                          const config::InstitutionDirectory& directory)
+      : info_(info),
+        index_(index),
+        pool_(pool),
+        clock_(clock),
+        directory_(directory),
+        method_(info->method()),
+        protobuf_method_(IsProtobufMethod(method_)) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
+        exam_id_.empty() && protobuf_method_ && methods->GetRecvMessage() != nullptr) {
+      // gRPC hands over the request as void*; for a protobuf method it is that method's
+      // generated request type, a google::protobuf::Message.
+      const auto* request =
+          static_cast<const google::protobuf::Message*>(methods->GetRecvMessage());
+      exam_id_ = formats::ToValidUtf8(ExamIdOf(*request));
+      if (exam_id_.size() > kMaxIdBytes) exam_id_ = formats::TruncateToWidth(exam_id_, 64);
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status status = methods->GetSendStatus();
+      if (!status.ok() && IsRefusal(status.error_code())) Write(status);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void Write(const grpc::Status& status) {
+    grpc::ServerContextBase* ctx = info_->server_context();
+    std::string pem;
+    if (auto auth = ctx->auth_context(); auth != nullptr) {
+      auto values = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
+      if (!values.empty()) pem.assign(values.front().data(), values.front().size());
+    }
+    storage::AuditRecord record = RefusalRecord(
+        RefusedCall{method_, status, ctx->peer(), pem, exam_id_}, directory_, clock_.Now());
+    AppendAuditLater(index_, pool_, std::move(record));
+  }
+
+  grpc::experimental::ServerRpcInfo* const info_;
+  storage::IndexStore& index_;
+  WorkerPool& pool_;
+  const Clock& clock_;
+  const config::InstitutionDirectory& directory_;
+  const std::string method_;
+  const bool protobuf_method_;
+  std::string exam_id_;
+};
+
+class RefusalAuditInterceptorFactory
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  RefusalAuditInterceptorFactory(storage::IndexStore& index, WorkerPool& pool, const Clock& clock,
+                                 const config::InstitutionDirectory& directory)
+      : index_(index), pool_(pool), clock_(clock), directory_(directory) {}
+
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new RefusalAuditInterceptor(info, index_, pool_, clock_, directory_);
+  }
+
+ private:
+  storage::IndexStore& index_;
+  WorkerPool& pool_;
+  const Clock& clock_;
+  const config::InstitutionDirectory& directory_;
+};
+
+}  // namespace
+
+void AppendAuditLater(storage::IndexStore& index, WorkerPool& pool, storage::AuditRecord record) {
+  pool.Post([&index, record = std::move(record)] {
+    if (absl::Status written = index.AppendAudit(record); !written.ok()) {
+      LOG(ERROR) << "audit record " << record.action << " (" << record.outcome
+                 << ") not written: " << written;
+    }
+  });
+}
+
+bool IsRefusal(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return false;
+    default:
+      return true;
+  }
+}
+
+storage::AuditRecord RefusalRecord(const RefusedCall& call,
+                                   const config::InstitutionDirectory& directory, absl::Time at) {
+  storage::AuditRecord r;
+  if (!call.certificate_pem.empty()) {
+    // The principal the certificate names, when it names one (a refusal may be exactly that it
+    // does not), and always its subject.
+    if (auto who = auth::PrincipalFromCertificate(call.certificate_pem, directory); who.ok()) {
+      r = auth::AuditBy(*who, at, "");
+    }
+    r.subject = signing::SubjectLine(call.certificate_pem);
+  }
+  r.at = at;
+  r.action = ActionOf(call.method);
+  r.exam_id = std::string(call.exam_id);
+  // absl and gRPC share the canonical code numbering: "PERMISSION_DENIED", "NOT_FOUND", …
+  r.outcome = absl::StatusCodeToString(static_cast<absl::StatusCode>(call.status.error_code()));
+  r.detail =
+      formats::TruncateToWidth(formats::ToValidUtf8(call.status.error_message()), kMaxMessageWidth);
+  r.peer = std::string(call.peer);
+  return r;
+}
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+NewRefusalAuditInterceptorFactory(storage::IndexStore& index, WorkerPool& pool, const Clock& clock,
+                                  const config::InstitutionDirectory& directory) {
+  return std::make_unique<RefusalAuditInterceptorFactory>(index, pool, clock, directory);
+}
+
+}  // namespace rdg::api
