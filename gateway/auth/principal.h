@@ -16,8 +16,8 @@ struct Principal {
   std::string institution;                         //!< certificate O
   rdg::v1::Role role = rdg::v1::ROLE_UNSPECIFIED;  //!< certificate OU
   std::string user;                                //!< certificate CN
-  std::string subject;  //!< the certificate's whole subject, one RFC 2253 line
-  std::string peer;     //!< the caller's address as gRPC names it ("ipv4:10.1.2.3:50122")
+  std::string subject = {};  //!< the certificate's whole subject, one RFC 2253 line
+  std::string peer = {};     //!< the caller's address as gRPC names it ("ipv4:10.1.2.3:50122")
 };
 
 //! An audit record of `who` doing `action`: institution, user, role, address and certificate

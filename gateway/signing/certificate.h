@@ -15,7 +15,7 @@ struct CertificateSubject {
   std::string common_name;          //!< CN: user
   //! The whole subject as one RFC 2253 line in UTF-8 ("CN=Li Wei,OU=reader,O=county-a"): what
   //! the audit log names the certificate by.
-  std::string distinguished_name;
+  std::string distinguished_name = {};
 };
 
 //! Reads the subject of the first certificate in `pem`. Each field must occur at most once.
