@@ -17,6 +17,9 @@ packages=(
   # pdftotext/pdftoppm for the printed reports
   openssl dcmtk python3 python3-pydicom python3-grpcio python3-protobuf python3-hl7
   python3-prometheus-client chromium poppler-utils
+  # the audit repository of the ATNA export tests (syslog over TLS) and the schema check of its
+  # messages; promtool (in prometheus) checks and unit-tests the alerting rules
+  rsyslog rsyslog-openssl libxml2-utils prometheus
   "$@"
 )
 
@@ -32,5 +35,15 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages with daemons (rsyslog, prometheus) must not start them: the tests start their own, on
+# loopback. A policy-rc.d that refuses every start does that; one already there (containers
+# ship one) is left alone.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# installed by rdg deploy/install-deps.sh while it runs\nexit 101\n' |
+    $sudo tee "$policy" >/dev/null
+  $sudo chmod 0755 "$policy"
+  trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

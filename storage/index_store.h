@@ -166,6 +166,11 @@ class IndexStore {
   virtual absl::StatusOr<AuditExportRecord> ExportAudit(int64_t from_seq, int32_t limit) = 0;
   virtual absl::StatusOr<AuditTipRecord> AuditTip() = 0;
   virtual absl::Status AppendAuditCheckpoint(const AuditCheckpointRecord& checkpoint) = 0;
+  //! The last seq the audit repository `destination` confirmed (0 before the first).
+  virtual absl::StatusOr<int64_t> AuditExportedUpTo(const std::string& destination) = 0;
+  //! Records that `destination` confirmed everything up to `seq` (never moves back).
+  virtual absl::Status SetAuditExportedUpTo(const std::string& destination, int64_t seq,
+                                            absl::Time at) = 0;
 };
 
 }  // namespace rdg::storage

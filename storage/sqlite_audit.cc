@@ -246,4 +246,24 @@ absl::Status SqliteIndexStore::AppendAuditCheckpoint(const AuditCheckpointRecord
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> SqliteIndexStore::AuditExportedUpTo(const std::string& destination) {
+  ReaderLease reader = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(
+      auto q, reader->Prepare("SELECT exported_seq FROM audit_export WHERE destination = ?"));
+  q->Bind(1, destination);
+  RDG_ASSIGN_OR_RETURN(bool row, q->Step());
+  return row ? q->Int(0) : int64_t{0};
+}
+
+absl::Status SqliteIndexStore::SetAuditExportedUpTo(const std::string& destination, int64_t seq,
+                                                    absl::Time at) {
+  absl::MutexLock lock(&writer_mu_);
+  RDG_ASSIGN_OR_RETURN(
+      auto q, writer_->Prepare("INSERT INTO audit_export (destination, exported_seq, updated_at) "
+                               "VALUES (?1, ?2, ?3) ON CONFLICT (destination) DO UPDATE SET "
+                               "exported_seq = MAX(exported_seq, ?2), updated_at = ?3"));
+  q->Bind(1, destination).Bind(2, seq).Bind(3, at);
+  return q->Run();
+}
+
 }  // namespace rdg::storage

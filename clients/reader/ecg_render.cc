@@ -34,6 +34,7 @@ using formats::FindLead;
 using formats::NextCodePoint;
 using formats::SexForDisplay;
 using formats::TruncateToWidth;
+using formats::XmlEscape;
 
 // Paper layout, all in millimetres. The grid spans the calibration column and the traces.
 constexpr double kMarginMm = 5;        //!< white border left, right and below the grid
@@ -67,43 +68,6 @@ constexpr int kLineColumns = 130;
 constexpr std::array<std::array<absl::string_view, kLeadRows>, kColumns> kLayout = {
     {{"I", "II", "III"}, {"aVR", "aVL", "aVF"}, {"V1", "V2", "V3"}, {"V4", "V5", "V6"}}};
 constexpr absl::string_view kRhythmLead = "II";
-
-//! Text safe inside an XML element or attribute: markup escaped, invalid UTF-8 replaced by '?'
-//! and characters XML 1.0 forbids (controls, U+FFFE/U+FFFF) replaced by a space.
-std::string XmlEscape(absl::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    const int64_t cp = NextCodePoint(text, i);
-    switch (cp) {
-      case -1:
-        out += '?';
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        if (cp < 0x20 || cp == 0xFFFE || cp == 0xFFFF) {
-          out += ' ';
-        } else {
-          AppendUtf8(out, static_cast<uint32_t>(cp));
-        }
-    }
-  }
-  return out;
-}
 
 void AppendLine(std::string& out, absl::string_view cls, absl::string_view stroke, double width,
                 double x1, double y1, double x2, double y2) {

@@ -15,15 +15,20 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "gateway/api/admin_service.h"
 #include "gateway/api/call_audit.h"
+#include "gateway/api/call_metrics.h"
 #include "gateway/api/delivery_service.h"
 #include "gateway/api/exam_service.h"
 #include "gateway/api/ingest_service.h"
 #include "gateway/api/reading_service.h"
 #include "gateway/api/request_decoding.h"
+#include "gateway/atna/audit_exporter.h"
 #include "gateway/common/housekeeper.h"
 #include "gateway/common/storage_guard.h"
 #include "gateway/config/gateway_config.h"
@@ -34,6 +39,7 @@
 #include "gateway/monitoring/dashboard.h"
 #include "gateway/monitoring/http_server.h"
 #include "gateway/monitoring/metrics.h"
+#include "gateway/monitoring/rpc_metrics.h"
 #include "gateway/monitoring/turnaround.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/certificate.h"
@@ -180,6 +186,7 @@ struct Serving {
   std::unique_ptr<ReadingServiceImpl> reading;
   std::unique_ptr<DeliveryServiceImpl> delivery;
   std::unique_ptr<AdminServiceImpl> admin;
+  std::unique_ptr<monitoring::RpcMetrics> rpc_metrics;  //!< every call, for /metrics
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };
@@ -197,6 +204,7 @@ struct Gateway::Components {
   const Clock* clock = nullptr;
   Policy policy;
   Stores stores;
+  std::unique_ptr<atna::AuditExporter> audit_export;  //!< none without audit_export configured
   Ingest ingest;
   Desks desks;
   Serving serving;
@@ -357,11 +365,13 @@ absl::Status StartServer(const rdg::v1::GatewayConfig& config, const Policy& pol
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindowBytes);
   // Requests that do not decode: INVALID_ARGUMENT naming the field, not gRPC's bare UNIMPLEMENTED.
-  // Every refused call: a record in the audit log.
+  // Every refused call: a record in the audit log. Every call: its figures for /metrics.
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(NewRequestDecodingInterceptorFactory());
   interceptors.push_back(
       NewRefusalAuditInterceptorFactory(*stores.index, *s.pool, clock, *policy.directory));
+  s.rpc_metrics = std::make_unique<monitoring::RpcMetrics>();
+  interceptors.push_back(NewCallMetricsInterceptorFactory(*s.rpc_metrics));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(s.ingest.get());
   builder.RegisterService(s.exams.get());
@@ -376,19 +386,86 @@ absl::Status StartServer(const rdg::v1::GatewayConfig& config, const Policy& pol
   return absl::OkStatus();
 }
 
+//! The audit export to the repository of config.audit_export (null when none is configured).
+absl::StatusOr<std::unique_ptr<atna::AuditExporter>> StartAuditExport(
+    const rdg::v1::GatewayConfig& config, const Stores& stores, const Clock& clock) {
+  const rdg::v1::AuditExportConfig& e = config.audit_export();
+  if (e.syslog_address().empty()) return nullptr;
+  atna::AuditExporter::Options o;
+  const size_t colon = e.syslog_address().rfind(':');  // the configuration checked host:port
+  o.repository.host = std::string(absl::StripSuffix(
+      absl::StripPrefix(absl::string_view(e.syslog_address()).substr(0, colon), "["), "]"));
+  if (!absl::SimpleAtoi(e.syslog_address().substr(colon + 1), &o.repository.port)) {
+    return absl::InvalidArgumentError("audit_export.syslog_address: no port");
+  }
+  o.repository.server_name = e.server_name();
+  o.repository.ca_file = e.ca_file();
+  o.repository.cert_file = e.cert_file();
+  o.repository.key_file = e.key_file();
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  o.source.hostname = host;
+  o.source.source_id =
+      e.audit_source_id().empty() ? absl::StrCat("rdg-gateway@", host) : e.audit_source_id();
+  o.source.site_id = config.platform_name();
+  o.source.pid = static_cast<int>(::getpid());
+  o.batch_records = e.batch_records();
+  return atna::AuditExporter::Start(*stores.index, std::move(o), clock);
+}
+
+//! The certificates /metrics shows the expiry of: the gateway's own (the first of its chain) and
+//! every certificate of the platform CA file.
+std::vector<monitoring::CertificateExpiry> WatchedCertificates(const rdg::v1::TlsConfig& tls) {
+  std::vector<monitoring::CertificateExpiry> out;
+  for (const auto& [name, path, all] : {std::make_tuple("gateway", tls.cert_file(), false),
+                                        std::make_tuple("ca", tls.ca_file(), true)}) {
+    absl::StatusOr<std::string> pem = ReadWholeFile(path, name);
+    absl::StatusOr<std::vector<signing::CertificateValidity>> certificates =
+        pem.ok() ? signing::CertificatesIn(*pem) : pem.status();
+    if (!certificates.ok()) {
+      LOG(WARNING) << "certificate expiry of " << path << " not shown: " << certificates.status();
+      continue;
+    }
+    for (const signing::CertificateValidity& c : *certificates) {
+      out.push_back({name, c.subject, c.not_after});
+      if (!all) break;
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
                                            const Policy& policy, const Stores& stores,
                                            const Ingest& ingest, const Desks& desks,
+                                           const Serving& serving,
+                                           const atna::AuditExporter* audit_export,
                                            const Clock& clock) {
   Monitoring m;
   if (config.monitoring().disabled()) return m;
-  m.metrics = std::make_unique<monitoring::Metrics>(
-      config, monitoring::Metrics::Sources{stores.index.get(), policy.directory.get(),
-                                           &ingest.ingestor->counters(), policy.router.get(),
-                                           &clock, &ingest.parser->counters()});
-  monitoring::Metrics* metrics = m.metrics.get();
   storage::IndexStore* index = stores.index.get();
   StorageGuard* guard = stores.guard.get();
+  auto ready = [index, guard, &clock]() -> absl::Status {
+    RDG_RETURN_IF_ERROR(guard->Check());
+    return index->ListQueueFigures(clock.Now()).status();
+  };
+  monitoring::Metrics::Sources sources{stores.index.get(),
+                                       policy.directory.get(),
+                                       &ingest.ingestor->counters(),
+                                       policy.router.get(),
+                                       &clock,
+                                       &ingest.parser->counters()};
+  if (audit_export != nullptr) {
+    sources.audit_export = [audit_export] {
+      const atna::AuditExporter::Figures f = audit_export->figures();
+      return monitoring::AuditExportFigures{f.exported_seq, f.failures, f.last_delivery};
+    };
+  }
+  sources.ready = ready;
+  sources.storage = guard;
+  sources.rpc = serving.rpc_metrics.get();
+  sources.certificates = WatchedCertificates(config.tls());
+  m.metrics = std::make_unique<monitoring::Metrics>(config, std::move(sources));
+  monitoring::Metrics* metrics = m.metrics.get();
   const config::InstitutionDirectory* directory = policy.directory.get();
   monitoring::MonitoringServer::Handlers handlers;
   handlers.metrics = [metrics] { return metrics->Render(); };
@@ -396,9 +473,11 @@ absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
   handlers.revoked = [revocations](absl::string_view pem) {
     return revocations->RevokedAt(pem).has_value();
   };
-  handlers.ready = [index, guard, &clock]() -> absl::Status {
-    RDG_RETURN_IF_ERROR(guard->Check());
-    return index->ListQueueFigures(clock.Now()).status();
+  handlers.ready = ready;
+  handlers.audit = [index](const storage::AuditRecord& record) {
+    if (absl::Status written = index->AppendAudit(record); !written.ok()) {
+      LOG(ERROR) << "audit record " << record.action << " not written: " << written;
+    }
   };
   std::vector<std::string> queues;
   for (const auto& q : config.queues()) queues.push_back(q.name());
@@ -541,12 +620,14 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   c->clock = &clock;
   c->policy = BuildPolicy(config);
   RDG_ASSIGN_OR_RETURN(c->stores, OpenStores(config, clock));
+  RDG_ASSIGN_OR_RETURN(c->audit_export, StartAuditExport(config, c->stores, clock));
   RDG_ASSIGN_OR_RETURN(c->ingest, StartIngest(config, c->policy, c->stores, clock));
   RDG_ASSIGN_OR_RETURN(c->desks, BuildDesks(config, c->policy, c->stores, clock));
   BuildServices(config, c->policy, c->stores, c->ingest, c->desks, clock, c->serving);
   RDG_RETURN_IF_ERROR(StartServer(config, c->policy, c->stores, c->desks, clock, c->serving));
-  RDG_ASSIGN_OR_RETURN(c->monitoring,
-                       StartMonitoring(config, c->policy, c->stores, c->ingest, c->desks, clock));
+  RDG_ASSIGN_OR_RETURN(
+      c->monitoring, StartMonitoring(config, c->policy, c->stores, c->ingest, c->desks, c->serving,
+                                     c->audit_export.get(), clock));
   c->housekeeper = StartHousekeeping(*c);
   return std::unique_ptr<Gateway>(new Gateway(std::move(c)));
 }

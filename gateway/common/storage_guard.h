@@ -44,6 +44,10 @@ class StorageGuard {
   //! reserve figures, or that storage is not safe — never the server's paths.
   absl::Status AdmitUpload() ABSL_LOCKS_EXCLUDED(mu_);
 
+  //! Free bytes on the data dir's filesystem now, and the reserve kept (for /metrics).
+  absl::StatusOr<int64_t> FreeBytes() const { return free_space_(options_.data_dir); }
+  int64_t reserve_bytes() const { return options_.reserve_bytes; }
+
  private:
   StorageGuard(Options options, FreeSpace free_space, dev_t wal_device, ino_t wal_inode);
   absl::Status CheckReserve() const;  // sets below_reserve_

@@ -146,6 +146,17 @@ void Validator::CheckTopLevel() {
     Fail(absl::StrCat(Where("disk_reserve_mb"),
                       "disk_reserve_mb must be between 0 and 1073741824 (1 PiB)"));
   }
+  if (const auto& e = config_.audit_export(); !e.syslog_address().empty()) {
+    if (!IsHostPort(e.syslog_address()) || absl::EndsWith(e.syslog_address(), ":0")) {
+      Fail(absl::StrCat(Where("audit_export.syslog_address"),
+                        "audit_export.syslog_address must be host:port (e.g. "
+                        "\"audit.example.org:6514\")"));
+    }
+    if (e.batch_records() < 0 || e.batch_records() > 10000) {
+      Fail(absl::StrCat(Where("audit_export.batch_records"),
+                        "audit_export.batch_records must be between 1 and 10000"));
+    }
+  }
   if (config_.audit_checkpoint_seconds() < 0) {
     Fail(absl::StrCat(Where("audit_checkpoint_seconds"),
                       "audit_checkpoint_seconds must not be negative"));
@@ -351,6 +362,12 @@ void ApplyDefaults(GatewayConfig* c) {
   if (c->housekeeping_seconds() <= 0) c->set_housekeeping_seconds(10);
   if (c->audit_checkpoint_seconds() <= 0) c->set_audit_checkpoint_seconds(300);
   if (!c->has_disk_reserve_mb()) c->set_disk_reserve_mb(1024);
+  if (auto* e = c->mutable_audit_export(); !e->syslog_address().empty()) {
+    if (e->ca_file().empty()) e->set_ca_file(c->tls().ca_file());
+    if (e->cert_file().empty()) e->set_cert_file(c->tls().cert_file());
+    if (e->key_file().empty()) e->set_key_file(c->tls().key_file());
+    if (e->batch_records() <= 0) e->set_batch_records(500);
+  }
   if (c->monitoring().listen().empty()) c->mutable_monitoring()->set_listen("127.0.0.1:9464");
   // Never open to anyone: without TLS a token is required, made at start-up if the file is new.
   if (c->monitoring().token_file().empty() && !c->monitoring().tls()) {

@@ -27,8 +27,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "gateway/auth/principal.h"
+#include "gateway/monitoring/admin_tokens.h"
 #include "gateway/monitoring/dashboard.h"
 #include "storage/base/digest.h"
 #include "storage/base/openssl_support.h"
@@ -216,6 +219,11 @@ absl::StatusOr<std::unique_ptr<MonitoringServer>> MonitoringServer::Start(
   m->tls_ = config.tls();
   if (!config.token_file().empty()) {
     RDG_ASSIGN_OR_RETURN(m->token_, ReadToken(config.token_file()));
+    m->token_name_ = std::string(absl::StripSuffix(
+        config.token_file().substr(config.token_file().rfind('/') + 1), ".token"));
+  }
+  if (!config.token_dir().empty()) {
+    RDG_ASSIGN_OR_RETURN(m->admin_tokens_, AdministratorTokens::Load(config.token_dir()));
   }
   if (m->tls_) {
     const rdg::v1::TlsConfig t = tls;
@@ -279,13 +287,31 @@ MonitoringServer::~MonitoringServer() {
   if (thread_.joinable()) thread_.join();
 }
 
-MonitoringServer::Access MonitoringServer::Check(const httplib::Request& req) const {
+MonitoringServer::Caller MonitoringServer::Check(const httplib::Request& req) const {
+  Caller c;
+  c.peer =
+      absl::StrCat(absl::StrContains(req.remote_addr, ':') ? "ipv6:[" : "ipv4:", req.remote_addr,
+                   absl::StrContains(req.remote_addr, ':') ? "]:" : ":", req.remote_port);
   if (tls_) {
     const std::string pem = PeerCertificatePem(req);
     if (!pem.empty()) {
-      if (handlers_.revoked && handlers_.revoked(pem)) return Access::kForbidden;
       auto who = auth::PrincipalFromCertificate(pem, *directory_);
-      return who.ok() && who->role == rdg::v1::ADMIN ? Access::kAllowed : Access::kForbidden;
+      c.subject = who.ok() ? who->subject : "";
+      if (who.ok()) {
+        c.user = who->user;
+        c.institution = who->institution;
+      }
+      if (handlers_.revoked && handlers_.revoked(pem)) {
+        c.access = Access::kForbidden;
+        c.why = "certificate revoked";
+      } else if (!who.ok() || who->role != rdg::v1::ADMIN) {
+        c.access = Access::kForbidden;
+        c.why =
+            who.ok() ? "not an administrator's certificate" : std::string(who.status().message());
+      } else {
+        c.access = Access::kAllowed;
+      }
+      return c;
     }
   }
   std::string presented;
@@ -295,26 +321,81 @@ MonitoringServer::Access MonitoringServer::Check(const httplib::Request& req) co
   } else {
     presented = CookieValue(req.get_header_value("Cookie"), kCookie);
   }
-  if (presented.empty()) return Access::kUnauthenticated;
-  return !token_.empty() && SameToken(presented, token_) ? Access::kAllowed : Access::kForbidden;
+  if (presented.empty()) {
+    c.access = Access::kUnauthenticated;
+    c.why = "no credentials";
+    return c;
+  }
+  return Token(presented, std::move(c));
+}
+
+MonitoringServer::Caller MonitoringServer::Token(const std::string& presented, Caller c) const {
+  if (!token_.empty() && SameToken(presented, token_)) {
+    c.user = token_name_;  // the service token (monitoring.token_file), e.g. Prometheus's
+    c.access = Access::kAllowed;
+    return c;
+  }
+  if (admin_tokens_ != nullptr) {
+    const AdministratorTokens::Match m = admin_tokens_->Find(presented, absl::Now());
+    if (m.verdict != AdministratorTokens::Verdict::kUnknown) {
+      c.user = m.holder.name;
+      c.subject = absl::StrCat("token:", m.holder.name);
+      if (m.verdict == AdministratorTokens::Verdict::kValid) {
+        c.access = Access::kAllowed;
+        c.expires = m.holder.expires;
+      } else {
+        c.access = Access::kForbidden;
+        c.why = absl::StrCat(
+            "token expired at ",
+            absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *m.holder.expires, absl::UTCTimeZone()));
+      }
+      return c;
+    }
+  }
+  c.access = Access::kForbidden;
+  c.why = "unknown token";
+  return c;
+}
+
+void MonitoringServer::Audit(const Caller& c, absl::string_view action) const {
+  if (!handlers_.audit) return;
+  storage::AuditRecord r;
+  r.at = absl::Now();
+  r.institution = c.institution;
+  r.user = c.user;
+  r.role = c.access == Access::kAllowed ? rdg::v1::ADMIN : rdg::v1::ROLE_UNSPECIFIED;
+  r.action = std::string(action);
+  r.peer = c.peer;
+  r.subject = c.subject;
+  r.outcome = c.access == Access::kAllowed           ? ""
+              : c.access == Access::kUnauthenticated ? "UNAUTHENTICATED"
+                                                     : "PERMISSION_DENIED";
+  r.detail = c.why;
+  handlers_.audit(r);
 }
 
 void MonitoringServer::Route() {
   httplib::Server& s = *server_;
   // Every protected handler goes through this: 401 without credentials, 403 with the wrong ones.
-  auto guarded = [this](std::function<void(const httplib::Request&, httplib::Response&)> body) {
-    return [this, body](const httplib::Request& req, httplib::Response& res) {
-      switch (Check(req)) {
+  // Views of figures and of the dashboard (`action`) are audited, allowed or refused; its
+  // scripts are not (they hold no data).
+  auto guarded = [this](const char* action,
+                        std::function<void(const httplib::Request&, httplib::Response&)> body) {
+    return [this, action, body](const httplib::Request& req, httplib::Response& res) {
+      const Caller caller = Check(req);
+      if (action != nullptr) Audit(caller, action);
+      switch (caller.access) {
         case Access::kAllowed:
           res.set_header("Cache-Control", "no-store");
           return body(req, res);
         case Access::kUnauthenticated:
           res.set_header("WWW-Authenticate", "Bearer realm=\"rdg-monitoring\"");
           return Text(res, 401,
-                      "credentials required: an administrator's certificate or the "
-                      "monitoring token (Authorization: Bearer ...)\n");
+                      "credentials required: an administrator's certificate or token "
+                      "(Authorization: Bearer ...)\n");
         case Access::kForbidden:
-          return Text(res, 403, "forbidden: administrators only\n");
+          return Text(res, 403,
+                      absl::StrCat("forbidden: administrators only (", caller.why, ")\n"));
       }
     };
   };
@@ -325,41 +406,52 @@ void MonitoringServer::Route() {
     Text(res, ready.ok() ? 200 : 503,
          ready.ok() ? "ready\n" : absl::StrCat("not ready: ", ready.message(), "\n"));
   });
-  s.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
+  s.Get("/metrics",
+        guarded("view_metrics", [this](const httplib::Request&, httplib::Response& res) {
           auto text = handlers_.metrics();
           if (!text.ok()) return Text(res, 500, absl::StrCat(text.status().message(), "\n"));
           res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
         }));
   // /dashboard?token=T: a browser has no header to send; the token becomes a cookie (HttpOnly,
-  // same site, this port only) and the address bar loses it.
+  // same site, this port only; it ends when the token expires) and the address bar loses it.
   s.Get("/dashboard", [this, guarded](const httplib::Request& req, httplib::Response& res) {
     if (req.has_param("token")) {
       const std::string token = req.get_param_value("token");
-      if (token_.empty() || !SameToken(token, token_)) {
-        return Text(res, 403, "forbidden: administrators only\n");
+      Caller caller = Check(req);
+      caller = Token(token, std::move(caller));
+      Audit(caller, "dashboard_sign_in");
+      if (caller.access != Access::kAllowed) {
+        return Text(res, 403, absl::StrCat("forbidden: administrators only (", caller.why, ")\n"));
       }
-      res.set_header("Set-Cookie",
-                     absl::StrCat(kCookie, "=", token, "; Path=/; HttpOnly; SameSite=Strict",
-                                  tls_ ? "; Secure" : ""));
+      std::string cookie = absl::StrCat(kCookie, "=", token, "; Path=/; HttpOnly; SameSite=Strict",
+                                        tls_ ? "; Secure" : "");
+      if (caller.expires) {
+        absl::StrAppend(&cookie, "; Max-Age=",
+                        std::max<int64_t>(0, absl::ToInt64Seconds(*caller.expires - absl::Now())));
+      }
+      res.set_header("Set-Cookie", cookie);
       // The page's language choice survives the redirect (only the two it knows).
       const std::string lang = req.get_param_value("lang");
       res.set_redirect(lang == "zh" || lang == "en" ? "/dashboard?lang=" + lang : "/dashboard",
                        303);
       return;
     }
-    guarded([](const httplib::Request&, httplib::Response& r) {
+    guarded("view_dashboard", [](const httplib::Request&, httplib::Response& r) {
       r.set_content(DashboardHtml(), "text/html; charset=utf-8");
     })(req, res);
   });
-  s.Get("/dashboard/data.json", guarded([this](const httplib::Request&, httplib::Response& res) {
+  s.Get("/dashboard/data.json",
+        guarded("view_dashboard_data", [this](const httplib::Request&, httplib::Response& res) {
           auto json = handlers_.dashboard_data();
           if (!json.ok()) return Text(res, 500, absl::StrCat(json.status().message(), "\n"));
           res.set_content(*json, "application/json");
         }));
-  s.Get("/dashboard/dashboard.js", guarded([](const httplib::Request&, httplib::Response& res) {
+  s.Get("/dashboard/dashboard.js",
+        guarded(nullptr, [](const httplib::Request&, httplib::Response& res) {
           res.set_content(DashboardJs(), "text/javascript; charset=utf-8");
         }));
-  s.Get("/dashboard/chart.min.js", guarded([](const httplib::Request&, httplib::Response& res) {
+  s.Get("/dashboard/chart.min.js",
+        guarded(nullptr, [](const httplib::Request&, httplib::Response& res) {
           res.set_content(ChartJs(), "text/javascript; charset=utf-8");
         }));
 }

@@ -7,19 +7,24 @@
 //   /dashboard, /dashboard/* the page, its data and assets     } bearer token or admin cert
 //
 // Credentials: `Authorization: Bearer <token>` (or the cookie the dashboard sets after
-// `/dashboard?token=<token>`), or with tls a client certificate of role ADMIN signed by the
-// platform CA. None: 401. A wrong token or a certificate of any other role: 403.
+// `/dashboard?token=<token>`) — the service token (monitoring.token_file) or an administrator's
+// own (monitoring.token_dir, admin_tokens.h) — or with tls a client certificate of role ADMIN
+// signed by the platform CA. None: 401. A wrong or expired token or a certificate of any other
+// role: 403. Every view of /metrics and the dashboard, allowed or refused, is audited.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "gateway/config/institution_directory.h"
+#include "gateway/monitoring/admin_tokens.h"
 #include "rdg/v1/config.pb.h"
+#include "storage/records.h"
 
 namespace httplib {
 class Server;
@@ -36,6 +41,8 @@ class MonitoringServer {
     std::function<absl::StatusOr<std::string>()> dashboard_data;  //!< JSON
     //! Whether an administrator's client certificate (PEM) was revoked; none: never.
     std::function<bool(absl::string_view pem)> revoked;
+    //! Writes the audit record of a view of /metrics or the dashboard, allowed or refused.
+    std::function<void(const storage::AuditRecord&)> audit;
   };
   //! Binds `config.listen` and serves on a thread of its own until destroyed.
   static absl::StatusOr<std::unique_ptr<MonitoringServer>> Start(
@@ -50,12 +57,27 @@ class MonitoringServer {
   void Route();
 
   enum class Access { kAllowed, kUnauthenticated, kForbidden };
-  Access Check(const httplib::Request& request) const;
+  //! Who is asking and whether they may: the certificate's or the token's holder.
+  struct Caller {
+    Access access = Access::kUnauthenticated;
+    std::string user;                   //!< certificate CN or token holder's name
+    std::string institution;            //!< certificate O
+    std::string subject;                //!< certificate subject, or "token:NAME"
+    std::string peer;                   //!< "ipv4:10.1.2.3:50122"
+    std::string why;                    //!< why refused
+    std::optional<absl::Time> expires;  //!< of an administrator's token
+  };
+  Caller Check(const httplib::Request& request) const;
+  //! `presented` as a token: the service token or an administrator's.
+  Caller Token(const std::string& presented, Caller caller) const;
+  void Audit(const Caller& caller, absl::string_view action) const;
 
   std::unique_ptr<httplib::Server> server_;
   const config::InstitutionDirectory* directory_ = nullptr;
   Handlers handlers_;
-  std::string token_;
+  std::string token_;       //!< the service token (monitoring.token_file)
+  std::string token_name_;  //!< its file's name, who the audit log says looked
+  std::unique_ptr<AdministratorTokens> admin_tokens_;  //!< monitoring.token_dir
   bool tls_ = false;
   int port_ = 0;
   std::thread thread_;

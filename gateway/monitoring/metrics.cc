@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gateway/common/live_streams.h"
+#include "gateway/monitoring/process_metrics.h"
 #include "gateway/monitoring/turnaround.h"
 #include "storage/base/status_macros.h"
 #include "storage/base/version.h"
@@ -96,7 +97,56 @@ absl::StatusOr<std::string> Metrics::Render() {
   RenderBreaches(out, open_breaches);
   RenderQueues(out, std::move(queues), now);
   RenderCounters(out);
+  RDG_RETURN_IF_ERROR(RenderAuditExport(out));
+  RenderService(out);
   return out;
+}
+
+void Metrics::RenderService(std::string& out) const {
+  if (sources_.ready) {
+    Header(out, "rdg_ready", "gauge",
+           "1 when the gateway is ready to take data (GET /readyz gives the reason when 0).");
+    absl::StrAppend(&out, "rdg_ready ", sources_.ready().ok() ? 1 : 0, "\n");
+  }
+  if (sources_.storage != nullptr) {
+    if (absl::StatusOr<int64_t> free = sources_.storage->FreeBytes(); free.ok()) {
+      Header(out, "rdg_storage_free_bytes", "gauge",
+             "Bytes free on the data dir's filesystem (for the gateway's user).");
+      absl::StrAppend(&out, "rdg_storage_free_bytes ", *free, "\n");
+    }
+    Header(out, "rdg_storage_reserve_bytes", "gauge",
+           "Free space kept: below it uploads are refused (disk_reserve_mb).");
+    absl::StrAppend(&out, "rdg_storage_reserve_bytes ", sources_.storage->reserve_bytes(), "\n");
+  }
+  if (!sources_.certificates.empty()) {
+    Header(out, "rdg_certificate_expiry_timestamp_seconds", "gauge",
+           "When a certificate the gateway relies on expires (Unix time).");
+    for (const CertificateExpiry& c : sources_.certificates) {
+      absl::StrAppend(&out, "rdg_certificate_expiry_timestamp_seconds{certificate=\"",
+                      Escape(c.name), "\",subject=\"", Escape(c.subject), "\"} ",
+                      absl::ToUnixSeconds(c.not_after), "\n");
+    }
+  }
+  if (sources_.rpc != nullptr) sources_.rpc->Render(out);
+  RenderProcessMetrics(out);
+}
+
+absl::Status Metrics::RenderAuditExport(std::string& out) const {
+  if (!sources_.audit_export) return absl::OkStatus();
+  const AuditExportFigures figures = sources_.audit_export();
+  RDG_ASSIGN_OR_RETURN(storage::AuditTipRecord tip, sources_.index->AuditTip());
+  Header(out, "rdg_audit_export_backlog", "gauge",
+         "Audit records the audit repository has not confirmed yet (they wait in the audit log).");
+  absl::StrAppend(&out, "rdg_audit_export_backlog ",
+                  std::max<int64_t>(0, tip.seq - figures.exported_seq), "\n");
+  Header(out, "rdg_audit_export_failures_total", "counter",
+         "Batches of audit records the repository did not confirm, since start-up.");
+  absl::StrAppend(&out, "rdg_audit_export_failures_total ", figures.failures, "\n");
+  Header(out, "rdg_audit_export_last_delivery_timestamp_seconds", "gauge",
+         "When the repository last confirmed a batch (Unix time; 0: not since start-up).");
+  absl::StrAppend(&out, "rdg_audit_export_last_delivery_timestamp_seconds ",
+                  figures.last_delivery ? absl::ToUnixSeconds(*figures.last_delivery) : 0, "\n");
+  return absl::OkStatus();
 }
 
 void Metrics::RenderTurnaround(std::string& out) const {

@@ -1,9 +1,12 @@
 #include "gateway/signing/certificate.h"
 
 #include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include <ctime>
 
 #include <memory>
 
@@ -48,6 +51,21 @@ openssl::X509Ptr FirstCertificate(absl::string_view pem) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<CertificateValidity>> CertificatesIn(absl::string_view pem) {
+  openssl::BioPtr bio = openssl::MemBio(pem);
+  std::vector<CertificateValidity> out;
+  while (openssl::X509Ptr cert{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) {
+    tm end{};
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &end) != 1) {
+      return absl::InvalidArgumentError("a certificate's notAfter is unreadable");
+    }
+    out.push_back({OneLine(X509_get_subject_name(cert.get())), absl::FromTimeT(timegm(&end))});
+  }
+  ERR_clear_error();  // the end of the PEM data is reported as an error
+  if (out.empty()) return absl::InvalidArgumentError("no PEM certificate");
+  return out;
+}
 
 std::string SubjectLine(absl::string_view pem) {
   openssl::X509Ptr cert = FirstCertificate(pem);

@@ -303,4 +303,39 @@ std::string AgeForDisplay(absl::string_view dicom_age) {
   }
 }
 
+std::string XmlEscape(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const int64_t cp = NextCodePoint(text, i);
+    switch (cp) {
+      case -1:
+        out += '?';
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        if (cp < 0x20 || cp == 0xFFFE || cp == 0xFFFF) {
+          out += ' ';
+        } else {
+          AppendUtf8(out, static_cast<uint32_t>(cp));
+        }
+    }
+  }
+  return out;
+}
+
 }  // namespace rdg::formats

@@ -35,6 +35,11 @@ std::string WithoutControls(absl::string_view text);
 //! cannot hold.
 std::optional<std::string> Iconv(absl::string_view in, const std::string& to, const char* from);
 
+//! Text safe inside an XML element or attribute (SVG, DICOM audit messages): markup escaped,
+//! invalid UTF-8 replaced by '?' and characters XML 1.0 forbids (controls, line ends and tabs
+//! included, U+FFFE/U+FFFF) replaced by a space — so the result is also one line.
+std::string XmlEscape(absl::string_view text);
+
 //! Columns `text` (UTF-8) takes on a terminal: East Asian wide and fullwidth characters (CJK,
 //! Hangul, kana, fullwidth forms, most emoji) count two, combining marks and controls zero,
 //! everything else one; an invalid byte counts one (it is shown as �).

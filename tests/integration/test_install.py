@@ -41,6 +41,7 @@ class InstallTest(unittest.TestCase):
         for path in ("bin/rdg-gateway", "bin/rdg-parser", "bin/rdg-clinic", "bin/rdg-reader",
                      "bin/rdg-admin", "lib/systemd/system/rdg-gateway.service",
                      "share/rdg/dev-pki.sh", "share/rdg/dev-crl.sh",
+                     "share/rdg/issue-monitoring-token.sh", "share/rdg/prometheus/rdg-alerts.yml",
                      "etc/rdg/gateway.textproto.example"):
             self.assertTrue(os.path.exists(os.path.join(self.prefix, path)), path)
         config = os.path.join(self.prefix, "etc/rdg/gateway.textproto")
@@ -64,6 +65,9 @@ class InstallTest(unittest.TestCase):
             text = f.read()
         text = text.replace("/etc/rdg/tls/", tls + "/").replace("/var/lib/rdg", data)
         text = text.replace("/etc/rdg/monitoring.token", os.path.join(tls, "monitoring.token"))
+        text = text.replace("/etc/rdg/monitoring-tokens", tls + "-tokens")
+        # No audit repository here: one that refuses connections (records wait in the log).
+        text = text.replace("audit.example.org:6514", "127.0.0.1:9")
         with open(config, "w") as f:
             f.write(text)
 

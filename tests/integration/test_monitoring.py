@@ -2,6 +2,7 @@
 (parsed with Debian's python3-prometheus-client) and agrees with `rdg-admin tat|queues|breaches
 --json`; /healthz and /readyz answer probes; everything else needs the token or an
 administrator's certificate (401 without, 403 for the wrong token or any other role)."""
+import calendar
 import http.client
 import json
 import os
@@ -10,6 +11,7 @@ import resource
 import socket
 import subprocess
 import ssl
+import tempfile
 import threading
 import time
 import unittest
@@ -101,6 +103,33 @@ class MonitoringTest(harness.GatewayTestCase):
             with self.subTest(family=name):
                 self.assertIn(name, families)
                 self.assertEqual(families[name].type, kind)
+        # What an on-call person is paged on (deploy/prometheus/rdg-alerts.yml).
+        for name, kind in (("rdg_ready", "gauge"), ("rdg_storage_free_bytes", "gauge"),
+                           ("rdg_storage_reserve_bytes", "gauge"),
+                           ("rdg_certificate_expiry_timestamp_seconds", "gauge"),
+                           ("rdg_grpc_server_handled", "counter"),
+                           ("rdg_grpc_server_handling_seconds", "histogram"),
+                           ("process_cpu_seconds", "counter"),
+                           ("process_resident_memory_bytes", "gauge"),
+                           ("process_open_fds", "gauge"), ("process_start_time_seconds", "gauge")):
+            with self.subTest(family=name):
+                self.assertIn(name, families)
+                self.assertEqual(families[name].type, kind)
+        self.assertEqual(families["rdg_ready"].samples[0].value, 1)
+        self.assertEqual(families["rdg_storage_reserve_bytes"].samples[0].value, 64 << 20)
+        expiry = {s.labels["certificate"]: s.value
+                  for s in families["rdg_certificate_expiry_timestamp_seconds"].samples}
+        not_after = subprocess.run(
+            ["openssl", "x509", "-noout", "-enddate", "-in", os.path.join(self.pki, "gateway.pem")],
+            capture_output=True, text=True, check=True).stdout.strip().split("=", 1)[1]
+        self.assertEqual(expiry["gateway"],
+                         calendar.timegm(time.strptime(not_after, "%b %d %H:%M:%S %Y GMT")))
+        self.assertIn("ca", expiry)
+        handled = {(s.labels["method"], s.labels["code"]): s.value
+                   for s in families["rdg_grpc_server_handled"].samples
+                   if s.name.endswith("_total")}
+        self.assertGreater(handled.get(("/rdg.v1.IngestService/Upload", "OK"), 0), 0)
+        self.assertGreater(families["process_resident_memory_bytes"].samples[0].value, 1 << 20)
         # The release the binaries say with --version, not "unknown".
         version = subprocess.run([os.path.join(harness.BIN_DIR, "rdg-gateway"), "--version"],
                                  capture_output=True, text=True, check=True).stdout.split()[1]
@@ -269,6 +298,82 @@ class MonitoringTest(harness.GatewayTestCase):
             for s in sockets:
                 s.close()
         self.assert_gateway_alive()
+
+
+class AdministratorTokensTest(harness.GatewayTestCase):
+    """monitoring.token_dir: one token per administrator, with an expiry, issued and revoked
+    without a restart; every view of /metrics and the dashboard, allowed or refused, is audited
+    with who (the token's holder), from where and the outcome."""
+
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="rdg-test-")
+        self.pki = harness.make_pki()
+        self.tokens = os.path.join(self.workdir, "monitoring-tokens")
+        self.issue("zhang.wei", 90)
+        self.gateway = harness.Gateway(self.workdir, self.pki,
+                                       f'monitoring {{ token_dir: "{self.tokens}" }}\n')
+        self.gateway.start()
+
+    def issue(self, name, days):
+        proc = subprocess.run(["bash", os.path.join(harness.SOURCE_DIR,
+                                                    "deploy/issue-monitoring-token.sh"),
+                               name, str(days), self.tokens],
+                              capture_output=True, text=True, check=True)
+        return proc.stdout.splitlines()[1]
+
+    def audited(self, action):
+        return self.gateway.query("SELECT user, outcome, peer, subject, detail FROM audit_log "
+                                  "WHERE action = ? ORDER BY seq", action)
+
+    def test_each_administrator_has_a_token_that_expires_and_every_view_is_audited(self):
+        url = self.gateway.monitoring_url
+        zhang = harness.read_bytes(os.path.join(self.tokens, "zhang.wei.token")).decode().split()[0]
+        self.assertEqual(os.stat(os.path.join(self.tokens, "zhang.wei.token")).st_mode & 0o777,
+                         0o600)
+        self.assertEqual(get(url + "/metrics", {"Authorization": "Bearer " + zhang})[0], 200)
+        user, outcome, peer, subject, _ = self.audited("view_metrics")[-1]
+        self.assertEqual((user, outcome, subject), ("zhang.wei", "", "token:zhang.wei"))
+        self.assertRegex(peer, r"^ipv4:127\.0\.0\.1:\d+$")
+
+        # The service token still works and is named by its file.
+        service = self.gateway.monitoring_token
+        self.assertEqual(get(url + "/metrics", {"Authorization": "Bearer " + service})[0], 200)
+        self.assertEqual(self.audited("view_metrics")[-1][0], "monitoring")
+
+        # Issued while the gateway runs: accepted within a second or two.
+        li = self.issue("li.na", 30)
+        harness.wait_for(lambda: get(url + "/metrics", {"Authorization": "Bearer " + li})[0] == 200,
+                         timeout=5, what="a new administrator token accepted")
+        # Expired: refused, and the refusal says so.
+        path = os.path.join(self.tokens, "li.na.token")
+        with open(path, "w") as f:
+            f.write(li + "\nexpires: 2020-01-01T00:00:00Z\n")
+        harness.wait_for(lambda: get(url + "/metrics", {"Authorization": "Bearer " + li})[0] == 403,
+                         timeout=5, what="the expired token refused")
+        status, _, body = get(url + "/metrics", {"Authorization": "Bearer " + li})
+        self.assertIn("token expired at 2020-01-01T00:00:00Z", body)
+        self.assertEqual(self.audited("view_metrics")[-1][:2], ("li.na", "PERMISSION_DENIED"))
+        # Unknown, and none at all.
+        self.assertEqual(get(url + "/metrics", {"Authorization": "Bearer " + "0" * 64})[0], 403)
+        self.assertEqual(self.audited("view_metrics")[-1][1:2], ("PERMISSION_DENIED",))
+        self.assertEqual(get(url + "/dashboard/data.json")[0], 401)
+        self.assertEqual(self.audited("view_dashboard_data")[-1][1], "UNAUTHENTICATED")
+
+        # The dashboard: the cookie lasts as long as the token; the page and its data audited.
+        status, headers, _ = get(url + "/dashboard?token=" + zhang)
+        self.assertEqual(status, 303)
+        max_age = int(re.search(r"Max-Age=(\d+)", headers["Set-Cookie"]).group(1))
+        self.assertAlmostEqual(max_age, 90 * 86400, delta=120)
+        cookie = headers["Set-Cookie"].split(";")[0]
+        self.assertEqual(get(url + "/dashboard", {"Cookie": cookie})[0], 200)
+        self.assertEqual(get(url + "/dashboard/data.json", {"Cookie": cookie})[0], 200)
+        for action in ("dashboard_sign_in", "view_dashboard", "view_dashboard_data"):
+            self.assertEqual(self.audited(action)[-1][:2], ("zhang.wei", ""), action)
+
+        # Revoked by removing the file.
+        os.remove(os.path.join(self.tokens, "zhang.wei.token"))
+        harness.wait_for(lambda: get(url + "/dashboard", {"Cookie": cookie})[0] == 403,
+                         timeout=5, what="a removed token refused")
 
 
 class MonitoringTlsTest(harness.GatewayTestCase):

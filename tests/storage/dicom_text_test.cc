@@ -179,6 +179,15 @@ TEST(TextTest, Utf8ValidityAndRepair) {
   EXPECT_EQ(ToValidUtf8("ok"), "ok");
 }
 
+TEST(TextTest, XmlEscapeKeepsMarkupOutAndTheTextOnOneLine) {
+  EXPECT_EQ(XmlEscape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
+  EXPECT_EQ(XmlEscape("张三 </EventOutcomeDescription><x/>"),
+            "张三 &lt;/EventOutcomeDescription&gt;&lt;x/&gt;");
+  EXPECT_EQ(XmlEscape("line\nbreak\ttab\x01"), "line break tab ");
+  EXPECT_EQ(XmlEscape("\xEF\xBF\xBE"), " ");  // U+FFFE: not an XML character
+  EXPECT_EQ(XmlEscape("\xC3("), "?(");        // invalid UTF-8
+}
+
 TEST(TextTest, DisplayWidth) {
   EXPECT_EQ(DisplayWidth("abc"), 3);
   EXPECT_EQ(DisplayWidth("钾"), 2);
