@@ -99,36 +99,9 @@ extendedKeyUsage       = serverAuth
 subjectAltName         = DNS:localhost, IP:127.0.0.1, IP:::1
 subjectKeyIdentifier   = hash
 authorityKeyIdentifier = keyid:always
-
-[ clinic_ext ]
-basicConstraints       = critical, CA:FALSE
-keyUsage               = critical, digitalSignature
-extendedKeyUsage       = clientAuth
-subjectKeyIdentifier   = hash
-authorityKeyIdentifier = keyid:always
-
-[ admin_ext ]
-basicConstraints       = critical, CA:FALSE
-keyUsage               = critical, digitalSignature
-extendedKeyUsage       = clientAuth
-subjectKeyIdentifier   = hash
-authorityKeyIdentifier = keyid:always
-
-[ reader_ext ]
-basicConstraints       = critical, CA:FALSE
-keyUsage               = critical, digitalSignature, nonRepudiation
-extendedKeyUsage       = clientAuth, emailProtection
-subjectKeyIdentifier   = hash
-authorityKeyIdentifier = keyid:always
-
-# reader-a-ecg-tls: transport only, it never signs reports.
-[ reader_tls_ext ]
-basicConstraints       = critical, CA:FALSE
-keyUsage               = critical, digitalSignature
-extendedKeyUsage       = clientAuth
-subjectKeyIdentifier   = hash
-authorityKeyIdentifier = keyid:always
 EOF
+# The client certificates' profiles, shared with issue-certificate.sh (a hospital CA).
+cat "$(dirname "${BASH_SOURCE[0]}")/pki/leaf-profiles.cnf" >>"$cnf"
 
 summary=()
 failed=0

@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "gateway/api/gateway.h"
+#include "gateway/auth/principal.h"
 #include "gateway/common/offset_clock.h"
 #include "gateway/config/gateway_config.h"
 #include "storage/base/version.h"
@@ -40,6 +41,20 @@ void BoundHeap() {
   mallopt(M_ARENA_MAX, 4);
 }
 
+//! --check-config: what deploy/issue-certificate.sh checks a new certificate against.
+void ListInstitutions(const rdg::v1::GatewayConfig& config) {
+  for (const rdg::v1::Institution& i : config.institutions()) {
+    std::string roles;
+    for (auto role : {rdg::v1::CLINIC, rdg::v1::READER, rdg::v1::ADMIN}) {
+      if (!rdg::auth::RoleFitsLevel(role, i.level())) continue;
+      if (!roles.empty()) roles += ' ';
+      roles += role == rdg::v1::CLINIC ? "clinic" : role == rdg::v1::READER ? "reader" : "admin";
+    }
+    std::cout << i.id() << '\t' << rdg::v1::InstitutionLevel_Name(i.level()) << '\t' << roles
+              << '\t' << i.name() << '\n';
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,6 +70,10 @@ int main(int argc, char** argv) {
   app.add_option("--ready-file", ready_file, "write the bound port here once serving");
   app.add_option("--clock-offset-file", clock_offset_file,
                  "testing only: shift the gateway's clock by the seconds written in this file");
+  bool check_config = false;
+  app.add_flag("--check-config", check_config,
+               "validate the configuration, list its institutions (id, level, the roles their "
+               "certificates may carry, name; tab-separated) and exit");
   CLI11_PARSE(app, argc, argv);
   // Everything the gateway creates (index, blobs, staged uploads, tokens) is its own: whatever
   // umask the service was started with, no file is group- or world-readable.
@@ -85,6 +104,10 @@ int main(int argc, char** argv) {
   if (!config.ok()) {
     std::cerr << "rdg-gateway: invalid configuration:\n" << config.status().message() << "\n";
     return 2;
+  }
+  if (check_config) {
+    ListInstitutions(*config);
+    return 0;
   }
   if (auto s = rdg::formats::InitDicomToolkit(); !s.ok()) {
     std::cerr << "rdg-gateway: " << s.message() << "\n";

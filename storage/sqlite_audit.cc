@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "storage/base/audit_chain.h"
 #include "storage/base/status_macros.h"
 #include "storage/sqlite_index_store.h"
@@ -49,6 +50,12 @@ audit::ChainedFields ChainedFieldsOf(const AuditRecord& r) {
           r.peer,        r.subject};
 }
 
+//! `text` with HL7 v2's separators escaped (\E\ \S\ \R\ \T\ \F\).
+std::string Hl7Escaped(absl::string_view text) {
+  return absl::StrReplaceAll(
+      text, {{"\\", "\\E\\"}, {"^", "\\S\\"}, {"~", "\\R\\"}, {"&", "\\T\\"}, {"|", "\\F\\"}});
+}
+
 //! The patient participant of a record about `exam_id`, in HL7 CX form: "ID^^^issuer", and when
 //! the exam has a national ID, "~" and that ID the same way. "" for an exam the index lacks.
 absl::StatusOr<std::string> PatientOfExam(sqlite_internal::Connection& db,
@@ -59,8 +66,13 @@ absl::StatusOr<std::string> PatientOfExam(sqlite_internal::Connection& db,
   q->Bind(1, exam_id);
   RDG_ASSIGN_OR_RETURN(bool found, q->Step());
   if (!found) return std::string();
-  std::string patient = absl::StrCat(q->Text(0), "^^^", q->Text(1));
-  if (!q->Text(2).empty()) absl::StrAppend(&patient, "~", q->Text(2), "^^^", q->Text(3));
+  // IDs come from uploaded objects: their own separators are escaped as HL7 escapes them, so
+  // no ID can pose as a further component or repetition. (The national ID's "issuer^type" is
+  // the gateway's own two components.)
+  std::string patient = absl::StrCat(Hl7Escaped(q->Text(0)), "^^^", Hl7Escaped(q->Text(1)));
+  if (!q->Text(2).empty()) {
+    absl::StrAppend(&patient, "~", Hl7Escaped(q->Text(2)), "^^^", q->Text(3));
+  }
   return patient;
 }
 

@@ -7,10 +7,12 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "gateway/api/request_limits.h"
 #include "gateway/auth/principal.h"
+#include "gateway/common/audit_throttle.h"
 #include "gateway/signing/certificate.h"
 #include "glog/logging.h"
 #include "storage/formats/text.h"
@@ -20,8 +22,13 @@ namespace {
 
 using grpc::experimental::InterceptionHookPoints;
 
-//! Display columns of a status message kept in the log.
-constexpr int kMaxMessageWidth = 512;
+//! Bytes of a status message kept in the log.
+constexpr size_t kMaxMessageBytes = 1024;
+
+//! `text` as a field of the log: valid UTF-8, no control characters, at most `max_bytes`.
+std::string Field(absl::string_view text, size_t max_bytes) {
+  return formats::Utf8Prefix(formats::WithoutControls(formats::ToValidUtf8(text)), max_bytes);
+}
 
 //! "/rdg.v1.ExamService/GetExam" → "get_exam".
 std::string ActionOf(absl::string_view method) {
@@ -75,8 +82,9 @@ class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
  public:
   RefusalAuditInterceptor(grpc::experimental::ServerRpcInfo* info, storage::IndexStore& index,
                           WorkerPool& pool, const Clock& clock,
-                          const config::InstitutionDirectory& directory)
+                          const config::InstitutionDirectory& directory, AuditThrottle& throttle)
       : info_(info),
+        throttle_(throttle),
         index_(index),
         pool_(pool),
         clock_(clock),
@@ -91,8 +99,7 @@ class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
       // generated request type, a google::protobuf::Message.
       const auto* request =
           static_cast<const google::protobuf::Message*>(methods->GetRecvMessage());
-      exam_id_ = formats::ToValidUtf8(ExamIdOf(*request));
-      if (exam_id_.size() > kMaxIdBytes) exam_id_ = formats::TruncateToWidth(exam_id_, 64);
+      exam_id_ = Field(ExamIdOf(*request), kMaxIdBytes);
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const grpc::Status status = methods->GetSendStatus();
@@ -109,12 +116,20 @@ class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
       auto values = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
       if (!values.empty()) pem.assign(values.front().data(), values.front().size());
     }
+    const absl::Time now = clock_.Now();
     storage::AuditRecord record = RefusalRecord(
-        RefusedCall{method_, status, ctx->peer(), pem, exam_id_}, directory_, clock_.Now());
+        RefusedCall{method_, status, PeerName(ctx->peer()), pem, exam_id_}, directory_, now);
+    if (record.institution.empty()) {
+      // Nobody the platform knows: at most one record per address a minute.
+      const std::optional<int64_t> left_out = throttle_.Admit(PeerAddress(record.peer), now);
+      if (!left_out) return;
+      record.detail += AuditThrottle::LeftOut(*left_out);
+    }
     AppendAuditLater(index_, pool_, std::move(record));
   }
 
   grpc::experimental::ServerRpcInfo* const info_;
+  AuditThrottle& throttle_;
   storage::IndexStore& index_;
   WorkerPool& pool_;
   const Clock& clock_;
@@ -133,7 +148,7 @@ class RefusalAuditInterceptorFactory
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new RefusalAuditInterceptor(info, index_, pool_, clock_, directory_);
+    return new RefusalAuditInterceptor(info, index_, pool_, clock_, directory_, throttle_);
   }
 
  private:
@@ -141,6 +156,7 @@ class RefusalAuditInterceptorFactory
   WorkerPool& pool_;
   const Clock& clock_;
   const config::InstitutionDirectory& directory_;
+  AuditThrottle throttle_;  //!< for callers without a usable certificate
 };
 
 }  // namespace
@@ -179,12 +195,16 @@ storage::AuditRecord RefusalRecord(const RefusedCall& call,
     r.subject = signing::SubjectLine(call.certificate_pem);
   }
   r.at = at;
-  r.action = ActionOf(call.method);
-  r.exam_id = std::string(call.exam_id);
+  if (IsProtobufMethod(call.method)) {
+    r.action = ActionOf(call.method);
+  } else {  // a name the client made up: not an action of the log
+    r.action = "unknown_method";
+    r.detail = absl::StrCat(Field(call.method, 256), ": ");
+  }
+  r.exam_id = Field(call.exam_id, kMaxIdBytes);
   // absl and gRPC share the canonical code numbering: "PERMISSION_DENIED", "NOT_FOUND", …
   r.outcome = absl::StatusCodeToString(static_cast<absl::StatusCode>(call.status.error_code()));
-  r.detail =
-      formats::TruncateToWidth(formats::ToValidUtf8(call.status.error_message()), kMaxMessageWidth);
+  r.detail += Field(call.status.error_message(), kMaxMessageBytes);
   r.peer = std::string(call.peer);
   return r;
 }

@@ -3,6 +3,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "gateway/common/audit_throttle.h"
 #include "rdg/v1/ingest.pb.h"
 #include "storage/base/status_macros.h"
 
@@ -52,7 +53,7 @@ absl::StatusOr<auth::Principal> TlsPeerAuthenticator::Authenticate(
     }
   }
   RDG_ASSIGN_OR_RETURN(auth::Principal principal, auth::PrincipalFromCertificate(cert, directory_));
-  principal.peer = ctx.peer();
+  principal.peer = PeerName(ctx.peer());
   return principal;
 }
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "gateway/common/audit_throttle.h"
 #include "storage/formats/text.h"
 
 namespace rdg::atna {
@@ -64,18 +65,6 @@ const char* OutcomeIndicator(absl::string_view outcome) {
   return "4";
 }
 
-//! The address in a gRPC peer name: "ipv4:10.1.2.3:5000" → "10.1.2.3", "ipv6:[::1]:5" → "::1".
-std::string AddressOf(absl::string_view peer) {
-  if (absl::ConsumePrefix(&peer, "ipv4:")) return std::string(peer.substr(0, peer.rfind(':')));
-  if (absl::ConsumePrefix(&peer, "ipv6:")) {
-    peer = peer.substr(0, peer.rfind(':'));
-    absl::ConsumePrefix(&peer, "[");
-    absl::ConsumeSuffix(&peer, "]");
-    return std::string(peer);
-  }
-  return std::string(peer);
-}
-
 //! XML attribute `name="value"` (value escaped), with a leading space.
 std::string Attr(absl::string_view name, absl::string_view value) {
   return absl::StrCat(" ", name, "=\"", XmlEscape(value), "\"");
@@ -131,14 +120,16 @@ std::string RoleName(rdg::v1::Role role) {
 
 //! The caller: user@institution (or the certificate subject when no principal was derived).
 std::string Caller(const storage::AuditRecord& r, const AuditEvent& event) {
-  std::string user_id = !r.user.empty()      ? absl::StrCat(r.user, "@", r.institution)
+  std::string user_id = !r.user.empty() && !r.institution.empty()
+                            ? absl::StrCat(r.user, "@", r.institution)
+                        : !r.user.empty()    ? r.user
                         : !r.subject.empty() ? r.subject
                                              : "unknown";
   std::string out = absl::StrCat("<ActiveParticipant", Attr("UserID", user_id));
   if (!r.subject.empty()) absl::StrAppend(&out, Attr("UserName", r.subject));
   absl::StrAppend(&out, Attr("UserIsRequestor", "true"));
   if (!r.peer.empty()) {
-    absl::StrAppend(&out, Attr("NetworkAccessPointID", Token(AddressOf(r.peer))),
+    absl::StrAppend(&out, Attr("NetworkAccessPointID", Token(PeerAddress(r.peer))),
                     Attr("NetworkAccessPointTypeCode", "2"));
   }
   absl::StrAppend(&out, ">");

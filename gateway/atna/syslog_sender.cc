@@ -135,9 +135,11 @@ absl::Status SyslogTlsSender::Deliver(const std::vector<std::string>& frames) {
   if (!ssl) return absl::InternalError(openssl::OpenSslError());
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
   // The repository's certificate must name it: as an IP address, or as a DNS name (also SNI).
-  if (X509_VERIFY_PARAM_set1_ip_asc(param, o.server_name.c_str()) != 1) {
-    SSL_set_tlsext_host_name(ssl.get(), o.server_name.c_str());
-    SSL_set1_host(ssl.get(), o.server_name.c_str());
+  if (X509_VERIFY_PARAM_set1_ip_asc(param, o.server_name.c_str()) != 1 &&
+      (SSL_set_tlsext_host_name(ssl.get(), o.server_name.c_str()) != 1 ||
+       SSL_set1_host(ssl.get(), o.server_name.c_str()) != 1)) {
+    return absl::InternalError(absl::StrCat("cannot check the audit repository's name ",
+                                            o.server_name, ": ", openssl::OpenSslError()));
   }
   SSL_set_fd(ssl.get(), fd.fd);
   const std::string where = absl::StrCat("audit repository ", o.host, ":", o.port);
@@ -159,13 +161,17 @@ absl::Status SyslogTlsSender::Deliver(const std::vector<std::string>& frames) {
         absl::StrCat(where, ": closing failed: ", openssl::OpenSslError()));
   }
   char discard[256];
-  for (;;) {
+  for (size_t read = 0; read < 64 * 1024;) {
     const int n = SSL_read(ssl.get(), discard, sizeof(discard));
-    if (n > 0) continue;  // nothing is expected; whatever comes is not the confirmation
+    if (n > 0) {  // nothing is expected; whatever comes is not the confirmation
+      read += static_cast<size_t>(n);
+      continue;
+    }
     if (SSL_get_error(ssl.get(), n) == SSL_ERROR_ZERO_RETURN) return absl::OkStatus();
-    return absl::UnavailableError(
-        absl::StrCat(where, ": the repository did not confirm the batch (no close_notify)"));
+    break;
   }
+  return absl::UnavailableError(
+      absl::StrCat(where, ": the repository did not confirm the batch (no close_notify)"));
 }
 
 }  // namespace rdg::atna

@@ -4,7 +4,6 @@
 #include "gateway/signing/certificate.h"
 
 namespace rdg::auth {
-namespace {
 
 bool RoleFitsLevel(rdg::v1::Role role, rdg::v1::InstitutionLevel level) {
   switch (role) {
@@ -19,8 +18,6 @@ bool RoleFitsLevel(rdg::v1::Role role, rdg::v1::InstitutionLevel level) {
       return false;
   }
 }
-
-}  // namespace
 
 absl::StatusOr<Principal> PrincipalFromCertificate(absl::string_view pem,
                                                    const config::InstitutionDirectory& directory) {

@@ -25,6 +25,11 @@ struct Principal {
 storage::AuditRecord AuditBy(const Principal& who, absl::Time at, std::string action,
                              std::string exam_id = {}, std::string detail = {});
 
+//! Whether a certificate of `role` may be issued to an institution of `level`: clinics are
+//! villages, townships, communities and vans; readers county, city and province hospitals;
+//! administrators anywhere.
+bool RoleFitsLevel(rdg::v1::Role role, rdg::v1::InstitutionLevel level);
+
 //! Maps a peer certificate (PEM, already verified against the platform CA by TLS) to a principal.
 //! UNAUTHENTICATED if the certificate does not follow the profile or names an unknown
 //! institution, or if the role does not fit the institution's level (e.g. a clinic certificate

@@ -152,6 +152,13 @@ void Validator::CheckTopLevel() {
                         "audit_export.syslog_address must be host:port (e.g. "
                         "\"audit.example.org:6514\")"));
     }
+    if (e.ca_file().empty()) {
+      // Not the platform CA by default: it also issues server certificates (clinic agents'),
+      // and whoever holds one must not be able to pose as the audit repository.
+      Fail(absl::StrCat(Where("audit_export.ca_file"),
+                        "audit_export.ca_file is required: the CA that issued the audit "
+                        "repository's certificate (PEM)"));
+    }
     if (e.batch_records() < 0 || e.batch_records() > 10000) {
       Fail(absl::StrCat(Where("audit_export.batch_records"),
                         "audit_export.batch_records must be between 1 and 10000"));
@@ -363,7 +370,6 @@ void ApplyDefaults(GatewayConfig* c) {
   if (c->audit_checkpoint_seconds() <= 0) c->set_audit_checkpoint_seconds(300);
   if (!c->has_disk_reserve_mb()) c->set_disk_reserve_mb(1024);
   if (auto* e = c->mutable_audit_export(); !e->syslog_address().empty()) {
-    if (e->ca_file().empty()) e->set_ca_file(c->tls().ca_file());
     if (e->cert_file().empty()) e->set_cert_file(c->tls().cert_file());
     if (e->key_file().empty()) e->set_key_file(c->tls().key_file());
     if (e->batch_records() <= 0) e->set_batch_records(500);

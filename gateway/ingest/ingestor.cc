@@ -352,6 +352,11 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
       // The lab system still expects its ACK for a message it sends again.
       RDG_ASSIGN_OR_RETURN(*st.mutable_hl7_ack(), AckForStored(digest, stored->size));
     }
+    // Answered from what is stored: the upload is audited here, not in a commit.
+    RDG_RETURN_IF_ERROR(index_.AppendAudit(auth::AuditBy(
+        principal, clock_.Now(), "upload", stored->exam_id,
+        absl::StrCat(rdg::v1::ObjectKind_Name(request.kind()), " ", stored->sop_instance_uid, ", ",
+                     request.size(), " bytes (already stored)"))));
     found.already_stored = std::move(st);
     return found;
   }

@@ -357,8 +357,16 @@ MonitoringServer::Caller MonitoringServer::Token(const std::string& presented, C
   return c;
 }
 
-void MonitoringServer::Audit(const Caller& c, absl::string_view action) const {
-  if (!handlers_.audit) return;
+absl::Status MonitoringServer::Audit(const Caller& c, absl::string_view action) const {
+  if (!handlers_.audit) return absl::OkStatus();
+  std::string left_out;
+  if (c.access != Access::kAllowed) {
+    // Per view, presented identity (a known token's holder, a certificate) and address.
+    const std::optional<int64_t> count = refusals_.Admit(
+        absl::StrCat(action, "|", c.subject, "@", PeerAddress(c.peer)), absl::Now());
+    if (!count) return absl::OkStatus();
+    left_out = AuditThrottle::LeftOut(*count);
+  }
   storage::AuditRecord r;
   r.at = absl::Now();
   r.institution = c.institution;
@@ -370,8 +378,8 @@ void MonitoringServer::Audit(const Caller& c, absl::string_view action) const {
   r.outcome = c.access == Access::kAllowed           ? ""
               : c.access == Access::kUnauthenticated ? "UNAUTHENTICATED"
                                                      : "PERMISSION_DENIED";
-  r.detail = c.why;
-  handlers_.audit(r);
+  r.detail = c.why + left_out;
+  return handlers_.audit(r);
 }
 
 void MonitoringServer::Route() {
@@ -383,7 +391,12 @@ void MonitoringServer::Route() {
                         std::function<void(const httplib::Request&, httplib::Response&)> body) {
     return [this, action, body](const httplib::Request& req, httplib::Response& res) {
       const Caller caller = Check(req);
-      if (action != nullptr) Audit(caller, action);
+      if (action != nullptr) {
+        if (absl::Status audited = Audit(caller, action);
+            !audited.ok() && caller.access == Access::kAllowed) {
+          return Text(res, 503, "not served: its audit record could not be written\n");
+        }
+      }
       switch (caller.access) {
         case Access::kAllowed:
           res.set_header("Cache-Control", "no-store");
@@ -419,7 +432,10 @@ void MonitoringServer::Route() {
       const std::string token = req.get_param_value("token");
       Caller caller = Check(req);
       caller = Token(token, std::move(caller));
-      Audit(caller, "dashboard_sign_in");
+      const absl::Status audited = Audit(caller, "dashboard_sign_in");
+      if (!audited.ok() && caller.access == Access::kAllowed) {
+        return Text(res, 503, "not served: its audit record could not be written\n");
+      }
       if (caller.access != Access::kAllowed) {
         return Text(res, 403, absl::StrCat("forbidden: administrators only (", caller.why, ")\n"));
       }

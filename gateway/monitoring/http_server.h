@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "gateway/common/audit_throttle.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/monitoring/admin_tokens.h"
 #include "rdg/v1/config.pb.h"
@@ -41,8 +42,9 @@ class MonitoringServer {
     std::function<absl::StatusOr<std::string>()> dashboard_data;  //!< JSON
     //! Whether an administrator's client certificate (PEM) was revoked; none: never.
     std::function<bool(absl::string_view pem)> revoked;
-    //! Writes the audit record of a view of /metrics or the dashboard, allowed or refused.
-    std::function<void(const storage::AuditRecord&)> audit;
+    //! Writes the audit record of a view of /metrics or the dashboard, allowed or refused; an
+    //! allowed view whose record cannot be written is not served (503).
+    std::function<absl::Status(const storage::AuditRecord&)> audit;
   };
   //! Binds `config.listen` and serves on a thread of its own until destroyed.
   static absl::StatusOr<std::unique_ptr<MonitoringServer>> Start(
@@ -70,7 +72,8 @@ class MonitoringServer {
   Caller Check(const httplib::Request& request) const;
   //! `presented` as a token: the service token or an administrator's.
   Caller Token(const std::string& presented, Caller caller) const;
-  void Audit(const Caller& caller, absl::string_view action) const;
+  //! The record of a view; refusals at most once a minute per address (counting the rest).
+  absl::Status Audit(const Caller& caller, absl::string_view action) const;
 
   std::unique_ptr<httplib::Server> server_;
   const config::InstitutionDirectory* directory_ = nullptr;
@@ -78,6 +81,7 @@ class MonitoringServer {
   std::string token_;       //!< the service token (monitoring.token_file)
   std::string token_name_;  //!< its file's name, who the audit log says looked
   std::unique_ptr<AdministratorTokens> admin_tokens_;  //!< monitoring.token_dir
+  mutable AuditThrottle refusals_;
   bool tls_ = false;
   int port_ = 0;
   std::thread thread_;

@@ -139,6 +139,15 @@ absl::Status Metrics::RenderAuditExport(std::string& out) const {
          "Audit records the audit repository has not confirmed yet (they wait in the audit log).");
   absl::StrAppend(&out, "rdg_audit_export_backlog ",
                   std::max<int64_t>(0, tip.seq - figures.exported_seq), "\n");
+  // The age of what waits is what matters: every scrape is itself a record, so a healthy
+  // gateway's backlog is rarely 0 when read.
+  RDG_ASSIGN_OR_RETURN(storage::AuditExportRecord next,
+                       sources_.index->ExportAudit(figures.exported_seq + 1, 1));
+  Header(out, "rdg_audit_export_oldest_pending_timestamp_seconds", "gauge",
+         "When the oldest record the repository has not confirmed was written (Unix time; 0: "
+         "none waits).");
+  absl::StrAppend(&out, "rdg_audit_export_oldest_pending_timestamp_seconds ",
+                  next.records.empty() ? 0 : absl::ToUnixSeconds(next.records[0].at), "\n");
   Header(out, "rdg_audit_export_failures_total", "counter",
          "Batches of audit records the repository did not confirm, since start-up.");
   absl::StrAppend(&out, "rdg_audit_export_failures_total ", figures.failures, "\n");

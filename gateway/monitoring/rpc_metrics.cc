@@ -16,7 +16,9 @@ std::string MethodLabel(const std::string& method) {
   const std::string full_name = absl::StrReplaceAll(absl::StripPrefix(method, "/"), {{"/", "."}});
   const auto* found =
       google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(full_name);
-  return found != nullptr ? method : "other";
+  // Spelled as gRPC spells it, whatever variant found it.
+  return found != nullptr ? absl::StrCat("/", found->service()->full_name(), "/", found->name())
+                          : "other";
 }
 
 }  // namespace

@@ -338,4 +338,12 @@ std::string XmlEscape(absl::string_view text) {
   return out;
 }
 
+std::string Utf8Prefix(absl::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t end = max_bytes;
+  // Back off continuation bytes (10xxxxxx) so that no character is split.
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return std::string(text.substr(0, end));
+}
+
 }  // namespace rdg::formats

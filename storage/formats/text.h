@@ -35,6 +35,10 @@ std::string WithoutControls(absl::string_view text);
 //! cannot hold.
 std::optional<std::string> Iconv(absl::string_view in, const std::string& to, const char* from);
 
+//! The longest prefix of `text` of at most `max_bytes` bytes that ends on a UTF-8 character
+//! boundary (for limits counted in bytes: stored fields, log lines).
+std::string Utf8Prefix(absl::string_view text, size_t max_bytes);
+
 //! Text safe inside an XML element or attribute (SVG, DICOM audit messages): markup escaped,
 //! invalid UTF-8 replaced by '?' and characters XML 1.0 forbids (controls, line ends and tabs
 //! included, U+FFFE/U+FFFF) replaced by a space — so the result is also one line.

@@ -100,6 +100,7 @@ class AtnaExportTest(harness.GatewayTestCase):
 audit_export {{
   syslog_address: "127.0.0.1:{self.collector.port}"
   server_name: "localhost"
+  ca_file: "{self.pki}/ca.pem"
 }}
 ''')
         self.gateway.start()

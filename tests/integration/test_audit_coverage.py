@@ -27,6 +27,7 @@ class AuditCoverageTest(harness.GatewayTestCase):
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         path = os.path.join(self.workdir, ds.SOPInstanceUID + ".dcm")
         ds.save_as(path)
+        self.last_upload = path
         return self.clinic().json("upload", path)["exams"][0]["exam_id"]
 
     def rows(self, action, **where):
@@ -61,6 +62,11 @@ class AuditCoverageTest(harness.GatewayTestCase):
         self.assertRegex(row["detail"], r"^DICOM [0-9.]+, \d+ bytes$")
         self.assert_caller(row, "clinic-a1", "clinic", "clinic-a1")
         # The same object again adds nothing to the exam, and the log says so.
+        path = self.last_upload
+        self.assertEqual(self.clinic().json("upload", path)["exams"][0]["exam_id"], exam)
+        again = self.rows("upload", exam_id=exam)
+        self.assertEqual(len(again), 2)
+        self.assertTrue(again[1]["detail"].endswith("(already stored)"), again[1])
         self.clinic().json("exam", exam)
         reads = self.rows("get_exam", exam_id=exam)
         self.assertEqual(len(reads), 1)

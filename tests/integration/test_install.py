@@ -42,6 +42,7 @@ class InstallTest(unittest.TestCase):
                      "bin/rdg-admin", "lib/systemd/system/rdg-gateway.service",
                      "share/rdg/dev-pki.sh", "share/rdg/dev-crl.sh",
                      "share/rdg/issue-monitoring-token.sh", "share/rdg/prometheus/rdg-alerts.yml",
+                     "share/rdg/issue-certificate.sh", "share/rdg/pki/leaf-profiles.cnf",
                      "etc/rdg/gateway.textproto.example"):
             self.assertTrue(os.path.exists(os.path.join(self.prefix, path)), path)
         config = os.path.join(self.prefix, "etc/rdg/gateway.textproto")
@@ -68,6 +69,7 @@ class InstallTest(unittest.TestCase):
         text = text.replace("/etc/rdg/monitoring-tokens", tls + "-tokens")
         # No audit repository here: one that refuses connections (records wait in the log).
         text = text.replace("audit.example.org:6514", "127.0.0.1:9")
+        text = text.replace(tls + "/audit-repository-ca.pem", tls + "/ca.pem")
         with open(config, "w") as f:
             f.write(text)
 

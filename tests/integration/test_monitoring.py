@@ -370,6 +370,26 @@ class AdministratorTokensTest(harness.GatewayTestCase):
         for action in ("dashboard_sign_in", "view_dashboard", "view_dashboard_data"):
             self.assertEqual(self.audited(action)[-1][:2], ("zhang.wei", ""), action)
 
+        # Files that are not right count for nothing: no expiry, readable by others, a
+        # malformed neighbour (which must not keep a removed token alive either).
+        def write(name, text, mode=0o600):
+            path = os.path.join(self.tokens, name + ".token")
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, mode)
+        forever, shared = "a" * 64, "b" * 64
+        write("forever", forever + "\n")
+        write("shared", shared + "\nexpires: 2099-01-01T00:00:00Z\n", 0o644)
+        write("broken", "short\n")
+        # Each request may re-read the directory (at most once a second); the log says why each
+        # file is refused once it has.
+        harness.wait_for(
+            lambda: (get(url + "/metrics", {"Authorization": "Bearer " + forever})[0] == 403 and
+                     "is readable by others" in self.gateway.log()),
+            timeout=5, what="the malformed token files read and refused")
+        self.assertIn("forever.token: no \"expires:\" line", self.gateway.log())
+        for token in (forever, shared):
+            self.assertEqual(get(url + "/metrics", {"Authorization": "Bearer " + token})[0], 403)
         # Revoked by removing the file.
         os.remove(os.path.join(self.tokens, "zhang.wei.token"))
         harness.wait_for(lambda: get(url + "/dashboard", {"Cookie": cookie})[0] == 403,
