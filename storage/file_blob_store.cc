@@ -24,6 +24,14 @@ class FileBlobReader final : public BlobReader {
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<BlobReader>> OpenFileReader(const std::string& path) {
+  auto file = File::OpenForRead(path);
+  if (!file.ok()) return file.status();
+  auto size = file->Size();
+  if (!size.ok()) return size.status();
+  return std::make_unique<FileBlobReader>(*std::move(file), *size);
+}
+
 absl::StatusOr<std::unique_ptr<FileBlobStore>> FileBlobStore::Create(const std::string& root) {
   if (auto s = MakeDirectories(root); !s.ok()) return s;
   for (int i = 0; i < 256; ++i) {

@@ -9,6 +9,10 @@
 
 namespace rdg::storage {
 
+//! A reader of the file at `path` as it is now (a backup's index snapshot). The file may be
+//! unlinked once this returns: the reader keeps it open.
+absl::StatusOr<std::unique_ptr<BlobReader>> OpenFileReader(const std::string& path);
+
 class FileBlobStore final : public BlobStore {
  public:
   //! Creates ROOT and its fan-out directories if needed.

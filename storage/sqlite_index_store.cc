@@ -597,4 +597,9 @@ absl::StatusOr<std::vector<QueueFigureRecord>> SqliteIndexStore::ListQueueFigure
   });
 }
 
+absl::Status SqliteIndexStore::SnapshotTo(const std::string& path) {
+  ReaderLease reader = AcquireReader();
+  return reader->BackupTo(path);
+}
+
 }  // namespace rdg::storage

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "clients/admin/audit_verify.h"
+#include "clients/admin/backup.h"
 #include "clients/common/connection.h"
 #include "clients/common/output.h"
 #include "rdg/v1/admin.grpc.pb.h"
@@ -300,6 +301,54 @@ int RunBreaches(Stub& stub, bool open_only, const std::string& since, int limit,
   return 0;
 }
 
+void PrintBackup(const rdg::clients::BackupSummary& b, const std::string& dir, bool as_json) {
+  if (as_json) {
+    nlohmann::json out = {{"dir", dir},
+                          {"index_bytes", b.index_bytes},
+                          {"audit_seq", b.audit_seq},
+                          {"objects", b.objects},
+                          {"copied", b.copied},
+                          {"copied_bytes", b.copied_bytes},
+                          {"problems", b.problems}};
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  for (const std::string& p : b.problems) std::cout << p << "\n";
+}
+
+int RunBackup(Stub& stub, const std::string& dir, bool as_json) {
+  absl::StatusOr<rdg::clients::BackupSummary> b = rdg::clients::PullBackup(stub, dir);
+  if (!b.ok()) {
+    std::cerr << "rdg-admin: backup into " << dir << " failed: " << b.status().message() << "\n";
+    return kExitFailure;
+  }
+  PrintBackup(*b, dir, as_json);
+  if (!as_json) {
+    std::cout << "backup " << dir << ": index snapshot (" << b->index_bytes
+              << " bytes, audit log to record " << b->audit_seq << "), " << b->objects
+              << " stored objects (" << b->copied << " copied now, " << b->copied_bytes
+              << " bytes; the rest were already there), each checked against its SHA-256\n";
+  }
+  return 0;
+}
+
+int RunBackupVerify(const std::string& dir, bool as_json) {
+  absl::StatusOr<rdg::clients::BackupSummary> b = rdg::clients::VerifyBackup(dir);
+  if (!b.ok()) {
+    std::cerr << "rdg-admin: " << b.status().message() << "\n";
+    return kExitFailure;
+  }
+  PrintBackup(*b, dir, as_json);
+  if (!as_json) {
+    std::cout << "backup " << dir << ": index intact (audit log to record " << b->audit_seq << "), "
+              << b->objects << " stored objects, "
+              << (b->problems.empty() ? "all match their SHA-256"
+                                      : absl::StrCat(b->problems.size(), " problem(s)"))
+              << "\n";
+  }
+  return b->problems.empty() ? 0 : kExitFailure;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -377,6 +426,18 @@ int main(int argc, char** argv) {
                         "or a date");
   conflicts->add_option("--limit", conflict_limit, "at most this many")->capture_default_str();
   conflicts->add_flag("--json", as_json, "machine-readable output");
+  auto* backup = app.add_subcommand(
+      "backup",
+      "pull an online backup into DIR: a consistent snapshot of the index and every stored "
+      "object it references, each checked against its SHA-256; again into the same DIR copies "
+      "only what is new (needs your name in the gateway's backup_users)");
+  std::string backup_dir;
+  bool backup_verify = false;
+  backup->add_option("DIR", backup_dir, "the backup's folder (the data dir's layout)")->required();
+  backup->add_flag("--verify", backup_verify,
+                   "check the backup in DIR offline instead: the index's integrity and every "
+                   "object against its SHA-256 (no gateway needed); exit 1 on any problem");
+  backup->add_flag("--json", as_json, "machine-readable output");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -385,6 +446,7 @@ int main(int argc, char** argv) {
   }
   // What a tool writes (reports, images, PDFs, exports) holds patient data: owner only.
   ::umask(077);
+  if (*backup && backup_verify) return RunBackupVerify(backup_dir, as_json);
   auto channel = conn.Connect();
   if (!channel) return kExitFailure;
   auto stub = rdg::v1::AdminService::NewStub(channel);
@@ -393,5 +455,6 @@ int main(int argc, char** argv) {
   if (*breaches) return RunBreaches(*stub, open_only, breach_since, breach_limit, as_json);
   if (*conflicts) return RunIdentityConflicts(*stub, conflict_since, conflict_limit, as_json);
   if (*verify) return RunAuditVerify(*stub, verify_from, conn.ca, as_json);
+  if (*backup) return RunBackup(*stub, backup_dir, as_json);
   return RunAudit(*stub, exam, user, since, limit, as_json);
 }

@@ -1,17 +1,27 @@
 #include "gateway/api/admin_service.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
+#include "gateway/api/object_stream.h"
 #include "gateway/auth/rbac.h"
 #include "gateway/monitoring/turnaround.h"
+#include "storage/base/digest.h"
+#include "storage/base/random.h"
 #include "storage/base/status_macros.h"
+#include "storage/file_blob_store.h"
 #include "storage/formats/text.h"
 
 namespace rdg::api {
 namespace {
+
+//! Objects one BackupBlobs call may ask for.
+constexpr int kMaxBackupBlobsPerCall = 64;
 
 void ToProto(const storage::AuditRecord& e, const config::InstitutionDirectory& directory,
              rdg::v1::AuditEntry& out) {
@@ -224,6 +234,110 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListIdentityConflicts(
     return index_.AppendAudit(auth::AuditBy(principal, clock_.Now(), "admin_identity_conflicts", "",
                                             absl::StrCat(conflicts.size(), " listed")));
   });
+}
+
+absl::Status AdminServiceImpl::MayBackUp(const absl::StatusOr<auth::Principal>& who) const {
+  if (!who.ok()) return who.status();
+  RDG_RETURN_IF_ERROR(auth::Authorize(*who, auth::Permission::kAdminister));
+  const std::string name = absl::StrCat(who->institution, "/", who->user);
+  if (std::find(backup_.users.begin(), backup_.users.end(), name) == backup_.users.end() ||
+      backup_.blobs == nullptr) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("a backup copies every patient's data: ", name,
+                     " is not listed in the gateway's backup_users"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<storage::ObjectRecord>> AdminServiceImpl::SnapshotIndex(
+    const auth::Principal& who, std::shared_ptr<std::unique_ptr<storage::BlobReader>> reader) {
+  const std::string path =
+      absl::StrCat(backup_.scratch_dir, "/.backup-", storage::RandomHex(8), ".sqlite");
+  absl::Status made = index_.SnapshotTo(path);
+  absl::StatusOr<std::unique_ptr<storage::BlobReader>> opened =
+      made.ok() ? storage::OpenFileReader(path) : made;
+  // Unlinked at once: the open reader keeps the bytes until the stream ends, however it ends.
+  ::unlink(path.c_str());
+  RDG_RETURN_IF_ERROR(opened.status());
+  storage::Sha256 hasher;
+  std::string buffer(1 << 20, '\0');
+  for (int64_t offset = 0; offset < (*opened)->Size();) {
+    RDG_ASSIGN_OR_RETURN(size_t n, (*opened)->ReadAt(offset, buffer.data(), buffer.size()));
+    if (n == 0) return absl::DataLossError("the index snapshot is shorter than it was");
+    hasher.Update(absl::string_view(buffer.data(), n));
+    offset += static_cast<int64_t>(n);
+  }
+  storage::ObjectRecord snapshot;
+  snapshot.sop_instance_uid = "index.sqlite";
+  snapshot.sha256_hex = storage::ToHex(hasher.Finish());
+  snapshot.size = (*opened)->Size();
+  RDG_ASSIGN_OR_RETURN(storage::AuditTipRecord tip, index_.AuditTip());
+  RDG_RETURN_IF_ERROR(index_.AppendAudit(
+      auth::AuditBy(who, clock_.Now(), "backup_index", "",
+                    absl::StrCat("snapshot of ", snapshot.size, " bytes, sha256 ",
+                                 snapshot.sha256_hex, ", audit log to record ", tip.seq))));
+  *reader = *std::move(opened);
+  return std::vector<storage::ObjectRecord>{snapshot};
+}
+
+grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* AdminServiceImpl::BackupIndex(
+    grpc::CallbackServerContext* ctx, const rdg::v1::BackupIndexRequest* /*request*/) {
+  // The context is read here, on gRPC's thread; the snapshot is made on the pool.
+  absl::StatusOr<auth::Principal> who = authenticator_.Authenticate(*ctx);
+  const absl::Status may = MayBackUp(who);
+  auto reader = std::make_shared<std::unique_ptr<storage::BlobReader>>();
+  return new ObjectStreamReactor(
+      pool_,
+      [reader](
+          const storage::ObjectRecord&) -> absl::StatusOr<std::unique_ptr<storage::BlobReader>> {
+        if (*reader == nullptr) return absl::InternalError("no index snapshot");
+        return std::move(*reader);
+      },
+      [this, who, may, reader]() -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
+        RDG_RETURN_IF_ERROR(may);
+        return SnapshotIndex(*who, reader);
+      });
+}
+
+grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* AdminServiceImpl::BackupBlobs(
+    grpc::CallbackServerContext* ctx, const rdg::v1::BackupBlobsRequest* request) {
+  absl::StatusOr<auth::Principal> who = authenticator_.Authenticate(*ctx);
+  absl::Status may = MayBackUp(who);
+  if (may.ok()) may = CheckRequestLimits(*request);
+  if (may.ok() && request->sha256_size() > kMaxBackupBlobsPerCall) {
+    may = absl::InvalidArgumentError(
+        absl::StrCat("at most ", kMaxBackupBlobsPerCall, " objects per BackupBlobs call"));
+  }
+  std::vector<std::string> wanted(request->sha256().begin(), request->sha256().end());
+  const storage::BlobStore* blobs = backup_.blobs;
+  return new ObjectStreamReactor(
+      pool_,
+      [blobs](
+          const storage::ObjectRecord& o) -> absl::StatusOr<std::unique_ptr<storage::BlobReader>> {
+        RDG_ASSIGN_OR_RETURN(storage::Digest digest, storage::DigestFromHexOrRaw(o.sha256_hex));
+        return blobs->Open(digest);  // reached only once MayBackUp found a blob store
+      },
+      [this, who, may, wanted = std::move(wanted),
+       blobs]() -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
+        RDG_RETURN_IF_ERROR(may);
+        std::vector<storage::ObjectRecord> out;
+        for (const std::string& hex : wanted) {
+          RDG_ASSIGN_OR_RETURN(storage::Digest digest, storage::DigestFromHexOrRaw(hex));
+          storage::ObjectRecord o;
+          o.sha256_hex = storage::ToHex(digest);
+          // Only what the index references: the backup never reads staging or stray files.
+          RDG_ASSIGN_OR_RETURN(bool referenced, index_.IsBlobReferenced(o.sha256_hex));
+          if (!referenced) {
+            return absl::NotFoundError(absl::StrCat("no stored object has sha256 ", o.sha256_hex));
+          }
+          RDG_ASSIGN_OR_RETURN(auto reader, blobs->Open(digest));
+          o.size = reader->Size();
+          out.push_back(std::move(o));
+        }
+        RDG_RETURN_IF_ERROR(index_.AppendAudit(auth::AuditBy(
+            *who, clock_.Now(), "backup_blobs", "", absl::StrCat(out.size(), " objects"))));
+        return out;
+      });
 }
 
 }  // namespace rdg::api

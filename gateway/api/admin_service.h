@@ -1,10 +1,13 @@
 // rdg.v1.AdminService: figures for administrators (admin role only). Administrators see figures,
-// not images: nothing here returns patient data. Implemented: GetQueues (depth, being read,
-// oldest waiting, overdue per queue), GetTurnaround (completed SLA stages over a window, grouped),
-// ListBreaches (recorded SLA breaches), QueryAudit, ExportAudit (the log with its hash chain and
-// signed checkpoints) and ListIdentityConflicts (the patient-identity review list).
+// not images: nothing here returns patient data — except the online backup (BackupIndex,
+// BackupBlobs), which only the administrators listed in the configuration's backup_users may
+// pull. Implemented: GetQueues (depth, being read, oldest waiting, overdue per queue),
+// GetTurnaround (completed SLA stages over a window, grouped), ListBreaches (recorded SLA
+// breaches), QueryAudit, ExportAudit (the log with its hash chain and signed checkpoints),
+// ListIdentityConflicts (the patient-identity review list) and the backup.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,21 +18,31 @@
 #include "gateway/config/institution_directory.h"
 #include "rdg/v1/admin.grpc.pb.h"
 #include "storage/base/worker_pool.h"
+#include "storage/blob_store.h"
 #include "storage/index_store.h"
+#include "storage/records.h"
 
 namespace rdg::api {
+
+//! What the online backup reads and where its index snapshots are made (never left behind).
+struct BackupSource {
+  const storage::BlobStore* blobs = nullptr;
+  std::string scratch_dir;         //!< on the index's filesystem: the data dir
+  std::vector<std::string> users;  //!< "institution/user" allowed to pull backups
+};
 
 class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
  public:
   //! `queues`: every configured queue, listed even while empty.
   AdminServiceImpl(storage::IndexStore& index, const ServiceContext& context, const Clock& clock,
-                   std::vector<std::string> queues)
+                   std::vector<std::string> queues, BackupSource backup = {})
       : index_(index),
         pool_(context.pool),
         authenticator_(context.authenticator),
         directory_(context.directory),
         clock_(clock),
-        queues_(std::move(queues)) {}
+        queues_(std::move(queues)),
+        backup_(std::move(backup)) {}
 
   grpc::ServerUnaryReactor* GetQueues(grpc::CallbackServerContext* ctx,
                                       const rdg::v1::QueuesRequest* request,
@@ -49,10 +62,19 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* ListIdentityConflicts(
       grpc::CallbackServerContext* ctx, const rdg::v1::IdentityConflictsRequest* request,
       rdg::v1::IdentityConflictsResponse* response) override;
+  grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* BackupIndex(
+      grpc::CallbackServerContext* ctx, const rdg::v1::BackupIndexRequest* request) override;
+  grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* BackupBlobs(
+      grpc::CallbackServerContext* ctx, const rdg::v1::BackupBlobsRequest* request) override;
 
  private:
   //! The caller, if an administrator; PERMISSION_DENIED otherwise.
   absl::StatusOr<auth::Principal> Administrator(grpc::CallbackServerContext* ctx);
+  //! OK when `who` may pull backups (an administrator listed in backup_users).
+  absl::Status MayBackUp(const absl::StatusOr<auth::Principal>& who) const;
+  //! BackupIndex on the pool: the snapshot, open and already unlinked, as one object.
+  absl::StatusOr<std::vector<storage::ObjectRecord>> SnapshotIndex(
+      const auth::Principal& who, std::shared_ptr<std::unique_ptr<storage::BlobReader>> reader);
 
   storage::IndexStore& index_;
   WorkerPool& pool_;
@@ -60,6 +82,7 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   const config::InstitutionDirectory& directory_;
   const Clock& clock_;
   const std::vector<std::string> queues_;
+  const BackupSource backup_;
 };
 
 }  // namespace rdg::api

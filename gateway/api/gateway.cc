@@ -340,8 +340,11 @@ void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, c
       *desks.reports, context, config.platform_name(), *desks.receipts, clock);
   std::vector<std::string> queue_names;
   for (const auto& q : config.queues()) queue_names.push_back(q.name());
-  s.admin =
-      std::make_unique<AdminServiceImpl>(*stores.index, context, clock, std::move(queue_names));
+  BackupSource backup{stores.blobs.get(),
+                      config.data_dir(),
+                      {config.backup_users().begin(), config.backup_users().end()}};
+  s.admin = std::make_unique<AdminServiceImpl>(*stores.index, context, clock,
+                                               std::move(queue_names), std::move(backup));
 }
 
 //! The gRPC server with mutual TLS on config.listen.

@@ -12,7 +12,17 @@ constexpr int64_t kChunkBytes = 1 << 20;
 
 ObjectStreamReactor::ObjectStreamReactor(WorkerPool& pool, const storage::BlobStore& blobs,
                                          Loader load)
-    : pool_(pool), blobs_(blobs), load_(std::move(load)) {
+    : ObjectStreamReactor(
+          pool,
+          [&blobs](const storage::ObjectRecord& object)
+              -> absl::StatusOr<std::unique_ptr<storage::BlobReader>> {
+            RDG_ASSIGN_OR_RETURN(auto digest, storage::DigestFromHexOrRaw(object.sha256_hex));
+            return blobs.Open(digest);
+          },
+          std::move(load)) {}
+
+ObjectStreamReactor::ObjectStreamReactor(WorkerPool& pool, Opener open, Loader load)
+    : pool_(pool), open_(std::move(open)), load_(std::move(load)) {
   pool_.Post([this] { Start(); });
 }
 
@@ -63,8 +73,7 @@ absl::Status ObjectStreamReactor::Fill() {
       return absl::OkStatus();
     }
     const auto& object = objects_[index_];
-    RDG_ASSIGN_OR_RETURN(auto digest, storage::DigestFromHexOrRaw(object.sha256_hex));
-    auto reader = blobs_.Open(digest);
+    auto reader = open_(object);
     if (!reader.ok()) {
       return absl::DataLossError(absl::StrCat("stored object ", object.sop_instance_uid,
                                               " is unreadable: ", reader.status().message()));

@@ -22,7 +22,12 @@ class ObjectStreamReactor final : public grpc::ServerWriteReactor<rdg::v1::Objec
  public:
   //! `load` runs on the pool: it authorises the call and lists the objects to send.
   using Loader = std::function<absl::StatusOr<std::vector<storage::ObjectRecord>>()>;
+  //! How an object's bytes are read: from the blob store by its digest, or (the index snapshot
+  //! of a backup) from a file of its own.
+  using Opener = std::function<absl::StatusOr<std::unique_ptr<storage::BlobReader>>(
+      const storage::ObjectRecord&)>;
   ObjectStreamReactor(WorkerPool& pool, const storage::BlobStore& blobs, Loader load);
+  ObjectStreamReactor(WorkerPool& pool, Opener open, Loader load);
 
   void OnWriteDone(bool ok) override;
   //! No more blob reads for a call that is over; the task in flight finishes it.
@@ -37,7 +42,7 @@ class ObjectStreamReactor final : public grpc::ServerWriteReactor<rdg::v1::Objec
 
   const LiveStream live_{LiveStreams().object_streams};
   WorkerPool& pool_;
-  const storage::BlobStore& blobs_;
+  Opener open_;
   Loader load_;
   std::vector<storage::ObjectRecord> objects_;
   size_t index_ = 0;

@@ -164,6 +164,15 @@ void Validator::CheckTopLevel() {
                         "audit_export.batch_records must be between 1 and 10000"));
     }
   }
+  for (const std::string& user : config_.backup_users()) {
+    const size_t slash = user.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == user.size()) {
+      Fail(absl::StrCat(Where("backup_users"),
+                        "backup_users entries are \"institution/user\" "
+                        "(certificate O/CN), not \"",
+                        user, "\""));
+    }
+  }
   if (config_.audit_checkpoint_seconds() < 0) {
     Fail(absl::StrCat(Where("audit_checkpoint_seconds"),
                       "audit_checkpoint_seconds must not be negative"));

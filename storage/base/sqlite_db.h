@@ -3,10 +3,13 @@
 // (clients/agent/); knows nothing about either's tables.
 #pragma once
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -128,6 +131,40 @@ class Connection {
   ~Connection() {
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
+  }
+
+  //! A consistent copy of the whole database as of now into a new file `path` (SQLite's online
+  //! backup API, in one step: one read transaction, so writers carry on meanwhile), made a
+  //! standalone file (rollback journal, not WAL).
+  absl::Status BackupTo(const std::string& path) {
+    // A new file, never an existing one (SQLite would overwrite it), owner-only.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("index snapshot: cannot create ", path, ": ", std::strerror(errno)));
+    }
+    ::close(fd);
+    sqlite3* dest = nullptr;
+    int rc = sqlite3_open_v2(path.c_str(), &dest, SQLITE_OPEN_READWRITE, nullptr);
+    if (rc == SQLITE_OK) {
+      sqlite3_backup* backup = sqlite3_backup_init(dest, "main", db_, "main");
+      if (backup == nullptr) {
+        rc = sqlite3_errcode(dest);
+      } else {
+        rc = sqlite3_backup_step(backup, -1);
+        const int finished = sqlite3_backup_finish(backup);
+        if (rc == SQLITE_DONE) rc = finished;
+      }
+    }
+    if (rc == SQLITE_OK) {
+      rc = sqlite3_exec(dest, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
+    }
+    const std::string error = dest != nullptr ? sqlite3_errmsg(dest) : sqlite3_errstr(rc);
+    sqlite3_close_v2(dest);
+    if (rc != SQLITE_OK) {
+      return absl::InternalError(absl::StrCat("index snapshot into ", path, " failed: ", error));
+    }
+    return absl::OkStatus();
   }
 
   absl::Status Exec(absl::string_view sql) {

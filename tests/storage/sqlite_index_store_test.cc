@@ -1,8 +1,10 @@
 #include "storage/sqlite_index_store.h"
 
 #include <gtest/gtest.h>
+
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <filesystem>
 
 #include <atomic>
 #include <thread>
@@ -581,6 +583,24 @@ TEST(SqliteIndexStoreAuditTest, UploadsAreAuditedInTheirCommitAndNameThePatient)
   EXPECT_EQ(page.records[2].detail, "DICOM 1.2.3.1 (already stored)");
   EXPECT_EQ(page.records[3].action, "after");
   EXPECT_EQ(page.records[3].patient_id, "");  // names no exam
+}
+
+TEST(SqliteIndexStoreBackupTest, ASnapshotIsAStandaloneCopyOfEverythingCommitted) {
+  testing::TempDir dir;
+  auto store = *SqliteIndexStore::Open(dir.Join("index.sqlite"));
+  ASSERT_TRUE(store->CommitObjects({MakeObject("c1", "1.2.3", "1.2.3.1", "a1")})[0].ok());
+  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "a")).ok());
+  ASSERT_TRUE(store->SnapshotTo(dir.Join("snapshot.sqlite")).ok());
+  // Never over an existing file.
+  EXPECT_FALSE(store->SnapshotTo(dir.Join("snapshot.sqlite")).ok());
+  // Written after the snapshot: not in it.
+  ASSERT_TRUE(store->CommitObjects({MakeObject("c1", "1.2.4", "1.2.4.1", "b1")})[0].ok());
+  store.reset();
+  EXPECT_FALSE(std::filesystem::exists(dir.Join("snapshot.sqlite-wal")));
+  auto copy = *SqliteIndexStore::Open(dir.Join("snapshot.sqlite"));
+  EXPECT_TRUE(copy->IsBlobReferenced("a1").value());
+  EXPECT_FALSE(copy->IsBlobReferenced("b1").value());
+  EXPECT_EQ(copy->AuditTip()->seq, 1);
 }
 
 }  // namespace
