@@ -8,11 +8,14 @@
 # message: it jumps the county lab physician's worklist and must be acknowledged by a deadline.
 #
 #   ./deploy/demo.sh [GATEWAY]        (default 127.0.0.1:50051, PKI in var/pki)
+#
+# RDG_DEMO_PKI and RDG_DEMO_BIN (absolute paths) run it with another PKI and other binaries, e.g.
+# an installed tree (tests/integration/test_install.py does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gateway=${1:-127.0.0.1:50051}
-pki=var/pki
-bin=build/bin
+pki=${RDG_DEMO_PKI:-var/pki}
+bin=${RDG_DEMO_BIN:-build/bin}
 samples=/usr/lib/python3/dist-packages/pydicom/data/test_files
 work=$(mktemp -d /tmp/rdg-demo-XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -167,8 +167,8 @@ class IndexStore {
   virtual absl::StatusOr<AuditTipRecord> AuditTip() = 0;
   virtual absl::Status AppendAuditCheckpoint(const AuditCheckpointRecord& checkpoint) = 0;
   //! A consistent copy of the whole index as of now into a new file `path` (online: writers
-  //! carry on), for a backup.
-  virtual absl::Status SnapshotTo(const std::string& path) = 0;
+  //! carry on), for a backup. Returns the last audit record's seq in the copy.
+  virtual absl::StatusOr<int64_t> SnapshotTo(const std::string& path) = 0;
   //! The last seq the audit repository `destination` confirmed (0 before the first).
   virtual absl::StatusOr<int64_t> AuditExportedUpTo(const std::string& destination) = 0;
   //! Records that `destination` confirmed everything up to `seq` (never moves back).

@@ -597,9 +597,9 @@ absl::StatusOr<std::vector<QueueFigureRecord>> SqliteIndexStore::ListQueueFigure
   });
 }
 
-absl::Status SqliteIndexStore::SnapshotTo(const std::string& path) {
+absl::StatusOr<int64_t> SqliteIndexStore::SnapshotTo(const std::string& path) {
   ReaderLease reader = AcquireReader();
-  return reader->BackupTo(path);
+  return reader->BackupTo(path, "SELECT COALESCE(MAX(seq), 0) FROM audit_log");
 }
 
 }  // namespace rdg::storage

@@ -111,7 +111,7 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::StatusOr<AuditExportRecord> ExportAudit(int64_t from_seq, int32_t limit) override;
   absl::StatusOr<AuditTipRecord> AuditTip() override;
   absl::Status AppendAuditCheckpoint(const AuditCheckpointRecord& checkpoint) override;
-  absl::Status SnapshotTo(const std::string& path) override;
+  absl::StatusOr<int64_t> SnapshotTo(const std::string& path) override;
   absl::StatusOr<int64_t> AuditExportedUpTo(const std::string& destination) override;
   absl::Status SetAuditExportedUpTo(const std::string& destination, int64_t seq,
                                     absl::Time at) override;

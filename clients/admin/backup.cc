@@ -9,7 +9,9 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "clients/common/connection.h"
@@ -24,8 +26,29 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
 
+//! Makes what happened in `dir` (a rename, a new entry) durable.
+absl::Status SyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open", dir);
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  return synced ? absl::OkStatus() : Errno("cannot sync", dir);
+}
+
+std::string Parent(const std::string& path) { return path.substr(0, path.rfind('/')); }
+
+//! `path` as a directory of this user's (made 0700 when new; never through a symbolic link).
 absl::Status MakeDir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return Errno("cannot create", path);
+  if (::mkdir(path.c_str(), 0700) == 0) return SyncDir(Parent(path));
+  if (errno != EEXIST) return Errno("cannot create", path);
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Errno("cannot inspect", path);
+  if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path,
+                     " is not a directory of yours (a symbolic link, a file or another "
+                     "user's): choose another backup folder"));
+  }
   return absl::OkStatus();
 }
 
@@ -45,7 +68,8 @@ class Incoming {
   }
 
   absl::Status Open() {
-    fd_ = ::open(Partial().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ::unlink(Partial().c_str());  // a leftover of an interrupted run
+    fd_ = ::open(Partial().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     return fd_ < 0 ? Errno("cannot create", Partial()) : absl::OkStatus();
   }
   absl::Status Append(int64_t offset, const std::string& data) {
@@ -76,7 +100,7 @@ class Incoming {
     fd_ = -1;
     if (::rename(Partial().c_str(), path_.c_str()) != 0) return Errno("cannot rename", Partial());
     done_ = true;
-    return absl::OkStatus();
+    return SyncDir(Parent(path_));
   }
 
  private:
@@ -133,9 +157,15 @@ absl::Status Receive(
 
 //! What the snapshot references, and its last audit record.
 struct IndexFacts {
-  std::vector<std::string> blobs;  //!< SHA-256 hex
+  std::vector<std::pair<std::string, int64_t>> blobs;  //!< SHA-256 hex, size
   int64_t audit_seq = 0;
 };
+
+bool IsSha256Hex(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
 
 absl::StatusOr<IndexFacts> ReadIndex(const std::string& path) {
   sqlite3* db = nullptr;
@@ -145,6 +175,9 @@ absl::StatusOr<IndexFacts> ReadIndex(const std::string& path) {
     return absl::DataLossError(absl::StrCat("cannot open ", path));
   }
   owner.reset(db);
+  // The file came over the network: no trust in its schema (triggers, views) beyond reading.
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_exec(db, "PRAGMA trusted_schema=OFF", nullptr, nullptr, nullptr);
   IndexFacts facts;
   std::string integrity;
   auto each = [db](const char* sql, const std::function<void(sqlite3_stmt*)>& row) {
@@ -168,9 +201,17 @@ absl::StatusOr<IndexFacts> ReadIndex(const std::string& path) {
   if (integrity != "ok") {
     return absl::DataLossError(absl::StrCat(path, " fails SQLite's integrity check: ", integrity));
   }
-  s = each("SELECT DISTINCT sha256 FROM objects ORDER BY sha256",
-           [&](sqlite3_stmt* st) { facts.blobs.push_back(text(st, 0)); });
+  s = each("SELECT sha256, MAX(size) FROM objects GROUP BY sha256 ORDER BY sha256",
+           [&](sqlite3_stmt* st) {
+             facts.blobs.emplace_back(text(st, 0), sqlite3_column_int64(st, 1));
+           });
   if (!s.ok()) return s;
+  for (const auto& [hex, size] : facts.blobs) {
+    if (!IsSha256Hex(hex)) {
+      return absl::DataLossError(
+          absl::StrCat(path, " names an object by \"", hex.substr(0, 80), "\", not a SHA-256"));
+    }
+  }
   s = each("SELECT COALESCE(MAX(seq), 0) FROM audit_log",
            [&](sqlite3_stmt* st) { facts.audit_seq = sqlite3_column_int64(st, 0); });
   if (!s.ok()) return s;
@@ -189,17 +230,21 @@ absl::StatusOr<BackupSummary> PullBackup(rdg::v1::AdminService::StubInterface& s
   for (const std::string& d : {dir, dir + "/blobs"}) {
     if (absl::Status s = MakeDir(d); !s.ok()) return s;
   }
+  if (FileSize(dir + "/rdg.lock") >= 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " is a gateway's data dir: back up into a folder of its own"));
+  }
   BackupSummary summary;
-  // 1. The index, as one consistent snapshot.
+  // 1. The index, as one consistent snapshot: index.sqlite.new until every object it references
+  //    is here too, so an interrupted run leaves the previous backup whole.
+  const std::string fresh = dir + "/index.sqlite.new";
   {
     grpc::ClientContext ctx;
     auto reader = stub.BackupIndex(&ctx, rdg::v1::BackupIndexRequest());
     int64_t objects = 0;
     absl::Status s = Receive(
         *reader,
-        [&dir](const rdg::v1::StoredObject&) -> absl::StatusOr<std::string> {
-          return dir + "/index.sqlite";
-        },
+        [&fresh](const rdg::v1::StoredObject&) -> absl::StatusOr<std::string> { return fresh; },
         objects, summary.index_bytes);
     if (!s.ok()) {
       ctx.TryCancel();
@@ -207,29 +252,38 @@ absl::StatusOr<BackupSummary> PullBackup(rdg::v1::AdminService::StubInterface& s
     }
     if (objects != 1) return absl::DataLossError("the gateway sent no index snapshot");
   }
-  absl::StatusOr<IndexFacts> facts = ReadIndex(dir + "/index.sqlite");
+  absl::StatusOr<IndexFacts> facts = ReadIndex(fresh);
   if (!facts.ok()) return facts.status();
   summary.audit_seq = facts->audit_seq;
   summary.objects = static_cast<int64_t>(facts->blobs.size());
-  // 2. The objects it references that DIR lacks (content-addressed: present means the same).
-  std::vector<std::string> missing;
-  for (const std::string& hex : facts->blobs) {
-    if (FileSize(BlobPath(dir, hex)) < 0) missing.push_back(hex);
+  // 2. What it references and DIR lacks (content-addressed: the right size means the same
+  //    bytes, which --verify re-reads), asked for in batches; only those are accepted.
+  std::vector<std::pair<std::string, int64_t>> missing;
+  for (const auto& [hex, size] : facts->blobs) {
+    if (FileSize(BlobPath(dir, hex)) != size) missing.emplace_back(hex, size);
   }
   for (size_t at = 0; at < missing.size(); at += kBlobsPerCall) {
     rdg::v1::BackupBlobsRequest request;
+    std::map<std::string, int64_t> wanted;
     for (size_t i = at; i < std::min(missing.size(), at + kBlobsPerCall); ++i) {
-      request.add_sha256(missing[i]);
+      request.add_sha256(missing[i].first);
+      wanted.insert(missing[i]);
     }
     grpc::ClientContext ctx;
     auto reader = stub.BackupBlobs(&ctx, request);
     absl::Status s = Receive(
         *reader,
-        [&dir](const rdg::v1::StoredObject& o) -> absl::StatusOr<std::string> {
+        [&dir, &wanted](const rdg::v1::StoredObject& o) -> absl::StatusOr<std::string> {
           if (o.sha256().size() != 32) return absl::DataLossError("an object without SHA-256");
           storage::Digest digest;
           std::copy(o.sha256().begin(), o.sha256().end(), digest.begin());
           const std::string hex = storage::ToHex(digest);
+          auto it = wanted.find(hex);
+          if (it == wanted.end() || it->second != o.size()) {
+            return absl::DataLossError(
+                absl::StrCat("the gateway sent object ", hex, " (", o.size(),
+                             " bytes), which this backup did not ask for at that size"));
+          }
           if (absl::Status made = MakeDir(absl::StrCat(dir, "/blobs/", hex.substr(0, 2)));
               !made.ok()) {
             return made;
@@ -241,7 +295,18 @@ absl::StatusOr<BackupSummary> PullBackup(rdg::v1::AdminService::StubInterface& s
       ctx.TryCancel();
       return s;
     }
+    for (const auto& [hex, size] : wanted) {
+      if (FileSize(BlobPath(dir, hex)) != size) {
+        return absl::DataLossError(absl::StrCat("the gateway did not send object ", hex,
+                                                "; the previous backup in ", dir, " is kept"));
+      }
+    }
   }
+  // 3. Complete: the new index replaces the previous one.
+  if (::rename(fresh.c_str(), (dir + "/index.sqlite").c_str()) != 0) {
+    return Errno("cannot rename", fresh);
+  }
+  if (absl::Status s = SyncDir(dir); !s.ok()) return s;
   return summary;
 }
 
@@ -255,10 +320,13 @@ absl::StatusOr<BackupSummary> VerifyBackup(const std::string& dir) {
   if (!facts.ok()) return facts.status();
   summary.audit_seq = facts->audit_seq;
   summary.objects = static_cast<int64_t>(facts->blobs.size());
-  for (const std::string& hex : facts->blobs) {
+  for (const auto& [hex, size] : facts->blobs) {
     const std::string path = BlobPath(dir, hex);
     absl::StatusOr<storage::Digest> digest = storage::Sha256::OfFile(path);
-    if (!digest.ok()) {
+    if (const int64_t found = FileSize(path); found >= 0 && found != size) {
+      summary.problems.push_back(
+          absl::StrCat(path, ": ", found, " bytes where the index says ", size));
+    } else if (!digest.ok()) {
       summary.problems.push_back(absl::StrCat(path, ": missing or unreadable"));
     } else if (storage::ToHex(*digest) != hex) {
       summary.problems.push_back(absl::StrCat(path, ": its bytes do not match their SHA-256"));

@@ -1,11 +1,14 @@
 #include "gateway/api/admin_service.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gateway/api/call_support.h"
 #include "gateway/api/convert.h"
 #include "gateway/api/object_stream.h"
@@ -22,6 +25,22 @@ namespace {
 
 //! Objects one BackupBlobs call may ask for.
 constexpr int kMaxBackupBlobsPerCall = 64;
+
+//! A reader that runs `done` when it is destroyed (the end of a backup's index stream).
+class ReleasingReader final : public storage::BlobReader {
+ public:
+  ReleasingReader(std::unique_ptr<storage::BlobReader> inner, std::function<void()> done)
+      : inner_(std::move(inner)), done_(std::move(done)) {}
+  ~ReleasingReader() override { done_(); }
+  int64_t Size() const override { return inner_->Size(); }
+  absl::StatusOr<size_t> ReadAt(int64_t offset, char* buf, size_t n) const override {
+    return inner_->ReadAt(offset, buf, n);
+  }
+
+ private:
+  std::unique_ptr<storage::BlobReader> inner_;
+  std::function<void()> done_;
+};
 
 void ToProto(const storage::AuditRecord& e, const config::InstitutionDirectory& directory,
              rdg::v1::AuditEntry& out) {
@@ -236,6 +255,22 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListIdentityConflicts(
   });
 }
 
+absl::Status AdminServiceImpl::RoomForSnapshot() const {
+  if (backup_.guard == nullptr || backup_.index_path.empty()) return absl::OkStatus();
+  int64_t needed = 0;
+  for (const char* suffix : {"", "-wal"}) {
+    struct stat st {};
+    if (::stat(absl::StrCat(backup_.index_path, suffix).c_str(), &st) == 0) needed += st.st_size;
+  }
+  RDG_ASSIGN_OR_RETURN(int64_t free, backup_.guard->FreeBytes());
+  if (free - needed < backup_.guard->reserve_bytes()) {
+    return absl::UnavailableError(
+        absl::StrCat("no room for an index snapshot of about ", needed >> 20,
+                     " MiB above the gateway's disk reserve; free space first"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status AdminServiceImpl::MayBackUp(const absl::StatusOr<auth::Principal>& who) const {
   if (!who.ok()) return who.status();
   RDG_RETURN_IF_ERROR(auth::Authorize(*who, auth::Permission::kAdminister));
@@ -251,14 +286,29 @@ absl::Status AdminServiceImpl::MayBackUp(const absl::StatusOr<auth::Principal>& 
 
 absl::StatusOr<std::vector<storage::ObjectRecord>> AdminServiceImpl::SnapshotIndex(
     const auth::Principal& who, std::shared_ptr<std::unique_ptr<storage::BlobReader>> reader) {
+  // One snapshot at a time, and only with room for it above the disk reserve.
+  if (snapshot_busy_->exchange(true)) {
+    return absl::UnavailableError("another backup's index snapshot is in progress; try later");
+  }
+  auto busy = snapshot_busy_;
+  auto release = [busy] { busy->store(false); };
+  if (absl::Status room = RoomForSnapshot(); !room.ok()) {
+    release();
+    return room;
+  }
   const std::string path =
       absl::StrCat(backup_.scratch_dir, "/.backup-", storage::RandomHex(8), ".sqlite");
-  absl::Status made = index_.SnapshotTo(path);
+  absl::StatusOr<int64_t> audit_seq = index_.SnapshotTo(path);
   absl::StatusOr<std::unique_ptr<storage::BlobReader>> opened =
-      made.ok() ? storage::OpenFileReader(path) : made;
+      audit_seq.ok() ? storage::OpenFileReader(path) : audit_seq.status();
   // Unlinked at once: the open reader keeps the bytes until the stream ends, however it ends.
   ::unlink(path.c_str());
-  RDG_RETURN_IF_ERROR(opened.status());
+  if (!opened.ok()) {
+    release();
+    return opened.status();
+  }
+  // The snapshot counts as in progress until its reader (the stream) is gone.
+  *opened = std::make_unique<ReleasingReader>(*std::move(opened), std::move(release));
   storage::Sha256 hasher;
   std::string buffer(1 << 20, '\0');
   for (int64_t offset = 0; offset < (*opened)->Size();) {
@@ -271,11 +321,10 @@ absl::StatusOr<std::vector<storage::ObjectRecord>> AdminServiceImpl::SnapshotInd
   snapshot.sop_instance_uid = "index.sqlite";
   snapshot.sha256_hex = storage::ToHex(hasher.Finish());
   snapshot.size = (*opened)->Size();
-  RDG_ASSIGN_OR_RETURN(storage::AuditTipRecord tip, index_.AuditTip());
   RDG_RETURN_IF_ERROR(index_.AppendAudit(
       auth::AuditBy(who, clock_.Now(), "backup_index", "",
                     absl::StrCat("snapshot of ", snapshot.size, " bytes, sha256 ",
-                                 snapshot.sha256_hex, ", audit log to record ", tip.seq))));
+                                 snapshot.sha256_hex, ", audit log to record ", *audit_seq))));
   *reader = *std::move(opened);
   return std::vector<storage::ObjectRecord>{snapshot};
 }
@@ -334,8 +383,11 @@ grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* AdminServiceImpl::BackupBlobs(
           o.size = reader->Size();
           out.push_back(std::move(o));
         }
-        RDG_RETURN_IF_ERROR(index_.AppendAudit(auth::AuditBy(
-            *who, clock_.Now(), "backup_blobs", "", absl::StrCat(out.size(), " objects"))));
+        std::vector<std::string> hashes;
+        for (const storage::ObjectRecord& o : out) hashes.push_back(o.sha256_hex);
+        RDG_RETURN_IF_ERROR(index_.AppendAudit(
+            auth::AuditBy(*who, clock_.Now(), "backup_blobs", "",
+                          absl::StrCat(out.size(), " objects: ", absl::StrJoin(hashes, " ")))));
         return out;
       });
 }

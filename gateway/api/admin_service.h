@@ -7,6 +7,7 @@
 // ListIdentityConflicts (the patient-identity review list) and the backup.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "gateway/api/call_support.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/clock.h"
+#include "gateway/common/storage_guard.h"
 #include "gateway/config/institution_directory.h"
 #include "rdg/v1/admin.grpc.pb.h"
 #include "storage/base/worker_pool.h"
@@ -27,8 +29,10 @@ namespace rdg::api {
 //! What the online backup reads and where its index snapshots are made (never left behind).
 struct BackupSource {
   const storage::BlobStore* blobs = nullptr;
-  std::string scratch_dir;         //!< on the index's filesystem: the data dir
-  std::vector<std::string> users;  //!< "institution/user" allowed to pull backups
+  std::string scratch_dir;              //!< on the index's filesystem: the data dir
+  std::vector<std::string> users;       //!< "institution/user" allowed to pull backups
+  std::string index_path;               //!< its size (and its WAL's) is what a snapshot needs
+  const StorageGuard* guard = nullptr;  //!< free space and reserve; none: not checked
 };
 
 class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
@@ -70,6 +74,8 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
  private:
   //! The caller, if an administrator; PERMISSION_DENIED otherwise.
   absl::StatusOr<auth::Principal> Administrator(grpc::CallbackServerContext* ctx);
+  //! UNAVAILABLE when an index snapshot would take the disk below its reserve.
+  absl::Status RoomForSnapshot() const;
   //! OK when `who` may pull backups (an administrator listed in backup_users).
   absl::Status MayBackUp(const absl::StatusOr<auth::Principal>& who) const;
   //! BackupIndex on the pool: the snapshot, open and already unlinked, as one object.
@@ -83,6 +89,8 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   const Clock& clock_;
   const std::vector<std::string> queues_;
   const BackupSource backup_;
+  //! An index snapshot exists (from its making until its stream ends): one at a time.
+  std::shared_ptr<std::atomic<bool>> snapshot_busy_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace rdg::api

@@ -52,6 +52,9 @@ constexpr ActionEvent kEvents[] = {
     {"priors", kPatientRecord},
     {"break_glass", {"110113", "Security Alert", 'E', "110127", "Emergency Override Started"}},
     {"tls_handshake", {"110114", "User Authentication", 'E', "110122", "Login"}},
+    // A backup carries every patient's data off the gateway.
+    {"backup_index", {"110106", "Export", 'R', nullptr, ""}},
+    {"backup_blobs", {"110106", "Export", 'R', nullptr, ""}},
     {"admin_audit", kAuditLogUsed},
     {"admin_audit_export", kAuditLogUsed},
     {"query_audit", kAuditLogUsed},

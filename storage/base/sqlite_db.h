@@ -135,8 +135,9 @@ class Connection {
 
   //! A consistent copy of the whole database as of now into a new file `path` (SQLite's online
   //! backup API, in one step: one read transaction, so writers carry on meanwhile), made a
-  //! standalone file (rollback journal, not WAL).
-  absl::Status BackupTo(const std::string& path) {
+  //! standalone file (rollback journal, not WAL). Returns what `probe_sql` (one integer) gives
+  //! on the copy. On failure nothing of it is left.
+  absl::StatusOr<int64_t> BackupTo(const std::string& path, const char* probe_sql) {
     // A new file, never an existing one (SQLite would overwrite it), owner-only.
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -159,12 +160,23 @@ class Connection {
     if (rc == SQLITE_OK) {
       rc = sqlite3_exec(dest, "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr);
     }
+    int64_t probed = 0;
+    if (rc == SQLITE_OK) {
+      sqlite3_stmt* stmt = nullptr;
+      rc = sqlite3_prepare_v2(dest, probe_sql, -1, &stmt, nullptr);
+      if (rc == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
+        probed = sqlite3_column_int64(stmt, 0);
+      sqlite3_finalize(stmt);
+    }
     const std::string error = dest != nullptr ? sqlite3_errmsg(dest) : sqlite3_errstr(rc);
     sqlite3_close_v2(dest);
     if (rc != SQLITE_OK) {
+      for (const char* suffix : {"", "-journal", "-wal", "-shm"}) {
+        ::unlink(absl::StrCat(path, suffix).c_str());
+      }
       return absl::InternalError(absl::StrCat("index snapshot into ", path, " failed: ", error));
     }
-    return absl::OkStatus();
+    return probed;
   }
 
   absl::Status Exec(absl::string_view sql) {

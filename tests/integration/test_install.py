@@ -1,7 +1,8 @@
 """The installed gateway (issue 17): `cmake --install` into a scratch prefix gives the Debian-style
 tree, keeps an edited configuration, and the unit's command line runs the installed binaries as
 an unprivileged service user on the production example configuration: clinics upload, readers
-read, the audit chain verifies, and the data dir belongs to the service user alone."""
+read, the demo runs, the audit chain verifies, and the data dir belongs to the service user
+alone; a backup pulled while a clinic uploads restores into a fresh data dir that serves it."""
 import grp
 import json
 import os
@@ -70,6 +71,7 @@ class InstallTest(unittest.TestCase):
         # No audit repository here: one that refuses connections (records wait in the log).
         text = text.replace("audit.example.org:6514", "127.0.0.1:9")
         text = text.replace(tls + "/audit-repository-ca.pem", tls + "/ca.pem")
+        text += '\nbackup_users: "province/admin"\n'  # the dev PKI's administrator
         with open(config, "w") as f:
             f.write(text)
 
@@ -110,6 +112,28 @@ class InstallTest(unittest.TestCase):
         tool("rdg-reader", "reader-a-rad", "claim", exam)
         print("\n  " + tool("rdg-admin", "admin", "audit", "verify").strip())
 
+        # The demo (CT, ECG signed with SM2, a critical lab panel; reports verified with openssl)
+        # on the installed binaries.
+        demo = subprocess.run(["bash", os.path.join(harness.SOURCE_DIR, "deploy/demo.sh"),
+                               f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ, RDG_DEMO_BIN=os.path.join(self.prefix, "bin"),
+                                       RDG_DEMO_PKI=tls))
+        self.assertEqual(demo.returncode, 0, demo.stdout[-3000:] + demo.stderr[-3000:])
+
+        # Back up while a clinic uploads, with the installed rdg-admin.
+        later = harness.distinct_cts(os.path.join(self.top, "later"), 10, first=300)
+        uploads = subprocess.Popen(
+            [os.path.join(self.prefix, "bin", "rdg-clinic"), "upload", *later],
+            env=dict(os.environ, RDG_GATEWAY=f"127.0.0.1:{port}", RDG_CA=f"{tls}/ca.pem",
+                     RDG_CERT=f"{tls}/clinic-a1.pem", RDG_KEY=f"{tls}/clinic-a1.key"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        backup_dir = os.path.join(self.top, "backup")
+        summary = json.loads(tool("rdg-admin", "admin", "--json", "backup", backup_dir))
+        self.assertEqual(uploads.wait(300), 0, uploads.stderr.read())
+        uploads.stderr.close()
+        print(f"  backup while uploading: {summary['objects']} objects, audit log to record "
+              f"{summary['audit_seq']}")
+
         proc.send_signal(signal.SIGTERM)
         self.assertEqual(proc.wait(60), 0)
         owner = os.stat(data).st_uid
@@ -119,6 +143,31 @@ class InstallTest(unittest.TestCase):
                 st = os.lstat(p)
                 self.assertEqual(st.st_uid, owner, p)
                 self.assertEqual(stat.S_IMODE(st.st_mode) & 0o077, 0, p)
+
+        # Restore into a fresh data dir (README "Backup and restore") and run the unit's command
+        # line on it: every object matches its SHA-256, the audit chain verifies, the exam of
+        # the first upload is served as it was uploaded.
+        restored = os.path.join(self.top, "var-lib-rdg.restored")
+        os.makedirs(restored, mode=0o700)
+        shutil.copy2(os.path.join(backup_dir, "index.sqlite"), restored)
+        shutil.copytree(os.path.join(backup_dir, "blobs"), os.path.join(restored, "blobs"))
+        if wrapper:
+            for d, dirs, files in os.walk(restored):
+                for p in [d] + [os.path.join(d, n) for n in dirs + files]:
+                    os.lchown(p, owner, pwd.getpwuid(owner).pw_gid)
+        os.remove(ready)
+        proc, text = harness.start_process(wrapper + argv + ["--data-dir", restored], ready, log,
+                                           "restored gateway", 60)
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        port = int(text.split()[0])
+        print("  restored: " + tool("rdg-admin", "admin", "backup", "--verify", restored).strip())
+        self.assertIn(": intact", tool("rdg-admin", "admin", "audit", "verify"))
+        out = os.path.join(self.top, "download")
+        tool("rdg-clinic", "clinic-a1", "download", exam, "--out", out)
+        self.assertIn(harness.read_bytes(ct),
+                      [harness.read_bytes(os.path.join(out, n)) for n in os.listdir(out)])
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(60), 0)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::StatusOr<std::vector<AuditRecord>>, ListAudit, (const AuditQuery&), (override));
   MOCK_METHOD(absl::StatusOr<AuditExportRecord>, ExportAudit, (int64_t, int32_t), (override));
   MOCK_METHOD(absl::StatusOr<AuditTipRecord>, AuditTip, (), (override));
-  MOCK_METHOD(absl::Status, SnapshotTo, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<int64_t>, SnapshotTo, (const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, AuditExportedUpTo, (const std::string&), (override));
   MOCK_METHOD(absl::Status, SetAuditExportedUpTo, (const std::string&, int64_t, absl::Time),
               (override));
