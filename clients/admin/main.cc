@@ -356,6 +356,14 @@ int main(int argc, char** argv) {
       "rdg-admin: turnaround times, queue backlogs, SLA breaches and the audit log of "
       "the Remote Diagnosis Gateway"};
   app.set_version_flag("--version", rdg::VersionLine("rdg-admin"));
+  app.footer(
+      "Certificates and revocation (README \"Issuing certificates\", \"Revocation\"):\n"
+      "  issue: /usr/share/rdg/issue-certificate.sh CA_CERT CA_KEY GATEWAY_CONFIG INSTITUTION ROLE "
+      "USER OUT\n"
+      "  revoke: openssl ca -config ca.cnf -revoke USER.pem\n"
+      "          openssl ca -config ca.cnf -gencrl -out crl.pem.new && mv crl.pem.new CRL_FILE\n"
+      "  The gateway reads tls.crl_file within seconds of it changing (and on SIGHUP): the\n"
+      "  certificate is refused at its next handshake and call.");
   app.require_subcommand(1);
   rdg::clients::ConnectionOptions conn;
   conn.AddTo(app);

@@ -53,13 +53,13 @@ def wait_for(predicate, timeout=30.0, interval=0.02, what="condition"):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
-def start_process(argv, ready, log_path, what, timeout):
-    """Starts `argv` with its output appended to `log_path` and waits until it writes the file
-    `ready`; returns (process, ready file text). A process that exits first raises."""
+def start_process(argv, ready, log_path, what, timeout, cwd=None):
+    """Starts `argv` (in `cwd`) with its output appended to `log_path` and waits until it writes
+    the file `ready`; returns (process, ready file text). A process that exits first raises."""
     if os.path.exists(ready):
         os.remove(ready)
     with open(log_path, "a") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
 
     def is_ready():
         if proc.poll() is not None:

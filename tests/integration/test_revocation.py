@@ -118,5 +118,14 @@ class RevocationTest(harness.GatewayTestCase):
         shutil.rmtree(out, ignore_errors=True)
 
 
+class RevocationHelpTest(harness.unittest.TestCase):
+
+    def test_rdg_admin_says_how_the_ca_revokes(self):
+        said = subprocess.run([os.path.join(harness.BIN_DIR, "rdg-admin"), "--help"],
+                              capture_output=True, text=True, check=True).stdout
+        self.assertIn("openssl ca -config ca.cnf -revoke", said)
+        self.assertIn("-gencrl", said)
+
+
 if __name__ == "__main__":
     harness.unittest.main()

@@ -3,6 +3,7 @@ read-only or newer index refused at start, a vanished WAL reported by /readyz, o
 modes whatever the umask, the dev PKI's CA key kept out of the gateway's tree, the gateway's
 start and stop in the audit log, and --version on every binary."""
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -197,6 +198,44 @@ class QuickStartPkiTest(harness.unittest.TestCase):
         self.assertIn("moved ca.key out of", again.stderr)
         self.assertTrue(os.path.exists(os.path.join(old + "-ca", "ca.key")))
         self.assertFalse(os.path.exists(os.path.join(old, "ca.key")))
+
+    def test_the_quick_start_gateway_keeps_its_data_to_its_owner(self):
+        """deploy/start-dev-gateway.sh's two steps after the build, as a new user runs them from
+        a checkout (relative paths, a permissive umask): the dev PKI in var/pki, then the gateway
+        with the demo configuration and --data-dir var/data; a clinic uploads; after the run
+        nothing under var/ is open to group or others."""
+        top = tempfile.mkdtemp(prefix="rdg-quickstart-")
+        self.addCleanup(harness.shutil.rmtree, top, ignore_errors=True)
+        shell = lambda cmd: subprocess.run(["bash", "-c", "umask 022 && " + cmd], cwd=top,
+                                           check=True, stdout=subprocess.DEVNULL)
+        shell(f"bash {harness.SOURCE_DIR}/deploy/dev-pki.sh var/pki")
+        os.makedirs(os.path.join(top, "deploy/config"))
+        shutil.copy(os.path.join(harness.SOURCE_DIR, "deploy/config/demo.textproto"),
+                    os.path.join(top, "deploy/config"))
+        ready = os.path.join(top, "var/ready")
+        gateway, text = harness.start_process(
+            ["bash", "-c", "umask 022 && exec " + " ".join([
+                os.path.join(harness.BIN_DIR, "rdg-gateway"), "--config",
+                "deploy/config/demo.textproto", "--data-dir", "var/data", "--listen",
+                "127.0.0.1:0", "--monitoring-listen", "127.0.0.1:0", "--ready-file", ready])],
+            ready, os.path.join(top, "gateway.log"), "quick-start gateway", 30, cwd=top)
+        self.addCleanup(lambda: gateway.poll() is None and gateway.kill())
+        env = dict(os.environ, RDG_GATEWAY=f"127.0.0.1:{text.split()[0]}",
+                   RDG_CA=f"{top}/var/pki/ca.pem", RDG_CERT=f"{top}/var/pki/clinic-a1.pem",
+                   RDG_KEY=f"{top}/var/pki/clinic-a1.key")
+        ct = harness.distinct_cts(os.path.join(top, "in"), 1)[0]
+        subprocess.run([os.path.join(harness.BIN_DIR, "rdg-clinic"), "upload", ct], env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        gateway.terminate()
+        self.assertEqual(gateway.wait(30), 0)
+        modes = modes_under(os.path.join(top, "var"))
+        self.assertEqual(modes["data"], 0o700)
+        self.assertIn("data/index.sqlite", modes)
+        self.assertTrue(any(p.startswith("data/blobs/") and len(p) > 20 for p in modes))
+        self.assertEqual(modes["."], 0o700)  # var/ itself; certificates in it are public
+        private = {p: oct(m) for p, m in modes.items()
+                   if (p.startswith("data") or p.endswith((".key", ".token"))) and m & 0o077}
+        self.assertEqual(private, {})
 
 
 if __name__ == "__main__":
