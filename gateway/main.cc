@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "absl/strings/ascii.h"
 #include "gateway/api/gateway.h"
 #include "gateway/auth/principal.h"
 #include "gateway/common/offset_clock.h"
@@ -48,7 +49,7 @@ void ListInstitutions(const rdg::v1::GatewayConfig& config) {
     for (auto role : {rdg::v1::CLINIC, rdg::v1::READER, rdg::v1::ADMIN}) {
       if (!rdg::auth::RoleFitsLevel(role, i.level())) continue;
       if (!roles.empty()) roles += ' ';
-      roles += role == rdg::v1::CLINIC ? "clinic" : role == rdg::v1::READER ? "reader" : "admin";
+      roles += absl::AsciiStrToLower(rdg::v1::Role_Name(role));  // as certificates' OU
     }
     std::cout << i.id() << '\t' << rdg::v1::InstitutionLevel_Name(i.level()) << '\t' << roles
               << '\t' << i.name() << '\n';

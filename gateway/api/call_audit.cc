@@ -93,8 +93,10 @@ class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
         protobuf_method_(IsProtobufMethod(method_)) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    // The first message only: an upload stream's chunks name no exam, and are the hot path.
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
-        exam_id_.empty() && protobuf_method_ && methods->GetRecvMessage() != nullptr) {
+        !request_seen_ && protobuf_method_ && methods->GetRecvMessage() != nullptr) {
+      request_seen_ = true;
       // gRPC hands over the request as void*; for a protobuf method it is that method's
       // generated request type, a google::protobuf::Message.
       const auto* request =
@@ -137,6 +139,7 @@ class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
   const std::string method_;
   const bool protobuf_method_;
   std::string exam_id_;
+  bool request_seen_ = false;
 };
 
 class RefusalAuditInterceptorFactory

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "storage/base/status_macros.h"
 
@@ -101,7 +102,8 @@ absl::Status AuditExporter::ExportPending() {
     if (page.records.empty()) return absl::OkStatus();
     std::vector<std::string> frames;
     frames.reserve(page.records.size());
-    for (const storage::AuditRecord& r : page.records) frames.push_back(Frame(r));
+    absl::flat_hash_map<std::string, ExamFacts> exams;  // a batch names few exams, many times
+    for (const storage::AuditRecord& r : page.records) frames.push_back(Frame(r, exams));
     RDG_RETURN_IF_ERROR(sender_->Deliver(frames));
     done = page.records.back().seq;
     const absl::Time now = clock_.Now();
@@ -115,13 +117,18 @@ absl::Status AuditExporter::ExportPending() {
   }
 }
 
-std::string AuditExporter::Frame(const storage::AuditRecord& r) {
+std::string AuditExporter::Frame(const storage::AuditRecord& r,
+                                 absl::flat_hash_map<std::string, ExamFacts>& exams) {
   ExamFacts facts;
   if (!r.exam_id.empty()) {
-    if (auto exam = index_.GetExam(r.exam_id); exam.ok() && exam->has_value()) {
-      facts.study_instance_uid = (*exam)->study_instance_uid;
-      facts.patient_name = (*exam)->patient.name;
+    auto [it, fresh] = exams.try_emplace(r.exam_id);
+    if (fresh) {
+      if (auto exam = index_.GetExam(r.exam_id); exam.ok() && exam->has_value()) {
+        it->second.study_instance_uid = (*exam)->study_instance_uid;
+        it->second.patient_name = (*exam)->patient.name;
+      }
     }
+    facts = it->second;
   }
   return OctetCountedFrame(SyslogMessage(r.at, options_.source.hostname, "rdg-gateway",
                                          options_.source.pid, r.seq,

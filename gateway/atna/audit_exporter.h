@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -58,8 +59,9 @@ class AuditExporter {
   void Loop();
   //! Sends everything after the confirmed seq, batch by batch.
   absl::Status ExportPending();
-  //! The frame of one record.
-  std::string Frame(const storage::AuditRecord& record);
+  //! The frame of one record; `exams` keeps what the index said of each exam in the batch.
+  std::string Frame(const storage::AuditRecord& record,
+                    absl::flat_hash_map<std::string, ExamFacts>& exams);
 
   storage::IndexStore& index_;
   const Options options_;

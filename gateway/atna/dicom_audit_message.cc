@@ -108,17 +108,9 @@ std::string EventIdentification(const storage::AuditRecord& r, const AuditEvent&
   return out;
 }
 
+//! The role as certificates name it (OU): "clinic", "reader", "admin"; "" when none.
 std::string RoleName(rdg::v1::Role role) {
-  switch (role) {
-    case rdg::v1::CLINIC:
-      return "clinic";
-    case rdg::v1::READER:
-      return "reader";
-    case rdg::v1::ADMIN:
-      return "admin";
-    default:
-      return "";
-  }
+  return role == rdg::v1::ROLE_UNSPECIFIED ? "" : absl::AsciiStrToLower(rdg::v1::Role_Name(role));
 }
 
 //! The caller: user@institution (or the certificate subject when no principal was derived).

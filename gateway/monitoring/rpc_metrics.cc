@@ -25,11 +25,19 @@ std::string MethodLabel(const std::string& method) {
 
 void RpcMetrics::Record(const std::string& method, const std::string& code,
                         absl::Duration elapsed) {
-  const std::string label = MethodLabel(method);
   const double seconds = absl::ToDoubleSeconds(elapsed);
   size_t bucket = 0;
   while (bucket < kBuckets.size() && seconds > kBuckets[bucket]) ++bucket;
   absl::MutexLock lock(&mu_);
+  // The label of a method seen before is remembered (only the gateway's own methods are, so
+  // clients cannot grow the table); the descriptor lookup is done once per method.
+  std::string label;
+  if (auto known = labels_.find(method); known != labels_.end()) {
+    label = known->second;
+  } else {
+    label = MethodLabel(method);
+    if (label != "other") labels_.emplace(method, label);
+  }
   ++handled_[{label, code}];
   Latency& l = latency_[label];
   ++l.buckets[bucket];

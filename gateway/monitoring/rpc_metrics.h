@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -38,6 +39,8 @@ class RpcMetrics {
   mutable absl::Mutex mu_;
   std::map<std::pair<std::string, std::string>, int64_t> handled_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Latency> latency_ ABSL_GUARDED_BY(mu_);
+  //! Method name as sent → its label, for the gateway's own methods.
+  absl::flat_hash_map<std::string, std::string> labels_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rdg::monitoring
