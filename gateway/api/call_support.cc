@@ -44,15 +44,8 @@ absl::StatusOr<auth::Principal> TlsPeerAuthenticator::Authenticate(
   }
   auto pem = auth_context->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pem.empty()) return absl::UnauthenticatedError("no client certificate presented");
-  const absl::string_view cert(pem.front().data(), pem.front().size());
-  if (revocations_ != nullptr) {
-    if (auto revoked = revocations_->RevokedAt(cert); revoked.has_value()) {
-      return absl::UnauthenticatedError(
-          absl::StrCat("your certificate was revoked by the platform CA at ",
-                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *revoked, absl::UTCTimeZone())));
-    }
-  }
-  RDG_ASSIGN_OR_RETURN(auth::Principal principal, auth::PrincipalFromCertificate(cert, directory_));
+  RDG_ASSIGN_OR_RETURN(auth::Principal principal, identities_.Resolve(absl::string_view(
+                                                      pem.front().data(), pem.front().size())));
   principal.peer = PeerName(ctx.peer());
   return principal;
 }

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "gateway/api/authenticator.h"
 #include "gateway/api/request_limits.h"
+#include "gateway/auth/peer_identities.h"
 #include "gateway/auth/principal.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/signing/revocation.h"
@@ -27,20 +28,20 @@ inline constexpr int kRetryDelaySeconds = 2;
 //! RetryInfo (the gateway is busy, not unreachable).
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-//! The principal from the call's verified mTLS peer certificate (auth::PrincipalFromCertificate).
+//! The principal from the call's verified mTLS peer certificate (auth::PeerIdentities: each
+//! certificate parsed once, the revocation list asked on every call).
 class TlsPeerAuthenticator final : public Authenticator {
  public:
   //! `revocations` (may be null): a certificate revoked since its connection was made is
   //! refused on its next call.
   explicit TlsPeerAuthenticator(const config::InstitutionDirectory& directory,
                                 signing::RevocationList* revocations = nullptr)
-      : directory_(directory), revocations_(revocations) {}
+      : identities_(directory, revocations) {}
   absl::StatusOr<auth::Principal> Authenticate(
       const grpc::CallbackServerContext& ctx) const override;
 
  private:
-  const config::InstitutionDirectory& directory_;
-  signing::RevocationList* const revocations_;
+  const auth::PeerIdentities identities_;
 };
 
 //! What every service needs to answer a call: the pool its blocking work runs on, who is calling,

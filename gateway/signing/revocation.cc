@@ -146,16 +146,23 @@ void RevocationList::ReloadIfChanged() {
   }
 }
 
-std::optional<absl::Time> RevocationList::RevokedAt(absl::string_view cert_pem) {
-  ReloadIfChanged();
+std::string RevocationList::KeyOf(absl::string_view cert_pem) {
   BioPtr bio = MemBio(cert_pem);
   X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (!cert) {
     ERR_clear_error();
-    return std::nullopt;
+    return "";
   }
-  const std::string key =
-      SerialKey(X509_get_issuer_name(cert.get()), X509_get0_serialNumber(cert.get()));
+  return SerialKey(X509_get_issuer_name(cert.get()), X509_get0_serialNumber(cert.get()));
+}
+
+std::optional<absl::Time> RevocationList::RevokedAt(absl::string_view cert_pem) {
+  return RevokedAtKey(KeyOf(cert_pem));
+}
+
+std::optional<absl::Time> RevocationList::RevokedAtKey(const std::string& key) {
+  ReloadIfChanged();
+  if (key.empty()) return std::nullopt;
   absl::MutexLock lock(&mu_);
   auto it = revoked_.find(key);
   if (it == revoked_.end()) return std::nullopt;

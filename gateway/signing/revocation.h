@@ -30,6 +30,12 @@ class RevocationList {
   //! the file first if it changed (looked at once a second at most); a file that no longer reads
   //! keeps the last good list (and is logged). Thread-safe.
   std::optional<absl::Time> RevokedAt(absl::string_view cert_pem) ABSL_LOCKS_EXCLUDED(mu_);
+  //! The same for a certificate's key from KeyOf (nothing to parse: callers that see one
+  //! certificate on many calls keep its key).
+  std::optional<absl::Time> RevokedAtKey(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
+  //! What a certificate (PEM) is listed under: its issuer and serial number; "" if it does not
+  //! parse (never revoked).
+  static std::string KeyOf(absl::string_view cert_pem);
 
   //! Reads the file again now. On error the list stays as it was and the error is returned.
   absl::Status Reload() ABSL_LOCKS_EXCLUDED(mu_);

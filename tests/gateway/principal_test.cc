@@ -5,9 +5,11 @@
 
 #include <cstdlib>
 
+#include "gateway/auth/peer_identities.h"
 #include "gateway/auth/rbac.h"
 #include "gateway/config/gateway_config.h"
 #include "gateway/signing/certificate.h"
+#include "gateway/signing/revocation.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::auth {
@@ -123,6 +125,43 @@ TEST_F(PrincipalTest, RoleMustFitInstitutionLevel) {
   config::InstitutionDirectory directory(config);
   EXPECT_TRUE(
       absl::IsPermissionDenied(PrincipalFromCertificate(Pem("clinic-a1"), directory).status()));
+}
+
+TEST_F(PrincipalTest, PeerIdentitiesParseEachCertificateOnceAndAskTheRevocationListEveryCall) {
+  const std::string crl = pki_->Join("pki/crl.pem");
+  ASSERT_EQ(std::system(("bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-crl.sh " +
+                         pki_->Join("pki") + " >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  auto revocations = signing::RevocationList::Open(crl, Pem("ca"));
+  ASSERT_TRUE(revocations.ok()) << revocations.status();
+  const PeerIdentities identities(*directory_, revocations->get(), /*capacity=*/2);
+
+  for (int call = 0; call < 3; ++call) {
+    auto p = identities.Resolve(Pem("reader-a-rad"));
+    ASSERT_TRUE(p.ok()) << p.status();
+    EXPECT_EQ(p->user, "reader-a-rad");
+    EXPECT_EQ(p->role, rdg::v1::READER);
+    // A refusal is remembered too: the gateway's own certificate is no client's.
+    EXPECT_TRUE(absl::IsUnauthenticated(identities.Resolve(Pem("gateway")).status()));
+  }
+  EXPECT_EQ(identities.parsed(), 2);
+
+  // Revoked after it was remembered: refused on its next call, naming the revocation.
+  ASSERT_EQ(std::system(("bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-crl.sh " +
+                         pki_->Join("pki") + " reader-a-rad >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  ASSERT_TRUE((*revocations)->Reload().ok());
+  auto refused = identities.Resolve(Pem("reader-a-rad"));
+  EXPECT_TRUE(absl::IsUnauthenticated(refused.status()));
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("revoked"));
+  EXPECT_EQ(identities.parsed(), 2);
+
+  // A third certificate does not fit: everything is forgotten and parsed again when it calls.
+  ASSERT_TRUE(identities.Resolve(Pem("clinic-a1")).ok());
+  EXPECT_TRUE(absl::IsUnauthenticated(identities.Resolve(Pem("reader-a-rad")).status()));
+  EXPECT_EQ(identities.parsed(), 4);
 }
 
 }  // namespace
