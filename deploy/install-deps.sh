@@ -20,6 +20,9 @@ packages=(
   # the audit repository of the ATNA export tests (syslog over TLS) and the schema check of its
   # messages; promtool (in prometheus) checks and unit-tests the alerting rules
   rsyslog rsyslog-openssl libxml2-utils prometheus
+  # Orthanc, the PACS a county would otherwise install: the peer of the ingest benchmark, run in
+  # a network namespace of its own (iproute2 brings its loopback up)
+  orthanc iproute2
   "$@"
 )
 

@@ -86,7 +86,8 @@ class FileUploader {
       return r;
     }
     source.sha256 = *std::move(digest);
-    std::mt19937 rng{std::random_device{}()};
+    // Seeded once per thread: std::random_device opens the kernel's source each time.
+    thread_local std::mt19937 rng{std::random_device{}()};
     auto backoff = std::chrono::milliseconds(100);
     UploadOutcome outcome;
     for (r.attempts = 1; r.attempts <= options_.max_attempts; ++r.attempts) {

@@ -109,15 +109,18 @@ grpc::Status ObjectUpload::Stream(const ObjectSource& source, int64_t offset,
   rdg::v1::UploadStatus status;
   auto writer = stub_.Upload(&ctx, &status);
   rdg::v1::UploadRequest msg = std::move(first);
-  std::string buf;
   bool sent_all = true;
   do {
     const int64_t n = std::min<int64_t>(chunk_bytes_, source.size - offset);
-    buf.resize(static_cast<size_t>(n));
+    // Read straight into the message (no second copy of every chunk).
+    std::string& buf = *msg.mutable_data();
     if (source.data.has_value()) {
       buf.assign(*source.data, static_cast<size_t>(offset), static_cast<size_t>(n));
-    } else if (!file->read(buf.data(), n)) {
-      return grpc::Status(grpc::StatusCode::DATA_LOSS, "file changed while uploading");
+    } else {
+      buf.resize(static_cast<size_t>(n));
+      if (!file->read(buf.data(), n)) {
+        return grpc::Status(grpc::StatusCode::DATA_LOSS, "file changed while uploading");
+      }
     }
     limiter_.Take(n);
     if (cancelled != nullptr && cancelled->load()) {
@@ -126,7 +129,6 @@ grpc::Status ObjectUpload::Stream(const ObjectSource& source, int64_t offset,
       return grpc::Status(grpc::StatusCode::CANCELLED, "upload stopped (shutting down)");
     }
     msg.set_offset(offset);
-    msg.set_data(buf);
     offset += n;
     msg.set_commit(offset == source.size);
     out.commit_sent = false;

@@ -54,7 +54,8 @@ struct ServiceContext {
 
 //! Checks `request` against the field length limits (request_limits.h), then runs `fn`
 //! (returning absl::Status) on the pool and finishes the unary call with its result. A request
-//! over the limits is answered at once, without queuing anything.
+//! over the limits is answered at once, without queuing anything; a call cancelled while it
+//! waited in the pool's queue is not run.
 template <typename Fn>
 grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* ctx, WorkerPool& pool,
                                    const google::protobuf::Message& request, Fn fn) {
@@ -63,7 +64,14 @@ grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* ctx, WorkerPool&
     reactor->Finish(ToGrpcStatus(limits));
     return reactor;
   }
-  pool.Post([reactor, fn = std::move(fn)]() mutable { reactor->Finish(ToGrpcStatus(fn())); });
+  pool.Post([ctx, reactor, fn = std::move(fn)]() mutable {
+    // The caller gave up (its deadline passed, it cancelled) while this waited: nothing is done.
+    if (ctx->IsCancelled()) {
+      reactor->Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    reactor->Finish(ToGrpcStatus(fn()));
+  });
   return reactor;
 }
 

@@ -185,10 +185,11 @@ struct Desks {
   std::unique_ptr<worklist::ReportDesk> reports;
 };
 
-//! The gRPC side: the pool blocking work runs on (declared first: drained after the services
+//! The gRPC side: the pools blocking work runs on (declared first: drained after the services
 //! are gone from the server), who is calling, the services, the server.
 struct Serving {
-  std::unique_ptr<WorkerPool> pool;
+  std::unique_ptr<WorkerPool> pool;         //!< interactive calls
+  std::unique_ptr<WorkerPool> ingest_pool;  //!< uploads, at a lower CPU priority
   std::unique_ptr<TlsPeerAuthenticator> authenticator;
   std::unique_ptr<IngestServiceImpl> ingest;
   std::unique_ptr<ExamServiceImpl> exams;
@@ -294,8 +295,9 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
   RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(config.data_dir() + "/uploads"));
   RDG_RETURN_IF_ERROR(storage::ProbeWritable(config.data_dir() + "/uploads"));
   in.committer = std::make_unique<ingest::IndexCommitter>(*stores.index, /*max_batch=*/256);
-  RDG_ASSIGN_OR_RETURN(in.parser,
-                       parsing::StartParserPool(config.parsing(), config.critical_values()));
+  RDG_ASSIGN_OR_RETURN(
+      in.parser,
+      parsing::StartParserPool(config.parsing(), config.critical_values(), config.ingest_nice()));
   in.ingestor = std::make_unique<ingest::Ingestor>(
       ingest::Ingestor::Options{config.limits(), policy.router.get(), policy.sla.get(),
                                 parsing::CriticalValueTable(config.critical_values()),
@@ -341,14 +343,17 @@ absl::StatusOr<Desks> BuildDesks(const rdg::v1::GatewayConfig& config, const Pol
 //! The services over the desks and stores, on a pool of config.worker_threads.
 void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, const Stores& stores,
                    const Ingest& ingest, const Desks& desks, const Clock& clock, Serving& s) {
-  s.pool = std::make_unique<WorkerPool>(config.worker_threads());
+  s.pool = std::make_unique<WorkerPool>(config.worker_threads(), "rdg-calls");
+  s.ingest_pool =
+      std::make_unique<WorkerPool>(config.ingest_threads(), "rdg-ingest", config.ingest_nice());
   s.authenticator =
       std::make_unique<TlsPeerAuthenticator>(*policy.directory, desks.revocations.get());
   const ServiceContext context{*s.pool, *s.authenticator, *policy.directory};
   // Streams idle or stalled are a matter of the network, measured in real time: the platform's
   // (injectable, SLA) clock may be moved ahead by tests and simulations.
   static const RealClock real_clock;
-  s.ingest = std::make_unique<IngestServiceImpl>(*ingest.ingestor, context, config.limits(),
+  const ServiceContext ingest_context{*s.ingest_pool, *s.authenticator, *policy.directory};
+  s.ingest = std::make_unique<IngestServiceImpl>(*ingest.ingestor, ingest_context, config.limits(),
                                                  config.parsing(), real_clock);
   s.exams = std::make_unique<ExamServiceImpl>(*stores.index, *stores.blobs, context, clock);
   s.reading =
@@ -685,7 +690,8 @@ void Gateway::Shutdown(absl::Duration grace) {
   Serving& s = parts_->serving;
   s.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
   s.server->Wait();
-  s.pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)
+  s.ingest_pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)
+  s.pool.reset();
   const absl::Status stop =
       parts_->stores.index->AppendAudit(ApplicationEvent("application_stop", parts_->clock->Now()));
   if (!stop.ok()) LOG(WARNING) << "auditing the stop: " << stop;

@@ -142,6 +142,11 @@ void Validator::CheckTopLevel() {
     Fail(absl::StrCat(Where("max_signing_clock_skew_seconds"),
                       "max_signing_clock_skew_seconds must not be negative"));
   }
+  if (config_.ingest_nice() < 0 || config_.ingest_nice() > 19) {
+    Fail(absl::StrCat(Where("ingest_nice"),
+                      "ingest_nice must be between 0 (the same priority as readers' calls) and 19 "
+                      "(the lowest), as nice(1)"));
+  }
   if (config_.disk_reserve_mb() < 0 || config_.disk_reserve_mb() > (int64_t{1} << 30)) {
     Fail(absl::StrCat(Where("disk_reserve_mb"),
                       "disk_reserve_mb must be between 0 and 1073741824 (1 PiB)"));
@@ -371,6 +376,8 @@ void ApplyDefaults(GatewayConfig* c) {
   parsing::ApplyParserDefaults(*c->mutable_parsing());
   if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
   if (c->worker_threads() <= 0) c->set_worker_threads(16);
+  if (c->ingest_threads() <= 0) c->set_ingest_threads(8);
+  if (!c->has_ingest_nice()) c->set_ingest_nice(10);
   if (c->time_zone().empty()) c->set_time_zone(std::string(kDefaultTimeZone));
   if (c->platform_name().empty()) c->set_platform_name(std::string(kDefaultPlatformName));
   if (c->shutdown_grace_seconds() <= 0) c->set_shutdown_grace_seconds(20);

@@ -1,10 +1,25 @@
 #include "storage/base/worker_pool.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 namespace rdg {
 
-WorkerPool::WorkerPool(int threads) {
+WorkerPool::WorkerPool(int threads, std::string name, int nice) : name_(std::move(name)) {
   threads_.reserve(static_cast<size_t>(threads));
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < threads; ++i) StartThread(nice);
+}
+
+void WorkerPool::StartThread(int nice) {
+  threads_.emplace_back([this, nice] {
+    ::pthread_setname_np(::pthread_self(), name_.substr(0, 15).c_str());
+    // Linux keeps a nice value per thread: PRIO_PROCESS with a thread id sets this thread's.
+    // Lowering one's own priority is always allowed; if a sandbox refused it the threads would
+    // only keep the normal priority.
+    if (nice > 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice);
+    Loop();
+  });
 }
 
 WorkerPool::~WorkerPool() {

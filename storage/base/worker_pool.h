@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -15,7 +16,10 @@ namespace rdg {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(int threads);
+  //! `name` (at most 15 characters) names the threads for ps, top and perf. `nice` above 0 runs
+  //! them at a lower CPU priority than the rest of the process (as nice(1) would, per thread),
+  //! so that work on other pools goes first when the cores are busy.
+  explicit WorkerPool(int threads, std::string name = "rdg-worker", int nice = 0);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -25,10 +29,12 @@ class WorkerPool {
 
  private:
   void Loop();
+  void StartThread(int nice);
 
   absl::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  const std::string name_;
   std::vector<std::thread> threads_;
 };
 

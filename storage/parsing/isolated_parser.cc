@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,9 +61,10 @@ std::string DefaultParserProgram() {
 
 absl::StatusOr<std::unique_ptr<IsolatedParser>> StartParserPool(
     rdg::v1::ParserConfig config,
-    const google::protobuf::RepeatedPtrField<rdg::v1::CriticalValueRule>& critical) {
+    const google::protobuf::RepeatedPtrField<rdg::v1::CriticalValueRule>& critical, int nice) {
   ApplyParserDefaults(config);
   IsolatedParser::Options options;
+  options.nice = nice;
   options.program = config.program().empty() ? DefaultParserProgram() : config.program();
   options.processes = config.processes();
   options.timeout = absl::Seconds(config.timeout_seconds());
@@ -133,6 +135,8 @@ absl::StatusOr<IsolatedParser::Process> IsolatedParser::Spawn() const {
                      " (parsing.program; it is built beside rdg-gateway)"));
   }
   Process process{pid, sv[0]};
+  // Set here rather than inherited: a replacement is spawned by whichever thread needs one.
+  if (options_.nice > 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(pid), options_.nice);
   // The process answers its setup once it is ready (dictionary loaded, limits set): one that
   // cannot start is found here, not blamed on the first object it is given.
   rdg::v1::ParseResponse ready;

@@ -29,6 +29,8 @@ class IsolatedParser final : public parsing::ObjectParser {
     //! A process whose peak resident memory passed this is replaced after its answer.
     int64_t retire_above_rss_bytes = 128 << 20;
     rdg::v1::ParserSetup setup;  //!< sent to every process as it starts
+    //! Above 0: the processes run at this lower CPU priority (as nice(1)).
+    int nice = 0;
   };
   //! Starts `options.processes` processes; fails clearly if the program cannot run.
   static absl::StatusOr<std::unique_ptr<IsolatedParser>> Start(Options options);
@@ -78,9 +80,11 @@ bool OnlyOutOfWallClockTime(const absl::Status& status);
 //! The rdg-parser program beside the running executable (for the default configuration).
 std::string DefaultParserProgram();
 
-//! Starts the pool `config` describes (defaults applied); `critical` flags lab critical values.
+//! Starts the pool `config` describes (defaults applied); `critical` flags lab critical values;
+//! `nice` above 0 lowers the processes' CPU priority.
 absl::StatusOr<std::unique_ptr<IsolatedParser>> StartParserPool(
     rdg::v1::ParserConfig config,
-    const google::protobuf::RepeatedPtrField<rdg::v1::CriticalValueRule>& critical = {});
+    const google::protobuf::RepeatedPtrField<rdg::v1::CriticalValueRule>& critical = {},
+    int nice = 0);
 
 }  // namespace rdg::parsing

@@ -1,13 +1,14 @@
 #!/usr/bin/python3
-"""Ingest throughput benchmark: rdg-clinic -> rdg-gateway against DCMTK storescu -> storescp.
+"""Ingest throughput benchmark: rdg-clinic -> rdg-gateway against DCMTK storescp and Orthanc.
 
 NOT part of the pass/fail suite (CTest does not collect it). See tests/bench/README.md.
 
     /usr/bin/python3 tests/bench/ingest_bench.py [--small 2000] [--large 500] [--parallel 8]
-                                                 [--keep DIR]
+                                                 [--tools rdg,storescp,orthanc] [--keep DIR]
 
 --parallel takes a comma-separated list (e.g. 4,8,16): one RDG run per value; the storescp baseline
-runs once per corpus (one association, one object in flight, as DICOM C-STORE works).
+runs once per corpus (one association, one object in flight, as DICOM C-STORE works). --tools
+chooses which of rdg, storescp and orthanc run.
 
 Environment: RDG_BIN_DIR (default build/bin of this repository).
 
@@ -24,8 +25,17 @@ What is compared, and why it is not like for like:
     `storescp -id`. Everything stays on loopback; the listener is up before storescu starts, so no
     readiness wait is needed, and the listener is closed after the first connection, so a second
     association would be refused (the run would then fail its file count).
+  * Orthanc 1.10 (its defaults: each file fdatasync'ed, directory not synced; SQLite index in WAL
+    mode with synchronous=NORMAL, so a commit is not flushed to disk) is measured three ways, each
+    on a fresh server: C-STORE over 1 and over 4 associations (storescu, TCP_NODELAY=1 on both
+    sides) and REST (4 threads, keep-alive connections, POST /instances). Orthanc cannot bind to
+    one address either, so it runs in a network namespace of its own, created for it, in which
+    loopback is the only interface; storescu joins it with nsenter, the REST threads with setns.
 """
 import argparse
+import contextlib
+import ctypes
+import http.client
 import json
 import os
 import shutil
@@ -56,6 +66,8 @@ SERIES_PER_STUDY = 2
 
 # corpus name -> (rows, columns): 16-bit pixels, so 160x160 = 51,200 bytes, 512x512 = 524,288 bytes.
 GEOMETRY = {"small": (160, 160), "large": (512, 512)}
+
+TOOLS = ("rdg", "storescp", "orthanc")
 
 _children = []  # every process this script started, killed on the way out if still running
 
@@ -291,12 +303,28 @@ def run_timed(argv, env, stdout_path, stderr_path, peaks, timeout, watchdog=None
 
     The command is killed if it outlives `timeout` seconds or if `watchdog()` (polled every
     50 ms) returns a reason, e.g. the server it talks to has died."""
-    lock, done, aborted = threading.Lock(), threading.Event(), []
-    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+    codes, wall, usages, pids, aborted = run_timed_all([(argv, stdout_path, stderr_path)], env,
+                                                       peaks, timeout, watchdog)
+    return codes[0], wall, usages[0], pids[0], aborted
+
+
+def run_timed_all(commands, env, peaks, timeout, watchdog=None):
+    """Starts every (argv, stdout path, stderr path) at once and waits for all of them; returns
+    (exit codes, wall seconds from the first start to the last exit, rusages, pids, abort reason).
+
+    Every command still running is killed if they outlive `timeout` seconds or if `watchdog()`
+    (polled every 50 ms) returns a reason, e.g. the server they talk to has died."""
+    lock, done, aborted, procs = threading.Lock(), threading.Event(), [], []
+    with contextlib.ExitStack() as files:
         t0 = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _children.append(proc)
-        peaks.watch(proc.pid)
+        for argv, stdout_path, stderr_path in commands:
+            out = files.enter_context(open(stdout_path, "wb"))
+            err = files.enter_context(open(stderr_path, "wb"))
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL)
+            _children.append(proc)
+            peaks.watch(proc.pid)
+            procs.append(proc)
 
         def guard():
             while not done.wait(0.05):
@@ -307,18 +335,25 @@ def run_timed(argv, env, stdout_path, stderr_path, peaks, timeout, watchdog=None
                     with lock:
                         if not done.is_set():
                             aborted.append(reason)
-                            proc.kill()
+                            for proc in procs:
+                                if proc.returncode is None:
+                                    proc.kill()
                     return
 
         guard_thread = threading.Thread(target=guard, daemon=True)
         guard_thread.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        usages = []
+        for proc in procs:
+            _, status, usage = os.wait4(proc.pid, 0)
+            with lock:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            usages.append(usage)
         wall = time.monotonic() - t0
         with lock:
             done.set()
-            proc.returncode = os.waitstatus_to_exitcode(status)
         guard_thread.join()
-    return proc.returncode, wall, usage, proc.pid, (aborted[0] if aborted else None)
+    return ([p.returncode for p in procs], wall, usages, [p.pid for p in procs],
+            (aborted[0] if aborted else None))
 
 
 def signal_name(code):
@@ -507,6 +542,281 @@ def run_storescp(corpus, info, workroot, timeout):
 
 
 # ------------------------------------------------------------------------------------------------
+# Orthanc
+
+# (mode, parallelism) of the Orthanc measurements, each on a fresh server.
+ORTHANC_RUNS = (("cstore", 1), ("cstore", 4), ("rest", 4))
+ORTHANC_AET = "ORTHANC"
+# Orthanc's defaults: it has a network namespace of its own, in which nothing else listens, so
+# these ports are free without a search (and without the race of picking a free port first).
+ORTHANC_DICOM_PORT, ORTHANC_HTTP_PORT = 4242, 8042
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def orthanc_binary():
+    """Path of the Orthanc server (Debian installs it in /usr/sbin), or None."""
+    return shutil.which("Orthanc", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+
+
+def enter_netns(fd):
+    """Moves the calling thread, and only it, into the network namespace open as `fd`."""
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def split_files(root, parts):
+    """Every file under `root`, sorted, cut into `parts` disjoint runs of consecutive files (so
+    each part holds whole studies, as a modality sends them)."""
+    files = sorted(os.path.join(d, n) for d, _, names in os.walk(root) for n in names)
+    return [files[i * len(files) // parts:(i + 1) * len(files) // parts] for i in range(parts)]
+
+
+class Orthanc:
+    """Orthanc with its default SQLite index and storage area in `wd`, in a network namespace of
+    its own in which loopback is the only interface (Orthanc 1.10 listens on every address and
+    has no option to bind to one). The namespace ends with the server."""
+
+    def __init__(self, wd, binary):
+        self.wd, self.binary = wd, binary
+        self.log_path = os.path.join(wd, "orthanc.log")
+        self.proc, self.netns_fd, self.version = None, None, None
+
+    def start(self, timeout=60):
+        """Starts the server and waits until GET /system answers (the DICOM listener is up by
+        then: Orthanc starts it first). Raises RuntimeError if it does not come up."""
+        db = os.path.join(self.wd, "db")
+        config = {"Name": "rdg-ingest-bench", "StorageDirectory": db, "IndexDirectory": db,
+                  "DicomAet": ORTHANC_AET, "DicomPort": ORTHANC_DICOM_PORT,
+                  "HttpPort": ORTHANC_HTTP_PORT, "DicomCheckCalledAet": False,
+                  "DicomAlwaysAllowStore": True, "RemoteAccessAllowed": False,
+                  "AuthenticationEnabled": False, "Plugins": []}
+        config_path = os.path.join(self.wd, "orthanc.json")
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=1)
+        # unshare and sh exec, so the pid is Orthanc's. TCP_NODELAY=1 for its DCMTK, as storescp.
+        argv = ["unshare", "--net", "--", "/bin/sh", "-c", 'ip link set lo up && exec "$0" "$@"',
+                self.binary, config_path]
+        with open(self.log_path, "wb") as log_file:
+            self.proc = subprocess.Popen(argv, env=dict(os.environ, TCP_NODELAY="1"),
+                                         stdin=subprocess.DEVNULL, stdout=log_file,
+                                         stderr=subprocess.STDOUT)
+        _children.append(self.proc)
+        deadline = time.monotonic() + timeout
+        binary = os.path.realpath(self.binary)
+        while not self._exe_is(binary):  # until then, the pid may still be in our namespace
+            self._check_alive("starting")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Orthanc did not start within {timeout} s; see {self.log_path}")
+            time.sleep(0.01)
+        self.netns_fd = os.open(f"/proc/{self.proc.pid}/ns/net", os.O_RDONLY)
+        self.version = self.in_netns(self._wait_ready, deadline).get("Version")
+
+    def _exe_is(self, path):
+        try:
+            return os.readlink(f"/proc/{self.proc.pid}/exe") == path
+        except OSError:
+            return False
+
+    def _check_alive(self, doing):
+        code = self.proc.poll()
+        if code is not None:
+            raise RuntimeError(f"Orthanc ended ({signal_name(code)}) while {doing}; "
+                               f"see {self.log_path}")
+
+    def _wait_ready(self, deadline):
+        """GET /system until it answers; returns its answer."""
+        while True:
+            try:
+                return self.get("/system", timeout=1)
+            except (OSError, http.client.HTTPException):
+                pass
+            self._check_alive("starting")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Orthanc did not answer GET /system in time; "
+                                   f"see {self.log_path}")
+            time.sleep(0.05)
+
+    def died(self):
+        """Why the server is gone, or None while it runs (a watchdog for run_timed_all)."""
+        code = self.proc.poll()
+        return None if code is None else f"Orthanc died ({signal_name(code)})"
+
+    def in_netns(self, fn, *args):
+        """fn(*args), called in a new thread that has entered the server's namespace."""
+        out = {}
+
+        def body():
+            try:
+                enter_netns(self.netns_fd)
+                out["value"] = fn(*args)
+            except BaseException as e:  # handed to the calling thread
+                out["error"] = e
+
+        thread = threading.Thread(target=body, daemon=True)
+        thread.start()
+        thread.join()
+        if "error" in out:
+            raise out["error"]
+        return out["value"]
+
+    def get(self, path, timeout=10):
+        """GET path as JSON; only from a thread inside the server's namespace."""
+        conn = http.client.HTTPConnection("127.0.0.1", ORTHANC_HTTP_PORT, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200:
+                raise http.client.HTTPException(f"GET {path}: HTTP {resp.status}")
+            return json.loads(body)
+        finally:
+            conn.close()
+
+    def count_instances(self):
+        return self.in_netns(self.get, "/statistics")["CountInstances"]
+
+    def nsenter(self, argv):
+        """argv run inside the server's namespace (nsenter execs it: same pid, no fork)."""
+        return ["nsenter", f"--net=/proc/{self.proc.pid}/ns/net", "--"] + argv
+
+    def stop(self, timeout=30):
+        """SIGTERM, then SIGKILL if the server is still running after `timeout` seconds."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.netns_fd is not None:
+            os.close(self.netns_fd)
+            self.netns_fd = None
+
+
+def storescu_to_orthanc(orthanc, corpus, parallel, wd, peaks, timeout):
+    """C-STORE of the corpus: one storescu (one association) with --scan-directories, or
+    `parallel` storescu processes at once, each sending its part of the files on one association.
+    Returns (wall seconds, client CPU seconds, client pids, error or None)."""
+    storescu = ["storescu", "-aet", "BENCH", "-aec", ORTHANC_AET]
+    peer = ["127.0.0.1", str(ORTHANC_DICOM_PORT)]
+    if parallel == 1:
+        lists = [storescu + ["--scan-directories", "--recurse"] + peer + [corpus]]
+    else:
+        lists = [storescu + peer + files for files in split_files(corpus, parallel)]
+    commands = [(orthanc.nsenter(argv), os.path.join(wd, f"storescu-{i}.out"),
+                 os.path.join(wd, f"storescu-{i}.err")) for i, argv in enumerate(lists)]
+    codes, wall, usages, pids, aborted = run_timed_all(
+        commands, dict(os.environ, TCP_NODELAY="1"), peaks, timeout, orthanc.died)
+    cpu = sum(u.ru_utime + u.ru_stime for u in usages)
+    failed = [f"storescu {i} {signal_name(c)}" for i, c in enumerate(codes) if c != 0]
+    return wall, cpu, pids, aborted or "; ".join(failed) or None
+
+
+def post_to_orthanc(orthanc, corpus, parallel, timeout):
+    """POST /instances of the corpus from `parallel` threads at once, each with one keep-alive
+    connection and its part of the files. Every answer must say Status "Success" (a new instance).
+    Returns (wall seconds, client CPU seconds, error or None); the client CPU is the sum of the
+    posting threads' own CPU time (time.thread_time, reading the files included)."""
+    deadline = time.monotonic() + timeout
+    outcomes = {}
+
+    def post_all(i, files):
+        cpu0, error = time.thread_time(), None
+        try:
+            enter_netns(orthanc.netns_fd)
+            conn = http.client.HTTPConnection("127.0.0.1", ORTHANC_HTTP_PORT, timeout=60)
+            for path in files:
+                if time.monotonic() > deadline:
+                    error = f"timed out after {timeout} s"
+                    break
+                with open(path, "rb") as f:
+                    body = f.read()
+                conn.request("POST", "/instances", body=body,
+                             headers={"Content-Type": "application/dicom"})
+                resp = conn.getresponse()
+                answer = resp.read()
+                if resp.status != 200 or json.loads(answer).get("Status") != "Success":
+                    error = f"POST {path}: HTTP {resp.status} {answer[:200]!r}"
+                    break
+            conn.close()
+        except Exception as e:  # whatever it is, the run has failed: report it
+            error = f"{type(e).__name__}: {e}"
+        outcomes[i] = (time.thread_time() - cpu0, error)
+
+    # Daemon threads: an interrupted run must not wait for them on the way out.
+    threads = [threading.Thread(target=post_all, args=(i, files), daemon=True)
+               for i, files in enumerate(split_files(corpus, parallel))]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    errors = [f"thread {i}: {e}" for i, (_, e) in sorted(outcomes.items()) if e]
+    return wall, sum(cpu for cpu, _ in outcomes.values()), "; ".join(errors) or None
+
+
+def run_orthanc(corpus, info, mode, parallel, binary, workroot, timeout):
+    """One Orthanc measurement on a fresh server in a fresh directory: mode "cstore" (storescu)
+    or "rest" (POST /instances), `parallel` associations or connections. The run counts only if
+    the server then holds exactly the corpus's instances."""
+    tool = f"orthanc-{mode}"
+    wd = tempfile.mkdtemp(prefix=f"{tool}-{info['name']}-p{parallel}-", dir=workroot)
+    result = {"corpus": info["name"], "tool": tool, "parallel": parallel,
+              "instances": info["files"], "bytes": info["bytes"]}
+    orthanc = Orthanc(wd, binary)
+    try:
+        try:
+            orthanc.start()
+        except (RuntimeError, OSError, http.client.HTTPException) as e:
+            result["error"] = str(e)
+            return result, wd
+        pid = orthanc.proc.pid
+        peaks = PeakRss()
+        peaks.watch(pid)
+        os.sync()  # earlier runs' dirty pages must not be flushed inside this run
+        procs0, cpu0, sys0 = all_process_cpu(), proc_cpu_seconds(pid), system_cpu()
+        try:
+            if mode == "rest":
+                wall, client_cpu, error = post_to_orthanc(orthanc, corpus, parallel, timeout)
+                client_pids = []
+            else:
+                wall, client_cpu, client_pids, error = storescu_to_orthanc(
+                    orthanc, corpus, parallel, wd, peaks, timeout)
+        finally:
+            peaks.stop()
+        error = "; ".join(e for e in (orthanc.died(), error) if e)
+        if not error:
+            sys1, cpu1, procs1 = system_cpu(), proc_cpu_seconds(pid), all_process_cpu()
+            try:
+                stored = orthanc.count_instances()
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                stored = f"? ({type(e).__name__} from GET /statistics: {e})"
+            if stored != info["files"]:
+                error = f"Orthanc holds {stored} of {info['files']} instances"
+    finally:
+        orthanc.stop()
+    if error:
+        result["error"] = f"{error}; see {wd}"
+        return result, wd
+    result.update({
+        "seconds": round(wall, 3),
+        "orthanc_version": orthanc.version,
+        "server_peak_rss_mb": peaks.mb(pid),
+        "server_cpu_seconds": round(cpu1 - cpu0, 2),
+        "client_cpu_seconds": round(client_cpu, 2),
+        "busiest_other_processes": busiest_others(procs0, procs1,
+                                                  {pid, os.getpid(), *client_pids}),
+    })
+    if client_pids:
+        result["client_peak_rss_mb"] = round(sum(peaks.mb(p) for p in client_pids), 1)
+    result.update(system_cpu_delta(sys0, sys1))
+    return add_other_cpu(result), wd
+
+
+# ------------------------------------------------------------------------------------------------
 # Report
 
 
@@ -520,11 +830,11 @@ def add_rates(r):
 def print_table(results):
     head = ("corpus", "tool", "par", "inst", "seconds", "inst/s", "MB/s", "srv RSS MB",
             "srv CPU s", "cli CPU s", "other CPU s", "busy %", "iowait %")
-    fmt = "{:<6} {:<9} {:>3} {:>5} {:>8} {:>8} {:>7} {:>10} {:>9} {:>9} {:>11} {:>6} {:>8}"
+    fmt = "{:<6} {:<14} {:>3} {:>5} {:>8} {:>8} {:>7} {:>10} {:>9} {:>9} {:>11} {:>6} {:>8}"
     print(fmt.format(*head))
     for r in results:
         if "error" in r:
-            print(f"{r['corpus']:<6} {r['tool']:<9} {r['parallel']:>3} {r['instances']:>5}  "
+            print(f"{r['corpus']:<6} {r['tool']:<14} {r['parallel']:>3} {r['instances']:>5}  "
                   f"FAILED: {r['error']}")
             continue
         print(fmt.format(r["corpus"], r["tool"], r["parallel"], r["instances"],
@@ -536,19 +846,55 @@ def print_table(results):
 
 
 def ratios(results):
+    """For each RDG run: its instances/s and MB/s over storescp's and over the best Orthanc run's
+    (by instances/s) of the same corpus, with the Orthanc mode that was best."""
+    ok = [r for r in results if "error" not in r]
+    base = {r["corpus"]: r for r in ok if r["tool"] == "storescp"}
+    best = {}
+    for r in ok:
+        if r["tool"].startswith("orthanc-"):
+            seen = best.get(r["corpus"])
+            if seen is None or r["instances_per_s"] > seen["instances_per_s"]:
+                best[r["corpus"]] = r
     out = []
-    base = {r["corpus"]: r for r in results if r["tool"] == "storescp" and "error" not in r}
-    for r in results:
-        b = base.get(r["corpus"])
-        if r["tool"] != "rdg" or b is None or "error" in r:
+    for r in ok:
+        if r["tool"] != "rdg":
             continue
-        out.append({"corpus": r["corpus"], "parallel": r["parallel"],
-                    "instances_per_s": round(r["instances_per_s"] / b["instances_per_s"], 3),
-                    "mb_per_s": round(r["mb_per_s"] / b["mb_per_s"], 3)})
+        q = {"corpus": r["corpus"], "parallel": r["parallel"]}
+        b = base.get(r["corpus"])
+        if b is not None:
+            q["instances_per_s"] = round(r["instances_per_s"] / b["instances_per_s"], 3)
+            q["mb_per_s"] = round(r["mb_per_s"] / b["mb_per_s"], 3)
+        o = best.get(r["corpus"])
+        if o is not None:
+            q["orthanc"] = {
+                "best": f"{o['tool']} --parallel {o['parallel']}",
+                "instances_per_s": round(r["instances_per_s"] / o["instances_per_s"], 3),
+                "mb_per_s": round(r["mb_per_s"] / o["mb_per_s"], 3)}
+        out.append(q)
     return out
 
 
+def file_creation_probe(root, files=500):
+    """Microseconds to create (and close) one empty file in a new directory under `root`, the
+    median of `files`. The cost of a new inode depends on the file system's recent history
+    (ext4 without a journal skips inodes freed in the last seconds, and was seen here taking
+    20 us in one directory and 420 us in another); every tool here creates a file per object."""
+    d = tempfile.mkdtemp(prefix="create-probe-", dir=root)
+    took = []
+    for i in range(files):
+        t0 = time.perf_counter()
+        os.close(os.open(os.path.join(d, f"{i}"), os.O_CREAT | os.O_WRONLY, 0o600))
+        took.append(time.perf_counter() - t0)
+    took.sort()
+    return round(took[len(took) // 2] * 1e6, 1)
+
+
 def report_run(r, wd, keep):
+    """Logs a run's outcome. Its directory stays until the end of the script (removed with the
+    work root): deleting thousands of files right before the next run would make that run's
+    file creations slower (ext4 skips inodes freed in the last seconds while it allocates, which
+    this machine's journal-less ext4 was seen to spend up to 0.3 ms per new file on)."""
     if "error" in r:
         log(f"  FAILED: {r['error']}")
         if not keep:  # keep the run's logs (not its data) outside the work dir
@@ -556,13 +902,35 @@ def report_run(r, wd, keep):
             for name in os.listdir(wd):
                 if os.path.isfile(os.path.join(wd, name)):
                     shutil.copy(os.path.join(wd, name), kept)
-            shutil.rmtree(wd, ignore_errors=True)
             log(f"  logs kept in {kept}")
-            return
     else:
         log(f"  {r['seconds']:.2f} s, {r['instances_per_s']:.0f} inst/s")
-    if not keep:
-        shutil.rmtree(wd, ignore_errors=True)
+
+
+def check_tools(tools):
+    """Exits with what to install if a chosen tool is missing; returns Orthanc's path if it runs."""
+    if {"storescp", "orthanc"} & set(tools):
+        for tool in ("storescu", "storescp"):
+            if not shutil.which(tool):
+                sys.exit(f"{tool} not found: apt-get install dcmtk")
+    if "rdg" in tools:
+        for tool in ("rdg-gateway", "rdg-clinic"):
+            if not os.access(os.path.join(harness.BIN_DIR, tool), os.X_OK):
+                sys.exit(f"{harness.BIN_DIR}/{tool} not found: build first or set RDG_BIN_DIR")
+    if "orthanc" not in tools:
+        return None
+    binary = orthanc_binary()
+    if binary is None:
+        sys.exit("Orthanc not found: run deploy/install-deps.sh (Debian package orthanc)")
+    for tool, package in (("unshare", "util-linux"), ("nsenter", "util-linux"),
+                          ("ip", "iproute2")):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found (needed for Orthanc's network namespace): "
+                     f"apt-get install {package}")
+    if os.geteuid() != 0:
+        sys.exit("Orthanc runs in a network namespace of its own, which needs root; "
+                 "run as root or leave orthanc out of --tools")
+    return binary
 
 
 def main():
@@ -579,14 +947,14 @@ def main():
                          "times in all; failed attempts are reported (default 1)")
     ap.add_argument("--timeout", type=float, default=900,
                     help="kill a client that runs longer than this many seconds (default 900)")
+    ap.add_argument("--tools", default=",".join(TOOLS),
+                    help=f"comma-separated tools to measure (default {','.join(TOOLS)})")
     args = ap.parse_args()
     parallels = [int(p) for p in args.parallel.split(",") if p.strip()]
-    for tool in ("storescu", "storescp"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} not found: apt-get install dcmtk")
-    for tool in ("rdg-gateway", "rdg-clinic"):
-        if not os.access(os.path.join(harness.BIN_DIR, tool), os.X_OK):
-            sys.exit(f"{harness.BIN_DIR}/{tool} not found: build first or set RDG_BIN_DIR")
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if not tools or set(tools) - set(TOOLS):
+        ap.error(f"--tools {args.tools!r}: choose from {', '.join(TOOLS)}")
+    orthanc = check_tools(tools)
 
     if args.keep:
         workroot = os.path.abspath(args.keep)
@@ -596,13 +964,16 @@ def main():
     pki = None
     results = []
     corpora = []
+    create_us = file_creation_probe(workroot)
+    log(f"creating a file in {workroot} takes {create_us} us (median of 500)")
     try:
         for name, count in (("small", args.small), ("large", args.large)):
             if count > 0:
                 corpora.append((name, *build_corpus(workroot, name, count)))
-        pki = harness.make_pki()
+        if "rdg" in tools:
+            pki = harness.make_pki()
         for name, path, info in corpora:
-            for parallel in parallels:
+            for parallel in (parallels if "rdg" in tools else []):
                 log(f"{name}: rdg-clinic --parallel {parallel} ...")
                 failures = []
                 for _ in range(args.attempts):
@@ -614,10 +985,16 @@ def main():
                 if failures and "error" not in r:
                     r["failed_attempts"] = failures
                 results.append(add_rates(r))
-            log(f"{name}: storescu -> storescp ...")
-            r, wd = run_storescp(path, info, workroot, args.timeout)
-            results.append(add_rates(r))
-            report_run(r, wd, args.keep)
+            if "storescp" in tools:
+                log(f"{name}: storescu -> storescp ...")
+                r, wd = run_storescp(path, info, workroot, args.timeout)
+                results.append(add_rates(r))
+                report_run(r, wd, args.keep)
+            for mode, parallel in (ORTHANC_RUNS if orthanc else ()):
+                log(f"{name}: orthanc-{mode} --parallel {parallel} ...")
+                r, wd = run_orthanc(path, info, mode, parallel, orthanc, workroot, args.timeout)
+                results.append(add_rates(r))
+                report_run(r, wd, args.keep)
     finally:
         for proc in _children:
             if proc.returncode is None and proc.poll() is None:
@@ -634,8 +1011,14 @@ def main():
     print_table(results)
     print()
     for q in ratios(results):
-        print(f"RDG/storescp {q['corpus']:<5} --parallel {q['parallel']:<3} "
-              f"instances/s x{q['instances_per_s']:.2f}  MB/s x{q['mb_per_s']:.2f}")
+        if "instances_per_s" in q:
+            print(f"RDG/storescp {q['corpus']:<5} --parallel {q['parallel']:<3} "
+                  f"instances/s x{q['instances_per_s']:.2f}  MB/s x{q['mb_per_s']:.2f}")
+        if "orthanc" in q:
+            o = q["orthanc"]
+            print(f"RDG/Orthanc  {q['corpus']:<5} --parallel {q['parallel']:<3} "
+                  f"instances/s x{o['instances_per_s']:.2f}  MB/s x{o['mb_per_s']:.2f}  "
+                  f"(best Orthanc: {o['best']})")
     for r in results:
         if "error" not in r and r["other_cpu_seconds"] >= 0.1 * r["seconds"]:
             top = ", ".join(f"{c} {t:.2f} s" for c, t in r.get("busiest_other_processes", []))
@@ -651,17 +1034,23 @@ def main():
             threads = ", ".join(f"{name}" + (f" x{n}" if n > 1 else "") + f" {cpu:.2f} s"
                                 for name, n, cpu, _ in r["gateway_threads"] if cpu > 0)
             print(f"gateway CPU by thread, {r['corpus']} --parallel {r['parallel']}: {threads}")
-    print()
+    if "rdg" in tools:
+        print()
     print("RDG acknowledges an object only once it is durable (fsynced, linked into the blob")
     print("store, indexed in SQLite with synchronous=FULL) and talks gRPC over mTLS; storescp")
-    print("writes into the page cache without fsync and keeps no index. srv = gateway (with its")
-    print("rdg-parser processes) or storescp, cli = rdg-clinic or storescu; other CPU =")
-    print("everything else on the machine")
-    print("during the timed command (should be ~0, otherwise the machine was shared);")
+    print("writes into the page cache without fsync and keeps no index; Orthanc (defaults)")
+    print("fdatasyncs each file, not its directory, and commits its SQLite index (WAL) with")
+    print("synchronous=NORMAL, i.e. without flushing the commit. srv = gateway (with its")
+    print("rdg-parser processes), storescp or Orthanc; cli = rdg-clinic, storescu (all of them)")
+    print("or this script's posting threads (orthanc-rest); other CPU = everything else on the")
+    print("machine during the timed command (should be ~0, otherwise the machine was shared);")
     print("busy/iowait: the whole machine.")
+    print(f"Creating one empty file in the work directory took {create_us} us (median); every")
+    print("tool creates a file per object, so a slow file system slows them all.")
     print()
     summary = {
-        "bench": "ingest", "cores": os.cpu_count(),
+        "bench": "ingest", "cores": os.cpu_count(), "tools": tools,
+        "file_creation_us": create_us,
         "corpora": {info["name"]: {k: info[k] for k in ("files", "bytes", "mean_file_bytes",
                                                          "rows", "columns", "studies")}
                     for _, _, info in corpora},

@@ -42,6 +42,12 @@ TEST(ConfigTest, DefaultsAndOverrides) {
   EXPECT_EQ(c->parsing().memory_bytes(), int64_t{1} << 30);
   EXPECT_EQ(c->parsing().max_sequence_depth(), 64);
   EXPECT_EQ(c->parsing().max_elements(), 500000);
+  EXPECT_EQ(c->worker_threads(), 16);
+  EXPECT_EQ(c->ingest_threads(), 8);
+  EXPECT_EQ(c->ingest_nice(), 10);
+  auto same = ParseConfig(std::string(kMinimal) + "ingest_nice: 0", "t");
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_EQ(same->ingest_nice(), 0);  // explicitly the readers' priority
 }
 
 TEST(ConfigTest, SyntaxErrorNamesLineAndColumn) {
@@ -75,6 +81,7 @@ TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
       {"limits { max_chunk_bytes: 100000000 }", "at most 16 MiB"},
       {"parsing { memory_bytes: 1000000 }", "at least 128 MiB"},
       {"parsing { processes: 100 }", "between 1 and 64"},
+      {"ingest_nice: 20", "between 0 (the same priority as readers' calls) and 19"},
       {"parsing { max_sequence_depth: -1 }", "must not be negative"},
       {"critical_values { below: 1 }", "needs a test code"},
       {"time_zone: \"China/Beijing\"", "is not an IANA time zone"},
