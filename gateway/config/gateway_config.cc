@@ -376,7 +376,7 @@ void ApplyDefaults(GatewayConfig* c) {
   parsing::ApplyParserDefaults(*c->mutable_parsing());
   if (c->claims().lease_seconds() <= 0) c->mutable_claims()->set_lease_seconds(900);
   if (c->worker_threads() <= 0) c->set_worker_threads(16);
-  if (c->ingest_threads() <= 0) c->set_ingest_threads(8);
+  if (c->ingest_threads() <= 0) c->set_ingest_threads(16);
   if (!c->has_ingest_nice()) c->set_ingest_nice(10);
   if (c->time_zone().empty()) c->set_time_zone(std::string(kDefaultTimeZone));
   if (c->platform_name().empty()) c->set_platform_name(std::string(kDefaultPlatformName));

@@ -58,6 +58,21 @@ def finish_readers(proc, out_path):
     return json.loads(lines[-1])
 
 
+def niced_threads(pid):
+    """{thread name: count} of the process's threads whose nice value is above 0."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        if int(raw.rsplit(")", 1)[1].split()[16]) > 0:  # field 19 of stat: nice
+            name = raw[raw.index("(") + 1:raw.rindex(")")]
+            out[name] = out.get(name, 0) + 1
+    return out
+
+
 def row(phase, r, extra=""):
     def cell(s):
         if not s.get("calls"):
@@ -73,7 +88,9 @@ def main():
     ap.add_argument("--streams", type=int, default=200, help="rdg-clinic upload --parallel")
     ap.add_argument("--objects", type=int, default=8000, help="small objects uploaded (~53 KB)")
     ap.add_argument("--readers", type=int, default=50, help="reader threads (one channel each)")
-    ap.add_argument("--quiet-seconds", type=float, default=5)
+    ap.add_argument("--quiet-seconds", type=float, default=10)
+    ap.add_argument("--ingest-nice", type=int,
+                    help="the gateway's ingest_nice (default: the gateway's own default)")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (corpus reused)")
     args = ap.parse_args()
     if not os.access(DRIVER, os.X_OK):
@@ -86,8 +103,11 @@ def main():
     pki = harness.make_pki()
     wd = tempfile.mkdtemp(prefix="gateway-", dir=workroot)
     limits = max(256, args.streams)
-    gateway = harness.Gateway(wd, pki, f"limits {{ max_concurrent_uploads: {limits} "
-                                       f"max_concurrent_uploads_per_institution: {limits} }}")
+    config = (f"limits {{ max_concurrent_uploads: {limits} "
+              f"max_concurrent_uploads_per_institution: {limits} }}")
+    if args.ingest_nice is not None:
+        config += f"\ningest_nice: {args.ingest_nice}"
+    gateway = harness.Gateway(wd, pki, config)
     gateway.start()
     try:
         clinic = harness.Clinic(gateway, "clinic-a1")
@@ -111,6 +131,7 @@ def main():
         readers.send_signal(signal.SIGINT)
         loaded = finish_readers(readers, out)
         threads1, cpu1 = ingest_bench.thread_cpu(pid), ingest_bench.proc_cpu_seconds(pid)
+        niced = niced_threads(pid)
         report = json.loads(upload.stdout)
         stored = sum(1 for f in report["files"] if f["ok"])
         if upload.returncode != 0 or stored != info["files"]:
@@ -132,12 +153,16 @@ def main():
     print("gateway CPU by thread during the uploads: " + ", ".join(
         f"{name}" + (f" x{n}" if n > 1 else "") + f" {cpu:.2f} s"
         for name, n, cpu, _ in threads if cpu > 0))
+    print("gateway threads at a lower CPU priority after the uploads: " +
+          (", ".join(f"{name} x{n}" for name, n in sorted(niced.items())) or "none"))
     print("Latency is each call's wall time at the reader (gRPC over mTLS on loopback); the")
     print("driver, the uploading client and the gateway share the machine's cores.")
     print()
     print(json.dumps({"bench": "readers", "cores": os.cpu_count(), "streams": args.streams,
+                      "ingest_nice": args.ingest_nice,
                       "objects": info["files"], "upload_seconds": round(wall, 2),
-                      "quiet": quiet, "uploads": loaded, "gateway_threads": threads},
+                      "quiet": quiet, "uploads": loaded, "gateway_threads": threads,
+                      "niced_threads": niced},
                      separators=(",", ":")))
     if not args.keep:
         shutil.rmtree(workroot, ignore_errors=True)

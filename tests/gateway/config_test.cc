@@ -43,7 +43,7 @@ TEST(ConfigTest, DefaultsAndOverrides) {
   EXPECT_EQ(c->parsing().max_sequence_depth(), 64);
   EXPECT_EQ(c->parsing().max_elements(), 500000);
   EXPECT_EQ(c->worker_threads(), 16);
-  EXPECT_EQ(c->ingest_threads(), 8);
+  EXPECT_EQ(c->ingest_threads(), 16);
   EXPECT_EQ(c->ingest_nice(), 10);
   auto same = ParseConfig(std::string(kMinimal) + "ingest_nice: 0", "t");
   ASSERT_TRUE(same.ok()) << same.status();
