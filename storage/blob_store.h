@@ -4,9 +4,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "storage/base/digest.h"
 
 namespace rdg::storage {
@@ -30,6 +32,22 @@ class BlobStore {
   //! later step fails transiently still has it; the caller removes it once it is no longer
   //! needed. The caller has verified the digest.
   virtual absl::Status Adopt(const std::string& path, const Digest& digest) = 0;
+
+  //! One file for AdoptAll.
+  struct Adoption {
+    std::string path;
+    Digest digest{};
+  };
+  //! Adopt for several files at once, one status per file in the same order: each adopted file
+  //! is as durable when this returns as Adopt makes it, and a failure costs only the files it
+  //! concerns. A store may share the durability work among the files (a group commit); this
+  //! default adopts them one by one.
+  virtual std::vector<absl::Status> AdoptAll(absl::Span<const Adoption> files) {
+    std::vector<absl::Status> results;
+    results.reserve(files.size());
+    for (const Adoption& f : files) results.push_back(Adopt(f.path, f.digest));
+    return results;
+  }
   //! Opens a stored blob; NotFound if absent.
   virtual absl::StatusOr<std::unique_ptr<BlobReader>> Open(const Digest& digest) const = 0;
   virtual bool Exists(const Digest& digest) const = 0;

@@ -61,6 +61,33 @@ absl::Status FileBlobStore::Adopt(const std::string& path, const Digest& digest)
   return SyncDirectory(DirOf(digest));
 }
 
+std::vector<absl::Status> FileBlobStore::AdoptAll(absl::Span<const Adoption> files) {
+  std::vector<absl::Status> results(files.size());
+  std::vector<size_t> pending;  // not stored yet (content-addressed: the same bytes are durable)
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!Exists(files[i].digest)) pending.push_back(i);
+  }
+  if (pending.empty()) return results;
+  // Failing every pending file is the honest answer when a sync fails: any of them may be lost.
+  auto fail_pending = [&](const absl::Status& why) {
+    for (size_t i : pending) {
+      if (results[i].ok()) results[i] = why;
+    }
+  };
+  // 1. The files' bytes (and sizes) durable before any name points at them.
+  if (absl::Status s = SyncFileSystem(root_); !s.ok()) {
+    fail_pending(s);
+    return results;
+  }
+  // 2. The names.
+  for (size_t i : pending) {
+    results[i] = LinkFile(files[i].path, PathOf(files[i].digest));
+  }
+  // 3. The names durable.
+  if (absl::Status s = SyncFileSystem(root_); !s.ok()) fail_pending(s);
+  return results;
+}
+
 absl::StatusOr<std::unique_ptr<BlobReader>> FileBlobStore::Open(const Digest& digest) const {
   auto file = File::OpenForRead(PathOf(digest));
   if (!file.ok()) return file.status();

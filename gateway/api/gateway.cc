@@ -294,7 +294,8 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
   Ingest in;
   RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(config.data_dir() + "/uploads"));
   RDG_RETURN_IF_ERROR(storage::ProbeWritable(config.data_dir() + "/uploads"));
-  in.committer = std::make_unique<ingest::IndexCommitter>(*stores.index, /*max_batch=*/256);
+  in.committer = std::make_unique<ingest::IndexCommitter>(*stores.index, /*max_batch=*/256,
+                                                          stores.blobs.get());
   RDG_ASSIGN_OR_RETURN(
       in.parser,
       parsing::StartParserPool(config.parsing(), config.critical_values(), config.ingest_nice()));

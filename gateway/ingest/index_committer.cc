@@ -4,8 +4,8 @@
 
 namespace rdg::ingest {
 
-IndexCommitter::IndexCommitter(storage::IndexStore& index, int max_batch)
-    : index_(index), max_batch_(max_batch), thread_([this] { Loop(); }) {}
+IndexCommitter::IndexCommitter(storage::IndexStore& index, int max_batch, storage::BlobStore* blobs)
+    : index_(index), max_batch_(max_batch), blobs_(blobs), thread_([this] { Loop(); }) {}
 
 IndexCommitter::~IndexCommitter() {
   {
@@ -20,8 +20,12 @@ int64_t IndexCommitter::batches() const {
   return batches_;
 }
 
-absl::StatusOr<storage::CommitOutcome> IndexCommitter::Commit(storage::NewObject item) {
-  Pending pending{std::move(item), std::nullopt};
+absl::StatusOr<storage::CommitOutcome> IndexCommitter::Commit(
+    storage::NewObject item, std::optional<storage::BlobStore::Adoption> blob) {
+  if (blob.has_value() && blobs_ == nullptr) {
+    return absl::InternalError("this committer has no blob store to adopt files into");
+  }
+  Pending pending{std::move(item), std::move(blob), std::nullopt};
   absl::MutexLock lock(&mu_);
   queue_.push_back(&pending);
   mu_.Await(absl::Condition(
@@ -44,14 +48,47 @@ void IndexCommitter::Loop() {
         queue_.pop_front();
       }
     }
-    std::vector<storage::NewObject> items;
-    items.reserve(batch.size());
-    for (Pending* p : batch) items.push_back(std::move(p->item));
-    auto results = index_.CommitObjects(items);
+    auto results = CommitBatch(batch);
     absl::MutexLock lock(&mu_);
     ++batches_;
     for (size_t i = 0; i < batch.size(); ++i) batch[i]->result = std::move(results[i]);
   }
+}
+
+std::vector<absl::StatusOr<storage::CommitOutcome>> IndexCommitter::CommitBatch(
+    std::vector<Pending*>& batch) {
+  std::vector<absl::StatusOr<storage::CommitOutcome>> results(batch.size(),
+                                                              absl::UnknownError("not committed"));
+  // The files first: no row may name a blob that is not durable yet.
+  std::vector<storage::BlobStore::Adoption> files;
+  std::vector<size_t> file_of;  // batch position of each file
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i]->blob.has_value()) {
+      files.push_back(*std::move(batch[i]->blob));
+      file_of.push_back(i);
+    }
+  }
+  std::vector<bool> adopted(batch.size(), true);
+  if (!files.empty()) {
+    std::vector<absl::Status> statuses = blobs_->AdoptAll(files);
+    for (size_t k = 0; k < file_of.size(); ++k) {
+      if (statuses[k].ok()) continue;
+      adopted[file_of[k]] = false;
+      results[file_of[k]] = std::move(statuses[k]);
+    }
+  }
+  std::vector<storage::NewObject> items;
+  std::vector<size_t> item_of;
+  items.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!adopted[i]) continue;
+    items.push_back(std::move(batch[i]->item));
+    item_of.push_back(i);
+  }
+  if (items.empty()) return results;
+  auto committed = index_.CommitObjects(items);
+  for (size_t k = 0; k < item_of.size(); ++k) results[item_of[k]] = std::move(committed[k]);
+  return results;
 }
 
 }  // namespace rdg::ingest

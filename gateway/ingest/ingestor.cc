@@ -595,9 +595,9 @@ absl::StatusOr<storage::CommitOutcome> Ingestor::Store(const UploadSessionRecord
                                                        storage::NewObject item) {
   if (stored) return committer_.Commit(std::move(item));  // duplicate: only the session row goes
   Pin(session.sha256_hex);
-  absl::Status adopted = blobs_.Adopt(path, digest);
+  // The blob is made durable in the same group commit as the rows, before them.
   absl::StatusOr<storage::CommitOutcome> outcome =
-      adopted.ok() ? committer_.Commit(std::move(item)) : adopted;
+      committer_.Commit(std::move(item), storage::BlobStore::Adoption{path, digest});
   // Refused, or the same HL7 message stored meanwhile from other bytes: this blob is unused.
   UnpinAndCollect(session.sha256_hex, digest, !outcome.ok() || outcome->duplicate);
   return outcome;

@@ -93,14 +93,28 @@ absl::Status File::Truncate(int64_t size) {
   return absl::OkStatus();
 }
 
-absl::Status SyncDirectory(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open directory", dir, errno);
-  int rc = ::fsync(fd);
+namespace {
+
+//! Opens `path` with `flags`, runs `sync` (fsync, syncfs) on it and closes it.
+absl::Status SyncThrough(const std::string& path, int flags, int (*sync)(int),
+                         absl::string_view what) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open", path, errno);
+  int rc = sync(fd);
   int err = errno;
   ::close(fd);
-  if (rc != 0) return ErrnoStatus("fsync directory", dir, err);
+  if (rc != 0) return ErrnoStatus(what, path, err);
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SyncDirectory(const std::string& dir) {
+  return SyncThrough(dir, O_RDONLY | O_DIRECTORY, ::fsync, "fsync directory");
+}
+
+absl::Status SyncFileSystem(const std::string& path) {
+  return SyncThrough(path, O_RDONLY, ::syncfs, "syncfs of the file system of");
 }
 
 absl::Status MakeDirectories(const std::string& dir) {

@@ -44,6 +44,10 @@ class File {
 
 //! fsyncs a directory so that renames and creations in it are durable.
 absl::Status SyncDirectory(const std::string& dir);
+//! syncfs(2) of the file system holding `path`: everything written to it so far, data and
+//! metadata (new names included), is durable when this returns OK. Linux reports writeback
+//! errors of the whole file system since the last call here.
+absl::Status SyncFileSystem(const std::string& path);
 //! Creates a directory (and parents, mode 0700); succeeds if it exists.
 absl::Status MakeDirectories(const std::string& dir);
 //! Proves `dir` takes new files: creates, writes, fsyncs and removes a probe file in it.

@@ -373,11 +373,11 @@ def count_files(root):
 # RDG
 
 
-def run_rdg(corpus, info, parallel, pki, workroot, timeout):
+def run_rdg(corpus, info, parallel, pki, workroot, timeout, gateway_config=""):
     wd = tempfile.mkdtemp(prefix=f"rdg-{info['name']}-p{parallel}-", dir=workroot)
     result = {"corpus": info["name"], "tool": "rdg", "parallel": parallel,
               "instances": info["files"], "bytes": info["bytes"]}
-    gateway = harness.Gateway(wd, pki)
+    gateway = harness.Gateway(wd, pki, gateway_config)
     try:
         gateway.start()
     finally:
@@ -945,6 +945,8 @@ def main():
     ap.add_argument("--attempts", type=int, default=1,
                     help="run a failed RDG measurement again on a fresh gateway, up to this many "
                          "times in all; failed attempts are reported (default 1)")
+    ap.add_argument("--gateway-config", default="", metavar="TEXTPROTO",
+                    help="added to the gateway's configuration, e.g. 'ingest_threads: 32'")
     ap.add_argument("--timeout", type=float, default=900,
                     help="kill a client that runs longer than this many seconds (default 900)")
     ap.add_argument("--tools", default=",".join(TOOLS),
@@ -977,7 +979,8 @@ def main():
                 log(f"{name}: rdg-clinic --parallel {parallel} ...")
                 failures = []
                 for _ in range(args.attempts):
-                    r, wd = run_rdg(path, info, parallel, pki, workroot, args.timeout)
+                    r, wd = run_rdg(path, info, parallel, pki, workroot, args.timeout,
+                                    args.gateway_config)
                     report_run(add_rates(r), wd, args.keep)
                     if "error" not in r:
                         break

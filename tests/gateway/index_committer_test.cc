@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "storage/sqlite_index_store.h"
+#include "tests/mocks/mock_blob_store.h"
 #include "tests/mocks/mock_index_store.h"
 #include "tests/mocks/temp_dir.h"
 
@@ -44,6 +45,29 @@ TEST(IndexCommitterTest, ConcurrentCommitsShareTransactions) {
   }
   EXPECT_LT(committer.batches(), kThreads * kPerThread);
   EXPECT_GT(committer.batches(), 0);
+}
+
+TEST(IndexCommitterTest, FilesAreAdoptedBeforeTheRowsAndAFailedFileCommitsNothingOfItsObject) {
+  testing::TempDir dir;
+  auto index = *storage::SqliteIndexStore::Open(dir.Join("i.sqlite"));
+  ::testing::NiceMock<storage::MockBlobStore> blobs;
+  EXPECT_CALL(blobs, Adopt(_, _)).WillRepeatedly([&](const std::string& path, const auto&) {
+    // The object's row is not written before its file is adopted.
+    EXPECT_FALSE(index->FindObject("c1", path == "fine.part" ? "1.2.3.1" : "1.2.3.2")->has_value());
+    return path == "broken.part" ? absl::InternalError("fsync: Input/output error")
+                                 : absl::OkStatus();
+  });
+  IndexCommitter committer(*index, 8, &blobs);
+  auto ok = committer.Commit(Object(1), storage::BlobStore::Adoption{"fine.part", {}});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  auto failed = committer.Commit(Object(2), storage::BlobStore::Adoption{"broken.part", {}});
+  EXPECT_TRUE(absl::IsInternal(failed.status())) << failed.status();
+  EXPECT_TRUE(index->FindObject("c1", "1.2.3.1")->has_value());
+  EXPECT_FALSE(index->FindObject("c1", "1.2.3.2")->has_value());
+  // Without a blob store a file cannot be taken.
+  IndexCommitter rows_only(*index, 8);
+  EXPECT_TRUE(absl::IsInternal(
+      rows_only.Commit(Object(3), storage::BlobStore::Adoption{"fine.part", {}}).status()));
 }
 
 TEST(IndexCommitterTest, TransactionFailureReachesEveryCaller) {

@@ -54,7 +54,7 @@ class IngestServiceTest : public ::testing::Test {
   rdg::v1::ParserConfig parsing_ = TestParsing();
   StrictMock<storage::MockIndexStore> index_;
   StrictMock<storage::MockBlobStore> blobs_;
-  ingest::IndexCommitter committer_{index_, 8};
+  ingest::IndexCommitter committer_{index_, 8, &blobs_};
   ingest::Ingestor ingestor_{ingest::Ingestor::Options{limits_},
                              index_,
                              blobs_,

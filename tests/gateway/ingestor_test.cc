@@ -67,7 +67,7 @@ class IngestorTest : public ::testing::Test {
     ct_ = testing::ReadFileBytes(std::string(RDG_PYDICOM_FILES) + "/CT_small.dcm");
     index_ = *storage::SqliteIndexStore::Open(dir_.Join("index.sqlite"));
     blobs_ = *storage::FileBlobStore::Create(dir_.Join("blobs"));
-    committer_ = std::make_unique<IndexCommitter>(*index_, 64);
+    committer_ = std::make_unique<IndexCommitter>(*index_, 64, blobs_.get());
     ingestor_ = std::make_unique<Ingestor>(Ingestor::Options{DefaultLimits()}, *index_, *blobs_,
                                            *storage::StagingArea::Create(dir_.Join("uploads")),
                                            *committer_, clock_);
@@ -236,8 +236,9 @@ TEST_F(IngestorTest, TransientCommitFailureKeepsTheUploadForAResume) {
   NiceMock<storage::MockBlobStore> blobs;
   EXPECT_CALL(blobs, Adopt(_, _))
       .WillOnce(Return(absl::UnavailableError("link: No space left on device")));
+  IndexCommitter failing_commits(*index_, 8, &blobs);
   Ingestor failing(Ingestor::Options{DefaultLimits()}, *index_, blobs,
-                   *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
+                   *storage::StagingArea::Create(dir_.Join("uploads")), failing_commits, clock_);
   auto a = *failing.Attach(kClinicA, OpenMessage(ct_));
   ASSERT_TRUE(a.handle->Append(0, ct_).ok());
   auto failed = a.handle->Commit();
@@ -273,7 +274,7 @@ TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlobAndKeepsTheBytes) {
         b.size(), absl::UnavailableError("sqlite: database is locked"));
   });
   EXPECT_CALL(index, CreateSession(_, _)).WillOnce(Return(absl::OkStatus()));  // kept for resume
-  IndexCommitter committer(index, 8);
+  IndexCommitter committer(index, 8, blobs_.get());
   Ingestor ingestor(Ingestor::Options{DefaultLimits()}, index, *blobs_,
                     *storage::StagingArea::Create(dir_.Join("uploads")), committer, clock_);
   auto a = *ingestor.Attach(kClinicA, OpenMessage(ct_));

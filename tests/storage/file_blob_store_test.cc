@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <vector>
 
 #include "storage/base/posix_file.h"
 #include "storage/staging_area.h"
@@ -48,6 +49,29 @@ TEST(FileBlobStoreTest, AdoptOfExistingContentLeavesTheStoreAsItIs) {
   ASSERT_TRUE(store->Adopt(second, DigestOf("same")).ok());
   EXPECT_TRUE(std::filesystem::exists(second));  // the caller's to remove
   EXPECT_EQ(testing::ReadFileBytes(store->PathOf(DigestOf("same"))), "same");
+}
+
+TEST(FileBlobStoreTest, AdoptAllStoresABatchAndAFailureCostsOnlyItsFile) {
+  testing::TempDir dir;
+  auto store = *FileBlobStore::Create(dir.Join("blobs"));
+  ASSERT_TRUE(store->Adopt(dir.Write("old", "stored before"), DigestOf("stored before")).ok());
+  const std::vector<BlobStore::Adoption> batch = {
+      {dir.Write("a.part", "first"), DigestOf("first")},
+      {dir.Join("gone.part"), DigestOf("never staged")},  // its file is missing
+      {dir.Write("b.part", "stored before"), DigestOf("stored before")},
+      {dir.Write("c.part", "second"), DigestOf("second")},
+  };
+  const std::vector<absl::Status> results = store->AdoptAll(batch);
+  ASSERT_EQ(results.size(), batch.size());
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_TRUE(absl::IsNotFound(results[1])) << results[1];
+  EXPECT_TRUE(results[2].ok()) << results[2];
+  EXPECT_TRUE(results[3].ok()) << results[3];
+  EXPECT_EQ(testing::ReadFileBytes(store->PathOf(DigestOf("first"))), "first");
+  EXPECT_EQ(testing::ReadFileBytes(store->PathOf(DigestOf("second"))), "second");
+  EXPECT_FALSE(store->Exists(DigestOf("never staged")));
+  EXPECT_TRUE(std::filesystem::exists(dir.Join("a.part")));  // the caller's to remove
+  EXPECT_TRUE(store->AdoptAll({}).empty());
 }
 
 TEST(FileBlobStoreTest, ReadRangeAndRemove) {
