@@ -63,28 +63,34 @@ absl::Status FileBlobStore::Adopt(const std::string& path, const Digest& digest)
 
 std::vector<absl::Status> FileBlobStore::AdoptAll(absl::Span<const Adoption> files) {
   std::vector<absl::Status> results(files.size());
-  std::vector<size_t> pending;  // not stored yet (content-addressed: the same bytes are durable)
-  for (size_t i = 0; i < files.size(); ++i) {
-    if (!Exists(files[i].digest)) pending.push_back(i);
-  }
-  if (pending.empty()) return results;
-  // Failing every pending file is the honest answer when a sync fails: any of them may be lost.
-  auto fail_pending = [&](const absl::Status& why) {
-    for (size_t i : pending) {
-      if (results[i].ok()) results[i] = why;
+  if (files.empty()) return results;
+  // A failed sync fails every file still standing: any of them may be lost.
+  auto fail_standing = [&](const absl::Status& why) {
+    for (absl::Status& r : results) {
+      if (r.ok()) r = why;
     }
   };
-  // 1. The files' bytes (and sizes) durable before any name points at them.
+  // 1. Every file's bytes and size on disk: one syncfs writes them all back. syncfs reports a
+  //    writeback error once, for the whole file system, to whoever asks first (perhaps about
+  //    another upload's file), so each file is then asked for its own.
   if (absl::Status s = SyncFileSystem(root_); !s.ok()) {
-    fail_pending(s);
+    fail_standing(s);
     return results;
   }
-  // 2. The names.
-  for (size_t i : pending) {
-    results[i] = LinkFile(files[i].path, PathOf(files[i].digest));
+  for (size_t i = 0; i < files.size(); ++i) results[i] = WaitForWriteback(files[i].path);
+  // 2. The names of files not stored yet (content-addressed: a stored name has the same bytes).
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (results[i].ok() && !Exists(files[i].digest)) {
+      results[i] = LinkFile(files[i].path, PathOf(files[i].digest));
+    }
   }
-  // 3. The names durable.
-  if (absl::Status s = SyncFileSystem(root_); !s.ok()) fail_pending(s);
+  // 3. The names durable, those linked before included (whatever became of the call that linked
+  //    them: a crash between its link and its sync): syncfs writes them, and an fsync of the
+  //    root then flushes the device's cache after those writes (ext4 without a journal flushes
+  //    before the last writes of a syncfs).
+  absl::Status synced = SyncFileSystem(root_);
+  if (synced.ok()) synced = SyncDirectory(root_);
+  if (!synced.ok()) fail_standing(synced);
   return results;
 }
 

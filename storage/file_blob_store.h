@@ -19,10 +19,12 @@ class FileBlobStore final : public BlobStore {
   static absl::StatusOr<std::unique_ptr<FileBlobStore>> Create(const std::string& root);
 
   absl::Status Adopt(const std::string& path, const Digest& digest) override;
-  //! A group commit: one syncfs(2) of the store's file system makes every file's bytes durable,
-  //! then each is hard-linked into place, then a second syncfs makes the links durable: two
-  //! flushes for the whole batch instead of two fsyncs per file. Files must live on the store's
-  //! file system (as for Adopt); the syncs also write whatever else is dirty on it.
+  //! A group commit: one syncfs(2) of the store's file system writes every file's bytes (each
+  //! file's own writeback error is then checked), each file is hard-linked into place, then a
+  //! second syncfs and an fsync of the root make the links durable: a few syncs for the whole
+  //! batch instead of two fsyncs per file. Files must live on the store's file system (as for
+  //! Adopt); the syncs also write whatever else is dirty on it. Needs Linux 5.8 or later, whose
+  //! syncfs reports writeback errors.
   std::vector<absl::Status> AdoptAll(absl::Span<const Adoption> files) override;
   absl::StatusOr<std::unique_ptr<BlobReader>> Open(const Digest& digest) const override;
   bool Exists(const Digest& digest) const override;

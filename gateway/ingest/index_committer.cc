@@ -22,8 +22,8 @@ int64_t IndexCommitter::batches() const {
 
 absl::StatusOr<storage::CommitOutcome> IndexCommitter::Commit(
     storage::NewObject item, std::optional<storage::BlobStore::Adoption> blob) {
-  if (blob.has_value() && blobs_ == nullptr) {
-    return absl::InternalError("this committer has no blob store to adopt files into");
+  if (blob.has_value() && blobs_ == nullptr) {  // a wiring mistake, not worth a retry
+    return absl::FailedPreconditionError("this committer has no blob store to adopt files into");
   }
   Pending pending{std::move(item), std::move(blob), std::nullopt};
   absl::MutexLock lock(&mu_);
@@ -71,6 +71,9 @@ std::vector<absl::StatusOr<storage::CommitOutcome>> IndexCommitter::CommitBatch(
   std::vector<bool> adopted(batch.size(), true);
   if (!files.empty()) {
     std::vector<absl::Status> statuses = blobs_->AdoptAll(files);
+    if (statuses.size() != files.size()) {
+      statuses.assign(files.size(), absl::InternalError("the blob store answered for other files"));
+    }
     for (size_t k = 0; k < file_of.size(); ++k) {
       if (statuses[k].ok()) continue;
       adopted[file_of[k]] = false;

@@ -117,6 +117,17 @@ absl::Status SyncFileSystem(const std::string& path) {
   return SyncThrough(path, O_RDONLY, ::syncfs, "syncfs of the file system of");
 }
 
+absl::Status WaitForWriteback(const std::string& path) {
+  return SyncThrough(
+      path, O_RDONLY,
+      +[](int fd) {
+        return ::sync_file_range(
+            fd, 0, 0,
+            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      },
+      "writeback of");
+}
+
 absl::Status MakeDirectories(const std::string& dir) {
   std::string partial;
   for (size_t pos = 0; pos != std::string::npos;) {

@@ -45,9 +45,13 @@ class File {
 //! fsyncs a directory so that renames and creations in it are durable.
 absl::Status SyncDirectory(const std::string& dir);
 //! syncfs(2) of the file system holding `path`: everything written to it so far, data and
-//! metadata (new names included), is durable when this returns OK. Linux reports writeback
-//! errors of the whole file system since the last call here.
+//! metadata (new names included), is written out when this returns OK. Linux (5.8 on) reports a
+//! writeback error on the file system once, to the first caller that asks: use
+//! WaitForWriteback for one file's own.
 absl::Status SyncFileSystem(const std::string& path);
+//! Waits until the file's dirty pages are written back (sync_file_range(2); no cache flush) and
+//! reports a writeback error of that file which nobody has reported yet.
+absl::Status WaitForWriteback(const std::string& path);
 //! Creates a directory (and parents, mode 0700); succeeds if it exists.
 absl::Status MakeDirectories(const std::string& dir);
 //! Proves `dir` takes new files: creates, writes, fsyncs and removes a probe file in it.

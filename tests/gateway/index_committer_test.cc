@@ -66,7 +66,7 @@ TEST(IndexCommitterTest, FilesAreAdoptedBeforeTheRowsAndAFailedFileCommitsNothin
   EXPECT_FALSE(index->FindObject("c1", "1.2.3.2")->has_value());
   // Without a blob store a file cannot be taken.
   IndexCommitter rows_only(*index, 8);
-  EXPECT_TRUE(absl::IsInternal(
+  EXPECT_TRUE(absl::IsFailedPrecondition(
       rows_only.Commit(Object(3), storage::BlobStore::Adoption{"fine.part", {}}).status()));
 }
 
