@@ -77,7 +77,16 @@ class FileUploader {
       digest = storage::ToRaw(storage::Sha256::Of(*item.data));
     } else {
       source.size = static_cast<int64_t>(fs::file_size(item.path, ec));
-      if (auto d = storage::Sha256::OfFile(item.path); d.ok()) digest = storage::ToRaw(*d);
+      if (!ec && source.size <= options_.chunk_bytes) {
+        // Sent in one message: read once, hashed and sent from memory.
+        if (auto bytes = storage::ReadWholeFile(item.path, "the file"); bytes.ok()) {
+          source.size = static_cast<int64_t>(bytes->size());
+          digest = storage::ToRaw(storage::Sha256::Of(*bytes));
+          source.data = *std::move(bytes);
+        }
+      } else if (auto d = storage::Sha256::OfFile(item.path); d.ok()) {
+        digest = storage::ToRaw(*d);
+      }
     }
     r.size = source.size;
     if (ec || !digest) {

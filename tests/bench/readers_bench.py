@@ -132,6 +132,7 @@ def main():
         loaded = finish_readers(readers, out)
         threads1, cpu1 = ingest_bench.thread_cpu(pid), ingest_bench.proc_cpu_seconds(pid)
         niced = niced_threads(pid)
+        peak_rss_mb = round(ingest_bench.vm_hwm_kb(pid) / 1024, 1)
         report = json.loads(upload.stdout)
         stored = sum(1 for f in report["files"] if f["ok"])
         if upload.returncode != 0 or stored != info["files"]:
@@ -153,6 +154,7 @@ def main():
     print("gateway CPU by thread during the uploads: " + ", ".join(
         f"{name}" + (f" x{n}" if n > 1 else "") + f" {cpu:.2f} s"
         for name, n, cpu, _ in threads if cpu > 0))
+    print(f"gateway peak RSS (VmHWM) over the whole run: {peak_rss_mb} MB")
     print("gateway threads at a lower CPU priority after the uploads: " +
           (", ".join(f"{name} x{n}" for name, n in sorted(niced.items())) or "none"))
     print("Latency is each call's wall time at the reader (gRPC over mTLS on loopback); the")
@@ -162,7 +164,7 @@ def main():
                       "ingest_nice": args.ingest_nice,
                       "objects": info["files"], "upload_seconds": round(wall, 2),
                       "quiet": quiet, "uploads": loaded, "gateway_threads": threads,
-                      "niced_threads": niced},
+                      "niced_threads": niced, "gateway_peak_rss_mb": peak_rss_mb},
                      separators=(",", ":")))
     if not args.keep:
         shutil.rmtree(workroot, ignore_errors=True)
