@@ -294,6 +294,9 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
   Ingest in;
   RDG_ASSIGN_OR_RETURN(auto staging, storage::StagingArea::Create(config.data_dir() + "/uploads"));
   RDG_RETURN_IF_ERROR(storage::ProbeWritable(config.data_dir() + "/uploads"));
+  // A blobs/ mounted apart would refuse every upload at its commit (link: EXDEV), forever.
+  RDG_RETURN_IF_ERROR(
+      storage::ProbeHardLink(config.data_dir() + "/uploads", config.data_dir() + "/blobs"));
   in.committer = std::make_unique<ingest::IndexCommitter>(*stores.index, /*max_batch=*/256,
                                                           stores.blobs.get());
   RDG_ASSIGN_OR_RETURN(

@@ -159,6 +159,23 @@ absl::Status ProbeWritable(const std::string& dir) {
   return absl::OkStatus();
 }
 
+absl::Status ProbeHardLink(const std::string& from_dir, const std::string& to_dir) {
+  const std::string name = absl::StrCat("/.rdg-link-probe-", ::getpid());
+  const std::string from = from_dir + name, to = to_dir + name;
+  const int fd = ::open(from.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("create", from, errno);
+  ::close(fd);
+  const int err = ::link(from.c_str(), to.c_str()) == 0 ? 0 : errno;
+  ::unlink(to.c_str());
+  ::unlink(from.c_str());
+  if (err != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a file in ", from_dir, " cannot be hard-linked into ", to_dir, " (", strerror(err),
+        "): both must be on one file system and one mount (uploads become blobs by link(2))"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> RestrictToOwner(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {

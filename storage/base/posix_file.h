@@ -54,6 +54,9 @@ absl::Status SyncFileSystem(const std::string& path);
 absl::Status WaitForWriteback(const std::string& path);
 //! Creates a directory (and parents, mode 0700); succeeds if it exists.
 absl::Status MakeDirectories(const std::string& dir);
+//! Proves a file made in `from_dir` can be hard-linked into `to_dir` (one file system, one
+//! mount): FAILED_PRECONDITION naming both and the reason otherwise. Leaves nothing behind.
+absl::Status ProbeHardLink(const std::string& from_dir, const std::string& to_dir);
 //! Proves `dir` takes new files: creates, writes, fsyncs and removes a probe file in it.
 //! FAILED_PRECONDITION naming the directory and the error (read-only mount, permissions, full).
 absl::Status ProbeWritable(const std::string& dir);

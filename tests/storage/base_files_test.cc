@@ -77,6 +77,28 @@ TEST(PosixFileTest, ProbeWritableLeavesNothingBehind) {
   EXPECT_NE(missing.message().find(dir.Join("absent")), absl::string_view::npos);
 }
 
+TEST(PosixFileTest, ProbeHardLinkNamesDirectoriesOnTwoFileSystems) {
+  testing::TempDir dir;
+  ASSERT_TRUE(MakeDirectories(dir.Join("uploads")).ok());
+  ASSERT_TRUE(MakeDirectories(dir.Join("blobs")).ok());
+  ASSERT_TRUE(ProbeHardLink(dir.Join("uploads"), dir.Join("blobs")).ok());
+  EXPECT_EQ(*ListFiles(dir.Join("uploads")), std::vector<std::string>{});
+  EXPECT_EQ(*ListFiles(dir.Join("blobs")), std::vector<std::string>{});
+  // /dev/shm (tmpfs) is another file system than the temporary directory on this machine kind.
+  struct stat a {
+  }, b{};
+  if (::stat("/dev/shm", &a) != 0 || ::stat(dir.path().c_str(), &b) != 0 || a.st_dev == b.st_dev) {
+    GTEST_SKIP() << "no second file system at /dev/shm";
+  }
+  const std::string other = absl::StrCat("/dev/shm/rdg-probe-test-", ::getpid());
+  ASSERT_TRUE(MakeDirectories(other).ok());
+  const absl::Status refused = ProbeHardLink(dir.Join("uploads"), other);
+  ::rmdir(other.c_str());
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused)) << refused;
+  EXPECT_NE(refused.message().find("one file system"), absl::string_view::npos) << refused;
+  EXPECT_EQ(*ListFiles(dir.Join("uploads")), std::vector<std::string>{});
+}
+
 TEST(RandomHexTest, HexOfTheAskedLengthAndNeverRepeated) {
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
