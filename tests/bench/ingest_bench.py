@@ -154,17 +154,21 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def thread_cpu(pid):
-    """{tid: (comm, cpu seconds)} for every thread of a live process."""
-    out = {}
+def thread_stats(pid):
+    """(tid, comm, fields after the name) of /proc/PID/task/TID/stat for every live thread."""
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/stat") as f:
                 raw = f.read()
         except OSError:
             continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw.rsplit(")", 1)[1].split()
+        yield tid, raw[raw.index("(") + 1:raw.rindex(")")], raw.rsplit(")", 1)[1].split()
+
+
+def thread_cpu(pid):
+    """{tid: (comm, cpu seconds)} for every thread of a live process."""
+    out = {}
+    for tid, comm, fields in thread_stats(pid):
         out[tid] = (comm, (int(fields[11]) + int(fields[12])) / CLK_TCK)
     return out
 
@@ -894,7 +898,7 @@ def report_run(r, wd, keep):
     """Logs a run's outcome. Its directory stays until the end of the script (removed with the
     work root): deleting thousands of files right before the next run would make that run's
     file creations slower (ext4 skips inodes freed in the last seconds while it allocates, which
-    this machine's journal-less ext4 was seen to spend up to 0.3 ms per new file on)."""
+    this machine's journal-less ext4 was seen to spend up to 0.4 ms per new file on)."""
     if "error" in r:
         log(f"  FAILED: {r['error']}")
         if not keep:  # keep the run's logs (not its data) outside the work dir

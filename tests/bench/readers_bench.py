@@ -61,14 +61,8 @@ def finish_readers(proc, out_path):
 def niced_threads(pid):
     """{thread name: count} of the process's threads whose nice value is above 0."""
     out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        if int(raw.rsplit(")", 1)[1].split()[16]) > 0:  # field 19 of stat: nice
-            name = raw[raw.index("(") + 1:raw.rindex(")")]
+    for _, name, fields in ingest_bench.thread_stats(pid):
+        if int(fields[16]) > 0:  # field 19 of stat: nice
             out[name] = out.get(name, 0) + 1
     return out
 
