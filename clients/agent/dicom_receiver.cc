@@ -26,6 +26,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -110,6 +113,8 @@ bool LocalWriteFailure(const OFCondition& cond) {
 
 //! The Error Comment when the agent cannot keep what it received.
 constexpr char kCannotWrite[] = "agent cannot write to its disk; send again";
+//! ... and when it wrote it but could not make it durable or queue it.
+constexpr char kCannotKeep[] = "the agent could not store it; send it again";
 
 //! Whether the filesystem holding `path` has (almost) no room left. DCMTK 3.6.7 does not check
 //! the final flush when it closes a received file, so on a full disk the file can lose its last
@@ -130,11 +135,11 @@ class StoreWorker : public DcmThreadSCP {
     }
     ReceiverContext* ctx = g_context.load();
     T_DIMSE_C_StoreRQ& rq = msg->msg.CStoreRQ;
-    const std::string temp = ctx->outbox->NewTempPath();
+    const std::string path = ctx->outbox->NewObjectPath(rdg::v1::DICOM);
     // Streams the dataset to the file exactly as received, behind a Part 10 meta header.
-    OFCondition cond = receiveSTORERequest(rq, info.presentationContextID, OFString(temp.c_str()));
+    OFCondition cond = receiveSTORERequest(rq, info.presentationContextID, OFString(path.c_str()));
     if (cond.bad()) {
-      (void)storage::RemoveFile(temp);
+      (void)storage::RemoveFile(path);
       if (LocalWriteFailure(cond)) {
         // DCMTK read the rest of the data set and dropped it: the association is still in step,
         // so the device hears "out of resources" for this object and may send the next.
@@ -148,28 +153,50 @@ class StoreWorker : public DcmThreadSCP {
                    << " failed: " << cond.text();
       return cond;
     }
-    Refusal refusal = CheckReceived(*ctx->check, temp, rq);
-    if (refusal.status == STATUS_STORE_Error_CannotUnderstand && NearlyFull(temp)) {
+    // The bytes are made durable and hashed while the parser process checks them.
+    absl::StatusOr<PreparedObject> prepared = absl::UnknownError("not prepared");
+    Refusal refusal;
+    {
+      std::optional<std::thread> preparing;
+      try {
+        preparing.emplace([&] { prepared = ctx->outbox->Prepare(path); });
+      } catch (const std::system_error&) {  // no thread to be had: one after the other
+      }
+      refusal = CheckReceived(*ctx->check, path, rq);
+      if (preparing) {
+        preparing->join();
+      } else {
+        prepared = ctx->outbox->Prepare(path);
+      }
+    }
+    if (!prepared.ok()) {  // whatever the check found: the agent cannot keep it now
+      (void)storage::RemoveFile(path);
+      ++*ctx->refused;
+      LOG(ERROR) << "dicom: could not make a received object durable: " << prepared.status();
+      return SendStoreResponse(info.presentationContextID, rq,
+                               {STATUS_STORE_Refused_OutOfResources, kCannotKeep});
+    }
+    if (refusal.status == STATUS_STORE_Error_CannotUnderstand && NearlyFull(path)) {
       LOG(ERROR) << "dicom: a C-STORE from " << getPeerAETitle().c_str()
                  << " may have been cut short by a full disk; answered as out of resources";
       refusal = {STATUS_STORE_Refused_OutOfResources, kCannotWrite};
     }
     if (refusal.status != STATUS_Success) {
-      (void)storage::RemoveFile(temp);
+      (void)storage::RemoveFile(path);
       ++*ctx->refused;
       LOG(INFO) << "dicom: refused " << rq.AffectedSOPInstanceUID << " from "
                 << getPeerAETitle().c_str() << " with status " << std::hex << refusal.status
                 << std::dec << ": " << refusal.reason;
       return SendStoreResponse(info.presentationContextID, rq, refusal);
     }
-    auto id = ctx->outbox->Add(temp, rdg::v1::DICOM, rq.AffectedSOPInstanceUID,
-                               absl::StrCat("dicom ", getPeerAETitle().c_str()), absl::Now());
+    absl::StatusOr<int64_t> id =
+        ctx->outbox->Commit(*prepared, rdg::v1::DICOM, rq.AffectedSOPInstanceUID,
+                            absl::StrCat("dicom ", getPeerAETitle().c_str()), absl::Now());
     if (!id.ok()) {
       ++*ctx->refused;
-      LOG(ERROR) << "dicom: could not make a received object durable: " << id.status();
-      return SendStoreResponse(
-          info.presentationContextID, rq,
-          {STATUS_STORE_Refused_OutOfResources, "the agent could not store it; send it again"});
+      LOG(ERROR) << "dicom: could not queue a received object: " << id.status();
+      return SendStoreResponse(info.presentationContextID, rq,
+                               {STATUS_STORE_Refused_OutOfResources, kCannotKeep});
     }
     ++*ctx->received;
     VLOG(1) << "dicom: outbox item " << *id << " from " << getPeerAETitle().c_str();

@@ -218,23 +218,23 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
     return MllpFrame(formats::BuildHl7Ack(PlainMsh(message), code, &why, now, ack_id));
   };
   // The message goes to a file first: the gateway's parser, in its own process, reads it there.
-  const std::string temp = outbox_.NewTempPath();
+  const std::string path = outbox_.NewObjectPath(rdg::v1::HL7V2_LAB);
   absl::Status written;
   {
-    auto f = storage::File::OpenForAppend(temp, /*create=*/true);
+    auto f = storage::File::OpenForAppend(path, /*create=*/true);
     written = f.ok() ? f->Append(message) : f.status();
   }
   if (!written.ok()) {
-    (void)storage::RemoveFile(temp);
+    (void)storage::RemoveFile(path);
     ++refused_;
     LOG(ERROR) << "hl7: could not store a message: " << written;
     return own_ack(formats::Hl7AckCode::kError,
                    "the receiver could not store the message; send it again");
   }
   absl::StatusOr<parsing::ParsedObject> parsed =
-      check_.Check(rdg::v1::HL7V2_LAB, temp, now, ack_id);
+      check_.Check(rdg::v1::HL7V2_LAB, path, now, ack_id);
   if (!parsed.ok()) {
-    (void)storage::RemoveFile(temp);
+    (void)storage::RemoveFile(path);
     ++refused_;
     LOG(INFO) << "hl7: message from " << peer << " refused: " << parsed.status().message();
     // The parser's own AE/AR, as the gateway would answer; otherwise (a parser crash, the
@@ -254,7 +254,7 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
   // the gateway would; the same message sent again is acknowledged and not queued twice.
   const std::string identity = parsed->object.sop_instance_uid;
   if (std::optional<std::string> known = outbox_.KnownContent(rdg::v1::HL7V2_LAB, identity)) {
-    (void)storage::RemoveFile(temp);
+    (void)storage::RemoveFile(path);
     if (*known == parsed->object.content_key) {
       VLOG(1) << "hl7: message from " << peer << " sent again; acknowledged, not queued twice";
       return MllpFrame(formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kAccept,
@@ -268,10 +268,10 @@ std::string MllpListener::Handle(const std::string& message, const std::string& 
         formats::BuildHl7Ack(parsed->hl7_header, formats::Hl7AckCode::kError, &why, now, ack_id));
   }
   absl::StatusOr<int64_t> id =
-      outbox_.Add(temp, rdg::v1::HL7V2_LAB, identity, absl::StrCat("hl7 ", peer), now,
+      outbox_.Add(path, rdg::v1::HL7V2_LAB, identity, absl::StrCat("hl7 ", peer), now,
                   parsed->object.content_key);
   if (!id.ok()) {
-    (void)storage::RemoveFile(temp);
+    (void)storage::RemoveFile(path);
     ++refused_;
     LOG(ERROR) << "hl7: could not make a message durable: " << id.status();
     return own_ack(formats::Hl7AckCode::kError,

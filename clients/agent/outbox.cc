@@ -2,6 +2,9 @@
 
 #include <cctype>
 #include <filesystem>
+#include <optional>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -173,13 +176,12 @@ std::string DeadLetterReasonFile(const std::string& dead_letter_file) {
 Outbox::Outbox(std::string data_dir, std::unique_ptr<Connection> db)
     : data_dir_(std::move(data_dir)),
       objects_dir_(data_dir_ + "/outbox/objects"),
-      tmp_dir_(data_dir_ + "/outbox/tmp"),
+      old_tmp_dir_(data_dir_ + "/outbox/tmp"),
       dead_dir_(data_dir_ + "/dead-letter"),
       db_(std::move(db)) {}
 
 absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& data_dir) {
-  for (const std::string& dir :
-       {data_dir + "/outbox/objects", data_dir + "/outbox/tmp", data_dir + "/dead-letter"}) {
+  for (const std::string& dir : {data_dir + "/outbox/objects", data_dir + "/dead-letter"}) {
     if (auto s = storage::MakeDirectories(dir); !s.ok()) return s;
   }
   auto db = OpenDatabase(data_dir);
@@ -212,12 +214,12 @@ absl::StatusOr<OutboxStats> Outbox::ReadStats(const std::string& data_dir, absl:
 }
 
 absl::Status Outbox::Recover() {
-  // Temporary files were never acknowledged to a device.
-  auto tmp = storage::ListFiles(tmp_dir_);
-  if (!tmp.ok()) return tmp.status();
-  for (const auto& name : *tmp) (void)storage::RemoveFile(tmp_dir_ + "/" + name);
-  // Object files without a pending row: renamed but not committed (not acknowledged either), or
-  // sent while the removal did not happen.
+  // Earlier versions received into a folder of their own; what is left there was never
+  // acknowledged to a device.
+  std::error_code ec;
+  fs::remove_all(old_tmp_dir_, ec);
+  // Object files without a pending row: received but not committed (not acknowledged either),
+  // or sent while the removal did not happen.
   std::set<std::string> referenced;
   static constexpr char kFiles[] = "SELECT file FROM outbox WHERE state = 'pending'";
   auto q = db_->Prepare(kFiles);
@@ -242,54 +244,118 @@ absl::Status Outbox::Recover() {
   return (*prune)->Run();
 }
 
-std::string Outbox::NewTempPath() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return absl::StrFormat("%s/%d-%d.part", tmp_dir_, absl::ToUnixMicros(absl::Now()), ++counter_);
+std::string Outbox::NewObjectPath(rdg::v1::ObjectKind kind) {
+  return absl::StrFormat("%s/%d-%d.%s", objects_dir_, absl::ToUnixMicros(absl::Now()), ++counter_,
+                         kind == rdg::v1::HL7V2_LAB ? "hl7" : "dcm");
 }
 
-absl::StatusOr<int64_t> Outbox::Add(const std::string& temp_path, rdg::v1::ObjectKind kind,
+absl::StatusOr<int64_t> Outbox::Add(const std::string& path, rdg::v1::ObjectKind kind,
                                     const std::string& label, const std::string& source,
                                     absl::Time now, const std::string& content_key) {
-  auto fail = [&temp_path](absl::Status s) {
-    (void)storage::RemoveFile(temp_path);
-    return s;
-  };
-  {
-    auto f = storage::File::OpenForRead(temp_path);
-    if (!f.ok()) return fail(f.status());
-    if (auto s = f->Sync(); !s.ok()) return fail(s);
-  }
-  auto size = storage::FileSize(temp_path);
-  if (!size.ok()) return fail(size.status());
-  auto file_digest = storage::Sha256::OfFile(temp_path);
-  if (!file_digest.ok()) return fail(absl::DataLossError("cannot read the received object back"));
-  const std::string digest = storage::ToRaw(*file_digest);
-  const std::string name =
-      fs::path(temp_path).stem().string() + (kind == rdg::v1::HL7V2_LAB ? ".hl7" : ".dcm");
-  const std::string path = objects_dir_ + "/" + name;
-  if (auto s = storage::RenameFile(temp_path, path); !s.ok()) return fail(s);
-  if (auto s = storage::SyncDirectory(objects_dir_); !s.ok()) {
+  auto prepared = Prepare(path);
+  if (!prepared.ok()) {
     (void)storage::RemoveFile(path);
-    return s;
+    return prepared.status();
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  return Commit(*prepared, kind, label, source, now, content_key);
+}
+
+absl::StatusOr<PreparedObject> Outbox::Prepare(const std::string& path) {
+  {
+    // The bytes and the directory entry are flushed at the same time: neither has to be on
+    // disk before the other, only both before the row is committed.
+    absl::Status dir_synced;
+    std::optional<std::thread> syncing_dir;
+    try {
+      syncing_dir.emplace([&] { dir_synced = storage::SyncDirectory(objects_dir_); });
+    } catch (const std::system_error&) {  // no thread to be had: one after the other
+      dir_synced = storage::SyncDirectory(objects_dir_);
+    }
+    auto f = storage::File::OpenForRead(path);
+    absl::Status file_synced = f.ok() ? f->Sync() : f.status();
+    if (syncing_dir) syncing_dir->join();
+    if (!file_synced.ok()) return file_synced;
+    if (!dir_synced.ok()) return dir_synced;
+  }
+  PreparedObject object;
+  object.path = path;
+  auto size = storage::FileSize(path);
+  if (!size.ok()) return size.status();
+  object.size = *size;
+  auto file_digest = storage::Sha256::OfFile(path);
+  if (!file_digest.ok()) return absl::DataLossError("cannot read the received object back");
+  object.sha256 = storage::ToRaw(*file_digest);
+  return object;
+}
+
+absl::StatusOr<int64_t> Outbox::Commit(const PreparedObject& object, rdg::v1::ObjectKind kind,
+                                       const std::string& label, const std::string& source,
+                                       absl::Time now, const std::string& content_key) {
+  PendingCommit mine{&object, kind, &label, &source, now, &content_key};
+  {
+    // The first waiter without a leader commits everything queued by then; the others wait for
+    // it (or lead the next batch).
+    std::unique_lock<std::mutex> lock(commit_mu_);
+    commit_queue_.push_back(&mine);
+    commit_cv_.wait(lock, [&] { return mine.done || !committing_; });
+    if (!mine.done) {
+      committing_ = true;
+      std::vector<PendingCommit*> batch;
+      batch.swap(commit_queue_);
+      committing_count_ = batch.size();
+      lock.unlock();
+      CommitBatch(batch);
+      lock.lock();
+      for (PendingCommit* p : batch) p->done = true;
+      ++commit_batches_;
+      committing_count_ = 0;
+      committing_ = false;
+      commit_cv_.notify_all();
+    }
+  }
+  if (!mine.id.ok()) {
+    (void)storage::RemoveFile(object.path);
+    return mine.id.status();
+  }
+  if (on_add_) on_add_();
+  return *mine.id;
+}
+
+int64_t Outbox::commit_batches() {
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  return commit_batches_;
+}
+
+size_t Outbox::commits_in_flight() {
+  std::lock_guard<std::mutex> lock(commit_mu_);
+  return committing_count_ + commit_queue_.size();
+}
+
+void Outbox::CommitBatch(const std::vector<PendingCommit*>& batch) {
   static constexpr char kInsert[] =
       "INSERT INTO outbox (kind, file, size, sha256, label, source, received_at, content_key) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-  auto ins = db_->Prepare(kInsert);
-  absl::Status s = ins.status();
-  if (s.ok()) {
-    (*ins)->Bind(1, static_cast<int64_t>(kind)).Bind(2, path).Bind(3, *size);
-    (*ins)->BindBlob(4, digest).Bind(5, label).Bind(6, source).Bind(7, now).Bind(8, content_key);
-    s = (*ins)->Run();
+  std::lock_guard<std::mutex> lock(mu_);
+  const absl::Status committed =
+      storage::sqlite_db::InWriteTransaction(*db_, [&]() -> absl::Status {
+        for (PendingCommit* p : batch) {
+          auto ins = db_->Prepare(kInsert);
+          if (!ins.ok()) return ins.status();
+          (*ins)
+              ->Bind(1, static_cast<int64_t>(p->kind))
+              .Bind(2, p->object->path)
+              .Bind(3, p->object->size);
+          (*ins)->BindBlob(4, p->object->sha256).Bind(5, *p->label).Bind(6, *p->source);
+          (*ins)->Bind(7, p->received_at).Bind(8, *p->content_key);
+          // A row that fails fails alone; the transaction goes on with the others.
+          absl::Status s = (*ins)->Run();
+          p->id = s.ok() ? absl::StatusOr<int64_t>(db_->LastInsertRowid()) : s;
+        }
+        return absl::OkStatus();
+      });
+  if (!committed.ok()) {
+    for (PendingCommit* p : batch) p->id = committed;
   }
-  if (!s.ok()) {
-    (void)storage::RemoveFile(path);
-    return s;
-  }
-  const int64_t id = db_->LastInsertRowid();
-  if (on_add_) on_add_();
-  return id;
 }
 
 std::optional<OutboxItem> Outbox::Take(absl::Time now) {

@@ -1,11 +1,16 @@
 // The edge agent's durable outbox: every object a device hands over (a DICOM instance, an HL7
 // message) is a file under DATA/outbox/objects plus a row in DATA/agent.db (SQLite, WAL,
-// synchronous=FULL). Add() returns only when both are on disk — the file fsynced, renamed and
-// its directory fsynced, the row committed — so a device is told "stored" only for what survives
-// a crash or power loss. The forwarder takes due items, and each ends Sent (file removed, row
-// kept as history) or Dead (file and a reason moved to DATA/dead-letter). Thread-safe.
+// synchronous=FULL). A receiver writes the object straight into its file there; Add() returns
+// only when file and row are on disk — the file and its directory fsynced, the row committed — so
+// a device is told "stored" only for what survives a crash or power loss. (A file without a row
+// was never acknowledged: opening the outbox removes it.) Rows added by several threads at once
+// (associations, lab connections) share one transaction: a group commit. The forwarder takes
+// due items, and each ends Sent (file removed, row kept as history) or Dead (file and a reason
+// moved to DATA/dead-letter). Thread-safe.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -14,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -50,6 +56,14 @@ struct OutboxStats {
   std::optional<absl::Time> last_sent_at;
 };
 
+//! A received object whose bytes are on disk, with their size and digest, not yet queued: the
+//! first half of Outbox::Add, which a receiver can run while it checks the object.
+struct PreparedObject {
+  std::string path;  //!< under DATA/outbox/objects
+  int64_t size = 0;
+  std::string sha256;  //!< raw 32 bytes
+};
+
 //! What the gateway said when an object was stored.
 struct SentInfo {
   std::string exam_id;
@@ -71,15 +85,24 @@ class Outbox {
   static absl::StatusOr<std::unique_ptr<storage::sqlite_db::Connection>> OpenExisting(
       const std::string& data_dir);
 
-  //! A fresh path under DATA/outbox/tmp for a receiver to write an object into.
-  std::string NewTempPath();
-  //! Makes the written temporary file durable and queues it; returns its id. On error the file
-  //! is removed and nothing is queued (the device must be told the store failed).
+  //! A fresh path under DATA/outbox/objects for a receiver to write an object of `kind` into.
+  std::string NewObjectPath(rdg::v1::ObjectKind kind);
+  //! Makes the written file durable and queues it; returns its id. On error the file is removed
+  //! and nothing is queued (the device must be told the store failed).
   //! `content_key`: what makes two HL7 messages the same message whatever their line ends
   //! (the gateway's parser computes it), empty for DICOM.
-  absl::StatusOr<int64_t> Add(const std::string& temp_path, rdg::v1::ObjectKind kind,
+  absl::StatusOr<int64_t> Add(const std::string& path, rdg::v1::ObjectKind kind,
                               const std::string& label, const std::string& source, absl::Time now,
                               const std::string& content_key = "");
+  //! Add in two halves. Prepare fsyncs the written file and its directory and reads its size
+  //! and digest back; even on error it leaves the file where it is (a check may be reading it),
+  //! for the caller to remove. Commit commits the row, in one transaction with the rows other
+  //! threads commit at the same moment; on error the file is removed and nothing is queued. A
+  //! prepared object that is not committed is the caller's to remove.
+  absl::StatusOr<PreparedObject> Prepare(const std::string& path);
+  absl::StatusOr<int64_t> Commit(const PreparedObject& object, rdg::v1::ObjectKind kind,
+                                 const std::string& label, const std::string& source,
+                                 absl::Time now, const std::string& content_key = "");
 
   //! The content key of the newest item of `kind` with `label` that is pending or sent (kept
   //! for four weeks), if any: how the agent applies the gateway's identity rule to lab messages.
@@ -106,6 +129,11 @@ class Outbox {
   //! DATA/dead-letter.
   absl::Status Dead(int64_t id, const std::string& reason, absl::Time now);
 
+  //! Transactions Commit has committed since Open, and the objects in Commit now: in the
+  //! transaction in progress or queued for the next (figures for tests and logs).
+  int64_t commit_batches();
+  size_t commits_in_flight();
+
   //! Called after each successful Add (the forwarder's wake-up). Set before receivers start.
   void set_on_add(std::function<void()> f) { on_add_ = std::move(f); }
 
@@ -121,7 +149,21 @@ class Outbox {
   absl::Status SetState(const std::string& key, const std::string& value);
 
  private:
+  //! One object waiting in Commit for its group commit.
+  struct PendingCommit {
+    const PreparedObject* object = nullptr;
+    rdg::v1::ObjectKind kind = rdg::v1::DICOM;
+    const std::string* label = nullptr;
+    const std::string* source = nullptr;
+    absl::Time received_at;
+    const std::string* content_key = nullptr;
+    absl::StatusOr<int64_t> id = absl::UnknownError("not committed");
+    bool done = false;  //!< guarded by commit_mu_
+  };
+
   Outbox(std::string data_dir, std::unique_ptr<storage::sqlite_db::Connection> db);
+  //! The leader's part of a group commit: one transaction; sets each id.
+  void CommitBatch(const std::vector<PendingCommit*>& batch);
   absl::Status Recover();
   std::optional<OutboxItem> TakeFirst(const char* sql, absl::Time now, bool mark_taken);
   absl::Status SetItemState(int64_t id, const char* state, const std::string& error,
@@ -129,13 +171,19 @@ class Outbox {
 
   const std::string data_dir_;
   const std::string objects_dir_;
-  const std::string tmp_dir_;
+  const std::string old_tmp_dir_;  //!< where earlier versions received objects
   const std::string dead_dir_;
   std::mutex mu_;
   std::unique_ptr<storage::sqlite_db::Connection> db_;
   std::set<int64_t> taken_;                //!< guarded by mu_
   std::map<int64_t, absl::Time> waiting_;  //!< id → not before; guarded by mu_
-  uint64_t counter_ = 0;                   //!< guarded by mu_
+  std::atomic<uint64_t> counter_{0};       //!< names object files (no lock: a commit may hold mu_)
+  std::mutex commit_mu_;                   //!< never held with mu_
+  std::condition_variable commit_cv_;
+  std::vector<PendingCommit*> commit_queue_;  //!< guarded by commit_mu_
+  bool committing_ = false;                   //!< a leader is committing; guarded by commit_mu_
+  int64_t commit_batches_ = 0;                //!< guarded by commit_mu_
+  size_t committing_count_ = 0;  //!< objects in the transaction in progress; guarded by commit_mu_
   std::function<void()> on_add_;
 };
 

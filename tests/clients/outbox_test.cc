@@ -9,6 +9,9 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include "clients/agent/agent_config.h"
 #include "clients/agent/dead_letters.h"
@@ -37,12 +40,18 @@ class OutboxTest : public ::testing::Test {
 
   int64_t Put(const std::string& bytes, const std::string& label,
               rdg::v1::ObjectKind kind = rdg::v1::DICOM, absl::Time at = kT0) {
-    const std::string temp = outbox_->NewTempPath();
-    std::ofstream(temp, std::ios::binary) << bytes;
-    auto id = outbox_->Add(temp, kind, label, "dicom TEST", at);
+    const std::string path = outbox_->NewObjectPath(kind);
+    std::ofstream(path, std::ios::binary) << bytes;
+    auto id = outbox_->Add(path, kind, label, "dicom TEST", at);
     EXPECT_TRUE(id.ok()) << id.status();
-    EXPECT_FALSE(fs::exists(temp));
     return *id;
+  }
+
+  //! Add from a device's thread: the bytes written to a new object file, then added.
+  absl::StatusOr<int64_t> Add(const std::string& bytes, const std::string& label) {
+    const std::string path = outbox_->NewObjectPath(rdg::v1::DICOM);
+    std::ofstream(path, std::ios::binary) << bytes;
+    return outbox_->Add(path, rdg::v1::DICOM, label, "dicom TEST", kT0);
   }
 
   std::vector<std::string> Files(const std::string& sub) {
@@ -76,6 +85,55 @@ TEST_F(OutboxTest, AddKeepsTheBytesWithTheirDigestAndTakeReturnsThemOldestFirst)
   EXPECT_EQ(second->kind, rdg::v1::HL7V2_LAB);
   EXPECT_THAT(second->path, ::testing::EndsWith(".hl7"));
   EXPECT_FALSE(outbox_->Take(kT0).has_value()) << "both are taken";
+}
+
+TEST_F(OutboxTest, ObjectsAddedAtOnceShareOneTransaction) {
+  // Another writer holds the database: the first Add leads a commit that waits for it, and the
+  // Adds arriving meanwhile queue behind it, to be committed together in the next transaction.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.Join("agent.db").c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  constexpr int kObjects = 6;
+  std::vector<absl::StatusOr<int64_t>> ids(kObjects, absl::UnknownError("not run"));
+  std::vector<std::thread> devices;
+  devices.emplace_back([&] { ids[0] = Add("object 0", "1.2.0"); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (outbox_->commits_in_flight() < 1 && absl::Now() < deadline) std::this_thread::yield();
+  for (int i = 1; i < kObjects; ++i) {
+    devices.emplace_back(
+        [&, i] { ids[i] = Add(absl::StrCat("object ", i), absl::StrCat("1.2.", i)); });
+  }
+  while (outbox_->commits_in_flight() < kObjects && absl::Now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(outbox_->commits_in_flight(), kObjects) << "the first commit waits for the writer";
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  for (auto& t : devices) t.join();
+  EXPECT_EQ(outbox_->commit_batches(), 2);
+  std::set<int64_t> distinct;
+  for (int i = 0; i < kObjects; ++i) {
+    ASSERT_TRUE(ids[i].ok()) << i << ": " << ids[i].status();
+    distinct.insert(*ids[i]);
+  }
+  EXPECT_THAT(distinct, SizeIs(kObjects));
+  // Each row names its own bytes.
+  std::set<std::string> labels;
+  while (auto item = outbox_->Take(kT0)) {
+    EXPECT_EQ(testing::ReadFileBytes(item->path), "object " + item->label.substr(4));
+    EXPECT_EQ(item->sha256, storage::ToRaw(storage::Sha256::Of("object " + item->label.substr(4))));
+    labels.insert(item->label);
+  }
+  EXPECT_THAT(labels, SizeIs(kObjects));
+}
+
+TEST_F(OutboxTest, AnObjectThatCannotBeMadeDurableIsNotQueued) {
+  const std::string path = outbox_->NewObjectPath(rdg::v1::DICOM);  // never written
+  auto prepared = outbox_->Prepare(path);
+  EXPECT_FALSE(prepared.ok());
+  EXPECT_FALSE(outbox_->Add(path, rdg::v1::DICOM, "1.2.3", "dicom TEST", kT0).ok());
+  EXPECT_EQ(outbox_->PendingCount(), 0);
+  EXPECT_EQ(outbox_->commit_batches(), 0);
 }
 
 TEST_F(OutboxTest, RetryWaitsUntilItsTimeAndCountsTheAttempt) {
@@ -131,13 +189,15 @@ TEST_F(OutboxTest, ReopeningKeepsPendingItemsAndSessionsAndSweepsWhatNoRowNames)
   const int64_t a = Put("pending", "A");
   outbox_->SetSession(a, "session-7");
   ASSERT_TRUE(outbox_->Take(kT0).has_value());  // taken when the process "died"
-  // A crash between receiving and committing leaves a temporary file, one between rename and
-  // insert an unreferenced object file: neither was acknowledged to a device.
-  std::ofstream(outbox_->NewTempPath()) << "half";
+  // A crash while receiving or before the commit leaves an object file no row names; earlier
+  // versions received into outbox/tmp. None of them was acknowledged to a device.
+  std::ofstream(outbox_->NewObjectPath(rdg::v1::DICOM)) << "half";
   std::ofstream(dir_.Join("outbox/objects/stray.dcm")) << "stray";
+  fs::create_directories(dir_.Join("outbox/tmp"));
+  std::ofstream(dir_.Join("outbox/tmp/1-1.part")) << "old half";
   outbox_.reset();
   outbox_ = Open();
-  EXPECT_THAT(Files("outbox/tmp"), SizeIs(0));
+  EXPECT_FALSE(fs::exists(dir_.Join("outbox/tmp")));
   EXPECT_THAT(Files("outbox/objects"), SizeIs(1));
   auto item = outbox_->Take(kT0);
   ASSERT_TRUE(item.has_value());
@@ -168,9 +228,9 @@ TEST_F(OutboxTest, AgentStateSurvivesReopening) {
 
 TEST_F(OutboxTest, KnownContentIsTheNewestPendingOrSentItemsNotADeadOnes) {
   auto add = [&](const std::string& label, const std::string& key) {
-    const std::string temp = outbox_->NewTempPath();
-    std::ofstream(temp, std::ios::binary) << key;
-    auto id = outbox_->Add(temp, rdg::v1::HL7V2_LAB, label, "hl7 LIS", kT0, key);
+    const std::string path = outbox_->NewObjectPath(rdg::v1::HL7V2_LAB);
+    std::ofstream(path, std::ios::binary) << key;
+    auto id = outbox_->Add(path, rdg::v1::HL7V2_LAB, label, "hl7 LIS", kT0, key);
     EXPECT_TRUE(id.ok()) << id.status();
     return *id;
   };
