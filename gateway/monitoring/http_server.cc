@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -278,7 +279,15 @@ absl::StatusOr<std::unique_ptr<MonitoringServer>> MonitoringServer::Start(
                                                " for monitoring (address in use or not local?)"));
   }
   httplib::Server* server = m->server_.get();
-  m->thread_ = std::thread([server] { server->listen_after_bind(); });
+  auto returned = std::make_shared<std::atomic<bool>>(false);
+  m->thread_ = std::thread([server, returned] {
+    server->listen_after_bind();
+    *returned = true;
+  });
+  // cpp-httplib 0.11's stop() does nothing until listen_after_bind has marked the server as
+  // running, so a stop before that (SIGTERM right after start) would leave the thread in
+  // accept() and the destructor waiting for it for ever. Return only once it runs (or ended).
+  while (!server->is_running() && !*returned) std::this_thread::yield();
   return m;
 }
 
