@@ -1,6 +1,10 @@
 #include "clients/agent/outbox.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <filesystem>
 #include <optional>
 #include <system_error>
@@ -173,20 +177,24 @@ std::string DeadLetterReasonFile(const std::string& dead_letter_file) {
   return std::filesystem::path(dead_letter_file).replace_extension(".reason.txt").string();
 }
 
-Outbox::Outbox(std::string data_dir, std::unique_ptr<Connection> db)
+Outbox::Outbox(std::string data_dir, storage::DirectoryLock lock, std::unique_ptr<Connection> db)
     : data_dir_(std::move(data_dir)),
       objects_dir_(data_dir_ + "/outbox/objects"),
       old_tmp_dir_(data_dir_ + "/outbox/tmp"),
       dead_dir_(data_dir_ + "/dead-letter"),
+      lock_(std::move(lock)),
       db_(std::move(db)) {}
 
 absl::StatusOr<std::unique_ptr<Outbox>> Outbox::Open(const std::string& data_dir) {
   for (const std::string& dir : {data_dir + "/outbox/objects", data_dir + "/dead-letter"}) {
     if (auto s = storage::MakeDirectories(dir); !s.ok()) return s;
   }
+  // A second agent on this data dir would sweep files the first is receiving.
+  auto lock = storage::DirectoryLock::Acquire(data_dir);
+  if (!lock.ok()) return lock.status();
   auto db = OpenDatabase(data_dir);
   if (!db.ok()) return db.status();
-  auto outbox = std::unique_ptr<Outbox>(new Outbox(data_dir, *std::move(db)));
+  auto outbox = std::unique_ptr<Outbox>(new Outbox(data_dir, *std::move(lock), *std::move(db)));
   if (auto s = outbox->Recover(); !s.ok()) return s;
   return outbox;
 }
@@ -219,22 +227,37 @@ absl::Status Outbox::Recover() {
   std::error_code ec;
   fs::remove_all(old_tmp_dir_, ec);
   // Object files without a pending row: received but not committed (not acknowledged either),
-  // or sent while the removal did not happen.
+  // or sent while the removal did not happen. Rows are matched by file name: a row written while
+  // the data dir was spelled otherwise ("data/" then "/srv/agent/data") is pointed at its file
+  // where it lies now, in the objects or the dead-letter folder.
   std::set<std::string> referenced;
-  static constexpr char kFiles[] = "SELECT file FROM outbox WHERE state = 'pending'";
+  std::vector<std::pair<int64_t, std::string>> moved;
+  static constexpr char kFiles[] = "SELECT id, file FROM outbox WHERE state = 'pending'";
   auto q = db_->Prepare(kFiles);
   if (!q.ok()) return q.status();
   for (;;) {
     auto row = (*q)->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    referenced.insert((*q)->Text(0));
+    const std::string file = (*q)->Text(1);
+    const std::string name = fs::path(file).filename().string();
+    referenced.insert(name);
+    if (fs::exists(file, ec)) continue;
+    for (const std::string& dir : {objects_dir_, dead_dir_}) {
+      if (fs::exists(dir + "/" + name, ec)) moved.emplace_back((*q)->Int(0), dir + "/" + name);
+    }
+  }
+  q->reset();
+  static constexpr char kRepoint[] = "UPDATE outbox SET file = ? WHERE id = ?";
+  for (const auto& [id, file] : moved) {
+    auto u = db_->Prepare(kRepoint);
+    if (!u.ok()) return u.status();
+    if (auto s = (*u)->Bind(1, file).Bind(2, id).Run(); !s.ok()) return s;
   }
   auto objects = storage::ListFiles(objects_dir_);
   if (!objects.ok()) return objects.status();
   for (const auto& name : *objects) {
-    const std::string path = objects_dir_ + "/" + name;
-    if (!referenced.count(path)) (void)storage::RemoveFile(path);
+    if (!referenced.count(name)) (void)storage::RemoveFile(objects_dir_ + "/" + name);
   }
   // Keep four weeks of history for status figures and audits of what was forwarded.
   static constexpr char kPrune[] = "DELETE FROM outbox WHERE state = 'sent' AND done_at < ?";
@@ -245,8 +268,20 @@ absl::Status Outbox::Recover() {
 }
 
 std::string Outbox::NewObjectPath(rdg::v1::ObjectKind kind) {
-  return absl::StrFormat("%s/%d-%d.%s", objects_dir_, absl::ToUnixMicros(absl::Now()), ++counter_,
-                         kind == rdg::v1::HL7V2_LAB ? "hl7" : "dcm");
+  // The name is taken with O_EXCL: a clock set back (a clinic PC without an RTC battery) could
+  // otherwise name a file of the last run, an acknowledged object the receiver would overwrite.
+  std::string path;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    path = absl::StrFormat("%s/%d-%d.%s", objects_dir_, absl::ToUnixMicros(absl::Now()), ++counter_,
+                           kind == rdg::v1::HL7V2_LAB ? "hl7" : "dcm");
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      ::close(fd);
+      return path;
+    }
+    if (errno != EEXIST) break;  // the receiver's own open fails and says why
+  }
+  return path;
 }
 
 absl::StatusOr<int64_t> Outbox::Add(const std::string& path, rdg::v1::ObjectKind kind,
@@ -347,9 +382,10 @@ void Outbox::CommitBatch(const std::vector<PendingCommit*>& batch) {
               .Bind(3, p->object->size);
           (*ins)->BindBlob(4, p->object->sha256).Bind(5, *p->label).Bind(6, *p->source);
           (*ins)->Bind(7, p->received_at).Bind(8, *p->content_key);
-          // A row that fails fails alone; the transaction goes on with the others.
-          absl::Status s = (*ins)->Run();
-          p->id = s.ok() ? absl::StatusOr<int64_t>(db_->LastInsertRowid()) : s;
+          // A failed insert (disk full, I/O error) may have ended the transaction: the batch
+          // fails as one, so no row is committed whose file its caller then removes.
+          if (absl::Status s = (*ins)->Run(); !s.ok()) return s;
+          p->id = db_->LastInsertRowid();
         }
         return absl::OkStatus();
       });

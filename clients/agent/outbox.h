@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "rdg/v1/common.pb.h"
+#include "storage/base/dir_lock.h"
 #include "storage/base/sqlite_db.h"
 
 namespace rdg::agent {
@@ -73,8 +74,10 @@ struct SentInfo {
 
 class Outbox {
  public:
-  //! Opens (creating) the outbox in `data_dir`. Removes half-written temporary files and object
-  //! files no row refers to (a crash between write and commit: the device was not told).
+  //! Opens (creating) the outbox in `data_dir`, which it locks (DATA/rdg.lock: one agent per data
+  //! dir; FAILED_PRECONDITION names the other's pid). Removes object files no pending row names
+  //! (a crash between write and commit: the device was not told), matching by file name, so a
+  //! data dir spelled differently from the last run keeps its objects (the rows follow them).
   static absl::StatusOr<std::unique_ptr<Outbox>> Open(const std::string& data_dir);
   //! Read-only view for `rdg-clinic agent status` (works while the agent runs).
   static absl::StatusOr<OutboxStats> ReadStats(const std::string& data_dir, absl::Time now);
@@ -85,7 +88,9 @@ class Outbox {
   static absl::StatusOr<std::unique_ptr<storage::sqlite_db::Connection>> OpenExisting(
       const std::string& data_dir);
 
-  //! A fresh path under DATA/outbox/objects for a receiver to write an object of `kind` into.
+  //! A fresh path under DATA/outbox/objects for a receiver to write an object of `kind` into,
+  //! reserved as an empty file (never the name of an existing file, even if the clock went back
+  //! since the last run).
   std::string NewObjectPath(rdg::v1::ObjectKind kind);
   //! Makes the written file durable and queues it; returns its id. On error the file is removed
   //! and nothing is queued (the device must be told the store failed).
@@ -97,8 +102,9 @@ class Outbox {
   //! Add in two halves. Prepare fsyncs the written file and its directory and reads its size
   //! and digest back; even on error it leaves the file where it is (a check may be reading it),
   //! for the caller to remove. Commit commits the row, in one transaction with the rows other
-  //! threads commit at the same moment; on error the file is removed and nothing is queued. A
-  //! prepared object that is not committed is the caller's to remove.
+  //! threads commit at the same moment (if any of them fails, none is committed); on error the
+  //! file is removed and nothing is queued. A prepared object that is not committed is the
+  //! caller's to remove.
   absl::StatusOr<PreparedObject> Prepare(const std::string& path);
   absl::StatusOr<int64_t> Commit(const PreparedObject& object, rdg::v1::ObjectKind kind,
                                  const std::string& label, const std::string& source,
@@ -161,7 +167,8 @@ class Outbox {
     bool done = false;  //!< guarded by commit_mu_
   };
 
-  Outbox(std::string data_dir, std::unique_ptr<storage::sqlite_db::Connection> db);
+  Outbox(std::string data_dir, storage::DirectoryLock lock,
+         std::unique_ptr<storage::sqlite_db::Connection> db);
   //! The leader's part of a group commit: one transaction; sets each id.
   void CommitBatch(const std::vector<PendingCommit*>& batch);
   absl::Status Recover();
@@ -173,6 +180,7 @@ class Outbox {
   const std::string objects_dir_;
   const std::string old_tmp_dir_;  //!< where earlier versions received objects
   const std::string dead_dir_;
+  storage::DirectoryLock lock_;  //!< held while the outbox is open
   std::mutex mu_;
   std::unique_ptr<storage::sqlite_db::Connection> db_;
   std::set<int64_t> taken_;                //!< guarded by mu_

@@ -35,7 +35,7 @@ absl::StatusOr<DirectoryLock> DirectoryLock::Acquire(const std::string& dir) {
     const int err = errno;
     std::string message = err == EWOULDBLOCK
                               ? absl::StrCat("data dir ", dir, " is in use by pid ", HolderPid(fd),
-                                             " (one gateway per data dir; stop that one first)")
+                                             " (one process per data dir; stop that one first)")
                               : absl::StrCat("cannot lock ", path, ": ", std::strerror(err));
     ::close(fd);
     return absl::FailedPreconditionError(message);

@@ -47,6 +47,37 @@ class OutboxTest : public ::testing::Test {
     return *id;
   }
 
+  //! Adds "object LABEL" for each label, each from a thread of its own, while another connection
+  //! holds the database: the first Add leads a commit that waits for that writer, the others
+  //! queue behind it. The writer then runs `writer_sql` (if any), commits and lets them through.
+  std::vector<absl::StatusOr<int64_t>> AddBehindAWriter(const std::vector<std::string>& labels,
+                                                        const char* writer_sql) {
+    sqlite3* other = nullptr;
+    EXPECT_EQ(sqlite3_open(dir_.Join("agent.db").c_str(), &other), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+    std::vector<absl::StatusOr<int64_t>> ids(labels.size(), absl::UnknownError("not run"));
+    std::vector<std::thread> devices;
+    auto add = [&](size_t i) {
+      devices.emplace_back([&, i] { ids[i] = Add("object " + labels[i], labels[i]); });
+    };
+    // Well within SQLite's 10 s busy timeout, for which the leader waits.
+    const absl::Time deadline = absl::Now() + absl::Seconds(8);
+    add(0);
+    while (outbox_->commits_in_flight() < 1 && absl::Now() < deadline) std::this_thread::yield();
+    for (size_t i = 1; i < labels.size(); ++i) add(i);
+    while (outbox_->commits_in_flight() < labels.size() && absl::Now() < deadline) {
+      std::this_thread::yield();
+    }
+    EXPECT_EQ(outbox_->commits_in_flight(), labels.size()) << "the first commit waits";
+    if (*writer_sql != '\0') {
+      EXPECT_EQ(sqlite3_exec(other, writer_sql, nullptr, nullptr, nullptr), SQLITE_OK);
+    }
+    EXPECT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(other);
+    for (auto& t : devices) t.join();
+    return ids;
+  }
+
   //! Add from a device's thread: the bytes written to a new object file, then added.
   absl::StatusOr<int64_t> Add(const std::string& bytes, const std::string& label) {
     const std::string path = outbox_->NewObjectPath(rdg::v1::DICOM);
@@ -88,52 +119,74 @@ TEST_F(OutboxTest, AddKeepsTheBytesWithTheirDigestAndTakeReturnsThemOldestFirst)
 }
 
 TEST_F(OutboxTest, ObjectsAddedAtOnceShareOneTransaction) {
-  // Another writer holds the database: the first Add leads a commit that waits for it, and the
-  // Adds arriving meanwhile queue behind it, to be committed together in the next transaction.
-  sqlite3* other = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.Join("agent.db").c_str(), &other), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
-  constexpr int kObjects = 6;
-  std::vector<absl::StatusOr<int64_t>> ids(kObjects, absl::UnknownError("not run"));
-  std::vector<std::thread> devices;
-  devices.emplace_back([&] { ids[0] = Add("object 0", "1.2.0"); });
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (outbox_->commits_in_flight() < 1 && absl::Now() < deadline) std::this_thread::yield();
-  for (int i = 1; i < kObjects; ++i) {
-    devices.emplace_back(
-        [&, i] { ids[i] = Add(absl::StrCat("object ", i), absl::StrCat("1.2.", i)); });
-  }
-  while (outbox_->commits_in_flight() < kObjects && absl::Now() < deadline) {
-    std::this_thread::yield();
-  }
-  EXPECT_EQ(outbox_->commits_in_flight(), kObjects) << "the first commit waits for the writer";
-  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(other);
-  for (auto& t : devices) t.join();
+  const std::vector<std::string> labels = {"1.2.0", "1.2.1", "1.2.2", "1.2.3", "1.2.4", "1.2.5"};
+  auto ids = AddBehindAWriter(labels, "");
   EXPECT_EQ(outbox_->commit_batches(), 2);
   std::set<int64_t> distinct;
-  for (int i = 0; i < kObjects; ++i) {
+  for (size_t i = 0; i < ids.size(); ++i) {
     ASSERT_TRUE(ids[i].ok()) << i << ": " << ids[i].status();
     distinct.insert(*ids[i]);
   }
-  EXPECT_THAT(distinct, SizeIs(kObjects));
+  EXPECT_THAT(distinct, SizeIs(labels.size()));
   // Each row names its own bytes.
-  std::set<std::string> labels;
+  std::set<std::string> taken;
   while (auto item = outbox_->Take(kT0)) {
-    EXPECT_EQ(testing::ReadFileBytes(item->path), "object " + item->label.substr(4));
-    EXPECT_EQ(item->sha256, storage::ToRaw(storage::Sha256::Of("object " + item->label.substr(4))));
-    labels.insert(item->label);
+    EXPECT_EQ(testing::ReadFileBytes(item->path), "object " + item->label);
+    EXPECT_EQ(item->sha256, storage::ToRaw(storage::Sha256::Of("object " + item->label)));
+    taken.insert(item->label);
   }
-  EXPECT_THAT(labels, SizeIs(kObjects));
+  EXPECT_THAT(taken, SizeIs(labels.size()));
+}
+
+TEST_F(OutboxTest, ARowThatFailsFailsItsWholeBatchAndLeavesNoFile) {
+  // The writer adds a trigger that refuses one label: the second batch holds it and four others.
+  auto ids =
+      AddBehindAWriter({"1.3.0", "1.3.1", "1.3.2", "poison", "1.3.4", "1.3.5"},
+                       "CREATE TRIGGER refuse BEFORE INSERT ON outbox WHEN NEW.label = 'poison' "
+                       "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+  ASSERT_TRUE(ids[0].ok()) << ids[0].status();  // committed alone, before the others queued
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_FALSE(ids[i].ok()) << i;
+  EXPECT_EQ(outbox_->PendingCount(), 1);
+  EXPECT_THAT(Files("outbox/objects"), SizeIs(1)) << "every refused object's file is removed";
 }
 
 TEST_F(OutboxTest, AnObjectThatCannotBeMadeDurableIsNotQueued) {
-  const std::string path = outbox_->NewObjectPath(rdg::v1::DICOM);  // never written
+  const std::string path = outbox_->NewObjectPath(rdg::v1::DICOM);
+  fs::remove(path);  // the receiver failed before its file existed
   auto prepared = outbox_->Prepare(path);
   EXPECT_FALSE(prepared.ok());
   EXPECT_FALSE(outbox_->Add(path, rdg::v1::DICOM, "1.2.3", "dicom TEST", kT0).ok());
   EXPECT_EQ(outbox_->PendingCount(), 0);
   EXPECT_EQ(outbox_->commit_batches(), 0);
+}
+
+TEST_F(OutboxTest, ASecondOutboxOnTheSameDataDirIsRefused) {
+  auto second = Outbox::Open(dir_.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("in use by pid"));
+}
+
+TEST_F(OutboxTest, ADataDirSpelledOtherwiseKeepsItsPendingObjects) {
+  const int64_t a = Put("still here", "A");
+  outbox_.reset();
+  auto respelled = Outbox::Open(dir_.path() + "/./");  // the same folder, another spelling
+  ASSERT_TRUE(respelled.ok()) << respelled.status();
+  outbox_ = *std::move(respelled);
+  auto item = outbox_->Take(kT0);
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->id, a);
+  EXPECT_EQ(testing::ReadFileBytes(item->path), "still here");
+}
+
+TEST_F(OutboxTest, NewObjectPathsAreReservedEmptyFiles) {
+  const std::string a = outbox_->NewObjectPath(rdg::v1::DICOM);
+  const std::string b = outbox_->NewObjectPath(rdg::v1::HL7V2_LAB);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(fs::file_size(a), 0u);
+  EXPECT_EQ(fs::file_size(b), 0u);
+  EXPECT_THAT(a, ::testing::EndsWith(".dcm"));
+  EXPECT_THAT(b, ::testing::EndsWith(".hl7"));
 }
 
 TEST_F(OutboxTest, RetryWaitsUntilItsTimeAndCountsTheAttempt) {

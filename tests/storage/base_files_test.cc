@@ -34,7 +34,7 @@ TEST(DirectoryLockTest, ASecondHolderIsRefusedNamingTheFirstPid) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(second.status().message(),
             absl::StrCat("data dir ", dir.path(), " is in use by pid ", ::getpid(),
-                         " (one gateway per data dir; stop that one first)"));
+                         " (one process per data dir; stop that one first)"));
   { DirectoryLock moved = *std::move(first); }  // released when its holder goes
   EXPECT_TRUE(DirectoryLock::Acquire(dir.path()).ok());
 }
