@@ -23,6 +23,9 @@ packages=(
   # Orthanc, the PACS a county would otherwise install: the peer of the ingest benchmark, run in
   # a network namespace of its own (iproute2 brings its loopback up)
   orthanc iproute2
+  # PostgreSQL 15, the index shared by several gateways: the tests start throwaway clusters of
+  # their own (tests/integration/pg_cluster.py); the package's default cluster is not started
+  postgresql-15
   "$@"
 )
 

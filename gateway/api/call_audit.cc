@@ -80,12 +80,12 @@ bool IsProtobufMethod(absl::string_view method) {
 
 class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
  public:
-  RefusalAuditInterceptor(grpc::experimental::ServerRpcInfo* info, storage::IndexStore& index,
+  RefusalAuditInterceptor(grpc::experimental::ServerRpcInfo* info, storage::AuditStore& audit,
                           WorkerPool& pool, const Clock& clock,
                           const config::InstitutionDirectory& directory, AuditThrottle& throttle)
       : info_(info),
         throttle_(throttle),
-        index_(index),
+        audit_(audit),
         pool_(pool),
         clock_(clock),
         directory_(directory),
@@ -127,12 +127,12 @@ class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
       if (!left_out) return;
       record.detail += AuditThrottle::LeftOut(*left_out);
     }
-    AppendAuditLater(index_, pool_, std::move(record));
+    AppendAuditLater(audit_, pool_, std::move(record));
   }
 
   grpc::experimental::ServerRpcInfo* const info_;
   AuditThrottle& throttle_;
-  storage::IndexStore& index_;
+  storage::AuditStore& audit_;
   WorkerPool& pool_;
   const Clock& clock_;
   const config::InstitutionDirectory& directory_;
@@ -145,17 +145,17 @@ class RefusalAuditInterceptor : public grpc::experimental::Interceptor {
 class RefusalAuditInterceptorFactory
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  RefusalAuditInterceptorFactory(storage::IndexStore& index, WorkerPool& pool, const Clock& clock,
+  RefusalAuditInterceptorFactory(storage::AuditStore& audit, WorkerPool& pool, const Clock& clock,
                                  const config::InstitutionDirectory& directory)
-      : index_(index), pool_(pool), clock_(clock), directory_(directory) {}
+      : audit_(audit), pool_(pool), clock_(clock), directory_(directory) {}
 
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new RefusalAuditInterceptor(info, index_, pool_, clock_, directory_, throttle_);
+    return new RefusalAuditInterceptor(info, audit_, pool_, clock_, directory_, throttle_);
   }
 
  private:
-  storage::IndexStore& index_;
+  storage::AuditStore& audit_;
   WorkerPool& pool_;
   const Clock& clock_;
   const config::InstitutionDirectory& directory_;
@@ -164,9 +164,9 @@ class RefusalAuditInterceptorFactory
 
 }  // namespace
 
-void AppendAuditLater(storage::IndexStore& index, WorkerPool& pool, storage::AuditRecord record) {
-  pool.Post([&index, record = std::move(record)] {
-    if (absl::Status written = index.AppendAudit(record); !written.ok()) {
+void AppendAuditLater(storage::AuditStore& audit, WorkerPool& pool, storage::AuditRecord record) {
+  pool.Post([&audit, record = std::move(record)] {
+    if (absl::Status written = audit.AppendAudit(record); !written.ok()) {
       LOG(ERROR) << "audit record " << record.action << " (" << record.outcome
                  << ") not written: " << written;
     }
@@ -213,9 +213,9 @@ storage::AuditRecord RefusalRecord(const RefusedCall& call,
 }
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-NewRefusalAuditInterceptorFactory(storage::IndexStore& index, WorkerPool& pool, const Clock& clock,
+NewRefusalAuditInterceptorFactory(storage::AuditStore& audit, WorkerPool& pool, const Clock& clock,
                                   const config::InstitutionDirectory& directory) {
-  return std::make_unique<RefusalAuditInterceptorFactory>(index, pool, clock, directory);
+  return std::make_unique<RefusalAuditInterceptorFactory>(audit, pool, clock, directory);
 }
 
 }  // namespace rdg::api

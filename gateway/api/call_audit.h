@@ -22,7 +22,7 @@
 #include "gateway/common/clock.h"
 #include "gateway/config/institution_directory.h"
 #include "storage/base/worker_pool.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
 #include "storage/records.h"
 
 namespace rdg::api {
@@ -43,13 +43,13 @@ struct RefusedCall {
 storage::AuditRecord RefusalRecord(const RefusedCall& call,
                                    const config::InstitutionDirectory& directory, absl::Time at);
 
-//! Appends `record` to `index` on `pool` (a failure is logged): for code on gRPC's threads.
-void AppendAuditLater(storage::IndexStore& index, WorkerPool& pool, storage::AuditRecord record);
+//! Appends `record` to `audit` on `pool` (a failure is logged): for code on gRPC's threads.
+void AppendAuditLater(storage::AuditStore& audit, WorkerPool& pool, storage::AuditRecord record);
 
 //! The interceptor factory to install on the gateway's ServerBuilder. All references must outlive
 //! the server.
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
-NewRefusalAuditInterceptorFactory(storage::IndexStore& index, WorkerPool& pool, const Clock& clock,
+NewRefusalAuditInterceptorFactory(storage::AuditStore& audit, WorkerPool& pool, const Clock& clock,
                                   const config::InstitutionDirectory& directory);
 
 }  // namespace rdg::api

@@ -532,9 +532,9 @@ absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
 
 //! Records SLA breaches that fell due since the last sweep. The log line is for operators and
 //! carries no patient data. (A stage's own completion records a late one too.)
-void SweepBreaches(storage::IndexStore& index, const Clock& clock) {
+void SweepBreaches(storage::SlaStore& sla, const Clock& clock) {
   for (;;) {
-    auto breaches = index.DetectBreaches(clock.Now(), 1000);
+    auto breaches = sla.DetectBreaches(clock.Now(), 1000);
     if (!breaches.ok()) {
       LOG(WARNING) << "detecting SLA breaches: " << breaches.status();
       return;
@@ -551,9 +551,9 @@ void SweepBreaches(storage::IndexStore& index, const Clock& clock) {
 }
 
 //! Signs the end of the audit chain when records were added since the last checkpoint.
-void CheckpointAudit(storage::IndexStore& index, const signing::ReceiptSigner& signer,
+void CheckpointAudit(storage::AuditStore& audit, const signing::ReceiptSigner& signer,
                      const Clock& clock) {
-  absl::StatusOr<storage::AuditTipRecord> tip = index.AuditTip();
+  absl::StatusOr<storage::AuditTipRecord> tip = audit.AuditTip();
   if (!tip.ok()) {
     LOG(WARNING) << "reading the audit chain's end: " << tip.status();
     return;
@@ -578,7 +578,7 @@ void CheckpointAudit(storage::IndexStore& index, const signing::ReceiptSigner& s
     return;
   }
   c.signature = *std::move(signature);
-  if (absl::Status s = index.AppendAuditCheckpoint(c); !s.ok()) {
+  if (absl::Status s = audit.AppendAuditCheckpoint(c); !s.ok()) {
     LOG(WARNING) << "writing an audit checkpoint: " << s;
   }
 }

@@ -154,7 +154,7 @@ absl::StatusOr<std::vector<storage::ExamRecord>> PatientLinker::SamePatient(
     return std::vector<storage::ExamRecord>{};
   }
   // Candidates beyond `limit`: those that disagree must not crowd out the patient's own exams.
-  RDG_ASSIGN_OR_RETURN(auto candidates, index_.FindPriors(probe, kMaxCandidates));
+  RDG_ASSIGN_OR_RETURN(auto candidates, exams_.FindPriors(probe, kMaxCandidates));
   std::vector<storage::ExamRecord> same;
   for (auto& candidate : candidates) {
     const bool by_national_id = !probe.patient.national_id.empty() &&
@@ -177,18 +177,18 @@ absl::StatusOr<std::vector<storage::ExamRecord>> PatientLinker::SamePatient(
 
 absl::Status PatientLinker::ReviewNewExam(const storage::ExamRecord& exam) {
   if (!exam.patient.national_id_problem.empty()) {
-    RDG_RETURN_IF_ERROR(index_.RecordIdentityConflict({0,
-                                                       clock_.Now(),
-                                                       rdg::v1::NATIONAL_ID_REFUSED,
-                                                       exam.exam_id,
-                                                       exam.origin_institution,
-                                                       "",
-                                                       "",
-                                                       {"national ID"},
-                                                       exam.patient.national_id_problem}));
+    RDG_RETURN_IF_ERROR(conflicts_.RecordIdentityConflict({0,
+                                                           clock_.Now(),
+                                                           rdg::v1::NATIONAL_ID_REFUSED,
+                                                           exam.exam_id,
+                                                           exam.origin_institution,
+                                                           "",
+                                                           "",
+                                                           {"national ID"},
+                                                           exam.patient.national_id_problem}));
   }
   if (IsPlaceholderId(exam.patient.patient_id)) {
-    RDG_RETURN_IF_ERROR(index_.RecordIdentityConflict(
+    RDG_RETURN_IF_ERROR(conflicts_.RecordIdentityConflict(
         {0,
          clock_.Now(),
          rdg::v1::PLACEHOLDER_PATIENT_ID,
@@ -202,7 +202,7 @@ absl::Status PatientLinker::ReviewNewExam(const storage::ExamRecord& exam) {
   RDG_RETURN_IF_ERROR(SamePatient(exam, 100).status());
   if (exam.exam_type != "LAB" || exam.accession_number.empty()) return absl::OkStatus();
   RDG_ASSIGN_OR_RETURN(auto orders,
-                       index_.FindLabOrders(exam.origin_institution, exam.accession_number, 20));
+                       exams_.FindLabOrders(exam.origin_institution, exam.accession_number, 20));
   for (const auto& other : orders) {
     if (other.exam_id == exam.exam_id) continue;
     std::vector<std::string> fields =
@@ -219,9 +219,9 @@ absl::Status PatientLinker::RecordRefusedJoin(const storage::ExamRecord& existin
                                               rdg::v1::IdentityConflictKind kind,
                                               std::vector<std::string> fields,
                                               const std::string& detail) {
-  return index_.RecordIdentityConflict({0, clock_.Now(), kind, existing.exam_id,
-                                        existing.origin_institution, "", "", std::move(fields),
-                                        detail});
+  return conflicts_.RecordIdentityConflict({0, clock_.Now(), kind, existing.exam_id,
+                                            existing.origin_institution, "", "", std::move(fields),
+                                            detail});
 }
 
 absl::Status PatientLinker::RecordPair(rdg::v1::IdentityConflictKind kind,
@@ -231,8 +231,9 @@ absl::Status PatientLinker::RecordPair(rdg::v1::IdentityConflictKind kind,
   const bool a_first = a.exam_id < b.exam_id;
   const storage::ExamRecord& x = a_first ? a : b;
   const storage::ExamRecord& y = a_first ? b : a;
-  return index_.RecordIdentityConflict({0, clock_.Now(), kind, x.exam_id, x.origin_institution,
-                                        y.exam_id, y.origin_institution, std::move(fields), ""});
+  return conflicts_.RecordIdentityConflict({0, clock_.Now(), kind, x.exam_id, x.origin_institution,
+                                            y.exam_id, y.origin_institution, std::move(fields),
+                                            ""});
 }
 
 }  // namespace rdg::identity

@@ -20,7 +20,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "gateway/common/clock.h"
-#include "storage/index_store.h"
+#include "storage/index/exam_store.h"
+#include "storage/index/identity_conflict_store.h"
 #include "storage/records.h"
 
 namespace rdg::identity {
@@ -44,7 +45,9 @@ bool IsPlaceholderId(const std::string& id);
 //! Finds a patient's other exams and keeps the review list of what was not linked.
 class PatientLinker {
  public:
-  PatientLinker(storage::IndexStore& index, const Clock& clock) : index_(index), clock_(clock) {}
+  PatientLinker(storage::ExamStore& exams, storage::IdentityConflictStore& conflicts,
+                const Clock& clock)
+      : exams_(exams), conflicts_(conflicts), clock_(clock) {}
 
   //! The exams of the same person as `exam`, newest first (at most `limit`); candidates that
   //! share an identifier but disagree are left out and recorded as conflicts.
@@ -64,7 +67,8 @@ class PatientLinker {
 
   //! Candidates read per lookup (those that disagree are filtered out after).
   static constexpr int kMaxCandidates = 1000;
-  storage::IndexStore& index_;
+  storage::ExamStore& exams_;
+  storage::IdentityConflictStore& conflicts_;
   const Clock& clock_;
 };
 

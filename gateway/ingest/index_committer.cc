@@ -4,8 +4,8 @@
 
 namespace rdg::ingest {
 
-IndexCommitter::IndexCommitter(storage::IndexStore& index, int max_batch, storage::BlobStore* blobs)
-    : index_(index), max_batch_(max_batch), blobs_(blobs), thread_([this] { Loop(); }) {}
+IndexCommitter::IndexCommitter(storage::ExamStore& exams, int max_batch, storage::BlobStore* blobs)
+    : exams_(exams), max_batch_(max_batch), blobs_(blobs), thread_([this] { Loop(); }) {}
 
 IndexCommitter::~IndexCommitter() {
   {
@@ -89,7 +89,7 @@ std::vector<absl::StatusOr<storage::CommitOutcome>> IndexCommitter::CommitBatch(
     item_of.push_back(i);
   }
   if (items.empty()) return results;
-  auto committed = index_.CommitObjects(items);
+  auto committed = exams_.CommitObjects(items);
   for (size_t k = 0; k < item_of.size(); ++k) results[item_of[k]] = std::move(committed[k]);
   return results;
 }

@@ -13,14 +13,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/blob_store.h"
-#include "storage/index_store.h"
+#include "storage/index/exam_store.h"
 
 namespace rdg::ingest {
 
 class IndexCommitter {
  public:
   //! `blobs`: where staged files are adopted (none: Commit takes no files).
-  IndexCommitter(storage::IndexStore& index, int max_batch, storage::BlobStore* blobs = nullptr);
+  IndexCommitter(storage::ExamStore& exams, int max_batch, storage::BlobStore* blobs = nullptr);
   ~IndexCommitter();  //!< commits what is pending, then joins the thread
   IndexCommitter(const IndexCommitter&) = delete;
   IndexCommitter& operator=(const IndexCommitter&) = delete;
@@ -44,7 +44,7 @@ class IndexCommitter {
   //! Adopts the batch's files and commits the rows of those adopted (or without a file).
   std::vector<absl::StatusOr<storage::CommitOutcome>> CommitBatch(std::vector<Pending*>& batch);
 
-  storage::IndexStore& index_;
+  storage::ExamStore& exams_;
   const int max_batch_;
   storage::BlobStore* const blobs_;
   mutable absl::Mutex mu_;

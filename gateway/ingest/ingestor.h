@@ -207,7 +207,7 @@ class Ingestor {
   const storage::StagingArea staging_;
   IndexCommitter& committer_;
   const Clock& clock_;
-  identity::PatientLinker linker_{index_, clock_};
+  identity::PatientLinker linker_{index_, index_, clock_};
 
   absl::Mutex mu_;
   //! Sessions currently held by a stream (at most one stream per session).

@@ -83,7 +83,7 @@ class IndexReadingDesk final : public ReadingDesk {
   storage::IndexStore& index_;
   const routing::SlaTable& sla_;
   const Clock& clock_;
-  identity::PatientLinker linker_{index_, clock_};
+  identity::PatientLinker linker_{index_, index_, clock_};
   const absl::Duration lease_;
   const absl::TimeZone zone_;  //!< for times in texts people read (escalation reasons)
   absl::flat_hash_map<std::string, std::vector<std::string>> queues_of_;  //!< institution → queues

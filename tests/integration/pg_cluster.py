@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""A throwaway PostgreSQL cluster for tests and benchmarks.
+
+initdb in a new temporary directory, the server on 127.0.0.1 at a free port and on a Unix socket
+inside that directory, run by an unprivileged user (`postgres` when this runs as root: the server
+refuses root), password authentication over TCP. Stopped (fast shutdown, then SIGKILL) and removed
+afterwards. Debian's postgresql-15 provides the programs (deploy/install-deps.sh installs it).
+
+    with PgCluster() as pg:
+        pg.dsn          # "host=127.0.0.1 port=… dbname=rdg user=rdg password=…"
+        pg.sql("SELECT 1")
+
+As a program, for CTest fixtures and benchmarks (the cluster outlives the command):
+
+    pg_cluster.py start DIR    # DIR/dsn holds the connection string
+    pg_cluster.py stop DIR
+"""
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+PG_BIN = os.environ.get("RDG_PG_BIN", "/usr/lib/postgresql/15/bin")
+DATABASE = "rdg"
+ROLE = "rdg"  # what the gateway connects as: owns its database, no superuser
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgCluster:
+    def __init__(self, root=None):
+        """`root`: an empty directory to hold the cluster (default: a new temporary one)."""
+        self.own_root = root is None
+        self.root = root or tempfile.mkdtemp(prefix="rdg-pg-")
+        self.data = os.path.join(self.root, "data")
+        self.socket_dir = self.root
+        self.log_path = os.path.join(self.root, "server.log")
+        self.port = None
+        self.password = None
+        self.as_user = []
+        if os.geteuid() == 0:  # the server refuses to run as root
+            try:
+                account = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("running as root needs the 'postgres' user "
+                                   "(apt-get install postgresql-15)") from None
+            os.chown(self.root, account.pw_uid, account.pw_gid)
+            os.chmod(self.root, 0o700)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def dsn(self):
+        return (f"host=127.0.0.1 port={self.port} dbname={DATABASE} user={ROLE} "
+                f"password={self.password} connect_timeout=5")
+
+    def _run(self, argv, **kw):
+        return subprocess.run(self.as_user + argv, check=True, capture_output=True, text=True,
+                              timeout=120, **kw)
+
+    def start(self, attempts=5):
+        if not os.access(os.path.join(PG_BIN, "initdb"), os.X_OK):
+            raise RuntimeError(f"{PG_BIN}/initdb not found: apt-get install postgresql-15")
+        pwfile = os.path.join(self.root, "superuser.pw")
+        with open(pwfile, "w") as f:
+            f.write(secrets.token_hex(16) + "\n")
+        if self.as_user:
+            shutil.chown(pwfile, "postgres")
+        self._run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", "postgres",
+                   "--pwfile", pwfile, "--auth-local=trust", "--auth-host=scram-sha-256",
+                   "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"])
+        os.unlink(pwfile)
+        for attempt in range(attempts):
+            self.port = _free_port()  # another process may take it first: then try another
+            try:
+                self._run([os.path.join(PG_BIN, "pg_ctl"), "start", "-w", "-t", "60",
+                           "-D", self.data, "-l", self.log_path, "-o",
+                           f"-p {self.port} -k {self.socket_dir} "
+                           f"-c listen_addresses=127.0.0.1 -c max_connections=200"])
+                break
+            except subprocess.CalledProcessError:
+                if attempt == attempts - 1:
+                    raise RuntimeError(f"PostgreSQL did not start; see {self.log_path}")
+        self.password = secrets.token_hex(16)
+        self.superuser_sql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{self.password}'")
+        self.superuser_sql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
+        return self
+
+    def superuser_sql(self, sql, database="postgres"):
+        """Runs `sql` as the superuser over the Unix socket; returns psql's unaligned output."""
+        return self._run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                          "-h", self.socket_dir, "-p", str(self.port), "-U", "postgres",
+                          "-d", database, "-c", sql]).stdout
+
+    def sql(self, sql):
+        """Runs `sql` as the gateway's role in its database."""
+        return self.superuser_sql(f"SET ROLE {ROLE}; {sql}", DATABASE)
+
+    def stop(self):
+        if self.port is not None and os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            try:
+                self._run([os.path.join(PG_BIN, "pg_ctl"), "stop", "-w", "-t", "30",
+                           "-m", "fast", "-D", self.data])
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                self._kill()
+        if self.own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _kill(self):
+        try:
+            with open(os.path.join(self.data, "postmaster.pid")) as f:
+                os.kill(int(f.readline()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] not in ("start", "stop"):
+        sys.exit(__doc__)
+    root = os.path.abspath(argv[2])
+    if argv[1] == "start":
+        if os.path.exists(root):
+            shutil.rmtree(root)
+        os.makedirs(root)
+        cluster = PgCluster(root).start()
+        with open(os.path.join(root, "dsn"), "w") as f:
+            f.write(cluster.dsn + "\n")
+        print(cluster.dsn)
+    else:
+        cluster = PgCluster(root)
+        cluster.port = 0
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

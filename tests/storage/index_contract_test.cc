@@ -1,0 +1,422 @@
+// The index's contract: what every backend (storage/index/*.h) must do, one set of cases typed
+// over the backends. A backend is a type with `static std::unique_ptr<IndexStore>
+// Open(testing::TempDir&)`: a fresh, empty index. The SQLite store's own cases (migrations, file
+// modes, its backup format) are in sqlite_index_store_test.cc.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "storage/index_store.h"
+#include "storage/sqlite_index_store.h"
+#include "tests/mocks/temp_dir.h"
+#include "tests/storage/index_contract_support.h"
+
+namespace rdg::storage::contract {
+namespace {
+
+//! The embedded default: SQLite in the test's temporary directory.
+struct SqliteBackend {
+  static std::unique_ptr<IndexStore> Open(testing::TempDir& dir) {
+    auto store = SqliteIndexStore::Open(dir.Join("index.sqlite"));
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::unique_ptr<IndexStore>(*std::move(store)) : nullptr;
+  }
+};
+
+template <typename Backend>
+class IndexContractTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = Backend::Open(dir_);
+    ASSERT_NE(store_, nullptr);
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<IndexStore> store_;
+};
+
+using Backends = ::testing::Types<SqliteBackend>;
+//! Test names say the backend: IndexContractTest/Sqlite.…
+struct BackendName {
+  template <typename Backend>
+  static std::string GetName(int) {
+    if (std::is_same_v<Backend, SqliteBackend>) return "Sqlite";
+    return "Unknown";
+  }
+};
+TYPED_TEST_SUITE(IndexContractTest, Backends, BackendName);
+
+TYPED_TEST(IndexContractTest, GroupsInstancesByStudyPerInstitution) {
+  auto r = this->store_->CommitObjects({MakeObject("c1", "1.2.3", "1.2.3.1", "a1"),
+                                        MakeObject("c1", "1.2.3", "1.2.3.2", "a2"),
+                                        MakeObject("c2", "1.2.3", "1.2.3.1", "a1")});
+  ASSERT_EQ(r.size(), 3u);
+  ASSERT_TRUE(r[0].ok() && r[1].ok() && r[2].ok());
+  EXPECT_EQ(r[0]->exam_id, r[1]->exam_id);
+  EXPECT_TRUE(r[0]->new_exam);
+  EXPECT_FALSE(r[1]->new_exam);
+  EXPECT_EQ(r[1]->exam_instance_count, 2);
+  EXPECT_NE(r[0]->exam_id, r[2]->exam_id);  // same study UID at another clinic: its own exam
+  auto exam = *this->store_->GetExam(r[0]->exam_id);
+  ASSERT_TRUE(exam.has_value());
+  EXPECT_EQ(exam->instance_count, 2);
+  EXPECT_EQ(exam->total_bytes, 200);
+  EXPECT_EQ(exam->state, rdg::v1::RECEIVED);
+  auto events = *this->store_->ListEvents(r[0]->exam_id);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].state, rdg::v1::RECEIVED);
+  EXPECT_EQ(events[0].actor, "tester");
+  EXPECT_EQ(this->store_->ListObjects(r[0]->exam_id)->size(), 2u);
+}
+
+TYPED_TEST(IndexContractTest, DuplicateAndConflictInOneBatch) {
+  ASSERT_TRUE(this->store_->CommitObjects({MakeObject("c1", "1.2", "1.2.9", "same")})[0].ok());
+  auto r = this->store_->CommitObjects({MakeObject("c1", "1.2", "1.2.9", "same"),
+                                        MakeObject("c1", "1.2", "1.2.9", "other"),
+                                        MakeObject("c1", "1.2", "1.2.10", "new")});
+  ASSERT_TRUE(r[0].ok());
+  EXPECT_TRUE(r[0]->duplicate);
+  EXPECT_TRUE(absl::IsAlreadyExists(r[1].status()));
+  EXPECT_NE(r[1].status().message().find("1.2.9"), absl::string_view::npos);
+  ASSERT_TRUE(r[2].ok());  // the conflict does not spoil the rest of the batch
+  EXPECT_EQ(r[2]->exam_instance_count, 2);
+  EXPECT_EQ((*this->store_->FindObject("c1", "1.2.9"))->sha256_hex, "same");
+}
+
+TYPED_TEST(IndexContractTest, CommitDeletesTheUploadSession) {
+  UploadSessionRecord s{"up-1", "c1", "u", rdg::v1::DICOM, 100, "ab", rdg::v1::STAT, "", kT0, kT0};
+  ASSERT_TRUE(this->store_->CreateSession(s, 10).ok());
+  EXPECT_TRUE(this->store_->FindSession("c1", "ab", 100)->has_value());
+  EXPECT_FALSE(this->store_->FindSession("c2", "ab", 100)->has_value());
+  EXPECT_EQ(*this->store_->CountSessions("c1"), 1);
+  NewObject n = MakeObject("c1", "1.2", "1.2.1", "ab");
+  n.session_id = "up-1";
+  ASSERT_TRUE(this->store_->CommitObjects({n})[0].ok());
+  EXPECT_FALSE(this->store_->GetSession("up-1")->has_value());
+}
+
+// What was seen: a race let 1,003 sessions in under a limit of 1,000 (count, then insert).
+TYPED_TEST(IndexContractTest, OpenSessionQuotaIsAtomicUnderConcurrency) {
+  constexpr int kLimit = 100;
+  std::atomic<int> created{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        absl::Status s =
+            this->store_->CreateSession(Session(absl::StrCat("up-", t, "-", i), "c1", kT0), kLimit);
+        if (s.ok()) {
+          ++created;
+        } else if (absl::IsResourceExhausted(s)) {
+          ++refused;
+        } else {
+          ADD_FAILURE() << s;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(created.load(), kLimit);
+  EXPECT_EQ(refused.load(), 8 * 40 - kLimit);
+  EXPECT_EQ(*this->store_->CountSessions("c1"), kLimit);
+  // Another institution has its own quota.
+  EXPECT_TRUE(this->store_->CreateSession(Session("other", "c2", kT0), kLimit).ok());
+}
+
+TYPED_TEST(IndexContractTest, ListSessionsOfPagesOldestFirstAndScopesByInstitution) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(
+        this->store_
+            ->CreateSession(Session(absl::StrCat("a", i), "c1", kT0 + absl::Seconds(5 - i)), 100)
+            .ok());
+  }
+  ASSERT_TRUE(this->store_->CreateSession(Session("b0", "c2", kT0), 100).ok());
+  std::vector<std::string> seen;
+  std::optional<SessionCursor> after;
+  for (;;) {
+    auto page = *this->store_->ListSessionsOf("c1", after, 2);
+    for (const auto& s : page) seen.push_back(s.session_id);
+    if (page.size() < 2) break;
+    after = SessionCursor{page.back().created_at, page.back().session_id};
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"a4", "a3", "a2", "a1", "a0"}));
+}
+
+TYPED_TEST(IndexContractTest, ListObjectsPageWalksEveryObjectOnceInOrder) {
+  std::vector<NewObject> batch;
+  for (int i = 0; i < 7; ++i) {
+    NewObject n = MakeObject("c1", "1.5", absl::StrCat("1.5.9.", i), absl::StrCat("h", i));
+    n.object.instance_number = 7 - i;
+    batch.push_back(n);
+  }
+  for (const auto& r : this->store_->CommitObjects(batch)) ASSERT_TRUE(r.ok()) << r.status();
+  const std::string exam = (*this->store_->FindObject("c1", "1.5.9.0"))->exam_id;
+  std::vector<ObjectRecord> all = *this->store_->ListObjects(exam);
+  std::vector<std::string> paged;
+  std::optional<ObjectCursor> after;
+  for (;;) {
+    auto page = *this->store_->ListObjectsPage(exam, after, 3);
+    for (const auto& o : page) paged.push_back(o.sop_instance_uid);
+    if (page.size() < 3) break;
+    after = ObjectCursor{page.back().series_instance_uid, page.back().instance_number,
+                         page.back().sop_instance_uid};
+  }
+  ASSERT_EQ(paged.size(), all.size());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(paged[i], all[i].sop_instance_uid);
+  EXPECT_EQ(paged.front(), "1.5.9.6");  // instance number 1
+}
+
+TYPED_TEST(IndexContractTest, ListExamsPagesNewestFirstAndScopesByInstitution) {
+  for (int i = 0; i < 5; ++i) {
+    std::string study = "1.9." + std::to_string(i);
+    ASSERT_TRUE(
+        this->store_->CommitObjects({MakeObject("c1", study, study + ".1", "s" + study)})[0].ok());
+  }
+  ASSERT_TRUE(this->store_->CommitObjects({MakeObject("c2", "2.1", "2.1.1", "x")})[0].ok());
+  ExamQuery q;
+  q.origin_institution = "c1";
+  q.limit = 2;
+  std::vector<std::string> studies;
+  do {
+    auto page = *this->store_->ListExams(q);
+    for (const auto& e : page.exams) studies.push_back(e.study_instance_uid);
+    q.before_seq = page.next_before_seq;
+  } while (q.before_seq != 0);
+  EXPECT_EQ(studies, (std::vector<std::string>{"1.9.4", "1.9.3", "1.9.2", "1.9.1", "1.9.0"}));
+}
+
+TYPED_TEST(IndexContractTest, BlobReferences) {
+  EXPECT_FALSE(*this->store_->IsBlobReferenced("cafe"));
+  ASSERT_TRUE(this->store_->CommitObjects({MakeObject("c1", "1.2", "1.2.1", "cafe")})[0].ok());
+  EXPECT_TRUE(*this->store_->IsBlobReferenced("cafe"));
+  EXPECT_TRUE(this->store_->FindObjectByContent("c1", "cafe")->has_value());
+  EXPECT_FALSE(this->store_->FindObjectByContent("c2", "cafe")->has_value());
+}
+
+TYPED_TEST(IndexContractTest, ExactlyOneOf32ConcurrentClaimsWins) {
+  const std::string exam =
+      AddRoutedExam(*this->store_, "5.1", "q", kT0 + absl::Hours(1), rdg::v1::STAT);
+  std::atomic<int> won{0}, refused{0};
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 32; ++i) {
+    readers.emplace_back([&, i] {
+      auto c = this->store_->ClaimExam(exam, "reader-" + std::to_string(i), "county-a", kT0,
+                                       absl::Minutes(15), ClaimAction::kClaim);
+      if (c.ok()) {
+        ++won;
+      } else if (absl::IsFailedPrecondition(c.status())) {
+        ++refused;
+      }
+    });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(refused, 31);
+  EXPECT_EQ((*this->store_->GetExam(exam))->state, rdg::v1::CLAIMED);
+}
+
+TYPED_TEST(IndexContractTest, LeaseRenewalExpiryAndRelease) {
+  const std::string exam =
+      AddRoutedExam(*this->store_, "5.2", "q", kT0 + absl::Hours(1), rdg::v1::ROUTINE);
+  const absl::Duration lease = absl::Minutes(15);
+  auto c = this->store_->ClaimExam(exam, "alice", "county-a", kT0, lease, ClaimAction::kClaim);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->expires_at, kT0 + lease);
+  // Bob is refused while the lease lives; Alice renews it.
+  auto bob = this->store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(10), lease,
+                                     ClaimAction::kClaim);
+  EXPECT_TRUE(absl::IsFailedPrecondition(bob.status()));
+  EXPECT_NE(bob.status().message().find("alice"), absl::string_view::npos);
+  auto renewed = this->store_->ClaimExam(exam, "alice", "county-a", kT0 + absl::Minutes(10), lease,
+                                         ClaimAction::kRenew);
+  ASSERT_TRUE(renewed.ok());
+  EXPECT_EQ(renewed->expires_at, kT0 + absl::Minutes(25));
+  EXPECT_EQ(renewed->claimed_at, kT0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      this->store_
+          ->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(20), lease, ClaimAction::kRenew)
+          .status()));
+  // After expiry Bob takes over; Alice's lease is recorded as expired.
+  auto takeover = this->store_->ClaimExam(exam, "bob", "county-a", kT0 + absl::Minutes(26), lease,
+                                          ClaimAction::kClaim);
+  ASSERT_TRUE(takeover.ok()) << takeover.status();
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      this->store_->ReleaseClaim(exam, "alice", kT0 + absl::Minutes(27))));
+  ASSERT_TRUE(this->store_->ReleaseClaim(exam, "bob", kT0 + absl::Minutes(27)).ok());
+  EXPECT_EQ((*this->store_->GetExam(exam))->state, rdg::v1::ROUTED);
+  EXPECT_FALSE(this->store_->GetLiveClaim(exam, kT0 + absl::Minutes(27))->has_value());
+  std::vector<std::string> history;
+  auto events = this->store_->ListEvents(exam);
+  ASSERT_TRUE(events.ok());
+  for (const auto& e : *events) {
+    history.push_back(rdg::v1::ExamState_Name(e.state) + "/" + e.actor);
+  }
+  EXPECT_EQ(history, (std::vector<std::string>{"RECEIVED/tester", "ROUTED/system", "CLAIMED/alice",
+                                               "RELEASED/system", "CLAIMED/bob", "RELEASED/bob"}));
+}
+
+TYPED_TEST(IndexContractTest, ExpiredLeasesAreSwept) {
+  const std::string a = AddRoutedExam(*this->store_, "5.3", "q", kT0, rdg::v1::ROUTINE);
+  const std::string b = AddRoutedExam(*this->store_, "5.4", "q", kT0, rdg::v1::ROUTINE);
+  ASSERT_TRUE(
+      this->store_->ClaimExam(a, "alice", "x", kT0, absl::Minutes(5), ClaimAction::kClaim).ok());
+  ASSERT_TRUE(
+      this->store_->ClaimExam(b, "bob", "x", kT0, absl::Minutes(30), ClaimAction::kClaim).ok());
+  EXPECT_EQ(*this->store_->ExpireClaims(kT0 + absl::Minutes(10)), 1);
+  EXPECT_EQ((*this->store_->GetExam(a))->state, rdg::v1::ROUTED);
+  EXPECT_EQ((*this->store_->GetExam(b))->state, rdg::v1::CLAIMED);
+  EXPECT_EQ(this->store_->ListEvents(a)->back().detail, "lease of alice expired");
+  EXPECT_EQ(*this->store_->ExpireClaims(kT0 + absl::Minutes(10)), 0);
+}
+
+TYPED_TEST(IndexContractTest, WorklistOrderFiltersAndPages) {
+  const std::string late = AddRoutedExam(*this->store_, "6.1", "county-a/imaging",
+                                         kT0 + absl::Hours(24), rdg::v1::ROUTINE);
+  const std::string stat = AddRoutedExam(*this->store_, "6.2", "county-a/imaging",
+                                         kT0 + absl::Minutes(30), rdg::v1::STAT);
+  const std::string urgent = AddRoutedExam(*this->store_, "6.3", "county-a/imaging",
+                                           kT0 + absl::Minutes(30), rdg::v1::URGENT);
+  const std::string ecg = AddRoutedExam(*this->store_, "6.4", "county-a/ecg",
+                                        kT0 + absl::Minutes(15), rdg::v1::STAT, "ECG");
+  AddRoutedExam(*this->store_, "6.5", "county-b/imaging", kT0,
+                rdg::v1::STAT);  // another county's queue
+  ASSERT_TRUE(
+      this->store_
+          ->ClaimExam(urgent, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim)
+          .ok());
+
+  WorklistQuery q;
+  q.queues = {"county-a/imaging", "county-a/ecg"};
+  auto ids = [&](const WorklistQuery& query) {
+    std::vector<std::string> out;
+    WorklistQuery page = query;
+    do {
+      auto p = *this->store_->ListWorklist(page, kT0);
+      for (const auto& e : p.entries) out.push_back(e.exam.exam_id);
+      page.after = p.next_cursor;
+    } while (!page.after.empty());
+    return out;
+  };
+  EXPECT_EQ(ids(q), (std::vector<std::string>{ecg, stat, urgent, late}));
+  q.limit = 1;  // the same order across pages
+  EXPECT_EQ(ids(q), (std::vector<std::string>{ecg, stat, urgent, late}));
+  q.limit = 100;
+  q.exam_types = {"CT"};
+  q.priorities = {rdg::v1::STAT, rdg::v1::URGENT};
+  EXPECT_EQ(ids(q), (std::vector<std::string>{stat, urgent}));
+  q.exam_types.clear();
+  q.priorities.clear();
+  q.states = {rdg::v1::CLAIMED};
+  auto claimed = *this->store_->ListWorklist(q, kT0);
+  ASSERT_EQ(claimed.entries.size(), 1u);
+  ASSERT_TRUE(claimed.entries[0].claim.has_value());
+  EXPECT_EQ(claimed.entries[0].claim->holder_user, "alice");
+  q.after = "garbage";
+  EXPECT_TRUE(absl::IsInvalidArgument(this->store_->ListWorklist(q, kT0).status()));
+}
+
+TYPED_TEST(IndexContractTest, QueueFiguresCountOpenWorkOnly) {
+  // Routed at kT0 (the commit's time); two due already at kT0 + 1 h, one later.
+  const std::string a = AddRoutedExam(*this->store_, "7.1", "county-a/imaging",
+                                      kT0 + absl::Minutes(30), rdg::v1::STAT);
+  AddRoutedExam(*this->store_, "7.2", "county-a/imaging", kT0 + absl::Hours(24), rdg::v1::ROUTINE);
+  const std::string c = AddRoutedExam(*this->store_, "7.3", "county-a/imaging",
+                                      kT0 + absl::Minutes(45), rdg::v1::URGENT);
+  AddRoutedExam(*this->store_, "7.4", "county-a/ecg", kT0 + absl::Hours(2), rdg::v1::ROUTINE,
+                "ECG");
+  ASSERT_TRUE(
+      this->store_->ClaimExam(a, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim)
+          .ok());
+  ASSERT_TRUE(
+      this->store_->ClaimExam(c, "bob", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim)
+          .ok());
+
+  auto figures = this->store_->ListQueueFigures(kT0 + absl::Hours(1));
+  ASSERT_TRUE(figures.ok()) << figures.status();
+  ASSERT_EQ(figures->size(), 2u);
+  const QueueFigureRecord& ecg = (*figures)[0];
+  const QueueFigureRecord& imaging = (*figures)[1];
+  EXPECT_EQ(ecg.queue, "county-a/ecg");
+  EXPECT_EQ(ecg.depth, 1);
+  EXPECT_EQ(ecg.claimed, 0);
+  EXPECT_EQ(ecg.overdue, 0);
+  EXPECT_TRUE(ecg.oldest_waiting_since.has_value());
+  EXPECT_EQ(imaging.queue, "county-a/imaging");
+  EXPECT_EQ(imaging.depth, 3);
+  EXPECT_EQ(imaging.claimed, 2);
+  EXPECT_EQ(imaging.overdue, 2);  // the STAT and the URGENT, due at +30 and +45 min
+  ASSERT_TRUE(imaging.oldest_waiting_since.has_value());  // the routine one, still unclaimed
+}
+
+TYPED_TEST(IndexContractTest, ExamIdsAreRandomHex) {
+  IndexStore* store = this->store_.get();
+  auto a = store->CommitObjects({MakeObject("c1", "1.2.3", "1.2.3.4", "aa")});
+  auto b = store->CommitObjects({MakeObject("c1", "1.2.4", "1.2.4.4", "bb")});
+  ASSERT_TRUE(a[0].ok() && b[0].ok());
+  for (const std::string& id : {a[0]->exam_id, b[0]->exam_id}) {
+    ASSERT_EQ(id.size(), 19u) << id;
+    EXPECT_EQ(id.substr(0, 3), "ex-");
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef", 3), std::string::npos) << id;
+  }
+  EXPECT_NE(a[0]->exam_id, b[0]->exam_id);
+}
+
+TYPED_TEST(IndexContractTest, TheTipAndCheckpointsFollowTheChain) {
+  IndexStore* store = this->store_.get();
+  EXPECT_EQ(store->AuditTip()->seq, 0);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "a")).ok());
+  }
+  auto tip = *store->AuditTip();
+  EXPECT_EQ(tip.seq, 3);
+  EXPECT_EQ(tip.checkpointed_seq, 0);
+  ASSERT_EQ(tip.hash.size(), 32u);
+  ASSERT_TRUE(store->AppendAuditCheckpoint({3, tip.hash, kT0, "statement", "signature"}).ok());
+  EXPECT_EQ(store->AuditTip()->checkpointed_seq, 3);
+  auto page = *store->ExportAudit(2, 100);
+  ASSERT_EQ(page.records.size(), 2u);
+  EXPECT_EQ(page.records[0].prev_hash, (*store->ExportAudit(1, 1)).records[0].hash);
+  ASSERT_EQ(page.checkpoints.size(), 1u);
+  EXPECT_EQ(page.checkpoints[0].statement, "statement");
+  EXPECT_TRUE(store->ExportAudit(4, 100)->records.empty());
+}
+
+TYPED_TEST(IndexContractTest, UploadsAreAuditedInTheirCommitAndNameThePatient) {
+  IndexStore* store = this->store_.get();
+  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "before")).ok());
+  auto audited = [](NewObject n) {
+    n.audit = AuditOf(kT0, "c1", "u1", rdg::v1::CLINIC, "upload", "",
+                      "DICOM " + n.object.sop_instance_uid);
+    return n;
+  };
+  NewObject first = audited(MakeObject("c1", "1.2.3", "1.2.3.1", "a1"));
+  first.exam.patient.id_issuer = "HOSP";
+  first.exam.patient.national_id = "110101199003074514";
+  first.exam.patient.national_id_issuer = "CHN^NI";
+  auto results = store->CommitObjects({first, audited(MakeObject("c1", "1.2.3", "1.2.3.1", "a1")),
+                                       audited(MakeObject("c1", "1.2.3", "1.2.3.1", "ff"))});
+  ASSERT_TRUE(results[0].ok() && results[1].ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(results[2].status()));  // other bytes: refused, not audited
+  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "after")).ok());
+
+  auto page = *store->ExportAudit(1, 100);
+  ASSERT_EQ(page.records.size(), 4u);
+  for (size_t i = 1; i < page.records.size(); ++i) {
+    EXPECT_EQ(page.records[i].prev_hash, page.records[i - 1].hash) << "record " << i;
+  }
+  const AuditRecord& upload = page.records[1];
+  EXPECT_EQ(upload.action, "upload");
+  EXPECT_EQ(upload.exam_id, results[0]->exam_id);
+  EXPECT_EQ(upload.patient_id, "P1^^^HOSP~110101199003074514^^^CHN^NI");
+  EXPECT_EQ(page.records[2].detail, "DICOM 1.2.3.1 (already stored)");
+  EXPECT_EQ(page.records[3].action, "after");
+  EXPECT_EQ(page.records[3].patient_id, "");  // names no exam
+}
+
+}  // namespace
+}  // namespace rdg::storage::contract
