@@ -91,14 +91,7 @@ absl::Status SqliteIndexStore::Migrate() {
     RDG_ASSIGN_OR_RETURN(bool row, q->Step());
     if (row) current = q->Int(0);
   }
-  const int known = SqliteMigrations().empty() ? 0 : SqliteMigrations().back().version;
-  if (current > known) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the index has schema version ", current, ", newer than this binary's ", known,
-                     " (rdg ", ReleaseVersion(),
-                     "): a newer rdg-gateway wrote it; run that version or restore "
-                     "the backup taken before the upgrade"));
-  }
+  RDG_RETURN_IF_ERROR(NewerSchemaError(current, SqliteMigrations(), ReleaseVersion()));
   for (const Migration& m : SqliteMigrations()) {
     if (m.version <= current) continue;
     RDG_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
@@ -167,10 +160,7 @@ absl::Status SqliteIndexStore::CreateSession(const UploadSessionRecord& r,
       .Bind(10, r.updated_at)
       .Bind(11, int64_t{max_per_institution});
   RDG_RETURN_IF_ERROR(q->Run());
-  if (writer_->Changes() == 0) {
-    return absl::ResourceExhaustedError(absl::StrCat("institution ", r.institution, " has ",
-                                                     max_per_institution, " upload sessions"));
-  }
+  if (writer_->Changes() == 0) return SessionQuotaError(r.institution, max_per_institution);
   return absl::OkStatus();
 }
 

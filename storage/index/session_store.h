@@ -8,10 +8,17 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "storage/records.h"
 
 namespace rdg::storage {
+
+//! CreateSession's refusal when `institution` already has `max` open upload sessions.
+inline absl::Status SessionQuotaError(const std::string& institution, int max) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("institution ", institution, " has ", max, " upload sessions"));
+}
 
 class SessionStore {
  public:

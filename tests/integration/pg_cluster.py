@@ -12,8 +12,11 @@ afterwards. Debian's postgresql-15 provides the programs (deploy/install-deps.sh
 
 As a program, for CTest fixtures and benchmarks (the cluster outlives the command):
 
-    pg_cluster.py start DIR    # DIR/dsn holds the connection string
-    pg_cluster.py stop DIR
+    pg_cluster.py start DIR    # DIR/dsn: the connection string (the cluster lives in a
+    pg_cluster.py stop DIR     #   temporary directory of its own, named in DIR/root)
+
+The gateway's role may create databases (CREATEDB), so that each test case can start on a fresh
+one; it is not a superuser.
 """
 import os
 import pwd
@@ -90,7 +93,7 @@ class PgCluster:
                 if attempt == attempts - 1:
                     raise RuntimeError(f"PostgreSQL did not start; see {self.log_path}")
         self.password = secrets.token_hex(16)
-        self.superuser_sql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{self.password}'")
+        self.superuser_sql(f"CREATE ROLE {ROLE} LOGIN CREATEDB PASSWORD '{self.password}'")
         self.superuser_sql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
         return self
 
@@ -131,20 +134,43 @@ class PgCluster:
 def main(argv):
     if len(argv) != 3 or argv[1] not in ("start", "stop"):
         sys.exit(__doc__)
-    root = os.path.abspath(argv[2])
+    state = os.path.abspath(argv[2])
     if argv[1] == "start":
-        if os.path.exists(root):
-            shutil.rmtree(root)
-        os.makedirs(root)
-        cluster = PgCluster(root).start()
-        with open(os.path.join(root, "dsn"), "w") as f:
+        stop(state)  # a cluster a killed run left behind
+        os.makedirs(state, exist_ok=True)
+        cluster = PgCluster()
+        try:
+            cluster.start()
+        except BaseException:
+            cluster.stop()
+            raise
+        with open(os.path.join(state, "root"), "w") as f:
+            f.write(cluster.root + "\n")
+        with open(os.path.join(state, "dsn"), "w") as f:
+            os.fchmod(f.fileno(), 0o600)
             f.write(cluster.dsn + "\n")
-        print(cluster.dsn)
+        print(f"PostgreSQL on 127.0.0.1:{cluster.port}, cluster in {cluster.root}")
     else:
+        stop(state)
+
+
+def stop(state):
+    """Stops and removes the cluster that `start STATE` made, if any."""
+    try:
+        with open(os.path.join(state, "root")) as f:
+            root = f.read().strip()
+    except OSError:
+        return
+    if os.path.isdir(root):
         cluster = PgCluster(root)
         cluster.port = 0
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+    for name in ("root", "dsn"):
+        try:
+            os.unlink(os.path.join(state, name))
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":
