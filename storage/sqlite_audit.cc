@@ -6,9 +6,9 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "storage/base/audit_chain.h"
 #include "storage/base/status_macros.h"
+#include "storage/index/audit_links.h"
 #include "storage/sqlite_index_store.h"
 #include "storage/sqlite_internal.h"
 
@@ -41,21 +41,6 @@ AuditRecord ReadAudit(const Stmt& s) {
   return r;
 }
 
-audit::ChainedFields ChainedFieldsOf(const AuditRecord& r) {
-  return {r.seq,         absl::ToUnixMicros(r.at),
-          r.institution, r.user,
-          r.role,        r.action,
-          r.exam_id,     r.detail,
-          r.outcome,     r.patient_id,
-          r.peer,        r.subject};
-}
-
-//! `text` with HL7 v2's separators escaped (\E\ \S\ \R\ \T\ \F\).
-std::string Hl7Escaped(absl::string_view text) {
-  return absl::StrReplaceAll(
-      text, {{"\\", "\\E\\"}, {"^", "\\S\\"}, {"~", "\\R\\"}, {"&", "\\T\\"}, {"|", "\\F\\"}});
-}
-
 //! The patient participant of a record about `exam_id`, in HL7 CX form: "ID^^^issuer", and when
 //! the exam has a national ID, "~" and that ID the same way. "" for an exam the index lacks.
 absl::StatusOr<std::string> PatientOfExam(sqlite_internal::Connection& db,
@@ -66,14 +51,7 @@ absl::StatusOr<std::string> PatientOfExam(sqlite_internal::Connection& db,
   q->Bind(1, exam_id);
   RDG_ASSIGN_OR_RETURN(bool found, q->Step());
   if (!found) return std::string();
-  // IDs come from uploaded objects: their own separators are escaped as HL7 escapes them, so
-  // no ID can pose as a further component or repetition. (The national ID's "issuer^type" is
-  // the gateway's own two components.)
-  std::string patient = absl::StrCat(Hl7Escaped(q->Text(0)), "^^^", Hl7Escaped(q->Text(1)));
-  if (!q->Text(2).empty()) {
-    absl::StrAppend(&patient, "~", Hl7Escaped(q->Text(2)), "^^^", q->Text(3));
-  }
-  return patient;
+  return PatientParticipant(q->Text(0), q->Text(1), q->Text(2), q->Text(3));
 }
 
 }  // namespace

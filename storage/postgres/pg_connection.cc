@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,8 @@ Param P(absl::Time t) {
   return std::to_string(t == absl::InfiniteFuture() ? std::numeric_limits<int64_t>::max()
                                                     : absl::ToUnixMicros(t));
 }
+
+Param PBytes(absl::string_view bytes) { return absl::StrCat("\\x", absl::BytesToHexString(bytes)); }
 
 Result& Result::operator=(Result&& other) noexcept {
   if (this != &other) {
@@ -52,6 +55,13 @@ absl::Time Result::Time(int row, int col) const {
   const int64_t micros = Int(row, col);
   return micros == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()
                                                        : absl::FromUnixMicros(micros);
+}
+
+std::string Result::Bytes(int row, int col) const {
+  // BYTEA in text form is "\x" and two hex digits per byte (bytea_output = hex, the default).
+  absl::string_view text(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col)));
+  if (!absl::ConsumePrefix(&text, "\\x")) return std::string();
+  return absl::HexStringToBytes(text);
 }
 
 absl::Status Error(const PGresult* result, PGconn* conn) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -29,6 +30,8 @@ inline Param P(int v) { return std::to_string(v); }
 //! Times are stored as microseconds since the epoch (BIGINT), as in the SQLite index; the
 //! infinite future as INT64_MAX.
 Param P(absl::Time t);
+//! Bytes for a BYTEA parameter (hex text form).
+Param PBytes(absl::string_view bytes);
 
 //! The rows of one statement.
 class Result {
@@ -47,11 +50,22 @@ class Result {
   std::string Text(int row, int col) const;
   int64_t Int(int row, int col) const;
   absl::Time Time(int row, int col) const;
+  //! A BYTEA column's bytes.
+  std::string Bytes(int row, int col) const;
 
  private:
   friend class Connection;
   PGresult* r_;
 };
+
+//! Every row of `r` read by `read(r, row)`.
+template <typename Read>
+auto ReadRows(const Result& r, Read read) -> std::vector<decltype(read(r, 0))> {
+  std::vector<decltype(read(r, 0))> out;
+  out.reserve(static_cast<size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) out.push_back(read(r, i));
+  return out;
+}
 
 class Connection {
  public:

@@ -24,13 +24,6 @@ UploadSessionRecord ReadSession(const Result& r, int row) {
   return s;
 }
 
-std::vector<UploadSessionRecord> ReadSessions(const Result& r) {
-  std::vector<UploadSessionRecord> out;
-  out.reserve(static_cast<size_t>(r.rows()));
-  for (int i = 0; i < r.rows(); ++i) out.push_back(ReadSession(r, i));
-  return out;
-}
-
 absl::StatusOr<std::optional<UploadSessionRecord>> First(absl::StatusOr<Result> r) {
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return std::nullopt;
@@ -99,7 +92,7 @@ absl::StatusOr<std::vector<UploadSessionRecord>> PgSessionStore::ListSessions() 
       "SELECT " SESSION_COLUMNS " FROM upload_sessions ORDER BY created_at, session_id";
   auto r = pool_.Query(kAll, {});
   if (!r.ok()) return r.status();
-  return ReadSessions(*r);
+  return ReadRows(*r, ReadSession);
 }
 
 absl::StatusOr<std::vector<UploadSessionRecord>> PgSessionStore::ListSessionsOf(
@@ -112,7 +105,7 @@ absl::StatusOr<std::vector<UploadSessionRecord>> PgSessionStore::ListSessionsOf(
   auto r = pool_.Query(kPage, {P(institution), after ? P(after->created_at) : Param(),
                                after ? P(after->session_id) : Param(), P(limit)});
   if (!r.ok()) return r.status();
-  return ReadSessions(*r);
+  return ReadRows(*r, ReadSession);
 }
 
 }  // namespace rdg::storage::pg

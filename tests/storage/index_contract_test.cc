@@ -313,26 +313,6 @@ TYPED_TEST(IndexContractTest, ExamIdsAreRandomHex) {
   EXPECT_NE(a[0]->exam_id, b[0]->exam_id);
 }
 
-TYPED_TEST(IndexContractTest, TheTipAndCheckpointsFollowTheChain) {
-  IndexStore* store = this->store_.get();
-  EXPECT_EQ(store->AuditTip()->seq, 0);
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "a")).ok());
-  }
-  auto tip = *store->AuditTip();
-  EXPECT_EQ(tip.seq, 3);
-  EXPECT_EQ(tip.checkpointed_seq, 0);
-  ASSERT_EQ(tip.hash.size(), 32u);
-  ASSERT_TRUE(store->AppendAuditCheckpoint({3, tip.hash, kT0, "statement", "signature"}).ok());
-  EXPECT_EQ(store->AuditTip()->checkpointed_seq, 3);
-  auto page = *store->ExportAudit(2, 100);
-  ASSERT_EQ(page.records.size(), 2u);
-  EXPECT_EQ(page.records[0].prev_hash, (*store->ExportAudit(1, 1)).records[0].hash);
-  ASSERT_EQ(page.checkpoints.size(), 1u);
-  EXPECT_EQ(page.checkpoints[0].statement, "statement");
-  EXPECT_TRUE(store->ExportAudit(4, 100)->records.empty());
-}
-
 TYPED_TEST(IndexContractTest, UploadsAreAuditedInTheirCommitAndNameThePatient) {
   IndexStore* store = this->store_.get();
   ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "before")).ok());

@@ -19,44 +19,27 @@
 #include "tests/mocks/temp_dir.h"
 #include "tests/storage/index_contract_support.h"
 #include "tests/storage/pg_test_database.h"
+#include "tests/storage/store_contract.h"
 
 // The backends of the contract, outside any namespace so that CTest's names say them plainly
 // (unit.SessionStoreContractTest.<case><SqliteSessions>).
 struct SqliteSessions {
-  static absl::StatusOr<std::shared_ptr<rdg::storage::SessionStore>> Open(
-      rdg::testing::TempDir& dir) {
-    return OpenAgain(dir);
+  static auto Open(rdg::testing::TempDir& dir) {
+    return rdg::storage::contract::OpenSqlite<rdg::storage::SessionStore>(dir);
   }
-  static absl::StatusOr<std::shared_ptr<rdg::storage::SessionStore>> OpenAgain(
-      rdg::testing::TempDir& dir) {
-    auto store = rdg::storage::SqliteIndexStore::Open(dir.Join("index.sqlite"));
-    if (!store.ok()) return store.status();
-    std::shared_ptr<rdg::storage::SqliteIndexStore> shared = *std::move(store);
-    return std::shared_ptr<rdg::storage::SessionStore>(shared, &shared->sessions());
-  }
+  static auto OpenAgain(rdg::testing::TempDir& dir) { return Open(dir); }
 };
 
 struct PostgresSessions {
-  struct Holder {
-    explicit Holder(std::unique_ptr<rdg::storage::pg::Pool> p) : pool(std::move(p)), store(*pool) {}
-    std::unique_ptr<rdg::storage::pg::Pool> pool;
-    rdg::storage::pg::PgSessionStore store;
-  };
-  static absl::StatusOr<std::shared_ptr<rdg::storage::SessionStore>> Open(
-      rdg::testing::TempDir& dir) {
-    absl::StatusOr<std::string> dsn = rdg::storage::contract::CreateTestDatabase();
+  using Store = rdg::storage::SessionStore;
+  static absl::StatusOr<std::shared_ptr<Store>> Open(rdg::testing::TempDir& dir) {
+    absl::StatusOr<std::string> dsn = rdg::storage::contract::FreshDatabaseFor(dir);
     if (!dsn.ok()) return dsn.status();
-    std::ofstream(dir.Join("pg.dsn")) << *dsn;
     return OpenAgain(dir);
   }
-  static absl::StatusOr<std::shared_ptr<rdg::storage::SessionStore>> OpenAgain(
-      rdg::testing::TempDir& dir) {
-    std::string dsn;
-    std::getline(std::ifstream(dir.Join("pg.dsn")), dsn);
-    auto pool = rdg::storage::contract::OpenMigrated(dsn);
-    if (!pool.ok()) return pool.status();
-    auto holder = std::make_shared<Holder>(*std::move(pool));
-    return std::shared_ptr<rdg::storage::SessionStore>(holder, &holder->store);
+  static absl::StatusOr<std::shared_ptr<Store>> OpenAgain(rdg::testing::TempDir& dir) {
+    return rdg::storage::contract::OpenPostgres<Store, rdg::storage::pg::PgSessionStore>(
+        rdg::storage::contract::DatabaseOf(dir));
   }
 };
 
@@ -64,17 +47,7 @@ namespace rdg::storage::contract {
 namespace {
 
 template <typename Backend>
-class SessionStoreContractTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto store = Backend::Open(dir_);
-    if (absl::IsNotFound(store.status())) GTEST_SKIP() << store.status().message();
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-  }
-  testing::TempDir dir_;
-  std::shared_ptr<SessionStore> store_;
-};
+class SessionStoreContractTest : public StoreContract<SessionStore, Backend> {};
 
 using SessionBackends = ::testing::Types<SqliteSessions, PostgresSessions>;
 TYPED_TEST_SUITE(SessionStoreContractTest, SessionBackends);
