@@ -24,8 +24,9 @@ packages=(
   # a network namespace of its own (iproute2 brings its loopback up)
   orthanc iproute2
   # PostgreSQL 15, the index shared by several gateways: the tests start throwaway clusters of
-  # their own (tests/integration/pg_cluster.py); the package's default cluster is not started
-  postgresql-15
+  # their own (tests/integration/pg_cluster.py); the package's default cluster is not started.
+  # psycopg2: the integration tests read a PostgreSQL index as they read a SQLite one
+  postgresql-15 python3-psycopg2
   "$@"
 )
 

@@ -49,13 +49,6 @@ absl::Status KeepToOwner(const std::string& path) {
 //! digits.
 std::string NewExamId() { return "ex-" + RandomHex(8); }
 
-//! The more urgent of two priorities (STAT < URGENT < ROUTINE; unspecified loses).
-rdg::v1::Priority MoreUrgent(rdg::v1::Priority a, rdg::v1::Priority b) {
-  if (a == rdg::v1::PRIORITY_UNSPECIFIED) return b;
-  if (b == rdg::v1::PRIORITY_UNSPECIFIED) return a;
-  return a < b ? a : b;
-}
-
 }  // namespace
 
 SqliteIndexStore::SqliteIndexStore() = default;

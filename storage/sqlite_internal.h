@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "storage/base/sqlite_db.h"
+#include "storage/index/columns.h"
 #include "storage/records.h"
 
 namespace rdg::storage {
@@ -42,11 +43,6 @@ inline UploadSessionRecord ReadSession(const Stmt& s) {
   return r;
 }
 
-#define RDG_OBJECT_COLUMNS                                                                         \
-  "origin_institution, exam_id, sop_instance_uid, series_instance_uid, sop_class_uid, "            \
-  "transfer_syntax_uid, modality, instance_number, kind, size, sha256, received_at, content_key, " \
-  "text_notes"
-
 inline ObjectRecord ReadObject(const Stmt& s) {
   ObjectRecord r;
   r.origin_institution = s.Text(0);
@@ -65,16 +61,6 @@ inline ObjectRecord ReadObject(const Stmt& s) {
   r.text_notes = s.Text(13);
   return r;
 }
-
-#define RDG_EXAM_COLUMNS                                                                       \
-  "seq, exam_id, origin_institution, study_instance_uid, patient_id, patient_name, "           \
-  "patient_sex, patient_birth_date, patient_national_id, accession_number, exam_type, "        \
-  "modalities, body_part, study_date, study_time, study_description, priority, state, queue, " \
-  "instance_count, total_bytes, received_at, updated_at, sla_due_at, claim_due_at, critical, " \
-  "patient_age, patient_id_issuer, national_id_issuer, escalated_by, escalation_reason"
-
-//! Number of RDG_EXAM_COLUMNS: columns selected after them start at this index.
-inline constexpr int kExamColumnCount = 31;
 
 inline absl::Time ReadDue(int64_t micros) {
   return micros == std::numeric_limits<int64_t>::max() ? absl::InfiniteFuture()

@@ -4,6 +4,8 @@
 
 #include "storage/base/random.h"
 #include "storage/base/status_macros.h"
+#include "storage/index/columns.h"
+#include "storage/index/report_rules.h"
 #include "storage/sqlite_index_store.h"
 #include "storage/sqlite_internal.h"
 
@@ -12,11 +14,6 @@ namespace {
 
 using sqlite_internal::InWriteTransaction;
 using sqlite_internal::Stmt;
-
-#define RDG_REPORT_COLUMNS                                                                \
-  "seq, report_id, exam_id, origin_institution, version, status, critical, reader_user, " \
-  "reader_institution, supersedes, content, canonical, signature_format, signature, "     \
-  "signer_cert, accepted_at, acknowledge_by, delivered_at, acknowledged_at, acknowledged_by"
 
 std::optional<absl::Time> OptionalTime(const Stmt& s, int col) {
   if (s.IsNull(col)) return std::nullopt;
@@ -50,20 +47,6 @@ ReportRecord ReadReport(const Stmt& s) {
 
 std::string NewReportId() { return "rp-" + RandomHex(8); }
 
-rdg::v1::ExamState StateAfter(rdg::v1::ReportStatus s) {
-  return s == rdg::v1::PRELIMINARY_REPORT ? rdg::v1::PRELIMINARY : rdg::v1::FINAL;
-}
-
-//! What the rules for a new report version look at: the exam and its claim and reports.
-struct ReportingState {
-  rdg::v1::ExamState state = rdg::v1::EXAM_STATE_UNSPECIFIED;
-  std::string origin_institution;
-  std::string holder, holder_institution;  //!< the live claim's holder, if any
-  std::string latest_signed;               //!< the latest FINAL or AMENDED version's id
-  int32_t max_version = 0;
-  std::string final_author;  //!< "user<US>institution" of the FINAL, if any
-};
-
 absl::StatusOr<ReportingState> LoadReportingState(sqlite_db::Connection& db,
                                                   const std::string& exam_id, absl::Time now) {
   RDG_ASSIGN_OR_RETURN(
@@ -95,46 +78,6 @@ absl::StatusOr<ReportingState> LoadReportingState(sqlite_db::Connection& db,
   r.holder_institution = e->Text(5);
   r.final_author = e->Text(6);
   return r;
-}
-
-//! Who may add which version: a report by the holder of a live claim on an exam without a
-//! FINAL; an addendum naming the latest signed version, by the FINAL's author or a reader
-//! holding a claim for amendment.
-absl::Status MayReport(const ReportRecord& report, const ReportingState& exam) {
-  const bool holds_claim =
-      exam.holder == report.reader_user && exam.holder_institution == report.reader_institution;
-  if (report.status == rdg::v1::AMENDED_REPORT) {
-    if (exam.state != rdg::v1::FINAL || exam.latest_signed.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("exam ", report.exam_id, " has no final report to amend yet"));
-    }
-    if (report.supersedes != exam.latest_signed) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("an addendum must name the latest signed version ", exam.latest_signed,
-                       " in supersedes"));
-    }
-    // The author of the FINAL amends their own report; anyone else of the exam's desk first
-    // claims it for amendment (checked here, in the transaction that adds the version).
-    const bool author =
-        exam.final_author == absl::StrCat(report.reader_user, "\x1F", report.reader_institution);
-    if (!author && !holds_claim) {
-      const std::string by = exam.final_author.substr(0, exam.final_author.find('\x1F'));
-      return absl::PermissionDeniedError(
-          absl::StrCat("only the author of exam ", report.exam_id, "'s final report (", by,
-                       ") or a reader of its desk holding a claim for amendment may amend it"));
-    }
-    return absl::OkStatus();
-  }
-  if (exam.state == rdg::v1::FINAL) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "exam ", report.exam_id, " already has a final report; write an addendum instead"));
-  }
-  if (!holds_claim) {
-    return absl::FailedPreconditionError(absl::StrCat("only the holder of a live claim on exam ",
-                                                      report.exam_id,
-                                                      " may report on it; claim it first"));
-  }
-  return absl::OkStatus();
 }
 
 absl::Status InsertReport(sqlite_db::Connection& db, ReportRecord& report, absl::Time now) {

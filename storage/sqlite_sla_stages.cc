@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/base/status_macros.h"
+#include "storage/index/columns.h"
 #include "storage/sqlite_index_store.h"
 #include "storage/sqlite_internal.h"
 
@@ -13,10 +14,6 @@ namespace {
 
 using sqlite_internal::InWriteTransaction;
 using sqlite_internal::Stmt;
-
-#define RDG_STAGE_COLUMNS                                                                   \
-  "exam_id, stage, origin_institution, queue, exam_type, priority, reviewing_institution, " \
-  "started_at, due_at, ended_at, breached_at, COALESCE(end_seq, 0)"
 
 StageRecord ReadStage(const Stmt& s) {
   StageRecord r;

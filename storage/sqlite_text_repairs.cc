@@ -32,7 +32,7 @@ absl::StatusOr<std::vector<ExamText>> SqliteIndexStore::ListExamText(
                                     "ORDER BY exam_id LIMIT ?"));
 #undef RDG_FIRST_OBJECT
   q->Bind(1, after_exam_id).Bind(2, int64_t{limit});
-  constexpr int k = sqlite_internal::kExamColumnCount;
+  constexpr int k = kExamColumnCount;
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
     ExamText t;
     t.exam = sqlite_internal::ReadExam(s, nullptr);

@@ -4,6 +4,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "storage/base/status_macros.h"
+#include "storage/index/claim_rules.h"
+#include "storage/index/worklist_paging.h"
 #include "storage/sqlite_index_store.h"
 #include "storage/sqlite_internal.h"
 
@@ -27,56 +29,16 @@ std::string JsonIntArray(const std::vector<Enum>& values) {
 static_assert(rdg::v1::ROUTED == 2 && rdg::v1::CLAIMED == 3 && rdg::v1::PRELIMINARY == 4,
               "exams_open_worklist (0006_open_worklist_index.sql) hard-codes the open states");
 
-bool Claimable(rdg::v1::ExamState s) {
-  return s == rdg::v1::ROUTED || s == rdg::v1::CLAIMED || s == rdg::v1::PRELIMINARY;
-}
-
-std::string Utc(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", t, absl::UTCTimeZone());
-}
-
-//! Whether an exam in `state` may be claimed for `action` (nobody holds a live claim on it).
-absl::Status MayClaim(const std::string& exam_id, rdg::v1::ExamState state, ClaimAction action) {
-  if (action == ClaimAction::kRenew) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("you hold no live claim on exam ", exam_id,
-                     " (it expired or was released); claim it again"));
-  }
-  const bool amend = action == ClaimAction::kAmend;
-  if (amend && state != rdg::v1::FINAL) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("exam ", exam_id, " is ", rdg::v1::ExamState_Name(state),
-                     ": only a final report is amended; claim it to report"));
-  }
-  if (!amend && !Claimable(state)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state), " and cannot be claimed",
-        state == rdg::v1::FINAL ? " (to amend its report, claim it for amendment)" : ""));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery& query,
                                                             absl::Time now) {
-  int64_t after_due = std::numeric_limits<int64_t>::min(), after_priority = 0, after_seq = 0;
-  if (!query.after.empty()) {
-    std::vector<std::string> parts = absl::StrSplit(query.after, ':');
-    if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &after_due) ||
-        !absl::SimpleAtoi(parts[1], &after_priority) || !absl::SimpleAtoi(parts[2], &after_seq)) {
-      return absl::InvalidArgumentError("page_token is not one this gateway issued");
-    }
-  }
-  std::vector<rdg::v1::ExamState> states = query.states;
-  if (states.empty()) states = {rdg::v1::ROUTED, rdg::v1::CLAIMED, rdg::v1::PRELIMINARY};
+  RDG_ASSIGN_OR_RETURN(const WorklistKey after, ParseWorklistCursor(query.after));
+  const std::vector<rdg::v1::ExamState> states = WorklistStates(query);
   const int64_t limit = std::clamp<int64_t>(query.limit, 1, 1000);
-
   // Open states only (the usual case): walk the partial index of open exams in worklist order
   // and stop after a page. Other states (e.g. FINAL) take the general path.
-  const bool open_only = std::all_of(states.begin(), states.end(), [](rdg::v1::ExamState s) {
-    return s == rdg::v1::ROUTED || s == rdg::v1::CLAIMED || s == rdg::v1::PRELIMINARY;
-  });
+  const bool open_only = OnlyOpenStates(states);
 #define RDG_WORKLIST_SELECT                                    \
   "SELECT " RDG_EXAM_COLUMNS                                   \
   ", holder_user, holder_institution, claimed_at, expires_at " \
@@ -101,7 +63,7 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
   q->Bind(1, JsonArray(query.queues)).Bind(2, JsonIntArray(states));
   if (!query.exam_types.empty()) q->Bind(3, JsonArray(query.exam_types));
   if (!query.priorities.empty()) q->Bind(4, JsonIntArray(query.priorities));
-  q->Bind(5, after_due).Bind(6, after_priority).Bind(7, after_seq).Bind(8, limit + 1);
+  q->Bind(5, after.due).Bind(6, after.priority).Bind(7, after.seq).Bind(8, limit + 1);
   if (!query.patient.empty()) q->Bind(9, query.patient);
   WorklistPage page;
   int64_t last_seq = 0;
@@ -109,14 +71,12 @@ absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery&
     RDG_ASSIGN_OR_RETURN(bool row, q->Step());
     if (!row) break;
     if (static_cast<int64_t>(page.entries.size()) == limit) {
-      const ExamRecord& last = page.entries.back().exam;
-      page.next_cursor = absl::StrCat(sqlite_internal::DueMicros(last.sla_due_at), ":",
-                                      static_cast<int>(last.priority), ":", last_seq);
+      page.next_cursor = WorklistCursor(page.entries.back().exam, last_seq);
       break;
     }
     WorklistEntry entry;
     entry.exam = sqlite_internal::ReadExam(*q, &last_seq);
-    constexpr int c = sqlite_internal::kExamColumnCount;  // the claim columns follow
+    constexpr int c = kExamColumnCount;  // the claim columns follow
     if (!q->Text(c).empty() && q->Time(c + 3) > now) {
       entry.claim = ClaimRecord{entry.exam.exam_id, q->Text(c), q->Text(c + 1), q->Time(c + 2),
                                 q->Time(c + 3)};
@@ -194,8 +154,7 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
     ClaimRecord claim{exam_id, user, institution, now, now + lease};
     if (claimed && c->Time(2) > now) {
       if (c->Text(0) != user) {
-        return absl::FailedPreconditionError(absl::StrCat("exam ", exam_id, " is claimed by ",
-                                                          c->Text(0), " until ", Utc(c->Time(2))));
+        return ClaimedByAnother(exam_id, c->Text(0), c->Time(2));
       }
       claim.claimed_at = c->Time(1);  // the holder renews: same claim, later expiry
       c.reset();
@@ -296,7 +255,7 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
     RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
     if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", esc.exam_id));
     ExamRecord exam = sqlite_internal::ReadExam(*e, nullptr);
-    const std::string holder = e->Text(sqlite_internal::kExamColumnCount);
+    const std::string holder = e->Text(kExamColumnCount);
     e.reset();
     if (!Claimable(exam.state)) {
       return absl::FailedPreconditionError(absl::StrCat("exam ", esc.exam_id, " is ",

@@ -61,6 +61,7 @@
 #include "storage/base/worker_pool.h"
 #include "storage/file_blob_store.h"
 #include "storage/parsing/isolated_parser.h"
+#include "storage/postgres/pg_index_store.h"
 #include "storage/sqlite_index_store.h"
 
 namespace rdg::api {
@@ -258,30 +259,55 @@ absl::StatusOr<storage::DirectoryLock> ClaimDataDir(const std::string& dir) {
   return lock;
 }
 
-absl::StatusOr<Stores> OpenStores(const rdg::v1::GatewayConfig& config, const Clock& clock) {
-  if (config.index().has_postgres()) {
-    return absl::UnimplementedError("index.postgres is not available in this build; use sqlite");
+//! The index the configuration names: SQLite in the data dir (the default) or PostgreSQL; its
+//! StorageGuard watches the data dir and whether the index takes writes.
+absl::StatusOr<std::unique_ptr<storage::IndexStore>> OpenIndex(const rdg::v1::IndexConfig& index,
+                                                               Stores& s) {
+  if (!index.has_postgres()) {
+    RDG_ASSIGN_OR_RETURN(auto sqlite, storage::SqliteIndexStore::Open(index.sqlite().path()));
+    s.repairs = sqlite.get();
+    return sqlite;
   }
+  const int pool_size = index.postgres().pool_size() > 0 ? index.postgres().pool_size() : 16;
+  RDG_ASSIGN_OR_RETURN(auto pg, storage::pg::PostgresIndexStore::Open(
+                                    {.conninfo = index.postgres().conninfo(), .size = pool_size}));
+  return pg;
+}
+
+absl::StatusOr<Stores> OpenStores(const rdg::v1::GatewayConfig& config, const Clock& clock) {
   Stores s;
   RDG_ASSIGN_OR_RETURN(s.lock, ClaimDataDir(config.data_dir()));
-  RDG_ASSIGN_OR_RETURN(auto sqlite,
-                       storage::SqliteIndexStore::Open(config.index().sqlite().path()));
+  RDG_ASSIGN_OR_RETURN(s.index, OpenIndex(config.index(), s));
   RDG_ASSIGN_OR_RETURN(auto files, storage::FileBlobStore::Create(config.data_dir() + "/blobs"));
   RDG_RETURN_IF_ERROR(storage::ProbeWritable(config.data_dir() + "/blobs"));
+  const bool postgres = config.index().has_postgres();
+  const std::string index_name = postgres ? "on PostgreSQL" : config.index().sqlite().path();
   // A gateway start is an audited event (ATNA's Application Activity), and the proof that the
   // index takes writes.
-  if (auto written = sqlite->AppendAudit(ApplicationEvent("application_start", clock.Now()));
+  if (auto written = s.index->AppendAudit(ApplicationEvent("application_start", clock.Now()));
       !written.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("the index ", config.index().sqlite().path(),
-                                                      " refuses writes: ", written.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the index ", index_name, " refuses writes: ", written.message()));
   }
-  s.repairs = sqlite.get();
   s.blob_files = files.get();
-  s.index = std::move(sqlite);
   s.blobs = std::move(files);
-  RDG_ASSIGN_OR_RETURN(s.guard,
-                       StorageGuard::Start({config.data_dir(), config.index().sqlite().path(),
-                                            config.disk_reserve_mb() << 20}));
+  StorageGuard::Options guard;
+  guard.data_dir = config.data_dir();
+  guard.index_path = config.index().sqlite().path();
+  guard.reserve_bytes = config.disk_reserve_mb() << 20;
+  if (postgres) {
+    auto& pool = static_cast<storage::pg::PostgresIndexStore&>(*s.index).pool();
+    guard.index_probe = [&pool]() -> absl::Status {
+      static constexpr char kProbe[] = "SELECT 1";
+      auto r = pool.Query(kProbe, {});
+      if (r.ok()) return absl::OkStatus();
+      const std::string why = pool.LastConnectError();  // libpq's reason: operators only
+      return absl::UnavailableError(absl::StrCat("the index on PostgreSQL: ", r.status().message(),
+                                                 why.empty() ? "" : " (", why,
+                                                 why.empty() ? "" : ")"));
+    };
+  }
+  RDG_ASSIGN_OR_RETURN(s.guard, StorageGuard::Start(std::move(guard)));
   if (absl::Status safe = s.guard->Check(); !safe.ok()) {
     LOG(WARNING) << "not ready: " << safe.message();
   }
@@ -308,6 +334,8 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
                                 in.parser.get(), stores.guard.get()},
       *stores.index, *stores.blobs, std::move(staging), *in.committer, clock);
   RDG_RETURN_IF_ERROR(in.ingestor->Recover());
+  // A PostgreSQL index held only UTF-8 from its first schema: nothing to repair.
+  if (stores.repairs == nullptr) return in;
   const storage::FileBlobStore& blob_files = *stores.blob_files;
   RDG_ASSIGN_OR_RETURN(
       ingest::TextRepairReport repaired,

@@ -31,6 +31,10 @@ absl::StatusOr<int64_t> StorageGuard::StatvfsFreeSpace(const std::string& path) 
 
 absl::StatusOr<std::unique_ptr<StorageGuard>> StorageGuard::Start(Options options,
                                                                   FreeSpace free_space) {
+  if (options.index_probe) {
+    return std::unique_ptr<StorageGuard>(
+        new StorageGuard(std::move(options), std::move(free_space), 0, 0));
+  }
   const std::string wal = options.index_path + "-wal";
   struct stat st {};
   if (::stat(wal.c_str(), &st) != 0) {
@@ -80,7 +84,9 @@ absl::Status StorageGuard::Check() {
   absl::Status index;
   {
     absl::MutexLock lock(&mu_);
-    if (!wal_lost_) {
+    if (options_.index_probe) {
+      index_ = options_.index_probe();  // a database comes back by itself: not sticky
+    } else if (!wal_lost_) {
       if (absl::Status wal = CheckWal(); !wal.ok()) {
         wal_lost_ = true;
         index_ = wal;

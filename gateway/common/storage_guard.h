@@ -1,7 +1,8 @@
 // Whether the gateway's storage is safe to take data: free space on the data dir's filesystem
-// above the configured reserve, the index file writable, and the index's write-ahead log still
-// the file SQLite opened. /readyz reports Check(); uploads start only when AdmitUpload() is OK, so
-// a filling disk pushes clients back (UNAVAILABLE, which they retry) before a write fails.
+// above the configured reserve, and the index able to take writes — for SQLite its file writable
+// and its write-ahead log still the file SQLite opened, for PostgreSQL the server reachable.
+// /readyz reports Check(); uploads start only when AdmitUpload() is OK, so a filling disk pushes
+// clients back (UNAVAILABLE, which they retry) before a write fails.
 #pragma once
 
 #include <sys/types.h>
@@ -24,6 +25,9 @@ class StorageGuard {
     std::string data_dir;       //!< blobs and staged uploads live on this filesystem
     std::string index_path;     //!< the SQLite index (its WAL is index_path + "-wal")
     int64_t reserve_bytes = 0;  //!< below this many free bytes nothing new is accepted; 0: off
+    //! A database index (PostgreSQL): asked at every Check() whether it takes writes, instead
+    //! of watching index_path's files. UNAVAILABLE while it cannot be reached.
+    std::function<absl::Status()> index_probe;
   };
   //! Bytes available to the gateway's user on the filesystem holding `path`.
   using FreeSpace = std::function<absl::StatusOr<int64_t>(const std::string& path)>;
@@ -31,7 +35,7 @@ class StorageGuard {
   static absl::StatusOr<int64_t> StatvfsFreeSpace(const std::string& path);
 
   //! Remembers which file the index's WAL is now (the index must be open): FAILED_PRECONDITION
-  //! when there is none.
+  //! when there is none. With an index_probe there is no file to watch.
   static absl::StatusOr<std::unique_ptr<StorageGuard>> Start(
       Options options, FreeSpace free_space = StatvfsFreeSpace);
 

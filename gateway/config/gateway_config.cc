@@ -127,6 +127,9 @@ void Validator::CheckTopLevel() {
   if (config_.index().has_postgres() && config_.index().postgres().conninfo().empty()) {
     Fail(absl::StrCat(Where("index"), "index.postgres.conninfo is required"));
   }
+  if (config_.index().postgres().pool_size() < 0 || config_.index().postgres().pool_size() > 500) {
+    Fail(absl::StrCat(Where("index"), "index.postgres.pool_size must be between 1 and 500"));
+  }
   const auto& parsing = config_.parsing();
   if (parsing.processes() < 0 || parsing.processes() > 64) {
     Fail(absl::StrCat(Where("parsing"), "parsing.processes must be between 1 and 64"));

@@ -25,6 +25,14 @@ inline absl::Status ChangedObjectError(absl::string_view sop_instance_uid) {
       "corrected image a new SOP Instance UID (e.g. re-export it from the modality)"));
 }
 
+//! The more urgent of two priorities (STAT < URGENT < ROUTINE; unspecified loses): an exam
+//! joined by a more urgent object becomes that urgent.
+inline rdg::v1::Priority MoreUrgent(rdg::v1::Priority a, rdg::v1::Priority b) {
+  if (a == rdg::v1::PRIORITY_UNSPECIFIED) return b;
+  if (b == rdg::v1::PRIORITY_UNSPECIFIED) return a;
+  return a < b ? a : b;
+}
+
 class ExamStore {
  public:
   virtual ~ExamStore() = default;

@@ -48,35 +48,37 @@ absl::StatusOr<std::pair<int64_t, std::string>> LockHead(Connection& conn) {
 
 }  // namespace
 
-absl::Status PgAuditStore::AppendAudit(const AuditRecord& entry) {
-  return pool_.InTransaction("READ COMMITTED", [&](Connection& conn) -> absl::Status {
-    auto head = LockHead(conn);
-    if (!head.ok()) return head.status();
-    AuditRecord r = entry;
-    r.seq = head->first + 1;
-    if (r.patient_id.empty() && !r.exam_id.empty()) {
-      static constexpr char kPatient[] =
-          "SELECT patient_id, patient_id_issuer, patient_national_id, national_id_issuer "
-          "FROM exams WHERE exam_id = $1";
-      auto p = conn.Exec(kPatient, {P(r.exam_id)});
-      if (!p.ok()) return p.status();
-      if (p->rows() == 1) {
-        r.patient_id =
-            PatientParticipant(p->Text(0, 0), p->Text(0, 1), p->Text(0, 2), p->Text(0, 3));
-      }
+absl::Status AppendAuditIn(Connection& conn, const AuditRecord& entry) {
+  auto head = LockHead(conn);
+  if (!head.ok()) return head.status();
+  AuditRecord r = entry;
+  r.seq = head->first + 1;
+  if (r.patient_id.empty() && !r.exam_id.empty()) {
+    static constexpr char kPatient[] =
+        "SELECT patient_id, patient_id_issuer, patient_national_id, national_id_issuer "
+        "FROM exams WHERE exam_id = $1";
+    auto p = conn.Exec(kPatient, {P(r.exam_id)});
+    if (!p.ok()) return p.status();
+    if (p->rows() == 1) {
+      r.patient_id = PatientParticipant(p->Text(0, 0), p->Text(0, 1), p->Text(0, 2), p->Text(0, 3));
     }
-    const std::string hash = audit::Link(head->second, ChainedFieldsOf(r));
-    static constexpr char kInsert[] =
-        "INSERT INTO audit_log (" AUDIT_COLUMNS
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-    auto ins =
-        conn.Exec(kInsert, {P(r.seq), P(r.at), P(r.institution), P(r.user), P(int64_t{r.role}),
-                            P(r.action), P(r.exam_id), P(r.detail), P(r.outcome), P(r.patient_id),
-                            P(r.peer), P(r.subject), PBytes(head->second), PBytes(hash)});
-    if (!ins.ok()) return ins.status();
-    static constexpr char kAdvance[] = "UPDATE audit_head SET seq = $1, hash = $2";
-    return conn.Exec(kAdvance, {P(r.seq), PBytes(hash)}).status();
-  });
+  }
+  const std::string hash = audit::Link(head->second, ChainedFieldsOf(r));
+  static constexpr char kInsert[] =
+      "INSERT INTO audit_log (" AUDIT_COLUMNS
+      ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+  auto ins =
+      conn.Exec(kInsert, {P(r.seq), P(r.at), P(r.institution), P(r.user), P(int64_t{r.role}),
+                          P(r.action), P(r.exam_id), P(r.detail), P(r.outcome), P(r.patient_id),
+                          P(r.peer), P(r.subject), PBytes(head->second), PBytes(hash)});
+  if (!ins.ok()) return ins.status();
+  static constexpr char kAdvance[] = "UPDATE audit_head SET seq = $1, hash = $2";
+  return conn.Exec(kAdvance, {P(r.seq), PBytes(hash)}).status();
+}
+
+absl::Status PgAuditStore::AppendAudit(const AuditRecord& entry) {
+  return pool_.InTransaction("READ COMMITTED",
+                             [&](Connection& conn) { return AppendAuditIn(conn, entry); });
 }
 
 absl::StatusOr<std::vector<AuditRecord>> PgAuditStore::ListAudit(const AuditQuery& query) {

@@ -28,4 +28,8 @@ class PgAuditStore : public AuditStore {
   Pool& pool_;
 };
 
+//! Appends `entry` (its patient filled in from its exam when empty) as the chain's next record
+//! inside the caller's transaction; the chain's end stays locked until that transaction ends.
+absl::Status AppendAuditIn(Connection& conn, const AuditRecord& entry);
+
 }  // namespace rdg::storage::pg

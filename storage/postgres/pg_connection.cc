@@ -20,6 +20,20 @@ Param P(absl::Time t) {
 
 Param PBytes(absl::string_view bytes) { return absl::StrCat("\\x", absl::BytesToHexString(bytes)); }
 
+Param PTextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ",";
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 Result& Result::operator=(Result&& other) noexcept {
   if (this != &other) {
     if (r_ != nullptr) PQclear(r_);
@@ -49,6 +63,18 @@ std::string Result::Text(int row, int col) const {
 int64_t Result::Int(int row, int col) const {
   int64_t v = 0;
   return absl::SimpleAtoi(PQgetvalue(r_, row, col), &v) ? v : 0;
+}
+
+bool Result::Bool(int row, int col) const { return PQgetvalue(r_, row, col)[0] == 't'; }
+
+double Result::Double(int row, int col) const {
+  double v = 0;
+  return absl::SimpleAtod(PQgetvalue(r_, row, col), &v) ? v : 0;
+}
+
+std::optional<absl::Time> Result::OptionalTime(int row, int col) const {
+  if (IsNull(row, col)) return std::nullopt;
+  return Time(row, col);
 }
 
 absl::Time Result::Time(int row, int col) const {

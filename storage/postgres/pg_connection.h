@@ -30,6 +30,19 @@ inline Param P(int v) { return std::to_string(v); }
 //! Times are stored as microseconds since the epoch (BIGINT), as in the SQLite index; the
 //! infinite future as INT64_MAX.
 Param P(absl::Time t);
+inline Param PBool(bool v) { return std::string(v ? "true" : "false"); }
+//! A TEXT[] parameter (array literal; every element quoted and escaped).
+Param PTextArray(const std::vector<std::string>& values);
+//! An INTEGER[] parameter of enumerators or numbers.
+template <typename Int>
+Param PIntArray(const std::vector<Int>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ",";
+    out += std::to_string(static_cast<int64_t>(values[i]));
+  }
+  return out + "}";
+}
 //! Bytes for a BYTEA parameter (hex text form).
 Param PBytes(absl::string_view bytes);
 
@@ -49,6 +62,10 @@ class Result {
   bool IsNull(int row, int col) const;
   std::string Text(int row, int col) const;
   int64_t Int(int row, int col) const;
+  bool Bool(int row, int col) const;
+  double Double(int row, int col) const;
+  //! A time column that may be NULL.
+  std::optional<absl::Time> OptionalTime(int row, int col) const;
   absl::Time Time(int row, int col) const;
   //! A BYTEA column's bytes.
   std::string Bytes(int row, int col) const;

@@ -35,7 +35,10 @@ absl::StatusOr<Pool::Lease> Pool::Acquire() {
   if (!conn.ok()) {
     absl::MutexLock lock(&mu_);
     --open_;
-    return conn.status();
+    last_connect_error_ = std::string(conn.status().message());
+    // libpq's reason names the database's host and port: for the operators, not every caller.
+    return absl::UnavailableError(
+        "postgres: the index database cannot be reached now; retry shortly");
   }
   return Lease(this, *std::move(conn));
 }
@@ -50,6 +53,11 @@ absl::StatusOr<Result> Pool::Query(const char* sql, std::initializer_list<Param>
     last = r.status();  // a connection the server closed (a restart): once more on a new one
   }
   return last;
+}
+
+std::string Pool::LastConnectError() const {
+  absl::MutexLock lock(&mu_);
+  return last_connect_error_;
 }
 
 void Pool::Return(std::unique_ptr<Connection> conn) {

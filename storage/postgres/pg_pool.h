@@ -45,7 +45,8 @@ class Pool {
     std::unique_ptr<Connection> conn_;
   };
   //! A free connection, a new one while fewer than `size` exist, or UNAVAILABLE after
-  //! `acquire_timeout` (or when the database cannot be reached).
+  //! `acquire_timeout` (or when the database cannot be reached: then without libpq's reason,
+  //! which names the database's address; LastConnectError() has it for the operators).
   absl::StatusOr<Lease> Acquire();
 
   //! Runs `fn(Connection&)` in one transaction at `isolation` ("READ COMMITTED",
@@ -59,6 +60,8 @@ class Pool {
   //! One statement on its own (autocommit). Only for statements that may run twice: after a
   //! connection found lost, it is sent again once on a new one.
   absl::StatusOr<Result> Query(const char* sql, std::initializer_list<Param> params);
+  //! Why the last new connection failed (libpq's words), for /readyz and the log.
+  std::string LastConnectError() const;
 
  private:
   explicit Pool(Options options) : options_(std::move(options)) {}
@@ -71,6 +74,7 @@ class Pool {
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Connection>> idle_ ABSL_GUARDED_BY(mu_);
   int open_ ABSL_GUARDED_BY(mu_) = 0;  //!< idle and lent
+  std::string last_connect_error_ ABSL_GUARDED_BY(mu_);
 };
 
 //! The status of a Status or a StatusOr.

@@ -16,6 +16,7 @@
 #include "tests/mocks/mock_blob_store.h"
 #include "tests/mocks/mock_index_store.h"
 #include "tests/mocks/temp_dir.h"
+#include "tests/mocks/test_index.h"
 
 namespace rdg::ingest {
 namespace {
@@ -65,7 +66,8 @@ class IngestorTest : public ::testing::Test {
   static void SetUpTestSuite() { ASSERT_TRUE(formats::InitDicomToolkit().ok()); }
   void SetUp() override {
     ct_ = testing::ReadFileBytes(std::string(RDG_PYDICOM_FILES) + "/CT_small.dcm");
-    index_ = *storage::SqliteIndexStore::Open(dir_.Join("index.sqlite"));
+    index_ = testing::OpenTestIndex(dir_);
+    ASSERT_NE(index_, nullptr);
     blobs_ = *storage::FileBlobStore::Create(dir_.Join("blobs"));
     committer_ = std::make_unique<IndexCommitter>(*index_, 64, blobs_.get());
     ingestor_ = std::make_unique<Ingestor>(Ingestor::Options{DefaultLimits()}, *index_, *blobs_,
@@ -85,7 +87,7 @@ class IngestorTest : public ::testing::Test {
   testing::TempDir dir_;
   FakeClock clock_;
   std::string ct_;
-  std::unique_ptr<storage::SqliteIndexStore> index_;
+  std::unique_ptr<storage::IndexStore> index_;
   std::unique_ptr<storage::FileBlobStore> blobs_;
   std::unique_ptr<IndexCommitter> committer_;
   std::unique_ptr<Ingestor> ingestor_;

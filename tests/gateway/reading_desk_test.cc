@@ -9,6 +9,7 @@
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/temp_dir.h"
+#include "tests/mocks/test_index.h"
 
 namespace rdg::worklist {
 namespace {
@@ -45,7 +46,8 @@ class ReadingDeskTest : public ::testing::Test {
     sla->set_received_to_claimed_minutes(10);
     sla_ = std::make_unique<routing::SlaTable>(config_);
     config_.mutable_claims()->set_lease_seconds(600);
-    index_ = *storage::SqliteIndexStore::Open(dir_.Join("index.sqlite"));
+    index_ = testing::OpenTestIndex(dir_);
+    ASSERT_NE(index_, nullptr);
     desk_ = std::make_unique<IndexReadingDesk>(config_, *index_, *sla_, clock_);
     exam_ = AddExam("1.1", "county-a/imaging");
   }
@@ -78,7 +80,7 @@ class ReadingDeskTest : public ::testing::Test {
   testing::TempDir dir_;
   FakeClock clock_;
   rdg::v1::GatewayConfig config_;
-  std::unique_ptr<storage::SqliteIndexStore> index_;
+  std::unique_ptr<storage::IndexStore> index_;
   std::unique_ptr<routing::SlaTable> sla_;
   std::unique_ptr<IndexReadingDesk> desk_;
   std::string exam_;

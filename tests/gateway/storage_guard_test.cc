@@ -23,7 +23,7 @@ class StorageGuardTest : public ::testing::Test {
     store_ = *storage::SqliteIndexStore::Open(index_path_);  // creates the WAL
   }
   std::unique_ptr<StorageGuard> Guard(int64_t reserve) {
-    auto guard = StorageGuard::Start({dir_.path(), index_path_, reserve},
+    auto guard = StorageGuard::Start({dir_.path(), index_path_, reserve, {}},
                                      [this](const std::string& path) -> absl::StatusOr<int64_t> {
                                        EXPECT_EQ(path, dir_.path());
                                        return free_.load();
@@ -79,7 +79,7 @@ TEST_F(StorageGuardTest, AVanishedWalStaysReportedEvenWhenAFileOfItsNameReturns)
 
 TEST_F(StorageGuardTest, StartNeedsTheWal) {
   store_.reset();  // the last connection closing removes the WAL
-  auto guard = StorageGuard::Start({dir_.path(), index_path_, 0});
+  auto guard = StorageGuard::Start({dir_.path(), index_path_, 0, {}});
   ASSERT_FALSE(guard.ok());
   EXPECT_EQ(guard.status().code(), absl::StatusCode::kFailedPrecondition);
 }
@@ -90,6 +90,23 @@ TEST_F(StorageGuardTest, TheRealFreeSpaceIsThatOfTheDataDirsFilesystem) {
   EXPECT_GT(*free, 0);
   EXPECT_EQ(StorageGuard::StatvfsFreeSpace(dir_.Join("absent")).status().code(),
             absl::StatusCode::kUnavailable);
+}
+
+TEST_F(StorageGuardTest, ADatabaseIndexIsAskedAtEveryCheckAndComesBack) {
+  std::atomic<bool> reachable{false};
+  auto guard = StorageGuard::Start(
+      {dir_.path(), "", 0,
+       [&reachable]() -> absl::Status {
+         return reachable ? absl::OkStatus()
+                          : absl::UnavailableError("postgres: connection refused");
+       }},
+      [this](const std::string&) -> absl::StatusOr<int64_t> { return free_.load(); });
+  ASSERT_TRUE(guard.ok()) << guard.status();  // no WAL to watch
+  EXPECT_EQ((*guard)->Check().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ((*guard)->AdmitUpload().code(), absl::StatusCode::kUnavailable);
+  reachable = true;  // the database is back: so is the gateway, without a restart
+  EXPECT_TRUE((*guard)->Check().ok());
+  EXPECT_TRUE((*guard)->AdmitUpload().ok());
 }
 
 }  // namespace

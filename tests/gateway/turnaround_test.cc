@@ -13,6 +13,7 @@
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/temp_dir.h"
+#include "tests/mocks/test_index.h"
 
 namespace rdg::monitoring {
 namespace {
@@ -59,7 +60,8 @@ class TurnaroundTest : public ::testing::Test {
     stat->set_received_to_final_minutes(30);
     sla_ = std::make_unique<routing::SlaTable>(config_);
     directory_ = std::make_unique<config::InstitutionDirectory>(config_);
-    index_ = *storage::SqliteIndexStore::Open(dir_.Join("index.sqlite"));
+    index_ = testing::OpenTestIndex(dir_);
+    ASSERT_NE(index_, nullptr);
     desk_ = std::make_unique<worklist::IndexReadingDesk>(config_, *index_, *sla_, clock_);
   }
 
@@ -106,7 +108,7 @@ class TurnaroundTest : public ::testing::Test {
   rdg::v1::GatewayConfig config_;
   std::unique_ptr<routing::SlaTable> sla_;
   std::unique_ptr<config::InstitutionDirectory> directory_;
-  std::unique_ptr<storage::SqliteIndexStore> index_;
+  std::unique_ptr<storage::IndexStore> index_;
   std::unique_ptr<worklist::IndexReadingDesk> desk_;
 };
 

@@ -17,8 +17,28 @@ import tempfile
 import time
 import unittest
 
+import pg_cluster
+
 BIN_DIR = os.environ.get("RDG_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/bin"))
 SOURCE_DIR = os.environ.get("RDG_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+# The "pg." pass of the suite (tests/CMakeLists.txt): every gateway on a fresh database of the
+# test PostgreSQL cluster (RDG_TEST_PG_DSN_FILE) instead of its embedded SQLite index.
+INDEX_IS_POSTGRES = os.environ.get("RDG_TEST_INDEX") == "postgres"
+
+
+def sqlite_only(reason):
+    """Skips a test in the PostgreSQL pass: what it checks is the embedded SQLite index's own
+    (its files, its migrations, its backup)."""
+    return unittest.skipIf(INDEX_IS_POSTGRES, "SQLite index only: " + reason)
+
+
+# Skips a test in the PostgreSQL pass that does not involve the gateway's index at all.
+index_independent = unittest.skipIf(INDEX_IS_POSTGRES, "does not involve the index")
+
+
+def _test_cluster_dsn():
+    with open(os.environ["RDG_TEST_PG_DSN_FILE"]) as f:
+        return f.read().strip()
 PYDICOM_FILES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 
 _pki_cache = {}
@@ -166,7 +186,9 @@ def merge_config(base, extra):
 class Gateway:
     """One rdg-gateway process with its own data dir; restartable on the same data."""
 
-    def __init__(self, workdir, pki, extra_config=""):
+    def __init__(self, workdir, pki, extra_config="", index_dsn=None):
+        """`index_dsn`: the gateway's index on that PostgreSQL database (else SQLite in its data
+        dir, or a fresh database of the test cluster in the "pg." pass)."""
         self.workdir = workdir
         self.pki = pki
         self.data_dir = os.path.join(workdir, "var")
@@ -174,6 +196,12 @@ class Gateway:
         with open(os.path.join(SOURCE_DIR, "deploy/config/demo.textproto")) as f:
             demo = f.read()
         demo = demo.replace("var/pki/", pki + "/")
+        if index_dsn is None and INDEX_IS_POSTGRES:
+            index_dsn = pg_cluster.fresh_database(_test_cluster_dsn())
+        self.index_dsn = index_dsn or ""
+        if self.index_dsn:
+            demo = demo.replace("index {\n  sqlite {}\n}",
+                                'index {\n  postgres { conninfo: "%s" }\n}' % self.index_dsn)
         # The default reserve (1 GiB) would make every test depend on the host's free space.
         demo += "\ndisk_reserve_mb: 64\n"
         with open(self.config_path, "w") as f:
@@ -259,7 +287,23 @@ class Gateway:
     # Inspection of the data dir (read-only; safe while the gateway runs).
 
     def query(self, sql, *params):
-        """Rows of a read-only query against DATA_DIR/index.sqlite."""
+        """Rows of a read-only query against the gateway's index: DATA_DIR/index.sqlite, or its
+        PostgreSQL database in the "pg." pass (`?` placeholders either way; the column SQLite
+        calls `user` is `user_name` there, a reserved word, and the query's `user` is read so;
+        BOOLEAN and BYTEA come back as SQLite's integers and bytes)."""
+        if self.index_dsn:
+            sql = re.sub(r"\buser\b", "user_name", sql)
+            import psycopg2  # only the PostgreSQL pass needs it
+            db = psycopg2.connect(self.index_dsn)
+            try:
+                db.set_session(readonly=True, autocommit=True)
+                with db.cursor() as cur:
+                    cur.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+                    return [tuple(int(v) if isinstance(v, bool) else
+                                  bytes(v) if isinstance(v, memoryview) else v for v in row)
+                            for row in cur.fetchall()]
+            finally:
+                db.close()
         db = sqlite3.connect(f"file:{os.path.join(self.data_dir, 'index.sqlite')}?mode=ro",
                              uri=True, timeout=10)
         try:

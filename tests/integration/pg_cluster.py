@@ -97,6 +97,18 @@ class PgCluster:
         self.superuser_sql(f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
         return self
 
+    def pause(self):
+        """Stops the server (fast shutdown: clients' connections are closed), keeping its data."""
+        self._run([os.path.join(PG_BIN, "pg_ctl"), "stop", "-w", "-t", "60", "-m", "fast",
+                   "-D", self.data])
+
+    def resume(self):
+        """Starts the paused server again at the same port."""
+        self._run([os.path.join(PG_BIN, "pg_ctl"), "start", "-w", "-t", "60", "-D", self.data,
+                   "-l", self.log_path, "-o",
+                   f"-p {self.port} -k {self.socket_dir} "
+                   f"-c listen_addresses=127.0.0.1 -c max_connections=200"])
+
     def superuser_sql(self, sql, database="postgres"):
         """Runs `sql` as the superuser over the Unix socket; returns psql's unaligned output."""
         return self._run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
@@ -129,6 +141,15 @@ class PgCluster:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def fresh_database(dsn):
+    """Creates a new, empty database through `dsn` (as its role, which may CREATEDB); returns
+    the connection string of the new database."""
+    name = "t_" + secrets.token_hex(8)
+    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", f"CREATE DATABASE {name}",
+                    dsn], check=True, capture_output=True, timeout=60)
+    return f"{dsn} dbname={name}"  # libpq: the last dbname= wins
 
 
 def main(argv):

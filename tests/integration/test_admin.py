@@ -6,7 +6,6 @@ every admin RPC is PERMISSION_DENIED to clinics and readers."""
 import importlib
 import json
 import os
-import sqlite3
 import subprocess
 import unittest
 
@@ -99,13 +98,9 @@ class AdminTest(harness.GatewayTestCase):
 
 
 def exam_states(gateway, exam):
-    db = sqlite3.connect(f"file:{gateway.data_dir}/index.sqlite?mode=ro", uri=True)
-    try:
-        names = {v.number: v.name for v in common_pb2.ExamState.DESCRIPTOR.values}
-        return [names[s] for (s,) in db.execute(
-            "SELECT state FROM exam_events WHERE exam_id = ? ORDER BY seq", (exam,))]
-    finally:
-        db.close()
+    names = {v.number: v.name for v in common_pb2.ExamState.DESCRIPTOR.values}
+    return [names[s] for (s,) in gateway.query(
+        "SELECT state FROM exam_events WHERE exam_id = ? ORDER BY seq", exam)]
 
 
 class SlaTest(harness.GatewayTestCase):

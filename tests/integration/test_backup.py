@@ -15,6 +15,7 @@ class Admin(harness.Reader):
     program = "rdg-admin"
 
 
+@harness.sqlite_only("a PostgreSQL index is backed up with pg_dump")
 class BackupTest(harness.GatewayTestCase):
     extra_config = 'backup_users: "province/admin"\n'
 

@@ -197,6 +197,7 @@ class CharsetTest(harness.GatewayTestCase):
         for _, _, _, _, display in NAMES:
             self.assertIn(display, proc.stdout)
 
+    @harness.sqlite_only("repairs an index of SQLite schema 10")
     def test_old_index_is_repaired_and_listings_never_fail(self):
         """An index as the gateway wrote it before (schema version 10, raw bytes in its TEXT
         columns) is migrated and repaired from the stored objects at start; a row no object can

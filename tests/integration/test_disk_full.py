@@ -127,6 +127,7 @@ class DiskReserveTest(TmpfsTestCase):
         self.assert_gateway_alive()
 
 
+@harness.index_independent
 class AgentDiskFullTest(TmpfsTestCase):
 
     def test_agent_disk_full_answers_a700_keeps_the_association_and_recovers(self):

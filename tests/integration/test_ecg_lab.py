@@ -7,7 +7,6 @@ institutions, audited."""
 import json
 import os
 import shutil
-import sqlite3
 import struct
 import subprocess
 import unittest
@@ -48,15 +47,8 @@ class EcgLabTest(harness.GatewayTestCase):
 
     # --- helpers -------------------------------------------------------------------------------
 
-    def db(self):
-        return sqlite3.connect(f"file:{self.gateway.data_dir}/index.sqlite?mode=ro", uri=True)
-
     def count(self, sql, *params):
-        db = self.db()
-        try:
-            return db.execute(sql, params).fetchone()[0]
-        finally:
-            db.close()
+        return self.gateway.query(sql, *params)[0][0]
 
     def ecg_copy(self, national_id=None, **changes):
         """pydicom's ECG as an exam of its own (new UIDs), optionally changed."""
@@ -238,19 +230,15 @@ class EcgLabTest(harness.GatewayTestCase):
         self.assertEqual(len(self.gateway.blob_files()), accepted)
         self.assertEqual(self.gateway.upload_files(), [])
 
-        db = self.db()
-        try:
-            name = db.execute("SELECT patient_name FROM exams e JOIN objects o USING (exam_id) "
-                              "WHERE o.sop_instance_uid LIKE 'hl7-LIS-MSG-GB-%'").fetchone()[0]
-            self.assertEqual(name, lab_corpus.GB18030_NAME)
-            value = db.execute("SELECT value FROM lab_results WHERE code = '8251-1'").fetchone()[0]
-            self.assertEqual(value, "A|B^C&D~E\\")
-            orders = db.execute("SELECT COUNT(DISTINCT order_service) FROM lab_results r JOIN "
-                                "objects o USING (exam_id) WHERE o.sop_instance_uid LIKE "
-                                "'hl7-LIS-MSG-MULTI-%'").fetchone()[0]
-            self.assertEqual(orders, 3)
-        finally:
-            db.close()
+        name = self.count("SELECT patient_name FROM exams e JOIN objects o USING (exam_id) "
+                          "WHERE o.sop_instance_uid LIKE 'hl7-LIS-MSG-GB-%'")
+        self.assertEqual(name, lab_corpus.GB18030_NAME)
+        value = self.count("SELECT value FROM lab_results WHERE code = '8251-1'")
+        self.assertEqual(value, "A|B^C&D~E\\")
+        orders = self.count("SELECT COUNT(DISTINCT order_service) FROM lab_results r JOIN "
+                            "objects o USING (exam_id) WHERE o.sop_instance_uid LIKE "
+                            "'hl7-LIS-MSG-MULTI-%'")
+        self.assertEqual(orders, 3)
 
     def test_stored_message_is_byte_identical_and_resending_is_idempotent(self):
         data = lab_corpus.message("MSG-SAME", lab_corpus.NORMAL_PANEL, charset="GB 18030-2000",

@@ -26,6 +26,7 @@ def exec_start(unit):
     return line[len("ExecStart="):].split()
 
 
+@harness.index_independent
 class InstallTest(unittest.TestCase):
 
     def setUp(self):

@@ -3,7 +3,6 @@
 it, and every step is recorded."""
 import os
 import shutil
-import sqlite3
 import tempfile
 import unittest
 
@@ -38,13 +37,9 @@ class LeaseTest(unittest.TestCase):
         os.replace(self.offset_file + ".tmp", self.offset_file)
 
     def events(self):
-        db = sqlite3.connect(f"file:{self.gateway.data_dir}/index.sqlite?mode=ro", uri=True)
-        try:
-            return [(state, actor, detail) for state, actor, detail in db.execute(
-                "SELECT state, actor, detail FROM exam_events WHERE exam_id = ? ORDER BY seq",
-                (self.exam,))]
-        finally:
-            db.close()
+        return [(state, actor, detail) for state, actor, detail in self.gateway.query(
+            "SELECT state, actor, detail FROM exam_events WHERE exam_id = ? ORDER BY seq",
+            self.exam)]
 
     def test_expired_lease_goes_to_the_next_reader(self):
         self.assertEqual(self.rad.run("claim", self.exam).returncode, 0)

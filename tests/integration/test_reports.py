@@ -4,7 +4,6 @@ isolated, and a watching clinic misses nothing across a gateway restart."""
 import importlib
 import json
 import os
-import sqlite3
 import subprocess
 import threading
 import unittest
@@ -188,13 +187,9 @@ class ReportsTest(harness.GatewayTestCase):
         return grpc.secure_channel(self.gateway.address, creds)
 
     def exam_events(self, exam):
-        db = sqlite3.connect(f"file:{self.gateway.data_dir}/index.sqlite?mode=ro", uri=True)
-        try:
-            names = {v.number: v.name for v in common_pb2.ExamState.DESCRIPTOR.values}
-            return [{"state": names[s], "actor": a} for s, a in db.execute(
-                "SELECT state, actor FROM exam_events WHERE exam_id = ? ORDER BY seq", (exam,))]
-        finally:
-            db.close()
+        names = {v.number: v.name for v in common_pb2.ExamState.DESCRIPTOR.values}
+        return [{"state": names[s], "actor": a} for s, a in self.gateway.query(
+            "SELECT state, actor FROM exam_events WHERE exam_id = ? ORDER BY seq", exam)]
 
     def test_addendum_keeps_every_version(self):
         exam = self.fresh_ct()
@@ -262,12 +257,8 @@ class ReportsTest(harness.GatewayTestCase):
         self.assertEqual(statuses, [("FINAL_REPORT", "reader-a-rad"),
                                     ("AMENDED_REPORT", "reader-a-rad2")])
         # The critical addendum (of a FINAL that was not critical) starts the acknowledgement clock.
-        db = sqlite3.connect(f"file:{self.gateway.data_dir}/index.sqlite?mode=ro", uri=True)
-        try:
-            running = db.execute("SELECT COUNT(*) FROM exam_stages WHERE exam_id = ? AND stage = 4 "
-                                 "AND ended_at IS NULL", (exam,)).fetchone()[0]
-        finally:
-            db.close()
+        running = self.gateway.query("SELECT COUNT(*) FROM exam_stages WHERE exam_id = ? "
+                                     "AND stage = 4 AND ended_at IS NULL", exam)[0][0]
         self.assertEqual(running, 1)
 
     def test_a_report_names_the_desk_it_was_read_at(self):

@@ -64,6 +64,7 @@ class SafeStartTest(harness.GatewayTestCase):
         self.assertIn(f"cannot listen on {self.gateway.address}", second.stderr)
         self.assertEqual(len(self.upload_ct()["exams"]), 1)
 
+    @harness.sqlite_only("the index file's modes")
     def test_files_are_the_owners_alone_while_running_whatever_the_umask(self):
         self.gateway.stop()
         old = os.umask(0o022)  # a permissive umask for the gateway and the tools
@@ -88,6 +89,7 @@ class SafeStartTest(harness.GatewayTestCase):
         self.assertEqual({p: oct(m) for p, m in fetched.items() if m & 0o077}, {},
                          "client output readable by others")
 
+    @harness.sqlite_only("the index file's modes")
     def test_a_looser_data_dir_made_before_is_tightened(self):
         self.gateway.stop()
         os.chmod(self.gateway.data_dir, 0o755)
@@ -98,6 +100,7 @@ class SafeStartTest(harness.GatewayTestCase):
             os.path.join(self.gateway.data_dir, "index.sqlite")).st_mode), 0o600)
         self.assertIn("was open to other users: now mode 0700", self.gateway.log())
 
+    @harness.sqlite_only("a read-only index file")
     def test_a_read_only_index_refuses_to_start(self):
         self.gateway.stop()
         index = os.path.join(self.gateway.data_dir, "index.sqlite")
@@ -112,6 +115,7 @@ class SafeStartTest(harness.GatewayTestCase):
         os.chmod(index, 0o600)
         self.gateway.start()
 
+    @harness.sqlite_only("unit.PostgresMigrate* for PostgreSQL")
     def test_a_database_newer_than_the_binary_refuses_to_start(self):
         self.gateway.stop()
         db = sqlite3.connect(os.path.join(self.gateway.data_dir, "index.sqlite"))
@@ -125,6 +129,7 @@ class SafeStartTest(harness.GatewayTestCase):
         self.assertIn("the index has schema version 9999, newer than this binary's", refused.stderr)
         self.assertIn(f"(rdg {version_of_project()})", refused.stderr)
 
+    @harness.sqlite_only("SQLite's write-ahead log")
     def test_a_vanished_wal_makes_readyz_503_and_refuses_uploads_until_restart(self):
         self.assertEqual(self.gateway.readyz(), (200, "ready\n"))
         os.remove(os.path.join(self.gateway.data_dir, "index.sqlite-wal"))
@@ -153,6 +158,7 @@ class SafeStartTest(harness.GatewayTestCase):
         self.assertIn(f"rdg {version_of_project()}, pid {self.gateway.proc.pid}", rows[-1][2])
 
 
+@harness.index_independent
 class VersionTest(harness.unittest.TestCase):
 
     def test_every_binary_prints_its_version(self):
@@ -164,6 +170,7 @@ class VersionTest(harness.unittest.TestCase):
                              out.stderr)
 
 
+@harness.index_independent
 class QuickStartPkiTest(harness.unittest.TestCase):
 
     def test_the_dev_pki_is_owner_only_and_its_ca_key_outside_the_gateways_tree(self):

@@ -94,6 +94,7 @@ class SilentConnectionTest(UploadSurvivalTestCase):
         self.assert_stored_once()
 
 
+@harness.sqlite_only("SQLite's write lock")
 class BusyIndexWhileCommittingTest(UploadSurvivalTestCase):
 
     # No housekeeping writes queueing behind the lock too: each would wait out busy_timeout.

@@ -1,7 +1,8 @@
 // The index's contract: what every backend (storage/index/*.h) must do, one set of cases typed
-// over the backends. A backend is a type with `static std::unique_ptr<IndexStore>
-// Open(testing::TempDir&)`: a fresh, empty index. The SQLite store's own cases (migrations, file
-// modes, its backup format) are in sqlite_index_store_test.cc.
+// over the backends. A backend is a type with `static absl::StatusOr<std::unique_ptr<IndexStore>>
+// Open(testing::TempDir&)`: a fresh, empty index (NOT_FOUND: the backend cannot run here, the
+// case is skipped). The SQLite store's own cases (migrations, file modes, its backup format) are
+// in sqlite_index_store_test.cc.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -13,18 +14,33 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/index_store.h"
+#include "storage/postgres/pg_index_store.h"
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/temp_dir.h"
 #include "tests/storage/index_contract_support.h"
+#include "tests/storage/pg_test_database.h"
 
 // A backend of the contract, outside any namespace so that CTest's names say it plainly
 // (unit.IndexContractTest.<case><SqliteIndex>): the embedded default, SQLite in the test's
 // temporary directory.
 struct SqliteIndex {
-  static std::unique_ptr<rdg::storage::IndexStore> Open(rdg::testing::TempDir& dir) {
+  static absl::StatusOr<std::unique_ptr<rdg::storage::IndexStore>> Open(
+      rdg::testing::TempDir& dir) {
     auto store = rdg::storage::SqliteIndexStore::Open(dir.Join("index.sqlite"));
-    EXPECT_TRUE(store.ok()) << store.status();
-    return store.ok() ? std::unique_ptr<rdg::storage::IndexStore>(*std::move(store)) : nullptr;
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<rdg::storage::IndexStore>(*std::move(store));
+  }
+};
+
+// The shared index: a fresh database in the test cluster of PostgreSQL.
+struct PostgresIndex {
+  static absl::StatusOr<std::unique_ptr<rdg::storage::IndexStore>> Open(rdg::testing::TempDir&) {
+    auto dsn = rdg::storage::contract::CreateTestDatabase();
+    if (!dsn.ok()) return dsn.status();
+    auto pool = rdg::storage::contract::OpenMigrated(*dsn);
+    if (!pool.ok()) return pool.status();
+    return std::unique_ptr<rdg::storage::IndexStore>(
+        std::make_unique<rdg::storage::pg::PostgresIndexStore>(*std::move(pool)));
   }
 };
 
@@ -35,14 +51,16 @@ template <typename Backend>
 class IndexContractTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store_ = Backend::Open(dir_);
-    ASSERT_NE(store_, nullptr);
+    auto store = Backend::Open(dir_);
+    if (absl::IsNotFound(store.status())) GTEST_SKIP() << store.status().message();
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
   }
   testing::TempDir dir_;
   std::unique_ptr<IndexStore> store_;
 };
 
-using Backends = ::testing::Types<SqliteIndex>;
+using Backends = ::testing::Types<SqliteIndex, PostgresIndex>;
 TYPED_TEST_SUITE(IndexContractTest, Backends);
 
 TYPED_TEST(IndexContractTest, GroupsInstancesByStudyPerInstitution) {
