@@ -399,6 +399,7 @@ class LabIngestTest : public IngestorTest {
  protected:
   void SetUp() override {
     IngestorTest::SetUp();
+    if (HasFatalFailure()) return;  // no index
     rdg::v1::GatewayConfig config;
     auto* rule = config.add_critical_values();
     rule->set_code("2823-3");
