@@ -27,6 +27,9 @@ packages=(
   # their own (tests/integration/pg_cluster.py); the package's default cluster is not started.
   # psycopg2: the integration tests read a PostgreSQL index as they read a SQLite one
   postgresql-15 python3-psycopg2
+  # HAProxy, the load balancer in front of gateway replicas (deploy/replicas.sh, the failover
+  # test); like PostgreSQL's, the package's own service is not used
+  haproxy
   "$@"
 )
 

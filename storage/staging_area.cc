@@ -18,7 +18,18 @@ std::string StagingArea::PathOf(const std::string& session_id) const {
 }
 
 absl::StatusOr<File> StagingArea::OpenForAppend(const std::string& session_id, bool create) const {
-  return File::OpenForAppend(PathOf(session_id), create);
+  // A part file another gateway removes (expiry, a commit) between the open and the lock is not
+  // the session's any more: open the name again (a new file when creating), never write there.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto file = File::OpenForAppend(PathOf(session_id), create);
+    if (!file.ok()) return file.status();
+    if (absl::Status held = file->TryLock(); !held.ok()) return held;
+    auto named = file->StillNamed();
+    if (!named.ok()) return named.status();
+    if (*named) return file;
+  }
+  return absl::AbortedError(absl::StrCat("the part file of upload ", session_id,
+                                         " keeps being removed by another gateway"));
 }
 
 absl::StatusOr<int64_t> StagingArea::StagedBytes(const std::string& session_id) const {
@@ -29,6 +40,26 @@ absl::StatusOr<int64_t> StagingArea::StagedBytes(const std::string& session_id) 
 
 absl::Status StagingArea::Remove(const std::string& session_id) const {
   return RemoveFile(PathOf(session_id));
+}
+
+bool StagingArea::IsHeld(const std::string& session_id) const {
+  auto file = File::OpenForAppend(PathOf(session_id), /*create=*/false);
+  return file.ok() && absl::IsAborted(file->TryLock());
+}
+
+absl::StatusOr<bool> StagingArea::RemoveIfFree(const std::string& session_id) const {
+  auto file = File::OpenForAppend(PathOf(session_id), /*create=*/false);
+  if (absl::IsNotFound(file.status())) return true;
+  if (!file.ok()) return file.status();
+  if (absl::Status held = file->TryLock(); !held.ok()) {
+    if (absl::IsAborted(held)) return false;
+    return held;
+  }
+  // Held: a writer that opens it from now on finds the name gone, or (opened already) waits.
+  absl::Status removed = RemoveFile(PathOf(session_id));
+  if (absl::IsNotFound(removed)) return true;
+  if (!removed.ok()) return removed;
+  return true;
 }
 
 absl::StatusOr<std::vector<std::string>> StagingArea::ListSessions() const {

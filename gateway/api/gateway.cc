@@ -62,6 +62,8 @@
 #include "storage/file_blob_store.h"
 #include "storage/parsing/isolated_parser.h"
 #include "storage/postgres/pg_index_store.h"
+#include "storage/postgres/pg_leadership.h"
+#include "storage/postgres/pg_listener.h"
 #include "storage/sqlite_index_store.h"
 
 namespace rdg::api {
@@ -167,6 +169,8 @@ struct Stores {
   storage::ExamTextRepairs* repairs = nullptr;         //!< the index's start-up repairs
   const storage::FileBlobStore* blob_files = nullptr;  //!< the blobs' paths, for those repairs
   std::unique_ptr<StorageGuard> guard;
+  //! Whether this gateway runs the housekeeping of its index (one of several on PostgreSQL).
+  std::unique_ptr<storage::Leadership> leadership;
 };
 
 //! Uploads: the parser processes, the group committer, the ingestor.
@@ -184,6 +188,8 @@ struct Desks {
   std::unique_ptr<signing::ReceiptSigner> receipts;  //!< the gateway's signature on receipts
   std::unique_ptr<worklist::ReadingDesk> reading;
   std::unique_ptr<worklist::ReportDesk> reports;
+  //! On a PostgreSQL index: hears reports signed through any gateway and wakes the watches here.
+  std::unique_ptr<storage::pg::Listener> report_listener;
 };
 
 //! The gRPC side: the pools blocking work runs on (declared first: drained after the services
@@ -249,11 +255,14 @@ void RemoveLeftBackupSnapshots(const std::string& dir) {
   ::closedir(d);
 }
 
-absl::StatusOr<storage::DirectoryLock> ClaimDataDir(const std::string& dir) {
+//! `shared`: gateways on one PostgreSQL index share their data dir (blobs, staged uploads).
+absl::StatusOr<storage::DirectoryLock> ClaimDataDir(const std::string& dir, bool shared) {
   RDG_RETURN_IF_ERROR(storage::MakeDirectories(dir));
   RDG_ASSIGN_OR_RETURN(bool tightened, storage::RestrictToOwner(dir));
   if (tightened) LOG(WARNING) << "data dir " << dir << " was open to other users: now mode 0700";
-  RDG_ASSIGN_OR_RETURN(storage::DirectoryLock lock, storage::DirectoryLock::Acquire(dir));
+  RDG_ASSIGN_OR_RETURN(storage::DirectoryLock lock, shared
+                                                        ? storage::DirectoryLock::AcquireShared(dir)
+                                                        : storage::DirectoryLock::Acquire(dir));
   RDG_RETURN_IF_ERROR(storage::ProbeWritable(dir));
   RemoveLeftBackupSnapshots(dir);
   return lock;
@@ -276,7 +285,7 @@ absl::StatusOr<std::unique_ptr<storage::IndexStore>> OpenIndex(const rdg::v1::In
 
 absl::StatusOr<Stores> OpenStores(const rdg::v1::GatewayConfig& config, const Clock& clock) {
   Stores s;
-  RDG_ASSIGN_OR_RETURN(s.lock, ClaimDataDir(config.data_dir()));
+  RDG_ASSIGN_OR_RETURN(s.lock, ClaimDataDir(config.data_dir(), config.index().has_postgres()));
   RDG_ASSIGN_OR_RETURN(s.index, OpenIndex(config.index(), s));
   RDG_ASSIGN_OR_RETURN(auto files, storage::FileBlobStore::Create(config.data_dir() + "/blobs"));
   RDG_RETURN_IF_ERROR(storage::ProbeWritable(config.data_dir() + "/blobs"));
@@ -308,6 +317,12 @@ absl::StatusOr<Stores> OpenStores(const rdg::v1::GatewayConfig& config, const Cl
     };
   }
   RDG_ASSIGN_OR_RETURN(s.guard, StorageGuard::Start(std::move(guard)));
+  if (postgres) {
+    s.leadership =
+        std::make_unique<storage::pg::AdvisoryLeadership>(config.index().postgres().conninfo());
+  } else {
+    s.leadership = std::make_unique<storage::SoleLeadership>();
+  }
   if (absl::Status safe = s.guard->Check(); !safe.ok()) {
     LOG(WARNING) << "not ready: " << safe.message();
   }
@@ -366,9 +381,18 @@ absl::StatusOr<Desks> BuildDesks(const rdg::v1::GatewayConfig& config, const Pol
   RDG_ASSIGN_OR_RETURN(d.receipts, signing::CmsReceiptSigner::Create(cert_pem, key_pem));
   d.reading =
       std::make_unique<worklist::IndexReadingDesk>(config, *stores.index, *policy.sla, clock);
-  d.reports = std::make_unique<worklist::IndexReportDesk>(
+  auto reports = std::make_unique<worklist::IndexReportDesk>(
       *stores.index, *d.reading, *d.verifier, *policy.sla, clock,
       absl::Seconds(config.max_signing_clock_skew_seconds()));
+  if (config.index().has_postgres()) {
+    // A report signed through another gateway wakes this one's watches of its clinic; after a
+    // lost connection (payload ""), every watch looks again.
+    worklist::IndexReportDesk* desk = reports.get();
+    d.report_listener = std::make_unique<storage::pg::Listener>(
+        config.index().postgres().conninfo(), RDG_REPORTS_CHANNEL,
+        [desk](const std::string& institution) { desk->WakeWatchers(institution); });
+  }
+  d.reports = std::move(reports);
   return d;
 }
 
@@ -476,6 +500,7 @@ absl::StatusOr<std::unique_ptr<atna::AuditExporter>> StartAuditExport(
   o.source.site_id = config.platform_name();
   o.source.pid = static_cast<int>(::getpid());
   o.batch_records = e.batch_records();
+  o.leads = [&leadership = *stores.leadership] { return leadership.Leads(); };
   return atna::AuditExporter::Start(*stores.index, std::move(o), clock);
 }
 
@@ -625,12 +650,25 @@ void RefreshMetrics(monitoring::Metrics* metrics) {
 std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
   const absl::Duration every =
       absl::Seconds(c.config.housekeeping_seconds() > 0 ? c.config.housekeeping_seconds() : 10);
-  auto h = std::make_unique<Housekeeper>(*c.clock, every);
+  // Several gateways on one PostgreSQL index: the index's own jobs run on the leader only.
+  storage::Leadership& leadership = *c.stores.leadership;
+  auto h = std::make_unique<Housekeeper>(
+      *c.clock, every, [&leadership, was = std::make_shared<std::optional<bool>>()] {
+        const bool leads = leadership.Leads();
+        if (*was != leads) {
+          LOG(INFO) << (leads ? "this gateway now runs the index's housekeeping (leader)"
+                              : "another gateway runs the index's housekeeping");
+          *was = leads;
+        }
+        return leads;
+      });
+  constexpr auto kLeaderOnly = Housekeeper::Scope::kLeaderOnly;
   storage::IndexStore& index = *c.stores.index;
   const Clock& clock = *c.clock;
   monitoring::Metrics* metrics = c.monitoring.metrics.get();
   worklist::ReadingDesk& desk = *c.desks.reading;
-  h->Add("sla-breaches", every, [&index, &clock] { SweepBreaches(index, clock); });
+  h->Add(
+      "sla-breaches", every, [&index, &clock] { SweepBreaches(index, clock); }, kLeaderOnly);
   StorageGuard& guard = *c.stores.guard;
   h->Add("storage", every, [&guard, last = std::make_shared<std::string>()] {
     const absl::Status now = guard.Check();
@@ -644,24 +682,31 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
     *last = message;
   });
   h->Add("metrics", every, [metrics] { RefreshMetrics(metrics); });
-  h->Add("claim-leases", every, [&desk] {
-    auto leases = desk.ExpireLeases();
-    if (!leases.ok()) LOG(WARNING) << "expiring claim leases: " << leases.status();
-  });
-  h->Add("escalation", every, [&desk] {
-    auto escalated = desk.EscalateOverdue();
-    if (!escalated.ok()) {
-      LOG(WARNING) << "escalating unclaimed exams: " << escalated.status();
-    } else if (*escalated > 0) {
-      LOG(INFO) << "escalated " << *escalated << " exams unclaimed past their SLA claim target";
-    }
-  });
+  h->Add(
+      "claim-leases", every,
+      [&desk] {
+        auto leases = desk.ExpireLeases();
+        if (!leases.ok()) LOG(WARNING) << "expiring claim leases: " << leases.status();
+      },
+      kLeaderOnly);
+  h->Add(
+      "escalation", every,
+      [&desk] {
+        auto escalated = desk.EscalateOverdue();
+        if (!escalated.ok()) {
+          LOG(WARNING) << "escalating unclaimed exams: " << escalated.status();
+        } else if (*escalated > 0) {
+          LOG(INFO) << "escalated " << *escalated << " exams unclaimed past their SLA claim target";
+        }
+      },
+      kLeaderOnly);
   // Freed memory at the top of malloc's arenas stays resident until trimmed: after a burst of
   // uploads, give it back.
   h->Add("heap-trim", every, [] { malloc_trim(0); });
   const signing::ReceiptSigner& signer = *c.desks.receipts;
-  h->Add("audit-checkpoint", absl::Seconds(c.config.audit_checkpoint_seconds()),
-         [&index, &signer, &clock] { CheckpointAudit(index, signer, clock); });
+  h->Add(
+      "audit-checkpoint", absl::Seconds(c.config.audit_checkpoint_seconds()),
+      [&index, &signer, &clock] { CheckpointAudit(index, signer, clock); }, kLeaderOnly);
   IngestServiceImpl& uploads = *c.serving.ingest;
   h->Add("stalled-streams", every, [&uploads] {
     if (int stalled = uploads.CancelStalledStreams(); stalled > 0) {
@@ -669,10 +714,13 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
     }
   });
   ingest::Ingestor& ingestor = *c.ingest.ingestor;
-  h->Add("upload-sessions", 360 * every, [&ingestor] {
-    auto expired = ingestor.ExpireSessions();
-    if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();
-  });
+  h->Add(
+      "upload-sessions", 360 * every,
+      [&ingestor] {
+        auto expired = ingestor.ExpireSessions();
+        if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();
+      },
+      kLeaderOnly);
   RefreshMetrics(metrics);  // so that the first scrape after a start does not read the history
   h->Start();
   return h;

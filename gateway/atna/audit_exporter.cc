@@ -66,6 +66,10 @@ void AuditExporter::Loop() {
       mu_.AwaitWithTimeout(absl::Condition(&stop), wait);
       if (stopping_) return;
     }
+    if (options_.leads && !options_.leads()) {
+      wait = options_.poll;  // another gateway exports
+      continue;
+    }
     const absl::Status sent = ExportPending();
     if (sent.ok()) {
       if (failing) LOG(INFO) << "audit export to " << destination_ << ": delivering again";

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,9 @@ class AuditExporter {
     int batch_records = 500;
     absl::Duration poll = absl::Seconds(1);          //!< how often new records are looked for
     absl::Duration max_backoff = absl::Seconds(30);  //!< the longest wait between failed tries
+    //! Several gateways on one index: whether this one leads (only the leader exports, from
+    //! where the index says the repository confirmed); none: always.
+    std::function<bool()> leads;
   };
   //! What /metrics shows.
   struct Figures {

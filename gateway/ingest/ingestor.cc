@@ -23,6 +23,11 @@ using storage::UploadSessionRecord;
 
 std::string NewSessionId() { return "up-" + storage::RandomHex(16); }
 
+//! Another stream holds the session (of this gateway, or of one sharing its staging dir).
+absl::Status InUseError() {
+  return absl::AbortedError("this upload is in use by another connection; retry in a few seconds");
+}
+
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
@@ -106,13 +111,17 @@ UploadHandle::~UploadHandle() {
 }
 
 absl::Status UploadHandle::OpenStaging() {
-  RDG_ASSIGN_OR_RETURN(int64_t staged, owner_.staging_.StagedBytes(record_.session_id));
+  // Held (flock) while open: a gateway sharing the staging dir finds it in use.
+  auto file = owner_.staging_.OpenForAppend(record_.session_id, true);
+  if (absl::IsAborted(file.status())) return InUseError();
+  RDG_RETURN_IF_ERROR(file.status());
+  file_ = *std::move(file);
+  RDG_ASSIGN_OR_RETURN(int64_t staged, file_->Size());
   if (staged > record_.size) {
     // Cannot happen through this API; repair rather than trust a corrupted staging file.
     staged = 0;
-    RDG_RETURN_IF_ERROR(owner_.staging_.Remove(record_.session_id));
+    RDG_RETURN_IF_ERROR(file_->Truncate(0));
   }
-  RDG_ASSIGN_OR_RETURN(file_, owner_.staging_.OpenForAppend(record_.session_id, true));
   offset_ = staged;
   if (staged > 0) {
     // Resuming: rebuild the running digest from the bytes already staged.
@@ -239,10 +248,11 @@ absl::Status Ingestor::Recover() {
   for (const auto& s : sessions) known.insert(s.session_id);
   int orphans = 0;
   for (const auto& id : staged) {
-    if (!known.contains(id)) {
-      RDG_RETURN_IF_ERROR(staging_.Remove(id));
-      ++orphans;
-    }
+    if (known.contains(id)) continue;
+    // One being written by another gateway on the same staging dir is not an orphan (its
+    // session may not be persisted yet).
+    RDG_ASSIGN_OR_RETURN(bool removed, staging_.RemoveIfFree(id));
+    if (removed) ++orphans;
   }
   RDG_ASSIGN_OR_RETURN(int expired, ExpireSessions());
   LOG(INFO) << "ingest recovery: " << sessions.size() << " resumable upload sessions, removed "
@@ -263,11 +273,13 @@ absl::StatusOr<int> Ingestor::ExpireSessions() {
       absl::MutexLock lock(&mu_);
       if (!attached_.insert(s.session_id).second) continue;
     }
-    absl::Status removed = staging_.Remove(s.session_id);
-    if (removed.ok()) removed = index_.DeleteSession(s.session_id);
+    // A stream of another gateway on the same staging dir may hold it: left to the next round.
+    absl::StatusOr<bool> removed = staging_.RemoveIfFree(s.session_id);
+    absl::Status deleted = removed.ok() ? absl::OkStatus() : removed.status();
+    if (removed.ok() && *removed) deleted = index_.DeleteSession(s.session_id);
     Release(s.session_id);
-    RDG_RETURN_IF_ERROR(removed);
-    ++expired;
+    RDG_RETURN_IF_ERROR(deleted);
+    if (*removed) ++expired;
   }
   return expired;
 }
@@ -429,10 +441,7 @@ absl::StatusOr<std::unique_ptr<UploadHandle>> Ingestor::Hold(UploadSessionRecord
   RDG_RETURN_IF_ERROR(AdmitBytes());
   {
     absl::MutexLock lock(&mu_);
-    if (!attached_.insert(record.session_id).second) {
-      return absl::AbortedError(
-          "this upload is in use by another connection; retry in a few seconds");
-    }
+    if (!attached_.insert(record.session_id).second) return InUseError();
   }
   if (persisted) {
     // Read again now that it is held: expiry (which holds a session while it removes it) may
@@ -484,8 +493,11 @@ absl::StatusOr<UploadStatus> Ingestor::Status(const auth::Principal& principal,
 }
 
 bool Ingestor::InUse(const std::string& session_id) {
-  absl::MutexLock lock(&mu_);
-  return attached_.contains(session_id);
+  {
+    absl::MutexLock lock(&mu_);
+    if (attached_.contains(session_id)) return true;
+  }
+  return staging_.IsHeld(session_id);  // by a stream of a gateway sharing the staging dir
 }
 
 absl::StatusOr<UploadStatus> Ingestor::Abort(const auth::Principal& principal,

@@ -156,7 +156,7 @@ absl::StatusOr<storage::ReportRecord> IndexReportDesk::Submit(
   RDG_RETURN_IF_ERROR(index_.AppendAudit(
       auth::AuditBy(reader, now, "submit_report", stored.exam_id, stored.report_id)));
   // Clinics hear of signed versions only.
-  if (stored.status != rdg::v1::PRELIMINARY_REPORT) Notify(stored.origin_institution);
+  if (stored.status != rdg::v1::PRELIMINARY_REPORT) WakeWatchers(stored.origin_institution);
   return stored;
 }
 
@@ -248,10 +248,10 @@ void IndexReportDesk::Unsubscribe(int64_t token) {
   subscribers_.erase(token);
 }
 
-void IndexReportDesk::Notify(const std::string& institution) {
+void IndexReportDesk::WakeWatchers(const std::string& institution) {
   absl::MutexLock lock(&mu_);
   for (auto& [token, s] : subscribers_) {
-    if (s.institution == institution) s.wake();
+    if (institution.empty() || s.institution == institution) s.wake();
   }
 }
 

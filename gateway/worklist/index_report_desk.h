@@ -46,6 +46,9 @@ class IndexReportDesk final : public ReportDesk {
       const auth::Principal& clinic, const std::vector<storage::ReportRecord>& reports) override;
   int64_t Subscribe(const std::string& institution, std::function<void()> wake) override;
   void Unsubscribe(int64_t token) override;
+  //! Wakes the report watches of `institution` (every watch for ""): a report of it was signed,
+  //! here or through another gateway on the same index.
+  void WakeWatchers(const std::string& institution);
 
  private:
   absl::Status CheckContent(const auth::Principal& reader,
@@ -59,7 +62,6 @@ class IndexReportDesk final : public ReportDesk {
   //! The version to store, with its acknowledgement targets.
   storage::ReportRecord ToRecord(const auth::Principal& reader, const storage::ExamRecord& exam,
                                  const rdg::v1::SubmitReportRequest& request, absl::Time now) const;
-  void Notify(const std::string& institution);
 
   storage::IndexStore& index_;
   ReadingDesk& reading_;

@@ -15,6 +15,10 @@ class DirectoryLock {
   //! (mode 0600). FAILED_PRECONDITION "data dir DIR is in use by pid N" when another process
   //! holds it.
   static absl::StatusOr<DirectoryLock> Acquire(const std::string& dir);
+  //! Takes the lock shared: several gateways on one PostgreSQL index share a data dir (its blobs
+  //! and staged uploads), but not with a process that holds it alone (a gateway on its own
+  //! SQLite index there, or the agent). FAILED_PRECONDITION when one does.
+  static absl::StatusOr<DirectoryLock> AcquireShared(const std::string& dir);
 
   DirectoryLock(DirectoryLock&& other) noexcept;
   DirectoryLock& operator=(DirectoryLock&& other) noexcept;

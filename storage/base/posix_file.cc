@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -91,6 +92,23 @@ absl::StatusOr<int64_t> File::Size() const {
 absl::Status File::Truncate(int64_t size) {
   if (::ftruncate(fd_, size) != 0) return ErrnoStatus("truncate", path_, errno);
   return absl::OkStatus();
+}
+
+absl::Status File::TryLock() {
+  if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return absl::OkStatus();
+  if (errno == EWOULDBLOCK) return absl::AbortedError(absl::StrCat(path_, " is held by another"));
+  return ErrnoStatus("flock", path_, errno);
+}
+
+absl::StatusOr<bool> File::StillNamed() const {
+  struct stat open {
+  }, named{};
+  if (::fstat(fd_, &open) != 0) return ErrnoStatus("fstat", path_, errno);
+  if (::stat(path_.c_str(), &named) != 0) {
+    if (errno == ENOENT) return false;
+    return ErrnoStatus("stat", path_, errno);
+  }
+  return open.st_dev == named.st_dev && open.st_ino == named.st_ino;
 }
 
 namespace {

@@ -34,6 +34,12 @@ class File {
   absl::StatusOr<int64_t> Size() const;
   //! Shrinks the file to `size` bytes (drops a torn tail after a crash).
   absl::Status Truncate(int64_t size);
+  //! Takes an exclusive flock(2) on the file, held until it is closed: ABORTED while another
+  //! open file description holds it (another process: a gateway sharing the directory, also
+  //! over NFS, where Linux maps it to a lock of the whole file).
+  absl::Status TryLock();
+  //! Whether the path it was opened by still names this file (not removed or replaced since).
+  absl::StatusOr<bool> StillNamed() const;
   const std::string& path() const { return path_; }
 
  private:

@@ -1,6 +1,7 @@
 #include "storage/postgres/pg_connection.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <limits>
 #include <vector>
@@ -128,6 +129,9 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   if (PQsetClientEncoding(conn, "UTF8") != 0) {
     return absl::UnavailableError("postgres: the server refuses client encoding UTF8");
   }
+  // The index's statements are short: compiling one (JIT, for plans the planner thinks costly,
+  // e.g. on stale statistics) costs more than running it.
+  if (absl::Status s = c->Run("SET jit = off"); !s.ok()) return s;
   return c;
 }
 
@@ -139,6 +143,22 @@ bool Connection::idle() const { return PQtransactionStatus(conn_) == PQTRANS_IDL
 
 bool Connection::in_failed_transaction() const {
   return PQtransactionStatus(conn_) == PQTRANS_INERROR;
+}
+
+bool Connection::WaitReadable(absl::Duration timeout) {
+  pollfd p{PQsocket(conn_), POLLIN, 0};
+  if (p.fd < 0) return true;  // lost: the caller finds out by reading
+  return ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) != 0;
+}
+
+absl::StatusOr<std::vector<std::string>> Connection::TakeNotifications() {
+  if (PQconsumeInput(conn_) == 0) return Error(nullptr, conn_);
+  std::vector<std::string> payloads;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    payloads.emplace_back(n->extra != nullptr ? n->extra : "");
+    PQfreemem(n);
+  }
+  return payloads;
 }
 
 absl::StatusOr<Result> Connection::Exec(const char* sql, std::initializer_list<Param> params) {

@@ -86,8 +86,8 @@ auto ReadRows(const Result& r, Read read) -> std::vector<decltype(read(r, 0))> {
 
 class Connection {
  public:
-  //! Connects with a libpq connection string; UNAVAILABLE (with libpq's reason, never the
-  //! password) when the server cannot be reached or refuses.
+  //! Connects with a libpq connection string (client encoding UTF-8, JIT off); UNAVAILABLE
+  //! (with libpq's reason, never the password) when the server cannot be reached or refuses.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& conninfo);
   ~Connection();
   Connection(const Connection&) = delete;
@@ -104,6 +104,11 @@ class Connection {
   bool idle() const;
   //! Whether a statement of the open transaction failed (it can only be rolled back).
   bool in_failed_transaction() const;
+  //! Waits up to `timeout` for the server to send something (a notification): whether it did.
+  bool WaitReadable(absl::Duration timeout);
+  //! The payloads of the notifications received so far (LISTEN); UNAVAILABLE when the
+  //! connection is lost.
+  absl::StatusOr<std::vector<std::string>> TakeNotifications();
 
  private:
   explicit Connection(PGconn* conn) : conn_(conn) {}

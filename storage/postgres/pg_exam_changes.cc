@@ -42,14 +42,9 @@ absl::Status RestartStage(Connection& conn, const std::string& exam_id, rdg::v1:
 
 absl::Status EndStage(Connection& conn, const std::string& exam_id, rdg::v1::Stage stage,
                       absl::Time at, const std::string& reviewing_institution) {
-  // The feed's counter is taken (and locked) only when a running stage ends.
+  // Numbered later, when the feed is read (PgSlaStore::ListStagesEndedAfter).
   static constexpr char kEnd[] =
-      "WITH running AS (SELECT 1 FROM exam_stages WHERE exam_id = $1 AND stage = $2 "
-      "                 AND ended_at IS NULL), "
-      "     head AS (UPDATE feed_heads SET seq = seq + 1 "
-      "              WHERE name = 'stages' AND EXISTS (SELECT 1 FROM running) RETURNING seq) "
       "UPDATE exam_stages SET ended_at = $3, reviewing_institution = $4, "
-      "end_seq = (SELECT seq FROM head), "
       "breached_at = CASE WHEN breached_at IS NULL AND $3 > due_at THEN $3 ELSE breached_at END "
       "WHERE exam_id = $1 AND stage = $2 AND ended_at IS NULL";
   return conn.Exec(kEnd, {P(exam_id), P(int64_t{stage}), P(at), P(reviewing_institution)}).status();

@@ -30,9 +30,8 @@ absl::Status StartStage(Connection& conn, const std::string& exam_id, rdg::v1::S
 //! after the critical FINAL was acknowledged), else a new one; a running one keeps its due.
 absl::Status RestartStage(Connection& conn, const std::string& exam_id, rdg::v1::Stage stage,
                           absl::Time started_at, absl::Time due_at);
-//! Ends a running stage (no-op if it is not running); a late end is recorded as a breach. The
-//! completion takes the next number of the stage feed (feed_heads 'stages'), whose row stays
-//! locked until the transaction commits: numbers follow commit order.
+//! Ends a running stage (no-op if it is not running); a late end is recorded as a breach. It
+//! gets its number of the stage feed when the feed is next read (no lock held to the commit).
 absl::Status EndStage(Connection& conn, const std::string& exam_id, rdg::v1::Stage stage,
                       absl::Time at, const std::string& reviewing_institution);
 //! The exam's running stages follow it to another queue.

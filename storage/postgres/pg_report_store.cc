@@ -138,20 +138,25 @@ absl::Status AfterReport(Connection& conn, const ReportRecord& report, absl::Tim
 absl::StatusOr<ReportRecord> PgReportStore::AddReport(ReportRecord report, absl::Time now) {
   // Each attempt starts from the caller's record (a retried transaction assigns again).
   const ReportRecord requested = std::move(report);
-  return pool_.InTransaction("READ COMMITTED",
-                             [&](Connection& conn) -> absl::StatusOr<ReportRecord> {
-                               ReportRecord r = requested;
-                               auto exam = LockReportingState(conn, r.exam_id, now);
-                               if (!exam.ok()) return exam.status();
-                               r.origin_institution = exam->origin_institution;
-                               r.version = exam->max_version + 1;
-                               if (auto s = MayReport(r, *exam); !s.ok()) return s;
-                               r.report_id = NewReportId();
-                               r.accepted_at = now;
-                               if (auto s = InsertReport(conn, r); !s.ok()) return s;
-                               if (auto s = AfterReport(conn, r, now); !s.ok()) return s;
-                               return r;
-                             });
+  return pool_.InTransaction(
+      "READ COMMITTED", [&](Connection& conn) -> absl::StatusOr<ReportRecord> {
+        ReportRecord r = requested;
+        auto exam = LockReportingState(conn, r.exam_id, now);
+        if (!exam.ok()) return exam.status();
+        r.origin_institution = exam->origin_institution;
+        r.version = exam->max_version + 1;
+        if (auto s = MayReport(r, *exam); !s.ok()) return s;
+        r.report_id = NewReportId();
+        r.accepted_at = now;
+        if (auto s = InsertReport(conn, r); !s.ok()) return s;
+        if (auto s = AfterReport(conn, r, now); !s.ok()) return s;
+        if (r.status != rdg::v1::PRELIMINARY_REPORT) {
+          // Delivered at the commit to every gateway's listener: their report watches wake.
+          static constexpr char kNotify[] = "SELECT pg_notify('" RDG_REPORTS_CHANNEL "', $1)";
+          if (auto n = conn.Exec(kNotify, {P(r.origin_institution)}); !n.ok()) return n.status();
+        }
+        return r;
+      });
 }
 
 absl::StatusOr<std::vector<ReportRecord>> PgReportStore::ListReports(const std::string& exam_id) {

@@ -10,6 +10,9 @@
 #include "storage/index/report_store.h"
 #include "storage/postgres/pg_pool.h"
 
+//! The channel on which a signed report's commit is announced (payload: the origin institution).
+#define RDG_REPORTS_CHANNEL "rdg_reports"
+
 namespace rdg::storage::pg {
 
 class PgReportStore : public ReportStore {

@@ -58,8 +58,36 @@ absl::StatusOr<std::vector<StageRecord>> PgSlaStore::ListStagesEnded(absl::Time 
   return ReadRows(*r, ReadStage);
 }
 
+absl::Status PgSlaStore::NumberCompletions() {
+  // One numbering at a time (the counter row's lock, to this transaction's end): completions
+  // committed before its statement are numbered after every number given before; one that
+  // commits later is numbered by a later call, after these. So a reader that has seen N never
+  // finds a smaller number later, and nothing waits for a claim's or report's commit.
+  return pool_.InTransaction("READ COMMITTED", [&](Connection& conn) -> absl::Status {
+    static constexpr char kHead[] = "SELECT seq FROM feed_heads WHERE name = 'stages' FOR UPDATE";
+    auto head = conn.Exec(kHead);
+    if (!head.ok()) return head.status();
+    if (head->rows() != 1)
+      return absl::InternalError("postgres: the stage feed's counter is missing");
+    static constexpr char kNumber[] =
+        "WITH todo AS (SELECT exam_id, stage, row_number() OVER (ORDER BY ended_at, exam_id, "
+        "stage) AS n FROM exam_stages WHERE ended_at IS NOT NULL AND end_seq IS NULL) "
+        "UPDATE exam_stages s SET end_seq = $1 + todo.n FROM todo WHERE s.exam_id = todo.exam_id "
+        "AND s.stage = todo.stage AND s.ended_at IS NOT NULL AND s.end_seq IS NULL "
+        "RETURNING s.end_seq";
+    auto numbered = conn.Exec(kNumber, {P(head->Int(0, 0))});
+    if (!numbered.ok()) return numbered.status();
+    if (numbered->rows() == 0) return absl::OkStatus();
+    int64_t last = head->Int(0, 0);
+    for (int i = 0; i < numbered->rows(); ++i) last = std::max(last, numbered->Int(i, 0));
+    static constexpr char kAdvance[] = "UPDATE feed_heads SET seq = $1 WHERE name = 'stages'";
+    return conn.Exec(kAdvance, {P(last)}).status();
+  });
+}
+
 absl::StatusOr<std::vector<StageRecord>> PgSlaStore::ListStagesEndedAfter(int64_t after_end_seq,
                                                                           int32_t limit) {
+  if (absl::Status s = NumberCompletions(); !s.ok()) return s;
   static constexpr char kList[] =
       "SELECT " RDG_STAGE_COLUMNS
       " FROM exam_stages WHERE end_seq IS NOT NULL AND end_seq > $1 ORDER BY end_seq LIMIT $2";

@@ -1,6 +1,6 @@
 // SlaStore on the PostgreSQL index: the reads behind turnaround figures and breach lists, and
 // the breach sweep. The stage clocks themselves are started and ended by the other stores'
-// transactions (pg_exam_changes.h); completions are numbered in commit order.
+// transactions (pg_exam_changes.h); completions get their feed numbers when the feed is read.
 #pragma once
 
 #include <vector>
@@ -23,6 +23,9 @@ class PgSlaStore : public SlaStore {
   absl::StatusOr<std::vector<OpenBreachCount>> CountOpenBreaches() override;
 
  private:
+  //! Numbers the completions committed and not numbered yet, after every earlier number.
+  absl::Status NumberCompletions();
+
   Pool& pool_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -74,7 +75,7 @@ absl::StatusOr<WorklistPage> PgWorklistStore::ListWorklist(const WorklistQuery& 
   ", holder_user, holder_institution, claimed_at, expires_at " \
   "FROM exams LEFT JOIN claims USING (exam_id) WHERE "
 #define RDG_WORKLIST_FILTERS                                                                   \
-  "queue = ANY($1::text[]) AND state = ANY($2::integer[]) "                                    \
+  "queue = ANY($1::text[]) "                                                                   \
   "AND ($3::text[] IS NULL OR exam_type = ANY($3::text[])) "                                   \
   "AND ($4::integer[] IS NULL OR priority = ANY($4::integer[])) "                              \
   "AND ($9::text IS NULL OR patient_id = $9 OR strpos(lower(patient_name), lower($9)) > 0 "    \
@@ -82,17 +83,25 @@ absl::StatusOr<WorklistPage> PgWorklistStore::ListWorklist(const WorklistQuery& 
   "     OR strpos(lower(replace(replace(patient_name, '^', ' '), '=', ' ')), lower($9)) > 0) " \
   "AND (sla_due_at, priority, seq) > ($5::bigint, $6::integer, $7::bigint) "                   \
   "ORDER BY sla_due_at, priority, seq LIMIT $8"
-  static constexpr char kOpenSql[] =
-      RDG_WORKLIST_SELECT "state IN (2, 3, 4) AND " RDG_WORKLIST_FILTERS;
-  static constexpr char kAnySql[] = RDG_WORKLIST_SELECT RDG_WORKLIST_FILTERS;
+  // Every open state (the usual worklist): the partial index's own predicate alone. Naming the
+  // states again would make the planner count the same condition twice, expect a few rows, and
+  // sort all of the queues' open exams instead of reading the index in order.
+  static constexpr char kAllOpenSql[] = RDG_WORKLIST_SELECT
+      "state IN (2, 3, 4) AND $2::integer[] IS NOT NULL AND " RDG_WORKLIST_FILTERS;
+  static constexpr char kOpenSql[] = RDG_WORKLIST_SELECT
+      "state IN (2, 3, 4) AND state = ANY($2::integer[]) AND " RDG_WORKLIST_FILTERS;
+  static constexpr char kAnySql[] =
+      RDG_WORKLIST_SELECT "state = ANY($2::integer[]) AND " RDG_WORKLIST_FILTERS;
 #undef RDG_WORKLIST_SELECT
 #undef RDG_WORKLIST_FILTERS
-  auto r = pool_.Query(open_only ? kOpenSql : kAnySql,
-                       {PTextArray(query.queues), PIntArray(states),
-                        query.exam_types.empty() ? Param() : PTextArray(query.exam_types),
-                        query.priorities.empty() ? Param() : PIntArray(query.priorities),
-                        P(after->due), P(after->priority), P(after->seq), P(limit + 1),
-                        query.patient.empty() ? Param() : P(query.patient)});
+  const bool all_open = open_only && states.size() == 3 && OnlyOpenStates(states) &&
+                        std::set<rdg::v1::ExamState>(states.begin(), states.end()).size() == 3;
+  const char* sql = all_open ? kAllOpenSql : open_only ? kOpenSql : kAnySql;
+  auto r = pool_.Query(sql, {PTextArray(query.queues), PIntArray(states),
+                             query.exam_types.empty() ? Param() : PTextArray(query.exam_types),
+                             query.priorities.empty() ? Param() : PIntArray(query.priorities),
+                             P(after->due), P(after->priority), P(after->seq), P(limit + 1),
+                             query.patient.empty() ? Param() : P(query.patient)});
   if (!r.ok()) return r.status();
   WorklistPage page;
   int64_t last_seq = 0;

@@ -1,4 +1,4 @@
-// Administrators' figures benchmark (not part of the pass/fail suite): fills a SQLite index with N
+// Administrators' figures benchmark (not part of the pass/fail suite): fills an index with N
 // exams received evenly over one year from 40 clinics in 4 counties (98% read: claimed, final and
 // acknowledged at random times, late ones recorded as breaches; 2% still open), then measures
 // what each admin request does on the gateway — the index reads, the computation and the audit
@@ -8,9 +8,8 @@
 //   breaches ListBreaches --open
 //   metrics  /metrics: the first scrape (catching up on every completion since the index began)
 //            and the following ones (incremental), and /dashboard/data.json
-// Usage: admin_bench [N ...]   (default: 100000 1000000)
-#include <sqlite3.h>
-
+// Usage: admin_bench [--postgres DSN_FILE] [N ...]   (default: 100000 1000000); with --postgres
+// each N runs on SQLite and then on a fresh database of that cluster (tests/bench/bench_index.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,7 +23,7 @@
 #include "gateway/monitoring/dashboard.h"
 #include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/turnaround.h"
-#include "storage/sqlite_index_store.h"
+#include "tests/bench/bench_index.h"
 #include "tests/bench/bench_support.h"
 #include "tests/mocks/fake_clock.h"
 
@@ -32,7 +31,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using rdg::bench::Percentile;
-using rdg::storage::SqliteIndexStore;
 
 const std::vector<std::string> kQueues = {
     "county-a/imaging", "county-a/ecg",     "county-a/lab",
@@ -52,70 +50,64 @@ rdg::v1::GatewayConfig Province() {
   return config;
 }
 
-void Exec(sqlite3* db, const char* sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
-    std::fprintf(stderr, "fill failed: %s\n", error);
-    std::exit(1);
-  }
-}
-
-void Fill(SqliteIndexStore& store, const std::string& db_path, int n) {
-  std::mt19937 rng(42);
-  const rdg::v1::Priority priorities[] = {rdg::v1::STAT, rdg::v1::URGENT, rdg::v1::ROUTINE,
-                                          rdg::v1::ROUTINE, rdg::v1::ROUTINE};
-  const char* types[] = {"CT", "DX", "DX", "US", "ECG", "ECG", "LAB"};
-  std::vector<rdg::storage::NewObject> batch;
-  for (int i = 0; i < n; ++i) {
-    rdg::storage::NewObject o;
-    const std::string study = "1.2.826.0.1." + std::to_string(i);
-    o.exam.origin_institution = o.object.origin_institution = "clinic-" + std::to_string(i % 40);
-    o.exam.study_instance_uid = study;
-    o.exam.patient.patient_id = "P" + std::to_string(rng() % (n / 3 + 1));
-    o.exam.exam_type = types[rng() % 7];
-    o.object.sop_instance_uid = study + ".1";
-    o.object.sha256_hex = std::to_string(i);
-    o.object.size = 52000;
-    o.object.received_at = kStart + kYear * (static_cast<double>(i) / n);
-    const auto p = priorities[rng() % 5];
-    const absl::Time t = o.object.received_at;
-    o.routing = {kQueues[rng() % kQueues.size()], p,
-                 t + absl::Minutes(p == rdg::v1::STAT ? 30 : 1440),
-                 t + absl::Minutes(p == rdg::v1::STAT ? 10 : 240), "bench"};
-    batch.push_back(std::move(o));
-    if (batch.size() == 5000 || i == n - 1) rdg::bench::CommitOrDie(store, batch);
-  }
+void Fill(rdg::bench::BenchIndex& index, int n) {
+  using rdg::bench::Hash;
+  using rdg::bench::OneOf;
+  const int64_t start = absl::ToUnixMicros(kStart);
+  const int64_t year = absl::ToInt64Microseconds(kYear);
+  const std::string priority =
+      absl::StrCat("CASE ", Hash("i", 2, 5), " WHEN 0 THEN ", int{rdg::v1::STAT}, " WHEN 1 THEN ",
+                   int{rdg::v1::URGENT}, " ELSE ", int{rdg::v1::ROUTINE}, " END");
+  const std::string received = absl::StrCat(start, " + i * ", year / n);
+  const std::string stat = absl::StrCat(priority, " = ", int{rdg::v1::STAT});
+  index.exec(absl::StrCat(
+      rdg::bench::Rows(n),
+      "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, exam_type, "
+      "priority, state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
+      "claim_due_at) SELECT 'ex-b' || i, 'clinic-' || (i % 40), '1.2.826.0.1.' || i, 'P' || ",
+      Hash("i", 1, n / 3 + 1), ", ", OneOf("i", 4, {"CT", "DX", "DX", "US", "ECG", "ECG", "LAB"}),
+      ", ", priority, ", CASE WHEN (i + 1) % 50 = 0 THEN ", int{rdg::v1::ROUTED}, " ELSE ",
+      int{rdg::v1::FINAL}, " END, ", OneOf("i", 3, kQueues), ", 1, 52000, ", received, ", ",
+      received, ", ", received, " + CASE WHEN ", stat, " THEN 1800000000 ELSE 86400000000 END, ",
+      received, " + CASE WHEN ", stat, " THEN 600000000 ELSE 14400000000 END FROM s ORDER BY i"));
   // 98% read: first claim within 0-3 h, final within 0-30 h of receipt, acknowledged within
-  // 0-48 h of the final; late ones were breaches, recorded when they completed.
-  sqlite3* db = nullptr;
-  sqlite3_open(db_path.c_str(), &db);
-  Exec(db, "BEGIN");
-  Exec(db, "UPDATE exams SET state = 5 WHERE seq % 50 != 0");
-  Exec(db,
-       "UPDATE exam_stages SET ended_at = started_at + abs(random()) % 10800000000, "
-       "reviewing_institution = 'county-' || char(97 + rowid % 4) "
-       "WHERE stage = 1 AND exam_id IN (SELECT exam_id FROM exams WHERE state = 5)");
-  Exec(db,
-       "UPDATE exam_stages SET ended_at = started_at + abs(random()) % 108000000000, "
-       "reviewing_institution = 'county-' || char(97 + rowid % 4) "
-       "WHERE stage = 2 AND exam_id IN (SELECT exam_id FROM exams WHERE state = 5)");
-  Exec(db,
-       "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, "
-       "priority, reviewing_institution, started_at, due_at, ended_at) "
-       "SELECT exam_id, 3, origin_institution, queue, exam_type, priority, "
-       "reviewing_institution, ended_at, ended_at + 86400000000, "
-       "ended_at + abs(random()) % 172800000000 FROM exam_stages "
-       "WHERE stage = 2 AND ended_at IS NOT NULL");
-  Exec(db, "UPDATE exam_stages SET end_seq = rowid WHERE ended_at IS NOT NULL");
-  Exec(db, "UPDATE exam_stages SET breached_at = ended_at WHERE ended_at > due_at");
-  Exec(db, "COMMIT");
-  Exec(db, "ANALYZE");
-  sqlite3_close(db);
-  // The gateway's sweep records the open exams' breaches (all long past due by now).
+  // 0-48 h of the final; late ones were breaches, recorded when they completed. Completions are
+  // numbered seq * 4 + stage (unique, as the feed needs).
+  const std::string reviewer = OneOf("seq", 5, {"county-a", "county-b", "county-c", "county-d"});
+  const std::string read = absl::StrCat("state = ", int{rdg::v1::FINAL});
+  const auto stage = [&](rdg::v1::Stage s, const std::string& due, int64_t max_us) {
+    index.exec(absl::StrCat(
+        "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, priority, "
+        "reviewing_institution, started_at, due_at, ended_at, end_seq) SELECT exam_id, ",
+        int{s}, ", origin_institution, queue, exam_type, priority, CASE WHEN ", read, " THEN ",
+        reviewer, " ELSE '' END, received_at, ", due, ", CASE WHEN ", read, " THEN received_at + ",
+        Hash("seq", int{s}, 1000000), " * ", max_us / 1000000, " END, CASE WHEN ", read,
+        " THEN seq * 4 + ", int{s}, " END FROM exams"));
+  };
+  stage(rdg::v1::RECEIVED_TO_CLAIMED, "claim_due_at", int64_t{10800} * 1000000);
+  stage(rdg::v1::RECEIVED_TO_FINAL, "sla_due_at", int64_t{108000} * 1000000);
+  index.exec(absl::StrCat(
+      "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, priority, "
+      "reviewing_institution, started_at, due_at, ended_at, end_seq) SELECT f.exam_id, ",
+      int{rdg::v1::FINAL_TO_ACKNOWLEDGED},
+      ", f.origin_institution, f.queue, f.exam_type, f.priority, f.reviewing_institution, "
+      "f.ended_at, f.ended_at + 86400000000, f.ended_at + ",
+      Hash("e.seq", 6, 1000000), " * 172800, e.seq * 4 + ", int{rdg::v1::FINAL_TO_ACKNOWLEDGED},
+      " FROM exam_stages f JOIN exams e ON e.exam_id = f.exam_id WHERE f.stage = ",
+      int{rdg::v1::RECEIVED_TO_FINAL}, " AND f.ended_at IS NOT NULL"));
+  index.exec("UPDATE exam_stages SET breached_at = ended_at WHERE ended_at > due_at");
+  if (index.backend == "PostgreSQL") {  // new completions are numbered after these
+    index.exec(
+        "UPDATE feed_heads SET seq = (SELECT MAX(end_seq) FROM exam_stages) "
+        "WHERE name = 'stages'");
+  }
+  // The gateway's sweep records the open exams' breaches (all long past due by now); then the
+  // statistics (and on PostgreSQL the visibility map autovacuum keeps on a running index).
   for (;;) {
-    auto swept = store.DetectBreaches(kStart + kYear, 10000);
+    auto swept = index.store->DetectBreaches(kStart + kYear, 10000);
     if (!swept.ok() || swept->size() < 10000) break;
   }
+  index.analyze();
 }
 
 struct Figures {
@@ -138,16 +130,19 @@ void Print(const char* what, const Figures& f, const char* unit) {
   std::printf("  %-40s p50 %8.3f ms  p99 %8.3f ms  (%zu %s)\n", what, f.p50, f.p99, f.rows, unit);
 }
 
-void Run(int n) {
-  const auto filled = rdg::bench::FilledIndex("rdg-adminbench-", n, Fill);
-  const std::string& path = filled.first;
-  const double fill_s = filled.second;
-  auto store = *SqliteIndexStore::Open(path);
+void Run(const std::string& pg_dsn_file, int n) {
+  rdg::bench::BenchIndex index =
+      rdg::bench::OpenBenchIndex(pg_dsn_file, "rdg-adminbench-" + std::to_string(n), 4);
+  const auto fill_start = Clock::now();
+  Fill(index, n);
+  const double fill_s = std::chrono::duration<double>(Clock::now() - fill_start).count();
+  rdg::storage::IndexStore* store = index.store.get();
   const rdg::v1::GatewayConfig config = Province();
   const rdg::config::InstitutionDirectory directory(config);
   rdg::FakeClock clock(kStart + kYear);
   const absl::Time now = clock.Now();
-  std::printf("N = %d exams over one year (%d open), filled in %.1f s\n", n, n / 50, fill_s);
+  std::printf("%s: N = %d exams over one year (%d open), filled in %.1f s\n", index.backend.c_str(),
+              n, n / 50, fill_s);
 
   auto audit = [&](const char* action) {
     if (!store
@@ -186,7 +181,7 @@ void Run(int n) {
                 }),
         "breaches");
 
-  rdg::monitoring::Metrics metrics(config, {store.get(), &directory, nullptr, nullptr, &clock});
+  rdg::monitoring::Metrics metrics(config, {store, &directory, nullptr, nullptr, &clock});
   const Figures first = Measure(1, [&] { return metrics.Render()->size(); });
   Print("/metrics, first scrape after start", first, "bytes");
   Print("/metrics, later scrapes", Measure(200, [&] { return metrics.Render()->size(); }), "bytes");
@@ -199,15 +194,13 @@ void Run(int n) {
                       ->size();
                 }),
         "bytes");
-  std::printf("RESULT n=%d tat24h_p99_ms=%.3f queues_p99_ms=%.3f metrics_first_ms=%.0f\n", n,
-              tat24.p99, queues.p99, first.p50);
-  store.reset();
-  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+  std::printf(
+      "RESULT backend=%s n=%d tat24h_p99_ms=%.3f queues_p99_ms=%.3f metrics_first_ms=%.0f\n",
+      index.backend.c_str(), n, tat24.p99, queues.p99, first.p50);
+  index.store.reset();
+  index.drop();
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  for (int n : rdg::bench::Sizes(argc, argv)) Run(n);
-  return 0;
-}
+int main(int argc, char** argv) { return rdg::bench::RunSideBySide(argc, argv, Run); }

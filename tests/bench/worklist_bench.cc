@@ -1,72 +1,78 @@
-// Worklist benchmark (not part of the pass/fail suite): fills a SQLite index with N exams spread
-// over the demo province's queues — 2% still open (ROUTED), the rest FINAL, as in a running
-// platform — then measures worklist query latency (p50/p99) for a county reader and claims/s
-// with 16 concurrent readers. Usage: worklist_bench [N ...]   (default: 100000 1000000)
-#include <sqlite3.h>
-
+// Worklist benchmark (not part of the pass/fail suite): fills an index with N exams spread over
+// the demo province's queues — 2% still open (ROUTED, their SLA clocks running), the rest FINAL,
+// as in a running platform — then measures worklist query latency (p50/p99) for a county reader
+// and claims/s with 16 concurrent readers (each claim a durable transaction: the claim, the
+// exam's state, its CLAIMED event, the end of its claim stage).
+// Usage: worklist_bench [--postgres DSN_FILE] [N ...]   (default: 100000 1000000)
+// With --postgres (the file `tests/integration/pg_cluster.py start DIR` writes) each N runs on
+// SQLite and then on a fresh database of that cluster, on the same data.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
-#include <random>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "storage/sqlite_index_store.h"
+#include "tests/bench/bench_index.h"
 #include "tests/bench/bench_support.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using rdg::bench::Hash;
+using rdg::bench::OneOf;
 using rdg::bench::Percentile;
-using rdg::storage::SqliteIndexStore;
 
 const std::vector<std::string> kQueues = {
     "county-a/imaging",       "county-a/ecg",     "county-a/lab",
     "county-b/imaging",       "county-b/ecg",     "county-b/lab",
     "city/radiology-consult", "city/ecg-consult", "city/lab-consult"};
 const std::vector<std::string> kCountyA = {"county-a/imaging", "county-a/ecg", "county-a/lab"};
+const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 
-void Fill(SqliteIndexStore& store, const std::string& db_path, int n) {
-  std::mt19937 rng(42);
-  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
-  const rdg::v1::Priority priorities[] = {rdg::v1::STAT, rdg::v1::URGENT, rdg::v1::ROUTINE,
-                                          rdg::v1::ROUTINE, rdg::v1::ROUTINE};
-  std::vector<rdg::storage::NewObject> batch;
-  for (int i = 0; i < n; ++i) {
-    rdg::storage::NewObject o;
-    const std::string study = "1.2.826.0.1." + std::to_string(i);
-    o.exam.origin_institution = o.object.origin_institution = "clinic-" + std::to_string(i % 40);
-    o.exam.study_instance_uid = study;
-    o.exam.patient.patient_id = "P" + std::to_string(rng() % (n / 3 + 1));
-    o.exam.exam_type = i % 5 == 0 ? "ECG" : "CT";
-    o.object.sop_instance_uid = study + ".1";
-    o.object.sha256_hex = std::to_string(i);
-    o.object.size = 52000;
-    o.object.received_at = t0 + absl::Seconds(i);
-    const auto p = priorities[rng() % 5];
-    o.routing = {kQueues[rng() % kQueues.size()], p,
-                 t0 + absl::Seconds(i) + absl::Minutes(p == rdg::v1::STAT ? 30 : 1440),
-                 absl::InfiniteFuture(), "bench"};
-    batch.push_back(std::move(o));
-    if (batch.size() == 5000 || i == n - 1) rdg::bench::CommitOrDie(store, batch);
+void Fill(rdg::bench::BenchIndex& index, int n) {
+  const int64_t t0 = absl::ToUnixMicros(kT0);
+  const std::string priority =
+      absl::StrCat("CASE ", Hash("i", 2, 5), " WHEN 0 THEN ", int{rdg::v1::STAT}, " WHEN 1 THEN ",
+                   int{rdg::v1::URGENT}, " ELSE ", int{rdg::v1::ROUTINE}, " END");
+  const std::string received = absl::StrCat(t0, " + i * 1000000");
+  index.exec(absl::StrCat(
+      rdg::bench::Rows(n),
+      "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, exam_type, "
+      "modalities, priority, state, queue, instance_count, total_bytes, received_at, updated_at, "
+      "sla_due_at, claim_due_at) SELECT 'ex-b' || i, 'clinic-' || (i % 40), '1.2.826.0.1.' || i, "
+      "'P' || ",
+      Hash("i", 1, n / 3 + 1), ", CASE WHEN i % 5 = 0 THEN 'ECG' ELSE 'CT' END, ",
+      "CASE WHEN i % 5 = 0 THEN 'ECG' ELSE 'CT' END, ", priority,
+      ", CASE WHEN (i + 1) % 50 = 0 THEN ", int{rdg::v1::ROUTED}, " ELSE ", int{rdg::v1::FINAL},
+      " END, ", OneOf("i", 3, kQueues), ", 1, 52000, ", received, ", ", received, ", ", received,
+      " + CASE WHEN ", priority, " = ", int{rdg::v1::STAT},
+      " THEN 1800000000 ELSE 86400000000 END, ", std::numeric_limits<int64_t>::max(),
+      " FROM s ORDER BY i"));
+  // The open exams' SLA clocks run (a claim ends the first).
+  for (int stage : {int{rdg::v1::RECEIVED_TO_CLAIMED}, int{rdg::v1::RECEIVED_TO_FINAL}}) {
+    index.exec(absl::StrCat(
+        "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, priority, "
+        "started_at, due_at) SELECT exam_id, ",
+        stage,
+        ", origin_institution, queue, exam_type, "
+        "priority, received_at, ",
+        stage == int{rdg::v1::RECEIVED_TO_FINAL} ? "sla_due_at" : "claim_due_at",
+        " FROM exams WHERE state = ", int{rdg::v1::ROUTED}));
   }
-  // 98% of exams are already read (FINAL); only the rest sit in worklists.
-  sqlite3* db = nullptr;
-  sqlite3_open(db_path.c_str(), &db);
-  sqlite3_exec(db, "UPDATE exams SET state = 5 WHERE seq % 50 != 0", nullptr, nullptr, nullptr);
-  sqlite3_exec(db, "ANALYZE", nullptr, nullptr, nullptr);
-  sqlite3_close(db);
+  index.analyze();
 }
 
-void Run(int n) {
-  const auto filled = rdg::bench::FilledIndex("rdg-wlbench-", n, Fill);
-  const std::string& path = filled.first;
-  const double fill_s = filled.second;
-  auto store = *SqliteIndexStore::Open(path, {/*reader_connections=*/16});
-  const absl::Time now = absl::FromUnixSeconds(1'800'000'000) + absl::Seconds(n);
+void Run(const std::string& pg_dsn_file, int n) {
+  rdg::bench::BenchIndex index =
+      rdg::bench::OpenBenchIndex(pg_dsn_file, "rdg-wlbench-" + std::to_string(n), 16);
+  const auto fill_start = Clock::now();
+  Fill(index, n);
+  const double fill_s = std::chrono::duration<double>(Clock::now() - fill_start).count();
+  rdg::storage::IndexStore& store = *index.store;
+  const absl::Time now = kT0 + absl::Seconds(n);
 
   // Worklist: the first page (50) of county A's three queues, unfiltered and filtered.
   auto measure = [&](rdg::storage::WorklistQuery q, int rounds) {
@@ -74,8 +80,9 @@ void Run(int n) {
     size_t rows = 0;
     for (int i = 0; i < rounds; ++i) {
       auto t = Clock::now();
-      auto page = store->ListWorklist(q, now);
+      auto page = store.ListWorklist(q, now);
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t).count());
+      if (!page.ok()) rdg::bench::Die(std::string(page.status().message()));
       rows = page->entries.size();
     }
     std::printf("  %-34s p50 %6.3f ms  p99 %6.3f ms  (%zu rows/page)\n",
@@ -87,19 +94,25 @@ void Run(int n) {
   rdg::storage::WorklistQuery q;
   q.queues = kCountyA;
   q.limit = 50;
-  std::printf("N = %d exams (%d open), filled in %.1f s\n", n, n / 50, fill_s);
+  std::printf("%s: N = %d exams (%d open), filled in %.1f s\n", index.backend.c_str(), n, n / 50,
+              fill_s);
   const double p99 = measure(q, 2000);
   q.exam_types = {"CT"};
   q.priorities = {rdg::v1::STAT};
   measure(q, 2000);
 
-  // Claims: 16 readers claim distinct open exams as fast as they can for ~3 s.
+  // Claims: 16 readers claim distinct open exams as fast as they can.
   rdg::storage::WorklistQuery all;
   all.queues = kQueues;
   all.limit = 1000;
-  auto open = store->ListWorklist(all, now);
   std::vector<std::string> ids;
-  for (const auto& e : open->entries) ids.push_back(e.exam.exam_id);
+  for (;;) {
+    auto open = store.ListWorklist(all, now);
+    if (!open.ok()) rdg::bench::Die(std::string(open.status().message()));
+    for (const auto& e : open->entries) ids.push_back(e.exam.exam_id);
+    if (open->next_cursor.empty() || ids.size() >= 8000) break;
+    all.after = open->next_cursor;
+  }
   std::atomic<size_t> next{0};
   std::atomic<int> claimed{0};
   auto t = Clock::now();
@@ -108,8 +121,8 @@ void Run(int n) {
     readers.emplace_back([&, r] {
       for (size_t i = next++; i < ids.size(); i = next++) {
         claimed += store
-                       ->ClaimExam(ids[i], "reader-" + std::to_string(r), "county-a", now,
-                                   absl::Minutes(15), rdg::storage::ClaimAction::kClaim)
+                       .ClaimExam(ids[i], "reader-" + std::to_string(r), "county-a", now,
+                                  absl::Minutes(15), rdg::storage::ClaimAction::kClaim)
                        .ok();
       }
     });
@@ -118,14 +131,12 @@ void Run(int n) {
   const double claim_s = std::chrono::duration<double>(Clock::now() - t).count();
   std::printf("  claims, 16 concurrent readers      %6.0f claims/s (%d claims, each durable)\n",
               claimed / claim_s, claimed.load());
-  std::printf("RESULT n=%d worklist_p99_ms=%.3f claims_per_s=%.0f\n", n, p99, claimed / claim_s);
-  store.reset();
-  std::filesystem::remove_all(std::filesystem::path(path).parent_path());
+  std::printf("RESULT backend=%s n=%d worklist_p99_ms=%.3f claims_per_s=%.0f\n",
+              index.backend.c_str(), n, p99, claimed / claim_s);
+  index.store.reset();
+  index.drop();
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  for (int n : rdg::bench::Sizes(argc, argv)) Run(n);
-  return 0;
-}
+int main(int argc, char** argv) { return rdg::bench::RunSideBySide(argc, argv, Run); }

@@ -33,6 +33,31 @@ TEST(HousekeeperTest, JobsRunWhenTheirPeriodHasPassedOnTheClock) {
   EXPECT_EQ(sessions, 1);
 }
 
+TEST(HousekeeperTest, LeaderOnlyJobsWaitWhileAnotherGatewayLeads) {
+  FakeClock clock;
+  bool leads = false;
+  int asked = 0;
+  Housekeeper h(clock, absl::Seconds(10), [&] {
+    ++asked;
+    return leads;
+  });
+  h.Add("storage", absl::Seconds(10), [] {});
+  h.Add(
+      "escalation", absl::Seconds(10), [] {}, Housekeeper::Scope::kLeaderOnly);
+  h.Add(
+      "claim-leases", absl::Seconds(10), [] {}, Housekeeper::Scope::kLeaderOnly);
+  clock.Advance(absl::Seconds(10));
+  EXPECT_THAT(h.RunDue(), ElementsAre("storage"));
+  EXPECT_EQ(asked, 1) << "asked once a round";
+  clock.Advance(absl::Seconds(3));
+  leads = true;  // the leader died: this gateway took over
+  EXPECT_THAT(h.RunDue(), ElementsAre("escalation", "claim-leases")) << "due jobs run at once";
+  EXPECT_THAT(h.RunDue(), IsEmpty());
+  leads = false;  // lost the database connection: no longer leads
+  clock.Advance(absl::Seconds(10));
+  EXPECT_THAT(h.RunDue(), ElementsAre("storage"));
+}
+
 TEST(HousekeeperTest, AClockMovedFarAheadRunsAJobOnceNotOncePerMissedPeriod) {
   FakeClock clock;
   Housekeeper h(clock, absl::Seconds(10));

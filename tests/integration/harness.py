@@ -186,12 +186,13 @@ def merge_config(base, extra):
 class Gateway:
     """One rdg-gateway process with its own data dir; restartable on the same data."""
 
-    def __init__(self, workdir, pki, extra_config="", index_dsn=None):
+    def __init__(self, workdir, pki, extra_config="", index_dsn=None, data_dir=None):
         """`index_dsn`: the gateway's index on that PostgreSQL database (else SQLite in its data
-        dir, or a fresh database of the test cluster in the "pg." pass)."""
+        dir, or a fresh database of the test cluster in the "pg." pass). `data_dir`: default
+        WORKDIR/var; replicas on one PostgreSQL index share one."""
         self.workdir = workdir
         self.pki = pki
-        self.data_dir = os.path.join(workdir, "var")
+        self.data_dir = data_dir or os.path.join(workdir, "var")
         self.config_path = os.path.join(workdir, "gateway.textproto")
         with open(os.path.join(SOURCE_DIR, "deploy/config/demo.textproto")) as f:
             demo = f.read()

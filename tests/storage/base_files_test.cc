@@ -21,6 +21,24 @@ mode_t ModeOf(const std::string& path) {
   return st.st_mode & 07777;
 }
 
+TEST(DirectoryLockTest, ReplicasShareADataDirThatNoneKeepsToItself) {
+  testing::TempDir dir;
+  auto replica = DirectoryLock::AcquireShared(dir.path());
+  auto other = DirectoryLock::AcquireShared(dir.path());
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto alone = DirectoryLock::Acquire(dir.path());  // a gateway on its own SQLite index
+  ASSERT_FALSE(alone.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(alone.status()));
+  { DirectoryLock gone = *std::move(replica), also = *std::move(other); }
+  alone = DirectoryLock::Acquire(dir.path());
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  auto refused = DirectoryLock::AcquireShared(dir.path());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("only on one PostgreSQL index"), std::string::npos)
+      << refused.status();
+}
+
 TEST(DirectoryLockTest, ASecondHolderIsRefusedNamingTheFirstPid) {
   testing::TempDir dir;
   auto first = DirectoryLock::Acquire(dir.path());

@@ -88,6 +88,28 @@ TEST(FileBlobStoreTest, ReadRangeAndRemove) {
   EXPECT_TRUE(absl::IsNotFound(store->Open(DigestOf("0123456789")).status()));
 }
 
+TEST(StagingAreaTest, APartFileBeingWrittenIsHeldAgainstOtherGateways) {
+  // Two open file descriptions conflict as two processes on one shared staging dir would.
+  testing::TempDir dir;
+  auto staging = *StagingArea::Create(dir.Join("uploads"));
+  auto writer = staging.OpenForAppend("up-1", true);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE(writer->Append("abc").ok());
+  EXPECT_TRUE(absl::IsAborted(staging.OpenForAppend("up-1", true).status()));
+  EXPECT_FALSE(*staging.RemoveIfFree("up-1")) << "an expiry or orphan sweep must leave it";
+  EXPECT_TRUE(staging.IsHeld("up-1"));
+  EXPECT_EQ(*staging.StagedBytes("up-1"), 3);
+  *writer = File();  // the stream ends: its hold with it
+  EXPECT_FALSE(staging.IsHeld("up-1"));
+  auto resumed = staging.OpenForAppend("up-1", false);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(*resumed->Size(), 3);
+  *resumed = File();
+  EXPECT_TRUE(*staging.RemoveIfFree("up-1"));
+  EXPECT_EQ(*staging.StagedBytes("up-1"), 0);
+  EXPECT_TRUE(*staging.RemoveIfFree("up-never")) << "nothing to remove";
+}
+
 TEST(StagingAreaTest, TracksPartFilesAndRemovesStrays) {
   testing::TempDir dir;
   auto staging = *StagingArea::Create(dir.Join("uploads"));

@@ -4,6 +4,7 @@
 // feed — read while reports are being signed — never skips a report that commits late.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <set>
@@ -12,12 +13,26 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "storage/postgres/pg_index_store.h"
+#include "storage/postgres/pg_leadership.h"
+#include "storage/postgres/pg_listener.h"
 #include "tests/storage/index_contract_support.h"
 #include "tests/storage/pg_test_database.h"
 
 namespace rdg::storage::contract {
 namespace {
+
+//! Polls `done` every 10 ms until it holds or `limit` passes; whether it held.
+template <typename Done>
+bool Eventually(Done done, absl::Duration limit = absl::Seconds(20)) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
 
 class PostgresIndexTest : public ::testing::Test {
  protected:
@@ -25,6 +40,7 @@ class PostgresIndexTest : public ::testing::Test {
     absl::StatusOr<std::string> dsn = CreateTestDatabase();
     if (absl::IsNotFound(dsn.status())) GTEST_SKIP() << dsn.status().message();
     ASSERT_TRUE(dsn.ok()) << dsn.status();
+    dsn_ = *dsn;
     for (auto& gateway : gateways_) {
       auto pool = OpenMigrated(*dsn);
       ASSERT_TRUE(pool.ok()) << pool.status();
@@ -33,6 +49,7 @@ class PostgresIndexTest : public ::testing::Test {
   }
   IndexStore& gateway(int i) { return *gateways_[i % 2]; }
 
+  std::string dsn_;
   std::unique_ptr<pg::PostgresIndexStore> gateways_[2];
 };
 
@@ -151,13 +168,29 @@ TEST_F(PostgresIndexTest, TheReportFeedReadWhileGatewaysSignSkipsNothing) {
   EXPECT_EQ(all->size(), size_t{kExams});
 }
 
-TEST_F(PostgresIndexTest, StageCompletionsAreNumberedInCommitOrder) {
-  constexpr int kExams = 24;
+TEST_F(PostgresIndexTest, TheStageFeedReadWhileGatewaysClaimSkipsNothing) {
+  constexpr int kExams = 48;
   std::vector<std::string> exams;
   for (int i = 0; i < kExams; ++i) {
     exams.push_back(AddRoutedExam(gateway(i), absl::StrCat("3.", i), "q", kT0 + absl::Hours(1),
                                   rdg::v1::ROUTINE));
   }
+  std::atomic<bool> claiming{true};
+  std::set<std::string> seen;  // exams whose claim stage the feed gave
+  int64_t cursor = 0;
+  bool ordered = true;
+  auto read_feed = [&](int g) {
+    auto page = gateway(g).ListStagesEndedAfter(cursor, 1000);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const StageRecord& s : *page) {
+      ordered = ordered && s.end_seq > cursor;
+      cursor = s.end_seq;
+      EXPECT_TRUE(seen.insert(s.exam_id).second) << "given twice: " << s.exam_id;
+    }
+  };
+  std::thread dashboard([&] {  // both gateways' metrics read the feed, each numbering as it reads
+    for (int g = 0; claiming; ++g) read_feed(g);
+  });
   std::vector<std::thread> threads;
   for (int t = 0; t < 6; ++t) {
     threads.emplace_back([&, t] {
@@ -169,12 +202,64 @@ TEST_F(PostgresIndexTest, StageCompletionsAreNumberedInCommitOrder) {
     });
   }
   for (auto& t : threads) t.join();
-  auto ended = gateway(0).ListStagesEndedAfter(0, 1000);
-  ASSERT_TRUE(ended.ok()) << ended.status();
-  ASSERT_EQ(ended->size(), size_t{kExams});  // the claim stage of each
-  for (size_t i = 0; i < ended->size(); ++i) {
-    EXPECT_EQ((*ended)[i].end_seq, static_cast<int64_t>(i + 1)) << "numbers without gaps";
-  }
+  claiming = false;
+  dashboard.join();
+  read_feed(0);  // everything committed by now
+  EXPECT_TRUE(ordered);
+  EXPECT_EQ(seen.size(), size_t{kExams}) << "a completion committed late was skipped";
+  EXPECT_EQ(cursor, kExams) << "numbers without gaps";
+}
+
+TEST_F(PostgresIndexTest, OneGatewayLeadsAndAnotherTakesOverWhenItsSessionEnds) {
+  auto first = std::make_unique<pg::AdvisoryLeadership>(dsn_);
+  pg::AdvisoryLeadership second(dsn_);
+  EXPECT_TRUE(first->Leads());
+  EXPECT_FALSE(second.Leads());
+  EXPECT_TRUE(first->Leads()) << "the leader stays the leader";
+  first.reset();  // the leader stops (or dies): its connection, and the lock, end with it
+  EXPECT_TRUE(Eventually([&] { return second.Leads(); }));
+
+  // A leader whose session the server ends (a lost network, an administrator) stops leading.
+  pg::AdvisoryLeadership third(dsn_);
+  EXPECT_FALSE(third.Leads());
+  auto admin = pg::Connection::Open(dsn_);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  ASSERT_TRUE((*admin)
+                  ->Run("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
+                        "'advisory' AND granted AND pid <> pg_backend_pid() AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())")
+                  .ok());
+  EXPECT_TRUE(Eventually([&] { return third.Leads(); }));
+  EXPECT_FALSE(second.Leads()) << "it noticed, and does not lead again while the third does";
+}
+
+TEST_F(PostgresIndexTest, EveryGatewayHearsOfAReportSignedThroughAnother) {
+  absl::Mutex mu;
+  std::vector<std::string> heard;
+  pg::Listener listener(dsn_, RDG_REPORTS_CHANNEL, [&](const std::string& payload) {
+    absl::MutexLock lock(&mu);
+    heard.push_back(payload);
+  });
+  auto heard_any = [&](const std::string& payload) {
+    absl::MutexLock lock(&mu);
+    return std::find(heard.begin(), heard.end(), payload) != heard.end();
+  };
+  ASSERT_TRUE(Eventually([&] { return heard_any(""); })) << "listening";
+  const std::string exam =
+      AddRoutedExam(gateway(0), "4.1", "q", kT0 + absl::Hours(1), rdg::v1::ROUTINE);
+  ASSERT_TRUE(
+      gateway(0).ClaimExam(exam, "r", "county", kT0, absl::Hours(1), ClaimAction::kClaim).ok());
+  ReportRecord report;
+  report.exam_id = exam;
+  report.status = rdg::v1::PRELIMINARY_REPORT;  // not announced: clinics are not given it
+  report.reader_user = "r";
+  report.reader_institution = "county";
+  ASSERT_TRUE(gateway(1).AddReport(report, kT0).ok());
+  report.status = rdg::v1::FINAL_REPORT;
+  ASSERT_TRUE(gateway(1).AddReport(report, kT0 + absl::Minutes(1)).ok());
+  EXPECT_TRUE(Eventually([&] { return heard_any("c1"); }));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(std::count(heard.begin(), heard.end(), "c1"), 1) << "the final only, once";
 }
 
 }  // namespace
