@@ -937,3 +937,42 @@ def raw_cstore(port, called, calling, sop_class, sop_instance, dataset,
         except (ConnectionError, OSError):
             pass
         return status, comment
+
+
+class Balancer:
+    """HAProxy as deploy/haproxy/rdg-gateways.cfg configures it, in front of `replicas`; clients
+    (Clinic, Reader) take it for a gateway."""
+
+    def __init__(self, workdir, pki, replicas):
+        self.pki = pki
+        self.replicas = replicas
+        self.port = pg_cluster._free_port()
+        pidfile = os.path.join(workdir, "haproxy.pid")
+        with open(os.path.join(SOURCE_DIR, "deploy/haproxy/rdg-gateways.cfg")) as f:
+            config = f.read().replace("@LISTEN@", self.address).replace("@PIDFILE@", pidfile)
+        for i, g in enumerate(replicas):
+            config += f"    server g{i + 1} {g.address} check port {g.monitoring_port}\n"
+        path = os.path.join(workdir, "haproxy.cfg")
+        with open(path, "w") as f:
+            f.write(config)
+        subprocess.run(["haproxy", "-c", "-q", "-f", path], check=True, timeout=30)
+        self.proc = subprocess.Popen(["haproxy", "-W", "-f", path], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(self._accepting, timeout=30, what="HAProxy listening")
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _accepting(self):
+        import socket
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def crash_report(self):
+        """How a replica died on its own, if one did while the test did not kill it."""
+        return next((r for r in (g.crash_report() for g in self.replicas) if r), None)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)

@@ -205,44 +205,6 @@ if __name__ == "__main__":
     unittest.main()
 
 
-class Balancer:
-    """HAProxy as deploy/haproxy/rdg-gateways.cfg configures it, in front of `replicas`; clients
-    (harness.Clinic, harness.Reader) take it for a gateway."""
-
-    def __init__(self, workdir, pki, replicas):
-        self.pki = pki
-        self.port = pg_cluster._free_port()
-        pidfile = os.path.join(workdir, "haproxy.pid")
-        with open(os.path.join(harness.SOURCE_DIR, "deploy/haproxy/rdg-gateways.cfg")) as f:
-            config = f.read().replace("@LISTEN@", self.address).replace("@PIDFILE@", pidfile)
-        for i, g in enumerate(replicas):
-            config += f"    server g{i + 1} {g.address} check port {g.monitoring_port}\n"
-        path = os.path.join(workdir, "haproxy.cfg")
-        with open(path, "w") as f:
-            f.write(config)
-        import subprocess
-        subprocess.run(["haproxy", "-c", "-q", "-f", path], check=True, timeout=30)
-        self.proc = subprocess.Popen(["haproxy", "-W", "-f", path], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        harness.wait_for(self._accepting, timeout=30, what="HAProxy listening")
-
-    @property
-    def address(self):
-        return f"127.0.0.1:{self.port}"
-
-    def _accepting(self):
-        import socket
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def crash_report(self):
-        return None
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
 @unittest.skipUnless(shutil.which("haproxy"), "haproxy is not installed (deploy/install-deps.sh)")
 class FailoverTest(ReplicasTestCase):
     """One replica killed (SIGKILL) while clinics upload and watch and readers claim through
@@ -253,7 +215,7 @@ class FailoverTest(ReplicasTestCase):
         return self.metric(gateway, f'rdg_grpc_streams_active{{kind="{kind}"}}')
 
     def test_a_replica_killed_under_uploads_claims_and_watches(self):
-        balancer = Balancer(self.workdir, self.pki, self.replicas)
+        balancer = harness.Balancer(self.workdir, self.pki, self.replicas)
         self.addCleanup(balancer.stop)
         clinic = harness.Clinic(balancer, "clinic-a1")
         first = clinic.json("upload", *self.studies(6, "first"), timeout=120)

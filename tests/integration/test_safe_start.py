@@ -46,6 +46,7 @@ class SafeStartTest(harness.GatewayTestCase):
         path = harness.distinct_cts(os.path.join(self.workdir, "in"), 1)[0]
         return self.clinic().json("upload", path)
 
+    @harness.sqlite_only("on PostgreSQL gateways share a data dir (test_replicas)")
     def test_a_second_gateway_on_the_same_data_dir_exits_naming_the_first(self):
         second = self.run_gateway(self.gateway.data_dir)
         print(f"\n  second gateway, same data dir: exit {second.returncode}: "
@@ -115,7 +116,7 @@ class SafeStartTest(harness.GatewayTestCase):
         os.chmod(index, 0o600)
         self.gateway.start()
 
-    @harness.sqlite_only("unit.PostgresMigrate* for PostgreSQL")
+    @harness.sqlite_only("unit.PostgresIndexTest.AnIndexOfANewerReleaseIsRefusedAtOpen")
     def test_a_database_newer_than_the_binary_refuses_to_start(self):
         self.gateway.stop()
         db = sqlite3.connect(os.path.join(self.gateway.data_dir, "index.sqlite"))

@@ -262,5 +262,17 @@ TEST_F(PostgresIndexTest, EveryGatewayHearsOfAReportSignedThroughAnother) {
   EXPECT_EQ(std::count(heard.begin(), heard.end(), "c1"), 1) << "the final only, once";
 }
 
+TEST_F(PostgresIndexTest, AnIndexOfANewerReleaseIsRefusedAtOpen) {
+  auto conn = pg::Connection::Open(dsn_);
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  ASSERT_TRUE((*conn)
+                  ->Run("INSERT INTO schema_migrations (version, name, applied_at) "
+                        "VALUES (9999, 'from_a_later_release', 0)")
+                  .ok());
+  auto newer = pg::PostgresIndexStore::Open({.conninfo = dsn_, .size = 2});
+  ASSERT_FALSE(newer.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(newer.status())) << newer.status();
+}
+
 }  // namespace
 }  // namespace rdg::storage::contract
