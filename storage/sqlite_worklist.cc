@@ -262,6 +262,12 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
                                                         rdg::v1::ExamState_Name(exam.state),
                                                         " and cannot be escalated"));
     }
+    if (!esc.require_claim && (exam.state != rdg::v1::ROUTED || exam.claim_due_at > now)) {
+      // The system escalates only what is still waiting past its claim target: a reader who
+      // claimed it meanwhile keeps it.
+      return absl::FailedPreconditionError(
+          absl::StrCat("exam ", esc.exam_id, " was claimed or escalated meanwhile"));
+    }
     if (esc.require_claim && holder != esc.actor) {
       return absl::FailedPreconditionError(
           absl::StrCat("claim exam ", esc.exam_id, " before escalating it"));

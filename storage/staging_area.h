@@ -1,7 +1,8 @@
 // StagingArea: the part files of open upload sessions (DATA/uploads/<session>.part). Bytes land
 // here as they arrive; on commit the file is adopted by the BlobStore (same filesystem, a hard
 // link). Gateways sharing the directory (replicas on one index) tell each other which part files
-// are being written by an exclusive flock on each, held while it is open for appending.
+// are being written by an exclusive lock on each (File::TryLock), held while it is open for
+// appending.
 #pragma once
 
 #include <string>
@@ -17,8 +18,8 @@ class StagingArea {
   static absl::StatusOr<StagingArea> Create(const std::string& dir);
 
   std::string PathOf(const std::string& session_id) const;
-  //! Opens the part file for appending, held (flock) until it is closed: ABORTED while another
-  //! process holds it.
+  //! Opens the part file for appending, held (File::TryLock) until it is closed: ABORTED while
+  //! another process holds it.
   absl::StatusOr<File> OpenForAppend(const std::string& session_id, bool create) const;
   //! Bytes staged so far (0 if the file does not exist).
   absl::StatusOr<int64_t> StagedBytes(const std::string& session_id) const;

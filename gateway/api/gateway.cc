@@ -775,7 +775,10 @@ void Gateway::Shutdown(absl::Duration grace) {
   const absl::Status stop =
       parts_->stores.index->AppendAudit(ApplicationEvent("application_stop", parts_->clock->Now()));
   if (!stop.ok()) LOG(WARNING) << "auditing the stop: " << stop;
-  CheckpointAudit(*parts_->stores.index, *parts_->desks.receipts, *parts_->clock);
+  // Checkpoints are the leader's (several gateways on one index would race to sign the same).
+  if (parts_->stores.leadership->Leads()) {
+    CheckpointAudit(*parts_->stores.index, *parts_->desks.receipts, *parts_->clock);
+  }
 }
 
 }  // namespace rdg::api

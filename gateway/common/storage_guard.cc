@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -82,10 +83,13 @@ absl::Status StorageGuard::CheckWal() const {
 
 absl::Status StorageGuard::Check() {
   absl::Status index;
+  // Asked without the lock: a database that does not answer must not hold up AdmitUpload.
+  const std::optional<absl::Status> probed =
+      options_.index_probe ? std::optional<absl::Status>(options_.index_probe()) : std::nullopt;
   {
     absl::MutexLock lock(&mu_);
-    if (options_.index_probe) {
-      index_ = options_.index_probe();  // a database comes back by itself: not sticky
+    if (probed.has_value()) {
+      index_ = *probed;  // a database comes back by itself: not sticky
     } else if (!wal_lost_) {
       if (absl::Status wal = CheckWal(); !wal.ok()) {
         wal_lost_ = true;

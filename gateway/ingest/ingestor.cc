@@ -180,8 +180,9 @@ UploadStatus UploadHandle::Detach() {
 
 void UploadHandle::Discard() {
   attached_ = false;
-  file_.reset();
+  // Removed while still held: a gateway sharing the staging dir never finds it free first.
   if (auto s = owner_.staging_.Remove(record_.session_id); !s.ok()) LOG(WARNING) << s;
+  file_.reset();
   if (persisted_) {
     if (auto s = owner_.index_.DeleteSession(record_.session_id); !s.ok()) LOG(WARNING) << s;
   }
@@ -625,10 +626,11 @@ void Ingestor::AfterCommit(UploadHandle& handle, const storage::CommitOutcome& o
     }
   }
   handle.attached_ = false;
-  handle.file_.reset();
-  // Indexed: the staged name goes (the blob store holds its own link to the bytes).
+  // Indexed: the staged name goes (the blob store holds its own link to the bytes), while it
+  // is still held, so that no gateway sharing the staging dir resumes it in between.
   const std::string& session_id = handle.record_.session_id;
   if (auto s = staging_.Remove(session_id); !s.ok()) LOG(WARNING) << s;
+  handle.file_.reset();
   Release(session_id);
 }
 
@@ -669,6 +671,7 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   std::vector<std::string> refused_fields;
   const storage::PatientRecord incoming = item.exam.patient;
   item.check_join = [&](const storage::ExamRecord& joined) {
+    refused_by.reset();  // a transaction run again asks again
     refused_fields =
         identity::Disagreements(joined.patient, incoming, identity::Strictness::kSameExam);
     if (refused_fields.empty()) return absl::OkStatus();

@@ -95,9 +95,17 @@ absl::Status File::Truncate(int64_t size) {
 }
 
 absl::Status File::TryLock() {
-  if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return absl::OkStatus();
-  if (errno == EWOULDBLOCK) return absl::AbortedError(absl::StrCat(path_, " is held by another"));
-  return ErrnoStatus("flock", path_, errno);
+  // An open file description lock: it belongs to this descriptor alone (closing another one on
+  // the same file in this process does not drop it, unlike a POSIX record lock), and the Linux
+  // NFS client takes it on the server as a lock of the whole file.
+  struct flock whole {};
+  whole.l_type = F_WRLCK;
+  whole.l_whence = SEEK_SET;
+  if (::fcntl(fd_, F_OFD_SETLK, &whole) == 0) return absl::OkStatus();
+  if (errno == EAGAIN || errno == EACCES) {
+    return absl::AbortedError(absl::StrCat(path_, " is held by another"));
+  }
+  return ErrnoStatus("fcntl(F_OFD_SETLK)", path_, errno);
 }
 
 absl::StatusOr<bool> File::StillNamed() const {

@@ -34,9 +34,9 @@ class File {
   absl::StatusOr<int64_t> Size() const;
   //! Shrinks the file to `size` bytes (drops a torn tail after a crash).
   absl::Status Truncate(int64_t size);
-  //! Takes an exclusive flock(2) on the file, held until it is closed: ABORTED while another
-  //! open file description holds it (another process: a gateway sharing the directory, also
-  //! over NFS, where Linux maps it to a lock of the whole file).
+  //! Takes an exclusive lock of the whole file (an open file description lock, fcntl
+  //! F_OFD_SETLK), held until this descriptor is closed: ABORTED while another open file
+  //! description holds it (another gateway sharing the directory, also over NFS).
   absl::Status TryLock();
   //! Whether the path it was opened by still names this file (not removed or replaced since).
   absl::StatusOr<bool> StillNamed() const;

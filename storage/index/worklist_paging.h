@@ -32,7 +32,8 @@ inline absl::StatusOr<WorklistKey> ParseWorklistCursor(const std::string& after)
   if (after.empty()) return key;
   std::vector<std::string> parts = absl::StrSplit(after, ':');
   if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &key.due) ||
-      !absl::SimpleAtoi(parts[1], &key.priority) || !absl::SimpleAtoi(parts[2], &key.seq)) {
+      !absl::SimpleAtoi(parts[1], &key.priority) || !absl::SimpleAtoi(parts[2], &key.seq) ||
+      key.priority < 0 || key.priority > 1000 || key.seq < 0) {
     return absl::InvalidArgumentError("page_token is not one this gateway issued");
   }
   return key;

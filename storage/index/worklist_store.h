@@ -34,6 +34,8 @@ class WorklistStore {
   //! Releases every lease that expired before `now` (RELEASED by "system"); returns how many.
   virtual absl::StatusOr<int> ExpireClaims(absl::Time now) = 0;
   //! Moves the exam to `to_queue` (state ROUTED, claim ended, ESCALATED event with the reason).
+  //! A system escalation (require_claim false) applies only to an exam still ROUTED past its
+  //! claim target, FAILED_PRECONDITION otherwise (claimed or escalated meanwhile).
   virtual absl::StatusOr<ExamRecord> EscalateExam(const Escalation& escalation, absl::Time now) = 0;
   //! ROUTED exams whose claim target passed before `now`, most overdue first.
   virtual absl::StatusOr<std::vector<ExamRecord>> ListClaimOverdue(absl::Time now,

@@ -116,7 +116,14 @@ absl::Status Error(const PGresult* result, PGconn* conn) {
 }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& conninfo) {
-  PGconn* conn = PQconnectdb(conninfo.c_str());
+  // Defaults the connection string may override (it comes last): a connect that does not
+  // answer gives up, and a connection whose peer vanished without a word (a host down, a
+  // firewall's idle timeout) is found broken within about a minute instead of TCP's hours.
+  const char* keywords[] = {
+      "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+      "dbname",          nullptr};
+  const char* values[] = {"10", "1", "30", "10", "3", conninfo.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn == nullptr) return absl::UnavailableError("postgres: out of memory connecting");
   auto c = std::unique_ptr<Connection>(new Connection(conn));
   if (PQstatus(conn) != CONNECTION_OK) {
@@ -131,7 +138,14 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   }
   // The index's statements are short: compiling one (JIT, for plans the planner thinks costly,
   // e.g. on stale statistics) costs more than running it.
-  if (absl::Status s = c->Run("SET jit = off"); !s.ok()) return s;
+  // The server likewise drops the session of a client that vanished (and with it, say, the
+  // housekeeping leader's advisory lock) within about a minute.
+  if (absl::Status s = c->Run("SET jit = off; SET tcp_keepalives_idle = 30; "
+                              "SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3; "
+                              "SET tcp_user_timeout = 60000");
+      !s.ok()) {
+    return s;
+  }
   return c;
 }
 

@@ -233,6 +233,12 @@ absl::StatusOr<ExamRecord> PgWorklistStore::EscalateExam(const Escalation& esc, 
                                                         rdg::v1::ExamState_Name(exam.state),
                                                         " and cannot be escalated"));
     }
+    if (!esc.require_claim && (exam.state != rdg::v1::ROUTED || exam.claim_due_at > now)) {
+      // The system escalates only what is still waiting past its claim target: a reader who
+      // claimed it meanwhile keeps it.
+      return absl::FailedPreconditionError(
+          absl::StrCat("exam ", esc.exam_id, " was claimed or escalated meanwhile"));
+    }
     if (esc.require_claim && (holder->rows() == 0 || holder->Text(0, 0) != esc.actor)) {
       return absl::FailedPreconditionError(
           absl::StrCat("claim exam ", esc.exam_id, " before escalating it"));

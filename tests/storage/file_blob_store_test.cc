@@ -98,6 +98,12 @@ TEST(StagingAreaTest, APartFileBeingWrittenIsHeldAgainstOtherGateways) {
   EXPECT_TRUE(absl::IsAborted(staging.OpenForAppend("up-1", true).status()));
   EXPECT_FALSE(*staging.RemoveIfFree("up-1")) << "an expiry or orphan sweep must leave it";
   EXPECT_TRUE(staging.IsHeld("up-1"));
+  {  // closing another descriptor of the file in this process keeps the hold (unlike POSIX
+     // record locks, which NFS would otherwise give)
+    auto reader = File::OpenForRead(dir.Join("uploads/up-1.part"));
+    ASSERT_TRUE(reader.ok()) << reader.status();
+  }
+  EXPECT_TRUE(staging.IsHeld("up-1"));
   EXPECT_EQ(*staging.StagedBytes("up-1"), 3);
   *writer = File();  // the stream ends: its hold with it
   EXPECT_FALSE(staging.IsHeld("up-1"));

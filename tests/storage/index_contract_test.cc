@@ -239,6 +239,40 @@ TYPED_TEST(IndexContractTest, ExpiredLeasesAreSwept) {
   EXPECT_EQ(*this->store_->ExpireClaims(kT0 + absl::Minutes(10)), 0);
 }
 
+TYPED_TEST(IndexContractTest, TheSystemEscalatesOnlyWhatStillWaitsPastItsClaimTarget) {
+  NewObject n = MakeObject("c1", "5.1", "5.1.1", "sha5");
+  n.routing = {"q", rdg::v1::STAT, kT0 + absl::Hours(1), kT0 + absl::Minutes(10), "rule"};
+  const std::string exam = this->store_->CommitObjects({n})[0]->exam_id;
+  Escalation esc{exam, "q-up", absl::InfiniteFuture(), "system", "unclaimed", false};
+  // Not overdue yet: left alone.
+  EXPECT_TRUE(
+      absl::IsFailedPrecondition(this->store_->EscalateExam(esc, kT0 + absl::Minutes(5)).status()));
+  // Claimed after the overdue list was read: the reader keeps it.
+  ASSERT_TRUE(this->store_
+                  ->ClaimExam(exam, "r", "county", kT0 + absl::Minutes(11), absl::Minutes(15),
+                              ClaimAction::kClaim)
+                  .ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      this->store_->EscalateExam(esc, kT0 + absl::Minutes(12)).status()));
+  EXPECT_TRUE(this->store_->GetLiveClaim(exam, kT0 + absl::Minutes(12))->has_value());
+  ASSERT_TRUE(this->store_->ReleaseClaim(exam, "r", kT0 + absl::Minutes(13)).ok());
+  auto moved = this->store_->EscalateExam(esc, kT0 + absl::Minutes(14));
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(moved->queue, "q-up");
+  // Escalated once: its new queue's target is not past, so a second round leaves it.
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      this->store_->EscalateExam(esc, kT0 + absl::Minutes(15)).status()));
+}
+
+TYPED_TEST(IndexContractTest, APageTokenOutOfRangeIsRefusedNotPassedOn) {
+  WorklistQuery q;
+  q.queues = {"q"};
+  for (const char* token : {"0:99999999999:0", "0:1:-5", "x:1:2"}) {
+    q.after = token;
+    EXPECT_TRUE(absl::IsInvalidArgument(this->store_->ListWorklist(q, kT0).status())) << token;
+  }
+}
+
 TYPED_TEST(IndexContractTest, WorklistOrderFiltersAndPages) {
   const std::string late = AddRoutedExam(*this->store_, "6.1", "county-a/imaging",
                                          kT0 + absl::Hours(24), rdg::v1::ROUTINE);
