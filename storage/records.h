@@ -1,5 +1,6 @@
-// Plain records exchanged with the IndexStore. Enumerations are the API's own (rdg/v1/common.proto)
-// so that the index speaks the product's vocabulary; no gRPC types appear here.
+// Plain records exchanged with the index's stores: no protobuf. Their enumerations are the index's
+// vocabulary (vocabulary.h), numbered as the API's; the gateway converts at its edge
+// (vocabulary_proto.h).
 #pragma once
 
 #include <algorithm>
@@ -11,9 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "rdg/v1/admin.pb.h"
-#include "rdg/v1/common.pb.h"
-#include "rdg/v1/reading.pb.h"
+#include "storage/vocabulary.h"
 
 namespace rdg::storage {
 
@@ -46,8 +45,8 @@ struct ExamRecord {
   std::string study_date;
   std::string study_time;
   std::string study_description;
-  rdg::v1::Priority priority = rdg::v1::ROUTINE;
-  rdg::v1::ExamState state = rdg::v1::RECEIVED;
+  Priority priority = Priority::kRoutine;
+  ExamState state = ExamState::kReceived;
   std::string queue;
   int32_t instance_count = 0;
   int64_t total_bytes = 0;
@@ -81,7 +80,7 @@ struct LabResultRecord {
 //! Where a new exam goes, decided by the router before the commit.
 struct RoutingRecord {
   std::string queue;
-  rdg::v1::Priority priority = rdg::v1::ROUTINE;
+  Priority priority = Priority::kRoutine;
   absl::Time sla_due_at = absl::InfiniteFuture();
   absl::Time claim_due_at = absl::InfiniteFuture();  //!< SLA claim target: auto-escalation after
   std::string detail;  //!< for the ROUTED event, e.g. "rule county-a-imaging" (no PHI)
@@ -97,7 +96,7 @@ struct ObjectRecord {
   std::string transfer_syntax_uid;
   std::string modality;
   int32_t instance_number = 0;
-  rdg::v1::ObjectKind kind = rdg::v1::DICOM;
+  ObjectKind kind = ObjectKind::kDicom;
   int64_t size = 0;
   std::string sha256_hex;
   absl::Time received_at;
@@ -111,7 +110,7 @@ struct ObjectRecord {
 
 struct ExamEventRecord {
   std::string exam_id;
-  rdg::v1::ExamState state = rdg::v1::EXAM_STATE_UNSPECIFIED;
+  ExamState state = ExamState::kUnspecified;
   absl::Time at;
   std::string actor;
   std::string detail;
@@ -122,10 +121,10 @@ struct UploadSessionRecord {
   std::string session_id;
   std::string institution;
   std::string user;
-  rdg::v1::ObjectKind kind = rdg::v1::DICOM;
+  ObjectKind kind = ObjectKind::kDicom;
   int64_t size = 0;
   std::string sha256_hex;
-  rdg::v1::Priority priority = rdg::v1::PRIORITY_UNSPECIFIED;
+  Priority priority = Priority::kUnspecified;
   std::string client_ref;
   absl::Time created_at;
   absl::Time updated_at;
@@ -149,7 +148,7 @@ struct AuditRecord {
   absl::Time at;
   std::string institution;
   std::string user;
-  rdg::v1::Role role = rdg::v1::ROLE_UNSPECIFIED;
+  Role role = Role::kUnspecified;
   std::string action;
   std::string exam_id;
   std::string detail;   //!< free text for people
@@ -193,7 +192,7 @@ struct CommitOutcome {
 
 struct ExamQuery {
   std::string origin_institution;  //!< required: RBAC scopes every listing
-  std::optional<rdg::v1::ExamState> state;
+  std::optional<ExamState> state;
   int32_t limit = 100;
   int64_t before_seq = 0;  //!< keyset paging: 0 = from the newest
 };
@@ -214,10 +213,10 @@ struct ClaimRecord {
 
 //! A reader's worklist: exams of the given queues, by SLA due time, then priority, then arrival.
 struct WorklistQuery {
-  std::vector<std::string> queues;            //!< required (the queues the caller serves)
-  std::vector<rdg::v1::ExamState> states;     //!< empty: ROUTED, CLAIMED, PRELIMINARY
-  std::vector<std::string> exam_types;        //!< empty: any
-  std::vector<rdg::v1::Priority> priorities;  //!< empty: any
+  std::vector<std::string> queues;      //!< required (the queues the caller serves)
+  std::vector<ExamState> states;        //!< empty: ROUTED, CLAIMED, PRELIMINARY
+  std::vector<std::string> exam_types;  //!< empty: any
+  std::vector<Priority> priorities;     //!< empty: any
   //! Empty: any patient; else part of the patient's name (with or without the DICOM '^' and
   //! '=' separators, ASCII letters in any case) or the exact patient ID.
   std::string patient;
@@ -256,14 +255,14 @@ struct ReportRecord {
   std::string exam_id;
   std::string origin_institution;
   int32_t version = 0;
-  rdg::v1::ReportStatus status = rdg::v1::REPORT_STATUS_UNSPECIFIED;
+  ReportStatus status = ReportStatus::kUnspecified;
   bool critical = false;
   std::string reader_user;
   std::string reader_institution;
   std::string supersedes;
   std::string content;    //!< serialized rdg.v1.ReportContent
   std::string canonical;  //!< the signed bytes
-  rdg::v1::SignatureFormat signature_format = rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED;
+  SignatureFormat signature_format = SignatureFormat::kUnspecified;
   std::string signature;
   std::string signer_cert_pem;
   absl::Time accepted_at;
@@ -277,9 +276,8 @@ struct ReportRecord {
 };
 
 //! A record of `action` by a caller; seq and the two links are filled in by the store.
-inline AuditRecord AuditOf(absl::Time at, std::string institution, std::string user,
-                           rdg::v1::Role role, std::string action, std::string exam_id = {},
-                           std::string detail = {}) {
+inline AuditRecord AuditOf(absl::Time at, std::string institution, std::string user, Role role,
+                           std::string action, std::string exam_id = {}, std::string detail = {}) {
   AuditRecord r;
   r.at = at;
   r.institution = std::move(institution);
@@ -330,11 +328,11 @@ struct QueueFigureRecord {
 //! those of the exam when the stage started (queue: where it was when it ended).
 struct StageRecord {
   std::string exam_id;
-  rdg::v1::Stage stage = rdg::v1::STAGE_UNSPECIFIED;
+  Stage stage = Stage::kUnspecified;
   std::string origin_institution;
   std::string queue;
   std::string exam_type;
-  rdg::v1::Priority priority = rdg::v1::ROUTINE;
+  Priority priority = Priority::kRoutine;
   std::string reviewing_institution;  //!< the reader's institution that completed it
   absl::Time started_at;
   absl::Time due_at = absl::InfiniteFuture();  //!< no SLA target: InfiniteFuture
@@ -359,7 +357,7 @@ struct BreachQuery {
 
 //! Open breaches of one stage (stages still running past due).
 struct OpenBreachCount {
-  rdg::v1::Stage stage = rdg::v1::STAGE_UNSPECIFIED;
+  Stage stage = Stage::kUnspecified;
   int64_t open = 0;
 };
 
@@ -367,7 +365,7 @@ struct OpenBreachCount {
 struct IdentityConflictRecord {
   int64_t seq = 0;
   absl::Time detected_at;
-  rdg::v1::IdentityConflictKind kind = rdg::v1::IDENTITY_CONFLICT_KIND_UNSPECIFIED;
+  IdentityConflictKind kind = IdentityConflictKind::kUnspecified;
   std::string exam_id;
   std::string origin_institution;
   std::string other_exam_id;  //!< empty when there is no second exam

@@ -28,7 +28,7 @@ AuditRecord ReadAudit(const Stmt& s) {
   r.at = s.Time(1);
   r.institution = s.Text(2);
   r.user = s.Text(3);
-  r.role = static_cast<rdg::v1::Role>(s.Int(4));
+  r.role = static_cast<Role>(s.Int(4));
   r.action = s.Text(5);
   r.exam_id = s.Text(6);
   r.detail = s.Text(7);
@@ -130,7 +130,7 @@ absl::StatusOr<std::string> SqliteIndexStore::InsertAuditRow(AuditRecord r,
       .Bind(2, r.at)
       .Bind(3, r.institution)
       .Bind(4, r.user)
-      .Bind(5, int64_t{r.role})
+      .Bind(5, int64_t{Number(r.role)})
       .Bind(6, r.action)
       .Bind(7, r.exam_id)
       .Bind(8, r.detail)

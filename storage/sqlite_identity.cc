@@ -21,7 +21,7 @@ absl::Status SqliteIndexStore::RecordIdentityConflict(const IdentityConflictReco
           "origin_institution, "
           "other_exam_id, other_institution, fields, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   q->Bind(1, c.detected_at)
-      .Bind(2, int64_t{c.kind})
+      .Bind(2, int64_t{Number(c.kind)})
       .Bind(3, c.exam_id)
       .Bind(4, c.origin_institution)
       .Bind(5, c.other_exam_id)
@@ -47,7 +47,7 @@ absl::StatusOr<std::vector<IdentityConflictRecord>> SqliteIndexStore::ListIdenti
     IdentityConflictRecord c;
     c.seq = s.Int(0);
     c.detected_at = s.Time(1);
-    c.kind = static_cast<rdg::v1::IdentityConflictKind>(s.Int(2));
+    c.kind = static_cast<IdentityConflictKind>(s.Int(2));
     c.exam_id = s.Text(3);
     c.origin_institution = s.Text(4);
     c.other_exam_id = s.Text(5);

@@ -144,10 +144,10 @@ absl::Status SqliteIndexStore::CreateSession(const UploadSessionRecord& r,
   q->Bind(1, r.session_id)
       .Bind(2, r.institution)
       .Bind(3, r.user)
-      .Bind(4, int64_t{r.kind})
+      .Bind(4, int64_t{Number(r.kind)})
       .Bind(5, r.size)
       .Bind(6, r.sha256_hex)
-      .Bind(7, int64_t{r.priority})
+      .Bind(7, int64_t{Number(r.priority)})
       .Bind(8, r.client_ref)
       .Bind(9, r.created_at)
       .Bind(10, r.updated_at)
@@ -382,7 +382,7 @@ absl::Status SqliteIndexStore::JoinExam(const NewObject& item, CommitOutcome& ou
                        "priority = ?, modalities = ?, updated_at = ?, critical = MAX(critical, ?) "
                        "WHERE exam_id = ?"));
   u->Bind(1, obj.size)
-      .Bind(2, int64_t{priority})
+      .Bind(2, int64_t{Number(priority)})
       .Bind(3, absl::StrJoin(modalities, "\\"))
       .Bind(4, obj.received_at)
       .Bind(5, int64_t{exam.critical})
@@ -424,8 +424,8 @@ absl::Status SqliteIndexStore::InsertExam(const NewObject& item, CommitOutcome& 
       .Bind(13, exam.study_date)
       .Bind(14, exam.study_time)
       .Bind(15, exam.study_description)
-      .Bind(16, int64_t{routed ? item.routing.priority : exam.priority})
-      .Bind(17, int64_t{routed ? rdg::v1::ROUTED : exam.state})
+      .Bind(16, int64_t{Number(routed ? item.routing.priority : exam.priority)})
+      .Bind(17, int64_t{Number(routed ? ExamState::kRouted : exam.state)})
       .Bind(18, item.routing.queue)
       .Bind(19, obj.size)
       .Bind(20, obj.received_at)
@@ -438,15 +438,15 @@ absl::Status SqliteIndexStore::InsertExam(const NewObject& item, CommitOutcome& 
       .Bind(27, exam.patient.national_id_issuer);
   RDG_RETURN_IF_ERROR(q->Run());
   RDG_RETURN_IF_ERROR(
-      AddEvent(outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, ""));
+      AddEvent(outcome.exam_id, ExamState::kReceived, obj.received_at, item.actor, ""));
   if (routed) {
-    RDG_RETURN_IF_ERROR(
-        AddEvent(outcome.exam_id, rdg::v1::ROUTED, obj.received_at, "system", item.routing.detail));
+    RDG_RETURN_IF_ERROR(AddEvent(outcome.exam_id, ExamState::kRouted, obj.received_at, "system",
+                                 item.routing.detail));
   }
   // The SLA clocks run from receipt (targets from the routing decision).
-  RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_CLAIMED, obj.received_at,
+  RDG_RETURN_IF_ERROR(StartStage(outcome.exam_id, Stage::kReceivedToClaimed, obj.received_at,
                                  routed ? item.routing.claim_due_at : absl::InfiniteFuture()));
-  return StartStage(outcome.exam_id, rdg::v1::RECEIVED_TO_FINAL, obj.received_at,
+  return StartStage(outcome.exam_id, Stage::kReceivedToFinal, obj.received_at,
                     routed ? item.routing.sla_due_at : absl::InfiniteFuture());
 }
 
@@ -467,7 +467,7 @@ absl::Status SqliteIndexStore::InsertObject(const ObjectRecord& obj, const std::
       .Bind(6, obj.transfer_syntax_uid)
       .Bind(7, obj.modality)
       .Bind(8, int64_t{obj.instance_number})
-      .Bind(9, int64_t{obj.kind})
+      .Bind(9, int64_t{Number(obj.kind)})
       .Bind(10, obj.size)
       .Bind(11, obj.sha256_hex)
       .Bind(12, obj.received_at)
@@ -476,14 +476,13 @@ absl::Status SqliteIndexStore::InsertObject(const ObjectRecord& obj, const std::
   return ins->Run();
 }
 
-absl::Status SqliteIndexStore::AddEvent(const std::string& exam_id, rdg::v1::ExamState state,
-                                        absl::Time at, const std::string& actor,
-                                        const std::string& detail) {
+absl::Status SqliteIndexStore::AddEvent(const std::string& exam_id, ExamState state, absl::Time at,
+                                        const std::string& actor, const std::string& detail) {
   RDG_ASSIGN_OR_RETURN(
       auto ev,
       writer_->Prepare(
           "INSERT INTO exam_events (exam_id, state, at, actor, detail) VALUES (?, ?, ?, ?, ?)"));
-  ev->Bind(1, exam_id).Bind(2, int64_t{state}).Bind(3, at).Bind(4, actor).Bind(5, detail);
+  ev->Bind(1, exam_id).Bind(2, int64_t{Number(state)}).Bind(3, at).Bind(4, actor).Bind(5, detail);
   return ev->Run();
 }
 
@@ -497,7 +496,7 @@ absl::StatusOr<ExamPage> SqliteIndexStore::ListExams(const ExamQuery& query) {
   const int64_t limit = std::clamp<int64_t>(query.limit, 1, 1000);
   q->Bind(1, query.origin_institution)
       .Bind(2, query.before_seq)
-      .Bind(3, int64_t{query.state.value_or(rdg::v1::EXAM_STATE_UNSPECIFIED)})
+      .Bind(3, int64_t{Number(query.state.value_or(ExamState::kUnspecified))})
       .Bind(4, limit + 1);
   ExamPage page;
   int64_t last_seq = 0;
@@ -558,8 +557,8 @@ absl::StatusOr<std::vector<ExamEventRecord>> SqliteIndexStore::ListEvents(
                                              "exam_events WHERE exam_id = ? ORDER BY seq"));
   q->Bind(1, exam_id);
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
-    return ExamEventRecord{s.Text(0), static_cast<rdg::v1::ExamState>(s.Int(1)), s.Time(2),
-                           s.Text(3), s.Text(4)};
+    return ExamEventRecord{s.Text(0), static_cast<ExamState>(s.Int(1)), s.Time(2), s.Text(3),
+                           s.Text(4)};
   });
 }
 

@@ -178,7 +178,7 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::Status StartClaim(const ClaimRecord& claim, bool amend)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Records a state change of an exam (inside the caller's transaction).
-  absl::Status AddEvent(const std::string& exam_id, rdg::v1::ExamState state, absl::Time at,
+  absl::Status AddEvent(const std::string& exam_id, ExamState state, absl::Time at,
                         const std::string& actor, const std::string& detail)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Indexes a LAB object's observations (inside the caller's transaction).
@@ -191,14 +191,14 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
 
   // SLA stage clocks (sqlite_sla_stages.cc), inside the caller's transaction.
   //! Starts a stage of an exam with the exam's grouping attributes (once per exam and stage).
-  absl::Status StartStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time started_at,
+  absl::Status StartStage(const std::string& exam_id, Stage stage, absl::Time started_at,
                           absl::Time due_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Starts a stage again for a new deadline: a new row, or a completed one reopened (a critical
   //! addendum after the critical FINAL was acknowledged); a running one keeps its earlier due.
-  absl::Status RestartStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time started_at,
+  absl::Status RestartStage(const std::string& exam_id, Stage stage, absl::Time started_at,
                             absl::Time due_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! Ends a running stage (no-op if it is not running); a late end is recorded as a breach.
-  absl::Status EndStage(const std::string& exam_id, rdg::v1::Stage stage, absl::Time at,
+  absl::Status EndStage(const std::string& exam_id, Stage stage, absl::Time at,
                         const std::string& reviewing_institution)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(writer_mu_);
   //! The exam's running stages follow it to another queue.

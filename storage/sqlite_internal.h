@@ -33,10 +33,10 @@ inline UploadSessionRecord ReadSession(const Stmt& s) {
   r.session_id = s.Text(0);
   r.institution = s.Text(1);
   r.user = s.Text(2);
-  r.kind = static_cast<rdg::v1::ObjectKind>(s.Int(3));
+  r.kind = static_cast<ObjectKind>(s.Int(3));
   r.size = s.Int(4);
   r.sha256_hex = s.Text(5);
-  r.priority = static_cast<rdg::v1::Priority>(s.Int(6));
+  r.priority = static_cast<Priority>(s.Int(6));
   r.client_ref = s.Text(7);
   r.created_at = s.Time(8);
   r.updated_at = s.Time(9);
@@ -53,7 +53,7 @@ inline ObjectRecord ReadObject(const Stmt& s) {
   r.transfer_syntax_uid = s.Text(5);
   r.modality = s.Text(6);
   r.instance_number = static_cast<int32_t>(s.Int(7));
-  r.kind = static_cast<rdg::v1::ObjectKind>(s.Int(8));
+  r.kind = static_cast<ObjectKind>(s.Int(8));
   r.size = s.Int(9);
   r.sha256_hex = s.Text(10);
   r.received_at = s.Time(11);
@@ -88,8 +88,8 @@ inline ExamRecord ReadExam(const Stmt& s, int64_t* seq) {
   r.study_date = s.Text(13);
   r.study_time = s.Text(14);
   r.study_description = s.Text(15);
-  r.priority = static_cast<rdg::v1::Priority>(s.Int(16));
-  r.state = static_cast<rdg::v1::ExamState>(s.Int(17));
+  r.priority = static_cast<Priority>(s.Int(16));
+  r.state = static_cast<ExamState>(s.Int(17));
   r.queue = s.Text(18);
   r.instance_count = static_cast<int32_t>(s.Int(19));
   r.total_bytes = s.Int(20);

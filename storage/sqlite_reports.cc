@@ -27,14 +27,14 @@ ReportRecord ReadReport(const Stmt& s) {
   r.exam_id = s.Text(2);
   r.origin_institution = s.Text(3);
   r.version = static_cast<int32_t>(s.Int(4));
-  r.status = static_cast<rdg::v1::ReportStatus>(s.Int(5));
+  r.status = static_cast<ReportStatus>(s.Int(5));
   r.critical = s.Int(6) != 0;
   r.reader_user = s.Text(7);
   r.reader_institution = s.Text(8);
   r.supersedes = s.Text(9);
   r.content = s.Blob(10);
   r.canonical = s.Blob(11);
-  r.signature_format = static_cast<rdg::v1::SignatureFormat>(s.Int(12));
+  r.signature_format = static_cast<SignatureFormat>(s.Int(12));
   r.signature = s.Blob(13);
   r.signer_cert_pem = s.Text(14);
   r.accepted_at = s.Time(15);
@@ -65,12 +65,12 @@ absl::StatusOr<ReportingState> LoadReportingState(sqlite_db::Connection& db,
           "FROM exams WHERE exam_id = ?1"));
   e->Bind(1, exam_id)
       .Bind(2, now)
-      .Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
-      .Bind(4, int64_t{rdg::v1::FINAL_REPORT});
+      .Bind(3, int64_t{Number(ReportStatus::kPreliminary)})
+      .Bind(4, int64_t{Number(ReportStatus::kFinal)});
   RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
   if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", exam_id));
   ReportingState r;
-  r.state = static_cast<rdg::v1::ExamState>(e->Int(0));
+  r.state = static_cast<ExamState>(e->Int(0));
   r.origin_institution = e->Text(1);
   r.holder = e->Text(2);
   r.latest_signed = e->Text(3);
@@ -93,14 +93,14 @@ absl::Status InsertReport(sqlite_db::Connection& db, ReportRecord& report, absl:
       .Bind(2, report.exam_id)
       .Bind(3, report.origin_institution)
       .Bind(4, int64_t{report.version})
-      .Bind(5, int64_t{report.status})
+      .Bind(5, int64_t{Number(report.status)})
       .Bind(6, int64_t{report.critical})
       .Bind(7, report.reader_user)
       .Bind(8, report.reader_institution)
       .Bind(9, report.supersedes)
       .BindBlob(10, report.content)
       .BindBlob(11, report.canonical)
-      .Bind(12, int64_t{report.signature_format})
+      .Bind(12, int64_t{Number(report.signature_format)})
       .BindBlob(13, report.signature)
       .Bind(14, report.signer_cert_pem)
       .Bind(15, now);
@@ -129,34 +129,33 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AddReport(ReportRecord report, ab
 }
 
 absl::Status SqliteIndexStore::AfterReport(const ReportRecord& report, absl::Time now) {
-  const rdg::v1::ExamState next = StateAfter(report.status);
+  const ExamState next = StateAfter(report.status);
   RDG_ASSIGN_OR_RETURN(
       auto u, writer_->Prepare("UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
-  u->Bind(1, int64_t{next}).Bind(2, now).Bind(3, report.exam_id);
+  u->Bind(1, int64_t{Number(next)}).Bind(2, now).Bind(3, report.exam_id);
   RDG_RETURN_IF_ERROR(u->Run());
   u.reset();
-  if (next == rdg::v1::FINAL) {  // the reading is done: the lease ends with it
+  if (next == ExamState::kFinal) {  // the reading is done: the lease ends with it
     RDG_ASSIGN_OR_RETURN(auto d, writer_->Prepare("DELETE FROM claims WHERE exam_id = ?"));
     d->Bind(1, report.exam_id);
     RDG_RETURN_IF_ERROR(d->Run());
   }
-  RDG_RETURN_IF_ERROR(
-      AddEvent(report.exam_id, next, now, report.reader_user,
-               absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ", report.report_id, " v",
-                            report.version, report.critical ? " critical" : "")));
-  if (report.status == rdg::v1::AMENDED_REPORT && report.acknowledge_by) {
+  RDG_RETURN_IF_ERROR(AddEvent(report.exam_id, next, now, report.reader_user,
+                               absl::StrCat(Name(report.status), " ", report.report_id, " v",
+                                            report.version, report.critical ? " critical" : "")));
+  if (report.status == ReportStatus::kAmended && report.acknowledge_by) {
     // A critical addendum needs its own acknowledgement, like a critical FINAL.
-    RDG_RETURN_IF_ERROR(RestartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
-                                     *report.acknowledge_by));
+    RDG_RETURN_IF_ERROR(
+        RestartStage(report.exam_id, Stage::kCriticalAcknowledgement, now, *report.acknowledge_by));
   }
-  if (report.status == rdg::v1::FINAL_REPORT) {  // the reading is done; the clinic's turn
+  if (report.status == ReportStatus::kFinal) {  // the reading is done; the clinic's turn
     RDG_RETURN_IF_ERROR(
-        EndStage(report.exam_id, rdg::v1::RECEIVED_TO_FINAL, now, report.reader_institution));
+        EndStage(report.exam_id, Stage::kReceivedToFinal, now, report.reader_institution));
     RDG_RETURN_IF_ERROR(
-        StartStage(report.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now, report.acknowledge_due));
+        StartStage(report.exam_id, Stage::kFinalToAcknowledged, now, report.acknowledge_due));
     if (report.acknowledge_by) {
-      RDG_RETURN_IF_ERROR(StartStage(report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
-                                     *report.acknowledge_by));
+      RDG_RETURN_IF_ERROR(
+          StartStage(report.exam_id, Stage::kCriticalAcknowledgement, now, *report.acknowledge_by));
     }
   }
   return absl::OkStatus();
@@ -180,7 +179,7 @@ absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ReportFeed(
                                      "AND status != ? ORDER BY seq LIMIT ?"));
   q->Bind(1, institution)
       .Bind(2, after_seq)
-      .Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT})
+      .Bind(3, int64_t{Number(ReportStatus::kPreliminary)})
       .Bind(4, int64_t{std::clamp(limit, 1, 1000)});
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadReport(s); });
 }
@@ -202,7 +201,7 @@ absl::Status SqliteIndexStore::MarkDelivered(const std::vector<std::string>& rep
       if (!first) continue;
       const std::string exam_id = u->Text(0);
       u.reset();
-      RDG_RETURN_IF_ERROR(AddEvent(exam_id, rdg::v1::DELIVERED, now, "system", id));
+      RDG_RETURN_IF_ERROR(AddEvent(exam_id, ExamState::kDelivered, now, "system", id));
     }
     return absl::OkStatus();
   });
@@ -219,7 +218,7 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::stri
         auto q, writer_->Prepare("SELECT " RDG_REPORT_COLUMNS
                                  " FROM reports WHERE report_id = ? AND origin_institution = ? "
                                  "AND status != ?"));
-    q->Bind(1, report_id).Bind(2, institution).Bind(3, int64_t{rdg::v1::PRELIMINARY_REPORT});
+    q->Bind(1, report_id).Bind(2, institution).Bind(3, int64_t{Number(ReportStatus::kPreliminary)});
     RDG_ASSIGN_OR_RETURN(bool found, q->Step());
     if (!found) {
       return absl::NotFoundError(absl::StrCat("no report ", report_id, " for ", institution));
@@ -233,23 +232,23 @@ absl::StatusOr<ReportRecord> SqliteIndexStore::AcknowledgeReport(const std::stri
     u->Bind(1, now).Bind(2, user).Bind(3, now).Bind(4, report_id);
     RDG_RETURN_IF_ERROR(u->Run());
     if (!r.delivered_at) {  // acknowledged before any delivery was recorded: it was delivered
-      RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::DELIVERED, now, "system", report_id));
+      RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, ExamState::kDelivered, now, "system", report_id));
     }
-    RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, rdg::v1::ACKNOWLEDGED, now, user, report_id));
+    RDG_RETURN_IF_ERROR(AddEvent(r.exam_id, ExamState::kAcknowledged, now, user, report_id));
     RDG_RETURN_IF_ERROR(
-        EndStage(r.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now, r.reader_institution));
+        EndStage(r.exam_id, Stage::kFinalToAcknowledged, now, r.reader_institution));
     // The critical clock stops when the clinic acknowledges the latest signed version: a
     // critical addendum is not acknowledged by acknowledging the report it amends.
     RDG_ASSIGN_OR_RETURN(
         auto latest,
         writer_->Prepare("SELECT MAX(version) FROM reports WHERE exam_id = ? AND status != ?"));
-    latest->Bind(1, r.exam_id).Bind(2, int64_t{rdg::v1::PRELIMINARY_REPORT});
+    latest->Bind(1, r.exam_id).Bind(2, int64_t{Number(ReportStatus::kPreliminary)});
     RDG_ASSIGN_OR_RETURN(bool has_latest, latest->Step());
     const bool is_latest = has_latest && latest->Int(0) == r.version;
     latest.reset();
     if (is_latest) {
       RDG_RETURN_IF_ERROR(
-          EndStage(r.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now, r.reader_institution));
+          EndStage(r.exam_id, Stage::kCriticalAcknowledgement, now, r.reader_institution));
     }
     r.acknowledged_at = now;
     r.acknowledged_by = user;

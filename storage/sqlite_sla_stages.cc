@@ -18,11 +18,11 @@ using sqlite_internal::Stmt;
 StageRecord ReadStage(const Stmt& s) {
   StageRecord r;
   r.exam_id = s.Text(0);
-  r.stage = static_cast<rdg::v1::Stage>(s.Int(1));
+  r.stage = static_cast<Stage>(s.Int(1));
   r.origin_institution = s.Text(2);
   r.queue = s.Text(3);
   r.exam_type = s.Text(4);
-  r.priority = static_cast<rdg::v1::Priority>(s.Int(5));
+  r.priority = static_cast<Priority>(s.Int(5));
   r.reviewing_institution = s.Text(6);
   r.started_at = s.Time(7);
   r.due_at = sqlite_internal::ReadDue(s.Int(8));
@@ -34,7 +34,7 @@ StageRecord ReadStage(const Stmt& s) {
 
 }  // namespace
 
-absl::Status SqliteIndexStore::StartStage(const std::string& exam_id, rdg::v1::Stage stage,
+absl::Status SqliteIndexStore::StartStage(const std::string& exam_id, Stage stage,
                                           absl::Time started_at, absl::Time due_at) {
   // The grouping attributes are the exam's; a stage starts once (INSERT OR IGNORE: an addendum
   // does not restart the acknowledgement clock of the first final report).
@@ -46,13 +46,13 @@ absl::Status SqliteIndexStore::StartStage(const std::string& exam_id, rdg::v1::S
           "priority, started_at, due_at) SELECT exam_id, ?2, origin_institution, queue, exam_type, "
           "priority, ?3, ?4 FROM exams WHERE exam_id = ?1"));
   q->Bind(1, exam_id)
-      .Bind(2, int64_t{stage})
+      .Bind(2, int64_t{Number(stage)})
       .Bind(3, started_at)
       .Bind(4, sqlite_internal::DueMicros(due_at));
   return q->Run();
 }
 
-absl::Status SqliteIndexStore::RestartStage(const std::string& exam_id, rdg::v1::Stage stage,
+absl::Status SqliteIndexStore::RestartStage(const std::string& exam_id, Stage stage,
                                             absl::Time started_at, absl::Time due_at) {
   RDG_ASSIGN_OR_RETURN(
       auto q,
@@ -61,7 +61,7 @@ absl::Status SqliteIndexStore::RestartStage(const std::string& exam_id, rdg::v1:
           "breached_at = NULL, reviewing_institution = '' "
           "WHERE exam_id = ?1 AND stage = ?2 AND ended_at IS NOT NULL"));
   q->Bind(1, exam_id)
-      .Bind(2, int64_t{stage})
+      .Bind(2, int64_t{Number(stage)})
       .Bind(3, started_at)
       .Bind(4, sqlite_internal::DueMicros(due_at));
   RDG_RETURN_IF_ERROR(q->Run());
@@ -69,8 +69,8 @@ absl::Status SqliteIndexStore::RestartStage(const std::string& exam_id, rdg::v1:
   return StartStage(exam_id, stage, started_at, due_at);  // none yet: a new one
 }
 
-absl::Status SqliteIndexStore::EndStage(const std::string& exam_id, rdg::v1::Stage stage,
-                                        absl::Time at, const std::string& reviewing_institution) {
+absl::Status SqliteIndexStore::EndStage(const std::string& exam_id, Stage stage, absl::Time at,
+                                        const std::string& reviewing_institution) {
   // end_seq: one more than the highest so far (MAX read from the unique partial index: a lookup;
   // left to itself SQLite scanned every stage, 3.5 ms at 1 M exams);
   // SQLite has one writer, so completion order is commit order. A late stage nobody swept yet
@@ -82,7 +82,7 @@ absl::Status SqliteIndexStore::EndStage(const std::string& exam_id, rdg::v1::Sta
                                "breached_at = CASE WHEN breached_at IS NULL AND ?3 > due_at THEN "
                                "?3 ELSE breached_at END "
                                "WHERE exam_id = ?1 AND stage = ?2 AND ended_at IS NULL"));
-  q->Bind(1, exam_id).Bind(2, int64_t{stage}).Bind(3, at).Bind(4, reviewing_institution);
+  q->Bind(1, exam_id).Bind(2, int64_t{Number(stage)}).Bind(3, at).Bind(4, reviewing_institution);
   return q->Run();
 }
 
@@ -165,7 +165,7 @@ absl::StatusOr<std::vector<OpenBreachCount>> SqliteIndexStore::CountOpenBreaches
           "SELECT stage, count(*) FROM exam_stages INDEXED BY exam_stages_open_breaches "
           "WHERE breached_at IS NOT NULL AND ended_at IS NULL GROUP BY stage ORDER BY stage"));
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) {
-    return OpenBreachCount{static_cast<rdg::v1::Stage>(s.Int(0)), s.Int(1)};
+    return OpenBreachCount{static_cast<Stage>(s.Int(0)), s.Int(1)};
   });
 }
 

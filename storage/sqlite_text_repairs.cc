@@ -37,7 +37,7 @@ absl::StatusOr<std::vector<ExamText>> SqliteIndexStore::ListExamText(
     ExamText t;
     t.exam = sqlite_internal::ReadExam(s, nullptr);
     t.first_object.exam_id = t.exam.exam_id;
-    t.first_object.kind = static_cast<rdg::v1::ObjectKind>(s.Int(k));
+    t.first_object.kind = static_cast<ObjectKind>(s.Int(k));
     t.first_object.sha256_hex = s.Text(k + 1);
     t.first_object.sop_instance_uid = s.Text(k + 2);
     return t;

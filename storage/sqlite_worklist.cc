@@ -26,7 +26,8 @@ std::string JsonIntArray(const std::vector<Enum>& values) {
 }
 
 // Migration 0006's partial index and the worklist query spell the open states as numbers.
-static_assert(rdg::v1::ROUTED == 2 && rdg::v1::CLAIMED == 3 && rdg::v1::PRELIMINARY == 4,
+static_assert(Number(ExamState::kRouted) == 2 && Number(ExamState::kClaimed) == 3 &&
+                  Number(ExamState::kPreliminary) == 4,
               "exams_open_worklist (0006_open_worklist_index.sql) hard-codes the open states");
 
 }  // namespace
@@ -34,7 +35,7 @@ static_assert(rdg::v1::ROUTED == 2 && rdg::v1::CLAIMED == 3 && rdg::v1::PRELIMIN
 absl::StatusOr<WorklistPage> SqliteIndexStore::ListWorklist(const WorklistQuery& query,
                                                             absl::Time now) {
   RDG_ASSIGN_OR_RETURN(const WorklistKey after, ParseWorklistCursor(query.after));
-  const std::vector<rdg::v1::ExamState> states = WorklistStates(query);
+  const std::vector<ExamState> states = WorklistStates(query);
   const int64_t limit = std::clamp<int64_t>(query.limit, 1, 1000);
   // Open states only (the usual case): walk the partial index of open exams in worklist order
   // and stop after a page. Other states (e.g. FINAL) take the general path.
@@ -113,21 +114,21 @@ absl::Status SqliteIndexStore::StartClaim(const ClaimRecord& claim, bool amend) 
   RDG_RETURN_IF_ERROR(ins->Run());
   if (amend) {  // the exam stays FINAL: its report stands until an addendum is signed
     RDG_RETURN_IF_ERROR(
-        AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
+        AddEvent(exam_id, ExamState::kClaimed, now, user,
                  absl::StrCat("for amendment, lease ", absl::ToInt64Minutes(claim.expires_at - now),
                               " min")));
     return absl::OkStatus();
   }
   RDG_ASSIGN_OR_RETURN(
       auto u, writer_->Prepare("UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ?"));
-  u->Bind(1, int64_t{rdg::v1::CLAIMED}).Bind(2, now).Bind(3, exam_id);
+  u->Bind(1, int64_t{Number(ExamState::kClaimed)}).Bind(2, now).Bind(3, exam_id);
   RDG_RETURN_IF_ERROR(u->Run());
   // The lease as a length: the event's time is shown to people in their zone, the length
   // needs none (a clock time written here would be UTC in every zone's history).
   RDG_RETURN_IF_ERROR(
-      AddEvent(exam_id, rdg::v1::CLAIMED, now, user,
+      AddEvent(exam_id, ExamState::kClaimed, now, user,
                absl::StrCat("lease ", absl::ToInt64Minutes(claim.expires_at - now), " min")));
-  RDG_RETURN_IF_ERROR(EndStage(exam_id, rdg::v1::RECEIVED_TO_CLAIMED, now, institution));
+  RDG_RETURN_IF_ERROR(EndStage(exam_id, Stage::kReceivedToClaimed, now, institution));
   return absl::OkStatus();
 }
 
@@ -143,7 +144,7 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
     e->Bind(1, exam_id);
     RDG_ASSIGN_OR_RETURN(bool exists, e->Step());
     if (!exists) return absl::NotFoundError(absl::StrCat("no exam ", exam_id));
-    const auto state = static_cast<rdg::v1::ExamState>(e->Int(0));
+    const auto state = static_cast<ExamState>(e->Int(0));
     e.reset();
 
     RDG_ASSIGN_OR_RETURN(
@@ -168,7 +169,7 @@ absl::StatusOr<ClaimRecord> SqliteIndexStore::ClaimExam(const std::string& exam_
       const std::string previous = c->Text(0);
       const absl::Time expired_at = c->Time(2);
       c.reset();
-      RDG_RETURN_IF_ERROR(AddEvent(exam_id, rdg::v1::RELEASED, expired_at, "system",
+      RDG_RETURN_IF_ERROR(AddEvent(exam_id, ExamState::kReleased, expired_at, "system",
                                    absl::StrCat("lease of ", previous, " expired")));
       RDG_ASSIGN_OR_RETURN(auto d, writer_->Prepare("DELETE FROM claims WHERE exam_id = ?"));
       d->Bind(1, exam_id);
@@ -189,12 +190,12 @@ absl::Status SqliteIndexStore::EndClaim(const std::string& exam_id, absl::Time a
   RDG_ASSIGN_OR_RETURN(
       auto u, writer_->Prepare(
                   "UPDATE exams SET state = ?, updated_at = ? WHERE exam_id = ? AND state = ?"));
-  u->Bind(1, int64_t{rdg::v1::ROUTED})
+  u->Bind(1, int64_t{Number(ExamState::kRouted)})
       .Bind(2, at)
       .Bind(3, exam_id)
-      .Bind(4, int64_t{rdg::v1::CLAIMED});
+      .Bind(4, int64_t{Number(ExamState::kClaimed)});
   RDG_RETURN_IF_ERROR(u->Run());
-  return AddEvent(exam_id, rdg::v1::RELEASED, at, actor, detail);
+  return AddEvent(exam_id, ExamState::kReleased, at, actor, detail);
 }
 
 absl::Status SqliteIndexStore::ReleaseClaim(const std::string& exam_id, const std::string& user,
@@ -258,11 +259,10 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
     const std::string holder = e->Text(kExamColumnCount);
     e.reset();
     if (!Claimable(exam.state)) {
-      return absl::FailedPreconditionError(absl::StrCat("exam ", esc.exam_id, " is ",
-                                                        rdg::v1::ExamState_Name(exam.state),
-                                                        " and cannot be escalated"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("exam ", esc.exam_id, " is ", Name(exam.state), " and cannot be escalated"));
     }
-    if (!esc.require_claim && (exam.state != rdg::v1::ROUTED || exam.claim_due_at > now)) {
+    if (!esc.require_claim && (exam.state != ExamState::kRouted || exam.claim_due_at > now)) {
       // The system escalates only what is still waiting past its claim target: a reader who
       // claimed it meanwhile keeps it.
       return absl::FailedPreconditionError(
@@ -281,7 +281,7 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
         writer_->Prepare("UPDATE exams SET queue = ?, state = ?, claim_due_at = ?, updated_at = ?, "
                          "escalated_by = ?, escalation_reason = ? WHERE exam_id = ?"));
     u->Bind(1, esc.to_queue)
-        .Bind(2, int64_t{rdg::v1::ROUTED})
+        .Bind(2, int64_t{Number(ExamState::kRouted)})
         .Bind(3, sqlite_internal::DueMicros(esc.claim_due_at))
         .Bind(4, now)
         .Bind(5, esc.actor)
@@ -289,11 +289,11 @@ absl::StatusOr<ExamRecord> SqliteIndexStore::EscalateExam(const Escalation& esc,
         .Bind(7, esc.exam_id);
     RDG_RETURN_IF_ERROR(u->Run());
     u.reset();
-    RDG_RETURN_IF_ERROR(AddEvent(esc.exam_id, rdg::v1::ESCALATED, now, esc.actor,
+    RDG_RETURN_IF_ERROR(AddEvent(esc.exam_id, ExamState::kEscalated, now, esc.actor,
                                  absl::StrCat(exam.queue, " -> ", esc.to_queue, ": ", esc.reason)));
     RDG_RETURN_IF_ERROR(MoveRunningStages(esc.exam_id, esc.to_queue));
     exam.queue = esc.to_queue;
-    exam.state = rdg::v1::ROUTED;
+    exam.state = ExamState::kRouted;
     exam.claim_due_at = esc.claim_due_at;
     exam.escalated_by = esc.actor;
     exam.escalation_reason = esc.reason;
@@ -307,7 +307,9 @@ absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::ListClaimOverdue(absl:
   RDG_ASSIGN_OR_RETURN(auto q, conn->Prepare("SELECT " RDG_EXAM_COLUMNS
                                              " FROM exams WHERE state = ? AND claim_due_at <= ? "
                                              "ORDER BY claim_due_at LIMIT ?"));
-  q->Bind(1, int64_t{rdg::v1::ROUTED}).Bind(2, now).Bind(3, int64_t{std::clamp(limit, 1, 1000)});
+  q->Bind(1, int64_t{Number(ExamState::kRouted)})
+      .Bind(2, now)
+      .Bind(3, int64_t{Number(std::clamp(limit, 1, 1000))});
   return sqlite_internal::CollectRows(
       *q, [](const Stmt& s) { return sqlite_internal::ReadExam(s, nullptr); });
 }

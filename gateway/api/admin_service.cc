@@ -19,6 +19,7 @@
 #include "storage/base/status_macros.h"
 #include "storage/file_blob_store.h"
 #include "storage/formats/text.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::api {
 namespace {
@@ -49,7 +50,7 @@ void ToProto(const storage::AuditRecord& e, const config::InstitutionDirectory& 
   out.set_institution(e.institution);
   out.set_institution_name(directory.Name(e.institution));
   out.set_user(e.user);
-  out.set_role(e.role);
+  out.set_role(storage::ToProto(e.role));
   out.set_action(e.action);
   out.set_exam_id(e.exam_id);
   out.set_detail(e.detail);
@@ -73,7 +74,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetQueues(grpc::CallbackServerContex
   return RunUnary(ctx, pool_, *request, [this, ctx, response]() -> absl::Status {
     RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
     const absl::Time now = clock_.Now();
-    RDG_ASSIGN_OR_RETURN(auto figures, index_.ListQueueFigures(now));
+    RDG_ASSIGN_OR_RETURN(auto figures, stores_.worklist.ListQueueFigures(now));
     std::map<std::string, storage::QueueFigureRecord> by_queue;
     for (const auto& q : queues_) by_queue[q].queue = q;
     for (auto& f : figures) by_queue[f.queue] = std::move(f);  // also queues no longer configured
@@ -88,7 +89,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetQueues(grpc::CallbackServerContex
         *out->mutable_oldest_waiting() = ToDurationProto(now - *f.oldest_waiting_since);
       }
     }
-    return index_.AppendAudit(auth::AuditBy(principal, now, "admin_queues", "", ""));
+    return stores_.audit.AppendAudit(auth::AuditBy(principal, now, "admin_queues", "", ""));
   });
 }
 
@@ -102,10 +103,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QueryAudit(grpc::CallbackServerConte
     query.user = request->user();
     query.limit = request->limit() > 0 ? std::min(request->limit(), 10000) : 100;
     if (request->has_since()) query.since = FromTimestamp(request->since());
-    RDG_ASSIGN_OR_RETURN(auto entries, index_.ListAudit(query));
+    RDG_ASSIGN_OR_RETURN(auto entries, stores_.audit.ListAudit(query));
     for (const auto& e : entries) ToProto(e, directory_, *response->add_entries());
     // Reading the audit log is itself audited.
-    return index_.AppendAudit(
+    return stores_.audit.AppendAudit(
         auth::AuditBy(principal, clock_.Now(), "admin_audit", request->exam_id(),
                       request->user().empty() ? "" : absl::StrCat("user ", request->user())));
   });
@@ -118,8 +119,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ExportAudit(grpc::CallbackServerCont
     RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
     const int64_t from = std::max<int64_t>(request->from_seq(), 1);
     const int32_t limit = request->limit() > 0 ? std::min(request->limit(), 5000) : 5000;
-    RDG_ASSIGN_OR_RETURN(storage::AuditExportRecord page, index_.ExportAudit(from, limit));
-    RDG_RETURN_IF_ERROR(index_.AppendAudit(
+    RDG_ASSIGN_OR_RETURN(storage::AuditExportRecord page, stores_.audit.ExportAudit(from, limit));
+    RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
         auth::AuditBy(principal, clock_.Now(), "admin_audit_export", "",
                       absl::StrCat("from ", from, ", ", page.records.size(), " records"))));
     for (const auto& e : page.records) {
@@ -155,7 +156,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(grpc::CallbackServerCo
     if (since >= until) {
       return absl::InvalidArgumentError("the window is empty: since must come before until");
     }
-    RDG_ASSIGN_OR_RETURN(auto stages, index_.ListStagesEnded(since, until));
+    RDG_ASSIGN_OR_RETURN(auto stages, stores_.sla.ListStagesEnded(since, until));
     for (const auto& g : monitoring::ComputeTurnaround(stages, request->group_by(), directory_)) {
       rdg::v1::TurnaroundGroup* out = response->add_groups();
       out->set_key(g.key);
@@ -173,7 +174,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(grpc::CallbackServerCo
       }
       for (const auto& f : g.stages) {
         rdg::v1::StageFigures* s = out->add_stages();
-        s->set_stage(f.stage);
+        s->set_stage(storage::ToProto(f.stage));
         s->set_count(f.count);
         *s->mutable_p50() = ToDurationProto(f.p50);
         *s->mutable_p90() = ToDurationProto(f.p90);
@@ -184,8 +185,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::GetTurnaround(grpc::CallbackServerCo
         s->set_with_target(f.with_target);
       }
     }
-    return index_.AppendAudit(auth::AuditBy(principal, now, "admin_turnaround", "",
-                                            rdg::v1::TurnaroundGrouping_Name(request->group_by())));
+    return stores_.audit.AppendAudit(
+        auth::AuditBy(principal, now, "admin_turnaround", "",
+                      rdg::v1::TurnaroundGrouping_Name(request->group_by())));
   });
 }
 
@@ -194,11 +196,11 @@ namespace {
 void ToBreachProto(const storage::StageRecord& s, absl::Time now,
                    const config::InstitutionDirectory& directory, rdg::v1::Breach* out) {
   out->set_exam_id(s.exam_id);
-  out->set_stage(s.stage);
+  out->set_stage(storage::ToProto(s.stage));
   out->set_queue(s.queue);
   out->set_queue_name(directory.QueueName(s.queue));
   out->set_origin_name(directory.Name(s.origin_institution));
-  out->set_priority(s.priority);
+  out->set_priority(storage::ToProto(s.priority));
   out->set_exam_type(formats::ToValidUtf8(s.exam_type));  // from a device: may predate UTF-8
   out->set_origin_institution(s.origin_institution);
   *out->mutable_started_at() = ToTimestamp(s.started_at);
@@ -220,9 +222,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListBreaches(grpc::CallbackServerCon
     query.open_only = request->open_only();
     if (request->has_since()) query.since = FromTimestamp(request->since());
     query.limit = request->limit() > 0 ? std::min(request->limit(), 100000) : 1000;
-    RDG_ASSIGN_OR_RETURN(auto breaches, index_.ListBreaches(query));
+    RDG_ASSIGN_OR_RETURN(auto breaches, stores_.sla.ListBreaches(query));
     for (const auto& b : breaches) ToBreachProto(b, now, directory_, response->add_breaches());
-    return index_.AppendAudit(
+    return stores_.audit.AppendAudit(
         auth::AuditBy(principal, now, "admin_breaches", "", query.open_only ? "open" : ""));
   });
 }
@@ -235,12 +237,13 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListIdentityConflicts(
     const absl::Time since =
         request->has_since() ? FromTimestamp(request->since()) : absl::InfinitePast();
     const int32_t limit = request->limit() > 0 ? std::min(request->limit(), 1000) : 100;
-    RDG_ASSIGN_OR_RETURN(auto conflicts, index_.ListIdentityConflicts(since, limit));
+    RDG_ASSIGN_OR_RETURN(auto conflicts,
+                         stores_.identity_conflicts.ListIdentityConflicts(since, limit));
     for (const auto& c : conflicts) {
       rdg::v1::IdentityConflict* out = response->add_conflicts();
       out->set_seq(c.seq);
       *out->mutable_detected_at() = ToTimestamp(c.detected_at);
-      out->set_kind(c.kind);
+      out->set_kind(storage::ToProto(c.kind));
       out->set_exam_id(c.exam_id);
       out->set_origin_institution(c.origin_institution);
       out->set_origin_name(directory_.Name(c.origin_institution));
@@ -250,8 +253,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListIdentityConflicts(
       for (const auto& f : c.fields) out->add_fields(f);
       out->set_detail(formats::ToValidUtf8(c.detail));  // may quote an HL7 control id
     }
-    return index_.AppendAudit(auth::AuditBy(principal, clock_.Now(), "admin_identity_conflicts", "",
-                                            absl::StrCat(conflicts.size(), " listed")));
+    return stores_.audit.AppendAudit(auth::AuditBy(principal, clock_.Now(),
+                                                   "admin_identity_conflicts", "",
+                                                   absl::StrCat(conflicts.size(), " listed")));
   });
 }
 
@@ -298,7 +302,7 @@ absl::StatusOr<std::vector<storage::ObjectRecord>> AdminServiceImpl::SnapshotInd
   }
   const std::string path =
       absl::StrCat(backup_.scratch_dir, "/.backup-", storage::RandomHex(8), ".sqlite");
-  absl::StatusOr<int64_t> audit_seq = index_.SnapshotTo(path);
+  absl::StatusOr<int64_t> audit_seq = stores_.backup.SnapshotTo(path);
   absl::StatusOr<std::unique_ptr<storage::BlobReader>> opened =
       audit_seq.ok() ? storage::OpenFileReader(path) : audit_seq.status();
   // Unlinked at once: the open reader keeps the bytes until the stream ends, however it ends.
@@ -321,7 +325,7 @@ absl::StatusOr<std::vector<storage::ObjectRecord>> AdminServiceImpl::SnapshotInd
   snapshot.sop_instance_uid = "index.sqlite";
   snapshot.sha256_hex = storage::ToHex(hasher.Finish());
   snapshot.size = (*opened)->Size();
-  RDG_RETURN_IF_ERROR(index_.AppendAudit(
+  RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
       auth::AuditBy(who, clock_.Now(), "backup_index", "",
                     absl::StrCat("snapshot of ", snapshot.size, " bytes, sha256 ",
                                  snapshot.sha256_hex, ", audit log to record ", *audit_seq))));
@@ -375,7 +379,7 @@ grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* AdminServiceImpl::BackupBlobs(
           storage::ObjectRecord o;
           o.sha256_hex = storage::ToHex(digest);
           // Only what the index references: the backup never reads staging or stray files.
-          RDG_ASSIGN_OR_RETURN(bool referenced, index_.IsBlobReferenced(o.sha256_hex));
+          RDG_ASSIGN_OR_RETURN(bool referenced, stores_.exams.IsBlobReferenced(o.sha256_hex));
           if (!referenced) {
             return absl::NotFoundError(absl::StrCat("no stored object has sha256 ", o.sha256_hex));
           }
@@ -385,7 +389,7 @@ grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* AdminServiceImpl::BackupBlobs(
         }
         std::vector<std::string> hashes;
         for (const storage::ObjectRecord& o : out) hashes.push_back(o.sha256_hex);
-        RDG_RETURN_IF_ERROR(index_.AppendAudit(
+        RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
             auth::AuditBy(*who, clock_.Now(), "backup_blobs", "",
                           absl::StrCat(out.size(), " objects: ", absl::StrJoin(hashes, " ")))));
         return out;

@@ -21,7 +21,12 @@
 #include "rdg/v1/admin.grpc.pb.h"
 #include "storage/base/worker_pool.h"
 #include "storage/blob_store.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
+#include "storage/index/exam_store.h"
+#include "storage/index/identity_conflict_store.h"
+#include "storage/index/index_backup.h"
+#include "storage/index/sla_store.h"
+#include "storage/index/worklist_store.h"
 #include "storage/records.h"
 
 namespace rdg::api {
@@ -37,10 +42,19 @@ struct BackupSource {
 
 class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
  public:
+  //! The index's stores it uses.
+  struct Stores {
+    storage::ExamStore& exams;
+    storage::WorklistStore& worklist;
+    storage::SlaStore& sla;
+    storage::AuditStore& audit;
+    storage::IdentityConflictStore& identity_conflicts;
+    storage::IndexBackup& backup;
+  };
   //! `queues`: every configured queue, listed even while empty.
-  AdminServiceImpl(storage::IndexStore& index, const ServiceContext& context, const Clock& clock,
+  AdminServiceImpl(Stores stores, const ServiceContext& context, const Clock& clock,
                    std::vector<std::string> queues, BackupSource backup = {})
-      : index_(index),
+      : stores_(stores),
         pool_(context.pool),
         authenticator_(context.authenticator),
         directory_(context.directory),
@@ -82,7 +96,7 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   absl::StatusOr<std::vector<storage::ObjectRecord>> SnapshotIndex(
       const auth::Principal& who, std::shared_ptr<std::unique_ptr<storage::BlobReader>> reader);
 
-  storage::IndexStore& index_;
+  const Stores stores_;
   WorkerPool& pool_;
   const Authenticator& authenticator_;
   const config::InstitutionDirectory& directory_;

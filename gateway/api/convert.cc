@@ -7,6 +7,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "storage/base/digest.h"
 #include "storage/formats/text.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::api {
 
@@ -69,8 +70,8 @@ rdg::v1::Exam ToProto(const storage::ExamRecord& r,
   e.set_study_date(Shown(r.study_date, id));
   e.set_study_time(Shown(r.study_time, id));
   e.set_study_description(Shown(r.study_description, id));
-  e.set_priority(r.priority);
-  e.set_state(r.state);
+  e.set_priority(storage::ToProto(r.priority));
+  e.set_state(storage::ToProto(r.state));
   e.set_instance_count(r.instance_count);
   e.set_total_bytes(r.total_bytes);
   *e.mutable_received_at() = ToTimestamp(r.received_at);
@@ -113,7 +114,7 @@ rdg::v1::StoredObject ToProto(const storage::ObjectRecord& r) {
   o.set_instance_number(r.instance_number);
   o.set_size(r.size);
   if (auto d = storage::DigestFromHexOrRaw(r.sha256_hex); d.ok()) o.set_sha256(storage::ToRaw(*d));
-  o.set_kind(r.kind);
+  o.set_kind(storage::ToProto(r.kind));
   *o.mutable_received_at() = ToTimestamp(r.received_at);
   o.set_text_notes(Shown(r.text_notes, r.exam_id));
   return o;
@@ -121,7 +122,7 @@ rdg::v1::StoredObject ToProto(const storage::ObjectRecord& r) {
 
 rdg::v1::ExamEvent ToProto(const storage::ExamEventRecord& r) {
   rdg::v1::ExamEvent e;
-  e.set_state(r.state);
+  e.set_state(storage::ToProto(r.state));
   *e.mutable_at() = ToTimestamp(r.at);
   e.set_actor(r.actor);
   e.set_detail(r.detail);
@@ -139,7 +140,7 @@ rdg::v1::ReportVersion ToProto(const storage::ReportRecord& r) {
   v.mutable_content()->ParseFromString(r.content);
   v.set_canonical_bytes(r.canonical);
   if (!r.signature.empty()) {
-    v.mutable_signature()->set_format(r.signature_format);
+    v.mutable_signature()->set_format(storage::ToProto(r.signature_format));
     v.mutable_signature()->set_signature(r.signature);
     v.mutable_signature()->set_signer_certificate_pem(r.signer_cert_pem);
   }

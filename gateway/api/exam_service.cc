@@ -13,6 +13,7 @@
 #include "gateway/api/object_stream.h"
 #include "gateway/auth/rbac.h"
 #include "storage/base/status_macros.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::api {
 namespace {
@@ -44,11 +45,11 @@ absl::StatusOr<storage::ExamRecord> ExamServiceImpl::OpenExam(const auth::Princi
                                                               const std::string& exam_id,
                                                               absl::string_view action) {
   RDG_RETURN_IF_ERROR(auth::Authorize(principal, auth::Permission::kDownloadExam));
-  RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
+  RDG_ASSIGN_OR_RETURN(auto exam, stores_.exams.GetExam(exam_id));
   RDG_RETURN_IF_ERROR(
       auth::AuthorizeExamAccess(principal, exam_id, exam ? exam->origin_institution : ""));
-  RDG_RETURN_IF_ERROR(
-      index_.AppendAudit(auth::AuditBy(principal, clock_.Now(), std::string(action), exam_id, "")));
+  RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
+      auth::AuditBy(principal, clock_.Now(), std::string(action), exam_id, "")));
   return *std::move(exam);
 }
 
@@ -61,16 +62,17 @@ grpc::ServerUnaryReactor* ExamServiceImpl::ListExams(grpc::CallbackServerContext
     storage::ExamQuery query;
     query.origin_institution = principal.institution;
     query.limit = request->page_size() > 0 ? std::min(request->page_size(), 1000) : 100;
-    if (request->state() != rdg::v1::EXAM_STATE_UNSPECIFIED) query.state = request->state();
+    if (request->state() != rdg::v1::EXAM_STATE_UNSPECIFIED)
+      query.state = storage::FromProto(request->state());
     if (!request->page_token().empty() &&
         !absl::SimpleAtoi(request->page_token(), &query.before_seq)) {
       return absl::InvalidArgumentError("page_token is not one this gateway issued");
     }
-    RDG_ASSIGN_OR_RETURN(auto page, index_.ListExams(query));
+    RDG_ASSIGN_OR_RETURN(auto page, stores_.exams.ListExams(query));
     for (const auto& exam : page.exams) *response->add_exams() = ToProto(exam, directory_);
     if (page.next_before_seq > 0) response->set_next_page_token(absl::StrCat(page.next_before_seq));
-    return index_.AppendAudit(auth::AuditBy(principal, clock_.Now(), "list_exams", "",
-                                            absl::StrCat(page.exams.size(), " exams")));
+    return stores_.audit.AppendAudit(auth::AuditBy(principal, clock_.Now(), "list_exams", "",
+                                                   absl::StrCat(page.exams.size(), " exams")));
   });
 }
 
@@ -86,13 +88,13 @@ grpc::ServerUnaryReactor* ExamServiceImpl::GetExam(grpc::CallbackServerContext* 
       RDG_ASSIGN_OR_RETURN(after, ParseObjectPageToken(request->page_token()));
     }
     const int limit = request->page_size() > 0 ? std::min(request->page_size(), 5000) : 1000;
-    RDG_ASSIGN_OR_RETURN(auto objects, index_.ListObjectsPage(exam.exam_id, after, limit));
+    RDG_ASSIGN_OR_RETURN(auto objects, stores_.exams.ListObjectsPage(exam.exam_id, after, limit));
     for (const auto& o : objects) *response->add_objects() = ToProto(o);
     if (static_cast<int>(objects.size()) == limit) {
       response->set_next_page_token(ObjectPageToken(objects.back()));
     }
     if (!after.has_value()) {
-      RDG_ASSIGN_OR_RETURN(auto events, index_.ListEvents(exam.exam_id));
+      RDG_ASSIGN_OR_RETURN(auto events, stores_.exams.ListEvents(exam.exam_id));
       for (const auto& e : events) *response->add_events() = ToProto(e);
     }
     return absl::OkStatus();
@@ -110,7 +112,7 @@ grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* ExamServiceImpl::DownloadExam(
        exam_id = request->exam_id()]() -> absl::StatusOr<std::vector<storage::ObjectRecord>> {
         if (!principal.ok()) return principal.status();
         RDG_ASSIGN_OR_RETURN(auto exam, OpenExam(*principal, exam_id, "download_exam"));
-        return index_.ListObjects(exam.exam_id);
+        return stores_.exams.ListObjects(exam.exam_id);
       });
 }
 

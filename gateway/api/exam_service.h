@@ -9,15 +9,21 @@
 #include "rdg/v1/ingest.grpc.pb.h"
 #include "storage/base/worker_pool.h"
 #include "storage/blob_store.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
+#include "storage/index/exam_store.h"
 
 namespace rdg::api {
 
 class ExamServiceImpl final : public rdg::v1::ExamService::CallbackService {
  public:
-  ExamServiceImpl(storage::IndexStore& index, storage::BlobStore& blobs,
-                  const ServiceContext& context, const Clock& clock)
-      : index_(index),
+  //! The index's stores it uses.
+  struct Stores {
+    storage::ExamStore& exams;
+    storage::AuditStore& audit;
+  };
+  ExamServiceImpl(Stores stores, storage::BlobStore& blobs, const ServiceContext& context,
+                  const Clock& clock)
+      : stores_(stores),
         blobs_(blobs),
         pool_(context.pool),
         authenticator_(context.authenticator),
@@ -39,7 +45,7 @@ class ExamServiceImpl final : public rdg::v1::ExamService::CallbackService {
                                                const std::string& exam_id,
                                                absl::string_view action);
 
-  storage::IndexStore& index_;
+  const Stores stores_;
   storage::BlobStore& blobs_;
   WorkerPool& pool_;
   const Authenticator& authenticator_;

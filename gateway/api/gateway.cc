@@ -85,10 +85,10 @@ storage::AuditRecord ApplicationEvent(std::string action, absl::Time at) {
 //! verified the chain to tls.ca_file before it asks.
 class RevocationCheck final : public grpc::experimental::ExternalCertificateVerifier {
  public:
-  //! Refusals are audited in `index` (written on `pool`).
-  RevocationCheck(signing::RevocationList* revocations, storage::IndexStore& index,
+  //! Refusals are audited in `audit` (written on `pool`).
+  RevocationCheck(signing::RevocationList* revocations, storage::AuditStore& audit,
                   WorkerPool& pool, const Clock& clock)
-      : revocations_(revocations), index_(index), pool_(pool), clock_(clock) {}
+      : revocations_(revocations), audit_(audit), pool_(pool), clock_(clock) {}
 
   bool Verify(grpc::experimental::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
@@ -112,7 +112,7 @@ class RevocationCheck final : public grpc::experimental::ExternalCertificateVeri
             absl::StrCat("certificate revoked at ",
                          absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", *revoked, absl::UTCTimeZone()),
                          AuditThrottle::LeftOut(*left_out));
-        AppendAuditLater(index_, pool_, std::move(refusal));
+        AppendAuditLater(audit_, pool_, std::move(refusal));
       }
     } else {
       *sync_status = grpc::Status::OK;
@@ -123,7 +123,7 @@ class RevocationCheck final : public grpc::experimental::ExternalCertificateVeri
 
  private:
   signing::RevocationList* const revocations_;
-  storage::IndexStore& index_;
+  storage::AuditStore& audit_;
   WorkerPool& pool_;
   const Clock& clock_;
   AuditThrottle throttle_;
@@ -132,7 +132,7 @@ class RevocationCheck final : public grpc::experimental::ExternalCertificateVeri
 //! Mutual TLS: a client certificate chained to tls.ca_file is required, and it must not be
 //! revoked (RevocationCheck).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
-    const rdg::v1::TlsConfig& tls, signing::RevocationList* revocations, storage::IndexStore& index,
+    const rdg::v1::TlsConfig& tls, signing::RevocationList* revocations, storage::AuditStore& audit,
     WorkerPool& pool, const Clock& clock) {
   RDG_ASSIGN_OR_RETURN(std::string roots, ReadWholeFile(tls.ca_file(), "tls.ca_file"));
   RDG_ASSIGN_OR_RETURN(std::string key, ReadWholeFile(tls.key_file(), "tls.key_file"));
@@ -144,7 +144,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MutualTlsCredentials(
   options.watch_identity_key_cert_pairs();
   options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   options.set_certificate_verifier(
-      grpc::experimental::ExternalCertificateVerifier::Create<RevocationCheck>(revocations, index,
+      grpc::experimental::ExternalCertificateVerifier::Create<RevocationCheck>(revocations, audit,
                                                                                pool, clock));
   return grpc::experimental::TlsServerCredentials(options);
 }
@@ -338,7 +338,8 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
   // A blobs/ mounted apart would refuse every upload at its commit (link: EXDEV), forever.
   RDG_RETURN_IF_ERROR(
       storage::ProbeHardLink(config.data_dir() + "/uploads", config.data_dir() + "/blobs"));
-  in.committer = std::make_unique<ingest::IndexCommitter>(*stores.index, /*max_batch=*/256,
+  storage::IndexStore& index = *stores.index;
+  in.committer = std::make_unique<ingest::IndexCommitter>(index.exams(), /*max_batch=*/256,
                                                           stores.blobs.get());
   RDG_ASSIGN_OR_RETURN(
       in.parser,
@@ -347,7 +348,9 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
       ingest::Ingestor::Options{config.limits(), policy.router.get(), policy.sla.get(),
                                 parsing::CriticalValueTable(config.critical_values()),
                                 in.parser.get(), stores.guard.get()},
-      *stores.index, *stores.blobs, std::move(staging), *in.committer, clock);
+      ingest::Ingestor::Stores{index.sessions(), index.exams(), index.audit(),
+                               index.identity_conflicts()},
+      *stores.blobs, std::move(staging), *in.committer, clock);
   RDG_RETURN_IF_ERROR(in.ingestor->Recover());
   // A PostgreSQL index held only UTF-8 from its first schema: nothing to repair.
   if (stores.repairs == nullptr) return in;
@@ -379,11 +382,16 @@ absl::StatusOr<Desks> BuildDesks(const rdg::v1::GatewayConfig& config, const Pol
                        ReadWholeFile(config.tls().cert_file(), "tls.cert_file"));
   RDG_ASSIGN_OR_RETURN(std::string key_pem, ReadWholeFile(config.tls().key_file(), "tls.key_file"));
   RDG_ASSIGN_OR_RETURN(d.receipts, signing::CmsReceiptSigner::Create(cert_pem, key_pem));
-  d.reading =
-      std::make_unique<worklist::IndexReadingDesk>(config, *stores.index, *policy.sla, clock);
+  storage::IndexStore& index = *stores.index;
+  d.reading = std::make_unique<worklist::IndexReadingDesk>(
+      config,
+      worklist::IndexReadingDesk::Stores{index.worklist(), index.exams(), index.reports(),
+                                         index.lab_results(), index.audit(),
+                                         index.identity_conflicts()},
+      *policy.sla, clock);
   auto reports = std::make_unique<worklist::IndexReportDesk>(
-      *stores.index, *d.reading, *d.verifier, *policy.sla, clock,
-      absl::Seconds(config.max_signing_clock_skew_seconds()));
+      worklist::IndexReportDesk::Stores{index.reports(), index.exams(), index.audit()}, *d.reading,
+      *d.verifier, *policy.sla, clock, absl::Seconds(config.max_signing_clock_skew_seconds()));
   if (config.index().has_postgres()) {
     // A report signed through another gateway wakes this one's watches of its clinic; after a
     // lost connection (payload ""), every watch looks again.
@@ -411,7 +419,9 @@ void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, c
   const ServiceContext ingest_context{*s.ingest_pool, *s.authenticator, *policy.directory};
   s.ingest = std::make_unique<IngestServiceImpl>(*ingest.ingestor, ingest_context, config.limits(),
                                                  config.parsing(), real_clock);
-  s.exams = std::make_unique<ExamServiceImpl>(*stores.index, *stores.blobs, context, clock);
+  storage::IndexStore& index = *stores.index;
+  s.exams = std::make_unique<ExamServiceImpl>(ExamServiceImpl::Stores{index.exams(), index.audit()},
+                                              *stores.blobs, context, clock);
   s.reading =
       std::make_unique<ReadingServiceImpl>(*desks.reading, *desks.reports, *stores.blobs, context);
   s.delivery = std::make_unique<DeliveryServiceImpl>(
@@ -423,15 +433,18 @@ void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, c
                       {config.backup_users().begin(), config.backup_users().end()},
                       config.index().sqlite().path(),
                       stores.guard.get()};
-  s.admin = std::make_unique<AdminServiceImpl>(*stores.index, context, clock,
-                                               std::move(queue_names), std::move(backup));
+  s.admin = std::make_unique<AdminServiceImpl>(
+      AdminServiceImpl::Stores{index.exams(), index.worklist(), index.sla(), index.audit(),
+                               index.identity_conflicts(), index.backup()},
+      context, clock, std::move(queue_names), std::move(backup));
 }
 
 //! The gRPC server with mutual TLS on config.listen.
 absl::Status StartServer(const rdg::v1::GatewayConfig& config, const Policy& policy,
                          const Stores& stores, const Desks& desks, const Clock& clock, Serving& s) {
-  RDG_ASSIGN_OR_RETURN(auto credentials, MutualTlsCredentials(config.tls(), desks.revocations.get(),
-                                                              *stores.index, *s.pool, clock));
+  RDG_ASSIGN_OR_RETURN(auto credentials,
+                       MutualTlsCredentials(config.tls(), desks.revocations.get(),
+                                            stores.index->audit(), *s.pool, clock));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -501,7 +514,8 @@ absl::StatusOr<std::unique_ptr<atna::AuditExporter>> StartAuditExport(
   o.source.pid = static_cast<int>(::getpid());
   o.batch_records = e.batch_records();
   o.leads = [&leadership = *stores.leadership] { return leadership.Leads(); };
-  return atna::AuditExporter::Start(*stores.index, std::move(o), clock);
+  return atna::AuditExporter::Start({stores.index->audit(), stores.index->exams()}, std::move(o),
+                                    clock);
 }
 
 //! The certificates /metrics shows the expiry of: the gateway's own (the first of its chain) and
@@ -533,13 +547,15 @@ absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
                                            const Clock& clock) {
   Monitoring m;
   if (config.monitoring().disabled()) return m;
-  storage::IndexStore* index = stores.index.get();
+  storage::IndexStore& index = *stores.index;
   StorageGuard* guard = stores.guard.get();
-  auto ready = [index, guard, &clock]() -> absl::Status {
+  auto ready = [&worklist = index.worklist(), guard, &clock]() -> absl::Status {
     RDG_RETURN_IF_ERROR(guard->Check());
-    return index->ListQueueFigures(clock.Now()).status();
+    return worklist.ListQueueFigures(clock.Now()).status();
   };
-  monitoring::Metrics::Sources sources{stores.index.get(),
+  monitoring::Metrics::Sources sources{&index.sla(),
+                                       &index.worklist(),
+                                       &index.audit(),
                                        policy.directory.get(),
                                        &ingest.ingestor->counters(),
                                        policy.router.get(),
@@ -565,17 +581,19 @@ absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
     return revocations->RevokedAt(pem).has_value();
   };
   handlers.ready = ready;
-  handlers.audit = [index](const storage::AuditRecord& record) {
-    absl::Status written = index->AppendAudit(record);
+  handlers.audit = [&audit = index.audit()](const storage::AuditRecord& record) {
+    absl::Status written = audit.AppendAudit(record);
     if (!written.ok())
       LOG(ERROR) << "audit record " << record.action << " not written: " << written;
     return written;
   };
   std::vector<std::string> queues;
   for (const auto& q : config.queues()) queues.push_back(q.name());
-  handlers.dashboard_data = [index, directory, &clock, queues = std::move(queues),
+  const monitoring::DashboardStores dashboard{index.sla(), index.worklist(), index.audit(),
+                                              index.identity_conflicts()};
+  handlers.dashboard_data = [dashboard, directory, &clock, queues = std::move(queues),
                              zone = config::DisplayTimeZone(config)]() {
-    return monitoring::DashboardData(*index, *directory, queues, clock.Now(), zone);
+    return monitoring::DashboardData(dashboard, *directory, queues, clock.Now(), zone);
   };
   RDG_ASSIGN_OR_RETURN(m.server,
                        monitoring::MonitoringServer::Start(config.monitoring(), config.tls(),
@@ -596,8 +614,8 @@ void SweepBreaches(storage::SlaStore& sla, const Clock& clock) {
       LOG(WARNING) << "SLA breach: exam " << b.exam_id << " " << monitoring::StageLabel(b.stage)
                    << " due "
                    << absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", b.due_at, absl::UTCTimeZone()) << " ("
-                   << rdg::v1::Priority_Name(b.priority) << " " << b.exam_type << ", queue "
-                   << b.queue << ", from " << b.origin_institution << ")";
+                   << storage::Name(b.priority) << " " << b.exam_type << ", queue " << b.queue
+                   << ", from " << b.origin_institution << ")";
     }
     if (breaches->size() < 1000) return;
   }

@@ -4,6 +4,7 @@
 #include "gateway/api/convert.h"
 #include "gateway/api/object_stream.h"
 #include "storage/base/status_macros.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::api {
 namespace {
@@ -28,8 +29,9 @@ grpc::ServerUnaryReactor* ReadingServiceImpl::GetWorklist(grpc::CallbackServerCo
     storage::WorklistQuery query;
     query.exam_types.assign(request->modalities().begin(), request->modalities().end());
     for (int p : request->priorities())
-      query.priorities.push_back(static_cast<rdg::v1::Priority>(p));
-    for (int s : request->states()) query.states.push_back(static_cast<rdg::v1::ExamState>(s));
+      query.priorities.push_back(storage::FromNumber<storage::Priority>(p));
+    for (int s : request->states())
+      query.states.push_back(storage::FromNumber<storage::ExamState>(s));
     query.limit = request->page_size() > 0 ? request->page_size() : 100;
     query.after = request->page_token();
     query.patient = request->patient();

@@ -13,14 +13,13 @@
 
 namespace rdg::atna {
 
-absl::StatusOr<std::unique_ptr<AuditExporter>> AuditExporter::Start(storage::IndexStore& index,
-                                                                    Options options,
+absl::StatusOr<std::unique_ptr<AuditExporter>> AuditExporter::Start(Stores stores, Options options,
                                                                     const Clock& clock) {
   RDG_ASSIGN_OR_RETURN(std::unique_ptr<SyslogTlsSender> sender,
                        SyslogTlsSender::Create(options.repository));
   auto exporter = std::unique_ptr<AuditExporter>(
-      new AuditExporter(index, std::move(options), clock, std::move(sender)));
-  RDG_ASSIGN_OR_RETURN(int64_t confirmed, index.AuditExportedUpTo(exporter->destination_));
+      new AuditExporter(stores, std::move(options), clock, std::move(sender)));
+  RDG_ASSIGN_OR_RETURN(int64_t confirmed, stores.audit.AuditExportedUpTo(exporter->destination_));
   {
     absl::MutexLock lock(&exporter->mu_);
     exporter->figures_.exported_seq = confirmed;
@@ -29,9 +28,9 @@ absl::StatusOr<std::unique_ptr<AuditExporter>> AuditExporter::Start(storage::Ind
   return exporter;
 }
 
-AuditExporter::AuditExporter(storage::IndexStore& index, Options options, const Clock& clock,
+AuditExporter::AuditExporter(Stores stores, Options options, const Clock& clock,
                              std::unique_ptr<SyslogTlsSender> sender)
-    : index_(index),
+    : stores_(stores),
       options_(std::move(options)),
       clock_(clock),
       sender_(std::move(sender)),
@@ -95,14 +94,14 @@ void AuditExporter::Loop() {
 }
 
 absl::Status AuditExporter::ExportPending() {
-  RDG_ASSIGN_OR_RETURN(int64_t done, index_.AuditExportedUpTo(destination_));
+  RDG_ASSIGN_OR_RETURN(int64_t done, stores_.audit.AuditExportedUpTo(destination_));
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return absl::OkStatus();
     }
     RDG_ASSIGN_OR_RETURN(storage::AuditExportRecord page,
-                         index_.ExportAudit(done + 1, options_.batch_records));
+                         stores_.audit.ExportAudit(done + 1, options_.batch_records));
     if (page.records.empty()) return absl::OkStatus();
     std::vector<std::string> frames;
     frames.reserve(page.records.size());
@@ -111,7 +110,7 @@ absl::Status AuditExporter::ExportPending() {
     RDG_RETURN_IF_ERROR(sender_->Deliver(frames));
     done = page.records.back().seq;
     const absl::Time now = clock_.Now();
-    RDG_RETURN_IF_ERROR(index_.SetAuditExportedUpTo(destination_, done, now));
+    RDG_RETURN_IF_ERROR(stores_.audit.SetAuditExportedUpTo(destination_, done, now));
     {
       absl::MutexLock lock(&mu_);
       figures_.exported_seq = done;
@@ -127,7 +126,7 @@ std::string AuditExporter::Frame(const storage::AuditRecord& r,
   if (!r.exam_id.empty()) {
     auto [it, fresh] = exams.try_emplace(r.exam_id);
     if (fresh) {
-      if (auto exam = index_.GetExam(r.exam_id); exam.ok() && exam->has_value()) {
+      if (auto exam = stores_.exams.GetExam(r.exam_id); exam.ok() && exam->has_value()) {
         it->second.study_instance_uid = (*exam)->study_instance_uid;
         it->second.patient_name = (*exam)->patient.name;
       }

@@ -25,7 +25,8 @@
 #include "gateway/atna/dicom_audit_message.h"
 #include "gateway/atna/syslog_sender.h"
 #include "gateway/common/clock.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
+#include "storage/index/exam_store.h"
 
 namespace rdg::atna {
 
@@ -48,9 +49,14 @@ class AuditExporter {
     std::optional<absl::Time> last_delivery;
   };
 
-  //! Loads the certificates and starts the thread. `index` and `clock` must outlive it.
-  static absl::StatusOr<std::unique_ptr<AuditExporter>> Start(storage::IndexStore& index,
-                                                              Options options, const Clock& clock);
+  //! The index's stores it uses.
+  struct Stores {
+    storage::AuditStore& audit;
+    storage::ExamStore& exams;
+  };
+  //! Loads the certificates and starts the thread. The stores and `clock` must outlive it.
+  static absl::StatusOr<std::unique_ptr<AuditExporter>> Start(Stores stores, Options options,
+                                                              const Clock& clock);
   ~AuditExporter();  //!< stops the thread; a batch in flight ends within the send timeout
 
   //! "host:port": the repository's key in the index.
@@ -58,7 +64,7 @@ class AuditExporter {
   Figures figures() const;
 
  private:
-  AuditExporter(storage::IndexStore& index, Options options, const Clock& clock,
+  AuditExporter(Stores stores, Options options, const Clock& clock,
                 std::unique_ptr<SyslogTlsSender> sender);
   void Loop();
   //! Sends everything after the confirmed seq, batch by batch.
@@ -67,7 +73,7 @@ class AuditExporter {
   std::string Frame(const storage::AuditRecord& record,
                     absl::flat_hash_map<std::string, ExamFacts>& exams);
 
-  storage::IndexStore& index_;
+  const Stores stores_;
   const Options options_;
   const Clock& clock_;
   const std::unique_ptr<SyslogTlsSender> sender_;

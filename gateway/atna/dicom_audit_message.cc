@@ -109,8 +109,8 @@ std::string EventIdentification(const storage::AuditRecord& r, const AuditEvent&
 }
 
 //! The role as certificates name it (OU): "clinic", "reader", "admin"; "" when none.
-std::string RoleName(rdg::v1::Role role) {
-  return role == rdg::v1::ROLE_UNSPECIFIED ? "" : absl::AsciiStrToLower(rdg::v1::Role_Name(role));
+std::string RoleName(storage::Role role) {
+  return role == storage::Role::kUnspecified ? "" : absl::AsciiStrToLower(storage::Name(role));
 }
 
 //! The caller: user@institution (or the certificate subject when no principal was derived).

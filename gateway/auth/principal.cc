@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gateway/signing/certificate.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::auth {
 
@@ -58,8 +59,8 @@ absl::StatusOr<Principal> PrincipalFromCertificate(absl::string_view pem,
 storage::AuditRecord AuditBy(const Principal& who, absl::Time at, std::string action,
                              std::string exam_id, std::string detail) {
   storage::AuditRecord r =
-      storage::AuditOf(at, who.institution, who.user, who.role, std::move(action),
-                       std::move(exam_id), std::move(detail));
+      storage::AuditOf(at, who.institution, who.user, storage::FromProto(who.role),
+                       std::move(action), std::move(exam_id), std::move(detail));
   r.subject = who.subject;
   r.peer = who.peer;
   return r;

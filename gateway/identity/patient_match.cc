@@ -167,7 +167,8 @@ absl::StatusOr<std::vector<storage::ExamRecord>> PatientLinker::SamePatient(
       continue;
     }
     // The review list is kept on a best-effort basis: a failure to record never hides priors.
-    if (auto s = RecordPair(rdg::v1::DEMOGRAPHICS_DISAGREE, exam, candidate, std::move(fields));
+    if (auto s = RecordPair(storage::IdentityConflictKind::kDemographicsDisagree, exam, candidate,
+                            std::move(fields));
         !s.ok()) {
       LOG(WARNING) << "exam " << exam.exam_id << ": cannot list an identity conflict: " << s;
     }
@@ -177,21 +178,22 @@ absl::StatusOr<std::vector<storage::ExamRecord>> PatientLinker::SamePatient(
 
 absl::Status PatientLinker::ReviewNewExam(const storage::ExamRecord& exam) {
   if (!exam.patient.national_id_problem.empty()) {
-    RDG_RETURN_IF_ERROR(conflicts_.RecordIdentityConflict({0,
-                                                           clock_.Now(),
-                                                           rdg::v1::NATIONAL_ID_REFUSED,
-                                                           exam.exam_id,
-                                                           exam.origin_institution,
-                                                           "",
-                                                           "",
-                                                           {"national ID"},
-                                                           exam.patient.national_id_problem}));
+    RDG_RETURN_IF_ERROR(
+        conflicts_.RecordIdentityConflict({0,
+                                           clock_.Now(),
+                                           storage::IdentityConflictKind::kNationalIdRefused,
+                                           exam.exam_id,
+                                           exam.origin_institution,
+                                           "",
+                                           "",
+                                           {"national ID"},
+                                           exam.patient.national_id_problem}));
   }
   if (IsPlaceholderId(exam.patient.patient_id)) {
     RDG_RETURN_IF_ERROR(conflicts_.RecordIdentityConflict(
         {0,
          clock_.Now(),
-         rdg::v1::PLACEHOLDER_PATIENT_ID,
+         storage::IdentityConflictKind::kPlaceholderPatientId,
          exam.exam_id,
          exam.origin_institution,
          "",
@@ -208,15 +210,15 @@ absl::Status PatientLinker::ReviewNewExam(const storage::ExamRecord& exam) {
     std::vector<std::string> fields =
         Disagreements(exam.patient, other.patient, Strictness::kSameExam);
     if (!fields.empty()) {
-      RDG_RETURN_IF_ERROR(
-          RecordPair(rdg::v1::ORDER_OF_ANOTHER_PATIENT, exam, other, std::move(fields)));
+      RDG_RETURN_IF_ERROR(RecordPair(storage::IdentityConflictKind::kOrderOfAnotherPatient, exam,
+                                     other, std::move(fields)));
     }
   }
   return absl::OkStatus();
 }
 
 absl::Status PatientLinker::RecordRefusedJoin(const storage::ExamRecord& existing,
-                                              rdg::v1::IdentityConflictKind kind,
+                                              storage::IdentityConflictKind kind,
                                               std::vector<std::string> fields,
                                               const std::string& detail) {
   return conflicts_.RecordIdentityConflict({0, clock_.Now(), kind, existing.exam_id,
@@ -224,7 +226,7 @@ absl::Status PatientLinker::RecordRefusedJoin(const storage::ExamRecord& existin
                                             detail});
 }
 
-absl::Status PatientLinker::RecordPair(rdg::v1::IdentityConflictKind kind,
+absl::Status PatientLinker::RecordPair(storage::IdentityConflictKind kind,
                                        const storage::ExamRecord& a, const storage::ExamRecord& b,
                                        std::vector<std::string> fields) {
   // One row per pair, whichever exam was looked at first.

@@ -58,11 +58,11 @@ class PatientLinker {
   absl::Status ReviewNewExam(const storage::ExamRecord& exam);
   //! An object refused because its patient is not its exam's.
   absl::Status RecordRefusedJoin(const storage::ExamRecord& existing,
-                                 rdg::v1::IdentityConflictKind kind,
+                                 storage::IdentityConflictKind kind,
                                  std::vector<std::string> fields, const std::string& detail);
 
  private:
-  absl::Status RecordPair(rdg::v1::IdentityConflictKind kind, const storage::ExamRecord& a,
+  absl::Status RecordPair(storage::IdentityConflictKind kind, const storage::ExamRecord& a,
                           const storage::ExamRecord& b, std::vector<std::string> fields);
 
   //! Candidates read per lookup (those that disagree are filtered out after).

@@ -14,6 +14,7 @@
 #include "storage/base/random.h"
 #include "storage/base/status_macros.h"
 #include "storage/parsing/parsed_object.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::ingest {
 namespace {
@@ -59,10 +60,12 @@ storage::NewObject ToNewObject(parsing::ParsedObject parsed, const UploadSession
   storage::NewObject n;
   n.exam = std::move(parsed.exam);
   n.exam.origin_institution = session.institution;
-  n.exam.priority =
-      session.priority == rdg::v1::PRIORITY_UNSPECIFIED ? rdg::v1::ROUTINE : session.priority;
-  if (n.exam.critical) n.exam.priority = rdg::v1::STAT;  // a critical value is read first
-  n.exam.state = rdg::v1::RECEIVED;
+  n.exam.priority = session.priority == storage::Priority::kUnspecified
+                        ? storage::Priority::kRoutine
+                        : session.priority;
+  if (n.exam.critical)
+    n.exam.priority = storage::Priority::kStat;  // a critical value is read first
+  n.exam.state = storage::ExamState::kReceived;
   n.object = std::move(parsed.object);
   n.object.origin_institution = session.institution;
   n.object.kind = session.kind;
@@ -88,7 +91,7 @@ storage::RoutingRecord RouteExam(const Ingestor::Options& options, const storage
   routing::RoutingDecision d =
       options.router->Route({exam.origin_institution, exam.exam_type, exam.body_part, requested});
   r.queue = d.queue;
-  r.priority = d.priority;
+  r.priority = storage::FromProto(d.priority);
   r.detail = d.fallback ? "no routing rule matched: fallback queue " + d.queue
                         : "rule " + d.rule + " -> " + d.queue;
   if (options.sla != nullptr) {
@@ -169,7 +172,7 @@ UploadStatus UploadHandle::Detach() {
       // Not kept for resume: its bytes go too.
       if (!persisted_) s.Update(owner_.staging_.Remove(record_.session_id));
     } else if (s.ok()) {
-      s = owner_.index_.TouchSession(record_.session_id, owner_.clock_.Now());
+      s = owner_.stores_.sessions.TouchSession(record_.session_id, owner_.clock_.Now());
     }
     if (!s.ok()) LOG(WARNING) << "upload " << record_.session_id << " not kept for resume: " << s;
     file_.reset();
@@ -184,7 +187,8 @@ void UploadHandle::Discard() {
   if (auto s = owner_.staging_.Remove(record_.session_id); !s.ok()) LOG(WARNING) << s;
   file_.reset();
   if (persisted_) {
-    if (auto s = owner_.index_.DeleteSession(record_.session_id); !s.ok()) LOG(WARNING) << s;
+    if (auto s = owner_.stores_.sessions.DeleteSession(record_.session_id); !s.ok())
+      LOG(WARNING) << s;
   }
   owner_.Release(record_.session_id);
 }
@@ -232,10 +236,10 @@ absl::StatusOr<UploadStatus> UploadHandle::Commit() {
 // ---------------------------------------------------------------------------------------------
 // Ingestor
 
-Ingestor::Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
+Ingestor::Ingestor(const Options& options, Stores stores, storage::BlobStore& blobs,
                    storage::StagingArea staging, IndexCommitter& committer, const Clock& clock)
     : options_(options),
-      index_(index),
+      stores_(stores),
       blobs_(blobs),
       staging_(std::move(staging)),
       committer_(committer),
@@ -243,7 +247,7 @@ Ingestor::Ingestor(const Options& options, storage::IndexStore& index, storage::
 
 absl::Status Ingestor::Recover() {
   RDG_ASSIGN_OR_RETURN(int stray, staging_.RemoveStrayFiles());
-  RDG_ASSIGN_OR_RETURN(auto sessions, index_.ListSessions());
+  RDG_ASSIGN_OR_RETURN(auto sessions, stores_.sessions.ListSessions());
   RDG_ASSIGN_OR_RETURN(auto staged, staging_.ListSessions());
   absl::flat_hash_set<std::string> known;
   for (const auto& s : sessions) known.insert(s.session_id);
@@ -263,7 +267,7 @@ absl::Status Ingestor::Recover() {
 }
 
 absl::StatusOr<int> Ingestor::ExpireSessions() {
-  RDG_ASSIGN_OR_RETURN(auto sessions, index_.ListSessions());
+  RDG_ASSIGN_OR_RETURN(auto sessions, stores_.sessions.ListSessions());
   int expired = 0;
   const absl::Time now = clock_.Now();
   for (const auto& s : sessions) {
@@ -277,7 +281,7 @@ absl::StatusOr<int> Ingestor::ExpireSessions() {
     // A stream of another gateway on the same staging dir may hold it: left to the next round.
     absl::StatusOr<bool> removed = staging_.RemoveIfFree(s.session_id);
     absl::Status deleted = removed.ok() ? absl::OkStatus() : removed.status();
-    if (removed.ok() && *removed) deleted = index_.DeleteSession(s.session_id);
+    if (removed.ok() && *removed) deleted = stores_.sessions.DeleteSession(s.session_id);
     Release(s.session_id);
     RDG_RETURN_IF_ERROR(deleted);
     if (*removed) ++expired;
@@ -294,7 +298,7 @@ absl::Status Ingestor::TooManySessions() const {
 }
 
 absl::Status Ingestor::PersistSession(const UploadSessionRecord& record) {
-  absl::Status s = index_.CreateSession(record, options_.limits.max_open_uploads());
+  absl::Status s = stores_.sessions.CreateSession(record, options_.limits.max_open_uploads());
   if (absl::IsResourceExhausted(s)) return TooManySessions();
   return s;
 }
@@ -346,7 +350,7 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
   RDG_ASSIGN_OR_RETURN(storage::Digest digest, storage::DigestFromHexOrRaw(request.sha256()));
   const std::string hex = storage::ToHex(digest);
   Found found;
-  RDG_ASSIGN_OR_RETURN(auto stored, index_.FindObjectByContent(principal.institution, hex));
+  RDG_ASSIGN_OR_RETURN(auto stored, stores_.exams.FindObjectByContent(principal.institution, hex));
   if (stored.has_value() && stored->size == request.size()) {
     UploadStatus st;
     st.set_state(rdg::v1::COMMITTED);
@@ -356,7 +360,7 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
     c->set_exam_id(stored->exam_id);
     c->set_sop_instance_uid(stored->sop_instance_uid);
     c->set_duplicate(true);
-    RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(stored->exam_id));
+    RDG_ASSIGN_OR_RETURN(auto exam, stores_.exams.GetExam(stored->exam_id));
     if (exam.has_value()) {
       c->set_study_instance_uid(exam->study_instance_uid);
       c->set_exam_instance_count(exam->instance_count);
@@ -366,7 +370,7 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
       RDG_ASSIGN_OR_RETURN(*st.mutable_hl7_ack(), AckForStored(digest, stored->size));
     }
     // Answered from what is stored: the upload is audited here, not in a commit.
-    RDG_RETURN_IF_ERROR(index_.AppendAudit(auth::AuditBy(
+    RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(auth::AuditBy(
         principal, clock_.Now(), "upload", stored->exam_id,
         absl::StrCat(rdg::v1::ObjectKind_Name(request.kind()), " ", stored->sop_instance_uid, ", ",
                      request.size(), " bytes (already stored)"))));
@@ -374,7 +378,7 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
     return found;
   }
   RDG_ASSIGN_OR_RETURN(auto existing,
-                       index_.FindSession(principal.institution, hex, request.size()));
+                       stores_.sessions.FindSession(principal.institution, hex, request.size()));
   if (existing.has_value()) {
     found.record = *std::move(existing);
     found.persisted = true;
@@ -382,16 +386,16 @@ absl::StatusOr<Ingestor::Found> Ingestor::FindOrCreate(const auth::Principal& pr
   }
   RDG_RETURN_IF_ERROR(AdmitBytes());
   // An early, friendly refusal; PersistSession is the atomic check.
-  RDG_ASSIGN_OR_RETURN(int open, index_.CountSessions(principal.institution));
+  RDG_ASSIGN_OR_RETURN(int open, stores_.sessions.CountSessions(principal.institution));
   if (open >= options_.limits.max_open_uploads()) return TooManySessions();
   auto& r = found.record;
   r.session_id = NewSessionId();
   r.institution = principal.institution;
   r.user = principal.user;
-  r.kind = request.kind();
+  r.kind = storage::FromProto(request.kind());
   r.size = request.size();
   r.sha256_hex = hex;
-  r.priority = request.priority();
+  r.priority = storage::FromProto(request.priority());
   r.client_ref = request.client_ref().substr(0, 256);
   r.created_at = r.updated_at = clock_.Now();
   return found;
@@ -447,7 +451,7 @@ absl::StatusOr<std::unique_ptr<UploadHandle>> Ingestor::Hold(UploadSessionRecord
   if (persisted) {
     // Read again now that it is held: expiry (which holds a session while it removes it) may
     // have removed it since the caller read it.
-    auto current = index_.GetSession(record.session_id);
+    auto current = stores_.sessions.GetSession(record.session_id);
     if (!current.ok() || !current->has_value()) {
       Release(record.session_id);
       if (!current.ok()) return current.status();
@@ -474,7 +478,7 @@ void Ingestor::Release(const std::string& session_id) {
 
 absl::StatusOr<UploadSessionRecord> Ingestor::LoadSession(const auth::Principal& principal,
                                                           const std::string& session_id) {
-  RDG_ASSIGN_OR_RETURN(auto record, index_.GetSession(session_id));
+  RDG_ASSIGN_OR_RETURN(auto record, stores_.sessions.GetSession(session_id));
   // A session of another institution is reported exactly like a missing one.
   if (!record.has_value() || record->institution != principal.institution) {
     return absl::NotFoundError(absl::StrCat("no open upload ", session_id,
@@ -526,14 +530,15 @@ absl::StatusOr<rdg::v1::ListUploadsResponse> Ingestor::List(const auth::Principa
     after = storage::SessionCursor{absl::FromUnixMicros(micros), parts.second};
   }
   const int limit = page_size > 0 ? std::min(page_size, 1000) : 100;
-  RDG_ASSIGN_OR_RETURN(auto sessions, index_.ListSessionsOf(principal.institution, after, limit));
+  RDG_ASSIGN_OR_RETURN(auto sessions,
+                       stores_.sessions.ListSessionsOf(principal.institution, after, limit));
   rdg::v1::ListUploadsResponse response;
   for (const auto& s : sessions) {
     rdg::v1::UploadSummary* summary = response.add_uploads();
     RDG_ASSIGN_OR_RETURN(int64_t staged, staging_.StagedBytes(s.session_id));
     *summary->mutable_status() = StatusOf(s, staged);
     summary->mutable_status()->set_in_use(InUse(s.session_id));
-    summary->set_kind(s.kind);
+    summary->set_kind(storage::ToProto(s.kind));
     summary->set_client_ref(s.client_ref);
     summary->set_user(s.user);
     *summary->mutable_created_at() = ToProto(s.created_at);
@@ -562,7 +567,7 @@ absl::StatusOr<rdg::v1::Hl7Acknowledgement> Ingestor::AckForStored(const storage
 
 absl::StatusOr<parsing::ParsedObject> Ingestor::ParseStaged(const UploadSessionRecord& session,
                                                             const std::string& path) const {
-  return parser_.Parse({session.kind, path, session.size, clock_.Now(),
+  return parser_.Parse({storage::ToProto(session.kind), path, session.size, clock_.Now(),
                         AckControlId(absl::string_view(session.session_id).substr(3))});
 }
 
@@ -649,15 +654,16 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   const std::string uid = parsed.object.sop_instance_uid;
   const std::string study_uid = parsed.exam.study_instance_uid;
   const std::string text_notes = parsed.object.text_notes;
-  RDG_ASSIGN_OR_RETURN(auto existing, index_.FindObject(session.institution, uid));
+  RDG_ASSIGN_OR_RETURN(auto existing, stores_.exams.FindObject(session.institution, uid));
   storage::NewObject item =
       ToNewObject(std::move(parsed), session, digest, clock_.Now(), handle.persisted_);
   // The clinic's priority, else the rule's default; a critical value is always STAT.
-  const rdg::v1::Priority requested = item.exam.critical ? rdg::v1::STAT : session.priority;
+  const rdg::v1::Priority requested =
+      item.exam.critical ? rdg::v1::STAT : storage::ToProto(session.priority);
   item.routing = RouteExam(options_, item.exam, requested, item.object.received_at);
   item.audit = auth::AuditBy(
       handle.uploader_, item.object.received_at, "upload", "",
-      absl::StrCat(rdg::v1::ObjectKind_Name(session.kind), " ", uid, ", ", session.size, " bytes"));
+      absl::StrCat(storage::Name(session.kind), " ", uid, ", ", session.size, " bytes"));
   // An HL7 message re-sent with other line ends or framing is the same message (same segments).
   const bool same_message = hl7.has_value() && existing.has_value() &&
                             !existing->content_key.empty() &&
@@ -702,11 +708,13 @@ absl::Status Ingestor::RefuseOtherPatient(
                                                     const formats::Hl7Rejection*)>& ack) {
   const std::string what = absl::StrJoin(fields, ", ");
   const bool lab = hl7.has_value();
-  if (auto s = linker_.RecordRefusedJoin(
-          exam, lab ? rdg::v1::ORDER_OF_ANOTHER_PATIENT : rdg::v1::STUDY_OF_ANOTHER_PATIENT,
-          std::move(fields),
-          lab ? absl::StrCat("HL7 message ", hl7->control_id, " refused")
-              : absl::StrCat("SOP Instance UID ", uid, " refused"));
+  if (auto s =
+          linker_.RecordRefusedJoin(exam,
+                                    lab ? storage::IdentityConflictKind::kOrderOfAnotherPatient
+                                        : storage::IdentityConflictKind::kStudyOfAnotherPatient,
+                                    std::move(fields),
+                                    lab ? absl::StrCat("HL7 message ", hl7->control_id, " refused")
+                                        : absl::StrCat("SOP Instance UID ", uid, " refused"));
       !s.ok()) {
     LOG(WARNING) << "exam " << exam.exam_id << ": cannot list the identity conflict: " << s;
   }
@@ -739,7 +747,7 @@ void Ingestor::UnpinAndCollect(const std::string& sha256_hex, const storage::Dig
   if (--pins_[sha256_hex] == 0) pins_.erase(sha256_hex);
   if (!maybe_unreferenced || pins_.contains(sha256_hex)) return;
   // The index refused the object: drop its blob unless another object uses the same bytes.
-  auto referenced = index_.IsBlobReferenced(sha256_hex);
+  auto referenced = stores_.exams.IsBlobReferenced(sha256_hex);
   if (referenced.ok() && !*referenced) {
     if (auto s = blobs_.Remove(digest); !s.ok() && !absl::IsNotFound(s)) LOG(WARNING) << s;
   }

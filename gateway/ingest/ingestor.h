@@ -25,7 +25,10 @@
 #include "rdg/v1/config.pb.h"
 #include "rdg/v1/ingest.pb.h"
 #include "storage/blob_store.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
+#include "storage/index/exam_store.h"
+#include "storage/index/identity_conflict_store.h"
+#include "storage/index/session_store.h"
 #include "storage/parsing/object_parser.h"
 #include "storage/parsing/parsed_object.h"
 #include "storage/staging_area.h"
@@ -90,7 +93,14 @@ class Ingestor {
     //! index is unsafe. None: always admitted (unit tests).
     StorageGuard* storage_guard = nullptr;
   };
-  Ingestor(const Options& options, storage::IndexStore& index, storage::BlobStore& blobs,
+  //! The index's stores it uses.
+  struct Stores {
+    storage::SessionStore& sessions;
+    storage::ExamStore& exams;
+    storage::AuditStore& audit;
+    storage::IdentityConflictStore& identity_conflicts;
+  };
+  Ingestor(const Options& options, Stores stores, storage::BlobStore& blobs,
            storage::StagingArea staging, IndexCommitter& committer, const Clock& clock);
 
   //! Start-up: removes staged files without a session, sessions without files, expired sessions.
@@ -202,12 +212,12 @@ class Ingestor {
                                                     formats::DicomStructureLimits{}};
   const parsing::ObjectParser& parser_ =
       options_.parser != nullptr ? *options_.parser : in_process_parser_;
-  storage::IndexStore& index_;
+  const Stores stores_;
   storage::BlobStore& blobs_;
   const storage::StagingArea staging_;
   IndexCommitter& committer_;
   const Clock& clock_;
-  identity::PatientLinker linker_{index_, index_, clock_};
+  identity::PatientLinker linker_{stores_.exams, stores_.identity_conflicts, clock_};
 
   absl::Mutex mu_;
   //! Sessions currently held by a stream (at most one stream per session).

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "storage/base/status_macros.h"
 #include "storage/formats/text.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::ingest {
 namespace {
@@ -42,13 +43,14 @@ bool IsValidText(storage::ExamRecord& e) {
 absl::StatusOr<storage::ExamRecord> Reparse(const storage::ExamText& t,
                                             const parsing::ObjectParser& parser,
                                             const std::string& path) {
-  if (t.first_object.kind != rdg::v1::DICOM) {
+  if (t.first_object.kind != storage::ObjectKind::kDicom) {
     return absl::FailedPreconditionError("not a DICOM object");
   }
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return absl::NotFoundError(ec.message());
-  parsing::ParseJob job{t.first_object.kind, path, static_cast<int64_t>(size), absl::Now(), ""};
+  parsing::ParseJob job{storage::ToProto(t.first_object.kind), path, static_cast<int64_t>(size),
+                        absl::Now(), ""};
   RDG_ASSIGN_OR_RETURN(parsing::ParsedObject parsed, parser.Parse(job));
   storage::ExamRecord text = parsed.exam;
   if (!IsValidText(text)) return absl::InternalError("the parser returned text that is not UTF-8");

@@ -32,7 +32,7 @@ json TatOverTime(const std::vector<storage::StageRecord>& stages, absl::Time sin
   for (const auto& s : stages) {
     if (!s.ended_at) continue;
     ++completed;
-    if (s.stage != rdg::v1::RECEIVED_TO_FINAL) continue;
+    if (s.stage != storage::Stage::kReceivedToFinal) continue;
     auto& hours = by_county[CountyOf(s.origin_institution, directory)];
     hours.resize(kHours);
     const int64_t h = (absl::ToUnixSeconds(*s.ended_at) - absl::ToUnixSeconds(since)) / 3600;
@@ -114,7 +114,7 @@ json OpenBreaches(const std::vector<storage::StageRecord>& breaches, absl::Time 
     const std::string county = CountyOf(b.origin_institution, directory);
     bs.push_back({{"exam_id", b.exam_id},
                   {"stage", StageLabel(b.stage)},
-                  {"priority", rdg::v1::Priority_Name(b.priority)},
+                  {"priority", storage::Name(b.priority)},
                   {"exam_type", formats::ToValidUtf8(b.exam_type)},  // from a device
                   {"queue", b.queue},
                   {"queue_name", directory.QueueName(b.queue)},
@@ -147,27 +147,27 @@ json BrokenGlass(const std::vector<storage::AuditRecord>& broken, absl::TimeZone
 
 }  // namespace
 
-absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
+absl::StatusOr<std::string> DashboardData(const DashboardStores& stores,
                                           const config::InstitutionDirectory& directory,
                                           const std::vector<std::string>& queue_names,
                                           absl::Time now, absl::TimeZone zone) {
   // Hour buckets aligned to the hour, the last one the current (partial) hour.
   const absl::Time last_hour = absl::FromUnixSeconds(absl::ToUnixSeconds(now) / 3600 * 3600);
   const absl::Time since = last_hour - absl::Hours(kHours - 1);
-  RDG_ASSIGN_OR_RETURN(auto stages, index.ListStagesEnded(since, now + absl::Seconds(1)));
-  RDG_ASSIGN_OR_RETURN(auto queues, index.ListQueueFigures(now));
+  RDG_ASSIGN_OR_RETURN(auto stages, stores.sla.ListStagesEnded(since, now + absl::Seconds(1)));
+  RDG_ASSIGN_OR_RETURN(auto queues, stores.worklist.ListQueueFigures(now));
   storage::BreachQuery open_breaches;
   open_breaches.open_only = true;
   open_breaches.limit = 100;
-  RDG_ASSIGN_OR_RETURN(auto breaches, index.ListBreaches(open_breaches));
-  RDG_ASSIGN_OR_RETURN(auto counts, index.CountOpenBreaches());
+  RDG_ASSIGN_OR_RETURN(auto breaches, stores.sla.ListBreaches(open_breaches));
+  RDG_ASSIGN_OR_RETURN(auto counts, stores.sla.CountOpenBreaches());
   storage::AuditQuery glass;
   glass.action = "break_glass";
   glass.since = now - absl::Hours(kHours);
   glass.limit = 100;
-  RDG_ASSIGN_OR_RETURN(auto broken, index.ListAudit(glass));
-  RDG_ASSIGN_OR_RETURN(auto conflicts,
-                       index.ListIdentityConflicts(now - absl::Hours(kHours), 1000));
+  RDG_ASSIGN_OR_RETURN(auto broken, stores.audit.ListAudit(glass));
+  RDG_ASSIGN_OR_RETURN(auto conflicts, stores.identity_conflicts.ListIdentityConflicts(
+                                           now - absl::Hours(kHours), 1000));
 
   json out;
   out["generated_at"] = Iso(now, zone);

@@ -9,7 +9,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "gateway/config/institution_directory.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
+#include "storage/index/identity_conflict_store.h"
+#include "storage/index/sla_store.h"
+#include "storage/index/worklist_store.h"
 
 namespace rdg::monitoring {
 
@@ -19,7 +22,15 @@ namespace rdg::monitoring {
 //!   compliance: share within target per county and stage
 //!   queues:     depth, being read, overdue, oldest waiting per configured queue
 //!   breaches:   open breaches, most overdue first (at most 100)
-absl::StatusOr<std::string> DashboardData(storage::IndexStore& index,
+//! The index's stores the dashboard reads.
+struct DashboardStores {
+  storage::SlaStore& sla;
+  storage::WorklistStore& worklist;
+  storage::AuditStore& audit;
+  storage::IdentityConflictStore& identity_conflicts;
+};
+
+absl::StatusOr<std::string> DashboardData(const DashboardStores& stores,
                                           const config::InstitutionDirectory& directory,
                                           const std::vector<std::string>& queues, absl::Time now,
                                           absl::TimeZone zone);

@@ -380,7 +380,7 @@ absl::Status MonitoringServer::Audit(const Caller& c, absl::string_view action) 
   r.at = absl::Now();
   r.institution = c.institution;
   r.user = c.user;
-  r.role = c.access == Access::kAllowed ? rdg::v1::ADMIN : rdg::v1::ROLE_UNSPECIFIED;
+  r.role = c.access == Access::kAllowed ? storage::Role::kAdmin : storage::Role::kUnspecified;
   r.action = std::string(action);
   r.peer = c.peer;
   r.subject = c.subject;

@@ -59,12 +59,12 @@ std::string Metrics::ExamTypeLabel(const std::string& exam_type) const {
 absl::Status Metrics::CatchUp() {
   const size_t nbuckets = TatBuckets().size();
   for (;;) {
-    RDG_ASSIGN_OR_RETURN(auto batch, sources_.index->ListStagesEndedAfter(last_end_seq_, 10000));
+    RDG_ASSIGN_OR_RETURN(auto batch, sources_.sla->ListStagesEndedAfter(last_end_seq_, 10000));
     for (const auto& s : batch) {
       last_end_seq_ = std::max(last_end_seq_, s.end_seq);
       if (!s.ended_at) continue;
       Histogram& h = tat_[{StageLabel(s.stage), CountyOf(s.origin_institution, *sources_.directory),
-                           ExamTypeLabel(s.exam_type), rdg::v1::Priority_Name(s.priority)}];
+                           ExamTypeLabel(s.exam_type), storage::Name(s.priority)}];
       if (h.buckets.empty()) h.buckets.assign(nbuckets + 1, 0);
       const double seconds = absl::ToDoubleSeconds(*s.ended_at - s.started_at);
       const auto& bounds = TatBuckets();
@@ -86,8 +86,8 @@ absl::Status Metrics::Refresh() {
 
 absl::StatusOr<std::string> Metrics::Render() {
   const absl::Time now = sources_.clock->Now();
-  RDG_ASSIGN_OR_RETURN(auto queues, sources_.index->ListQueueFigures(now));
-  RDG_ASSIGN_OR_RETURN(auto open_breaches, sources_.index->CountOpenBreaches());
+  RDG_ASSIGN_OR_RETURN(auto queues, sources_.worklist->ListQueueFigures(now));
+  RDG_ASSIGN_OR_RETURN(auto open_breaches, sources_.sla->CountOpenBreaches());
   std::string out;
   absl::MutexLock lock(&mu_);
   RDG_RETURN_IF_ERROR(CatchUp());
@@ -134,7 +134,7 @@ void Metrics::RenderService(std::string& out) const {
 absl::Status Metrics::RenderAuditExport(std::string& out) const {
   if (!sources_.audit_export) return absl::OkStatus();
   const AuditExportFigures figures = sources_.audit_export();
-  RDG_ASSIGN_OR_RETURN(storage::AuditTipRecord tip, sources_.index->AuditTip());
+  RDG_ASSIGN_OR_RETURN(storage::AuditTipRecord tip, sources_.audit->AuditTip());
   Header(out, "rdg_audit_export_backlog", "gauge",
          "Audit records the audit repository has not confirmed yet (they wait in the audit log).");
   absl::StrAppend(&out, "rdg_audit_export_backlog ",
@@ -142,7 +142,7 @@ absl::Status Metrics::RenderAuditExport(std::string& out) const {
   // The age of what waits is what matters: every scrape is itself a record, so a healthy
   // gateway's backlog is rarely 0 when read.
   RDG_ASSIGN_OR_RETURN(storage::AuditExportRecord next,
-                       sources_.index->ExportAudit(figures.exported_seq + 1, 1));
+                       sources_.audit->ExportAudit(figures.exported_seq + 1, 1));
   Header(out, "rdg_audit_export_oldest_pending_timestamp_seconds", "gauge",
          "When the oldest record the repository has not confirmed was written (Unix time; 0: "
          "none waits).");
@@ -193,8 +193,9 @@ void Metrics::RenderBreaches(std::string& out,
   // Every breach is either closed (a completed stage with breached_at, counted from the feed)
   // or open (counted on the small partial index of open breaches).
   std::map<std::string, int64_t> open_by_stage;
-  for (auto stage : {rdg::v1::RECEIVED_TO_CLAIMED, rdg::v1::RECEIVED_TO_FINAL,
-                     rdg::v1::FINAL_TO_ACKNOWLEDGED, rdg::v1::CRITICAL_ACKNOWLEDGEMENT}) {
+  for (auto stage :
+       {storage::Stage::kReceivedToClaimed, storage::Stage::kReceivedToFinal,
+        storage::Stage::kFinalToAcknowledged, storage::Stage::kCriticalAcknowledgement}) {
     open_by_stage[StageLabel(stage)] = 0;
   }
   for (const auto& b : open_breaches) open_by_stage[StageLabel(b.stage)] = b.open;

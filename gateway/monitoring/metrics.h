@@ -34,7 +34,9 @@
 #include "gateway/ingest/ingestor.h"
 #include "gateway/monitoring/rpc_metrics.h"
 #include "gateway/routing/router.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
+#include "storage/index/sla_store.h"
+#include "storage/index/worklist_store.h"
 #include "storage/parsing/isolated_parser.h"
 
 namespace rdg::monitoring {
@@ -59,7 +61,10 @@ struct CertificateExpiry {
 class Metrics {
  public:
   struct Sources {
-    storage::IndexStore* index = nullptr;
+    //! The index's stores it reads.
+    storage::SlaStore* sla = nullptr;
+    storage::WorklistStore* worklist = nullptr;
+    storage::AuditStore* audit = nullptr;
     const config::InstitutionDirectory* directory = nullptr;
     const ingest::Ingestor::Counters* ingest = nullptr;  //!< may be null
     const routing::Router* router = nullptr;             //!< may be null

@@ -31,7 +31,7 @@ std::string GroupKey(const storage::StageRecord& stage, rdg::v1::TurnaroundGroup
     case rdg::v1::BY_EXAM_TYPE:
       return stage.exam_type.empty() ? "(none)" : stage.exam_type;
     case rdg::v1::BY_PRIORITY:
-      return rdg::v1::Priority_Name(stage.priority);
+      return storage::Name(stage.priority);
     case rdg::v1::BY_COUNTY:
       return CountyOf(stage.origin_institution, directory);
     default:
@@ -46,7 +46,7 @@ std::vector<TurnaroundGroup> ComputeTurnaround(const std::vector<storage::StageR
     std::vector<absl::Duration> durations;
     int64_t within = 0, with_target = 0;
   };
-  std::map<std::string, std::map<int, Acc>> acc;  // key → stage → durations
+  std::map<std::string, std::map<storage::Stage, Acc>> acc;  // key → stage → durations
   for (const auto& s : stages) {
     if (!s.ended_at) continue;
     Acc& a = acc[GroupKey(s, by, directory)][s.stage];
@@ -60,7 +60,7 @@ std::vector<TurnaroundGroup> ComputeTurnaround(const std::vector<storage::StageR
     for (auto& [stage, a] : by_stage) {
       std::sort(a.durations.begin(), a.durations.end());
       StageFigures f;
-      f.stage = static_cast<rdg::v1::Stage>(stage);
+      f.stage = stage;
       f.count = static_cast<int64_t>(a.durations.size());
       f.p50 = Percentile(a.durations, 50);
       f.p90 = Percentile(a.durations, 90);
@@ -76,15 +76,15 @@ std::vector<TurnaroundGroup> ComputeTurnaround(const std::vector<storage::StageR
   return groups;
 }
 
-std::string StageLabel(rdg::v1::Stage stage) {
+std::string StageLabel(storage::Stage stage) {
   switch (stage) {
-    case rdg::v1::RECEIVED_TO_CLAIMED:
+    case storage::Stage::kReceivedToClaimed:
       return "claim";
-    case rdg::v1::RECEIVED_TO_FINAL:
+    case storage::Stage::kReceivedToFinal:
       return "final";
-    case rdg::v1::FINAL_TO_ACKNOWLEDGED:
+    case storage::Stage::kFinalToAcknowledged:
       return "ack";
-    case rdg::v1::CRITICAL_ACKNOWLEDGEMENT:
+    case storage::Stage::kCriticalAcknowledgement:
       return "critical_ack";
     default:
       return "unknown";

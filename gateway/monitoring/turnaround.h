@@ -14,7 +14,7 @@
 namespace rdg::monitoring {
 
 struct StageFigures {
-  rdg::v1::Stage stage = rdg::v1::STAGE_UNSPECIFIED;
+  storage::Stage stage = storage::Stage::kUnspecified;
   int64_t count = 0;
   absl::Duration p50, p90, p99, max, sum;
   int64_t within_target = 0;  //!< completed by the due time (no target counts as within)
@@ -44,6 +44,6 @@ std::vector<TurnaroundGroup> ComputeTurnaround(const std::vector<storage::StageR
 
 //! Short names used by the CLI, metrics labels and the dashboard: "claim", "final", "ack",
 //! "critical_ack".
-std::string StageLabel(rdg::v1::Stage stage);
+std::string StageLabel(storage::Stage stage);
 
 }  // namespace rdg::monitoring

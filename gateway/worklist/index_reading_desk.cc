@@ -9,12 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "gateway/auth/rbac.h"
 #include "storage/base/status_macros.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::worklist {
 
-IndexReadingDesk::IndexReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index,
+IndexReadingDesk::IndexReadingDesk(const rdg::v1::GatewayConfig& config, Stores stores,
                                    const routing::SlaTable& sla, const Clock& clock)
-    : index_(index),
+    : stores_(stores),
       sla_(sla),
       clock_(clock),
       lease_(absl::Seconds(config.claims().lease_seconds())),
@@ -69,13 +70,13 @@ std::string IndexReadingDesk::SigningDesk(const auth::Principal& reader,
 
 absl::Status IndexReadingDesk::Audit(const auth::Principal& who, const std::string& action,
                                      const std::string& exam_id, const std::string& detail) {
-  return index_.AppendAudit(auth::AuditBy(who, clock_.Now(), action, exam_id, detail));
+  return stores_.audit.AppendAudit(auth::AuditBy(who, clock_.Now(), action, exam_id, detail));
 }
 
 absl::StatusOr<storage::ExamRecord> IndexReadingDesk::ExamInReadersQueues(
     const auth::Principal& reader, const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(reader, auth::Permission::kReadQueues));
-  RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
+  RDG_ASSIGN_OR_RETURN(auto exam, stores_.exams.GetExam(exam_id));
   const auto& mine = QueuesOf(reader);
   if (!exam.has_value() || std::find(mine.begin(), mine.end(), exam->queue) == mine.end()) {
     return absl::NotFoundError(absl::StrCat("no exam ", exam_id, " in the queues of ", reader.user,
@@ -89,7 +90,7 @@ absl::StatusOr<storage::WorklistPage> IndexReadingDesk::Worklist(const auth::Pri
   RDG_RETURN_IF_ERROR(auth::Authorize(reader, auth::Permission::kReadQueues));
   filter.queues = QueuesOf(reader);
   if (filter.queues.empty()) return storage::WorklistPage{};
-  RDG_ASSIGN_OR_RETURN(auto page, index_.ListWorklist(filter, clock_.Now()));
+  RDG_ASSIGN_OR_RETURN(auto page, stores_.worklist.ListWorklist(filter, clock_.Now()));
   RDG_RETURN_IF_ERROR(Audit(reader, "worklist", "",
                             absl::StrCat(page.entries.size(), " exams",
                                          filter.patient.empty() ? "" : " (patient search)")));
@@ -109,9 +110,9 @@ absl::StatusOr<storage::ClaimRecord> IndexReadingDesk::Claim(const auth::Princip
                      kMinBreakGlassReason, " to ", kMaxBreakGlassReason,
                      " bytes): the claim opens its reports and the patient's priors to you"));
   }
-  absl::StatusOr<storage::ClaimRecord> claim =
-      index_.ClaimExam(exam_id, reader.user, reader.institution, clock_.Now(), lease_,
-                       for_amendment ? storage::ClaimAction::kAmend : storage::ClaimAction::kClaim);
+  absl::StatusOr<storage::ClaimRecord> claim = stores_.worklist.ClaimExam(
+      exam_id, reader.user, reader.institution, clock_.Now(), lease_,
+      for_amendment ? storage::ClaimAction::kAmend : storage::ClaimAction::kClaim);
   if (!claim.ok()) return ClaimConflict(exam_id, reader, claim.status());
   RDG_RETURN_IF_ERROR(
       Audit(reader, for_amendment ? "claim_for_amendment" : "claim_exam", exam_id, reason));
@@ -122,7 +123,7 @@ absl::Status IndexReadingDesk::ClaimConflict(const std::string& exam_id,
                                              const auth::Principal& reader, absl::Status refused) {
   if (!absl::IsFailedPrecondition(refused)) return refused;
   absl::StatusOr<std::optional<storage::ClaimRecord>> holder =
-      index_.GetLiveClaim(exam_id, clock_.Now());
+      stores_.worklist.GetLiveClaim(exam_id, clock_.Now());
   if (!holder.ok() || !holder->has_value() || (*holder)->holder_user == reader.user) {
     return refused;
   }
@@ -135,7 +136,7 @@ absl::Status IndexReadingDesk::ClaimConflict(const std::string& exam_id,
 absl::StatusOr<storage::ClaimRecord> IndexReadingDesk::Renew(const auth::Principal& reader,
                                                              const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
-  absl::StatusOr<storage::ClaimRecord> claim = index_.ClaimExam(
+  absl::StatusOr<storage::ClaimRecord> claim = stores_.worklist.ClaimExam(
       exam_id, reader.user, reader.institution, clock_.Now(), lease_, storage::ClaimAction::kRenew);
   if (!claim.ok()) return ClaimConflict(exam_id, reader, claim.status());
   RDG_RETURN_IF_ERROR(Audit(reader, "renew_claim", exam_id, ""));
@@ -144,23 +145,25 @@ absl::StatusOr<storage::ClaimRecord> IndexReadingDesk::Renew(const auth::Princip
 
 absl::Status IndexReadingDesk::Release(const auth::Principal& reader, const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
-  RDG_RETURN_IF_ERROR(index_.ReleaseClaim(exam_id, reader.user, clock_.Now()));
+  RDG_RETURN_IF_ERROR(stores_.worklist.ReleaseClaim(exam_id, reader.user, clock_.Now()));
   return Audit(reader, "release_claim", exam_id, "");
 }
 
 absl::StatusOr<std::vector<storage::ObjectRecord>> IndexReadingDesk::OpenForFetch(
     const auth::Principal& reader, const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(ExamInReadersQueues(reader, exam_id).status());
-  RDG_ASSIGN_OR_RETURN(auto claim, index_.GetLiveClaim(exam_id, clock_.Now()));
+  RDG_ASSIGN_OR_RETURN(auto claim, stores_.worklist.GetLiveClaim(exam_id, clock_.Now()));
   if (!claim.has_value() || claim->holder_user != reader.user) {
     return absl::FailedPreconditionError(
         absl::StrCat("claim exam ", exam_id, " before fetching it (only the claim holder may)"));
   }
   RDG_RETURN_IF_ERROR(Audit(reader, "fetch_exam", exam_id, ""));
-  return index_.ListObjects(exam_id);
+  return stores_.exams.ListObjects(exam_id);
 }
 
-absl::StatusOr<int> IndexReadingDesk::ExpireLeases() { return index_.ExpireClaims(clock_.Now()); }
+absl::StatusOr<int> IndexReadingDesk::ExpireLeases() {
+  return stores_.worklist.ExpireClaims(clock_.Now());
+}
 
 std::string IndexReadingDesk::NextLevelQueue(const std::string& queue,
                                              const std::string& exam_type) const {
@@ -192,21 +195,22 @@ absl::StatusOr<storage::ExamRecord> IndexReadingDesk::Escalate(const auth::Princ
         absl::StrCat("there is no consultation queue above ", exam.queue, " for ", exam.exam_type));
   }
   const absl::Time now = clock_.Now();
-  storage::Escalation esc{exam_id,     target, sla_.ClaimDue(exam.exam_type, exam.priority, now),
-                          reader.user, reason, /*require_claim=*/true};
-  RDG_ASSIGN_OR_RETURN(auto moved, index_.EscalateExam(esc, now));
+  storage::Escalation esc{
+      exam_id,     target, sla_.ClaimDue(exam.exam_type, storage::ToProto(exam.priority), now),
+      reader.user, reason, /*require_claim=*/true};
+  RDG_ASSIGN_OR_RETURN(auto moved, stores_.worklist.EscalateExam(esc, now));
   RDG_RETURN_IF_ERROR(Audit(reader, "escalate_exam", exam_id, target));
   return moved;
 }
 
 absl::StatusOr<int> IndexReadingDesk::EscalateOverdue() {
   const absl::Time now = clock_.Now();
-  RDG_ASSIGN_OR_RETURN(auto overdue, index_.ListClaimOverdue(now, 1000));
+  RDG_ASSIGN_OR_RETURN(auto overdue, stores_.worklist.ListClaimOverdue(now, 1000));
   int moved = 0;
   for (const auto& exam : overdue) {
     const std::string target = NextLevelQueue(exam.queue, exam.exam_type);
     if (target.empty()) {  // nowhere higher to go: keep it where it is, stop re-checking
-      RDG_RETURN_IF_ERROR(index_.ClearClaimDue(exam.exam_id));
+      RDG_RETURN_IF_ERROR(stores_.worklist.ClearClaimDue(exam.exam_id));
       continue;
     }
     const std::string reason =
@@ -214,11 +218,11 @@ absl::StatusOr<int> IndexReadingDesk::EscalateOverdue() {
                      absl::FormatTime("%Y-%m-%d %H:%M %Z", exam.claim_due_at, zone_), ")");
     storage::Escalation esc{exam.exam_id,
                             target,
-                            sla_.ClaimDue(exam.exam_type, exam.priority, now),
+                            sla_.ClaimDue(exam.exam_type, storage::ToProto(exam.priority), now),
                             "system",
                             reason,
                             /*require_claim=*/false};
-    auto r = index_.EscalateExam(esc, now);
+    auto r = stores_.worklist.EscalateExam(esc, now);
     if (r.ok()) {
       ++moved;
     } else if (!absl::IsFailedPrecondition(r.status())) {  // claimed meanwhile: nothing to do
@@ -230,14 +234,15 @@ absl::StatusOr<int> IndexReadingDesk::EscalateOverdue() {
 
 absl::StatusOr<bool> IndexReadingDesk::ReadsExam(const auth::Principal& reader,
                                                  const std::string& exam_id) {
-  RDG_ASSIGN_OR_RETURN(auto claim, index_.GetLiveClaim(exam_id, clock_.Now()));
+  RDG_ASSIGN_OR_RETURN(auto claim, stores_.worklist.GetLiveClaim(exam_id, clock_.Now()));
   if (claim.has_value()) {
     return claim->holder_user == reader.user && claim->holder_institution == reader.institution;
   }
-  RDG_ASSIGN_OR_RETURN(auto reports, index_.ListReports(exam_id));
+  RDG_ASSIGN_OR_RETURN(auto reports, stores_.reports.ListReports(exam_id));
   for (const auto& r : reports) {
     if (r.reader_user == reader.user && r.reader_institution == reader.institution &&
-        (r.status == rdg::v1::FINAL_REPORT || r.status == rdg::v1::AMENDED_REPORT) &&
+        (r.status == storage::ReportStatus::kFinal ||
+         r.status == storage::ReportStatus::kAmended) &&
         clock_.Now() - r.accepted_at <= kAuthorAccess) {
       return true;
     }
@@ -281,12 +286,12 @@ absl::StatusOr<ReadingDesk::PriorsView> IndexReadingDesk::Priors(
     if (!same_type_only || p.exam_type == exam.exam_type) view.priors.push_back(std::move(p));
   }
   if (exam.exam_type == "LAB") {
-    RDG_ASSIGN_OR_RETURN(view.lab_results, index_.ListLabResults({exam.exam_id}, {}));
+    RDG_ASSIGN_OR_RETURN(view.lab_results, stores_.lab_results.ListLabResults({exam.exam_id}, {}));
     std::vector<std::string> codes, prior_ids;
     for (const auto& r : view.lab_results) codes.push_back(r.code);
     for (const auto& p : view.priors) prior_ids.push_back(p.exam_id);
     if (!codes.empty()) {
-      RDG_ASSIGN_OR_RETURN(auto earlier, index_.ListLabResults(prior_ids, codes));
+      RDG_ASSIGN_OR_RETURN(auto earlier, stores_.lab_results.ListLabResults(prior_ids, codes));
       view.lab_results.insert(view.lab_results.end(), earlier.begin(), earlier.end());
       // A trend per test code, oldest first (HL7 timestamps sort as text).
       std::stable_sort(view.lab_results.begin(), view.lab_results.end(),

@@ -15,13 +15,27 @@
 #include "gateway/routing/router.h"
 #include "gateway/worklist/reading_desk.h"
 #include "rdg/v1/config.pb.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
+#include "storage/index/exam_store.h"
+#include "storage/index/identity_conflict_store.h"
+#include "storage/index/lab_result_store.h"
+#include "storage/index/report_store.h"
+#include "storage/index/worklist_store.h"
 
 namespace rdg::worklist {
 
 class IndexReadingDesk final : public ReadingDesk {
  public:
-  IndexReadingDesk(const rdg::v1::GatewayConfig& config, storage::IndexStore& index,
+  //! The index's stores it uses.
+  struct Stores {
+    storage::WorklistStore& worklist;
+    storage::ExamStore& exams;
+    storage::ReportStore& reports;
+    storage::LabResultStore& lab_results;
+    storage::AuditStore& audit;
+    storage::IdentityConflictStore& identity_conflicts;
+  };
+  IndexReadingDesk(const rdg::v1::GatewayConfig& config, Stores stores,
                    const routing::SlaTable& sla, const Clock& clock);
 
   absl::StatusOr<storage::WorklistPage> Worklist(const auth::Principal& reader,
@@ -80,10 +94,10 @@ class IndexReadingDesk final : public ReadingDesk {
   absl::Status Audit(const auth::Principal& who, const std::string& action,
                      const std::string& exam_id, const std::string& detail);
 
-  storage::IndexStore& index_;
+  const Stores stores_;
   const routing::SlaTable& sla_;
   const Clock& clock_;
-  identity::PatientLinker linker_{index_, index_, clock_};
+  identity::PatientLinker linker_{stores_.exams, stores_.identity_conflicts, clock_};
   const absl::Duration lease_;
   const absl::TimeZone zone_;  //!< for times in texts people read (escalation reasons)
   absl::flat_hash_map<std::string, std::vector<std::string>> queues_of_;  //!< institution → queues

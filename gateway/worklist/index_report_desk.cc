@@ -4,6 +4,7 @@
 #include "gateway/auth/rbac.h"
 #include "rdg/v1/report_canonical.h"
 #include "storage/base/status_macros.h"
+#include "storage/vocabulary_proto.h"
 
 namespace rdg::worklist {
 namespace {
@@ -13,11 +14,11 @@ constexpr size_t kMaxReasonBytes = 1 << 10;
 
 }  // namespace
 
-IndexReportDesk::IndexReportDesk(storage::IndexStore& index, ReadingDesk& reading,
+IndexReportDesk::IndexReportDesk(Stores stores, ReadingDesk& reading,
                                  const signing::SignatureVerifier& verifier,
                                  const routing::SlaTable& sla, const Clock& clock,
                                  absl::Duration max_clock_skew)
-    : index_(index),
+    : stores_(stores),
       reading_(reading),
       verifier_(verifier),
       sla_(sla),
@@ -115,15 +116,15 @@ storage::ReportRecord IndexReportDesk::ToRecord(const auth::Principal& reader,
   const auto& sig = request.signature();
   storage::ReportRecord r;
   r.exam_id = c.exam_id();
-  r.status = c.status();
+  r.status = storage::FromProto(c.status());
   r.critical = c.critical();
   r.reader_user = reader.user;
   r.reader_institution = reader.institution;
   r.supersedes = c.supersedes_report_id();
   r.content = c.SerializeAsString();
   r.canonical = request.canonical_bytes();
-  r.signature_format =
-      sig.signature().empty() ? rdg::v1::SIGNATURE_FORMAT_UNSPECIFIED : sig.format();
+  r.signature_format = sig.signature().empty() ? storage::SignatureFormat::kUnspecified
+                                               : storage::FromProto(sig.format());
   r.signature = sig.signature();
   r.signer_cert_pem = sig.signature().empty() ? "" : sig.signer_certificate_pem();
   // A critical result — flagged by the reader, or a critical value found on ingest (a lab 危急值)
@@ -134,12 +135,12 @@ storage::ReportRecord IndexReportDesk::ToRecord(const auth::Principal& reader,
   const bool critical_result =
       c.critical() || (exam.critical && c.status() == rdg::v1::FINAL_REPORT);
   if (signed_version && critical_result) {
-    r.acknowledge_by =
-        sla_.Due(rdg::v1::CRITICAL_ACKNOWLEDGEMENT, exam.exam_type, exam.priority, now);
+    r.acknowledge_by = sla_.Due(rdg::v1::CRITICAL_ACKNOWLEDGEMENT, exam.exam_type,
+                                storage::ToProto(exam.priority), now);
   }
-  if (r.status == rdg::v1::FINAL_REPORT) {
-    r.acknowledge_due =
-        sla_.Due(rdg::v1::FINAL_TO_ACKNOWLEDGED, exam.exam_type, exam.priority, now);
+  if (r.status == storage::ReportStatus::kFinal) {
+    r.acknowledge_due = sla_.Due(rdg::v1::FINAL_TO_ACKNOWLEDGED, exam.exam_type,
+                                 storage::ToProto(exam.priority), now);
   }
   return r;
 }
@@ -152,11 +153,12 @@ absl::StatusOr<storage::ReportRecord> IndexReportDesk::Submit(
   RDG_RETURN_IF_ERROR(CheckDesk(reader, exam, request.content()));
   const absl::Time now = clock_.Now();
   RDG_RETURN_IF_ERROR(CheckSignature(reader, request, now));
-  RDG_ASSIGN_OR_RETURN(auto stored, index_.AddReport(ToRecord(reader, exam, request, now), now));
-  RDG_RETURN_IF_ERROR(index_.AppendAudit(
+  RDG_ASSIGN_OR_RETURN(auto stored,
+                       stores_.reports.AddReport(ToRecord(reader, exam, request, now), now));
+  RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
       auth::AuditBy(reader, now, "submit_report", stored.exam_id, stored.report_id)));
   // Clinics hear of signed versions only.
-  if (stored.status != rdg::v1::PRELIMINARY_REPORT) WakeWatchers(stored.origin_institution);
+  if (stored.status != storage::ReportStatus::kPreliminary) WakeWatchers(stored.origin_institution);
   return stored;
 }
 
@@ -166,26 +168,27 @@ absl::StatusOr<ReportDesk::ExamReports> IndexReportDesk::Versions(
   RDG_ASSIGN_OR_RETURN(
       auto exam, reading_.ExamInContextOfWork(reader, exam_id, "reports", break_glass_reason));
   ExamReports out;
-  RDG_ASSIGN_OR_RETURN(out.versions, index_.ListReports(exam_id));
+  RDG_ASSIGN_OR_RETURN(out.versions, stores_.reports.ListReports(exam_id));
   out.desk = reading_.SigningDesk(reader, exam.queue);
   RDG_RETURN_IF_ERROR(
-      index_.AppendAudit(auth::AuditBy(reader, clock_.Now(), "read_reports", exam_id,
-                                       absl::StrCat(out.versions.size(), " versions"))));
+      stores_.audit.AppendAudit(auth::AuditBy(reader, clock_.Now(), "read_reports", exam_id,
+                                              absl::StrCat(out.versions.size(), " versions"))));
   return out;
 }
 
 absl::StatusOr<std::vector<storage::ReportRecord>> IndexReportDesk::Feed(
     const auth::Principal& clinic, int64_t after_seq, int32_t limit) {
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
-  RDG_ASSIGN_OR_RETURN(auto reports, index_.ReportFeed(clinic.institution, after_seq, limit));
+  RDG_ASSIGN_OR_RETURN(auto reports,
+                       stores_.reports.ReportFeed(clinic.institution, after_seq, limit));
   std::vector<std::string> ids;
   for (const auto& r : reports) {
     if (!r.delivered_at) ids.push_back(r.report_id);
   }
-  RDG_RETURN_IF_ERROR(index_.MarkDelivered(ids, clock_.Now()));
+  RDG_RETURN_IF_ERROR(stores_.reports.MarkDelivered(ids, clock_.Now()));
   // One record per report handed over, so each names its exam and patient.
   for (const storage::ReportRecord& r : reports) {
-    RDG_RETURN_IF_ERROR(index_.AppendAudit(
+    RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
         auth::AuditBy(clinic, clock_.Now(), "receive_report", r.exam_id, r.report_id)));
   }
   return reports;
@@ -196,8 +199,8 @@ absl::StatusOr<storage::ReportRecord> IndexReportDesk::Acknowledge(const auth::P
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
   RDG_ASSIGN_OR_RETURN(
       storage::ReportRecord acknowledged,
-      index_.AcknowledgeReport(report_id, clinic.institution, clinic.user, clock_.Now()));
-  RDG_RETURN_IF_ERROR(index_.AppendAudit(
+      stores_.reports.AcknowledgeReport(report_id, clinic.institution, clinic.user, clock_.Now()));
+  RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
       auth::AuditBy(clinic, clock_.Now(), "acknowledge_report", acknowledged.exam_id, report_id)));
   return acknowledged;
 }
@@ -205,16 +208,16 @@ absl::StatusOr<storage::ReportRecord> IndexReportDesk::Acknowledge(const auth::P
 absl::StatusOr<storage::ReportRecord> IndexReportDesk::Latest(const auth::Principal& clinic,
                                                               const std::string& exam_id) {
   RDG_RETURN_IF_ERROR(auth::Authorize(clinic, auth::Permission::kReceiveReports));
-  RDG_ASSIGN_OR_RETURN(auto exam, index_.GetExam(exam_id));
+  RDG_ASSIGN_OR_RETURN(auto exam, stores_.exams.GetExam(exam_id));
   RDG_RETURN_IF_ERROR(
       auth::AuthorizeExamAccess(clinic, exam_id, exam ? exam->origin_institution : ""));
-  RDG_ASSIGN_OR_RETURN(auto versions, index_.ListReports(exam_id));
+  RDG_ASSIGN_OR_RETURN(auto versions, stores_.reports.ListReports(exam_id));
   for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
-    if (it->status != rdg::v1::PRELIMINARY_REPORT) {
+    if (it->status != storage::ReportStatus::kPreliminary) {
       if (!it->delivered_at) {  // handing the report to its clinic is a delivery
-        RDG_RETURN_IF_ERROR(index_.MarkDelivered({it->report_id}, clock_.Now()));
+        RDG_RETURN_IF_ERROR(stores_.reports.MarkDelivered({it->report_id}, clock_.Now()));
       }
-      RDG_RETURN_IF_ERROR(index_.AppendAudit(
+      RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
           auth::AuditBy(clinic, clock_.Now(), "get_report", exam_id, it->report_id)));
       return *it;
     }
@@ -228,7 +231,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, storage::ExamRecord>> IndexRepor
   absl::flat_hash_map<std::string, storage::ExamRecord> exams;
   for (const storage::ReportRecord& r : reports) {
     if (exams.contains(r.exam_id)) continue;
-    RDG_ASSIGN_OR_RETURN(std::optional<storage::ExamRecord> exam, index_.GetExam(r.exam_id));
+    RDG_ASSIGN_OR_RETURN(std::optional<storage::ExamRecord> exam, stores_.exams.GetExam(r.exam_id));
     if (exam && exam->origin_institution == clinic.institution) {
       exams.emplace(r.exam_id, *std::move(exam));
     }

@@ -19,7 +19,9 @@
 #include "gateway/worklist/reading_desk.h"
 #include "gateway/worklist/report_desk.h"
 #include "rdg/v1/reading.pb.h"
-#include "storage/index_store.h"
+#include "storage/index/audit_store.h"
+#include "storage/index/exam_store.h"
+#include "storage/index/report_store.h"
 
 namespace rdg::worklist {
 
@@ -27,9 +29,14 @@ class IndexReportDesk final : public ReportDesk {
  public:
   //! `max_clock_skew`: how far a signature's signed_at may be from the gateway's clock (config
   //! max_signing_clock_skew_seconds).
-  IndexReportDesk(storage::IndexStore& index, ReadingDesk& reading,
-                  const signing::SignatureVerifier& verifier, const routing::SlaTable& sla,
-                  const Clock& clock, absl::Duration max_clock_skew);
+  //! The index's stores it uses.
+  struct Stores {
+    storage::ReportStore& reports;
+    storage::ExamStore& exams;
+    storage::AuditStore& audit;
+  };
+  IndexReportDesk(Stores stores, ReadingDesk& reading, const signing::SignatureVerifier& verifier,
+                  const routing::SlaTable& sla, const Clock& clock, absl::Duration max_clock_skew);
 
   absl::StatusOr<storage::ReportRecord> Submit(
       const auth::Principal& reader, const rdg::v1::SubmitReportRequest& request) override;
@@ -63,7 +70,7 @@ class IndexReportDesk final : public ReportDesk {
   storage::ReportRecord ToRecord(const auth::Principal& reader, const storage::ExamRecord& exam,
                                  const rdg::v1::SubmitReportRequest& request, absl::Time now) const;
 
-  storage::IndexStore& index_;
+  const Stores stores_;
   ReadingDesk& reading_;
   const signing::SignatureVerifier& verifier_;
   const routing::SlaTable& sla_;

@@ -14,12 +14,12 @@
 namespace rdg::storage {
 
 inline audit::ChainedFields ChainedFieldsOf(const AuditRecord& r) {
-  return {r.seq,         absl::ToUnixMicros(r.at),
-          r.institution, r.user,
-          r.role,        r.action,
-          r.exam_id,     r.detail,
-          r.outcome,     r.patient_id,
-          r.peer,        r.subject};
+  return {r.seq,          absl::ToUnixMicros(r.at),
+          r.institution,  r.user,
+          Number(r.role), r.action,
+          r.exam_id,      r.detail,
+          r.outcome,      r.patient_id,
+          r.peer,         r.subject};
 }
 
 //! `text` with HL7 v2's separators escaped (\E\ \S\ \R\ \T\ \F\).

@@ -12,8 +12,8 @@
 namespace rdg::storage {
 
 //! An open exam (routed, claimed or with a preliminary report): one a reader may claim.
-inline bool Claimable(rdg::v1::ExamState s) {
-  return s == rdg::v1::ROUTED || s == rdg::v1::CLAIMED || s == rdg::v1::PRELIMINARY;
+inline bool Claimable(ExamState s) {
+  return s == ExamState::kRouted || s == ExamState::kClaimed || s == ExamState::kPreliminary;
 }
 
 //! The refusal of a claim on an exam another reader holds until `until`.
@@ -25,23 +25,22 @@ inline absl::Status ClaimedByAnother(const std::string& exam_id, const std::stri
 }
 
 //! Whether an exam in `state` may be claimed for `action` (nobody holds a live claim on it).
-inline absl::Status MayClaim(const std::string& exam_id, rdg::v1::ExamState state,
-                             ClaimAction action) {
+inline absl::Status MayClaim(const std::string& exam_id, ExamState state, ClaimAction action) {
   if (action == ClaimAction::kRenew) {
     return absl::FailedPreconditionError(
         absl::StrCat("you hold no live claim on exam ", exam_id,
                      " (it expired or was released); claim it again"));
   }
   const bool amend = action == ClaimAction::kAmend;
-  if (amend && state != rdg::v1::FINAL) {
+  if (amend && state != ExamState::kFinal) {
     return absl::FailedPreconditionError(
-        absl::StrCat("exam ", exam_id, " is ", rdg::v1::ExamState_Name(state),
+        absl::StrCat("exam ", exam_id, " is ", Name(state),
                      ": only a final report is amended; claim it to report"));
   }
   if (!amend && !Claimable(state)) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "exam ", exam_id, " is ", rdg::v1::ExamState_Name(state), " and cannot be claimed",
-        state == rdg::v1::FINAL ? " (to amend its report, claim it for amendment)" : ""));
+        "exam ", exam_id, " is ", Name(state), " and cannot be claimed",
+        state == ExamState::kFinal ? " (to amend its report, claim it for amendment)" : ""));
   }
   return absl::OkStatus();
 }

@@ -27,9 +27,9 @@ inline absl::Status ChangedObjectError(absl::string_view sop_instance_uid) {
 
 //! The more urgent of two priorities (STAT < URGENT < ROUTINE; unspecified loses): an exam
 //! joined by a more urgent object becomes that urgent.
-inline rdg::v1::Priority MoreUrgent(rdg::v1::Priority a, rdg::v1::Priority b) {
-  if (a == rdg::v1::PRIORITY_UNSPECIFIED) return b;
-  if (b == rdg::v1::PRIORITY_UNSPECIFIED) return a;
+inline Priority MoreUrgent(Priority a, Priority b) {
+  if (a == Priority::kUnspecified) return b;
+  if (b == Priority::kUnspecified) return a;
   return a < b ? a : b;
 }
 

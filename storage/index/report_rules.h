@@ -11,13 +11,13 @@
 namespace rdg::storage {
 
 //! The exam's state once a report of status `s` is added.
-inline rdg::v1::ExamState StateAfter(rdg::v1::ReportStatus s) {
-  return s == rdg::v1::PRELIMINARY_REPORT ? rdg::v1::PRELIMINARY : rdg::v1::FINAL;
+inline ExamState StateAfter(ReportStatus s) {
+  return s == ReportStatus::kPreliminary ? ExamState::kPreliminary : ExamState::kFinal;
 }
 
 //! What the rules for a new report version look at: the exam and its claim and reports.
 struct ReportingState {
-  rdg::v1::ExamState state = rdg::v1::EXAM_STATE_UNSPECIFIED;
+  ExamState state = ExamState::kUnspecified;
   std::string origin_institution;
   std::string holder, holder_institution;  //!< the live claim's holder, if any
   std::string latest_signed;               //!< the latest FINAL or AMENDED version's id
@@ -31,8 +31,8 @@ struct ReportingState {
 inline absl::Status MayReport(const ReportRecord& report, const ReportingState& exam) {
   const bool holds_claim =
       exam.holder == report.reader_user && exam.holder_institution == report.reader_institution;
-  if (report.status == rdg::v1::AMENDED_REPORT) {
-    if (exam.state != rdg::v1::FINAL || exam.latest_signed.empty()) {
+  if (report.status == ReportStatus::kAmended) {
+    if (exam.state != ExamState::kFinal || exam.latest_signed.empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("exam ", report.exam_id, " has no final report to amend yet"));
     }
@@ -53,7 +53,7 @@ inline absl::Status MayReport(const ReportRecord& report, const ReportingState& 
     }
     return absl::OkStatus();
   }
-  if (exam.state == rdg::v1::FINAL) {
+  if (exam.state == ExamState::kFinal) {
     return absl::FailedPreconditionError(absl::StrCat(
         "exam ", report.exam_id, " already has a final report; write an addendum instead"));
   }

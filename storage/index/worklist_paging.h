@@ -48,15 +48,15 @@ inline std::string WorklistCursor(const ExamRecord& last, int64_t seq) {
 }
 
 //! The states a worklist shows: the query's, or the open ones (routed, claimed, preliminary).
-inline std::vector<rdg::v1::ExamState> WorklistStates(const WorklistQuery& query) {
+inline std::vector<ExamState> WorklistStates(const WorklistQuery& query) {
   if (!query.states.empty()) return query.states;
-  return {rdg::v1::ROUTED, rdg::v1::CLAIMED, rdg::v1::PRELIMINARY};
+  return {ExamState::kRouted, ExamState::kClaimed, ExamState::kPreliminary};
 }
 
 //! Whether `states` are all open ones: then the partial index of open exams serves the query.
-inline bool OnlyOpenStates(const std::vector<rdg::v1::ExamState>& states) {
-  return std::all_of(states.begin(), states.end(), [](rdg::v1::ExamState s) {
-    return s == rdg::v1::ROUTED || s == rdg::v1::CLAIMED || s == rdg::v1::PRELIMINARY;
+inline bool OnlyOpenStates(const std::vector<ExamState>& states) {
+  return std::all_of(states.begin(), states.end(), [](ExamState s) {
+    return s == ExamState::kRouted || s == ExamState::kClaimed || s == ExamState::kPreliminary;
   });
 }
 

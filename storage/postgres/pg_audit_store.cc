@@ -19,7 +19,7 @@ AuditRecord ReadAudit(const Result& r, int row) {
   a.at = r.Time(row, 1);
   a.institution = r.Text(row, 2);
   a.user = r.Text(row, 3);
-  a.role = static_cast<rdg::v1::Role>(r.Int(row, 4));
+  a.role = static_cast<Role>(r.Int(row, 4));
   a.action = r.Text(row, 5);
   a.exam_id = r.Text(row, 6);
   a.detail = r.Text(row, 7);
@@ -67,10 +67,10 @@ absl::Status AppendAuditIn(Connection& conn, const AuditRecord& entry) {
   static constexpr char kInsert[] =
       "INSERT INTO audit_log (" AUDIT_COLUMNS
       ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-  auto ins =
-      conn.Exec(kInsert, {P(r.seq), P(r.at), P(r.institution), P(r.user), P(int64_t{r.role}),
-                          P(r.action), P(r.exam_id), P(r.detail), P(r.outcome), P(r.patient_id),
-                          P(r.peer), P(r.subject), PBytes(head->second), PBytes(hash)});
+  auto ins = conn.Exec(
+      kInsert, {P(r.seq), P(r.at), P(r.institution), P(r.user), P(int64_t{Number(r.role)}),
+                P(r.action), P(r.exam_id), P(r.detail), P(r.outcome), P(r.patient_id), P(r.peer),
+                P(r.subject), PBytes(head->second), PBytes(hash)});
   if (!ins.ok()) return ins.status();
   static constexpr char kAdvance[] = "UPDATE audit_head SET seq = $1, hash = $2";
   return conn.Exec(kAdvance, {P(r.seq), PBytes(hash)}).status();

@@ -19,21 +19,21 @@ namespace rdg::storage::pg {
 absl::StatusOr<std::optional<ExamRecord>> LockExam(Connection& conn, const std::string& exam_id);
 
 //! Records a state change of an exam.
-absl::Status AddEvent(Connection& conn, const std::string& exam_id, rdg::v1::ExamState state,
-                      absl::Time at, const std::string& actor, const std::string& detail);
+absl::Status AddEvent(Connection& conn, const std::string& exam_id, ExamState state, absl::Time at,
+                      const std::string& actor, const std::string& detail);
 
 //! Starts a stage of an exam with the exam's grouping attributes (once per exam and stage: an
 //! addendum does not restart the acknowledgement clock of the first final report).
-absl::Status StartStage(Connection& conn, const std::string& exam_id, rdg::v1::Stage stage,
+absl::Status StartStage(Connection& conn, const std::string& exam_id, Stage stage,
                         absl::Time started_at, absl::Time due_at);
 //! Starts a stage again for a new deadline: a completed one is reopened (a critical addendum
 //! after the critical FINAL was acknowledged), else a new one; a running one keeps its due.
-absl::Status RestartStage(Connection& conn, const std::string& exam_id, rdg::v1::Stage stage,
+absl::Status RestartStage(Connection& conn, const std::string& exam_id, Stage stage,
                           absl::Time started_at, absl::Time due_at);
 //! Ends a running stage (no-op if it is not running); a late end is recorded as a breach. It
 //! gets its number of the stage feed when the feed is next read (no lock held to the commit).
-absl::Status EndStage(Connection& conn, const std::string& exam_id, rdg::v1::Stage stage,
-                      absl::Time at, const std::string& reviewing_institution);
+absl::Status EndStage(Connection& conn, const std::string& exam_id, Stage stage, absl::Time at,
+                      const std::string& reviewing_institution);
 //! The exam's running stages follow it to another queue.
 absl::Status MoveRunningStages(Connection& conn, const std::string& exam_id,
                                const std::string& queue);

@@ -87,7 +87,7 @@ absl::Status JoinExam(Connection& conn, const NewObject& item, CommitOutcome& ou
       "priority = $3, modalities = $4, updated_at = $5, critical = critical OR $6 "
       "WHERE exam_id = $1 RETURNING instance_count";
   auto u = conn.Exec(kUpdate, {P(outcome.exam_id), P(item.object.size),
-                               P(int64_t{MoreUrgent(joined.priority, exam.priority)}),
+                               P(int64_t{Number(MoreUrgent(joined.priority, exam.priority))}),
                                P(absl::StrJoin(modalities, "\\")), P(item.object.received_at),
                                PBool(exam.critical)});
   if (!u.ok()) return u.status();
@@ -126,8 +126,8 @@ absl::Status InsertExam(Connection& conn, const NewObject& item, CommitOutcome& 
                                P(exam.study_date),
                                P(exam.study_time),
                                P(exam.study_description),
-                               P(int64_t{routed ? item.routing.priority : exam.priority}),
-                               P(int64_t{routed ? rdg::v1::ROUTED : exam.state}),
+                               P(int64_t{Number(routed ? item.routing.priority : exam.priority)}),
+                               P(int64_t{Number(routed ? ExamState::kRouted : exam.state)}),
                                P(item.routing.queue),
                                P(obj.size),
                                P(obj.received_at),
@@ -138,24 +138,25 @@ absl::Status InsertExam(Connection& conn, const NewObject& item, CommitOutcome& 
                                P(exam.patient.id_issuer),
                                P(exam.patient.national_id_issuer)});
   if (!r.ok()) return r.status();
-  if (auto s = AddEvent(conn, outcome.exam_id, rdg::v1::RECEIVED, obj.received_at, item.actor, "");
+  if (auto s =
+          AddEvent(conn, outcome.exam_id, ExamState::kReceived, obj.received_at, item.actor, "");
       !s.ok()) {
     return s;
   }
   if (routed) {
-    if (auto s = AddEvent(conn, outcome.exam_id, rdg::v1::ROUTED, obj.received_at, "system",
+    if (auto s = AddEvent(conn, outcome.exam_id, ExamState::kRouted, obj.received_at, "system",
                           item.routing.detail);
         !s.ok()) {
       return s;
     }
   }
   // The SLA clocks run from receipt (targets from the routing decision).
-  if (auto s = StartStage(conn, outcome.exam_id, rdg::v1::RECEIVED_TO_CLAIMED, obj.received_at,
+  if (auto s = StartStage(conn, outcome.exam_id, Stage::kReceivedToClaimed, obj.received_at,
                           routed ? item.routing.claim_due_at : absl::InfiniteFuture());
       !s.ok()) {
     return s;
   }
-  return StartStage(conn, outcome.exam_id, rdg::v1::RECEIVED_TO_FINAL, obj.received_at,
+  return StartStage(conn, outcome.exam_id, Stage::kReceivedToFinal, obj.received_at,
                     routed ? item.routing.sla_due_at : absl::InfiniteFuture());
 }
 
@@ -164,11 +165,11 @@ absl::Status InsertObject(Connection& conn, const ObjectRecord& obj, const std::
       "INSERT INTO objects (" RDG_OBJECT_COLUMNS
       ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
   return conn
-      .Exec(kInsert,
-            {P(obj.origin_institution), P(exam_id), P(obj.sop_instance_uid),
-             P(obj.series_instance_uid), P(obj.sop_class_uid), P(obj.transfer_syntax_uid),
-             P(obj.modality), P(int64_t{obj.instance_number}), P(int64_t{obj.kind}), P(obj.size),
-             P(obj.sha256_hex), P(obj.received_at), P(obj.content_key), P(obj.text_notes)})
+      .Exec(kInsert, {P(obj.origin_institution), P(exam_id), P(obj.sop_instance_uid),
+                      P(obj.series_instance_uid), P(obj.sop_class_uid), P(obj.transfer_syntax_uid),
+                      P(obj.modality), P(int64_t{Number(obj.instance_number)}),
+                      P(int64_t{Number(obj.kind)}), P(obj.size), P(obj.sha256_hex),
+                      P(obj.received_at), P(obj.content_key), P(obj.text_notes)})
       .status();
 }
 
@@ -285,7 +286,7 @@ absl::StatusOr<ExamPage> PgExamStore::ListExams(const ExamQuery& query) {
   auto r = pool_.Query(
       kList, {P(query.origin_institution),
               P(query.before_seq > 0 ? query.before_seq : std::numeric_limits<int64_t>::max()),
-              P(int64_t{query.state.value_or(rdg::v1::EXAM_STATE_UNSPECIFIED)}), P(limit + 1)});
+              P(int64_t{Number(query.state.value_or(ExamState::kUnspecified))}), P(limit + 1)});
   if (!r.ok()) return r.status();
   ExamPage page;
   int64_t last_seq = 0;
@@ -343,7 +344,7 @@ absl::StatusOr<std::vector<ExamEventRecord>> PgExamStore::ListEvents(const std::
   auto r = pool_.Query(kList, {P(exam_id)});
   if (!r.ok()) return r.status();
   return ReadRows(*r, [](const Result& res, int row) {
-    return ExamEventRecord{res.Text(row, 0), static_cast<rdg::v1::ExamState>(res.Int(row, 1)),
+    return ExamEventRecord{res.Text(row, 0), static_cast<ExamState>(res.Int(row, 1)),
                            res.Time(row, 2), res.Text(row, 3), res.Text(row, 4)};
   });
 }

@@ -14,7 +14,7 @@ IdentityConflictRecord ReadConflict(const Result& r, int row) {
   IdentityConflictRecord c;
   c.seq = r.Int(row, 0);
   c.detected_at = r.Time(row, 1);
-  c.kind = static_cast<rdg::v1::IdentityConflictKind>(r.Int(row, 2));
+  c.kind = static_cast<IdentityConflictKind>(r.Int(row, 2));
   c.exam_id = r.Text(row, 3);
   c.origin_institution = r.Text(row, 4);
   c.other_exam_id = r.Text(row, 5);
@@ -34,9 +34,9 @@ absl::Status PgIdentityConflictStore::RecordIdentityConflict(const IdentityConfl
       "other_exam_id, other_institution, fields, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
       "ON CONFLICT (kind, exam_id, other_exam_id, detail) DO NOTHING";
   return pool_
-      .Query(kInsert, {P(c.detected_at), P(int64_t{c.kind}), P(c.exam_id), P(c.origin_institution),
-                       P(c.other_exam_id), P(c.other_institution), P(absl::StrJoin(c.fields, ", ")),
-                       P(c.detail)})
+      .Query(kInsert, {P(c.detected_at), P(int64_t{Number(c.kind)}), P(c.exam_id),
+                       P(c.origin_institution), P(c.other_exam_id), P(c.other_institution),
+                       P(absl::StrJoin(c.fields, ", ")), P(c.detail)})
       .status();
 }
 

@@ -19,14 +19,14 @@ ReportRecord ReadReport(const Result& r, int row) {
   p.exam_id = r.Text(row, 2);
   p.origin_institution = r.Text(row, 3);
   p.version = static_cast<int32_t>(r.Int(row, 4));
-  p.status = static_cast<rdg::v1::ReportStatus>(r.Int(row, 5));
+  p.status = static_cast<ReportStatus>(r.Int(row, 5));
   p.critical = r.Bool(row, 6);
   p.reader_user = r.Text(row, 7);
   p.reader_institution = r.Text(row, 8);
   p.supersedes = r.Text(row, 9);
   p.content = r.Bytes(row, 10);
   p.canonical = r.Bytes(row, 11);
-  p.signature_format = static_cast<rdg::v1::SignatureFormat>(r.Int(row, 12));
+  p.signature_format = static_cast<SignatureFormat>(r.Int(row, 12));
   p.signature = r.Bytes(row, 13);
   p.signer_cert_pem = r.Text(row, 14);
   p.accepted_at = r.Time(row, 15);
@@ -48,7 +48,7 @@ absl::StatusOr<ReportingState> LockReportingState(Connection& conn, const std::s
   if (!e.ok()) return e.status();
   if (e->rows() == 0) return absl::NotFoundError(absl::StrCat("no exam ", exam_id));
   ReportingState s;
-  s.state = static_cast<rdg::v1::ExamState>(e->Int(0, 0));
+  s.state = static_cast<ExamState>(e->Int(0, 0));
   s.origin_institution = e->Text(0, 1);
   static constexpr char kRest[] =
       "SELECT (SELECT holder_user FROM claims WHERE exam_id = $1 AND expires_at > $2), "
@@ -58,8 +58,8 @@ absl::StatusOr<ReportingState> LockReportingState(Connection& conn, const std::s
       "(SELECT COALESCE(MAX(version), 0) FROM reports WHERE exam_id = $1), "
       "(SELECT reader_user || chr(31) || reader_institution FROM reports "
       " WHERE exam_id = $1 AND status = $4 ORDER BY version LIMIT 1)";
-  auto r = conn.Exec(kRest, {P(exam_id), P(now), P(int64_t{rdg::v1::PRELIMINARY_REPORT}),
-                             P(int64_t{rdg::v1::FINAL_REPORT})});
+  auto r = conn.Exec(kRest, {P(exam_id), P(now), P(int64_t{Number(ReportStatus::kPreliminary)}),
+                             P(int64_t{Number(ReportStatus::kFinal)})});
   if (!r.ok()) return r.status();
   s.holder = r->Text(0, 0);
   s.holder_institution = r->Text(0, 1);
@@ -77,14 +77,14 @@ absl::Status InsertReport(Connection& conn, ReportRecord& report) {
       "signature_format, signature, signer_cert, accepted_at, acknowledge_by) "
       "VALUES ((SELECT seq FROM head), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
       "$14, $15, $16) RETURNING seq";
-  auto r = conn.Exec(
-      kInsert,
-      {P(report.report_id), P(report.exam_id), P(report.origin_institution),
-       P(int64_t{report.version}), P(int64_t{report.status}), PBool(report.critical),
-       P(report.reader_user), P(report.reader_institution), P(report.supersedes),
-       PBytes(report.content), PBytes(report.canonical), P(int64_t{report.signature_format}),
-       PBytes(report.signature), P(report.signer_cert_pem), P(report.accepted_at),
-       report.acknowledge_by ? P(*report.acknowledge_by) : Param()});
+  auto r = conn.Exec(kInsert,
+                     {P(report.report_id), P(report.exam_id), P(report.origin_institution),
+                      P(int64_t{Number(report.version)}), P(int64_t{Number(report.status)}),
+                      PBool(report.critical), P(report.reader_user), P(report.reader_institution),
+                      P(report.supersedes), PBytes(report.content), PBytes(report.canonical),
+                      P(int64_t{Number(report.signature_format)}), PBytes(report.signature),
+                      P(report.signer_cert_pem), P(report.accepted_at),
+                      report.acknowledge_by ? P(*report.acknowledge_by) : Param()});
   if (!r.ok()) return r.status();
   if (r->rows() != 1) return absl::InternalError("postgres: the report feed's counter is missing");
   report.seq = r->Int(0, 0);
@@ -94,42 +94,41 @@ absl::Status InsertReport(Connection& conn, ReportRecord& report) {
 //! What a new version changes: the exam's state, its claim (a FINAL ends it), its events and
 //! SLA stages.
 absl::Status AfterReport(Connection& conn, const ReportRecord& report, absl::Time now) {
-  const rdg::v1::ExamState next = StateAfter(report.status);
+  const ExamState next = StateAfter(report.status);
   static constexpr char kState[] =
       "UPDATE exams SET state = $2, updated_at = $3 WHERE exam_id = $1";
-  if (auto u = conn.Exec(kState, {P(report.exam_id), P(int64_t{next}), P(now)}); !u.ok()) {
+  if (auto u = conn.Exec(kState, {P(report.exam_id), P(int64_t{Number(next)}), P(now)}); !u.ok()) {
     return u.status();
   }
-  if (next == rdg::v1::FINAL) {  // the reading is done: the lease ends with it
+  if (next == ExamState::kFinal) {  // the reading is done: the lease ends with it
     static constexpr char kDelete[] = "DELETE FROM claims WHERE exam_id = $1";
     if (auto d = conn.Exec(kDelete, {P(report.exam_id)}); !d.ok()) return d.status();
   }
-  if (auto s =
-          AddEvent(conn, report.exam_id, next, now, report.reader_user,
-                   absl::StrCat(rdg::v1::ReportStatus_Name(report.status), " ", report.report_id,
-                                " v", report.version, report.critical ? " critical" : ""));
+  if (auto s = AddEvent(conn, report.exam_id, next, now, report.reader_user,
+                        absl::StrCat(Name(report.status), " ", report.report_id, " v",
+                                     report.version, report.critical ? " critical" : ""));
       !s.ok()) {
     return s;
   }
-  if (report.status == rdg::v1::AMENDED_REPORT && report.acknowledge_by) {
+  if (report.status == ReportStatus::kAmended && report.acknowledge_by) {
     // A critical addendum needs its own acknowledgement, like a critical FINAL.
-    return RestartStage(conn, report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
+    return RestartStage(conn, report.exam_id, Stage::kCriticalAcknowledgement, now,
                         *report.acknowledge_by);
   }
-  if (report.status != rdg::v1::FINAL_REPORT) return absl::OkStatus();
+  if (report.status != ReportStatus::kFinal) return absl::OkStatus();
   // The reading is done; the clinic's turn.
-  if (auto s = EndStage(conn, report.exam_id, rdg::v1::RECEIVED_TO_FINAL, now,
-                        report.reader_institution);
+  if (auto s =
+          EndStage(conn, report.exam_id, Stage::kReceivedToFinal, now, report.reader_institution);
       !s.ok()) {
     return s;
   }
-  if (auto s = StartStage(conn, report.exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now,
+  if (auto s = StartStage(conn, report.exam_id, Stage::kFinalToAcknowledged, now,
                           report.acknowledge_due);
       !s.ok()) {
     return s;
   }
   if (!report.acknowledge_by) return absl::OkStatus();
-  return StartStage(conn, report.exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
+  return StartStage(conn, report.exam_id, Stage::kCriticalAcknowledgement, now,
                     *report.acknowledge_by);
 }
 
@@ -150,7 +149,7 @@ absl::StatusOr<ReportRecord> PgReportStore::AddReport(ReportRecord report, absl:
         r.accepted_at = now;
         if (auto s = InsertReport(conn, r); !s.ok()) return s;
         if (auto s = AfterReport(conn, r, now); !s.ok()) return s;
-        if (r.status != rdg::v1::PRELIMINARY_REPORT) {
+        if (r.status != ReportStatus::kPreliminary) {
           // Delivered at the commit to every gateway's listener: their report watches wake.
           static constexpr char kNotify[] = "SELECT pg_notify('" RDG_REPORTS_CHANNEL "', $1)";
           if (auto n = conn.Exec(kNotify, {P(r.origin_institution)}); !n.ok()) return n.status();
@@ -174,9 +173,9 @@ absl::StatusOr<std::vector<ReportRecord>> PgReportStore::ReportFeed(const std::s
       "SELECT " RDG_REPORT_COLUMNS
       " FROM reports WHERE origin_institution = $1 AND seq > $2 AND status <> $3 "
       "ORDER BY seq LIMIT $4";
-  auto r =
-      pool_.Query(kFeed, {P(institution), P(after_seq), P(int64_t{rdg::v1::PRELIMINARY_REPORT}),
-                          P(int64_t{std::clamp(limit, 1, 1000)})});
+  auto r = pool_.Query(
+      kFeed, {P(institution), P(after_seq), P(int64_t{Number(ReportStatus::kPreliminary)}),
+              P(int64_t{std::clamp(limit, 1, 1000)})});
   if (!r.ok()) return r.status();
   return ReadRows(*r, ReadReport);
 }
@@ -193,7 +192,8 @@ absl::Status PgReportStore::MarkDelivered(const std::vector<std::string>& report
       auto u = conn.Exec(kMark, {P(id), P(now)});
       if (!u.ok()) return u.status();
       if (u->rows() == 0) continue;
-      if (auto s = AddEvent(conn, u->Text(0, 0), rdg::v1::DELIVERED, now, "system", id); !s.ok()) {
+      if (auto s = AddEvent(conn, u->Text(0, 0), ExamState::kDelivered, now, "system", id);
+          !s.ok()) {
         return s;
       }
     }
@@ -211,7 +211,7 @@ absl::StatusOr<ReportRecord> PgReportStore::AcknowledgeReport(const std::string&
             "SELECT " RDG_REPORT_COLUMNS
             " FROM reports WHERE report_id = $1 AND origin_institution = $2 AND status <> $3";
         auto found = conn.Exec(
-            kFind, {P(report_id), P(institution), P(int64_t{rdg::v1::PRELIMINARY_REPORT})});
+            kFind, {P(report_id), P(institution), P(int64_t{Number(ReportStatus::kPreliminary)})});
         if (!found.ok()) return found.status();
         if (found->rows() == 0) {
           return absl::NotFoundError(absl::StrCat("no report ", report_id, " for ", institution));
@@ -231,17 +231,17 @@ absl::StatusOr<ReportRecord> PgReportStore::AcknowledgeReport(const std::string&
             "delivered_at = COALESCE(delivered_at, $2) WHERE report_id = $1";
         if (auto u = conn.Exec(kAck, {P(report_id), P(now), P(user)}); !u.ok()) return u.status();
         if (!r.delivered_at) {  // acknowledged before any delivery was recorded: it was delivered
-          if (auto s = AddEvent(conn, exam_id, rdg::v1::DELIVERED, now, "system", report_id);
+          if (auto s = AddEvent(conn, exam_id, ExamState::kDelivered, now, "system", report_id);
               !s.ok()) {
             return s;
           }
         }
-        if (auto s = AddEvent(conn, exam_id, rdg::v1::ACKNOWLEDGED, now, user, report_id);
+        if (auto s = AddEvent(conn, exam_id, ExamState::kAcknowledged, now, user, report_id);
             !s.ok()) {
           return s;
         }
         if (auto s =
-                EndStage(conn, exam_id, rdg::v1::FINAL_TO_ACKNOWLEDGED, now, r.reader_institution);
+                EndStage(conn, exam_id, Stage::kFinalToAcknowledged, now, r.reader_institution);
             !s.ok()) {
           return s;
         }
@@ -249,10 +249,11 @@ absl::StatusOr<ReportRecord> PgReportStore::AcknowledgeReport(const std::string&
         // critical addendum is not acknowledged by acknowledging the report it amends.
         static constexpr char kLatest[] =
             "SELECT MAX(version) FROM reports WHERE exam_id = $1 AND status <> $2";
-        auto latest = conn.Exec(kLatest, {P(exam_id), P(int64_t{rdg::v1::PRELIMINARY_REPORT})});
+        auto latest =
+            conn.Exec(kLatest, {P(exam_id), P(int64_t{Number(ReportStatus::kPreliminary)})});
         if (!latest.ok()) return latest.status();
         if (!latest->IsNull(0, 0) && latest->Int(0, 0) == r.version) {
-          if (auto s = EndStage(conn, exam_id, rdg::v1::CRITICAL_ACKNOWLEDGEMENT, now,
+          if (auto s = EndStage(conn, exam_id, Stage::kCriticalAcknowledgement, now,
                                 r.reader_institution);
               !s.ok()) {
             return s;

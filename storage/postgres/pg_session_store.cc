@@ -14,10 +14,10 @@ UploadSessionRecord ReadSession(const Result& r, int row) {
   s.session_id = r.Text(row, 0);
   s.institution = r.Text(row, 1);
   s.user = r.Text(row, 2);
-  s.kind = static_cast<rdg::v1::ObjectKind>(r.Int(row, 3));
+  s.kind = static_cast<ObjectKind>(r.Int(row, 3));
   s.size = r.Int(row, 4);
   s.sha256_hex = r.Text(row, 5);
-  s.priority = static_cast<rdg::v1::Priority>(r.Int(row, 6));
+  s.priority = static_cast<Priority>(r.Int(row, 6));
   s.client_ref = r.Text(row, 7);
   s.created_at = r.Time(row, 8);
   s.updated_at = r.Time(row, 9);
@@ -44,10 +44,10 @@ absl::Status PgSessionStore::CreateSession(const UploadSessionRecord& r, int max
     if (auto s = conn.Exec(kLock, {P(absl::StrCat("upload_sessions/", r.institution))}); !s.ok()) {
       return s.status();
     }
-    auto ins =
-        conn.Exec(kInsert, {P(r.session_id), P(r.institution), P(r.user), P(int64_t{r.kind}),
-                            P(r.size), P(r.sha256_hex), P(int64_t{r.priority}), P(r.client_ref),
-                            P(r.created_at), P(r.updated_at), P(max_per_institution)});
+    auto ins = conn.Exec(
+        kInsert, {P(r.session_id), P(r.institution), P(r.user), P(int64_t{Number(r.kind)}),
+                  P(r.size), P(r.sha256_hex), P(int64_t{Number(r.priority)}), P(r.client_ref),
+                  P(r.created_at), P(r.updated_at), P(max_per_institution)});
     if (!ins.ok()) return ins.status();
     if (ins->affected() == 0) return SessionQuotaError(r.institution, max_per_institution);
     return absl::OkStatus();

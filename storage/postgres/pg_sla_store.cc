@@ -10,11 +10,11 @@ namespace {
 StageRecord ReadStage(const Result& r, int row) {
   StageRecord s;
   s.exam_id = r.Text(row, 0);
-  s.stage = static_cast<rdg::v1::Stage>(r.Int(row, 1));
+  s.stage = static_cast<Stage>(r.Int(row, 1));
   s.origin_institution = r.Text(row, 2);
   s.queue = r.Text(row, 3);
   s.exam_type = r.Text(row, 4);
-  s.priority = static_cast<rdg::v1::Priority>(r.Int(row, 5));
+  s.priority = static_cast<Priority>(r.Int(row, 5));
   s.reviewing_institution = r.Text(row, 6);
   s.started_at = r.Time(row, 7);
   s.due_at = r.Time(row, 8);
@@ -119,7 +119,7 @@ absl::StatusOr<std::vector<OpenBreachCount>> PgSlaStore::CountOpenBreaches() {
   auto r = pool_.Query(kCount, {});
   if (!r.ok()) return r.status();
   return ReadRows(*r, [](const Result& res, int row) {
-    return OpenBreachCount{static_cast<rdg::v1::Stage>(res.Int(row, 0)), res.Int(row, 1)};
+    return OpenBreachCount{static_cast<Stage>(res.Int(row, 0)), res.Int(row, 1)};
   });
 }
 

@@ -17,7 +17,8 @@ namespace rdg::storage::pg {
 namespace {
 
 // exams_open_worklist and exams_open_by_queue (0002_exams_and_audit.sql) spell the open states.
-static_assert(rdg::v1::ROUTED == 2 && rdg::v1::CLAIMED == 3 && rdg::v1::PRELIMINARY == 4,
+static_assert(Number(ExamState::kRouted) == 2 && Number(ExamState::kClaimed) == 3 &&
+                  Number(ExamState::kPreliminary) == 4,
               "the partial indexes of open exams hard-code the open states");
 
 //! A new claim (ClaimExam's last step): its row, and for a claim to read the CLAIMED state and
@@ -36,22 +37,22 @@ absl::Status StartClaim(Connection& conn, const ClaimRecord& claim, bool amend) 
   const std::string lease =
       absl::StrCat("lease ", absl::ToInt64Minutes(claim.expires_at - claim.claimed_at), " min");
   if (amend) {  // the exam stays FINAL: its report stands until an addendum is signed
-    return AddEvent(conn, claim.exam_id, rdg::v1::CLAIMED, claim.claimed_at, claim.holder_user,
+    return AddEvent(conn, claim.exam_id, ExamState::kClaimed, claim.claimed_at, claim.holder_user,
                     absl::StrCat("for amendment, ", lease));
   }
   static constexpr char kClaimed[] =
       "UPDATE exams SET state = $2, updated_at = $3 WHERE exam_id = $1";
-  if (auto u = conn.Exec(kClaimed,
-                         {P(claim.exam_id), P(int64_t{rdg::v1::CLAIMED}), P(claim.claimed_at)});
+  if (auto u = conn.Exec(kClaimed, {P(claim.exam_id), P(int64_t{Number(ExamState::kClaimed)}),
+                                    P(claim.claimed_at)});
       !u.ok()) {
     return u.status();
   }
-  if (auto s = AddEvent(conn, claim.exam_id, rdg::v1::CLAIMED, claim.claimed_at, claim.holder_user,
-                        lease);
+  if (auto s = AddEvent(conn, claim.exam_id, ExamState::kClaimed, claim.claimed_at,
+                        claim.holder_user, lease);
       !s.ok()) {
     return s;
   }
-  return EndStage(conn, claim.exam_id, rdg::v1::RECEIVED_TO_CLAIMED, claim.claimed_at,
+  return EndStage(conn, claim.exam_id, Stage::kReceivedToClaimed, claim.claimed_at,
                   claim.holder_institution);
 }
 
@@ -65,7 +66,7 @@ absl::StatusOr<WorklistPage> PgWorklistStore::ListWorklist(const WorklistQuery& 
                                                            absl::Time now) {
   absl::StatusOr<WorklistKey> after = ParseWorklistCursor(query.after);
   if (!after.ok()) return after.status();
-  const std::vector<rdg::v1::ExamState> states = WorklistStates(query);
+  const std::vector<ExamState> states = WorklistStates(query);
   const int64_t limit = std::clamp<int64_t>(query.limit, 1, 1000);
   // Open states only (the usual case): the partial index of open exams in worklist order, read
   // until a page is full. Other states (e.g. FINAL) take the general path.
@@ -95,7 +96,7 @@ absl::StatusOr<WorklistPage> PgWorklistStore::ListWorklist(const WorklistQuery& 
 #undef RDG_WORKLIST_SELECT
 #undef RDG_WORKLIST_FILTERS
   const bool all_open = open_only && states.size() == 3 && OnlyOpenStates(states) &&
-                        std::set<rdg::v1::ExamState>(states.begin(), states.end()).size() == 3;
+                        std::set<ExamState>(states.begin(), states.end()).size() == 3;
   const char* sql = all_open ? kAllOpenSql : open_only ? kOpenSql : kAnySql;
   auto r = pool_.Query(sql, {PTextArray(query.queues), PIntArray(states),
                              query.exam_types.empty() ? Param() : PTextArray(query.exam_types),
@@ -158,7 +159,7 @@ absl::StatusOr<ClaimRecord> PgWorklistStore::ClaimExam(const std::string& exam_i
           return claim;
         }
         if (c->rows() == 1) {  // an expired lease nobody swept yet: release it on the record
-          if (auto s = AddEvent(conn, exam_id, rdg::v1::RELEASED, c->Time(0, 2), "system",
+          if (auto s = AddEvent(conn, exam_id, ExamState::kReleased, c->Time(0, 2), "system",
                                 absl::StrCat("lease of ", c->Text(0, 0), " expired"));
               !s.ok()) {
             return s;
@@ -229,11 +230,10 @@ absl::StatusOr<ExamRecord> PgWorklistStore::EscalateExam(const Escalation& esc, 
     auto holder = conn.Exec(kHolder, {P(esc.exam_id), P(now)});
     if (!holder.ok()) return holder.status();
     if (!Claimable(exam.state)) {
-      return absl::FailedPreconditionError(absl::StrCat("exam ", esc.exam_id, " is ",
-                                                        rdg::v1::ExamState_Name(exam.state),
-                                                        " and cannot be escalated"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("exam ", esc.exam_id, " is ", Name(exam.state), " and cannot be escalated"));
     }
-    if (!esc.require_claim && (exam.state != rdg::v1::ROUTED || exam.claim_due_at > now)) {
+    if (!esc.require_claim && (exam.state != ExamState::kRouted || exam.claim_due_at > now)) {
       // The system escalates only what is still waiting past its claim target: a reader who
       // claimed it meanwhile keeps it.
       return absl::FailedPreconditionError(
@@ -248,19 +248,20 @@ absl::StatusOr<ExamRecord> PgWorklistStore::EscalateExam(const Escalation& esc, 
     static constexpr char kMove[] =
         "UPDATE exams SET queue = $2, state = $3, claim_due_at = $4, updated_at = $5, "
         "escalated_by = $6, escalation_reason = $7 WHERE exam_id = $1";
-    if (auto u = conn.Exec(kMove, {P(esc.exam_id), P(esc.to_queue), P(int64_t{rdg::v1::ROUTED}),
-                                   P(esc.claim_due_at), P(now), P(esc.actor), P(esc.reason)});
+    if (auto u = conn.Exec(kMove,
+                           {P(esc.exam_id), P(esc.to_queue), P(int64_t{Number(ExamState::kRouted)}),
+                            P(esc.claim_due_at), P(now), P(esc.actor), P(esc.reason)});
         !u.ok()) {
       return u.status();
     }
-    if (auto s = AddEvent(conn, esc.exam_id, rdg::v1::ESCALATED, now, esc.actor,
+    if (auto s = AddEvent(conn, esc.exam_id, ExamState::kEscalated, now, esc.actor,
                           absl::StrCat(exam.queue, " -> ", esc.to_queue, ": ", esc.reason));
         !s.ok()) {
       return s;
     }
     if (auto s = MoveRunningStages(conn, esc.exam_id, esc.to_queue); !s.ok()) return s;
     exam.queue = esc.to_queue;
-    exam.state = rdg::v1::ROUTED;
+    exam.state = ExamState::kRouted;
     exam.claim_due_at = esc.claim_due_at;
     exam.updated_at = now;
     exam.escalated_by = esc.actor;
@@ -274,8 +275,8 @@ absl::StatusOr<std::vector<ExamRecord>> PgWorklistStore::ListClaimOverdue(absl::
   static constexpr char kList[] =
       "SELECT " RDG_EXAM_COLUMNS
       " FROM exams WHERE state = $1 AND claim_due_at <= $2 ORDER BY claim_due_at LIMIT $3";
-  auto r = pool_.Query(
-      kList, {P(int64_t{rdg::v1::ROUTED}), P(now), P(int64_t{std::clamp(limit, 1, 1000)})});
+  auto r = pool_.Query(kList, {P(int64_t{Number(ExamState::kRouted)}), P(now),
+                               P(int64_t{Number(std::clamp(limit, 1, 1000))})});
   if (!r.ok()) return r.status();
   return ReadExams(*r);
 }

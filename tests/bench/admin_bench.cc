@@ -56,45 +56,53 @@ void Fill(rdg::bench::BenchIndex& index, int n) {
   const int64_t start = absl::ToUnixMicros(kStart);
   const int64_t year = absl::ToInt64Microseconds(kYear);
   const std::string priority =
-      absl::StrCat("CASE ", Hash("i", 2, 5), " WHEN 0 THEN ", int{rdg::v1::STAT}, " WHEN 1 THEN ",
-                   int{rdg::v1::URGENT}, " ELSE ", int{rdg::v1::ROUTINE}, " END");
+      absl::StrCat("CASE ", Hash("i", 2, 5), " WHEN 0 THEN ",
+                   rdg::storage::Number(rdg::storage::Priority::kStat), " WHEN 1 THEN ",
+                   rdg::storage::Number(rdg::storage::Priority::kUrgent), " ELSE ",
+                   rdg::storage::Number(rdg::storage::Priority::kRoutine), " END");
   const std::string received = absl::StrCat(start, " + i * ", year / n);
-  const std::string stat = absl::StrCat(priority, " = ", int{rdg::v1::STAT});
+  const std::string stat =
+      absl::StrCat(priority, " = ", rdg::storage::Number(rdg::storage::Priority::kStat));
   index.exec(absl::StrCat(
       rdg::bench::Rows(n),
       "INSERT INTO exams (exam_id, origin_institution, study_instance_uid, patient_id, exam_type, "
       "priority, state, queue, instance_count, total_bytes, received_at, updated_at, sla_due_at, "
       "claim_due_at) SELECT 'ex-b' || i, 'clinic-' || (i % 40), '1.2.826.0.1.' || i, 'P' || ",
       Hash("i", 1, n / 3 + 1), ", ", OneOf("i", 4, {"CT", "DX", "DX", "US", "ECG", "ECG", "LAB"}),
-      ", ", priority, ", CASE WHEN (i + 1) % 50 = 0 THEN ", int{rdg::v1::ROUTED}, " ELSE ",
-      int{rdg::v1::FINAL}, " END, ", OneOf("i", 3, kQueues), ", 1, 52000, ", received, ", ",
-      received, ", ", received, " + CASE WHEN ", stat, " THEN 1800000000 ELSE 86400000000 END, ",
-      received, " + CASE WHEN ", stat, " THEN 600000000 ELSE 14400000000 END FROM s ORDER BY i"));
+      ", ", priority, ", CASE WHEN (i + 1) % 50 = 0 THEN ",
+      rdg::storage::Number(rdg::storage::ExamState::kRouted), " ELSE ",
+      rdg::storage::Number(rdg::storage::ExamState::kFinal), " END, ", OneOf("i", 3, kQueues),
+      ", 1, 52000, ", received, ", ", received, ", ", received, " + CASE WHEN ", stat,
+      " THEN 1800000000 ELSE 86400000000 END, ", received, " + CASE WHEN ", stat,
+      " THEN 600000000 ELSE 14400000000 END FROM s ORDER BY i"));
   // 98% read: first claim within 0-3 h, final within 0-30 h of receipt, acknowledged within
   // 0-48 h of the final; late ones were breaches, recorded when they completed. Completions are
   // numbered seq * 4 + stage (unique, as the feed needs).
   const std::string reviewer = OneOf("seq", 5, {"county-a", "county-b", "county-c", "county-d"});
-  const std::string read = absl::StrCat("state = ", int{rdg::v1::FINAL});
-  const auto stage = [&](rdg::v1::Stage s, const std::string& due, int64_t max_us) {
+  const std::string read =
+      absl::StrCat("state = ", rdg::storage::Number(rdg::storage::ExamState::kFinal));
+  const auto stage = [&](rdg::storage::Stage s, const std::string& due, int64_t max_us) {
     index.exec(absl::StrCat(
         "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, priority, "
         "reviewing_institution, started_at, due_at, ended_at, end_seq) SELECT exam_id, ",
-        int{s}, ", origin_institution, queue, exam_type, priority, CASE WHEN ", read, " THEN ",
-        reviewer, " ELSE '' END, received_at, ", due, ", CASE WHEN ", read, " THEN received_at + ",
-        Hash("seq", int{s}, 1000000), " * ", max_us / 1000000, " END, CASE WHEN ", read,
-        " THEN seq * 4 + ", int{s}, " END FROM exams"));
+        rdg::storage::Number(s), ", origin_institution, queue, exam_type, priority, CASE WHEN ",
+        read, " THEN ", reviewer, " ELSE '' END, received_at, ", due, ", CASE WHEN ", read,
+        " THEN received_at + ", Hash("seq", rdg::storage::Number(s), 1000000), " * ",
+        max_us / 1000000, " END, CASE WHEN ", read, " THEN seq * 4 + ", rdg::storage::Number(s),
+        " END FROM exams"));
   };
-  stage(rdg::v1::RECEIVED_TO_CLAIMED, "claim_due_at", int64_t{10800} * 1000000);
-  stage(rdg::v1::RECEIVED_TO_FINAL, "sla_due_at", int64_t{108000} * 1000000);
+  stage(rdg::storage::Stage::kReceivedToClaimed, "claim_due_at", int64_t{10800} * 1000000);
+  stage(rdg::storage::Stage::kReceivedToFinal, "sla_due_at", int64_t{108000} * 1000000);
   index.exec(absl::StrCat(
       "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, priority, "
       "reviewing_institution, started_at, due_at, ended_at, end_seq) SELECT f.exam_id, ",
-      int{rdg::v1::FINAL_TO_ACKNOWLEDGED},
+      rdg::storage::Number(rdg::storage::Stage::kFinalToAcknowledged),
       ", f.origin_institution, f.queue, f.exam_type, f.priority, f.reviewing_institution, "
       "f.ended_at, f.ended_at + 86400000000, f.ended_at + ",
-      Hash("e.seq", 6, 1000000), " * 172800, e.seq * 4 + ", int{rdg::v1::FINAL_TO_ACKNOWLEDGED},
+      Hash("e.seq", 6, 1000000), " * 172800, e.seq * 4 + ",
+      rdg::storage::Number(rdg::storage::Stage::kFinalToAcknowledged),
       " FROM exam_stages f JOIN exams e ON e.exam_id = f.exam_id WHERE f.stage = ",
-      int{rdg::v1::RECEIVED_TO_FINAL}, " AND f.ended_at IS NOT NULL"));
+      rdg::storage::Number(rdg::storage::Stage::kReceivedToFinal), " AND f.ended_at IS NOT NULL"));
   index.exec("UPDATE exam_stages SET breached_at = ended_at WHERE ended_at > due_at");
   if (index.backend == "PostgreSQL") {  // new completions are numbered after these
     index.exec(
@@ -146,8 +154,8 @@ void Run(const std::string& pg_dsn_file, int n) {
 
   auto audit = [&](const char* action) {
     if (!store
-             ->AppendAudit(
-                 rdg::storage::AuditOf(now, "province", "admin", rdg::v1::ADMIN, action, "", ""))
+             ->AppendAudit(rdg::storage::AuditOf(now, "province", "admin",
+                                                 rdg::storage::Role::kAdmin, action, "", ""))
              .ok()) {
       std::exit(1);
     }
@@ -181,7 +189,8 @@ void Run(const std::string& pg_dsn_file, int n) {
                 }),
         "breaches");
 
-  rdg::monitoring::Metrics metrics(config, {store, &directory, nullptr, nullptr, &clock});
+  rdg::monitoring::Metrics metrics(config, {&store->sla(), &store->worklist(), &store->audit(),
+                                            &directory, nullptr, nullptr, &clock});
   const Figures first = Measure(1, [&] { return metrics.Render()->size(); });
   Print("/metrics, first scrape after start", first, "bytes");
   Print("/metrics, later scrapes", Measure(200, [&] { return metrics.Render()->size(); }), "bytes");
@@ -189,8 +198,10 @@ void Run(const std::string& pg_dsn_file, int n) {
         Measure(50,
                 [&] {
                   std::vector<std::string> names(kQueues);
-                  return rdg::monitoring::DashboardData(*store, directory, names, now,
-                                                        absl::UTCTimeZone())
+                  return rdg::monitoring::DashboardData(
+                             {store->sla(), store->worklist(), store->audit(),
+                              store->identity_conflicts()},
+                             directory, names, now, absl::UTCTimeZone())
                       ->size();
                 }),
         "bytes");

@@ -35,8 +35,10 @@ const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 void Fill(rdg::bench::BenchIndex& index, int n) {
   const int64_t t0 = absl::ToUnixMicros(kT0);
   const std::string priority =
-      absl::StrCat("CASE ", Hash("i", 2, 5), " WHEN 0 THEN ", int{rdg::v1::STAT}, " WHEN 1 THEN ",
-                   int{rdg::v1::URGENT}, " ELSE ", int{rdg::v1::ROUTINE}, " END");
+      absl::StrCat("CASE ", Hash("i", 2, 5), " WHEN 0 THEN ",
+                   rdg::storage::Number(rdg::storage::Priority::kStat), " WHEN 1 THEN ",
+                   rdg::storage::Number(rdg::storage::Priority::kUrgent), " ELSE ",
+                   rdg::storage::Number(rdg::storage::Priority::kRoutine), " END");
   const std::string received = absl::StrCat(t0, " + i * 1000000");
   index.exec(absl::StrCat(
       rdg::bench::Rows(n),
@@ -46,21 +48,24 @@ void Fill(rdg::bench::BenchIndex& index, int n) {
       "'P' || ",
       Hash("i", 1, n / 3 + 1), ", CASE WHEN i % 5 = 0 THEN 'ECG' ELSE 'CT' END, ",
       "CASE WHEN i % 5 = 0 THEN 'ECG' ELSE 'CT' END, ", priority,
-      ", CASE WHEN (i + 1) % 50 = 0 THEN ", int{rdg::v1::ROUTED}, " ELSE ", int{rdg::v1::FINAL},
-      " END, ", OneOf("i", 3, kQueues), ", 1, 52000, ", received, ", ", received, ", ", received,
-      " + CASE WHEN ", priority, " = ", int{rdg::v1::STAT},
+      ", CASE WHEN (i + 1) % 50 = 0 THEN ", rdg::storage::Number(rdg::storage::ExamState::kRouted),
+      " ELSE ", rdg::storage::Number(rdg::storage::ExamState::kFinal), " END, ",
+      OneOf("i", 3, kQueues), ", 1, 52000, ", received, ", ", received, ", ", received,
+      " + CASE WHEN ", priority, " = ", rdg::storage::Number(rdg::storage::Priority::kStat),
       " THEN 1800000000 ELSE 86400000000 END, ", std::numeric_limits<int64_t>::max(),
       " FROM s ORDER BY i"));
   // The open exams' SLA clocks run (a claim ends the first).
-  for (int stage : {int{rdg::v1::RECEIVED_TO_CLAIMED}, int{rdg::v1::RECEIVED_TO_FINAL}}) {
+  for (int stage : {rdg::storage::Number(rdg::storage::Stage::kReceivedToClaimed),
+                    rdg::storage::Number(rdg::storage::Stage::kReceivedToFinal)}) {
     index.exec(absl::StrCat(
         "INSERT INTO exam_stages (exam_id, stage, origin_institution, queue, exam_type, priority, "
         "started_at, due_at) SELECT exam_id, ",
         stage,
         ", origin_institution, queue, exam_type, "
         "priority, received_at, ",
-        stage == int{rdg::v1::RECEIVED_TO_FINAL} ? "sla_due_at" : "claim_due_at",
-        " FROM exams WHERE state = ", int{rdg::v1::ROUTED}));
+        stage == rdg::storage::Number(rdg::storage::Stage::kReceivedToFinal) ? "sla_due_at"
+                                                                             : "claim_due_at",
+        " FROM exams WHERE state = ", rdg::storage::Number(rdg::storage::ExamState::kRouted)));
   }
   index.analyze();
 }
@@ -98,7 +103,7 @@ void Run(const std::string& pg_dsn_file, int n) {
               fill_s);
   const double p99 = measure(q, 2000);
   q.exam_types = {"CT"};
-  q.priorities = {rdg::v1::STAT};
+  q.priorities = {rdg::storage::Priority::kStat};
   measure(q, 2000);
 
   // Claims: 16 readers claim distinct open exams as fast as they can.

@@ -7,6 +7,7 @@
 
 #include "rdg/v1/admin.grpc.pb.h"
 #include "tests/gateway/service_harness.h"
+#include "tests/gateway/stores_of.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/mock_index_store.h"
 
@@ -30,8 +31,10 @@ class AdminServiceTest : public ::testing::Test {
   testing::ServiceHarness harness_;
   FakeClock clock_;
   StrictMock<storage::MockIndexStore> index_;
-  AdminServiceImpl service_{
-      index_, harness_.context(), clock_, {"county-a/imaging", "county-a/lab"}};
+  AdminServiceImpl service_{testing::AdminServiceStores(index_),
+                            harness_.context(),
+                            clock_,
+                            {"county-a/imaging", "county-a/lab"}};
   std::unique_ptr<rdg::v1::AdminService::Stub> stub_ =
       rdg::v1::AdminService::NewStub(harness_.Serve(service_));
 };

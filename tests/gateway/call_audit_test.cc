@@ -40,7 +40,7 @@ TEST(CallAuditTest, TheRecordNamesMethodOutcomeCallerAndExam) {
   // No certificate: nobody is named, and nothing is made up.
   EXPECT_EQ(r.institution, "");
   EXPECT_EQ(r.subject, "");
-  EXPECT_EQ(r.role, rdg::v1::ROLE_UNSPECIFIED);
+  EXPECT_EQ(r.role, storage::Role::kUnspecified);
 }
 
 TEST(CallAuditTest, AnUnreadableCertificateStillLeavesTheCallRecorded) {

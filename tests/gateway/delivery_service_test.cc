@@ -30,7 +30,7 @@ storage::ReportRecord Final(int64_t seq, const std::string& exam_id) {
   r.report_id = "rp-" + std::to_string(seq);
   r.version = 1;
   r.exam_id = exam_id;
-  r.status = rdg::v1::FINAL_REPORT;
+  r.status = storage::ReportStatus::kFinal;
   r.origin_institution = kClinic.institution;
   r.reader_user = "reader-a-rad";
   r.reader_institution = "county-a";

@@ -17,7 +17,7 @@ const absl::Time kAt = absl::FromUnixMicros(1'800'000'000'123'456);
 AuditSource Source() { return {"rdg-gateway@gw1", "示范省远程诊断平台", "gw1", 4242}; }
 
 storage::AuditRecord Upload() {
-  storage::AuditRecord r = storage::AuditOf(kAt, "clinic-a1", "clinic-a1", rdg::v1::CLINIC,
+  storage::AuditRecord r = storage::AuditOf(kAt, "clinic-a1", "clinic-a1", storage::Role::kClinic,
                                             "upload", "ex-1", "DICOM 1.2.3, 100 bytes");
   r.seq = 17;
   r.patient_id = "QS-1^^^QSHOSP~110101199003074514^^^CHN^NI";

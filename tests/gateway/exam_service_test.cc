@@ -7,6 +7,7 @@
 
 #include "rdg/v1/ingest.grpc.pb.h"
 #include "tests/gateway/service_harness.h"
+#include "tests/gateway/stores_of.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/mock_blob_store.h"
 #include "tests/mocks/mock_index_store.h"
@@ -52,7 +53,7 @@ class ExamServiceTest : public ::testing::Test {
   FakeClock clock_;
   StrictMock<storage::MockIndexStore> index_;
   StrictMock<storage::MockBlobStore> blobs_;
-  ExamServiceImpl service_{index_, blobs_, harness_.context(), clock_};
+  ExamServiceImpl service_{testing::ExamServiceStores(index_), blobs_, harness_.context(), clock_};
   std::unique_ptr<rdg::v1::ExamService::Stub> stub_ =
       rdg::v1::ExamService::NewStub(harness_.Serve(service_));
 };

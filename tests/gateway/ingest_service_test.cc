@@ -11,6 +11,7 @@
 #include "gateway/ingest/ingestor.h"
 #include "rdg/v1/ingest.grpc.pb.h"
 #include "tests/gateway/service_harness.h"
+#include "tests/gateway/stores_of.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/mock_blob_store.h"
 #include "tests/mocks/mock_index_store.h"
@@ -56,7 +57,7 @@ class IngestServiceTest : public ::testing::Test {
   StrictMock<storage::MockBlobStore> blobs_;
   ingest::IndexCommitter committer_{index_, 8, &blobs_};
   ingest::Ingestor ingestor_{ingest::Ingestor::Options{limits_},
-                             index_,
+                             testing::IngestorStores(index_),
                              blobs_,
                              *storage::StagingArea::Create(dir_.Join("uploads")),
                              committer_,

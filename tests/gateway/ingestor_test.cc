@@ -11,6 +11,7 @@
 #include "storage/file_blob_store.h"
 #include "storage/formats/dicom_parser.h"
 #include "storage/sqlite_index_store.h"
+#include "tests/gateway/stores_of.h"
 #include "tests/mocks/dicom_builder.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/mock_blob_store.h"
@@ -70,9 +71,9 @@ class IngestorTest : public ::testing::Test {
     ASSERT_NE(index_, nullptr);
     blobs_ = *storage::FileBlobStore::Create(dir_.Join("blobs"));
     committer_ = std::make_unique<IndexCommitter>(*index_, 64, blobs_.get());
-    ingestor_ = std::make_unique<Ingestor>(Ingestor::Options{DefaultLimits()}, *index_, *blobs_,
-                                           *storage::StagingArea::Create(dir_.Join("uploads")),
-                                           *committer_, clock_);
+    ingestor_ = std::make_unique<Ingestor>(
+        Ingestor::Options{DefaultLimits()}, testing::IngestorStores(*index_), *blobs_,
+        *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
   }
   //! Nothing of a rejected upload may remain: no blob, no staged bytes, no session, no exam.
   void ExpectNoTrace() {
@@ -103,7 +104,7 @@ TEST_F(IngestorTest, OneShotUploadIsStoredAndIndexed) {
   EXPECT_FALSE(st->committed().duplicate());
   auto exam = *index_->GetExam(st->committed().exam_id());
   ASSERT_TRUE(exam.has_value());
-  EXPECT_EQ(exam->priority, rdg::v1::STAT);
+  EXPECT_EQ(exam->priority, storage::Priority::kStat);
   EXPECT_EQ(exam->exam_type, "CT");
   EXPECT_EQ(exam->patient.patient_id, "1CT1");
   EXPECT_EQ(FilesUnder(dir_.Join("uploads")), 0u);
@@ -239,7 +240,7 @@ TEST_F(IngestorTest, TransientCommitFailureKeepsTheUploadForAResume) {
   EXPECT_CALL(blobs, Adopt(_, _))
       .WillOnce(Return(absl::UnavailableError("link: No space left on device")));
   IndexCommitter failing_commits(*index_, 8, &blobs);
-  Ingestor failing(Ingestor::Options{DefaultLimits()}, *index_, blobs,
+  Ingestor failing(Ingestor::Options{DefaultLimits()}, testing::IngestorStores(*index_), blobs,
                    *storage::StagingArea::Create(dir_.Join("uploads")), failing_commits, clock_);
   auto a = *failing.Attach(kClinicA, OpenMessage(ct_));
   ASSERT_TRUE(a.handle->Append(0, ct_).ok());
@@ -277,7 +278,7 @@ TEST_F(IngestorTest, FailingIndexCommitRemovesTheBlobAndKeepsTheBytes) {
   });
   EXPECT_CALL(index, CreateSession(_, _)).WillOnce(Return(absl::OkStatus()));  // kept for resume
   IndexCommitter committer(index, 8, blobs_.get());
-  Ingestor ingestor(Ingestor::Options{DefaultLimits()}, index, *blobs_,
+  Ingestor ingestor(Ingestor::Options{DefaultLimits()}, testing::IngestorStores(index), *blobs_,
                     *storage::StagingArea::Create(dir_.Join("uploads")), committer, clock_);
   auto a = *ingestor.Attach(kClinicA, OpenMessage(ct_));
   ASSERT_TRUE(a.handle->Append(0, ct_).ok());
@@ -318,7 +319,7 @@ TEST_F(IngestorTest, RefusalsNameTheKindAndTheExactSizes) {
 
   rdg::v1::Limits limits = DefaultLimits();
   limits.set_max_object_bytes(int64_t{2} << 30);
-  Ingestor two_gib(Ingestor::Options{limits}, *index_, *blobs_,
+  Ingestor two_gib(Ingestor::Options{limits}, testing::IngestorStores(*index_), *blobs_,
                    *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
   rdg::v1::UploadRequest just_over = OpenMessage(ct_);
   just_over.mutable_open()->set_size((int64_t{2} << 30) + 2);
@@ -362,22 +363,23 @@ TEST_F(IngestorTest, NewExamIsRoutedInTheAcknowledgingTransaction) {
   sla->set_received_to_final_minutes(30);
   routing::Router router(config);
   routing::SlaTable table(config);
-  Ingestor ingestor(Ingestor::Options{DefaultLimits(), &router, &table}, *index_, *blobs_,
+  Ingestor ingestor(Ingestor::Options{DefaultLimits(), &router, &table},
+                    testing::IngestorStores(*index_), *blobs_,
                     *storage::StagingArea::Create(dir_.Join("uploads")), *committer_, clock_);
   auto a = *ingestor.Attach(kClinicA, OpenMessage(ct_));  // requested priority STAT
   ASSERT_TRUE(a.handle->Append(0, ct_).ok());
   auto st = a.handle->Commit();
   ASSERT_TRUE(st.ok()) << st.status();
   auto exam = **index_->GetExam(st->committed().exam_id());
-  EXPECT_EQ(exam.state, rdg::v1::ROUTED);
+  EXPECT_EQ(exam.state, storage::ExamState::kRouted);
   EXPECT_EQ(exam.queue, "county-a/imaging");
-  EXPECT_EQ(exam.priority, rdg::v1::STAT);
+  EXPECT_EQ(exam.priority, storage::Priority::kStat);
   EXPECT_EQ(exam.sla_due_at, clock_.Now() + absl::Minutes(30));
   auto events = *index_->ListEvents(exam.exam_id);
   ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[0].state, rdg::v1::RECEIVED);
+  EXPECT_EQ(events[0].state, storage::ExamState::kReceived);
   EXPECT_EQ(events[0].actor, "clinic-a1");
-  EXPECT_EQ(events[1].state, rdg::v1::ROUTED);
+  EXPECT_EQ(events[1].state, storage::ExamState::kRouted);
   EXPECT_EQ(events[1].actor, "system");
   EXPECT_EQ(events[1].detail, "rule county-a-imaging -> county-a/imaging");
 }
@@ -407,7 +409,7 @@ class LabIngestTest : public IngestorTest {
     Ingestor::Options options{DefaultLimits()};
     options.limits.set_max_lab_message_bytes(4096);
     options.critical = parsing::CriticalValueTable(config.critical_values());
-    ingestor_ = std::make_unique<Ingestor>(options, *index_, *blobs_,
+    ingestor_ = std::make_unique<Ingestor>(options, testing::IngestorStores(*index_), *blobs_,
                                            *storage::StagingArea::Create(dir_.Join("uploads")),
                                            *committer_, clock_);
   }
@@ -430,7 +432,7 @@ TEST_F(LabIngestTest, LabMessageIsIndexedWithItsResultsAndAcknowledged) {
   EXPECT_THAT(st->hl7_ack().message(), HasSubstr("\rMSA|AA|MSG-1"));
   auto exam = **index_->GetExam(st->committed().exam_id());
   EXPECT_EQ(exam.exam_type, "LAB");
-  EXPECT_EQ(exam.priority, rdg::v1::ROUTINE);
+  EXPECT_EQ(exam.priority, storage::Priority::kRoutine);
   EXPECT_FALSE(exam.critical);
   EXPECT_EQ(exam.patient.name, "Wang^Fang");
   auto results = *index_->ListLabResults({exam.exam_id}, {});
@@ -454,7 +456,7 @@ TEST_F(LabIngestTest, CriticalByFlagOrByThresholdMakesTheExamStat) {
     ASSERT_TRUE(st.ok()) << st.status();
     auto exam = **index_->GetExam(st->committed().exam_id());
     EXPECT_TRUE(exam.critical) << id;
-    EXPECT_EQ(exam.priority, rdg::v1::STAT) << id;
+    EXPECT_EQ(exam.priority, storage::Priority::kStat) << id;
     EXPECT_TRUE((*index_->ListLabResults({exam.exam_id}, {"2823-3"}))[0].critical) << id;
   }
 }
@@ -599,7 +601,7 @@ std::vector<std::string> Conflicts(storage::IndexStore& index) {
   for (const auto& c : *conflicts) {
     std::string fields;
     for (const auto& f : c.fields) fields += (fields.empty() ? "" : ",") + f;
-    out.push_back(rdg::v1::IdentityConflictKind_Name(c.kind) + " " + fields + " " + c.detail);
+    out.push_back(storage::Name(c.kind) + " " + fields + " " + c.detail);
   }
   return out;
 }

@@ -62,7 +62,7 @@ TEST_F(PrincipalTest, TheAuditRecordNamesTheCertificateAndTheAddress) {
   EXPECT_EQ(r.at, at);
   EXPECT_EQ(r.institution, "county-a");
   EXPECT_EQ(r.user, "reader-a-rad");
-  EXPECT_EQ(r.role, rdg::v1::READER);
+  EXPECT_EQ(r.role, storage::Role::kReader);
   EXPECT_EQ(r.action, "fetch_exam");
   EXPECT_EQ(r.exam_id, "ex-1");
   EXPECT_EQ(r.detail, "detail");

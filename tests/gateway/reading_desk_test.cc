@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "storage/sqlite_index_store.h"
+#include "tests/gateway/stores_of.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/temp_dir.h"
 #include "tests/mocks/test_index.h"
@@ -48,7 +49,8 @@ class ReadingDeskTest : public ::testing::Test {
     config_.mutable_claims()->set_lease_seconds(600);
     index_ = testing::OpenTestIndex(dir_);
     ASSERT_NE(index_, nullptr);
-    desk_ = std::make_unique<IndexReadingDesk>(config_, *index_, *sla_, clock_);
+    desk_ = std::make_unique<IndexReadingDesk>(config_, testing::ReadingDeskStores(*index_), *sla_,
+                                               clock_);
     exam_ = AddExam("1.1", "county-a/imaging");
   }
   std::string AddExam(const std::string& study, const std::string& queue,
@@ -68,7 +70,7 @@ class ReadingDeskTest : public ::testing::Test {
     n.object.sop_instance_uid = study + ".1";
     n.object.sha256_hex = "sha" + study;
     n.object.received_at = clock_.Now();
-    n.routing = {queue, rdg::v1::STAT, clock_.Now() + absl::Minutes(30),
+    n.routing = {queue, storage::Priority::kStat, clock_.Now() + absl::Minutes(30),
                  clock_.Now() + absl::Minutes(10), "rule"};
     return index_->CommitObjects({n})[0]->exam_id;
   }
@@ -86,7 +88,7 @@ class ReadingDeskTest : public ::testing::Test {
   std::string exam_;
 };
 
-storage::ReportRecord Signed(const std::string& exam, rdg::v1::ReportStatus status,
+storage::ReportRecord Signed(const std::string& exam, storage::ReportStatus status,
                              const auth::Principal& reader, const std::string& supersedes = "") {
   storage::ReportRecord r;
   r.exam_id = exam;
@@ -109,7 +111,7 @@ TEST_F(ReadingDeskTest, ReaderEscalatesToTheNextLevel) {
   auto moved = desk_->Escalate(kReaderA, exam_, "suspected mass, needs a thoracic radiologist");
   ASSERT_TRUE(moved.ok()) << moved.status();
   EXPECT_EQ(moved->queue, "city/radiology-consult");
-  EXPECT_EQ(moved->state, rdg::v1::ROUTED);
+  EXPECT_EQ(moved->state, storage::ExamState::kRouted);
   EXPECT_FALSE(index_->GetLiveClaim(exam_, clock_.Now())->has_value());
   // Now the city reads it; county A no longer sees it.
   EXPECT_TRUE(absl::IsNotFound(desk_->Claim(kReaderA, exam_).status()));
@@ -117,7 +119,7 @@ TEST_F(ReadingDeskTest, ReaderEscalatesToTheNextLevel) {
   auto events = *index_->ListEvents(exam_);
   bool found = false;
   for (const auto& e : events) {
-    if (e.state == rdg::v1::ESCALATED) {
+    if (e.state == storage::ExamState::kEscalated) {
       found = true;
       EXPECT_EQ(e.actor, "reader-a-rad");
       EXPECT_EQ(e.detail,
@@ -159,7 +161,7 @@ TEST_F(ReadingDeskTest, TheFallbackQueueIsNeverAnEscalationTarget) {
   triage->set_institution("city");
   config.mutable_queues()->SwapElements(0, config.queues_size() - 1);
   config.set_fallback_queue("city/triage");
-  IndexReadingDesk desk(config, *index_, *sla_, clock_);
+  IndexReadingDesk desk(config, testing::ReadingDeskStores(*index_), *sla_, clock_);
   const std::string mammo = AddExam("9.1", "county-a/imaging", "P-9", "", "MG");
   clock_.Advance(absl::Minutes(11));
   EXPECT_EQ(*desk.EscalateOverdue(), 1);  // the CT: to the city's CT consultation queue
@@ -237,7 +239,8 @@ TEST_F(ReadingDeskTest, TheAuthorOfAFinalReportKeepsAccessForAWhileOnly) {
   AddExam("5.4", "county-b/imaging", "B-88", id);
   ASSERT_TRUE(desk_->Claim(kReaderA, current).ok());
   ASSERT_TRUE(
-      index_->AddReport(Signed(current, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now()).ok());
+      index_->AddReport(Signed(current, storage::ReportStatus::kFinal, kReaderA), clock_.Now())
+          .ok());
   EXPECT_TRUE(desk_->Priors(kReaderA, current).ok()) << "the author, for an addendum";
   EXPECT_TRUE(desk_->ExamInContextOfWork(kReaderA, current, "reports", "").ok());
   EXPECT_TRUE(absl::IsPermissionDenied(desk_->Priors(kReaderA2, current).status()));
@@ -251,8 +254,8 @@ std::vector<std::string> Conflicts(storage::IndexStore& index) {
   std::vector<std::string> out;
   auto conflicts = index.ListIdentityConflicts(absl::InfinitePast(), 100);
   for (const auto& c : *conflicts) {
-    out.push_back(absl::StrCat(rdg::v1::IdentityConflictKind_Name(c.kind), " ", c.exam_id, " ",
-                               c.other_exam_id, " ", absl::StrJoin(c.fields, ",")));
+    out.push_back(absl::StrCat(storage::Name(c.kind), " ", c.exam_id, " ", c.other_exam_id, " ",
+                               absl::StrJoin(c.fields, ",")));
   }
   return out;
 }
@@ -333,7 +336,7 @@ TEST_F(ReadingDeskTest, EachReaderReadsOnlyTheQueuesOfTheirDesks) {
   lab->set_institution("county-a");
   lab->add_queues("county-a/lab");
   lab->add_readers("reader-a-lab");
-  IndexReadingDesk desk(config, *index_, *sla_, clock_);
+  IndexReadingDesk desk(config, testing::ReadingDeskStores(*index_), *sla_, clock_);
   const std::string lab_exam = AddExam("8.1", "county-a/lab", "P-8", "", "LAB");
   const std::string county_b = AddExam("8.2", "county-b/imaging");
   auto ids = [&](const auth::Principal& reader) {
@@ -366,11 +369,12 @@ TEST_F(ReadingDeskTest, OnlyTheAuthorOrAClaimForAmendmentAmendsAFinalReport) {
       absl::IsFailedPrecondition(desk_->Claim(kReaderA, exam_, true, "wrong side").status()))
       << "nothing to amend before a final report";
   ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
-  auto final = index_->AddReport(Signed(exam_, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now());
+  auto final =
+      index_->AddReport(Signed(exam_, storage::ReportStatus::kFinal, kReaderA), clock_.Now());
   ASSERT_TRUE(final.ok()) << final.status();
   // Another reader of the institution, no claim: refused, naming the author.
   auto refused = index_->AddReport(
-      Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA2, final->report_id), clock_.Now());
+      Signed(exam_, storage::ReportStatus::kAmended, kReaderA2, final->report_id), clock_.Now());
   EXPECT_TRUE(absl::IsPermissionDenied(refused.status())) << refused.status();
   EXPECT_THAT(refused.status().message(), HasSubstr("(reader-a-rad)"));
   auto plain = desk_->Claim(kReaderA2, exam_);
@@ -380,19 +384,19 @@ TEST_F(ReadingDeskTest, OnlyTheAuthorOrAClaimForAmendmentAmendsAFinalReport) {
   EXPECT_TRUE(absl::IsInvalidArgument(desk_->Claim(kReaderA2, exam_, true, "").status()))
       << "a claim for amendment says why";
   ASSERT_TRUE(desk_->Claim(kReaderA2, exam_, /*for_amendment=*/true, "nodule missed").ok());
-  EXPECT_EQ((*index_->GetExam(exam_))->state, rdg::v1::FINAL);
+  EXPECT_EQ((*index_->GetExam(exam_))->state, storage::ExamState::kFinal);
   auto amended = index_->AddReport(
-      Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA2, final->report_id), clock_.Now());
+      Signed(exam_, storage::ReportStatus::kAmended, kReaderA2, final->report_id), clock_.Now());
   ASSERT_TRUE(amended.ok()) << amended.status();
   EXPECT_FALSE(index_->GetLiveClaim(exam_, clock_.Now())->has_value()) << "the addendum ends it";
   // The author of the FINAL amends again without a claim (naming the latest version).
   auto again = index_->AddReport(
-      Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA, amended->report_id), clock_.Now());
+      Signed(exam_, storage::ReportStatus::kAmended, kReaderA, amended->report_id), clock_.Now());
   EXPECT_TRUE(again.ok()) << again.status();
   bool claimed_for_amendment = false;
   auto events = index_->ListEvents(exam_);
   for (const auto& e : *events) {
-    claimed_for_amendment |= e.state == rdg::v1::CLAIMED && e.actor == "reader-a-lab" &&
+    claimed_for_amendment |= e.state == storage::ExamState::kClaimed && e.actor == "reader-a-lab" &&
                              absl::StartsWith(e.detail, "for amendment");
   }
   EXPECT_TRUE(claimed_for_amendment);
@@ -400,10 +404,11 @@ TEST_F(ReadingDeskTest, OnlyTheAuthorOrAClaimForAmendmentAmendsAFinalReport) {
 
 TEST_F(ReadingDeskTest, ACriticalAddendumStartsTheAcknowledgementClock) {
   ASSERT_TRUE(desk_->Claim(kReaderA, exam_).ok());
-  auto final = index_->AddReport(Signed(exam_, rdg::v1::FINAL_REPORT, kReaderA), clock_.Now());
+  auto final =
+      index_->AddReport(Signed(exam_, storage::ReportStatus::kFinal, kReaderA), clock_.Now());
   ASSERT_TRUE(final.ok());
   storage::ReportRecord addendum =
-      Signed(exam_, rdg::v1::AMENDED_REPORT, kReaderA, final->report_id);
+      Signed(exam_, storage::ReportStatus::kAmended, kReaderA, final->report_id);
   addendum.critical = true;
   addendum.acknowledge_by = clock_.Now() + absl::Minutes(30);
   ASSERT_TRUE(index_->AddReport(addendum, clock_.Now()).ok());
@@ -412,7 +417,7 @@ TEST_F(ReadingDeskTest, ACriticalAddendumStartsTheAcknowledgementClock) {
   ASSERT_TRUE(breaches.ok());
   bool critical_late = false;
   for (const auto& b : *breaches) {
-    critical_late |= b.exam_id == exam_ && b.stage == rdg::v1::CRITICAL_ACKNOWLEDGEMENT;
+    critical_late |= b.exam_id == exam_ && b.stage == storage::Stage::kCriticalAcknowledgement;
   }
   EXPECT_TRUE(critical_late) << "an unacknowledged critical addendum is a breach";
 }
@@ -467,7 +472,7 @@ TEST_F(ReadingDeskTest, LeaseExpiresWithTheInjectedClock) {
   EXPECT_EQ(*desk_->ExpireLeases(), 0);
   clock_.Advance(absl::Minutes(2));
   EXPECT_EQ(*desk_->ExpireLeases(), 1);
-  EXPECT_EQ((*index_->GetExam(exam_))->state, rdg::v1::ROUTED);
+  EXPECT_EQ((*index_->GetExam(exam_))->state, storage::ExamState::kRouted);
   EXPECT_TRUE(absl::IsFailedPrecondition(desk_->Renew(kReaderA, exam_).status()));
   EXPECT_TRUE(desk_->Claim(kReaderA2, exam_).ok());
 }

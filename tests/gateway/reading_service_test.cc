@@ -164,7 +164,7 @@ TEST_F(ReadingServiceTest, ReportsComeWithTheDeskTheReaderReadsAt) {
   storage::ReportRecord version;
   version.report_id = "rp-1";
   version.exam_id = "ex-1";
-  version.status = rdg::v1::FINAL_REPORT;
+  version.status = storage::ReportStatus::kFinal;
   reports.versions.push_back(version);
   reports.desk = "county-a/chest";
   EXPECT_CALL(reports_, Versions(testing::IsPrincipal(kReader), "ex-1", "second opinion"))

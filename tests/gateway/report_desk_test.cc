@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "rdg/v1/report_canonical.h"
+#include "tests/gateway/stores_of.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/mock_index_store.h"
 #include "tests/mocks/mock_reading_desk.h"
@@ -29,7 +30,7 @@ storage::ExamRecord Exam() {
   e.exam_id = "ex-1";
   e.origin_institution = "clinic-a1";
   e.exam_type = "DX";
-  e.priority = rdg::v1::ROUTINE;
+  e.priority = storage::Priority::kRoutine;
   e.queue = "county-a/imaging";
   return e;
 }
@@ -42,8 +43,8 @@ class ReportDeskTest : public ::testing::Test {
     sla->set_priority(rdg::v1::ROUTINE);
     sla->set_critical_acknowledgement_minutes(30);
     sla_ = std::make_unique<routing::SlaTable>(config_);
-    desk_ = std::make_unique<IndexReportDesk>(index_, reading_, verifier_, *sla_, clock_,
-                                              absl::Minutes(10));
+    desk_ = std::make_unique<IndexReportDesk>(testing::ReportDeskStores(index_), reading_,
+                                              verifier_, *sla_, clock_, absl::Minutes(10));
     ON_CALL(reading_, ExamInReadersQueues(_, "ex-1")).WillByDefault(Return(Exam()));
     ON_CALL(reading_, SigningDesk(_, "county-a/imaging")).WillByDefault(Return("chest"));
   }
@@ -219,9 +220,9 @@ TEST_F(ReportDeskTest, AnotherClinicsExamAnswersLikeAMissingOneAndNothingIsRead)
 TEST_F(ReportDeskTest, TheOriginClinicGetsTheLatestSignedVersionAndTheReadIsAudited) {
   storage::ReportRecord final_report, preliminary;
   final_report.report_id = "rp-1";
-  final_report.status = rdg::v1::FINAL_REPORT;
+  final_report.status = storage::ReportStatus::kFinal;
   preliminary.report_id = "rp-2";
-  preliminary.status = rdg::v1::PRELIMINARY_REPORT;
+  preliminary.status = storage::ReportStatus::kPreliminary;
   EXPECT_CALL(index_, GetExam("ex-1")).WillOnce(Return(Exam()));
   EXPECT_CALL(index_, ListReports("ex-1"))
       .WillOnce(Return(std::vector<storage::ReportRecord>{final_report, preliminary}));

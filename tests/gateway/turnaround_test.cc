@@ -11,6 +11,8 @@
 
 #include "gateway/worklist/index_reading_desk.h"
 #include "storage/sqlite_index_store.h"
+#include "storage/vocabulary_proto.h"
+#include "tests/gateway/stores_of.h"
 #include "tests/mocks/fake_clock.h"
 #include "tests/mocks/temp_dir.h"
 #include "tests/mocks/test_index.h"
@@ -62,7 +64,8 @@ class TurnaroundTest : public ::testing::Test {
     directory_ = std::make_unique<config::InstitutionDirectory>(config_);
     index_ = testing::OpenTestIndex(dir_);
     ASSERT_NE(index_, nullptr);
-    desk_ = std::make_unique<worklist::IndexReadingDesk>(config_, *index_, *sla_, clock_);
+    desk_ = std::make_unique<worklist::IndexReadingDesk>(
+        config_, testing::ReadingDeskStores(*index_), *sla_, clock_);
   }
 
   //! A new exam received now; targets relative to now.
@@ -76,7 +79,7 @@ class TurnaroundTest : public ::testing::Test {
     n.object.sop_instance_uid = study + ".1";
     n.object.sha256_hex = "sha" + study;
     n.object.received_at = clock_.Now();
-    n.routing = {"county-a/imaging", priority, clock_.Now() + final_target,
+    n.routing = {"county-a/imaging", storage::FromProto(priority), clock_.Now() + final_target,
                  clock_.Now() + claim_target, "rule"};
     auto outcome = index_->CommitObjects({n})[0];
     EXPECT_TRUE(outcome.ok()) << outcome.status();
@@ -91,7 +94,7 @@ class TurnaroundTest : public ::testing::Test {
   std::string Final(const std::string& exam, absl::Duration ack_target) {
     storage::ReportRecord r;
     r.exam_id = exam;
-    r.status = rdg::v1::FINAL_REPORT;
+    r.status = storage::ReportStatus::kFinal;
     r.reader_user = "reader-a";
     r.reader_institution = "county-a";
     r.acknowledge_due = clock_.Now() + ack_target;
@@ -135,7 +138,7 @@ TEST_F(TurnaroundTest, KnownStageDurationsGiveExactPercentilesAndShares) {
   ASSERT_EQ(all.size(), 1u);
   ASSERT_EQ(all[0].stages.size(), 3u);
   const StageFigures& claim = all[0].stages[0];
-  EXPECT_EQ(claim.stage, rdg::v1::RECEIVED_TO_CLAIMED);
+  EXPECT_EQ(claim.stage, storage::Stage::kReceivedToClaimed);
   EXPECT_EQ(claim.count, 100);
   EXPECT_EQ(claim.p50, absl::Minutes(50));
   EXPECT_EQ(claim.p90, absl::Minutes(90));
@@ -145,12 +148,12 @@ TEST_F(TurnaroundTest, KnownStageDurationsGiveExactPercentilesAndShares) {
   EXPECT_EQ(claim.within_target, 30);
   EXPECT_EQ(claim.with_target, 100);
   const StageFigures& final = all[0].stages[1];
-  EXPECT_EQ(final.stage, rdg::v1::RECEIVED_TO_FINAL);
+  EXPECT_EQ(final.stage, storage::Stage::kReceivedToFinal);
   EXPECT_EQ(final.p50, absl::Minutes(100));
   EXPECT_EQ(final.p99, absl::Minutes(198));
   EXPECT_DOUBLE_EQ(final.WithinShare(), 0.60);
   const StageFigures& ack = all[0].stages[2];
-  EXPECT_EQ(ack.stage, rdg::v1::FINAL_TO_ACKNOWLEDGED);
+  EXPECT_EQ(ack.stage, storage::Stage::kFinalToAcknowledged);
   EXPECT_EQ(ack.p90, absl::Minutes(90));
   EXPECT_DOUBLE_EQ(ack.WithinShare(), 0.45);
 
@@ -180,15 +183,15 @@ TEST_F(TurnaroundTest, KnownStageDurationsGiveExactPercentilesAndShares) {
   // acknowledgements, none open.
   auto breaches = index_->ListBreaches({});
   ASSERT_TRUE(breaches.ok());
-  std::map<rdg::v1::Stage, int> by_stage;
+  std::map<storage::Stage, int> by_stage;
   for (const auto& b : *breaches) {
     ++by_stage[b.stage];
     EXPECT_TRUE(b.ended_at);
     EXPECT_EQ(*b.breached_at, *b.ended_at);
   }
-  EXPECT_THAT(by_stage, ElementsAre(Pair(rdg::v1::RECEIVED_TO_CLAIMED, 70),
-                                    Pair(rdg::v1::RECEIVED_TO_FINAL, 40),
-                                    Pair(rdg::v1::FINAL_TO_ACKNOWLEDGED, 55)));
+  EXPECT_THAT(by_stage, ElementsAre(Pair(storage::Stage::kReceivedToClaimed, 70),
+                                    Pair(storage::Stage::kReceivedToFinal, 40),
+                                    Pair(storage::Stage::kFinalToAcknowledged, 55)));
   EXPECT_TRUE(index_->CountOpenBreaches()->empty());
   // The feed hands out every completion once, in order.
   auto feed = index_->ListStagesEndedAfter(0, 1000);
@@ -211,7 +214,7 @@ TEST_F(TurnaroundTest, UnclaimedStatExamIsReportedAsBreachedAndEscalated) {
   ASSERT_TRUE(detected.ok()) << detected.status();
   ASSERT_EQ(detected->size(), 1u);
   EXPECT_EQ((*detected)[0].exam_id, exam);
-  EXPECT_EQ((*detected)[0].stage, rdg::v1::RECEIVED_TO_CLAIMED);
+  EXPECT_EQ((*detected)[0].stage, storage::Stage::kReceivedToClaimed);
   EXPECT_EQ((*detected)[0].due_at, due);
   EXPECT_EQ((*detected)[0].Overrun(clock_.Now()), absl::Minutes(1));
   EXPECT_TRUE(index_->DetectBreaches(clock_.Now(), 100)->empty()) << "recorded once";
@@ -222,7 +225,7 @@ TEST_F(TurnaroundTest, UnclaimedStatExamIsReportedAsBreachedAndEscalated) {
   EXPECT_EQ(*moved, 1);
   auto events = index_->ListEvents(exam);
   ASSERT_TRUE(events.ok());
-  EXPECT_EQ(events->back().state, rdg::v1::ESCALATED);
+  EXPECT_EQ(events->back().state, storage::ExamState::kEscalated);
 
   auto open = index_->ListBreaches({.open_only = true});
   ASSERT_TRUE(open.ok());
@@ -249,11 +252,11 @@ TEST_F(TurnaroundTest, UnclaimedStatExamIsReportedAsBreachedAndEscalated) {
   auto late = index_->DetectBreaches(clock_.Now(), 100);
   ASSERT_TRUE(late.ok());
   ASSERT_EQ(late->size(), 1u);
-  EXPECT_EQ((*late)[0].stage, rdg::v1::RECEIVED_TO_FINAL);
+  EXPECT_EQ((*late)[0].stage, storage::Stage::kReceivedToFinal);
   auto open_counts = index_->CountOpenBreaches();
   ASSERT_TRUE(open_counts.ok());
   ASSERT_EQ(open_counts->size(), 1u);
-  EXPECT_EQ((*open_counts)[0].stage, rdg::v1::RECEIVED_TO_FINAL);
+  EXPECT_EQ((*open_counts)[0].stage, storage::Stage::kReceivedToFinal);
   EXPECT_EQ((*open_counts)[0].open, 1);
 }
 
@@ -263,7 +266,7 @@ TEST_F(TurnaroundTest, CriticalResultsRunTheirOwnAcknowledgementClock) {
   Claim(exam);
   storage::ReportRecord r;
   r.exam_id = exam;
-  r.status = rdg::v1::FINAL_REPORT;
+  r.status = storage::ReportStatus::kFinal;
   r.critical = true;
   r.reader_user = "reader-a";
   r.reader_institution = "county-a";
@@ -274,7 +277,7 @@ TEST_F(TurnaroundTest, CriticalResultsRunTheirOwnAcknowledgementClock) {
   auto detected = index_->DetectBreaches(clock_.Now(), 100);
   ASSERT_TRUE(detected.ok());
   ASSERT_EQ(detected->size(), 1u);
-  EXPECT_EQ((*detected)[0].stage, rdg::v1::CRITICAL_ACKNOWLEDGEMENT);
+  EXPECT_EQ((*detected)[0].stage, storage::Stage::kCriticalAcknowledgement);
   Acknowledge(stored->report_id, "clinic-a1");
   auto ended = index_->ListStagesEnded(absl::InfinitePast(), clock_.Now() + absl::Seconds(1));
   ASSERT_TRUE(ended.ok());
@@ -282,7 +285,7 @@ TEST_F(TurnaroundTest, CriticalResultsRunTheirOwnAcknowledgementClock) {
   ASSERT_EQ(figures.size(), 1u);
   EXPECT_EQ(figures[0].key, "STAT");
   ASSERT_EQ(figures[0].stages.size(), 4u);
-  EXPECT_EQ(figures[0].stages[3].stage, rdg::v1::CRITICAL_ACKNOWLEDGEMENT);
+  EXPECT_EQ(figures[0].stages[3].stage, storage::Stage::kCriticalAcknowledgement);
   EXPECT_EQ(figures[0].stages[3].max, absl::Minutes(16));
   EXPECT_EQ(figures[0].stages[3].within_target, 0);
   EXPECT_EQ(figures[0].stages[2].within_target, 1) << "no routine acknowledgement target";

@@ -74,7 +74,7 @@ TYPED_TEST(AuditStoreContractTest, TheTipAndCheckpointsFollowTheChain) {
   AuditStore& store = *this->store_;
   EXPECT_EQ(store.AuditTip()->seq, 0);
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(store.AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "a")).ok());
+    ASSERT_TRUE(store.AppendAudit(AuditOf(kT0, "province", "admin", Role::kAdmin, "a")).ok());
   }
   auto tip = store.AuditTip();
   ASSERT_TRUE(tip.ok()) << tip.status();
@@ -99,14 +99,14 @@ TYPED_TEST(AuditStoreContractTest, TheTipAndCheckpointsFollowTheChain) {
 
 TYPED_TEST(AuditStoreContractTest, RecordsKeepEveryFieldAndChainWhole) {
   AuditStore& store = *this->store_;
-  AuditRecord r = AuditOf(kT0 + absl::Microseconds(7), "county-a", "李医生", rdg::v1::READER,
+  AuditRecord r = AuditOf(kT0 + absl::Microseconds(7), "county-a", "李医生", Role::kReader,
                           "download_exam", "ex-unknown", "系列 1");
   r.outcome = "PERMISSION_DENIED";
   r.peer = "ipv4:10.1.2.3:50122";
   r.subject = "CN=李医生,O=county-a";
   ASSERT_TRUE(store.AppendAudit(r).ok());
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(store.AppendAudit(AuditOf(kT0, "c1", "u", rdg::v1::CLINIC, "list")).ok());
+    ASSERT_TRUE(store.AppendAudit(AuditOf(kT0, "c1", "u", Role::kClinic, "list")).ok());
   }
   auto got = store.ExportAudit(1, 1);
   ASSERT_TRUE(got.ok() && got->records.size() == 1) << got.status();
@@ -114,7 +114,7 @@ TYPED_TEST(AuditStoreContractTest, RecordsKeepEveryFieldAndChainWhole) {
   EXPECT_EQ(first.seq, 1);
   EXPECT_EQ(first.at, kT0 + absl::Microseconds(7));
   EXPECT_EQ(first.user, "李医生");
-  EXPECT_EQ(first.role, rdg::v1::READER);
+  EXPECT_EQ(first.role, Role::kReader);
   EXPECT_EQ(first.detail, "系列 1");
   EXPECT_EQ(first.outcome, "PERMISSION_DENIED");
   EXPECT_EQ(first.peer, "ipv4:10.1.2.3:50122");
@@ -129,14 +129,13 @@ TYPED_TEST(AuditStoreContractTest, RecordsKeepEveryFieldAndChainWhole) {
 TYPED_TEST(AuditStoreContractTest, ListAuditFiltersNewestFirst) {
   AuditStore& store = *this->store_;
   ASSERT_TRUE(
-      store.AppendAudit(AuditOf(kT0, "c1", "u1", rdg::v1::CLINIC, "download_exam", "ex-1", ""))
-          .ok());
+      store.AppendAudit(AuditOf(kT0, "c1", "u1", Role::kClinic, "download_exam", "ex-1", "")).ok());
   ASSERT_TRUE(store
-                  .AppendAudit(AuditOf(kT0 + absl::Hours(1), "c1", "u2", rdg::v1::CLINIC,
+                  .AppendAudit(AuditOf(kT0 + absl::Hours(1), "c1", "u2", Role::kClinic,
                                        "list_exams", "", ""))
                   .ok());
   ASSERT_TRUE(store
-                  .AppendAudit(AuditOf(kT0 + absl::Hours(2), "c1", "u1", rdg::v1::CLINIC,
+                  .AppendAudit(AuditOf(kT0 + absl::Hours(2), "c1", "u1", Role::kClinic,
                                        "list_exams", "", ""))
                   .ok());
   auto actions = [&](AuditQuery q) {
@@ -188,7 +187,7 @@ TEST(PostgresAuditStoreTest, GatewaysAppendingAtOnceKeepOneWholeChainWithoutGaps
     threads.emplace_back([&, t] {
       for (int i = 0; i < 20; ++i) {
         absl::Status s = gateways[t % 2]->AppendAudit(
-            AuditOf(kT0, "c1", absl::StrCat("u", t), rdg::v1::CLINIC, absl::StrCat("a", i)));
+            AuditOf(kT0, "c1", absl::StrCat("u", t), Role::kClinic, absl::StrCat("a", i)));
         if (!s.ok()) ADD_FAILURE() << s;
       }
     });
@@ -209,7 +208,7 @@ TEST(PostgresAuditStoreTest, TheLogCannotBeChangedOrEmptied) {
   ASSERT_TRUE(dsn.ok()) << dsn.status();
   auto store = PostgresAudit::OpenOn(*dsn);
   ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE((*store)->AppendAudit(AuditOf(kT0, "c1", "u1", rdg::v1::CLINIC, "a")).ok());
+  ASSERT_TRUE((*store)->AppendAudit(AuditOf(kT0, "c1", "u1", Role::kClinic, "a")).ok());
   auto conn = pg::Connection::Open(*dsn);
   ASSERT_TRUE(conn.ok()) << conn.status();
   for (const char* sql : {"UPDATE audit_log SET user_name = 'x'", "DELETE FROM audit_log",

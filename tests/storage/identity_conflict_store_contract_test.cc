@@ -37,9 +37,8 @@ class IdentityConflictStoreContractTest : public StoreContract<IdentityConflictS
 using ConflictBackends = ::testing::Types<SqliteConflicts, PostgresConflicts>;
 TYPED_TEST_SUITE(IdentityConflictStoreContractTest, ConflictBackends);
 
-IdentityConflictRecord Conflict(absl::Time at, rdg::v1::IdentityConflictKind kind,
-                                const std::string& exam, const std::string& other,
-                                const std::string& detail) {
+IdentityConflictRecord Conflict(absl::Time at, IdentityConflictKind kind, const std::string& exam,
+                                const std::string& other, const std::string& detail) {
   IdentityConflictRecord c;
   c.detected_at = at;
   c.kind = kind;
@@ -53,24 +52,24 @@ IdentityConflictRecord Conflict(absl::Time at, rdg::v1::IdentityConflictKind kin
 
 TYPED_TEST(IdentityConflictStoreContractTest, EachConflictIsListedOnceNewestFirst) {
   IdentityConflictStore& store = *this->store_;
-  IdentityConflictRecord disagree =
-      Conflict(kT0, rdg::v1::DEMOGRAPHICS_DISAGREE, "ex-1", "ex-2", "same national ID, other name");
+  IdentityConflictRecord disagree = Conflict(kT0, IdentityConflictKind::kDemographicsDisagree,
+                                             "ex-1", "ex-2", "same national ID, other name");
   disagree.fields = {"name", "sex"};
   ASSERT_TRUE(store.RecordIdentityConflict(disagree).ok());
   // Found again by another upload (another time): still one entry.
   IdentityConflictRecord again = disagree;
   again.detected_at = kT0 + absl::Minutes(5);
   ASSERT_TRUE(store.RecordIdentityConflict(again).ok());
-  ASSERT_TRUE(
-      store
-          .RecordIdentityConflict(Conflict(kT0 + absl::Hours(1), rdg::v1::NATIONAL_ID_REFUSED,
-                                           "ex-3", "", "check digit"))
-          .ok());
+  ASSERT_TRUE(store
+                  .RecordIdentityConflict(Conflict(kT0 + absl::Hours(1),
+                                                   IdentityConflictKind::kNationalIdRefused, "ex-3",
+                                                   "", "check digit"))
+                  .ok());
   auto all = store.ListIdentityConflicts(absl::InfinitePast(), 100);
   ASSERT_TRUE(all.ok()) << all.status();
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].exam_id, "ex-3");
-  EXPECT_EQ((*all)[0].kind, rdg::v1::NATIONAL_ID_REFUSED);
+  EXPECT_EQ((*all)[0].kind, IdentityConflictKind::kNationalIdRefused);
   EXPECT_TRUE((*all)[0].fields.empty());
   EXPECT_EQ((*all)[0].other_exam_id, "");
   const IdentityConflictRecord& first = (*all)[1];

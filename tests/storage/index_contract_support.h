@@ -21,7 +21,7 @@ inline NewObject MakeObject(const std::string& institution, const std::string& s
   n.exam.patient.patient_id = "P1";
   n.exam.exam_type = "CT";
   n.exam.modalities = {"CT"};
-  n.exam.priority = rdg::v1::ROUTINE;
+  n.exam.priority = Priority::kRoutine;
   n.object.origin_institution = institution;
   n.object.sop_instance_uid = sop;
   n.object.series_instance_uid = study + ".1";
@@ -37,13 +37,13 @@ inline NewObject MakeObject(const std::string& institution, const std::string& s
 inline UploadSessionRecord Session(const std::string& id, const std::string& institution,
                                    absl::Time at) {
   return UploadSessionRecord{
-      id, institution, "u", rdg::v1::DICOM, 100, "sha-" + id, rdg::v1::ROUTINE, "", at, at};
+      id, institution, "u", ObjectKind::kDicom, 100, "sha-" + id, Priority::kRoutine, "", at, at};
 }
 
 //! An exam routed to `queue` with the given due time and priority; returns its id.
 inline std::string AddRoutedExam(IndexStore& store, const std::string& study,
-                                 const std::string& queue, absl::Time due,
-                                 rdg::v1::Priority priority, const std::string& type = "CT") {
+                                 const std::string& queue, absl::Time due, Priority priority,
+                                 const std::string& type = "CT") {
   NewObject n = MakeObject("c1", study, study + ".1", "sha" + study);
   n.exam.exam_type = type;
   n.routing = {queue, priority, due, absl::InfiniteFuture(), "rule test"};

@@ -78,10 +78,10 @@ TYPED_TEST(IndexContractTest, GroupsInstancesByStudyPerInstitution) {
   ASSERT_TRUE(exam.has_value());
   EXPECT_EQ(exam->instance_count, 2);
   EXPECT_EQ(exam->total_bytes, 200);
-  EXPECT_EQ(exam->state, rdg::v1::RECEIVED);
+  EXPECT_EQ(exam->state, ExamState::kReceived);
   auto events = *this->store_->ListEvents(r[0]->exam_id);
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].state, rdg::v1::RECEIVED);
+  EXPECT_EQ(events[0].state, ExamState::kReceived);
   EXPECT_EQ(events[0].actor, "tester");
   EXPECT_EQ(this->store_->ListObjects(r[0]->exam_id)->size(), 2u);
 }
@@ -101,7 +101,8 @@ TYPED_TEST(IndexContractTest, DuplicateAndConflictInOneBatch) {
 }
 
 TYPED_TEST(IndexContractTest, CommitDeletesTheUploadSession) {
-  UploadSessionRecord s{"up-1", "c1", "u", rdg::v1::DICOM, 100, "ab", rdg::v1::STAT, "", kT0, kT0};
+  UploadSessionRecord s{"up-1", "c1", "u", ObjectKind::kDicom, 100, "ab", Priority::kStat,
+                        "",     kT0,  kT0};
   ASSERT_TRUE(this->store_->CreateSession(s, 10).ok());
   EXPECT_TRUE(this->store_->FindSession("c1", "ab", 100)->has_value());
   EXPECT_FALSE(this->store_->FindSession("c2", "ab", 100)->has_value());
@@ -165,7 +166,7 @@ TYPED_TEST(IndexContractTest, BlobReferences) {
 
 TYPED_TEST(IndexContractTest, ExactlyOneOf32ConcurrentClaimsWins) {
   const std::string exam =
-      AddRoutedExam(*this->store_, "5.1", "q", kT0 + absl::Hours(1), rdg::v1::STAT);
+      AddRoutedExam(*this->store_, "5.1", "q", kT0 + absl::Hours(1), Priority::kStat);
   std::atomic<int> won{0}, refused{0};
   std::vector<std::thread> readers;
   for (int i = 0; i < 32; ++i) {
@@ -182,12 +183,12 @@ TYPED_TEST(IndexContractTest, ExactlyOneOf32ConcurrentClaimsWins) {
   for (auto& t : readers) t.join();
   EXPECT_EQ(won, 1);
   EXPECT_EQ(refused, 31);
-  EXPECT_EQ((*this->store_->GetExam(exam))->state, rdg::v1::CLAIMED);
+  EXPECT_EQ((*this->store_->GetExam(exam))->state, ExamState::kClaimed);
 }
 
 TYPED_TEST(IndexContractTest, LeaseRenewalExpiryAndRelease) {
   const std::string exam =
-      AddRoutedExam(*this->store_, "5.2", "q", kT0 + absl::Hours(1), rdg::v1::ROUTINE);
+      AddRoutedExam(*this->store_, "5.2", "q", kT0 + absl::Hours(1), Priority::kRoutine);
   const absl::Duration lease = absl::Minutes(15);
   auto c = this->store_->ClaimExam(exam, "alice", "county-a", kT0, lease, ClaimAction::kClaim);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -213,35 +214,35 @@ TYPED_TEST(IndexContractTest, LeaseRenewalExpiryAndRelease) {
   EXPECT_TRUE(absl::IsFailedPrecondition(
       this->store_->ReleaseClaim(exam, "alice", kT0 + absl::Minutes(27))));
   ASSERT_TRUE(this->store_->ReleaseClaim(exam, "bob", kT0 + absl::Minutes(27)).ok());
-  EXPECT_EQ((*this->store_->GetExam(exam))->state, rdg::v1::ROUTED);
+  EXPECT_EQ((*this->store_->GetExam(exam))->state, ExamState::kRouted);
   EXPECT_FALSE(this->store_->GetLiveClaim(exam, kT0 + absl::Minutes(27))->has_value());
   std::vector<std::string> history;
   auto events = this->store_->ListEvents(exam);
   ASSERT_TRUE(events.ok());
   for (const auto& e : *events) {
-    history.push_back(rdg::v1::ExamState_Name(e.state) + "/" + e.actor);
+    history.push_back(Name(e.state) + "/" + e.actor);
   }
   EXPECT_EQ(history, (std::vector<std::string>{"RECEIVED/tester", "ROUTED/system", "CLAIMED/alice",
                                                "RELEASED/system", "CLAIMED/bob", "RELEASED/bob"}));
 }
 
 TYPED_TEST(IndexContractTest, ExpiredLeasesAreSwept) {
-  const std::string a = AddRoutedExam(*this->store_, "5.3", "q", kT0, rdg::v1::ROUTINE);
-  const std::string b = AddRoutedExam(*this->store_, "5.4", "q", kT0, rdg::v1::ROUTINE);
+  const std::string a = AddRoutedExam(*this->store_, "5.3", "q", kT0, Priority::kRoutine);
+  const std::string b = AddRoutedExam(*this->store_, "5.4", "q", kT0, Priority::kRoutine);
   ASSERT_TRUE(
       this->store_->ClaimExam(a, "alice", "x", kT0, absl::Minutes(5), ClaimAction::kClaim).ok());
   ASSERT_TRUE(
       this->store_->ClaimExam(b, "bob", "x", kT0, absl::Minutes(30), ClaimAction::kClaim).ok());
   EXPECT_EQ(*this->store_->ExpireClaims(kT0 + absl::Minutes(10)), 1);
-  EXPECT_EQ((*this->store_->GetExam(a))->state, rdg::v1::ROUTED);
-  EXPECT_EQ((*this->store_->GetExam(b))->state, rdg::v1::CLAIMED);
+  EXPECT_EQ((*this->store_->GetExam(a))->state, ExamState::kRouted);
+  EXPECT_EQ((*this->store_->GetExam(b))->state, ExamState::kClaimed);
   EXPECT_EQ(this->store_->ListEvents(a)->back().detail, "lease of alice expired");
   EXPECT_EQ(*this->store_->ExpireClaims(kT0 + absl::Minutes(10)), 0);
 }
 
 TYPED_TEST(IndexContractTest, TheSystemEscalatesOnlyWhatStillWaitsPastItsClaimTarget) {
   NewObject n = MakeObject("c1", "5.1", "5.1.1", "sha5");
-  n.routing = {"q", rdg::v1::STAT, kT0 + absl::Hours(1), kT0 + absl::Minutes(10), "rule"};
+  n.routing = {"q", Priority::kStat, kT0 + absl::Hours(1), kT0 + absl::Minutes(10), "rule"};
   const std::string exam = this->store_->CommitObjects({n})[0]->exam_id;
   Escalation esc{exam, "q-up", absl::InfiniteFuture(), "system", "unclaimed", false};
   // Not overdue yet: left alone.
@@ -275,15 +276,15 @@ TYPED_TEST(IndexContractTest, APageTokenOutOfRangeIsRefusedNotPassedOn) {
 
 TYPED_TEST(IndexContractTest, WorklistOrderFiltersAndPages) {
   const std::string late = AddRoutedExam(*this->store_, "6.1", "county-a/imaging",
-                                         kT0 + absl::Hours(24), rdg::v1::ROUTINE);
+                                         kT0 + absl::Hours(24), Priority::kRoutine);
   const std::string stat = AddRoutedExam(*this->store_, "6.2", "county-a/imaging",
-                                         kT0 + absl::Minutes(30), rdg::v1::STAT);
+                                         kT0 + absl::Minutes(30), Priority::kStat);
   const std::string urgent = AddRoutedExam(*this->store_, "6.3", "county-a/imaging",
-                                           kT0 + absl::Minutes(30), rdg::v1::URGENT);
+                                           kT0 + absl::Minutes(30), Priority::kUrgent);
   const std::string ecg = AddRoutedExam(*this->store_, "6.4", "county-a/ecg",
-                                        kT0 + absl::Minutes(15), rdg::v1::STAT, "ECG");
+                                        kT0 + absl::Minutes(15), Priority::kStat, "ECG");
   AddRoutedExam(*this->store_, "6.5", "county-b/imaging", kT0,
-                rdg::v1::STAT);  // another county's queue
+                Priority::kStat);  // another county's queue
   ASSERT_TRUE(
       this->store_
           ->ClaimExam(urgent, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim)
@@ -306,11 +307,11 @@ TYPED_TEST(IndexContractTest, WorklistOrderFiltersAndPages) {
   EXPECT_EQ(ids(q), (std::vector<std::string>{ecg, stat, urgent, late}));
   q.limit = 100;
   q.exam_types = {"CT"};
-  q.priorities = {rdg::v1::STAT, rdg::v1::URGENT};
+  q.priorities = {Priority::kStat, Priority::kUrgent};
   EXPECT_EQ(ids(q), (std::vector<std::string>{stat, urgent}));
   q.exam_types.clear();
   q.priorities.clear();
-  q.states = {rdg::v1::CLAIMED};
+  q.states = {ExamState::kClaimed};
   auto claimed = *this->store_->ListWorklist(q, kT0);
   ASSERT_EQ(claimed.entries.size(), 1u);
   ASSERT_TRUE(claimed.entries[0].claim.has_value());
@@ -322,11 +323,12 @@ TYPED_TEST(IndexContractTest, WorklistOrderFiltersAndPages) {
 TYPED_TEST(IndexContractTest, QueueFiguresCountOpenWorkOnly) {
   // Routed at kT0 (the commit's time); two due already at kT0 + 1 h, one later.
   const std::string a = AddRoutedExam(*this->store_, "7.1", "county-a/imaging",
-                                      kT0 + absl::Minutes(30), rdg::v1::STAT);
-  AddRoutedExam(*this->store_, "7.2", "county-a/imaging", kT0 + absl::Hours(24), rdg::v1::ROUTINE);
+                                      kT0 + absl::Minutes(30), Priority::kStat);
+  AddRoutedExam(*this->store_, "7.2", "county-a/imaging", kT0 + absl::Hours(24),
+                Priority::kRoutine);
   const std::string c = AddRoutedExam(*this->store_, "7.3", "county-a/imaging",
-                                      kT0 + absl::Minutes(45), rdg::v1::URGENT);
-  AddRoutedExam(*this->store_, "7.4", "county-a/ecg", kT0 + absl::Hours(2), rdg::v1::ROUTINE,
+                                      kT0 + absl::Minutes(45), Priority::kUrgent);
+  AddRoutedExam(*this->store_, "7.4", "county-a/ecg", kT0 + absl::Hours(2), Priority::kRoutine,
                 "ECG");
   ASSERT_TRUE(
       this->store_->ClaimExam(a, "alice", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim)
@@ -367,10 +369,10 @@ TYPED_TEST(IndexContractTest, ExamIdsAreRandomHex) {
 
 TYPED_TEST(IndexContractTest, UploadsAreAuditedInTheirCommitAndNameThePatient) {
   IndexStore* store = this->store_.get();
-  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "before")).ok());
+  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", Role::kAdmin, "before")).ok());
   auto audited = [](NewObject n) {
-    n.audit = AuditOf(kT0, "c1", "u1", rdg::v1::CLINIC, "upload", "",
-                      "DICOM " + n.object.sop_instance_uid);
+    n.audit =
+        AuditOf(kT0, "c1", "u1", Role::kClinic, "upload", "", "DICOM " + n.object.sop_instance_uid);
     return n;
   };
   NewObject first = audited(MakeObject("c1", "1.2.3", "1.2.3.1", "a1"));
@@ -381,7 +383,7 @@ TYPED_TEST(IndexContractTest, UploadsAreAuditedInTheirCommitAndNameThePatient) {
                                        audited(MakeObject("c1", "1.2.3", "1.2.3.1", "ff"))});
   ASSERT_TRUE(results[0].ok() && results[1].ok());
   EXPECT_TRUE(absl::IsAlreadyExists(results[2].status()));  // other bytes: refused, not audited
-  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "after")).ok());
+  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", Role::kAdmin, "after")).ok());
 
   auto page = *store->ExportAudit(1, 100);
   ASSERT_EQ(page.records.size(), 4u);

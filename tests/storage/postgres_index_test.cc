@@ -94,7 +94,7 @@ TEST_F(PostgresIndexTest, OneObjectSentThroughBothGatewaysAtOnceIsStoredOnce) {
 
 TEST_F(PostgresIndexTest, ExactlyOneClaimWinsAcrossGateways) {
   const std::string exam =
-      AddRoutedExam(gateway(0), "1.7", "q", kT0 + absl::Hours(1), rdg::v1::ROUTINE);
+      AddRoutedExam(gateway(0), "1.7", "q", kT0 + absl::Hours(1), Priority::kRoutine);
   std::atomic<int> won{0}, refused{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 16; ++t) {
@@ -120,7 +120,7 @@ TEST_F(PostgresIndexTest, TheReportFeedReadWhileGatewaysSignSkipsNothing) {
   std::vector<std::string> exams;
   for (int i = 0; i < kExams; ++i) {
     exams.push_back(AddRoutedExam(gateway(i), absl::StrCat("2.", i), "q", kT0 + absl::Hours(1),
-                                  rdg::v1::ROUTINE));
+                                  Priority::kRoutine));
     ASSERT_TRUE(
         gateway(i)
             .ClaimExam(exams.back(), "r", "county", kT0, absl::Hours(1), ClaimAction::kClaim)
@@ -148,7 +148,7 @@ TEST_F(PostgresIndexTest, TheReportFeedReadWhileGatewaysSignSkipsNothing) {
       for (int i = t; i < kExams; i += 6) {
         ReportRecord report;
         report.exam_id = exams[i];
-        report.status = rdg::v1::FINAL_REPORT;
+        report.status = ReportStatus::kFinal;
         report.reader_user = "r";
         report.reader_institution = "county";
         auto added = gateway(t).AddReport(report, kT0 + absl::Minutes(1));
@@ -173,7 +173,7 @@ TEST_F(PostgresIndexTest, TheStageFeedReadWhileGatewaysClaimSkipsNothing) {
   std::vector<std::string> exams;
   for (int i = 0; i < kExams; ++i) {
     exams.push_back(AddRoutedExam(gateway(i), absl::StrCat("3.", i), "q", kT0 + absl::Hours(1),
-                                  rdg::v1::ROUTINE));
+                                  Priority::kRoutine));
   }
   std::atomic<bool> claiming{true};
   std::set<std::string> seen;  // exams whose claim stage the feed gave
@@ -246,16 +246,16 @@ TEST_F(PostgresIndexTest, EveryGatewayHearsOfAReportSignedThroughAnother) {
   };
   ASSERT_TRUE(Eventually([&] { return heard_any(""); })) << "listening";
   const std::string exam =
-      AddRoutedExam(gateway(0), "4.1", "q", kT0 + absl::Hours(1), rdg::v1::ROUTINE);
+      AddRoutedExam(gateway(0), "4.1", "q", kT0 + absl::Hours(1), Priority::kRoutine);
   ASSERT_TRUE(
       gateway(0).ClaimExam(exam, "r", "county", kT0, absl::Hours(1), ClaimAction::kClaim).ok());
   ReportRecord report;
   report.exam_id = exam;
-  report.status = rdg::v1::PRELIMINARY_REPORT;  // not announced: clinics are not given it
+  report.status = ReportStatus::kPreliminary;  // not announced: clinics are not given it
   report.reader_user = "r";
   report.reader_institution = "county";
   ASSERT_TRUE(gateway(1).AddReport(report, kT0).ok());
-  report.status = rdg::v1::FINAL_REPORT;
+  report.status = ReportStatus::kFinal;
   ASSERT_TRUE(gateway(1).AddReport(report, kT0 + absl::Minutes(1)).ok());
   EXPECT_TRUE(Eventually([&] { return heard_any("c1"); }));
   absl::MutexLock lock(&mu);

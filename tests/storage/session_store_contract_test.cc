@@ -54,8 +54,9 @@ TYPED_TEST_SUITE(SessionStoreContractTest, SessionBackends);
 
 TYPED_TEST(SessionStoreContractTest, SessionsAreFoundTouchedListedAndDeleted) {
   SessionStore& store = *this->store_;
-  UploadSessionRecord a{"up-a",     "c1", "张三医生", rdg::v1::DICOM, 100, "ab", rdg::v1::STAT,
-                        "检查-001", kT0,  kT0};
+  UploadSessionRecord a{"up-a", "c1", "张三医生",      ObjectKind::kDicom,
+                        100,    "ab", Priority::kStat, "检查-001",
+                        kT0,    kT0};
   UploadSessionRecord b = Session("up-b", "c1", kT0 + absl::Seconds(1));
   UploadSessionRecord c = Session("up-c", "c2", kT0 + absl::Seconds(2));
   for (const auto& s : {a, b, c}) ASSERT_TRUE(store.CreateSession(s, 10).ok()) << s.session_id;
@@ -63,10 +64,10 @@ TYPED_TEST(SessionStoreContractTest, SessionsAreFoundTouchedListedAndDeleted) {
   ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
   EXPECT_EQ((*got)->institution, "c1");
   EXPECT_EQ((*got)->user, "张三医生");
-  EXPECT_EQ((*got)->kind, rdg::v1::DICOM);
+  EXPECT_EQ((*got)->kind, ObjectKind::kDicom);
   EXPECT_EQ((*got)->size, 100);
   EXPECT_EQ((*got)->sha256_hex, "ab");
-  EXPECT_EQ((*got)->priority, rdg::v1::STAT);
+  EXPECT_EQ((*got)->priority, Priority::kStat);
   EXPECT_EQ((*got)->client_ref, "检查-001");
   EXPECT_EQ((*got)->created_at, kT0);
   EXPECT_FALSE(store.GetSession("up-none")->has_value());

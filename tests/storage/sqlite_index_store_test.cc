@@ -38,11 +38,11 @@ TEST_F(SqliteIndexStoreTest, MigrationsApplyOnceAndSurviveReopen) {
 
 TEST_F(SqliteIndexStoreTest, AuditLogIsAppendOnly) {
   ASSERT_TRUE(store_
-                  ->AppendAudit(storage::AuditOf(kT0, "c1", "u1", rdg::v1::CLINIC, "download_exam",
-                                                 "ex-1", ""))
+                  ->AppendAudit(
+                      storage::AuditOf(kT0, "c1", "u1", Role::kClinic, "download_exam", "ex-1", ""))
                   .ok());
   ASSERT_TRUE(
-      store_->AppendAudit(storage::AuditOf(kT0, "c1", "u2", rdg::v1::CLINIC, "list_exams", "", ""))
+      store_->AppendAudit(storage::AuditOf(kT0, "c1", "u2", Role::kClinic, "list_exams", "", ""))
           .ok());
   AuditQuery q;
   q.user = "u1";
@@ -167,16 +167,15 @@ TEST(SqliteIndexStoreAuditTest, RecordsOfAnEarlierReleaseAreLinkedByTheMigration
   }
   auto store = SqliteIndexStore::Open(path);
   ASSERT_TRUE(store.ok()) << store.status();
-  ASSERT_TRUE(
-      (*store)->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "later")).ok());
+  ASSERT_TRUE((*store)->AppendAudit(AuditOf(kT0, "province", "admin", Role::kAdmin, "later")).ok());
   auto page = (*store)->ExportAudit(1, 100);
   ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->records.size(), 6u);
   audit::ChainWalker walker(audit::GenesisLink());
   for (const AuditRecord& r : page->records) {
     audit::StoredRecord stored{
-        {r.seq, absl::ToUnixMicros(r.at), r.institution, r.user, r.role, r.action, r.exam_id,
-         r.detail, r.outcome, r.patient_id, r.peer, r.subject},
+        {r.seq, absl::ToUnixMicros(r.at), r.institution, r.user, Number(r.role), r.action,
+         r.exam_id, r.detail, r.outcome, r.patient_id, r.peer, r.subject},
         r.prev_hash,
         r.hash};
     EXPECT_TRUE(walker.Feed(stored).empty()) << r.seq;
@@ -193,7 +192,7 @@ TEST(SqliteIndexStoreBackupTest, ASnapshotIsAStandaloneCopyOfEverythingCommitted
   testing::TempDir dir;
   auto store = *SqliteIndexStore::Open(dir.Join("index.sqlite"));
   ASSERT_TRUE(store->CommitObjects({MakeObject("c1", "1.2.3", "1.2.3.1", "a1")})[0].ok());
-  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", rdg::v1::ADMIN, "a")).ok());
+  ASSERT_TRUE(store->AppendAudit(AuditOf(kT0, "province", "admin", Role::kAdmin, "a")).ok());
   EXPECT_EQ(store->SnapshotTo(dir.Join("snapshot.sqlite")).value(), 1);  // its audit tip
   // Never over an existing file.
   EXPECT_FALSE(store->SnapshotTo(dir.Join("snapshot.sqlite")).ok());
