@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -53,6 +54,21 @@ class BlobStore {
   virtual bool Exists(const Digest& digest) const = 0;
   //! Removes a blob (used only for blobs no index row references).
   virtual absl::Status Remove(const Digest& digest) = 0;
+
+  //! Keeps one stored blob from RemoveUnreferenced — of this process or of another gateway
+  //! sharing the store — while it lives: an upload holds the blob it adopted until the row that
+  //! names it is committed.
+  class Hold {
+   public:
+    virtual ~Hold() = default;
+  };
+  //! A hold on a stored blob; NOT_FOUND when it is not stored (any more): it was removed after
+  //! the caller adopted it, and must be adopted again.
+  virtual absl::StatusOr<std::unique_ptr<Hold>> HoldBlob(const Digest& digest) = 0;
+  //! Removes the blob unless someone holds it or `referenced` — asked while no hold can be
+  //! taken — says an index row names it; whether it was removed. An absent blob is not removed.
+  virtual absl::StatusOr<bool> RemoveUnreferenced(
+      const Digest& digest, absl::FunctionRef<absl::StatusOr<bool>()> referenced) = 0;
 };
 
 }  // namespace rdg::storage

@@ -22,6 +22,25 @@ class FileBlobReader final : public BlobReader {
   int64_t size_;
 };
 
+//! The byte of ROOT/holds that stands for `digest` (its first five bytes: 2^40 bytes, so two
+//! blobs rarely share one; when they do, a removal leaves a blob for later, or a hold waits for
+//! another blob's removal).
+int64_t HoldByteOf(const Digest& digest) {
+  int64_t offset = 0;
+  for (int i = 0; i < 5; ++i) offset = (offset << 8) | digest[i];
+  return offset;
+}
+
+//! Its own open ROOT/holds (a lock belongs to one open file description) with its byte
+//! share-locked: the lock ends when the descriptor closes.
+class FileHold final : public BlobStore::Hold {
+ public:
+  explicit FileHold(File file) : file_(std::move(file)) {}
+
+ private:
+  File file_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BlobReader>> OpenFileReader(const std::string& path) {
@@ -37,8 +56,12 @@ absl::StatusOr<std::unique_ptr<FileBlobStore>> FileBlobStore::Create(const std::
   for (int i = 0; i < 256; ++i) {
     if (auto s = MakeDirectories(absl::StrFormat("%s/%02x", root, i)); !s.ok()) return s;
   }
+  auto store = std::unique_ptr<FileBlobStore>(new FileBlobStore(root));
+  if (auto holds = File::OpenForAppend(store->holds_, /*create=*/true); !holds.ok()) {
+    return holds.status();
+  }
   if (auto s = SyncDirectory(root); !s.ok()) return s;
-  return std::unique_ptr<FileBlobStore>(new FileBlobStore(root));
+  return store;
 }
 
 std::string FileBlobStore::DirOf(const Digest& digest) const {
@@ -109,6 +132,32 @@ bool FileBlobStore::Exists(const Digest& digest) const {
 absl::Status FileBlobStore::Remove(const Digest& digest) {
   if (auto s = RemoveFile(PathOf(digest)); !s.ok()) return s;
   return SyncDirectory(DirOf(digest));
+}
+
+absl::StatusOr<std::unique_ptr<BlobStore::Hold>> FileBlobStore::HoldBlob(const Digest& digest) {
+  auto holds = File::OpenForRead(holds_);
+  if (!holds.ok()) return holds.status();
+  if (auto s = holds->LockShared(HoldByteOf(digest), 1); !s.ok()) return s;
+  // No removal runs now and none can start: whether the blob is there stays true while held.
+  if (!Exists(digest)) return absl::NotFoundError(absl::StrCat(PathOf(digest), " was removed"));
+  return std::make_unique<FileHold>(*std::move(holds));
+}
+
+absl::StatusOr<bool> FileBlobStore::RemoveUnreferenced(
+    const Digest& digest, absl::FunctionRef<absl::StatusOr<bool>()> referenced) {
+  auto holds = File::OpenForAppend(holds_, /*create=*/false);
+  if (!holds.ok()) return holds.status();
+  if (absl::Status s = holds->TryLock(HoldByteOf(digest), 1); absl::IsAborted(s)) {
+    return false;  // an upload holds it: its row is on the way
+  } else if (!s.ok()) {
+    return s;
+  }
+  if (!Exists(digest)) return false;
+  auto in_use = referenced();
+  if (!in_use.ok()) return in_use.status();
+  if (*in_use) return false;
+  if (auto s = Remove(digest); !s.ok()) return s;
+  return true;
 }
 
 }  // namespace rdg::storage

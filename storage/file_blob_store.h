@@ -1,5 +1,5 @@
 // BlobStore on a local (or shared) directory: ROOT/ab/abcdef… (first byte of the digest as
-// fan-out).
+// fan-out), and ROOT/holds, the empty file whose byte-range locks are the blobs' holds.
 #pragma once
 
 #include <memory>
@@ -29,15 +29,26 @@ class FileBlobStore final : public BlobStore {
   absl::StatusOr<std::unique_ptr<BlobReader>> Open(const Digest& digest) const override;
   bool Exists(const Digest& digest) const override;
   absl::Status Remove(const Digest& digest) override;
+  //! Holds are byte-range locks in ROOT/holds, one byte per blob at an offset taken from its
+  //! digest (open file description locks, fcntl F_OFD_SETLK*, which the Linux NFS client takes
+  //! on the server: they hold against other gateways too). Not the blob's own file: that is also
+  //! the upload's part file, which its upload keeps locked. A hold is a shared lock, waiting
+  //! while a removal holds the byte; the blob is looked for under it.
+  absl::StatusOr<std::unique_ptr<Hold>> HoldBlob(const Digest& digest) override;
+  //! Takes the blob's byte exclusively without waiting (held: not removed), then asks
+  //! `referenced` and removes the blob under the lock.
+  absl::StatusOr<bool> RemoveUnreferenced(
+      const Digest& digest, absl::FunctionRef<absl::StatusOr<bool>()> referenced) override;
 
   //! Where a blob lives (for tests and tools).
   std::string PathOf(const Digest& digest) const;
 
  private:
-  explicit FileBlobStore(std::string root) : root_(std::move(root)) {}
+  explicit FileBlobStore(std::string root) : root_(std::move(root)), holds_(root_ + "/holds") {}
   std::string DirOf(const Digest& digest) const;
 
-  const std::string root_;  //!< fan-out directories live directly below
+  const std::string root_;   //!< fan-out directories live directly below
+  const std::string holds_;  //!< the file of the holds' locks
 };
 
 }  // namespace rdg::storage

@@ -78,6 +78,9 @@ absl::StatusOr<int> StagingArea::RemoveStrayFiles() const {
   int removed = 0;
   for (const auto& name : *names) {
     if (absl::EndsWith(name, kSuffix)) continue;
+    // Dot-files are not ours to sweep on a shared directory: another replica's start-up probes,
+    // and NFS's names (.nfsXXXX) for removed files still open, which only the server removes.
+    if (absl::StartsWith(name, ".")) continue;
     if (auto s = RemoveFile(absl::StrCat(dir_, "/", name)); !s.ok()) return s;
     ++removed;
   }

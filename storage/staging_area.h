@@ -31,7 +31,8 @@ class StagingArea {
   bool IsHeld(const std::string& session_id) const;
   //! Session ids that have a part file.
   absl::StatusOr<std::vector<std::string>> ListSessions() const;
-  //! Removes files that are not part files (e.g. left by other tools); returns how many.
+  //! Removes files that are not part files (e.g. left by other tools), dot-files excepted;
+  //! returns how many.
   absl::StatusOr<int> RemoveStrayFiles() const;
 
  private:

@@ -4,16 +4,36 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gateway/common/audit_throttle.h"
+#include "glog/logging.h"
 #include "rdg/v1/ingest.pb.h"
+#include "storage/base/random.h"
 #include "storage/base/status_macros.h"
 
 namespace rdg::api {
+
+namespace {
+
+// Codes that mean the gateway itself failed. Their messages come from the database, the
+// filesystem or a library (table names, paths, SQL) and help an operator, not a clinic or an
+// attacker: the caller gets a reference, the operators' log the detail under it.
+bool IsOwnFailure(absl::StatusCode code) {
+  return code == absl::StatusCode::kInternal || code == absl::StatusCode::kUnknown ||
+         code == absl::StatusCode::kDataLoss;
+}
+
+}  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl and gRPC share the canonical code numbering.
   const auto code = static_cast<grpc::StatusCode>(status.code());
   std::string message(status.message());
+  if (IsOwnFailure(status.code())) {
+    const std::string reference = storage::RandomHex(6);
+    LOG(ERROR) << "call failed, reference " << reference << ": " << status;
+    message = absl::StrCat("the gateway failed (reference ", reference,
+                           "); its operators' log has the detail");
+  }
   // Payloads (e.g. the HL7 ACK of a rejected lab message) travel as gRPC rich error details:
   // a google.rpc.Status-compatible RpcStatus whose details are Any messages.
   rdg::v1::RpcStatus details;

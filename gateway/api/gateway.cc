@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <tuple>
@@ -22,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/api/admin_service.h"
 #include "gateway/api/call_audit.h"
 #include "gateway/api/call_metrics.h"
@@ -306,14 +308,30 @@ absl::StatusOr<Stores> OpenStores(const rdg::v1::GatewayConfig& config, const Cl
   guard.reserve_bytes = config.disk_reserve_mb() << 20;
   if (postgres) {
     auto& pool = static_cast<storage::pg::PostgresIndexStore&>(*s.index).pool();
-    guard.index_probe = [&pool]() -> absl::Status {
+    // libpq's reason names the database's host and port: it goes to the log (once per change),
+    // not to /readyz or callers.
+    struct LastReason {
+      absl::Mutex mu;
+      std::string text ABSL_GUARDED_BY(mu);
+    };
+    guard.index_probe = [&pool, last = std::make_shared<LastReason>()]() -> absl::Status {
       static constexpr char kProbe[] = "SELECT 1";
       auto r = pool.Query(kProbe, {});
+      std::string detail;
+      if (!r.ok()) {
+        const std::string why = pool.LastConnectError();
+        detail = absl::StrCat(r.status().message(), why.empty() ? "" : " (", why,
+                              why.empty() ? "" : ")");
+      }
+      {
+        absl::MutexLock lock(&last->mu);
+        if (!detail.empty() && detail != last->text) {
+          LOG(WARNING) << "the index on PostgreSQL cannot be reached: " << detail;
+        }
+        last->text = detail;
+      }
       if (r.ok()) return absl::OkStatus();
-      const std::string why = pool.LastConnectError();  // libpq's reason: operators only
-      return absl::UnavailableError(absl::StrCat("the index on PostgreSQL: ", r.status().message(),
-                                                 why.empty() ? "" : " (", why,
-                                                 why.empty() ? "" : ")"));
+      return absl::UnavailableError("the index on PostgreSQL cannot be reached");
     };
   }
   RDG_ASSIGN_OR_RETURN(s.guard, StorageGuard::Start(std::move(guard)));

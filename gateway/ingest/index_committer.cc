@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+
 namespace rdg::ingest {
 
 IndexCommitter::IndexCommitter(storage::ExamStore& exams, int max_batch, storage::BlobStore* blobs)
@@ -55,6 +57,24 @@ void IndexCommitter::Loop() {
   }
 }
 
+absl::StatusOr<std::unique_ptr<storage::BlobStore::Hold>> IndexCommitter::HoldAdopted(
+    const storage::BlobStore::Adoption& file) {
+  // The blob may have been stored before by an upload whose object was then refused, and
+  // removed by it (on this gateway or another) between the adoption and the hold: it is adopted
+  // again from the staged file, which is still there.
+  constexpr int kTries = 3;
+  absl::Status last;
+  for (int attempt = 0; attempt < kTries; ++attempt) {
+    auto hold = blobs_->HoldBlob(file.digest);
+    if (!absl::IsNotFound(hold.status())) return hold;
+    last = hold.status();
+    if (absl::Status s = blobs_->Adopt(file.path, file.digest); !s.ok()) return s;
+  }
+  return absl::UnavailableError(absl::StrCat("the stored copy of these bytes was removed ", kTries,
+                                             " times while this upload stored it; retry (",
+                                             last.message(), ")"));
+}
+
 std::vector<absl::StatusOr<storage::CommitOutcome>> IndexCommitter::CommitBatch(
     std::vector<Pending*>& batch) {
   std::vector<absl::StatusOr<storage::CommitOutcome>> results(batch.size(),
@@ -69,13 +89,22 @@ std::vector<absl::StatusOr<storage::CommitOutcome>> IndexCommitter::CommitBatch(
     }
   }
   std::vector<bool> adopted(batch.size(), true);
+  // Held until the rows naming them are committed: no gateway removes them in between.
+  std::vector<std::unique_ptr<storage::BlobStore::Hold>> holds;
   if (!files.empty()) {
     std::vector<absl::Status> statuses = blobs_->AdoptAll(files);
     if (statuses.size() != files.size()) {
       statuses.assign(files.size(), absl::InternalError("the blob store answered for other files"));
     }
     for (size_t k = 0; k < file_of.size(); ++k) {
-      if (statuses[k].ok()) continue;
+      if (statuses[k].ok()) {
+        auto hold = HoldAdopted(files[k]);
+        if (hold.ok()) {
+          holds.push_back(*std::move(hold));
+          continue;
+        }
+        statuses[k] = hold.status();
+      }
       adopted[file_of[k]] = false;
       results[file_of[k]] = std::move(statuses[k]);
     }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -43,6 +44,9 @@ class IndexCommitter {
   void Loop();
   //! Adopts the batch's files and commits the rows of those adopted (or without a file).
   std::vector<absl::StatusOr<storage::CommitOutcome>> CommitBatch(std::vector<Pending*>& batch);
+  //! A hold on the blob `file` was just adopted as, adopting it again if it was removed since.
+  absl::StatusOr<std::unique_ptr<storage::BlobStore::Hold>> HoldAdopted(
+      const storage::BlobStore::Adoption& file);
 
   storage::ExamStore& exams_;
   const int max_batch_;

@@ -746,11 +746,11 @@ void Ingestor::UnpinAndCollect(const std::string& sha256_hex, const storage::Dig
   absl::MutexLock lock(&pins_mu_);
   if (--pins_[sha256_hex] == 0) pins_.erase(sha256_hex);
   if (!maybe_unreferenced || pins_.contains(sha256_hex)) return;
-  // The index refused the object: drop its blob unless another object uses the same bytes.
-  auto referenced = stores_.exams.IsBlobReferenced(sha256_hex);
-  if (referenced.ok() && !*referenced) {
-    if (auto s = blobs_.Remove(digest); !s.ok() && !absl::IsNotFound(s)) LOG(WARNING) << s;
-  }
+  // The index refused the object: drop its blob unless another object uses the same bytes or
+  // an upload on another gateway sharing the store holds it on the way to its row.
+  auto removed =
+      blobs_.RemoveUnreferenced(digest, [&] { return stores_.exams.IsBlobReferenced(sha256_hex); });
+  if (!removed.ok()) LOG(WARNING) << removed.status();
 }
 
 }  // namespace rdg::ingest

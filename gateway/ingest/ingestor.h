@@ -201,7 +201,8 @@ class Ingestor {
                                                const storage::CommitOutcome& outcome,
                                                const std::string& uid, const std::string& study_uid,
                                                const std::string& text_notes);
-  //! Blob pins keep a blob that an in-flight commit relies on from being removed.
+  //! Blob pins keep a blob that an in-flight commit of this gateway relies on from being removed
+  //! (uploads on other gateways sharing the store are kept off by the committer's blob holds).
   void Pin(const std::string& sha256_hex);
   void UnpinAndCollect(const std::string& sha256_hex, const storage::Digest& digest,
                        bool maybe_unreferenced);

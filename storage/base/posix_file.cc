@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "storage/base/random.h"
 
 namespace rdg::storage {
 namespace {
@@ -94,18 +94,38 @@ absl::Status File::Truncate(int64_t size) {
   return absl::OkStatus();
 }
 
-absl::Status File::TryLock() {
-  // An open file description lock: it belongs to this descriptor alone (closing another one on
-  // the same file in this process does not drop it, unlike a POSIX record lock), and the Linux
-  // NFS client takes it on the server as a lock of the whole file.
-  struct flock whole {};
-  whole.l_type = F_WRLCK;
-  whole.l_whence = SEEK_SET;
-  if (::fcntl(fd_, F_OFD_SETLK, &whole) == 0) return absl::OkStatus();
+namespace {
+
+//! An open file description lock of bytes [start, start + length) (length 0: to the end, and
+//! beyond). It belongs to its descriptor alone (closing another one on the same file in this
+//! process does not drop it, unlike a POSIX record lock), and the Linux NFS client takes it on
+//! the server as a lock of the same bytes.
+struct flock RangeOf(short type, int64_t start, int64_t length) {
+  struct flock range {};
+  range.l_type = type;
+  range.l_whence = SEEK_SET;
+  range.l_start = start;
+  range.l_len = length;
+  return range;
+}
+
+}  // namespace
+
+absl::Status File::TryLock(int64_t start, int64_t length) {
+  struct flock range = RangeOf(F_WRLCK, start, length);
+  if (::fcntl(fd_, F_OFD_SETLK, &range) == 0) return absl::OkStatus();
   if (errno == EAGAIN || errno == EACCES) {
     return absl::AbortedError(absl::StrCat(path_, " is held by another"));
   }
   return ErrnoStatus("fcntl(F_OFD_SETLK)", path_, errno);
+}
+
+absl::Status File::LockShared(int64_t start, int64_t length) {
+  struct flock range = RangeOf(F_RDLCK, start, length);
+  while (::fcntl(fd_, F_OFD_SETLKW, &range) != 0) {
+    if (errno != EINTR) return ErrnoStatus("fcntl(F_OFD_SETLKW)", path_, errno);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<bool> File::StillNamed() const {
@@ -168,8 +188,15 @@ absl::Status MakeDirectories(const std::string& dir) {
   return absl::OkStatus();
 }
 
+namespace {
+
+//! Unique among gateways sharing a directory (replicas in containers are all PID 1).
+std::string ProbeSuffix() { return absl::StrCat(::getpid(), "-", RandomHex(8)); }
+
+}  // namespace
+
 absl::Status ProbeWritable(const std::string& dir) {
-  const std::string probe = absl::StrCat(dir, "/.rdg-write-probe-", ::getpid());
+  const std::string probe = absl::StrCat(dir, "/.rdg-write-probe-", ProbeSuffix());
   const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   int err = fd < 0 ? errno : 0;
   if (fd >= 0) {
@@ -186,7 +213,7 @@ absl::Status ProbeWritable(const std::string& dir) {
 }
 
 absl::Status ProbeHardLink(const std::string& from_dir, const std::string& to_dir) {
-  const std::string name = absl::StrCat("/.rdg-link-probe-", ::getpid());
+  const std::string name = absl::StrCat("/.rdg-link-probe-", ProbeSuffix());
   const std::string from = from_dir + name, to = to_dir + name;
   const int fd = ::open(from.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus("create", from, errno);

@@ -37,7 +37,13 @@ class File {
   //! Takes an exclusive lock of the whole file (an open file description lock, fcntl
   //! F_OFD_SETLK), held until this descriptor is closed: ABORTED while another open file
   //! description holds it (another gateway sharing the directory, also over NFS).
-  absl::Status TryLock();
+  //! With `length` > 0, only bytes [start, start + length) are locked (they need not exist): one
+  //! file then holds many independent locks.
+  absl::Status TryLock(int64_t start = 0, int64_t length = 0);
+  //! Takes a shared lock (F_OFD_SETLKW, F_RDLCK; the file open for reading) of the whole file, or
+  //! of [start, start + length), waiting while another open file description holds any of it
+  //! exclusively.
+  absl::Status LockShared(int64_t start = 0, int64_t length = 0);
   //! Whether the path it was opened by still names this file (not removed or replaced since).
   absl::StatusOr<bool> StillNamed() const;
   const std::string& path() const { return path_; }

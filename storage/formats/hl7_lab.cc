@@ -281,7 +281,8 @@ std::string Codec::Decode(absl::string_view raw) const {
     }
     i = close + 1;
   }
-  return out;
+  // A NUL (sent as is, or as \X00\) ends a C string: no stored text may hold one.
+  return absl::StrReplaceAll(out, {{absl::string_view("\0", 1), "\xEF\xBF\xBD"}});
 }
 
 std::optional<std::string> Codec::DecodeEscape(absl::string_view body) const {

@@ -185,7 +185,14 @@ absl::StatusOr<Result> Connection::Exec(const char* sql, std::initializer_list<P
   }
   std::vector<const char*> values;
   values.reserve(params.size());
-  for (const Param& p : params) values.push_back(p.has_value() ? p->c_str() : nullptr);
+  for (const Param& p : params) {
+    // Text goes to libpq as a C string: a NUL would end the value there, silently.
+    if (p.has_value() && p->find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("postgres: parameter ", values.size() + 1, " holds a NUL character"));
+    }
+    values.push_back(p.has_value() ? p->c_str() : nullptr);
+  }
   Result r(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()), values.data(),
                           nullptr, nullptr, 0));
   const ExecStatusType status = PQresultStatus(r.r_);

@@ -94,7 +94,8 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   //! Runs `sql` with `params` ($1, $2, …). `sql` must be a string with static storage: it is
-  //! prepared on this connection the first time and found again by its address.
+  //! prepared on this connection the first time and found again by its address. A text
+  //! parameter holding a NUL character is INVALID_ARGUMENT (PostgreSQL text cannot hold one).
   absl::StatusOr<Result> Exec(const char* sql, std::initializer_list<Param> params = {});
   //! Runs one or more statements without parameters (transaction control, migrations).
   absl::Status Run(const std::string& sql);

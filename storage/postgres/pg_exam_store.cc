@@ -228,8 +228,11 @@ std::vector<absl::StatusOr<CommitOutcome>> PgExamStore::CommitObjects(
           absl::StatusOr<CommitOutcome> outcome = CommitOne(conn, item);
           if (outcome.ok()) {
             if (auto s = conn.Exec(kRelease); !s.ok()) return s.status();
-          } else if (absl::IsAlreadyExists(outcome.status()) && !conn.in_failed_transaction()) {
-            // This object is refused (identity conflict): undo what it wrote, keep the batch.
+          } else if ((absl::IsAlreadyExists(outcome.status()) ||
+                      absl::IsInvalidArgument(outcome.status())) &&
+                     !conn.in_failed_transaction()) {
+            // This object is refused (an identity conflict, text PostgreSQL cannot hold): undo
+            // what it wrote, keep the rest of the batch.
             if (auto s = conn.Exec(kUndo); !s.ok()) return s.status();
             if (auto s = conn.Exec(kRelease); !s.ok()) return s.status();
           } else {

@@ -184,6 +184,15 @@ absl::Status PgReportStore::MarkDelivered(const std::vector<std::string>& report
                                           absl::Time now) {
   if (report_ids.empty()) return absl::OkStatus();
   return pool_.InTransaction("READ COMMITTED", [&](Connection& conn) -> absl::Status {
+    // Exams before reports, in one order, as everywhere else (pg_exam_changes.h): an
+    // acknowledgement or addendum holding an exam's row while it waits for the report's would
+    // otherwise deadlock with this.
+    static constexpr char kLockExams[] =
+        "SELECT exam_id FROM exams WHERE exam_id IN (SELECT exam_id FROM reports "
+        "WHERE report_id = ANY($1::text[]) AND delivered_at IS NULL) ORDER BY exam_id FOR UPDATE";
+    if (auto locked = conn.Exec(kLockExams, {PTextArray(report_ids)}); !locked.ok()) {
+      return locked.status();
+    }
     // First delivery only: a report another gateway marked meanwhile is skipped.
     static constexpr char kMark[] =
         "UPDATE reports SET delivered_at = $2 WHERE report_id = $1 AND delivered_at IS NULL "

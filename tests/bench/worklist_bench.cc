@@ -2,7 +2,8 @@
 // the demo province's queues — 2% still open (ROUTED, their SLA clocks running), the rest FINAL,
 // as in a running platform — then measures worklist query latency (p50/p99) for a county reader
 // and claims/s with 16 concurrent readers (each claim a durable transaction: the claim, the
-// exam's state, its CLAIMED event, the end of its claim stage).
+// exam's state, its CLAIMED event, the end of its claim stage), bare and with the audit record
+// the gateway appends after each.
 // Usage: worklist_bench [--postgres DSN_FILE] [N ...]   (default: 100000 1000000)
 // With --postgres (the file `tests/integration/pg_cluster.py start DIR` writes) each N runs on
 // SQLite and then on a fresh database of that cluster, on the same data.
@@ -118,26 +119,45 @@ void Run(const std::string& pg_dsn_file, int n) {
     if (open->next_cursor.empty() || ids.size() >= 8000) break;
     all.after = open->next_cursor;
   }
-  std::atomic<size_t> next{0};
-  std::atomic<int> claimed{0};
-  auto t = Clock::now();
-  std::vector<std::thread> readers;
-  for (int r = 0; r < 16; ++r) {
-    readers.emplace_back([&, r] {
-      for (size_t i = next++; i < ids.size(); i = next++) {
-        claimed += store
-                       .ClaimExam(ids[i], "reader-" + std::to_string(r), "county-a", now,
-                                  absl::Minutes(15), rdg::storage::ClaimAction::kClaim)
-                       .ok();
-      }
-    });
-  }
-  for (auto& th : readers) th.join();
-  const double claim_s = std::chrono::duration<double>(Clock::now() - t).count();
-  std::printf("  claims, 16 concurrent readers      %6.0f claims/s (%d claims, each durable)\n",
-              claimed / claim_s, claimed.load());
-  std::printf("RESULT backend=%s n=%d worklist_p99_ms=%.3f claims_per_s=%.0f\n",
-              index.backend.c_str(), n, p99, claimed / claim_s);
+  // Half the exams claimed bare, half as the gateway's reading desk claims: the claim, then its
+  // audit record in a transaction of its own (every audited call appends to the one chain, whose
+  // end row each append holds until its COMMIT).
+  const size_t half = ids.size() / 2;
+  auto claim_all = [&](size_t from, size_t to, bool audited) {
+    std::atomic<size_t> next{from};
+    std::atomic<int> claimed{0};
+    const auto t = Clock::now();
+    std::vector<std::thread> readers;
+    for (int r = 0; r < 16; ++r) {
+      readers.emplace_back([&, r] {
+        const std::string reader = "reader-" + std::to_string(r);
+        for (size_t i = next++; i < to; i = next++) {
+          bool ok = store
+                        .ClaimExam(ids[i], reader, "county-a", now, absl::Minutes(15),
+                                   rdg::storage::ClaimAction::kClaim)
+                        .ok();
+          if (ok && audited) {
+            ok =
+                store.audit()
+                    .AppendAudit(rdg::storage::AuditOf(
+                        now, "county-a", reader, rdg::storage::Role::kReader, "claim_exam", ids[i]))
+                    .ok();
+          }
+          claimed += ok;
+        }
+      });
+    }
+    for (auto& th : readers) th.join();
+    const double seconds = std::chrono::duration<double>(Clock::now() - t).count();
+    std::printf("  claims%s, 16 concurrent readers %6.0f claims/s (%d claims, each durable)\n",
+                audited ? " + audit" : "        ", claimed / seconds, claimed.load());
+    return claimed / seconds;
+  };
+  const double claims_per_s = claim_all(0, half, false);
+  const double audited_per_s = claim_all(half, ids.size(), true);
+  std::printf(
+      "RESULT backend=%s n=%d worklist_p99_ms=%.3f claims_per_s=%.0f audited_claims_per_s=%.0f\n",
+      index.backend.c_str(), n, p99, claims_per_s, audited_per_s);
   index.store.reset();
   index.drop();
 }

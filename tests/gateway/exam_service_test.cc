@@ -18,9 +18,12 @@ namespace {
 using ::testing::_;
 using ::testing::AllOf;
 using ::testing::Field;
+using ::testing::HasSubstr;
 using testing::kAdmin;
 using testing::kClinic;
 using testing::kReader;
+using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::Return;
 using ::testing::StrictMock;
 
@@ -114,6 +117,23 @@ TEST_F(ExamServiceTest, NoAuditNoData) {
   auto s = stub_->GetExam(harness_.Call().get(), request, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_FALSE(response.has_exam());
+}
+
+TEST_F(ExamServiceTest, TheDatabasesOwnWordsStayInTheGatewaysLog) {
+  // A failure of the gateway itself names tables, paths and SQL: the caller gets a reference to
+  // quote, not the detail.
+  EXPECT_CALL(index_, GetExam("ex-1"))
+      .WillOnce(Return(absl::InternalError(
+          "ERROR:  relation \"exams\" does not exist at /srv/rdg/data/index.sqlite")));
+  rdg::v1::GetExamRequest request;
+  request.set_exam_id("ex-1");
+  rdg::v1::GetExamResponse response;
+  auto s = stub_->GetExam(harness_.Call().get(), request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_THAT(s.error_message(), MatchesRegex("the gateway failed \\(reference [0-9a-f]{12}\\); "
+                                              "its operators' log has the detail"));
+  EXPECT_THAT(s.error_message(), Not(HasSubstr("exams")));
+  EXPECT_THAT(s.error_message(), Not(HasSubstr("/srv")));
 }
 
 TEST_F(ExamServiceTest, APageTokenTheGatewayDidNotIssueIsInvalid) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <memory>
 #include <thread>
 
 #include "storage/sqlite_index_store.h"
@@ -68,6 +70,43 @@ TEST(IndexCommitterTest, FilesAreAdoptedBeforeTheRowsAndAFailedFileCommitsNothin
   IndexCommitter rows_only(*index, 8);
   EXPECT_TRUE(absl::IsFailedPrecondition(
       rows_only.Commit(Object(3), storage::BlobStore::Adoption{"fine.part", {}}).status()));
+}
+
+//! A hold that runs `at_release` when it ends.
+struct WatchedHold : storage::BlobStore::Hold {
+  std::function<void()> at_release;
+  ~WatchedHold() override { at_release(); }
+};
+
+//! HoldBlob's answer for a blob removed meanwhile.
+absl::StatusOr<std::unique_ptr<storage::BlobStore::Hold>> Removed(const storage::Digest&) {
+  return absl::NotFoundError("removed");
+}
+
+TEST(IndexCommitterTest, ABlobRemovedBeforeItsRowIsAdoptedAgainAndHeldUntilTheCommit) {
+  testing::TempDir dir;
+  auto index = *storage::SqliteIndexStore::Open(dir.Join("i.sqlite"));
+  ::testing::NiceMock<storage::MockBlobStore> blobs;
+  // Between the adoption and the hold, another gateway removed the blob (the same bytes, stored
+  // before for an object it then refused): the staged file is adopted again, then held.
+  EXPECT_CALL(blobs, Adopt("fine.part", _)).Times(2).WillRepeatedly(Return(absl::OkStatus()));
+  bool row_when_released = false;
+  EXPECT_CALL(blobs, HoldBlob(_)).WillOnce(Removed).WillOnce([&](const storage::Digest&) {
+    auto hold = std::make_unique<WatchedHold>();
+    hold->at_release = [&] { row_when_released = index->FindObject("c1", "1.2.3.1")->has_value(); };
+    return absl::StatusOr<std::unique_ptr<storage::BlobStore::Hold>>(std::move(hold));
+  });
+  IndexCommitter committer(*index, 8, &blobs);
+  auto ok = committer.Commit(Object(1), storage::BlobStore::Adoption{"fine.part", {}});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(row_when_released) << "the hold ended before the row naming the blob committed";
+
+  // Removed again and again: the upload is told to retry, and no row names a missing blob.
+  EXPECT_CALL(blobs, Adopt("again.part", _)).WillRepeatedly(Return(absl::OkStatus()));
+  EXPECT_CALL(blobs, HoldBlob(_)).WillRepeatedly(Removed);
+  auto refused = committer.Commit(Object(2), storage::BlobStore::Adoption{"again.part", {}});
+  EXPECT_TRUE(absl::IsUnavailable(refused.status())) << refused.status();
+  EXPECT_FALSE(index->FindObject("c1", "1.2.3.2")->has_value());
 }
 
 TEST(IndexCommitterTest, TransactionFailureReachesEveryCaller) {

@@ -46,9 +46,12 @@ rdg::v1::UploadRequest OpenMessage(const std::string& bytes,
   return r;
 }
 
+//! Regular files under `dir`, but for the blob store's empty file of hold locks.
 size_t FilesUnder(const std::string& dir) {
   size_t n = 0;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) n += e.is_regular_file();
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    n += e.is_regular_file() && e.path().filename() != "holds";
+  }
   return n;
 }
 

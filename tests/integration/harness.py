@@ -313,8 +313,10 @@ class Gateway:
             db.close()
 
     def blob_files(self):
-        """Paths of every file under DATA_DIR/blobs."""
-        return sorted(os.path.join(d, n) for d, _, names in os.walk(os.path.join(self.data_dir, "blobs"))
+        """Paths of every blob: the files of DATA_DIR/blobs' fan-out directories (not the store's
+        own files at its top, such as `holds`)."""
+        root = os.path.join(self.data_dir, "blobs")
+        return sorted(os.path.join(d, n) for d, _, names in os.walk(root) if d != root
                       for n in names)
 
     def upload_files(self):

@@ -201,10 +201,6 @@ class ReplicasTest(ReplicasTestCase):
                          what="the survivor escalating")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 @unittest.skipUnless(shutil.which("haproxy"), "haproxy is not installed (deploy/install-deps.sh)")
 class FailoverTest(ReplicasTestCase):
     """One replica killed (SIGKILL) while clinics upload and watch and readers claim through
@@ -222,20 +218,23 @@ class FailoverTest(ReplicasTestCase):
         exams = [e["exam_id"] for e in first["exams"]]
         self.assertEqual(len(set(exams)), 6)
 
-        watcher = clinic.popen("--json", "reports", "--watch", "--max", "6")
-        self.addCleanup(watcher.kill)
-        watched = []
-        watch_reader = threading.Thread(target=lambda: watched.extend(watcher.stdout))
-        watch_reader.start()
-        later = self.studies(12, "later")
-        uploader = clinic.popen("--json", "upload", *later)
-        self.addCleanup(uploader.kill)
+        # Two watches of the clinic: HAProxy (leastconn) puts them on different replicas, so the
+        # one killed cuts a watch whichever it is.
+        watchers, watched = [], [[], []]
+        for i in range(2):
+            watcher = clinic.popen("--json", "reports", "--watch", "--max", "6")
+            self.addCleanup(watcher.kill)
+            reader = threading.Thread(target=lambda w=watcher, i=i: watched[i].extend(w.stdout))
+            reader.start()
+            watchers.append((watcher, reader))
+        harness.wait_for(lambda: all(self.streams(g, "watch") == 1 for g in self.replicas) or None,
+                         timeout=60, what="a watch on each replica")
 
         won, lost = {}, {}
 
-        def claim_all(name):
+        def claim_all(name, some):
             reader = harness.Reader(balancer, name)
-            for exam in exams:
+            for exam in some:
                 deadline = time.monotonic() + 60
                 while True:
                     proc = reader.run("claim", exam, timeout=60)
@@ -248,10 +247,28 @@ class FailoverTest(ReplicasTestCase):
                     if time.monotonic() > deadline:  # through the failover: retried, then given up
                         raise AssertionError(f"{name} claim {exam}: {proc.stderr}")
 
-        claimers = [threading.Thread(target=claim_all, args=(n,))
-                    for n in ("reader-a-rad", "reader-a-rad2")]
-        for t in claimers:
-            t.start()
+        def claim_race(some):
+            claimers = [threading.Thread(target=claim_all, args=(n, some))
+                        for n in ("reader-a-rad", "reader-a-rad2")]
+            for t in claimers:
+                t.start()
+            return claimers
+
+        def sign(some):
+            for exam in some:  # the winners sign, through whichever replica takes them
+                reader = harness.Reader(balancer, won[exam][0])
+                signed = reader.run("report", exam, "--final", "--findings", "Lungs clear.",
+                                    "--impression", "Normal chest CT.", timeout=120)
+                self.assertEqual(signed.returncode, 0, signed.stdout + signed.stderr)
+
+        # Half the reports are signed (and watched) before the kill, half after it.
+        for t in claim_race(exams[:3]):
+            t.join(timeout=180)
+        sign(exams[:3])
+        later = self.studies(12, "later")
+        uploader = clinic.popen("--json", "upload", *later)
+        self.addCleanup(uploader.kill)
+        claimers = claim_race(exams[3:])
         # Kill the replica an upload is streaming through, once some of them have arrived.
         victim = harness.wait_for(
             lambda: next((g for g in self.replicas if self.streams(g, "upload") > 0), None)
@@ -276,14 +293,20 @@ class FailoverTest(ReplicasTestCase):
             self.assertEqual(len(lost.get(exam, [])), 1, (exam, won, lost))
             self.assertEqual(self.events(exam, "CLAIMED"), 1)
 
-        for exam in exams:  # the winners sign, through whichever replica is left
-            reader = harness.Reader(balancer, won[exam][0])
-            signed = reader.run("report", exam, "--final", "--findings", "Lungs clear.",
-                                "--impression", "Normal chest CT.", timeout=120)
-            self.assertEqual(signed.returncode, 0, signed.stdout + signed.stderr)
-        self.assertEqual(watcher.wait(timeout=60), 0, watcher.stderr.read())
-        watch_reader.join(timeout=10)
-        watcher.stdout.close()
-        watcher.stderr.close()
-        delivered = [json.loads(l)["report"]["content"]["exam_id"] for l in watched]
-        self.assertEqual(sorted(delivered), sorted(exams), "each report once, none lost")
+        sign(exams[3:])
+        for (watcher, reader), got in zip(watchers, watched):
+            self.assertEqual(watcher.wait(timeout=60), 0, watcher.stderr.read())
+            reader.join(timeout=10)
+            watcher.stdout.close()
+            watcher.stderr.close()
+            delivered = [json.loads(l)["report"]["content"]["exam_id"] for l in got]
+            self.assertEqual(sorted(delivered), sorted(exams), "each report once, none lost")
+        # In the index too: each report delivered once (its first delivery), none lost.
+        for exam in exams:
+            self.assertEqual(self.events(exam, "DELIVERED"), 1, exam)
+        undelivered = survivor.query("SELECT COUNT(*) FROM reports WHERE delivered_at IS NULL")
+        self.assertEqual(undelivered[0][0], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

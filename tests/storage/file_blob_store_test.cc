@@ -3,8 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "storage/base/posix_file.h"
 #include "storage/staging_area.h"
 #include "tests/mocks/temp_dir.h"
@@ -88,6 +93,87 @@ TEST(FileBlobStoreTest, ReadRangeAndRemove) {
   EXPECT_TRUE(absl::IsNotFound(store->Open(DigestOf("0123456789")).status()));
 }
 
+TEST(FileBlobStoreTest, AHeldOrReferencedBlobIsNotRemoved) {
+  testing::TempDir dir;
+  auto store = *FileBlobStore::Create(dir.Join("blobs"));
+  const Digest d = DigestOf("bytes an upload is committing");
+  ASSERT_TRUE(store->Adopt(dir.Write("a", "bytes an upload is committing"), d).ok());
+  const auto unreferenced = []() -> absl::StatusOr<bool> { return false; };
+  {
+    // An upload (here, or on another gateway: the lock is an open file description's) holds it.
+    auto hold = store->HoldBlob(d);
+    ASSERT_TRUE(hold.ok()) << hold.status();
+    EXPECT_EQ(store->RemoveUnreferenced(d, unreferenced).value(), false);
+    EXPECT_TRUE(store->Exists(d));
+  }
+  EXPECT_EQ(store->RemoveUnreferenced(d, [] { return absl::StatusOr<bool>(true); }).value(), false);
+  EXPECT_TRUE(store->Exists(d));
+  EXPECT_FALSE(
+      store
+          ->RemoveUnreferenced(d, [] { return absl::StatusOr<bool>(absl::UnavailableError("db")); })
+          .ok());
+  EXPECT_TRUE(store->Exists(d));
+  EXPECT_EQ(store->RemoveUnreferenced(d, unreferenced).value(), true);
+  EXPECT_FALSE(store->Exists(d));
+  EXPECT_EQ(store->RemoveUnreferenced(d, unreferenced).value(), false);  // nothing to remove
+  EXPECT_TRUE(absl::IsNotFound(store->HoldBlob(d).status()));
+}
+
+TEST(FileBlobStoreTest, TheUploadsOwnLockedPartFileNeitherBlocksNorKeepsItsBlob) {
+  // The adopted blob is a second name of the part file its upload still holds locked; two
+  // uploads of the same bytes in one batch hold the same blob.
+  testing::TempDir dir;
+  auto staging = *StagingArea::Create(dir.Join("uploads"));
+  auto store = *FileBlobStore::Create(dir.Join("blobs"));
+  auto part = staging.OpenForAppend("up-1", true);
+  ASSERT_TRUE(part.ok()) << part.status();
+  ASSERT_TRUE(part->Append("refused later").ok());
+  const Digest d = DigestOf("refused later");
+  ASSERT_TRUE(store->AdoptAll({{dir.Join("uploads/up-1.part"), d}})[0].ok());
+  {
+    auto first = store->HoldBlob(d);
+    ASSERT_TRUE(first.ok()) << first.status();
+    auto second = store->HoldBlob(d);
+    ASSERT_TRUE(second.ok()) << second.status();
+  }
+  // Its object refused, the upload drops the blob while its part file is still locked.
+  EXPECT_EQ(store->RemoveUnreferenced(d, [] { return absl::StatusOr<bool>(false); }).value(), true);
+  EXPECT_FALSE(store->Exists(d));
+}
+
+//! Whether a lock request waits on some file (/proc/locks lists waiters with "->").
+bool SomeLockIsAwaited() {
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  while (std::getline(locks, line)) {
+    if (line.find("->") != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(FileBlobStoreTest, AHoldAskedDuringARemovalWaitsAndFindsTheBlobGone) {
+  testing::TempDir dir;
+  auto store = *FileBlobStore::Create(dir.Join("blobs"));
+  const Digest d = DigestOf("refused object");
+  ASSERT_TRUE(store->Adopt(dir.Write("a", "refused object"), d).ok());
+  std::optional<absl::Status> held;
+  std::thread upload;
+  auto removed = store->RemoveUnreferenced(d, [&]() -> absl::StatusOr<bool> {
+    // While the removal holds the file, another upload of the same bytes asks for a hold: it
+    // has opened the file that is about to lose its name, and waits.
+    upload = std::thread([&] { held = store->HoldBlob(d).status(); });
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (!SomeLockIsAwaited() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    return false;
+  });
+  upload.join();
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(*removed);
+  ASSERT_TRUE(held.has_value());
+  // It must adopt its own copy again: the file it waited on has no name any more.
+  EXPECT_TRUE(absl::IsNotFound(*held)) << *held;
+}
+
 TEST(StagingAreaTest, APartFileBeingWrittenIsHeldAgainstOtherGateways) {
   // Two open file descriptions conflict as two processes on one shared staging dir would.
   testing::TempDir dir;
@@ -127,7 +213,11 @@ TEST(StagingAreaTest, TracksPartFilesAndRemovesStrays) {
   EXPECT_EQ(*staging.StagedBytes("up-2"), 0);
   testing::TempDir unused;
   std::ofstream(dir.Join("uploads/leftover.tmp")) << "x";
+  // Another replica's start-up probe and an NFS name of a removed file still open stay.
+  std::ofstream(dir.Join("uploads/.rdg-write-probe-1-0a1b")) << "\n";
+  std::ofstream(dir.Join("uploads/.nfs000000000123abcd00000001")) << "x";
   EXPECT_EQ(*staging.RemoveStrayFiles(), 1);
+  EXPECT_TRUE(std::filesystem::exists(dir.Join("uploads/.nfs000000000123abcd00000001")));
   EXPECT_EQ(*staging.ListSessions(), std::vector<std::string>{"up-1"});
   ASSERT_TRUE(staging.Remove("up-1").ok());
   EXPECT_TRUE(staging.ListSessions()->empty());

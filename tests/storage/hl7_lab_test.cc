@@ -319,6 +319,12 @@ TEST(Hl7LabParseTest, HexFormattingAndUnknownEscapes) {
   EXPECT_EQ(m.orders[0].observations[0].value, "High line\nnext ABC \\Zunknown\\ C:\\dir");
 }
 
+TEST(Hl7LabParseTest, ANulCharacterBecomesAReplacementCharacter) {
+  // Escaped or sent as is: a NUL would end the text in every C API it passes (libpq's included).
+  const LabMessage m = ParseOk(OneValue("ST", std::string("a\\X00\\b\0c", 9)));
+  EXPECT_EQ(m.orders[0].observations[0].value, "a\uFFFDb\uFFFDc");
+}
+
 TEST(Hl7LabParseTest, LineEndsMayBeLfCrLfOrMixed) {
   for (absl::string_view end : {"\n", "\r\n", "\n\n"}) {
     const LabMessage m = ParseOk(Join(NormalPanel(), end));

@@ -262,6 +262,90 @@ TEST_F(PostgresIndexTest, EveryGatewayHearsOfAReportSignedThroughAnother) {
   EXPECT_EQ(std::count(heard.begin(), heard.end(), "c1"), 1) << "the final only, once";
 }
 
+TEST_F(PostgresIndexTest, DeliveriesAndAcknowledgementsOfTheSameReportsRaceWithoutLoss) {
+  // A delivery batch of one gateway and a clinic's acknowledgements through the other touch the
+  // same exams and reports at once. Both lock exams before reports; in another order they
+  // deadlock. These pools do not retry, so a deadlock would fail a call here.
+  std::unique_ptr<pg::PostgresIndexStore> once[2];
+  for (auto& store : once) {
+    auto pool = pg::Pool::Open({.conninfo = dsn_, .size = 4, .serialization_retries = 0});
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    store = std::make_unique<pg::PostgresIndexStore>(*std::move(pool));
+  }
+  constexpr int kExams = 120;
+  std::vector<std::string> exams, reports;
+  for (int i = 0; i < kExams; ++i) {
+    exams.push_back(AddRoutedExam(gateway(i), absl::StrCat("3.", i), "q", kT0 + absl::Hours(1),
+                                  Priority::kRoutine));
+    ASSERT_TRUE(
+        gateway(i)
+            .ClaimExam(exams.back(), "r", "county", kT0, absl::Hours(1), ClaimAction::kClaim)
+            .ok());
+    ReportRecord report;
+    report.exam_id = exams.back();
+    report.status = ReportStatus::kFinal;
+    report.reader_user = "r";
+    report.reader_institution = "county";
+    auto added = gateway(i).AddReport(report, kT0 + absl::Minutes(1));
+    ASSERT_TRUE(added.ok()) << added.status();
+    reports.push_back(added->report_id);
+  }
+  std::thread deliverer([&] {
+    for (size_t i = 0; i < reports.size(); i += 4) {
+      std::vector<std::string> batch(reports.begin() + i,
+                                     reports.begin() + std::min(reports.size(), i + 4));
+      std::reverse(batch.begin(), batch.end());
+      if (absl::Status s = once[0]->MarkDelivered(batch, kT0 + absl::Minutes(2)); !s.ok()) {
+        ADD_FAILURE() << s;
+      }
+    }
+  });
+  // Two nurses of the clinic, one from each end (acknowledging twice changes nothing).
+  auto acknowledge = [&](const std::string& id) {
+    auto acked = once[1]->AcknowledgeReport(id, "c1", "nurse", kT0 + absl::Minutes(2));
+    if (!acked.ok()) ADD_FAILURE() << acked.status();
+  };
+  std::thread forward([&] { std::for_each(reports.begin(), reports.end(), acknowledge); });
+  std::thread backward([&] { std::for_each(reports.rbegin(), reports.rend(), acknowledge); });
+  deliverer.join();
+  forward.join();
+  backward.join();
+  for (const std::string& exam : exams) {
+    auto events = gateway(0).ListEvents(exam);
+    ASSERT_TRUE(events.ok()) << events.status();
+    EXPECT_EQ(
+        std::count_if(events->begin(), events->end(),
+                      [](const ExamEventRecord& e) { return e.state == ExamState::kDelivered; }),
+        1)
+        << "delivered once: " << exam;
+  }
+  auto feed = gateway(1).ReportFeed("c1", 0, 1000);
+  ASSERT_TRUE(feed.ok()) << feed.status();
+  ASSERT_EQ(feed->size(), size_t{kExams});
+  for (const ReportRecord& r : *feed) {
+    EXPECT_TRUE(r.acknowledged_at.has_value()) << r.report_id;
+    EXPECT_TRUE(r.delivered_at.has_value()) << r.report_id;
+  }
+}
+
+TEST_F(PostgresIndexTest, TextWithANulCharacterIsRefusedNotCutShort) {
+  // libpq sends text parameters as C strings: a NUL would silently end the value there.
+  // Only that object is refused: another clinic's in the same batch commits.
+  NewObject n = MakeObject("c1", "4.1", "4.1.1", "sha-nul");
+  n.exam.patient.name = std::string("WANG^Li\0DROP", 13);
+  const NewObject other = MakeObject("c2", "4.2", "4.2.1", "sha-fine");
+  auto r = gateway(0).CommitObjects({n, other});
+  ASSERT_EQ(r.size(), 2u);
+  ASSERT_FALSE(r[0].ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(r[0].status())) << r[0].status();
+  EXPECT_TRUE(r[1].ok()) << r[1].status();
+  ExamQuery q;
+  q.origin_institution = "c1";
+  EXPECT_TRUE(gateway(1).ListExams(q)->exams.empty());
+  q.origin_institution = "c2";
+  EXPECT_EQ(gateway(1).ListExams(q)->exams.size(), 1u);
+}
+
 TEST_F(PostgresIndexTest, AnIndexOfANewerReleaseIsRefusedAtOpen) {
   auto conn = pg::Connection::Open(dsn_);
   ASSERT_TRUE(conn.ok()) << conn.status();
