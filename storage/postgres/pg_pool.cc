@@ -61,9 +61,18 @@ std::string Pool::LastConnectError() const {
 }
 
 void Pool::Return(std::unique_ptr<Connection> conn) {
+  std::vector<std::unique_ptr<Connection>> dropped;  // closed after the lock is let go
   absl::MutexLock lock(&mu_);
-  if (conn->broken() || !conn->idle()) {
-    --open_;  // lost, or left inside a transaction: dropped; the next Acquire opens a new one
+  if (conn->broken()) {
+    // Lost: the connections idle beside it were most likely closed with it (a server restart, a
+    // failover, a firewall's purge). They go too, so that the calls after it open new ones
+    // instead of each finding a dead one first.
+    open_ -= 1 + static_cast<int>(idle_.size());
+    dropped.swap(idle_);
+    return;
+  }
+  if (!conn->idle()) {
+    --open_;  // left inside a transaction: dropped; the next Acquire opens a new one
     return;
   }
   idle_.push_back(std::move(conn));

@@ -65,6 +65,7 @@ class Pool {
 
  private:
   explicit Pool(Options options) : options_(std::move(options)) {}
+  //! Takes a lent connection back: a lost one is dropped with every idle one (see the .cc).
   void Return(std::unique_ptr<Connection> conn);
   bool CanLend() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !idle_.empty() || open_ < options_.size;

@@ -160,6 +160,19 @@ TYPED_TEST(AuditStoreContractTest, ListAuditFiltersNewestFirst) {
   AuditQuery limited;
   limited.limit = 2;
   EXPECT_EQ(actions(limited), (std::vector<std::string>{"3:list_exams", "2:list_exams"}));
+  // Filters together: each narrows the others.
+  AuditQuery user_and_exam;
+  user_and_exam.user = "u2";
+  user_and_exam.exam_id = "ex-1";
+  EXPECT_TRUE(actions(user_and_exam).empty());
+  user_and_exam.user = "u1";
+  EXPECT_EQ(actions(user_and_exam), (std::vector<std::string>{"1:download_exam"}));
+  AuditQuery user_and_action;
+  user_and_action.user = "u1";
+  user_and_action.action = "list_exams";
+  EXPECT_EQ(actions(user_and_action), (std::vector<std::string>{"3:list_exams"}));
+  user_and_action.since = kT0 + absl::Hours(3);
+  EXPECT_TRUE(actions(user_and_action).empty());
 }
 
 TYPED_TEST(AuditStoreContractTest, ExportMarksOnlyMoveForward) {

@@ -5,6 +5,7 @@
 // in sqlite_index_store_test.cc.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -397,6 +398,88 @@ TYPED_TEST(IndexContractTest, UploadsAreAuditedInTheirCommitAndNameThePatient) {
   EXPECT_EQ(page.records[2].detail, "DICOM 1.2.3.1 (already stored)");
   EXPECT_EQ(page.records[3].action, "after");
   EXPECT_EQ(page.records[3].patient_id, "");  // names no exam
+}
+
+//! The exam's events of `state`.
+template <typename Store>
+size_t EventsOf(Store& store, const std::string& exam, ExamState state) {
+  auto events = store.ListEvents(exam);
+  EXPECT_TRUE(events.ok()) << events.status();
+  if (!events.ok()) return 0;
+  return std::count_if(events->begin(), events->end(),
+                       [&](const ExamEventRecord& e) { return e.state == state; });
+}
+
+//! A report of `exam` by reader `r` of county-a.
+ReportRecord ReportOf(const std::string& exam, ReportStatus status, std::string supersedes = {}) {
+  ReportRecord r;
+  r.exam_id = exam;
+  r.status = status;
+  r.reader_user = "r";
+  r.reader_institution = "county-a";
+  r.content = "findings: Lungs clear.";  // the store keeps the bytes as given
+  r.supersedes = std::move(supersedes);
+  return r;
+}
+
+TYPED_TEST(IndexContractTest, ReportsAreVersionedFedOnceDeliveredOnceAndAcknowledgedByTheirClinic) {
+  IndexStore& store = *this->store_;
+  const std::string exam =
+      AddRoutedExam(store, "6.1", "q", kT0 + absl::Hours(1), Priority::kRoutine);
+  // Only the holder of a live claim reports.
+  EXPECT_FALSE(store.AddReport(ReportOf(exam, ReportStatus::kPreliminary), kT0).ok());
+  ASSERT_TRUE(
+      store.ClaimExam(exam, "r", "county-a", kT0, absl::Minutes(15), ClaimAction::kClaim).ok());
+  auto draft = store.AddReport(ReportOf(exam, ReportStatus::kPreliminary), kT0 + absl::Minutes(1));
+  ASSERT_TRUE(draft.ok()) << draft.status();
+  EXPECT_EQ(draft->version, 1);
+  EXPECT_TRUE(store.ReportFeed("c1", 0, 100)->empty()) << "a draft is not the clinic's";
+  auto final = store.AddReport(ReportOf(exam, ReportStatus::kFinal), kT0 + absl::Minutes(2));
+  ASSERT_TRUE(final.ok()) << final.status();
+  EXPECT_EQ(final->version, 2);
+  EXPECT_EQ((*store.GetExam(exam))->state, ExamState::kFinal);
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      store.AddReport(ReportOf(exam, ReportStatus::kFinal), kT0 + absl::Minutes(3)).status()))
+      << "a second FINAL: an addendum is the way";
+  auto addendum = store.AddReport(ReportOf(exam, ReportStatus::kAmended, final->report_id),
+                                  kT0 + absl::Minutes(4));
+  ASSERT_TRUE(addendum.ok()) << addendum.status();
+  EXPECT_EQ(addendum->version, 3);
+  auto versions = store.ListReports(exam);
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  ASSERT_EQ(versions->size(), 3u);
+  EXPECT_EQ((*versions)[0].status, ReportStatus::kPreliminary);
+  EXPECT_EQ((*versions)[2].supersedes, final->report_id);
+
+  // The clinic's feed: the signed versions, in order, each once; another clinic's feed is empty.
+  auto feed = store.ReportFeed("c1", 0, 100);
+  ASSERT_TRUE(feed.ok()) << feed.status();
+  ASSERT_EQ(feed->size(), 2u);
+  EXPECT_EQ((*feed)[0].report_id, final->report_id);
+  EXPECT_EQ((*feed)[1].report_id, addendum->report_id);
+  EXPECT_TRUE(store.ReportFeed("c1", (*feed)[1].seq, 100)->empty());
+  EXPECT_TRUE(store.ReportFeed("c2", 0, 100)->empty());
+
+  // Delivered once, however often it is sent.
+  const std::vector<std::string> both = {final->report_id, addendum->report_id};
+  ASSERT_TRUE(store.MarkDelivered(both, kT0 + absl::Minutes(5)).ok());
+  ASSERT_TRUE(store.MarkDelivered(both, kT0 + absl::Minutes(6)).ok());
+  EXPECT_EQ(EventsOf(store, exam, ExamState::kDelivered), 2u);  // one per report
+  EXPECT_EQ(store.ListReports(exam)->at(1).delivered_at, kT0 + absl::Minutes(5));
+
+  // Acknowledged by its own clinic only, once.
+  EXPECT_TRUE(absl::IsNotFound(
+      store.AcknowledgeReport(final->report_id, "c2", "nurse", kT0 + absl::Minutes(7)).status()));
+  auto acked = store.AcknowledgeReport(final->report_id, "c1", "nurse", kT0 + absl::Minutes(7));
+  ASSERT_TRUE(acked.ok()) << acked.status();
+  EXPECT_EQ(acked->acknowledged_at, kT0 + absl::Minutes(7));
+  auto again = store.AcknowledgeReport(final->report_id, "c1", "nurse", kT0 + absl::Minutes(9));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->acknowledged_at, kT0 + absl::Minutes(7)) << "the first acknowledgement stays";
+  EXPECT_EQ(EventsOf(store, exam, ExamState::kAcknowledged), 1u);
+  EXPECT_TRUE(absl::IsNotFound(
+      store.AcknowledgeReport(draft->report_id, "c1", "nurse", kT0 + absl::Minutes(8)).status()))
+      << "a draft is not acknowledged";
 }
 
 }  // namespace

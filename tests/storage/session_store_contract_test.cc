@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/postgres/pg_connection.h"
+#include "storage/postgres/pg_pool.h"
 #include "storage/postgres/pg_session_store.h"
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/temp_dir.h"
@@ -166,6 +167,19 @@ TYPED_TEST(SessionStoreContractTest, TheQuotaHoldsAcrossTwoGatewaysOnOneIndex) {
   EXPECT_EQ(*stores[1]->CountSessions("c1"), kLimit);
 }
 
+//! What a restart of the server does to the database `dsn`: every connection to it (but this
+//! one) ended by the server; how many.
+absl::StatusOr<int64_t> TerminateEveryConnection(const std::string& dsn) {
+  auto killer = pg::Connection::Open(dsn);
+  if (!killer.ok()) return killer.status();
+  static constexpr char kTerminate[] =
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE datname = current_database() AND pid <> pg_backend_pid()";
+  auto killed = (*killer)->Exec(kTerminate);
+  if (!killed.ok()) return killed.status();
+  return killed->Int(0, 0);
+}
+
 // PostgreSQL only: the database restarted (every connection of the index closed by the server)
 // costs the next calls nothing; the pool opens new connections.
 TEST(PostgresSessionStoreTest, ConnectionsClosedByTheServerAreReplaced) {
@@ -177,18 +191,39 @@ TEST(PostgresSessionStoreTest, ConnectionsClosedByTheServerAreReplaced) {
   pg::PgSessionStore store(**pool);
   ASSERT_TRUE(store.CreateSession(Session("up-1", "c1", kT0), 10).ok());
   ASSERT_TRUE(store.CountSessions("c1").ok());
-  auto killer = pg::Connection::Open(*dsn);
-  ASSERT_TRUE(killer.ok()) << killer.status();
-  static constexpr char kTerminate[] =
-      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-      "WHERE datname = current_database() AND pid <> pg_backend_pid()";
-  auto killed = (*killer)->Exec(kTerminate);
+  auto killed = TerminateEveryConnection(*dsn);
   ASSERT_TRUE(killed.ok()) << killed.status();
-  ASSERT_GE(killed->Int(0, 0), 1);
+  ASSERT_GE(*killed, 1);
   EXPECT_TRUE(store.CreateSession(Session("up-2", "c1", kT0), 10).ok());
   auto count = store.CountSessions("c1");
   ASSERT_TRUE(count.ok()) << count.status();
   EXPECT_EQ(*count, 2);
+}
+
+TEST(PostgresPoolTest, AfterTheServerDroppedEveryConnectionNoCallFindsADeadOne) {
+  // A restart of the database closes every connection of the pool; each call after it must not
+  // first meet one of them (Query tries a second connection, not a fifth).
+  absl::StatusOr<std::string> dsn = CreateTestDatabase();
+  if (absl::IsNotFound(dsn.status())) GTEST_SKIP() << dsn.status().message();
+  ASSERT_TRUE(dsn.ok()) << dsn.status();
+  auto pool = pg::Pool::Open({.conninfo = *dsn, .size = 6});
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  {
+    std::vector<pg::Pool::Lease> leases;  // six connections open, then idle
+    for (int i = 0; i < 6; ++i) {
+      auto lease = (*pool)->Acquire();
+      ASSERT_TRUE(lease.ok()) << lease.status();
+      leases.push_back(*std::move(lease));
+    }
+  }
+  auto killed = TerminateEveryConnection(*dsn);
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  ASSERT_EQ(*killed, 6);
+  static constexpr char kOne[] = "SELECT 1";
+  for (int i = 0; i < 6; ++i) {
+    auto r = (*pool)->Query(kOne, {});
+    EXPECT_TRUE(r.ok()) << "call " << i << ": " << r.status();
+  }
 }
 
 }  // namespace
