@@ -136,10 +136,22 @@ absl::Status FileBlobStore::Remove(const Digest& digest) {
 
 absl::StatusOr<std::unique_ptr<BlobStore::Hold>> FileBlobStore::HoldBlob(const Digest& digest) {
   auto holds = File::OpenForRead(holds_);
+  if (absl::IsNotFound(holds.status())) {  // not "the blob was removed": the store is damaged
+    return absl::InternalError(absl::StrCat(holds_, " is missing; restart the gateway"));
+  }
   if (!holds.ok()) return holds.status();
   if (auto s = holds->LockShared(HoldByteOf(digest), 1); !s.ok()) return s;
   // No removal runs now and none can start: whether the blob is there stays true while held.
-  if (!Exists(digest)) return absl::NotFoundError(absl::StrCat(PathOf(digest), " was removed"));
+  // Asked by opening it, not access(2): an NFS client answers access from its cached directory
+  // entries (for up to a minute), while open revalidates with the server (close-to-open).
+  auto blob = File::OpenForRead(PathOf(digest));
+  if (absl::IsNotFound(blob.status())) {
+    return absl::NotFoundError("the stored copy was removed");
+  }
+  if (!blob.ok()) return blob.status();
+  auto linked = blob->StillNamed();
+  if (!linked.ok()) return linked.status();
+  if (!*linked) return absl::NotFoundError("the stored copy was removed");
   return std::make_unique<FileHold>(*std::move(holds));
 }
 

@@ -33,7 +33,7 @@ class FileBlobStore final : public BlobStore {
   //! digest (open file description locks, fcntl F_OFD_SETLK*, which the Linux NFS client takes
   //! on the server: they hold against other gateways too). Not the blob's own file: that is also
   //! the upload's part file, which its upload keeps locked. A hold is a shared lock, waiting
-  //! while a removal holds the byte; the blob is looked for under it.
+  //! while a removal holds the byte; the blob is then opened (on NFS, asked of the server).
   absl::StatusOr<std::unique_ptr<Hold>> HoldBlob(const Digest& digest) override;
   //! Takes the blob's byte exclusively without waiting (held: not removed), then asks
   //! `referenced` and removes the blob under the lock.

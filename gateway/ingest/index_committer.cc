@@ -63,16 +63,13 @@ absl::StatusOr<std::unique_ptr<storage::BlobStore::Hold>> IndexCommitter::HoldAd
   // removed by it (on this gateway or another) between the adoption and the hold: it is adopted
   // again from the staged file, which is still there.
   constexpr int kTries = 3;
-  absl::Status last;
   for (int attempt = 0; attempt < kTries; ++attempt) {
     auto hold = blobs_->HoldBlob(file.digest);
     if (!absl::IsNotFound(hold.status())) return hold;
-    last = hold.status();
     if (absl::Status s = blobs_->Adopt(file.path, file.digest); !s.ok()) return s;
   }
   return absl::UnavailableError(absl::StrCat("the stored copy of these bytes was removed ", kTries,
-                                             " times while this upload stored it; retry (",
-                                             last.message(), ")"));
+                                             " times while this upload stored it; retry"));
 }
 
 std::vector<absl::StatusOr<storage::CommitOutcome>> IndexCommitter::CommitBatch(

@@ -159,8 +159,9 @@ TEST(FileBlobStoreTest, AHoldAskedDuringARemovalWaitsAndFindsTheBlobGone) {
   std::optional<absl::Status> held;
   std::thread upload;
   auto removed = store->RemoveUnreferenced(d, [&]() -> absl::StatusOr<bool> {
-    // While the removal holds the file, another upload of the same bytes asks for a hold: it
-    // has opened the file that is about to lose its name, and waits.
+    // While the removal holds the blob's byte of `holds`, another upload of the same bytes asks
+    // for a hold, and waits. (Another process's waiting lock may end this wait early: then the
+    // hold is asked after the removal, and the answer must be the same.)
     upload = std::thread([&] { held = store->HoldBlob(d).status(); });
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (!SomeLockIsAwaited() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));

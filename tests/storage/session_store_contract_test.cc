@@ -174,7 +174,8 @@ absl::StatusOr<int64_t> TerminateEveryConnection(const std::string& dsn) {
   if (!killer.ok()) return killer.status();
   static constexpr char kTerminate[] =
       "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-      "WHERE datname = current_database() AND pid <> pg_backend_pid()";
+      "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+      "AND backend_type = 'client backend'";  // not an autovacuum worker passing by
   auto killed = (*killer)->Exec(kTerminate);
   if (!killed.ok()) return killed.status();
   return killed->Int(0, 0);
