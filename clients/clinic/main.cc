@@ -24,6 +24,7 @@
 #include "clients/common/object_files.h"
 #include "clients/common/output.h"
 #include "clients/common/report_crypto.h"
+#include "clients/common/tls_probe.h"
 #include "rdg/v1/delivery.grpc.pb.h"
 #include "rdg/v1/ingest.grpc.pb.h"
 #include "storage/base/version.h"
@@ -59,7 +60,8 @@ UploadSummary Summarize(const std::vector<rdg::clients::FileResult>& results, do
   for (const auto& r : results) {
     s.bytes_sent += r.bytes_sent;
     if (!r.ok) {
-      ++(r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED
+      ++(r.code == grpc::StatusCode::UNAVAILABLE || r.code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                 r.code == grpc::StatusCode::UNAUTHENTICATED  // a refused certificate
              ? s.failed
              : s.rejected);
       continue;
@@ -151,6 +153,10 @@ void PrintUploadText(const UploadSummary& summary,
     const std::string why = r.busy
                                 ? "the gateway is busy (" + r.message + ")"
                                 : rdg::clients::DescribeRpcError(grpc::Status(r.code, r.message));
+    if (r.code == grpc::StatusCode::UNAUTHENTICATED) {  // the certificate, not the file
+      std::cout << "not uploaded " << r.label << ": " << r.message << "\n";
+      continue;
+    }
     std::cout << (transient ? "not uploaded " : "rejected ") << r.label << ": "
               << (transient ? why + "; run the same command again to resume" : r.message) << "\n";
   }
@@ -704,6 +710,11 @@ int main(int argc, char** argv) {
       ->transform(CLI::IsMember({"STAT", "URGENT", "ROUTINE"}, CLI::ignore_case))
       ->capture_default_str();
   upload->add_option("--max-rate", max_rate_mb, "cap the upload rate, MB/s (0: no cap)");
+  upload
+      ->add_option("--attempts", options.max_attempts,
+                   "attempts a file, when the gateway is busy or unreachable")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
   upload->add_flag("--json", as_json, "machine-readable output");
 
   auto* exams = app.add_subcommand("exams", "list your institution's exams, newest first");
@@ -821,6 +832,9 @@ int main(int argc, char** argv) {
   if (*upload) {
     rdg::v1::Priority_Parse(priority, &options.priority);
     options.max_bytes_per_second = max_rate_mb * 1e6;
+    options.explain_refusal = [&conn] {
+      return rdg::clients::ExplainRefusedHandshake(conn, absl::Seconds(10));
+    };
     return RunUpload(conn, paths, options, as_json);
   }
   if (*exams) return RunExams(conn, std::max(1, limit), as_json);

@@ -48,13 +48,30 @@ bool IsHl7File(const fs::path& path, const std::string& head) {
          head.rfind("MSH", 0) == 0;
 }
 
+//! What the files of one run share: whether the gateway is out of reach, and why it refused
+//! the handshake (asked once).
+struct RunState {
+  std::atomic<bool> gateway_down{false};  //!< one file's exhausted retries stop the rest
+  std::once_flag explained;
+  std::optional<std::string> refusal;  //!< written once under `explained`, read after `refused`
+  std::atomic<bool> refused{false};    //!< set after `refusal` holds the gateway's refusal
+};
+
+//! A failed call that may be the gateway closing the TLS handshake on this client's certificate.
+bool LooksLikeClosedHandshake(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE || GatewayIsBusy(status)) return false;
+  const std::string& m = status.error_message();
+  return m.find("Socket closed") != std::string::npos ||
+         m.find("andshake") != std::string::npos;  // "Handshake failed", "handshake"
+}
+
 class FileUploader {
  public:
   FileUploader(grpc::Channel& channel, IngestService::Stub& stub, const UploadOptions& options,
-               RateLimiter& limiter, Progress* progress, std::atomic<bool>& gateway_down)
+               RateLimiter& limiter, Progress* progress, RunState& run)
       : channel_(channel),
         options_(options),
-        gateway_down_(gateway_down),
+        run_(run),
         upload_(stub, limiter, options.chunk_bytes) {
     if (progress != nullptr) upload_.on_bytes = [progress](int64_t n) { progress->AddBytes(n); };
   }
@@ -100,9 +117,10 @@ class FileUploader {
     auto backoff = std::chrono::milliseconds(100);
     UploadOutcome outcome;
     for (r.attempts = 1; r.attempts <= options_.max_attempts; ++r.attempts) {
-      if (gateway_down_) {  // another file already exhausted its retries: do not wait again
-        r.code = grpc::StatusCode::UNAVAILABLE;
-        r.message = "not attempted: the gateway is unreachable";
+      if (run_.gateway_down) {  // another file already exhausted its retries: do not wait again
+        const bool refused = run_.refused;
+        r.code = refused ? grpc::StatusCode::UNAUTHENTICATED : grpc::StatusCode::UNAVAILABLE;
+        r.message = refused ? *run_.refusal : "not attempted: the gateway is unreachable";
         r.attempts = 0;
         return r;
       }
@@ -120,6 +138,12 @@ class FileUploader {
       r.code = status.error_code();
       r.message = status.error_message();
       r.busy = GatewayIsBusy(status);
+      if (LooksLikeClosedHandshake(status) && Refused()) {
+        r.code = grpc::StatusCode::UNAUTHENTICATED;
+        r.message = *run_.refusal;
+        run_.gateway_down = true;
+        return r;
+      }
       if (!Retryable(r.code) || r.attempts == options_.max_attempts) break;
       // Exponential backoff with full jitter, capped at 5 s.
       std::uniform_int_distribution<int64_t> jitter(0, backoff.count());
@@ -133,12 +157,22 @@ class FileUploader {
     // A busy gateway (a limit, a full disk) answered: other files may still get through.
     if ((r.code == grpc::StatusCode::UNAVAILABLE && !r.busy) ||
         r.code == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      gateway_down_ = true;
+      run_.gateway_down = true;
     }
     return r;
   }
 
  private:
+  //! Whether the gateway refused this client's handshake; asks `explain_refusal` once per run.
+  bool Refused() {
+    if (!options_.explain_refusal) return false;
+    std::call_once(run_.explained, [this] {
+      run_.refusal = options_.explain_refusal();
+      run_.refused = run_.refusal.has_value();
+    });
+    return run_.refusal.has_value();
+  }
+
   static void Collect(const UploadOutcome& o, FileResult& r) {
     r.committed = o.committed;
     if (o.hl7_ack.has_value()) r.hl7_ack = o.hl7_ack;
@@ -148,7 +182,7 @@ class FileUploader {
 
   grpc::Channel& channel_;
   const UploadOptions& options_;
-  std::atomic<bool>& gateway_down_;  //!< shared: one file's exhausted retries stop the rest
+  RunState& run_;
   ObjectUpload upload_;
 };
 
@@ -221,10 +255,10 @@ std::vector<FileResult> UploadFiles(const std::shared_ptr<grpc::Channel>& channe
   auto stub = IngestService::NewStub(channel);
   RateLimiter limiter(options.max_bytes_per_second);
   std::atomic<size_t> next{0};
-  std::atomic<bool> gateway_down{false};
+  RunState run;
   auto worker = [&] {
     for (size_t i = next++; i < files.size(); i = next++) {
-      FileUploader uploader(*channel, *stub, options, limiter, progress, gateway_down);
+      FileUploader uploader(*channel, *stub, options, limiter, progress, run);
       results[i] = uploader.Run(files[i]);
       if (progress) progress->Add(1, 0);
     }

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,10 @@ struct UploadOptions {
   int64_t chunk_bytes = 1 << 20;    //!< also the one-message threshold for small files
   int max_attempts = 8;             //!< per file, for transient failures
   double max_bytes_per_second = 0;  //!< 0: unlimited (vans on mobile data set a cap)
+  //! Asked at most once, when an attempt fails as a connection closed at the handshake: why the
+  //! gateway refused it (then nothing is retried and every file fails with UNAUTHENTICATED), or
+  //! nullopt for a network failure (retried). Not set: such failures are retried.
+  std::function<std::optional<std::string>()> explain_refusal;
 };
 
 //! One object to upload: a DICOM file, or one message of an HL7 file (held in memory; lab

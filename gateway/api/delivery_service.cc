@@ -50,8 +50,17 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
       absl::MutexLock lock(&mu_);
       cursor_ = *cursor;
     }
+    if (!service_.Register(this)) {
+      EndForShutdown();
+      return;
+    }
+    registered_ = true;
     Post(&WatchReactor::Start);
   }
+
+  //! Asks the watch to end because the gateway is shutting down (on the pool, holding a
+  //! reference: called under the service's registry lock, which OnDone also takes).
+  void PostEnd() { Post(&WatchReactor::EndForShutdown); }
 
   void OnWriteDone(bool ok) override {
     if (!ok) return Stop(grpc::Status(grpc::StatusCode::CANCELLED, "watch ended"));
@@ -72,10 +81,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
     }
     // After Unsubscribe returns no new wake-up can arrive; tasks already queued hold references.
     if (token != 0) service_.reports_.Unsubscribe(token);
+    if (registered_) service_.Unregister(this);
     Unref();
   }
 
  private:
+  void EndForShutdown() {
+    Stop(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "the gateway is shutting down: watch again from your cursor"));
+  }
+
   void Start() {
     // Subscribe before the first read so that nothing submitted in between is missed. (Never
     // with mu_ held: the desk calls the wake-up under its own lock, and the wake-up takes mu_.)
@@ -160,6 +175,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   DeliveryServiceImpl& service_;
   const LiveStream live_{LiveStreams().watches};
   auth::Principal principal_;  //!< set in the constructor, read-only afterwards
+  bool registered_ = false;    //!< in the service's registry; set in the constructor
   absl::Mutex mu_;
   int refs_ ABSL_GUARDED_BY(mu_) = 1;  //!< gRPC's (until OnDone) plus one per queued task
   int64_t token_ ABSL_GUARDED_BY(mu_) = 0;
@@ -171,6 +187,25 @@ class WatchReactor final : public grpc::ServerWriteReactor<rdg::v1::DeliveredRep
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;  //!< OnDone ran
 };
+
+bool DeliveryServiceImpl::Register(WatchReactor* watch) {
+  absl::MutexLock lock(&watches_mu_);
+  if (ending_) return false;
+  watches_.insert(watch);
+  return true;
+}
+
+void DeliveryServiceImpl::Unregister(WatchReactor* watch) {
+  absl::MutexLock lock(&watches_mu_);
+  watches_.erase(watch);
+}
+
+void DeliveryServiceImpl::EndWatches() {
+  absl::MutexLock lock(&watches_mu_);
+  ending_ = true;
+  // Each watch in the set is alive: it leaves the set in OnDone, before gRPC's reference goes.
+  for (WatchReactor* watch : watches_) watch->PostEnd();
+}
 
 grpc::ServerWriteReactor<rdg::v1::DeliveredReport>* DeliveryServiceImpl::WatchReports(
     grpc::CallbackServerContext* ctx, const rdg::v1::WatchReportsRequest* request) {

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "gateway/api/call_support.h"
 #include "gateway/common/clock.h"
 #include "gateway/config/institution_directory.h"
@@ -14,6 +16,8 @@
 #include "storage/base/worker_pool.h"
 
 namespace rdg::api {
+
+class WatchReactor;
 
 class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackService {
  public:
@@ -42,8 +46,19 @@ class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackServi
                                       const rdg::v1::GetReportRequest* request,
                                       rdg::v1::DeliveredReport* response) override;
 
+  //! Ends every open watch, and each one started from now on, with UNAVAILABLE ("the gateway is
+  //! shutting down"): clients watch again from their cursor, on this gateway once it is back or
+  //! on another replica. Called at shutdown, before the server's grace period, which watches (a
+  //! stream that never ends by itself) would otherwise use up. Returns at once: the watches end
+  //! on the pool.
+  void EndWatches();
+
  private:
   friend class WatchReactor;
+  //! Live watches register here until OnDone, so that EndWatches can reach them; false when
+  //! watches are ending (then the watch must end at once).
+  bool Register(WatchReactor* watch);
+  void Unregister(WatchReactor* watch);
   rdg::v1::DeliveredReport Delivered(
       const storage::ReportRecord& report,
       const absl::flat_hash_map<std::string, storage::ExamRecord>& exams) const;
@@ -55,6 +70,9 @@ class DeliveryServiceImpl final : public rdg::v1::DeliveryService::CallbackServi
   const std::string platform_name_;
   const signing::ReceiptSigner& receipts_;
   const Clock& clock_;
+  absl::Mutex watches_mu_;  //!< taken before a WatchReactor's own mutex, never after
+  absl::flat_hash_set<WatchReactor*> watches_ ABSL_GUARDED_BY(watches_mu_);
+  bool ending_ ABSL_GUARDED_BY(watches_mu_) = false;
 };
 
 }  // namespace rdg::api

@@ -804,6 +804,9 @@ void Gateway::Shutdown(absl::Duration grace) {
   parts_->housekeeper->Stop();
   parts_->monitoring.server.reset();
   Serving& s = parts_->serving;
+  // Watches never end by themselves: end them now (clients resume from their cursor), so that
+  // the grace period is spent only on calls that finish, such as uploads committing.
+  s.delivery->EndWatches();
   s.server->Shutdown(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(grace));
   s.server->Wait();
   s.ingest_pool.reset();  // runs what reactors queued last (e.g. keeping uploads resumable)

@@ -180,5 +180,30 @@ TEST_F(DeliveryServiceTest, AWatchSendsTheBacklogThenWhatTheDeskAnnouncesAndUnsu
   EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
+TEST_F(DeliveryServiceTest, AtShutdownOpenWatchesEndUnavailableAndNewOnesAreTurnedAway) {
+  EXPECT_CALL(reports_, Subscribe("clinic-a1", _)).WillOnce(Return(int64_t{9}));
+  EXPECT_CALL(reports_, Feed(testing::IsPrincipal(kClinic), 0, 100))
+      .WillOnce(Return(std::vector<storage::ReportRecord>{Final(1, "ex-1")}));
+  EXPECT_CALL(reports_, ExamsOf(_, _)).Times(1);
+  EXPECT_CALL(reports_, Unsubscribe(9));
+
+  auto ctx = harness_.Call();
+  auto watch = stub_->WatchReports(ctx.get(), {});
+  rdg::v1::DeliveredReport report;
+  ASSERT_TRUE(watch->Read(&report));  // the watch is open and waiting for the desk
+
+  service_.EndWatches();  // the gateway is shutting down
+  EXPECT_FALSE(watch->Read(&report));
+  const grpc::Status ended = watch->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(ended.error_message(), HasSubstr("shutting down"));
+
+  // A watch that arrives during the shutdown never reaches the desk (a StrictMock).
+  auto late_ctx = harness_.Call();
+  auto late = stub_->WatchReports(late_ctx.get(), {});
+  EXPECT_FALSE(late->Read(&report));
+  EXPECT_EQ(late->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
 }  // namespace
 }  // namespace rdg::api

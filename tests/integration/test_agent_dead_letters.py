@@ -127,7 +127,9 @@ class DeadLetterToolsTest(harness.GatewayTestCase):
         self.gateway.start()
 
     def test_dead_letters_retry_brings_a_dead_letter_to_the_gateway_once_the_cause_is_fixed(self):
-        agent = harness.Agent(self.workdir, self.gateway)
+        # Short retry pauses: the gateway restarts twice below.
+        agent = harness.Agent(self.workdir, self.gateway,
+                              extra="forwarder { initial_backoff_ms: 50 max_backoff_ms: 1000 }\n")
         agent.start()
         self.addCleanup(agent.stop)
         harness.wait_for(lambda: agent.rows("SELECT 1 FROM agent_state WHERE key = ?",

@@ -54,14 +54,17 @@ class DiskFullTest(TmpfsTestCase):
     def test_full_disk_is_busy_not_refused_and_uploads_complete_when_space_returns(self):
         self.start_gateway_on_tmpfs()
         pid = self.gateway.proc.pid
-        agent = harness.Agent(self.workdir, self.gateway).start()
+        # Short retry pauses: the outbox drains soon after space returns.
+        agent = harness.Agent(self.workdir, self.gateway,
+                              extra="forwarder { initial_backoff_ms: 50 max_backoff_ms: 1000 }\n")
+        agent.start()
         self.addCleanup(agent.stop)
         files = harness.distinct_cts(os.path.join(self.workdir, "in"), 6)
         filler = self.fill()
 
         # A clinic uploading directly: "busy", exit 2 (try again), not a rejection.
         clinic = self.clinic("clinic-b1")
-        out = clinic.json("upload", files[0], expect_code=2, timeout=120)
+        out = clinic.json("upload", files[0], "--attempts", "2", expect_code=2, timeout=120)
         f = out["files"][0]
         print(f"\n  disk full, rdg-clinic: {f['code']}: {f['error'][:120]}")
         self.assertEqual(f["code"], "UNAVAILABLE")
@@ -109,7 +112,7 @@ class DiskReserveTest(TmpfsTestCase):
         self.assertEqual(status, 503)
         self.assertIn("not ready: disk below its reserve: 0 MiB free on the data dir's filesystem, "
                       "disk_reserve_mb is 16 MiB", text)
-        out = clinic.json("upload", files[1], expect_code=2, timeout=120)
+        out = clinic.json("upload", files[1], "--attempts", "2", expect_code=2, timeout=120)
         f = out["files"][0]
         print(f"  below the reserve, rdg-clinic: {f['code']}: {f['error'][:120]}")
         self.assertEqual(f["code"], "UNAVAILABLE")

@@ -484,12 +484,28 @@ class IngestTest(IngestTestCase):
     def test_refused_connections(self):
         rogue = harness.make_pki("rogue")
         impostor = self.clinic("clinic-a1", pki=rogue)  # trusts the real CA, presents a rogue cert
-        out = impostor.json("upload", CT_SMALL, expect_code=2, timeout=120)
-        f = out["files"][0]
-        print(f"\n  rogue clinic-a1: exit 2, {f.get('code')}: {f.get('error')}")
-        self.assertFalse(f["ok"])
-        self.assertEqual(f["code"], "UNAVAILABLE")
+        # Refused at the handshake: said at once and not retried as a network failure.
+        started = time.monotonic()
+        out = impostor.json("upload", CT_SMALL, CT_SMALL, expect_code=2, timeout=120)
+        elapsed = time.monotonic() - started
+        print(f"\n  rogue clinic-a1: exit 2 in {elapsed:.1f} s: "
+              f"{[(f.get('code'), f.get('error'), f.get('attempts')) for f in out['files']]}")
+        for f in out["files"]:
+            self.assertFalse(f["ok"])
+            self.assertEqual(f["code"], "UNAUTHENTICATED")
+            self.assertIn("refused this certificate at the TLS handshake", f["error"])
+            self.assertLessEqual(f["attempts"], 1)
+        text = impostor.run("upload", CT_SMALL, timeout=120)
+        self.assertEqual(text.returncode, 2, text.stdout + text.stderr)
+        self.assertIn("refused this certificate", text.stdout)
         self.assert_nothing_stored()
+
+        # The gateway's own certificate not from the CA the clinic trusts: said so, too.
+        wrong_ca = self.clinic("clinic-a1", ca=os.path.join(rogue, "ca.pem"))
+        out = wrong_ca.json("upload", CT_SMALL, expect_code=2, timeout=120)
+        print(f"  clinic trusting another CA: {out['files'][0].get('error')}")
+        self.assertEqual(out["files"][0]["code"], "UNAUTHENTICATED")
+        self.assertIn("gateway's own certificate is not trusted", out["files"][0]["error"])
 
         ca = read_bytes(os.path.join(self.pki, "ca.pem"))
         with grpc.secure_channel(self.gateway.address,
