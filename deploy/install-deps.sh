@@ -17,6 +17,8 @@ packages=(
   # pdftotext/pdftoppm for the printed reports
   openssl dcmtk python3 python3-pydicom python3-grpcio python3-protobuf python3-hl7
   python3-prometheus-client chromium poppler-utils
+  # dciodvfy, the DICOM validator the report SR and PDF are checked with (dsrdump is dcmtk's)
+  dicom3tools
   # the audit repository of the ATNA export tests (syslog over TLS) and the schema check of its
   # messages; promtool (in prometheus) checks and unit-tests the alerting rules
   rsyslog rsyslog-openssl libxml2-utils prometheus
