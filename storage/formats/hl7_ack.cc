@@ -20,6 +20,26 @@
 #include "storage/formats/text.h"
 
 namespace rdg::formats {
+
+std::string hl7_internal::Escape(absl::string_view text, const Delimiters& d) {
+  static constexpr std::array<absl::string_view, 8> kCodes = {"E", "F", "S",   "T",
+                                                              "R", "P", ".br", "X0D"};
+  const std::string special = {d.escape,     d.field,
+                               d.component,  d.subcomponent,
+                               d.repetition, d.encoding.size() == 5 ? d.encoding[4] : d.escape,
+                               '\n',         '\r'};
+  std::string out;
+  for (char c : text) {
+    const size_t k = special.find(c);
+    if (k == special.npos) {
+      out += c;
+    } else {
+      absl::StrAppend(&out, std::string(1, d.escape), kCodes[k], std::string(1, d.escape));
+    }
+  }
+  return out;
+}
+
 namespace {
 
 using hl7_internal::AsciiOnly;
@@ -27,6 +47,7 @@ using hl7_internal::Before;
 using hl7_internal::Charset;
 using hl7_internal::CharsetKind;
 using hl7_internal::Delimiters;
+using hl7_internal::Escape;
 using hl7_internal::kStartBlock;
 using hl7_internal::LookupCharset;
 using hl7_internal::MakeDelimiters;
@@ -44,26 +65,6 @@ absl::string_view TableText(absl::string_view code) {  // HL7 table 0357
   if (n >= 100 && n < 104) return k100[n - 100];
   if (n >= 200 && n < 208) return k200[n - 200];
   return n == 0 ? "Message accepted" : "Application error";
-}
-
-//! Text with the delimiters (and line breaks) written as escape sequences.
-std::string Escape(absl::string_view text, const Delimiters& d) {
-  static constexpr std::array<absl::string_view, 8> kCodes = {"E", "F", "S",   "T",
-                                                              "R", "P", ".br", "X0D"};
-  const std::string special = {d.escape,     d.field,
-                               d.component,  d.subcomponent,
-                               d.repetition, d.encoding.size() == 5 ? d.encoding[4] : d.escape,
-                               '\n',         '\r'};
-  std::string out;
-  for (char c : text) {
-    const size_t k = special.find(c);
-    if (k == special.npos) {
-      out += c;
-    } else {
-      absl::StrAppend(&out, std::string(1, d.escape), kCodes[k], std::string(1, d.escape));
-    }
-  }
-  return out;
 }
 
 //! A field echoed from the original (already encoded with the same delimiters): only what

@@ -1,5 +1,6 @@
-// Pieces the HL7 v2 parser (hl7_lab.cc) and the ACK builder (hl7_ack.cc) share: delimiters,
-// character sets and rejections. Internal to storage/formats; everything else uses hl7_lab.h.
+// Pieces the HL7 v2 parser (hl7_lab.cc) and the builders (hl7_ack.cc, hl7_report.cc) share:
+// delimiters, character sets and rejections. Internal to storage/formats; everything else uses
+// hl7_lab.h.
 #pragma once
 
 #include <optional>
@@ -47,6 +48,9 @@ bool IsDelimiterChar(char c);
 
 //! The delimiters MSH-1 and MSH-2 declare, or why they cannot be used.
 std::variant<Delimiters, Hl7Rejection> MakeDelimiters(char field, absl::string_view encoding);
+
+//! Text with the delimiters (and line breaks) written as escape sequences (\F\, \.br\, …).
+std::string Escape(absl::string_view text, const Delimiters& d);
 
 //! `s` up to the first `c` (all of it when there is none).
 absl::string_view Before(absl::string_view s, char c);
