@@ -6,9 +6,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <cerrno>
-
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "clients/common/connection.h"
 #include "storage/base/openssl_support.h"
 
@@ -101,30 +100,92 @@ int ConnectTcp(const std::string& address, absl::Duration timeout) {
 constexpr char kRefused[] = "the gateway refused this certificate at the TLS handshake (";
 constexpr char kWhy[] = "): it is revoked, expired or not issued by the platform CA";
 
-//! Why the handshake on `ssl` failed, as far as it is the gateway refusing this client: the
-//! gateway's own certificate failing verification here, a TLS alert the gateway sent, or —
-//! when `closed_by_gateway`, the gateway having presented its certificate and then closed the
-//! connection without a word (gRPC's TLS layer drops its alert) — a refusal too. Clears
-//! OpenSSL's error queue.
-std::optional<std::string> Refusal(SSL* ssl, bool closed_by_gateway) {
+//! What one probe saw.
+struct Probe {
+  enum Kind {
+    kNothing,      //!< accepted, unreachable, timed out, or closed before the gateway's
+                   //!< certificate: not a refusal of this client
+    kRefused,      //!< a certificate alert, or the gateway's certificate not from --ca
+    kSilentClose,  //!< the gateway presented its certificate and closed without a word
+  } kind = kNothing;
+  std::string why;
+};
+
+//! TLS alerts that refuse the client's certificate: bad_certificate, unsupported_certificate,
+//! certificate_revoked, certificate_expired, certificate_unknown, unknown_ca, access_denied,
+//! certificate_required.
+bool IsCertificateAlert(int alert) {
+  for (int a : {42, 43, 44, 45, 46, 48, 49, 116}) {
+    if (alert == a) return true;
+  }
+  return false;
+}
+
+//! Classifies a failed SSL_connect/SSL_write/SSL_read (`result`) on `ssl`. `gateway_spoke`:
+//! the gateway had presented its certificate (so a close is its answer, not a lost route).
+//! Clears OpenSSL's error queue.
+Probe Classify(SSL* ssl, int result, bool gateway_spoke) {
+  const int error = SSL_get_error(ssl, result);
+  Probe p;
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {  // SO_RCVTIMEO/SNDTIMEO
+    ERR_clear_error();
+    return p;
+  }
   if (const long v = SSL_get_verify_result(ssl); v != X509_V_OK) {
     ERR_clear_error();
-    return absl::StrCat("the gateway's own certificate is not trusted (",
-                        X509_verify_cert_error_string(v),
-                        "): check --ca, it must be the platform CA certificate");
+    p.kind = Probe::kRefused;
+    p.why = absl::StrCat("the gateway's own certificate is not trusted (",
+                         X509_verify_cert_error_string(v),
+                         "): check --ca, it must be the platform CA certificate");
+    return p;
   }
-  std::optional<std::string> why;
   for (unsigned long e = ERR_get_error(); e != 0; e = ERR_get_error()) {
     // Alerts received from the peer are reported as SSL_AD_REASON_OFFSET + the alert number.
-    if (!why && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET) {
-      const char* alert = ERR_reason_error_string(e);
-      why = absl::StrCat(kRefused, alert ? alert : "a TLS alert", kWhy);
+    const int alert = ERR_GET_REASON(e) - SSL_AD_REASON_OFFSET;
+    if (p.kind == Probe::kNothing && ERR_GET_LIB(e) == ERR_LIB_SSL && IsCertificateAlert(alert)) {
+      const char* text = ERR_reason_error_string(e);
+      p.kind = Probe::kRefused;
+      p.why = absl::StrCat(kRefused, text ? text : "a TLS alert", kWhy);
     }
   }
-  if (!why && closed_by_gateway) {
-    why = absl::StrCat(kRefused, "it closed the connection without answering", kWhy);
+  if (p.kind == Probe::kNothing && gateway_spoke) {
+    p.kind = Probe::kSilentClose;
+    p.why = absl::StrCat(kRefused, "it closed the connection without answering", kWhy);
   }
-  return why;
+  return p;
+}
+
+Probe ProbeOnce(SSL_CTX* ctx, const std::string& gateway, absl::Duration timeout) {
+  Socket socket(ConnectTcp(gateway, timeout));
+  if (socket.fd() < 0) return {};
+  openssl::SslPtr ssl(SSL_new(ctx));
+  static constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
+  if (ssl == nullptr || SSL_set_fd(ssl.get(), socket.fd()) != 1 ||
+      SSL_set_alpn_protos(ssl.get(), kAlpnH2, sizeof(kAlpnH2)) != 0) {
+    ERR_clear_error();
+    return {};
+  }
+  ERR_clear_error();
+  const NoSigpipe no_sigpipe;
+  if (const int r = SSL_connect(ssl.get()); r != 1) {  // TLS 1.2 refuses here
+    // Only a gateway that got as far as presenting its certificate refused this client; a
+    // connection closed before that (a load balancer without a gateway behind it) did not.
+    const openssl::X509Ptr server(SSL_get1_peer_certificate(ssl.get()));
+    return Classify(ssl.get(), r, server != nullptr);
+  }
+  // TLS 1.3: the gateway's verdict on the certificate comes with its first answer. Send what a
+  // gRPC client sends first (the HTTP/2 preface and an empty SETTINGS frame) and read.
+  static constexpr char kPreface[] =
+      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+      "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+  if (const int w = SSL_write(ssl.get(), kPreface, sizeof(kPreface) - 1); w <= 0) {
+    return Classify(ssl.get(), w, /*gateway_spoke=*/true);
+  }
+  // A gateway that accepted the certificate answers with its own SETTINGS frame at once.
+  char answer[64];
+  const int n = SSL_read(ssl.get(), answer, sizeof(answer));
+  if (n > 0) return {};
+  return Classify(ssl.get(), n, /*gateway_spoke=*/true);
 }
 
 }  // namespace
@@ -141,38 +202,15 @@ std::optional<std::string> ExplainRefusedHandshake(const ConnectionOptions& conn
     return std::nullopt;  // Connect() has already said what is wrong with the files
   }
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  Socket socket(ConnectTcp(conn.gateway, timeout));
-  if (socket.fd() < 0) return std::nullopt;
-  openssl::SslPtr ssl(SSL_new(ctx.get()));
-  static constexpr unsigned char kAlpnH2[] = {2, 'h', '2'};
-  if (ssl == nullptr || SSL_set_fd(ssl.get(), socket.fd()) != 1 ||
-      SSL_set_alpn_protos(ssl.get(), kAlpnH2, sizeof(kAlpnH2)) != 0) {
-    ERR_clear_error();
-    return std::nullopt;
-  }
-  ERR_clear_error();
-  const NoSigpipe no_sigpipe;
-  if (SSL_connect(ssl.get()) != 1) {  // TLS 1.2 refuses here
-    // Only a gateway that got as far as presenting its certificate refused this client; a
-    // connection closed before that (a load balancer without a gateway behind it) did not.
-    const openssl::X509Ptr server(SSL_get1_peer_certificate(ssl.get()));
-    return Refusal(ssl.get(), server != nullptr);
-  }
-  // TLS 1.3: the gateway's verdict on the certificate comes with its first answer. Send what a
-  // gRPC client sends first (the HTTP/2 preface and an empty SETTINGS frame) and read.
-  static constexpr char kPreface[] =
-      "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-      "\x00\x00\x00\x04\x00\x00\x00\x00\x00";
-  if (SSL_write(ssl.get(), kPreface, sizeof(kPreface) - 1) <= 0) {
-    return Refusal(ssl.get(), /*closed_by_gateway=*/true);
-  }
-  // A gateway that accepted the certificate answers with its own SETTINGS frame at once.
-  char answer[64];
-  const int n = SSL_read(ssl.get(), answer, sizeof(answer));
-  if (n > 0) return std::nullopt;
-  const int error = SSL_get_error(ssl.get(), n);
-  const bool timed_out = error == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK);
-  return Refusal(ssl.get(), /*closed_by_gateway=*/!timed_out);
+  const Probe first = ProbeOnce(ctx.get(), conn.gateway, timeout);
+  if (first.kind == Probe::kNothing) return std::nullopt;
+  if (first.kind == Probe::kRefused) return first.why;
+  // A silent close may also be a gateway that died just then: only the same answer again, a
+  // moment later, is taken as a refusal.
+  absl::SleepFor(absl::Milliseconds(500));
+  const Probe second = ProbeOnce(ctx.get(), conn.gateway, timeout);
+  if (second.kind == Probe::kNothing) return std::nullopt;
+  return second.why;
 }
 
 }  // namespace rdg::clients

@@ -16,10 +16,11 @@ struct ConnectionOptions;
 
 //! Connects to `conn.gateway` with the user's certificate and key, as a gRPC client would (TLS
 //! 1.2 or later, ALPN h2, the HTTP/2 preface), and waits for the gateway's first answer, within
-//! `timeout`. Returns why the gateway refused the handshake ("the gateway refused this
-//! certificate at the TLS handshake (tlsv1 alert unknown ca) …"), or that the gateway's own
-//! certificate is not from the platform CA; nullopt when the handshake was accepted or the
-//! gateway could not be reached at all (then the caller's own error stands).
+//! `timeout` per step. Returns why the gateway refused the handshake: a certificate alert
+//! ("… (tlsv1 alert unknown ca) …"); the gateway presenting its certificate and then closing
+//! without a word (gRPC's TLS layer drops its alert), seen twice half a second apart; or the
+//! gateway's own certificate not from the platform CA. nullopt when the handshake was accepted,
+//! timed out, or the gateway could not be reached at all (then the caller's own error stands).
 std::optional<std::string> ExplainRefusedHandshake(const ConnectionOptions& conn,
                                                    absl::Duration timeout);
 

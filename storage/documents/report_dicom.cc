@@ -127,18 +127,21 @@ absl::StatusOr<std::string> BuildReportSr(const ReportDocumentInput& r) {
   RDG_DCMTK_RETURN_IF_ERROR(doc.setSpecificCharacterSetType(DSRTypes::CS_UTF8), "character set");
   RDG_DCMTK_RETURN_IF_ERROR(doc.createNewSeriesInStudy(r.study_instance_uid.c_str()),
                             "Study Instance UID");
-  // Patient and study, as the study has them.
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setPatientName(r.patient_name.c_str()), "Patient's Name");
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setPatientID(r.patient_id.c_str()), "Patient ID");
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setIssuerOfPatientID(r.issuer_of_patient_id.c_str()),
+  // Patient and study, as the study has them: copied unchecked, as for the PDF (a modality's
+  // over-long description or odd date must not keep the report out of the PACS).
+  constexpr OFBool kCopied = OFFalse;
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setPatientName(r.patient_name.c_str(), kCopied), "Patient's Name");
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setPatientID(r.patient_id.c_str(), kCopied), "Patient ID");
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setIssuerOfPatientID(r.issuer_of_patient_id.c_str(), kCopied),
                             "Issuer of Patient ID");
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setPatientBirthDate(r.patient_birth_date.c_str()),
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setPatientBirthDate(r.patient_birth_date.c_str(), kCopied),
                             "Patient's Birth Date");
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setPatientSex(r.patient_sex.c_str()), "Patient's Sex");
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setStudyDate(r.study_date.c_str()), "Study Date");
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setStudyTime(r.study_time.c_str()), "Study Time");
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setAccessionNumber(r.accession_number.c_str()), "Accession Number");
-  RDG_DCMTK_RETURN_IF_ERROR(doc.setStudyDescription(r.study_description.c_str()),
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setPatientSex(r.patient_sex.c_str(), kCopied), "Patient's Sex");
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setStudyDate(r.study_date.c_str(), kCopied), "Study Date");
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setStudyTime(r.study_time.c_str(), kCopied), "Study Time");
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setAccessionNumber(r.accession_number.c_str(), kCopied),
+                            "Accession Number");
+  RDG_DCMTK_RETURN_IF_ERROR(doc.setStudyDescription(r.study_description.c_str(), kCopied),
                             "Study Description");
   // The document.
   RDG_DCMTK_RETURN_IF_ERROR(doc.setManufacturer(kManufacturer), "Manufacturer");
@@ -194,7 +197,8 @@ absl::StatusOr<std::string> BuildReportSr(const ReportDocumentInput& r) {
   RDG_DCMTK_RETURN_IF_ERROR(
       doc.verifyDocument(
           r.observer_name.c_str(),
-          DSRCodedEntryValue(r.observer_user.c_str(), kPrivateScheme, r.observer_name.c_str()),
+          DSRCodedEntryValue(r.observer_user.c_str(), kPrivateScheme, r.observer_name.c_str(),
+                             DSRTypes::CVT_auto, OFExplicitBool(OFFalse)),  // meaning: any length
           r.observer_organization.c_str(), verified_at.c_str()),
       "verifying observer");
 

@@ -18,7 +18,24 @@ const Delimiters& Standard() {
   return d;
 }
 
-std::string E(absl::string_view text) { return Escape(text, Standard()); }
+//! `text` escaped for a field. Line ends (CR LF, CR, LF) become one \.br\; other control
+//! characters (which could end a segment or an MLLP frame) become U+FFFD, as in the printed report.
+std::string E(absl::string_view text) {
+  std::string clean;
+  clean.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '\r') {
+      clean += '\n';
+      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    } else if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7F) {
+      clean += "\xEF\xBF\xBD";
+    } else {
+      clean += static_cast<char>(c);
+    }
+  }
+  return Escape(clean, Standard());
+}
 
 //! TS with seconds and the zone's offset, e.g. "20261201181530+0800"; empty for an unset time.
 std::string Ts(absl::Time t, absl::TimeZone zone) {
@@ -82,10 +99,11 @@ std::string BuildReportOru(const ReportMessageInput& r) {
     segments.push_back(absl::StrCat("OBX|", ++set_id, "|", value_type, "|", code, "||", value,
                                     "|||", abnormal, "|||", status, "|||", signed_ts));
   };
-  if (!r.findings.empty()) obx("TX", "59776-5^Procedure Findings^LN", E(r.findings), "");
-  obx("TX", "19005-8^Impressions^LN", E(r.impression), r.critical ? "AA" : "");
+  // FT: formatted text, where \.br\ is a line break.
+  if (!r.findings.empty()) obx("FT", "59776-5^Procedure Findings^LN", E(r.findings), "");
+  obx("FT", "19005-8^Impressions^LN", E(r.impression), r.critical ? "AA" : "");
   if (r.amended && !r.amendment_reason.empty()) {
-    obx("TX", "55107-7^Addendum^LN", E(r.amendment_reason), "");
+    obx("FT", "55107-7^Addendum^LN", E(r.amendment_reason), "");
   }
   if (!r.signed_report_pointer.empty()) {
     obx("RP", "SIGNED-REPORT^Signed report^99RDG",

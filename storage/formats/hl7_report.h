@@ -1,7 +1,7 @@
 // A signed report as an HL7 v2.5.1 ORU^R01 for the hospital's HIS/LIS/EMR: the patient (PID),
 // the order it answers (ORC, OBR: accession as placer number, exam id as filler number, the
 // reader as principal result interpreter, F or C), the findings, the impression (flagged AA when
-// critical) and, for an amendment, its reason as TX observations, and a reference pointer to the
+// critical) and, for an amendment, its reason as FT observations, and a reference pointer to the
 // signed report. UTF-8 (MSH-18 "UNICODE UTF-8"), segments ended by CR, no MLLP framing.
 #pragma once
 
@@ -49,7 +49,8 @@ struct ReportMessageInput {
   std::string signed_report_pointer;
 };
 
-//! The message. Text is escaped (\F\ \S\ \T\ \R\ \E\, line breaks as \.br\).
+//! The message. Text is escaped (\F\ \S\ \T\ \R\ \E\, line ends as \.br\, other control
+//! characters replaced by U+FFFD).
 std::string BuildReportOru(const ReportMessageInput& report);
 
 }  // namespace rdg::formats

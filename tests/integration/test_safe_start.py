@@ -140,7 +140,8 @@ class SafeStartTest(harness.GatewayTestCase):
         self.assertIn("write-ahead log", text)
         self.assertIn("vanished or was replaced", text)
         path = harness.distinct_cts(os.path.join(self.workdir, "late"), 1)[0]
-        out = self.clinic().json("upload", path, expect_code=2, timeout=120)["files"][0]
+        out = self.clinic().json("upload", path, "--attempts", "2", expect_code=2,
+                                timeout=120)["files"][0]
         self.assertEqual(out["code"], "UNAVAILABLE")
         self.assertIn("the gateway's storage is not safe to write now", out["error"])
         self.assertNotIn(self.gateway.data_dir, out["error"])

@@ -71,7 +71,7 @@ TEST(Hl7ReportTest, RdgsOwnParserReadsTheReportBack) {
   EXPECT_EQ(o.result_status, "F");
   ASSERT_EQ(o.observations.size(), 3u);
   EXPECT_EQ(o.observations[0].code, "59776-5");
-  EXPECT_EQ(o.observations[0].value_type, "TX");
+  EXPECT_EQ(o.observations[0].value_type, "FT");
   EXPECT_EQ(o.observations[0].value, Report().findings);  // escapes and line breaks round-trip
   EXPECT_EQ(o.observations[1].code, "19005-8");
   EXPECT_EQ(o.observations[1].value, Report().impression);
@@ -97,6 +97,16 @@ TEST(Hl7ReportTest, TheReaderIsThePrincipalResultInterpreter) {
               HasSubstr("PID|1||P-0042^^^清河镇卫生院||张^三^^^^^L^I~Zhang^San^^^^^L^A||"));
   EXPECT_EQ(message.back(), '\r');
   EXPECT_THAT(message, Not(HasSubstr("\n")));
+}
+
+TEST(Hl7ReportTest, LineEndsOfAnyStyleAreOneBreakAndControlCharactersCannotEndAFrame) {
+  ReportMessageInput r = Report();
+  r.impression = "一\r\n二\r三\n四\x0b五\x1c六";
+  const std::string message = BuildReportOru(r);
+  EXPECT_EQ(message.find_first_of("\x0b\x1c\n"), std::string::npos);
+  const LabParseOutcome parsed = ParseLabMessage(message);
+  ASSERT_TRUE(parsed.message.has_value());
+  EXPECT_EQ(parsed.message->orders[0].observations[1].value, "一\n二\n三\n四\uFFFD五\uFFFD六");
 }
 
 TEST(Hl7ReportTest, AnAmendedCriticalReportIsACorrectionFlaggedAA) {

@@ -177,6 +177,19 @@ TEST_F(ReportDicomTest, WhatAReportMustHaveIsNamed) {
               ::testing::IsEmpty());
 }
 
+TEST_F(ReportDicomTest, OddValuesCopiedFromTheModalityDoNotKeepTheReportOut) {
+  ReportDocumentInput r = Report();
+  r.study_description = std::string(30, 'X') +
+                        "胸部CT平扫，双肺及纵隔，增强扫描后延迟期重建，层厚1mm";  // over LO's 64
+  r.study_time = "0930";  // a short TM a modality wrote
+  r.observer_name = "Ouyang^Mingzhe=" + std::string(30, 'A') + "欧阳^明哲";
+  auto sr = BuildReportSr(r);
+  ASSERT_TRUE(sr.ok()) << sr.status();
+  auto summary = formats::ParseDicomFile(dir_.Write("odd.dcm", *sr));
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->study_description, r.study_description);
+}
+
 TEST_F(ReportDicomTest, TheEncapsulatedPdfValidatesAndHoldsThePdfBytes) {
   const std::string pdf =
       "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
