@@ -10,6 +10,7 @@
 #include "gateway/config/gateway_config.h"
 #include "gateway/signing/certificate.h"
 #include "gateway/signing/revocation.h"
+#include "tests/mocks/dev_pki.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::auth {
@@ -20,9 +21,7 @@ class PrincipalTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     pki_ = new testing::TempDir();
-    std::string cmd = "bash " + std::string(RDG_SOURCE_DIR) + "/deploy/dev-pki.sh " +
-                      pki_->Join("pki") + " >/dev/null";
-    ASSERT_EQ(std::system(cmd.c_str()), 0);
+    ASSERT_TRUE(testing::MakeDevPki(pki_->path(), "pki"));
     auto config =
         config::LoadConfigFile(std::string(RDG_SOURCE_DIR) + "/deploy/config/demo.textproto");
     ASSERT_TRUE(config.ok()) << config.status();

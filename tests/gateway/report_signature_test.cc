@@ -10,6 +10,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "rdg/v1/report_canonical.h"
+#include "tests/mocks/dev_pki.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::signing {
@@ -25,9 +26,8 @@ class ReportSignatureTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    const std::string script = std::string(RDG_SOURCE_DIR) + "/deploy/dev-pki.sh ";
-    ASSERT_EQ(Shell("bash " + script + dir_->Join("pki")), 0);
-    ASSERT_EQ(Shell("bash " + script + dir_->Join("rogue")), 0);
+    ASSERT_TRUE(testing::MakeDevPki(dir_->path(), "pki"));
+    ASSERT_TRUE(testing::MakeDevPki(dir_->path(), "rogue"));
   }
   static void TearDownTestSuite() { delete dir_; }
 

@@ -14,6 +14,7 @@
 #include "gateway/signing/report_signature.h"
 #include "rdg/v1/report_canonical.h"
 #include "storage/base/openssl_support.h"
+#include "tests/mocks/dev_pki.h"
 #include "tests/mocks/temp_dir.h"
 
 namespace rdg::signing {
@@ -25,9 +26,8 @@ class RevocationTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    const std::string scripts = std::string(RDG_SOURCE_DIR) + "/deploy/";
-    ASSERT_EQ(Quietly("bash " + scripts + "dev-pki.sh " + dir_->Join("pki")), 0);
-    ASSERT_EQ(Quietly("bash " + scripts + "dev-pki.sh " + dir_->Join("rogue")), 0);
+    ASSERT_TRUE(testing::MakeDevPki(dir_->path(), "pki"));
+    ASSERT_TRUE(testing::MakeDevPki(dir_->path(), "rogue"));
   }
   static void TearDownTestSuite() { delete dir_; }
 

@@ -46,12 +46,20 @@ _pki_cache = {}
 
 def make_pki(name="platform"):
     """A dev PKI made by deploy/dev-pki.sh, created once per test process and name: the
-    directory of certificates and keys (its CA's key beside it, see ca_key)."""
+    directory of certificates and keys (its CA's key beside it, see ca_key). Under CTest the
+    "platform" and "rogue" ones are copies of those the fixture dev_pki made once for the run
+    (RDG_TEST_DEV_PKI; tests/mocks/dev_pki.h), which saves seconds per module."""
     if name not in _pki_cache:
         top = tempfile.mkdtemp(prefix=f"rdg-pki-{name}-")
         out = os.path.join(top, "pki")
-        subprocess.run(["bash", os.path.join(SOURCE_DIR, "deploy/dev-pki.sh"), out],
-                       check=True, stdout=subprocess.DEVNULL)
+        made = os.path.join(os.environ.get("RDG_TEST_DEV_PKI", ""),
+                            {"platform": "pki"}.get(name, name))
+        if os.environ.get("RDG_TEST_DEV_PKI") and os.path.exists(os.path.join(made, "ca.pem")):
+            shutil.copytree(made, out)
+            shutil.copytree(made + "-ca", out + "-ca")
+        else:
+            subprocess.run(["bash", os.path.join(SOURCE_DIR, "deploy/dev-pki.sh"), out],
+                           check=True, stdout=subprocess.DEVNULL)
         atexit.register(shutil.rmtree, top, ignore_errors=True)
         _pki_cache[name] = out
     return _pki_cache[name]
