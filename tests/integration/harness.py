@@ -209,7 +209,11 @@ class Gateway:
             index_dsn = pg_cluster.fresh_database(_test_cluster_dsn())
         self.index_dsn = index_dsn or ""
         if self.index_dsn:
-            demo = demo.replace("index {\n  sqlite {}\n}",
+            sqlite_index = "index {\n  sqlite {}\n}"
+            if sqlite_index not in demo:  # else the PostgreSQL pass would quietly run on SQLite
+                raise AssertionError(f"deploy/config/demo.textproto no longer holds "
+                                     f"{sqlite_index!r}: the harness cannot point it at PostgreSQL")
+            demo = demo.replace(sqlite_index,
                                 'index {\n  postgres { conninfo: "%s" }\n}' % self.index_dsn)
         # The default reserve (1 GiB) would make every test depend on the host's free space.
         demo += "\ndisk_reserve_mb: 64\n"
