@@ -19,7 +19,7 @@ inline bool MakeDevPki(const std::string& dir, const std::string& name) {
   const char* cache = std::getenv("RDG_TEST_DEV_PKI");
   std::error_code ec;
   if (cache != nullptr && fs::exists(fs::path(cache) / name / "ca.pem", ec)) {
-    for (const std::string part : {name, name + "-ca"}) {
+    for (const std::string& part : {name, name + "-ca"}) {
       fs::copy(fs::path(cache) / part, fs::path(dir) / part, fs::copy_options::recursive, ec);
       if (ec) return false;
     }
