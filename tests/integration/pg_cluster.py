@@ -88,7 +88,10 @@ class PgCluster:
                 self._run([os.path.join(PG_BIN, "pg_ctl"), "start", "-w", "-t", "60",
                            "-D", self.data, "-l", self.log_path, "-o",
                            f"-p {self.port} -k {self.socket_dir} "
-                           f"-c listen_addresses=127.0.0.1 -c max_connections=200"])
+                           f"-c listen_addresses=127.0.0.1 -c max_connections=200 "
+                           # In the data directory, so that a killed cluster leaves no
+                           # segment behind in /dev/shm.
+                           f"-c dynamic_shared_memory_type=mmap"])
                 break
             except subprocess.CalledProcessError:
                 if attempt == attempts - 1:
@@ -108,7 +111,8 @@ class PgCluster:
         self._run([os.path.join(PG_BIN, "pg_ctl"), "start", "-w", "-t", "60", "-D", self.data,
                    "-l", self.log_path, "-o",
                    f"-p {self.port} -k {self.socket_dir} "
-                   f"-c listen_addresses=127.0.0.1 -c max_connections=200"])
+                   f"-c listen_addresses=127.0.0.1 -c max_connections=200 "
+                   f"-c dynamic_shared_memory_type=mmap"])
 
     def superuser_sql(self, sql, database="postgres"):
         """Runs `sql` as the superuser over the Unix socket; returns psql's unaligned output."""
