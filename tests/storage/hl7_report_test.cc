@@ -84,8 +84,10 @@ TEST(Hl7ReportTest, RdgsOwnParserReadsTheReportBack) {
 
 TEST(Hl7ReportTest, TheReaderIsThePrincipalResultInterpreter) {
   const std::string message = BuildReportOru(Report());
+  int obr_segments = 0;
   for (absl::string_view segment : absl::StrSplit(message, '\r')) {
     if (!absl::StartsWith(segment, "OBR|")) continue;
+    ++obr_segments;
     const std::vector<absl::string_view> fields = absl::StrSplit(segment, '|');
     ASSERT_GT(fields.size(), 32u) << segment;
     EXPECT_EQ(fields[22], "20261201181530+0800");  // results reported
@@ -93,6 +95,7 @@ TEST(Hl7ReportTest, TheReaderIsThePrincipalResultInterpreter) {
     EXPECT_EQ(fields[25], "F");
     EXPECT_EQ(fields[32], "reader-a-rad&李&伟");
   }
+  EXPECT_EQ(obr_segments, 1);  // the checks above ran
   EXPECT_THAT(message,
               HasSubstr("PID|1||P-0042^^^清河镇卫生院||张^三^^^^^L^I~Zhang^San^^^^^L^A||"));
   EXPECT_EQ(message.back(), '\r');
