@@ -108,7 +108,9 @@ audit_export {{
     def seqs(self):
         return [row[0] for row in self.gateway.query("SELECT seq FROM audit_log ORDER BY seq")]
 
-    def wait_all_received(self, timeout=30):
+    def wait_all_received(self, timeout=60):
+        # Exports run on the leader only; on PostgreSQL leadership was seen to come 10 s after
+        # the start (one housekeeping round), so 30 s was too tight for a loaded machine.
         def complete():
             return set(self.seqs()) <= set(self.collector.messages())
         harness.wait_for(complete, timeout=timeout, interval=0.2,
