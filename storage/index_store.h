@@ -10,6 +10,7 @@
 #include "storage/index/identity_conflict_store.h"
 #include "storage/index/index_backup.h"
 #include "storage/index/lab_result_store.h"
+#include "storage/index/outbound_store.h"
 #include "storage/index/report_store.h"
 #include "storage/index/session_store.h"
 #include "storage/index/sla_store.h"
@@ -25,6 +26,7 @@ class IndexStore : public SessionStore,
                    public AuditStore,
                    public LabResultStore,
                    public IdentityConflictStore,
+                   public OutboundStore,
                    public IndexBackup {
  public:
   ~IndexStore() override = default;
@@ -37,6 +39,7 @@ class IndexStore : public SessionStore,
   AuditStore& audit() { return *this; }
   LabResultStore& lab_results() { return *this; }
   IdentityConflictStore& identity_conflicts() { return *this; }
+  OutboundStore& outbound() { return *this; }
   IndexBackup& backup() { return *this; }
 };
 

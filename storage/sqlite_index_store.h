@@ -116,6 +116,17 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::Status SetAuditExportedUpTo(const std::string& destination, int64_t seq,
                                     absl::Time at) override;
 
+  // sqlite_outbound.cc (UnplannedReports: sqlite_reports.cc)
+  absl::StatusOr<std::vector<ReportRecord>> UnplannedReports(int32_t limit) override;
+  absl::Status PlanJobs(const std::vector<OutboundJob>& jobs, int64_t planned_through,
+                        absl::Time now) override;
+  absl::StatusOr<std::vector<OutboundJob>> DueJobs(absl::Time now, int32_t limit) override;
+  absl::Status RecordAttempt(int64_t job_id, const OutboundAttempt& attempt,
+                             absl::Time now) override;
+  absl::StatusOr<int64_t> RetryFailed(const std::string& destination, absl::Time now) override;
+  absl::StatusOr<std::vector<OutboundJob>> ListJobs(const std::string& exam_id) override;
+  absl::StatusOr<std::vector<OutboundSummary>> SummarizeOutbound() override;
+
   absl::StatusOr<bool> RepairPending(const std::string& name) override;
   absl::StatusOr<std::vector<ExamText>> ListExamText(const std::string& after_exam_id,
                                                      int limit) override;

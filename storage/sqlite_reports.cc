@@ -184,6 +184,17 @@ absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::ReportFeed(
   return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadReport(s); });
 }
 
+absl::StatusOr<std::vector<ReportRecord>> SqliteIndexStore::UnplannedReports(int32_t limit) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(
+      auto q, conn->Prepare("SELECT " RDG_REPORT_COLUMNS
+                            " FROM reports WHERE seq > (SELECT planned_through FROM outbound_plan) "
+                            "AND status != ? ORDER BY seq LIMIT ?"));
+  q->Bind(1, int64_t{Number(ReportStatus::kPreliminary)})
+      .Bind(2, int64_t{std::clamp(limit, 1, 1000)});
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadReport(s); });
+}
+
 absl::Status SqliteIndexStore::MarkDelivered(const std::vector<std::string>& report_ids,
                                              absl::Time now) {
   if (report_ids.empty()) return absl::OkStatus();

@@ -1,7 +1,8 @@
 // rdg-admin: figures for administrators (county/province health commission, hospital IT) from
 // the gateway's AdminService, with an admin certificate. Aligned tables on a terminal, --json
-// for scripts: turnaround times (`tat`), queue backlogs, SLA breaches, the audit log and the
-// patient-identity review list (`identity-conflicts`).
+// for scripts: turnaround times (`tat`), queue backlogs, SLA breaches, the audit log, the
+// patient-identity review list (`identity-conflicts`), backups and the pushes to the
+// institutions' PACS and HIS (`outbound`).
 #include <google/protobuf/util/time_util.h>
 #include <sys/stat.h>
 
@@ -214,6 +215,60 @@ int RunIdentityConflicts(Stub& stub, const std::string& since, int limit, bool a
                     c.detail().empty() ? "-" : c.detail()});
   }
   rdg::clients::PrintTable(rows);
+  return 0;
+}
+
+int RunOutbound(Stub& stub, const std::string& exam, bool as_json) {
+  rdg::v1::OutboundRequest req;
+  req.set_exam_id(exam);
+  rdg::v1::OutboundResponse resp;
+  if (auto done = Call(stub, &Stub::GetOutbound, req, &resp, as_json)) return *done;
+  if (resp.destinations().empty()) {
+    std::cout << "no destinations configured (institutions { destinations { … } })\n";
+    return 0;
+  }
+  auto when = [](bool has, const google::protobuf::Timestamp& t) {
+    return has ? rdg::clients::LocalTime(t) : std::string("-");
+  };
+  std::vector<std::vector<std::string>> rows = {{"DESTINATION", "OF", "SYSTEM", "ADDRESS",
+                                                 "PENDING", "SENT", "FAILED", "OLDEST PENDING",
+                                                 "LAST SENT", "LAST ERROR"}};
+  for (const auto& d : resp.destinations()) {
+    rows.push_back({d.name(), d.institution().empty() ? "(not configured)" : d.institution(),
+                    d.system().empty() ? "-" : d.system(), d.address().empty() ? "-" : d.address(),
+                    std::to_string(d.pending()), std::to_string(d.sent()),
+                    std::to_string(d.failed()),
+                    when(d.has_oldest_pending_since(), d.oldest_pending_since()),
+                    when(d.has_last_sent_at(), d.last_sent_at()),
+                    d.last_error().empty() ? "-" : d.last_error()});
+  }
+  rdg::clients::PrintTable(rows);
+  if (exam.empty()) return 0;
+  std::cout << "\n";
+  if (resp.jobs().empty()) {
+    std::cout << "no pushes for exam " << exam << "\n";
+    return 0;
+  }
+  rows = {{"JOB", "DESTINATION", "KIND", "REPORT", "STATE", "ATTEMPTS", "NEXT ATTEMPT", "DONE",
+           "DETAIL"}};
+  for (const auto& j : resp.jobs()) {
+    rows.push_back({std::to_string(j.job_id()), j.destination(), j.kind(), j.report_id(), j.state(),
+                    std::to_string(j.attempts()),
+                    when(j.has_next_attempt_at(), j.next_attempt_at()),
+                    when(j.has_done_at(), j.done_at()), j.detail().empty() ? "-" : j.detail()});
+  }
+  rdg::clients::PrintTable(rows);
+  return 0;
+}
+
+int RunOutboundRetry(Stub& stub, const std::string& destination, bool as_json) {
+  rdg::v1::RetryOutboundRequest req;
+  req.set_destination(destination);
+  rdg::v1::RetryOutboundResponse resp;
+  if (auto done = Call(stub, &Stub::RetryOutbound, req, &resp, as_json)) return *done;
+  std::cout << resp.requeued() << " failed job" << (resp.requeued() == 1 ? "" : "s")
+            << " back in the queue of "
+            << (destination.empty() ? std::string("every destination") : destination) << "\n";
   return 0;
 }
 
@@ -434,6 +489,21 @@ int main(int argc, char** argv) {
                         "or a date");
   conflicts->add_option("--limit", conflict_limit, "at most this many")->capture_default_str();
   conflicts->add_flag("--json", as_json, "machine-readable output");
+  auto* outbound = app.add_subcommand(
+      "outbound",
+      "the pushes to the institutions' own PACS and HIS: each destination's queue (pending, "
+      "sent, refused for good) and, with --exam, that exam's jobs and their last outcome");
+  std::string outbound_exam;
+  outbound->add_option("--exam", outbound_exam, "also list this exam's jobs");
+  outbound->add_flag("--json", as_json, "machine-readable output");
+  auto* outbound_retry = outbound->add_subcommand(
+      "retry",
+      "put the jobs a destination refused for good back in its queue (fix the cause "
+      "first: a refusal says why)");
+  std::string retry_destination;
+  outbound_retry->add_option("DESTINATION", retry_destination,
+                             "the destination's name (default: every destination)");
+  outbound_retry->add_flag("--json", as_json, "machine-readable output");
   auto* backup = app.add_subcommand(
       "backup",
       "pull an online backup into DIR: a consistent snapshot of the index and every stored "
@@ -464,5 +534,7 @@ int main(int argc, char** argv) {
   if (*conflicts) return RunIdentityConflicts(*stub, conflict_since, conflict_limit, as_json);
   if (*verify) return RunAuditVerify(*stub, verify_from, conn.ca, as_json);
   if (*backup) return RunBackup(*stub, backup_dir, as_json);
+  if (*outbound_retry) return RunOutboundRetry(*stub, retry_destination, as_json);
+  if (*outbound) return RunOutbound(*stub, outbound_exam, as_json);
   return RunAudit(*stub, exam, user, since, limit, as_json);
 }

@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "clients/common/report_crypto.h"
-#include "clients/common/report_pdf.h"
 #include "rdg/v1/report_canonical.h"
 #include "storage/base/digest.h"
 #include "storage/base/posix_file.h"
+#include "storage/documents/report_pdf.h"
 
 namespace rdg::clients {
 
@@ -73,7 +73,7 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
     out->detail = "the report's fields differ from the signed text (report.txt is what was signed)";
   }
 
-  ReportPrintout printout;
+  documents::ReportPrintout printout;
   printout.signature_verified = out->verified;
   printout.signature_detail = out->detail;
   printout.signer_fingerprint = CertificateFingerprint(r.signature().signer_certificate_pem());
@@ -86,7 +86,7 @@ bool WriteReportFolder(const rdg::v1::DeliveredReport& d, const std::string& dir
   if (printed.exam().exam_id() != r.content().exam_id()) {
     printed.clear_exam();  // never print another exam's patient beside this report
   }
-  absl::StatusOr<std::string> pdf = RenderReportPdf(printed, printout);
+  absl::StatusOr<std::string> pdf = documents::RenderReportPdf(printed, printout);
   const std::string pdf_path = (folder / "report.pdf").string();
   if (!pdf.ok()) {
     out->pdf_error = std::string(pdf.status().message());

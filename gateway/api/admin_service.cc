@@ -259,6 +259,71 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListIdentityConflicts(
   });
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::GetOutbound(grpc::CallbackServerContext* ctx,
+                                                        const rdg::v1::OutboundRequest* request,
+                                                        rdg::v1::OutboundResponse* response) {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
+    RDG_ASSIGN_OR_RETURN(auto summaries, stores_.outbound.SummarizeOutbound());
+    std::map<std::string, rdg::v1::OutboundDestination> by_name;
+    for (const outbound::Destination& d : destinations_) {
+      rdg::v1::OutboundDestination& out = by_name[d.config.name()];
+      out.set_name(d.config.name());
+      out.set_institution(d.institution);
+      out.set_system(d.config.has_dicom() ? "dicom" : "hl7");
+      out.set_address(d.config.has_dicom() ? d.config.dicom().address() : d.config.hl7().address());
+    }
+    for (const storage::OutboundSummary& s : summaries) {
+      rdg::v1::OutboundDestination& out = by_name[s.destination];
+      out.set_name(s.destination);
+      out.set_pending(s.pending);
+      out.set_sent(s.sent);
+      out.set_failed(s.failed);
+      if (s.oldest_pending_since) {
+        *out.mutable_oldest_pending_since() = ToTimestamp(*s.oldest_pending_since);
+      }
+      if (s.last_sent_at) *out.mutable_last_sent_at() = ToTimestamp(*s.last_sent_at);
+      out.set_last_error(formats::ToValidUtf8(s.last_error));  // may quote a peer's answer
+    }
+    for (auto& [name, d] : by_name) *response->add_destinations() = std::move(d);
+    if (!request->exam_id().empty()) {
+      RDG_ASSIGN_OR_RETURN(auto jobs, stores_.outbound.ListJobs(request->exam_id()));
+      for (const storage::OutboundJob& j : jobs) {
+        rdg::v1::OutboundJob* out = response->add_jobs();
+        out->set_job_id(j.job_id);
+        out->set_destination(j.destination);
+        out->set_kind(storage::OutboundKindName(j.kind));
+        out->set_report_id(j.report_id);
+        out->set_state(storage::OutboundStateName(j.state));
+        out->set_attempts(j.attempts);
+        *out->mutable_created_at() = ToTimestamp(j.created_at);
+        if (j.state == storage::OutboundState::kPending) {
+          *out->mutable_next_attempt_at() = ToTimestamp(j.next_attempt_at);
+        }
+        if (j.done_at) *out->mutable_done_at() = ToTimestamp(*j.done_at);
+        out->set_detail(formats::ToValidUtf8(j.detail));
+      }
+    }
+    return stores_.audit.AppendAudit(
+        auth::AuditBy(principal, clock_.Now(), "admin_outbound", request->exam_id(), ""));
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::RetryOutbound(
+    grpc::CallbackServerContext* ctx, const rdg::v1::RetryOutboundRequest* request,
+    rdg::v1::RetryOutboundResponse* response) {
+  return RunUnary(ctx, pool_, *request, [this, ctx, request, response]() -> absl::Status {
+    RDG_ASSIGN_OR_RETURN(auto principal, Administrator(ctx));
+    RDG_ASSIGN_OR_RETURN(int64_t requeued,
+                         stores_.outbound.RetryFailed(request->destination(), clock_.Now()));
+    response->set_requeued(requeued);
+    return stores_.audit.AppendAudit(auth::AuditBy(
+        principal, clock_.Now(), "admin_outbound_retry", "",
+        absl::StrCat(request->destination().empty() ? "every destination" : request->destination(),
+                     ": ", requeued, " requeued")));
+  });
+}
+
 absl::Status AdminServiceImpl::RoomForSnapshot() const {
   if (backup_.guard == nullptr || backup_.index_path.empty()) return absl::OkStatus();
   int64_t needed = 0;

@@ -18,6 +18,7 @@
 #include "gateway/common/clock.h"
 #include "gateway/common/storage_guard.h"
 #include "gateway/config/institution_directory.h"
+#include "gateway/outbound/payloads.h"
 #include "rdg/v1/admin.grpc.pb.h"
 #include "storage/base/worker_pool.h"
 #include "storage/blob_store.h"
@@ -25,6 +26,7 @@
 #include "storage/index/exam_store.h"
 #include "storage/index/identity_conflict_store.h"
 #include "storage/index/index_backup.h"
+#include "storage/index/outbound_store.h"
 #include "storage/index/sla_store.h"
 #include "storage/index/worklist_store.h"
 #include "storage/records.h"
@@ -50,17 +52,20 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
     storage::AuditStore& audit;
     storage::IdentityConflictStore& identity_conflicts;
     storage::IndexBackup& backup;
+    storage::OutboundStore& outbound;
   };
   //! `queues`: every configured queue, listed even while empty.
   AdminServiceImpl(Stores stores, const ServiceContext& context, const Clock& clock,
-                   std::vector<std::string> queues, BackupSource backup = {})
+                   std::vector<std::string> queues, BackupSource backup = {},
+                   std::vector<outbound::Destination> destinations = {})
       : stores_(stores),
         pool_(context.pool),
         authenticator_(context.authenticator),
         directory_(context.directory),
         clock_(clock),
         queues_(std::move(queues)),
-        backup_(std::move(backup)) {}
+        backup_(std::move(backup)),
+        destinations_(std::move(destinations)) {}
 
   grpc::ServerUnaryReactor* GetQueues(grpc::CallbackServerContext* ctx,
                                       const rdg::v1::QueuesRequest* request,
@@ -80,6 +85,12 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* ListIdentityConflicts(
       grpc::CallbackServerContext* ctx, const rdg::v1::IdentityConflictsRequest* request,
       rdg::v1::IdentityConflictsResponse* response) override;
+  grpc::ServerUnaryReactor* GetOutbound(grpc::CallbackServerContext* ctx,
+                                        const rdg::v1::OutboundRequest* request,
+                                        rdg::v1::OutboundResponse* response) override;
+  grpc::ServerUnaryReactor* RetryOutbound(grpc::CallbackServerContext* ctx,
+                                          const rdg::v1::RetryOutboundRequest* request,
+                                          rdg::v1::RetryOutboundResponse* response) override;
   grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* BackupIndex(
       grpc::CallbackServerContext* ctx, const rdg::v1::BackupIndexRequest* request) override;
   grpc::ServerWriteReactor<rdg::v1::ObjectChunk>* BackupBlobs(
@@ -103,6 +114,7 @@ class AdminServiceImpl final : public rdg::v1::AdminService::CallbackService {
   const Clock& clock_;
   const std::vector<std::string> queues_;
   const BackupSource backup_;
+  const std::vector<outbound::Destination> destinations_;  //!< configured, by name
   //! An index snapshot exists (from its making until its stream ends): one at a time.
   std::shared_ptr<std::atomic<bool>> snapshot_busy_ = std::make_shared<std::atomic<bool>>(false);
 };

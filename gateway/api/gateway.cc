@@ -30,6 +30,7 @@
 #include "gateway/api/delivery_service.h"
 #include "gateway/api/exam_service.h"
 #include "gateway/api/ingest_service.h"
+#include "gateway/api/outbound_payloads.h"
 #include "gateway/api/reading_service.h"
 #include "gateway/api/request_decoding.h"
 #include "gateway/atna/audit_exporter.h"
@@ -46,6 +47,7 @@
 #include "gateway/monitoring/metrics.h"
 #include "gateway/monitoring/rpc_metrics.h"
 #include "gateway/monitoring/turnaround.h"
+#include "gateway/outbound/dispatcher.h"
 #include "gateway/routing/router.h"
 #include "gateway/signing/certificate.h"
 #include "gateway/signing/report_signature.h"
@@ -216,6 +218,13 @@ struct Monitoring {
   std::unique_ptr<monitoring::MonitoringServer> server;
 };
 
+//! Pushes to the institutions' PACS and HIS (none without destinations configured).
+struct Outbound {
+  std::unique_ptr<IndexPayloads> payloads;
+  std::unique_ptr<outbound::Sender> sender;
+  std::unique_ptr<outbound::Dispatcher> dispatcher;
+};
+
 //! Everything the gateway owns, built in this order by Start and destroyed in reverse (Shutdown
 //! stops housekeeping, monitoring and the server first).
 struct Gateway::Components {
@@ -228,6 +237,7 @@ struct Gateway::Components {
   Desks desks;
   Serving serving;
   Monitoring monitoring;
+  Outbound outbound;
   std::unique_ptr<Housekeeper> housekeeper;
 };
 
@@ -422,6 +432,15 @@ absl::StatusOr<Desks> BuildDesks(const rdg::v1::GatewayConfig& config, const Pol
   return d;
 }
 
+//! The configured destinations, by name.
+std::vector<outbound::Destination> ConfiguredDestinations(const rdg::v1::GatewayConfig& config) {
+  std::vector<outbound::Destination> out;
+  for (auto& [name, d] : outbound::Dispatcher::DestinationsOf(config)) out.push_back(d);
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.config.name() < b.config.name(); });
+  return out;
+}
+
 //! The services over the desks and stores, on a pool of config.worker_threads.
 void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, const Stores& stores,
                    const Ingest& ingest, const Desks& desks, const Clock& clock, Serving& s) {
@@ -453,8 +472,8 @@ void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, c
                       stores.guard.get()};
   s.admin = std::make_unique<AdminServiceImpl>(
       AdminServiceImpl::Stores{index.exams(), index.worklist(), index.sla(), index.audit(),
-                               index.identity_conflicts(), index.backup()},
-      context, clock, std::move(queue_names), std::move(backup));
+                               index.identity_conflicts(), index.backup(), index.outbound()},
+      context, clock, std::move(queue_names), std::move(backup), ConfiguredDestinations(config));
 }
 
 //! The gRPC server with mutual TLS on config.listen.
@@ -589,6 +608,7 @@ absl::StatusOr<Monitoring> StartMonitoring(const rdg::v1::GatewayConfig& config,
   sources.storage = guard;
   sources.rpc = serving.rpc_metrics.get();
   sources.certificates = WatchedCertificates(config.tls());
+  sources.outbound = &index.outbound();
   m.metrics = std::make_unique<monitoring::Metrics>(config, std::move(sources));
   monitoring::Metrics* metrics = m.metrics.get();
   const config::InstitutionDirectory* directory = policy.directory.get();
@@ -762,6 +782,27 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
   return h;
 }
 
+//! The outbound queue's worker, started when any institution has a destination.
+Outbound StartOutbound(const rdg::v1::GatewayConfig& config, const Policy& policy,
+                       const Stores& stores, const Clock& clock) {
+  Outbound o;
+  auto destinations = outbound::Dispatcher::DestinationsOf(config);
+  if (destinations.empty()) return o;
+  storage::IndexStore& index = *stores.index;
+  o.payloads = std::make_unique<IndexPayloads>(
+      IndexPayloads::Stores{index.exams(), index.reports()}, *stores.blob_files, *policy.directory,
+      config.platform_name(), config::DisplayTimeZone(config));
+  o.sender = outbound::NetworkSender(absl::Seconds(config.outbound().timeout_seconds()));
+  outbound::Dispatcher::Options options;
+  options.max_backoff = absl::Seconds(config.outbound().max_backoff_seconds());
+  options.first_backoff = std::min(options.first_backoff, options.max_backoff);
+  o.dispatcher = std::make_unique<outbound::Dispatcher>(index.outbound(), *stores.leadership,
+                                                        std::move(destinations), *o.payloads,
+                                                        *o.sender, clock, options);
+  o.dispatcher->Start();
+  return o;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayConfig& config,
@@ -779,6 +820,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   RDG_ASSIGN_OR_RETURN(
       c->monitoring, StartMonitoring(config, c->policy, c->stores, c->ingest, c->desks, c->serving,
                                      c->audit_export.get(), clock));
+  c->outbound = StartOutbound(config, c->policy, c->stores, clock);
   c->housekeeper = StartHousekeeping(*c);
   return std::unique_ptr<Gateway>(new Gateway(std::move(c)));
 }
@@ -802,6 +844,7 @@ void Gateway::Shutdown(absl::Duration grace) {
     stopped_ = true;
   }
   parts_->housekeeper->Stop();
+  if (parts_->outbound.dispatcher) parts_->outbound.dispatcher->Stop();
   parts_->monitoring.server.reset();
   Serving& s = parts_->serving;
   // Watches never end by themselves: end them now (clients resume from their cursor), so that

@@ -3,6 +3,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -13,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "storage/base/posix_file.h"
 #include "storage/base/status_macros.h"
 #include "storage/parsing/parser_defaults.h"
@@ -61,6 +63,7 @@ class Validator {
   void CheckTopLevel();
   void CheckMonitoring();
   void CheckInstitutions();
+  void CheckDestinations(int institution);
   void CheckQueues();
   void CheckDesks();
   void CheckRoutingRules();
@@ -74,6 +77,7 @@ class Validator {
   absl::flat_hash_set<std::string> institutions_;
   absl::flat_hash_set<std::string> communities_;
   absl::flat_hash_set<std::string> queues_;
+  absl::flat_hash_set<std::string> destinations_;
 };
 
 bool IsValidId(absl::string_view id) {
@@ -225,6 +229,7 @@ void Validator::CheckInstitutions() {
     if (inst.level() == rdg::v1::INSTITUTION_LEVEL_UNSPECIFIED) {
       Fail(absl::StrCat(Where("institutions", i), "institution \"", inst.id(), "\" needs a level"));
     }
+    CheckDestinations(i);
   }
   for (int i = 0; i < config_.institutions_size(); ++i) {
     const auto& inst = config_.institutions(i);
@@ -235,6 +240,51 @@ void Validator::CheckInstitutions() {
     if (inst.parent() == inst.id() && !inst.id().empty()) {
       Fail(absl::StrCat(Where("institutions", i), "institution \"", inst.id(),
                         "\" is its own parent"));
+    }
+  }
+}
+
+//! An AE title: 1-16 characters of printable ASCII other than backslash (PS3.5 AE), not all
+//! spaces.
+bool IsAeTitle(absl::string_view ae) {
+  if (ae.empty() || ae.size() > 16 || absl::StripAsciiWhitespace(ae).empty()) return false;
+  return std::all_of(ae.begin(), ae.end(),
+                     [](char c) { return c >= 0x20 && c < 0x7f && c != '\\'; });
+}
+
+void Validator::CheckDestinations(int institution) {
+  const auto& inst = config_.institutions(institution);
+  const std::string where = Where("institutions", institution);
+  for (const rdg::v1::Destination& d : inst.destinations()) {
+    const std::string what =
+        absl::StrCat("destination \"", d.name(), "\" of institution \"", inst.id(), "\"");
+    if (!IsValidId(d.name())) {
+      Fail(absl::StrCat(where, "destination name \"", d.name(), "\" of institution \"", inst.id(),
+                        "\" must be 1-64 characters of a-z 0-9 - _ ."));
+    } else if (!destinations_.insert(d.name()).second) {
+      Fail(absl::StrCat(where, "destination name \"", d.name(), "\" is repeated"));
+    }
+    switch (d.system_case()) {
+      case rdg::v1::Destination::kDicom:
+        if (!IsHostPort(d.dicom().address())) {
+          Fail(absl::StrCat(where, what, ": dicom.address must be host:port"));
+        }
+        if (!IsAeTitle(d.dicom().called_ae())) {
+          Fail(absl::StrCat(where, what,
+                            ": dicom.called_ae must be the PACS's AE title (1-16 characters)"));
+        }
+        if (!d.dicom().calling_ae().empty() && !IsAeTitle(d.dicom().calling_ae())) {
+          Fail(absl::StrCat(where, what, ": dicom.calling_ae must be 1-16 characters"));
+        }
+        break;
+      case rdg::v1::Destination::kHl7:
+        if (!IsHostPort(d.hl7().address())) {
+          Fail(absl::StrCat(where, what, ": hl7.address must be host:port"));
+        }
+        break;
+      case rdg::v1::Destination::SYSTEM_NOT_SET:
+        Fail(absl::StrCat(where, what, " needs dicom { … } or hl7 { … }"));
+        break;
     }
   }
 }
@@ -388,6 +438,18 @@ void ApplyDefaults(GatewayConfig* c) {
   if (c->housekeeping_seconds() <= 0) c->set_housekeeping_seconds(10);
   if (c->audit_checkpoint_seconds() <= 0) c->set_audit_checkpoint_seconds(300);
   if (!c->has_disk_reserve_mb()) c->set_disk_reserve_mb(1024);
+  if (c->outbound().max_backoff_seconds() <= 0) c->mutable_outbound()->set_max_backoff_seconds(300);
+  if (c->outbound().timeout_seconds() <= 0) c->mutable_outbound()->set_timeout_seconds(30);
+  for (auto& inst : *c->mutable_institutions()) {
+    for (auto& d : *inst.mutable_destinations()) {
+      if (d.has_dicom() && d.dicom().calling_ae().empty()) d.mutable_dicom()->set_calling_ae("RDG");
+      if (d.has_hl7()) {
+        auto* h = d.mutable_hl7();
+        if (h->receiving_application().empty()) h->set_receiving_application("HIS");
+        if (h->receiving_facility().empty()) h->set_receiving_facility(inst.id());
+      }
+    }
+  }
   if (auto* e = c->mutable_audit_export(); !e->syslog_address().empty()) {
     if (e->cert_file().empty()) e->set_cert_file(c->tls().cert_file());
     if (e->key_file().empty()) e->set_key_file(c->tls().key_file());

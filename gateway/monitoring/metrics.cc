@@ -50,6 +50,9 @@ Metrics::Metrics(const rdg::v1::GatewayConfig& config, Sources sources) : source
     if (p.exam_type() != "*") exam_types_.insert(p.exam_type());
   }
   std::sort(queues_.begin(), queues_.end());
+  for (const auto& inst : config.institutions()) {
+    for (const auto& d : inst.destinations()) outbound_destinations_.push_back(d.name());
+  }
 }
 
 std::string Metrics::ExamTypeLabel(const std::string& exam_type) const {
@@ -98,6 +101,7 @@ absl::StatusOr<std::string> Metrics::Render() {
   RenderQueues(out, std::move(queues), now);
   RenderCounters(out);
   RDG_RETURN_IF_ERROR(RenderAuditExport(out));
+  RDG_RETURN_IF_ERROR(RenderOutbound(out));
   RenderService(out);
   return out;
 }
@@ -155,6 +159,42 @@ absl::Status Metrics::RenderAuditExport(std::string& out) const {
          "When the repository last confirmed a batch (Unix time; 0: not since start-up).");
   absl::StrAppend(&out, "rdg_audit_export_last_delivery_timestamp_seconds ",
                   figures.last_delivery ? absl::ToUnixSeconds(*figures.last_delivery) : 0, "\n");
+  return absl::OkStatus();
+}
+
+absl::Status Metrics::RenderOutbound(std::string& out) const {
+  if (sources_.outbound == nullptr) return absl::OkStatus();
+  RDG_ASSIGN_OR_RETURN(std::vector<storage::OutboundSummary> summaries,
+                       sources_.outbound->SummarizeOutbound());
+  // Every configured destination is listed, with or without jobs yet.
+  std::map<std::string, storage::OutboundSummary> by_name;
+  for (const std::string& name : outbound_destinations_) by_name[name].destination = name;
+  for (storage::OutboundSummary& s : summaries) by_name[s.destination] = std::move(s);
+  if (by_name.empty()) return absl::OkStatus();
+  Header(out, "rdg_outbound_jobs", "gauge",
+         "Pushes to the institutions' PACS and HIS (outbound queue jobs) by destination and "
+         "state: pending (waiting or being retried), sent, failed (refused for good).");
+  for (const auto& [name, s] : by_name) {
+    for (const auto& [state, n] : {std::pair{"pending", s.pending}, std::pair{"sent", s.sent},
+                                   std::pair{"failed", s.failed}}) {
+      absl::StrAppend(&out, "rdg_outbound_jobs{destination=\"", Escape(name), "\",state=\"", state,
+                      "\"} ", n, "\n");
+    }
+  }
+  Header(out, "rdg_outbound_oldest_pending_timestamp_seconds", "gauge",
+         "When the oldest job a destination has not taken yet was made (Unix time; 0: none "
+         "waits).");
+  for (const auto& [name, s] : by_name) {
+    absl::StrAppend(
+        &out, "rdg_outbound_oldest_pending_timestamp_seconds{destination=\"", Escape(name), "\"} ",
+        s.oldest_pending_since ? absl::ToUnixSeconds(*s.oldest_pending_since) : 0, "\n");
+  }
+  Header(out, "rdg_outbound_last_sent_timestamp_seconds", "gauge",
+         "When a destination last took a job (Unix time; 0: never).");
+  for (const auto& [name, s] : by_name) {
+    absl::StrAppend(&out, "rdg_outbound_last_sent_timestamp_seconds{destination=\"", Escape(name),
+                    "\"} ", s.last_sent_at ? absl::ToUnixSeconds(*s.last_sent_at) : 0, "\n");
+  }
   return absl::OkStatus();
 }
 

@@ -35,6 +35,7 @@
 #include "gateway/monitoring/rpc_metrics.h"
 #include "gateway/routing/router.h"
 #include "storage/index/audit_store.h"
+#include "storage/index/outbound_store.h"
 #include "storage/index/sla_store.h"
 #include "storage/index/worklist_store.h"
 #include "storage/parsing/isolated_parser.h"
@@ -77,6 +78,8 @@ class Metrics {
     const StorageGuard* storage = nullptr;  //!< free space and reserve; may be null
     const RpcMetrics* rpc = nullptr;        //!< per-method calls and latency; may be null
     std::vector<CertificateExpiry> certificates = {};
+    //! The outbound queue (rdg_outbound_*); may be null.
+    storage::OutboundStore* outbound = nullptr;
   };
   //! `config` supplies the queues (listed even while empty) and the known exam types.
   Metrics(const rdg::v1::GatewayConfig& config, Sources sources);
@@ -107,12 +110,14 @@ class Metrics {
                     absl::Time now) const;
   void RenderCounters(std::string& out) const;
   absl::Status RenderAuditExport(std::string& out) const;
+  absl::Status RenderOutbound(std::string& out) const;
   //! Readiness, storage, certificates, the process and per-RPC figures.
   void RenderService(std::string& out) const;
   std::string ExamTypeLabel(const std::string& exam_type) const;
 
   const Sources sources_;
   std::vector<std::string> queues_;
+  std::vector<std::string> outbound_destinations_;  //!< configured, listed even without jobs
   absl::flat_hash_set<std::string> exam_types_;
   absl::Mutex mu_;
   int64_t last_end_seq_ ABSL_GUARDED_BY(mu_) = 0;

@@ -12,6 +12,7 @@
 #include "storage/postgres/pg_audit_store.h"
 #include "storage/postgres/pg_exam_store.h"
 #include "storage/postgres/pg_identity_conflict_store.h"
+#include "storage/postgres/pg_outbound_store.h"
 #include "storage/postgres/pg_pool.h"
 #include "storage/postgres/pg_report_store.h"
 #include "storage/postgres/pg_session_store.h"
@@ -207,6 +208,31 @@ class PostgresIndexStore final : public IndexStore {
     return identity_conflicts_.ListIdentityConflicts(since, limit);
   }
 
+  // OutboundStore
+  absl::StatusOr<std::vector<ReportRecord>> UnplannedReports(int32_t limit) override {
+    return outbound_.UnplannedReports(limit);
+  }
+  absl::Status PlanJobs(const std::vector<OutboundJob>& jobs, int64_t planned_through,
+                        absl::Time now) override {
+    return outbound_.PlanJobs(jobs, planned_through, now);
+  }
+  absl::StatusOr<std::vector<OutboundJob>> DueJobs(absl::Time now, int32_t limit) override {
+    return outbound_.DueJobs(now, limit);
+  }
+  absl::Status RecordAttempt(int64_t job_id, const OutboundAttempt& attempt,
+                             absl::Time now) override {
+    return outbound_.RecordAttempt(job_id, attempt, now);
+  }
+  absl::StatusOr<int64_t> RetryFailed(const std::string& destination, absl::Time now) override {
+    return outbound_.RetryFailed(destination, now);
+  }
+  absl::StatusOr<std::vector<OutboundJob>> ListJobs(const std::string& exam_id) override {
+    return outbound_.ListJobs(exam_id);
+  }
+  absl::StatusOr<std::vector<OutboundSummary>> SummarizeOutbound() override {
+    return outbound_.SummarizeOutbound();
+  }
+
   //! IndexBackup: a PostgreSQL index is backed up with PostgreSQL's own tools (pg_dump, or
   //! pg_basebackup with WAL archiving for point-in-time recovery); FAILED_PRECONDITION saying so.
   absl::StatusOr<int64_t> SnapshotTo(const std::string& path) override;
@@ -221,6 +247,7 @@ class PostgresIndexStore final : public IndexStore {
   PgAuditStore audit_{*pool_};
   PgLabResultStore lab_results_{*pool_};
   PgIdentityConflictStore identity_conflicts_{*pool_};
+  PgOutboundStore outbound_{*pool_};
 };
 
 }  // namespace rdg::storage::pg

@@ -10,7 +10,6 @@
 #include "storage/index/columns.h"
 
 namespace rdg::storage::pg {
-namespace {
 
 ReportRecord ReadReport(const Result& r, int row) {
   ReportRecord p;
@@ -36,6 +35,8 @@ ReportRecord ReadReport(const Result& r, int row) {
   p.acknowledged_by = r.Text(row, 19);
   return p;
 }
+
+namespace {
 
 std::string NewReportId() { return "rp-" + RandomHex(8); }
 

@@ -15,6 +15,9 @@
 
 namespace rdg::storage::pg {
 
+//! A row of RDG_REPORT_COLUMNS (storage/index/columns.h).
+ReportRecord ReadReport(const Result& r, int row);
+
 class PgReportStore : public ReportStore {
  public:
   explicit PgReportStore(Pool& pool) : pool_(pool) {}

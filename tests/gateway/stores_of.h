@@ -28,7 +28,8 @@ inline api::ExamServiceImpl::Stores ExamServiceStores(storage::IndexStore& i) {
 }
 
 inline api::AdminServiceImpl::Stores AdminServiceStores(storage::IndexStore& i) {
-  return {i.exams(), i.worklist(), i.sla(), i.audit(), i.identity_conflicts(), i.backup()};
+  return {i.exams(),  i.worklist(), i.sla(), i.audit(), i.identity_conflicts(),
+          i.backup(), i.outbound()};
 }
 
 }  // namespace rdg::testing

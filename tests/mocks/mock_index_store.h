@@ -85,6 +85,15 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::StatusOr<AuditExportRecord>, ExportAudit, (int64_t, int32_t), (override));
   MOCK_METHOD(absl::StatusOr<AuditTipRecord>, AuditTip, (), (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, SnapshotTo, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ReportRecord>>, UnplannedReports, (int32_t), (override));
+  MOCK_METHOD(absl::Status, PlanJobs, (const std::vector<OutboundJob>&, int64_t, absl::Time),
+              (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<OutboundJob>>, DueJobs, (absl::Time, int32_t), (override));
+  MOCK_METHOD(absl::Status, RecordAttempt, (int64_t, const OutboundAttempt&, absl::Time),
+              (override));
+  MOCK_METHOD(absl::StatusOr<int64_t>, RetryFailed, (const std::string&, absl::Time), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<OutboundJob>>, ListJobs, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<OutboundSummary>>, SummarizeOutbound, (), (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, AuditExportedUpTo, (const std::string&), (override));
   MOCK_METHOD(absl::Status, SetAuditExportedUpTo, (const std::string&, int64_t, absl::Time),
               (override));

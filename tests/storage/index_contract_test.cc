@@ -20,46 +20,25 @@
 #include "tests/mocks/temp_dir.h"
 #include "tests/storage/index_contract_support.h"
 #include "tests/storage/pg_test_database.h"
+#include "tests/storage/store_contract.h"
 
 // A backend of the contract, outside any namespace so that CTest's names say it plainly
 // (unit.IndexContractTest.<case><SqliteIndex>): the embedded default, SQLite in the test's
-// temporary directory.
+// temporary directory; or the shared index, a fresh database in the test cluster of PostgreSQL.
 struct SqliteIndex {
-  static absl::StatusOr<std::unique_ptr<rdg::storage::IndexStore>> Open(
-      rdg::testing::TempDir& dir) {
-    auto store = rdg::storage::SqliteIndexStore::Open(dir.Join("index.sqlite"));
-    if (!store.ok()) return store.status();
-    return std::unique_ptr<rdg::storage::IndexStore>(*std::move(store));
+  static auto Open(rdg::testing::TempDir& dir) {
+    return rdg::storage::contract::OpenSqlite<rdg::storage::IndexStore>(dir);
   }
 };
-
-// The shared index: a fresh database in the test cluster of PostgreSQL.
 struct PostgresIndex {
-  static absl::StatusOr<std::unique_ptr<rdg::storage::IndexStore>> Open(rdg::testing::TempDir&) {
-    auto dsn = rdg::storage::contract::CreateTestDatabase();
-    if (!dsn.ok()) return dsn.status();
-    auto pool = rdg::storage::contract::OpenMigrated(*dsn);
-    if (!pool.ok()) return pool.status();
-    return std::unique_ptr<rdg::storage::IndexStore>(
-        std::make_unique<rdg::storage::pg::PostgresIndexStore>(*std::move(pool)));
-  }
+  static auto Open(rdg::testing::TempDir&) { return rdg::storage::contract::OpenPostgresIndex(); }
 };
 
 namespace rdg::storage::contract {
 namespace {
 
 template <typename Backend>
-class IndexContractTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto store = Backend::Open(dir_);
-    if (absl::IsNotFound(store.status())) GTEST_SKIP() << store.status().message();
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-  }
-  testing::TempDir dir_;
-  std::unique_ptr<IndexStore> store_;
-};
+class IndexContractTest : public StoreContract<IndexStore, Backend> {};
 
 using Backends = ::testing::Types<SqliteIndex, PostgresIndex>;
 TYPED_TEST_SUITE(IndexContractTest, Backends);

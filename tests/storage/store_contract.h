@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "absl/status/statusor.h"
+#include "storage/index_store.h"
+#include "storage/postgres/pg_index_store.h"
 #include "storage/postgres/pg_pool.h"
 #include "storage/sqlite_index_store.h"
 #include "tests/mocks/temp_dir.h"
@@ -39,6 +41,15 @@ absl::StatusOr<std::shared_ptr<Interface>> OpenPostgres(const std::string& dsn) 
   if (!pool.ok()) return pool.status();
   auto holder = std::make_shared<Holder>(*std::move(pool));
   return std::shared_ptr<Interface>(holder, &holder->store);
+}
+
+//! A whole index (every store) on a fresh database of the test cluster, on a pool of its own.
+inline absl::StatusOr<std::shared_ptr<IndexStore>> OpenPostgresIndex() {
+  auto dsn = CreateTestDatabase();
+  if (!dsn.ok()) return dsn.status();
+  auto pool = OpenMigrated(*dsn);
+  if (!pool.ok()) return pool.status();
+  return std::shared_ptr<IndexStore>(std::make_shared<pg::PostgresIndexStore>(*std::move(pool)));
 }
 
 //! A fresh database for the case of `dir` (remembered there: DatabaseOf finds it again).

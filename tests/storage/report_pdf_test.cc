@@ -1,4 +1,4 @@
-#include "clients/common/report_pdf.h"
+#include "storage/documents/report_pdf.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -12,14 +12,14 @@
 #include "absl/strings/str_cat.h"
 #include "tests/mocks/temp_dir.h"
 
-namespace rdg::clients {
+namespace rdg::documents {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
 
 //! A delivered report as the gateway sends it: the exam of 张三 read by reader-a-rad.
-rdg::v1::DeliveredReport Report() {
+rdg::v1::DeliveredReport DeliveredSample() {
   rdg::v1::DeliveredReport d;
   d.set_platform_name("示范省远程诊断平台");
   d.set_reader_institution_name("清水县人民医院");
@@ -81,7 +81,7 @@ class ReportPdfTest : public ::testing::Test {
 };
 
 TEST_F(ReportPdfTest, ShowsPatientExamReportReaderAndSignature) {
-  absl::StatusOr<std::string> pdf = RenderReportPdf(Report(), Verified());
+  absl::StatusOr<std::string> pdf = RenderReportPdf(DeliveredSample(), Verified());
   ASSERT_TRUE(pdf.ok()) << pdf.status();
   EXPECT_EQ(pdf->substr(0, 5), "%PDF-");
   const std::string text = Text(*pdf);
@@ -116,7 +116,7 @@ TEST_F(ReportPdfTest, ShowsPatientExamReportReaderAndSignature) {
 }
 
 TEST_F(ReportPdfTest, CriticalAmendedAndUnverifiedSaySo) {
-  rdg::v1::DeliveredReport d = Report();
+  rdg::v1::DeliveredReport d = DeliveredSample();
   d.set_urgent(true);
   d.mutable_acknowledge_by()->set_seconds(1796016600);  // 05:30 UTC
   d.mutable_report()->mutable_content()->set_critical(true);
@@ -138,7 +138,7 @@ TEST_F(ReportPdfTest, CriticalAmendedAndUnverifiedSaySo) {
 }
 
 TEST_F(ReportPdfTest, LongFindingsFlowOntoNumberedPages) {
-  rdg::v1::DeliveredReport d = Report();
+  rdg::v1::DeliveredReport d = DeliveredSample();
   std::string findings;
   for (int i = 1; i <= 150; ++i) absl::StrAppend(&findings, "第 ", i, " 行所见。\n");
   d.mutable_report()->mutable_content()->set_findings(findings);
@@ -162,7 +162,7 @@ TEST_F(ReportPdfTest, LongFindingsFlowOntoNumberedPages) {
 }
 
 TEST_F(ReportPdfTest, HostileTextIsPrintedNotInterpreted) {
-  rdg::v1::DeliveredReport d = Report();
+  rdg::v1::DeliveredReport d = DeliveredSample();
   auto* c = d.mutable_report()->mutable_content();
   c->set_impression("<b>bold?</b> & <span foreground=\"red\">x</span> \x01\x1b]0;t\x07 \xff");
   d.mutable_exam()->mutable_patient()->set_display_name("</span><big>王</big>");
@@ -180,4 +180,4 @@ TEST_F(ReportPdfTest, AnEmptyReportStillPrints) {
 }
 
 }  // namespace
-}  // namespace rdg::clients
+}  // namespace rdg::documents

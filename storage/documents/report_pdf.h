@@ -11,7 +11,7 @@
 #include "absl/time/time.h"
 #include "rdg/v1/delivery.pb.h"
 
-namespace rdg::clients {
+namespace rdg::documents {
 
 //! What the PDF shows besides the delivered report itself.
 struct ReportPrintout {
@@ -27,4 +27,4 @@ struct ReportPrintout {
 absl::StatusOr<std::string> RenderReportPdf(const rdg::v1::DeliveredReport& delivered,
                                             const ReportPrintout& printout);
 
-}  // namespace rdg::clients
+}  // namespace rdg::documents

@@ -1,4 +1,4 @@
-#include "clients/common/report_pdf.h"
+#include "storage/documents/report_pdf.h"
 
 #include <cairo-pdf.h>
 #include <cairo.h>
@@ -15,7 +15,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "storage/formats/text.h"
 
-namespace rdg::clients {
+namespace rdg::documents {
 namespace {
 
 // A4 portrait in PostScript points; content between the margins.
@@ -422,4 +422,4 @@ absl::StatusOr<std::string> RenderReportPdf(const rdg::v1::DeliveredReport& deli
   return pdf;
 }
 
-}  // namespace rdg::clients
+}  // namespace rdg::documents

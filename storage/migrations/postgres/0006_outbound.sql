@@ -1,0 +1,30 @@
+-- Pushes to the hospitals' own systems (issue 20).
+-- outbound_jobs: the durable queue of what RDG owes a destination (a PACS, a HIS): one row per
+--   destination, kind (1 images, 2 SR, 3 PDF, 4 ORU) and report version; state 1 pending,
+--   2 sent, 3 failed (refused for good, waits for an administrator).
+-- outbound_plan: the report seq up to which FINAL and AMENDED versions have been made into jobs.
+--   It starts at the reports already signed: pushes begin with the reports signed after this
+--   version, not with the history. Report seq is in commit order (feed_heads), so the cursor
+--   never passes a report that commits later with a lower seq.
+CREATE TABLE outbound_jobs (
+  job_id          BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  destination     TEXT    NOT NULL,
+  kind            INTEGER NOT NULL,
+  exam_id         TEXT    NOT NULL,
+  report_id       TEXT    NOT NULL,
+  state           INTEGER NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  created_at      BIGINT  NOT NULL,
+  next_attempt_at BIGINT  NOT NULL,
+  done_at         BIGINT,
+  detail          TEXT    NOT NULL DEFAULT '',
+  UNIQUE (destination, kind, report_id)
+);
+CREATE INDEX outbound_jobs_due ON outbound_jobs (next_attempt_at, job_id) WHERE state = 1;
+CREATE INDEX outbound_jobs_by_exam ON outbound_jobs (exam_id);
+
+CREATE TABLE outbound_plan (
+  id              INTEGER PRIMARY KEY CHECK (id = 1),
+  planned_through BIGINT  NOT NULL
+);
+INSERT INTO outbound_plan (id, planned_through) SELECT 1, COALESCE(MAX(seq), 0) FROM reports;
