@@ -56,6 +56,7 @@ documents::ReportDocumentInput DocumentInput(const storage::ReportRecord& report
                                              const rdg::v1::ReportContent& content,
                                              const storage::ExamRecord& exam,
                                              const std::vector<storage::ObjectRecord>& objects,
+                                             const std::string& reader_institution_name,
                                              absl::TimeZone zone) {
   documents::ReportDocumentInput in;
   in.patient_name = exam.patient.name;
@@ -75,7 +76,7 @@ documents::ReportDocumentInput DocumentInput(const storage::ReportRecord& report
   in.critical = report.critical;
   in.observer_name = report.reader_user;
   in.observer_user = report.reader_user;
-  in.observer_organization = report.reader_institution;
+  in.observer_organization = reader_institution_name;
   in.signed_at = content.has_signed_at() ? FromTimestamp(content.signed_at()) : report.accepted_at;
   in.zone = zone;
   in.software_version = absl::StrCat("RDG ", ReleaseVersion());
@@ -103,7 +104,8 @@ absl::StatusOr<std::vector<outbound::DicomObject>> IndexPayloads::DicomObjectsOf
     return out;
   }
   // The documents name the report version: the amended one's key for an addendum.
-  documents::ReportDocumentInput in = DocumentInput(s.report, s.content, s.exam, objects, zone_);
+  documents::ReportDocumentInput in = DocumentInput(
+      s.report, s.content, s.exam, objects, directory_.Name(s.report.reader_institution), zone_);
   if (!s.report.supersedes.empty()) {
     RDG_ASSIGN_OR_RETURN(auto versions, stores_.reports.ListReports(job.exam_id));
     for (const auto& v : versions) {

@@ -125,7 +125,7 @@ class OutboundTest(harness.GatewayTestCase):
         # The SR: findings, impression, the reader as verifying observer, the patient copied.
         dump = self.check_sr(by_class[BASIC_TEXT_SR][0], "右肺下叶见一枚 8 mm 实性结节。",
                              "右肺下叶结节，建议 3 个月后复查。", "reader-a-rad", "VERIFIED",
-                             "COMPLETE")
+                             "COMPLETE", "Qingshui County People's Hospital")
         self.assertIn("张^三", dump)
         # The PDF: the printed report, in the same study.
         pdf = pydicom.dcmread(io.BytesIO(self.pacs.instance_file(by_class[ENCAPSULATED_PDF][0])))
