@@ -23,8 +23,9 @@ packages=(
   # messages; promtool (in prometheus) checks and unit-tests the alerting rules
   rsyslog rsyslog-openssl libxml2-utils prometheus
   # Orthanc, the PACS a county would otherwise install: the peer of the ingest benchmark, run in
-  # a network namespace of its own (iproute2 brings its loopback up)
-  orthanc iproute2
+  # a network namespace of its own (iproute2 brings its loopback up), the county PACS of the
+  # outbound tests, and with its DICOMweb plugin the DICOMweb client of the DICOMweb tests
+  orthanc orthanc-dicomweb iproute2
   # PostgreSQL 15, the index shared by several gateways: the tests start throwaway clusters of
   # their own (tests/integration/pg_cluster.py); the package's default cluster is not started.
   # psycopg2: the integration tests read a PostgreSQL index as they read a SQLite one

@@ -23,11 +23,11 @@ namespace {
 
 //! Writes the bound ports to `path` atomically (temp file + rename), for scripts and tests: the
 //! gRPC port on the first line, the monitoring port (0: disabled) on the second.
-bool WriteReadyFile(const std::string& path, int port, int monitoring_port) {
+bool WriteReadyFile(const std::string& path, int port, int monitoring_port, int dicomweb_port) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n" << monitoring_port << "\n";
+    out << port << "\n" << monitoring_port << "\n" << dicomweb_port << "\n";
     if (!out.flush()) return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
@@ -128,13 +128,18 @@ int main(int argc, char** argv) {
   }
   LOG(INFO) << "rdg-gateway serving mTLS on port " << (*gateway)->port() << ", data dir "
             << config->data_dir();
+  if ((*gateway)->dicomweb_port() > 0) {
+    LOG(INFO) << "DICOMweb (QIDO-RS, WADO-RS) on https port " << (*gateway)->dicomweb_port()
+              << ", path /dicomweb";
+  }
   if ((*gateway)->monitoring_port() > 0) {
     LOG(INFO) << "monitoring (/metrics, /healthz, /readyz, /dashboard) on "
               << (config->monitoring().tls() ? "https" : "http") << " port "
               << (*gateway)->monitoring_port();
   }
   if (!ready_file.empty() &&
-      !WriteReadyFile(ready_file, (*gateway)->port(), (*gateway)->monitoring_port())) {
+      !WriteReadyFile(ready_file, (*gateway)->port(), (*gateway)->monitoring_port(),
+                      (*gateway)->dicomweb_port())) {
     std::cerr << "rdg-gateway: cannot write ready file " << ready_file << "\n";
     return 1;
   }

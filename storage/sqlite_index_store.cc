@@ -522,6 +522,16 @@ absl::StatusOr<std::optional<ExamRecord>> SqliteIndexStore::GetExam(const std::s
   return ReadExam(*q, nullptr);
 }
 
+absl::StatusOr<std::vector<ExamRecord>> SqliteIndexStore::FindExamsByStudy(
+    const std::string& study_instance_uid) {
+  ReaderLease conn = AcquireReader();
+  RDG_ASSIGN_OR_RETURN(
+      auto q, conn->Prepare("SELECT " RDG_EXAM_COLUMNS " FROM exams WHERE study_instance_uid = ? "
+                            "ORDER BY exam_id LIMIT 100"));
+  q->Bind(1, study_instance_uid);
+  return sqlite_internal::CollectRows(*q, [](const Stmt& s) { return ReadExam(s, nullptr); });
+}
+
 absl::StatusOr<std::vector<ObjectRecord>> SqliteIndexStore::ListObjects(
     const std::string& exam_id) {
   ReaderLease conn = AcquireReader();

@@ -39,6 +39,8 @@
 #include "gateway/common/storage_guard.h"
 #include "gateway/config/gateway_config.h"
 #include "gateway/config/institution_directory.h"
+#include "gateway/dicomweb/dicomweb_server.h"
+#include "gateway/dicomweb/study_access.h"
 #include "gateway/ingest/index_committer.h"
 #include "gateway/ingest/ingestor.h"
 #include "gateway/ingest/text_repair.h"
@@ -218,6 +220,12 @@ struct Monitoring {
   std::unique_ptr<monitoring::MonitoringServer> server;
 };
 
+//! DICOMweb for viewers and PACS (none without dicomweb.listen).
+struct DicomWeb {
+  std::unique_ptr<dicomweb::StudyAccess> access;
+  std::unique_ptr<dicomweb::DicomWebServer> server;
+};
+
 //! Pushes to the institutions' PACS and HIS (none without destinations configured).
 struct Outbound {
   std::unique_ptr<IndexPayloads> payloads;
@@ -237,6 +245,7 @@ struct Gateway::Components {
   Desks desks;
   Serving serving;
   Monitoring monitoring;
+  DicomWeb dicomweb;
   Outbound outbound;
   std::unique_ptr<Housekeeper> housekeeper;
 };
@@ -782,6 +791,25 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
   return h;
 }
 
+//! DICOMweb on config.dicomweb.listen, when set.
+absl::StatusOr<DicomWeb> StartDicomWeb(const rdg::v1::GatewayConfig& config, const Policy& policy,
+                                       const Stores& stores, const Desks& desks,
+                                       const Clock& clock) {
+  DicomWeb d;
+  if (config.dicomweb().listen().empty()) return d;
+  storage::IndexStore& index = *stores.index;
+  d.access = std::make_unique<dicomweb::StudyAccess>(
+      dicomweb::StudyAccess::Stores{index.exams(), index.audit()}, *desks.reading, clock);
+  signing::RevocationList* revocations = desks.revocations.get();
+  RDG_ASSIGN_OR_RETURN(d.server, dicomweb::DicomWebServer::Start(
+                                     config.dicomweb(), config.tls(),
+                                     {*d.access, index.exams(), *stores.blob_files,
+                                      *policy.directory, [revocations](absl::string_view pem) {
+                                        return revocations->RevokedAt(pem).has_value();
+                                      }}));
+  return d;
+}
+
 //! The outbound queue's worker, started when any institution has a destination.
 Outbound StartOutbound(const rdg::v1::GatewayConfig& config, const Policy& policy,
                        const Stores& stores, const Clock& clock) {
@@ -820,6 +848,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   RDG_ASSIGN_OR_RETURN(
       c->monitoring, StartMonitoring(config, c->policy, c->stores, c->ingest, c->desks, c->serving,
                                      c->audit_export.get(), clock));
+  RDG_ASSIGN_OR_RETURN(c->dicomweb, StartDicomWeb(config, c->policy, c->stores, c->desks, clock));
   c->outbound = StartOutbound(config, c->policy, c->stores, clock);
   c->housekeeper = StartHousekeeping(*c);
   return std::unique_ptr<Gateway>(new Gateway(std::move(c)));
@@ -830,6 +859,10 @@ Gateway::Gateway(std::unique_ptr<Components> parts) : parts_(std::move(parts)) {
 Gateway::~Gateway() { Shutdown(absl::Seconds(30)); }
 
 int Gateway::port() const { return parts_->serving.port; }
+
+int Gateway::dicomweb_port() const {
+  return parts_->dicomweb.server ? parts_->dicomweb.server->port() : 0;
+}
 
 int Gateway::monitoring_port() const {
   return parts_->monitoring.server ? parts_->monitoring.server->port() : 0;
@@ -846,6 +879,7 @@ void Gateway::Shutdown(absl::Duration grace) {
   parts_->housekeeper->Stop();
   if (parts_->outbound.dispatcher) parts_->outbound.dispatcher->Stop();
   parts_->monitoring.server.reset();
+  parts_->dicomweb.server.reset();
   Serving& s = parts_->serving;
   // Watches never end by themselves: end them now (clients resume from their cursor), so that
   // the grace period is spent only on calls that finish, such as uploads committing.

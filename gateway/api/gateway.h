@@ -26,6 +26,8 @@ class Gateway {
   int port() const;
   //! The monitoring port (0 when monitoring is disabled).
   int monitoring_port() const;
+  //! The DICOMweb port (0 when DICOMweb is off).
+  int dicomweb_port() const;
   //! Reads tls.crl_file again now (SIGHUP); on error the previous list stays in force.
   absl::Status ReloadRevocations();
   //! Stops accepting calls, lets in-flight ones finish for up to `grace` (then cancels them;

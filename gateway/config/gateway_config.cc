@@ -158,6 +158,16 @@ void Validator::CheckTopLevel() {
     Fail(absl::StrCat(Where("disk_reserve_mb"),
                       "disk_reserve_mb must be between 0 and 1073741824 (1 PiB)"));
   }
+  if (!config_.dicomweb().listen().empty() && !IsHostPort(config_.dicomweb().listen())) {
+    Fail(absl::StrCat(Where("dicomweb"), "dicomweb.listen must be HOST:PORT, not \"",
+                      config_.dicomweb().listen(), "\""));
+  }
+  for (const std::string& origin : config_.dicomweb().cors_origins()) {
+    if (!absl::StartsWith(origin, "https://") && !absl::StartsWith(origin, "http://")) {
+      Fail(absl::StrCat(Where("dicomweb"), "dicomweb.cors_origins: \"", origin,
+                        "\" is not an origin (scheme://host[:port])"));
+    }
+  }
   if (const auto& e = config_.audit_export(); !e.syslog_address().empty()) {
     if (!IsHostPort(e.syslog_address()) || absl::EndsWith(e.syslog_address(), ":0")) {
       Fail(absl::StrCat(Where("audit_export.syslog_address"),

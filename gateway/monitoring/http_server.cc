@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <glog/logging.h>
-#include <httplib.h>  // this file is the only one that includes it
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sys/socket.h>
@@ -32,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gateway/auth/principal.h"
+#include "gateway/http/https_server.h"
 #include "gateway/monitoring/admin_tokens.h"
 #include "gateway/monitoring/dashboard.h"
 #include "storage/base/digest.h"
@@ -103,89 +103,10 @@ std::string CookieValue(const std::string& header, absl::string_view name) {
   return "";
 }
 
-//! PEM of the verified peer certificate of a TLS connection, or "".
-std::string PeerCertificatePem(const httplib::Request& req) {
-  if (req.ssl == nullptr) return "";
-  SSL* ssl = const_cast<SSL*>(req.ssl);
-  if (SSL_get_verify_result(ssl) != X509_V_OK) return "";
-  openssl::X509Ptr cert(SSL_get1_peer_certificate(ssl));
-  if (cert == nullptr) return "";
-  std::string pem;
-  if (openssl::BioPtr bio(BIO_new(BIO_s_mem())); bio != nullptr) {
-    if (PEM_write_bio_X509(bio.get(), cert.get()) == 1) {
-      char* data = nullptr;
-      const long n = BIO_get_mem_data(bio.get(), &data);
-      pem.assign(data, static_cast<size_t>(n));
-    }
-  }
-  return pem;
-}
-
 void Text(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
   res.set_content(body, "text/plain; charset=utf-8");
 }
-
-//! The monitoring port's connection queue. cpp-httplib serves a connection on one pool thread
-//! until it is idle for the keep-alive timeout or a read stalls for the read timeout (2 s), so a
-//! flood of idle connections queued first come, first served kept /healthz waiting for a minute
-//! (2,000 idle connections, 64 threads). Here waiting connections are served newest first: the
-//! accept loop never waits, and a probe that arrives after a flood gets the next free thread.
-//! At most kMaxPendingConnections wait (each is a descriptor, which gRPC needs too); past that
-//! the accept loop waits and the kernel's backlog holds the rest.
-class NewestFirstPool final : public httplib::TaskQueue {
- public:
-  NewestFirstPool(size_t threads, size_t max_pending) : max_pending_(max_pending) {
-    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
-  }
-  ~NewestFirstPool() override { shutdown(); }
-
-  void enqueue(std::function<void()> fn) override {
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &NewestFirstPool::HasRoom));
-      if (!stopping_) {
-        pending_.push_back(std::move(fn));
-        return;
-      }
-    }
-    fn();  // after shutdown: served (and closed) here
-  }
-
-  void shutdown() override {
-    {
-      absl::MutexLock lock(&mu_);
-      if (stopping_) return;
-      stopping_ = true;
-    }
-    for (auto& t : threads_) t.join();  // the workers serve what is pending first
-  }
-
- private:
-  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || pending_.size() < max_pending_;
-  }
-  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !pending_.empty(); }
-  void Work() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        absl::MutexLock lock(&mu_);
-        mu_.Await(absl::Condition(this, &NewestFirstPool::HasWork));
-        if (pending_.empty()) return;  // stopping, nothing left
-        fn = std::move(pending_.back());
-        pending_.pop_back();
-      }
-      fn();
-    }
-  }
-
-  const size_t max_pending_;
-  absl::Mutex mu_;
-  std::vector<std::function<void()>> pending_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> threads_;
-};
 
 //! cpp-httplib serves a connection on one pool thread until the client is idle for the keep-alive
 //! timeout or a read stalls for the read timeout; its default pool is 8 threads and 5 s, so 20
@@ -193,9 +114,7 @@ class NewestFirstPool final : public httplib::TaskQueue {
 //! keep slow and idle clients from starving /healthz; ranges (unneeded by any monitoring client,
 //! and amplifying when many are asked for) are refused.
 void Harden(httplib::Server& server) {
-  server.new_task_queue = [] {
-    return new NewestFirstPool(kMonitoringThreads, kMaxPendingConnections);
-  };
+  http::ServeNewestFirst(server, kMonitoringThreads, kMaxPendingConnections);
   server.set_read_timeout(2);
   server.set_write_timeout(5);
   server.set_keep_alive_timeout(2);
@@ -226,83 +145,33 @@ absl::StatusOr<std::unique_ptr<MonitoringServer>> MonitoringServer::Start(
   if (!config.token_dir().empty()) {
     RDG_ASSIGN_OR_RETURN(m->admin_tokens_, AdministratorTokens::Load(config.token_dir()));
   }
+  std::unique_ptr<httplib::Server> server;
   if (m->tls_) {
-    const rdg::v1::TlsConfig t = tls;
-    std::string error;
-    auto server = std::make_unique<httplib::SSLServer>([&t, &error](SSL_CTX& ctx) {
-      SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-      if (SSL_CTX_use_certificate_chain_file(&ctx, t.cert_file().c_str()) != 1 ||
-          SSL_CTX_use_PrivateKey_file(&ctx, t.key_file().c_str(), SSL_FILETYPE_PEM) != 1 ||
-          SSL_CTX_load_verify_locations(&ctx, t.ca_file().c_str(), nullptr) != 1) {
-        error = "cannot load tls.cert_file, tls.key_file or tls.ca_file for the monitoring port";
-        return false;
-      }
-      // A client certificate is optional (a token will do) but verified when presented.
-      SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
-      return true;
-    });
-    if (!server->is_valid()) {
-      return absl::InvalidArgumentError(error.empty() ? "cannot set up TLS for monitoring" : error);
-    }
-    m->server_ = std::move(server);
+    // A client certificate is optional (a token will do) but verified when presented.
+    RDG_ASSIGN_OR_RETURN(
+        server, http::TlsServer(tls, http::ClientCertificates::kOptional, "the monitoring port"));
   } else {
-    m->server_ = std::make_unique<httplib::Server>();
+    server = std::make_unique<httplib::Server>();
   }
-  std::pair<std::string, std::string> host_port =
-      absl::StrSplit(config.listen(), absl::MaxSplits(':', 1));
-  if (host_port.first.size() > 2 && host_port.first.front() == '[') {  // [::1]:9464
-    const auto close = config.listen().find("]:");
-    host_port = {config.listen().substr(1, close - 1), config.listen().substr(close + 2)};
-  }
-  int port = 0;
-  if (!absl::SimpleAtoi(host_port.second, &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("monitoring.listen must be HOST:PORT, not \"", config.listen(), "\""));
-  }
-  Harden(*m->server_);
+  Harden(*server);
+  m->server_ = server.get();
   m->Route();
-  // Debian's cpp-httplib is a compiled library: it listens with the backlog of 5 it was built
-  // with, whatever CPPHTTPLIB_LISTEN_BACKLOG says here. With 5, a burst of connections overflows
-  // the accept queue and a probe behind it waits for TCP retransmissions (seconds, doubling).
-  // The listening socket is caught as it is created, and listen() called again with a larger
-  // backlog (Linux changes the backlog of a listening socket in place).
-  auto listening_fd = std::make_shared<int>(-1);  // the server keeps the callback
-  m->server_->set_socket_options([listening_fd](int fd) {
-    int yes = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));  // not SO_REUSEPORT
-    *listening_fd = fd;
-  });
-  m->port_ = port == 0 ? m->server_->bind_to_any_port(host_port.first)
-                       : (m->server_->bind_to_port(host_port.first, port) ? port : -1);
-  if (m->port_ <= 0 || *listening_fd < 0 || ::listen(*listening_fd, kListenBacklog) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", config.listen(),
-                                               " for monitoring (address in use or not local?)"));
-  }
-  httplib::Server* server = m->server_.get();
-  auto returned = std::make_shared<std::atomic<bool>>(false);
-  m->thread_ = std::thread([server, returned] {
-    server->listen_after_bind();
-    *returned = true;
-  });
-  // cpp-httplib 0.11's stop() does nothing until listen_after_bind has marked the server as
-  // running, so a stop before that (SIGTERM right after start) would leave the thread in
-  // accept() and the destructor waiting for it for ever. Return only once it runs (or ended).
-  while (!server->is_running() && !*returned) std::this_thread::yield();
+  RDG_ASSIGN_OR_RETURN(m->listening_, http::Listening::Start(std::move(server), config.listen(),
+                                                             kListenBacklog, "monitoring"));
   return m;
 }
 
-MonitoringServer::~MonitoringServer() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
+MonitoringServer::MonitoringServer() = default;
+
+MonitoringServer::~MonitoringServer() { listening_.reset(); }
+
+int MonitoringServer::port() const { return listening_->port(); }
 
 MonitoringServer::Caller MonitoringServer::Check(const httplib::Request& req) const {
   Caller c;
-  c.peer =
-      absl::StrCat(absl::StrContains(req.remote_addr, ':') ? "ipv6:[" : "ipv4:", req.remote_addr,
-                   absl::StrContains(req.remote_addr, ':') ? "]:" : ":", req.remote_port);
+  c.peer = http::PeerAddress(req);
   if (tls_) {
-    const std::string pem = PeerCertificatePem(req);
+    const std::string pem = http::PeerCertificatePem(req);
     if (!pem.empty()) {
       auto who = auth::PrincipalFromCertificate(pem, *directory_);
       c.subject = who.ok() ? who->subject : "";

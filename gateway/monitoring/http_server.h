@@ -31,6 +31,9 @@ namespace httplib {
 class Server;
 struct Request;
 }  // namespace httplib
+namespace rdg::http {
+class Listening;
+}  // namespace rdg::http
 
 namespace rdg::monitoring {
 
@@ -52,10 +55,10 @@ class MonitoringServer {
       const config::InstitutionDirectory& directory, Handlers handlers);
   ~MonitoringServer();
 
-  int port() const { return port_; }
+  int port() const;
 
  private:
-  MonitoringServer() = default;
+  MonitoringServer();
   void Route();
 
   enum class Access { kAllowed, kUnauthenticated, kForbidden };
@@ -75,7 +78,7 @@ class MonitoringServer {
   //! The record of a view; refusals at most once a minute per address (counting the rest).
   absl::Status Audit(const Caller& caller, absl::string_view action) const;
 
-  std::unique_ptr<httplib::Server> server_;
+  httplib::Server* server_ = nullptr;  //!< routed before listening_ owns it
   const config::InstitutionDirectory* directory_ = nullptr;
   Handlers handlers_;
   std::string token_;       //!< the service token (monitoring.token_file)
@@ -83,8 +86,7 @@ class MonitoringServer {
   std::unique_ptr<AdministratorTokens> admin_tokens_;  //!< monitoring.token_dir
   mutable AuditThrottle refusals_;
   bool tls_ = false;
-  int port_ = 0;
-  std::thread thread_;
+  std::unique_ptr<http::Listening> listening_;
 };
 
 }  // namespace rdg::monitoring

@@ -51,6 +51,10 @@ class ExamStore {
       absl::Span<const NewObject> batch) = 0;
   virtual absl::StatusOr<ExamPage> ListExams(const ExamQuery& query) = 0;
   virtual absl::StatusOr<std::optional<ExamRecord>> GetExam(const std::string& exam_id) = 0;
+  //! The exams of a Study Instance UID, of every institution (usually one), by exam id. The
+  //! caller decides which of them its principal may see.
+  virtual absl::StatusOr<std::vector<ExamRecord>> FindExamsByStudy(
+      const std::string& study_instance_uid) = 0;
   virtual absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) = 0;
   //! Up to `limit` objects of the exam after `after`, in the order of ListObjects.
   virtual absl::StatusOr<std::vector<ObjectRecord>> ListObjectsPage(

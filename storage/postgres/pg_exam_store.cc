@@ -311,6 +311,16 @@ absl::StatusOr<std::optional<ExamRecord>> PgExamStore::GetExam(const std::string
   return ReadExam(*r, 0);
 }
 
+absl::StatusOr<std::vector<ExamRecord>> PgExamStore::FindExamsByStudy(
+    const std::string& study_instance_uid) {
+  static constexpr char kFind[] = "SELECT " RDG_EXAM_COLUMNS
+                                  " FROM exams WHERE study_instance_uid = $1 "
+                                  "ORDER BY exam_id LIMIT 100";
+  auto r = pool_.Query(kFind, {P(study_instance_uid)});
+  if (!r.ok()) return r.status();
+  return ReadRows(*r, [](const Result& res, int row) { return ReadExam(res, row); });
+}
+
 absl::StatusOr<std::vector<ObjectRecord>> PgExamStore::ListObjects(const std::string& exam_id) {
   static constexpr char kList[] = "SELECT " RDG_OBJECT_COLUMNS
                                   " FROM objects WHERE exam_id = $1 "

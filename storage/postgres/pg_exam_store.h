@@ -28,6 +28,8 @@ class PgExamStore : public ExamStore {
       absl::Span<const NewObject> batch) override;
   absl::StatusOr<ExamPage> ListExams(const ExamQuery& query) override;
   absl::StatusOr<std::optional<ExamRecord>> GetExam(const std::string& exam_id) override;
+  absl::StatusOr<std::vector<ExamRecord>> FindExamsByStudy(
+      const std::string& study_instance_uid) override;
   absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) override;
   absl::StatusOr<std::vector<ObjectRecord>> ListObjectsPage(
       const std::string& exam_id, const std::optional<ObjectCursor>& after, int limit) override;

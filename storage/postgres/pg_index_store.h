@@ -83,6 +83,10 @@ class PostgresIndexStore final : public IndexStore {
   absl::StatusOr<std::optional<ExamRecord>> GetExam(const std::string& exam_id) override {
     return exams_.GetExam(exam_id);
   }
+  absl::StatusOr<std::vector<ExamRecord>> FindExamsByStudy(
+      const std::string& study_instance_uid) override {
+    return exams_.FindExamsByStudy(study_instance_uid);
+  }
   absl::StatusOr<std::vector<ObjectRecord>> ListObjects(const std::string& exam_id) override {
     return exams_.ListObjects(exam_id);
   }

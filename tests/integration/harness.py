@@ -239,6 +239,7 @@ class Gateway:
         ports = text.split()
         self.port = int(ports[0])
         self.monitoring_port = int(ports[1]) if len(ports) > 1 else 0
+        self.dicomweb_port = int(ports[2]) if len(ports) > 2 else 0
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30.0):

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import urllib.error
 import urllib.request
 
 from harness import PYDICOM_FILES, wait_for, without_trailing_padding
@@ -47,6 +48,8 @@ class OrthancPeer:
         self.log_path = os.path.join(workdir, "orthanc.log")
         self.dicom_port = self.http_port = None
         self.proc = None
+        # More configuration (plugins, DICOMweb servers), merged over the defaults at start.
+        self.extra_config = {}
 
     @property
     def url(self):
@@ -63,6 +66,7 @@ class OrthancPeer:
             "AuthenticationEnabled": False, "OrthancExplorerEnabled": False,
             "SaveJobs": False,
         }
+        config.update(self.extra_config)
         with open(self.config_path, "w") as f:
             json.dump(config, f, indent=2)
 
@@ -132,6 +136,14 @@ class OrthancPeer:
 
     def _get(self, path, body=None):
         return json.loads(self._request(path, body))
+
+    def post(self, path, body):
+        """POSTs `body` (JSON) to the REST API; its JSON answer. An HTTP error raises with
+        Orthanc's explanation."""
+        try:
+            return self._get(path, body)
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"Orthanc {path}: {e.code} {e.read().decode(errors='replace')}")
 
     def _lookup(self, uid, kind):
         """Orthanc's identifier of the resource of type `kind` (Study, Instance) with `uid`."""

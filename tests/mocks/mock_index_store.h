@@ -29,6 +29,8 @@ class MockIndexStore : public IndexStore {
               (absl::Span<const NewObject>), (override));
   MOCK_METHOD(absl::StatusOr<ExamPage>, ListExams, (const ExamQuery&), (override));
   MOCK_METHOD(absl::StatusOr<std::optional<ExamRecord>>, GetExam, (const std::string&), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<ExamRecord>>, FindExamsByStudy, (const std::string&),
+              (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ObjectRecord>>, ListObjects, (const std::string&),
               (override));
   MOCK_METHOD(absl::StatusOr<std::vector<ObjectRecord>>, ListObjectsPage,

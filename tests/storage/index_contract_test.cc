@@ -64,6 +64,15 @@ TYPED_TEST(IndexContractTest, GroupsInstancesByStudyPerInstitution) {
   EXPECT_EQ(events[0].state, ExamState::kReceived);
   EXPECT_EQ(events[0].actor, "tester");
   EXPECT_EQ(this->store_->ListObjects(r[0]->exam_id)->size(), 2u);
+  // By study (DICOMweb): both institutions' exams; the caller picks what its principal sees.
+  auto by_study = this->store_->FindExamsByStudy("1.2.3");
+  ASSERT_TRUE(by_study.ok()) << by_study.status();
+  ASSERT_EQ(by_study->size(), 2u);
+  std::vector<std::string> origins = {(*by_study)[0].origin_institution,
+                                      (*by_study)[1].origin_institution};
+  std::sort(origins.begin(), origins.end());
+  EXPECT_EQ(origins, (std::vector<std::string>{"c1", "c2"}));
+  EXPECT_TRUE(this->store_->FindExamsByStudy("1.2.4")->empty());
 }
 
 TYPED_TEST(IndexContractTest, DuplicateAndConflictInOneBatch) {

@@ -1,4 +1,4 @@
--- RDG index, version 17: pushes to the hospitals' own systems (issue 20).
+-- RDG index, version 17: pushes to the hospitals' own systems (issue 20), and the exams by study.
 -- outbound_jobs: the durable queue of what RDG owes a destination (a PACS, a HIS): one row per
 --   destination, kind (1 images, 2 SR, 3 PDF, 4 ORU) and report version; state 1 pending,
 --   2 sent, 3 failed (refused for good, waits for an administrator).
@@ -27,3 +27,7 @@ CREATE TABLE outbound_plan (
   planned_through INTEGER NOT NULL
 );
 INSERT INTO outbound_plan (id, planned_through) SELECT 1, COALESCE(MAX(seq), 0) FROM reports;
+
+-- DICOMweb finds a study by its Study Instance UID alone (the exams' unique key leads with the
+-- institution).
+CREATE INDEX exams_by_study ON exams (study_instance_uid);

@@ -1,0 +1,225 @@
+#include "gateway/dicomweb/dicom_json.h"
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "dcmtk/config/osconfig.h"  // first of DCMTK's headers
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcjson.h"
+#include "dcmtk/dcmdata/dcxfer.h"
+#include "nlohmann/json.hpp"
+
+namespace rdg::dicomweb {
+namespace {
+
+using nlohmann::json;
+
+void Put(json& out, const char* tag, const char* vr, const std::string& value) {
+  json& e = out[tag];
+  e["vr"] = vr;
+  if (!value.empty()) e["Value"] = json::array({value});
+}
+
+void PutInt(json& out, const char* tag, const char* vr, int64_t value) {
+  out[tag] = {{"vr", vr}, {"Value", json::array({value})}};
+}
+
+//! A PN as its JSON object: "FAMILY^GIVEN=汉字^名" → Alphabetic, Ideographic, Phonetic.
+void PutName(json& out, const char* tag, const std::string& pn) {
+  json& e = out[tag];
+  e["vr"] = "PN";
+  if (pn.empty()) return;
+  std::vector<std::string> groups = absl::StrSplit(pn, '=');
+  json name = json::object();
+  const char* keys[] = {"Alphabetic", "Ideographic", "Phonetic"};
+  for (size_t i = 0; i < groups.size() && i < 3; ++i) {
+    if (!groups[i].empty()) name[keys[i]] = groups[i];
+  }
+  e["Value"] = json::array({name});
+}
+
+void PutStudy(json& out, const storage::ExamRecord& exam) {
+  Put(out, "00080005", "CS", "ISO_IR 192");
+  Put(out, "00080020", "DA", exam.study_date);
+  Put(out, "00080030", "TM", exam.study_time);
+  Put(out, "00080050", "SH", exam.accession_number);
+  Put(out, "00081030", "LO", exam.study_description);
+  PutName(out, "00100010", exam.patient.name);
+  Put(out, "00100020", "LO", exam.patient.patient_id);
+  Put(out, "00100021", "LO", exam.patient.id_issuer);
+  Put(out, "00100030", "DA", exam.patient.birth_date);
+  Put(out, "00100040", "CS", exam.patient.sex);
+  Put(out, "0020000D", "UI", exam.study_instance_uid);
+}
+
+std::string StudyUrl(absl::string_view base, const storage::ExamRecord& exam) {
+  return absl::StrCat(base, "/studies/", exam.study_instance_uid);
+}
+
+//! Bulk data elements: their values are served at a BulkDataURI, not inline.
+class BulkDataFormat final : public DcmJsonFormatCompact {
+ public:
+  explicit BulkDataFormat(std::string instance_url)
+      : DcmJsonFormatCompact(OFFalse), instance_url_(std::move(instance_url)) {}
+  OFBool asBulkDataURI(const DcmTagKey& tag, OFString& uri) override {
+    const bool bulk = tag == DCM_PixelData || tag == DCM_EncapsulatedDocument ||
+                      tag == DCM_WaveformData || tag == DCM_FloatPixelData ||
+                      tag == DCM_DoubleFloatPixelData ||
+                      ((tag.getGroup() & 0xFF01) == 0x6000 && tag.getElement() == 0x3000);
+    if (!bulk) return OFFalse;
+    uri = absl::StrFormat("%s/bulkdata/%04X%04X", instance_url_, tag.getGroup(), tag.getElement())
+              .c_str();
+    return OFTrue;
+  }
+
+ private:
+  const std::string instance_url_;
+};
+
+}  // namespace
+
+std::vector<SeriesSummary> SeriesOf(const std::vector<storage::ObjectRecord>& objects) {
+  std::vector<SeriesSummary> out;
+  std::map<std::string, size_t> index;
+  for (const storage::ObjectRecord& o : objects) {
+    if (o.kind != storage::ObjectKind::kDicom || o.series_instance_uid.empty()) continue;
+    auto [it, added] = index.emplace(o.series_instance_uid, out.size());
+    if (added) out.push_back({o.series_instance_uid, o.modality, {}});
+    out[it->second].instances.push_back(&o);
+  }
+  return out;
+}
+
+std::string StudyJson(const storage::ExamRecord& exam, const std::vector<SeriesSummary>& series,
+                      absl::string_view base) {
+  json out = json::object();
+  PutStudy(out, exam);
+  json modalities = json::array();
+  size_t instances = 0;
+  for (const SeriesSummary& s : series) {
+    instances += s.instances.size();
+    if (!s.modality.empty() &&
+        std::find(modalities.begin(), modalities.end(), s.modality) == modalities.end()) {
+      modalities.push_back(s.modality);
+    }
+  }
+  out["00080061"] = {{"vr", "CS"}};
+  if (!modalities.empty()) out["00080061"]["Value"] = modalities;
+  Put(out, "00081190", "UR", StudyUrl(base, exam));
+  PutInt(out, "00201206", "IS", static_cast<int64_t>(series.size()));
+  PutInt(out, "00201208", "IS", static_cast<int64_t>(instances));
+  return out.dump();
+}
+
+std::string SeriesJson(const storage::ExamRecord& exam, const SeriesSummary& series,
+                       absl::string_view base) {
+  json out = json::object();
+  Put(out, "00080005", "CS", "ISO_IR 192");
+  Put(out, "00080060", "CS", series.modality);
+  Put(out, "0020000D", "UI", exam.study_instance_uid);
+  Put(out, "0020000E", "UI", series.series_instance_uid);
+  Put(out, "00081190", "UR",
+      absl::StrCat(StudyUrl(base, exam), "/series/", series.series_instance_uid));
+  PutInt(out, "00201209", "IS", static_cast<int64_t>(series.instances.size()));
+  return out.dump();
+}
+
+std::string InstanceJson(const storage::ExamRecord& exam, const storage::ObjectRecord& object,
+                         absl::string_view base) {
+  json out = json::object();
+  Put(out, "00080005", "CS", "ISO_IR 192");
+  Put(out, "00080016", "UI", object.sop_class_uid);
+  Put(out, "00080018", "UI", object.sop_instance_uid);
+  Put(out, "00080060", "CS", object.modality);
+  Put(out, "00083002", "UI", object.transfer_syntax_uid);
+  Put(out, "0020000D", "UI", exam.study_instance_uid);
+  Put(out, "0020000E", "UI", object.series_instance_uid);
+  PutInt(out, "00200013", "IS", object.instance_number);
+  Put(out, "00081190", "UR",
+      absl::StrCat(StudyUrl(base, exam), "/series/", object.series_instance_uid, "/instances/",
+                   object.sop_instance_uid));
+  return out.dump();
+}
+
+absl::StatusOr<std::string> InstanceMetadataJson(const std::string& path,
+                                                 absl::string_view instance_url) {
+  DcmFileFormat file;
+  if (OFCondition c = file.loadFile(path.c_str()); c.bad()) {
+    return absl::InternalError(absl::StrCat("cannot read a stored instance: ", c.text()));
+  }
+  // The index stores text as UTF-8 and so does DICOM JSON: convert the data set's own
+  // character set (GB18030, …) first.
+  (void)file.convertToUTF8();  // unknown character sets stay as they are
+  BulkDataFormat format{std::string(instance_url)};
+  // DcmDataset::writeJson writes the attributes only: the object's braces are the caller's.
+  std::ostringstream out;
+  out << "{";
+  if (OFCondition c = file.getDataset()->writeJson(out, format); c.bad()) {
+    return absl::InternalError(absl::StrCat("cannot write an instance's metadata: ", c.text()));
+  }
+  out << "}";
+  return out.str();
+}
+
+absl::StatusOr<std::string> BulkData(const std::string& path, uint16_t group, uint16_t element) {
+  DcmFileFormat file;
+  if (OFCondition c = file.loadFile(path.c_str()); c.bad()) {
+    return absl::InternalError(absl::StrCat("cannot read a stored instance: ", c.text()));
+  }
+  DcmElement* e = nullptr;
+  if (file.getDataset()->findAndGetElement(DcmTagKey(group, element), e).bad() || e == nullptr) {
+    return absl::NotFoundError(absl::StrFormat("no (%04X,%04X) in this instance", group, element));
+  }
+  if (e->getLength() == 0) return std::string();
+  if (e->getTag() == DCM_PixelData &&
+      DcmXfer(file.getDataset()->getOriginalXfer()).isEncapsulated()) {
+    return absl::UnimplementedError("compressed pixel data is served with the instance only");
+  }
+  // The value as stored in memory: little endian on this host, as the data set's own when it
+  // is little endian (the transfer syntaxes RDG receives in practice).
+  const void* value = nullptr;
+  OFCondition c;
+  switch (e->getVR()) {
+    case EVR_OW: {
+      Uint16* v = nullptr;
+      c = e->getUint16Array(v);
+      value = v;
+      break;
+    }
+    case EVR_OF: {
+      Float32* v = nullptr;
+      c = e->getFloat32Array(v);
+      value = v;
+      break;
+    }
+    case EVR_OD: {
+      Float64* v = nullptr;
+      c = e->getFloat64Array(v);
+      value = v;
+      break;
+    }
+    case EVR_OL: {
+      Uint32* v = nullptr;
+      c = e->getUint32Array(v);
+      value = v;
+      break;
+    }
+    default: {
+      Uint8* v = nullptr;
+      c = e->getUint8Array(v);
+      value = v;
+      break;
+    }
+  }
+  if (c.bad() || value == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot read the element's value: ", c.text()));
+  }
+  return std::string(static_cast<const char*>(value), e->getLength());
+}
+
+}  // namespace rdg::dicomweb
