@@ -793,20 +793,22 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
 
 //! DICOMweb on config.dicomweb.listen, when set.
 absl::StatusOr<DicomWeb> StartDicomWeb(const rdg::v1::GatewayConfig& config, const Policy& policy,
-                                       const Stores& stores, const Desks& desks,
-                                       const Clock& clock) {
+                                       const Stores& stores, const Ingest& ingest,
+                                       const Desks& desks, const Clock& clock) {
   DicomWeb d;
   if (config.dicomweb().listen().empty()) return d;
   storage::IndexStore& index = *stores.index;
   d.access = std::make_unique<dicomweb::StudyAccess>(
       dicomweb::StudyAccess::Stores{index.exams(), index.audit()}, *desks.reading, clock);
   signing::RevocationList* revocations = desks.revocations.get();
-  RDG_ASSIGN_OR_RETURN(d.server, dicomweb::DicomWebServer::Start(
-                                     config.dicomweb(), config.tls(),
-                                     {*d.access, index.exams(), *stores.blob_files,
-                                      *policy.directory, [revocations](absl::string_view pem) {
-                                        return revocations->RevokedAt(pem).has_value();
-                                      }}));
+  RDG_ASSIGN_OR_RETURN(
+      d.server,
+      dicomweb::DicomWebServer::Start(
+          config.dicomweb(), config.tls(),
+          {*d.access, index.exams(), *stores.blob_files, *policy.directory,
+           [revocations](absl::string_view pem) { return revocations->RevokedAt(pem).has_value(); },
+           ingest.ingestor.get(), config.data_dir() + "/uploads",
+           config.limits().max_object_bytes()}));
   return d;
 }
 
@@ -848,7 +850,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Start(const rdg::v1::GatewayCo
   RDG_ASSIGN_OR_RETURN(
       c->monitoring, StartMonitoring(config, c->policy, c->stores, c->ingest, c->desks, c->serving,
                                      c->audit_export.get(), clock));
-  RDG_ASSIGN_OR_RETURN(c->dicomweb, StartDicomWeb(config, c->policy, c->stores, c->desks, clock));
+  RDG_ASSIGN_OR_RETURN(c->dicomweb,
+                       StartDicomWeb(config, c->policy, c->stores, c->ingest, c->desks, clock));
   c->outbound = StartOutbound(config, c->policy, c->stores, clock);
   c->housekeeper = StartHousekeeping(*c);
   return std::unique_ptr<Gateway>(new Gateway(std::move(c)));

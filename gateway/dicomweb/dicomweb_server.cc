@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -12,7 +14,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gateway/auth/principal.h"
+#include "gateway/auth/rbac.h"
 #include "gateway/dicomweb/dicom_json.h"
+#include "gateway/dicomweb/multipart_reader.h"
+#include "gateway/dicomweb/stow.h"
 #include "gateway/http/https_server.h"
 #include "glog/logging.h"
 #include "storage/base/digest.h"
@@ -28,6 +33,8 @@ constexpr size_t kMaxPending = 256;
 //! Studies a search looks through (a clinic's newest, a reader's worklist): QIDO filters them.
 constexpr size_t kSearchScope = 5000;
 constexpr size_t kChunk = 256 * 1024;
+//! What a refused STOW-RS request is read of before its answer (then the connection closes).
+constexpr size_t kMaxDrainedBytes = 64 << 20;
 constexpr char kDicomJson[] = "application/dicom+json";
 
 int HttpStatus(const absl::Status& s) {
@@ -137,7 +144,8 @@ absl::StatusOr<std::unique_ptr<DicomWebServer>> DicomWebServer::Start(
   server->set_read_timeout(10);
   server->set_write_timeout(60);  // a viewer on a slow county link reads a large study
   server->set_keep_alive_timeout(10);
-  server->set_payload_max_length(64 * 1024);  // no request body is read yet (no STOW-RS)
+  // STOW-RS bodies are read as they come, each instance bounded by limits.max_object_bytes.
+  server->set_payload_max_length(std::numeric_limits<size_t>::max());
   d->Route(*server);
   RDG_ASSIGN_OR_RETURN(d->listening_, http::Listening::Start(std::move(server), config.listen(),
                                                              kListenBacklog, "dicomweb"));
@@ -187,9 +195,27 @@ void DicomWebServer::Route(httplib::Server& s) {
     };
   };
 
+  s.Post(R"(/dicomweb/studies)", [this, cors, caller](const httplib::Request& req,
+                                                      httplib::Response& res,
+                                                      const httplib::ContentReader& content) {
+    cors(req, res);
+    absl::StatusOr<auth::Principal> who = caller(req);
+    absl::Status allowed =
+        who.ok() ? auth::Authorize(*who, auth::Permission::kUpload) : who.status();
+    if (!allowed.ok()) {
+      // Read (a bounded part of) what the client is sending, so that it reads the
+      // refusal rather than a reset connection.
+      size_t drained = 0;
+      content([&drained](const char*, size_t n) { return (drained += n) < kMaxDrainedBytes; });
+      Fail(res, allowed);
+      return;
+    }
+    if (absl::Status s = Stow(*who, req, res, content); !s.ok()) Fail(res, s);
+  });
+
   s.Options(R"(/dicomweb/.*)", [cors](const httplib::Request& req, httplib::Response& res) {
     cors(req, res);
-    res.set_header("Access-Control-Allow-Methods", "GET, OPTIONS");
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
     res.set_header("Access-Control-Allow-Headers", "Accept, Content-Type");
     res.set_header("Access-Control-Max-Age", "600");
     res.status = 204;
@@ -415,6 +441,39 @@ void DicomWebServer::Route(httplib::Server& s) {
                          boundary));
         return absl::OkStatus();
       }));
+}
+
+absl::Status DicomWebServer::Stow(const auth::Principal& who, const httplib::Request& req,
+                                  httplib::Response& res, const httplib::ContentReader& content) {
+  if (deps_.ingestor == nullptr) return absl::UnimplementedError("STOW-RS is not served here");
+  const std::string type = req.get_header_value("Content-Type");
+  const std::string parts = ParameterOf(type, "type");
+  if (MediaTypeOf(type) != "multipart/related" || BoundaryOf(type).empty() ||
+      (!parts.empty() && MediaTypeOf(parts) != "application/dicom")) {
+    res.status = 415;
+    res.set_content("STOW-RS takes multipart/related; type=\"application/dicom\"; boundary=…\n",
+                    "text/plain; charset=utf-8");
+    return absl::OkStatus();
+  }
+  StowRequest stow(*deps_.ingestor, deps_.exams, who, deps_.staging_dir, deps_.max_object_bytes);
+  MultipartReader reader(
+      BoundaryOf(type),
+      {[&stow](const std::map<std::string, std::string>& h) { return stow.Begin(h); },
+       [&stow](absl::string_view data) { return stow.Write(data); },
+       [&stow]() { return stow.End(); }});
+  const bool read = content(
+      [&reader](const char* data, size_t n) { return reader.Feed(absl::string_view(data, n)); });
+  if (!read || !reader.finished()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the multipart body is malformed: ",
+        reader.error().empty() ? "it ends before its closing boundary" : reader.error(),
+        stow.outcomes().empty()
+            ? ""
+            : absl::StrCat(" (", stow.outcomes().size(), " parts before it were processed)")));
+  }
+  res.status = stow.HttpStatus();
+  res.set_content(stow.ResponseJson(BaseUrl(req)), kDicomJson);
+  return absl::OkStatus();
 }
 
 }  // namespace rdg::dicomweb

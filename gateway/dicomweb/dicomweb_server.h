@@ -10,6 +10,8 @@
 //                                                                   type="application/dicom"
 //   GET …/metadata                                                  application/dicom+json
 //   GET studies/{s}/series/{se}/instances/{i}/bulkdata/{GGGGEEEE}  a bulk data value
+//   POST studies   STOW-RS: multipart/related; type="application/dicom" (a clinic's, stored and
+//                  routed as a gRPC upload, stow.h)
 //
 // Instances are sent as they are stored (the part's transfer-syntax parameter names theirs),
 // streamed from their blob files — a study is never held in memory. Browsers of the origins in
@@ -24,12 +26,14 @@
 #include "absl/strings/string_view.h"
 #include "gateway/config/institution_directory.h"
 #include "gateway/dicomweb/study_access.h"
+#include "gateway/ingest/ingestor.h"
 #include "rdg/v1/config.pb.h"
 #include "storage/file_blob_store.h"
 #include "storage/index/exam_store.h"
 
 namespace httplib {
 class Server;
+class ContentReader;
 struct Request;
 struct Response;
 }  // namespace httplib
@@ -48,6 +52,10 @@ class DicomWebServer {
     const config::InstitutionDirectory& directory;
     //! Whether a client certificate (PEM) was revoked; none: never.
     std::function<bool(absl::string_view pem)> revoked;
+    //! STOW-RS stores through it (none: STOW-RS is refused), staging parts in `staging_dir`.
+    ingest::Ingestor* ingestor = nullptr;
+    std::string staging_dir;
+    int64_t max_object_bytes = 0;
   };
   static absl::StatusOr<std::unique_ptr<DicomWebServer>> Start(
       const rdg::v1::DicomWebConfig& config, const rdg::v1::TlsConfig& tls, Dependencies deps);
@@ -58,6 +66,9 @@ class DicomWebServer {
  private:
   DicomWebServer(const rdg::v1::DicomWebConfig& config, Dependencies deps);
   void Route(httplib::Server& server);
+  //! POST studies: the instances of a multipart/related body, each stored as an upload.
+  absl::Status Stow(const auth::Principal& who, const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader& content);
 
   const rdg::v1::DicomWebConfig config_;
   Dependencies deps_;

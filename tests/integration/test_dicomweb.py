@@ -4,10 +4,12 @@ UTF-8 by 张*), the instances byte for byte as uploaded, streamed as multipart/r
 metadata with the pixel data as a BulkDataURI that resolves; another clinic, an administrator and
 a reader of another county get nothing; a reader of the exam's desk sees it in QIDO but retrieves
 it only once they claim it; CORS for a configured viewer's origin only; no client certificate, no
-connection. Then Orthanc's DICOMweb plugin, as a county PACS with a clinic's certificate,
+connection; STOW-RS stores and routes like an upload, refusing what is not DICOM part by part,
+and a repeat is a duplicate. Then Orthanc's DICOMweb plugin, as a county PACS with a clinic's certificate,
 retrieves the study from RDG over DICOMweb."""
 import email.parser
 import email.policy
+import io
 import json
 import os
 import subprocess
@@ -32,7 +34,7 @@ class DicomWebTest(harness.GatewayTestCase):
         super().setUp()
         self.base = f"https://127.0.0.1:{self.gateway.dicomweb_port}/dicomweb"
 
-    def curl(self, who, path, accept=None, method="GET", headers=(), check=True):
+    def curl(self, who, path, accept=None, method="GET", headers=(), check=True, data=None):
         """(status, headers, body bytes) of `path` asked with `who`'s certificate (None: none)."""
         out = os.path.join(self.workdir, "body")
         head = os.path.join(self.workdir, "head")
@@ -45,6 +47,8 @@ class DicomWebTest(harness.GatewayTestCase):
             argv += ["-H", f"Accept: {accept}"]
         for h in headers:
             argv += ["-H", h]
+        if data:
+            argv += ["--data-binary", "@" + data]
         proc = subprocess.run(argv + [self.base + path], capture_output=True, text=True)
         if proc.returncode != 0:
             if check:
@@ -175,6 +179,86 @@ class DicomWebTest(harness.GatewayTestCase):
                          sorted(harness.read_bytes(p) for p in paths))
         # Another reader of the same desk, without the claim: refused, with the reason.
         self.assertEqual(self.curl("reader-a-rad2", f"/studies/{study}")[0], 403)
+
+    def stow(self, who, parts, boundary="rdg-stow-test"):
+        """POSTs `parts` ((content type, bytes)) as a STOW-RS request; (status, JSON answer)."""
+        body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: " + t.encode() +
+                        b"\r\n\r\n" + data + b"\r\n" for t, data in parts)
+        body += b"--" + boundary.encode() + b"--\r\n"
+        path = os.path.join(self.workdir, "stow-body")
+        with open(path, "wb") as f:
+            f.write(body)
+        status, _, answer = self.curl(
+            who, "/studies", method="POST",
+            headers=[f'Content-Type: multipart/related; type="application/dicom"; '
+                     f'boundary={boundary}', "Accept: application/dicom+json"],
+            data=path)
+        return status, (json.loads(answer) if answer.startswith(b"{") else answer.decode())
+
+    def test_stow_rs_stores_and_routes_like_an_upload(self):
+        study, series = generate_uid(), generate_uid()
+        files = []
+        for n in range(2):
+            ds = pydicom.dcmread(CT_SMALL)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.SpecificCharacterSet = "ISO_IR 192"
+            ds.PatientName, ds.PatientID = "Li^Si=李^四", "HB-0077"
+            files.append(harness.read_bytes(harness.write_dicom(
+                ds, os.path.join(self.workdir, f"{ds.SOPInstanceUID}.dcm"))))
+        status, answer = self.stow("clinic-a1", [
+            ("application/dicom", files[0]), ("application/dicom", files[1]),
+            ("application/dicom", b"not a DICOM file at all"),
+            ("text/plain", b"a note")])
+        self.assertEqual(status, 202, answer)  # some stored, some failed
+        stored = answer["00081199"]["Value"]
+        failed = answer["00081198"]["Value"]
+        self.assertEqual(len(stored), 2)
+        self.assertEqual(len(failed), 2)
+        self.assertEqual({f["00081197"]["Value"][0] for f in failed}, {0xC000})
+        self.assertEqual(sorted(i["00081155"]["Value"][0] for i in stored),
+                         sorted(pydicom.dcmread(io.BytesIO(f)).SOPInstanceUID for f in files))
+        self.assertEqual(stored[0]["00081150"]["Value"][0], "1.2.840.10008.5.1.4.1.1.2")
+        self.assertEqual(answer["00081190"]["Value"][0], f"{self.base}/studies/{study}")
+
+        # Stored as an upload: the clinic's exam, routed to county A's imaging desk, the bytes
+        # retrievable as sent.
+        exams = self.clinic("clinic-a1").json("exams")["exams"]
+        exam = next(e for e in exams if e["study_instance_uid"] == study)
+        self.assertEqual(exam["state"], "ROUTED")
+        self.assertIn(study, [x["0020000D"]["Value"][0]
+                              for x in self.json("reader-a-rad", "/studies")])
+        status, headers, body = self.curl("clinic-a1", f"/studies/{study}")
+        self.assertEqual(status, 200)
+        self.assertEqual(sorted(b for _, b in self.parts(headers, body)), sorted(files))
+
+        # Sent again: duplicates, nothing added.
+        status, answer = self.stow("clinic-a1", [("application/dicom", files[0])])
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(answer["00081199"]["Value"][0]["00081196"]["Value"][0], 0xB007)
+        self.assertEqual(len(self.json("clinic-a1", f"/studies/{study}/instances")), 2)
+
+        # Only clinics store; a body that is not multipart/related is refused as such.
+        self.assertEqual(self.stow("reader-a-rad", [("application/dicom", files[0])])[0], 403)
+        self.assertEqual(self.stow("admin", [("application/dicom", files[0])])[0], 403)
+        path = os.path.join(self.workdir, "plain")
+        with open(path, "wb") as f:
+            f.write(files[0])
+        status, _, _ = self.curl("clinic-a1", "/studies", method="POST",
+                                 headers=["Content-Type: application/dicom"], data=path)
+        self.assertEqual(status, 415)
+        # A body cut before its closing boundary: 400, and what was whole before it is kept.
+        with open(path, "wb") as f:
+            f.write(b"--cut\r\nContent-Type: application/dicom\r\n\r\n" + files[0][:500])
+        status, _, body = self.curl(
+            "clinic-a1", "/studies", method="POST",
+            headers=['Content-Type: multipart/related; type="application/dicom"; boundary=cut'],
+            data=path)
+        self.assertEqual(status, 400, body)
+        self.assertIn(b"closing boundary", body)
+        # Nothing is left staged.
+        staged = os.listdir(os.path.join(self.gateway.data_dir, "uploads"))
+        self.assertEqual([f for f in staged if f.startswith("stow-")], [])
 
     def test_cors_for_the_configured_viewer_only(self):
         status, headers, _ = self.curl("clinic-a1", "/studies", method="OPTIONS",
