@@ -122,7 +122,8 @@ class SqliteIndexStore final : public IndexStore, public ExamTextRepairs {
   absl::StatusOr<std::vector<ReportRecord>> UnplannedReports(int32_t limit) override;
   absl::Status PlanJobs(const std::vector<OutboundJob>& jobs, int64_t planned_through,
                         absl::Time now) override;
-  absl::StatusOr<std::vector<OutboundJob>> DueJobs(absl::Time now, int32_t limit) override;
+  absl::StatusOr<std::vector<OutboundJob>> DueJobs(const std::string& destination, absl::Time now,
+                                                   int32_t limit) override;
   absl::Status RecordAttempt(int64_t job_id, const OutboundAttempt& attempt,
                              absl::Time now) override;
   absl::StatusOr<int64_t> RetryFailed(const std::string& destination, absl::Time now) override;

@@ -61,13 +61,18 @@ absl::Status SqliteIndexStore::PlanJobs(const std::vector<OutboundJob>& jobs,
   });
 }
 
-absl::StatusOr<std::vector<OutboundJob>> SqliteIndexStore::DueJobs(absl::Time now, int32_t limit) {
+absl::StatusOr<std::vector<OutboundJob>> SqliteIndexStore::DueJobs(const std::string& destination,
+                                                                   absl::Time now, int32_t limit) {
   ReaderLease conn = AcquireReader();
-  RDG_ASSIGN_OR_RETURN(auto q,
-                       conn->Prepare("SELECT " RDG_OUTBOUND_COLUMNS
-                                     " FROM outbound_jobs WHERE state = 1 AND next_attempt_at <= ? "
-                                     "ORDER BY next_attempt_at, job_id LIMIT ?"));
-  q->Bind(1, now).Bind(2, int64_t{std::clamp(limit, 1, 1000)});
+  RDG_ASSIGN_OR_RETURN(
+      auto q,
+      conn->Prepare("SELECT " RDG_OUTBOUND_COLUMNS
+                    " FROM outbound_jobs j WHERE destination = ? AND state = 1 "
+                    "AND next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbound_jobs e "
+                    "WHERE e.exam_id = j.exam_id AND e.destination = j.destination "
+                    "AND e.kind = j.kind AND e.state = 1 AND e.job_id < j.job_id) "
+                    "ORDER BY next_attempt_at, job_id LIMIT ?"));
+  q->Bind(1, destination).Bind(2, now).Bind(3, int64_t{std::clamp(limit, 1, 1000)});
   return sqlite_internal::CollectRows(*q, ReadJob);
 }
 

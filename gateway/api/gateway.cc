@@ -822,7 +822,8 @@ Outbound StartOutbound(const rdg::v1::GatewayConfig& config, const Policy& polic
   o.payloads = std::make_unique<IndexPayloads>(
       IndexPayloads::Stores{index.exams(), index.reports()}, *stores.blob_files, *policy.directory,
       config.platform_name(), config::DisplayTimeZone(config));
-  o.sender = outbound::NetworkSender(absl::Seconds(config.outbound().timeout_seconds()));
+  o.sender =
+      outbound::NetworkSender(absl::Seconds(config.outbound().timeout_seconds()), config.tls());
   outbound::Dispatcher::Options options;
   options.max_backoff = absl::Seconds(config.outbound().max_backoff_seconds());
   options.first_backoff = std::min(options.first_backoff, options.max_backoff);

@@ -286,6 +286,12 @@ void Validator::CheckDestinations(int institution) {
         if (!d.dicom().calling_ae().empty() && !IsAeTitle(d.dicom().calling_ae())) {
           Fail(absl::StrCat(where, what, ": dicom.calling_ae must be 1-16 characters"));
         }
+        if (d.dicom().tls() && d.dicom().ca_file().empty()) {
+          Fail(absl::StrCat(where, what,
+                            ": dicom.ca_file is required with tls: the CA of the PACS's "
+                            "certificate (DICOM TLS does not check the host name, so use a CA "
+                            "that issues only the hospital's PACS certificates)"));
+        }
         break;
       case rdg::v1::Destination::kHl7:
         if (!IsHostPort(d.hl7().address())) {
@@ -453,6 +459,7 @@ void ApplyDefaults(GatewayConfig* c) {
   for (auto& inst : *c->mutable_institutions()) {
     for (auto& d : *inst.mutable_destinations()) {
       if (d.has_dicom() && d.dicom().calling_ae().empty()) d.mutable_dicom()->set_calling_ae("RDG");
+
       if (d.has_hl7()) {
         auto* h = d.mutable_hl7();
         if (h->receiving_application().empty()) h->set_receiving_application("HIS");

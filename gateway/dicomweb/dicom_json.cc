@@ -61,17 +61,21 @@ std::string StudyUrl(absl::string_view base, const storage::ExamRecord& exam) {
   return absl::StrCat(base, "/studies/", exam.study_instance_uid);
 }
 
+//! The elements whose values metadata gives as BulkDataURIs, and the only ones served as bulk
+//! data: pixel data, encapsulated documents, waveforms, overlays.
+bool IsBulkData(const DcmTagKey& tag) {
+  return tag == DCM_PixelData || tag == DCM_EncapsulatedDocument || tag == DCM_WaveformData ||
+         tag == DCM_FloatPixelData || tag == DCM_DoubleFloatPixelData ||
+         ((tag.getGroup() & 0xFF01) == 0x6000 && tag.getElement() == 0x3000);
+}
+
 //! Bulk data elements: their values are served at a BulkDataURI, not inline.
 class BulkDataFormat final : public DcmJsonFormatCompact {
  public:
   explicit BulkDataFormat(std::string instance_url)
       : DcmJsonFormatCompact(OFFalse), instance_url_(std::move(instance_url)) {}
   OFBool asBulkDataURI(const DcmTagKey& tag, OFString& uri) override {
-    const bool bulk = tag == DCM_PixelData || tag == DCM_EncapsulatedDocument ||
-                      tag == DCM_WaveformData || tag == DCM_FloatPixelData ||
-                      tag == DCM_DoubleFloatPixelData ||
-                      ((tag.getGroup() & 0xFF01) == 0x6000 && tag.getElement() == 0x3000);
-    if (!bulk) return OFFalse;
+    if (!IsBulkData(tag)) return OFFalse;
     uri = absl::StrFormat("%s/bulkdata/%04X%04X", instance_url_, tag.getGroup(), tag.getElement())
               .c_str();
     return OFTrue;
@@ -167,6 +171,11 @@ absl::StatusOr<std::string> InstanceMetadataJson(const std::string& path,
 }
 
 absl::StatusOr<std::string> BulkData(const std::string& path, uint16_t group, uint16_t element) {
+  const DcmTagKey tag(group, element);
+  if (!IsBulkData(tag)) {
+    return absl::NotFoundError(absl::StrFormat(
+        "(%04X,%04X) is not served as bulk data (it is in the metadata)", group, element));
+  }
   DcmFileFormat file;
   if (OFCondition c = file.loadFile(path.c_str()); c.bad()) {
     return absl::InternalError(absl::StrCat("cannot read a stored instance: ", c.text()));
@@ -175,11 +184,12 @@ absl::StatusOr<std::string> BulkData(const std::string& path, uint16_t group, ui
   if (file.getDataset()->findAndGetElement(DcmTagKey(group, element), e).bad() || e == nullptr) {
     return absl::NotFoundError(absl::StrFormat("no (%04X,%04X) in this instance", group, element));
   }
-  if (e->getLength() == 0) return std::string();
   if (e->getTag() == DCM_PixelData &&
       DcmXfer(file.getDataset()->getOriginalXfer()).isEncapsulated()) {
-    return absl::UnimplementedError("compressed pixel data is served with the instance only");
+    return absl::UnimplementedError(
+        "compressed pixel data is served with the instance only (WADO-RS instance)");
   }
+  if (e->getLength() == 0) return std::string();
   // The value as stored in memory: little endian on this host, as the data set's own when it
   // is little endian (the transfer syntaxes RDG receives in practice).
   const void* value = nullptr;

@@ -62,8 +62,10 @@ absl::StatusOr<storage::ExamRecord> StudyAccess::Open(const auth::Principal& who
       }
     } else {
       allowed = auth::Authorize(who, auth::Permission::kReadQueues);
-      if (allowed.ok()) {
-        allowed = desk_.ExamInContextOfWork(who, exam.exam_id, "images", "").status();
+      // As rdg-reader fetch: the holder of the exam's live claim only.
+      if (allowed.ok()) allowed = desk_.OpenForFetch(who, exam.exam_id).status();
+      if (absl::IsFailedPrecondition(allowed)) {
+        allowed = absl::PermissionDeniedError(allowed.message());
       }
     }
     if (absl::IsPermissionDenied(allowed)) refusal = allowed;

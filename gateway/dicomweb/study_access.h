@@ -1,7 +1,7 @@
 // Who may see which study over DICOMweb: the same rules as the gRPC API. A clinic searches and
 // retrieves its own institution's studies (ExamService); a reader searches the worklist of their
-// desks' queues and retrieves the images of an exam they work on — their live claim, or a
-// report they signed within ReadingDesk::kAuthorAccess — as ReadingService's fetch; an
+// desks' queues and retrieves the images of an exam they hold the live claim of, as
+// ReadingService's fetch (ReadingDesk::OpenForFetch, audited "fetch_exam" too); an
 // administrator sees no images. Every search and retrieval is audited. A study the caller may
 // not see is NOT_FOUND, as if it did not exist.
 #pragma once

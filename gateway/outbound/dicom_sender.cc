@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -13,6 +14,7 @@
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmnet/scu.h"
+#include "dcmtk/dcmtls/tlsscu.h"
 
 namespace rdg::outbound {
 namespace {
@@ -36,7 +38,8 @@ bool SplitAddress(absl::string_view address, std::string* host, uint16_t* port) 
 enum class Verdict { kStored, kRetry, kRefused };
 Verdict Judge(uint16_t status) {
   if (status == 0x0000 || (status & 0xF000) == 0xB000) return Verdict::kStored;  // warnings too
-  if ((status & 0xFF00) == 0xA700) return Verdict::kRetry;                       // out of resources
+  if (status == 0x0111) return Verdict::kStored;  // duplicate SOP instance: the PACS has it
+  if ((status & 0xFF00) == 0xA700) return Verdict::kRetry;           // out of resources
   if (status == 0x0213 || status == 0x0210) return Verdict::kRetry;  // resource limitation, dup
   return Verdict::kRefused;  // 0xA9xx, 0xCxxx, 0x0122 SOP class not supported, …
 }
@@ -56,7 +59,8 @@ absl::Status LoadBytes(const std::string& bytes, DcmFileFormat& file) {
 }  // namespace
 
 SendOutcome SendDicom(const rdg::v1::DicomDestination& destination,
-                      const std::vector<DicomObject>& objects, absl::Duration timeout) {
+                      const std::vector<DicomObject>& objects, absl::Duration timeout,
+                      const rdg::v1::TlsConfig& identity) {
   if (objects.empty()) return SendOutcome::Sent("nothing to send");
   std::string host;
   uint16_t port = 0;
@@ -64,7 +68,20 @@ SendOutcome SendDicom(const rdg::v1::DicomDestination& destination,
     return SendOutcome::Refused(absl::StrCat("bad address ", destination.address()));
   }
   const Uint32 seconds = static_cast<Uint32>(std::max<int64_t>(1, absl::ToInt64Seconds(timeout)));
-  DcmSCU scu;
+  // DICOM over TLS: DCMTK's TLS SCU, the gateway's certificate presented, the PACS's verified.
+  std::unique_ptr<DcmSCU> scu_owner;
+  DcmTLSSCU* tls = nullptr;
+  if (destination.tls()) {
+    auto t = std::make_unique<DcmTLSSCU>();
+    t->addTrustedCertFile(destination.ca_file().c_str());
+    t->enableAuthentication(identity.key_file().c_str(), identity.cert_file().c_str(), "");
+    t->setPeerCertVerification(DCV_requireCertificate);
+    tls = t.get();
+    scu_owner = std::move(t);
+  } else {
+    scu_owner = std::make_unique<DcmSCU>();
+  }
+  DcmSCU& scu = *scu_owner;
   scu.setAETitle(destination.calling_ae().c_str());
   scu.setPeerHostName(host.c_str());
   scu.setPeerPort(port);
@@ -86,6 +103,11 @@ SendOutcome SendDicom(const rdg::v1::DicomDestination& destination,
   }
   if (OFCondition c = scu.initNetwork(); c.bad()) {
     return SendOutcome::Retry(absl::StrCat("network: ", c.text()));
+  }
+  if (tls != nullptr) {
+    if (OFCondition c = tls->setTLSProfile(TSP_Profile_BCP195); c.bad()) {
+      return SendOutcome::Retry(absl::StrCat("DICOM TLS set-up: ", c.text()));
+    }
   }
   if (OFCondition c = scu.negotiateAssociation(); c.bad()) {
     // No connection, or the PACS rejected the association (its AE title, its load): retried;

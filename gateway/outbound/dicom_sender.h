@@ -14,7 +14,9 @@
 
 namespace rdg::outbound {
 
+//! `identity`: the certificate RDG presents to a PACS with `tls` set (the gateway's own).
 SendOutcome SendDicom(const rdg::v1::DicomDestination& destination,
-                      const std::vector<DicomObject>& objects, absl::Duration timeout);
+                      const std::vector<DicomObject>& objects, absl::Duration timeout,
+                      const rdg::v1::TlsConfig& identity);
 
 }  // namespace rdg::outbound

@@ -24,14 +24,15 @@ constexpr int32_t kSendBatch = 50;
 
 class RealSender final : public Sender {
  public:
-  explicit RealSender(absl::Duration timeout) : timeout_(timeout) {}
+  RealSender(absl::Duration timeout, rdg::v1::TlsConfig identity)
+      : timeout_(timeout), identity_(std::move(identity)) {}
 
   SendOutcome Send(const Destination& destination, const OutboundJob& job,
                    Payloads& payloads) override {
     if (destination.config.has_dicom()) {
       auto objects = payloads.DicomObjectsOf(job);
       if (!objects.ok()) return FromStatus(objects.status());
-      return SendDicom(destination.config.dicom(), *objects, timeout_);
+      return SendDicom(destination.config.dicom(), *objects, timeout_, identity_);
     }
     auto message = payloads.MessageOf(job, destination);
     if (!message.ok()) return FromStatus(message.status());
@@ -49,6 +50,7 @@ class RealSender final : public Sender {
   }
 
   const absl::Duration timeout_;
+  const rdg::v1::TlsConfig identity_;
 };
 
 //! The kinds a report version makes for a destination.
@@ -65,8 +67,8 @@ std::vector<OutboundKind> KindsFor(const rdg::v1::Destination& d, const ReportRe
 
 }  // namespace
 
-std::unique_ptr<Sender> NetworkSender(absl::Duration timeout) {
-  return std::make_unique<RealSender>(timeout);
+std::unique_ptr<Sender> NetworkSender(absl::Duration timeout, const rdg::v1::TlsConfig& identity) {
+  return std::make_unique<RealSender>(timeout, identity);
 }
 
 absl::flat_hash_map<std::string, Destination> Dispatcher::DestinationsOf(
@@ -95,8 +97,21 @@ Dispatcher::Dispatcher(storage::OutboundStore& store, storage::Leadership& leade
 Dispatcher::~Dispatcher() { Stop(); }
 
 void Dispatcher::Start() {
-  if (destinations_.empty() || thread_.joinable()) return;
-  thread_ = std::thread([this] { Loop(); });
+  if (destinations_.empty() || !threads_.empty()) return;
+  threads_.emplace_back([this] {
+    Loop([this]() -> absl::Status {
+      if (!leadership_.Leads()) return absl::OkStatus();
+      if (absl::Status s = Plan(); !s.ok()) return s;
+      return FailUnconfigured();
+    });
+  });
+  for (const auto& [name, d] : destinations_) {
+    threads_.emplace_back([this, name = name] {
+      Loop([this, &name]() -> absl::Status {
+        return leadership_.Leads() ? SendDue(name) : absl::OkStatus();
+      });
+    });
+  }
 }
 
 void Dispatcher::Stop() {
@@ -104,31 +119,64 @@ void Dispatcher::Stop() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
 }
 
 void Dispatcher::Poke() {
   absl::MutexLock lock(&mu_);
-  poked_ = true;
+  ++pokes_;
 }
 
-void Dispatcher::Loop() {
+bool Dispatcher::stopping() {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+void Dispatcher::Loop(const std::function<absl::Status()>& round) {
+  int64_t seen = 0;
   for (;;) {
-    if (absl::Status s = RunOnce(); !s.ok()) {
+    if (absl::Status s = round(); !s.ok()) {
       LOG(WARNING) << "outbound: " << s;  // the index is unreachable: the next round tries again
     }
     absl::MutexLock lock(&mu_);
-    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || poked_; };
+    auto woken = [this, &seen]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || pokes_ != seen; };
     mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll);
     if (stopping_) return;
-    poked_ = false;
+    seen = pokes_;
   }
 }
 
 absl::Status Dispatcher::RunOnce() {
   if (!leadership_.Leads()) return absl::OkStatus();
   if (absl::Status s = Plan(); !s.ok()) return s;
-  return SendDue();
+  if (absl::Status s = FailUnconfigured(); !s.ok()) return s;
+  std::vector<std::string> names;
+  for (const auto& [name, d] : destinations_) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    if (absl::Status s = SendDue(name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Dispatcher::FailUnconfigured() {
+  auto summaries = store_.SummarizeOutbound();
+  if (!summaries.ok()) return summaries.status();
+  for (const storage::OutboundSummary& d : *summaries) {
+    if (d.pending == 0 || destinations_.contains(d.destination)) continue;
+    auto due = store_.DueJobs(d.destination, absl::InfiniteFuture(), kSendBatch);
+    if (!due.ok()) return due.status();
+    for (const OutboundJob& job : *due) {
+      // Kept as failed, visible, until the destination is configured again and retried.
+      absl::Status s = store_.RecordAttempt(
+          job.job_id, {OutboundState::kFailed, "the destination is no longer configured", {}},
+          clock_.Now());
+      if (!s.ok() && !absl::IsFailedPrecondition(s)) return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Dispatcher::Plan() {
@@ -188,34 +236,21 @@ storage::OutboundAttempt Dispatcher::Outcome(const OutboundJob& job,
   return a;
 }
 
-absl::Status Dispatcher::SendDue() {
-  auto due = store_.DueJobs(clock_.Now(), kSendBatch);
+absl::Status Dispatcher::SendDue(const std::string& destination) {
+  auto due = store_.DueJobs(destination, clock_.Now(), kSendBatch);
   if (!due.ok()) return due.status();
-  absl::flat_hash_set<std::string> unreachable;
+  const Destination& d = destinations_.at(destination);
   for (const OutboundJob& job : *due) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (stopping_) return absl::OkStatus();
-    }
-    if (!leadership_.Leads()) return absl::OkStatus();
-    if (unreachable.contains(job.destination)) continue;
-    OutboundAttempt attempt;
-    auto it = destinations_.find(job.destination);
-    if (it == destinations_.end()) {
-      // Removed from the configuration: kept as failed, visible, until it comes back.
-      attempt = {OutboundState::kFailed, "the destination is no longer configured", {}};
-    } else {
-      SendOutcome sent = sender_.Send(it->second, job, payloads_);
-      if (sent.unreachable) unreachable.insert(job.destination);
-      attempt = Outcome(job, sent);
-      (attempt.outcome == OutboundState::kSent ? LOG(INFO) : LOG(WARNING))
-          << "outbound: job " << job.job_id << " (" << storage::OutboundKindName(job.kind) << " of "
-          << job.report_id << ") to " << job.destination << ": "
-          << storage::OutboundStateName(attempt.outcome) << ": " << sent.detail;
-    }
+    if (stopping() || !leadership_.Leads()) return absl::OkStatus();
+    SendOutcome sent = sender_.Send(d, job, payloads_);
+    const OutboundAttempt attempt = Outcome(job, sent);
+    (attempt.outcome == OutboundState::kSent ? LOG(INFO) : LOG(WARNING))
+        << "outbound: job " << job.job_id << " (" << storage::OutboundKindName(job.kind) << " of "
+        << job.report_id << ") to " << job.destination << ": "
+        << storage::OutboundStateName(attempt.outcome) << ": " << sent.detail;
     absl::Status s = store_.RecordAttempt(job.job_id, attempt, clock_.Now());
-    if (absl::IsFailedPrecondition(s)) continue;  // finished meanwhile (a former leader)
-    if (!s.ok()) return s;
+    if (!s.ok() && !absl::IsFailedPrecondition(s)) return s;  // precondition: a former leader's
+    if (sent.unreachable) break;  // its other jobs wait for the next round
   }
   return absl::OkStatus();
 }

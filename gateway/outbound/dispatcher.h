@@ -1,10 +1,11 @@
-// The outbound queue's worker, on the leading gateway: each round it makes the report versions
-// signed since the last round into jobs (storage/index/outbound_store.h: one per destination of
-// the exam's origin institution and of the reading institution, and per kind), then sends the
-// jobs that are due, oldest first, and records each outcome. A job that fails for now is tried
-// again after 10 s, doubling per attempt up to OutboundConfig.max_backoff_seconds; one refused
-// for good waits for `rdg-admin outbound --retry`. A destination that cannot be reached is not
-// tried again in the same round.
+// The outbound queue's workers, on the leading gateway. A planner makes the report versions
+// signed since its last round into jobs (storage/index/outbound_store.h: one per destination of
+// the exam's origin institution and of the reading institution, and per kind); each destination
+// has a sender of its own, which sends its due jobs oldest first and records each outcome, so a
+// PACS that is down or slow (a study of thousands of images) holds up nobody else. A job that
+// fails for now is tried again after 10 s, doubling per attempt up to
+// OutboundConfig.max_backoff_seconds; one refused for good waits for `rdg-admin outbound retry`.
+// A destination that cannot be reached is not tried again until its sender's next round.
 #pragma once
 
 #include <functional>
@@ -34,8 +35,9 @@ class Sender {
                            Payloads& payloads) = 0;
 };
 
-//! The real protocols: C-STORE for DICOM destinations, MLLP for HL7 ones.
-std::unique_ptr<Sender> NetworkSender(absl::Duration timeout);
+//! The real protocols: C-STORE for DICOM destinations (over TLS with `identity`, the gateway's
+//! certificate, where configured), MLLP for HL7 ones.
+std::unique_ptr<Sender> NetworkSender(absl::Duration timeout, const rdg::v1::TlsConfig& identity);
 
 class Dispatcher {
  public:
@@ -53,22 +55,27 @@ class Dispatcher {
              Sender& sender, const Clock& clock, Options options);
   ~Dispatcher();
 
-  //! Starts the rounds on a thread of its own (nothing when no destination is configured).
+  //! Starts the planner and one sender per destination, each on a thread of its own (nothing
+  //! when no destination is configured).
   void Start();
   //! Ends the rounds; an attempt under way finishes (senders have timeouts).
   void Stop();
-  //! Wakes the thread for a round now (a report was signed).
+  //! Wakes every thread for a round now (a report was signed).
   void Poke();
 
-  //! One round, on the caller's thread (tests): plans, then sends what is due. Does nothing
-  //! unless this gateway leads.
+  //! One round of everything, on the caller's thread (tests): plans, then sends what is due to
+  //! each destination in turn. Does nothing unless this gateway leads.
   absl::Status RunOnce();
 
  private:
   absl::Status Plan();
-  absl::Status SendDue();
+  //! Fails the pending jobs of destinations no longer configured (visible, retried if it returns).
+  absl::Status FailUnconfigured();
+  absl::Status SendDue(const std::string& destination);
   storage::OutboundAttempt Outcome(const storage::OutboundJob& job, const SendOutcome& sent) const;
-  void Loop();
+  //! Runs `round` every poll or Poke until Stop.
+  void Loop(const std::function<absl::Status()>& round);
+  bool stopping();
 
   storage::OutboundStore& store_;
   storage::Leadership& leadership_;
@@ -82,8 +89,8 @@ class Dispatcher {
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool poked_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  int64_t pokes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace rdg::outbound

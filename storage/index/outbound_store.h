@@ -107,8 +107,11 @@ class OutboundStore {
   //! is) and moves the planning cursor to `planned_through` (never back), in one transaction.
   virtual absl::Status PlanJobs(const std::vector<OutboundJob>& jobs, int64_t planned_through,
                                 absl::Time now) = 0;
-  //! PENDING jobs due at `now`, by next attempt, then job id.
-  virtual absl::StatusOr<std::vector<OutboundJob>> DueJobs(absl::Time now, int32_t limit) = 0;
+  //! PENDING jobs of `destination` due at `now`, by next attempt, then job id — but never one
+  //! behind an earlier job of the same destination, exam and kind that is still pending: an
+  //! amended report reaches a HIS after the version it amends, whatever their retries did.
+  virtual absl::StatusOr<std::vector<OutboundJob>> DueJobs(const std::string& destination,
+                                                           absl::Time now, int32_t limit) = 0;
   //! Records an attempt of a PENDING job (attempts + 1). FAILED_PRECONDITION when the job is not
   //! pending (another gateway, or an earlier attempt, finished it); NOT_FOUND when there is none.
   virtual absl::Status RecordAttempt(int64_t job_id, const OutboundAttempt& attempt,

@@ -220,8 +220,9 @@ class PostgresIndexStore final : public IndexStore {
                         absl::Time now) override {
     return outbound_.PlanJobs(jobs, planned_through, now);
   }
-  absl::StatusOr<std::vector<OutboundJob>> DueJobs(absl::Time now, int32_t limit) override {
-    return outbound_.DueJobs(now, limit);
+  absl::StatusOr<std::vector<OutboundJob>> DueJobs(const std::string& destination, absl::Time now,
+                                                   int32_t limit) override {
+    return outbound_.DueJobs(destination, now, limit);
   }
   absl::Status RecordAttempt(int64_t job_id, const OutboundAttempt& attempt,
                              absl::Time now) override {

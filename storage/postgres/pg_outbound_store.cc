@@ -64,11 +64,16 @@ absl::Status PgOutboundStore::PlanJobs(const std::vector<OutboundJob>& jobs,
   });
 }
 
-absl::StatusOr<std::vector<OutboundJob>> PgOutboundStore::DueJobs(absl::Time now, int32_t limit) {
-  static constexpr char kDue[] = "SELECT " RDG_OUTBOUND_COLUMNS
-                                 " FROM outbound_jobs WHERE state = 1 AND next_attempt_at <= $1 "
-                                 "ORDER BY next_attempt_at, job_id LIMIT $2";
-  auto r = pool_.Query(kDue, {P(now), P(int64_t{std::clamp(limit, 1, 1000)})});
+absl::StatusOr<std::vector<OutboundJob>> PgOutboundStore::DueJobs(const std::string& destination,
+                                                                  absl::Time now, int32_t limit) {
+  static constexpr char kDue[] =
+      "SELECT " RDG_OUTBOUND_COLUMNS
+      " FROM outbound_jobs j WHERE destination = $1 AND state = 1 AND next_attempt_at <= $2 "
+      "AND NOT EXISTS (SELECT 1 FROM outbound_jobs e WHERE e.exam_id = j.exam_id "
+      "AND e.destination = j.destination AND e.kind = j.kind AND e.state = 1 "
+      "AND e.job_id < j.job_id) "
+      "ORDER BY next_attempt_at, job_id LIMIT $3";
+  auto r = pool_.Query(kDue, {P(destination), P(now), P(int64_t{std::clamp(limit, 1, 1000)})});
   if (!r.ok()) return r.status();
   return ReadRows(*r, ReadJob);
 }

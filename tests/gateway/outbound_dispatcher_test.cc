@@ -132,6 +132,9 @@ class DispatcherTest : public ::testing::Test {
 TEST_F(DispatcherTest, AVersionGoesToTheDestinationsOfTheOriginAndOfTheReadersOnce) {
   const std::string exam = Reported("8.1", /*amend=*/true);
   ASSERT_TRUE(dispatcher_->RunOnce().ok());
+  // The FINAL version's jobs go first; the amendment's wait for them (the next round).
+  EXPECT_EQ(sender_.calls.size(), 6u);
+  ASSERT_TRUE(dispatcher_->RunOnce().ok());
   std::multiset<std::string> got(sender_.calls.begin(), sender_.calls.end());
   // The clinic's PACS: the images once (with the FINAL version), SR and PDF per version; the
   // county's PACS takes reports only; each HIS an ORU per version; c2's HIS nothing.

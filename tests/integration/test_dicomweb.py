@@ -221,6 +221,11 @@ class DicomWebTest(harness.GatewayTestCase):
         self.assertEqual(stored[0]["00081150"]["Value"][0], "1.2.840.10008.5.1.4.1.1.2")
         self.assertEqual(answer["00081190"]["Value"][0], f"{self.base}/studies/{study}")
 
+        # Acknowledged means durable: the gateway killed right after the answer still has them.
+        self.gateway.kill()
+        self.gateway.start()
+        self.base = f"https://127.0.0.1:{self.gateway.dicomweb_port}/dicomweb"
+
         # Stored as an upload: the clinic's exam, routed to county A's imaging desk, the bytes
         # retrievable as sent.
         exams = self.clinic("clinic-a1").json("exams")["exams"]

@@ -30,11 +30,22 @@ class Admin(harness.Reader):
 
 class OutboundTest(harness.GatewayTestCase):
 
+    pacs_tls = False  # DICOM over TLS to the PACS (OutboundTlsTest)
+
     def setUp(self):
         # The peers first: the gateway's configuration names their ports.
         self.workdir = tempfile.mkdtemp(prefix="rdg-test-")
         self.pki = harness.make_pki()
         self.pacs = OrthancPeer(self.workdir, ae_title="COUNTY_PACS")
+        if self.pacs_tls:
+            # The PACS presents a certificate of the platform CA (the dev PKI's gateway.pem
+            # names 127.0.0.1) and requires RDG's.
+            self.pacs.extra_config = {
+                "DicomTlsEnabled": True,
+                "DicomTlsCertificate": os.path.join(self.pki, "gateway.pem"),
+                "DicomTlsPrivateKey": os.path.join(self.pki, "gateway.key"),
+                "DicomTlsTrustedCertificates": os.path.join(self.pki, "ca.pem"),
+                "DicomTlsRemoteCertificateRequired": True}
         self.his = Hl7Listener()
         self.pacs.start()
         self.his.start()
@@ -44,7 +55,10 @@ class OutboundTest(harness.GatewayTestCase):
             config = f.read()
         config = config.replace('  id: "county-a"\n', '  id: "county-a"\n' + (
             '  destinations { name: "county-a-pacs" dicom { address: "127.0.0.1:%d" '
-            'called_ae: "COUNTY_PACS" calling_ae: "RDG_QINGSHUI" } }\n' % self.pacs.dicom_port), 1)
+            'called_ae: "COUNTY_PACS" calling_ae: "RDG_QINGSHUI"%s } }\n'
+            % (self.pacs.dicom_port,
+               ' tls: true ca_file: "%s"' % os.path.join(self.pki, "ca.pem")
+               if self.pacs_tls else "")), 1)
         config = config.replace('  id: "clinic-a1"\n', '  id: "clinic-a1"\n' + (
             '  destinations { name: "clinic-a1-his" hl7 { address: "127.0.0.1:%d" '
             'receiving_application: "HIS" } }\n' % self.his.port), 1)
@@ -205,6 +219,30 @@ class OutboundTest(harness.GatewayTestCase):
         # Sent once each: the PACS holds no copy twice, the HIS got two messages.
         self.assertEqual(len(self.pacs.instances_of_study(ds.StudyInstanceUID)), 5)
         self.assertEqual(len(self.his.messages), 2)
+
+
+class OutboundTlsTest(OutboundTest):
+    """The same pushes to a PACS that takes DICOM over TLS only, and requires RDG's certificate."""
+    pacs_tls = True
+
+    # The HIS half and the outage are the same as without TLS: run the PACS path only.
+    test_the_queue_holds_while_both_are_down_through_a_kill_and_delivers_when_they_return = None
+
+    def test_a_pacs_certificate_of_another_ca_is_refused(self):
+        self.pacs.stop()
+        rogue = harness.make_pki("rogue")
+        self.pacs.extra_config["DicomTlsCertificate"] = os.path.join(rogue, "gateway.pem")
+        self.pacs.extra_config["DicomTlsPrivateKey"] = os.path.join(rogue, "gateway.key")
+        self.pacs.start()
+        exam, ds, _ = self.zhang_san_ct()
+        self.sign_final(exam)
+
+        def refused():
+            d = {x["name"]: x for x in self.outbound(exam)["destinations"]}["county-a-pacs"]
+            return d if d.get("last_error") else None
+        pacs = harness.wait_for(refused, timeout=30, interval=0.2, what="the PACS refused")
+        self.assertNotIn("sent", pacs)  # nothing sent to a PACS RDG cannot trust
+        self.assertEqual(self.pacs.studies(), [])
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::StatusOr<std::vector<ReportRecord>>, UnplannedReports, (int32_t), (override));
   MOCK_METHOD(absl::Status, PlanJobs, (const std::vector<OutboundJob>&, int64_t, absl::Time),
               (override));
-  MOCK_METHOD(absl::StatusOr<std::vector<OutboundJob>>, DueJobs, (absl::Time, int32_t), (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<OutboundJob>>, DueJobs,
+              (const std::string&, absl::Time, int32_t), (override));
   MOCK_METHOD(absl::Status, RecordAttempt, (int64_t, const OutboundAttempt&, absl::Time),
               (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, RetryFailed, (const std::string&, absl::Time), (override));

@@ -129,11 +129,16 @@ TYPED_TEST(OutboundStoreContractTest, AJobIsRetriedThenSentOrFailedAndFailedOnes
                              OutboundJobOf("his-a", OutboundKind::kReportOru, reports[1])},
                             reports[1].seq, kT0)
                   .ok());
-  auto due = store.DueJobs(kT0, 100);
+  auto due = store.DueJobs("pacs-a", kT0, 100);
   ASSERT_TRUE(due.ok()) << due.status();
-  ASSERT_EQ(due->size(), 3u);
-  EXPECT_TRUE(store.DueJobs(kT0 - absl::Seconds(1), 100)->empty()) << "not due before planned";
-  const int64_t sr = (*due)[0].job_id, pdf = (*due)[1].job_id, oru = (*due)[2].job_id;
+  ASSERT_EQ(due->size(), 2u) << "each destination its own queue";
+  EXPECT_TRUE(store.DueJobs("pacs-a", kT0 - absl::Seconds(1), 100)->empty())
+      << "not due before planned";
+  const int64_t sr = (*due)[0].job_id, pdf = (*due)[1].job_id;
+  auto his = store.DueJobs("his-a", kT0, 100);
+  ASSERT_TRUE(his.ok() && his->size() == 1u);
+  const int64_t oru = (*his)[0].job_id;
+  EXPECT_TRUE(store.DueJobs("pacs-b", kT0, 100)->empty());
 
   // The PACS is down: retried later.
   ASSERT_TRUE(
@@ -141,15 +146,15 @@ TYPED_TEST(OutboundStoreContractTest, AJobIsRetriedThenSentOrFailedAndFailedOnes
           .RecordAttempt(
               sr, {OutboundState::kPending, "connection refused", kT0 + absl::Minutes(1)}, kT0)
           .ok());
-  due = store.DueJobs(kT0 + absl::Seconds(30), 100);
-  ASSERT_TRUE(due.ok() && due->size() == 2u);
+  due = store.DueJobs("pacs-a", kT0 + absl::Seconds(30), 100);
+  ASSERT_TRUE(due.ok() && due->size() == 1u);
   EXPECT_EQ((*due)[0].job_id, pdf);
-  due = store.DueJobs(kT0 + absl::Minutes(1), 100);
-  ASSERT_TRUE(due.ok() && due->size() == 3u);
-  EXPECT_EQ((*due)[2].job_id, sr) << "by next attempt";
-  EXPECT_EQ((*due)[2].attempts, 1);
-  EXPECT_EQ((*due)[2].detail, "connection refused");
-  EXPECT_EQ(store.DueJobs(kT0 + absl::Minutes(1), 1)->size(), 1u);
+  due = store.DueJobs("pacs-a", kT0 + absl::Minutes(1), 100);
+  ASSERT_TRUE(due.ok() && due->size() == 2u);
+  EXPECT_EQ((*due)[1].job_id, sr) << "by next attempt";
+  EXPECT_EQ((*due)[1].attempts, 1);
+  EXPECT_EQ((*due)[1].detail, "connection refused");
+  EXPECT_EQ(store.DueJobs("pacs-a", kT0 + absl::Minutes(1), 1)->size(), 1u);
 
   // Sent; then an attempt that ended late (a former leader's) changes nothing.
   ASSERT_TRUE(
@@ -162,7 +167,8 @@ TYPED_TEST(OutboundStoreContractTest, AJobIsRetriedThenSentOrFailedAndFailedOnes
   ASSERT_TRUE(
       store.RecordAttempt(pdf, {OutboundState::kFailed, "refused: 0xA900"}, kT0 + absl::Minutes(2))
           .ok());
-  EXPECT_TRUE(store.DueJobs(kT0 + absl::Hours(1), 100)->empty());
+  EXPECT_TRUE(store.DueJobs("pacs-a", kT0 + absl::Hours(1), 100)->empty());
+  EXPECT_TRUE(store.DueJobs("his-a", kT0 + absl::Hours(1), 100)->empty());
   auto jobs = store.ListJobs(reports[1].exam_id);
   ASSERT_TRUE(jobs.ok() && jobs->size() == 3u);
   EXPECT_EQ((*jobs)[0].state, OutboundState::kSent);
@@ -190,7 +196,7 @@ TYPED_TEST(OutboundStoreContractTest, AJobIsRetriedThenSentOrFailedAndFailedOnes
   // An administrator puts the failed job back: due at once, its attempts kept.
   EXPECT_EQ(*store.RetryFailed("his-a", kT0 + absl::Hours(1)), 0);
   EXPECT_EQ(*store.RetryFailed("pacs-a", kT0 + absl::Hours(1)), 1);
-  due = store.DueJobs(kT0 + absl::Hours(1), 100);
+  due = store.DueJobs("pacs-a", kT0 + absl::Hours(1), 100);
   ASSERT_TRUE(due.ok() && due->size() == 1u);
   EXPECT_EQ((*due)[0].job_id, pdf);
   EXPECT_EQ((*due)[0].attempts, 1);
@@ -199,6 +205,38 @@ TYPED_TEST(OutboundStoreContractTest, AJobIsRetriedThenSentOrFailedAndFailedOnes
   ASSERT_TRUE(summary.ok() && summary->size() == 2u);
   EXPECT_EQ((*summary)[1].pending, 1);
   EXPECT_EQ((*summary)[1].oldest_pending_since, kT0);
+}
+
+TYPED_TEST(OutboundStoreContractTest, AnAmendmentWaitsForTheVersionItAmendsAtTheSameDestination) {
+  OutboundStore& store = *this->store_;
+  const std::vector<ReportRecord> reports = this->ReportedExam("7.3");
+  ASSERT_EQ(reports.size(), 3u);
+  ASSERT_TRUE(store
+                  .PlanJobs({OutboundJobOf("his-a", OutboundKind::kReportOru, reports[1]),
+                             OutboundJobOf("his-a", OutboundKind::kReportOru, reports[2]),
+                             OutboundJobOf("pacs-a", OutboundKind::kReportSr, reports[2])},
+                            reports[2].seq, kT0)
+                  .ok());
+  auto due = store.DueJobs("his-a", kT0, 100);
+  ASSERT_TRUE(due.ok() && due->size() == 1u);
+  EXPECT_EQ((*due)[0].report_id, reports[1].report_id) << "the FINAL version first";
+  const int64_t final_oru = (*due)[0].job_id;
+  // The HIS was down: the FINAL's ORU waits a minute; the AMENDED one still waits behind it.
+  ASSERT_TRUE(store
+                  .RecordAttempt(final_oru,
+                                 {OutboundState::kPending, "refused", kT0 + absl::Minutes(1)}, kT0)
+                  .ok());
+  EXPECT_TRUE(store.DueJobs("his-a", kT0 + absl::Seconds(30), 100)->empty());
+  EXPECT_EQ(store.DueJobs("pacs-a", kT0, 100)->size(), 1u) << "other kinds do not wait";
+  due = store.DueJobs("his-a", kT0 + absl::Minutes(1), 100);
+  ASSERT_TRUE(due.ok() && due->size() == 1u);
+  EXPECT_EQ((*due)[0].job_id, final_oru);
+  ASSERT_TRUE(
+      store.RecordAttempt(final_oru, {OutboundState::kSent, "ACK AA"}, kT0 + absl::Minutes(1))
+          .ok());
+  due = store.DueJobs("his-a", kT0 + absl::Minutes(1), 100);
+  ASSERT_TRUE(due.ok() && due->size() == 1u);
+  EXPECT_EQ((*due)[0].report_id, reports[2].report_id) << "then the amendment";
 }
 
 }  // namespace

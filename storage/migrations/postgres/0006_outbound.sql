@@ -20,7 +20,8 @@ CREATE TABLE outbound_jobs (
   detail          TEXT    NOT NULL DEFAULT '',
   UNIQUE (destination, kind, report_id)
 );
-CREATE INDEX outbound_jobs_due ON outbound_jobs (next_attempt_at, job_id) WHERE state = 1;
+CREATE INDEX outbound_jobs_due ON outbound_jobs (destination, next_attempt_at, job_id)
+  WHERE state = 1;
 CREATE INDEX outbound_jobs_by_exam ON outbound_jobs (exam_id);
 
 CREATE TABLE outbound_plan (
