@@ -170,6 +170,52 @@ absl::StatusOr<std::string> InstanceMetadataJson(const std::string& path,
   return out.str();
 }
 
+absl::StatusOr<std::vector<std::string>> Frames(const std::string& path,
+                                                const std::vector<int>& numbers) {
+  DcmFileFormat file;
+  if (OFCondition c = file.loadFile(path.c_str()); c.bad()) {
+    return absl::InternalError(absl::StrCat("cannot read a stored instance: ", c.text()));
+  }
+  DcmDataset& ds = *file.getDataset();
+  if (DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
+    return absl::UnimplementedError(
+        "frames of compressed pixel data are not served yet: retrieve the instance");
+  }
+  Uint16 rows = 0, columns = 0, samples = 1, bits = 0;
+  Sint32 count = 1;
+  ds.findAndGetUint16(DCM_Rows, rows);
+  ds.findAndGetUint16(DCM_Columns, columns);
+  ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
+  ds.findAndGetUint16(DCM_BitsAllocated, bits);
+  ds.findAndGetSint32(DCM_NumberOfFrames, count);
+  DcmElement* pixels = nullptr;
+  if (ds.findAndGetElement(DCM_PixelData, pixels).bad() || pixels == nullptr || rows == 0 ||
+      columns == 0 || bits == 0) {
+    return absl::NotFoundError("this instance has no pixel data");
+  }
+  const uint64_t frame_bits = uint64_t{rows} * columns * std::max<Uint16>(samples, 1) * bits;
+  const uint64_t frame_bytes = (frame_bits + 7) / 8;
+  std::vector<std::string> out;
+  for (int n : numbers) {
+    if (n < 1 || n > std::max<Sint32>(count, 1)) {
+      return absl::NotFoundError(
+          absl::StrCat("no frame ", n, " (the instance has ", std::max<Sint32>(count, 1), ")"));
+    }
+    const uint64_t offset = frame_bytes * static_cast<uint64_t>(n - 1);
+    if (offset + frame_bytes > pixels->getLength()) {
+      return absl::DataLossError("the pixel data is shorter than its frames");
+    }
+    std::string frame(frame_bytes, '\0');
+    if (OFCondition c = pixels->getPartialValue(frame.data(), static_cast<Uint32>(offset),
+                                                static_cast<Uint32>(frame_bytes));
+        c.bad()) {
+      return absl::InternalError(absl::StrCat("cannot read frame ", n, ": ", c.text()));
+    }
+    out.push_back(std::move(frame));
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> BulkData(const std::string& path, uint16_t group, uint16_t element) {
   const DcmTagKey tag(group, element);
   if (!IsBulkData(tag)) {

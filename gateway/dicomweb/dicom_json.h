@@ -35,6 +35,12 @@ std::string InstanceJson(const storage::ExamRecord& exam, const storage::ObjectR
 absl::StatusOr<std::string> InstanceMetadataJson(const std::string& path,
                                                  absl::string_view instance_url);
 
+//! Frames `numbers` (1-based) of the instance at `path`: each frame's pixel bytes, read from
+//! the file as needed (never the whole pixel data). Native (uncompressed) pixel data only:
+//! UNIMPLEMENTED for compressed; NOT_FOUND for a frame the instance does not have.
+absl::StatusOr<std::vector<std::string>> Frames(const std::string& path,
+                                                const std::vector<int>& numbers);
+
 //! The value of element (group, element) of the file at `path` (bulk data): its bytes as stored.
 //! NOT_FOUND without it; UNIMPLEMENTED for encapsulated (compressed) pixel data.
 absl::StatusOr<std::string> BulkData(const std::string& path, uint16_t group, uint16_t element);

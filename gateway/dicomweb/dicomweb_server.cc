@@ -138,8 +138,10 @@ struct Part {
 absl::StatusOr<std::unique_ptr<DicomWebServer>> DicomWebServer::Start(
     const rdg::v1::DicomWebConfig& config, const rdg::v1::TlsConfig& tls, Dependencies deps) {
   std::unique_ptr<DicomWebServer> d(new DicomWebServer(config, std::move(deps)));
+  // A certificate is asked for in every handshake but not required there: a browser's CORS
+  // preflight (OPTIONS) comes without one. Every other request without one is refused (401).
   RDG_ASSIGN_OR_RETURN(std::unique_ptr<httplib::Server> server,
-                       http::TlsServer(tls, http::ClientCertificates::kRequired, "DICOMweb"));
+                       http::TlsServer(tls, http::ClientCertificates::kOptional, "DICOMweb"));
   http::ServeNewestFirst(*server, kThreads, kMaxPending);
   server->set_read_timeout(10);
   server->set_write_timeout(60);  // a viewer on a slow county link reads a large study
@@ -167,6 +169,7 @@ void DicomWebServer::Route(httplib::Server& s) {
     for (const std::string& allowed : config_.cors_origins()) {
       if (allowed == origin) {
         res.set_header("Access-Control-Allow-Origin", origin);
+        res.set_header("Access-Control-Allow-Credentials", "true");  // the client certificate
         res.set_header("Vary", "Origin");
         res.set_header("Access-Control-Expose-Headers", "Content-Type");
         return;
@@ -419,6 +422,35 @@ void DicomWebServer::Route(httplib::Server& s) {
   s.Get(R"(/dicomweb/studies/([0-9.]+)/series/([0-9.]+)/metadata)", serve(metadata));
   s.Get(R"(/dicomweb/studies/([0-9.]+)/series/([0-9.]+)/instances/([0-9.]+)/metadata)",
         serve(metadata));
+
+  // WADO-RS: frames of an instance (native pixel data), as OHIF's "wadors" mode reads them.
+  s.Get(R"(/dicomweb/studies/([0-9.]+)/series/([0-9.]+)/instances/([0-9.]+)/frames/([0-9,]+))",
+        serve([select, path_of](const auth::Principal& who, const httplib::Request& req,
+                                httplib::Response& res) -> absl::Status {
+          std::vector<int> numbers;
+          for (absl::string_view n : absl::StrSplit(std::string(req.matches[4]), ',')) {
+            int frame = 0;
+            if (!absl::SimpleAtoi(n, &frame) || numbers.size() >= 1000) {
+              return absl::InvalidArgumentError("frames are 1-based numbers, comma-separated");
+            }
+            numbers.push_back(frame);
+          }
+          RDG_ASSIGN_OR_RETURN(auto selected, select(who, req, "dicomweb_retrieve"));
+          RDG_ASSIGN_OR_RETURN(std::string path, path_of(selected.second.front()));
+          RDG_ASSIGN_OR_RETURN(std::vector<std::string> frames, Frames(path, numbers));
+          const std::string boundary = "rdg-" + storage::RandomHex(12);
+          std::string body;
+          for (const std::string& f : frames) {
+            absl::StrAppend(&body, "--", boundary,
+                            "\r\nContent-Type: application/octet-stream\r\n\r\n", f, "\r\n");
+          }
+          absl::StrAppend(&body, "--", boundary, "--\r\n");
+          res.set_content(
+              std::move(body),
+              absl::StrCat("multipart/related; type=\"application/octet-stream\"; boundary=",
+                           boundary));
+          return absl::OkStatus();
+        }));
 
   // WADO-RS: a bulk data value named by a BulkDataURI.
   s.Get(

@@ -1,6 +1,7 @@
 // DICOMweb (PS3.18) for viewers (Weasis, OHIF) and PACS (Orthanc's DICOMweb plugin): QIDO-RS
-// search and WADO-RS retrieval over HTTPS on dicomweb.listen, with the platform's client
-// certificates (required) and the same access as the gRPC API (study_access.h). Paths under
+// search, WADO-RS retrieval and STOW-RS over HTTPS on dicomweb.listen, with the platform's
+// client certificates (asked for in every handshake; every request without one but a browser's
+// CORS preflight is 401) and the same access as the gRPC API (study_access.h). Paths under
 // /dicomweb:
 //
 //   GET studies[?PatientID=…&PatientName=…&StudyDate=…&AccessionNumber=…&StudyInstanceUID=…
@@ -9,6 +10,7 @@
 //   GET studies/{study}[/series/{series}[/instances/{instance}]]   WADO-RS: multipart/related;
 //                                                                   type="application/dicom"
 //   GET …/metadata                                                  application/dicom+json
+//   GET studies/{s}/series/{se}/instances/{i}/frames/{n[,n…]}      native frames
 //   GET studies/{s}/series/{se}/instances/{i}/bulkdata/{GGGGEEEE}  a bulk data value
 //   POST studies   STOW-RS: multipart/related; type="application/dicom" (a clinic's, stored and
 //                  routed as a gRPC upload, stow.h)

@@ -89,12 +89,48 @@ TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
       {"critical_values { code: \"K\" below: 7 above: 3 }", "below must be less than above"},
       {"critical_values { code: \"K\" above: 6 } critical_values { code: \"K\" above: 7 }",
        "is repeated"},
+      // The institutions' PACS and HIS, and DICOMweb.
+      {"institutions { id: \"d1\" level: COUNTY destinations { name: \"Bad Name\" hl7 { "
+       "address: \"h:1\" } } }",
+       "destination name \"Bad Name\""},
+      {"institutions { id: \"d2\" level: COUNTY destinations { name: \"x\" } }",
+       "needs dicom { … } or hl7 { … }"},
+      {"institutions { id: \"d3\" level: COUNTY destinations { name: \"p\" dicom { address: "
+       "\"pacs\" called_ae: \"PACS\" } } }",
+       "dicom.address must be host:port"},
+      {"institutions { id: \"d4\" level: COUNTY destinations { name: \"p\" dicom { address: "
+       "\"h:104\" called_ae: \"AN_AE_TITLE_TOO_LONG\" } } }",
+       "dicom.called_ae must be the PACS's AE title"},
+      {"institutions { id: \"d5\" level: COUNTY destinations { name: \"p\" dicom { address: "
+       "\"h:104\" called_ae: \"PACS\" tls: true } } }",
+       "dicom.ca_file is required with tls"},
+      {"institutions { id: \"d6\" level: COUNTY destinations { name: \"h\" hl7 { address: "
+       "\"h:1\" } } destinations { name: \"h\" hl7 { address: \"h:2\" } } }",
+       "destination name \"h\" is repeated"},
+      {"dicomweb { listen: \"nowhere\" }", "dicomweb.listen must be HOST:PORT"},
+      {"dicomweb { listen: \"127.0.0.1:0\" cors_origins: \"ohif.example\" }", "is not an origin"},
   };
   for (const auto& c : cases) {
     auto parsed = ParseConfig(std::string(kMinimal) + c.extra, "t");
     ASSERT_FALSE(parsed.ok()) << c.extra;
     EXPECT_THAT(parsed.status().message(), HasSubstr(c.expected)) << c.extra;
   }
+}
+
+TEST(ConfigTest, DestinationsGetTheirDefaults) {
+  auto c = ParseConfig(std::string(kMinimal) +
+                           "institutions { id: \"d\" level: COUNTY "
+                           "destinations { name: \"pacs\" dicom { address: \"h:104\" "
+                           "called_ae: \"PACS\" } } "
+                           "destinations { name: \"his\" hl7 { address: \"h:2575\" } } }",
+                       "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& d = c->institutions(2).destinations();
+  EXPECT_EQ(d[0].dicom().calling_ae(), "RDG");
+  EXPECT_EQ(d[1].hl7().receiving_application(), "HIS");
+  EXPECT_EQ(d[1].hl7().receiving_facility(), "d");
+  EXPECT_EQ(c->outbound().max_backoff_seconds(), 300);
+  EXPECT_EQ(c->outbound().timeout_seconds(), 30);
 }
 
 TEST(ConfigTest, BadListenOverride) {

@@ -1,10 +1,10 @@
 """DICOMweb (QIDO-RS, WADO-RS) against the real gateway, with curl and the platform's client
 certificates: a clinic finds and retrieves its own study (张三, written in GB18030, found as
 UTF-8 by 张*), the instances byte for byte as uploaded, streamed as multipart/related; the
-metadata with the pixel data as a BulkDataURI that resolves; another clinic, an administrator and
-a reader of another county get nothing; a reader of the exam's desk sees it in QIDO but retrieves
-it only once they claim it; CORS for a configured viewer's origin only; no client certificate, no
-connection; STOW-RS stores and routes like an upload, refusing what is not DICOM part by part,
+metadata with the pixel data as a BulkDataURI that resolves, and the frame; another clinic, an
+administrator and a reader of another county get nothing; a reader of the exam's desk sees it in
+QIDO but retrieves it only once they claim it; CORS for a configured viewer's origin only (its
+preflight without a certificate); no client certificate, 401; STOW-RS stores and routes like an upload, refusing what is not DICOM part by part,
 and a repeat is a duplicate. Then Orthanc's DICOMweb plugin, as a county PACS with a clinic's certificate,
 retrieves the study from RDG over DICOMweb."""
 import email.parser
@@ -145,6 +145,13 @@ class DicomWebTest(harness.GatewayTestCase):
         self.assertEqual(kind, "application/octet-stream")
         ds = pydicom.dcmread(paths[0])
         self.assertEqual(pixels, ds.PixelData)
+        # Frames (OHIF's wadors mode): the one frame of this CT, and no second one.
+        status, headers, body = self.curl("clinic-a1", uri[len(self.base):].replace(
+            "/bulkdata/7FE00010", "/frames/1"))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.parts(headers, body), [("application/octet-stream", ds.PixelData)])
+        self.assertEqual(self.curl("clinic-a1", uri[len(self.base):].replace(
+            "/bulkdata/7FE00010", "/frames/2"))[0], 404)
 
         # Nobody else: another clinic, an administrator, a reader of another county.
         self.assertEqual(self.curl("clinic-a2", f"/studies/{study}")[0], 404)
@@ -154,9 +161,11 @@ class DicomWebTest(harness.GatewayTestCase):
         self.assertNotIn(study, [s["0020000D"]["Value"][0]
                                  for s in self.json("reader-b-rad", "/studies")])
         self.assertEqual(self.curl("reader-b-rad", f"/studies/{study}")[0], 404)
-        # No certificate: no TLS connection at all.
-        code, _, _ = self.curl(None, "/studies", check=False)
-        self.assertNotEqual(code, 0)
+        # No certificate: nothing but a CORS preflight is answered.
+        for path in ("/studies", f"/studies/{study}", f"/studies/{study}/metadata"):
+            status, _, body = self.curl(None, path)
+            self.assertEqual(status, 401, path)
+            self.assertIn(b"client certificate", body)
 
         # Every retrieval is in the audit log, with the exam.
         actions = [r[0] for r in self.gateway.query(
@@ -266,9 +275,16 @@ class DicomWebTest(harness.GatewayTestCase):
         self.assertEqual([f for f in staged if f.startswith("stow-")], [])
 
     def test_cors_for_the_configured_viewer_only(self):
-        status, headers, _ = self.curl("clinic-a1", "/studies", method="OPTIONS",
-                                       headers=["Origin: https://viewer.county-a.example"])
+        # A browser's preflight carries no client certificate.
+        status, headers, _ = self.curl(None, "/studies", method="OPTIONS",
+                                       headers=["Origin: https://viewer.county-a.example",
+                                                "Access-Control-Request-Method: GET"])
         self.assertEqual(status, 204)
+        self.assertEqual(headers["access-control-allow-origin"], "https://viewer.county-a.example")
+        self.assertEqual(headers["access-control-allow-credentials"], "true")
+        status, headers, _ = self.curl("clinic-a1", "/studies",
+                                       headers=["Origin: https://viewer.county-a.example"])
+        self.assertEqual(status, 200)
         self.assertEqual(headers["access-control-allow-origin"], "https://viewer.county-a.example")
         status, headers, _ = self.curl("clinic-a1", "/studies",
                                        headers=["Origin: https://evil.example"])
