@@ -1,16 +1,7 @@
 #include "gateway/atna/syslog_sender.h"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
+#include "gateway/common/tcp_connect.h"
 #include "storage/base/openssl_support.h"
 
 namespace rdg::atna {
@@ -26,60 +17,6 @@ std::string HeaderField(absl::string_view text, size_t max) {
     if (c >= 33 && c <= 126 && out.size() < max) out.push_back(c);
   }
   return out.empty() ? "-" : out;
-}
-
-//! A socket closed on scope exit.
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-//! A TCP connection to host:port within `timeout`.
-absl::Status Connect(const SyslogTlsOptions& o, Fd& out) {
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const std::string port = absl::StrCat(o.port);
-  if (int rc = ::getaddrinfo(o.host.c_str(), port.c_str(), &hints, &found); rc != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("audit repository ", o.host, ": ", ::gai_strerror(rc)));
-  }
-  std::string last_error = "no address";
-  const int timeout_ms = static_cast<int>(absl::ToInt64Milliseconds(o.timeout));
-  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    Fd fd{::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol)};
-    if (fd.fd < 0) continue;
-    int rc = ::connect(fd.fd, a->ai_addr, a->ai_addrlen);
-    if (rc != 0 && errno == EINPROGRESS) {
-      pollfd p{fd.fd, POLLOUT, 0};
-      rc = ::poll(&p, 1, timeout_ms) == 1 ? 0 : -1;
-      int err = rc == 0 ? 0 : ETIMEDOUT;
-      socklen_t len = sizeof(err);
-      if (rc == 0) ::getsockopt(fd.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err != 0) {
-        errno = err;
-        rc = -1;
-      }
-    }
-    if (rc != 0) {
-      last_error = std::strerror(errno);
-      continue;
-    }
-    // Blocking from here on, each read and write bounded by the timeout.
-    ::fcntl(fd.fd, F_SETFL, 0);
-    timeval tv{static_cast<time_t>(timeout_ms / 1000),
-               static_cast<suseconds_t>(timeout_ms % 1000) * 1000};
-    ::setsockopt(fd.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    std::swap(out.fd, fd.fd);
-    ::freeaddrinfo(found);
-    return absl::OkStatus();
-  }
-  ::freeaddrinfo(found);
-  return absl::UnavailableError(
-      absl::StrCat("audit repository ", o.host, ":", o.port, " unreachable: ", last_error));
 }
 
 }  // namespace
@@ -129,8 +66,10 @@ absl::StatusOr<std::unique_ptr<SyslogTlsSender>> SyslogTlsSender::Create(
 
 absl::Status SyslogTlsSender::Deliver(const std::vector<std::string>& frames) {
   const SyslogTlsOptions& o = impl_->options;
-  Fd fd;
-  if (absl::Status connected = Connect(o, fd); !connected.ok()) return connected;
+  absl::StatusOr<TcpConnection> connection = ConnectTcp(o.host, absl::StrCat(o.port), o.timeout);
+  if (!connection.ok()) {
+    return absl::UnavailableError(absl::StrCat("audit repository ", connection.status().message()));
+  }
   openssl::SslPtr ssl(SSL_new(impl_->ctx.get()));
   if (!ssl) return absl::InternalError(openssl::OpenSslError());
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
@@ -141,7 +80,7 @@ absl::Status SyslogTlsSender::Deliver(const std::vector<std::string>& frames) {
     return absl::InternalError(absl::StrCat("cannot check the audit repository's name ",
                                             o.server_name, ": ", openssl::OpenSslError()));
   }
-  SSL_set_fd(ssl.get(), fd.fd);
+  SSL_set_fd(ssl.get(), connection->fd());
   const std::string where = absl::StrCat("audit repository ", o.host, ":", o.port);
   if (SSL_connect(ssl.get()) != 1) {
     return absl::UnavailableError(

@@ -350,6 +350,7 @@ void DicomWebServer::Route(httplib::Server& s) {
       size_t part = 0;
       bool header_sent = false;
       std::ifstream file;
+      std::string buffer = std::string(kChunk, '\0');  // one per response, reused per chunk
     };
     auto cursor = std::make_shared<Cursor>();
     res.set_chunked_content_provider(
@@ -378,7 +379,7 @@ void DicomWebServer::Route(httplib::Server& s) {
             cursor->header_sent = true;
             return true;
           }
-          std::string buffer(kChunk, '\0');
+          std::string& buffer = cursor->buffer;
           cursor->file.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
           const std::streamsize n = cursor->file.gcount();
           if (n > 0) sink.write(buffer.data(), static_cast<size_t>(n));

@@ -1,12 +1,7 @@
 #include "gateway/outbound/mllp_sender.h"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -16,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "gateway/common/tcp_connect.h"
 
 namespace rdg::outbound {
 namespace {
@@ -23,80 +19,6 @@ namespace {
 constexpr char kStartBlock = '\x0b';
 constexpr char kEndBlock = '\x1c';
 constexpr size_t kMaxAckBytes = 64 * 1024;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-//! Waits for `events` on `fd` until `deadline`: whether they came.
-bool Await(int fd, short events, absl::Time deadline) {
-  for (;;) {
-    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (ms <= 0) return false;
-    pollfd p{fd, events, 0};
-    const int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1000)));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
-
-//! A connected non-blocking socket to `address` ("host:port"), or why not.
-int Connect(const std::string& address, absl::Time deadline, std::string* error) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos) {
-    *error = "bad address " + address;
-    return -1;
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = ::getaddrinfo(host.c_str(), address.c_str() + colon + 1, &hints, &found); rc != 0) {
-    *error = absl::StrCat("cannot resolve ", address, ": ", ::gai_strerror(rc));
-    return -1;
-  }
-  std::string last = "no address";
-  int result = -1;
-  for (addrinfo* ai = found; ai != nullptr && result < 0; ai = ai->ai_next) {
-    const int fd =
-        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
-    if (rc != 0 && errno == EINPROGRESS) {
-      if (Await(fd, POLLOUT, deadline)) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        rc = err == 0 ? 0 : -1;
-        errno = err;
-      } else {
-        errno = ETIMEDOUT;
-      }
-    }
-    if (rc == 0) {
-      result = fd;
-    } else {
-      last = std::strerror(errno);
-      ::close(fd);
-    }
-  }
-  ::freeaddrinfo(found);
-  if (result < 0) *error = absl::StrCat("cannot connect to ", address, ": ", last);
-  return result;
-}
 
 }  // namespace
 
@@ -133,38 +55,46 @@ SendOutcome SendMllp(const std::string& address, absl::string_view message,
         absl::StrSplit(message.substr(0, message.find('\r')), message[3]);
     if (msh.size() > 9) control_id = std::string(msh[9]);
   }
+  const size_t colon = address.rfind(':');
+  std::string host = address.substr(0, colon == std::string::npos ? 0 : colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  absl::StatusOr<TcpConnection> connection =
+      colon == std::string::npos ? absl::InvalidArgumentError(absl::StrCat("bad address ", address))
+                                 : ConnectTcp(host, address.substr(colon + 1), timeout);
+  if (!connection.ok()) {
+    return SendOutcome::Retry(std::string(connection.status().message()), /*unreachable=*/true);
+  }
+  // Blocking, each send and receive bounded by `timeout` (tcp_connect.h), the whole exchange
+  // by the deadline.
   const absl::Time deadline = absl::Now() + timeout;
-  std::string error;
-  Fd fd(Connect(address, deadline, &error));
-  if (fd.get() < 0) return SendOutcome::Retry(error, /*unreachable=*/true);
+  const int fd = connection->fd();
   const std::string framed =
       absl::StrCat(std::string(1, kStartBlock), message, std::string(1, kEndBlock), "\r");
   for (size_t sent = 0; sent < framed.size();) {
-    const ssize_t n = ::send(fd.get(), framed.data() + sent, framed.size() - sent, MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-    } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-      if (!Await(fd.get(), POLLOUT, deadline))
-        return SendOutcome::Retry("timed out sending the message");
-    } else {
-      return SendOutcome::Retry(absl::StrCat("sending to ", address, ": ", std::strerror(errno)),
+    const ssize_t n = ::send(fd, framed.data() + sent, framed.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return SendOutcome::Retry(absl::StrCat("sending to ", address, ": ",
+                                             errno == EAGAIN ? "timed out" : std::strerror(errno)),
                                 true);
     }
+    sent += static_cast<size_t>(n);
   }
   std::string ack;
   bool in_frame = false;
   char buf[4096];
   for (;;) {
-    if (!Await(fd.get(), POLLIN, deadline)) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if ((n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) || absl::Now() > deadline) {
       return SendOutcome::Retry(
           absl::StrCat("no ACK from ", address, " within ", absl::FormatDuration(timeout)));
     }
-    const ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
-    if (n == 0)
+    if (n < 0) return SendOutcome::Retry(absl::StrCat("reading the ACK: ", std::strerror(errno)));
+    if (n == 0) {
       return SendOutcome::Retry(absl::StrCat(address, " closed the connection without an ACK"));
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      return SendOutcome::Retry(absl::StrCat("reading the ACK: ", std::strerror(errno)));
     }
     for (ssize_t i = 0; i < n; ++i) {
       const char c = buf[i];
