@@ -184,6 +184,8 @@ struct Ingest {
   std::unique_ptr<ingest::IndexCommitter> committer;
   std::unique_ptr<parsing::IsolatedParser> parser;
   std::unique_ptr<ingest::Ingestor> ingestor;
+  //! The upload limits, shared by gRPC uploads and STOW-RS.
+  std::unique_ptr<ingest::UploadSlots> slots;
 };
 
 //! Reading and reports: the desks and what they sign and verify with.
@@ -389,6 +391,9 @@ absl::StatusOr<Ingest> StartIngest(const rdg::v1::GatewayConfig& config, const P
                                index.identity_conflicts()},
       *stores.blobs, std::move(staging), *in.committer, clock);
   RDG_RETURN_IF_ERROR(in.ingestor->Recover());
+  in.slots = std::make_unique<ingest::UploadSlots>(
+      config.limits().max_concurrent_uploads(),
+      config.limits().max_concurrent_uploads_per_institution());
   // A PostgreSQL index held only UTF-8 from its first schema: nothing to repair.
   if (stores.repairs == nullptr) return in;
   const storage::FileBlobStore& blob_files = *stores.blob_files;
@@ -463,8 +468,8 @@ void BuildServices(const rdg::v1::GatewayConfig& config, const Policy& policy, c
   // (injectable, SLA) clock may be moved ahead by tests and simulations.
   static const RealClock real_clock;
   const ServiceContext ingest_context{*s.ingest_pool, *s.authenticator, *policy.directory};
-  s.ingest = std::make_unique<IngestServiceImpl>(*ingest.ingestor, ingest_context, config.limits(),
-                                                 config.parsing(), real_clock);
+  s.ingest = std::make_unique<IngestServiceImpl>(*ingest.ingestor, ingest_context, *ingest.slots,
+                                                 config.limits(), config.parsing(), real_clock);
   storage::IndexStore& index = *stores.index;
   s.exams = std::make_unique<ExamServiceImpl>(ExamServiceImpl::Stores{index.exams(), index.audit()},
                                               *stores.blobs, context, clock);
@@ -807,7 +812,7 @@ absl::StatusOr<DicomWeb> StartDicomWeb(const rdg::v1::GatewayConfig& config, con
           config.dicomweb(), config.tls(),
           {*d.access, index.exams(), *stores.blob_files, *policy.directory,
            [revocations](absl::string_view pem) { return revocations->RevokedAt(pem).has_value(); },
-           ingest.ingestor.get(), config.data_dir() + "/uploads",
+           ingest.ingestor.get(), ingest.slots.get(), config.data_dir() + "/uploads",
            config.limits().max_object_bytes()}));
   return d;
 }

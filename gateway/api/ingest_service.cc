@@ -155,25 +155,15 @@ class UploadReactor final : public grpc::ServerReadReactor<rdg::v1::UploadReques
 
 absl::Status IngestServiceImpl::Register(const void* reactor, grpc::CallbackServerContext* ctx,
                                          const std::string& institution) {
-  absl::MutexLock lock(&streams_mu_);
   // Transient overload: UNAVAILABLE tells clients to back off and retry.
-  if (static_cast<int>(streams_.size()) >= limits_.max_concurrent_uploads()) {
-    return absl::UnavailableError(
-        "the gateway is busy: it is handling its maximum number of uploads; retry shortly");
-  }
-  int& mine = streams_per_institution_[institution];
-  if (mine >= limits_.max_concurrent_uploads_per_institution()) {
-    return absl::UnavailableError(
-        absl::StrCat("your institution already has ", mine,
-                     " uploads in progress (the limit per institution, "
-                     "limits.max_concurrent_uploads_per_institution); retry shortly"));
-  }
-  ++mine;
+  RDG_ASSIGN_OR_RETURN(ingest::UploadSlots::Slot slot, slots_.Acquire(institution));
+  absl::MutexLock lock(&streams_mu_);
   const absl::Time now = clock_.Now();
   Stream stream;
   stream.ctx = ctx;
   stream.institution = institution;
   stream.started = stream.waiting_since = now;
+  stream.slot = std::move(slot);
   streams_.emplace(reactor, std::move(stream));
   return absl::OkStatus();
 }
@@ -185,11 +175,7 @@ void IngestServiceImpl::Unregister(const void* reactor) {
     return !streams_.at(reactor).cancelling;
   };
   streams_mu_.Await(absl::Condition(&not_cancelling));
-  auto it = streams_.find(reactor);
-  if (--streams_per_institution_[it->second.institution] == 0) {
-    streams_per_institution_.erase(it->second.institution);
-  }
-  streams_.erase(it);
+  streams_.erase(reactor);  // and with it, its slot
 }
 
 void IngestServiceImpl::MarkWaiting(const void* reactor, bool waiting) {

@@ -12,6 +12,7 @@
 #include "gateway/api/call_support.h"
 #include "gateway/common/clock.h"
 #include "gateway/ingest/ingestor.h"
+#include "gateway/ingest/upload_slots.h"
 #include "rdg/v1/ingest.grpc.pb.h"
 #include "storage/base/worker_pool.h"
 
@@ -21,9 +22,10 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
  public:
   //! `clock` times upload streams (idle, stalled): the real clock in the gateway.
   IngestServiceImpl(ingest::Ingestor& ingestor, const ServiceContext& context,
-                    const rdg::v1::Limits& limits, const rdg::v1::ParserConfig& parsing,
-                    const Clock& clock)
+                    ingest::UploadSlots& slots, const rdg::v1::Limits& limits,
+                    const rdg::v1::ParserConfig& parsing, const Clock& clock)
       : ingestor_(ingestor),
+        slots_(slots),
         pool_(context.pool),
         authenticator_(context.authenticator),
         limits_(limits),
@@ -67,6 +69,7 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
     bool waiting = false;      //!< a read is pending (otherwise the gateway is working on it)
     bool cancelling = false;   //!< the sweep is cancelling it: OnDone waits (ctx stays valid)
     std::string session_id;    //!< the upload session it holds, once attached
+    ingest::UploadSlots::Slot slot;  //!< its place under the upload limits
   };
   //! Admits a new stream under the gateway-wide and the per-institution limits (UNAVAILABLE
   //! with the reason when either is reached).
@@ -85,6 +88,7 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
   int CancelWhere(const std::function<bool(const Stream&)>& pick);
 
   ingest::Ingestor& ingestor_;
+  ingest::UploadSlots& slots_;
   WorkerPool& pool_;
   const Authenticator& authenticator_;
   const rdg::v1::Limits limits_;
@@ -92,7 +96,6 @@ class IngestServiceImpl final : public rdg::v1::IngestService::CallbackService {
   const Clock& clock_;
   absl::Mutex streams_mu_;
   absl::flat_hash_map<const void*, Stream> streams_ ABSL_GUARDED_BY(streams_mu_);
-  absl::flat_hash_map<std::string, int> streams_per_institution_ ABSL_GUARDED_BY(streams_mu_);
 };
 
 }  // namespace rdg::api

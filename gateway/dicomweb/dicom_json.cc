@@ -8,11 +8,17 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "dcmtk/config/osconfig.h"  // first of DCMTK's headers
+#include "dcmtk/dcmdata/dccodec.h"
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcjson.h"
+#include "dcmtk/dcmdata/dcpixel.h"
+#include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
+#include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "nlohmann/json.hpp"
+#include "storage/base/status_macros.h"
 
 namespace rdg::dicomweb {
 namespace {
@@ -170,17 +176,69 @@ absl::StatusOr<std::string> InstanceMetadataJson(const std::string& path,
   return out.str();
 }
 
-absl::StatusOr<std::vector<std::string>> Frames(const std::string& path,
-                                                const std::vector<int>& numbers) {
+namespace {
+
+//! Frames `numbers` of encapsulated pixel data: each one's fragments, joined.
+absl::StatusOr<std::vector<Frame>> EncapsulatedFrames(DcmDataset& ds, DcmElement& pixels,
+                                                      Sint32 count,
+                                                      const std::vector<int>& numbers) {
+  const E_TransferSyntax xfer = ds.getOriginalXfer();
+  DcmPixelSequence* fragments = nullptr;
+  if (pixels.ident() != EVR_PixelData ||
+      static_cast<DcmPixelData&>(pixels)
+          .getEncapsulatedRepresentation(xfer, nullptr, fragments)
+          .bad() ||
+      fragments == nullptr) {
+    return absl::InternalError("cannot read the compressed pixel data's fragments");
+  }
+  const Uint32 items = static_cast<Uint32>(fragments->card());   // item 0: Basic Offset Table
+  auto start_of = [&](Uint32 frame) -> absl::StatusOr<Uint32> {  // 0-based
+    if (frame == static_cast<Uint32>(count)) return items;
+    Uint32 item = 0;
+    if (OFCondition c = DcmCodec::determineStartFragment(frame, count, fragments, item);
+        c.bad() || item < 1 || item > items) {
+      return absl::UnimplementedError(absl::StrCat(
+          "the fragments of frame ", frame + 1, " cannot be told apart (", items - 1,
+          " fragments for ", count, " frames and no offset table): retrieve the instance instead"));
+    }
+    return item;
+  };
+  std::vector<Frame> out;
+  for (int n : numbers) {
+    if (n < 1 || n > count) {
+      return absl::NotFoundError(absl::StrCat("no frame ", n, " (the instance has ", count, ")"));
+    }
+    RDG_ASSIGN_OR_RETURN(const Uint32 first, start_of(static_cast<Uint32>(n - 1)));
+    RDG_ASSIGN_OR_RETURN(const Uint32 end, start_of(static_cast<Uint32>(n)));
+    if (end <= first) return absl::DataLossError("the compressed frame has no fragments");
+    Frame frame;
+    frame.transfer_syntax_uid = DcmXfer(xfer).getXferID();
+    for (Uint32 i = first; i < end; ++i) {
+      DcmPixelItem* item = nullptr;
+      Uint8* bytes = nullptr;
+      if (fragments->getItem(item, i).bad() || item == nullptr) {
+        return absl::DataLossError("a fragment of the compressed frame is missing");
+      }
+      if (item->getLength() == 0) continue;
+      if (OFCondition c = item->getUint8Array(bytes); c.bad() || bytes == nullptr) {
+        return absl::InternalError(absl::StrCat("cannot read frame ", n, ": ", c.text()));
+      }
+      frame.bytes.append(reinterpret_cast<const char*>(bytes), item->getLength());
+    }
+    out.push_back(std::move(frame));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Frame>> Frames(const std::string& path,
+                                          const std::vector<int>& numbers) {
   DcmFileFormat file;
   if (OFCondition c = file.loadFile(path.c_str()); c.bad()) {
     return absl::InternalError(absl::StrCat("cannot read a stored instance: ", c.text()));
   }
   DcmDataset& ds = *file.getDataset();
-  if (DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
-    return absl::UnimplementedError(
-        "frames of compressed pixel data are not served yet: retrieve the instance");
-  }
   Uint16 rows = 0, columns = 0, samples = 1, bits = 0;
   Sint32 count = 1;
   ds.findAndGetUint16(DCM_Rows, rows);
@@ -188,25 +246,28 @@ absl::StatusOr<std::vector<std::string>> Frames(const std::string& path,
   ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
   ds.findAndGetUint16(DCM_BitsAllocated, bits);
   ds.findAndGetSint32(DCM_NumberOfFrames, count);
+  count = std::max<Sint32>(count, 1);
   DcmElement* pixels = nullptr;
   if (ds.findAndGetElement(DCM_PixelData, pixels).bad() || pixels == nullptr || rows == 0 ||
       columns == 0 || bits == 0) {
     return absl::NotFoundError("this instance has no pixel data");
   }
+  if (DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
+    return EncapsulatedFrames(ds, *pixels, count, numbers);
+  }
   const uint64_t frame_bits = uint64_t{rows} * columns * std::max<Uint16>(samples, 1) * bits;
   const uint64_t frame_bytes = (frame_bits + 7) / 8;
-  std::vector<std::string> out;
+  std::vector<Frame> out;
   for (int n : numbers) {
-    if (n < 1 || n > std::max<Sint32>(count, 1)) {
-      return absl::NotFoundError(
-          absl::StrCat("no frame ", n, " (the instance has ", std::max<Sint32>(count, 1), ")"));
+    if (n < 1 || n > count) {
+      return absl::NotFoundError(absl::StrCat("no frame ", n, " (the instance has ", count, ")"));
     }
     const uint64_t offset = frame_bytes * static_cast<uint64_t>(n - 1);
     if (offset + frame_bytes > pixels->getLength()) {
       return absl::DataLossError("the pixel data is shorter than its frames");
     }
-    std::string frame(frame_bytes, '\0');
-    if (OFCondition c = pixels->getPartialValue(frame.data(), static_cast<Uint32>(offset),
+    Frame frame{std::string(frame_bytes, '\0'), UID_LittleEndianExplicitTransferSyntax};
+    if (OFCondition c = pixels->getPartialValue(frame.bytes.data(), static_cast<Uint32>(offset),
                                                 static_cast<Uint32>(frame_bytes));
         c.bad()) {
       return absl::InternalError(absl::StrCat("cannot read frame ", n, ": ", c.text()));

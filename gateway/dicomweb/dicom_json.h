@@ -35,11 +35,20 @@ std::string InstanceJson(const storage::ExamRecord& exam, const storage::ObjectR
 absl::StatusOr<std::string> InstanceMetadataJson(const std::string& path,
                                                  absl::string_view instance_url);
 
-//! Frames `numbers` (1-based) of the instance at `path`: each frame's pixel bytes, read from
-//! the file as needed (never the whole pixel data). Native (uncompressed) pixel data only:
-//! UNIMPLEMENTED for compressed; NOT_FOUND for a frame the instance does not have.
-absl::StatusOr<std::vector<std::string>> Frames(const std::string& path,
-                                                const std::vector<int>& numbers);
+//! One frame's pixel data as stored.
+struct Frame {
+  std::string bytes;
+  //! The transfer syntax the bytes are in: the instance's own for compressed pixel data (one
+  //! frame's fragments, joined: a JPEG, JPEG-LS, JPEG 2000 or RLE stream), Explicit VR Little
+  //! Endian for native pixel data.
+  std::string transfer_syntax_uid;
+};
+
+//! Frames `numbers` (1-based) of the instance at `path`, read from the file as needed (never
+//! the whole pixel data). Compressed frames are found as PS3.5 A.4 says: one fragment per frame,
+//! the Basic Offset Table, or all fragments of a single frame; other layouts are UNIMPLEMENTED.
+//! NOT_FOUND for a frame the instance does not have.
+absl::StatusOr<std::vector<Frame>> Frames(const std::string& path, const std::vector<int>& numbers);
 
 //! The value of element (group, element) of the file at `path` (bulk data): its bytes as stored.
 //! NOT_FOUND without it; UNIMPLEMENTED for encapsulated (compressed) pixel data.

@@ -15,8 +15,10 @@
 #include "absl/strings/str_split.h"
 #include "gateway/auth/principal.h"
 #include "gateway/auth/rbac.h"
+#include "gateway/dicomweb/accept.h"
 #include "gateway/dicomweb/dicom_json.h"
 #include "gateway/dicomweb/multipart_reader.h"
+#include "gateway/dicomweb/qido.h"
 #include "gateway/dicomweb/stow.h"
 #include "gateway/http/https_server.h"
 #include "glog/logging.h"
@@ -61,70 +63,33 @@ void Fail(httplib::Response& res, const absl::Status& s) {
   res.set_content(absl::StrCat(s.message(), "\n"), "text/plain; charset=utf-8");
 }
 
-//! Whether the request's Accept allows `type` (absent, */*, or naming it).
-bool Accepts(const httplib::Request& req, std::initializer_list<absl::string_view> types) {
+//! A 406 answer: the client accepts no form RDG can give.
+absl::Status NotAcceptable(httplib::Response& res, absl::string_view what) {
+  res.status = 406;
+  res.set_content(absl::StrCat(what, "\n"), "text/plain; charset=utf-8");
+  return absl::OkStatus();
+}
+
+//! Whether the request accepts DICOM JSON (as application/dicom+json or application/json).
+bool AcceptsJson(const httplib::Request& req) {
   const std::string accept = req.get_header_value("Accept");
-  if (accept.empty() || absl::StrContains(accept, "*/*")) return true;
-  for (absl::string_view t : types) {
-    if (absl::StrContains(absl::AsciiStrToLower(accept), t)) return true;
-  }
-  return false;
+  return AcceptsType(accept, kDicomJson) || AcceptsType(accept, "application/json");
+}
+
+//! The media type PS3.18 8.7.3 gives a compressed frame of transfer syntax `uid`, or "".
+absl::string_view FrameImageType(absl::string_view uid) {
+  static const auto* const kTypes = new std::map<std::string, std::string, std::less<>>{
+      {"1.2.840.10008.1.2.4.50", "image/jpeg"}, {"1.2.840.10008.1.2.4.51", "image/jpeg"},
+      {"1.2.840.10008.1.2.4.57", "image/jpeg"}, {"1.2.840.10008.1.2.4.70", "image/jpeg"},
+      {"1.2.840.10008.1.2.4.80", "image/jls"},  {"1.2.840.10008.1.2.4.81", "image/jls"},
+      {"1.2.840.10008.1.2.4.90", "image/jp2"},  {"1.2.840.10008.1.2.4.91", "image/jp2"},
+  };
+  auto it = kTypes->find(uid);
+  return it == kTypes->end() ? absl::string_view() : absl::string_view(it->second);
 }
 
 std::string BaseUrl(const httplib::Request& req) {
   return absl::StrCat("https://", req.get_header_value("Host"), "/dicomweb");
-}
-
-//! A QIDO date match: "YYYYMMDD", "A-B", "A-", "-B".
-bool DateMatches(absl::string_view filter, const std::string& date) {
-  if (filter.empty()) return true;
-  const size_t dash = filter.find('-');
-  if (dash == absl::string_view::npos) return date == filter;
-  const absl::string_view from = filter.substr(0, dash), to = filter.substr(dash + 1);
-  return !date.empty() && (from.empty() || date >= from) && (to.empty() || date <= to);
-}
-
-//! A QIDO wildcard match ('*' any run, '?' one character), ASCII case-insensitive.
-bool Wildcard(absl::string_view pattern, absl::string_view text) {
-  size_t p = 0, t = 0, star = absl::string_view::npos, mark = 0;
-  while (t < text.size()) {
-    if (p < pattern.size() &&
-        (pattern[p] == '?' || absl::ascii_tolower(pattern[p]) == absl::ascii_tolower(text[t]))) {
-      ++p;
-      ++t;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = t;
-    } else if (star != absl::string_view::npos) {
-      p = star + 1;
-      t = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
-//! A patient name matches when the pattern matches the whole PN, one of its groups, or one of
-//! them with '^' read as a space (a search for "zhang*" or "张*" finds "Zhang^San=张^三").
-bool NameMatches(absl::string_view pattern, const std::string& name) {
-  if (pattern.empty()) return true;
-  if (Wildcard(pattern, name)) return true;
-  for (absl::string_view group : absl::StrSplit(name, '=')) {
-    if (Wildcard(pattern, group) ||
-        Wildcard(pattern, absl::StrJoin(absl::StrSplit(group, '^'), " ")) ||
-        Wildcard(pattern, absl::StrJoin(absl::StrSplit(group, '^'), ""))) {
-      return true;
-    }
-  }
-  return false;
-}
-
-//! A query parameter by keyword or by tag ("PatientID" or "00100020").
-std::string Param(const httplib::Request& req, const char* keyword, const char* tag) {
-  if (req.has_param(keyword)) return req.get_param_value(keyword);
-  return req.get_param_value(tag);
 }
 
 //! One stored file of a WADO-RS response.
@@ -198,23 +163,33 @@ void DicomWebServer::Route(httplib::Server& s) {
     };
   };
 
-  s.Post(R"(/dicomweb/studies)", [this, cors, caller](const httplib::Request& req,
-                                                      httplib::Response& res,
-                                                      const httplib::ContentReader& content) {
+  // STOW-RS, into any study or into the one the path names.
+  auto stow = [this, cors, caller](const httplib::Request& req, httplib::Response& res,
+                                   const httplib::ContentReader& content) {
     cors(req, res);
     absl::StatusOr<auth::Principal> who = caller(req);
     absl::Status allowed =
         who.ok() ? auth::Authorize(*who, auth::Permission::kUpload) : who.status();
+    // One upload slot for the whole request, under the limits gRPC uploads share.
+    absl::StatusOr<ingest::UploadSlots::Slot> slot = ingest::UploadSlots::Slot();
+    if (allowed.ok() && deps_.slots != nullptr) {
+      slot = deps_.slots->Acquire(who->institution);
+      allowed = slot.status();
+    }
     if (!allowed.ok()) {
       // Read (a bounded part of) what the client is sending, so that it reads the
       // refusal rather than a reset connection.
       size_t drained = 0;
       content([&drained](const char*, size_t n) { return (drained += n) < kMaxDrainedBytes; });
+      if (absl::IsUnavailable(allowed)) res.set_header("Retry-After", "5");
       Fail(res, allowed);
       return;
     }
-    if (absl::Status s = Stow(*who, req, res, content); !s.ok()) Fail(res, s);
-  });
+    const std::string study = req.matches.size() > 1 ? std::string(req.matches[1]) : "";
+    if (absl::Status s = Stow(*who, study, req, res, content); !s.ok()) Fail(res, s);
+  };
+  s.Post(R"(/dicomweb/studies)", stow);
+  s.Post(R"(/dicomweb/studies/([0-9.]+))", stow);
 
   s.Options(R"(/dicomweb/.*)", [cors](const httplib::Request& req, httplib::Response& res) {
     cors(req, res);
@@ -224,86 +199,73 @@ void DicomWebServer::Route(httplib::Server& s) {
     res.status = 204;
   });
 
-  // QIDO-RS: studies.
-  s.Get(
-      R"(/dicomweb/studies)", serve([this](const auth::Principal& who, const httplib::Request& req,
-                                           httplib::Response& res) -> absl::Status {
-        if (!Accepts(req, {"application/dicom+json", "application/json"})) {
-          return absl::InvalidArgumentError("QIDO-RS answers application/dicom+json");
-        }
-        int limit = 100, offset = 0;
-        if (req.has_param("limit") && !absl::SimpleAtoi(req.get_param_value("limit"), &limit)) {
-          return absl::InvalidArgumentError("limit must be a number");
-        }
-        if (req.has_param("offset") && !absl::SimpleAtoi(req.get_param_value("offset"), &offset)) {
-          return absl::InvalidArgumentError("offset must be a number");
-        }
-        limit = std::clamp(limit, 1, 1000);
-        offset = std::max(offset, 0);
-        const std::string study = Param(req, "StudyInstanceUID", "0020000D");
-        const std::string patient_id = Param(req, "PatientID", "00100020");
-        const std::string name = Param(req, "PatientName", "00100010");
-        const std::string accession = Param(req, "AccessionNumber", "00080050");
-        const std::string date = Param(req, "StudyDate", "00080020");
-        const std::string modality = Param(req, "ModalitiesInStudy", "00080061");
-        RDG_ASSIGN_OR_RETURN(
-            auto exams,
-            deps_.access.Searchable(who, kSearchScope, absl::StrCat("studies?", req.target)));
-        std::vector<std::string> found;
-        int skipped = 0;
-        for (const storage::ExamRecord& e : exams) {
-          if (static_cast<int>(found.size()) >= limit) break;
-          if ((!study.empty() &&
-               !absl::c_linear_search(absl::StrSplit(study, ','), e.study_instance_uid)) ||
-              (!patient_id.empty() && e.patient.patient_id != patient_id) ||
-              (!accession.empty() && e.accession_number != accession) ||
-              !DateMatches(date, e.study_date) || !NameMatches(name, e.patient.name)) {
-            continue;
-          }
-          RDG_ASSIGN_OR_RETURN(auto objects, deps_.exams.ListObjects(e.exam_id));
-          const std::vector<SeriesSummary> series = SeriesOf(objects);
-          if (!modality.empty() &&
-              std::none_of(series.begin(), series.end(),
-                           [&](const SeriesSummary& x) { return x.modality == modality; })) {
-            continue;
-          }
-          if (skipped++ < offset) continue;
-          found.push_back(StudyJson(e, series, BaseUrl(req)));
-        }
-        res.set_content(absl::StrCat("[", absl::StrJoin(found, ","), "]"), kDicomJson);
-        return absl::OkStatus();
-      }));
-
-  // QIDO-RS: the series and instances of a study.
-  auto list = [this](const auth::Principal& who, const httplib::Request& req,
-                     httplib::Response& res, bool instances) -> absl::Status {
-    const std::string study = req.matches[1];
-    const std::string series = req.matches.size() > 2 ? std::string(req.matches[2]) : "";
-    RDG_ASSIGN_OR_RETURN(auto exam, deps_.access.Open(who, study, "dicomweb_search"));
-    RDG_ASSIGN_OR_RETURN(auto objects, deps_.exams.ListObjects(exam.exam_id));
-    std::vector<std::string> out;
-    for (const SeriesSummary& s : SeriesOf(objects)) {
-      if (!series.empty() && s.series_instance_uid != series) continue;
-      if (!instances) {
-        out.push_back(SeriesJson(exam, s, BaseUrl(req)));
-        continue;
-      }
-      for (const storage::ObjectRecord* o : s.instances) {
-        out.push_back(InstanceJson(exam, *o, BaseUrl(req)));
-      }
+  // QIDO-RS: studies, series and instances, at the root or under a study (and series).
+  auto search = [this](const auth::Principal& who, const httplib::Request& req,
+                       httplib::Response& res, QidoLevel level) -> absl::Status {
+    if (!AcceptsJson(req)) return NotAcceptable(res, "QIDO-RS answers application/dicom+json");
+    RDG_ASSIGN_OR_RETURN(QidoQuery q, ParseQido(req.params, level));
+    std::vector<storage::ExamRecord> exams;
+    if (req.matches.size() > 1) {  // under studies/{study}[/series/{series}]
+      RDG_ASSIGN_OR_RETURN(storage::ExamRecord exam,
+                           deps_.access.Open(who, req.matches[1], "dicomweb_search"));
+      exams.push_back(std::move(exam));
+      q.study_uids = {req.matches[1]};
+      if (req.matches.size() > 2) q.series_uids = {req.matches[2]};
+    } else {
+      RDG_ASSIGN_OR_RETURN(
+          exams, deps_.access.Searchable(who, kSearchScope, absl::StrCat("search ", req.target)));
     }
-    res.set_content(absl::StrCat("[", absl::StrJoin(out, ","), "]"), kDicomJson);
+    const std::string base = BaseUrl(req);
+    std::vector<std::string> found;
+    int skipped = 0;
+    // One more match found: skipped up to the offset, else answered up to the limit.
+    auto take = [&](auto&& json) {
+      if (skipped < q.offset) {
+        ++skipped;
+      } else {
+        found.push_back(json());
+      }
+      return static_cast<int>(found.size()) >= q.limit;
+    };
+    for (const storage::ExamRecord& e : exams) {
+      if (!UidMatches(q.study_uids, e.study_instance_uid)) continue;  // before reading its objects
+      RDG_ASSIGN_OR_RETURN(auto objects, deps_.exams.ListObjects(e.exam_id));
+      const std::vector<SeriesSummary> series = SeriesOf(objects);
+      if (!MatchesStudy(q, e, series)) continue;
+      bool full = false;
+      if (level == QidoLevel::kStudy) {
+        full = take([&] { return StudyJson(e, series, base); });
+      }
+      for (auto s = series.begin(); level != QidoLevel::kStudy && !full && s != series.end(); ++s) {
+        if (!MatchesSeries(q, *s)) continue;
+        if (level == QidoLevel::kSeries) {
+          full = take([&] { return SeriesJson(e, *s, base); });
+          continue;
+        }
+        for (const storage::ObjectRecord* o : s->instances) {
+          if (full) break;
+          if (MatchesInstance(q, *o)) full = take([&] { return InstanceJson(e, *o, base); });
+        }
+      }
+      if (full) break;
+    }
+    if (std::string warning = IgnoredKeysWarning(q); !warning.empty()) {
+      res.set_header("Warning", warning);
+    }
+    res.set_content(absl::StrCat("[", absl::StrJoin(found, ","), "]"), kDicomJson);
     return absl::OkStatus();
   };
-  s.Get(R"(/dicomweb/studies/([0-9.]+)/series)",
-        serve([list](const auth::Principal& who, const httplib::Request& req,
-                     httplib::Response& res) { return list(who, req, res, false); }));
-  s.Get(R"(/dicomweb/studies/([0-9.]+)/instances)",
-        serve([list](const auth::Principal& who, const httplib::Request& req,
-                     httplib::Response& res) { return list(who, req, res, true); }));
+  auto at = [search](QidoLevel level) {
+    return [search, level](const auth::Principal& who, const httplib::Request& req,
+                           httplib::Response& res) { return search(who, req, res, level); };
+  };
+  s.Get(R"(/dicomweb/studies)", serve(at(QidoLevel::kStudy)));
+  s.Get(R"(/dicomweb/series)", serve(at(QidoLevel::kSeries)));
+  s.Get(R"(/dicomweb/instances)", serve(at(QidoLevel::kInstance)));
+  s.Get(R"(/dicomweb/studies/([0-9.]+)/series)", serve(at(QidoLevel::kSeries)));
+  s.Get(R"(/dicomweb/studies/([0-9.]+)/instances)", serve(at(QidoLevel::kInstance)));
   s.Get(R"(/dicomweb/studies/([0-9.]+)/series/([0-9.]+)/instances)",
-        serve([list](const auth::Principal& who, const httplib::Request& req,
-                     httplib::Response& res) { return list(who, req, res, true); }));
+        serve(at(QidoLevel::kInstance)));
 
   // The stored instances a WADO-RS path names: study, series, instance.
   auto select = [this](const auth::Principal& who, const httplib::Request& req,
@@ -335,13 +297,18 @@ void DicomWebServer::Route(httplib::Server& s) {
   // WADO-RS: instances, streamed as multipart/related from their files.
   auto retrieve = [select, path_of](const auth::Principal& who, const httplib::Request& req,
                                     httplib::Response& res) -> absl::Status {
-    if (!Accepts(req, {"multipart/related", "application/dicom"})) {
-      return absl::InvalidArgumentError(
-          "WADO-RS answers multipart/related; type=\"application/dicom\"");
-    }
     RDG_ASSIGN_OR_RETURN(auto selected, select(who, req, "dicomweb_retrieve"));
     auto parts = std::make_shared<std::vector<Part>>();
     for (const auto& o : selected.second) {
+      // Instances go as stored: a client that asks for another transfer syntax is told so.
+      if (!AcceptsMultipart(req.get_header_value("Accept"), "application/dicom",
+                            o.transfer_syntax_uid)) {
+        return NotAcceptable(
+            res, absl::StrCat("instance ", o.sop_instance_uid, " is stored in transfer syntax ",
+                              o.transfer_syntax_uid,
+                              " and RDG does not transcode: ask for multipart/related; "
+                              "type=\"application/dicom\"; transfer-syntax=*"));
+      }
       RDG_ASSIGN_OR_RETURN(std::string path, path_of(o));
       parts->push_back({std::move(path), o.transfer_syntax_uid});
     }
@@ -401,8 +368,8 @@ void DicomWebServer::Route(httplib::Server& s) {
   // WADO-RS: metadata (bounded by the number of instances; each file read as it is written).
   auto metadata = [select, path_of](const auth::Principal& who, const httplib::Request& req,
                                     httplib::Response& res) -> absl::Status {
-    if (!Accepts(req, {"application/dicom+json", "application/json"})) {
-      return absl::InvalidArgumentError("metadata is answered as application/dicom+json");
+    if (!AcceptsJson(req)) {
+      return NotAcceptable(res, "metadata is answered as application/dicom+json");
     }
     RDG_ASSIGN_OR_RETURN(auto selected, select(who, req, "dicomweb_metadata"));
     std::vector<std::string> out;
@@ -424,7 +391,8 @@ void DicomWebServer::Route(httplib::Server& s) {
   s.Get(R"(/dicomweb/studies/([0-9.]+)/series/([0-9.]+)/instances/([0-9.]+)/metadata)",
         serve(metadata));
 
-  // WADO-RS: frames of an instance (native pixel data), as OHIF's "wadors" mode reads them.
+  // WADO-RS: frames of an instance (native or compressed, as stored), as OHIF's "wadors" mode
+  // reads them.
   s.Get(R"(/dicomweb/studies/([0-9.]+)/series/([0-9.]+)/instances/([0-9.]+)/frames/([0-9,]+))",
         serve([select, path_of](const auth::Principal& who, const httplib::Request& req,
                                 httplib::Response& res) -> absl::Status {
@@ -438,18 +406,31 @@ void DicomWebServer::Route(httplib::Server& s) {
           }
           RDG_ASSIGN_OR_RETURN(auto selected, select(who, req, "dicomweb_retrieve"));
           RDG_ASSIGN_OR_RETURN(std::string path, path_of(selected.second.front()));
-          RDG_ASSIGN_OR_RETURN(std::vector<std::string> frames, Frames(path, numbers));
+          RDG_ASSIGN_OR_RETURN(std::vector<Frame> frames, Frames(path, numbers));
+          // Each frame as stored: application/octet-stream naming its transfer syntax, or the
+          // image type of a compressed one when that is what the client asks for.
+          const std::string accept = req.get_header_value("Accept");
+          const std::string& syntax = frames.front().transfer_syntax_uid;
+          std::string part_type = "application/octet-stream";
+          if (!AcceptsMultipart(accept, part_type, syntax)) {
+            part_type = std::string(FrameImageType(syntax));
+            if (part_type.empty() || !AcceptsMultipart(accept, part_type, syntax)) {
+              return NotAcceptable(
+                  res, absl::StrCat("the frames are in transfer syntax ", syntax,
+                                    " and RDG does not transcode: ask for multipart/related; "
+                                    "type=\"application/octet-stream\"; transfer-syntax=*"));
+            }
+          }
           const std::string boundary = "rdg-" + storage::RandomHex(12);
           std::string body;
-          for (const std::string& f : frames) {
-            absl::StrAppend(&body, "--", boundary,
-                            "\r\nContent-Type: application/octet-stream\r\n\r\n", f, "\r\n");
+          for (const Frame& f : frames) {
+            absl::StrAppend(&body, "--", boundary, "\r\nContent-Type: ", part_type,
+                            "; transfer-syntax=", f.transfer_syntax_uid, "\r\n\r\n", f.bytes,
+                            "\r\n");
           }
           absl::StrAppend(&body, "--", boundary, "--\r\n");
-          res.set_content(
-              std::move(body),
-              absl::StrCat("multipart/related; type=\"application/octet-stream\"; boundary=",
-                           boundary));
+          res.set_content(std::move(body), absl::StrCat("multipart/related; type=\"", part_type,
+                                                        "\"; boundary=", boundary));
           return absl::OkStatus();
         }));
 
@@ -476,8 +457,9 @@ void DicomWebServer::Route(httplib::Server& s) {
       }));
 }
 
-absl::Status DicomWebServer::Stow(const auth::Principal& who, const httplib::Request& req,
-                                  httplib::Response& res, const httplib::ContentReader& content) {
+absl::Status DicomWebServer::Stow(const auth::Principal& who, const std::string& study,
+                                  const httplib::Request& req, httplib::Response& res,
+                                  const httplib::ContentReader& content) {
   if (deps_.ingestor == nullptr) return absl::UnimplementedError("STOW-RS is not served here");
   const std::string type = req.get_header_value("Content-Type");
   const std::string parts = ParameterOf(type, "type");
@@ -488,7 +470,8 @@ absl::Status DicomWebServer::Stow(const auth::Principal& who, const httplib::Req
                     "text/plain; charset=utf-8");
     return absl::OkStatus();
   }
-  StowRequest stow(*deps_.ingestor, deps_.exams, who, deps_.staging_dir, deps_.max_object_bytes);
+  StowRequest stow(*deps_.ingestor, deps_.exams, who, deps_.staging_dir, deps_.max_object_bytes,
+                   study);
   MultipartReader reader(
       BoundaryOf(type),
       {[&stow](const std::map<std::string, std::string>& h) { return stow.Begin(h); },

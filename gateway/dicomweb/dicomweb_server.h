@@ -10,14 +10,16 @@
 //   GET studies/{study}[/series/{series}[/instances/{instance}]]   WADO-RS: multipart/related;
 //                                                                   type="application/dicom"
 //   GET …/metadata                                                  application/dicom+json
-//   GET studies/{s}/series/{se}/instances/{i}/frames/{n[,n…]}      native frames
+//   GET studies/{s}/series/{se}/instances/{i}/frames/{n[,n…]}      frames, as stored
 //   GET studies/{s}/series/{se}/instances/{i}/bulkdata/{GGGGEEEE}  a bulk data value
-//   POST studies   STOW-RS: multipart/related; type="application/dicom" (a clinic's, stored and
-//                  routed as a gRPC upload, stow.h)
+//   POST studies[/{study}]   STOW-RS: multipart/related; type="application/dicom" (a clinic's,
+//                  stored and routed as a gRPC upload, stow.h; one upload slot per request, under
+//                  the same limits as gRPC uploads, else 503 with Retry-After)
 //
-// Instances are sent as they are stored (the part's transfer-syntax parameter names theirs),
-// streamed from their blob files — a study is never held in memory. Browsers of the origins in
-// dicomweb.cors_origins may call it (CORS).
+// Instances and frames are sent as they are stored (each part's transfer-syntax parameter names
+// theirs); RDG does not transcode, so a client that asks for another transfer syntax is answered
+// 406 (accept.h). Instances are streamed from their blob files — a study is never held in memory.
+// Browsers of the origins in dicomweb.cors_origins may call it (CORS).
 #pragma once
 
 #include <functional>
@@ -29,6 +31,7 @@
 #include "gateway/config/institution_directory.h"
 #include "gateway/dicomweb/study_access.h"
 #include "gateway/ingest/ingestor.h"
+#include "gateway/ingest/upload_slots.h"
 #include "rdg/v1/config.pb.h"
 #include "storage/file_blob_store.h"
 #include "storage/index/exam_store.h"
@@ -56,6 +59,8 @@ class DicomWebServer {
     std::function<bool(absl::string_view pem)> revoked;
     //! STOW-RS stores through it (none: STOW-RS is refused), staging parts in `staging_dir`.
     ingest::Ingestor* ingestor = nullptr;
+    //! A STOW-RS request holds one upload slot while it is read (shared with gRPC uploads).
+    ingest::UploadSlots* slots = nullptr;
     std::string staging_dir;
     int64_t max_object_bytes = 0;
   };
@@ -68,8 +73,10 @@ class DicomWebServer {
  private:
   DicomWebServer(const rdg::v1::DicomWebConfig& config, Dependencies deps);
   void Route(httplib::Server& server);
-  //! POST studies: the instances of a multipart/related body, each stored as an upload.
-  absl::Status Stow(const auth::Principal& who, const httplib::Request& req, httplib::Response& res,
+  //! POST studies[/{study}]: the instances of a multipart/related body, each stored as an
+  //! upload (`study`: those of another study fail).
+  absl::Status Stow(const auth::Principal& who, const std::string& study,
+                    const httplib::Request& req, httplib::Response& res,
                     const httplib::ContentReader& content);
 
   const rdg::v1::DicomWebConfig config_;

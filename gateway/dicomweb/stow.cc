@@ -38,12 +38,13 @@ uint16_t ReasonOf(const absl::Status& s) {
 
 StowRequest::StowRequest(ingest::Ingestor& ingestor, storage::ExamStore& exams,
                          const auth::Principal& who, std::string staging_dir,
-                         int64_t max_object_bytes)
+                         int64_t max_object_bytes, std::string study)
     : ingestor_(ingestor),
       exams_(exams),
       who_(who),
       staging_dir_(std::move(staging_dir)),
-      max_object_bytes_(max_object_bytes) {}
+      max_object_bytes_(max_object_bytes),
+      study_(std::move(study)) {}
 
 StowRequest::~StowRequest() { Discard(); }
 
@@ -127,6 +128,12 @@ StowRequest::Outcome StowRequest::Store() {
   absl::StatusOr<rdg::v1::UploadStatus> status;
   if (attached->already_stored) {
     status = *attached->already_stored;
+    if (const std::string& stored_in = status->committed().study_instance_uid();
+        !study_.empty() && stored_in != study_) {
+      return failed(absl::FailedPreconditionError(
+          absl::StrCat("the instance is stored already, in study ", stored_in, ", not in study ",
+                       study_, " that the request named")));
+    }
   } else {
     auto staged = storage::File::OpenForRead(path_);
     if (!staged.ok()) {
@@ -146,7 +153,7 @@ StowRequest::Outcome StowRequest::Store() {
       }
       offset += static_cast<int64_t>(*n);
     }
-    status = attached->handle->Commit();
+    status = attached->handle->Commit(study_);
   }
   if (!status.ok()) return failed(status.status());
   const rdg::v1::CommittedObject& c = status->committed();

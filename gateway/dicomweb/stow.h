@@ -1,5 +1,5 @@
-// One STOW-RS request (POST /dicomweb/studies): each part of the multipart/related body — an
-// application/dicom instance — is staged to a file in the data dir while its SHA-256 is
+// One STOW-RS request (POST /dicomweb/studies[/{study}]): each part of the multipart/related body —
+// an application/dicom instance — is staged to a file in the data dir while its SHA-256 is
 // computed, then stored through the Ingestor exactly as a gRPC upload is: the same durability
 // (acknowledged only once the blob and the index row are durable), deduplication, parsing in an
 // rdg-parser process, patient-identity rules and routing. Each part's outcome is answered in the
@@ -31,8 +31,10 @@ class StowRequest {
     uint16_t failure_reason = 0;  //!< PS3.4 C-STORE status when not stored
     std::string detail;
   };
+  //! `study`: the Study Instance UID of a POST studies/{study} (instances of another study fail,
+  //! unstored), or empty.
   StowRequest(ingest::Ingestor& ingestor, storage::ExamStore& exams, const auth::Principal& who,
-              std::string staging_dir, int64_t max_object_bytes);
+              std::string staging_dir, int64_t max_object_bytes, std::string study = {});
   ~StowRequest();
   StowRequest(const StowRequest&) = delete;
   StowRequest& operator=(const StowRequest&) = delete;
@@ -58,6 +60,7 @@ class StowRequest {
   const auth::Principal who_;
   const std::string staging_dir_;
   const int64_t max_object_bytes_;
+  const std::string study_;
 
   // The part being read.
   bool skipping_ = false;  //!< refused already: its bytes are read and dropped

@@ -193,7 +193,7 @@ void UploadHandle::Discard() {
   owner_.Release(record_.session_id);
 }
 
-absl::StatusOr<UploadStatus> UploadHandle::Commit() {
+absl::StatusOr<UploadStatus> UploadHandle::Commit(absl::string_view expected_study) {
   if (offset_ != record_.size) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot commit: ", offset_, " of ", record_.size, " bytes received; send the rest first"));
@@ -206,7 +206,7 @@ absl::StatusOr<UploadStatus> UploadHandle::Commit() {
         "the bytes received do not match the SHA-256 declared when the upload was opened; the "
         "upload was discarded, send the file again");
   }
-  absl::StatusOr<UploadStatus> result = owner_.CommitStaged(*this, digest);
+  absl::StatusOr<UploadStatus> result = owner_.CommitStaged(*this, digest, expected_study);
   if (attached_ && !result.ok() && IsTransient(result.status())) {
     // A full disk, a busy index, a parser restart: keep the bytes and the session so that the
     // client resumes (from the complete offset) instead of sending everything again.
@@ -640,7 +640,8 @@ void Ingestor::AfterCommit(UploadHandle& handle, const storage::CommitOutcome& o
 }
 
 absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
-                                                    const storage::Digest& digest) {
+                                                    const storage::Digest& digest,
+                                                    absl::string_view expected_study) {
   const UploadSessionRecord& session = handle.record_;
   const std::string path = staging_.PathOf(session.session_id);
   RDG_ASSIGN_OR_RETURN(parsing::ParsedObject parsed, ParseStaged(session, path));
@@ -654,6 +655,11 @@ absl::StatusOr<UploadStatus> Ingestor::CommitStaged(UploadHandle& handle,
   const std::string uid = parsed.object.sop_instance_uid;
   const std::string study_uid = parsed.exam.study_instance_uid;
   const std::string text_notes = parsed.object.text_notes;
+  if (!expected_study.empty() && study_uid != expected_study) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the instance belongs to study ", study_uid, ", not to study ", expected_study,
+                     " that the request named; it was not stored"));
+  }
   RDG_ASSIGN_OR_RETURN(auto existing, stores_.exams.FindObject(session.institution, uid));
   storage::NewObject item =
       ToNewObject(std::move(parsed), session, digest, clock_.Now(), handle.persisted_);

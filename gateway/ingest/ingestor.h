@@ -52,8 +52,10 @@ class UploadHandle {
   //! Appends `data` found at `offset` of the object. Bytes before the committed offset are
   //! skipped (a resent overlap); a gap is FAILED_PRECONDITION naming the committed offset.
   absl::Status Append(int64_t offset, absl::string_view data);
-  //! Verifies, parses, stores and indexes the object; durable when this returns OK.
-  absl::StatusOr<rdg::v1::UploadStatus> Commit();
+  //! Verifies, parses, stores and indexes the object; durable when this returns OK. With
+  //! `expected_study` (a STOW-RS into a named study), a DICOM object of another study is refused
+  //! (FAILED_PRECONDITION) and nothing of it is stored.
+  absl::StatusOr<rdg::v1::UploadStatus> Commit(absl::string_view expected_study = {});
   //! Ends this stream's hold: fsyncs staged bytes and persists the session for a later resume.
   rdg::v1::UploadStatus Detach();
   //! Ends this stream's hold and removes the session and its bytes: the stream broke a rule
@@ -182,7 +184,8 @@ class Ingestor {
                    storage::ExamRecord exam);
   //! Commit path shared by handles.
   absl::StatusOr<rdg::v1::UploadStatus> CommitStaged(UploadHandle& handle,
-                                                     const storage::Digest& digest);
+                                                     const storage::Digest& digest,
+                                                     absl::string_view expected_study);
   //! The refusal of an object whose patient is not its exam's (DICOM: same Study Instance UID;
   //! HL7: same order), listed for the administrators; lab messages carry an AE acknowledgement.
   absl::Status RefuseOtherPatient(const storage::ExamRecord& exam, std::vector<std::string> fields,

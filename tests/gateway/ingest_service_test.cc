@@ -62,7 +62,8 @@ class IngestServiceTest : public ::testing::Test {
                              *storage::StagingArea::Create(dir_.Join("uploads")),
                              committer_,
                              clock_};
-  IngestServiceImpl service_{ingestor_, harness_.context(), limits_, parsing_, clock_};
+  ingest::UploadSlots slots_{/*max_total=*/4, /*max_per_institution=*/2};
+  IngestServiceImpl service_{ingestor_, harness_.context(), slots_, limits_, parsing_, clock_};
   std::unique_ptr<rdg::v1::IngestService::Stub> stub_ =
       rdg::v1::IngestService::NewStub(harness_.Serve(service_));
 };
@@ -102,6 +103,34 @@ TEST_F(IngestServiceTest, AnUnauthenticatedUploadIsRefused) {
   upload->WritesDone();
   auto s = upload->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(IngestServiceTest, SlotsHeldByStowRsCountAgainstTheClinicsUploads) {
+  // Two STOW-RS requests of the clinic hold its share (2): its gRPC upload is told to retry, and
+  // gets through once one of them ends.
+  auto a = slots_.Acquire(kClinic.institution);
+  auto b = slots_.Acquire(kClinic.institution);
+  ASSERT_TRUE(a.ok() && b.ok());
+  rdg::v1::UploadStatus status;
+  auto ctx = harness_.Call();
+  auto upload = stub_->Upload(ctx.get(), &status);
+  upload->WritesDone();
+  auto s = upload->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(s.error_message(), HasSubstr("per institution"));
+
+  a->Release();
+  ctx = harness_.Call();
+  upload = stub_->Upload(ctx.get(), &status);
+  upload->WritesDone();  // admitted now: an empty stream is refused for being empty
+  s = upload->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  // The stream's slot goes with it (when the server's side of the call is done).
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (slots_.held_by(kClinic.institution) != 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(slots_.held_by(kClinic.institution), 1);
 }
 
 TEST_F(IngestServiceTest, AnotherInstitutionsSessionIsReportedLikeAMissingOne) {

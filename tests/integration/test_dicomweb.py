@@ -9,11 +9,14 @@ and a repeat is a duplicate. Then Orthanc's DICOMweb plugin, as a county PACS wi
 retrieves the study from RDG over DICOMweb."""
 import email.parser
 import email.policy
+import hashlib
+import importlib
 import io
 import json
 import os
 import subprocess
 import tempfile
+import threading
 import unittest
 import urllib.request
 
@@ -22,11 +25,17 @@ from pydicom.uid import generate_uid
 
 import harness
 from orthanc_peer import OrthancPeer
+from test_fairness import upload_streams
+
+common_pb2 = importlib.import_module("rdg.v1.common_pb2")
+ingest_pb2 = importlib.import_module("rdg.v1.ingest_pb2")
+ingest_pb2_grpc = importlib.import_module("rdg.v1.ingest_pb2_grpc")
 
 CT_SMALL = os.path.join(harness.PYDICOM_FILES, "CT_small.dcm")
 
 
-class DicomWebTest(harness.GatewayTestCase):
+class DicomWebCase(harness.GatewayTestCase):
+    """A gateway serving DICOMweb, and curl to call it."""
     extra_config = ('dicomweb { listen: "127.0.0.1:0" '
                     'cors_origins: ["https://viewer.county-a.example"] }\n')
 
@@ -97,6 +106,34 @@ class DicomWebTest(harness.GatewayTestCase):
         result = self.clinic(clinic).json("upload", *paths)
         return study, series, paths, result["exams"][0]["exam_id"]
 
+    def stow(self, who, parts, boundary="rdg-stow-test", path="/studies"):
+        """POSTs `parts` ((content type, bytes)) as a STOW-RS request; (status, JSON answer)."""
+        body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: " + t.encode() +
+                        b"\r\n\r\n" + data + b"\r\n" for t, data in parts)
+        body += b"--" + boundary.encode() + b"--\r\n"
+        body_file = os.path.join(self.workdir, "stow-body")
+        with open(body_file, "wb") as f:
+            f.write(body)
+        status, headers, answer = self.curl(
+            who, path, method="POST",
+            headers=[f'Content-Type: multipart/related; type="application/dicom"; '
+                     f'boundary={boundary}', "Accept: application/dicom+json"],
+            data=body_file)
+        self.last_stow_headers = headers
+        return status, (json.loads(answer) if answer.startswith(b"{") else answer.decode())
+
+    def ct_instance(self, study, name="Li^Si=李^四", patient_id="HB-0077"):
+        """A CT_small copy in `study` (a new series and instance), as bytes."""
+        ds = pydicom.dcmread(CT_SMALL)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.PatientName, ds.PatientID = name, patient_id
+        return harness.read_bytes(harness.write_dicom(
+            ds, os.path.join(self.workdir, f"{ds.SOPInstanceUID}.dcm")))
+
+
+class DicomWebTest(DicomWebCase):
     def test_a_clinic_finds_and_retrieves_its_own_study_and_nobody_else_does(self):
         study, series, paths, exam = self.upload_study()
         other, _, _, _ = self.upload_study("clinic-a2", instances=1)
@@ -121,6 +158,29 @@ class DicomWebTest(harness.GatewayTestCase):
         self.assertEqual(len(self.json("clinic-a1", f"/studies/{study}/series")), 1)
         instances = self.json("clinic-a1", f"/studies/{study}/series/{series}/instances")
         self.assertEqual(len(instances), 2)
+        # Root-level series and instance searches (a viewer's "find the series" and an
+        # instance by UID), the clinic's own only; with study keys too.
+        series_found = self.json("clinic-a1", f"/series?Modality=CT&PatientID=HB-0042")
+        self.assertIn(series, [x["0020000E"]["Value"][0] for x in series_found])
+        self.assertNotIn(other, [x["0020000D"]["Value"][0] for x in series_found])
+        self.assertEqual(self.json("clinic-a1", f"/series?Modality=MR&StudyInstanceUID={study}"),
+                         [])
+        one = instances[1]["00080018"]["Value"][0]
+        (hit,) = self.json("clinic-a1", f"/instances?00080018={one}")
+        self.assertEqual(hit["0020000D"]["Value"][0], study)
+        self.assertEqual(self.json("clinic-a2", f"/instances?SOPInstanceUID={one}"), [])
+        self.assertEqual(len(self.json("clinic-a1", f"/studies/{study}/instances?limit=1&offset=1")),
+                         1)
+        # A key RDG does not match on is named back (Warning 299), not silently dropped.
+        status, headers, body = self.curl("clinic-a1", f"/studies?StudyDescription=HEAD&"
+                                          f"StudyInstanceUID={study}&fuzzymatching=true",
+                                          accept="application/dicom+json")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(len(json.loads(body)), 1)
+        self.assertIn("299", headers["warning"])
+        self.assertIn("StudyDescription", headers["warning"])
+        self.assertIn("fuzzymatching", headers["warning"])
+        self.assertNotIn("warning", self.curl("clinic-a1", "/studies?PatientID=HB-0042")[1])
 
         # WADO-RS: the study as multipart/related, each instance byte for byte as uploaded.
         status, headers, body = self.curl(
@@ -151,7 +211,8 @@ class DicomWebTest(harness.GatewayTestCase):
         status, headers, body = self.curl("clinic-a1", uri[len(self.base):].replace(
             "/bulkdata/7FE00010", "/frames/1"))
         self.assertEqual(status, 200, body)
-        self.assertEqual(self.parts(headers, body), [("application/octet-stream", ds.PixelData)])
+        self.assertEqual(self.parts(headers, body), [
+            ("application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1", ds.PixelData)])
         self.assertEqual(self.curl("clinic-a1", uri[len(self.base):].replace(
             "/bulkdata/7FE00010", "/frames/2"))[0], 404)
 
@@ -191,20 +252,80 @@ class DicomWebTest(harness.GatewayTestCase):
         # Another reader of the same desk, without the claim: refused, with the reason.
         self.assertEqual(self.curl("reader-a-rad2", f"/studies/{study}")[0], 403)
 
-    def stow(self, who, parts, boundary="rdg-stow-test"):
-        """POSTs `parts` ((content type, bytes)) as a STOW-RS request; (status, JSON answer)."""
-        body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: " + t.encode() +
-                        b"\r\n\r\n" + data + b"\r\n" for t, data in parts)
-        body += b"--" + boundary.encode() + b"--\r\n"
-        path = os.path.join(self.workdir, "stow-body")
-        with open(path, "wb") as f:
-            f.write(body)
-        status, _, answer = self.curl(
-            who, "/studies", method="POST",
-            headers=[f'Content-Type: multipart/related; type="application/dicom"; '
-                     f'boundary={boundary}', "Accept: application/dicom+json"],
-            data=path)
-        return status, (json.loads(answer) if answer.startswith(b"{") else answer.decode())
+    def test_stow_rs_into_a_named_study_refuses_another_studys_instance(self):
+        study, other = generate_uid(), generate_uid()
+        mine, stray = self.ct_instance(study), self.ct_instance(other)
+        status, answer = self.stow("clinic-a1", [("application/dicom", mine),
+                                                 ("application/dicom", stray)],
+                                   path=f"/studies/{study}")
+        self.assertEqual(status, 202, answer)
+        self.assertEqual(len(answer["00081199"]["Value"]), 1)
+        (failed,) = answer["00081198"]["Value"]
+        self.assertEqual(failed["00081197"]["Value"][0], 0xA900)
+        self.assertIn(f"belongs to study {other}", failed["00091001"]["Value"][0])
+        # The stray instance was not stored: its study is unknown; the named one holds one.
+        self.assertEqual(self.json("clinic-a1", f"/studies?StudyInstanceUID={other}"), [])
+        self.assertEqual(len(self.json("clinic-a1", f"/studies/{study}/instances")), 1)
+        # Stored already elsewhere and sent again into the wrong study: refused, not moved.
+        status, answer = self.stow("clinic-a1", [("application/dicom", mine)],
+                                   path=f"/studies/{other}")
+        self.assertEqual(status, 409, answer)
+        self.assertIn("stored already", answer["00081198"]["Value"][0]["00091001"]["Value"][0])
+
+    def test_compressed_frames_are_served_as_stored_and_never_transcoded(self):
+        # A two-frame CT, JPEG Lossless (dcmcjpeg: one fragment per frame, an offset table).
+        ds = pydicom.dcmread(CT_SMALL)
+        study = ds.StudyInstanceUID = generate_uid()
+        ds.SeriesInstanceUID = generate_uid()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.NumberOfFrames = 2
+        ds.PixelData = ds.PixelData + bytes(len(ds.PixelData))
+        native = harness.write_dicom(ds, os.path.join(self.workdir, "two-frames.dcm"))
+        jpeg = os.path.join(self.workdir, "two-frames-jpeg.dcm")
+        subprocess.run(["dcmcjpeg", "+e1", native, jpeg], check=True)
+        compressed = pydicom.dcmread(jpeg)
+        self.assertEqual(compressed.file_meta.TransferSyntaxUID, "1.2.840.10008.1.2.4.70")
+        expected = [bytes(f).rstrip(b"\0") for f in pydicom.encaps.generate_pixel_data_frame(
+            compressed.PixelData, 2)]
+        self.clinic("clinic-a1").json("upload", jpeg)
+        instance = (f"/studies/{study}/series/{ds.SeriesInstanceUID}/instances/"
+                    f"{ds.SOPInstanceUID}")
+
+        # OHIF's request: each frame, as stored, naming its transfer syntax.
+        status, headers, body = self.curl(
+            "clinic-a1", instance + "/frames/2,1",
+            accept='multipart/related; type="application/octet-stream"; transfer-syntax=*')
+        self.assertEqual(status, 200, body)
+        frames = self.parts(headers, body)
+        self.assertEqual([t for t, _ in frames],
+                         ["application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.70"] * 2)
+        self.assertEqual([f.rstrip(b"\0") for _, f in frames], [expected[1], expected[0]])
+        self.assertTrue(frames[0][1].startswith(b"\xff\xd8"))  # a JPEG stream
+        # Asked as image/jpeg: the same bytes, typed so.
+        status, headers, body = self.curl(
+            "clinic-a1", instance + "/frames/1", accept='multipart/related; type="image/jpeg"')
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.parts(headers, body)[0][0],
+                         "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.70")
+        self.assertEqual(self.curl("clinic-a1", instance + "/frames/3")[0], 404)
+
+        # Asked for uncompressed data: RDG does not transcode, and says so (406), for frames
+        # and for the instance; the instance itself comes as stored.
+        explicit = "transfer-syntax=1.2.840.10008.1.2.1"
+        status, _, body = self.curl(
+            "clinic-a1", instance + "/frames/1",
+            accept=f'multipart/related; type="application/octet-stream"; {explicit}')
+        self.assertEqual(status, 406, body)
+        self.assertIn(b"does not transcode", body)
+        self.assertEqual(self.curl("clinic-a1", instance,
+                                   accept=f'multipart/related; type="application/dicom"; '
+                                          f'{explicit}')[0], 406)
+        self.assertEqual(self.curl("clinic-a1", f"/studies/{study}", accept="application/dicom+json")[0], 406)
+        status, headers, body = self.curl("clinic-a1", instance)
+        self.assertEqual(status, 200, body)
+        ((kind, data),) = self.parts(headers, body)
+        self.assertEqual(kind, "application/dicom; transfer-syntax=1.2.840.10008.1.2.4.70")
+        self.assertEqual(data, harness.read_bytes(jpeg))
 
     def test_stow_rs_stores_and_routes_like_an_upload(self):
         study, series = generate_uid(), generate_uid()
@@ -319,6 +440,45 @@ class DicomWebTest(harness.GatewayTestCase):
                                  harness.dicom_dataset_bytes(harness.read_bytes(p)), answer)
         finally:
             pacs.stop()
+
+
+class StowUploadLimitTest(DicomWebCase):
+    extra_config = DicomWebCase.extra_config + (
+        "limits { max_concurrent_uploads_per_institution: 1 }\n")
+
+    def test_stow_rs_and_grpc_uploads_share_the_institutions_limit(self):
+        study = generate_uid()
+        instance = self.ct_instance(study)
+        with self.channel("clinic-a1") as channel:
+            stub = ingest_pb2_grpc.IngestServiceStub(channel)
+            release = threading.Event()
+
+            def holding(first):  # one message, then nothing until released
+                yield first
+                release.wait(120)
+            call = stub.Upload.future(holding(ingest_pb2.UploadRequest(
+                open=ingest_pb2.OpenUploadRequest(kind=common_pb2.DICOM, size=1 << 20,
+                                                  sha256=hashlib.sha256(b"hold").digest()),
+                offset=0, data=b"x" * 10)), timeout=120)
+            try:
+                harness.wait_for(lambda: upload_streams(self.gateway) >= 1, 30,
+                                 what="the gRPC upload stream")
+                # The clinic's one slot is taken by its gRPC upload: STOW-RS is told to retry.
+                status, answer = self.stow("clinic-a1", [("application/dicom", instance)])
+                self.assertEqual(status, 503, answer)
+                self.assertIn("per institution", answer)
+                self.assertEqual(self.last_stow_headers.get("retry-after"), "5")
+                # Another clinic is not held up by it.
+                other = self.ct_instance(generate_uid(), patient_id="HB-0078")
+                self.assertEqual(self.stow("clinic-a2", [("application/dicom", other)])[0], 200)
+            finally:
+                call.cancel()
+                release.set()
+        harness.wait_for(lambda: upload_streams(self.gateway) == 0 or None, 30,
+                         what="the gRPC upload stream's end")
+        status, answer = self.stow("clinic-a1", [("application/dicom", instance)])
+        self.assertEqual(status, 200, answer)
+        self.assert_gateway_alive()
 
 
 if __name__ == "__main__":
