@@ -51,6 +51,16 @@ absl::StatusOr<IndexPayloads::Subject> IndexPayloads::Load(const OutboundJob& jo
 
 namespace {
 
+//! `n` (not negative) in base 36, upper case: a short, stable token for an HL7 control id.
+std::string ControlIdBase36(int64_t n) {
+  std::string out;
+  do {
+    out.insert(out.begin(), "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[n % 36]);
+    n /= 36;
+  } while (n > 0);
+  return out;
+}
+
 //! The report version as the documents' builder takes it.
 documents::ReportDocumentInput DocumentInput(const storage::ReportRecord& report,
                                              const rdg::v1::ReportContent& content,
@@ -151,7 +161,12 @@ absl::StatusOr<std::string> IndexPayloads::MessageOf(const OutboundJob& job,
   m.sending_facility = s.report.reader_institution;
   m.receiving_application = destination.config.hl7().receiving_application();
   m.receiving_facility = destination.config.hl7().receiving_facility();
-  m.control_id = absl::StrCat("RDG", job.job_id);  // the same at every attempt of the job
+  // The same at every attempt of the job, and not the same as an earlier job's that had its id
+  // before an older index backup was restored (a HIS may drop a control id it has seen): the
+  // job's id and the second it was planned, base 36. At most 20 characters (MSH-10 in v2.5).
+  m.control_id =
+      absl::StrCat("RDG", job.job_id, ".",
+                   ControlIdBase36(std::max<int64_t>(absl::ToUnixSeconds(job.created_at), 0)));
   m.sent_at =
       s.content.has_signed_at() ? FromTimestamp(s.content.signed_at()) : s.report.accepted_at;
   m.zone = zone_;

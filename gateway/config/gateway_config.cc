@@ -297,6 +297,16 @@ void Validator::CheckDestinations(int institution) {
         if (!IsHostPort(d.hl7().address())) {
           Fail(absl::StrCat(where, what, ": hl7.address must be host:port"));
         }
+        if (d.hl7().tls() && d.hl7().ca_file().empty()) {
+          Fail(absl::StrCat(where, what,
+                            ": hl7.ca_file is required with tls: the CA of the HIS's "
+                            "certificate (not defaulted to the platform CA, which also issues "
+                            "certificates to clinics)"));
+        }
+        if (!d.hl7().tls() && (!d.hl7().ca_file().empty() || !d.hl7().server_name().empty())) {
+          Fail(absl::StrCat(where, what,
+                            ": hl7.ca_file and hl7.server_name apply with tls: true only"));
+        }
         break;
       case rdg::v1::Destination::SYSTEM_NOT_SET:
         Fail(absl::StrCat(where, what, " needs dicom { … } or hl7 { … }"));

@@ -36,7 +36,7 @@ class RealSender final : public Sender {
     }
     auto message = payloads.MessageOf(job, destination);
     if (!message.ok()) return FromStatus(message.status());
-    return SendMllp(destination.config.hl7().address(), *message, timeout_);
+    return SendMllp(destination.config.hl7(), *message, timeout_, identity_);
   }
 
  private:

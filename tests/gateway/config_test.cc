@@ -105,6 +105,12 @@ TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
        "\"h:104\" called_ae: \"PACS\" tls: true } } }",
        "dicom.ca_file is required with tls"},
       {"institutions { id: \"d6\" level: COUNTY destinations { name: \"h\" hl7 { address: "
+       "\"his:2575\" tls: true } } }",
+       "hl7.ca_file is required with tls"},
+      {"institutions { id: \"d7\" level: COUNTY destinations { name: \"h\" hl7 { address: "
+       "\"his:2575\" ca_file: \"his-ca.pem\" } } }",
+       "apply with tls: true only"},
+      {"institutions { id: \"d6\" level: COUNTY destinations { name: \"h\" hl7 { address: "
        "\"h:1\" } } destinations { name: \"h\" hl7 { address: \"h:2\" } } }",
        "destination name \"h\" is repeated"},
       {"dicomweb { listen: \"nowhere\" }", "dicomweb.listen must be HOST:PORT"},

@@ -267,9 +267,17 @@ TEST(ReadAckTest, TheAckCodeDecides) {
 
 TEST(ReadAckTest, NoListenerIsUnreachable) {
   // Port 1 (tcpmux): nothing listens there on a test machine.
-  SendOutcome o = SendMllp("127.0.0.1:1", "MSH|^~\\&|RDG\r", absl::Seconds(2));
+  rdg::v1::Hl7Destination his;
+  his.set_address("127.0.0.1:1");
+  SendOutcome o = SendMllp(his, "MSH|^~\\&|RDG\r", absl::Seconds(2), {});
   EXPECT_EQ(o.kind, SendOutcome::Kind::kRetry);
   EXPECT_TRUE(o.unreachable);
+  // Over TLS, the same; and a CA file that cannot be read is said, not sent without it.
+  his.set_tls(true);
+  his.set_ca_file("/nonexistent/his-ca.pem");
+  o = SendMllp(his, "MSH|^~\\&|RDG\r", absl::Seconds(2), {});
+  EXPECT_EQ(o.kind, SendOutcome::Kind::kRetry);
+  EXPECT_THAT(o.detail, ::testing::HasSubstr("ca_file"));
 }
 
 }  // namespace

@@ -2,13 +2,15 @@
 each message framed as <VT> message <FS><CR>) on 127.0.0.1, in background threads.
 
 It records every message it receives and answers each with an ACK (MSA-1 = `ack_code`), or
-never answers when `silent`. stop() closes the listening socket and every open connection (the
+never answers when `silent`. With `tls` (certificate, key, CA) it takes MLLP over TLS only, and
+requires the client's certificate to chain to that CA (`peer_subjects` records whose it was). stop() closes the listening socket and every open connection (the
 HIS is down for its clients); start() again listens on the same port.
 
 Run as a script for a self-check.
 """
 import itertools
 import socket
+import ssl
 import threading
 import time
 
@@ -38,9 +40,12 @@ class Hl7Listener:
     a lock), `ack_code` (MSA-1 of the ACKs), `silent` (read but never answer), `port` (chosen by
     the OS on the first start, kept on restarts), `connections` (accepted so far)."""
 
-    def __init__(self, ack_code="AA", silent=False):
+    def __init__(self, ack_code="AA", silent=False, tls=None):
         self.ack_code = ack_code
         self.silent = silent
+        self.tls = tls  # (certificate, key, CA of the clients' certificates), PEM paths
+        self.peer_subjects = []  # over TLS: each client certificate's subject, as a dict
+        self.handshake_failures = 0
         self.port = None
         self.messages = []
         self.connections = 0
@@ -119,9 +124,40 @@ class Hl7Listener:
             self._spawn(self._serve, conn)
         listener.close()  # no new connection queues up while stop() finishes
 
+    def _handshake(self, conn):
+        """`conn` over TLS (the client's certificate required), or None when the handshake
+        failed."""
+        certificate, key, ca = self.tls
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certificate, key)
+        context.load_verify_locations(ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+        conn.settimeout(10)
+        try:
+            wrapped = context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            with self._lock:
+                self.handshake_failures += 1
+            return None
+        wrapped.settimeout(0.1)
+        subject = dict(x[0] for x in wrapped.getpeercert()["subject"])
+        with self._lock:
+            self.peer_subjects.append(subject)
+            self._conns.discard(conn)
+            self._conns.add(wrapped)
+        return wrapped
+
     def _serve(self, conn):
         """Reads frames until the peer closes or stop(): several per connection, in any chunks."""
         buffer = b""
+        if self.tls:
+            plain, conn = conn, self._handshake(conn)
+            if conn is None:
+                with self._lock:
+                    self._conns.discard(plain)
+                plain.close()
+                return
         try:
             while not self._stop.is_set():
                 try:

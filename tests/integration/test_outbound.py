@@ -46,7 +46,11 @@ class OutboundTest(harness.GatewayTestCase):
                 "DicomTlsPrivateKey": os.path.join(self.pki, "gateway.key"),
                 "DicomTlsTrustedCertificates": os.path.join(self.pki, "ca.pem"),
                 "DicomTlsRemoteCertificateRequired": True}
-        self.his = Hl7Listener()
+        # Over TLS, the HIS presents the platform CA's gateway.pem (it names 127.0.0.1) and
+        # requires RDG's certificate.
+        self.his = Hl7Listener(tls=(os.path.join(self.pki, "gateway.pem"),
+                                    os.path.join(self.pki, "gateway.key"),
+                                    os.path.join(self.pki, "ca.pem")) if self.pacs_tls else None)
         self.pacs.start()
         self.his.start()
         self.gateway = harness.Gateway(self.workdir, self.pki,
@@ -61,7 +65,10 @@ class OutboundTest(harness.GatewayTestCase):
                if self.pacs_tls else "")), 1)
         config = config.replace('  id: "clinic-a1"\n', '  id: "clinic-a1"\n' + (
             '  destinations { name: "clinic-a1-his" hl7 { address: "127.0.0.1:%d" '
-            'receiving_application: "HIS" } }\n' % self.his.port), 1)
+            'receiving_application: "HIS"%s } }\n'
+            % (self.his.port,
+               ' tls: true ca_file: "%s"' % os.path.join(self.pki, "ca.pem")
+               if self.pacs_tls else "")), 1)
         self.assertEqual(config.count("destinations {"), 2, "the demo config's institutions moved")
         with open(self.gateway.config_path, "w") as f:
             f.write(config)
@@ -154,6 +161,13 @@ class OutboundTest(harness.GatewayTestCase):
         self.assertIn("张", oru)
         self.assertIn("右肺下叶结节，建议 3 个月后复查。", oru)
         self.assertRegex(oru, r"\rOBR\|[^\r]*\|F\|")
+        # MSH-10: the job's id and when it was planned; at most 20 characters (v2.5's ST).
+        control_id = oru.split("\r")[0].split("|")[9]
+        self.assertRegex(control_id, r"^RDG\d+\.[0-9A-Z]+$")
+        self.assertLessEqual(len(control_id), 20)
+        if self.pacs_tls:  # over TLS, RDG presented the gateway's certificate
+            self.assertEqual([s["organizationalUnitName"] for s in self.his.peer_subjects][:1],
+                             ["gateway"])
 
         def all_sent():
             jobs = self.outbound(exam).get("jobs", [])
@@ -222,7 +236,8 @@ class OutboundTest(harness.GatewayTestCase):
 
 
 class OutboundTlsTest(OutboundTest):
-    """The same pushes to a PACS that takes DICOM over TLS only, and requires RDG's certificate."""
+    """The same pushes to a PACS that takes DICOM over TLS only and a HIS that takes MLLP over
+    TLS only, both requiring RDG's certificate."""
     pacs_tls = True
 
     # The HIS half and the outage are the same as without TLS: run the PACS path only.
@@ -243,6 +258,24 @@ class OutboundTlsTest(OutboundTest):
         pacs = harness.wait_for(refused, timeout=30, interval=0.2, what="the PACS refused")
         self.assertNotIn("sent", pacs)  # nothing sent to a PACS RDG cannot trust
         self.assertEqual(self.pacs.studies(), [])
+
+    def test_a_his_certificate_of_another_ca_or_name_is_refused(self):
+        self.his.stop()
+        rogue = harness.make_pki("rogue")
+        self.his.tls = (os.path.join(rogue, "gateway.pem"), os.path.join(rogue, "gateway.key"),
+                        os.path.join(self.pki, "ca.pem"))
+        self.his.start()
+        exam, _, _ = self.zhang_san_ct()
+        self.sign_final(exam)
+
+        def refused():
+            d = {x["name"]: x for x in self.outbound(exam)["destinations"]}["clinic-a1-his"]
+            return d if d.get("last_error") else None
+        his = harness.wait_for(refused, timeout=30, interval=0.2, what="the HIS refused")
+        self.assertIn("TLS handshake failed", his["last_error"])
+        self.assertNotIn("sent", his)
+        self.assertEqual(self.his.messages, [])  # no patient data to a HIS RDG cannot trust
+        self.assertEqual(self.his.peer_subjects, [])
 
 
 if __name__ == "__main__":
