@@ -67,7 +67,7 @@ documents::ReportDocumentInput DocumentInput(const storage::ReportRecord& report
                                              const storage::ExamRecord& exam,
                                              const std::vector<storage::ObjectRecord>& objects,
                                              const std::string& reader_institution_name,
-                                             absl::TimeZone zone) {
+                                             const std::string& reader_name, absl::TimeZone zone) {
   documents::ReportDocumentInput in;
   in.patient_name = exam.patient.name;
   in.patient_id = exam.patient.patient_id;
@@ -84,7 +84,7 @@ documents::ReportDocumentInput DocumentInput(const storage::ReportRecord& report
   in.impression = content.impression();
   in.amendment_reason = content.amendment_reason();
   in.critical = report.critical;
-  in.observer_name = report.reader_user;
+  in.observer_name = reader_name.empty() ? report.reader_user : reader_name;
   in.observer_user = report.reader_user;
   in.observer_organization = reader_institution_name;
   in.signed_at = content.has_signed_at() ? FromTimestamp(content.signed_at()) : report.accepted_at;
@@ -115,7 +115,8 @@ absl::StatusOr<std::vector<outbound::DicomObject>> IndexPayloads::DicomObjectsOf
   }
   // The documents name the report version: the amended one's key for an addendum.
   documents::ReportDocumentInput in = DocumentInput(
-      s.report, s.content, s.exam, objects, directory_.Name(s.report.reader_institution), zone_);
+      s.report, s.content, s.exam, objects, directory_.Name(s.report.reader_institution),
+      directory_.PersonName(s.report.reader_institution, s.report.reader_user), zone_);
   if (!s.report.supersedes.empty()) {
     RDG_ASSIGN_OR_RETURN(auto versions, stores_.reports.ListReports(job.exam_id));
     for (const auto& v : versions) {
@@ -143,7 +144,7 @@ absl::StatusOr<std::vector<outbound::DicomObject>> IndexPayloads::DicomObjectsOf
   printout.signature_detail = printout.signature_verified
                                   ? "签名已由平台网关在签发时验证 (verified by the gateway)"
                                   : "未签名 (not signed)";
-  printout.signer_name = s.report.reader_user;
+  printout.signer_name = directory_.DisplayName(s.report.reader_institution, s.report.reader_user);
   printout.zone = zone_;
   RDG_ASSIGN_OR_RETURN(std::string pdf,
                        documents::RenderReportPdf(
@@ -189,7 +190,8 @@ absl::StatusOr<std::string> IndexPayloads::MessageOf(const OutboundJob& job,
   m.impression = s.content.impression();
   m.amendment_reason = s.content.amendment_reason();
   m.reader_user = s.report.reader_user;
-  m.reader_name = s.report.reader_user;
+  m.reader_name = directory_.PersonName(s.report.reader_institution, s.report.reader_user);
+  if (m.reader_name.empty()) m.reader_name = s.report.reader_user;
   m.signed_at = m.sent_at;
   m.signed_report_pointer = absl::StrCat("rdg:report/", s.report.report_id, "/v", s.report.version);
   return formats::BuildReportOru(m);

@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "storage/base/posix_file.h"
 #include "storage/base/status_macros.h"
@@ -64,6 +65,7 @@ class Validator {
   void CheckMonitoring();
   void CheckInstitutions();
   void CheckDestinations(int institution);
+  void CheckStaff(int institution);
   void CheckQueues();
   void CheckDesks();
   void CheckRoutingRules();
@@ -240,6 +242,7 @@ void Validator::CheckInstitutions() {
       Fail(absl::StrCat(Where("institutions", i), "institution \"", inst.id(), "\" needs a level"));
     }
     CheckDestinations(i);
+    CheckStaff(i);
   }
   for (int i = 0; i < config_.institutions_size(); ++i) {
     const auto& inst = config_.institutions(i);
@@ -260,6 +263,37 @@ bool IsAeTitle(absl::string_view ae) {
   if (ae.empty() || ae.size() > 16 || absl::StripAsciiWhitespace(ae).empty()) return false;
   return std::all_of(ae.begin(), ae.end(),
                      [](char c) { return c >= 0x20 && c < 0x7f && c != '\\'; });
+}
+
+void Validator::CheckStaff(int institution) {
+  const auto& inst = config_.institutions(institution);
+  const std::string where = Where("institutions", institution);
+  absl::flat_hash_set<std::string> users;
+  for (const rdg::v1::StaffMember& m : inst.staff()) {
+    const std::string what =
+        absl::StrCat("staff \"", m.user(), "\" of institution \"", inst.id(), "\"");
+    if (m.user().empty()) {
+      Fail(absl::StrCat(where, "a staff entry of institution \"", inst.id(),
+                        "\" needs user (the certificate's CN)"));
+      continue;
+    }
+    if (!users.insert(m.user()).second) Fail(absl::StrCat(where, what, " is repeated"));
+    // DICOM PN: at most three groups (alphabetic=ideographic=phonetic) of at most five
+    // components, no control characters or backslash (PS3.5 6.2).
+    const std::vector<absl::string_view> groups = absl::StrSplit(m.name(), '=');
+    const bool components_ok = std::all_of(groups.begin(), groups.end(), [](absl::string_view g) {
+      return std::count(g.begin(), g.end(), '^') <= 4;
+    });
+    const bool characters_ok = std::none_of(m.name().begin(), m.name().end(), [](char c) {
+      return (static_cast<unsigned char>(c) < 0x20) || c == '\\' || c == 0x7f;
+    });
+    if (absl::StripAsciiWhitespace(m.name()).empty() || groups.size() > 3 || !components_ok ||
+        !characters_ok) {
+      Fail(absl::StrCat(where, what,
+                        ": name must be a DICOM person name, e.g. \"Wang^Jianguo=王^建国\" "
+                        "(family^given, the alphabetic group, then the ideographic)"));
+    }
+  }
 }
 
 void Validator::CheckDestinations(int institution) {

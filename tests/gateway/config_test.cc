@@ -1,5 +1,7 @@
 #include "gateway/config/gateway_config.h"
 
+#include "gateway/config/institution_directory.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -110,6 +112,17 @@ TEST(ConfigTest, RejectsBrokenReferencesAndValues) {
       {"institutions { id: \"d7\" level: COUNTY destinations { name: \"h\" hl7 { address: "
        "\"his:2575\" ca_file: \"his-ca.pem\" } } }",
        "apply with tls: true only"},
+      // Readers' names.
+      {"institutions { id: \"s1\" level: COUNTY staff { name: \"Wang^Jianguo\" } }", "needs user"},
+      {"institutions { id: \"s2\" level: COUNTY staff { user: \"r\" name: \"a=b=c=d\" } }",
+       "must be a DICOM person name"},
+      {"institutions { id: \"s3\" level: COUNTY staff { user: \"r\" name: \"\" } }",
+       "must be a DICOM person name"},
+      {"institutions { id: \"s4\" level: COUNTY staff { user: \"r\" name: \"W\\\\J\" } }",
+       "must be a DICOM person name"},
+      {"institutions { id: \"s5\" level: COUNTY staff { user: \"r\" name: \"A\" } "
+       "staff { user: \"r\" name: \"B\" } }",
+       "is repeated"},
       {"institutions { id: \"d6\" level: COUNTY destinations { name: \"h\" hl7 { address: "
        "\"h:1\" } } destinations { name: \"h\" hl7 { address: \"h:2\" } } }",
        "destination name \"h\" is repeated"},
@@ -137,6 +150,23 @@ TEST(ConfigTest, DestinationsGetTheirDefaults) {
   EXPECT_EQ(d[1].hl7().receiving_facility(), "d");
   EXPECT_EQ(c->outbound().max_backoff_seconds(), 300);
   EXPECT_EQ(c->outbound().timeout_seconds(), 30);
+}
+
+TEST(ConfigTest, ReadersAreNamedFromTheirInstitutionsStaff) {
+  auto c = ParseConfig(std::string(kMinimal) +
+                           "institutions { id: \"c\" level: COUNTY "
+                           "staff { user: \"r1\" name: \"Wang^Jianguo=王^建国\" } "
+                           "staff { user: \"r2\" name: \"Smith^Anne\" } }",
+                       "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const InstitutionDirectory directory(*c);
+  EXPECT_EQ(directory.PersonName("c", "r1"), "Wang^Jianguo=王^建国");
+  EXPECT_EQ(directory.DisplayName("c", "r1"), "王建国");
+  EXPECT_EQ(directory.DisplayName("c", "r2"), "Smith Anne");
+  // Unknown, or of another institution: the user name, never someone else's name.
+  EXPECT_EQ(directory.PersonName("county-a", "r1"), "");
+  EXPECT_EQ(directory.DisplayName("county-a", "r1"), "r1");
+  EXPECT_EQ(directory.DisplayName("c", "r3"), "r3");
 }
 
 TEST(ConfigTest, BadListenOverride) {

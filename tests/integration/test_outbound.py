@@ -148,6 +148,7 @@ class OutboundTest(harness.GatewayTestCase):
                              "右肺下叶结节，建议 3 个月后复查。", "reader-a-rad", "VERIFIED",
                              "COMPLETE", "Qingshui County People's Hospital")
         self.assertIn("张^三", dump)
+        self.assertIn("Wang^Jianguo=王^建国", dump)  # the reader by name (institutions.staff)
         # The PDF: the printed report, in the same study.
         pdf = pydicom.dcmread(io.BytesIO(self.pacs.instance_file(by_class[ENCAPSULATED_PDF][0])))
         self.assertEqual(pdf.Modality, "DOC")
@@ -161,6 +162,7 @@ class OutboundTest(harness.GatewayTestCase):
         self.assertIn("张", oru)
         self.assertIn("右肺下叶结节，建议 3 个月后复查。", oru)
         self.assertRegex(oru, r"\rOBR\|[^\r]*\|F\|")
+        self.assertIn("|reader-a-rad&王&建国", oru)  # OBR-32: the interpreter, id and name
         # MSH-10: the job's id and when it was planned; at most 20 characters (v2.5's ST).
         control_id = oru.split("\r")[0].split("|")[9]
         self.assertRegex(control_id, r"^RDG\d+\.[0-9A-Z]+$")
