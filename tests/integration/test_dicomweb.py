@@ -1,12 +1,17 @@
-"""DICOMweb (QIDO-RS, WADO-RS) against the real gateway, with curl and the platform's client
-certificates: a clinic finds and retrieves its own study (张三, written in GB18030, found as
-UTF-8 by 张*), the instances byte for byte as uploaded, streamed as multipart/related; the
-metadata with the pixel data as a BulkDataURI that resolves, and the frame; another clinic, an
-administrator and a reader of another county get nothing; a reader of the exam's desk sees it in
-QIDO but retrieves it only once they claim it; CORS for a configured viewer's origin only (its
-preflight without a certificate); no client certificate, 401; STOW-RS stores and routes like an upload, refusing what is not DICOM part by part,
-and a repeat is a duplicate. Then Orthanc's DICOMweb plugin, as a county PACS with a clinic's certificate,
-retrieves the study from RDG over DICOMweb."""
+"""DICOMweb (QIDO-RS, WADO-RS, STOW-RS) against the real gateway, with curl and the platform's
+client certificates: a clinic finds and retrieves its own study (张三, written in GB18030, found
+as UTF-8 by 张*), at study, series and instance level and at the root, keys it does not match on
+named back in a Warning; the instances byte for byte as uploaded, streamed as multipart/related;
+the metadata with the pixel data as a BulkDataURI that resolves, and the frame; frames of a
+JPEG Lossless two-frame CT as the JPEG streams in the file, and 406 for a transfer syntax RDG
+would have to transcode to; another clinic, an administrator and a reader of another county get
+nothing; a reader of the exam's desk sees it in QIDO but retrieves it only once they claim it;
+CORS for a configured viewer's origin only (its preflight without a certificate); no client
+certificate, 401. STOW-RS stores and routes like an upload, refusing what is not DICOM part by
+part, a repeat is a duplicate, an instance of another study than the one named is refused, and
+STOW-RS shares the institution's upload limit with gRPC uploads (503, Retry-After). Then
+Orthanc's DICOMweb plugin, as a county PACS with a clinic's certificate, retrieves the study from
+RDG over DICOMweb."""
 import email.parser
 import email.policy
 import hashlib
@@ -291,10 +296,10 @@ class DicomWebTest(DicomWebCase):
         instance = (f"/studies/{study}/series/{ds.SeriesInstanceUID}/instances/"
                     f"{ds.SOPInstanceUID}")
 
-        # OHIF's request: each frame, as stored, naming its transfer syntax.
+        # OHIF's request (its type unquoted): each frame, as stored, naming its transfer syntax.
         status, headers, body = self.curl(
             "clinic-a1", instance + "/frames/2,1",
-            accept='multipart/related; type="application/octet-stream"; transfer-syntax=*')
+            accept="multipart/related; type=application/octet-stream; transfer-syntax=*")
         self.assertEqual(status, 200, body)
         frames = self.parts(headers, body)
         self.assertEqual([t for t, _ in frames],

@@ -4,7 +4,8 @@ PACS holds the study's image (its data set byte for byte as the clinic sent it),
 Basic Text SR (dciodvfy: no errors; dsrdump: findings, impression, the reader as verifying
 observer) and as an Encapsulated PDF; the HIS holds the ORU^R01 and its AA ACK is recorded. With
 both down the queue holds the jobs, through a kill -9 of the gateway, and delivers them when they
-return; an addendum follows as a second SR and PDF and a corrected (C) ORU."""
+return; an addendum follows as a second SR and PDF and a corrected (C) ORU. OutboundTlsTest does
+it over DICOM TLS and MLLP over TLS, and refuses peers whose certificates RDG cannot trust."""
 import io
 import os
 import subprocess
