@@ -176,22 +176,81 @@ absl::StatusOr<std::string> InstanceMetadataJson(const std::string& path,
   return out.str();
 }
 
-namespace {
+struct FrameSource::State {
+  DcmFileFormat file;
+  DcmElement* pixels = nullptr;
+  DcmPixelSequence* fragments = nullptr;  //!< compressed pixel data; item 0: Basic Offset Table
+  Sint32 count = 1;
+  uint64_t frame_bytes = 0;  //!< native pixel data
+  std::string syntax;
+};
 
-//! Frames `numbers` of encapsulated pixel data: each one's fragments, joined.
-absl::StatusOr<std::vector<Frame>> EncapsulatedFrames(DcmDataset& ds, DcmElement& pixels,
-                                                      Sint32 count,
-                                                      const std::vector<int>& numbers) {
-  const E_TransferSyntax xfer = ds.getOriginalXfer();
-  DcmPixelSequence* fragments = nullptr;
-  if (pixels.ident() != EVR_PixelData ||
-      static_cast<DcmPixelData&>(pixels)
-          .getEncapsulatedRepresentation(xfer, nullptr, fragments)
-          .bad() ||
-      fragments == nullptr) {
-    return absl::InternalError("cannot read the compressed pixel data's fragments");
+FrameSource::FrameSource(std::unique_ptr<State> state) : state_(std::move(state)) {}
+FrameSource::~FrameSource() = default;
+
+int FrameSource::count() const { return state_->count; }
+const std::string& FrameSource::transfer_syntax_uid() const { return state_->syntax; }
+
+absl::StatusOr<std::unique_ptr<FrameSource>> FrameSource::Open(const std::string& path) {
+  auto state = std::make_unique<State>();
+  // Values above 4 KiB stay in the file until read: a frame is read when it is sent.
+  if (OFCondition c = state->file.loadFile(path.c_str()); c.bad()) {
+    return absl::InternalError(absl::StrCat("cannot read a stored instance: ", c.text()));
   }
-  const Uint32 items = static_cast<Uint32>(fragments->card());   // item 0: Basic Offset Table
+  DcmDataset& ds = *state->file.getDataset();
+  Uint16 rows = 0, columns = 0, samples = 1, bits = 0;
+  ds.findAndGetUint16(DCM_Rows, rows);
+  ds.findAndGetUint16(DCM_Columns, columns);
+  ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
+  ds.findAndGetUint16(DCM_BitsAllocated, bits);
+  ds.findAndGetSint32(DCM_NumberOfFrames, state->count);
+  state->count = std::max<Sint32>(state->count, 1);
+  if (ds.findAndGetElement(DCM_PixelData, state->pixels).bad() || state->pixels == nullptr ||
+      rows == 0 || columns == 0 || bits == 0) {
+    return absl::NotFoundError("this instance has no pixel data");
+  }
+  const E_TransferSyntax xfer = ds.getOriginalXfer();
+  if (DcmXfer(xfer).isEncapsulated()) {
+    if (state->pixels->ident() != EVR_PixelData ||
+        static_cast<DcmPixelData*>(state->pixels)
+            ->getEncapsulatedRepresentation(xfer, nullptr, state->fragments)
+            .bad() ||
+        state->fragments == nullptr) {
+      return absl::InternalError("cannot read the compressed pixel data's fragments");
+    }
+    state->syntax = DcmXfer(xfer).getXferID();
+  } else {
+    const uint64_t frame_bits = uint64_t{rows} * columns * std::max<Uint16>(samples, 1) * bits;
+    state->frame_bytes = (frame_bits + 7) / 8;
+    // Native pixel data is the same bytes in either little-endian syntax.
+    state->syntax = UID_LittleEndianExplicitTransferSyntax;
+  }
+  return std::unique_ptr<FrameSource>(new FrameSource(std::move(state)));
+}
+
+absl::StatusOr<std::string> FrameSource::Read(int n) const {
+  if (n < 1 || n > state_->count) {
+    return absl::NotFoundError(
+        absl::StrCat("no frame ", n, " (the instance has ", state_->count, ")"));
+  }
+  std::string out;
+  if (state_->fragments == nullptr) {
+    const uint64_t offset = state_->frame_bytes * static_cast<uint64_t>(n - 1);
+    if (offset + state_->frame_bytes > state_->pixels->getLength()) {
+      return absl::DataLossError("the pixel data is shorter than its frames");
+    }
+    out.resize(state_->frame_bytes);
+    if (OFCondition c = state_->pixels->getPartialValue(out.data(), static_cast<Uint32>(offset),
+                                                        static_cast<Uint32>(state_->frame_bytes));
+        c.bad()) {
+      return absl::InternalError(absl::StrCat("cannot read frame ", n, ": ", c.text()));
+    }
+    return out;
+  }
+  // Compressed: the frame's fragments, found as PS3.5 A.4 allows, joined.
+  DcmPixelSequence* fragments = state_->fragments;
+  const Uint32 items = static_cast<Uint32>(fragments->card());
+  const Sint32 count = state_->count;
   auto start_of = [&](Uint32 frame) -> absl::StatusOr<Uint32> {  // 0-based
     if (frame == static_cast<Uint32>(count)) return items;
     Uint32 item = 0;
@@ -203,140 +262,67 @@ absl::StatusOr<std::vector<Frame>> EncapsulatedFrames(DcmDataset& ds, DcmElement
     }
     return item;
   };
-  std::vector<Frame> out;
-  for (int n : numbers) {
-    if (n < 1 || n > count) {
-      return absl::NotFoundError(absl::StrCat("no frame ", n, " (the instance has ", count, ")"));
+  RDG_ASSIGN_OR_RETURN(const Uint32 first, start_of(static_cast<Uint32>(n - 1)));
+  RDG_ASSIGN_OR_RETURN(const Uint32 end, start_of(static_cast<Uint32>(n)));
+  if (end <= first) return absl::DataLossError("the compressed frame has no fragments");
+  for (Uint32 i = first; i < end; ++i) {
+    DcmPixelItem* item = nullptr;
+    if (fragments->getItem(item, i).bad() || item == nullptr) {
+      return absl::DataLossError("a fragment of the compressed frame is missing");
     }
-    RDG_ASSIGN_OR_RETURN(const Uint32 first, start_of(static_cast<Uint32>(n - 1)));
-    RDG_ASSIGN_OR_RETURN(const Uint32 end, start_of(static_cast<Uint32>(n)));
-    if (end <= first) return absl::DataLossError("the compressed frame has no fragments");
-    Frame frame;
-    frame.transfer_syntax_uid = DcmXfer(xfer).getXferID();
-    for (Uint32 i = first; i < end; ++i) {
-      DcmPixelItem* item = nullptr;
-      Uint8* bytes = nullptr;
-      if (fragments->getItem(item, i).bad() || item == nullptr) {
-        return absl::DataLossError("a fragment of the compressed frame is missing");
-      }
-      if (item->getLength() == 0) continue;
-      if (OFCondition c = item->getUint8Array(bytes); c.bad() || bytes == nullptr) {
-        return absl::InternalError(absl::StrCat("cannot read frame ", n, ": ", c.text()));
-      }
-      frame.bytes.append(reinterpret_cast<const char*>(bytes), item->getLength());
-    }
-    out.push_back(std::move(frame));
-  }
-  return out;
-}
-
-}  // namespace
-
-absl::StatusOr<std::vector<Frame>> Frames(const std::string& path,
-                                          const std::vector<int>& numbers) {
-  DcmFileFormat file;
-  if (OFCondition c = file.loadFile(path.c_str()); c.bad()) {
-    return absl::InternalError(absl::StrCat("cannot read a stored instance: ", c.text()));
-  }
-  DcmDataset& ds = *file.getDataset();
-  Uint16 rows = 0, columns = 0, samples = 1, bits = 0;
-  Sint32 count = 1;
-  ds.findAndGetUint16(DCM_Rows, rows);
-  ds.findAndGetUint16(DCM_Columns, columns);
-  ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
-  ds.findAndGetUint16(DCM_BitsAllocated, bits);
-  ds.findAndGetSint32(DCM_NumberOfFrames, count);
-  count = std::max<Sint32>(count, 1);
-  DcmElement* pixels = nullptr;
-  if (ds.findAndGetElement(DCM_PixelData, pixels).bad() || pixels == nullptr || rows == 0 ||
-      columns == 0 || bits == 0) {
-    return absl::NotFoundError("this instance has no pixel data");
-  }
-  if (DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
-    return EncapsulatedFrames(ds, *pixels, count, numbers);
-  }
-  const uint64_t frame_bits = uint64_t{rows} * columns * std::max<Uint16>(samples, 1) * bits;
-  const uint64_t frame_bytes = (frame_bits + 7) / 8;
-  std::vector<Frame> out;
-  for (int n : numbers) {
-    if (n < 1 || n > count) {
-      return absl::NotFoundError(absl::StrCat("no frame ", n, " (the instance has ", count, ")"));
-    }
-    const uint64_t offset = frame_bytes * static_cast<uint64_t>(n - 1);
-    if (offset + frame_bytes > pixels->getLength()) {
-      return absl::DataLossError("the pixel data is shorter than its frames");
-    }
-    Frame frame{std::string(frame_bytes, '\0'), UID_LittleEndianExplicitTransferSyntax};
-    if (OFCondition c = pixels->getPartialValue(frame.bytes.data(), static_cast<Uint32>(offset),
-                                                static_cast<Uint32>(frame_bytes));
-        c.bad()) {
+    const Uint32 length = item->getLength();
+    if (length == 0) continue;
+    // Read from the file, not loaded into the item: nothing of a sent frame stays in memory.
+    const size_t at = out.size();
+    out.resize(at + length);
+    if (OFCondition c = item->getPartialValue(out.data() + at, 0, length); c.bad()) {
       return absl::InternalError(absl::StrCat("cannot read frame ", n, ": ", c.text()));
     }
-    out.push_back(std::move(frame));
   }
   return out;
 }
 
-absl::StatusOr<std::string> BulkData(const std::string& path, uint16_t group, uint16_t element) {
+struct BulkValue::State {
+  DcmFileFormat file;
+  DcmElement* element = nullptr;
+};
+
+BulkValue::BulkValue(std::unique_ptr<State> state) : state_(std::move(state)) {}
+BulkValue::~BulkValue() = default;
+
+uint32_t BulkValue::size() const { return state_->element->getLength(); }
+
+absl::StatusOr<std::unique_ptr<BulkValue>> BulkValue::Open(const std::string& path, uint16_t group,
+                                                           uint16_t element) {
   const DcmTagKey tag(group, element);
   if (!IsBulkData(tag)) {
     return absl::NotFoundError(absl::StrFormat(
         "(%04X,%04X) is not served as bulk data (it is in the metadata)", group, element));
   }
-  DcmFileFormat file;
-  if (OFCondition c = file.loadFile(path.c_str()); c.bad()) {
+  auto state = std::make_unique<State>();
+  if (OFCondition c = state->file.loadFile(path.c_str()); c.bad()) {
     return absl::InternalError(absl::StrCat("cannot read a stored instance: ", c.text()));
   }
-  DcmElement* e = nullptr;
-  if (file.getDataset()->findAndGetElement(DcmTagKey(group, element), e).bad() || e == nullptr) {
+  DcmDataset& ds = *state->file.getDataset();
+  if (ds.findAndGetElement(tag, state->element).bad() || state->element == nullptr) {
     return absl::NotFoundError(absl::StrFormat("no (%04X,%04X) in this instance", group, element));
   }
-  if (e->getTag() == DCM_PixelData &&
-      DcmXfer(file.getDataset()->getOriginalXfer()).isEncapsulated()) {
+  if (tag == DCM_PixelData && DcmXfer(ds.getOriginalXfer()).isEncapsulated()) {
     return absl::UnimplementedError(
-        "compressed pixel data is served with the instance only (WADO-RS instance)");
+        "compressed pixel data is served as frames (…/frames/1) or with the instance");
   }
-  if (e->getLength() == 0) return std::string();
-  // The value as stored in memory: little endian on this host, as the data set's own when it
-  // is little endian (the transfer syntaxes RDG receives in practice).
-  const void* value = nullptr;
-  OFCondition c;
-  switch (e->getVR()) {
-    case EVR_OW: {
-      Uint16* v = nullptr;
-      c = e->getUint16Array(v);
-      value = v;
-      break;
-    }
-    case EVR_OF: {
-      Float32* v = nullptr;
-      c = e->getFloat32Array(v);
-      value = v;
-      break;
-    }
-    case EVR_OD: {
-      Float64* v = nullptr;
-      c = e->getFloat64Array(v);
-      value = v;
-      break;
-    }
-    case EVR_OL: {
-      Uint32* v = nullptr;
-      c = e->getUint32Array(v);
-      value = v;
-      break;
-    }
-    default: {
-      Uint8* v = nullptr;
-      c = e->getUint8Array(v);
-      value = v;
-      break;
-    }
-  }
-  if (c.bad() || value == nullptr) {
+  return std::unique_ptr<BulkValue>(new BulkValue(std::move(state)));
+}
+
+absl::Status BulkValue::ReadAt(uint32_t offset, char* out, uint32_t n) const {
+  if (uint64_t{offset} + n > size()) return absl::OutOfRangeError("past the value's end");
+  if (n == 0) return absl::OkStatus();
+  // From the file when the value was left there (above 4 KiB), in this host's (little-endian)
+  // byte order, as the data set's own for the little-endian syntaxes RDG receives.
+  if (OFCondition c = state_->element->getPartialValue(out, offset, n); c.bad()) {
     return absl::InternalError(absl::StrCat("cannot read the element's value: ", c.text()));
   }
-  return std::string(static_cast<const char*>(value), e->getLength());
+  return absl::OkStatus();
 }
 
 }  // namespace rdg::dicomweb

@@ -4,6 +4,7 @@
 // Specific Character Set "ISO_IR 192".
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,23 +36,45 @@ std::string InstanceJson(const storage::ExamRecord& exam, const storage::ObjectR
 absl::StatusOr<std::string> InstanceMetadataJson(const std::string& path,
                                                  absl::string_view instance_url);
 
-//! One frame's pixel data as stored.
-struct Frame {
-  std::string bytes;
-  //! The transfer syntax the bytes are in: the instance's own for compressed pixel data (one
-  //! frame's fragments, joined: a JPEG, JPEG-LS, JPEG 2000 or RLE stream), Explicit VR Little
-  //! Endian for native pixel data.
-  std::string transfer_syntax_uid;
+//! The frames of one stored instance, each read from the file when asked for (never the whole
+//! pixel data). Compressed frames are found as PS3.5 A.4 allows: one fragment per frame, the
+//! Basic Offset Table, or all fragments of a single frame; other layouts are UNIMPLEMENTED.
+class FrameSource {
+ public:
+  //! NOT_FOUND for an instance without pixel data.
+  static absl::StatusOr<std::unique_ptr<FrameSource>> Open(const std::string& path);
+  ~FrameSource();
+
+  int count() const;
+  //! The transfer syntax the frames are in: the instance's own when compressed (a frame is a
+  //! JPEG, JPEG-LS, JPEG 2000 or RLE stream); Explicit VR Little Endian for native pixel data.
+  const std::string& transfer_syntax_uid() const;
+  //! Frame `n` (1-based); NOT_FOUND for a frame the instance does not have.
+  absl::StatusOr<std::string> Read(int n) const;
+
+ private:
+  struct State;
+  explicit FrameSource(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
 };
 
-//! Frames `numbers` (1-based) of the instance at `path`, read from the file as needed (never
-//! the whole pixel data). Compressed frames are found as PS3.5 A.4 says: one fragment per frame,
-//! the Basic Offset Table, or all fragments of a single frame; other layouts are UNIMPLEMENTED.
-//! NOT_FOUND for a frame the instance does not have.
-absl::StatusOr<std::vector<Frame>> Frames(const std::string& path, const std::vector<int>& numbers);
+//! The value of a bulk data element (group, element) of the file at `path`, read from the file a
+//! piece at a time. NOT_FOUND without it, or for an element that is not bulk data;
+//! UNIMPLEMENTED for encapsulated (compressed) pixel data.
+class BulkValue {
+ public:
+  static absl::StatusOr<std::unique_ptr<BulkValue>> Open(const std::string& path, uint16_t group,
+                                                         uint16_t element);
+  ~BulkValue();
 
-//! The value of element (group, element) of the file at `path` (bulk data): its bytes as stored.
-//! NOT_FOUND without it; UNIMPLEMENTED for encapsulated (compressed) pixel data.
-absl::StatusOr<std::string> BulkData(const std::string& path, uint16_t group, uint16_t element);
+  uint32_t size() const;
+  //! Bytes [offset, offset + n) of the value as stored.
+  absl::Status ReadAt(uint32_t offset, char* out, uint32_t n) const;
+
+ private:
+  struct State;
+  explicit BulkValue(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace rdg::dicomweb

@@ -38,6 +38,8 @@ constexpr size_t kChunk = 256 * 1024;
 //! What a refused STOW-RS request is read of before its answer (then the connection closes).
 constexpr size_t kMaxDrainedBytes = 64 << 20;
 constexpr char kDicomJson[] = "application/dicom+json";
+constexpr char kExplicitLittleEndian[] = "1.2.840.10008.1.2.1";
+constexpr char kImplicitLittleEndian[] = "1.2.840.10008.1.2";
 
 int HttpStatus(const absl::Status& s) {
   switch (s.code()) {
@@ -136,7 +138,7 @@ void DicomWebServer::Route(httplib::Server& s) {
         res.set_header("Access-Control-Allow-Origin", origin);
         res.set_header("Access-Control-Allow-Credentials", "true");  // the client certificate
         res.set_header("Vary", "Origin");
-        res.set_header("Access-Control-Expose-Headers", "Content-Type");
+        res.set_header("Access-Control-Expose-Headers", "Content-Type, Warning, Retry-After");
         return;
       }
     }
@@ -204,11 +206,11 @@ void DicomWebServer::Route(httplib::Server& s) {
                        httplib::Response& res, QidoLevel level) -> absl::Status {
     if (!AcceptsJson(req)) return NotAcceptable(res, "QIDO-RS answers application/dicom+json");
     RDG_ASSIGN_OR_RETURN(QidoQuery q, ParseQido(req.params, level));
-    std::vector<storage::ExamRecord> exams;
+    std::vector<StudyAccess::Found> exams;
     if (req.matches.size() > 1) {  // under studies/{study}[/series/{series}]
       RDG_ASSIGN_OR_RETURN(storage::ExamRecord exam,
                            deps_.access.Open(who, req.matches[1], "dicomweb_search"));
-      exams.push_back(std::move(exam));
+      exams.push_back({std::move(exam), /*open=*/true});
       q.study_uids = {req.matches[1]};
       if (req.matches.size() > 2) q.series_uids = {req.matches[2]};
     } else {
@@ -218,17 +220,23 @@ void DicomWebServer::Route(httplib::Server& s) {
     const std::string base = BaseUrl(req);
     std::vector<std::string> found;
     int skipped = 0;
-    // One more match found: skipped up to the offset, else answered up to the limit.
+    bool more = false;  //!< the limit cut the answer short
+    // One more match found: skipped up to the offset, answered up to the limit; one past it
+    // says there is more, and ends the search (true).
     auto take = [&](auto&& json) {
       if (skipped < q.offset) {
         ++skipped;
-      } else {
-        found.push_back(json());
+        return false;
       }
-      return static_cast<int>(found.size()) >= q.limit;
+      if (static_cast<int>(found.size()) >= q.limit) return more = true;
+      found.push_back(json());
+      return false;
     };
-    for (const storage::ExamRecord& e : exams) {
+    for (const StudyAccess::Found& found_exam : exams) {
+      const storage::ExamRecord& e = found_exam.exam;
       if (!UidMatches(q.study_uids, e.study_instance_uid)) continue;  // before reading its objects
+      // Series and instances of the studies open to the caller only (a reader: their claims).
+      if (level != QidoLevel::kStudy && !found_exam.open) continue;
       RDG_ASSIGN_OR_RETURN(auto objects, deps_.exams.ListObjects(e.exam_id));
       const std::vector<SeriesSummary> series = SeriesOf(objects);
       if (!MatchesStudy(q, e, series)) continue;
@@ -251,6 +259,11 @@ void DicomWebServer::Route(httplib::Server& s) {
     }
     if (std::string warning = IgnoredKeysWarning(q); !warning.empty()) {
       res.set_header("Warning", warning);
+    }
+    if (more) {  // PS3.18 8.3.4.4
+      res.set_header("Warning",
+                     "299 rdg \"There are additional results that can be requested "
+                     "(offset, limit)\"");
     }
     res.set_content(absl::StrCat("[", absl::StrJoin(found, ","), "]"), kDicomJson);
     return absl::OkStatus();
@@ -393,26 +406,39 @@ void DicomWebServer::Route(httplib::Server& s) {
 
   // WADO-RS: frames of an instance (native or compressed, as stored), as OHIF's "wadors" mode
   // reads them.
-  s.Get(R"(/dicomweb/studies/([0-9.]+)/series/([0-9.]+)/instances/([0-9.]+)/frames/([0-9,]+))",
-        serve([select, path_of](const auth::Principal& who, const httplib::Request& req,
-                                httplib::Response& res) -> absl::Status {
-          std::vector<int> numbers;
-          for (absl::string_view n : absl::StrSplit(std::string(req.matches[4]), ',')) {
-            int frame = 0;
-            if (!absl::SimpleAtoi(n, &frame) || numbers.size() >= 1000) {
-              return absl::InvalidArgumentError("frames are 1-based numbers, comma-separated");
-            }
-            numbers.push_back(frame);
+  s.Get(
+      R"(/dicomweb/studies/([0-9.]+)/series/([0-9.]+)/instances/([0-9.]+)/frames/([0-9,]+))",
+      serve([select, path_of](const auth::Principal& who, const httplib::Request& req,
+                              httplib::Response& res) -> absl::Status {
+        std::vector<int> numbers;
+        for (absl::string_view n : absl::StrSplit(std::string(req.matches[4]), ',')) {
+          int frame = 0;
+          if (!absl::SimpleAtoi(n, &frame) || numbers.size() >= 1000) {
+            return absl::InvalidArgumentError("frames are 1-based numbers, comma-separated");
           }
-          RDG_ASSIGN_OR_RETURN(auto selected, select(who, req, "dicomweb_retrieve"));
-          RDG_ASSIGN_OR_RETURN(std::string path, path_of(selected.second.front()));
-          RDG_ASSIGN_OR_RETURN(std::vector<Frame> frames, Frames(path, numbers));
-          // Each frame as stored: application/octet-stream naming its transfer syntax, or the
-          // image type of a compressed one when that is what the client asks for.
-          const std::string accept = req.get_header_value("Accept");
-          const std::string& syntax = frames.front().transfer_syntax_uid;
-          std::string part_type = "application/octet-stream";
-          if (!AcceptsMultipart(accept, part_type, syntax)) {
+          numbers.push_back(frame);
+        }
+        RDG_ASSIGN_OR_RETURN(auto selected, select(who, req, "dicomweb_retrieve"));
+        RDG_ASSIGN_OR_RETURN(std::string path, path_of(selected.second.front()));
+        RDG_ASSIGN_OR_RETURN(std::shared_ptr<FrameSource> source, FrameSource::Open(path));
+        for (int n : numbers) {
+          if (n < 1) return absl::InvalidArgumentError("frame numbers start at 1");
+          if (n > source->count()) {
+            return absl::NotFoundError(
+                absl::StrCat("no frame ", n, " (the instance has ", source->count(), ")"));
+          }
+        }
+        // Each frame as stored: application/octet-stream naming its transfer syntax (native
+        // frames are the same bytes in either little-endian syntax), or the image type of a
+        // compressed one when that is what the client asks for.
+        const std::string accept = req.get_header_value("Accept");
+        std::string syntax = source->transfer_syntax_uid();
+        std::string part_type = "application/octet-stream";
+        if (!AcceptsMultipart(accept, part_type, syntax)) {
+          if (syntax == kExplicitLittleEndian &&
+              AcceptsMultipart(accept, part_type, kImplicitLittleEndian)) {
+            syntax = kImplicitLittleEndian;
+          } else {
             part_type = std::string(FrameImageType(syntax));
             if (part_type.empty() || !AcceptsMultipart(accept, part_type, syntax)) {
               return NotAcceptable(
@@ -421,18 +447,39 @@ void DicomWebServer::Route(httplib::Server& s) {
                                     "type=\"application/octet-stream\"; transfer-syntax=*"));
             }
           }
-          const std::string boundary = "rdg-" + storage::RandomHex(12);
-          std::string body;
-          for (const Frame& f : frames) {
-            absl::StrAppend(&body, "--", boundary, "\r\nContent-Type: ", part_type,
-                            "; transfer-syntax=", f.transfer_syntax_uid, "\r\n\r\n", f.bytes,
-                            "\r\n");
-          }
-          absl::StrAppend(&body, "--", boundary, "--\r\n");
-          res.set_content(std::move(body), absl::StrCat("multipart/related; type=\"", part_type,
-                                                        "\"; boundary=", boundary));
-          return absl::OkStatus();
-        }));
+        }
+        // The first frame now, so that a frame that cannot be read is an answer, not a cut
+        // connection; each of the others read as it is sent: one frame in memory at a time.
+        auto first = std::make_shared<absl::StatusOr<std::string>>(source->Read(numbers[0]));
+        if (!first->ok()) return first->status();
+        const std::string boundary = "rdg-" + storage::RandomHex(12);
+        const std::string part_header =
+            absl::StrCat("--", boundary, "\r\nContent-Type: ", part_type,
+                         "; transfer-syntax=", syntax, "\r\n\r\n");
+        auto next = std::make_shared<size_t>(0);
+        res.set_chunked_content_provider(
+            absl::StrCat("multipart/related; type=\"", part_type, "\"; boundary=", boundary),
+            [source, numbers, first, next, boundary, part_header](size_t, httplib::DataSink& sink) {
+              if (*next == numbers.size()) {
+                const std::string end = absl::StrCat("--", boundary, "--\r\n");
+                sink.write(end.data(), end.size());
+                sink.done();
+                return true;
+              }
+              absl::StatusOr<std::string> frame =
+                  *next == 0 ? std::move(*first) : source->Read(numbers[*next]);
+              if (!frame.ok()) {
+                LOG(ERROR) << "DICOMweb: " << frame.status();
+                return false;  // the connection is cut: the client sees an incomplete answer
+              }
+              sink.write(part_header.data(), part_header.size());
+              sink.write(frame->data(), frame->size());
+              sink.write("\r\n", 2);
+              ++*next;
+              return true;
+            });
+        return absl::OkStatus();
+      }));
 
   // WADO-RS: a bulk data value named by a BulkDataURI.
   s.Get(
@@ -445,14 +492,41 @@ void DicomWebServer::Route(httplib::Server& s) {
         if (!absl::SimpleHexAtoi(std::string(req.matches[4]), &tag)) {
           return absl::InvalidArgumentError("bad tag");
         }
-        RDG_ASSIGN_OR_RETURN(std::string value, BulkData(path, static_cast<uint16_t>(tag >> 16),
-                                                         static_cast<uint16_t>(tag & 0xFFFF)));
+        RDG_ASSIGN_OR_RETURN(std::shared_ptr<BulkValue> value,
+                             BulkValue::Open(path, static_cast<uint16_t>(tag >> 16),
+                                             static_cast<uint16_t>(tag & 0xFFFF)));
+        // Streamed a chunk at a time from the file, as an instance is.
         const std::string boundary = "rdg-" + storage::RandomHex(12);
-        res.set_content(
-            absl::StrCat("--", boundary, "\r\nContent-Type: application/octet-stream\r\n\r\n",
-                         value, "\r\n--", boundary, "--\r\n"),
+        auto offset = std::make_shared<int64_t>(-1);  // -1: the part's header is next
+        auto buffer = std::make_shared<std::string>();
+        res.set_chunked_content_provider(
             absl::StrCat("multipart/related; type=\"application/octet-stream\"; boundary=",
-                         boundary));
+                         boundary),
+            [value, offset, buffer, boundary](size_t, httplib::DataSink& sink) {
+              if (*offset < 0) {
+                const std::string header = absl::StrCat(
+                    "--", boundary, "\r\nContent-Type: application/octet-stream\r\n\r\n");
+                sink.write(header.data(), header.size());
+                *offset = 0;
+                return true;
+              }
+              const uint32_t at = static_cast<uint32_t>(*offset);
+              if (at == value->size()) {
+                const std::string end = absl::StrCat("\r\n--", boundary, "--\r\n");
+                sink.write(end.data(), end.size());
+                sink.done();
+                return true;
+              }
+              const uint32_t n = std::min<uint32_t>(kChunk, value->size() - at);
+              buffer->resize(n);
+              if (absl::Status s = value->ReadAt(at, buffer->data(), n); !s.ok()) {
+                LOG(ERROR) << "DICOMweb: " << s;
+                return false;  // the connection is cut: the client sees an incomplete answer
+              }
+              sink.write(buffer->data(), n);
+              *offset += n;
+              return true;
+            });
         return absl::OkStatus();
       }));
 }
@@ -488,6 +562,7 @@ absl::Status DicomWebServer::Stow(const auth::Principal& who, const std::string&
             : absl::StrCat(" (", stow.outcomes().size(), " parts before it were processed)")));
   }
   res.status = stow.HttpStatus();
+  if (res.status == 503) res.set_header("Retry-After", "5");
   res.set_content(stow.ResponseJson(BaseUrl(req)), kDicomJson);
   return absl::OkStatus();
 }

@@ -156,7 +156,7 @@ std::string IgnoredKeysWarning(const QidoQuery& q) {
   std::vector<std::string> names;
   for (const std::string& n : q.ignored) {
     if (names.size() == 20) {
-      names.push_back("…");
+      names.push_back("...");
       break;
     }
     std::string safe = n.substr(0, 64);

@@ -164,15 +164,22 @@ StowRequest::Outcome StowRequest::Store() {
   if (auto found = exams_.FindObject(who_.institution, c.sop_instance_uid());
       found.ok() && found->has_value()) {
     o.sop_class_uid = (*found)->sop_class_uid;
+    o.series_instance_uid = (*found)->series_instance_uid;
   }
   return o;
 }
 
 int StowRequest::HttpStatus() const {
-  size_t stored = 0;
-  for (const Outcome& o : outcomes_) stored += o.stored ? 1 : 0;
+  size_t stored = 0, for_now = 0;
+  for (const Outcome& o : outcomes_) {
+    stored += o.stored ? 1 : 0;
+    for_now += !o.stored && o.failure_reason == kOutOfResources ? 1 : 0;
+  }
   if (stored == outcomes_.size() && stored > 0) return 200;
-  return stored > 0 ? 202 : 409;
+  if (stored > 0) return 202;
+  // Nothing stored, and only for want of resources now (a full disk, a busy index): the
+  // client should send it again shortly, not give up.
+  return for_now > 0 && for_now == outcomes_.size() ? 503 : 409;
 }
 
 std::string StowRequest::ResponseJson(absl::string_view base) const {
@@ -187,12 +194,19 @@ std::string StowRequest::ResponseJson(absl::string_view base) const {
     }
     if (o.stored) {
       study = o.study_instance_uid;
-      // The series is not in the ingest's answer: the instance's URL under its study is enough
-      // for a client to find it (QIDO-RS by SOPInstanceUID, or the study's WADO-RS).
-      item["00081190"] = {{"vr", "UR"},
-                          {"Value", {absl::StrCat(base, "/studies/", o.study_instance_uid)}}};
+      // The instance's WADO-RS URL (its study's when the series could not be looked up).
+      item["00081190"] = {
+          {"vr", "UR"},
+          {"Value",
+           {o.series_instance_uid.empty()
+                ? absl::StrCat(base, "/studies/", o.study_instance_uid)
+                : absl::StrCat(base, "/studies/", o.study_instance_uid, "/series/",
+                               o.series_instance_uid, "/instances/", o.sop_instance_uid)}}};
       if (o.duplicate) {
-        item["00081196"] = {{"vr", "US"}, {"Value", {0xB007}}};  // Warning Reason: duplicate
+        // Stored before, byte for byte: a success (PS3.4 has no warning reason for it; B007
+        // would say the data set does not match its SOP class). Said in words.
+        item["00090010"] = {{"vr", "LO"}, {"Value", {"RDG"}}};
+        item["00091001"] = {{"vr", "LT"}, {"Value", {"already stored (the same bytes)"}}};
       }
       referenced.push_back(std::move(item));
     } else {

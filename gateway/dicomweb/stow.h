@@ -28,7 +28,8 @@ class StowRequest {
     std::string sop_class_uid;
     std::string sop_instance_uid;
     std::string study_instance_uid;
-    uint16_t failure_reason = 0;  //!< PS3.4 C-STORE status when not stored
+    std::string series_instance_uid;  //!< when stored and found again in the index
+    uint16_t failure_reason = 0;      //!< PS3.4 C-STORE status when not stored
     std::string detail;
   };
   //! `study`: the Study Instance UID of a POST studies/{study} (instances of another study fail,
@@ -47,7 +48,8 @@ class StowRequest {
   const std::vector<Outcome>& outcomes() const { return outcomes_; }
   //! The STOW-RS response body (application/dicom+json); `base` is the service's root URL.
   std::string ResponseJson(absl::string_view base) const;
-  //! 200 all stored, 202 some failed, 409 none stored (PS3.18 10.5.3).
+  //! 200 all stored, 202 some failed, 409 none stored (PS3.18 10.5.3); 503 when none was
+  //! stored only for want of resources now (retry).
   int HttpStatus() const;
 
  private:

@@ -1,5 +1,7 @@
 #include "gateway/dicomweb/study_access.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "gateway/auth/rbac.h"
 #include "storage/base/status_macros.h"
@@ -13,10 +15,10 @@ absl::Status NoSuchStudy(const std::string& study) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<storage::ExamRecord>> StudyAccess::Searchable(const auth::Principal& who,
-                                                                         size_t max,
-                                                                         absl::string_view what) {
-  std::vector<storage::ExamRecord> out;
+absl::StatusOr<std::vector<StudyAccess::Found>> StudyAccess::Searchable(const auth::Principal& who,
+                                                                        size_t max,
+                                                                        absl::string_view what) {
+  std::vector<Found> out;
   if (who.role == rdg::v1::CLINIC) {
     RDG_RETURN_IF_ERROR(auth::Authorize(who, auth::Permission::kListOwnExams));
     storage::ExamQuery query;
@@ -25,7 +27,7 @@ absl::StatusOr<std::vector<storage::ExamRecord>> StudyAccess::Searchable(const a
     do {
       RDG_ASSIGN_OR_RETURN(storage::ExamPage page, stores_.exams.ListExams(query));
       for (auto& e : page.exams) {
-        if (out.size() < max) out.push_back(std::move(e));
+        if (out.size() < max) out.push_back({std::move(e), /*open=*/true});
       }
       query.before_seq = page.next_before_seq;
     } while (query.before_seq > 0 && out.size() < max);
@@ -33,13 +35,32 @@ absl::StatusOr<std::vector<storage::ExamRecord>> StudyAccess::Searchable(const a
     RDG_RETURN_IF_ERROR(auth::Authorize(who, auth::Permission::kReadQueues));
     storage::WorklistQuery query;
     query.limit = 1000;
+    const absl::Time now = clock_.Now();
+    std::vector<std::string> claimed;
     do {
       RDG_ASSIGN_OR_RETURN(storage::WorklistPage page, desk_.Worklist(who, query));
       for (auto& entry : page.entries) {
-        if (out.size() < max) out.push_back(std::move(entry.exam));
+        // The exams whose live claim the reader holds are open to them (as fetch).
+        const bool mine = entry.claim.has_value() && entry.claim->holder_user == who.user &&
+                          entry.claim->holder_institution == who.institution &&
+                          entry.claim->expires_at > now;
+        if (mine) claimed.push_back(entry.exam.exam_id);
+        if (out.size() < max) out.push_back({std::move(entry.exam), mine});
       }
       query.after = page.next_cursor;
     } while (!query.after.empty() && out.size() < max);
+    // The priors of what they work on, as rdg-reader priors lists them (each audited
+    // "view_prior"): found at study level; their images stay with their own claims.
+    for (const std::string& exam_id : claimed) {
+      absl::StatusOr<worklist::ReadingDesk::PriorsView> priors = desk_.Priors(who, exam_id, "");
+      if (!priors.ok()) continue;  // the claim ended meanwhile
+      for (storage::ExamRecord& prior : priors->priors) {
+        const bool listed = std::any_of(out.begin(), out.end(), [&](const Found& f) {
+          return f.exam.exam_id == prior.exam_id;
+        });
+        if (!listed && out.size() < max) out.push_back({std::move(prior), /*open=*/false});
+      }
+    }
   }
   RDG_RETURN_IF_ERROR(stores_.audit.AppendAudit(
       auth::AuditBy(who, clock_.Now(), "dicomweb_search", "", std::string(what))));

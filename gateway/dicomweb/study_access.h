@@ -1,9 +1,10 @@
 // Who may see which study over DICOMweb: the same rules as the gRPC API. A clinic searches and
 // retrieves its own institution's studies (ExamService); a reader searches the worklist of their
-// desks' queues and retrieves the images of an exam they hold the live claim of, as
-// ReadingService's fetch (ReadingDesk::OpenForFetch, audited "fetch_exam" too); an
-// administrator sees no images. Every search and retrieval is audited. A study the caller may
-// not see is NOT_FOUND, as if it did not exist.
+// desks' queues and the priors of the exams they hold (ReadingDesk::Priors), and sees the series
+// and retrieves the images of an exam they hold the live claim of, as ReadingService's fetch
+// (ReadingDesk::OpenForFetch, audited "fetch_exam" too); an administrator sees no images. Every
+// search and retrieval is audited. A study the caller may not see is NOT_FOUND, as if it did not
+// exist.
 #pragma once
 
 #include <string>
@@ -28,10 +29,16 @@ class StudyAccess {
   StudyAccess(Stores stores, worklist::ReadingDesk& desk, const Clock& clock)
       : stores_(stores), desk_(desk), clock_(clock) {}
 
+  //! A study the caller may find, and whether its series and instances are open to them.
+  struct Found {
+    storage::ExamRecord exam;
+    bool open = false;  //!< a clinic's own; the exams whose live claim a reader holds
+  };
   //! The studies the caller may search: at most `max` exams, newest first (a clinic's), or in
-  //! worklist order (a reader's). Audited as "dicomweb_search" with `what` as detail.
-  absl::StatusOr<std::vector<storage::ExamRecord>> Searchable(const auth::Principal& who,
-                                                              size_t max, absl::string_view what);
+  //! worklist order then the priors of the exams they hold (a reader's: as rdg-reader priors,
+  //! each prior audited "view_prior"). Audited as "dicomweb_search" with `what` as detail.
+  absl::StatusOr<std::vector<Found>> Searchable(const auth::Principal& who, size_t max,
+                                                absl::string_view what);
   //! The exam of `study_instance_uid` the caller may retrieve, audited as `action`.
   absl::StatusOr<storage::ExamRecord> Open(const auth::Principal& who,
                                            const std::string& study_instance_uid,

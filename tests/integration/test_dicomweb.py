@@ -106,6 +106,7 @@ class DicomWebCase(harness.GatewayTestCase):
             ds.InstanceNumber = n + 1
             ds.SpecificCharacterSet = "GB18030"
             ds.PatientName, ds.PatientID = "Zhang^San=张^三", "HB-0042"
+            ds.PatientSex, ds.PatientBirthDate = "M", "19560312"  # linked as one patient
             ds.StudyDate, ds.AccessionNumber = "20261129", "A-" + study[-6:]
             paths.append(harness.write_dicom(ds, os.path.join(self.workdir, f"{ds.SOPInstanceUID}.dcm")))
         result = self.clinic(clinic).json("upload", *paths)
@@ -257,6 +258,40 @@ class DicomWebTest(DicomWebCase):
         # Another reader of the same desk, without the claim: refused, with the reason.
         self.assertEqual(self.curl("reader-a-rad2", f"/studies/{study}")[0], 403)
 
+    def test_a_reader_finds_the_priors_of_what_they_read_and_opens_only_their_claims(self):
+        rad = self.reader("reader-a-rad")
+        prior, _, _, prior_exam = self.upload_study()
+        self.assertEqual(rad.run("claim", prior_exam).returncode, 0)
+        proc = rad.run("report", prior_exam, "--final", "--findings", "双肺纹理清晰。",
+                       "--impression", "未见明显异常。")
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        current, series, _, exam = self.upload_study()  # the same patient, a year on
+        # Before the claim: the worklist's study, but none of its series or instances, at the
+        # root as under the study; the signed prior is not in the worklist.
+        self.assertEqual(self.json("reader-a-rad", f"/series?StudyInstanceUID={current}"), [])
+        self.assertEqual(self.json("reader-a-rad", f"/instances?StudyInstanceUID={current}"), [])
+        self.assertEqual(self.curl("reader-a-rad", f"/studies/{current}/series",
+                                   accept="application/dicom+json")[0], 403)
+        found = [x["0020000D"]["Value"][0] for x in self.json("reader-a-rad", "/studies")]
+        self.assertIn(current, found)
+        self.assertNotIn(prior, found)
+        # Claimed: the prior is found beside it (as rdg-reader priors lists it, audited), its
+        # images still closed; the current exam's series open.
+        self.assertEqual(rad.run("claim", exam).returncode, 0)
+        found = [x["0020000D"]["Value"][0]
+                 for x in self.json("reader-a-rad", "/studies?PatientID=HB-0042")]
+        self.assertIn(prior, found)
+        self.assertIn(current, found)
+        self.assertEqual(len(self.json("reader-a-rad", f"/series?StudyInstanceUID={current}")), 1)
+        self.assertEqual(self.json("reader-a-rad", f"/series?StudyInstanceUID={prior}"), [])
+        self.assertEqual(self.curl("reader-a-rad", f"/studies/{prior}")[0], 403)
+        self.assertIn("view_prior", [r[0] for r in self.gateway.query(
+            "SELECT action FROM audit_log WHERE exam_id = ?", prior_exam)])
+        # Another county's reader finds neither.
+        found = [x["0020000D"]["Value"][0] for x in self.json("reader-b-rad", "/studies")]
+        self.assertNotIn(prior, found)
+        self.assertNotIn(current, found)
+
     def test_stow_rs_into_a_named_study_refuses_another_studys_instance(self):
         study, other = generate_uid(), generate_uid()
         mine, stray = self.ct_instance(study), self.ct_instance(other)
@@ -313,6 +348,11 @@ class DicomWebTest(DicomWebCase):
         self.assertEqual(self.parts(headers, body)[0][0],
                          "image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.70")
         self.assertEqual(self.curl("clinic-a1", instance + "/frames/3")[0], 404)
+        self.assertEqual(self.curl("clinic-a1", instance + "/frames/0")[0], 400)
+        # A frame asked for again comes again (each read as it is sent, never all held).
+        status, headers, body = self.curl("clinic-a1", instance + "/frames/1,1,1")
+        self.assertEqual(status, 200, body)
+        self.assertEqual([f.rstrip(b"\0") for _, f in self.parts(headers, body)], [expected[0]] * 3)
 
         # Asked for uncompressed data: RDG does not transcode, and says so (406), for frames
         # and for the instance; the instance itself comes as stored.
@@ -377,7 +417,15 @@ class DicomWebTest(DicomWebCase):
         # Sent again: duplicates, nothing added.
         status, answer = self.stow("clinic-a1", [("application/dicom", files[0])])
         self.assertEqual(status, 200, answer)
-        self.assertEqual(answer["00081199"]["Value"][0]["00081196"]["Value"][0], 0xB007)
+        repeat = answer["00081199"]["Value"][0]
+        self.assertNotIn("00081196", repeat)  # a success, no Warning Reason (B007 means else)
+        self.assertIn("already stored", repeat["00091001"]["Value"][0])
+        # The instance's own WADO-RS URL, which retrieves it.
+        url = repeat["00081190"]["Value"][0]
+        self.assertIn("/instances/", url)
+        status, headers, body = self.curl("clinic-a1", url[len(self.base):])
+        self.assertEqual(status, 200)
+        self.assertEqual(self.parts(headers, body)[0][1], files[0])
         self.assertEqual(len(self.json("clinic-a1", f"/studies/{study}/instances")), 2)
 
         # Only clinics store; a body that is not multipart/related is refused as such.
