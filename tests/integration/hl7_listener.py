@@ -1,18 +1,22 @@
-"""A stand-in hospital information system for integration tests: an MLLP server (HL7 v2 over TCP,
-each message framed as <VT> message <FS><CR>) on 127.0.0.1, in background threads.
+"""A stand-in hospital information system for integration tests: python3-hl7's MLLP server
+(`hl7.mllp`, HL7 v2 over TCP, each message framed as <VT> message <FS><CR>) on 127.0.0.1, run
+on an asyncio loop in a background thread.
 
 It records every message it receives and answers each with an ACK (MSA-1 = `ack_code`), or
 never answers when `silent`. With `tls` (certificate, key, CA) it takes MLLP over TLS only, and
-requires the client's certificate to chain to that CA (`peer_subjects` records whose it was). stop() closes the listening socket and every open connection (the
-HIS is down for its clients); start() again listens on the same port.
+requires the client's certificate to chain to that CA (`peer_subjects` records whose it was).
+stop() closes the listening socket and every open connection (the HIS is down for its clients);
+start() again listens on the same port.
 
 Run as a script for a self-check.
 """
+import asyncio
 import itertools
-import socket
 import ssl
 import threading
 import time
+
+import hl7.mllp
 
 from harness import wait_for
 
@@ -45,16 +49,15 @@ class Hl7Listener:
         self.silent = silent
         self.tls = tls  # (certificate, key, CA of the clients' certificates), PEM paths
         self.peer_subjects = []  # over TLS: each client certificate's subject, as a dict
-        self.handshake_failures = 0
         self.port = None
         self.messages = []
         self.connections = 0
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._stop = threading.Event()
-        self._listener = None
-        self._conns = set()
-        self._threads = []
+        self._loop = None
+        self._thread = None
+        self._server = None
+        self._writers = set()
 
     @property
     def address(self):
@@ -62,38 +65,38 @@ class Hl7Listener:
 
     def start(self):
         """Listens (again) on 127.0.0.1:`port` (a free port on the first start)."""
-        if self._listener:
+        if self._server:
             raise RuntimeError("the HL7 listener is already running")
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port or 0))
-        listener.listen(16)
-        listener.settimeout(0.1)  # the accept loop checks for stop() this often
-        self.port = listener.getsockname()[1]
-        self._stop.clear()
-        self._listener = listener
-        self._spawn(self._accept_loop, listener)
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+            self._thread.start()
+        context = None
+        if self.tls:
+            certificate, key, ca = self.tls
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(certificate, key)
+            context.load_verify_locations(ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        self._server = self._run(hl7.mllp.start_hl7_server(
+            self._serve, "127.0.0.1", self.port or 0, limit=1 << 20, encoding="utf-8",
+            ssl=context, reuse_address=True))
+        self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     def stop(self, timeout=10.0):
-        """Closes the listening socket and every open connection, and waits for the threads."""
-        self._stop.set()
-        with self._lock:
-            conns, self._conns = list(self._conns), set()
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        deadline = time.monotonic() + timeout
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self._threads = [t for t in self._threads if t.is_alive()]
-        if self._listener:
-            self._listener.close()
-            self._listener = None
-        for conn in conns:
-            conn.close()
+        """Closes the listening socket and every open connection."""
+        if self._server is None:
+            return
+
+        async def close(server):
+            server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await asyncio.wait_for(server.wait_closed(), timeout)
+        server, self._server = self._server, None
+        self._run(close(server), timeout + 1)
 
     def wait_messages(self, n, timeout=30.0):
         """Polls until at least `n` messages arrived; returns a copy of `messages`."""
@@ -101,98 +104,37 @@ class Hl7Listener:
         with self._lock:
             return list(self.messages)
 
-    def _spawn(self, target, *args):
-        t = threading.Thread(target=target, args=args, daemon=True)
-        self._threads = [x for x in self._threads if x.is_alive()] + [t]
-        t.start()
+    def _run(self, coroutine, timeout=30.0):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
-    def _accept_loop(self, listener):
-        while not self._stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            conn.settimeout(0.1)
-            with self._lock:
-                if self._stop.is_set():
-                    conn.close()
-                    return
-                self._conns.add(conn)
-                self.connections += 1
-            self._spawn(self._serve, conn)
-        listener.close()  # no new connection queues up while stop() finishes
-
-    def _handshake(self, conn):
-        """`conn` over TLS (the client's certificate required), or None when the handshake
-        failed."""
-        certificate, key, ca = self.tls
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(certificate, key)
-        context.load_verify_locations(ca)
-        context.verify_mode = ssl.CERT_REQUIRED
-        conn.settimeout(10)
-        try:
-            wrapped = context.wrap_socket(conn, server_side=True)
-        except (ssl.SSLError, OSError):
-            with self._lock:
-                self.handshake_failures += 1
-            return None
-        wrapped.settimeout(0.1)
-        subject = dict(x[0] for x in wrapped.getpeercert()["subject"])
+    async def _serve(self, reader, writer):
+        """One connection: frames until the peer closes or stop(), several per connection."""
+        self._writers.add(writer)
         with self._lock:
-            self.peer_subjects.append(subject)
-            self._conns.discard(conn)
-            self._conns.add(wrapped)
-        return wrapped
-
-    def _serve(self, conn):
-        """Reads frames until the peer closes or stop(): several per connection, in any chunks."""
-        buffer = b""
-        if self.tls:
-            plain, conn = conn, self._handshake(conn)
-            if conn is None:
-                with self._lock:
-                    self._conns.discard(plain)
-                plain.close()
-                return
+            self.connections += 1
+            peer = writer.get_extra_info("peercert")
+            if peer:
+                self.peer_subjects.append(dict(x[0] for x in peer["subject"]))
         try:
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(65536)
-                except socket.timeout:
-                    continue
-                if not data:
-                    return
-                buffer += data
-                while True:
-                    start = buffer.find(VT)
-                    if start < 0:
-                        buffer = b""  # bytes outside a frame: dropped
-                        break
-                    end = buffer.find(FS + CR, start)
-                    if end < 0:
-                        buffer = buffer[start:]
-                        break
-                    message = buffer[start + 1:end].decode("utf-8", errors="replace")
-                    buffer = buffer[end + 2:]
-                    with self._lock:
-                        self.messages.append(message)
-                    if not self.silent:
-                        ack = ack_for(message, self.ack_code, f"ACK{next(self._ids)}")
-                        conn.sendall(VT + ack.encode("utf-8") + FS + CR)
-        except OSError:
-            return  # reset by the peer, or shut down by stop()
+            while True:
+                block = await reader.readblock()  # python3-hl7's MLLP framing
+                message = block.decode("utf-8", errors="replace")
+                with self._lock:
+                    self.messages.append(message)
+                if not self.silent:
+                    ack = ack_for(message, self.ack_code, f"ACK{next(self._ids)}")
+                    writer.writeblock(ack.encode("utf-8"))
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, ValueError,
+                hl7.mllp.InvalidBlockError):
+            pass  # the peer closed or broke the connection, or stop() did
         finally:
-            with self._lock:
-                self._conns.discard(conn)
-            conn.close()
+            self._writers.discard(writer)
+            writer.close()
 
 
 def _self_check():
-    import hl7
+    import socket
     oru = ("MSH|^~\\&|RDG|COUNTY_HOSPITAL|HIS|COUNTY|20240101120000||ORU^R01^ORU_R01|MSG{n}|P|2.5"
            "|||||CHN|UNICODE UTF-8\rPID|1||P123^^^HOSP^MR||张三^^^^^^L||19800101|M\r"
            "OBR|1||A1|71020^Chest X-ray^C4\rOBX|1|TX|71020^Chest X-ray^C4||正常 normal||||||F\r")

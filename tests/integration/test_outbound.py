@@ -1,5 +1,5 @@
 """Results back into the hospitals' own systems, with the real binaries and real peers: Orthanc
-(Debian's) as the county PACS and an MLLP listener as the clinic's HIS. After a FINAL report the
+(Debian's) as the county PACS and python3-hl7's MLLP server as the clinic's HIS. After a FINAL report the
 PACS holds the study's image (its data set byte for byte as the clinic sent it), the report as a
 Basic Text SR (dciodvfy: no errors; dsrdump: findings, impression, the reader as verifying
 observer) and as an Encapsulated PDF; the HIS holds the ORU^R01 and its AA ACK is recorded. With
