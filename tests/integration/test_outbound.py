@@ -1,11 +1,12 @@
 """Results back into the hospitals' own systems, with the real binaries and real peers: Orthanc
-(Debian's) as the county PACS and python3-hl7's MLLP server as the clinic's HIS. After a FINAL report the
-PACS holds the study's image (its data set byte for byte as the clinic sent it), the report as a
-Basic Text SR (dciodvfy: no errors; dsrdump: findings, impression, the reader as verifying
-observer) and as an Encapsulated PDF; the HIS holds the ORU^R01 and its AA ACK is recorded. With
-both down the queue holds the jobs, through a kill -9 of the gateway, and delivers them when they
-return; an addendum follows as a second SR and PDF and a corrected (C) ORU. OutboundTlsTest does
-it over DICOM TLS and MLLP over TLS, and refuses peers whose certificates RDG cannot trust."""
+(Debian's) as the county PACS and python3-hl7's MLLP server as the clinic's HIS. After a FINAL
+report the PACS holds the study's image (its data set byte for byte as the clinic sent it), the
+report as a Basic Text SR (dciodvfy: no errors; dsrdump: findings, impression, the reader by name
+as verifying observer) and as an Encapsulated PDF (dciodvfy: no errors); the HIS holds the
+ORU^R01 and its AA ACK is recorded. With both down the queue holds the jobs, through a kill -9 of
+the gateway, and delivers them when they return; an addendum follows as a second SR and PDF and a
+corrected (C) ORU. OutboundTlsTest does it over DICOM TLS and MLLP over TLS, and refuses peers
+whose certificates RDG cannot trust."""
 import io
 import os
 import subprocess
@@ -155,6 +156,12 @@ class OutboundTest(harness.GatewayTestCase):
         self.assertEqual(pdf.Modality, "DOC")
         self.assertEqual(pdf.StudyInstanceUID, ds.StudyInstanceUID)
         self.assertTrue(bytes(pdf.EncapsulatedDocument).startswith(b"%PDF"))
+        pdf_path = os.path.join(self.workdir, "report-pdf.dcm")
+        with open(pdf_path, "wb") as f:
+            f.write(self.pacs.instance_file(by_class[ENCAPSULATED_PDF][0]))
+        check = subprocess.run(["dciodvfy", "-new", pdf_path], capture_output=True, text=True)
+        self.assertEqual([line for line in (check.stdout + check.stderr).splitlines()
+                          if line.startswith("Error")], [], check.stdout + check.stderr)
 
         # The HIS: an ORU^R01 in UTF-8, acknowledged AA, the ACK recorded.
         messages = self.his.wait_messages(1, timeout=60)
