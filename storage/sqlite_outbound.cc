@@ -114,6 +114,17 @@ absl::StatusOr<int64_t> SqliteIndexStore::RetryFailed(const std::string& destina
   return writer_->Changes();
 }
 
+absl::StatusOr<int64_t> SqliteIndexStore::PurgeSent(absl::Time before, int32_t limit) {
+  absl::MutexLock lock(&writer_mu_);
+  RDG_ASSIGN_OR_RETURN(
+      auto d, writer_->Prepare("DELETE FROM outbound_jobs WHERE job_id IN (SELECT job_id FROM "
+                               "outbound_jobs WHERE state = 2 AND done_at < ? ORDER BY done_at "
+                               "LIMIT ?)"));
+  d->Bind(1, before).Bind(2, static_cast<int64_t>(limit));
+  RDG_RETURN_IF_ERROR(d->Run());
+  return writer_->Changes();
+}
+
 absl::StatusOr<std::vector<OutboundJob>> SqliteIndexStore::ListJobs(const std::string& exam_id) {
   ReaderLease conn = AcquireReader();
   RDG_ASSIGN_OR_RETURN(

@@ -791,6 +791,30 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
         if (!expired.ok()) LOG(WARNING) << "expiring upload sessions: " << expired.status();
       },
       kLeaderOnly);
+  // Sent pushes are kept for outbound.keep_sent_days, then go: the queue holds what is owed and
+  // the recent past, and /metrics does not count the whole history at every refresh.
+  const absl::Duration keep_sent = absl::Hours(24) * c.config.outbound().keep_sent_days();
+  storage::OutboundStore& outbound = index.outbound();
+  h->Add(
+      "outbound-retention", 360 * every,
+      [&outbound, &clock, keep_sent] {
+        constexpr int32_t kBatch = 1000;  // one short transaction at a time
+        int64_t purged = 0;
+        for (int batch = 0; batch < 100; ++batch) {
+          auto n = outbound.PurgeSent(clock.Now() - keep_sent, kBatch);
+          if (!n.ok()) {
+            LOG(WARNING) << "purging sent outbound jobs: " << n.status();
+            break;
+          }
+          purged += *n;
+          if (*n < kBatch) break;
+        }
+        if (purged > 0) {
+          LOG(INFO) << "purged " << purged << " outbound jobs sent more than "
+                    << absl::FormatDuration(keep_sent) << " ago";
+        }
+      },
+      kLeaderOnly);
   RefreshMetrics(metrics);  // so that the first scrape after a start does not read the history
   h->Start();
   return h;

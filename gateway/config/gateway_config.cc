@@ -500,6 +500,7 @@ void ApplyDefaults(GatewayConfig* c) {
   if (!c->has_disk_reserve_mb()) c->set_disk_reserve_mb(1024);
   if (c->outbound().max_backoff_seconds() <= 0) c->mutable_outbound()->set_max_backoff_seconds(300);
   if (c->outbound().timeout_seconds() <= 0) c->mutable_outbound()->set_timeout_seconds(30);
+  if (c->outbound().keep_sent_days() <= 0) c->mutable_outbound()->set_keep_sent_days(90);
   for (auto& inst : *c->mutable_institutions()) {
     for (auto& d : *inst.mutable_destinations()) {
       if (d.has_dicom() && d.dicom().calling_ae().empty()) d.mutable_dicom()->set_calling_ae("RDG");

@@ -119,6 +119,9 @@ class OutboundStore {
   //! Puts FAILED jobs back in the queue, due at `now`: those of `destination` (all when empty).
   //! Returns how many.
   virtual absl::StatusOr<int64_t> RetryFailed(const std::string& destination, absl::Time now) = 0;
+  //! Deletes up to `limit` SENT jobs done before `before`, the oldest first; returns how many.
+  //! (Pending and failed jobs are never purged.)
+  virtual absl::StatusOr<int64_t> PurgeSent(absl::Time before, int32_t limit) = 0;
   //! The jobs of an exam, by job id.
   virtual absl::StatusOr<std::vector<OutboundJob>> ListJobs(const std::string& exam_id) = 0;
   //! Every destination that has jobs, by name.

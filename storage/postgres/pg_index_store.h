@@ -234,6 +234,9 @@ class PostgresIndexStore final : public IndexStore {
   absl::StatusOr<std::vector<OutboundJob>> ListJobs(const std::string& exam_id) override {
     return outbound_.ListJobs(exam_id);
   }
+  absl::StatusOr<int64_t> PurgeSent(absl::Time before, int32_t limit) override {
+    return outbound_.PurgeSent(before, limit);
+  }
   absl::StatusOr<std::vector<OutboundSummary>> SummarizeOutbound() override {
     return outbound_.SummarizeOutbound();
   }

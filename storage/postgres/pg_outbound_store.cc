@@ -107,6 +107,15 @@ absl::StatusOr<int64_t> PgOutboundStore::RetryFailed(const std::string& destinat
   return u->affected();
 }
 
+absl::StatusOr<int64_t> PgOutboundStore::PurgeSent(absl::Time before, int32_t limit) {
+  static constexpr char kPurge[] =
+      "DELETE FROM outbound_jobs WHERE job_id IN (SELECT job_id FROM outbound_jobs "
+      "WHERE state = 2 AND done_at < $1 ORDER BY done_at LIMIT $2)";
+  auto d = pool_.Query(kPurge, {P(before), P(static_cast<int64_t>(limit))});
+  if (!d.ok()) return d.status();
+  return d->affected();
+}
+
 absl::StatusOr<std::vector<OutboundJob>> PgOutboundStore::ListJobs(const std::string& exam_id) {
   static constexpr char kList[] =
       "SELECT " RDG_OUTBOUND_COLUMNS " FROM outbound_jobs WHERE exam_id = $1 ORDER BY job_id";

@@ -24,6 +24,7 @@ class PgOutboundStore : public OutboundStore {
   absl::Status RecordAttempt(int64_t job_id, const OutboundAttempt& attempt,
                              absl::Time now) override;
   absl::StatusOr<int64_t> RetryFailed(const std::string& destination, absl::Time now) override;
+  absl::StatusOr<int64_t> PurgeSent(absl::Time before, int32_t limit) override;
   absl::StatusOr<std::vector<OutboundJob>> ListJobs(const std::string& exam_id) override;
   absl::StatusOr<std::vector<OutboundSummary>> SummarizeOutbound() override;
 

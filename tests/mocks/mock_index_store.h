@@ -95,6 +95,7 @@ class MockIndexStore : public IndexStore {
   MOCK_METHOD(absl::Status, RecordAttempt, (int64_t, const OutboundAttempt&, absl::Time),
               (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, RetryFailed, (const std::string&, absl::Time), (override));
+  MOCK_METHOD(absl::StatusOr<int64_t>, PurgeSent, (absl::Time, int32_t), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<OutboundJob>>, ListJobs, (const std::string&), (override));
   MOCK_METHOD(absl::StatusOr<std::vector<OutboundSummary>>, SummarizeOutbound, (), (override));
   MOCK_METHOD(absl::StatusOr<int64_t>, AuditExportedUpTo, (const std::string&), (override));

@@ -207,6 +207,45 @@ TYPED_TEST(OutboundStoreContractTest, AJobIsRetriedThenSentOrFailedAndFailedOnes
   EXPECT_EQ((*summary)[1].oldest_pending_since, kT0);
 }
 
+TYPED_TEST(OutboundStoreContractTest, SentJobsArePurgedOldestFirstNeverPendingOrFailedOnes) {
+  OutboundStore& store = *this->store_;
+  const std::vector<ReportRecord> reports = this->ReportedExam("7.4");
+  ASSERT_EQ(reports.size(), 3u);
+  ASSERT_TRUE(store
+                  .PlanJobs({OutboundJobOf("pacs-a", OutboundKind::kReportSr, reports[1]),
+                             OutboundJobOf("pacs-a", OutboundKind::kReportPdf, reports[1]),
+                             OutboundJobOf("his-a", OutboundKind::kReportOru, reports[1]),
+                             OutboundJobOf("his-b", OutboundKind::kReportOru, reports[1])},
+                            reports[1].seq, kT0)
+                  .ok());
+  auto id_of = [&](const std::string& destination, size_t n) {
+    auto due = store.DueJobs(destination, kT0, 100);
+    EXPECT_TRUE(due.ok() && due->size() > n);
+    return due.ok() && due->size() > n ? (*due)[n].job_id : int64_t{0};
+  };
+  const int64_t sr = id_of("pacs-a", 0), pdf = id_of("pacs-a", 1), oru_a = id_of("his-a", 0);
+  ASSERT_TRUE(
+      store.RecordAttempt(sr, {OutboundState::kSent, "stored"}, kT0 + absl::Minutes(2)).ok());
+  ASSERT_TRUE(
+      store.RecordAttempt(oru_a, {OutboundState::kSent, "ACK AA"}, kT0 + absl::Minutes(10)).ok());
+  ASSERT_TRUE(
+      store.RecordAttempt(pdf, {OutboundState::kFailed, "refused"}, kT0 + absl::Minutes(1)).ok());
+  // his-b's job is still pending.
+
+  EXPECT_EQ(*store.PurgeSent(kT0 + absl::Minutes(1), 100), 0) << "nothing sent before then";
+  EXPECT_EQ(*store.PurgeSent(kT0 + absl::Hours(1), 1), 1) << "the limit holds";
+  auto jobs = store.ListJobs(reports[1].exam_id);
+  ASSERT_TRUE(jobs.ok() && jobs->size() == 3u);
+  for (const OutboundJob& j : *jobs) EXPECT_NE(j.job_id, sr) << "the oldest sent goes first";
+  EXPECT_EQ(*store.PurgeSent(kT0 + absl::Hours(1), 100), 1);
+  jobs = store.ListJobs(reports[1].exam_id);
+  ASSERT_TRUE(jobs.ok() && jobs->size() == 2u);
+  EXPECT_EQ((*jobs)[0].job_id, pdf);
+  EXPECT_EQ((*jobs)[0].state, OutboundState::kFailed);
+  EXPECT_EQ((*jobs)[1].state, OutboundState::kPending);
+  EXPECT_EQ(*store.PurgeSent(kT0 + absl::Hours(1000), 100), 0);
+}
+
 TYPED_TEST(OutboundStoreContractTest, AnAmendmentWaitsForTheVersionItAmendsAtTheSameDestination) {
   OutboundStore& store = *this->store_;
   const std::vector<ReportRecord> reports = this->ReportedExam("7.3");

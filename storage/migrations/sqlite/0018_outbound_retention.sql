@@ -1,0 +1,3 @@
+-- RDG index, version 18: sent outbound jobs are kept for outbound.keep_sent_days, then purged
+-- (OutboundStore::PurgeSent), found by when they were sent.
+CREATE INDEX outbound_jobs_sent ON outbound_jobs (done_at) WHERE state = 2;
