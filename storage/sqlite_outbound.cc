@@ -117,9 +117,11 @@ absl::StatusOr<int64_t> SqliteIndexStore::RetryFailed(const std::string& destina
 absl::StatusOr<int64_t> SqliteIndexStore::PurgeSent(absl::Time before, int32_t limit) {
   absl::MutexLock lock(&writer_mu_);
   RDG_ASSIGN_OR_RETURN(
-      auto d, writer_->Prepare("DELETE FROM outbound_jobs WHERE job_id IN (SELECT job_id FROM "
-                               "outbound_jobs WHERE state = 2 AND done_at < ? ORDER BY done_at "
-                               "LIMIT ?)"));
+      auto d,
+      writer_->Prepare(
+          "DELETE FROM outbound_jobs WHERE job_id IN (SELECT job_id FROM outbound_jobs AS j "
+          "WHERE state = 2 AND done_at < ? AND done_at < (SELECT MAX(done_at) FROM outbound_jobs "
+          "WHERE state = 2 AND destination = j.destination) ORDER BY done_at LIMIT ?)"));
   d->Bind(1, before).Bind(2, static_cast<int64_t>(limit));
   RDG_RETURN_IF_ERROR(d->Run());
   return writer_->Changes();

@@ -796,7 +796,7 @@ std::unique_ptr<Housekeeper> StartHousekeeping(Gateway::Components& c) {
   const absl::Duration keep_sent = absl::Hours(24) * c.config.outbound().keep_sent_days();
   storage::OutboundStore& outbound = index.outbound();
   h->Add(
-      "outbound-retention", 360 * every,
+      "outbound-retention", absl::Hours(1),
       [&outbound, &clock, keep_sent] {
         constexpr int32_t kBatch = 1000;  // one short transaction at a time
         int64_t purged = 0;

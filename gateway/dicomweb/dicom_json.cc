@@ -228,26 +228,9 @@ absl::StatusOr<std::unique_ptr<FrameSource>> FrameSource::Open(const std::string
   return std::unique_ptr<FrameSource>(new FrameSource(std::move(state)));
 }
 
-absl::StatusOr<std::string> FrameSource::Read(int n) const {
-  if (n < 1 || n > state_->count) {
-    return absl::NotFoundError(
-        absl::StrCat("no frame ", n, " (the instance has ", state_->count, ")"));
-  }
-  std::string out;
-  if (state_->fragments == nullptr) {
-    const uint64_t offset = state_->frame_bytes * static_cast<uint64_t>(n - 1);
-    if (offset + state_->frame_bytes > state_->pixels->getLength()) {
-      return absl::DataLossError("the pixel data is shorter than its frames");
-    }
-    out.resize(state_->frame_bytes);
-    if (OFCondition c = state_->pixels->getPartialValue(out.data(), static_cast<Uint32>(offset),
-                                                        static_cast<Uint32>(state_->frame_bytes));
-        c.bad()) {
-      return absl::InternalError(absl::StrCat("cannot read frame ", n, ": ", c.text()));
-    }
-    return out;
-  }
-  // Compressed: the frame's fragments, found as PS3.5 A.4 allows, joined.
+absl::StatusOr<std::pair<uint32_t, uint32_t>> FrameSource::FragmentsOf(int n) const {
+  // Found as PS3.5 A.4 allows: one fragment per frame, the Basic Offset Table, or all fragments
+  // of a single frame.
   DcmPixelSequence* fragments = state_->fragments;
   const Uint32 items = static_cast<Uint32>(fragments->card());
   const Sint32 count = state_->count;
@@ -265,9 +248,41 @@ absl::StatusOr<std::string> FrameSource::Read(int n) const {
   RDG_ASSIGN_OR_RETURN(const Uint32 first, start_of(static_cast<Uint32>(n - 1)));
   RDG_ASSIGN_OR_RETURN(const Uint32 end, start_of(static_cast<Uint32>(n)));
   if (end <= first) return absl::DataLossError("the compressed frame has no fragments");
-  for (Uint32 i = first; i < end; ++i) {
+  return std::make_pair(first, end);
+}
+
+absl::Status FrameSource::Locate(int n) const {
+  if (n < 1 || n > state_->count) {
+    return absl::NotFoundError(
+        absl::StrCat("no frame ", n, " (the instance has ", state_->count, ")"));
+  }
+  if (state_->fragments == nullptr) {
+    const uint64_t end = state_->frame_bytes * static_cast<uint64_t>(n);
+    if (end > state_->pixels->getLength()) {
+      return absl::DataLossError("the pixel data is shorter than its frames");
+    }
+    return absl::OkStatus();
+  }
+  return FragmentsOf(n).status();
+}
+
+absl::StatusOr<std::string> FrameSource::Read(int n) const {
+  RDG_RETURN_IF_ERROR(Locate(n));
+  std::string out;
+  if (state_->fragments == nullptr) {
+    const uint64_t offset = state_->frame_bytes * static_cast<uint64_t>(n - 1);
+    out.resize(state_->frame_bytes);
+    if (OFCondition c = state_->pixels->getPartialValue(out.data(), static_cast<Uint32>(offset),
+                                                        static_cast<Uint32>(state_->frame_bytes));
+        c.bad()) {
+      return absl::InternalError(absl::StrCat("cannot read frame ", n, ": ", c.text()));
+    }
+    return out;
+  }
+  RDG_ASSIGN_OR_RETURN(const auto range, FragmentsOf(n));
+  for (Uint32 i = range.first; i < range.second; ++i) {
     DcmPixelItem* item = nullptr;
-    if (fragments->getItem(item, i).bad() || item == nullptr) {
+    if (state_->fragments->getItem(item, i).bad() || item == nullptr) {
       return absl::DataLossError("a fragment of the compressed frame is missing");
     }
     const Uint32 length = item->getLength();

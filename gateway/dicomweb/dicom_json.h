@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -49,12 +50,17 @@ class FrameSource {
   //! The transfer syntax the frames are in: the instance's own when compressed (a frame is a
   //! JPEG, JPEG-LS, JPEG 2000 or RLE stream); Explicit VR Little Endian for native pixel data.
   const std::string& transfer_syntax_uid() const;
-  //! Frame `n` (1-based); NOT_FOUND for a frame the instance does not have.
+  //! Whether frame `n` (1-based) can be read: NOT_FOUND for a frame the instance does not
+  //! have, UNIMPLEMENTED when its fragments cannot be told apart. Reads no pixel data.
+  absl::Status Locate(int n) const;
+  //! Frame `n` (1-based), with Locate's errors.
   absl::StatusOr<std::string> Read(int n) const;
 
  private:
   struct State;
   explicit FrameSource(std::unique_ptr<State> state);
+  //! The fragments [first, end) of compressed frame `n`.
+  absl::StatusOr<std::pair<uint32_t, uint32_t>> FragmentsOf(int n) const;
   std::unique_ptr<State> state_;
 };
 

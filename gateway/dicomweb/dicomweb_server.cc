@@ -215,7 +215,8 @@ void DicomWebServer::Route(httplib::Server& s) {
       if (req.matches.size() > 2) q.series_uids = {req.matches[2]};
     } else {
       RDG_ASSIGN_OR_RETURN(
-          exams, deps_.access.Searchable(who, kSearchScope, absl::StrCat("search ", req.target)));
+          exams, deps_.access.Searchable(who, kSearchScope, absl::StrCat("search ", req.target),
+                                         /*with_priors=*/level == QidoLevel::kStudy));
     }
     const std::string base = BaseUrl(req);
     std::vector<std::string> found;
@@ -421,12 +422,11 @@ void DicomWebServer::Route(httplib::Server& s) {
         RDG_ASSIGN_OR_RETURN(auto selected, select(who, req, "dicomweb_retrieve"));
         RDG_ASSIGN_OR_RETURN(std::string path, path_of(selected.second.front()));
         RDG_ASSIGN_OR_RETURN(std::shared_ptr<FrameSource> source, FrameSource::Open(path));
+        // Every frame found before the answer begins (no pixel data read yet): a frame that is
+        // not there or cannot be told apart is an answer, not a cut connection.
         for (int n : numbers) {
           if (n < 1) return absl::InvalidArgumentError("frame numbers start at 1");
-          if (n > source->count()) {
-            return absl::NotFoundError(
-                absl::StrCat("no frame ", n, " (the instance has ", source->count(), ")"));
-          }
+          RDG_RETURN_IF_ERROR(source->Locate(n));
         }
         // Each frame as stored: application/octet-stream naming its transfer syntax (native
         // frames are the same bytes in either little-endian syntax), or the image type of a
@@ -448,8 +448,8 @@ void DicomWebServer::Route(httplib::Server& s) {
             }
           }
         }
-        // The first frame now, so that a frame that cannot be read is an answer, not a cut
-        // connection; each of the others read as it is sent: one frame in memory at a time.
+        // The first frame now (an unreadable file is an answer too); each of the others read as
+        // it is sent: one frame in memory at a time.
         auto first = std::make_shared<absl::StatusOr<std::string>>(source->Read(numbers[0]));
         if (!first->ok()) return first->status();
         const std::string boundary = "rdg-" + storage::RandomHex(12);

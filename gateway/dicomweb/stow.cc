@@ -80,6 +80,7 @@ bool StowRequest::Begin(const std::map<std::string, std::string>& headers) {
   if (!locked.ok()) {
     if (file.ok()) file_ = *std::move(file);
     Fail(kOutOfResources, absl::StrCat("cannot stage the instance: ", locked.message()));
+    outcomes_.back().retry_later = true;
     return true;
   }
   file_ = *std::move(file);
@@ -97,6 +98,7 @@ bool StowRequest::Write(absl::string_view data) {
   sha_.Update(data);
   if (absl::Status s = file_.Append(data); !s.ok()) {
     Fail(kOutOfResources, absl::StrCat("cannot stage the instance: ", s.message()));
+    outcomes_.back().retry_later = true;  // the data dir's disk: not the instance's fault
   }
   return true;
 }
@@ -112,6 +114,7 @@ StowRequest::Outcome StowRequest::Store() {
   Outcome o;
   auto failed = [&o](const absl::Status& s) {
     o.failure_reason = ReasonOf(s);
+    o.retry_later = absl::IsUnavailable(s);
     o.detail = std::string(s.message());
     return o;
   };
@@ -173,7 +176,7 @@ int StowRequest::HttpStatus() const {
   size_t stored = 0, for_now = 0;
   for (const Outcome& o : outcomes_) {
     stored += o.stored ? 1 : 0;
-    for_now += !o.stored && o.failure_reason == kOutOfResources ? 1 : 0;
+    for_now += !o.stored && o.retry_later ? 1 : 0;
   }
   if (stored == outcomes_.size() && stored > 0) return 200;
   if (stored > 0) return 202;

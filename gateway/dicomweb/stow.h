@@ -29,7 +29,8 @@ class StowRequest {
     std::string sop_instance_uid;
     std::string study_instance_uid;
     std::string series_instance_uid;  //!< when stored and found again in the index
-    uint16_t failure_reason = 0;      //!< PS3.4 C-STORE status when not stored
+    bool retry_later = false;     //!< failed for now (index busy, disk full): worth sending again
+    uint16_t failure_reason = 0;  //!< PS3.4 C-STORE status when not stored
     std::string detail;
   };
   //! `study`: the Study Instance UID of a POST studies/{study} (instances of another study fail,
@@ -49,7 +50,8 @@ class StowRequest {
   //! The STOW-RS response body (application/dicom+json); `base` is the service's root URL.
   std::string ResponseJson(absl::string_view base) const;
   //! 200 all stored, 202 some failed, 409 none stored (PS3.18 10.5.3); 503 when none was
-  //! stored only for want of resources now (retry).
+  //! stored, each only for a failure of the moment (an index busy, a disk full): retry. An
+  //! instance too large is 409: sending it again will not help.
   int HttpStatus() const;
 
  private:

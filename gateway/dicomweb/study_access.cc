@@ -17,7 +17,8 @@ absl::Status NoSuchStudy(const std::string& study) {
 
 absl::StatusOr<std::vector<StudyAccess::Found>> StudyAccess::Searchable(const auth::Principal& who,
                                                                         size_t max,
-                                                                        absl::string_view what) {
+                                                                        absl::string_view what,
+                                                                        bool with_priors) {
   std::vector<Found> out;
   if (who.role == rdg::v1::CLINIC) {
     RDG_RETURN_IF_ERROR(auth::Authorize(who, auth::Permission::kListOwnExams));
@@ -51,9 +52,12 @@ absl::StatusOr<std::vector<StudyAccess::Found>> StudyAccess::Searchable(const au
     } while (!query.after.empty() && out.size() < max);
     // The priors of what they work on, as rdg-reader priors lists them (each audited
     // "view_prior"): found at study level; their images stay with their own claims.
-    for (const std::string& exam_id : claimed) {
+    for (const std::string& exam_id : with_priors ? claimed : std::vector<std::string>{}) {
       absl::StatusOr<worklist::ReadingDesk::PriorsView> priors = desk_.Priors(who, exam_id, "");
-      if (!priors.ok()) continue;  // the claim ended meanwhile
+      if (absl::IsPermissionDenied(priors.status()) || absl::IsNotFound(priors.status())) {
+        continue;  // the claim ended meanwhile
+      }
+      if (!priors.ok()) return priors.status();
       for (storage::ExamRecord& prior : priors->priors) {
         const bool listed = std::any_of(out.begin(), out.end(), [&](const Found& f) {
           return f.exam.exam_id == prior.exam_id;

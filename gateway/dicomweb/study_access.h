@@ -37,8 +37,9 @@ class StudyAccess {
   //! The studies the caller may search: at most `max` exams, newest first (a clinic's), or in
   //! worklist order then the priors of the exams they hold (a reader's: as rdg-reader priors,
   //! each prior audited "view_prior"). Audited as "dicomweb_search" with `what` as detail.
+  //! `with_priors`: a study search (priors are found at study level only).
   absl::StatusOr<std::vector<Found>> Searchable(const auth::Principal& who, size_t max,
-                                                absl::string_view what);
+                                                absl::string_view what, bool with_priors);
   //! The exam of `study_instance_uid` the caller may retrieve, audited as `action`.
   absl::StatusOr<storage::ExamRecord> Open(const auth::Principal& who,
                                            const std::string& study_instance_uid,

@@ -120,7 +120,8 @@ class OutboundStore {
   //! Returns how many.
   virtual absl::StatusOr<int64_t> RetryFailed(const std::string& destination, absl::Time now) = 0;
   //! Deletes up to `limit` SENT jobs done before `before`, the oldest first; returns how many.
-  //! (Pending and failed jobs are never purged.)
+  //! Pending and failed jobs are never purged, nor a destination's last sent job (when it last
+  //! took one stays known).
   virtual absl::StatusOr<int64_t> PurgeSent(absl::Time before, int32_t limit) = 0;
   //! The jobs of an exam, by job id.
   virtual absl::StatusOr<std::vector<OutboundJob>> ListJobs(const std::string& exam_id) = 0;

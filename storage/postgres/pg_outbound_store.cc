@@ -109,8 +109,9 @@ absl::StatusOr<int64_t> PgOutboundStore::RetryFailed(const std::string& destinat
 
 absl::StatusOr<int64_t> PgOutboundStore::PurgeSent(absl::Time before, int32_t limit) {
   static constexpr char kPurge[] =
-      "DELETE FROM outbound_jobs WHERE job_id IN (SELECT job_id FROM outbound_jobs "
-      "WHERE state = 2 AND done_at < $1 ORDER BY done_at LIMIT $2)";
+      "DELETE FROM outbound_jobs WHERE job_id IN (SELECT job_id FROM outbound_jobs AS j "
+      "WHERE state = 2 AND done_at < $1 AND done_at < (SELECT max(done_at) FROM outbound_jobs "
+      "WHERE state = 2 AND destination = j.destination) ORDER BY done_at LIMIT $2)";
   auto d = pool_.Query(kPurge, {P(before), P(static_cast<int64_t>(limit))});
   if (!d.ok()) return d.status();
   return d->affected();

@@ -57,6 +57,7 @@ class Hl7Listener:
         self._loop = None
         self._thread = None
         self._server = None
+        self._stopping = False  # read and written on the loop's thread only
         self._writers = set()
 
     @property
@@ -79,9 +80,13 @@ class Hl7Listener:
             context.load_cert_chain(certificate, key)
             context.load_verify_locations(ca)
             context.verify_mode = ssl.CERT_REQUIRED
-        self._server = self._run(hl7.mllp.start_hl7_server(
-            self._serve, "127.0.0.1", self.port or 0, limit=1 << 20, encoding="utf-8",
-            ssl=context, reuse_address=True))
+
+        async def listen():
+            self._stopping = False
+            return await hl7.mllp.start_hl7_server(
+                self._serve, "127.0.0.1", self.port or 0, limit=1 << 20, encoding="utf-8",
+                ssl=context, reuse_address=True)
+        self._server = self._run(listen())
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -91,6 +96,8 @@ class Hl7Listener:
             return
 
         async def close(server):
+            # A connection whose handler has not run yet closes itself when it does (_serve).
+            self._stopping = True
             server.close()
             for writer in list(self._writers):
                 writer.close()
@@ -109,6 +116,9 @@ class Hl7Listener:
 
     async def _serve(self, reader, writer):
         """One connection: frames until the peer closes or stop(), several per connection."""
+        if self._stopping:  # accepted just before stop(): the HIS is down
+            writer.close()
+            return
         self._writers.add(writer)
         with self._lock:
             self.connections += 1

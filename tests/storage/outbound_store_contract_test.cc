@@ -232,18 +232,36 @@ TYPED_TEST(OutboundStoreContractTest, SentJobsArePurgedOldestFirstNeverPendingOr
       store.RecordAttempt(pdf, {OutboundState::kFailed, "refused"}, kT0 + absl::Minutes(1)).ok());
   // his-b's job is still pending.
 
+  // pacs-a's SR sent again later (an addendum's): the earlier one may go, the last may not.
+  ASSERT_TRUE(store
+                  .PlanJobs({OutboundJobOf("pacs-a", OutboundKind::kReportSr, reports[2])},
+                            reports[2].seq, kT0 + absl::Minutes(20))
+                  .ok());
+  auto due = store.DueJobs("pacs-a", kT0 + absl::Minutes(20), 100);
+  ASSERT_TRUE(due.ok() && due->size() == 1u);  // the failed PDF is not due
+  const int64_t sr2 = (*due)[0].job_id;
+  ASSERT_EQ((*due)[0].report_id, reports[2].report_id);
+  ASSERT_TRUE(
+      store.RecordAttempt(sr2, {OutboundState::kSent, "stored"}, kT0 + absl::Minutes(30)).ok());
+
   EXPECT_EQ(*store.PurgeSent(kT0 + absl::Minutes(1), 100), 0) << "nothing sent before then";
   EXPECT_EQ(*store.PurgeSent(kT0 + absl::Hours(1), 1), 1) << "the limit holds";
-  auto jobs = store.ListJobs(reports[1].exam_id);
-  ASSERT_TRUE(jobs.ok() && jobs->size() == 3u);
+  auto jobs = store.ListJobs(reports[1].exam_id);  // the exam's: both versions'
+  ASSERT_TRUE(jobs.ok() && jobs->size() == 4u);
   for (const OutboundJob& j : *jobs) EXPECT_NE(j.job_id, sr) << "the oldest sent goes first";
-  EXPECT_EQ(*store.PurgeSent(kT0 + absl::Hours(1), 100), 1);
+  // his-a's only sent job, and pacs-a's last, stay: when each last took a job stays known.
+  EXPECT_EQ(*store.PurgeSent(kT0 + absl::Hours(1000), 100), 0);
+  auto summary = store.SummarizeOutbound();
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  for (const OutboundSummary& d : *summary) {
+    if (d.destination == "his-a") EXPECT_EQ(d.last_sent_at, kT0 + absl::Minutes(10));
+    if (d.destination == "pacs-a") EXPECT_EQ(d.last_sent_at, kT0 + absl::Minutes(30));
+  }
   jobs = store.ListJobs(reports[1].exam_id);
-  ASSERT_TRUE(jobs.ok() && jobs->size() == 2u);
+  ASSERT_TRUE(jobs.ok() && jobs->size() == 4u);  // the failed PDF, the ORUs, pacs-a's last SR
   EXPECT_EQ((*jobs)[0].job_id, pdf);
   EXPECT_EQ((*jobs)[0].state, OutboundState::kFailed);
-  EXPECT_EQ((*jobs)[1].state, OutboundState::kPending);
-  EXPECT_EQ(*store.PurgeSent(kT0 + absl::Hours(1000), 100), 0);
+  EXPECT_EQ((*jobs)[2].state, OutboundState::kPending);
 }
 
 TYPED_TEST(OutboundStoreContractTest, AnAmendmentWaitsForTheVersionItAmendsAtTheSameDestination) {
